@@ -1,0 +1,376 @@
+//! The phone's local event log and outbox in SQLite.
+//!
+//! Recording an event writes the event and its outbox entry in one transaction, in WAL mode with
+//! `synchronous=FULL`, and returns only after the commit: when `record` returns, the event survives a crash
+//! or a flat battery, so the screen may say it happened. An event leaves the outbox only when the office's
+//! answer says it was stored (see `sync_plan`).
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::event::{EnvelopeError, EventEnvelope};
+use crate::ids::{DeviceId, DeviceSeq, EventId, VisitId};
+use crate::lifecycle::VisitEvent;
+use crate::protocol::PhoneHoldings;
+use crate::sync_plan::OutboxUpdate;
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_event_log.sql")];
+
+/// Why the event log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("the phone's database could not be opened or written: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the phone's database failed its integrity check: {0}")]
+    Corrupt(String),
+    #[error("this database belongs to device {found}, not {expected}")]
+    WrongDevice { expected: DeviceId, found: DeviceId },
+    #[error("the database was written by a newer Doorstep (schema {0})")]
+    NewerSchema(i64),
+    #[error("the event is not valid: {0}")]
+    Invalid(#[from] EnvelopeError),
+    #[error("a stored record could not be read: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// Where one event stands with the office.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// On the phone, not yet confirmed. `attempts` > 0 means it has been sent at least once.
+    Waiting { attempts: u32 },
+    /// The office said it stored it.
+    Confirmed { at: DateTime<Utc> },
+    /// The office refused it, with its reason; it will not be sent again.
+    Refused { reason: String },
+}
+
+/// The outbox at a glance, for the status line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboxStatus {
+    pub waiting: u64,
+    pub refused: u64,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// The phone's event log. One per device; not shared between threads without a lock.
+#[derive(Debug)]
+pub struct EventLog {
+    conn: Connection,
+    device: DeviceId,
+}
+
+impl EventLog {
+    /// Opens (or creates) the log at `path` for `device`, checking the file's integrity and migrating it.
+    pub fn open(path: &Path, device: &DeviceId) -> Result<Self, LogError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let integrity: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        if integrity != "ok" {
+            return Err(LogError::Corrupt(integrity));
+        }
+        migrate(&mut conn)?;
+        let found: Option<String> = conn
+            .query_row("SELECT device_id FROM device WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        match found {
+            None => {
+                conn.execute(
+                    "INSERT INTO device (id, device_id, last_seq) VALUES (1, ?1, 0)",
+                    [device.as_str()],
+                )?;
+            }
+            Some(found) if found != device.as_str() => {
+                return Err(LogError::WrongDevice {
+                    expected: device.clone(),
+                    found: DeviceId::parse(&found).map_err(|e| LogError::Corrupt(e.to_string()))?,
+                });
+            }
+            Some(_) => {}
+        }
+        Ok(Self {
+            conn,
+            device: device.clone(),
+        })
+    }
+
+    pub fn device(&self) -> &DeviceId {
+        &self.device
+    }
+
+    /// Records `event` for `visit` at the device's time `now`. Returns after the commit is on disk.
+    pub fn record(
+        &mut self,
+        visit: &VisitId,
+        event: VisitEvent,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, LogError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: i64 = tx.query_row("SELECT last_seq FROM device WHERE id = 1", [], |row| {
+            row.get(0)
+        })?;
+        let seq = DeviceSeq::new(last as u64 + 1).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let envelope = EventEnvelope {
+            id: EventId::new_v7(),
+            device: self.device.clone(),
+            seq,
+            visit: visit.clone(),
+            recorded_at: now,
+            event,
+        };
+        envelope.validate()?;
+        let body = serde_json::to_string(&envelope)?;
+        tx.execute(
+            "INSERT INTO events (id, seq, visit_id, recorded_at, urgent, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                envelope.id.to_string(),
+                seq.get() as i64,
+                visit.as_str(),
+                now.to_rfc3339(),
+                envelope.event.is_urgent(),
+                body
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO outbox (event_id, state) VALUES (?1, 'waiting')",
+            [envelope.id.to_string()],
+        )?;
+        tx.execute(
+            "UPDATE device SET last_seq = ?1 WHERE id = 1",
+            [seq.get() as i64],
+        )?;
+        tx.commit()?;
+        Ok(envelope)
+    }
+
+    /// Every event still waiting for the office, oldest first.
+    pub fn waiting(&self) -> Result<Vec<EventEnvelope>, LogError> {
+        self.envelopes(
+            "SELECT e.body FROM events e JOIN outbox o ON o.event_id = e.id
+             WHERE o.state = 'waiting' ORDER BY e.seq",
+            [],
+        )
+    }
+
+    /// Every event this phone recorded for `visit`, oldest first, with where each stands.
+    pub fn events_for_visit(
+        &self,
+        visit: &VisitId,
+    ) -> Result<Vec<(EventEnvelope, Delivery)>, LogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.body, o.state, o.attempts, o.confirmed_at, o.refused_reason
+             FROM events e JOIN outbox o ON o.event_id = e.id
+             WHERE e.visit_id = ?1 ORDER BY e.seq",
+        )?;
+        let rows = stmt.query_map([visit.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, u32>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (body, state, attempts, confirmed_at, reason) = row?;
+            let envelope: EventEnvelope = serde_json::from_str(&body)?;
+            let delivery = match state.as_str() {
+                "confirmed" => Delivery::Confirmed {
+                    at: parse_time(confirmed_at.as_deref())?.unwrap_or(envelope.recorded_at),
+                },
+                "refused" => Delivery::Refused {
+                    reason: reason.unwrap_or_default(),
+                },
+                _ => Delivery::Waiting { attempts },
+            };
+            out.push((envelope, delivery));
+        }
+        Ok(out)
+    }
+
+    /// Where one event stands, or `None` if this phone never recorded it.
+    pub fn delivery(&self, id: EventId) -> Result<Option<Delivery>, LogError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT state, attempts, confirmed_at, refused_reason FROM outbox WHERE event_id = ?1",
+                [id.to_string()],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((state, attempts, confirmed_at, reason)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(match state.as_str() {
+            "confirmed" => Delivery::Confirmed {
+                at: parse_time(confirmed_at.as_deref())?.unwrap_or_default(),
+            },
+            "refused" => Delivery::Refused {
+                reason: reason.unwrap_or_default(),
+            },
+            _ => Delivery::Waiting { attempts },
+        }))
+    }
+
+    /// Notes that these events are being sent now (they show as "sent", not yet confirmed).
+    pub fn note_sent(&mut self, ids: &[EventId], now: DateTime<Utc>) -> Result<(), LogError> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?2
+                 WHERE event_id = ?1 AND state = 'waiting'",
+                params![id.to_string(), now.to_rfc3339()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies the sync planner's verdicts in one transaction. Only waiting events change: a confirmation
+    /// is never taken back.
+    pub fn apply(&mut self, updates: &[OutboxUpdate], now: DateTime<Utc>) -> Result<(), LogError> {
+        let tx = self.conn.transaction()?;
+        for update in updates {
+            match update {
+                OutboxUpdate::Confirm(id) => tx.execute(
+                    "UPDATE outbox SET state = 'confirmed', confirmed_at = ?2
+                     WHERE event_id = ?1 AND state = 'waiting'",
+                    params![id.to_string(), now.to_rfc3339()],
+                )?,
+                OutboxUpdate::Refuse { id, reason } => tx.execute(
+                    "UPDATE outbox SET state = 'refused', refused_reason = ?2
+                     WHERE event_id = ?1 AND state = 'waiting'",
+                    params![id.to_string(), reason],
+                )?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a completed exchange with the office.
+    pub fn note_sync_success(
+        &mut self,
+        now: DateTime<Utc>,
+        server_time: DateTime<Utc>,
+    ) -> Result<(), LogError> {
+        self.conn.execute(
+            "UPDATE sync_status SET last_success_at = ?1, failing_since = NULL, last_error = NULL,
+             server_offset_ms = ?2 WHERE id = 1",
+            params![now.to_rfc3339(), (server_time - now).num_milliseconds()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a failed attempt to reach the office; keeps the time failures began.
+    pub fn note_sync_failure(&mut self, now: DateTime<Utc>, error: &str) -> Result<(), LogError> {
+        self.conn.execute(
+            "UPDATE sync_status SET failing_since = COALESCE(failing_since, ?1), last_error = ?2 WHERE id = 1",
+            params![now.to_rfc3339(), error],
+        )?;
+        Ok(())
+    }
+
+    pub fn status(&self) -> Result<OutboxStatus, LogError> {
+        let (waiting, refused): (u64, u64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(state = 'waiting'), 0), COALESCE(SUM(state = 'refused'), 0) FROM outbox",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let (success, failing, error): (Option<String>, Option<String>, Option<String>) =
+            self.conn.query_row(
+                "SELECT last_success_at, failing_since, last_error FROM sync_status WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?;
+        Ok(OutboxStatus {
+            waiting,
+            refused,
+            last_success_at: parse_time(success.as_deref())?,
+            failing_since: parse_time(failing.as_deref())?,
+            last_error: error,
+        })
+    }
+
+    /// Replaces what the phone holds (visits, briefings, policy) with the office's latest.
+    pub fn save_holdings(
+        &mut self,
+        holdings: &PhoneHoldings,
+        now: DateTime<Utc>,
+    ) -> Result<(), LogError> {
+        self.conn.execute(
+            "INSERT INTO holdings (id, body, received_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body, received_at = excluded.received_at",
+            params![serde_json::to_string(holdings)?, now.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    pub fn holdings(&self) -> Result<Option<PhoneHoldings>, LogError> {
+        let body: Option<String> = self
+            .conn
+            .query_row("SELECT body FROM holdings WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        Ok(match body {
+            Some(body) => Some(serde_json::from_str(&body)?),
+            None => None,
+        })
+    }
+
+    fn envelopes<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<EventEnvelope>, LogError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let bodies = stmt.query_map(params, |row| row.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for body in bodies {
+            out.push(serde_json::from_str(&body?)?);
+        }
+        Ok(out)
+    }
+}
+
+fn parse_time(text: Option<&str>) -> Result<Option<DateTime<Utc>>, LogError> {
+    text.map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| LogError::Corrupt(format!("bad time {t:?}: {e}")))
+    })
+    .transpose()
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), LogError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(LogError::NewerSchema(version));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

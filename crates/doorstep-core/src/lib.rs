@@ -1,0 +1,22 @@
+//! Doorstep's core: everything the phone and the office share, and nothing that touches the network.
+//!
+//! - [`ids`]: validated identifiers (`VisitId`, `StaffId`, `EventId`, `DeviceSeq`, ...).
+//! - [`domain`]: staff, pupils, visits, risk assessments and briefings.
+//! - [`policy`]: a school's home-visit policy as data, with the two shipped presets.
+//! - [`lifecycle`]: the visit state machine, `decide` and `apply`, pure and total.
+//! - [`event`]: the event envelope recorded on a device.
+//! - [`event_log`]: the phone's local SQLite event log and outbox.
+//! - [`protocol`]: the versioned sync exchange between phone and office.
+//! - [`sync_plan`]: pure planning of what to send and what an answer means.
+//!
+//! Time is always passed in; nothing here reads a clock except `EventId::new_v7` (its timestamp bits only
+//! order ids and carry no meaning).
+
+pub mod domain;
+pub mod event;
+pub mod event_log;
+pub mod ids;
+pub mod lifecycle;
+pub mod policy;
+pub mod protocol;
+pub mod sync_plan;

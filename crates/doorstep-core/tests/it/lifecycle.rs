@@ -1,0 +1,969 @@
+//! Given/when/then tests of the visit lifecycle: which commands are refused and why, which events they cause,
+//! the phases a visit passes through and how `last_contact` follows the latest word from the staff.
+
+use chrono::{DateTime, Utc};
+use doorstep_core::ids::StaffId;
+use doorstep_core::lifecycle::{
+    apply, decide, AlertRef, CancelReason, Command, Duress, DuressVia, LifecycleError, Phase,
+    StaffProgress, VisitEvent, VisitState, WriteUp,
+};
+
+use crate::support::{at_min, staff};
+
+// ---------------------------------------------------------------------------------------------------------
+// The given/when/then harness. Given events are applied one minute apart from `at_min(1)`; the command is
+// decided one minute after the last of them.
+
+struct Given {
+    state: VisitState,
+    next_minute: i64,
+}
+
+struct When {
+    before: VisitState,
+    command: Command,
+    now: DateTime<Utc>,
+    result: Result<Vec<VisitEvent>, LifecycleError>,
+}
+
+/// A visit by the pair `a` and `b` that has had `events`.
+fn given(events: impl IntoIterator<Item = VisitEvent>) -> Given {
+    given_staff(&["a", "b"], events)
+}
+
+/// A visit by the listed staff that has had `events`.
+fn given_staff(assigned: &[&str], events: impl IntoIterator<Item = VisitEvent>) -> Given {
+    let mut g = Given {
+        state: VisitState::new(assigned.iter().map(|s| staff(s))),
+        next_minute: 1,
+    };
+    for event in events {
+        g.state = apply(g.state, &event, at_min(g.next_minute));
+        g.next_minute += 1;
+    }
+    g
+}
+
+impl Given {
+    fn when(self, command: Command) -> When {
+        let now = at_min(self.next_minute);
+        let result = decide(&self.state, &command, now);
+        When {
+            before: self.state,
+            command,
+            now,
+            result,
+        }
+    }
+}
+
+impl When {
+    /// Asserts the command was accepted with exactly these events; returns the state after applying them.
+    #[track_caller]
+    fn then_events(self, expected: impl Into<Vec<VisitEvent>>) -> VisitState {
+        let expected = expected.into();
+        match self.result {
+            Ok(events) => {
+                assert_eq!(events, expected, "events for {:?}", self.command);
+                events
+                    .iter()
+                    .fold(self.before, |state, event| apply(state, event, self.now))
+            }
+            Err(error) => panic!(
+                "{:?} was refused with {error:?}; expected {expected:?}",
+                self.command
+            ),
+        }
+    }
+
+    /// Asserts the command was refused with exactly this error.
+    #[track_caller]
+    fn then_error(self, expected: LifecycleError) {
+        match self.result {
+            Ok(events) => panic!(
+                "{:?} was accepted with {events:?}; expected {expected:?}",
+                self.command
+            ),
+            Err(error) => assert_eq!(error, expected, "error for {:?}", self.command),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Event and command shorthands.
+
+fn a() -> StaffId {
+    staff("a")
+}
+fn b() -> StaffId {
+    staff("b")
+}
+fn head() -> StaffId {
+    staff("head")
+}
+
+fn authorised() -> VisitEvent {
+    VisitEvent::Authorised {
+        by: head(),
+        lone_visit_approved: false,
+    }
+}
+fn departed(who: StaffId) -> VisitEvent {
+    VisitEvent::Departed {
+        staff: who,
+        expected_arrival: at_min(30),
+        expected_end: at_min(90),
+    }
+}
+fn outside(who: StaffId) -> VisitEvent {
+    VisitEvent::ArrivedOutside { staff: who }
+}
+fn started() -> VisitEvent {
+    VisitEvent::VisitStarted {
+        by: a(),
+        staff: vec![a(), b()],
+    }
+}
+fn checked_in(who: StaffId) -> VisitEvent {
+    VisitEvent::CheckedIn { staff: who }
+}
+fn duress(who: StaffId) -> VisitEvent {
+    VisitEvent::DuressRaised {
+        staff: who,
+        via: DuressVia::CodePhraseButton,
+    }
+}
+fn left(who: StaffId) -> VisitEvent {
+    VisitEvent::Left { staff: who }
+}
+fn cancelled(reason: CancelReason) -> VisitEvent {
+    VisitEvent::Cancelled {
+        staff: a(),
+        reason,
+        note: "No answer at the door".into(),
+    }
+}
+fn write_up() -> WriteUp {
+    WriteUp {
+        seen: "Parent and pupil".into(),
+        discussed: "Attendance".into(),
+        agreements: "Back on Monday".into(),
+        safeguarding_concern: false,
+        incident: None,
+    }
+}
+
+/// Authorised, both departed, both outside.
+fn both_outside() -> Vec<VisitEvent> {
+    vec![
+        authorised(),
+        departed(a()),
+        departed(b()),
+        outside(a()),
+        outside(b()),
+    ]
+}
+
+/// Both outside, then inside.
+fn in_visit() -> Vec<VisitEvent> {
+    let mut events = both_outside();
+    events.push(started());
+    events
+}
+
+/// In the visit, then both left.
+fn both_left() -> Vec<VisitEvent> {
+    let mut events = in_visit();
+    events.extend([left(a()), left(b())]);
+    events
+}
+
+/// The alert `a` raised at minute `minute`.
+fn alert_by_a_at(minute: i64) -> AlertRef {
+    AlertRef {
+        raised_by: a(),
+        raised_at: at_min(minute),
+    }
+}
+
+fn depart(who: StaffId) -> Command {
+    Command::Depart {
+        staff: who,
+        expected_arrival: at_min(30),
+        expected_end: at_min(90),
+    }
+}
+
+fn cancel(reason: CancelReason, note: &str) -> Command {
+    Command::Cancel {
+        staff: a(),
+        reason,
+        note: note.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Authorisation.
+
+#[test]
+fn departing_before_authorisation_is_refused() {
+    given([])
+        .when(depart(a()))
+        .then_error(LifecycleError::NotAuthorised);
+}
+
+#[test]
+fn departing_after_authorisation_is_recorded() {
+    given([authorised()])
+        .when(depart(a()))
+        .then_events([departed(a())]);
+}
+
+#[test]
+fn a_pair_visit_is_authorised_without_lone_approval() {
+    given([])
+        .when(Command::Authorise {
+            by: head(),
+            lone_visit_approved: false,
+        })
+        .then_events([authorised()]);
+}
+
+#[test]
+fn a_lone_visit_needs_explicit_approval() {
+    given_staff(&["a"], [])
+        .when(Command::Authorise {
+            by: head(),
+            lone_visit_approved: false,
+        })
+        .then_error(LifecycleError::LoneVisitNeedsApproval);
+}
+
+#[test]
+fn a_lone_visit_with_explicit_approval_is_authorised_and_remembered() {
+    let state = given_staff(&["a"], [])
+        .when(Command::Authorise {
+            by: head(),
+            lone_visit_approved: true,
+        })
+        .then_events([VisitEvent::Authorised {
+            by: head(),
+            lone_visit_approved: true,
+        }]);
+    let authorisation = state.authorised.expect("authorised");
+    assert!(authorisation.lone_visit_approved);
+    assert_eq!(authorisation.by, head());
+    assert_eq!(authorisation.at, at_min(1));
+}
+
+#[test]
+fn authorising_twice_is_refused() {
+    given([authorised()])
+        .when(Command::Authorise {
+            by: head(),
+            lone_visit_approved: false,
+        })
+        .then_error(LifecycleError::AlreadyAuthorised);
+}
+
+#[test]
+fn departing_twice_or_with_the_end_before_arrival_is_refused() {
+    given([authorised(), departed(a())])
+        .when(depart(a()))
+        .then_error(LifecycleError::AlreadyDeparted(a()));
+    given([authorised()])
+        .when(Command::Depart {
+            staff: a(),
+            expected_arrival: at_min(30),
+            expected_end: at_min(30),
+        })
+        .then_error(LifecycleError::EndBeforeArrival);
+}
+
+#[test]
+fn someone_not_on_the_visit_cannot_act_on_it() {
+    let stranger = staff("x");
+    given([authorised()])
+        .when(depart(stranger.clone()))
+        .then_error(LifecycleError::NotOnVisit(stranger.clone()));
+    given(in_visit())
+        .when(Command::RaiseDuress {
+            staff: stranger.clone(),
+            via: DuressVia::DuressPin,
+        })
+        .then_error(LifecycleError::NotOnVisit(stranger.clone()));
+    given([authorised(), departed(a()), departed(b())])
+        .when(Command::ArriveTogether {
+            by: a(),
+            staff: vec![a(), stranger.clone()],
+        })
+        .then_error(LifecycleError::NotOnVisit(stranger));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Arriving as a pair.
+
+#[test]
+fn arriving_before_departing_is_refused() {
+    given([authorised()])
+        .when(Command::ArriveOutside { staff: a() })
+        .then_error(LifecycleError::NotDeparted(a()));
+}
+
+#[test]
+fn the_first_of_a_pair_to_arrive_cannot_go_in_alone() {
+    given([authorised(), departed(a()), departed(b()), outside(a())])
+        .when(Command::StartVisit { by: a() })
+        .then_error(LifecycleError::PartnerNotArrived(b()));
+}
+
+#[test]
+fn a_partner_who_has_not_even_left_blocks_the_start() {
+    given([authorised(), departed(a()), outside(a())])
+        .when(Command::StartVisit { by: a() })
+        .then_error(LifecycleError::PartnerNotArrived(b()));
+}
+
+#[test]
+fn starting_needs_the_starter_outside() {
+    given([authorised(), departed(a()), departed(b()), outside(b())])
+        .when(Command::StartVisit { by: a() })
+        .then_error(LifecycleError::NotDeparted(a()));
+}
+
+#[test]
+fn once_both_are_outside_the_visit_starts_with_both_inside() {
+    let state = given(both_outside())
+        .when(Command::StartVisit { by: a() })
+        .then_events([started()]);
+    assert_eq!(state.started_at, Some(at_min(6)));
+    assert_eq!(
+        state.progress(&a()),
+        Some(StaffProgress::Inside { at: at_min(6) })
+    );
+    assert_eq!(
+        state.progress(&b()),
+        Some(StaffProgress::Inside { at: at_min(6) })
+    );
+}
+
+#[test]
+fn arriving_together_puts_both_outside_so_the_visit_can_start() {
+    let state = given([authorised(), departed(a()), departed(b())])
+        .when(Command::ArriveTogether {
+            by: a(),
+            staff: vec![b()],
+        })
+        .then_events([VisitEvent::ArrivedTogether {
+            by: a(),
+            staff: vec![a(), b()],
+        }]);
+    assert_eq!(
+        state.progress(&a()),
+        Some(StaffProgress::Outside { at: at_min(4) })
+    );
+    assert_eq!(
+        state.progress(&b()),
+        Some(StaffProgress::Outside { at: at_min(4) })
+    );
+    assert_eq!(state.phase(), Phase::Outside);
+    let after = decide(&state, &Command::StartVisit { by: b() }, at_min(5));
+    assert!(after.is_ok(), "{after:?}");
+}
+
+#[test]
+fn arriving_together_lists_the_sender_once_and_first() {
+    given([authorised(), departed(a()), departed(b())])
+        .when(Command::ArriveTogether {
+            by: b(),
+            staff: vec![a(), b()],
+        })
+        .then_events([VisitEvent::ArrivedTogether {
+            by: b(),
+            staff: vec![b(), a()],
+        }]);
+}
+
+#[test]
+fn arriving_together_is_refused_once_someone_is_inside() {
+    given(in_visit())
+        .when(Command::ArriveTogether {
+            by: a(),
+            staff: vec![b()],
+        })
+        .then_error(LifecycleError::AlreadyArrived(a()));
+}
+
+#[test]
+fn arriving_twice_is_refused() {
+    given([authorised(), departed(a()), outside(a())])
+        .when(Command::ArriveOutside { staff: a() })
+        .then_error(LifecycleError::AlreadyArrived(a()));
+}
+
+#[test]
+fn starting_twice_is_refused() {
+    given(in_visit())
+        .when(Command::StartVisit { by: b() })
+        .then_error(LifecycleError::AlreadyStarted);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// During the visit.
+
+#[test]
+fn checking_in_from_inside_is_recorded() {
+    let state = given(in_visit())
+        .when(Command::CheckIn { staff: b() })
+        .then_events([checked_in(b())]);
+    assert_eq!(state.last_check_in, Some(at_min(7)));
+}
+
+#[test]
+fn checking_in_before_going_in_is_refused() {
+    given(both_outside())
+        .when(Command::CheckIn { staff: a() })
+        .then_error(LifecycleError::NotInside(a()));
+}
+
+#[test]
+fn checking_in_on_a_cancelled_visit_is_refused() {
+    given([authorised(), cancelled(CancelReason::NoAnswerAfterWait)])
+        .when(Command::CheckIn { staff: a() })
+        .then_error(LifecycleError::Cancelled);
+}
+
+#[test]
+fn checking_in_after_leaving_is_refused() {
+    given([in_visit(), vec![left(a())]].concat())
+        .when(Command::CheckIn { staff: a() })
+        .then_error(LifecycleError::AlreadyLeft(a()));
+}
+
+#[test]
+fn a_missed_check_in_is_counted_only_once_the_visit_has_started() {
+    given(both_outside())
+        .when(Command::MissCheckIn {
+            staff: a(),
+            due_at: at_min(40),
+        })
+        .then_error(LifecycleError::NotStarted);
+    let state = given(in_visit())
+        .when(Command::MissCheckIn {
+            staff: a(),
+            due_at: at_min(40),
+        })
+        .then_events([VisitEvent::CheckInMissed {
+            staff: a(),
+            due_at: at_min(40),
+        }]);
+    assert_eq!(state.missed_check_ins, 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Leaving.
+
+#[test]
+fn leaving_before_arriving_is_refused() {
+    given([authorised(), departed(a())])
+        .when(Command::Leave { staff: a() })
+        .then_error(LifecycleError::NotInside(a()));
+    given(both_outside())
+        .when(Command::Leave { staff: a() })
+        .then_error(LifecycleError::NotInside(a()));
+}
+
+#[test]
+fn leaving_twice_is_refused() {
+    given([in_visit(), vec![left(a())]].concat())
+        .when(Command::Leave { staff: a() })
+        .then_error(LifecycleError::AlreadyLeft(a()));
+}
+
+#[test]
+fn leaving_a_cancelled_visit_is_refused() {
+    given([authorised(), departed(a()), cancelled(CancelReason::Other)])
+        .when(Command::Leave { staff: a() })
+        .then_error(LifecycleError::Cancelled);
+}
+
+#[test]
+fn the_visit_is_over_only_when_everyone_has_left() {
+    let state = given(in_visit())
+        .when(Command::Leave { staff: a() })
+        .then_events([left(a())]);
+    assert_eq!(state.phase(), Phase::InVisit);
+    let state = given([in_visit(), vec![left(a())]].concat())
+        .when(Command::Leave { staff: b() })
+        .then_events([left(b())]);
+    assert_eq!(state.phase(), Phase::Left);
+    given(both_left())
+        .when(Command::CheckIn { staff: a() })
+        .then_error(LifecycleError::Finished);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Cancelling.
+
+#[test]
+fn cancelling_because_staff_felt_unsafe_needs_a_note() {
+    for blank in ["", "   \n"] {
+        given([authorised(), departed(a())])
+            .when(cancel(CancelReason::FeltUnsafe, blank))
+            .then_error(LifecycleError::ReasonNeedsNote);
+    }
+    given([authorised(), departed(a())])
+        .when(cancel(CancelReason::Other, ""))
+        .then_error(LifecycleError::ReasonNeedsNote);
+}
+
+#[test]
+fn cancelling_with_a_note_is_recorded_with_its_reason() {
+    let state = given([authorised(), departed(a())])
+        .when(cancel(CancelReason::FeltUnsafe, "Raised voices inside"))
+        .then_events([VisitEvent::Cancelled {
+            staff: a(),
+            reason: CancelReason::FeltUnsafe,
+            note: "Raised voices inside".into(),
+        }]);
+    assert_eq!(state.cancelled, Some((CancelReason::FeltUnsafe, at_min(3))));
+    assert_eq!(
+        state.phase(),
+        Phase::Cancelled {
+            reason: CancelReason::FeltUnsafe
+        }
+    );
+}
+
+#[test]
+fn reasons_that_speak_for_themselves_need_no_note() {
+    for reason in [
+        CancelReason::NoAnswerAfterWait,
+        CancelReason::AnimalsNotSecured,
+        CancelReason::NoAppropriateAdult,
+    ] {
+        given([authorised(), departed(a())])
+            .when(cancel(reason, ""))
+            .then_events([VisitEvent::Cancelled {
+                staff: a(),
+                reason,
+                note: String::new(),
+            }]);
+    }
+}
+
+#[test]
+fn cancelling_after_the_visit_started_is_refused() {
+    given(in_visit())
+        .when(cancel(CancelReason::NoAnswerAfterWait, ""))
+        .then_error(LifecycleError::CancelAfterStart);
+}
+
+#[test]
+fn cancelling_twice_is_refused() {
+    given([authorised(), cancelled(CancelReason::NoAnswerAfterWait)])
+        .when(cancel(CancelReason::Other, "again"))
+        .then_error(LifecycleError::Cancelled);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Duress.
+
+#[test]
+fn duress_is_heard_at_any_point_of_the_visit() {
+    let raise = || Command::RaiseDuress {
+        staff: b(),
+        via: DuressVia::DuressPin,
+    };
+    let raised = VisitEvent::DuressRaised {
+        staff: b(),
+        via: DuressVia::DuressPin,
+    };
+    let histories: Vec<(&str, Vec<VisitEvent>)> = vec![
+        ("before authorisation", vec![]),
+        ("on the way", vec![authorised(), departed(b())]),
+        ("inside", in_visit()),
+        (
+            "after a cancel",
+            vec![
+                authorised(),
+                departed(b()),
+                cancelled(CancelReason::NoAnswerAfterWait),
+            ],
+        ),
+        ("after both left", both_left()),
+        (
+            "after the write-up",
+            [
+                both_left(),
+                vec![VisitEvent::WrittenUp {
+                    staff: a(),
+                    write_up: write_up(),
+                }],
+            ]
+            .concat(),
+        ),
+        (
+            "with a duress already active",
+            [in_visit(), vec![duress(a())]].concat(),
+        ),
+    ];
+    for (when, history) in histories {
+        let result = decide(&given(history).state, &raise(), at_min(60));
+        assert_eq!(result, Ok(vec![raised.clone()]), "duress {when}");
+    }
+}
+
+#[test]
+fn duress_outranks_every_other_phase_until_stood_down() {
+    let state = given([authorised(), cancelled(CancelReason::NoAnswerAfterWait)])
+        .when(Command::RaiseDuress {
+            staff: a(),
+            via: DuressVia::CodePhraseButton,
+        })
+        .then_events([duress(a())]);
+    assert_eq!(state.phase(), Phase::Duress);
+    assert!(state.duress_active());
+    assert_eq!(
+        state.duress,
+        vec![Duress {
+            raised_by: a(),
+            raised_at: at_min(3),
+            via: DuressVia::CodePhraseButton,
+            stood_down_at: None,
+        }]
+    );
+}
+
+#[test]
+fn standing_down_needs_an_active_alert_and_a_note() {
+    given(in_visit())
+        .when(Command::StandDownDuress {
+            staff: a(),
+            note: "All fine".into(),
+        })
+        .then_error(LifecycleError::NoDuress);
+    given([in_visit(), vec![duress(a())]].concat())
+        .when(Command::StandDownDuress {
+            staff: b(),
+            note: " ".into(),
+        })
+        .then_error(LifecycleError::NoteRequired);
+}
+
+#[test]
+fn standing_down_ends_the_alert_and_restores_the_phase() {
+    let state = given([in_visit(), vec![duress(a())]].concat())
+        .when(Command::StandDownDuress {
+            staff: b(),
+            note: "Misunderstanding, all safe".into(),
+        })
+        .then_events([VisitEvent::DuressStoodDown {
+            staff: b(),
+            note: "Misunderstanding, all safe".into(),
+            alerts: vec![alert_by_a_at(7)],
+        }]);
+    assert!(!state.duress_active());
+    assert_eq!(
+        state.duress.first().and_then(|d| d.stood_down_at),
+        Some(at_min(8))
+    );
+    assert_eq!(state.phase(), Phase::InVisit);
+    given([in_visit(), vec![duress(a())]].concat())
+        .when(Command::StandDownDuress {
+            staff: b(),
+            note: "again".into(),
+        })
+        .then_events([VisitEvent::DuressStoodDown {
+            staff: b(),
+            note: "again".into(),
+            alerts: vec![alert_by_a_at(7)],
+        }]);
+}
+
+#[test]
+fn a_second_alert_after_a_stand_down_is_a_new_alert() {
+    let history = [
+        in_visit(),
+        vec![
+            duress(a()),
+            VisitEvent::DuressStoodDown {
+                staff: a(),
+                note: "ok".into(),
+                alerts: vec![alert_by_a_at(7)],
+            },
+        ],
+    ]
+    .concat();
+    let state = given(history)
+        .when(Command::RaiseDuress {
+            staff: b(),
+            via: DuressVia::DuressPin,
+        })
+        .then_events([VisitEvent::DuressRaised {
+            staff: b(),
+            via: DuressVia::DuressPin,
+        }]);
+    assert_eq!(state.phase(), Phase::Duress);
+    let alert = state.active_duress().next().cloned().expect("duress");
+    assert_eq!(
+        (alert.raised_by, alert.raised_at, alert.stood_down_at),
+        (b(), at_min(9), None)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Writing up.
+
+#[test]
+fn the_write_up_is_refused_until_everyone_has_left() {
+    for (when, history) in [
+        ("before authorisation", vec![]),
+        ("outside", both_outside()),
+        ("inside", in_visit()),
+        (
+            "with one still inside",
+            [in_visit(), vec![left(a())]].concat(),
+        ),
+    ] {
+        let state = given(history).state;
+        let command = Command::WriteUp {
+            staff: a(),
+            write_up: write_up(),
+        };
+        assert_eq!(
+            decide(&state, &command, at_min(60)),
+            Err(LifecycleError::WriteUpTooEarly),
+            "write-up {when}"
+        );
+    }
+}
+
+#[test]
+fn the_write_up_of_a_visit_needs_who_was_seen_and_what_was_discussed() {
+    for (seen, discussed) in [("", "Attendance"), ("Parent", " "), ("", "")] {
+        given(both_left())
+            .when(Command::WriteUp {
+                staff: a(),
+                write_up: WriteUp {
+                    seen: seen.into(),
+                    discussed: discussed.into(),
+                    ..write_up()
+                },
+            })
+            .then_error(LifecycleError::WriteUpIncomplete);
+    }
+}
+
+#[test]
+fn a_cancelled_visit_may_be_written_up_with_nothing_seen() {
+    let empty = WriteUp {
+        seen: String::new(),
+        discussed: String::new(),
+        agreements: String::new(),
+        safeguarding_concern: false,
+        incident: None,
+    };
+    let state = given([authorised(), cancelled(CancelReason::NoAnswerAfterWait)])
+        .when(Command::WriteUp {
+            staff: b(),
+            write_up: empty.clone(),
+        })
+        .then_events([VisitEvent::WrittenUp {
+            staff: b(),
+            write_up: empty,
+        }]);
+    assert_eq!(state.phase(), Phase::WrittenUp);
+}
+
+#[test]
+fn a_write_up_with_a_safeguarding_concern_flags_the_visit() {
+    let concern = WriteUp {
+        safeguarding_concern: true,
+        ..write_up()
+    };
+    let state = given(both_left())
+        .when(Command::WriteUp {
+            staff: a(),
+            write_up: concern.clone(),
+        })
+        .then_events([VisitEvent::WrittenUp {
+            staff: a(),
+            write_up: concern,
+        }]);
+    assert!(state.safeguarding_concern);
+    assert_eq!(state.written_up_at, Some(at_min(9)));
+    assert_eq!(state.phase(), Phase::WrittenUp);
+}
+
+#[test]
+fn a_written_up_visit_is_finished() {
+    given(
+        [
+            both_left(),
+            vec![VisitEvent::WrittenUp {
+                staff: a(),
+                write_up: write_up(),
+            }],
+        ]
+        .concat(),
+    )
+    .when(Command::Authorise {
+        by: head(),
+        lone_visit_approved: true,
+    })
+    .then_error(LifecycleError::Finished);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Phases and last contact.
+
+#[test]
+fn a_visit_passes_through_every_phase_in_order() {
+    let steps: Vec<(Command, Phase)> = vec![
+        (
+            Command::Authorise {
+                by: head(),
+                lone_visit_approved: false,
+            },
+            Phase::Authorised,
+        ),
+        (depart(a()), Phase::Departed),
+        (depart(b()), Phase::Departed),
+        (Command::ArriveOutside { staff: b() }, Phase::Outside),
+        (Command::ArriveOutside { staff: a() }, Phase::Outside),
+        (Command::StartVisit { by: a() }, Phase::InVisit),
+        (Command::CheckIn { staff: a() }, Phase::CheckedIn),
+        (
+            Command::RaiseDuress {
+                staff: b(),
+                via: DuressVia::CodePhraseButton,
+            },
+            Phase::Duress,
+        ),
+        (
+            Command::StandDownDuress {
+                staff: b(),
+                note: "Pressed by mistake".into(),
+            },
+            Phase::CheckedIn,
+        ),
+        (Command::Leave { staff: a() }, Phase::CheckedIn),
+        (Command::Leave { staff: b() }, Phase::Left),
+        (
+            Command::WriteUp {
+                staff: a(),
+                write_up: write_up(),
+            },
+            Phase::WrittenUp,
+        ),
+    ];
+    let mut state = given([]).state;
+    assert_eq!(state.phase(), Phase::Requested);
+    for (minute, (command, phase)) in (1..).zip(steps) {
+        let events = decide(&state, &command, at_min(minute))
+            .unwrap_or_else(|e| panic!("{command:?} refused: {e:?}"));
+        state = events
+            .iter()
+            .fold(state, |s, event| apply(s, event, at_min(minute)));
+        assert_eq!(state.phase(), phase, "after {command:?}");
+    }
+}
+
+#[test]
+fn a_cancelled_visit_shows_its_reason_and_refuses_to_go_on() {
+    let state = given([authorised(), departed(a())])
+        .when(cancel(CancelReason::AnimalsNotSecured, ""))
+        .then_events([VisitEvent::Cancelled {
+            staff: a(),
+            reason: CancelReason::AnimalsNotSecured,
+            note: String::new(),
+        }]);
+    assert_eq!(
+        state.phase(),
+        Phase::Cancelled {
+            reason: CancelReason::AnimalsNotSecured
+        }
+    );
+    assert_eq!(
+        decide(&state, &depart(b()), at_min(10)),
+        Err(LifecycleError::Cancelled)
+    );
+    assert_eq!(
+        decide(&state, &Command::ArriveOutside { staff: a() }, at_min(10)),
+        Err(LifecycleError::Cancelled)
+    );
+}
+
+#[test]
+fn last_contact_is_the_latest_word_from_anyone_on_the_visit() {
+    let g = given([]);
+    assert_eq!(g.state.last_contact, None);
+    // The authoriser is not on the visit: their approval is not contact with the staff.
+    let g = given([authorised()]);
+    assert_eq!(g.state.last_contact, None);
+    let g = given([authorised(), departed(a())]);
+    assert_eq!(g.state.last_contact, Some(at_min(2)));
+    let g = given(in_visit());
+    assert_eq!(g.state.last_contact, Some(at_min(6)));
+    let state = g
+        .when(Command::CheckIn { staff: b() })
+        .then_events([checked_in(b())]);
+    assert_eq!(state.last_contact, Some(at_min(7)));
+
+    // An older event arriving late never moves it back.
+    let state = apply(state, &checked_in(a()), at_min(3));
+    assert_eq!(state.last_contact, Some(at_min(7)));
+    assert_eq!(state.last_check_in, Some(at_min(7)));
+    let state = apply(state, &duress(a()), at_min(12));
+    assert_eq!(state.last_contact, Some(at_min(12)));
+}
+
+#[test]
+fn a_late_fact_never_moves_someone_backwards() {
+    let state = given(in_visit()).state;
+    let state = apply(state, &departed(a()), at_min(30));
+    let state = apply(state, &outside(a()), at_min(31));
+    assert_eq!(
+        state.progress(&a()),
+        Some(StaffProgress::Inside { at: at_min(6) })
+    );
+}
+
+#[test]
+fn events_about_someone_not_on_the_visit_change_nothing_of_theirs() {
+    let state = given([authorised()]).state;
+    let after = apply(state.clone(), &departed(staff("x")), at_min(5));
+    assert_eq!(after.progress(&staff("x")), None);
+    assert_eq!(after, state);
+}
+
+#[test]
+fn a_stand_down_never_ends_an_alert_raised_after_it_whatever_the_phones_clocks_say() {
+    use crate::support::envelope;
+    use doorstep_core::lifecycle::replay;
+    // Phone b's clock runs 10 minutes behind phone a's. a raises duress, b stands it down, a raises again.
+    let first = envelope("phone-a", 1, at_min(20), duress(a()));
+    let stand_down = envelope(
+        "phone-b",
+        1,
+        at_min(11),
+        VisitEvent::DuressStoodDown {
+            staff: b(),
+            note: "False alarm".into(),
+            alerts: vec![alert_by_a_at(20)],
+        },
+    );
+    let second = envelope("phone-a", 2, at_min(22), duress(a()));
+    let orders = [
+        [&first, &stand_down, &second],
+        [&second, &stand_down, &first],
+        [&stand_down, &first, &second],
+    ];
+    for order in orders {
+        let state = replay(VisitState::new([a(), b()]), order);
+        let active: Vec<_> = state.active_duress().map(|d| d.raised_at).collect();
+        assert_eq!(active, [at_min(22)], "only the second alert is live");
+        assert_eq!(state.phase(), Phase::Duress);
+    }
+}
