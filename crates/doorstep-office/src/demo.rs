@@ -1,0 +1,241 @@
+//! Demo data for a newcomer's first run: a primary school on the headteacher preset, its staff, three pupils
+//! and today's visits, with two enrolled phones. Every name and number here is made up.
+
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
+use doorstep_core::domain::{
+    Address, Briefing, DbsCheck, DbsLevel, Pupil, RiskAssessment, Role, School, StaffMember, Visit,
+    VisitPurpose, VisitStaff,
+};
+use doorstep_core::ids::{DeviceId, SchoolId, StaffId};
+use doorstep_core::lifecycle::Command;
+use doorstep_core::policy::{PolicyMinutes, Preset};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{SqliteStore, StoreError};
+
+/// What a phone needs to talk to this office: written as JSON for the phone app to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneConfig {
+    pub office_url: String,
+    pub device_id: DeviceId,
+    pub device_token: String,
+}
+
+/// The demo's two phones: the one the app opens as, and the partner's.
+#[derive(Debug, Clone)]
+pub struct DemoPhones {
+    pub me: PhoneConfig,
+    pub partner: PhoneConfig,
+}
+
+pub const DEMO_PHONE_FILE: &str = "demo-phone.json";
+pub const DEMO_PARTNER_FILE: &str = "demo-partner-phone.json";
+
+fn id<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.parse().expect("demo ids are valid")
+}
+
+fn staff(id_text: &str, name: &str, roles: &[Role], phone: &str) -> StaffMember {
+    StaffMember {
+        id: id(id_text),
+        name: name.into(),
+        roles: roles.to_vec(),
+        phone: phone.into(),
+        dbs: Some(DbsCheck {
+            level: DbsLevel::EnhancedWithBarredList,
+            checked_on: NaiveDate::from_ymd_opt(2025, 9, 1).expect("valid date"),
+        }),
+    }
+}
+
+/// Fills an empty store with the demo school and returns the two phones' credentials (for `office_url`).
+pub fn seed(
+    store: &SqliteStore,
+    office_url: &str,
+    now: DateTime<Utc>,
+) -> Result<DemoPhones, StoreError> {
+    let school_id: SchoolId = id("demo-primary");
+    let school = School {
+        id: school_id.clone(),
+        name: "Oakfield Primary (demo)".into(),
+        office_phone: "01632 960000".into(),
+    };
+    store.add_school(&school, &Preset::PrimaryHeadteacher.policy())?;
+
+    let head = staff(
+        "head",
+        "Priya Head",
+        &[Role::Headteacher, Role::Dsl],
+        "07700 900001",
+    );
+    let office = staff("office", "Olu Office", &[Role::Office], "07700 900002");
+    let sam = staff("sam", "Sam Taylor", &[Role::VisitingStaff], "07700 900003");
+    let alex = staff(
+        "alex",
+        "Alex Morgan",
+        &[Role::VisitingStaff],
+        "07700 900004",
+    );
+    let jo = staff("jo", "Jo Rivers", &[Role::VisitingStaff], "07700 900005");
+    for member in [&head, &office, &sam, &alex, &jo] {
+        store.add_staff(&school_id, member)?;
+    }
+    let pupils = [
+        Pupil {
+            id: id("pupil-ava"),
+            name: "Ava B.".into(),
+        },
+        Pupil {
+            id: id("pupil-leo"),
+            name: "Leo C.".into(),
+        },
+        Pupil {
+            id: id("pupil-mia"),
+            name: "Mia D.".into(),
+        },
+    ];
+    for pupil in &pupils {
+        store.add_pupil(&school_id, pupil)?;
+    }
+
+    // Visits start on the next quarter hour so the demo always has something coming up today.
+    let base = now
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(now)
+        + TimeDelta::minutes(15 - i64::from(now.minute() % 15));
+    let pair = |a: &StaffMember, b: &StaffMember| {
+        vec![
+            VisitStaff {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                phone: a.phone.clone(),
+            },
+            VisitStaff {
+                id: b.id.clone(),
+                name: b.name.clone(),
+                phone: b.phone.clone(),
+            },
+        ]
+    };
+    let mut first_briefing = Briefing::new(RiskAssessment::standard());
+    first_briefing.pets =
+        "Large dog: the family have agreed to keep it in the garden during the visit.".into();
+    first_briefing.pupil_needs = "Asthma; carries an inhaler.".into();
+    first_briefing.family =
+        "Mum works nights; visit agreed for the morning. English is a second language at home."
+            .into();
+    first_briefing.area = "Quiet residential street; limited parking.".into();
+    first_briefing.parking = "Use the lit bays by the shops, facing the main road.".into();
+
+    let visits = [
+        Visit {
+            id: id("visit-ava"),
+            school: school_id.clone(),
+            purpose: VisitPurpose::SafeAndWellCheck,
+            pupil: pupils[0].clone(),
+            address: Address {
+                lines: vec!["12 Elm Row".into(), "Oakfield".into()],
+                postcode: "OK1 2AB".into(),
+            },
+            agreed_time: base,
+            expected_length: PolicyMinutes::new(45).expect("in range"),
+            staff: pair(&sam, &alex),
+            briefing: first_briefing,
+        },
+        Visit {
+            id: id("visit-leo"),
+            school: school_id.clone(),
+            purpose: VisitPurpose::AttendanceSupport,
+            pupil: pupils[1].clone(),
+            address: Address {
+                lines: vec!["3 Mill Lane".into(), "Oakfield".into()],
+                postcode: "OK2 7CD".into(),
+            },
+            agreed_time: base + TimeDelta::hours(2),
+            expected_length: PolicyMinutes::new(60).expect("in range"),
+            staff: pair(&sam, &jo),
+            briefing: Briefing::new(RiskAssessment::standard()),
+        },
+        Visit {
+            id: id("visit-mia"),
+            school: school_id.clone(),
+            purpose: VisitPurpose::DropOffWork,
+            pupil: pupils[2].clone(),
+            address: Address {
+                lines: vec!["Flat 5, 40 Station Road".into(), "Oakfield".into()],
+                postcode: "OK3 9EF".into(),
+            },
+            agreed_time: base + TimeDelta::hours(4),
+            expected_length: PolicyMinutes::new(30).expect("in range"),
+            staff: pair(&sam, &alex),
+            briefing: Briefing::new(RiskAssessment::standard()),
+        },
+    ];
+    for visit in &visits {
+        store.add_visit(visit)?;
+    }
+    // The first two are authorised; the third still waits for the headteacher.
+    for visit in &visits[..2] {
+        store.record_office_event(
+            &visit.id,
+            &Command::Authorise {
+                by: head.id.clone(),
+                lone_visit_approved: false,
+            },
+            now,
+        )?;
+    }
+
+    let me = enrol(store, "phone-sam", &sam.id, office_url, now)?;
+    let partner = enrol(store, "phone-alex", &alex.id, office_url, now)?;
+    Ok(DemoPhones { me, partner })
+}
+
+fn enrol(
+    store: &SqliteStore,
+    device: &str,
+    staff: &StaffId,
+    office_url: &str,
+    now: DateTime<Utc>,
+) -> Result<PhoneConfig, StoreError> {
+    let device: DeviceId = id(device);
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    store.enrol_device(&device, staff, &token, now)?;
+    Ok(PhoneConfig {
+        office_url: office_url.into(),
+        device_id: device,
+        device_token: token,
+    })
+}
+
+/// Writes a phone's config file (readable only by its owner on Unix: it holds the device token).
+pub fn write_phone_config(path: &Path, config: &PhoneConfig) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(config).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    // Renamed into place so a reader never sees half a file.
+    std::fs::rename(tmp, path)
+}
+
+/// Points an existing phone config at a new office address (the demo office may listen on a new port).
+pub fn repoint_phone_config(path: &Path, office_url: &str) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let mut config: PhoneConfig = serde_json::from_str(&text).map_err(std::io::Error::other)?;
+    config.office_url = office_url.into();
+    write_phone_config(path, &config)
+}

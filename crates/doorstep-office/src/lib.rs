@@ -1,0 +1,32 @@
+//! Doorstep's office server: the sync API phones talk to, and the store that keeps every visit event once.
+//!
+//! - [`api`]: routes and handlers; `router(state)` builds the whole app so tests can call it without a socket.
+//! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
+//! - [`openapi`]: the OpenAPI document, generated from the protocol types.
+//! - [`demo`]: demo data for a newcomer's first run.
+//!
+//! `main` only reads its arguments, opens the store and calls [`run`].
+
+pub mod api;
+pub mod demo;
+pub mod openapi;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use api::{router, AppState};
+pub use store::SqliteStore;
+
+/// Serves the office API on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    store: Arc<SqliteStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(AppState::new(store)))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

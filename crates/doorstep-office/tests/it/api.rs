@@ -1,0 +1,329 @@
+//! The sync endpoint against the real server: stored once, duplicates acknowledged, bad input refused with a
+//! reason and nothing stored.
+
+use doorstep_core::lifecycle::{Phase, VisitEvent};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_batch_is_stored_once_and_a_repeat_is_acknowledged_as_duplicate() {
+    let office = spawn_office().await;
+    let sam = &office.phones.me;
+    let events = vec![
+        envelope(sam, 1, "visit-ava", departed("sam")),
+        envelope(
+            sam,
+            2,
+            "visit-ava",
+            VisitEvent::ArrivedOutside {
+                staff: staff("sam"),
+            },
+        ),
+    ];
+    let (status, body) = office.post_sync(&sam.device_token, &batch(&events)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["outcome"], "stored");
+    assert_eq!(body["results"][1]["outcome"], "stored");
+    assert_eq!(body["acknowledged_through"], 2);
+    assert_eq!(office.stored_event_count(), 2);
+
+    let (status, body) = office.post_sync(&sam.device_token, &batch(&events)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["outcome"], "duplicate");
+    assert_eq!(body["results"][1]["outcome"], "duplicate");
+    assert_eq!(
+        office.stored_event_count(),
+        2,
+        "a duplicate batch changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_same_id_with_different_content_is_refused_with_409_and_nothing_changes() {
+    let office = spawn_office().await;
+    let sam = &office.phones.me;
+    let original = envelope(sam, 1, "visit-ava", departed("sam"));
+    let (status, _) = office
+        .post_sync(&sam.device_token, &batch(std::slice::from_ref(&original)))
+        .await;
+    assert_eq!(status, 200);
+
+    let mut altered = original.clone();
+    altered.event = VisitEvent::DuressRaised {
+        staff: staff("sam"),
+        via: doorstep_core::lifecycle::DuressVia::CodePhraseButton,
+    };
+    let fresh = envelope(
+        sam,
+        2,
+        "visit-ava",
+        VisitEvent::ArrivedOutside {
+            staff: staff("sam"),
+        },
+    );
+    let (status, body) = office
+        .post_sync(&sam.device_token, &batch(&[fresh, altered.clone()]))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflicting_event");
+    assert_eq!(body["rejected"][0]["id"], altered.id.to_string());
+    assert_eq!(
+        office.stored_event_count(),
+        1,
+        "the good event in the refused batch is not stored"
+    );
+    let stored = office.store.events_for_visit(&visit("visit-ava")).unwrap();
+    assert!(
+        stored.iter().any(|s| s.envelope == original),
+        "the original is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_reused_sequence_number_is_a_conflict() {
+    let office = spawn_office().await;
+    let sam = &office.phones.me;
+    let (status, _) = office
+        .post_sync(
+            &sam.device_token,
+            &batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let other = envelope(sam, 1, "visit-leo", departed("sam"));
+    let (status, body) = office.post_sync(&sam.device_token, &batch(&[other])).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(office.stored_event_count(), 1);
+}
+
+#[tokio::test]
+async fn events_that_are_not_this_phones_to_send_are_refused_with_reasons_and_nothing_is_stored() {
+    let office = spawn_office().await;
+    let (sam, alex) = (&office.phones.me, &office.phones.partner);
+    let good = envelope(alex, 1, "visit-ava", departed("alex"));
+    let cases = [
+        // Alex is not on visit-leo (Sam and Jo are).
+        (
+            envelope(alex, 2, "visit-leo", departed("alex")),
+            "not one of this phone's visits",
+        ),
+        // A visit that does not exist.
+        (
+            envelope(alex, 2, "visit-nope", departed("alex")),
+            "not one of this phone's visits",
+        ),
+        // Sam's event sent with Alex's token.
+        (
+            envelope(sam, 2, "visit-ava", departed("sam")),
+            "from device phone-sam",
+        ),
+        // Alex claiming to be Sam.
+        (
+            envelope(alex, 2, "visit-ava", departed("sam")),
+            "this phone belongs to alex",
+        ),
+        // A phone cannot authorise.
+        (
+            envelope(
+                alex,
+                2,
+                "visit-mia",
+                VisitEvent::Authorised {
+                    by: staff("alex"),
+                    lone_visit_approved: false,
+                },
+            ),
+            "only the office can authorise",
+        ),
+        // Naming someone who is not on the visit.
+        (
+            envelope(
+                alex,
+                2,
+                "visit-ava",
+                VisitEvent::ArrivedTogether {
+                    by: staff("alex"),
+                    staff: vec![staff("alex"), staff("jo")],
+                },
+            ),
+            "jo is not on visit visit-ava",
+        ),
+        // Values out of range.
+        (
+            envelope(
+                alex,
+                2,
+                "visit-ava",
+                VisitEvent::Cancelled {
+                    staff: staff("alex"),
+                    reason: doorstep_core::lifecycle::CancelReason::Other,
+                    note: "x".repeat(4_001),
+                },
+            ),
+            "longer than 4000",
+        ),
+    ];
+    for (bad, reason) in cases {
+        let (status, body) = office
+            .post_sync(&alex.device_token, &batch(&[good.clone(), bad.clone()]))
+            .await;
+        assert_eq!(status, 422, "{reason}: {body}");
+        assert_eq!(body["error"], "event_rejected");
+        assert_eq!(body["rejected"].as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(body["rejected"][0]["id"], bad.id.to_string());
+        let said = body["rejected"][0]["reason"].as_str().unwrap();
+        assert!(said.contains(reason), "expected {reason:?} in {said:?}");
+        assert_eq!(
+            office.stored_event_count(),
+            0,
+            "{reason}: nothing is stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_json_reason_and_store_nothing() {
+    let office = spawn_office().await;
+    let sam = &office.phones.me;
+    let good = batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]);
+    let sync = format!("{}/api/v1/sync", office.url);
+    let mut unknown_field = good.clone();
+    unknown_field["extra"] = serde_json::json!(1);
+    let mut missing_field = good.clone();
+    missing_field.as_object_mut().unwrap().remove("device_time");
+    let mut seq_zero = good.clone();
+    seq_zero["events"][0]["seq"] = serde_json::json!(0);
+    let mut bad_visit_id = good.clone();
+    bad_visit_id["events"][0]["visit"] = serde_json::json!("../../etc");
+    let mut newer_protocol = good.clone();
+    newer_protocol["protocol"] = serde_json::json!(2);
+    let mut unknown_event = good.clone();
+    unknown_event["events"][0]["event"]["type"] = serde_json::json!("teleported");
+    let mut bad_time = good.clone();
+    bad_time["events"][0]["recorded_at"] = serde_json::json!("yesterday");
+
+    let json_cases = [
+        (unknown_field, 400, "unknown field"),
+        (missing_field, 400, "missing field"),
+        (seq_zero, 400, "sequence numbers run from 1"),
+        (bad_visit_id, 400, "only letters, digits"),
+        (newer_protocol, 400, "protocol"),
+        (unknown_event, 400, "unknown variant"),
+        (bad_time, 400, "could not be read"),
+    ];
+    for (body, want_status, want_text) in json_cases {
+        let (status, answer) = office.post_sync(&sam.device_token, &body).await;
+        assert_eq!(status, want_status, "{want_text}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains(want_text),
+            "expected {want_text:?} in {message:?}"
+        );
+    }
+
+    let raw = |body: Vec<u8>, content_type: &'static str| {
+        office
+            .http
+            .post(&sync)
+            .bearer_auth(&sam.device_token)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let cases = [
+        (
+            raw(b"{not json".to_vec(), "application/json"),
+            400,
+            "bad_json",
+        ),
+        (raw(b"".to_vec(), "application/json"), 400, "bad_json"),
+        (
+            raw(good.to_string().into_bytes(), "text/plain"),
+            415,
+            "not_json",
+        ),
+        (
+            raw(vec![b' '; 3 * 1024 * 1024], "application/json"),
+            413,
+            "too_large",
+        ),
+        (office.http.post(&sync).json(&good), 401, "unauthorized"),
+        (
+            office
+                .http
+                .post(&sync)
+                .bearer_auth("not-a-token")
+                .json(&good),
+            401,
+            "unknown_device",
+        ),
+        (office.http.get(&sync), 405, "method_not_allowed"),
+        (
+            office.http.get(format!("{}/api/v2/nothing", office.url)),
+            404,
+            "not_found",
+        ),
+    ];
+    for (request, want_status, want_code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), want_status, "{want_code}");
+        let answer: serde_json::Value = response.json().await.expect("every refusal is JSON");
+        assert_eq!(answer["error"], want_code);
+    }
+
+    let too_many: Vec<_> = (1..=501)
+        .map(|seq| envelope(sam, seq, "visit-ava", departed("sam")))
+        .collect();
+    let (status, answer) = office.post_sync(&sam.device_token, &batch(&too_many)).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(office.stored_event_count(), 0);
+}
+
+#[tokio::test]
+async fn the_office_replays_a_pairs_events_into_the_visit_state_and_shares_them_with_the_partner() {
+    let office = spawn_office().await;
+    let (sam, alex) = (&office.phones.me, &office.phones.partner);
+    let sam_events = vec![
+        envelope(sam, 1, "visit-ava", departed("sam")),
+        envelope(
+            sam,
+            2,
+            "visit-ava",
+            VisitEvent::ArrivedOutside {
+                staff: staff("sam"),
+            },
+        ),
+    ];
+    let (status, _) = office
+        .post_sync(&sam.device_token, &batch(&sam_events))
+        .await;
+    assert_eq!(status, 200);
+    let (_, state) = office.store.visit(&visit("visit-ava")).unwrap().unwrap();
+    assert_eq!(state.phase(), Phase::Outside);
+    assert!(state.progress(&staff("alex")).unwrap() < state.progress(&staff("sam")).unwrap());
+
+    // Alex's phone learns of Sam's arrival from the office.
+    let (status, body) = office.post_sync(&alex.device_token, &batch(&[])).await;
+    assert_eq!(status, 200);
+    let held = body["hold"]["visits"].as_array().unwrap();
+    let ava = held
+        .iter()
+        .find(|v| v["visit"]["id"] == "visit-ava")
+        .unwrap();
+    let kinds: Vec<_> = ava["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["authorised", "departed", "arrived_outside"]);
+    assert_eq!(body["hold"]["staff"], "alex");
+    let ids: Vec<_> = held
+        .iter()
+        .map(|v| v["visit"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["visit-ava", "visit-mia"],
+        "Alex holds only Alex's visits, in time order"
+    );
+}

@@ -1,0 +1,120 @@
+//! `spawn_office()`: the real office on port 0 with a fresh demo database, and event builders for tests.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{DeviceSeq, EventId, StaffId, VisitId};
+use doorstep_core::lifecycle::VisitEvent;
+use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
+use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
+use doorstep_office::SqliteStore;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub struct TestOffice {
+    pub url: String,
+    pub store: Arc<SqliteStore>,
+    pub phones: DemoPhones,
+    pub http: reqwest::Client,
+    pub _dir: TempDir,
+    _shutdown: oneshot::Sender<()>,
+}
+
+pub async fn spawn_office() -> TestOffice {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let phones = demo::seed(&store, &url, Utc::now()).expect("seed demo");
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(doorstep_office::run(listener, store.clone(), async {
+        let _ = rx.await;
+    }));
+    TestOffice {
+        url,
+        store,
+        phones,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        _shutdown: tx,
+    }
+}
+
+impl TestOffice {
+    pub async fn post_sync(
+        &self,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/sync", self.url))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("office answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("answer is JSON");
+        (status, body)
+    }
+
+    /// How many events the office's database holds, read straight from the SQLite file.
+    pub fn stored_event_count(&self) -> i64 {
+        let conn = rusqlite_count_conn(self.store.path());
+        conn.query_row(
+            "SELECT COUNT(*) FROM events WHERE device_id != 'office'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count")
+    }
+}
+
+fn rusqlite_count_conn(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("open office database")
+}
+
+pub fn visit(id: &str) -> VisitId {
+    id.parse().expect("visit id")
+}
+
+pub fn staff(id: &str) -> StaffId {
+    id.parse().expect("staff id")
+}
+
+pub fn at(minutes: i64) -> DateTime<Utc> {
+    Utc::now() + TimeDelta::minutes(minutes)
+}
+
+/// An event as `phone` would record it.
+pub fn envelope(phone: &PhoneConfig, seq: u64, visit_id: &str, event: VisitEvent) -> EventEnvelope {
+    EventEnvelope {
+        id: EventId::new_v7(),
+        device: phone.device_id.clone(),
+        seq: DeviceSeq::new(seq).expect("seq"),
+        visit: visit(visit_id),
+        recorded_at: Utc::now(),
+        event,
+    }
+}
+
+pub fn departed(who: &str) -> VisitEvent {
+    VisitEvent::Departed {
+        staff: staff(who),
+        expected_arrival: at(10),
+        expected_end: at(60),
+    }
+}
+
+pub fn batch(events: &[EventEnvelope]) -> serde_json::Value {
+    serde_json::to_value(SyncRequest {
+        protocol: PROTOCOL_VERSION,
+        device_time: Utc::now(),
+        events: events.to_vec(),
+    })
+    .expect("serialise")
+}

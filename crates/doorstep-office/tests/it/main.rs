@@ -1,0 +1,6 @@
+//! The office's integration tests: the real server on port 0 with a temporary database.
+
+mod api;
+mod helpers;
+mod kill;
+mod openapi;
