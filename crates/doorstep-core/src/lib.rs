@@ -8,6 +8,7 @@
 //! - [`event_log`]: the phone's local SQLite event log and outbox.
 //! - [`protocol`]: the versioned sync exchange between phone and office.
 //! - [`sync_plan`]: pure planning of what to send and what an answer means.
+//! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
 //!
 //! Time is always passed in; nothing here reads a clock except `EventId::new_v7` (its timestamp bits only
 //! order ids and carry no meaning).
@@ -19,4 +20,5 @@ pub mod ids;
 pub mod lifecycle;
 pub mod policy;
 pub mod protocol;
+pub mod schedule;
 pub mod sync_plan;

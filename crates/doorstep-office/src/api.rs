@@ -16,6 +16,7 @@ use doorstep_core::protocol::{
 };
 use serde::Serialize;
 
+use crate::escalation::Escalation;
 use crate::store::{Device, IngestError, SqliteStore, StoreError};
 
 /// The office's clock, swappable so tests can control time.
@@ -26,6 +27,8 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct AppState {
     pub store: Arc<SqliteStore>,
     pub clock: Clock,
+    /// The escalation engine to poke when events arrive (absent in tests that exercise only the API).
+    pub escalation: Option<Escalation>,
 }
 
 impl AppState {
@@ -33,6 +36,7 @@ impl AppState {
         Self {
             store,
             clock: Arc::new(Utc::now),
+            escalation: None,
         }
     }
 
@@ -229,6 +233,8 @@ async fn sync(
     }
     let now = state.now();
     let store = state.store.clone();
+    let visits: std::collections::BTreeSet<_> =
+        request.events.iter().map(|e| e.visit.clone()).collect();
     let response = blocking(move || -> Result<SyncResponse, IngestError> {
         let results = store.ingest(&device, &request.events, now)?;
         if request.events.iter().any(|e| e.event.is_urgent()) {
@@ -243,6 +249,11 @@ async fn sync(
         })
     })
     .await?;
+    if let Some(escalation) = &state.escalation {
+        for visit in visits {
+            escalation.visit_changed(visit);
+        }
+    }
     Ok(Json(response))
 }
 

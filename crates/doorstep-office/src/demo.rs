@@ -59,13 +59,23 @@ pub fn seed(
     office_url: &str,
     now: DateTime<Utc>,
 ) -> Result<DemoPhones, StoreError> {
+    seed_with_policy(store, office_url, now, Preset::PrimaryHeadteacher)
+}
+
+/// The demo school on the given policy preset.
+pub fn seed_with_policy(
+    store: &SqliteStore,
+    office_url: &str,
+    now: DateTime<Utc>,
+    preset: Preset,
+) -> Result<DemoPhones, StoreError> {
     let school_id: SchoolId = id("demo-primary");
     let school = School {
         id: school_id.clone(),
         name: "Oakfield Primary (demo)".into(),
         office_phone: "01632 960000".into(),
     };
-    store.add_school(&school, &Preset::PrimaryHeadteacher.policy())?;
+    store.add_school(&school, &preset.policy())?;
 
     let head = staff(
         "head",

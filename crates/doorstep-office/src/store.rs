@@ -18,7 +18,10 @@ use doorstep_core::protocol::{EventOutcome, EventResult, HeldVisit, PhoneHolding
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_office.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_office.sql"),
+    include_str!("../migrations/0002_alarms.sql"),
+];
 
 /// The device id under which the office records its own decisions (authorisations).
 pub const OFFICE_DEVICE: &str = "office";
@@ -110,7 +113,7 @@ impl SqliteStore {
         &self.path
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-written record (SQLite rolls the transaction
         // back), so a poisoned lock is safe to keep using.
         self.conn
@@ -634,7 +637,10 @@ fn school_policy(conn: &Connection, school: &SchoolId) -> Result<Policy, StoreEr
     Ok(school_and_policy(conn, school)?.1)
 }
 
-fn school_and_policy(conn: &Connection, school: &SchoolId) -> Result<(School, Policy), StoreError> {
+pub(crate) fn school_and_policy(
+    conn: &Connection,
+    school: &SchoolId,
+) -> Result<(School, Policy), StoreError> {
     let (name, phone, policy): (String, String, String) = conn
         .query_row(
             "SELECT name, office_phone, policy FROM schools WHERE id = ?1",
@@ -660,7 +666,7 @@ fn phase_name(state: &VisitState) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
+pub(crate) fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {

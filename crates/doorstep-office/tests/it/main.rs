@@ -1,6 +1,7 @@
 //! The office's integration tests: the real server on port 0 with a temporary database.
 
 mod api;
+mod escalation;
 mod helpers;
 mod kill;
 mod openapi;

@@ -1,0 +1,234 @@
+//! The escalation engine: the office, not the phone, holds every visit's deadlines.
+//!
+//! For each visit under way the engine computes the next moment something must happen (a deadline plus
+//! grace becoming "overdue", an unacknowledged alarm getting louder) and sleeps until exactly then; it does
+//! not poll. Each contact from a phone pokes the engine, which looks at that visit again, so a check-in
+//! re-arms the deadline. On start it looks at every visit under way or with an open alarm, so deadlines
+//! survive a restart. Every alarm and escalation is written to the store (and so the visit's timeline)
+//! before it is announced on the board channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use doorstep_core::ids::VisitId;
+use doorstep_core::schedule::{next_deadline, next_escalation, AlarmLevel, Expecting};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::alarms::{Alarm, AlarmKind};
+use crate::api::Clock;
+use crate::store::{SqliteStore, StoreError};
+
+/// Something the board should show now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BoardEvent {
+    AlarmRaised {
+        alarm: Alarm,
+    },
+    AlarmEscalated {
+        alarm: Alarm,
+    },
+    AlarmAcknowledged {
+        alarm: Alarm,
+    },
+    /// A visit's state or alarms changed in some other way: read it again.
+    VisitChanged {
+        visit: VisitId,
+    },
+}
+
+/// A handle on the running engine.
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    pokes: mpsc::UnboundedSender<VisitId>,
+    board: broadcast::Sender<BoardEvent>,
+}
+
+impl Escalation {
+    /// Starts the engine on the current tokio runtime, reading the time from `clock`.
+    pub fn spawn(store: Arc<SqliteStore>, clock: Clock) -> (Self, tokio::task::JoinHandle<()>) {
+        let (pokes, rx) = mpsc::unbounded_channel();
+        let (board, _) = broadcast::channel(1024);
+        let handle = tokio::spawn(run(store, clock, rx, board.clone()));
+        (Self { pokes, board }, handle)
+    }
+
+    /// Tells the engine a visit changed (new events arrived): it looks at it again at once.
+    pub fn visit_changed(&self, visit: VisitId) {
+        let _ = self.board.send(BoardEvent::VisitChanged {
+            visit: visit.clone(),
+        });
+        let _ = self.pokes.send(visit);
+    }
+
+    /// Announces an acknowledgement made through the API.
+    pub fn acknowledged(&self, alarm: Alarm) {
+        let _ = self.pokes.send(alarm.visit.clone());
+        let _ = self.board.send(BoardEvent::AlarmAcknowledged { alarm });
+    }
+
+    /// Everything the board should hear about from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<BoardEvent> {
+        self.board.subscribe()
+    }
+}
+
+/// The engine's loop: sleep until the earliest moment any watched visit needs a look, or until poked.
+async fn run(
+    store: Arc<SqliteStore>,
+    clock: Clock,
+    mut pokes: mpsc::UnboundedReceiver<VisitId>,
+    board: broadcast::Sender<BoardEvent>,
+) {
+    let mut wakes: HashMap<VisitId, DateTime<Utc>> = HashMap::new();
+    match store.visits_to_watch() {
+        Ok(visits) => {
+            for visit in visits {
+                look(&store, &visit, clock(), &mut wakes, &board);
+            }
+        }
+        Err(error) => tracing::error!(%error, "could not load the visits to watch"),
+    }
+    loop {
+        let pause = match wakes.values().min() {
+            Some(next) => (*next - clock()).to_std().unwrap_or(Duration::ZERO),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            poke = pokes.recv() => match poke {
+                Some(visit) => look(&store, &visit, clock(), &mut wakes, &board),
+                None => return,
+            },
+            () = tokio::time::sleep(pause) => {
+                let now = clock();
+                let due: Vec<VisitId> = wakes
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(visit, _)| visit.clone())
+                    .collect();
+                for visit in due {
+                    look(&store, &visit, now, &mut wakes, &board);
+                }
+            }
+        }
+    }
+}
+
+fn look(
+    store: &SqliteStore,
+    visit: &VisitId,
+    now: DateTime<Utc>,
+    wakes: &mut HashMap<VisitId, DateTime<Utc>>,
+    board: &broadcast::Sender<BoardEvent>,
+) {
+    match evaluate(store, visit, now) {
+        Ok((next, events)) => {
+            match next {
+                Some(at) => wakes.insert(visit.clone(), at),
+                None => wakes.remove(visit),
+            };
+            for event in events {
+                tracing::warn!(?event, "escalation");
+                let _ = board.send(event);
+            }
+        }
+        Err(error) => {
+            // Look again soon rather than never: a store hiccup must not silence an alarm.
+            tracing::error!(%error, %visit, "escalation check failed; retrying in 1 s");
+            wakes.insert(visit.clone(), now + chrono::TimeDelta::seconds(1));
+        }
+    }
+}
+
+fn expecting_name(expecting: Expecting) -> &'static str {
+    match expecting {
+        Expecting::Arrival => "arrival",
+        Expecting::AnswerAtTheDoor => "answer_at_the_door",
+        Expecting::CheckIn => "check_in",
+        Expecting::Leaving => "leaving",
+    }
+}
+
+/// One look at one visit at `now`: raises, escalates or notes renewed contact as due, and returns when it
+/// next needs a look (or `None`) with what the board should hear.
+pub fn evaluate(
+    store: &SqliteStore,
+    visit_id: &VisitId,
+    now: DateTime<Utc>,
+) -> Result<(Option<DateTime<Utc>>, Vec<BoardEvent>), StoreError> {
+    let Some((visit, state, policy)) = store.visit_with_policy(visit_id)? else {
+        return Ok((None, Vec::new()));
+    };
+    let mut events = Vec::new();
+    let mut wakes = Vec::new();
+
+    // Duress goes straight to the top.
+    for alert in state.active_duress() {
+        let raised = store.raise_alarm(
+            visit_id,
+            AlarmKind::Duress,
+            alert.raised_by.as_str(),
+            alert.raised_at,
+            AlarmLevel::Authoriser,
+            now,
+        )?;
+        if let Some(alarm) = raised {
+            events.push(BoardEvent::AlarmRaised { alarm });
+        }
+    }
+
+    let deadline = next_deadline(&visit, &state, &policy);
+    if let Some(deadline) = deadline {
+        let overdue_at = deadline.overdue_at(&policy);
+        if now >= overdue_at {
+            let raised = store.raise_alarm(
+                visit_id,
+                AlarmKind::Overdue,
+                expecting_name(deadline.expecting),
+                deadline.due,
+                AlarmLevel::Board,
+                now,
+            )?;
+            if let Some(alarm) = raised {
+                events.push(BoardEvent::AlarmRaised { alarm });
+            }
+        } else {
+            wakes.push(overdue_at);
+        }
+    }
+
+    for alarm in store
+        .alarms_for_visit(visit_id)?
+        .into_iter()
+        .filter(Alarm::escalating)
+    {
+        let still_silent = match alarm.kind {
+            AlarmKind::Overdue => deadline.is_some_and(|d| {
+                d.due == alarm.due_at && expecting_name(d.expecting) == alarm.about
+            }),
+            AlarmKind::Duress => state
+                .active_duress()
+                .any(|d| d.raised_at == alarm.due_at && d.raised_by.as_str() == alarm.about),
+        };
+        if !still_silent {
+            store.note_contact_resumed(alarm.id, now)?;
+            events.push(BoardEvent::VisitChanged {
+                visit: visit_id.clone(),
+            });
+            continue;
+        }
+        let last = alarm.escalated_at.unwrap_or(alarm.raised_at);
+        let next = next_escalation(alarm.level, alarm.raised_at, last, &policy);
+        if now >= next {
+            let alarm = store.escalate_alarm(alarm.id, now)?;
+            wakes.push(next_escalation(alarm.level, alarm.raised_at, now, &policy));
+            events.push(BoardEvent::AlarmEscalated { alarm });
+        } else {
+            wakes.push(next);
+        }
+    }
+    Ok((wakes.into_iter().min(), events))
+}
