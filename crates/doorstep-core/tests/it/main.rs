@@ -5,5 +5,6 @@ mod event_log;
 mod lifecycle;
 mod policy;
 mod properties;
+mod schedule;
 mod support;
 mod sync_plan;
