@@ -20,6 +20,9 @@ fn departed(who: &str) -> (i64, VisitEvent) {
     )
 }
 
+/// Events with the minute each was recorded.
+type History = Vec<(i64, VisitEvent)>;
+
 fn deadline(expecting: Expecting, minute: i64) -> Option<Deadline> {
     Some(Deadline {
         expecting,
@@ -53,7 +56,7 @@ fn the_next_deadline_follows_the_visit_and_the_policy() {
     let check_in = |m: i64| (m, VisitEvent::CheckedIn { staff: staff("b") });
     let left = |who: &str, m: i64| (m, VisitEvent::Left { staff: staff(who) });
 
-    let table: Vec<(&str, Vec<(i64, VisitEvent)>, Option<Deadline>)> = vec![
+    let table: Vec<(&str, History, Option<Deadline>)> = vec![
         (
             "authorised, nobody has left: nothing expected",
             vec![authorised.clone()],
