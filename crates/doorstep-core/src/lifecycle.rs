@@ -578,7 +578,13 @@ pub fn decide(
         Command::ArriveTogether { by, staff } => {
             let by_progress = state.assigned(by)?;
             state.still_open()?;
-            check_can_arrive(by, by_progress)?;
+            // The sender may already be at the door: this is how a pair confirms a partner whose phone
+            // has no signal.
+            match by_progress {
+                StaffProgress::NotStarted => return Err(LifecycleError::NotDeparted(by.clone())),
+                StaffProgress::Departed { .. } | StaffProgress::Outside { .. } => {}
+                _ => return Err(LifecycleError::AlreadyArrived(by.clone())),
+            }
             let mut everyone = staff.clone();
             everyone.retain(|s| s != by);
             for other in &everyone {

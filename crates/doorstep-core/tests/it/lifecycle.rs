@@ -372,6 +372,21 @@ fn arriving_together_puts_both_outside_so_the_visit_can_start() {
 }
 
 #[test]
+fn a_partner_already_at_the_door_can_confirm_both_arrived_together() {
+    let state = given([authorised(), departed(a()), departed(b()), outside(a())])
+        .when(Command::ArriveTogether {
+            by: a(),
+            staff: vec![b()],
+        })
+        .then_events([VisitEvent::ArrivedTogether {
+            by: a(),
+            staff: vec![a(), b()],
+        }]);
+    assert!(state.progress(&b()).unwrap().is_outside());
+    assert!(decide(&state, &Command::StartVisit { by: a() }, at_min(6)).is_ok());
+}
+
+#[test]
 fn arriving_together_lists_the_sender_once_and_first() {
     given([authorised(), departed(a()), departed(b())])
         .when(Command::ArriveTogether {
