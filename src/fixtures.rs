@@ -1,0 +1,111 @@
+//! Test data for the unit tests: a school, a pair of staff and visits the office might send.
+
+use chrono::{DateTime, TimeZone, Utc};
+use doorstep_core::domain::{
+    Address, Briefing, Pupil, RiskAssessment, School, Visit, VisitPurpose, VisitStaff,
+};
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::event_log::EventLog;
+use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, StaffId, VisitId};
+use doorstep_core::lifecycle::VisitEvent;
+use doorstep_core::policy::{PolicyMinutes, Preset};
+use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
+
+use crate::store::AppStore;
+
+pub fn id<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.parse().expect("a valid id")
+}
+
+/// 23 November 2026 at `hour:minute` UTC.
+pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, hour, minute, 0).unwrap()
+}
+
+/// A visit by Sam (this phone) and, unless `alone`, Alex.
+pub fn visit(visit_id: &str, time: DateTime<Utc>, alone: bool) -> Visit {
+    let mut staff = vec![VisitStaff {
+        id: id("sam"),
+        name: "Sam Patel".into(),
+        phone: "07700 900001".into(),
+    }];
+    if !alone {
+        staff.push(VisitStaff {
+            id: id("alex"),
+            name: "Alex Jones".into(),
+            phone: "07700 900002".into(),
+        });
+    }
+    Visit {
+        id: id(visit_id),
+        school: id("school"),
+        purpose: VisitPurpose::SafeAndWellCheck,
+        pupil: Pupil {
+            id: id("pupil-1"),
+            name: "Ava Smith".into(),
+        },
+        address: Address {
+            lines: vec!["1 High Street".into()],
+            postcode: "LS6 2AB".into(),
+        },
+        agreed_time: time,
+        expected_length: PolicyMinutes::new(45).unwrap(),
+        staff,
+        briefing: Briefing::new(RiskAssessment::standard()),
+    }
+}
+
+/// The office's record that the headteacher authorised `visit`.
+pub fn authorised(visit: &Visit) -> EventEnvelope {
+    EventEnvelope {
+        id: EventId::new_v7(),
+        device: id::<DeviceId>("office"),
+        seq: DeviceSeq::new(1).unwrap(),
+        visit: visit.id.clone(),
+        recorded_at: visit.agreed_time - chrono::TimeDelta::hours(2),
+        event: VisitEvent::Authorised {
+            by: id("head"),
+            lone_visit_approved: visit.staff.len() < 2,
+        },
+    }
+}
+
+pub fn holdings(visits: Vec<HeldVisit>) -> PhoneHoldings {
+    PhoneHoldings {
+        school: School {
+            id: id("school"),
+            name: "Hillside Primary".into(),
+            office_phone: "0113 496 0000".into(),
+        },
+        policy: Preset::PrimaryHeadteacher.policy(),
+        staff: id::<StaffId>("sam"),
+        staff_name: "Sam Patel".into(),
+        visits,
+    }
+}
+
+/// Sam's phone holding an authorised pair visit `v-auth` at 10:00 and an unauthorised one `v-wait` at 09:00.
+pub fn store_with_two_visits(dir: &std::path::Path) -> AppStore {
+    let mut log = EventLog::open(&dir.join("phone.sqlite3"), &id("phone-sam")).unwrap();
+    let first = visit("v-auth", at(10, 0), false);
+    let second = visit("v-wait", at(9, 0), false);
+    let held = vec![
+        HeldVisit {
+            events: vec![authorised(&first)],
+            visit: first,
+        },
+        HeldVisit {
+            visit: second,
+            events: Vec::new(),
+        },
+    ];
+    log.save_holdings(&holdings(held), at(8, 0)).unwrap();
+    AppStore::new(log)
+}
+
+pub fn visit_id(text: &str) -> VisitId {
+    id(text)
+}

@@ -1,0 +1,26 @@
+//! Doorstep's phone app: the screens school staff use on a home visit, over a local event log that works
+//! without signal and a sync loop that tells the office.
+//!
+//! The layout, from the outside in:
+//!
+//! - [`config`]: the enrolment file (`DOORSTEP_PHONE_CONFIG`) and the data folder.
+//! - [`platform`]: what differs between desktop, Android and iOS (for now, only the app-data folder).
+//! - [`store`]: [`store::AppStore`], the only writer of the phone's event log. A visit's state is rebuilt
+//!   from the office's events and the phone's own; an action is decided by the core lifecycle and on disk
+//!   before the call returns.
+//! - [`sync`]: the HTTP transport around the core's pure sync planner, and the loop that runs it.
+//! - [`status`]: the status line, a pure function of the outbox.
+//! - [`steps`]: which step a visit screen offers next, a pure function of the visit's state.
+//! - [`app`]: the Dioxus components. They read the store and call it; they never touch SQLite.
+//!
+//! `main.rs` only reads the configuration, opens the store, starts the sync loop and launches the window.
+
+pub mod app;
+pub mod config;
+#[cfg(test)]
+mod fixtures;
+pub mod platform;
+pub mod status;
+pub mod steps;
+pub mod store;
+pub mod sync;

@@ -1,0 +1,322 @@
+//! What the visit screen offers next: one large button for the current step, perhaps a smaller one beside
+//! it, or a sentence saying why there is nothing to press. Pure, so it is tested without a screen.
+
+use chrono::{DateTime, Utc};
+use doorstep_core::ids::StaffId;
+use doorstep_core::lifecycle::{self, Command, StaffProgress};
+
+use crate::store::VisitCard;
+
+/// A step a member of staff can take on a visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    LeavingNow,
+    ImOutside,
+    ArrivedTogether,
+    GoingIn,
+    ImOk,
+    IveLeft,
+}
+
+impl Step {
+    /// The button's words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::LeavingNow => "Leaving now",
+            Step::ImOutside => "I'm outside",
+            Step::ArrivedTogether => "We arrived together",
+            Step::GoingIn => "We're going in",
+            Step::ImOk => "I'm OK",
+            Step::IveLeft => "I've left",
+        }
+    }
+
+    /// What the button does, for screen readers.
+    pub fn description(self) -> &'static str {
+        match self {
+            Step::LeavingNow => "Tell the office you are leaving for this visit",
+            Step::ImOutside => "Tell the office you are outside the address",
+            Step::ArrivedTogether => "Tell the office everyone on the visit arrived together",
+            Step::GoingIn => "Tell the office you are all going in",
+            Step::ImOk => "Check in: tell the office you are OK",
+            Step::IveLeft => "Tell the office you have left the property",
+        }
+    }
+
+    /// A stable element id, so tests and keyboard users can find the button.
+    pub fn element_id(self) -> &'static str {
+        match self {
+            Step::LeavingNow => "step-leaving-now",
+            Step::ImOutside => "step-im-outside",
+            Step::ArrivedTogether => "step-arrived-together",
+            Step::GoingIn => "step-going-in",
+            Step::ImOk => "step-im-ok",
+            Step::IveLeft => "step-ive-left",
+        }
+    }
+
+    /// The lifecycle command this step sends for `me` on this visit.
+    pub fn command(self, card: &VisitCard, me: &StaffId) -> Command {
+        let staff = me.clone();
+        match self {
+            Step::LeavingNow => Command::Depart {
+                staff,
+                expected_arrival: card.visit.agreed_time,
+                expected_end: card.visit.expected_end(),
+            },
+            Step::ImOutside => Command::ArriveOutside { staff },
+            Step::ArrivedTogether => Command::ArriveTogether {
+                by: staff,
+                staff: card.visit.staff_ids(),
+            },
+            Step::GoingIn => Command::StartVisit { by: staff },
+            Step::ImOk => Command::CheckIn { staff },
+            Step::IveLeft => Command::Leave { staff },
+        }
+    }
+}
+
+/// What the visit screen shows for the current step.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Steps {
+    /// Why there is nothing (or less) to press, or what to do meanwhile.
+    pub notice: Option<String>,
+    /// The one large button.
+    pub main: Option<Step>,
+    /// Smaller buttons beside it.
+    pub others: Vec<Step>,
+}
+
+/// The steps open to `me` on this visit at `now`. Only steps the lifecycle would accept are offered, so a
+/// button never leads to a refusal the screen could have foreseen.
+pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
+    let state = &card.state;
+    let Some(progress) = state.progress(me) else {
+        return notice("You are not on this visit.");
+    };
+    if let Some((reason, _)) = state.cancelled {
+        return notice(&format!("This visit was cancelled: {}.", reason.label()));
+    }
+    if state.written_up_at.is_some() {
+        return notice("This visit is written up.");
+    }
+    if let Some(role) = card.awaiting_authorisation_by {
+        return notice(&format!(
+            "Awaiting authorisation by {}. Do not leave for the visit until it is authorised.",
+            role.label()
+        ));
+    }
+    let has_partner = card.partners(me).next().is_some();
+    let mut steps = match progress {
+        StaffProgress::NotStarted => main(Step::LeavingNow),
+        StaffProgress::Departed { .. } if has_partner => Steps {
+            main: Some(Step::ImOutside),
+            others: vec![Step::ArrivedTogether],
+            notice: None,
+        },
+        StaffProgress::Departed { .. } => main(Step::ImOutside),
+        StaffProgress::Outside { .. } => {
+            let missing: Vec<&str> = card
+                .partners(me)
+                .filter(|partner| !state.progress(&partner.id).is_some_and(|p| p.is_outside()))
+                .map(|partner| partner.name.as_str())
+                .collect();
+            if missing.is_empty() {
+                main(Step::GoingIn)
+            } else {
+                Steps {
+                    notice: Some(format!(
+                        "Wait outside until {} {}.",
+                        join_names(&missing),
+                        if missing.len() == 1 {
+                            "arrives"
+                        } else {
+                            "arrive"
+                        }
+                    )),
+                    main: None,
+                    others: vec![Step::ArrivedTogether],
+                }
+            }
+        }
+        StaffProgress::Inside { .. } => Steps {
+            main: Some(Step::IveLeft),
+            others: vec![Step::ImOk],
+            notice: None,
+        },
+        StaffProgress::Left { .. } => notice("You have left the property."),
+    };
+    let accepts = |step: &Step| lifecycle::decide(state, &step.command(card, me), now).is_ok();
+    steps.others.retain(accepts);
+    if let Some(step) = steps.main {
+        if let Err(refusal) = lifecycle::decide(state, &step.command(card, me), now) {
+            steps.main = None;
+            steps
+                .notice
+                .get_or_insert_with(|| sentence(&refusal.to_string()));
+        }
+    }
+    steps
+}
+
+fn main(step: Step) -> Steps {
+    Steps {
+        main: Some(step),
+        ..Steps::default()
+    }
+}
+
+fn notice(text: &str) -> Steps {
+    Steps {
+        notice: Some(text.to_owned()),
+        ..Steps::default()
+    }
+}
+
+/// "Sam", "Sam and Jo", "Sam, Jo and Ali".
+fn join_names(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// A lifecycle message as a sentence: capitalised, with a full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.is_empty() && !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_join_like_a_sentence() {
+        assert_eq!(join_names(&[]), "");
+        assert_eq!(join_names(&["Sam"]), "Sam");
+        assert_eq!(join_names(&["Sam", "Jo"]), "Sam and Jo");
+        assert_eq!(join_names(&["Sam", "Jo", "Ali"]), "Sam, Jo and Ali");
+    }
+
+    #[test]
+    fn lifecycle_messages_become_sentences() {
+        assert_eq!(
+            sentence("the visit has already started"),
+            "The visit has already started."
+        );
+        assert_eq!(sentence("wait."), "Wait.");
+        assert_eq!(sentence(""), "");
+    }
+}
+
+#[cfg(test)]
+mod visit_tests {
+    use doorstep_core::lifecycle::Command;
+
+    use super::*;
+    use crate::fixtures::{at, id, store_with_two_visits, visit_id};
+    use crate::store::AppStore;
+
+    fn steps(store: &AppStore, visit: &str) -> Steps {
+        let card = store.visit(&visit_id(visit)).unwrap().unwrap();
+        steps_for(&card, &id("sam"), at(9, 0))
+    }
+
+    fn take(store: &AppStore, visit: &str, step: Step) {
+        let card = store.visit(&visit_id(visit)).unwrap().unwrap();
+        store
+            .perform(&visit_id(visit), step.command(&card, &id("sam")), at(9, 0))
+            .unwrap();
+    }
+
+    #[test]
+    fn an_unauthorised_visit_offers_nothing_and_says_who_must_authorise() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let got = steps(&store, "v-wait");
+        assert_eq!(got.main, None);
+        assert!(got.others.is_empty());
+        assert!(got
+            .notice
+            .unwrap()
+            .starts_with("Awaiting authorisation by headteacher"));
+    }
+
+    #[test]
+    fn a_pair_visit_goes_step_by_step_and_waits_for_the_partner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        assert_eq!(
+            steps(&store, "v-auth"),
+            Steps {
+                main: Some(Step::LeavingNow),
+                ..Steps::default()
+            }
+        );
+
+        take(&store, "v-auth", Step::LeavingNow);
+        let got = steps(&store, "v-auth");
+        assert_eq!(
+            (got.main, got.others),
+            (Some(Step::ImOutside), vec![Step::ArrivedTogether])
+        );
+
+        take(&store, "v-auth", Step::ImOutside);
+        let got = steps(&store, "v-auth");
+        assert_eq!(got.main, None);
+        assert_eq!(
+            got.notice.as_deref(),
+            Some("Wait outside until Alex Jones arrives.")
+        );
+        // Sam can still confirm that Alex arrived with them: Alex's phone may have no signal.
+        assert_eq!(got.others, vec![Step::ArrivedTogether]);
+    }
+
+    #[test]
+    fn once_inside_the_big_button_is_ive_left_with_im_ok_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        // Alex's departure, as the office would relay it from Alex's phone.
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        store
+            .perform(
+                &visit_id("v-auth"),
+                Command::Depart {
+                    staff: id("alex"),
+                    expected_arrival: card.visit.agreed_time,
+                    expected_end: card.visit.expected_end(),
+                },
+                at(9, 0),
+            )
+            .unwrap();
+        take(&store, "v-auth", Step::LeavingNow);
+        let got = steps(&store, "v-auth");
+        assert_eq!(
+            (got.main, got.others.clone()),
+            (Some(Step::ImOutside), vec![Step::ArrivedTogether])
+        );
+
+        take(&store, "v-auth", Step::ArrivedTogether);
+        assert_eq!(steps(&store, "v-auth").main, Some(Step::GoingIn));
+        take(&store, "v-auth", Step::GoingIn);
+        let got = steps(&store, "v-auth");
+        assert_eq!(
+            (got.main, got.others.clone()),
+            (Some(Step::IveLeft), vec![Step::ImOk])
+        );
+        take(&store, "v-auth", Step::ImOk);
+        take(&store, "v-auth", Step::IveLeft);
+        let got = steps(&store, "v-auth");
+        assert_eq!(got.main, None);
+        assert!(got.notice.is_some());
+    }
+}

@@ -1,0 +1,487 @@
+//! The app's store: the only code that writes the phone's event log. Screens and the sync transport call it;
+//! neither touches `EventLog` or SQLite.
+//!
+//! A visit's state is always rebuilt the same way: the events the office sent (a partner's included) and the
+//! events this phone recorded, deduplicated by event id and replayed through the core lifecycle. An action is
+//! decided against that state and recorded before [`AppStore::perform`] returns, so a screen may say it
+//! happened as soon as the call comes back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+use doorstep_core::domain::{Role, Visit, VisitStaff};
+use doorstep_core::event::{EnvelopeError, EventEnvelope};
+use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
+use doorstep_core::ids::{DeviceId, EventId, StaffId, VisitId};
+use doorstep_core::lifecycle::{self, Command, LifecycleError, Phase, VisitState};
+use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
+use doorstep_core::sync_plan::OutboxUpdate;
+use tokio::sync::{watch, Notify};
+
+/// Why an action was not recorded. Every message can be shown as it is to the person holding the phone.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("Not recorded: {0}.")]
+    Refused(#[from] LifecycleError),
+    #[error("Not recorded: this phone does not hold visit {0}. It may have been changed at the office; wait for the next sync.")]
+    UnknownVisit(VisitId),
+    #[error("Not recorded: this phone could not save it ({0}). Tell the office by phone.")]
+    Storage(LogError),
+    #[error("Not recorded: {0}. Check the phone's date and time.")]
+    Invalid(EnvelopeError),
+    #[error("Not recorded: there was nothing to record.")]
+    NothingToRecord,
+}
+
+impl From<LogError> for ActionError {
+    fn from(error: LogError) -> Self {
+        match error {
+            LogError::Invalid(invalid) => ActionError::Invalid(invalid),
+            other => ActionError::Storage(other),
+        }
+    }
+}
+
+/// Who carries this phone, as the office last said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Me {
+    pub staff: StaffId,
+    pub name: String,
+    pub school_name: String,
+    /// The number staff ring to reach reception.
+    pub office_phone: String,
+    /// Who authorises visits under the school's policy.
+    pub authoriser: Role,
+}
+
+/// One visit as a screen shows it: what the office planned and where it stands now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitCard {
+    pub visit: Visit,
+    pub state: VisitState,
+    /// The role that must authorise the visit, while it is not yet authorised.
+    pub awaiting_authorisation_by: Option<Role>,
+}
+
+impl VisitCard {
+    pub fn phase(&self) -> Phase {
+        self.state.phase()
+    }
+
+    /// Everyone on the visit except `me`, in the office's order.
+    pub fn partners<'a>(&'a self, me: &'a StaffId) -> impl Iterator<Item = &'a VisitStaff> + 'a {
+        self.visit.staff.iter().filter(move |s| &s.id != me)
+    }
+}
+
+/// The phone's store. Cheap to clone; every clone shares one event log.
+#[derive(Debug, Clone)]
+pub struct AppStore {
+    log: Arc<Mutex<EventLog>>,
+    /// Woken after each recorded event, so the sync loop sends it at once.
+    wake: Arc<Notify>,
+    /// Counts writes, so screens redraw as soon as the sync loop changes something.
+    revision: Arc<watch::Sender<u64>>,
+}
+
+impl AppStore {
+    pub fn new(log: EventLog) -> Self {
+        Self {
+            log: Arc::new(Mutex::new(log)),
+            wake: Arc::new(Notify::new()),
+            revision: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// Opens (or creates) the event log in `data_dir`, creating the folder if needed.
+    pub fn open_in(data_dir: &Path, device: &DeviceId) -> Result<Self, LogError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            LogError::Corrupt(format!("cannot create {}: {error}", data_dir.display()))
+        })?;
+        let log = EventLog::open(&data_dir.join(crate::config::DATABASE_FILE), device)?;
+        Ok(Self::new(log))
+    }
+
+    /// The notification the sync loop waits on; [`AppStore::perform`] wakes it after each commit.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// A number that changes whenever the store has been written.
+    pub fn revision(&self) -> u64 {
+        *self.revision.borrow()
+    }
+
+    /// Tells the receiver about each write (the latest revision, not every step in between).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// Who carries this phone, once the office has said.
+    pub fn me(&self) -> Result<Option<Me>, LogError> {
+        Ok(self.lock().holdings()?.map(|holdings| Me {
+            staff: holdings.staff,
+            name: holdings.staff_name,
+            school_name: holdings.school.name,
+            office_phone: holdings.school.office_phone,
+            authoriser: holdings.policy.authoriser,
+        }))
+    }
+
+    /// Whether the office has ever sent this phone its visits.
+    pub fn has_holdings(&self) -> Result<bool, LogError> {
+        Ok(self.lock().holdings()?.is_some())
+    }
+
+    /// The visits to show on the Today screen, soonest first: every visit the office sent, except those
+    /// already written up whose time has passed (the office may not have dropped them yet).
+    pub fn today(&self, now: DateTime<Utc>) -> Result<Vec<VisitCard>, LogError> {
+        let log = self.lock();
+        let Some(holdings) = log.holdings()? else {
+            return Ok(Vec::new());
+        };
+        let authoriser = holdings.policy.authoriser;
+        let mut cards = Vec::with_capacity(holdings.visits.len());
+        for held in &holdings.visits {
+            let card = card(&log, held, authoriser)?;
+            let done = card.phase() == Phase::WrittenUp && card.visit.expected_end() < now;
+            if !done {
+                cards.push(card);
+            }
+        }
+        cards.sort_by(|a, b| {
+            (a.visit.agreed_time, &a.visit.id).cmp(&(b.visit.agreed_time, &b.visit.id))
+        });
+        Ok(cards)
+    }
+
+    /// One visit, or `None` if the phone does not hold it.
+    pub fn visit(&self, visit: &VisitId) -> Result<Option<VisitCard>, LogError> {
+        let log = self.lock();
+        let Some(holdings) = log.holdings()? else {
+            return Ok(None);
+        };
+        let authoriser = holdings.policy.authoriser;
+        holdings
+            .visits
+            .iter()
+            .find(|held| held.visit.id == *visit)
+            .map(|held| card(&log, held, authoriser))
+            .transpose()
+    }
+
+    /// Checks `command` against the visit's current state without recording anything, so a screen can
+    /// offer only the steps the lifecycle would accept.
+    pub fn check(
+        &self,
+        visit: &VisitId,
+        command: &Command,
+        now: DateTime<Utc>,
+    ) -> Result<(), ActionError> {
+        let log = self.lock();
+        let state = current_state(&log, visit)?;
+        lifecycle::decide(&state, command, now)?;
+        Ok(())
+    }
+
+    /// Decides `command` against the visit's current state and records the events it causes. Returns the
+    /// last event recorded, only after it is committed to disk.
+    pub fn perform(
+        &self,
+        visit: &VisitId,
+        command: Command,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, ActionError> {
+        // One lock from deciding to recording, so two quick taps cannot both pass the same check.
+        let recorded = {
+            let mut log = self.lock();
+            let state = current_state(&log, visit)?;
+            let events = lifecycle::decide(&state, &command, now)?;
+            let mut recorded = None;
+            for event in events {
+                recorded = Some(log.record(visit, event, now)?);
+            }
+            recorded
+        };
+        let recorded = recorded.ok_or(ActionError::NothingToRecord)?;
+        tracing::info!(visit = %visit, event = recorded.event.summary(), seq = %recorded.seq, "recorded");
+        self.changed();
+        self.wake.notify_one();
+        Ok(recorded)
+    }
+
+    /// Where the outbox stands, for the status line.
+    pub fn status(&self) -> Result<OutboxStatus, LogError> {
+        self.lock().status()
+    }
+
+    /// Where one event this phone recorded stands with the office.
+    pub fn delivery(&self, event: EventId) -> Result<Option<Delivery>, LogError> {
+        self.lock().delivery(event)
+    }
+
+    /// Every event this phone recorded for `visit`, oldest first, with where each stands.
+    pub fn own_events(&self, visit: &VisitId) -> Result<Vec<(EventEnvelope, Delivery)>, LogError> {
+        self.lock().events_for_visit(visit)
+    }
+
+    /// Every event still waiting for the office, oldest first.
+    pub fn waiting(&self) -> Result<Vec<EventEnvelope>, LogError> {
+        self.lock().waiting()
+    }
+
+    // The transport's writes. Each takes the lock for one short transaction and never across an `.await`.
+
+    pub(crate) fn note_sent(&self, ids: &[EventId], now: DateTime<Utc>) -> Result<(), LogError> {
+        self.write(|log| log.note_sent(ids, now))
+    }
+
+    pub(crate) fn apply_updates(
+        &self,
+        updates: &[OutboxUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<(), LogError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.write(|log| log.apply(updates, now))
+    }
+
+    pub(crate) fn save_holdings(
+        &self,
+        holdings: &PhoneHoldings,
+        now: DateTime<Utc>,
+    ) -> Result<(), LogError> {
+        self.write(|log| log.save_holdings(holdings, now))
+    }
+
+    pub(crate) fn note_sync_success(
+        &self,
+        now: DateTime<Utc>,
+        server_time: DateTime<Utc>,
+    ) -> Result<(), LogError> {
+        self.write(|log| log.note_sync_success(now, server_time))
+    }
+
+    pub(crate) fn note_sync_failure(
+        &self,
+        now: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), LogError> {
+        self.write(|log| log.note_sync_failure(now, error))
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut EventLog) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        let result = f(&mut self.lock());
+        self.changed();
+        result
+    }
+
+    fn changed(&self) {
+        self.revision.send_modify(|revision| *revision += 1);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, EventLog> {
+        // A panic elsewhere while holding the lock cannot leave the log half-written (every write is one
+        // SQLite transaction), so carry on rather than take the whole app down.
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn card(log: &EventLog, held: &HeldVisit, authoriser: Role) -> Result<VisitCard, LogError> {
+    let own = log.events_for_visit(&held.visit.id)?;
+    let state = rebuild(held, own.into_iter().map(|(envelope, _)| envelope));
+    Ok(VisitCard {
+        awaiting_authorisation_by: state.authorised.is_none().then_some(authoriser),
+        visit: held.visit.clone(),
+        state,
+    })
+}
+
+fn current_state(log: &EventLog, visit: &VisitId) -> Result<VisitState, ActionError> {
+    let holdings = log
+        .holdings()?
+        .ok_or_else(|| ActionError::UnknownVisit(visit.clone()))?;
+    let held = holdings
+        .visits
+        .iter()
+        .find(|held| held.visit.id == *visit)
+        .ok_or_else(|| ActionError::UnknownVisit(visit.clone()))?;
+    let own = log.events_for_visit(visit)?;
+    Ok(rebuild(held, own.into_iter().map(|(envelope, _)| envelope)))
+}
+
+/// The visit's state from the office's events and this phone's own, each event counted once.
+fn rebuild(held: &HeldVisit, own: impl Iterator<Item = EventEnvelope>) -> VisitState {
+    let mut by_id: BTreeMap<EventId, EventEnvelope> = BTreeMap::new();
+    for envelope in held.events.iter().cloned().chain(own) {
+        // The office should only send this visit's events; ignore any that are not, rather than trust them.
+        if envelope.visit == held.visit.id {
+            by_id.entry(envelope.id).or_insert(envelope);
+        }
+    }
+    lifecycle::replay(VisitState::new(held.visit.staff_ids()), by_id.values())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use doorstep_core::lifecycle::{StaffProgress, VisitEvent};
+
+    use super::*;
+    use crate::fixtures::{at, id, store_with_two_visits, visit_id};
+
+    fn depart(store: &AppStore, visit: &str) -> Result<EventEnvelope, ActionError> {
+        let card = store.visit(&visit_id(visit)).unwrap().unwrap();
+        store.perform(
+            &visit_id(visit),
+            Command::Depart {
+                staff: id("sam"),
+                expected_arrival: card.visit.agreed_time,
+                expected_end: card.visit.expected_end(),
+            },
+            at(9, 40),
+        )
+    }
+
+    #[test]
+    fn today_lists_visits_soonest_first_with_what_awaits_authorisation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let cards = store.today(at(8, 30)).unwrap();
+        let listed: Vec<(&str, Option<Role>)> = cards
+            .iter()
+            .map(|c| (c.visit.id.as_str(), c.awaiting_authorisation_by))
+            .collect();
+        assert_eq!(
+            listed,
+            [("v-wait", Some(Role::Headteacher)), ("v-auth", None)]
+        );
+        assert_eq!(cards[1].phase(), Phase::Authorised);
+        assert_eq!(store.me().unwrap().unwrap().name, "Sam Patel");
+    }
+
+    #[test]
+    fn a_store_without_holdings_shows_nothing_and_refuses_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("p.sqlite3"), &id("phone-sam")).unwrap();
+        let store = AppStore::new(log);
+        assert!(!store.has_holdings().unwrap());
+        assert!(store.today(at(9, 0)).unwrap().is_empty());
+        assert_eq!(store.me().unwrap(), None);
+        let error = store
+            .perform(
+                &visit_id("v-auth"),
+                Command::CheckIn { staff: id("sam") },
+                at(9, 0),
+            )
+            .unwrap_err();
+        assert!(matches!(error, ActionError::UnknownVisit(_)), "{error}");
+        assert!(error.to_string().contains("v-auth"));
+    }
+
+    #[test]
+    fn an_action_is_recorded_before_perform_returns_and_changes_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let before = store.revision();
+        let recorded = depart(&store, "v-auth").unwrap();
+        assert!(matches!(recorded.event, VisitEvent::Departed { .. }));
+        assert!(store.revision() > before);
+
+        let waiting = store.waiting().unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].id, recorded.id);
+        assert_eq!(
+            store.delivery(recorded.id).unwrap(),
+            Some(Delivery::Waiting { attempts: 0 })
+        );
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        assert_eq!(card.phase(), Phase::Departed);
+        assert!(matches!(
+            card.state.progress(&id("sam")),
+            Some(StaffProgress::Departed { .. })
+        ));
+        // Reopening the file finds it: it was committed, not just held in memory.
+        drop(store);
+        let reopened = EventLog::open(&dir.path().join("phone.sqlite3"), &id("phone-sam")).unwrap();
+        assert_eq!(reopened.waiting().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_refused_action_says_why_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let error = depart(&store, "v-wait").unwrap_err();
+        assert!(matches!(
+            error,
+            ActionError::Refused(LifecycleError::NotAuthorised)
+        ));
+        assert_eq!(
+            error.to_string(),
+            "Not recorded: this visit has not been authorised yet."
+        );
+        assert!(store.waiting().unwrap().is_empty());
+
+        depart(&store, "v-auth").unwrap();
+        let again = depart(&store, "v-auth").unwrap_err();
+        assert!(again.to_string().contains("already left"), "{again}");
+        assert_eq!(store.waiting().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn events_the_office_echoes_back_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let departed = depart(&store, "v-auth").unwrap();
+        // The office sends the phone's own event back in its holdings.
+        let mut holdings = store.lock().holdings().unwrap().unwrap();
+        holdings.visits[0].events.push(departed.clone());
+        store.save_holdings(&holdings, at(9, 41)).unwrap();
+
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        assert_eq!(card.state.last_contact, Some(departed.recorded_at));
+        store
+            .perform(
+                &visit_id("v-auth"),
+                Command::ArriveOutside { staff: id("sam") },
+                at(9, 58),
+            )
+            .unwrap();
+        assert_eq!(
+            store.visit(&visit_id("v-auth")).unwrap().unwrap().phase(),
+            Phase::Outside
+        );
+    }
+
+    #[tokio::test]
+    async fn screens_hear_of_writes_by_the_sync_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let mut changes = store.subscribe();
+        store.note_sync_failure(at(9, 0), "no signal").unwrap();
+        tokio::time::timeout(Duration::from_secs(1), changes.changed())
+            .await
+            .expect("a write is announced")
+            .unwrap();
+        assert_eq!(*changes.borrow_and_update(), store.revision());
+    }
+
+    #[tokio::test]
+    async fn recording_wakes_the_sync_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let wake = store.wake_handle();
+        depart(&store, "v-auth").unwrap();
+        // `Notify` keeps the wake-up for a loop that was busy when the event was recorded.
+        tokio::time::timeout(Duration::from_secs(1), wake.notified())
+            .await
+            .expect("perform wakes the sync loop");
+    }
+}

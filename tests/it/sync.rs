@@ -1,0 +1,307 @@
+//! The spine, end to end: the phone's real store and sync client against the real office.
+
+use chrono::{TimeDelta, Utc};
+use doorstep::store::AppStore;
+use doorstep::sync::SyncOutcome;
+use doorstep_core::event_log::{Delivery, EventLog};
+use doorstep_core::ids::{StaffId, VisitId};
+use doorstep_core::lifecycle::{Command, Phase, VisitEvent};
+use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
+
+use crate::office::*;
+
+fn visit(id: &str) -> VisitId {
+    id.parse().unwrap()
+}
+
+fn staff(id: &str) -> StaffId {
+    id.parse().unwrap()
+}
+
+/// Sam's side of the first demo visit, up to going in and checking in (needs Alex outside too).
+fn depart_and_arrive(store: &AppStore, who: &str) {
+    let now = Utc::now();
+    let card = store
+        .visit(&visit("visit-ava"))
+        .unwrap()
+        .expect("the phone holds visit-ava");
+    store
+        .perform(
+            &visit("visit-ava"),
+            Command::Depart {
+                staff: staff(who),
+                expected_arrival: card.visit.agreed_time,
+                expected_end: card.visit.expected_end(),
+            },
+            now,
+        )
+        .expect("depart");
+    store
+        .perform(
+            &visit("visit-ava"),
+            Command::ArriveOutside { staff: staff(who) },
+            now,
+        )
+        .expect("arrive");
+}
+
+#[tokio::test]
+async fn events_recorded_while_the_office_is_down_are_delivered_exactly_once_when_it_returns() {
+    let office_dir = tempfile::tempdir().unwrap();
+    let phone_dir = tempfile::tempdir().unwrap();
+    let (mut office, phones) = InProcessOffice::start_demo(office_dir.path()).await;
+    let (store, client) = phone(phone_dir.path(), &phones.me);
+
+    // First contact: the phone learns its visits.
+    let report = client.sync_once(&store, Utc::now).await;
+    assert_eq!(report.outcome, SyncOutcome::UpToDate);
+    assert_eq!(store.today(Utc::now()).unwrap().len(), 3);
+
+    office.stop().await;
+    depart_and_arrive(&store, "sam");
+    let report = client.sync_once(&store, Utc::now).await;
+    assert!(
+        matches!(report.outcome, SyncOutcome::Unreachable { .. }),
+        "{report:?}"
+    );
+    let status = store.status().unwrap();
+    assert_eq!(status.waiting, 2);
+    assert!(status.failing_since.is_some());
+    for (_, delivery) in store.own_events(&visit("visit-ava")).unwrap() {
+        assert!(
+            matches!(delivery, Delivery::Waiting { attempts: 1 }),
+            "{delivery:?}: never shown as delivered"
+        );
+    }
+    assert_eq!(office_count(office_dir.path(), "phone-sam"), 0);
+
+    office.restart();
+    let report = client.sync_once(&store, Utc::now).await;
+    assert_eq!(report.outcome, SyncOutcome::UpToDate);
+    assert_eq!(report.confirmed, 2);
+    let status = store.status().unwrap();
+    assert_eq!((status.waiting, status.failing_since), (0, None));
+    for (_, delivery) in store.own_events(&visit("visit-ava")).unwrap() {
+        assert!(
+            matches!(delivery, Delivery::Confirmed { .. }),
+            "{delivery:?}"
+        );
+    }
+
+    // Syncing again sends nothing new and the office still holds each event once.
+    let report = client.sync_once(&store, Utc::now).await;
+    assert_eq!(report.confirmed, 0);
+    assert_eq!(office_count(office_dir.path(), "phone-sam"), 2);
+    assert_eq!(office_max_copies(office_dir.path(), "phone-sam"), 1);
+    office.stop().await;
+}
+
+#[tokio::test]
+async fn an_office_killed_and_restarted_has_lost_nothing_it_acknowledged() {
+    let office_dir = tempfile::tempdir().unwrap();
+    let phone_dir = tempfile::tempdir().unwrap();
+    let office = OfficeProcess::start(office_dir.path(), "127.0.0.1:0").await;
+    let (store, client) = phone(phone_dir.path(), &office.phone);
+    client.sync_once(&store, Utc::now).await;
+    depart_and_arrive(&store, "sam");
+    let report = client.sync_once(&store, Utc::now).await;
+    assert_eq!(report.confirmed, 2);
+    let addr = office
+        .phone
+        .office_url
+        .trim_start_matches("http://")
+        .to_owned();
+
+    office.kill();
+    // While the office is dead the phone keeps recording; nothing is shown as delivered.
+    let now = Utc::now();
+    let duress = store
+        .perform(
+            &visit("visit-ava"),
+            Command::RaiseDuress {
+                staff: staff("sam"),
+                via: doorstep_core::lifecycle::DuressVia::CodePhraseButton,
+            },
+            now,
+        )
+        .unwrap();
+    let report = client.sync_once(&store, Utc::now).await;
+    assert!(matches!(report.outcome, SyncOutcome::Unreachable { .. }));
+    assert!(matches!(
+        store.delivery(duress.id).unwrap(),
+        Some(Delivery::Waiting { .. })
+    ));
+
+    let _office = OfficeProcess::start(office_dir.path(), &addr).await;
+    let report = client.sync_once(&store, Utc::now).await;
+    assert_eq!(report.outcome, SyncOutcome::UpToDate);
+    assert_eq!(
+        report.confirmed, 1,
+        "only the duress event was still waiting"
+    );
+    assert!(matches!(
+        store.delivery(duress.id).unwrap(),
+        Some(Delivery::Confirmed { .. })
+    ));
+    assert_eq!(
+        office_count(office_dir.path(), "phone-sam"),
+        3,
+        "the two acknowledged before the kill survived"
+    );
+    assert_eq!(office_max_copies(office_dir.path(), "phone-sam"), 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_batch_changes_nothing() {
+    let office_dir = tempfile::tempdir().unwrap();
+    let phone_dir = tempfile::tempdir().unwrap();
+    let (mut office, phones) = InProcessOffice::start_demo(office_dir.path()).await;
+    let (store, client) = phone(phone_dir.path(), &phones.me);
+    client.sync_once(&store, Utc::now).await;
+    depart_and_arrive(&store, "sam");
+    let request = SyncRequest {
+        protocol: PROTOCOL_VERSION,
+        device_time: Utc::now(),
+        events: store.waiting().unwrap(),
+    };
+    let first = client.exchange(&request).await;
+    let again = client.exchange(&request).await;
+    let outcomes = |exchange: &doorstep::sync::Exchange| match exchange {
+        doorstep::sync::Exchange::Accepted(response) => response
+            .results
+            .iter()
+            .map(|r| serde_json::to_value(r.outcome).unwrap())
+            .collect::<Vec<_>>(),
+        other => panic!("expected the office to accept: {other:?}"),
+    };
+    assert_eq!(outcomes(&first), ["stored", "stored"]);
+    assert_eq!(outcomes(&again), ["duplicate", "duplicate"]);
+    assert_eq!(office_count(office_dir.path(), "phone-sam"), 2);
+
+    // The phone, which never saw either answer, sends them a third time and is told they are stored.
+    let report = client.sync_once(&store, Utc::now).await;
+    assert_eq!(report.confirmed, 2);
+    assert_eq!(office_count(office_dir.path(), "phone-sam"), 2);
+    office.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_batch_is_refused_with_the_reason_and_stores_nothing() {
+    let office_dir = tempfile::tempdir().unwrap();
+    let phone_dir = tempfile::tempdir().unwrap();
+    let (mut office, phones) = InProcessOffice::start_demo(office_dir.path()).await;
+    let alex = &phones.partner;
+    // Alex's phone holds an event for a visit Alex is not on (as a phone with stale data might).
+    let (bad, good) = {
+        let mut log = EventLog::open(
+            &phone_dir.path().join(doorstep::config::DATABASE_FILE),
+            &alex.device_id,
+        )
+        .unwrap();
+        let now = Utc::now();
+        let departed = |who: &str| VisitEvent::Departed {
+            staff: staff(who),
+            expected_arrival: now + TimeDelta::minutes(10),
+            expected_end: now + TimeDelta::minutes(60),
+        };
+        let bad = log
+            .record(&visit("visit-leo"), departed("alex"), now)
+            .unwrap();
+        let good = log
+            .record(&visit("visit-ava"), departed("alex"), now)
+            .unwrap();
+        (bad, good)
+    };
+    let (store, client) = phone(phone_dir.path(), alex);
+
+    let request = SyncRequest {
+        protocol: PROTOCOL_VERSION,
+        device_time: Utc::now(),
+        events: store.waiting().unwrap(),
+    };
+    match client.exchange(&request).await {
+        doorstep::sync::Exchange::Refused { status, body } => {
+            assert_eq!(status, 422);
+            assert_eq!(body.rejected.len(), 1);
+            assert_eq!(body.rejected[0].id, bad.id);
+            assert!(
+                body.rejected[0]
+                    .reason
+                    .contains("not one of this phone's visits"),
+                "{body:?}"
+            );
+        }
+        other => panic!("expected a refusal: {other:?}"),
+    }
+    assert_eq!(
+        office_count(office_dir.path(), "phone-alex"),
+        0,
+        "nothing from the refused batch is stored"
+    );
+
+    // The sync loop sets the refused event aside with its reason and delivers the rest.
+    let report = client.sync_once(&store, Utc::now).await;
+    assert_eq!((report.confirmed, report.refused), (1, 1), "{report:?}");
+    assert!(matches!(
+        store.delivery(good.id).unwrap(),
+        Some(Delivery::Confirmed { .. })
+    ));
+    match store.delivery(bad.id).unwrap() {
+        Some(Delivery::Refused { reason }) => {
+            assert!(reason.contains("not one of this phone's visits"))
+        }
+        other => panic!("expected the bad event to be refused: {other:?}"),
+    }
+    assert_eq!(store.status().unwrap().refused, 1);
+    assert_eq!(office_count(office_dir.path(), "phone-alex"), 1);
+    office.stop().await;
+}
+
+#[tokio::test]
+async fn a_partners_arrival_reaches_the_other_phone_through_the_office() {
+    let office_dir = tempfile::tempdir().unwrap();
+    let (sam_dir, alex_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut office, phones) = InProcessOffice::start_demo(office_dir.path()).await;
+    let (sam, sam_client) = phone(sam_dir.path(), &phones.me);
+    let (alex, alex_client) = phone(alex_dir.path(), &phones.partner);
+    sam_client.sync_once(&sam, Utc::now).await;
+    alex_client.sync_once(&alex, Utc::now).await;
+
+    depart_and_arrive(&sam, "sam");
+    sam_client.sync_once(&sam, Utc::now).await;
+    // Going in before Alex is outside is refused on Sam's phone.
+    let refused = sam.perform(
+        &visit("visit-ava"),
+        Command::StartVisit { by: staff("sam") },
+        Utc::now(),
+    );
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("alex is not here yet"));
+
+    alex_client.sync_once(&alex, Utc::now).await;
+    let card = alex.visit(&visit("visit-ava")).unwrap().unwrap();
+    assert_eq!(
+        card.phase(),
+        Phase::Outside,
+        "Alex's phone shows Sam outside"
+    );
+    depart_and_arrive(&alex, "alex");
+    alex_client.sync_once(&alex, Utc::now).await;
+    sam_client.sync_once(&sam, Utc::now).await;
+    sam.perform(
+        &visit("visit-ava"),
+        Command::StartVisit { by: staff("sam") },
+        Utc::now(),
+    )
+    .expect("both outside: they can go in");
+    sam_client.sync_once(&sam, Utc::now).await;
+    let (_, state) = doorstep_office::SqliteStore::open(office_dir.path())
+        .unwrap()
+        .visit(&visit("visit-ava"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.phase(), Phase::InVisit);
+    office.stop().await;
+}
