@@ -367,12 +367,52 @@ pub struct VisitState {
     pub duress: Vec<Duress>,
     /// Stand-downs, by the alert they end, with when. Kept apart from `duress` so that the order events
     /// arrive in never matters: a stand-down replayed before its alert still ends it.
+    #[serde(with = "stood_down_pairs")]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<(AlertRef, DateTime<Utc>)>"))]
     pub stood_down: BTreeMap<AlertRef, DateTime<Utc>>,
     pub cancelled: Option<(CancelReason, DateTime<Utc>)>,
     pub written_up_at: Option<DateTime<Utc>>,
     pub safeguarding_concern: bool,
     /// The last time anyone on the visit was heard from (any event by an assigned member of staff).
     pub last_contact: Option<DateTime<Utc>>,
+}
+
+/// `stood_down` as a list of `[alert, at]` pairs: its keys are structs, and JSON object keys must be strings,
+/// so as a map it could not be written at all once anything was stood down.
+mod stood_down_pairs {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::AlertRef;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<AlertRef, DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    /// Also reads the `{}` an empty map was written as before, so states stored then still load.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Pairs(Vec<(AlertRef, DateTime<Utc>)>),
+        EmptyMap(BTreeMap<String, DateTime<Utc>>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<AlertRef, DateTime<Utc>>, D::Error> {
+        match Written::deserialize(deserializer)? {
+            Written::Pairs(pairs) => Ok(pairs.into_iter().collect()),
+            Written::EmptyMap(map) if map.is_empty() => Ok(BTreeMap::new()),
+            Written::EmptyMap(_) => Err(serde::de::Error::custom(
+                "stood_down must be a list of [alert, at] pairs",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! - [`escalation`]: the engine that holds every visit's deadlines and raises and escalates alarms.
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
+//! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
 //! - [`demo`]: demo data for a newcomer's first run.
 //!
@@ -14,6 +15,7 @@ pub mod api;
 pub mod demo;
 pub mod escalation;
 pub mod openapi;
+pub mod records;
 pub mod store;
 
 use std::future::Future;

@@ -697,6 +697,37 @@ fn standing_down_ends_the_alert_and_restores_the_phase() {
 }
 
 #[test]
+fn a_state_with_a_stand_down_survives_json_and_older_empty_stand_downs_still_load() {
+    // The office stores each visit's state as JSON; alerts are struct keys, which a JSON object cannot have.
+    let state = given([in_visit(), vec![duress(a())]].concat())
+        .when(Command::StandDownDuress {
+            staff: b(),
+            note: "Misunderstanding, all safe".into(),
+        })
+        .then_events([VisitEvent::DuressStoodDown {
+            staff: b(),
+            note: "Misunderstanding, all safe".into(),
+            alerts: vec![alert_by_a_at(7)],
+        }]);
+    let json = serde_json::to_value(&state).expect("a stood-down state serialises");
+    assert_eq!(
+        json["stood_down"],
+        serde_json::json!([[
+            {"raised_by": "a", "raised_at": at_min(7)},
+            at_min(8)
+        ]])
+    );
+    let back: VisitState = serde_json::from_value(json).expect("and reads back");
+    assert_eq!(back, state);
+
+    let mut written_before = serde_json::to_value(VisitState::new([a(), b()])).unwrap();
+    written_before["stood_down"] = serde_json::json!({});
+    let loaded: VisitState =
+        serde_json::from_value(written_before).expect("the old empty map loads");
+    assert!(loaded.stood_down.is_empty());
+}
+
+#[test]
 fn a_second_alert_after_a_stand_down_is_a_new_alert() {
     let history = [
         in_visit(),

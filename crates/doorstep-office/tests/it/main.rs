@@ -5,3 +5,4 @@ mod escalation;
 mod helpers;
 mod kill;
 mod openapi;
+mod records;

@@ -1,0 +1,554 @@
+//! Records and reports: each visit's full timeline, its write-up exported for CPOMS (text, PDF) and as CSV,
+//! and the monthly report of visits, missed check-ins and alarms.
+//!
+//! Everything here is a pure function of what the store holds; the `impl SqliteStore` blocks only gather the
+//! inputs. No routes yet: those come with office sign-in.
+//!
+//! - [`Timeline`]: every stored event and every alarm step of a visit, in the order the office saw them.
+//! - [`cpoms`]: [`cpoms_text`], [`cpoms_pdf`] and [`write_ups_csv`].
+//! - [`monthly`]: the monthly report, [`MonthlyReport`].
+//! - [`pdf`]: the small PDF writer the CPOMS export uses.
+
+pub mod cpoms;
+pub mod monthly;
+pub mod pdf;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use doorstep_core::domain::Visit;
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
+use doorstep_core::lifecycle::{self, CancelReason, DuressVia, VisitEvent, VisitState};
+use doorstep_core::schedule::Expecting;
+use serde::Serialize;
+
+use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry};
+use crate::store::{
+    parse_id, school_and_policy, SqliteStore, StoreError, StoredEvent, OFFICE_DEVICE,
+};
+
+pub use cpoms::{cpoms_pdf, cpoms_text, latest_write_up, write_ups_csv, LatestWriteUp};
+pub use monthly::{MonthError, MonthlyReport, ReportMonth, FALSE_ALARM_DEFINITION};
+
+/// Where a timeline entry came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum Source {
+    /// Recorded on a member of staff's phone.
+    Phone { device: DeviceId },
+    /// Decided at the office: an authorisation, or an alarm step the office took.
+    Office,
+}
+
+/// One step in an alarm's life, as the alarm log names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmStep {
+    Raised,
+    AuthoriserTold,
+    AuthoriserReminded,
+    ContactResumed,
+    Acknowledged,
+    /// A step this version does not know by name (written by a newer office), kept rather than dropped.
+    Other(String),
+}
+
+impl AlarmStep {
+    fn from_log(what: &str) -> Self {
+        match what {
+            "raised" => AlarmStep::Raised,
+            "authoriser_told" => AlarmStep::AuthoriserTold,
+            "authoriser_reminded" => AlarmStep::AuthoriserReminded,
+            "contact_resumed" => AlarmStep::ContactResumed,
+            "acknowledged" => AlarmStep::Acknowledged,
+            other => AlarmStep::Other(other.to_owned()),
+        }
+    }
+}
+
+/// What a timeline entry is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(tag = "item", rename_all = "snake_case")]
+pub enum TimelineItem {
+    /// A stored visit event, with the identity the lifecycle orders it by.
+    Event {
+        id: EventId,
+        device: DeviceId,
+        seq: DeviceSeq,
+        event: VisitEvent,
+    },
+    /// A step of one of the visit's alarms.
+    Alarm {
+        alarm: i64,
+        kind: AlarmKind,
+        step: AlarmStep,
+    },
+}
+
+/// One line of a visit's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct TimelineEntry {
+    /// When the office received the event or took the alarm step; the timeline is in this order.
+    pub office_time: DateTime<Utc>,
+    /// The phone's own clock when it recorded the event (the office's for its own events); `None` for alarm
+    /// steps, which only the office takes.
+    pub device_time: Option<DateTime<Utc>>,
+    pub source: Source,
+    /// Who did it, by name: the member of staff, or whoever acknowledged an alarm. `None` for steps the
+    /// office's escalation took by itself.
+    pub who: Option<String>,
+    /// What happened, in plain words, without free text (so a family is never named on a board).
+    pub what: String,
+    /// Free text that came with it (a cancellation or stand-down note), kept apart from `what`.
+    pub note: Option<String>,
+    pub item: TimelineItem,
+}
+
+impl TimelineEntry {
+    /// The visit event, when this entry is one.
+    pub fn event(&self) -> Option<&VisitEvent> {
+        match &self.item {
+            TimelineItem::Event { event, .. } => Some(event),
+            TimelineItem::Alarm { .. } => None,
+        }
+    }
+
+    /// "Who what", or just "what" for the office's own steps.
+    pub fn sentence(&self) -> String {
+        match &self.who {
+            Some(who) => format!("{who} {}", self.what),
+            None => self.what.clone(),
+        }
+    }
+
+    /// The order the lifecycle replays events in (device time, device, sequence): the order every phone and
+    /// the office agree on. Alarm steps sort by office time.
+    fn canonical_key(&self) -> (DateTime<Utc>, String, u64) {
+        match &self.item {
+            TimelineItem::Event { device, seq, .. } => (
+                self.device_time.unwrap_or(self.office_time),
+                device.to_string(),
+                seq.get(),
+            ),
+            TimelineItem::Alarm { .. } => (self.office_time, String::new(), 0),
+        }
+    }
+}
+
+/// Everything that happened to one visit: every stored event and every alarm step, merged into one list.
+///
+/// Ordered by the office's receive time, not by the phones' clocks: a phone's clock may be wrong, and a phone
+/// without signal delivers its events late, but the office's clock is one clock, and it is the clock the alarm
+/// log is written with, so events and alarm steps interleave truthfully ("the check-in arrived after the
+/// alarm was raised"). Each event's device time is kept beside it. Events received at the same instant keep
+/// the order they were stored in, before any alarm step taken at that instant (the escalation reacts to
+/// events, never the other way round).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Timeline {
+    pub visit: VisitId,
+    pub entries: Vec<TimelineEntry>,
+}
+
+impl Timeline {
+    /// Merges a visit's stored events (in the order stored), its alarms and its alarm log. `names` turns staff
+    /// ids into names; an id without a name is shown as the id.
+    pub fn build(
+        visit: VisitId,
+        events: &[StoredEvent],
+        alarms: &[Alarm],
+        log: &[AlarmLogEntry],
+        names: &BTreeMap<StaffId, String>,
+    ) -> Self {
+        let name = |id: &StaffId| {
+            names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.as_str().to_owned())
+        };
+        let mut entries = Vec::with_capacity(events.len() + log.len());
+        let mut written_up_before = false;
+        for stored in events {
+            let envelope = &stored.envelope;
+            let (what, note) = event_words(&envelope.event, &name, written_up_before);
+            written_up_before |= matches!(envelope.event, VisitEvent::WrittenUp { .. });
+            entries.push(TimelineEntry {
+                office_time: stored.received_at,
+                device_time: Some(envelope.recorded_at),
+                source: source_of(envelope),
+                who: Some(name(envelope.event.actor())),
+                what,
+                note,
+                item: TimelineItem::Event {
+                    id: envelope.id,
+                    device: envelope.device.clone(),
+                    seq: envelope.seq,
+                    event: envelope.event.clone(),
+                },
+            });
+        }
+        for step in log {
+            let Some(alarm) = alarms.iter().find(|a| a.id == step.alarm) else {
+                continue;
+            };
+            let kind_step = AlarmStep::from_log(&step.what);
+            let (who, what) = alarm_words(alarm, &kind_step, step, &name);
+            entries.push(TimelineEntry {
+                office_time: step.at,
+                device_time: None,
+                source: Source::Office,
+                who,
+                what,
+                note: None,
+                item: TimelineItem::Alarm {
+                    alarm: alarm.id,
+                    kind: alarm.kind,
+                    step: kind_step,
+                },
+            });
+        }
+        // Stable: equal office times keep events (in stored order) before alarm steps (in log order).
+        entries.sort_by_key(|entry| entry.office_time);
+        Self { visit, entries }
+    }
+
+    /// The visit events in the lifecycle's canonical order (device time, device, sequence).
+    pub fn events_in_canonical_order(&self) -> Vec<&TimelineEntry> {
+        let mut events: Vec<&TimelineEntry> = self
+            .entries
+            .iter()
+            .filter(|entry| entry.event().is_some())
+            .collect();
+        events.sort_by_cached_key(|entry| entry.canonical_key());
+        events
+    }
+
+    /// The timeline as plain text, one line per entry: office time, the phone's time when it differs, where
+    /// it came from, and what happened.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "Timeline of visit {} (office receive time, UTC)\n",
+            self.visit
+        );
+        for entry in &self.entries {
+            let device = match entry.device_time {
+                Some(at) if at != entry.office_time => {
+                    format!(" (phone clock {})", at.format("%Y-%m-%d %H:%M:%S"))
+                }
+                _ => String::new(),
+            };
+            let source = match &entry.source {
+                Source::Phone { device } => format!("phone {device}"),
+                Source::Office => "office".to_owned(),
+            };
+            out.push_str(&format!(
+                "{}{device}  [{source}]  {}\n",
+                entry.office_time.format("%Y-%m-%d %H:%M:%S"),
+                entry.sentence()
+            ));
+            if let Some(note) = &entry.note {
+                for line in note.lines() {
+                    out.push_str(&format!("    note: {line}\n"));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn source_of(envelope: &EventEnvelope) -> Source {
+    if envelope.device.as_str() == OFFICE_DEVICE {
+        Source::Office
+    } else {
+        Source::Phone {
+            device: envelope.device.clone(),
+        }
+    }
+}
+
+pub(crate) fn clock(at: DateTime<Utc>) -> String {
+    at.format("%H:%M UTC").to_string()
+}
+
+fn names_list(staff: &[StaffId], name: &dyn Fn(&StaffId) -> String) -> String {
+    let names: Vec<String> = staff.iter().map(name).collect();
+    match names.as_slice() {
+        [] => "nobody".to_owned(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// A visit event in plain words, and the free text that came with it.
+fn event_words(
+    event: &VisitEvent,
+    name: &dyn Fn(&StaffId) -> String,
+    written_up_before: bool,
+) -> (String, Option<String>) {
+    let note = |text: &str| (!text.trim().is_empty()).then(|| text.to_owned());
+    match event {
+        VisitEvent::Authorised {
+            lone_visit_approved,
+            ..
+        } => (
+            if *lone_visit_approved {
+                "authorised the visit, approving it as a lone visit".to_owned()
+            } else {
+                "authorised the visit".to_owned()
+            },
+            None,
+        ),
+        VisitEvent::Departed {
+            expected_arrival,
+            expected_end,
+            ..
+        } => (
+            format!(
+                "left for the visit, expecting to arrive at {} and finish by {}",
+                clock(*expected_arrival),
+                clock(*expected_end)
+            ),
+            None,
+        ),
+        VisitEvent::ArrivedOutside { .. } => ("arrived outside".to_owned(), None),
+        VisitEvent::ArrivedTogether { staff, .. } => (
+            format!("confirmed arrival together: {}", names_list(staff, name)),
+            None,
+        ),
+        VisitEvent::VisitStarted { staff, .. } => {
+            (format!("went in: {}", names_list(staff, name)), None)
+        }
+        VisitEvent::CheckedIn { .. } => ("checked in".to_owned(), None),
+        VisitEvent::CheckInMissed { due_at, .. } => (
+            format!("missed the check-in due at {}", clock(*due_at)),
+            None,
+        ),
+        VisitEvent::DuressRaised { via, .. } => (
+            match via {
+                DuressVia::CodePhraseButton => "raised DURESS (code phrase button)".to_owned(),
+                DuressVia::DuressPin => "raised DURESS (duress PIN)".to_owned(),
+            },
+            None,
+        ),
+        VisitEvent::DuressStoodDown {
+            note: text, alerts, ..
+        } => (
+            match alerts.len() {
+                1 => "stood down the duress alert".to_owned(),
+                n => format!("stood down {n} duress alerts"),
+            },
+            note(text),
+        ),
+        VisitEvent::Left { .. } => ("left the property".to_owned(), None),
+        VisitEvent::Cancelled {
+            reason, note: text, ..
+        } => (
+            format!("cancelled the visit: {}", cancel_words(*reason)),
+            note(text),
+        ),
+        VisitEvent::WrittenUp { write_up, .. } => {
+            let mut what = if written_up_before {
+                "corrected the write-up".to_owned()
+            } else {
+                "wrote up the visit".to_owned()
+            };
+            if write_up.safeguarding_concern {
+                what.push_str(", flagging a SAFEGUARDING CONCERN");
+            }
+            if write_up.incident.is_some() {
+                what.push_str(", reporting an incident");
+            }
+            (what, None)
+        }
+    }
+}
+
+fn cancel_words(reason: CancelReason) -> String {
+    reason.label().to_lowercase()
+}
+
+/// What an overdue alarm was waiting for, in words ("check-in"), from the name the alarm stores.
+fn expecting_words(about: &str) -> String {
+    serde_json::from_value::<Expecting>(serde_json::Value::String(about.to_owned()))
+        .map(|expecting| expecting.label().to_owned())
+        .unwrap_or_else(|_| about.replace('_', " "))
+}
+
+fn alarm_name(alarm: &Alarm, name: &dyn Fn(&StaffId) -> String) -> String {
+    match alarm.kind {
+        AlarmKind::Overdue => format!("overdue alarm ({})", expecting_words(&alarm.about)),
+        AlarmKind::Duress => {
+            let who = alarm
+                .about
+                .parse::<StaffId>()
+                .map(|id| name(&id))
+                .unwrap_or_else(|_| alarm.about.clone());
+            format!("duress alarm for {who}")
+        }
+    }
+}
+
+/// An alarm step in plain words: who took it (for an acknowledgement) and what happened.
+fn alarm_words(
+    alarm: &Alarm,
+    step: &AlarmStep,
+    entry: &AlarmLogEntry,
+    name: &dyn Fn(&StaffId) -> String,
+) -> (Option<String>, String) {
+    let alarm_name = alarm_name(alarm, name);
+    let capitalised = capitalise(&alarm_name);
+    match step {
+        AlarmStep::Raised => {
+            let why = match alarm.kind {
+                AlarmKind::Overdue => {
+                    format!("nothing heard since it was due at {}", clock(alarm.due_at))
+                }
+                AlarmKind::Duress => format!("raised on the phone at {}", clock(alarm.due_at)),
+            };
+            (None, format!("{capitalised} raised: {why}"))
+        }
+        // Duress is told to the authoriser in the same instant it is raised; an overdue alarm only when the
+        // office has not acknowledged it in time.
+        AlarmStep::AuthoriserTold if entry.at == alarm.raised_at => (
+            None,
+            format!("{capitalised}: sent straight to the authoriser"),
+        ),
+        AlarmStep::AuthoriserTold => (
+            None,
+            format!("{capitalised}: not acknowledged at the office, so the authoriser is told"),
+        ),
+        AlarmStep::AuthoriserReminded => (
+            None,
+            format!("{capitalised}: still not acknowledged, the authoriser is reminded"),
+        ),
+        AlarmStep::ContactResumed => (
+            None,
+            format!("{capitalised}: the staff were heard from again"),
+        ),
+        AlarmStep::Acknowledged => (
+            Some(
+                alarm
+                    .acknowledged_by
+                    .clone()
+                    .unwrap_or_else(|| "someone".to_owned()),
+            ),
+            format!("acknowledged the {alarm_name}"),
+        ),
+        AlarmStep::Other(what) => (None, format!("{capitalised}: {what} ({})", entry.detail)),
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// One visit with everything the records need: what was planned, its state, its timeline and its alarms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct VisitRecord {
+    pub visit: Visit,
+    pub state: VisitState,
+    pub timeline: Timeline,
+    pub alarms: Vec<Alarm>,
+}
+
+impl SqliteStore {
+    /// A visit's timeline, or `None` for an unknown visit.
+    pub fn timeline(&self, visit: &VisitId) -> Result<Option<Timeline>, StoreError> {
+        Ok(self.visit_record(visit)?.map(|record| record.timeline))
+    }
+
+    /// A visit with its state, timeline and alarms, or `None` for an unknown visit.
+    ///
+    /// The alarms and their log are read before the events: the office writes an alarm step only after the
+    /// event it reacts to is stored, so every step read has its cause among the events read next. The state is
+    /// replayed from exactly those events (as the store does) so it never says more than the timeline shows.
+    pub fn visit_record(&self, visit: &VisitId) -> Result<Option<VisitRecord>, StoreError> {
+        let Some((planned, _)) = self.visit(visit)? else {
+            return Ok(None);
+        };
+        let log = self.alarm_log(visit)?;
+        let alarms = self.alarms_for_visit(visit)?;
+        let events = self.events_for_visit(visit)?;
+        let names = self.staff_names(&planned.school)?;
+        let state = lifecycle::replay(
+            VisitState::new(planned.staff_ids()),
+            events.iter().map(|stored| &stored.envelope),
+        );
+        let timeline = Timeline::build(visit.clone(), &events, &alarms, &log, &names);
+        Ok(Some(VisitRecord {
+            visit: planned,
+            state,
+            timeline,
+            alarms,
+        }))
+    }
+
+    /// The visits of `school` whose agreed time falls in `month` (UTC), in agreed-time order.
+    pub fn visit_records_in_month(
+        &self,
+        school: &SchoolId,
+        month: ReportMonth,
+    ) -> Result<Vec<VisitRecord>, StoreError> {
+        let ids: Vec<VisitId> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT id FROM visits WHERE school_id = ?1 AND agreed_time >= ?2 AND agreed_time < ?3
+                 ORDER BY agreed_time, id",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![
+                    school.as_str(),
+                    month.start().to_rfc3339(),
+                    month.end().to_rfc3339()
+                ],
+                |row| row.get::<_, String>(0),
+            )?;
+            let mut ids = Vec::new();
+            for id in rows {
+                ids.push(parse_id(&id?)?);
+            }
+            ids
+        };
+        let mut records = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(record) = self.visit_record(id)? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// The monthly report for `school`: visits agreed in that month (UTC) and everything that happened to
+    /// them. Refuses a month outside 1 to 12 or an unknown school.
+    pub fn monthly_report(
+        &self,
+        school: &SchoolId,
+        year: i32,
+        month: u32,
+    ) -> Result<MonthlyReport, StoreError> {
+        let month =
+            ReportMonth::new(year, month).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let (school, _) = school_and_policy(&self.conn(), school)?;
+        let records = self.visit_records_in_month(&school.id, month)?;
+        Ok(MonthlyReport::compile(&school, month, &records))
+    }
+
+    /// Every member of staff of a school by id, for putting names on a timeline.
+    fn staff_names(&self, school: &SchoolId) -> Result<BTreeMap<StaffId, String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, name FROM staff WHERE school_id = ?1")?;
+        let rows = stmt.query_map([school.as_str()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut names = BTreeMap::new();
+        for row in rows {
+            let (id, name) = row?;
+            names.insert(parse_id(&id)?, name);
+        }
+        Ok(names)
+    }
+}

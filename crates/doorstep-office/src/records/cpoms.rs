@@ -1,0 +1,391 @@
+//! A visit's write-up for CPOMS (the schools' safeguarding record system): plain text to paste, the same
+//! content as a PDF, and many visits' write-ups as CSV.
+//!
+//! The text and the PDF are rendered from one list of lines, so they always say the same thing.
+
+use chrono::{DateTime, Utc};
+use doorstep_core::domain::Visit;
+use doorstep_core::lifecycle::{StaffProgress, VisitEvent, VisitState, WriteUp};
+
+use super::pdf::{self, Line, Style};
+use super::{clock, Timeline, TimelineEntry, VisitRecord};
+
+/// The banner a write-up with a safeguarding concern carries, first thing under the title.
+pub const SAFEGUARDING_BANNER: &str = "*** SAFEGUARDING CONCERN — tell the DSL now ***";
+
+/// The write-up that counts, and how it came to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestWriteUp<'a> {
+    pub write_up: &'a WriteUp,
+    /// Who wrote it, by name.
+    pub by: String,
+    /// When, by the phone's clock.
+    pub written_at: DateTime<Utc>,
+    /// How many write-ups came before it; each later one is a correction of the one before.
+    pub earlier: usize,
+    /// An earlier write-up said yes to a safeguarding concern and this one says no. The lifecycle keeps the
+    /// concern flagged either way, so the reader is told.
+    pub earlier_concern: bool,
+}
+
+/// The latest `WrittenUp` event of a visit: a correction is a new event, and the newest one wins.
+///
+/// "Latest" is in the lifecycle's canonical order (phone time, then device and sequence), the order the phones
+/// rebuild the visit in, so the write-up a member of staff sees on their phone is the one exported.
+pub fn latest_write_up(timeline: &Timeline) -> Option<LatestWriteUp<'_>> {
+    let write_ups: Vec<(&TimelineEntry, &WriteUp)> = timeline
+        .events_in_canonical_order()
+        .into_iter()
+        .filter_map(|entry| match entry.event() {
+            Some(VisitEvent::WrittenUp { write_up, .. }) => Some((entry, write_up)),
+            _ => None,
+        })
+        .collect();
+    let ((entry, write_up), earlier) = write_ups.split_last()?;
+    Some(LatestWriteUp {
+        write_up,
+        by: entry.who.clone().unwrap_or_default(),
+        written_at: entry.device_time.unwrap_or(entry.office_time),
+        earlier: earlier.len(),
+        earlier_concern: !write_up.safeguarding_concern
+            && earlier.iter().any(|(_, w)| w.safeguarding_concern),
+    })
+}
+
+fn everyone_left(state: &VisitState) -> Option<DateTime<Utc>> {
+    state.started_at?;
+    let mut last = None;
+    for progress in state.staff.values() {
+        match progress {
+            StaffProgress::NotStarted => {}
+            StaffProgress::Left { at } => last = last.max(Some(*at)),
+            _ => return None,
+        }
+    }
+    last
+}
+
+/// How the visit ended, in one sentence (also the CSV's outcome column).
+pub fn outcome(state: &VisitState) -> String {
+    if let Some((reason, _)) = state.cancelled {
+        return format!("Cancelled before it began: {}.", reason.label());
+    }
+    if let Some(left) = everyone_left(state) {
+        return format!(
+            "The visit took place; everyone had left by {}.",
+            clock(left)
+        );
+    }
+    if state.started_at.is_some() {
+        return format!(
+            "The visit started but not everyone has said they have left (now: {}).",
+            state.phase().label()
+        );
+    }
+    format!(
+        "The visit has not taken place (now: {}).",
+        state.phase().label()
+    )
+}
+
+/// The note given with the cancellation that counts (the first, as in the lifecycle).
+fn cancel_note(timeline: &Timeline) -> Option<&str> {
+    timeline
+        .events_in_canonical_order()
+        .into_iter()
+        .find_map(|entry| match entry.event() {
+            Some(VisitEvent::Cancelled { note, .. }) if !note.trim().is_empty() => {
+                Some(note.as_str())
+            }
+            _ => None,
+        })
+}
+
+fn staff_names(visit: &Visit) -> String {
+    visit
+        .staff
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn free_text(lines: &mut Vec<Line>, label: &str, text: &str, when_empty: &str) {
+    lines.push(Line::new(Style::Label, format!("{label}:")));
+    if text.trim().is_empty() {
+        lines.push(Line::new(Style::Body, when_empty));
+    } else {
+        for line in text.trim_end().lines() {
+            lines.push(Line::new(Style::Body, line));
+        }
+    }
+}
+
+fn document_title(visit: &Visit) -> String {
+    format!(
+        "Home visit record: {}, {}",
+        visit.pupil.name,
+        visit.agreed_time.format("%-d %B %Y")
+    )
+}
+
+/// The record as lines, for both renderings.
+fn cpoms_lines(visit: &Visit, state: &VisitState, timeline: &Timeline) -> Vec<Line> {
+    let latest = latest_write_up(timeline);
+    let mut lines = vec![Line::new(Style::Title, "Home visit record for CPOMS")];
+    if latest
+        .as_ref()
+        .is_some_and(|l| l.write_up.safeguarding_concern)
+    {
+        lines.push(Line::new(Style::Flag, SAFEGUARDING_BANNER));
+    }
+    lines.push(Line::new(Style::Body, ""));
+    let field = |label: &str, value: String| Line::new(Style::Body, format!("{label}: {value}"));
+    lines.push(field("Pupil", visit.pupil.name.clone()));
+    lines.push(field("Purpose", visit.purpose.label().to_owned()));
+    lines.push(field(
+        "Date and time",
+        format!(
+            "{} (agreed time, UTC; expected to last {} minutes)",
+            visit.agreed_time.format("%A %-d %B %Y, %H:%M"),
+            visit.expected_length.get()
+        ),
+    ));
+    lines.push(field("Staff", staff_names(visit)));
+    lines.push(field("Visit reference", visit.id.to_string()));
+    lines.push(field("Outcome", outcome(state)));
+    if state.cancelled.is_some() {
+        if let Some(note) = cancel_note(timeline) {
+            free_text(&mut lines, "Reason given for cancelling", note, "");
+        }
+    }
+
+    lines.push(Line::new(Style::Body, ""));
+    match &latest {
+        None => {
+            lines.push(Line::new(Style::Heading, "Write-up"));
+            lines.push(Line::new(
+                Style::Body,
+                "Not written up yet: no write-up has reached the office for this visit.",
+            ));
+        }
+        Some(latest) => {
+            let corrections = match latest.earlier {
+                0 => String::new(),
+                1 => "; it corrects 1 earlier write-up".to_owned(),
+                n => format!("; it corrects {n} earlier write-ups"),
+            };
+            lines.push(Line::new(
+                Style::Heading,
+                format!(
+                    "Write-up by {}, {}{corrections}",
+                    latest.by,
+                    latest.written_at.format("%-d %B %Y %H:%M UTC")
+                ),
+            ));
+            let write_up = latest.write_up;
+            free_text(&mut lines, "Who was seen", &write_up.seen, "Not recorded.");
+            free_text(
+                &mut lines,
+                "What was discussed",
+                &write_up.discussed,
+                "Not recorded.",
+            );
+            free_text(
+                &mut lines,
+                "Agreements with parents",
+                &write_up.agreements,
+                "None recorded.",
+            );
+            let concern = if write_up.safeguarding_concern {
+                "YES — tell the DSL now"
+            } else if latest.earlier_concern {
+                "No in this write-up, but an earlier write-up said YES — make sure the DSL knows"
+            } else {
+                "No"
+            };
+            lines.push(Line::new(
+                if write_up.safeguarding_concern {
+                    Style::Flag
+                } else {
+                    Style::Label
+                },
+                format!("Safeguarding concern: {concern}"),
+            ));
+            match write_up.incident.as_deref() {
+                Some(incident) if !incident.trim().is_empty() => free_text(
+                    &mut lines,
+                    "Incident (report it to the authoriser)",
+                    incident,
+                    "",
+                ),
+                _ => lines.push(Line::new(Style::Label, "Incident: none reported")),
+            }
+        }
+    }
+
+    lines.push(Line::new(Style::Body, ""));
+    lines.push(Line::new(
+        Style::Heading,
+        "Timeline (times from the staff's phones, UTC)",
+    ));
+    // The record says when things happened on the doorstep, so it uses the phones' times in the lifecycle's
+    // order; the office's full timeline shows when each event arrived.
+    let mut any = false;
+    for entry in timeline.events_in_canonical_order() {
+        let shown = matches!(
+            entry.event(),
+            Some(
+                VisitEvent::Departed { .. }
+                    | VisitEvent::ArrivedOutside { .. }
+                    | VisitEvent::ArrivedTogether { .. }
+                    | VisitEvent::VisitStarted { .. }
+                    | VisitEvent::CheckedIn { .. }
+                    | VisitEvent::CheckInMissed { .. }
+                    | VisitEvent::Left { .. }
+                    | VisitEvent::Cancelled { .. }
+            )
+        );
+        if !shown {
+            continue;
+        }
+        any = true;
+        let at = entry.device_time.unwrap_or(entry.office_time);
+        let when = if at.date_naive() == visit.agreed_time.date_naive() {
+            at.format("%H:%M").to_string()
+        } else {
+            at.format("%-d %b %H:%M").to_string()
+        };
+        lines.push(Line::new(
+            Style::Body,
+            format!("{when}  {}", entry.sentence()),
+        ));
+    }
+    if !any {
+        lines.push(Line::new(Style::Body, "Nobody has left for this visit."));
+    }
+    lines
+}
+
+/// The visit's record as plain text, ready to paste into CPOMS.
+///
+/// Purpose, pupil, date and time, staff, outcome, then the latest write-up (who was seen, what was discussed,
+/// agreements with parents, safeguarding concern, incident) and a short timeline. A safeguarding concern is
+/// flagged under the title. Without a write-up, it says so.
+pub fn cpoms_text(visit: &Visit, state: &VisitState, timeline: &Timeline) -> String {
+    let mut text = String::new();
+    for line in cpoms_lines(visit, state, timeline) {
+        text.push_str(&line.text);
+        text.push('\n');
+    }
+    text
+}
+
+/// The same record as [`cpoms_text`], as a PDF document.
+pub fn cpoms_pdf(visit: &Visit, state: &VisitState, timeline: &Timeline) -> Vec<u8> {
+    pdf::render(&document_title(visit), &cpoms_lines(visit, state, timeline))
+}
+
+/// The CSV's columns, in order.
+pub const CSV_COLUMNS: [&str; 11] = [
+    "visit id",
+    "date and time (UTC)",
+    "purpose",
+    "pupil",
+    "staff",
+    "outcome",
+    "who was seen",
+    "what was discussed",
+    "agreements with parents",
+    "safeguarding concern",
+    "incident",
+];
+
+/// One CSV cell: guarded against formula injection, then quoted per RFC 4180 when it needs to be.
+///
+/// Spreadsheets run a cell that starts with `=`, `+`, `-` or `@` (or a tab or carriage return, which some
+/// treat the same way) as a formula; a leading `'` makes them show it as text instead.
+fn csv_cell(text: &str) -> String {
+    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+fn csv_row(cells: &[String]) -> String {
+    let mut row = cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    row.push_str("\r\n");
+    row
+}
+
+/// One row per visit that has a write-up (its latest), with a header row. RFC 4180: comma-separated, CRLF
+/// line ends, quotes around cells with commas, quotes or line breaks.
+///
+/// Starts with a UTF-8 byte-order mark: schools open these in Excel, which otherwise reads UTF-8 as the
+/// Windows code page and garbles names with accents.
+pub fn write_ups_csv<'a>(records: impl IntoIterator<Item = &'a VisitRecord>) -> String {
+    let mut csv = String::from("\u{FEFF}");
+    csv.push_str(&csv_row(&CSV_COLUMNS.map(str::to_owned)));
+    for record in records {
+        let Some(latest) = latest_write_up(&record.timeline) else {
+            continue;
+        };
+        let visit = &record.visit;
+        let write_up = latest.write_up;
+        csv.push_str(&csv_row(&[
+            visit.id.to_string(),
+            visit.agreed_time.format("%Y-%m-%d %H:%M").to_string(),
+            visit.purpose.label().to_owned(),
+            visit.pupil.name.clone(),
+            staff_names(visit),
+            outcome(&record.state),
+            write_up.seen.clone(),
+            write_up.discussed.clone(),
+            write_up.agreements.clone(),
+            if write_up.safeguarding_concern {
+                "yes".to_owned()
+            } else {
+                "no".to_owned()
+            },
+            write_up.incident.clone().unwrap_or_default(),
+        ]));
+    }
+    csv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_guarded() {
+        let cases = [
+            ("plain", "plain"),
+            ("a, b", "\"a, b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("two\nlines", "\"two\nlines\""),
+            ("=SUM(A1)", "'=SUM(A1)"),
+            ("+44 7700", "'+44 7700"),
+            ("-1", "'-1"),
+            ("@cmd", "'@cmd"),
+            (
+                "=HYPERLINK(\"x\",\"y\")",
+                "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"",
+            ),
+            ("", ""),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(csv_cell(input), expected, "{input:?}");
+        }
+    }
+}

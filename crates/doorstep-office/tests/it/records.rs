@@ -1,0 +1,1081 @@
+//! Records and reports through the real store: a visit's timeline, the CPOMS write-up as text, PDF and CSV,
+//! and the monthly report with known numbers.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use doorstep_core::domain::Visit;
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{DeviceSeq, EventId, SchoolId};
+use doorstep_core::lifecycle::{AlertRef, CancelReason, DuressVia, VisitEvent, WriteUp};
+use doorstep_core::schedule::AlarmLevel;
+use doorstep_office::alarms::{Alarm, AlarmKind};
+use doorstep_office::demo;
+use doorstep_office::records::{
+    self, cpoms_pdf, cpoms_text, write_ups_csv, AlarmStep, Source, TimelineItem, VisitRecord,
+    FALSE_ALARM_DEFINITION,
+};
+use doorstep_office::store::Device;
+use doorstep_office::SqliteStore;
+
+use crate::helpers::{staff, visit};
+
+/// The demo is seeded at 10:00 on 23 November 2026, so visit-ava is agreed for 10:15, visit-leo for 12:15
+/// and visit-mia for 14:15.
+fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, hour, minute, 0).unwrap()
+}
+
+struct Office {
+    store: SqliteStore,
+    sam: Device,
+    alex: Device,
+    seqs: HashMap<String, u64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Office {
+    fn seeded() -> Office {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let phones = demo::seed(&store, "http://127.0.0.1:1", at(10, 0)).unwrap();
+        let sam = store
+            .authenticate(&phones.me.device_token)
+            .unwrap()
+            .unwrap();
+        let alex = store
+            .authenticate(&phones.partner.device_token)
+            .unwrap()
+            .unwrap();
+        Office {
+            store,
+            sam,
+            alex,
+            seqs: HashMap::new(),
+            _dir: dir,
+        }
+    }
+
+    /// `who`'s phone records `event` at `recorded` by its own clock; the office receives it at `received`.
+    fn phone(
+        &mut self,
+        who: &str,
+        visit_id: &str,
+        recorded: DateTime<Utc>,
+        received: DateTime<Utc>,
+        event: VisitEvent,
+    ) {
+        let device = match who {
+            "sam" => self.sam.clone(),
+            "alex" => self.alex.clone(),
+            other => panic!("no demo phone for {other}"),
+        };
+        let seq = self.seqs.entry(who.to_owned()).or_insert(0);
+        *seq += 1;
+        let envelope = EventEnvelope {
+            id: EventId::new_v7(),
+            device: device.id.clone(),
+            seq: DeviceSeq::new(*seq).unwrap(),
+            visit: visit(visit_id),
+            recorded_at: recorded,
+            event,
+        };
+        self.store.ingest(&device, &[envelope], received).unwrap();
+    }
+
+    /// The phone has signal: the office receives the event as it is recorded.
+    fn now(&mut self, who: &str, visit_id: &str, time: DateTime<Utc>, event: VisitEvent) {
+        self.phone(who, visit_id, time, time, event);
+    }
+
+    /// Both leave, arrive and go in on time (10:01 to 10:15).
+    fn go_in_to_ava(&mut self) {
+        for (who, minute) in [("sam", 1), ("alex", 2)] {
+            self.now(
+                who,
+                "visit-ava",
+                at(10, minute),
+                VisitEvent::Departed {
+                    staff: staff(who),
+                    expected_arrival: at(10, 15),
+                    expected_end: at(11, 0),
+                },
+            );
+        }
+        for (who, minute) in [("sam", 13), ("alex", 14)] {
+            self.now(
+                who,
+                "visit-ava",
+                at(10, minute),
+                VisitEvent::ArrivedOutside { staff: staff(who) },
+            );
+        }
+        self.now(
+            "sam",
+            "visit-ava",
+            at(10, 15),
+            VisitEvent::VisitStarted {
+                by: staff("sam"),
+                staff: vec![staff("sam"), staff("alex")],
+            },
+        );
+    }
+
+    fn overdue(
+        &self,
+        visit_id: &str,
+        about: &str,
+        due: DateTime<Utc>,
+        raised: DateTime<Utc>,
+    ) -> Alarm {
+        self.store
+            .raise_alarm(
+                &visit(visit_id),
+                AlarmKind::Overdue,
+                about,
+                due,
+                AlarmLevel::Board,
+                raised,
+            )
+            .unwrap()
+            .expect("a new alarm")
+    }
+
+    /// A duress alarm as the escalation engine raises it: about who raised it, due at the phone's time.
+    fn duress(
+        &self,
+        visit_id: &str,
+        who: &str,
+        on_phone: DateTime<Utc>,
+        raised: DateTime<Utc>,
+    ) -> Alarm {
+        self.store
+            .raise_alarm(
+                &visit(visit_id),
+                AlarmKind::Duress,
+                who,
+                on_phone,
+                AlarmLevel::Authoriser,
+                raised,
+            )
+            .unwrap()
+            .expect("a new alarm")
+    }
+
+    fn acknowledge(&self, alarm: &Alarm, when: DateTime<Utc>) {
+        self.store
+            .acknowledge_alarm(alarm.id, "Olu Office", when)
+            .unwrap();
+    }
+
+    fn record(&self, visit_id: &str) -> VisitRecord {
+        self.store
+            .visit_record(&visit(visit_id))
+            .unwrap()
+            .expect("a stored visit")
+    }
+
+    /// visit-ava under another id and agreed time, for month boundaries.
+    fn add_visit_like_ava(&self, id: &str, agreed: DateTime<Utc>) {
+        let (mut copy, _): (Visit, _) = self.store.visit(&visit("visit-ava")).unwrap().unwrap();
+        copy.id = visit(id);
+        copy.agreed_time = agreed;
+        self.store.add_visit(&copy).unwrap();
+    }
+}
+
+fn write_up(discussed: &str, concern: bool) -> WriteUp {
+    WriteUp {
+        seen: "Mum and Ava".into(),
+        discussed: discussed.into(),
+        agreements: "Ava back in school on Monday; Mum to ring the office by 9:00 if not".into(),
+        safeguarding_concern: concern,
+        incident: None,
+    }
+}
+
+#[test]
+fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them() {
+    let mut office = Office::seeded();
+    office.go_in_to_ava();
+    let alarm = office.overdue("visit-ava", "check_in", at(10, 25), at(10, 30));
+    office.store.escalate_alarm(alarm.id, at(10, 35)).unwrap();
+    // Alex checked in at 10:24 with no signal; the office hears it at 10:36, after its alarm.
+    office.phone(
+        "alex",
+        "visit-ava",
+        at(10, 24),
+        at(10, 36),
+        VisitEvent::CheckedIn {
+            staff: staff("alex"),
+        },
+    );
+    office
+        .store
+        .note_contact_resumed(alarm.id, at(10, 36))
+        .unwrap();
+    office.acknowledge(&alarm, at(10, 38));
+    // Alex's phone clock is an hour slow: it says 09:50 for what happened at 10:50.
+    office.phone(
+        "alex",
+        "visit-ava",
+        at(9, 50),
+        at(10, 50),
+        VisitEvent::Left {
+            staff: staff("alex"),
+        },
+    );
+    office.now(
+        "sam",
+        "visit-ava",
+        at(10, 51),
+        VisitEvent::Left {
+            staff: staff("sam"),
+        },
+    );
+
+    let timeline = office
+        .store
+        .timeline(&visit("visit-ava"))
+        .unwrap()
+        .expect("visit-ava exists");
+    let sentences: Vec<String> = timeline.entries.iter().map(|e| e.sentence()).collect();
+    assert_eq!(
+        sentences,
+        [
+            "Priya Head authorised the visit",
+            "Sam Taylor left for the visit, expecting to arrive at 10:15 UTC and finish by 11:00 UTC",
+            "Alex Morgan left for the visit, expecting to arrive at 10:15 UTC and finish by 11:00 UTC",
+            "Sam Taylor arrived outside",
+            "Alex Morgan arrived outside",
+            "Sam Taylor went in: Sam Taylor and Alex Morgan",
+            "Overdue alarm (check-in) raised: nothing heard since it was due at 10:25 UTC",
+            "Overdue alarm (check-in): not acknowledged at the office, so the authoriser is told",
+            "Alex Morgan checked in",
+            "Overdue alarm (check-in): the staff were heard from again",
+            "Olu Office acknowledged the overdue alarm (check-in)",
+            "Alex Morgan left the property",
+            "Sam Taylor left the property",
+        ]
+    );
+    assert!(
+        timeline
+            .entries
+            .windows(2)
+            .all(|pair| pair[0].office_time <= pair[1].office_time),
+        "ordered by office receive time"
+    );
+
+    let authorised = &timeline.entries[0];
+    assert_eq!(authorised.source, Source::Office);
+    let late_check_in = &timeline.entries[8];
+    assert_eq!(
+        (late_check_in.device_time, late_check_in.office_time),
+        (Some(at(10, 24)), at(10, 36)),
+        "both clocks are kept"
+    );
+    assert_eq!(
+        late_check_in.source,
+        Source::Phone {
+            device: office.alex.id.clone()
+        }
+    );
+    let raised = &timeline.entries[6];
+    assert_eq!(
+        (
+            raised.source.clone(),
+            raised.device_time,
+            raised.who.clone()
+        ),
+        (Source::Office, None, None)
+    );
+    assert!(matches!(
+        raised.item,
+        TimelineItem::Alarm {
+            kind: AlarmKind::Overdue,
+            step: AlarmStep::Raised,
+            ..
+        }
+    ));
+    assert_eq!(
+        timeline.entries[10].who.as_deref(),
+        Some("Olu Office"),
+        "an acknowledgement says by whom"
+    );
+
+    // By the phones' clocks Alex "left" before anyone set off: why the office orders by its own clock.
+    let canonical: Vec<String> = timeline
+        .events_in_canonical_order()
+        .iter()
+        .map(|e| e.sentence())
+        .collect();
+    assert_eq!(canonical[0], "Alex Morgan left the property");
+
+    let text = timeline.to_text();
+    assert!(text.contains(
+        "10:36:00 (phone clock 2026-11-23 10:24:00)  [phone phone-alex]  Alex Morgan checked in"
+    ));
+    assert!(office
+        .store
+        .timeline(&visit("visit-nobody"))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn the_timeline_shows_duress_its_stand_down_note_and_a_cancellation_with_its_reason() {
+    let mut office = Office::seeded();
+    office.go_in_to_ava();
+    office.now(
+        "alex",
+        "visit-ava",
+        at(10, 20),
+        VisitEvent::DuressRaised {
+            staff: staff("alex"),
+            via: DuressVia::DuressPin,
+        },
+    );
+    let duress = office.duress("visit-ava", "alex", at(10, 20), at(10, 20));
+    office.now(
+        "alex",
+        "visit-ava",
+        at(10, 22),
+        VisitEvent::DuressStoodDown {
+            staff: staff("alex"),
+            note: "Pressed by mistake while putting the phone away".into(),
+            alerts: vec![AlertRef {
+                raised_by: staff("alex"),
+                raised_at: at(10, 20),
+            }],
+        },
+    );
+    office
+        .store
+        .note_contact_resumed(duress.id, at(10, 22))
+        .unwrap();
+    office.acknowledge(&duress, at(10, 23));
+
+    let sentences: Vec<String> = office
+        .record("visit-ava")
+        .timeline
+        .entries
+        .iter()
+        .skip(6)
+        .map(|e| e.sentence())
+        .collect();
+    assert_eq!(
+        sentences,
+        [
+            "Alex Morgan raised DURESS (duress PIN)",
+            "Duress alarm for Alex Morgan raised: raised on the phone at 10:20 UTC",
+            "Duress alarm for Alex Morgan: sent straight to the authoriser",
+            "Alex Morgan stood down the duress alert",
+            "Duress alarm for Alex Morgan: the staff were heard from again",
+            "Olu Office acknowledged the duress alarm for Alex Morgan",
+        ]
+    );
+    let timeline = office.record("visit-ava").timeline;
+    assert_eq!(
+        timeline.entries[9].note.as_deref(),
+        Some("Pressed by mistake while putting the phone away")
+    );
+
+    office.now(
+        "sam",
+        "visit-leo",
+        at(12, 0),
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: CancelReason::FeltUnsafe,
+            note: "Raised voices from inside; we did not knock".into(),
+        },
+    );
+    let leo = office.record("visit-leo").timeline;
+    let cancelled = leo.entries.last().unwrap();
+    assert_eq!(
+        cancelled.sentence(),
+        "Sam Taylor cancelled the visit: felt unsafe"
+    );
+    assert_eq!(
+        cancelled.note.as_deref(),
+        Some("Raised voices from inside; we did not knock")
+    );
+}
+
+/// visit-ava done and written up by Sam, then corrected by Alex (who adds a safeguarding concern).
+fn ava_written_up_and_corrected(office: &mut Office) {
+    office.go_in_to_ava();
+    office.now(
+        "alex",
+        "visit-ava",
+        at(10, 25),
+        VisitEvent::CheckedIn {
+            staff: staff("alex"),
+        },
+    );
+    for (who, minute) in [("sam", 58), ("alex", 59)] {
+        office.now(
+            who,
+            "visit-ava",
+            at(10, minute),
+            VisitEvent::Left { staff: staff(who) },
+        );
+    }
+    office.now(
+        "sam",
+        "visit-ava",
+        at(11, 20),
+        VisitEvent::WrittenUp {
+            staff: staff("sam"),
+            write_up: write_up("First draft: attendance only", false),
+        },
+    );
+    office.now(
+        "alex",
+        "visit-ava",
+        at(11, 40),
+        VisitEvent::WrittenUp {
+            staff: staff("alex"),
+            write_up: write_up(
+                "Attendance since half term; Ava said she is scared of an older cousin at home",
+                true,
+            ),
+        },
+    );
+}
+
+#[test]
+fn the_cpoms_text_carries_every_field_and_the_latest_write_up_wins() {
+    let mut office = Office::seeded();
+    ava_written_up_and_corrected(&mut office);
+    let record = office.record("visit-ava");
+    let text = cpoms_text(&record.visit, &record.state, &record.timeline);
+    let lines: Vec<&str> = text.lines().collect();
+
+    assert_eq!(lines[0], "Home visit record for CPOMS");
+    assert_eq!(
+        lines[1], "*** SAFEGUARDING CONCERN — tell the DSL now ***",
+        "flagged first thing"
+    );
+    for expected in [
+        "Pupil: Ava B.",
+        "Purpose: Safe and well check",
+        "Date and time: Monday 23 November 2026, 10:15 (agreed time, UTC; expected to last 45 minutes)",
+        "Staff: Sam Taylor, Alex Morgan",
+        "Visit reference: visit-ava",
+        "Outcome: The visit took place; everyone had left by 10:59 UTC.",
+        "Write-up by Alex Morgan, 23 November 2026 11:40 UTC; it corrects 1 earlier write-up",
+        "Who was seen:",
+        "Mum and Ava",
+        "What was discussed:",
+        "Attendance since half term; Ava said she is scared of an older cousin at home",
+        "Agreements with parents:",
+        "Ava back in school on Monday; Mum to ring the office by 9:00 if not",
+        "Safeguarding concern: YES — tell the DSL now",
+        "Incident: none reported",
+        "Timeline (times from the staff's phones, UTC)",
+        "10:01  Sam Taylor left for the visit, expecting to arrive at 10:15 UTC and finish by 11:00 UTC",
+        "10:13  Sam Taylor arrived outside",
+        "10:15  Sam Taylor went in: Sam Taylor and Alex Morgan",
+        "10:25  Alex Morgan checked in",
+        "10:59  Alex Morgan left the property",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("First draft"),
+        "the correction replaces the first write-up"
+    );
+
+    // A second correction withdraws the concern: the latest wins, and the reader is told what came before.
+    office.now(
+        "sam",
+        "visit-ava",
+        at(12, 0),
+        VisitEvent::WrittenUp {
+            staff: staff("sam"),
+            write_up: write_up("Attendance; the cousin has moved away", false),
+        },
+    );
+    let record = office.record("visit-ava");
+    let text = cpoms_text(&record.visit, &record.state, &record.timeline);
+    assert!(!text.contains("*** SAFEGUARDING CONCERN"), "{text}");
+    assert!(text.contains("Attendance; the cousin has moved away"));
+    assert!(text.contains("it corrects 2 earlier write-ups"));
+    assert!(text.contains(
+        "Safeguarding concern: No in this write-up, but an earlier write-up said YES — make sure the DSL knows"
+    ));
+}
+
+#[test]
+fn the_cpoms_text_says_plainly_when_there_is_no_write_up_and_why_a_visit_was_cancelled() {
+    let mut office = Office::seeded();
+    office.now(
+        "sam",
+        "visit-leo",
+        at(12, 0),
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: at(12, 15),
+            expected_end: at(13, 15),
+        },
+    );
+    office.now(
+        "sam",
+        "visit-leo",
+        at(12, 10),
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: CancelReason::FeltUnsafe,
+            note: "Raised voices from inside;\nwe did not knock".into(),
+        },
+    );
+    let leo = office.record("visit-leo");
+    let text = cpoms_text(&leo.visit, &leo.state, &leo.timeline);
+    for expected in [
+        "Purpose: Attendance support",
+        "Staff: Sam Taylor, Jo Rivers",
+        "Outcome: Cancelled before it began: Felt unsafe.",
+        "Reason given for cancelling:",
+        "Raised voices from inside;",
+        "we did not knock",
+        "Not written up yet: no write-up has reached the office for this visit.",
+        "12:00  Sam Taylor left for the visit, expecting to arrive at 12:15 UTC and finish by 13:15 UTC",
+        "12:10  Sam Taylor cancelled the visit: felt unsafe",
+    ] {
+        assert!(text.lines().any(|l| l == expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("SAFEGUARDING CONCERN"));
+
+    let mia = office.record("visit-mia");
+    let text = cpoms_text(&mia.visit, &mia.state, &mia.timeline);
+    assert!(text.contains("Outcome: The visit has not taken place (now: Awaiting authorisation)."));
+    assert!(text.contains("Nobody has left for this visit."));
+}
+
+/// Checks the PDF's structure without any tool: the header, the trailer, and that every cross-reference
+/// offset lands on the start of the object it names.
+fn assert_pdf_structure(pdf: &[u8]) {
+    assert!(pdf.starts_with(b"%PDF-1.4\n"), "PDF header");
+    assert!(pdf.ends_with(b"%%EOF\n"), "PDF trailer");
+    let find_last = |needle: &[u8]| pdf.windows(needle.len()).rposition(|w| w == needle);
+    let startxref = find_last(b"startxref\n").expect("startxref");
+    let after = &pdf[startxref + b"startxref\n".len()..];
+    let digits: String = after
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .map(|b| *b as char)
+        .collect();
+    let xref_at: usize = digits.parse().expect("startxref offset");
+    let xref = &pdf[xref_at..];
+    assert!(
+        xref.starts_with(b"xref\n0 "),
+        "startxref points at the xref table"
+    );
+    let header_end = xref.iter().skip(5).position(|b| *b == b'\n').unwrap() + 5;
+    let count: usize = std::str::from_utf8(&xref[7..header_end])
+        .unwrap()
+        .parse()
+        .expect("object count");
+    let entries = &xref[header_end + 1..];
+    assert_eq!(&entries[..20], b"0000000000 65535 f \n");
+    for number in 1..count {
+        let entry = &entries[number * 20..number * 20 + 20];
+        assert_eq!(&entry[10..], b" 00000 n \n", "entry {number} is 20 bytes");
+        let offset: usize = std::str::from_utf8(&entry[..10]).unwrap().parse().unwrap();
+        let expected = format!("{number} 0 obj");
+        assert!(
+            pdf[offset..].starts_with(expected.as_bytes()),
+            "xref entry {number} points at {:?}",
+            String::from_utf8_lossy(&pdf[offset..(offset + 12).min(pdf.len())])
+        );
+    }
+    let trailer = String::from_utf8_lossy(&entries[count * 20..]).into_owned();
+    assert!(trailer.starts_with(&format!("trailer\n<< /Size {count} /Root 1 0 R")));
+}
+
+/// The PDF's text as `pdftotext` reads it, whitespace collapsed; `None` when poppler-utils is not installed.
+fn pdf_to_text(pdf: &[u8]) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("record.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let output = match std::process::Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("pdftotext not installed (poppler-utils): checking the PDF's structure only");
+            return None;
+        }
+        Err(error) => panic!("running pdftotext: {error}"),
+    };
+    assert!(
+        output.status.success(),
+        "pdftotext refused the PDF: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(collapse(&String::from_utf8(output.stdout).unwrap()))
+}
+
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_onto_more_pages() {
+    let mut office = Office::seeded();
+    ava_written_up_and_corrected(&mut office);
+    let record = office.record("visit-ava");
+    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline);
+    assert_pdf_structure(&pdf);
+    if let Some(text) = pdf_to_text(&pdf) {
+        let plain = collapse(&cpoms_text(&record.visit, &record.state, &record.timeline));
+        for expected in [
+            "*** SAFEGUARDING CONCERN — tell the DSL now ***",
+            "Pupil: Ava B.",
+            "Staff: Sam Taylor, Alex Morgan",
+            "Mum and Ava",
+            "Attendance since half term; Ava said she is scared of an older cousin at home",
+            "Ava back in school on Monday; Mum to ring the office by 9:00 if not",
+            "10:59 Alex Morgan left the property",
+        ] {
+            assert!(
+                plain.contains(expected),
+                "the text version has {expected:?}"
+            );
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(text.contains("page 1 of 1"));
+    }
+
+    // A write-up long enough to wrap many times and fill more than one page.
+    let long: String = (1..=400).map(|n| format!("point{n} ")).collect();
+    office.now(
+        "sam",
+        "visit-ava",
+        at(12, 0),
+        VisitEvent::WrittenUp {
+            staff: staff("sam"),
+            write_up: WriteUp {
+                discussed: long.clone(),
+                incident: Some("Dog (loose) in the hall; \\ we waited".into()),
+                ..write_up("", false)
+            },
+        },
+    );
+    let record = office.record("visit-ava");
+    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline);
+    assert_pdf_structure(&pdf);
+    let pages = String::from_utf8_lossy(&pdf)
+        .matches("/Type /Page ")
+        .count();
+    assert!(pages >= 2, "a long write-up runs onto a second page");
+    if let Some(text) = pdf_to_text(&pdf) {
+        // Every word of the long write-up, in order (the page footer comes between the pages' words).
+        let words: Vec<&str> = text.split(' ').collect();
+        let mut from = 0;
+        for word in long.split_whitespace() {
+            let found = words[from..].iter().position(|w| *w == word);
+            from += found.unwrap_or_else(|| panic!("{word} missing or out of order")) + 1;
+        }
+        assert!(text.contains("Dog (loose) in the hall; \\ we waited"));
+        assert!(text.contains(&format!("page {pages} of {pages}")));
+    }
+}
+
+/// A small RFC 4180 reader: quoted fields may hold commas, doubled quotes and line breaks; records end in CRLF.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                _ => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() => quoted = true,
+            ',' => row.push(std::mem::take(&mut field)),
+            '\r' if chars.peek() == Some(&'\n') => {
+                chars.next();
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            '"' | '\r' | '\n' => panic!("bare {c:?} outside quotes"),
+            _ => field.push(c),
+        }
+    }
+    assert!(!quoted, "unterminated quote");
+    assert!(
+        field.is_empty() && row.is_empty(),
+        "the last record ends in CRLF"
+    );
+    rows
+}
+
+#[test]
+fn the_csv_has_one_row_per_written_up_visit_and_round_trips_awkward_text() {
+    let mut office = Office::seeded();
+    office.go_in_to_ava();
+    for who in ["sam", "alex"] {
+        office.now(
+            who,
+            "visit-ava",
+            at(10, 50),
+            VisitEvent::Left { staff: staff(who) },
+        );
+    }
+    let awkward = WriteUp {
+        seen: "Mum, Ava and \"Nan\"".into(),
+        discussed:
+            "Attendance, uniform and lunches,\nthen the bus pass \"problem\"\r\nand the form".into(),
+        agreements: "=HYPERLINK(\"http://example.invalid\",\"click\")".into(),
+        safeguarding_concern: false,
+        incident: Some("-2 minutes late; @reception told".into()),
+    };
+    office.now(
+        "sam",
+        "visit-ava",
+        at(11, 0),
+        VisitEvent::WrittenUp {
+            staff: staff("sam"),
+            write_up: awkward.clone(),
+        },
+    );
+    // visit-leo is cancelled and never written up, visit-mia never happened: neither has a row.
+    office.now(
+        "sam",
+        "visit-leo",
+        at(12, 30),
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: CancelReason::NoAnswerAfterWait,
+            note: String::new(),
+        },
+    );
+    let records: Vec<VisitRecord> = ["visit-ava", "visit-leo", "visit-mia"]
+        .iter()
+        .map(|id| office.record(id))
+        .collect();
+    let csv = write_ups_csv(&records);
+    let csv = csv
+        .strip_prefix('\u{FEFF}')
+        .expect("a UTF-8 byte-order mark for Excel");
+    let rows = parse_csv(csv);
+    assert_eq!(rows.len(), 2, "a header and one written-up visit");
+    assert_eq!(
+        rows[0],
+        records::cpoms::CSV_COLUMNS.map(str::to_owned).to_vec()
+    );
+    assert_eq!(
+        rows[1],
+        [
+            "visit-ava",
+            "2026-11-23 10:15",
+            "Safe and well check",
+            "Ava B.",
+            "Sam Taylor, Alex Morgan",
+            "The visit took place; everyone had left by 10:50 UTC.",
+            "Mum, Ava and \"Nan\"",
+            "Attendance, uniform and lunches,\nthen the bus pass \"problem\"\r\nand the form",
+            "'=HYPERLINK(\"http://example.invalid\",\"click\")",
+            "no",
+            "'-2 minutes late; @reception told",
+        ]
+    );
+}
+
+#[test]
+fn the_monthly_report_counts_visits_check_ins_alarms_waits_and_false_alarms() {
+    let mut office = Office::seeded();
+    // visit-ava: completed and written up with a safeguarding concern.
+    office.go_in_to_ava();
+    office.now(
+        "sam",
+        "visit-ava",
+        at(10, 26),
+        VisitEvent::CheckInMissed {
+            staff: staff("sam"),
+            due_at: at(10, 25),
+        },
+    );
+    let check_in = office.overdue("visit-ava", "check_in", at(10, 25), at(10, 30));
+    office.acknowledge(&check_in, at(10, 32)); // 2 minutes
+    office.now(
+        "alex",
+        "visit-ava",
+        at(10, 36),
+        VisitEvent::CheckInMissed {
+            staff: staff("alex"),
+            due_at: at(10, 35),
+        },
+    );
+    office.now(
+        "alex",
+        "visit-ava",
+        at(10, 40),
+        VisitEvent::DuressRaised {
+            staff: staff("alex"),
+            via: DuressVia::CodePhraseButton,
+        },
+    );
+    let duress = office.duress("visit-ava", "alex", at(10, 40), at(10, 40));
+    office.acknowledge(&duress, at(10, 44)); // 4 minutes: a real alarm, never stood down
+    let leaving = office.overdue("visit-ava", "leaving", at(11, 0), at(11, 5));
+    for (who, minute) in [("sam", 6), ("alex", 7)] {
+        office.now(
+            who,
+            "visit-ava",
+            at(11, minute),
+            VisitEvent::Left { staff: staff(who) },
+        );
+    }
+    office
+        .store
+        .note_contact_resumed(leaving.id, at(11, 7))
+        .unwrap();
+    office.acknowledge(&leaving, at(11, 15)); // 10 minutes; heard from first, so a false alarm
+    office.now(
+        "sam",
+        "visit-ava",
+        at(11, 20),
+        VisitEvent::WrittenUp {
+            staff: staff("sam"),
+            write_up: write_up("Attendance", true),
+        },
+    );
+
+    // visit-leo: nobody answered; its overdue alarm is still open.
+    office.now(
+        "sam",
+        "visit-leo",
+        at(12, 0),
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: at(12, 15),
+            expected_end: at(13, 15),
+        },
+    );
+    office.overdue("visit-leo", "answer_at_the_door", at(12, 35), at(12, 40));
+    office.now(
+        "sam",
+        "visit-leo",
+        at(12, 45),
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: CancelReason::NoAnswerAfterWait,
+            note: String::new(),
+        },
+    );
+
+    // visit-mia never happens. The last second of November counts; the first of December and the last of
+    // October do not, even when October's alarm is raised and acknowledged in November.
+    let last_of_november = Utc.with_ymd_and_hms(2026, 11, 30, 23, 59, 59).unwrap();
+    office.add_visit_like_ava("visit-nov-last", last_of_november);
+    office.now(
+        "sam",
+        "visit-nov-last",
+        last_of_november - TimeDelta::minutes(5),
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: CancelReason::FeltUnsafe,
+            note: "Raised voices".into(),
+        },
+    );
+    let first_of_december = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    office.add_visit_like_ava("visit-dec", first_of_december);
+    office.now(
+        "sam",
+        "visit-dec",
+        first_of_december,
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: CancelReason::AnimalsNotSecured,
+            note: String::new(),
+        },
+    );
+    let last_of_october = Utc.with_ymd_and_hms(2026, 10, 31, 23, 59, 59).unwrap();
+    office.add_visit_like_ava("visit-oct", last_of_october);
+    let october = office.overdue(
+        "visit-oct",
+        "check_in",
+        last_of_october + TimeDelta::minutes(10),
+        last_of_october + TimeDelta::minutes(15),
+    );
+    office.acknowledge(&october, last_of_october + TimeDelta::minutes(115));
+
+    let school: SchoolId = "demo-primary".parse().unwrap();
+    let report = office.store.monthly_report(&school, 2026, 11).unwrap();
+    let v = &report.visits;
+    assert_eq!(
+        (v.total, v.completed, v.cancelled, v.not_completed),
+        (4, 1, 2, 1),
+        "ava completed; leo and the last of November cancelled; mia not done"
+    );
+    let reasons: Vec<(CancelReason, u32)> = v
+        .cancelled_by_reason
+        .iter()
+        .map(|c| (c.reason, c.count))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (CancelReason::NoAnswerAfterWait, 1),
+            (CancelReason::FeltUnsafe, 1)
+        ]
+    );
+    assert_eq!((v.written_up, v.safeguarding_concerns), (1, 1));
+    assert_eq!(
+        report.check_ins_missed, 2,
+        "10:25 (missed on the phone and overdue at the office, counted once) and 10:35"
+    );
+    assert_eq!(
+        (report.alarms_raised.overdue, report.alarms_raised.duress),
+        (3, 1)
+    );
+    let ack = &report.acknowledgement;
+    assert_eq!(ack.acknowledged, 3);
+    assert_eq!(ack.median_seconds, Some(4 * 60));
+    assert_eq!(
+        ack.worst_seconds,
+        Some(10 * 60),
+        "October's 100 minutes is not November's"
+    );
+    assert_eq!(ack.unacknowledged, 1);
+    assert_eq!(report.false_alarms, 1);
+
+    let text = report.to_text();
+    for expected in [
+        "Home visits at Oakfield Primary (demo): November 2026",
+        "Visits: 4",
+        "  Completed: 1",
+        "  Cancelled: 2 (No answer after the wait: 1; Felt unsafe: 1)",
+        "  Not completed or still open: 1",
+        "Check-ins missed: 2",
+        "Alarms raised: 4 (overdue: 3, duress: 1)",
+        "Time from alarm to acknowledgement: median 4 min, worst 10 min (3 acknowledged)",
+        "Alarms still not acknowledged: 1",
+        "False alarms: 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == expected),
+            "missing {expected:?} in\n{text}"
+        );
+    }
+    assert!(text.contains(FALSE_ALARM_DEFINITION));
+
+    let october = office.store.monthly_report(&school, 2026, 10).unwrap();
+    assert_eq!(october.visits.total, 1);
+    assert_eq!(october.acknowledgement.worst_seconds, Some(100 * 60));
+    let december = office.store.monthly_report(&school, 2026, 12).unwrap();
+    assert_eq!(december.visits.cancelled, 1);
+    assert_eq!(december.acknowledgement.median_seconds, None);
+    assert!(december
+        .to_text()
+        .contains("Time from alarm to acknowledgement: none acknowledged"));
+
+    assert!(office.store.monthly_report(&school, 2026, 13).is_err());
+    let nowhere: SchoolId = "no-such-school".parse().unwrap();
+    assert!(office.store.monthly_report(&nowhere, 2026, 11).is_err());
+}
+
+/// How an alarm ended, for the false-alarm table.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// Heard from again, then acknowledged.
+    ResumedThenAcknowledged,
+    /// Heard from again; nobody has acknowledged it yet.
+    ResumedOnly,
+    /// Acknowledged, and only later heard from.
+    AcknowledgedThenResumed,
+    /// Acknowledged; never heard from before that.
+    AcknowledgedOnly,
+    /// Duress stood down with a note, naming this alert.
+    StoodDownWithNote,
+    /// Duress stood down, but the stand-down names another alert.
+    StoodDownNamingAnother,
+}
+
+#[test]
+fn false_alarms_follow_the_written_definition() {
+    use Ending::*;
+    let table = [
+        (AlarmKind::Overdue, ResumedThenAcknowledged, true),
+        (AlarmKind::Overdue, ResumedOnly, true),
+        (AlarmKind::Overdue, AcknowledgedThenResumed, false),
+        (AlarmKind::Overdue, AcknowledgedOnly, false),
+        (AlarmKind::Duress, StoodDownWithNote, true),
+        (AlarmKind::Duress, StoodDownNamingAnother, false),
+        (AlarmKind::Duress, AcknowledgedOnly, false),
+    ];
+    for (kind, ending, expected) in table {
+        let mut office = Office::seeded();
+        office.go_in_to_ava();
+        let alarm = match kind {
+            AlarmKind::Overdue => office.overdue("visit-ava", "check_in", at(10, 25), at(10, 30)),
+            AlarmKind::Duress => {
+                office.now(
+                    "alex",
+                    "visit-ava",
+                    at(10, 30),
+                    VisitEvent::DuressRaised {
+                        staff: staff("alex"),
+                        via: DuressVia::CodePhraseButton,
+                    },
+                );
+                office.duress("visit-ava", "alex", at(10, 30), at(10, 30))
+            }
+        };
+        let resume =
+            |office: &Office, when| office.store.note_contact_resumed(alarm.id, when).unwrap();
+        match ending {
+            ResumedThenAcknowledged => {
+                resume(&office, at(10, 31));
+                office.acknowledge(&alarm, at(10, 32));
+            }
+            ResumedOnly => resume(&office, at(10, 31)),
+            AcknowledgedThenResumed => {
+                office.acknowledge(&alarm, at(10, 31));
+                resume(&office, at(10, 32));
+            }
+            AcknowledgedOnly => office.acknowledge(&alarm, at(10, 31)),
+            StoodDownWithNote | StoodDownNamingAnother => {
+                let raised_at = match ending {
+                    StoodDownWithNote => at(10, 30),
+                    _ => at(10, 29),
+                };
+                office.now(
+                    "alex",
+                    "visit-ava",
+                    at(10, 31),
+                    VisitEvent::DuressStoodDown {
+                        staff: staff("alex"),
+                        note: "Pressed by mistake".into(),
+                        alerts: vec![AlertRef {
+                            raised_by: staff("alex"),
+                            raised_at,
+                        }],
+                    },
+                );
+            }
+        }
+        let school: SchoolId = "demo-primary".parse().unwrap();
+        let report = office.store.monthly_report(&school, 2026, 11).unwrap();
+        assert_eq!(
+            report.false_alarms,
+            u32::from(expected),
+            "{kind:?} {ending:?}"
+        );
+    }
+}
