@@ -4,4 +4,5 @@ mod api;
 mod escalation;
 mod helpers;
 mod kill;
+mod notify;
 mod openapi;
