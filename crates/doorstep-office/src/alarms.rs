@@ -83,7 +83,7 @@ fn time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     .transpose()
 }
 
-fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
+pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
     let visit: String = row.get("visit_id")?;
     let kind: String = row.get("kind")?;
     let level: String = row.get("level")?;
@@ -346,7 +346,7 @@ impl SqliteStore {
     }
 }
 
-fn log(
+pub(crate) fn log(
     tx: &rusqlite::Transaction<'_>,
     alarm: i64,
     at: DateTime<Utc>,

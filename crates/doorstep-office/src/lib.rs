@@ -3,17 +3,20 @@
 //! - [`api`]: routes and handlers; `router(state)` builds the whole app so tests can call it without a socket.
 //! - [`escalation`]: the engine that holds every visit's deadlines and raises and escalates alarms.
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
+//! - [`notify`]: alarms and escalations sent on by email and signed webhook, each delivery recorded and
+//!   retried.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
 //! - [`demo`]: demo data for a newcomer's first run.
 //!
-//! `main` only reads its arguments, opens the store and calls [`run`].
+//! `main` only reads its arguments, opens the store and calls [`run_with`].
 
 pub mod alarms;
 pub mod api;
 pub mod demo;
 pub mod escalation;
+pub mod notify;
 pub mod openapi;
 pub mod records;
 pub mod store;
@@ -24,16 +27,29 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use api::{router, AppState};
+pub use notify::NotifyConfig;
 pub use store::SqliteStore;
 
-/// Serves the office API on `listener` until `shutdown` completes.
+/// Serves the office API on `listener` until `shutdown` completes, with no SMTP server for email.
 pub async fn run(
     listener: TcpListener,
     store: Arc<SqliteStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with(listener, store, NotifyConfig::default(), shutdown).await
+}
+
+/// Serves the office API on `listener` until `shutdown` completes, sending notifications as `config` says.
+pub async fn run_with(
+    listener: TcpListener,
+    store: Arc<SqliteStore>,
+    config: NotifyConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let clock: api::Clock = Arc::new(chrono::Utc::now);
+    let notifier = notify::Notifier::new(store.clone(), config).map_err(std::io::Error::other)?;
     let (escalation, engine) = escalation::Escalation::spawn(store.clone(), clock.clone());
+    let (_notifier, notifier_task) = notifier.spawn(clock.clone(), escalation.subscribe());
     let state = AppState {
         store,
         clock,
@@ -43,5 +59,6 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
     engine.abort();
+    notifier_task.abort();
     served
 }

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_office.sql"),
     include_str!("../migrations/0002_alarms.sql"),
+    include_str!("../migrations/0003_notifications.sql"),
     include_str!("../migrations/0005_records.sql"),
 ];
 

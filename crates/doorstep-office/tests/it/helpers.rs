@@ -8,7 +8,7 @@ use doorstep_core::ids::{DeviceSeq, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
 use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
-use doorstep_office::SqliteStore;
+use doorstep_office::{NotifyConfig, SqliteStore};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
@@ -22,6 +22,11 @@ pub struct TestOffice {
 }
 
 pub async fn spawn_office() -> TestOffice {
+    spawn_office_with(NotifyConfig::default()).await
+}
+
+/// The office with notifications sent as `config` says.
+pub async fn spawn_office_with(config: NotifyConfig) -> TestOffice {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -30,9 +35,14 @@ pub async fn spawn_office() -> TestOffice {
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let phones = demo::seed(&store, &url, Utc::now()).expect("seed demo");
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(doorstep_office::run(listener, store.clone(), async {
-        let _ = rx.await;
-    }));
+    tokio::spawn(doorstep_office::run_with(
+        listener,
+        store.clone(),
+        config,
+        async {
+            let _ = rx.await;
+        },
+    ));
     TestOffice {
         url,
         store,

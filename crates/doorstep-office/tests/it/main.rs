@@ -4,5 +4,6 @@ mod api;
 mod escalation;
 mod helpers;
 mod kill;
+mod notify;
 mod openapi;
 mod records;

@@ -1,0 +1,964 @@
+//! Alarm notifications against real local receivers started here: a small SMTP server and an HTTP server,
+//! both on port 0. Alarms come from the real escalation engine: through the office's sync API with the real
+//! clock, or with a clock the test sets and the worker's steps driven by hand.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{DeviceSeq, EventId, SchoolId};
+use doorstep_core::lifecycle::{DuressVia, VisitEvent};
+use doorstep_core::policy::Preset;
+use doorstep_core::schedule::AlarmLevel;
+use doorstep_office::alarms::{Alarm, AlarmKind};
+use doorstep_office::api::Clock;
+use doorstep_office::demo;
+use doorstep_office::escalation::{BoardEvent, Escalation};
+use doorstep_office::notify::{
+    retry_delay, NewTarget, Notifier, NotifyConfig, SmtpConfig, WantedLevels,
+};
+use doorstep_office::store::Device;
+use doorstep_office::SqliteStore;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::helpers::{batch, envelope, spawn_office_with, staff, visit};
+
+const SECRET: &str = "correct horse battery staple";
+const FROM: &str = "doorstep@oakfield.example";
+const OFFICE: &str = "office@oakfield.example";
+const HEAD: &str = "head@oakfield.example";
+
+/// Waits for the next item; the limit only stops a broken test from hanging.
+async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("arrived within 10 s")
+        .expect("receiver still running")
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A small SMTP server that hands each accepted message to the test.
+
+struct Mail {
+    from: String,
+    to: Vec<String>,
+    /// The message as DATA carried it, dot-stuffing undone.
+    data: String,
+}
+
+impl Mail {
+    fn header(&self, name: &str) -> Option<String> {
+        let (head, _) = self.data.split_once("\r\n\r\n")?;
+        let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+        unfolded.split("\r\n").find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+
+    /// The subject with its RFC 2047 encoded words decoded.
+    fn subject(&self) -> String {
+        let raw = self.header("Subject").expect("a subject");
+        let mut bytes = Vec::new();
+        for word in raw.split_whitespace() {
+            match word
+                .strip_prefix("=?UTF-8?B?")
+                .and_then(|w| w.strip_suffix("?="))
+            {
+                Some(encoded) => bytes.extend(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .expect("base64"),
+                ),
+                None => {
+                    if !bytes.is_empty() {
+                        bytes.push(b' ');
+                    }
+                    bytes.extend(word.as_bytes());
+                }
+            }
+        }
+        String::from_utf8(bytes).expect("UTF-8 subject")
+    }
+
+    fn body(&self) -> &str {
+        self.data
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, body)| body)
+    }
+}
+
+struct SmtpReceiver {
+    port: u16,
+    mail: mpsc::UnboundedReceiver<Mail>,
+}
+
+/// `refuse_rcpt`: a reply to give every RCPT TO instead of 250.
+async fn smtp_receiver(refuse_rcpt: Option<&'static str>) -> SmtpReceiver {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mail) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(smtp_session(stream, tx.clone(), refuse_rcpt));
+        }
+    });
+    SmtpReceiver { port, mail }
+}
+
+async fn smtp_session(
+    stream: TcpStream,
+    tx: mpsc::UnboundedSender<Mail>,
+    refuse_rcpt: Option<&'static str>,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    write
+        .write_all(b"220 test.invalid ESMTP\r\n")
+        .await
+        .unwrap();
+    let (mut from, mut to) = (String::new(), Vec::new());
+    loop {
+        let mut line = String::new();
+        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let command = line.trim_end().to_owned();
+        let upper = command.to_ascii_uppercase();
+        let reply: &str = if upper.starts_with("EHLO") {
+            "250-test.invalid\r\n250 8BITMIME\r\n"
+        } else if let Some(address) = upper
+            .starts_with("MAIL FROM:")
+            .then(|| command["MAIL FROM:".len()..].to_owned())
+        {
+            from = address
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_matches(['<', '>'])
+                .to_owned();
+            "250 OK\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            match refuse_rcpt {
+                Some(refusal) => refusal,
+                None => {
+                    to.push(
+                        command["RCPT TO:".len()..]
+                            .trim_matches(['<', '>'])
+                            .to_owned(),
+                    );
+                    "250 OK\r\n"
+                }
+            }
+        } else if upper == "DATA" {
+            write.write_all(b"354 go ahead\r\n").await.unwrap();
+            let mut lines = Vec::new();
+            loop {
+                let mut line = String::new();
+                if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let line = line.strip_suffix("\r\n").expect("CRLF line").to_owned();
+                if line == "." {
+                    break;
+                }
+                lines.push(line.strip_prefix('.').map_or(line.clone(), str::to_owned));
+            }
+            let _ = tx.send(Mail {
+                from: std::mem::take(&mut from),
+                to: std::mem::take(&mut to),
+                data: lines.join("\r\n"),
+            });
+            "250 queued\r\n"
+        } else if upper == "QUIT" {
+            let _ = write.write_all(b"221 bye\r\n").await;
+            return;
+        } else {
+            "500 unknown command\r\n"
+        };
+        write.write_all(reply.as_bytes()).await.unwrap();
+    }
+}
+
+fn smtp_config(port: u16) -> NotifyConfig {
+    NotifyConfig {
+        smtp: Some(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            from: FROM.into(),
+            hello_name: "office.oakfield.example".into(),
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// An HTTP server that records each webhook request and answers as told.
+
+struct Hook {
+    headers: HeaderMap,
+    body: Bytes,
+    /// What it answered (`None` while the test holds the answer).
+    answered: Option<StatusCode>,
+    respond: Option<oneshot::Sender<StatusCode>>,
+}
+
+impl Hook {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    }
+
+    fn delivery(&self) -> Uuid {
+        self.header("x-doorstep-delivery")
+            .parse()
+            .expect("a UUID delivery id")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    /// Checks the signature with the secret, independently of the office's own code.
+    fn assert_signed(&self) {
+        let hex = self
+            .header("x-doorstep-signature")
+            .strip_prefix("sha256=")
+            .expect("sha256= prefix");
+        let signature: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(&self.body);
+        mac.verify_slice(&signature)
+            .expect("the signature matches the body and the secret");
+    }
+}
+
+enum Answer {
+    /// 500 to the first N requests, 200 after.
+    FailFirst(usize),
+    /// Hold each request until the test answers it.
+    Held,
+}
+
+#[derive(Clone)]
+struct HookState {
+    fail_first: Option<usize>,
+    seen: Arc<AtomicUsize>,
+    tx: mpsc::UnboundedSender<Hook>,
+}
+
+struct HookReceiver {
+    url: String,
+    requests: mpsc::UnboundedReceiver<Hook>,
+}
+
+async fn hook_receiver(answer: Answer) -> HookReceiver {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/doorstep", listener.local_addr().unwrap());
+    let (tx, requests) = mpsc::unbounded_channel();
+    let state = HookState {
+        fail_first: match answer {
+            Answer::FailFirst(n) => Some(n),
+            Answer::Held => None,
+        },
+        seen: Arc::default(),
+        tx,
+    };
+    let app = axum::Router::new()
+        .route("/hooks/doorstep", axum::routing::post(hook_handler))
+        .with_state(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    HookReceiver { url, requests }
+}
+
+async fn hook_handler(
+    State(state): State<HookState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let seen = state.seen.fetch_add(1, Ordering::SeqCst);
+    match state.fail_first {
+        Some(n) => {
+            let status = if seen < n {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            };
+            let _ = state.tx.send(Hook {
+                headers,
+                body,
+                answered: Some(status),
+                respond: None,
+            });
+            status
+        }
+        None => {
+            let (respond, answer) = oneshot::channel();
+            let _ = state.tx.send(Hook {
+                headers,
+                body,
+                answered: None,
+                respond: Some(respond),
+            });
+            answer.await.unwrap_or(StatusCode::OK)
+        }
+    }
+}
+
+fn demo_school() -> SchoolId {
+    "demo-primary".parse().unwrap()
+}
+
+fn email(address: &str, wants: WantedLevels) -> NewTarget {
+    NewTarget::email(address, wants).unwrap()
+}
+
+fn webhook(url: &str, wants: WantedLevels) -> NewTarget {
+    NewTarget::webhook(url, SECRET, wants).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Through the real office: a phone raises duress over the sync API.
+
+#[tokio::test]
+async fn duress_from_a_phone_is_emailed_and_posted_and_each_is_recorded_before_it_is_sent() {
+    let mut smtp = smtp_receiver(None).await;
+    let mut hook = hook_receiver(Answer::Held).await;
+    let office = spawn_office_with(smtp_config(smtp.port)).await;
+    for target in [
+        email(HEAD, WantedLevels::AUTHORISER),
+        email(OFFICE, WantedLevels::BOARD),
+        webhook(&hook.url, WantedLevels::BOTH),
+    ] {
+        office
+            .store
+            .add_notification_target(&demo_school(), &target, Utc::now())
+            .unwrap();
+    }
+
+    let partner = &office.phones.partner;
+    let duress = envelope(
+        partner,
+        1,
+        "visit-ava",
+        VisitEvent::DuressRaised {
+            staff: staff("alex"),
+            via: DuressVia::DuressPin,
+        },
+    );
+    let (status, body) = office
+        .post_sync(&partner.device_token, &batch(&[duress]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The webhook arrives. While it waits for its answer, the office has it on record, not yet delivered.
+    let mut post = next(&mut hook.requests).await;
+    post.assert_signed();
+    let alarm = office
+        .store
+        .alarms_for_visit(&visit("visit-ava"))
+        .unwrap()
+        .into_iter()
+        .find(|a| a.kind == AlarmKind::Duress)
+        .expect("a duress alarm");
+    let deliveries = office.store.deliveries_for_alarm(alarm.id).unwrap();
+    assert_eq!(
+        deliveries.len(),
+        3,
+        "one notification per target: duress is one step for the board and the authoriser alike"
+    );
+    let recorded = deliveries
+        .iter()
+        .find(|d| d.id == post.delivery())
+        .expect("the delivery was recorded before it was sent");
+    assert_eq!(recorded.payload.as_bytes(), post.body.as_ref());
+    assert_eq!(recorded.delivered_at, None, "not delivered before the 2xx");
+    post.respond.take().unwrap().send(StatusCode::OK).unwrap();
+
+    let json = post.json();
+    assert_eq!(json["alarm"]["kind"], "duress");
+    assert_eq!(json["alarm"]["level"], "authoriser");
+    assert_eq!(json["alarm"]["id"], alarm.id);
+    assert_eq!(json["step"]["what"], "raised");
+    assert_eq!(json["visit_id"], "visit-ava");
+    assert_eq!(json["school"]["id"], "demo-primary");
+    assert_eq!(json["address"], "12 Elm Row, Oakfield, OK1 2AB");
+    assert_eq!(
+        json["staff"],
+        serde_json::json!([
+            {"name": "Sam Taylor", "phone": "07700 900003"},
+            {"name": "Alex Morgan", "phone": "07700 900004"}
+        ])
+    );
+    assert!(json["sent_at"].is_string());
+    assert!(
+        !String::from_utf8_lossy(&post.body).contains("Ava B."),
+        "no pupil name"
+    );
+
+    let mut mails = vec![next(&mut smtp.mail).await, next(&mut smtp.mail).await];
+    mails.sort_by(|a, b| a.to.cmp(&b.to));
+    let recipients: Vec<_> = mails.iter().map(|m| m.to.clone()).collect();
+    assert_eq!(recipients, [vec![HEAD.to_owned()], vec![OFFICE.to_owned()]]);
+    for mail in &mails {
+        assert_eq!(mail.from, FROM);
+        let subject = mail.subject();
+        assert!(
+            subject.starts_with(
+                "Doorstep ALARM: duress on visit visit-ava — duress raised by alex at "
+            ),
+            "{subject}"
+        );
+        assert!(!subject.contains("Ava"), "no pupil name in the subject");
+        let body = mail.body();
+        for needed in [
+            "12 Elm Row, Oakfield, OK1 2AB",
+            "Sam Taylor: 07700 900003",
+            "Alex Morgan: 07700 900004",
+            "Oakfield Primary (demo), office 01632 960000",
+        ] {
+            assert!(body.contains(needed), "{needed:?} missing from:\n{body}");
+        }
+        assert!(!body.contains("Ava B."), "no pupil name in the body");
+        let id: Uuid = mail.header("X-Doorstep-Delivery").unwrap().parse().unwrap();
+        assert!(deliveries.iter().any(|d| d.id == id));
+        assert_eq!(
+            mail.header("Message-ID").unwrap(),
+            format!("<{id}@oakfield.example>")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// With a clock the test sets: the real escalation engine raises and escalates, the worker is stepped by hand.
+
+fn seeded_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
+}
+
+/// visit-ava is agreed for 10:15.
+fn agreed() -> DateTime<Utc> {
+    seeded_at() + TimeDelta::minutes(15)
+}
+
+struct Bench {
+    store: Arc<SqliteStore>,
+    time: Arc<Mutex<DateTime<Utc>>>,
+    clock: Clock,
+    engine: Escalation,
+    board: broadcast::Receiver<BoardEvent>,
+    notifier: Notifier,
+    config: NotifyConfig,
+    sam: Device,
+    alex: Device,
+    seqs: std::collections::HashMap<String, u64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn start(config: NotifyConfig) -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let phones = demo::seed_with_policy(
+            &store,
+            "http://127.0.0.1:1",
+            seeded_at(),
+            Preset::PrimaryHeadteacher,
+        )
+        .unwrap();
+        let sam = store
+            .authenticate(&phones.me.device_token)
+            .unwrap()
+            .unwrap();
+        let alex = store
+            .authenticate(&phones.partner.device_token)
+            .unwrap()
+            .unwrap();
+        let time = Arc::new(Mutex::new(seeded_at()));
+        let clock: Clock = {
+            let time = time.clone();
+            Arc::new(move || *time.lock().unwrap())
+        };
+        let (engine, _task) = Escalation::spawn(store.clone(), clock.clone());
+        let board = engine.subscribe();
+        let notifier = Notifier::new(store.clone(), config.clone()).unwrap();
+        Bench {
+            store,
+            time,
+            clock,
+            engine,
+            board,
+            notifier,
+            config,
+            sam,
+            alex,
+            seqs: Default::default(),
+            _dir: dir,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        *self.time.lock().unwrap()
+    }
+
+    fn set_time(&self, at: DateTime<Utc>) {
+        *self.time.lock().unwrap() = at;
+    }
+
+    fn add_target(&self, target: NewTarget) {
+        self.store
+            .add_notification_target(&demo_school(), &target, self.now())
+            .unwrap();
+    }
+
+    fn send(&mut self, who: &str, event: VisitEvent) {
+        let device = if who == "sam" {
+            self.sam.clone()
+        } else {
+            self.alex.clone()
+        };
+        let seq = self.seqs.entry(who.to_owned()).or_insert(0);
+        *seq += 1;
+        let envelope = EventEnvelope {
+            id: EventId::new_v7(),
+            device: device.id.clone(),
+            seq: DeviceSeq::new(*seq).unwrap(),
+            visit: visit("visit-ava"),
+            recorded_at: self.now(),
+            event,
+        };
+        self.store.ingest(&device, &[envelope], self.now()).unwrap();
+        self.engine.visit_changed(visit("visit-ava"));
+    }
+
+    /// Both depart, arrive and go in at the agreed time; then the phones fall silent.
+    fn start_visit(&mut self) {
+        self.set_time(agreed() - TimeDelta::minutes(14));
+        for who in ["sam", "alex"] {
+            self.send(
+                who,
+                VisitEvent::Departed {
+                    staff: staff(who),
+                    expected_arrival: agreed(),
+                    expected_end: agreed() + TimeDelta::minutes(45),
+                },
+            );
+        }
+        self.set_time(agreed() - TimeDelta::minutes(2));
+        for who in ["sam", "alex"] {
+            self.send(who, VisitEvent::ArrivedOutside { staff: staff(who) });
+        }
+        self.set_time(agreed());
+        self.send(
+            "sam",
+            VisitEvent::VisitStarted {
+                by: staff("sam"),
+                staff: vec![staff("sam"), staff("alex")],
+            },
+        );
+    }
+
+    /// Moves the clock to `at`, has the engine look at the visit, and waits for it to announce an alarm.
+    async fn engine_announces_at(&mut self, at: DateTime<Utc>) -> BoardEvent {
+        self.set_time(at);
+        self.engine.visit_changed(visit("visit-ava"));
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(10), self.board.recv())
+                .await
+                .expect("the engine announced within 10 s")
+                .expect("the board channel is open");
+            if matches!(
+                event,
+                BoardEvent::AlarmRaised { .. } | BoardEvent::AlarmEscalated { .. }
+            ) {
+                return event;
+            }
+        }
+    }
+
+    /// The first check-in (due 10:25) is missed: overdue at 10:30 plus a moment.
+    async fn overdue(&mut self) -> Alarm {
+        match self
+            .engine_announces_at(agreed() + TimeDelta::minutes(15) + TimeDelta::milliseconds(1))
+            .await
+        {
+            BoardEvent::AlarmRaised { alarm } => alarm,
+            other => panic!("expected a raised alarm, got {other:?}"),
+        }
+    }
+
+    /// Five minutes on, nobody has acknowledged it: the authoriser is told.
+    async fn escalated(&mut self) -> Alarm {
+        match self
+            .engine_announces_at(agreed() + TimeDelta::minutes(20) + TimeDelta::milliseconds(2))
+            .await
+        {
+            BoardEvent::AlarmEscalated { alarm } => alarm,
+            other => panic!("expected an escalation, got {other:?}"),
+        }
+    }
+
+    fn log(&self) -> Vec<(String, String)> {
+        self.store
+            .alarm_log(&visit("visit-ava"))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.what, e.detail))
+            .collect()
+    }
+
+    fn log_steps(&self) -> Vec<String> {
+        self.log().into_iter().map(|(what, _)| what).collect()
+    }
+}
+
+#[tokio::test]
+async fn an_overdue_alarm_tells_board_targets_and_its_escalation_only_authoriser_targets() {
+    let mut smtp = smtp_receiver(None).await;
+    let mut hook = hook_receiver(Answer::FailFirst(0)).await;
+    let mut bench = Bench::start(smtp_config(smtp.port)).await;
+    bench.add_target(email(OFFICE, WantedLevels::BOARD));
+    bench.add_target(email(HEAD, WantedLevels::AUTHORISER));
+    bench.add_target(webhook(&hook.url, WantedLevels::BOTH));
+    bench.start_visit();
+
+    let alarm = bench.overdue().await;
+    assert_eq!(alarm.level, AlarmLevel::Board);
+    let now = bench.now();
+    assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 2);
+    let outcome = bench.notifier.deliver_due(now).await.unwrap();
+    assert_eq!(
+        (outcome.delivered, outcome.failed, outcome.next_due),
+        (2, 0, None)
+    );
+    let mail = next(&mut smtp.mail).await;
+    assert_eq!(mail.to, [OFFICE]);
+    assert_eq!(
+        mail.subject(),
+        "Doorstep ALARM: overdue on visit visit-ava — no check_in since it was due at 10:25:00 UTC"
+    );
+    let post = next(&mut hook.requests).await;
+    post.assert_signed();
+    let json = post.json();
+    assert_eq!(
+        (&json["step"]["what"], &json["alarm"]["level"]),
+        (&"raised".into(), &"board".into())
+    );
+
+    // A target added a minute later hears of what happens from then on, not of the raise before it.
+    bench.set_time(now + TimeDelta::minutes(1));
+    bench.add_target(email("late@oakfield.example", WantedLevels::BOTH));
+
+    let escalated = bench.escalated().await;
+    assert_eq!(escalated.level, AlarmLevel::Authoriser);
+    let now = bench.now();
+    assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 3);
+    let outcome = bench.notifier.deliver_due(now).await.unwrap();
+    assert_eq!((outcome.delivered, outcome.failed), (3, 0));
+    let mut mails = [next(&mut smtp.mail).await, next(&mut smtp.mail).await];
+    mails.sort_by(|a, b| a.to.cmp(&b.to));
+    assert_eq!(mails[0].to, [HEAD]);
+    assert_eq!(mails[1].to, ["late@oakfield.example"]);
+    assert!(mails[0]
+        .body()
+        .contains("Now: not acknowledged at the office: the authoriser is told"));
+    let second = next(&mut hook.requests).await;
+    second.assert_signed();
+    assert_ne!(second.delivery(), post.delivery());
+    assert_eq!(second.json()["step"]["what"], "authoriser_told");
+    assert_eq!(second.json()["alarm"]["level"], "authoriser");
+    assert!(
+        smtp.mail.try_recv().is_err() && hook.requests.try_recv().is_err(),
+        "the board-only address heard nothing of the escalation"
+    );
+
+    assert_eq!(
+        bench.log_steps(),
+        [
+            "raised",
+            "notified",
+            "notified",
+            "authoriser_told",
+            "notified",
+            "notified",
+            "notified"
+        ]
+    );
+    let log = bench.log();
+    assert!(log.iter().any(|(what, detail)| what == "notified"
+        && detail == "email to office@oakfield.example: accepted by the SMTP server (attempt 1)"));
+    assert!(log.iter().any(|(what, detail)| what == "notified"
+        && detail == "webhook to 127.0.0.1: answered 200 OK (attempt 1)"));
+}
+
+#[tokio::test]
+async fn the_running_worker_sends_on_the_engines_announcement_and_retries_when_due() {
+    let mut hook = hook_receiver(Answer::FailFirst(1)).await;
+    let mut bench = Bench::start(NotifyConfig::default()).await;
+    bench.add_target(webhook(&hook.url, WantedLevels::BOARD));
+    let (worker, task) = bench
+        .notifier
+        .clone()
+        .spawn(bench.clock.clone(), bench.engine.subscribe());
+    bench.start_visit();
+    bench.overdue().await;
+    let first = next(&mut hook.requests).await;
+    assert_eq!(first.answered, Some(StatusCode::INTERNAL_SERVER_ERROR));
+
+    // The retry falls due 10 s later by the office's clock.
+    bench.set_time(bench.now() + TimeDelta::seconds(10));
+    worker.wake();
+    let second = next(&mut hook.requests).await;
+    assert_eq!(second.answered, Some(StatusCode::OK));
+    assert_eq!(second.delivery(), first.delivery());
+    task.abort();
+}
+
+#[test]
+fn the_back_off_between_tries() {
+    let seconds: Vec<i64> = (1..=8).map(|n| retry_delay(n).num_seconds()).collect();
+    assert_eq!(seconds, [10, 30, 60, 120, 300, 300, 300, 300]);
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_twice_gets_the_same_signed_delivery_on_the_third_try_at_the_back_off_times(
+) {
+    let mut hook = hook_receiver(Answer::FailFirst(2)).await;
+    let mut bench = Bench::start(NotifyConfig::default()).await;
+    bench.add_target(webhook(&hook.url, WantedLevels::BOARD));
+    bench.start_visit();
+    let alarm = bench.overdue().await;
+    let t0 = bench.now();
+    let at = |seconds: i64, millis: i64| {
+        t0 + TimeDelta::seconds(seconds) + TimeDelta::milliseconds(millis)
+    };
+    let notifier = &bench.notifier;
+    assert_eq!(notifier.record_deliveries(t0).unwrap(), 1);
+
+    // (when the step runs, failed, delivered, next due)
+    let table = [
+        (at(0, 0), 1, 0, Some(at(10, 0))),
+        (at(10, -1), 0, 0, Some(at(10, 0))),
+        (at(10, 0), 1, 0, Some(at(40, 0))),
+        (at(40, -1), 0, 0, Some(at(40, 0))),
+        (at(40, 0), 0, 1, None),
+        (at(3600, 0), 0, 0, None),
+    ];
+    for (now, failed, delivered, next_due) in table {
+        let outcome = notifier.deliver_due(now).await.unwrap();
+        assert_eq!(
+            (outcome.failed, outcome.delivered, outcome.next_due),
+            (failed, delivered, next_due),
+            "at {now}"
+        );
+    }
+
+    let posts = [
+        next(&mut hook.requests).await,
+        next(&mut hook.requests).await,
+        next(&mut hook.requests).await,
+    ];
+    let answered: Vec<_> = posts.iter().map(|p| p.answered.unwrap().as_u16()).collect();
+    assert_eq!(answered, [500, 500, 200]);
+    for post in &posts {
+        post.assert_signed();
+        assert_eq!(
+            post.delivery(),
+            posts[0].delivery(),
+            "one delivery, tried three times"
+        );
+        assert_eq!(post.body, posts[0].body, "the same bytes every time");
+    }
+
+    let deliveries = bench.store.deliveries_for_alarm(alarm.id).unwrap();
+    assert_eq!(deliveries.len(), 1);
+    let delivery = &deliveries[0];
+    assert_eq!(delivery.attempts, 3);
+    assert_eq!(delivery.delivered_at, Some(at(40, 0)));
+    assert_eq!(delivery.next_attempt_at, None);
+    assert_eq!(
+        delivery.last_error.as_deref(),
+        Some("the receiver answered 500 Internal Server Error")
+    );
+    assert_eq!(
+        bench.log_steps(),
+        [
+            "raised",
+            "notification_failed",
+            "notification_failed",
+            "notified"
+        ]
+    );
+    assert_eq!(
+        bench.log()[1].1,
+        "webhook to 127.0.0.1 failed (attempt 1): the receiver answered 500 Internal Server Error; \
+         next try at 10:30:10 UTC"
+    );
+}
+
+#[tokio::test]
+async fn a_step_is_never_delivered_twice_by_two_workers_or_after_a_restart() {
+    let mut smtp = smtp_receiver(None).await;
+    let mut hook = hook_receiver(Answer::FailFirst(0)).await;
+    let mut bench = Bench::start(smtp_config(smtp.port)).await;
+    bench.add_target(email(OFFICE, WantedLevels::BOARD));
+    bench.add_target(webhook(&hook.url, WantedLevels::BOARD));
+    bench.start_visit();
+    let alarm = bench.overdue().await;
+    let now = bench.now();
+
+    let other = Notifier::new(bench.store.clone(), bench.config.clone()).unwrap();
+    assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 2);
+    assert_eq!(other.record_deliveries(now).unwrap(), 0, "already recorded");
+    let (a, b) = tokio::join!(bench.notifier.deliver_due(now), other.deliver_due(now));
+    assert_eq!(a.unwrap().delivered + b.unwrap().delivered, 2);
+    next(&mut smtp.mail).await;
+    next(&mut hook.requests).await;
+
+    // The office restarts: a new notifier on the same database finds nothing left to do.
+    drop(other);
+    let restarted = Notifier::new(bench.store.clone(), bench.config.clone()).unwrap();
+    let later = now + TimeDelta::hours(1);
+    assert_eq!(restarted.record_deliveries(later).unwrap(), 0);
+    assert_eq!(restarted.deliver_due(later).await.unwrap().attempted(), 0);
+    assert!(smtp.mail.try_recv().is_err() && hook.requests.try_recv().is_err());
+    let deliveries = bench.store.deliveries_for_alarm(alarm.id).unwrap();
+    let attempts: Vec<_> = deliveries.iter().map(|d| d.attempts).collect();
+    assert_eq!(attempts, [1, 1]);
+    assert_eq!(
+        bench.log_steps(),
+        ["raised", "notified", "notified"],
+        "each delivered once"
+    );
+}
+
+#[tokio::test]
+async fn without_an_smtp_server_email_fails_in_the_log_until_the_alarm_is_acknowledged() {
+    let mut bench = Bench::start(NotifyConfig::default()).await;
+    bench.add_target(email(OFFICE, WantedLevels::BOARD));
+    bench.start_visit();
+    let alarm = bench.overdue().await;
+    let t0 = bench.now();
+    assert_eq!(bench.notifier.record_deliveries(t0).unwrap(), 1);
+    let outcome = bench.notifier.deliver_due(t0).await.unwrap();
+    assert_eq!(outcome.failed, 1);
+    let (what, detail) = bench.log().pop().unwrap();
+    assert_eq!(what, "notification_failed");
+    assert!(detail.contains("no SMTP server is configured"), "{detail}");
+
+    let acknowledged = bench
+        .store
+        .acknowledge_alarm(alarm.id, "Olu Office", t0 + TimeDelta::seconds(5))
+        .unwrap();
+    bench.engine.acknowledged(acknowledged);
+    let outcome = bench
+        .notifier
+        .deliver_due(t0 + TimeDelta::seconds(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.attempted(), outcome.cancelled, outcome.next_due),
+        (0, 1, None)
+    );
+    assert_eq!(
+        bench.log().last().unwrap(),
+        &(
+            "notification_cancelled".to_owned(),
+            "email to office@oakfield.example: no more tries after 1 failed, the alarm was acknowledged"
+                .to_owned()
+        )
+    );
+    let delivery = &bench.store.deliveries_for_alarm(alarm.id).unwrap()[0];
+    assert_eq!(
+        (
+            delivery.attempts,
+            delivery.delivered_at,
+            delivery.next_attempt_at
+        ),
+        (1, None, None)
+    );
+}
+
+#[tokio::test]
+async fn an_smtp_refusal_is_a_failed_attempt_with_the_servers_words() {
+    let smtp = smtp_receiver(Some("550 5.1.1 no such mailbox\r\n")).await;
+    let mut bench = Bench::start(smtp_config(smtp.port)).await;
+    bench.add_target(email(OFFICE, WantedLevels::BOARD));
+    bench.start_visit();
+    let alarm = bench.overdue().await;
+    let now = bench.now();
+    bench.notifier.record_deliveries(now).unwrap();
+    let outcome = bench.notifier.deliver_due(now).await.unwrap();
+    assert_eq!((outcome.delivered, outcome.failed), (0, 1));
+    let delivery = &bench.store.deliveries_for_alarm(alarm.id).unwrap()[0];
+    assert_eq!(
+        delivery.last_error.as_deref(),
+        Some("the SMTP server answered 550 to RCPT TO: 5.1.1 no such mailbox")
+    );
+}
+
+#[tokio::test]
+async fn targets_are_checked_before_they_are_stored() {
+    let bench = Bench::start(NotifyConfig::default()).await;
+    let refused = [
+        NewTarget::email("not an address", WantedLevels::BOARD),
+        NewTarget::email(
+            "head@oakfield.example\r\nBcc: x@example.com",
+            WantedLevels::BOARD,
+        ),
+        NewTarget::email("<head@oakfield.example>", WantedLevels::BOARD),
+        NewTarget::email("a@b@c", WantedLevels::BOARD),
+        NewTarget::email(
+            HEAD,
+            WantedLevels {
+                board: false,
+                authoriser: false,
+            },
+        ),
+        NewTarget::webhook("ftp://example.com/hook", SECRET, WantedLevels::BOARD),
+        NewTarget::webhook("not a url", SECRET, WantedLevels::BOARD),
+        NewTarget::webhook("https://example.com/hook", "too short", WantedLevels::BOARD),
+    ];
+    for target in refused {
+        assert!(target.is_err(), "{target:?}");
+    }
+    bench.add_target(email(HEAD, WantedLevels::AUTHORISER));
+    let again = bench.store.add_notification_target(
+        &demo_school(),
+        &email(HEAD, WantedLevels::BOARD),
+        bench.now(),
+    );
+    assert!(again.is_err(), "the same address twice");
+    let unknown_school = bench.store.add_notification_target(
+        &"no-such-school".parse().unwrap(),
+        &email(OFFICE, WantedLevels::BOARD),
+        bench.now(),
+    );
+    assert!(unknown_school.is_err());
+    let targets = bench.store.notification_targets().unwrap();
+    assert_eq!(targets.len(), 1);
+    assert!(
+        !format!(
+            "{:?}",
+            webhook("https://example.com/h", WantedLevels::BOARD)
+        )
+        .contains(SECRET),
+        "a secret never shows in debug output"
+    );
+}
