@@ -3,6 +3,8 @@
 //! - [`api`]: routes and handlers; `router(state)` builds the whole app so tests can call it without a socket.
 //! - [`escalation`]: the engine that holds every visit's deadlines and raises and escalates alarms.
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
+//! - [`web`]: the office dashboard: sign-in, the live board, alarms, and each visit's page with its runbook.
+//! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
 //! - [`demo`]: demo data for a newcomer's first run.
@@ -13,8 +15,10 @@ pub mod alarms;
 pub mod api;
 pub mod demo;
 pub mod escalation;
+pub mod logins;
 pub mod openapi;
 pub mod store;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,22 +27,39 @@ use tokio::net::TcpListener;
 
 pub use api::{router, AppState};
 pub use store::SqliteStore;
+pub use web::WebSettings;
 
-/// Serves the office API on `listener` until `shutdown` completes.
+/// Serves the office API and dashboard on `listener` until `shutdown` completes, with `Secure` cookies.
 pub async fn run(
     listener: TcpListener,
     store: Arc<SqliteStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with(listener, store, WebSettings::default(), shutdown).await
+}
+
+/// [`run`] with the dashboard's settings chosen (a plain-HTTP demo needs cookies without `Secure`).
+pub async fn run_with(
+    listener: TcpListener,
+    store: Arc<SqliteStore>,
+    web: WebSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let clock: api::Clock = Arc::new(chrono::Utc::now);
     let (escalation, engine) = escalation::Escalation::spawn(store.clone(), clock.clone());
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         store,
         clock,
         escalation: Some(escalation),
+        web,
+        stopping,
     };
     let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
         .await;
     engine.abort();
     served

@@ -1,7 +1,9 @@
 //! The office's integration tests: the real server on port 0 with a temporary database.
 
 mod api;
+mod browser;
 mod escalation;
 mod helpers;
 mod kill;
 mod openapi;
+mod web;
