@@ -48,7 +48,17 @@ pub struct Alarm {
     pub acknowledged_at: Option<DateTime<Utc>>,
 }
 
+/// How a duress alarm raised at the office, when reception hears the code phrase on the phone, starts its
+/// `about`; the name of the person who heard it follows in brackets.
+pub const HEARD_BY_RECEPTION: &str = "reception heard the code phrase";
+
 impl Alarm {
+    /// A duress alarm raised at the office from the code phrase heard on the phone, not from a phone's alert.
+    /// The staff cannot stand it down from their phones, so it escalates until someone acknowledges it.
+    pub fn heard_by_reception(&self) -> bool {
+        self.kind == AlarmKind::Duress && self.about.starts_with(HEARD_BY_RECEPTION)
+    }
+
     pub fn is_open(&self) -> bool {
         self.acknowledged_at.is_none()
     }
@@ -135,6 +145,14 @@ impl SqliteStore {
         Ok(alarms)
     }
 
+    /// One alarm by its id.
+    pub fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
+            .optional()?)
+    }
+
     /// Every alarm not yet acknowledged, oldest first.
     pub fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
         let conn = self.conn();
@@ -180,6 +198,9 @@ impl SqliteStore {
                 "no {about} since it was due at {}",
                 due_at.format("%H:%M:%S UTC")
             ),
+            AlarmKind::Duress if about.starts_with(HEARD_BY_RECEPTION) => {
+                format!("duress: {about} at {}", due_at.format("%H:%M:%S UTC"))
+            }
             AlarmKind::Duress => format!(
                 "duress raised by {about} at {}",
                 due_at.format("%H:%M:%S UTC")

@@ -1,4 +1,5 @@
-//! The HTTP API: routes, the sync handler, and the mapping from every failure to a clear JSON answer.
+//! The HTTP API: routes, the sync handler, and the mapping from every failure to a clear JSON answer. The
+//! dashboard's HTML routes live in [`crate::web`] and are merged in here.
 
 use std::sync::Arc;
 
@@ -15,9 +16,11 @@ use doorstep_core::protocol::{
     PROTOCOL_VERSION,
 };
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::escalation::Escalation;
 use crate::store::{Device, IngestError, SqliteStore, StoreError};
+use crate::web::WebSettings;
 
 /// The office's clock, swappable so tests can control time.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -29,6 +32,11 @@ pub struct AppState {
     pub clock: Clock,
     /// The escalation engine to poke when events arrive (absent in tests that exercise only the API).
     pub escalation: Option<Escalation>,
+    /// How the dashboard's pages and cookies are served.
+    pub web: WebSettings,
+    /// Turns true when the server starts shutting down, so endless streams (the board's live events) end
+    /// and a graceful shutdown does not wait for them forever.
+    pub stopping: watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -37,10 +45,12 @@ impl AppState {
             store,
             clock: Arc::new(Utc::now),
             escalation: None,
+            web: WebSettings::default(),
+            stopping: watch::channel(false).1,
         }
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
 }
@@ -51,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sync", post(sync))
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi))
+        .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,5 +1,6 @@
 //! Demo data for a newcomer's first run: a primary school on the headteacher preset, its staff, three pupils
-//! and today's visits, with two enrolled phones. Every name and number here is made up.
+//! and today's visits, with two enrolled phones; `add_office_logins` gives the headteacher and the office
+//! sign-ins for the board. Every name and number here is made up; passwords are generated for each demo.
 
 use std::path::Path;
 
@@ -32,6 +33,19 @@ pub struct DemoPhones {
 
 pub const DEMO_PHONE_FILE: &str = "demo-phone.json";
 pub const DEMO_PARTNER_FILE: &str = "demo-partner-phone.json";
+/// Where `--demo` writes the office board's demo sign-ins (names and generated passwords).
+pub const DEMO_LOGINS_FILE: &str = "demo-office-logins.txt";
+
+/// The demo staff who get an office sign-in: the headteacher (the demo school's authoriser) and the office.
+pub const DEMO_OFFICE_STAFF: [&str; 2] = ["office", "head"];
+
+/// A sign-in made for the demo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoLogin {
+    pub name: StaffId,
+    pub who: String,
+    pub password: String,
+}
 
 fn id<T: std::str::FromStr>(text: &str) -> T
 where
@@ -226,6 +240,80 @@ fn enrol(
         device_id: device,
         device_token: token,
     })
+}
+
+/// Gives the demo's office staff sign-ins with fresh random passwords (replacing any earlier ones) and
+/// returns them. Nothing here is a fixed password: each run of a new demo makes its own.
+pub fn add_office_logins(
+    store: &SqliteStore,
+    now: DateTime<Utc>,
+) -> Result<Vec<DemoLogin>, StoreError> {
+    let school: SchoolId = id("demo-primary");
+    let staff = store.school_staff(&school)?;
+    let mut logins = Vec::new();
+    for name in DEMO_OFFICE_STAFF {
+        let name: StaffId = id(name);
+        let Some(member) = staff.iter().find(|m| m.id == name) else {
+            return Err(StoreError::Invalid(format!(
+                "the demo school has no staff {name}"
+            )));
+        };
+        // 20 hex characters (80 random bits): long enough, and easy to copy from the file.
+        let password: String = crate::logins::new_secret().chars().take(20).collect();
+        store.set_office_password(&name, &password, now)?;
+        logins.push(DemoLogin {
+            who: format!(
+                "{} ({})",
+                member.name,
+                member
+                    .roles
+                    .iter()
+                    .map(|r| r.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            name,
+            password,
+        });
+    }
+    Ok(logins)
+}
+
+/// Writes the demo sign-ins for a person to read, readable only by the file's owner on Unix.
+pub fn write_office_logins(path: &Path, logins: &[DemoLogin]) -> std::io::Result<()> {
+    let mut text = String::from(
+        "Doorstep demo: office board sign-ins. Open the office's address (it is logged at start;\n\
+         http://127.0.0.1:8750/ by default) and sign in with one of these. The passwords were made for\n\
+         this demo database; delete this file and restart with --demo to make new ones.\n\n",
+    );
+    for login in logins {
+        text.push_str(&format!(
+            "sign-in name: {}\npassword:     {}\n  ({})\n\n",
+            login.name, login.password, login.who
+        ));
+    }
+    write_private(path, text.as_bytes())
+}
+
+/// Writes a file only its owner can read (on Unix), complete or not at all.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Created private, so the secret is never readable by others even for a moment.
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    // Renamed into place so a reader never sees half a file.
+    std::fs::rename(tmp, path)
 }
 
 /// Writes a phone's config file (readable only by its owner on Unix: it holds the device token).

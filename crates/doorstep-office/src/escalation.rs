@@ -209,6 +209,9 @@ pub fn evaluate(
             AlarmKind::Overdue => deadline.is_some_and(|d| {
                 d.due == alarm.due_at && expecting_name(d.expecting) == alarm.about
             }),
+            // Heard by reception on the phone: nothing a phone sends can show the danger is over, so it
+            // stays loud until a person acknowledges it.
+            AlarmKind::Duress if alarm.heard_by_reception() => true,
             AlarmKind::Duress => state
                 .active_duress()
                 .any(|d| d.raised_at == alarm.due_at && d.raised_by.as_str() == alarm.about),

@@ -5,6 +5,8 @@
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
 //! - [`notify`]: alarms and escalations sent on by email and signed webhook, each delivery recorded and
 //!   retried.
+//! - [`web`]: the office dashboard: sign-in, the live board, alarms, and each visit's page with its runbook.
+//! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
@@ -16,10 +18,12 @@ pub mod alarms;
 pub mod api;
 pub mod demo;
 pub mod escalation;
+pub mod logins;
 pub mod notify;
 pub mod openapi;
 pub mod records;
 pub mod store;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,34 +33,50 @@ use tokio::net::TcpListener;
 pub use api::{router, AppState};
 pub use notify::NotifyConfig;
 pub use store::SqliteStore;
+pub use web::WebSettings;
 
-/// Serves the office API on `listener` until `shutdown` completes, with no SMTP server for email.
+/// How the office serves: where notifications go, and the dashboard's cookie settings.
+#[derive(Debug, Clone, Default)]
+pub struct OfficeSettings {
+    pub notify: NotifyConfig,
+    pub web: WebSettings,
+}
+
+/// Serves the office API and dashboard on `listener` until `shutdown` completes, with `Secure` cookies and
+/// no SMTP server for email.
 pub async fn run(
     listener: TcpListener,
     store: Arc<SqliteStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    run_with(listener, store, NotifyConfig::default(), shutdown).await
+    run_with(listener, store, OfficeSettings::default(), shutdown).await
 }
 
-/// Serves the office API on `listener` until `shutdown` completes, sending notifications as `config` says.
+/// [`run`] with the settings chosen (a plain-HTTP demo needs cookies without `Secure`; email needs SMTP).
 pub async fn run_with(
     listener: TcpListener,
     store: Arc<SqliteStore>,
-    config: NotifyConfig,
+    settings: OfficeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let clock: api::Clock = Arc::new(chrono::Utc::now);
-    let notifier = notify::Notifier::new(store.clone(), config).map_err(std::io::Error::other)?;
+    let notifier =
+        notify::Notifier::new(store.clone(), settings.notify).map_err(std::io::Error::other)?;
     let (escalation, engine) = escalation::Escalation::spawn(store.clone(), clock.clone());
     let (_notifier, notifier_task) = notifier.spawn(clock.clone(), escalation.subscribe());
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         store,
         clock,
         escalation: Some(escalation),
+        web: settings.web,
+        stopping,
     };
     let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
         .await;
     engine.abort();
     notifier_task.abort();

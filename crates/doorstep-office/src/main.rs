@@ -1,6 +1,7 @@
 //! The office server's entry point: reads its arguments, opens the store, optionally seeds the demo, and
 //! calls `run_with`. `doorstep-office timeline` prints every visit's events and alarm history instead;
-//! `add-target` and `targets` manage where alarms are sent beyond the board.
+//! `add-target` and `targets` manage where alarms are sent beyond the board; `set-password STAFF_ID` gives
+//! a member of staff an office sign-in.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,25 +10,30 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use chrono::Utc;
-use doorstep_office::demo::{self, DEMO_PARTNER_FILE, DEMO_PHONE_FILE};
+use doorstep_office::demo::{self, DEMO_LOGINS_FILE, DEMO_PARTNER_FILE, DEMO_PHONE_FILE};
 use doorstep_office::notify::{
     parse_email_address, NewTarget, NotifyConfig, SmtpConfig, TargetKind, WantedLevels,
 };
-use doorstep_office::SqliteStore;
+use doorstep_office::{OfficeSettings, SqliteStore, WebSettings};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage:
-  doorstep-office [--data-dir DIR] [--listen ADDR] [--demo] [--smtp HOST:PORT --smtp-from ADDR]
-                                                              serve the office API
+  doorstep-office [--data-dir DIR] [--listen ADDR] [--demo] [--insecure-cookies]
+                  [--smtp HOST:PORT --smtp-from ADDR]         serve the office API and the office board
   doorstep-office timeline [--data-dir DIR]                   print every visit's events and alarms
   doorstep-office add-target --school ID (--email ADDR | --webhook URL) [--board] [--authoriser]
                              [--data-dir DIR]                 send a school's alarms there too
   doorstep-office targets [--data-dir DIR]                    list where alarms are sent
+  doorstep-office set-password STAFF_ID [--data-dir DIR]      give a member of staff an office sign-in (or a
+                                                              new password), read from standard input
 
   --data-dir DIR     where office.sqlite3 lives (default: ./doorstep-office-data)
   --listen ADDR      address to listen on (default: 127.0.0.1:8750; port 0 picks a free one)
   --demo             on an empty database, add the demo school and write the demo phones' config
-                     (demo-phone.json, demo-partner-phone.json) into the data directory
+                     (demo-phone.json, demo-partner-phone.json) and the office board's sign-ins
+                     (demo-office-logins.txt) into the data directory; implies --insecure-cookies
+  --insecure-cookies send the board's sign-in cookie over plain HTTP too (without `Secure`): only for a
+                     demo on this machine; a real office is served over HTTPS
   --smtp HOST:PORT   the SMTP server alarm emails are handed to: plain SMTP, no TLS or login, so use a
                      relay on this host or a trusted network
   --smtp-from ADDR   the sender of alarm emails (needed with --smtp)
@@ -42,6 +48,7 @@ enum Mode {
     Timeline,
     AddTarget,
     Targets,
+    SetPassword(String),
 }
 
 struct Args {
@@ -49,6 +56,7 @@ struct Args {
     data_dir: PathBuf,
     listen: SocketAddr,
     demo: bool,
+    insecure_cookies: bool,
     smtp: Option<(String, u16)>,
     smtp_from: Option<String>,
     smtp_hello: Option<String>,
@@ -64,6 +72,7 @@ fn parse_args() -> anyhow::Result<Args> {
         data_dir: PathBuf::from("doorstep-office-data"),
         listen: "127.0.0.1:8750".parse().expect("valid default address"),
         demo: false,
+        insecure_cookies: false,
         smtp: None,
         smtp_from: None,
         smtp_hello: None,
@@ -82,6 +91,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "timeline" => args.mode = Mode::Timeline,
             "add-target" => args.mode = Mode::AddTarget,
             "targets" => args.mode = Mode::Targets,
+            "set-password" => {
+                args.mode = Mode::SetPassword(it.next().context("set-password needs a staff id")?);
+            }
+            "--insecure-cookies" => args.insecure_cookies = true,
             "--data-dir" => args.data_dir = value("a directory")?.into(),
             "--listen" => {
                 let text = value("an address such as 127.0.0.1:8750")?;
@@ -168,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Timeline => return print_timeline(&store),
         Mode::AddTarget => return add_target(&store, &args),
         Mode::Targets => return print_targets(&store),
+        Mode::SetPassword(ref staff) => return set_password(&store, staff),
     }
     let email_targets = store
         .notification_targets()?
@@ -187,8 +201,18 @@ async fn main() -> anyhow::Result<()> {
     if args.demo {
         prepare_demo(&store, &args.data_dir, &url)?;
     }
-    tracing::info!(%url, database = %store.path().display(), "office listening");
-    doorstep_office::run_with(listener, Arc::new(store), config, shutdown_signal())
+    let web = WebSettings {
+        secure_cookies: !(args.insecure_cookies || args.demo),
+    };
+    if !web.secure_cookies {
+        tracing::warn!("sign-in cookies are sent over plain HTTP (--insecure-cookies or --demo): demo use only");
+    }
+    tracing::info!(%url, database = %store.path().display(), "office listening; the board is at /");
+    let settings = OfficeSettings {
+        notify: config,
+        web,
+    };
+    doorstep_office::run_with(listener, Arc::new(store), settings, shutdown_signal())
         .await
         .context("serving the office API")
 }
@@ -201,6 +225,8 @@ fn prepare_demo(store: &SqliteStore, data_dir: &std::path::Path, url: &str) -> a
         demo::write_phone_config(&me, &phones.me)?;
         demo::write_phone_config(&partner, &phones.partner)?;
         tracing::info!(phone_config = %me.display(), "demo school added");
+        // A new demo database makes new passwords; an old sign-ins file would no longer be true.
+        let _ = std::fs::remove_file(data_dir.join(DEMO_LOGINS_FILE));
     } else if me.exists() {
         demo::repoint_phone_config(&me, url)?;
         if partner.exists() {
@@ -212,6 +238,30 @@ fn prepare_demo(store: &SqliteStore, data_dir: &std::path::Path, url: &str) -> a
             data_dir.display()
         );
     }
+    let logins = data_dir.join(DEMO_LOGINS_FILE);
+    if !logins.exists() {
+        let made =
+            demo::add_office_logins(store, Utc::now()).context("adding the demo sign-ins")?;
+        demo::write_office_logins(&logins, &made)
+            .with_context(|| format!("writing {}", logins.display()))?;
+    }
+    tracing::info!(sign_ins = %logins.display(), "office board sign-ins for the demo");
+    Ok(())
+}
+
+fn set_password(store: &SqliteStore, staff: &str) -> anyhow::Result<()> {
+    let staff = staff
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{staff:?} is not a staff id: {e}"))?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    store
+        .set_office_password(&staff, password, Utc::now())
+        .with_context(|| format!("setting the office password of {staff}"))?;
+    tracing::info!(%staff, "office sign-in set; their open sessions were ended");
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use doorstep_core::ids::{DeviceSeq, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
 use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
-use doorstep_office::{NotifyConfig, SqliteStore};
+use doorstep_office::{NotifyConfig, OfficeSettings, SqliteStore, WebSettings};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
@@ -18,27 +18,51 @@ pub struct TestOffice {
     pub phones: DemoPhones,
     pub http: reqwest::Client,
     pub _dir: TempDir,
-    _shutdown: oneshot::Sender<()>,
+    shutdown: Option<oneshot::Sender<()>>,
 }
 
 pub async fn spawn_office() -> TestOffice {
-    spawn_office_with(NotifyConfig::default()).await
+    spawn_office_with(WebSettings::default(), Utc::now()).await
 }
 
 /// The office with notifications sent as `config` says.
-pub async fn spawn_office_with(config: NotifyConfig) -> TestOffice {
+pub async fn spawn_office_notifying(config: NotifyConfig) -> TestOffice {
+    spawn_office_settings(
+        OfficeSettings {
+            notify: config,
+            ..OfficeSettings::default()
+        },
+        Utc::now(),
+    )
+    .await
+}
+
+/// The real office with the dashboard served as `web` says (tests over plain HTTP need cookies without
+/// `Secure`), its demo school seeded as if at `seeded_at`.
+pub async fn spawn_office_with(web: WebSettings, seeded_at: DateTime<Utc>) -> TestOffice {
+    spawn_office_settings(
+        OfficeSettings {
+            web,
+            ..OfficeSettings::default()
+        },
+        seeded_at,
+    )
+    .await
+}
+
+async fn spawn_office_settings(settings: OfficeSettings, seeded_at: DateTime<Utc>) -> TestOffice {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
-    let phones = demo::seed(&store, &url, Utc::now()).expect("seed demo");
+    let phones = demo::seed(&store, &url, seeded_at).expect("seed demo");
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(doorstep_office::run_with(
         listener,
         store.clone(),
-        config,
+        settings,
         async {
             let _ = rx.await;
         },
@@ -49,11 +73,18 @@ pub async fn spawn_office_with(config: NotifyConfig) -> TestOffice {
         phones,
         http: reqwest::Client::new(),
         _dir: dir,
-        _shutdown: tx,
+        shutdown: Some(tx),
     }
 }
 
 impl TestOffice {
+    /// Stops the server as a Ctrl-C would (the store stays readable).
+    pub fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
     pub async fn post_sync(
         &self,
         token: &str,

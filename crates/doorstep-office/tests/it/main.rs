@@ -1,9 +1,11 @@
 //! The office's integration tests: the real server on port 0 with a temporary database.
 
 mod api;
+mod browser;
 mod escalation;
 mod helpers;
 mod kill;
 mod notify;
 mod openapi;
 mod records;
+mod web;

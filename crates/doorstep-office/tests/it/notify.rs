@@ -32,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::helpers::{batch, envelope, spawn_office_with, staff, visit};
+use crate::helpers::{batch, envelope, spawn_office_notifying, staff, visit};
 
 const SECRET: &str = "correct horse battery staple";
 const FROM: &str = "doorstep@oakfield.example";
@@ -340,7 +340,7 @@ fn webhook(url: &str, wants: WantedLevels) -> NewTarget {
 async fn duress_from_a_phone_is_emailed_and_posted_and_each_is_recorded_before_it_is_sent() {
     let mut smtp = smtp_receiver(None).await;
     let mut hook = hook_receiver(Answer::Held).await;
-    let office = spawn_office_with(smtp_config(smtp.port)).await;
+    let office = spawn_office_notifying(smtp_config(smtp.port)).await;
     for target in [
         email(HEAD, WantedLevels::AUTHORISER),
         email(OFFICE, WantedLevels::BOARD),

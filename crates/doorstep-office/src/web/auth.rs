@@ -1,0 +1,249 @@
+//! Signing in and out of the dashboard: the session cookie, the CSRF checks, and the role check every route
+//! goes through.
+//!
+//! The session cookie is `HttpOnly` (no script can read it), `SameSite=Strict` (no other site's page can
+//! send it) and `Secure` unless the office runs as a plain-HTTP demo. The sign-in form, which has no session
+//! yet, is protected by a double-submit token: a random value in a short-lived cookie and the same value in
+//! the form.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::{blocking, pages, read_form, WebError};
+use crate::api::AppState;
+use crate::logins::{new_secret, Session, MAX_PASSWORD_CHARS};
+
+/// The cookie that carries the session token.
+pub const SESSION_COOKIE: &str = "doorstep_session";
+/// The cookie that carries the sign-in form's CSRF token (before there is a session).
+pub const LOGIN_CSRF_COOKIE: &str = "doorstep_login_csrf";
+
+/// The value of cookie `name` in the request, if it sent one.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// A `Set-Cookie` value. `max_age` 0 deletes the cookie.
+pub(crate) fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age_seconds: i64,
+    secure: bool,
+) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}"
+    );
+    // The names are constants and the values hex, so the header is always valid; an empty one is safe.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Compares secrets in time that does not depend on where they first differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
+/// The signed-in session of this request, if any.
+pub(crate) async fn session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, WebError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let store = state.store.clone();
+    let now = state.now();
+    blocking(move || store.session(&token, now)).await
+}
+
+/// The session of someone allowed to use the board; `signed_out` is the refusal when there is no session.
+pub(crate) async fn board_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    signed_out: WebError,
+) -> Result<Session, WebError> {
+    let session = session(state, headers).await?.ok_or(signed_out)?;
+    if !session.user.may_use_board() {
+        return Err(WebError::Forbidden(format!(
+            "{} is signed in, but the office board is for the office, the {} and admins. Visiting staff use \
+             the Doorstep phone app.",
+            session.user.staff.name,
+            session.user.policy.authoriser.label()
+        )));
+    }
+    Ok(session)
+}
+
+/// Refuses a form whose CSRF token is not this session's.
+pub(crate) fn check_csrf(session: &Session, sent: &str) -> Result<(), WebError> {
+    if same_secret(&session.csrf_token, sent) {
+        Ok(())
+    } else {
+        Err(WebError::Csrf)
+    }
+}
+
+/// A form whose only field is the CSRF token (sign out, acknowledge, "duress heard").
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+    /// Where to go afterwards: "visit" returns to the visit page; anything else to the board.
+    #[serde(default)]
+    pub back: String,
+}
+
+/// `GET /login`.
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    if let Some(session) = session(&state, &headers).await? {
+        if session.user.may_use_board() {
+            return Ok(Redirect::to("/").into_response());
+        }
+    }
+    Ok(login_form(&state, StatusCode::OK, None, ""))
+}
+
+/// The sign-in form with a fresh double-submit token.
+fn login_form(state: &AppState, status: StatusCode, problem: Option<&str>, name: &str) -> Response {
+    let token = new_secret();
+    let mut response = pages::login_page(&token, problem, name);
+    *response.status_mut() = status;
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, &token, 3600, state.web.secure_cookies),
+    );
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /login`.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let form = read_form(form)?;
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !same_secret(&expected, &form.csrf) {
+        return Err(WebError::Csrf);
+    }
+    let name = form.name.trim().to_owned();
+    if name.is_empty() || form.password.is_empty() {
+        return Ok(login_form(
+            &state,
+            StatusCode::BAD_REQUEST,
+            Some("Enter your sign-in name and your password."),
+            &name,
+        ));
+    }
+    const MISMATCH: &str =
+        "That sign-in name and password do not match. Ask an admin if you have forgotten your password.";
+    // Refused before hashing: a huge password must not cost the office an argon2 run.
+    if name.chars().count() > 64 || form.password.chars().count() > MAX_PASSWORD_CHARS {
+        return Ok(login_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some(MISMATCH),
+            "",
+        ));
+    }
+    let store = state.store.clone();
+    let (checked_name, password) = (name.clone(), form.password);
+    let Some(user) =
+        blocking(move || store.check_office_password(&checked_name, &password)).await?
+    else {
+        tracing::info!(name = %name, "office sign-in refused");
+        return Ok(login_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some(MISMATCH),
+            &name,
+        ));
+    };
+    if !user.may_use_board() {
+        let mut response = pages::message_page(
+            "Not allowed",
+            &format!(
+                "{} cannot use the office board: it is for the office, the {} and admins. Visiting staff \
+                 use the Doorstep phone app.",
+                user.staff.name,
+                user.policy.authoriser.label()
+            ),
+        );
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        return Ok(response);
+    }
+    // A fresh token at every sign-in, so a token planted before sign-in is worth nothing after it.
+    let token = new_secret();
+    let store = state.store.clone();
+    let now = state.now();
+    let staff = user.staff.id.clone();
+    let session_token = token.clone();
+    blocking(move || store.start_session(&staff, &session_token, now)).await?;
+    tracing::info!(staff = %user.staff.id, "office sign-in");
+    let max_age = crate::logins::SESSION_LENGTH.num_seconds();
+    let secure = state.web.secure_cookies;
+    let mut response = Redirect::to("/").into_response();
+    let cookies = response.headers_mut();
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &token, max_age, secure),
+    );
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure),
+    );
+    Ok(response)
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Some(session) = session(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let form = read_form(form)?;
+    check_csrf(&session, &form.csrf)?;
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        let store = state.store.clone();
+        blocking(move || store.end_session(&token)).await?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", 0, state.web.secure_cookies),
+    );
+    Ok(response)
+}

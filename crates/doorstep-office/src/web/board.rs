@@ -1,0 +1,416 @@
+//! The live board: today's visits with their state, last contact and next expected contact, the open
+//! alarms with their Acknowledge buttons, and the server-sent event stream that tells the page to redraw.
+//!
+//! The page never patches itself from event contents: on any event it fetches `/board/fragment` again, so
+//! what it shows is always one consistent reading of the store.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{DateTime, Local, NaiveTime, TimeDelta, Utc};
+use doorstep_core::domain::Visit;
+use doorstep_core::lifecycle::VisitState;
+use doorstep_core::schedule::{next_deadline, Deadline};
+use futures_util::Stream;
+use maud::{html, Markup};
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, watch};
+
+use super::auth::{board_session, check_csrf, cookie, CsrfForm, SESSION_COOKIE};
+use super::pages::{self, hm};
+use super::{blocking, read_form, read_path, WebError};
+use crate::alarms::{Alarm, AlarmKind};
+use crate::api::AppState;
+use crate::escalation::BoardEvent;
+use crate::logins::Session;
+use crate::store::StoreError;
+
+/// How often the stream says "still here" when nothing happens; the page declares itself not live after
+/// 40 s without a word, and redraws "last heard" times on each.
+const TICK: Duration = Duration::from_secs(15);
+
+/// One visit on the board.
+pub(crate) struct Row {
+    pub visit: Visit,
+    pub state: VisitState,
+    /// Its alarms not yet acknowledged.
+    pub alarms: Vec<Alarm>,
+    pub deadline: Option<Deadline>,
+}
+
+/// Local midnight to midnight around `now`, as UTC instants.
+fn today(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let day = now.with_timezone(&Local).date_naive();
+    let midnight = |date: chrono::NaiveDate| {
+        date.and_time(NaiveTime::MIN)
+            .and_local_timezone(Local)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let start = midnight(day).unwrap_or(now - TimeDelta::hours(12));
+    let end = day
+        .succ_opt()
+        .and_then(midnight)
+        .unwrap_or(now + TimeDelta::hours(12));
+    (start, end)
+}
+
+/// Today's visits of the signed-in person's school, with their open alarms and next deadline.
+pub(crate) async fn load_rows(state: &AppState, session: &Session) -> Result<Vec<Row>, WebError> {
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    let policy = session.user.policy.clone();
+    let (from, to) = today(state.now());
+    blocking(move || {
+        let visits = store.visits_for_board(&school, from, to)?;
+        let open = store.open_alarms()?;
+        Ok(visits
+            .into_iter()
+            .map(|(visit, visit_state)| {
+                let alarms = open
+                    .iter()
+                    .filter(|a| a.visit == visit.id)
+                    .cloned()
+                    .collect();
+                let deadline = next_deadline(&visit, &visit_state, &policy);
+                Row {
+                    visit,
+                    state: visit_state,
+                    alarms,
+                    deadline,
+                }
+            })
+            .collect())
+    })
+    .await
+}
+
+/// The Acknowledge button for one alarm; `back` says where to return ("visit" or the board).
+pub(crate) fn acknowledge_form(alarm: &Alarm, session: &Session, back: &str) -> Markup {
+    html! {
+        form.inline.ack-form method="post" action={ "/alarms/" (alarm.id) "/acknowledge" } {
+            input type="hidden" name="csrf" value=(session.csrf_token);
+            input type="hidden" name="back" value=(back);
+            button.ack type="submit" { "Acknowledge as " (session.user.staff.name) }
+        }
+    }
+}
+
+/// One open alarm, loud.
+pub(crate) fn alarm_card(
+    alarm: &Alarm,
+    visit: &Visit,
+    session: &Session,
+    back: &str,
+    now: DateTime<Utc>,
+) -> Markup {
+    let kind = match alarm.kind {
+        AlarmKind::Overdue => "overdue",
+        AlarmKind::Duress => "duress",
+    };
+    html! {
+        div class={ "alarm open " (kind) } id={ "alarm-" (alarm.id) } data-alarm=(alarm.id) role="alert" {
+            div.what {
+                strong { (kind.to_uppercase()) }
+                " · " (hm(visit.agreed_time)) " " (visit.purpose.label()) " · " (visit.address.postcode)
+            }
+            div.detail { (pages::alarm_sentence(alarm, visit)) }
+            div.small {
+                "Raised " (hm(alarm.raised_at)) " (" (pages::ago(alarm.raised_at, now)) ")"
+                @if let Some(level) = pages::alarm_level(alarm, &session.user.policy) { " · " (level) }
+                @if let Some(at) = alarm.contact_resumed_at { " · staff heard from again at " (hm(at)) }
+            }
+            div.buttons {
+                (acknowledge_form(alarm, session, back))
+                @if back != "visit" {
+                    a.runbook-link href={ "/visits/" (visit.id) "#runbook" } { "Open the runbook" }
+                }
+            }
+        }
+    }
+}
+
+/// The part of the board that changes: open alarms and the visits table.
+pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc>) -> Markup {
+    let mut alarms: Vec<(&Alarm, &Visit)> = rows
+        .iter()
+        .flat_map(|row| row.alarms.iter().map(move |alarm| (alarm, &row.visit)))
+        .collect();
+    // Duress first, then the oldest: the most urgent thing is always at the top.
+    alarms.sort_by_key(|(alarm, _)| (alarm.kind != AlarmKind::Duress, alarm.raised_at, alarm.id));
+    let policy = &session.user.policy;
+    let inner = html! {
+        section #open-alarms {
+            h2 { "Open alarms" }
+            @if alarms.is_empty() {
+                p.none { "No open alarms." }
+            }
+            @for (alarm, visit) in &alarms {
+                (alarm_card(alarm, visit, session, "board", now))
+            }
+        }
+        section #visits {
+            h2 { "Today's visits" }
+            @if rows.is_empty() {
+                p { "No visits today." }
+            } @else {
+                table {
+                    thead { tr {
+                        th { "Time" } th { "Visit" } th { "Area" } th { "Staff" } th { "State" }
+                        th { "Last contact" } th { "Next expected" } th { "" }
+                    } }
+                    tbody {
+                        @for row in rows {
+                            @let refs: Vec<&Alarm> = row.alarms.iter().collect();
+                            @let status = pages::status(&row.state, &refs, row.deadline, policy, now);
+                            tr id={ "visit-" (row.visit.id) } class=(status.class) {
+                                td.time {
+                                    (hm(row.visit.agreed_time))
+                                    div.small { (row.visit.expected_length.get()) " min" }
+                                }
+                                td { (row.visit.purpose.label()) }
+                                td { (row.visit.address.postcode) }
+                                td.staff {
+                                    @for member in &row.visit.staff {
+                                        div {
+                                            (member.name) ": "
+                                            span.progress {
+                                                (row.state.progress(&member.id).map_or("not on record", |p| p.label()))
+                                            }
+                                        }
+                                    }
+                                }
+                                td.state { span.badge { (status.label) } }
+                                td.heard { (pages::last_heard(&row.state, now)) }
+                                td.next { (pages::next_contact(&row.state, row.deadline, policy, now)) }
+                                td.actions {
+                                    a href={ "/visits/" (row.visit.id) } { "Visit and runbook" }
+                                    form method="post" action={ "/visits/" (row.visit.id) "/duress-heard" } {
+                                        input type="hidden" name="csrf" value=(session.csrf_token);
+                                        button.duress-heard type="submit"
+                                            title="Press when someone on this visit says the code phrase to you on the phone" {
+                                            "Duress heard"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    // The script redraws only when this changes, so a click is never lost to a redraw of the same thing.
+    let version: String = Sha256::digest(inner.0.as_bytes())
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    html! {
+        div #board-content data-open-alarms=(alarms.len()) data-version=(version) { (inner) }
+    }
+}
+
+/// `GET /`: the live board.
+pub async fn board_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let session = board_session(&state, &headers, WebError::SignedOut).await?;
+    let rows = load_rows(&state, &session).await?;
+    let now = state.now();
+    let phrase = &session.user.policy.code_phrases.to_reception;
+    let body = html! {
+        div #connection-lost .banner.lost hidden role="alert" {
+            "Connection to the office server lost — the board is NOT live. Reconnecting… If this stays, reload \
+             the page, and phone the staff who are out."
+        }
+        div #signed-out .banner.lost hidden role="alert" {
+            "You have been signed out — the board is NOT live. " a href="/login" { "Sign in again" }
+        }
+        main {
+            h1 { "Live board" }
+            div.toolbar {
+                button #enable-sound type="button" { "Enable alarm sound" }
+                span #sound-state {
+                    "Alarm sound is OFF: browsers play sound only after a click on the page, so press \
+                     \"Enable alarm sound\" once."
+                }
+            }
+            p.codephrase {
+                "Code phrase on the phone: " strong { "“" (phrase) "”" }
+                " — if someone on a visit says this to you, press " strong { "Duress heard" } " on their visit."
+            }
+            p #board-problem .problem hidden role="alert" {}
+            div #board { (fragment_markup(&rows, &session, now)) }
+            p.small {
+                "Times are the office's local time (" (pages::zone(now)) "). The board updates by itself; there \
+                 is no need to reload."
+            }
+        }
+    };
+    Ok(pages::page(
+        "Live board",
+        Some(&session),
+        body,
+        Some(pages::board_script()),
+    ))
+}
+
+/// `GET /board/fragment`: the changing part of the board, for the page's script.
+pub async fn fragment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let session = board_session(&state, &headers, WebError::SignedOutLive).await?;
+    let rows = load_rows(&state, &session).await?;
+    let mut response = fragment_markup(&rows, &session, state.now()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Resolves when the server starts shutting down (never, if nobody can tell it to).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    loop {
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        if stopping.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn next_board_event(board: &mut Option<broadcast::Receiver<BoardEvent>>) -> Option<Event> {
+    let Some(receiver) = board else {
+        return std::future::pending().await;
+    };
+    match receiver.recv().await {
+        Ok(event) => Some(
+            Event::default()
+                .event("board")
+                .json_data(&event)
+                .unwrap_or_else(|_| Event::default().event("board").data("changed")),
+        ),
+        // Missed some: the page redraws from the store anyway, so one nudge covers them all.
+        Err(broadcast::error::RecvError::Lagged(_)) => {
+            Some(Event::default().event("board").data("changed"))
+        }
+        Err(broadcast::error::RecvError::Closed) => {
+            *board = None;
+            None
+        }
+    }
+}
+
+struct Live {
+    state: AppState,
+    token: String,
+    board: Option<broadcast::Receiver<BoardEvent>>,
+    tick: tokio::time::Interval,
+    stopping: watch::Receiver<bool>,
+}
+
+/// `GET /board/events`: server-sent events: `board` when something changed, `tick` every few seconds. The
+/// stream ends when the session does (signed out or expired) or the server stops.
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
+    board_session(&state, &headers, WebError::SignedOutLive).await?;
+    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let live = Live {
+        board: state.escalation.as_ref().map(|e| e.subscribe()),
+        stopping: state.stopping.clone(),
+        state,
+        token,
+        tick,
+    };
+    let stream = futures_util::stream::unfold(live, |mut live| async move {
+        loop {
+            tokio::select! {
+                () = stopped(&mut live.stopping) => return None,
+                event = next_board_event(&mut live.board) => {
+                    if let Some(event) = event {
+                        return Some((Ok(event), live));
+                    }
+                }
+                _ = live.tick.tick() => {
+                    let (store, token, now) = (live.state.store.clone(), live.token.clone(), live.state.now());
+                    let still_signed_in = blocking(move || store.session(&token, now))
+                        .await
+                        .is_ok_and(|s| s.is_some_and(|s| s.user.may_use_board()));
+                    if !still_signed_in {
+                        return None;
+                    }
+                    let event = Event::default().event("tick").data(now.to_rfc3339());
+                    return Some((Ok(event), live));
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream))
+}
+
+/// `POST /alarms/{id}/acknowledge`: the signed-in person acknowledges an alarm, once.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let session = board_session(&state, &headers, WebError::SignedOut).await?;
+    let form = read_form(form)?;
+    check_csrf(&session, &form.csrf)?;
+    let id_text = read_path(path)?;
+    let no_such = || WebError::NotFound(format!("there is no alarm “{id_text}”"));
+    let id: i64 = id_text.parse().map_err(|_| no_such())?;
+    let store = state.store.clone();
+    let found = blocking(move || {
+        let Some(alarm) = store.alarm(id)? else {
+            return Ok(None);
+        };
+        let visit = store.visit(&alarm.visit)?.map(|(visit, _)| visit);
+        Ok(visit.map(|visit| (alarm, visit)))
+    })
+    .await?;
+    let Some((alarm, visit)) = found.filter(|(_, visit)| visit.school == session.user.school.id)
+    else {
+        return Err(no_such());
+    };
+    if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
+        return Err(WebError::Conflict(format!(
+            "this alarm was already acknowledged by {by} at {}",
+            hm(at)
+        )));
+    }
+    let store = state.store.clone();
+    let name = session.user.staff.name.clone();
+    let now = state.now();
+    let acknowledged = match blocking(move || Ok(store.acknowledge_alarm(id, &name, now))).await? {
+        Ok(alarm) => alarm,
+        // Someone else pressed the button in the same instant.
+        Err(StoreError::Invalid(message)) => return Err(WebError::Conflict(message)),
+        Err(other) => return Err(other.into()),
+    };
+    tracing::info!(alarm = id, by = %session.user.staff.id, "alarm acknowledged");
+    if let Some(escalation) = &state.escalation {
+        escalation.acknowledged(acknowledged);
+    }
+    let back = if form.back == "visit" {
+        format!("/visits/{}", visit.id)
+    } else {
+        "/".to_owned()
+    };
+    Ok(Redirect::to(&back).into_response())
+}
