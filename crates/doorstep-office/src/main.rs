@@ -49,6 +49,7 @@ enum Mode {
     AddTarget,
     Targets,
     SetPassword(String),
+    Help,
 }
 
 struct Args {
@@ -114,7 +115,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--webhook" => args.webhook = Some(value("a URL")?),
             "--board" => args.wants.board = true,
             "--authoriser" => args.wants.authoriser = true,
-            "-h" | "--help" => bail!("{USAGE}"),
+            "-h" | "--help" => args.mode = Mode::Help,
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
@@ -173,6 +174,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = parse_args()?;
+    if matches!(args.mode, Mode::Help) {
+        writeln!(std::io::stdout(), "{USAGE}")?;
+        return Ok(());
+    }
     let config = notify_config(&args)?;
     let store = SqliteStore::open(&args.data_dir)
         .with_context(|| format!("opening the office database in {}", args.data_dir.display()))?;
@@ -182,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::AddTarget => return add_target(&store, &args),
         Mode::Targets => return print_targets(&store),
         Mode::SetPassword(ref staff) => return set_password(&store, staff),
+        Mode::Help => return Ok(()),
     }
     let email_targets = store
         .notification_targets()?
