@@ -64,7 +64,7 @@ pub trait Platform: Send + Sync {
 
     /// Shows `notice` with its fixed wording, replacing an earlier notice of the same kind.
     ///
-    /// Phone: a notification on the "Doorstep reminders" channel (Android) or a local notification (iOS),
+    /// Phone: a notification on the "Check-in reminders" channel (Android) or a local notification (iOS),
     /// with exactly [`Notice::title`] and [`Notice::body`], visible on the lock screen because it reveals
     /// nothing. Needs the notification permission; without it, nothing is shown and that is logged.
     fn notify(&self, notice: Notice) -> Result<(), PlatformError>;
@@ -93,7 +93,7 @@ pub trait Platform: Send + Sync {
     /// Calling it again for the same visit renews the lease (e.g. with a new check-in time).
     ///
     /// Phone: Android runs the foreground service `VisitTimerService` with the fixed
-    /// [`Notice::VisitTimerRunning`] notification; iOS asks for background time and schedules
+    /// [`Notice::VisitTimerRunning`] notification; iOS (once wired) asks for background time and schedules
     /// [`Notice::CheckInDue`] for the lease's next check-in. Desktop: records only.
     fn keep_alive(&self, lease: &VisitTimerLease) -> Result<(), PlatformError>;
 
