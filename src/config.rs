@@ -152,11 +152,10 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 mod tests {
     use super::*;
 
-    struct FixedPlatform;
-    impl Platform for FixedPlatform {
-        fn app_data_dir(&self) -> Result<PathBuf, PlatformError> {
-            Ok(PathBuf::from("/platform/data"))
-        }
+    use crate::platform::RecordingPlatform;
+
+    fn fixed_platform() -> RecordingPlatform {
+        RecordingPlatform::new("/platform/data")
     }
 
     const GOOD: &str = r#"{"office_url": "http://127.0.0.1:8080/", "device_id": "phone-1", "device_token": "s3cret"}"#;
@@ -212,11 +211,11 @@ mod tests {
             DATA_DIR_ENV => Some("/override".into()),
             _ => None,
         };
-        let config = AppConfig::load(with_override, &FixedPlatform).unwrap();
+        let config = AppConfig::load(with_override, &fixed_platform()).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/override"));
 
         let without = |name: &str| (name == CONFIG_ENV).then(|| file.clone().into_os_string());
-        let config = AppConfig::load(without, &FixedPlatform).unwrap();
+        let config = AppConfig::load(without, &fixed_platform()).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/platform/data"));
     }
 
@@ -224,23 +223,23 @@ mod tests {
     fn without_the_variable_the_enrolment_file_is_looked_for_in_the_data_dir() {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = |name: &str| (name == DATA_DIR_ENV).then(|| dir.path().into());
-        let error = AppConfig::load(data_dir, &FixedPlatform).unwrap_err();
+        let error = AppConfig::load(data_dir, &fixed_platform()).unwrap_err();
         let message = error.to_string();
         assert!(message.contains(CONFIG_ENV), "{message}");
         assert!(message.contains(ENROLMENT_FILE), "{message}");
 
         std::fs::write(dir.path().join(ENROLMENT_FILE), GOOD).unwrap();
-        let config = AppConfig::load(data_dir, &FixedPlatform).unwrap();
+        let config = AppConfig::load(data_dir, &fixed_platform()).unwrap();
         assert_eq!(config.device_id.as_str(), "phone-1");
         assert_eq!(config.data_dir, dir.path());
     }
 
     #[test]
     fn a_missing_variable_or_file_is_a_clear_error() {
-        let error = AppConfig::load(|_| None, &FixedPlatform).unwrap_err();
+        let error = AppConfig::load(|_| None, &fixed_platform()).unwrap_err();
         assert!(error.to_string().contains(CONFIG_ENV));
         let missing = |name: &str| (name == CONFIG_ENV).then(|| "/no/such/file.json".into());
-        let error = AppConfig::load(missing, &FixedPlatform).unwrap_err();
+        let error = AppConfig::load(missing, &fixed_platform()).unwrap_err();
         assert!(error.to_string().contains("/no/such/file.json"), "{error}");
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use doorstep::app::App;
 use doorstep::config::AppConfig;
+use doorstep::platform::SharedPlatform;
 use doorstep::store::AppStore;
 use doorstep::sync::{run_sync_loop, SyncClient};
 use tracing_subscriber::EnvFilter;
@@ -42,7 +43,8 @@ fn explain(error: &anyhow::Error) -> String {
 }
 
 fn run() -> anyhow::Result<()> {
-    let platform = doorstep::platform::current();
+    // Shared with the screens as Dioxus context: `use_context::<SharedPlatform>()`.
+    let platform: SharedPlatform = doorstep::platform::current().into();
     let config = AppConfig::from_env(platform.as_ref()).context("cannot start Doorstep")?;
     let store = AppStore::open_in(&config.data_dir, &config.device_id).with_context(|| {
         format!(
@@ -66,6 +68,7 @@ fn run() -> anyhow::Result<()> {
     dioxus::LaunchBuilder::new()
         .with_cfg(launch_config())
         .with_context(store)
+        .with_context(platform)
         .launch(App);
     Ok(())
 }

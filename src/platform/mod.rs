@@ -1,77 +1,118 @@
-//! What differs between phones and the desktop window: for now only where the app keeps its files.
+//! What differs between phones and the desktop window, behind one small trait: [`Platform`].
 //!
-//! Later issues add notifications, vibration and `tel:`/`sms:` links here, each as a method on [`Platform`]
-//! with one implementation per target. Everything is plain Rust for now: no JNI, no Swift.
+//! - [`notice`]: [`Notice`], [`Pattern`], [`Urgency`]: the fixed, discreet messages and buzzes the app may
+//!   ask for. A notice cannot carry text, so no name, address or risk can reach a lock screen.
+//! - [`phone`]: [`PhoneNumber`] (validated) and the `tel:`/`sms:` links built from it.
+//! - [`lease`]: [`VisitTimerLease`] and [`LeaseSet`], keeping the visit timer alive in the background.
+//! - [`recording`]: [`CallLog`] and [`RecordingPlatform`], what tests and the desktop read back.
+//! - [`desktop`]: [`DesktopPlatform`], the workstation build (records, logs, optionally `xdg-open`).
+//! - `android`, `ios`: the phone builds. Android calls the Kotlin in `platform/android/` over JNI; iOS only
+//!   has its data folder wired so far (see `docs/mobile.md`).
+//!
+//! Screens reach the platform through [`SharedPlatform`], provided as Dioxus context by `main.rs`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Why the platform could not say where the app's files live.
+use doorstep_core::ids::VisitId;
+
+#[cfg(target_os = "android")]
+mod android;
+mod desktop;
+#[cfg(target_os = "ios")]
+mod ios;
+pub mod lease;
+pub mod notice;
+pub mod phone;
+pub mod recording;
+
+#[cfg(target_os = "android")]
+pub use android::AndroidPlatform;
+pub use desktop::{DesktopPlatform, OPEN_LINKS_ENV};
+#[cfg(target_os = "ios")]
+pub use ios::IosPlatform;
+pub use lease::{LeaseChange, LeaseSet, VisitTimerLease};
+pub use notice::{Notice, Pattern, Urgency};
+pub use phone::{PhoneNumber, PhoneNumberError};
+pub use recording::{CallLog, PlatformCall, RecordingPlatform};
+
+/// Why the platform could not do what was asked. Every variant is something the caller can act on: show
+/// the user a fallback (read the number out, tell them to check in by hand), or log and carry on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
     #[error("this system has no folder for application data (is HOME set?)")]
     NoDataDir,
     #[error("could not work out this app's Android package name from /proc/self/cmdline: {0}")]
     NoPackageName(String),
+    #[error("this build cannot do that yet: {0}")]
+    Unsupported(&'static str),
+    #[error("could not open the link: {0}")]
+    LinkNotOpened(String),
 }
 
 /// The services Doorstep asks of the system it runs on.
-pub trait Platform {
-    /// The folder where the app keeps its database. It may not exist yet.
-    fn app_data_dir(&self) -> Result<PathBuf, PlatformError>;
-}
-
-/// A workstation (Linux, macOS, Windows): the user's data folder, e.g. `~/.local/share/doorstep`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DesktopPlatform;
-
-impl Platform for DesktopPlatform {
-    fn app_data_dir(&self) -> Result<PathBuf, PlatformError> {
-        dirs::data_dir()
-            .map(|dir| dir.join("doorstep"))
-            .ok_or(PlatformError::NoDataDir)
-    }
-}
-
-/// An Android phone: the app's private files folder, `/data/data/<package>/files`.
 ///
-/// `dirs` knows nothing useful on Android and `Context.getFilesDir()` would need JNI, but the process's
-/// command line is its package name, and the files folder's path follows from it.
-#[cfg(target_os = "android")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AndroidPlatform;
+/// Every method returns quickly and never panics. On a phone, `Ok` means "handed to the system": the work
+/// itself happens on the phone's UI thread, and a failure there is logged, not returned (the screen must
+/// not wait on it). A method that cannot be done on this build says [`PlatformError::Unsupported`].
+pub trait Platform: Send + Sync {
+    /// The folder where the app keeps its database. It may not exist yet.
+    ///
+    /// Phone: the app's private storage (Android `/data/data/<package>/files`, iOS the sandbox's
+    /// Application Support), never shared storage.
+    fn app_data_dir(&self) -> Result<PathBuf, PlatformError>;
 
-#[cfg(target_os = "android")]
-impl Platform for AndroidPlatform {
-    fn app_data_dir(&self) -> Result<PathBuf, PlatformError> {
-        let cmdline = std::fs::read("/proc/self/cmdline")
-            .map_err(|error| PlatformError::NoPackageName(error.to_string()))?;
-        let package = package_from_cmdline(&cmdline).ok_or_else(|| {
-            PlatformError::NoPackageName(String::from_utf8_lossy(&cmdline).into_owned())
-        })?;
-        Ok(PathBuf::from("/data/data").join(package).join("files"))
-    }
+    /// Shows `notice` with its fixed wording, replacing an earlier notice of the same kind.
+    ///
+    /// Phone: a notification on the "Check-in reminders" channel (Android) or a local notification (iOS),
+    /// with exactly [`Notice::title`] and [`Notice::body`], visible on the lock screen because it reveals
+    /// nothing. Needs the notification permission; without it, nothing is shown and that is logged.
+    fn notify(&self, notice: Notice) -> Result<(), PlatformError>;
+
+    /// Buzzes with `pattern`'s fixed timings.
+    ///
+    /// Phone: `VibratorManager`/`Vibrator` waveform (Android), haptic taps (iOS); silent mode still buzzes.
+    fn vibrate(&self, pattern: Pattern) -> Result<(), PlatformError>;
+
+    /// Plays the phone's own notification sound ([`Urgency::Normal`]) or alarm sound ([`Urgency::Urgent`]).
+    ///
+    /// Never used for duress, which must stay silent.
+    fn play_alert_sound(&self, urgency: Urgency) -> Result<(), PlatformError>;
+
+    /// Opens the dialler with `number` filled in. The user presses call; the app never places a call.
+    ///
+    /// Phone: Android `ACTION_DIAL` with the `tel:` link (no permission needed); iOS opens the `tel:` link.
+    fn open_dialler(&self, number: &PhoneNumber) -> Result<(), PlatformError>;
+
+    /// Opens the message composer to `number` with `body` typed in. The user presses send.
+    ///
+    /// Phone: Android `ACTION_SENDTO` with the `sms:` link and `sms_body`; iOS opens the `sms:` link.
+    fn open_sms(&self, number: &PhoneNumber, body: &str) -> Result<(), PlatformError>;
+
+    /// Keeps the visit timer running while the app is in the background, until the lease is released.
+    /// Calling it again for the same visit renews the lease (e.g. with a new check-in time).
+    ///
+    /// Phone: Android runs the foreground service `VisitTimerService` with the fixed
+    /// [`Notice::VisitTimerRunning`] notification; iOS (once wired) asks for background time and schedules
+    /// [`Notice::CheckInDue`] for the lease's next check-in. Desktop: records only.
+    fn keep_alive(&self, lease: &VisitTimerLease) -> Result<(), PlatformError>;
+
+    /// Ends `visit`'s lease; after the last one the foreground service stops. Releasing a visit that
+    /// holds no lease does nothing.
+    fn release_keep_alive(&self, visit: &VisitId) -> Result<(), PlatformError>;
 }
 
-/// An iPhone: `dirs` points inside the app's own sandbox, so no subfolder is needed.
-#[cfg(target_os = "ios")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IosPlatform;
-
-#[cfg(target_os = "ios")]
-impl Platform for IosPlatform {
-    fn app_data_dir(&self) -> Result<PathBuf, PlatformError> {
-        dirs::data_dir().ok_or(PlatformError::NoDataDir)
-    }
-}
+/// The platform as the screens hold it: shared, and usable from the sync loop's threads.
+pub type SharedPlatform = Arc<dyn Platform>;
 
 /// The platform this build runs on.
 pub fn current() -> Box<dyn Platform> {
     #[cfg(target_os = "android")]
-    let platform = AndroidPlatform;
+    let platform = AndroidPlatform::default();
     #[cfg(target_os = "ios")]
-    let platform = IosPlatform;
+    let platform = IosPlatform::default();
     #[cfg(not(any(target_os = "android", target_os = "ios")))]
-    let platform = DesktopPlatform;
+    let platform = DesktopPlatform::from_env();
     Box::new(platform)
 }
 
@@ -99,7 +140,7 @@ mod tests {
 
     #[test]
     fn desktop_data_dir_is_a_doorstep_folder_in_the_users_data_folder() {
-        let dir = DesktopPlatform.app_data_dir();
+        let dir = DesktopPlatform::new().app_data_dir();
         match dirs::data_dir() {
             Some(base) => assert_eq!(dir, Ok(base.join("doorstep"))),
             None => assert_eq!(dir, Err(PlatformError::NoDataDir)),
@@ -108,7 +149,10 @@ mod tests {
 
     #[test]
     fn the_current_platform_here_is_the_desktop() {
-        assert_eq!(current().app_data_dir(), DesktopPlatform.app_data_dir());
+        assert_eq!(
+            current().app_data_dir(),
+            DesktopPlatform::new().app_data_dir()
+        );
     }
 
     #[test]

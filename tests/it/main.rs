@@ -2,5 +2,6 @@
 //! VirtualDom.
 
 mod office;
+mod platform;
 mod screens;
 mod sync;
