@@ -659,3 +659,134 @@ async fn the_records_routes_answer_with_the_right_types_and_contents() {
     let (status, _) = get(&office, &browser(), "/visits/visit-ava/cpoms.txt").await;
     assert_eq!(status, 303);
 }
+
+#[tokio::test]
+async fn an_evening_visit_the_policy_advises_against_needs_the_authorisers_reason() {
+    let office = office().await;
+    // The academy's policy: the safeguarding lead authorises and evening visits are advised against.
+    {
+        let conn = rusqlite::Connection::open(office.store.path()).unwrap();
+        let policy = doorstep_core::policy::Preset::AcademySafeguardingLead.policy();
+        conn.execute(
+            "UPDATE schools SET policy = ?1",
+            [serde_json::to_string(&policy).unwrap()],
+        )
+        .unwrap();
+        let school = "demo-primary".parse().unwrap();
+        let mut head = office
+            .store
+            .school_staff(&school)
+            .unwrap()
+            .into_iter()
+            .find(|m| m.id == staff("head"))
+            .unwrap();
+        head.roles.push(Role::SafeguardingLead);
+        conn.execute(
+            "UPDATE staff SET body = ?1 WHERE id = 'head'",
+            [serde_json::to_string(&head).unwrap()],
+        )
+        .unwrap();
+    }
+    let (client, csrf) = signed_in(&office, "office").await;
+    let evening = with(
+        valid_request(&csrf),
+        &[
+            ("date_time", &next_weekday_at(18, 30)),
+            ("length_minutes", "30"),
+            ("contact_name", "Priya Head"),
+            ("contact_phone", "07700 900001"),
+        ],
+    );
+    let id = request(&office, &client, &evening).await;
+    let details = office.store.request_details(&visit(&id)).unwrap().unwrap();
+    assert!(details.timing.evening && details.timing.out_of_hours);
+
+    let (head, head_csrf) = signed_in(&office, "head").await;
+    let path = format!("/visits/{id}/authorise");
+    let (status, page) = get(&office, &head, &path).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("advises against evening visits"), "{page}");
+    assert!(
+        page.contains("Priya Head"),
+        "the responsible contact is shown"
+    );
+    let (status, page) =
+        text(post(&office, &head, &path, &[("csrf".into(), head_csrf.clone())]).await).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("give your reason for overriding it"),
+        "{page}"
+    );
+    assert!(office
+        .store
+        .events_for_visit(&visit(&id))
+        .unwrap()
+        .is_empty());
+
+    let reason = "Dad works days; the only time both parents are home";
+    let form = vec![
+        ("csrf".to_owned(), head_csrf),
+        ("override_reason".to_owned(), reason.to_owned()),
+    ];
+    assert_eq!(post(&office, &head, &path, &form).await.status(), 303);
+    let details = office.store.request_details(&visit(&id)).unwrap().unwrap();
+    assert_eq!(details.authoriser_override.as_deref(), Some(reason));
+    assert_eq!(office.store.events_for_visit(&visit(&id)).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn visiting_staff_may_request_but_not_authorise_and_other_roles_may_do_neither() {
+    let office = office().await;
+    let school = "demo-primary".parse().unwrap();
+    office
+        .store
+        .add_staff(
+            &school,
+            &StaffMember {
+                id: staff("dee"),
+                name: "Dee Deputy".into(),
+                roles: vec![Role::Dsl],
+                phone: "07700 900010".into(),
+                dbs: None,
+            },
+        )
+        .unwrap();
+    let plain = Client::builder().redirect(Policy::none()).build().unwrap();
+    let before = visit_count(&office);
+    for (who, may_request) in [("sam", true), ("dee", false)] {
+        // Sessions made in the store: the sign-in page is for board users (see ARCHITECTURE.md).
+        let token = format!("a-session-token-for-{who}");
+        let session = office
+            .store
+            .start_session(&staff(who), &token, Utc::now())
+            .unwrap();
+        let cookie = format!("doorstep_session={token}");
+        let response = plain
+            .get(format!("{}/visits/new", office.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status() == 200, may_request, "{who} sees the form");
+        let response = plain
+            .post(format!("{}/visits/new", office.url))
+            .header("cookie", &cookie)
+            .form(&valid_request(&session.csrf_token))
+            .send()
+            .await
+            .unwrap();
+        let expected = if may_request { 303 } else { 403 };
+        assert_eq!(response.status(), expected, "{who} requests");
+        let response = plain
+            .post(format!("{}/visits/visit-mia/authorise", office.url))
+            .header("cookie", &cookie)
+            .form(&[("csrf", session.csrf_token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{who} cannot authorise");
+    }
+    assert_eq!(visit_count(&office), before + 1, "only Sam's request");
+    let (_, mia) = office.store.visit(&visit("visit-mia")).unwrap().unwrap();
+    assert!(mia.authorised.is_none());
+}
