@@ -225,6 +225,13 @@ pub async fn monthly(
             p { a href="/" { "← Back to the board" } }
             h1 { "Monthly report: " (month.label()) }
             pre #monthly-report { (report.to_text()) }
+            h2 { "Write-ups for CPOMS as CSV" }
+            form method="get" action="/reports/write-ups.csv" #write-ups-form {
+                label for="from" { "From " } input type="date" name="from" id="from" value=(month.start().format("%Y-%m-%d"));
+                " " label for="to" { "to " }
+                input type="date" name="to" id="to" value=((month.end() - TimeDelta::days(1)).format("%Y-%m-%d"));
+                " " button type="submit" { "Download" }
+            }
         }
     };
     Ok(pages::page("Monthly report", Some(&session), body, None))

@@ -202,7 +202,7 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
         "{}T10:00",
         (Local::now().date_naive() - TimeDelta::days(1)).format("%Y-%m-%d")
     );
-    let evening = next_weekday_at(17, 0);
+    let after_school = next_weekday_at(17, 0);
     let cases: Vec<(Vec<(String, String)>, &str)> = vec![
         (
             with(valid.clone(), &[("purpose", "school_refusal")]),
@@ -254,13 +254,13 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
         ),
         (with(valid.clone(), &[("lone", "on")]), "made by one person"),
         (
-            with(valid.clone(), &[("date_time", &evening)]),
+            with(valid.clone(), &[("date_time", &after_school)]),
             "name the responsible contact",
         ),
         (
             with(
                 valid.clone(),
-                &[("date_time", &evening), ("contact_name", "Priya Head")],
+                &[("date_time", &after_school), ("contact_name", "Priya Head")],
             ),
             "name the responsible contact",
         ),
@@ -300,7 +300,7 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
         &with(
             valid.clone(),
             &[
-                ("date_time", &evening),
+                ("date_time", &after_school),
                 ("contact_name", "Priya Head"),
                 ("contact_phone", "07700 900001"),
             ],
@@ -466,6 +466,13 @@ fn weekdays_up_to_today(count: usize) -> Vec<NaiveDate> {
 async fn the_attendance_view_lists_three_days_unexplained_and_not_when_contact_was_made() {
     let office = office().await;
     let (client, _) = signed_in(&office, "office").await;
+    let (_, board) = get(&office, &client, "/").await;
+    for link in ["/visits/new", "/attendance", "/reports/monthly"] {
+        assert!(
+            board.contains(&format!("href=\"{link}\"")),
+            "the board links to {link}"
+        );
+    }
     {
         // The absences table is filled by the admin pages' import; here rows go in directly.
         let conn = rusqlite::Connection::open(office.store.path()).unwrap();
