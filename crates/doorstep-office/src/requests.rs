@@ -173,8 +173,25 @@ impl SqliteStore {
         details: &RequestDetails,
     ) -> Result<(), StoreError> {
         self.add_visit(visit)?;
-        // A separate statement after the visit: `add_visit` owns its transaction, and a failure here is a
-        // database failure (reported as such), not a rule a person could break.
+        // `add_visit` owns its transaction (it checks DBS inside it), so the details follow in their own; if
+        // they cannot be written, the visit is taken out again so a refused request leaves nothing behind.
+        let stored = self.insert_request_details(visit, details);
+        if stored.is_err() {
+            let conn = self.conn();
+            let _ = conn.execute(
+                "DELETE FROM visit_staff WHERE visit_id = ?1",
+                [visit.id.as_str()],
+            );
+            let _ = conn.execute("DELETE FROM visits WHERE id = ?1", [visit.id.as_str()]);
+        }
+        stored
+    }
+
+    fn insert_request_details(
+        &self,
+        visit: &Visit,
+        details: &RequestDetails,
+    ) -> Result<(), StoreError> {
         let (name, phone) = details
             .responsible_contact
             .clone()
