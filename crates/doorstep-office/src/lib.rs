@@ -9,6 +9,8 @@
 //! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
+//! - [`requests`]: requesting a visit (the policy's rules on time, staff and contacts) and the attendance
+//!   view's absence counting.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
 //! - [`demo`]: demo data for a newcomer's first run.
 //!
@@ -22,6 +24,7 @@ pub mod logins;
 pub mod notify;
 pub mod openapi;
 pub mod records;
+pub mod requests;
 pub mod store;
 pub mod web;
 

@@ -247,6 +247,10 @@ pub async fn board_page(
                 "Code phrase on the phone: " strong { "“" (phrase) "”" }
                 " — if someone on a visit says this to you, press " strong { "Duress heard" } " on their visit."
             }
+            p #board-links {
+                a href="/visits/new" { "Request a visit" } " · " a href="/attendance" { "Attendance" } " · "
+                a href="/reports/monthly" { "Monthly report" }
+            }
             p #board-problem .problem hidden role="alert" {}
             div #board { (fragment_markup(&rows, &session, now)) }
             p.small {

@@ -4,6 +4,8 @@
 //! - [`auth`]: sign-in and sign-out, the session cookie, CSRF checks, and the role check on every route.
 //! - [`board`]: the live board, its fragment, the server-sent event stream and acknowledging alarms.
 //! - [`visit`]: one visit's page: state, timeline, alarm log, runbook, and "duress heard".
+//! - [`requests`]: requesting a visit, authorising it, and the attendance view.
+//! - [`records`]: a visit's timeline, its CPOMS write-up (text, PDF), the CSV export and the monthly report.
 //! - [`pages`]: the page layout, styles, the board's script, and words for states and times.
 //!
 //! Every route checks the session and the person's role on the server; hiding a button is never the check.
@@ -12,6 +14,8 @@
 pub mod auth;
 pub mod board;
 pub mod pages;
+pub mod records;
+pub mod requests;
 pub mod visit;
 
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -49,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/alarms/{id}/acknowledge", post(board::acknowledge))
         .route("/visits/{id}", get(visit::visit_page))
         .route("/visits/{id}/duress-heard", post(visit::duress_heard))
+        .merge(requests::routes())
 }
 
 /// Why a dashboard request was refused. Each becomes a page that says what to do next; internals go only to

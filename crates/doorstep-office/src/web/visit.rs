@@ -108,6 +108,13 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             (pages::last_heard(&view.state, now)) " · " (pages::next_contact(&view.state, deadline, &view.policy, now))
             " · expected to last " (visit.expected_length.get()) " min"
         }
+        p #visit-records {
+            @if view.state.authorised.is_none() && super::requests::may_authorise(&session.user) {
+                a #authorise-link href={ "/visits/" (visit.id) "/authorise" } { "Authorise this visit" } " · "
+            }
+            a href={ "/visits/" (visit.id) "/timeline" } { "Full timeline" } " · "
+            a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for CPOMS" }
+        }
         @if !open.is_empty() {
             section #open-alarms {
                 h2 { "Open alarms" }

@@ -1,6 +1,6 @@
 //! The office board in a real headless Chromium, driven through chromedriver: sign in, see today's visits,
 //! watch a phone's sync and an overdue alarm arrive without a reload, acknowledge it by name, and see the
-//! "not live" warning when the server goes away.
+//! "not live" warning when the server goes away; and the headteacher authorising a requested visit.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (set CHROMIUM and CHROMEDRIVER to use others). When they
 //! are missing the test fails and says so: a skipped browser test would hide a board that does not work.
@@ -500,6 +500,114 @@ async fn the_board_updates_live_raises_an_overdue_without_a_reload_and_takes_an_
     let banner = text_of(&browser, "#connection-lost").await.unwrap();
     assert!(banner.contains("the board is NOT live"), "{banner}");
     screenshot(&browser, dir.path(), "office-board-not-live.png").await;
+
+    browser.close().await.expect("close the browser");
+    drop(driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_headteacher_authorises_the_requested_demo_visit_through_the_pages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = start_driver(dir.path()).await;
+    let profile = dir.path().join("profile");
+    let browser = start_browser(&driver, &profile).await;
+
+    // visit-mia is agreed about four hours after the seeding: seeded four hours ago, it is on today's board.
+    let late = Local::now().hour() == 23 && Local::now().minute() >= 40;
+    let back = if late { 270 } else { 240 };
+    let office = spawn_office_with(
+        WebSettings {
+            secure_cookies: false,
+        },
+        Utc::now() - TimeDelta::minutes(back),
+    )
+    .await;
+    office
+        .store
+        .set_office_password(&staff("head"), PASSWORD, Utc::now())
+        .expect("sign-in for the headteacher");
+
+    browser
+        .goto(&format!("{}/login", office.url))
+        .await
+        .unwrap();
+    for (css, value) in [("#name", "head"), ("#password", PASSWORD)] {
+        browser
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    browser
+        .find(Locator::Css("#sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#board-content"))
+        .await
+        .expect("the board after signing in");
+    let row = text_of(&browser, "#visit-visit-mia")
+        .await
+        .expect("visit-mia is on the board");
+    assert!(!row.contains("Authorised"), "not yet authorised: {row}");
+
+    // The visit page offers the headteacher "Authorise"; the form shows the risk assessment.
+    browser
+        .goto(&format!("{}/visits/visit-mia", office.url))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#authorise-link"))
+        .await
+        .expect("the authorise link")
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#authorise-submit"))
+        .await
+        .expect("the authorise form")
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        "the visit page to say Authorised",
+        Duration::from_secs(20),
+        || async {
+            text_of(&browser, "#visit-status")
+                .await
+                .filter(|s| s == "Authorised")
+        },
+    )
+    .await;
+    assert!(
+        browser.find(Locator::Css("#authorise-link")).await.is_err(),
+        "no second authorisation offered"
+    );
+
+    browser.goto(&format!("{}/", office.url)).await.unwrap();
+    let row = wait_until(
+        "visit-mia on the board",
+        Duration::from_secs(20),
+        || async { text_of(&browser, "#visit-visit-mia").await },
+    )
+    .await;
+    assert!(row.contains("Authorised"), "{row}");
+    let (_, state) = office.store.visit(&visit("visit-mia")).unwrap().unwrap();
+    assert_eq!(
+        state.authorised.map(|a| a.by),
+        Some(staff("head")),
+        "recorded as the headteacher's decision"
+    );
 
     browser.close().await.expect("close the browser");
     drop(driver);

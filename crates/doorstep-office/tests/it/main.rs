@@ -8,4 +8,5 @@ mod kill;
 mod notify;
 mod openapi;
 mod records;
+mod requests;
 mod web;

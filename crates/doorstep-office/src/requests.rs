@@ -1,0 +1,474 @@
+//! Requesting visits: the policy's rules on when a visit is (school hours, evening), the office-only details
+//! kept beside a requested visit, and the attendance rule that says which absent pupils are due a visit.
+//!
+//! The rules are pure functions of the policy and the times given, so they are tested without a clock; the
+//! `impl SqliteStore` block only reads and writes the rows.
+//!
+//! Times: the office's local time zone is the school's (the board shows local times too), so school hours
+//! and "evening" are read on the office's local clock. School days are counted as weekdays (Monday to
+//! Friday): the store does not know term dates or bank holidays.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike, Local, NaiveDate, TimeDelta, Utc, Weekday};
+use doorstep_core::domain::{Address, Pupil, Visit};
+use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
+use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
+use rusqlite::{params, OptionalExtension};
+
+use crate::store::{parse_id, SqliteStore, StoreError};
+
+/// The longest visit the office accepts a request for, in minutes (a whole working day).
+pub const MAX_VISIT_MINUTES: u32 = 480;
+
+/// Where a visit falls against the policy's day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Starts before school hours, ends after them, or is on a Saturday or Sunday.
+    pub out_of_hours: bool,
+    /// Starts or runs on past the policy's start of the evening.
+    pub evening: bool,
+}
+
+impl Timing {
+    /// A named responsible contact must check on the staff.
+    pub fn needs_responsible_contact(&self, policy: &Policy) -> bool {
+        (self.out_of_hours || self.evening) && policy.out_of_hours_needs_responsible_contact
+    }
+
+    /// The authoriser must override the policy explicitly, with a reason.
+    pub fn needs_authoriser_override(&self, policy: &Policy) -> bool {
+        self.evening && policy.evening_visits == EveningVisits::AdvisedAgainst
+    }
+}
+
+/// Where a visit starting at `start` (local time) and lasting `length` falls against the policy's day.
+pub fn timing(policy: &Policy, start: DateTime<Local>, length: PolicyMinutes) -> Timing {
+    let end = start + length.duration();
+    let weekend = matches!(start.weekday(), Weekday::Sat | Weekday::Sun);
+    // A visit running past midnight is certainly outside school hours and into the evening.
+    let same_day = end.date_naive() == start.date_naive();
+    let out_of_hours = weekend
+        || !same_day
+        || start.time() < policy.school_hours.start
+        || end.time() > policy.school_hours.end;
+    let evening =
+        !same_day || end.time() > policy.evening_starts || start.time() >= policy.evening_starts;
+    Timing {
+        out_of_hours,
+        evening,
+    }
+}
+
+/// What the office keeps beside a requested visit, and not on the phones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestDetails {
+    pub requested_by: StaffId,
+    pub requested_at: DateTime<Utc>,
+    pub timing: Timing,
+    /// The person who checks on the staff outside school hours: name and phone.
+    pub responsible_contact: Option<(String, String)>,
+    /// The authoriser's reason for going ahead with an evening visit the policy advises against.
+    pub authoriser_override: Option<String>,
+}
+
+/// One day of absence as the school's records hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Absence {
+    pub pupil: PupilId,
+    pub date: NaiveDate,
+    pub reason_code: String,
+    pub contact_made: bool,
+}
+
+impl Absence {
+    /// No reason given and nobody reached: the absence the policy's day-3 rule is about. The register's
+    /// codes for this are "N" (no reason yet) and "O" (unauthorised, unexplained); an empty code counts too.
+    pub fn unexplained_without_contact(&self) -> bool {
+        !self.contact_made && matches!(self.reason_code.trim(), "" | "N" | "O" | "n" | "o")
+    }
+}
+
+/// A pupil the attendance rule says is due a visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitDue {
+    pub pupil: PupilId,
+    /// School days (weekdays) of unexplained absence without contact, in a row, up to the latest.
+    pub days: u32,
+    pub first_day: NaiveDate,
+    pub concern: bool,
+}
+
+fn previous_weekday(date: NaiveDate) -> NaiveDate {
+    let mut day = date - TimeDelta::days(1);
+    while matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+        day -= TimeDelta::days(1);
+    }
+    day
+}
+
+/// The pupils whose current run of unexplained absence with no contact has reached the policy's visit day
+/// (`absence_visit_day`, or `absence_visit_day_with_concern` for a pupil with a concern noted).
+///
+/// A run counts consecutive weekdays; a weekend does not break it, a day with contact made or a reason
+/// given does. Only a run still going counts: its latest day is `today` or the school day before it.
+pub fn visits_due(
+    policy: &Policy,
+    absences: &[Absence],
+    concerns: &BTreeSet<PupilId>,
+    today: NaiveDate,
+) -> Vec<VisitDue> {
+    let mut days: BTreeMap<&PupilId, BTreeSet<NaiveDate>> = BTreeMap::new();
+    for absence in absences.iter().filter(|a| a.date <= today) {
+        if absence.unexplained_without_contact() {
+            days.entry(&absence.pupil).or_default().insert(absence.date);
+        }
+    }
+    // A day that also has a row with contact made is explained, whatever else was recorded for it.
+    for absence in absences {
+        if !absence.unexplained_without_contact() {
+            if let Some(dates) = days.get_mut(&absence.pupil) {
+                dates.remove(&absence.date);
+            }
+        }
+    }
+    let still_going = [today, previous_weekday(today)];
+    let mut due = Vec::new();
+    for (pupil, dates) in days {
+        let Some(&latest) = dates.iter().next_back() else {
+            continue;
+        };
+        if !still_going.contains(&latest) {
+            continue;
+        }
+        let mut first = latest;
+        let mut count = 1;
+        while dates.contains(&previous_weekday(first)) {
+            first = previous_weekday(first);
+            count += 1;
+        }
+        let concern = concerns.contains(pupil);
+        let threshold = if concern {
+            policy.absence_visit_day_with_concern
+        } else {
+            policy.absence_visit_day
+        };
+        if count >= u32::from(threshold) {
+            due.push(VisitDue {
+                pupil: pupil.clone(),
+                days: count,
+                first_day: first,
+                concern,
+            });
+        }
+    }
+    due
+}
+
+impl SqliteStore {
+    /// Stores a requested visit (the store checks every assigned person's DBS) and its office-only details.
+    pub fn add_requested_visit(
+        &self,
+        visit: &Visit,
+        details: &RequestDetails,
+    ) -> Result<(), StoreError> {
+        self.add_visit(visit)?;
+        // `add_visit` owns its transaction (it checks DBS inside it), so the details follow in their own; if
+        // they cannot be written, the visit is taken out again so a refused request leaves nothing behind.
+        let stored = self.insert_request_details(visit, details);
+        if stored.is_err() {
+            let conn = self.conn();
+            let _ = conn.execute(
+                "DELETE FROM visit_staff WHERE visit_id = ?1",
+                [visit.id.as_str()],
+            );
+            let _ = conn.execute("DELETE FROM visits WHERE id = ?1", [visit.id.as_str()]);
+        }
+        stored
+    }
+
+    fn insert_request_details(
+        &self,
+        visit: &Visit,
+        details: &RequestDetails,
+    ) -> Result<(), StoreError> {
+        let (name, phone) = details
+            .responsible_contact
+            .clone()
+            .map_or((None, None), |(n, p)| (Some(n), Some(p)));
+        self.conn().execute(
+            "INSERT INTO visit_requests (visit_id, requested_by, requested_at, out_of_hours, evening,
+                 contact_name, contact_phone, authoriser_override)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                visit.id.as_str(),
+                details.requested_by.as_str(),
+                details.requested_at.to_rfc3339(),
+                details.timing.out_of_hours,
+                details.timing.evening,
+                name,
+                phone,
+                details.authoriser_override
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The office-only details of a visit requested through the dashboard; `None` for other visits (the
+    /// demo's, or ones made before requests existed).
+    pub fn request_details(&self, visit: &VisitId) -> Result<Option<RequestDetails>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT requested_by, requested_at, out_of_hours, evening, contact_name, contact_phone,
+                     authoriser_override
+                 FROM visit_requests WHERE visit_id = ?1",
+                [visit.as_str()],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, bool>(2)?,
+                        row.get::<_, bool>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                        row.get::<_, Option<String>>(5)?,
+                        row.get::<_, Option<String>>(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(by, at, out_of_hours, evening, name, phone, reason)| {
+            Ok(RequestDetails {
+                requested_by: parse_id(&by)?,
+                requested_at: DateTime::parse_from_rfc3339(&at)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                    .with_timezone(&Utc),
+                timing: Timing {
+                    out_of_hours,
+                    evening,
+                },
+                responsible_contact: name.zip(phone),
+                authoriser_override: reason,
+            })
+        })
+        .transpose()
+    }
+
+    /// Keeps the authoriser's reason for overriding the policy's advice against an evening visit.
+    pub fn set_authoriser_override(&self, visit: &VisitId, reason: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE visit_requests SET authoriser_override = ?2 WHERE visit_id = ?1",
+            params![visit.as_str(), reason],
+        )?;
+        Ok(())
+    }
+
+    /// The school's pupils, by name.
+    pub fn school_pupils(&self, school: &SchoolId) -> Result<Vec<Pupil>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, name FROM pupils WHERE school_id = ?1 ORDER BY name, id")?;
+        let rows = stmt.query_map([school.as_str()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name) = row?;
+            out.push(Pupil {
+                id: parse_id(&id)?,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The address of the pupil's latest visit, if any: the pupils table holds no address (yet), and the
+    /// last one the office went to is the best guess to start from.
+    pub fn last_known_address(&self, pupil: &PupilId) -> Result<Option<Address>, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM visits WHERE pupil_id = ?1 ORDER BY agreed_time DESC LIMIT 1",
+                [pupil.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(match body {
+            Some(body) => Some(serde_json::from_str::<Visit>(&body)?.address),
+            None => None,
+        })
+    }
+
+    /// The school's absences and the pupils with a concern noted, for the attendance view.
+    pub fn absences(
+        &self,
+        school: &SchoolId,
+    ) -> Result<(Vec<Absence>, BTreeSet<PupilId>), StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT a.pupil_id, a.date, a.reason_code, a.contact_made FROM absences a
+             JOIN pupils p ON p.id = a.pupil_id WHERE p.school_id = ?1",
+        )?;
+        let rows = stmt.query_map([school.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<bool>>(3)?,
+            ))
+        })?;
+        let mut absences = Vec::new();
+        for row in rows {
+            let (pupil, date, reason_code, contact_made) = row?;
+            let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                .map_err(|e| StoreError::Corrupt(format!("absence date {date:?}: {e}")))?;
+            absences.push(Absence {
+                pupil: parse_id(&pupil)?,
+                date,
+                reason_code: reason_code.unwrap_or_default(),
+                contact_made: contact_made.unwrap_or(false),
+            });
+        }
+        let mut stmt = conn.prepare(
+            "SELECT c.pupil_id FROM absence_concerns c JOIN pupils p ON p.id = c.pupil_id
+             WHERE p.school_id = ?1",
+        )?;
+        let rows = stmt.query_map([school.as_str()], |row| row.get::<_, String>(0))?;
+        let mut concerns = BTreeSet::new();
+        for row in rows {
+            concerns.insert(parse_id(&row?)?);
+        }
+        Ok((absences, concerns))
+    }
+
+    /// The school's visits agreed in `[from, to)`, in agreed-time order, for the write-ups export.
+    pub fn visit_ids_between(
+        &self,
+        school: &SchoolId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<VisitId>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id FROM visits WHERE school_id = ?1 AND agreed_time >= ?2 AND agreed_time < ?3
+             ORDER BY agreed_time, id",
+        )?;
+        let rows = stmt.query_map(
+            params![school.as_str(), from.to_rfc3339(), to.to_rfc3339()],
+            |row| row.get::<_, String>(0),
+        )?;
+        let mut ids = Vec::new();
+        for id in rows {
+            ids.push(parse_id(&id?)?);
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveTime, TimeZone};
+    use doorstep_core::policy::Preset;
+
+    fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Local> {
+        Local
+            .from_local_datetime(
+                &NaiveDate::from_ymd_opt(y, m, d)
+                    .unwrap()
+                    .and_time(NaiveTime::from_hms_opt(h, min, 0).unwrap()),
+            )
+            .earliest()
+            .unwrap()
+    }
+
+    fn minutes(m: u32) -> PolicyMinutes {
+        PolicyMinutes::new(m).unwrap()
+    }
+
+    #[test]
+    fn school_hours_evening_and_weekends_on_the_policys_clock() {
+        let primary = Preset::PrimaryHeadteacher.policy();
+        let academy = Preset::AcademySafeguardingLead.policy();
+        // Tuesday 24 November 2026; school 08:30 to 15:30, evening from 18:00.
+        let cases = [
+            (local(2026, 11, 24, 10, 0), 60, false, false),
+            (local(2026, 11, 24, 8, 30), 420, false, false),
+            (local(2026, 11, 24, 8, 0), 30, true, false),
+            (local(2026, 11, 24, 15, 0), 45, true, false),
+            (local(2026, 11, 24, 17, 30), 45, true, true),
+            (local(2026, 11, 24, 18, 0), 30, true, true),
+            (local(2026, 11, 28, 10, 0), 30, true, false),
+            (local(2026, 11, 24, 23, 30), 60, true, true),
+        ];
+        for (start, length, out_of_hours, evening) in cases {
+            let t = timing(&primary, start, minutes(length));
+            assert_eq!(
+                t,
+                Timing {
+                    out_of_hours,
+                    evening
+                },
+                "{start} for {length} min"
+            );
+            assert_eq!(t.needs_responsible_contact(&primary), out_of_hours);
+            assert!(!t.needs_authoriser_override(&primary));
+            assert_eq!(
+                timing(&academy, start, minutes(length)).needs_authoriser_override(&academy),
+                evening
+            );
+        }
+    }
+
+    fn absence(pupil: &str, date: NaiveDate, code: &str, contact: bool) -> Absence {
+        Absence {
+            pupil: pupil.parse().unwrap(),
+            date,
+            reason_code: code.into(),
+            contact_made: contact,
+        }
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    #[test]
+    fn the_day_three_rule_counts_weekdays_and_stops_at_contact_or_a_reason() {
+        let policy = Preset::PrimaryHeadteacher.policy();
+        // Monday 23 November 2026 is "today". 19 and 20 are Thursday and Friday.
+        let today = day(23);
+        let absences = vec![
+            // Three school days across a weekend: due.
+            absence("pupil-ava", day(19), "N", false),
+            absence("pupil-ava", day(20), "O", false),
+            absence("pupil-ava", day(23), "", false),
+            // Three days but the family were reached: not due.
+            absence("pupil-leo", day(19), "N", true),
+            absence("pupil-leo", day(20), "N", true),
+            absence("pupil-leo", day(23), "N", true),
+            // Two days only: not due, unless there is a concern.
+            absence("pupil-mia", day(20), "N", false),
+            absence("pupil-mia", day(23), "N", false),
+            // Illness reported on the middle day breaks the run.
+            absence("pupil-kai", day(18), "N", false),
+            absence("pupil-kai", day(19), "I", false),
+            absence("pupil-kai", day(20), "N", false),
+            absence("pupil-kai", day(23), "N", false),
+            // An old run that ended last week: not due now.
+            absence("pupil-zoe", day(10), "N", false),
+            absence("pupil-zoe", day(11), "N", false),
+            absence("pupil-zoe", day(12), "N", false),
+        ];
+        let due = visits_due(&policy, &absences, &BTreeSet::new(), today);
+        let names: Vec<&str> = due.iter().map(|d| d.pupil.as_str()).collect();
+        assert_eq!(names, ["pupil-ava"]);
+        assert_eq!((due[0].days, due[0].first_day), (3, day(19)));
+
+        let concerns = BTreeSet::from(["pupil-mia".parse().unwrap()]);
+        let due = visits_due(&policy, &absences, &concerns, today);
+        let names: Vec<&str> = due.iter().map(|d| d.pupil.as_str()).collect();
+        assert_eq!(names, ["pupil-ava", "pupil-mia"]);
+        assert!(due[1].concern);
+    }
+}

@@ -1,0 +1,238 @@
+//! The records routes: a visit's full timeline, its write-up for CPOMS as text and PDF, the write-ups of a
+//! date range as CSV, and the monthly report. The content comes from [`crate::records`]; this file only
+//! checks who is asking, reads the parameters and sets the content types.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, Local, NaiveDate, NaiveTime, TimeDelta};
+use doorstep_core::ids::VisitId;
+use maud::html;
+
+use super::auth::board_session;
+use super::pages::{self, hms};
+use super::{blocking, read_path, WebError};
+use crate::api::AppState;
+use crate::logins::Session;
+use crate::records::{cpoms_pdf, cpoms_text, write_ups_csv, ReportMonth, VisitRecord};
+
+/// The longest range one CSV export covers: a school year and a bit, so a mistyped year cannot ask for
+/// every visit ever made.
+const MAX_EXPORT_DAYS: i64 = 400;
+
+/// The visit's record, if it exists and belongs to the signed-in person's school.
+async fn record(
+    state: &AppState,
+    session: &Session,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<VisitRecord, WebError> {
+    let text = read_path(path)?;
+    let missing = || WebError::NotFound(format!("there is no visit “{text}”"));
+    let id: VisitId = text.parse().map_err(|_| missing())?;
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    let found = blocking(move || {
+        Ok(store
+            .visit_record(&id)?
+            .filter(|record| record.visit.school == school))
+    })
+    .await?;
+    found.ok_or_else(missing)
+}
+
+/// `GET /visits/{id}/timeline`.
+pub async fn timeline_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, WebError> {
+    let session = board_session(&state, &headers, WebError::SignedOut).await?;
+    let record = record(&state, &session, path).await?;
+    let visit = &record.visit;
+    let body = html! {
+        main {
+            p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
+            h1 { "Timeline: " (pages::hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
+            p {
+                a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for CPOMS (text)" } " · "
+                a href={ "/visits/" (visit.id) "/cpoms.pdf" } { "(PDF)" }
+            }
+            @if record.timeline.entries.is_empty() {
+                p { "Nothing recorded yet." }
+            } @else {
+                table #full-timeline {
+                    thead { tr { th { "Office time" } th { "Phone's time" } th { "What" } th { "Note" } } }
+                    tbody {
+                        @for entry in &record.timeline.entries {
+                            tr {
+                                td { (hms(entry.office_time)) }
+                                td.small { @if let Some(at) = entry.device_time { (hms(at)) } }
+                                td { (pages::capitalise(&entry.sentence())) }
+                                td { @if let Some(note) = &entry.note { (note) } }
+                            }
+                        }
+                    }
+                }
+            }
+            p.small { "Times are the office's local time (" (pages::zone(state.now())) ")." }
+        }
+    };
+    Ok(pages::page("Timeline", Some(&session), body, None))
+}
+
+/// A download that is never cached (it holds a child's record) and names its file.
+fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // File names are built from ids and dates only (letters, digits, '-', '_', '.'), so always valid.
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// `GET /visits/{id}/cpoms.txt`.
+pub async fn cpoms_txt(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, WebError> {
+    let session = board_session(&state, &headers, WebError::SignedOut).await?;
+    let record = record(&state, &session, path).await?;
+    let text = cpoms_text(&record.visit, &record.state, &record.timeline);
+    let mut response = download(
+        "text/plain; charset=utf-8",
+        &format!("{}-cpoms.txt", record.visit.id),
+        text.into_bytes(),
+    );
+    // Shown in the browser rather than saved: it is read and pasted into CPOMS.
+    response.headers_mut().remove(header::CONTENT_DISPOSITION);
+    Ok(response)
+}
+
+/// `GET /visits/{id}/cpoms.pdf`.
+pub async fn cpoms_pdf_route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, WebError> {
+    let session = board_session(&state, &headers, WebError::SignedOut).await?;
+    let record = record(&state, &session, path).await?;
+    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline);
+    Ok(download(
+        "application/pdf",
+        &format!("{}-cpoms.pdf", record.visit.id),
+        pdf,
+    ))
+}
+
+fn date_param(query: &HashMap<String, String>, name: &str) -> Result<NaiveDate, WebError> {
+    let text = query.get(name).map_or("", |v| v.trim());
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        WebError::BadInput(format!(
+            "“{name}” must be a date written YYYY-MM-DD (for example {}); got “{text}”",
+            Local::now().format("%Y-%m-%d")
+        ))
+    })
+}
+
+/// `GET /reports/write-ups.csv?from=YYYY-MM-DD&to=YYYY-MM-DD`: visits agreed on those days (UTC),
+/// both included.
+pub async fn write_ups(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, WebError> {
+    let session = board_session(&state, &headers, WebError::SignedOut).await?;
+    let from = date_param(&query, "from")?;
+    let to = date_param(&query, "to")?;
+    if to < from {
+        return Err(WebError::BadInput(format!(
+            "“to” ({to}) is before “from” ({from})"
+        )));
+    }
+    if (to - from).num_days() >= MAX_EXPORT_DAYS {
+        return Err(WebError::BadInput(format!(
+            "one export covers at most {MAX_EXPORT_DAYS} days; choose a shorter range"
+        )));
+    }
+    let start = from.and_time(NaiveTime::MIN).and_utc();
+    let end = (to + TimeDelta::days(1)).and_time(NaiveTime::MIN).and_utc();
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    let records = blocking(move || {
+        let mut records = Vec::new();
+        for id in store.visit_ids_between(&school, start, end)? {
+            if let Some(record) = store.visit_record(&id)? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    })
+    .await?;
+    let csv = write_ups_csv(&records);
+    Ok(download(
+        "text/csv; charset=utf-8",
+        &format!("write-ups-{from}-to-{to}.csv"),
+        csv.into_bytes(),
+    ))
+}
+
+/// `GET /reports/monthly?year=&month=`: this month when neither is given.
+pub async fn monthly(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, WebError> {
+    let session = board_session(&state, &headers, WebError::SignedOut).await?;
+    let today = state.now().date_naive();
+    let number = |name: &str, default: i64| -> Result<i64, WebError> {
+        match query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(text) => text.parse().map_err(|_| {
+                WebError::BadInput(format!("“{name}” must be a number; got “{text}”"))
+            }),
+        }
+    };
+    let year = number("year", i64::from(today.year()))?;
+    let month = number("month", i64::from(today.month()))?;
+    let (Ok(year), Ok(month)) = (i32::try_from(year), u32::try_from(month)) else {
+        return Err(WebError::BadInput(format!(
+            "there is no month {month} of year {year}: months run from 1 to 12"
+        )));
+    };
+    if !(2000..=2200).contains(&year) {
+        return Err(WebError::BadInput(format!(
+            "year {year} is outside the years the office keeps records for (2000 to 2200)"
+        )));
+    }
+    let month = ReportMonth::new(year, month).map_err(|e| WebError::BadInput(e.to_string()))?;
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    let report =
+        blocking(move || store.monthly_report(&school, month.year(), month.month())).await?;
+    let body = html! {
+        main {
+            p { a href="/" { "← Back to the board" } }
+            h1 { "Monthly report: " (month.label()) }
+            pre #monthly-report { (report.to_text()) }
+            h2 { "Write-ups for CPOMS as CSV" }
+            form method="get" action="/reports/write-ups.csv" #write-ups-form {
+                label for="from" { "From " } input type="date" name="from" id="from" value=(month.start().format("%Y-%m-%d"));
+                " " label for="to" { "to " }
+                input type="date" name="to" id="to" value=((month.end() - TimeDelta::days(1)).format("%Y-%m-%d"));
+                " " button type="submit" { "Download" }
+            }
+        }
+    };
+    Ok(pages::page("Monthly report", Some(&session), body, None))
+}
