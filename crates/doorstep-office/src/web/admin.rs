@@ -1030,6 +1030,15 @@ impl PolicyDraft {
             to_colleague: self.get("code_to_colleague").to_owned(),
             to_reception: self.get("code_to_reception").to_owned(),
         };
+        // A code phrase has to sound like an ordinary sentence and fit on the phone's alert button.
+        for key in ["code_to_colleague", "code_to_reception"] {
+            if self.get(key).chars().count() > 200 {
+                errors.insert(
+                    key,
+                    "a code phrase is at most 200 characters: one ordinary sentence".into(),
+                );
+            }
+        }
         for key in ["absence_visit_day", "absence_visit_day_with_concern"] {
             match self.get(key).parse::<u8>() {
                 Ok(day) if key == "absence_visit_day" => policy.absence_visit_day = day,
