@@ -327,6 +327,57 @@ async fn pupil_csv_imports_good_rows_and_reports_each_bad_row_by_line() {
     );
     assert_eq!(names.len(), 4);
 
+    // Another school's pupil id is not taken over.
+    let other: SchoolId = "other-school".parse().unwrap();
+    office
+        .store
+        .add_school(
+            &doorstep_core::domain::School {
+                id: other.clone(),
+                name: "Another school".into(),
+                office_phone: "01632 960999".into(),
+            },
+            &Preset::AcademySafeguardingLead.policy(),
+        )
+        .unwrap();
+    office
+        .store
+        .add_pupil(
+            &other,
+            &doorstep_core::domain::Pupil {
+                id: "p-elsewhere".parse().unwrap(),
+                name: "Not Ours".into(),
+            },
+        )
+        .unwrap();
+    let theirs =
+        format!("{HEADER}\np-elsewhere,Taken Over,2016-01-02,1 Elm Row,,Oakfield,OK1 2AB,,\n");
+    let (status, page) = post(
+        &office,
+        &client,
+        "/admin/import/pupils",
+        &[("csrf", csrf.as_str()), ("csv", theirs.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("0 imported, 0 updated, 1 rejected."),
+        "{page}"
+    );
+    assert!(page.contains("belongs to another school"), "{page}");
+    let conn = rusqlite::Connection::open(office.store.path()).unwrap();
+    let (name, owner): (String, String) = conn
+        .query_row(
+            "SELECT name, school_id FROM pupils WHERE id = 'p-elsewhere'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (name.as_str(), owner.as_str()),
+        ("Not Ours", "other-school")
+    );
+
     // A file without the header is refused whole, with the header it needs.
     let (status, page) = post(
         &office,
