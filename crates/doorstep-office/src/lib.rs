@@ -6,6 +6,7 @@
 //! - [`notify`]: alarms and escalations sent on by email and signed webhook, each delivery recorded and
 //!   retried.
 //! - [`web`]: the office dashboard: sign-in, the live board, alarms, and each visit's page with its runbook.
+//! - [`people`]: staff records, pupils and absences imported from the MIS as CSV, and the policy.
 //! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
@@ -23,6 +24,7 @@ pub mod escalation;
 pub mod logins;
 pub mod notify;
 pub mod openapi;
+pub mod people;
 pub mod records;
 pub mod requests;
 pub mod store;

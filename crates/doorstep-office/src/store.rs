@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_records.sql"),
     // Applied after 0005 because the branches landed in that order; the number is only a name.
     include_str!("../migrations/0004_office_users.sql"),
+    include_str!("../migrations/0006_people.sql"),
     include_str!("../migrations/0007_requests.sql"),
 ];
 

@@ -11,6 +11,7 @@
 //! Every route checks the session and the person's role on the server; hiding a button is never the check.
 //! Every POST carries the session's CSRF token and the cookie is `SameSite=Strict`.
 
+pub mod admin;
 pub mod auth;
 pub mod board;
 pub mod pages;
@@ -54,6 +55,7 @@ pub fn routes() -> Router<AppState> {
         .route("/visits/{id}", get(visit::visit_page))
         .route("/visits/{id}/duress-heard", post(visit::duress_heard))
         .merge(requests::routes())
+        .merge(admin::routes())
 }
 
 /// Why a dashboard request was refused. Each becomes a page that says what to do next; internals go only to

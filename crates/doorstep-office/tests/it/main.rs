@@ -1,5 +1,6 @@
 //! The office's integration tests: the real server on port 0 with a temporary database.
 
+mod admin;
 mod api;
 mod browser;
 mod escalation;

@@ -1,0 +1,694 @@
+//! People and data an admin keeps: staff records (roles, phone, DBS check), pupils and absences imported from
+//! the school's MIS as CSV, and the school's policy.
+//!
+//! A CSV import is judged row by row: every valid row is stored, every invalid row is reported with its line
+//! number and reason, and no row is ever half-stored (the valid rows go in together in one transaction).
+//! Importing the same pupil (or the same pupil's absence on the same day) again updates it.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use doorstep_core::domain::StaffMember;
+use doorstep_core::ids::{PupilId, SchoolId};
+use doorstep_core::policy::Policy;
+use rusqlite::{params, OptionalExtension};
+
+use crate::store::{staff_member, SqliteStore, StoreError};
+
+/// The pupil CSV's header row, in this order. Exported from the MIS; the header row is required.
+///
+/// - `pupil_id`: the MIS's id for the pupil, 1-64 letters, digits, `-` or `_`; importing the same id again
+///   updates that pupil.
+/// - `name`: required.
+/// - `date_of_birth`: `YYYY-MM-DD` or `DD/MM/YYYY`, not in the future.
+/// - `address_line_1`: required; `address_line_2` and `town` may be empty.
+/// - `postcode`: a UK postcode (for example `OK1 2AB`), stored in capitals with one space.
+/// - `family_notes`, `medical_needs`: may be empty.
+pub const PUPIL_CSV_COLUMNS: [&str; 9] = [
+    "pupil_id",
+    "name",
+    "date_of_birth",
+    "address_line_1",
+    "address_line_2",
+    "town",
+    "postcode",
+    "family_notes",
+    "medical_needs",
+];
+
+/// The absence CSV's header row, in this order; the header row is required.
+///
+/// - `pupil_id`: a pupil already imported for this school.
+/// - `date`: `YYYY-MM-DD` or `DD/MM/YYYY`, not in the future; one absence per pupil per day (importing the
+///   same day again updates it).
+/// - `reason_code`: the MIS's attendance code, 1-8 characters without spaces (for example `N` or `O`).
+/// - `contact_made`: whether the family has been reached: `yes`/`no` (also `y`/`n`, `true`/`false`, `1`/`0`).
+pub const ABSENCE_CSV_COLUMNS: [&str; 4] = ["pupil_id", "date", "reason_code", "contact_made"];
+
+/// The longest free-text field accepted from a CSV (notes, medical needs): a bound keeps a bad export from
+/// filling the briefing with pages of text.
+const MAX_NOTES_CHARS: usize = 2000;
+/// The longest name or address line accepted.
+const MAX_LINE_CHARS: usize = 100;
+
+/// A pupil as the MIS describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PupilRecord {
+    pub id: PupilId,
+    pub name: String,
+    pub date_of_birth: NaiveDate,
+    pub address_line_1: String,
+    pub address_line_2: String,
+    pub town: String,
+    pub postcode: String,
+    pub family_notes: String,
+    pub medical_needs: String,
+}
+
+/// One day a pupil was absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Absence {
+    pub pupil: PupilId,
+    pub date: NaiveDate,
+    pub reason_code: String,
+    pub contact_made: bool,
+}
+
+/// A CSV row that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowProblem {
+    /// The line of the file the row starts on (the header is line 1).
+    pub line: u64,
+    /// The row's `pupil_id` as written, when it had one.
+    pub pupil_id: String,
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Rows that added a new pupil (or absence).
+    pub imported: usize,
+    /// Rows that updated one already stored.
+    pub updated: usize,
+    pub rejected: Vec<RowProblem>,
+}
+
+/// Whether a save added a record or changed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Added,
+    Updated,
+}
+
+/// Normalises a UK postcode to capitals with one space before the last three characters, or says why not.
+/// Only the shape is checked (outward code `A9`, `A99`, `AA9`, `AA99`, `A9A` or `AA9A`; inward `9AA`); whether
+/// the postcode exists is the MIS's business.
+pub fn uk_postcode(text: &str) -> Result<String, String> {
+    let compact: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let bad = || {
+        format!(
+            "postcode “{}” is not a UK postcode (like OK1 2AB)",
+            text.trim()
+        )
+    };
+    if !(5..=7).contains(&compact.len()) || !compact.is_ascii() {
+        return Err(bad());
+    }
+    let (outward, inward) = compact.split_at(compact.len() - 3);
+    let inward_ok = {
+        let b = inward.as_bytes();
+        b[0].is_ascii_digit() && b[1].is_ascii_alphabetic() && b[2].is_ascii_alphabetic()
+    };
+    let outward_ok = {
+        let b = outward.as_bytes();
+        let letters = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        let rest = &b[letters..];
+        (1..=2).contains(&letters)
+            && !rest.is_empty()
+            && rest[0].is_ascii_digit()
+            && rest.len() <= 2
+            && rest[1..].iter().all(|c| c.is_ascii_alphanumeric())
+    };
+    if inward_ok && outward_ok {
+        Ok(format!("{outward} {inward}"))
+    } else {
+        Err(bad())
+    }
+}
+
+/// A date as MIS exports write it: `YYYY-MM-DD` or `DD/MM/YYYY`.
+pub fn mis_date(text: &str) -> Option<NaiveDate> {
+    let text = text.trim();
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(text, "%d/%m/%Y"))
+        .ok()
+}
+
+/// A row that passed its checks: its line, its `pupil_id` as written, and what it says.
+type Row<T> = (u64, String, T);
+
+/// Reads a CSV with the given header. A file that is not CSV or has the wrong header is refused whole (as
+/// `Err`, nothing imported); otherwise each data row is handed to `row` with its line number, and rows with
+/// the wrong number of columns are reported without reaching it.
+fn read_rows<T>(
+    text: &str,
+    columns: &[&str],
+    mut row: impl FnMut(&csv::StringRecord) -> Result<T, String>,
+) -> Result<(Vec<Row<T>>, Vec<RowProblem>), String> {
+    // Spreadsheet programs often start a UTF-8 export with a byte-order mark.
+    let text = text.trim_start_matches('\u{feff}');
+    if text.trim().is_empty() {
+        return Err("the CSV is empty: paste the export, starting with its header row".into());
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| format!("the header row could not be read as CSV: {e}"))?
+        .clone();
+    let found: Vec<String> = header.iter().map(|h| h.to_ascii_lowercase()).collect();
+    if found != columns {
+        return Err(format!(
+            "the first line must be the header row `{}`; it was `{}`. Nothing was imported",
+            columns.join(","),
+            header.iter().collect::<Vec<_>>().join(",")
+        ));
+    }
+    let mut good = Vec::new();
+    let mut problems = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                problems.push(RowProblem {
+                    line: e.position().map_or(0, |p| p.line()),
+                    pupil_id: String::new(),
+                    reason: format!("the row could not be read as CSV: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let pupil_id = record.get(0).unwrap_or("").to_owned();
+        if record.len() != columns.len() {
+            problems.push(RowProblem {
+                line,
+                pupil_id,
+                reason: format!(
+                    "the row has {} columns; expected {} ({})",
+                    record.len(),
+                    columns.len(),
+                    columns.join(",")
+                ),
+            });
+            continue;
+        }
+        match row(&record) {
+            Ok(value) => good.push((line, pupil_id, value)),
+            Err(reason) => problems.push(RowProblem {
+                line,
+                pupil_id,
+                reason,
+            }),
+        }
+    }
+    Ok((good, problems))
+}
+
+fn pupil_id(text: &str) -> Result<PupilId, String> {
+    PupilId::parse(text).map_err(|_| {
+        if text.is_empty() {
+            "pupil_id is missing".to_owned()
+        } else {
+            format!("pupil_id “{text}” is not a valid id (1-64 letters, digits, - or _)")
+        }
+    })
+}
+
+fn bounded(field: &str, text: &str, max: usize, problems: &mut Vec<String>) -> String {
+    if text.chars().count() > max {
+        problems.push(format!("{field} is longer than {max} characters"));
+    }
+    text.to_owned()
+}
+
+fn past_date(field: &str, text: &str, today: NaiveDate) -> Result<NaiveDate, String> {
+    if text.is_empty() {
+        return Err(format!("{field} is missing"));
+    }
+    match mis_date(text) {
+        None => Err(format!(
+            "{field} “{text}” is not a date (use YYYY-MM-DD or DD/MM/YYYY)"
+        )),
+        Some(date) if date > today => Err(format!("{field} {date} is in the future")),
+        Some(date) => Ok(date),
+    }
+}
+
+/// One pupil row, with every problem it has in one reason.
+fn pupil_row(record: &csv::StringRecord, today: NaiveDate) -> Result<PupilRecord, String> {
+    let field = |i: usize| record.get(i).unwrap_or("");
+    let mut problems = Vec::new();
+    let id = pupil_id(field(0)).map_err(|e| problems.push(e)).ok();
+    if field(1).is_empty() {
+        problems.push("name is missing".into());
+    }
+    let name = bounded("name", field(1), MAX_LINE_CHARS, &mut problems);
+    let date_of_birth = past_date("date_of_birth", field(2), today)
+        .map_err(|e| problems.push(e))
+        .ok();
+    if field(3).is_empty() {
+        problems.push("address_line_1 is missing".into());
+    }
+    let address_line_1 = bounded("address_line_1", field(3), MAX_LINE_CHARS, &mut problems);
+    let address_line_2 = bounded("address_line_2", field(4), MAX_LINE_CHARS, &mut problems);
+    let town = bounded("town", field(5), MAX_LINE_CHARS, &mut problems);
+    let postcode = uk_postcode(field(6)).map_err(|e| problems.push(e)).ok();
+    let family_notes = bounded("family_notes", field(7), MAX_NOTES_CHARS, &mut problems);
+    let medical_needs = bounded("medical_needs", field(8), MAX_NOTES_CHARS, &mut problems);
+    match (id, date_of_birth, postcode) {
+        (Some(id), Some(date_of_birth), Some(postcode)) if problems.is_empty() => Ok(PupilRecord {
+            id,
+            name,
+            date_of_birth,
+            address_line_1,
+            address_line_2,
+            town,
+            postcode,
+            family_notes,
+            medical_needs,
+        }),
+        _ => Err(problems.join("; ")),
+    }
+}
+
+fn absence_row(record: &csv::StringRecord, today: NaiveDate) -> Result<Absence, String> {
+    let field = |i: usize| record.get(i).unwrap_or("");
+    let mut problems = Vec::new();
+    let pupil = pupil_id(field(0)).map_err(|e| problems.push(e)).ok();
+    let date = past_date("date", field(1), today)
+        .map_err(|e| problems.push(e))
+        .ok();
+    let reason_code = field(2).to_owned();
+    if reason_code.is_empty() {
+        problems.push("reason_code is missing".into());
+    } else if reason_code.chars().count() > 8 || reason_code.chars().any(char::is_whitespace) {
+        problems.push(format!(
+            "reason_code “{reason_code}” is not an attendance code (1-8 characters, no spaces)"
+        ));
+    }
+    let contact_made = match field(3).to_ascii_lowercase().as_str() {
+        "yes" | "y" | "true" | "1" => Some(true),
+        "no" | "n" | "false" | "0" => Some(false),
+        other => {
+            problems.push(format!("contact_made “{other}” must be yes or no"));
+            None
+        }
+    };
+    match (pupil, date, contact_made) {
+        (Some(pupil), Some(date), Some(contact_made)) if problems.is_empty() => Ok(Absence {
+            pupil,
+            date,
+            reason_code,
+            contact_made,
+        }),
+        _ => Err(problems.join("; ")),
+    }
+}
+
+/// Refuses the second and later rows with an id (key) already seen in this file: which one the school meant
+/// is not for the office to guess.
+fn drop_repeats<T, K: std::hash::Hash + Eq>(
+    rows: Vec<Row<T>>,
+    key: impl Fn(&T) -> K,
+    problems: &mut Vec<RowProblem>,
+) -> Vec<Row<T>> {
+    let mut first_line: HashMap<K, u64> = HashMap::new();
+    let mut out = Vec::new();
+    for (line, id, value) in rows {
+        if let Some(first) = first_line.get(&key(&value)) {
+            problems.push(RowProblem {
+                line,
+                pupil_id: id,
+                reason: format!("repeats line {first}; each row must be different"),
+            });
+        } else {
+            first_line.insert(key(&value), line);
+            out.push((line, id, value));
+        }
+    }
+    out
+}
+
+/// Keeps the report in file order, whichever check refused a row.
+fn sorted(mut report: ImportReport) -> ImportReport {
+    report.rejected.sort_by_key(|p| p.line);
+    report
+}
+
+impl SqliteStore {
+    /// Imports pupils from the MIS's CSV (see [`PUPIL_CSV_COLUMNS`]) into `school`. A file without the
+    /// right header is refused whole ([`StoreError::Invalid`]); otherwise valid rows are stored together and
+    /// invalid ones reported.
+    pub fn import_pupils_csv(
+        &self,
+        school: &SchoolId,
+        text: &str,
+        today: NaiveDate,
+    ) -> Result<ImportReport, StoreError> {
+        let (rows, mut rejected) = read_rows(text, &PUPIL_CSV_COLUMNS, |r| pupil_row(r, today))
+            .map_err(StoreError::Invalid)?;
+        let rows = drop_repeats(rows, |p| p.id.clone(), &mut rejected);
+        let mut report = ImportReport::default();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (line, id, pupil) in rows {
+            let owner: Option<String> = tx
+                .query_row(
+                    "SELECT school_id FROM pupils WHERE id = ?1",
+                    [pupil.id.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let born = pupil.date_of_birth.to_string();
+            let values = params![
+                pupil.id.as_str(),
+                school.as_str(),
+                pupil.name,
+                born,
+                pupil.address_line_1,
+                pupil.address_line_2,
+                pupil.town,
+                pupil.postcode,
+                pupil.family_notes,
+                pupil.medical_needs
+            ];
+            match owner {
+                None => {
+                    tx.execute(
+                        "INSERT INTO pupils (id, school_id, name, date_of_birth, address_line_1,
+                             address_line_2, town, postcode, family_notes, medical_needs)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        values,
+                    )?;
+                    report.imported += 1;
+                }
+                Some(owner) if owner == school.as_str() => {
+                    tx.execute(
+                        "UPDATE pupils SET name = ?3, date_of_birth = ?4, address_line_1 = ?5,
+                             address_line_2 = ?6, town = ?7, postcode = ?8, family_notes = ?9,
+                             medical_needs = ?10
+                         WHERE id = ?1 AND school_id = ?2",
+                        values,
+                    )?;
+                    report.updated += 1;
+                }
+                Some(_) => rejected.push(RowProblem {
+                    line,
+                    pupil_id: id,
+                    reason: "this pupil_id belongs to another school's pupil".into(),
+                }),
+            }
+        }
+        tx.commit()?;
+        report.rejected = rejected;
+        Ok(sorted(report))
+    }
+
+    /// The school's pupils with their details, by name.
+    pub fn pupil_records(&self, school: &SchoolId) -> Result<Vec<PupilRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, name, date_of_birth, address_line_1, address_line_2, town, postcode,
+                    family_notes, medical_needs
+             FROM pupils WHERE school_id = ?1 AND date_of_birth IS NOT NULL ORDER BY name, id",
+        )?;
+        let rows = stmt.query_map([school.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                [
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, String>(6)?,
+                    row.get::<_, String>(7)?,
+                    row.get::<_, String>(8)?,
+                ],
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, born, [line_1, line_2, town, postcode, family, medical]) = row?;
+            out.push(PupilRecord {
+                id: crate::store::parse_id(&id)?,
+                name,
+                date_of_birth: stored_date(&born)?,
+                address_line_1: line_1,
+                address_line_2: line_2,
+                town,
+                postcode,
+                family_notes: family,
+                medical_needs: medical,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Imports absences from the MIS's CSV (see [`ABSENCE_CSV_COLUMNS`]) for `school`'s pupils, as
+    /// [`SqliteStore::import_pupils_csv`] does pupils.
+    pub fn import_absences_csv(
+        &self,
+        school: &SchoolId,
+        text: &str,
+        today: NaiveDate,
+    ) -> Result<ImportReport, StoreError> {
+        let (rows, mut rejected) = read_rows(text, &ABSENCE_CSV_COLUMNS, |r| absence_row(r, today))
+            .map_err(StoreError::Invalid)?;
+        let rows = drop_repeats(rows, |a| (a.pupil.clone(), a.date), &mut rejected);
+        let mut report = ImportReport::default();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (line, id, absence) in rows {
+            let known: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pupils WHERE id = ?1 AND school_id = ?2)",
+                params![absence.pupil.as_str(), school.as_str()],
+                |row| row.get(0),
+            )?;
+            if !known {
+                rejected.push(RowProblem {
+                    line,
+                    pupil_id: id,
+                    reason: format!(
+                        "there is no pupil “{}” at this school: import the pupils first",
+                        absence.pupil
+                    ),
+                });
+                continue;
+            }
+            let date = absence.date.to_string();
+            let existed: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM absences WHERE pupil_id = ?1 AND date = ?2)",
+                params![absence.pupil.as_str(), date],
+                |row| row.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO absences (pupil_id, date, reason_code, contact_made)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (pupil_id, date) DO UPDATE
+                 SET reason_code = excluded.reason_code, contact_made = excluded.contact_made",
+                params![
+                    absence.pupil.as_str(),
+                    date,
+                    absence.reason_code,
+                    absence.contact_made
+                ],
+            )?;
+            if existed {
+                report.updated += 1;
+            } else {
+                report.imported += 1;
+            }
+        }
+        tx.commit()?;
+        report.rejected = rejected;
+        Ok(sorted(report))
+    }
+
+    /// The school's absences on days `from` to `to` (both included), by date then pupil.
+    pub fn absences_for(
+        &self,
+        school: &SchoolId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Absence>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT a.pupil_id, a.date, a.reason_code, a.contact_made
+             FROM absences a JOIN pupils p ON p.id = a.pupil_id
+             WHERE p.school_id = ?1 AND a.date >= ?2 AND a.date <= ?3
+             ORDER BY a.date, a.pupil_id",
+        )?;
+        let rows = stmt.query_map(
+            params![school.as_str(), from.to_string(), to.to_string()],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, bool>(3)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pupil, date, reason_code, contact_made) = row?;
+            out.push(Absence {
+                pupil: crate::store::parse_id(&pupil)?,
+                date: stored_date(&date)?,
+                reason_code,
+                contact_made,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Adds a member of staff to `school`, or replaces the record of one already there. An id that belongs
+    /// to another school's staff is refused.
+    pub fn save_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<Saved, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT school_id FROM staff WHERE id = ?1",
+                [member.id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let saved = match owner {
+            None => {
+                tx.execute(
+                    "INSERT INTO staff (id, school_id, name, body) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        member.id.as_str(),
+                        school.as_str(),
+                        member.name,
+                        serde_json::to_string(member)?
+                    ],
+                )?;
+                Saved::Added
+            }
+            Some(owner) if owner == school.as_str() => {
+                tx.execute(
+                    "UPDATE staff SET name = ?2, body = ?3 WHERE id = ?1",
+                    params![
+                        member.id.as_str(),
+                        member.name,
+                        serde_json::to_string(member)?
+                    ],
+                )?;
+                Saved::Updated
+            }
+            Some(_) => {
+                return Err(StoreError::Invalid(format!(
+                    "the id “{}” is already used by another school's staff; choose another",
+                    member.id
+                )))
+            }
+        };
+        tx.commit()?;
+        Ok(saved)
+    }
+
+    /// A member of staff of `school`, if there is one with this id.
+    pub fn school_staff_member(
+        &self,
+        school: &SchoolId,
+        staff: &doorstep_core::ids::StaffId,
+    ) -> Result<Option<StaffMember>, StoreError> {
+        let conn = self.conn();
+        let owner: Option<String> = conn
+            .query_row(
+                "SELECT school_id FROM staff WHERE id = ?1",
+                [staff.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if owner.as_deref() != Some(school.as_str()) {
+            return Ok(None);
+        }
+        staff_member(&conn, staff)
+    }
+
+    /// The school's policy.
+    pub fn policy(&self, school: &SchoolId) -> Result<Policy, StoreError> {
+        Ok(crate::store::school_and_policy(&self.conn(), school)?.1)
+    }
+
+    /// Replaces the school's policy, after [`Policy::validate`]: an invalid policy is never stored. Phones
+    /// get it at their next sync.
+    pub fn set_policy(&self, school: &SchoolId, policy: &Policy) -> Result<(), StoreError> {
+        policy
+            .validate()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let changed = self.conn().execute(
+            "UPDATE schools SET policy = ?2 WHERE id = ?1",
+            params![school.as_str(), serde_json::to_string(policy)?],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Invalid(format!("unknown school {school}")));
+        }
+        Ok(())
+    }
+}
+
+fn stored_date(text: &str) -> Result<NaiveDate, StoreError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| StoreError::Corrupt(format!("bad date {text:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postcodes_by_shape() {
+        for (text, expected) in [
+            ("ok1 2ab", Ok("OK1 2AB")),
+            ("SW1A1AA", Ok("SW1A 1AA")),
+            ("M1 1AE", Ok("M1 1AE")),
+            ("B33 8TH", Ok("B33 8TH")),
+            ("EC1A 1BB", Ok("EC1A 1BB")),
+            ("12345", Err(())),
+            ("OK1", Err(())),
+            ("OK1 2A1", Err(())),
+            ("ABC1 2AB", Err(())),
+            ("", Err(())),
+            ("ÖK1 2AB", Err(())),
+        ] {
+            assert_eq!(
+                uk_postcode(text).map_err(|_| ()),
+                expected.map(str::to_owned),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn dates_in_both_mis_shapes() {
+        let date = NaiveDate::from_ymd_opt(2015, 3, 9);
+        assert_eq!(mis_date("2015-03-09"), date);
+        assert_eq!(mis_date("09/03/2015"), date);
+        assert_eq!(mis_date("2015-13-01"), None);
+        assert_eq!(mis_date("yesterday"), None);
+    }
+}
