@@ -250,6 +250,9 @@ pub async fn board_page(
             p #board-links {
                 a href="/visits/new" { "Request a visit" } " · " a href="/attendance" { "Attendance" } " · "
                 a href="/reports/monthly" { "Monthly report" }
+                @if session.user.staff.roles.contains(&doorstep_core::domain::Role::Admin) {
+                    " · " a href="/admin/staff" { "Admin" }
+                }
             }
             p #board-problem .problem hidden role="alert" {}
             div #board { (fragment_markup(&rows, &session, now)) }
