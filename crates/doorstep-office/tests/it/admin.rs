@@ -8,7 +8,6 @@ use doorstep_core::domain::{Role, StaffMember, VisitStaff};
 use doorstep_core::ids::SchoolId;
 use doorstep_core::policy::{Policy, Preset};
 use doorstep_office::WebSettings;
-use reqwest::redirect::Policy as Redirects;
 use reqwest::Client;
 
 use crate::helpers::*;
@@ -45,20 +44,6 @@ async fn office_with_admin() -> TestOffice {
             .expect("set a password");
     }
     office
-}
-
-fn browser() -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .redirect(Redirects::none())
-        .build()
-        .expect("client")
-}
-
-fn csrf_in(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
-    html[start..].split('"').next().expect("a value").to_owned()
 }
 
 async fn get(office: &TestOffice, client: &Client, path: &str) -> (u16, String) {

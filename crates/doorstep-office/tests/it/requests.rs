@@ -46,25 +46,6 @@ async fn office() -> TestOffice {
     office
 }
 
-fn browser() -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn csrf_in(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-async fn text(response: Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
 /// A client signed in as `who`, and its session's CSRF token.
 async fn signed_in(office: &TestOffice, who: &str) -> (Client, String) {
     let client = browser();

@@ -8,7 +8,7 @@ use doorstep_core::schedule::AlarmLevel;
 use doorstep_office::alarms::{Alarm, AlarmKind};
 use doorstep_office::WebSettings;
 use reqwest::redirect::Policy;
-use reqwest::{Client, Response};
+use reqwest::Client;
 
 use crate::helpers::*;
 
@@ -32,27 +32,6 @@ async fn office_with_sign_ins() -> TestOffice {
             .expect("set a password");
     }
     office
-}
-
-/// A browser-like client: keeps cookies, does not follow redirects (the tests look at them).
-fn browser() -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// The CSRF token in a page's first form.
-fn csrf_in(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
-    html[start..].split('"').next().expect("a value").to_owned()
-}
-
-async fn text(response: Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
 }
 
 /// Fills in the sign-in form as a person would.
