@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::StaffId;
 use doorstep_core::lifecycle::{
-    apply, decide, AlertRef, CancelReason, Command, Duress, DuressVia, LifecycleError, Phase,
-    StaffProgress, VisitEvent, VisitState, WriteUp,
+    apply, decide, AlertRef, BriefingCheck, CancelReason, Command, Duress, DuressVia,
+    LifecycleError, Phase, StaffProgress, VisitEvent, VisitState, WriteUp,
 };
 
 use crate::support::{at_min, staff};
@@ -217,6 +217,41 @@ fn departing_after_authorisation_is_recorded() {
     given([authorised()])
         .when(depart(a()))
         .then_events([departed(a())]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The briefing checklist, before leaving.
+
+#[test]
+fn the_briefing_checklist_is_recorded_only_when_every_item_is_ticked() {
+    given([authorised()])
+        .when(Command::ConfirmBriefing {
+            staff: a(),
+            ticked: BriefingCheck::ALL[..4].to_vec(),
+        })
+        .then_error(LifecycleError::BriefingIncomplete);
+    let state = given([authorised()])
+        .when(Command::ConfirmBriefing {
+            staff: a(),
+            ticked: BriefingCheck::ALL.to_vec(),
+        })
+        .then_events([VisitEvent::BriefingRead {
+            staff: a(),
+            ticked: BriefingCheck::ALL.to_vec(),
+        }]);
+    assert!(state.briefing_read.contains_key(&a()));
+    assert!(!state.briefing_read.contains_key(&b()));
+    assert_eq!(state.phase(), Phase::Authorised, "reading is not leaving");
+}
+
+#[test]
+fn the_briefing_checklist_comes_before_leaving() {
+    given([authorised(), departed(a())])
+        .when(Command::ConfirmBriefing {
+            staff: a(),
+            ticked: BriefingCheck::ALL.to_vec(),
+        })
+        .then_error(LifecycleError::AlreadyDeparted(a()));
 }
 
 #[test]
