@@ -151,7 +151,19 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
             others: vec![Step::ImOk],
             notice: None,
         },
-        StaffProgress::Left { .. } => notice("You have left the property."),
+        StaffProgress::Left { .. } => {
+            let partner_still_in = card.partners(me).any(|partner| {
+                matches!(
+                    state.progress(&partner.id),
+                    Some(StaffProgress::Outside { .. } | StaffProgress::Inside { .. })
+                )
+            });
+            if partner_still_in {
+                notice("You have left the property. The write-up opens once everyone has left.")
+            } else {
+                notice("You have left the property.")
+            }
+        }
     };
     let accepts = |step: &Step| lifecycle::decide(state, &step.command(card, me), now).is_ok();
     steps.others.retain(accepts);

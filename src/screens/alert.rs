@@ -2,8 +2,9 @@
 //! example a request about lesson cover), on every screen from leaving to the write-up.
 //!
 //! Why two taps: a single tap on a phone held in a pocket or waved while talking is too easy, and a
-//! press-and-hold is slow to learn and invisible to screen readers. So the first tap only opens a quiet
-//! line that reads like any form ("Send request" / "Not now"); the second records `RaiseDuress` at once
+//! press-and-hold is slow to learn and invisible to screen readers. So the first tap only swaps the button
+//! for "Not now" (in the same place, so a double tap lands on it) with "Send request" below it, which reads
+//! like any form; that second, deliberate tap records `RaiseDuress` at once
 //! through `AppStore::perform` (on disk before the screen changes; the outbox sends duress first). The
 //! button sits apart from the step buttons, below a wide gap, so a thumb aiming at "I'm OK" cannot reach it.
 //! Afterwards the screen shows nothing alarming: "Noted", the office number and a "Call the office" link,
@@ -133,33 +134,32 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
     rsx! {
         section { class: "request", aria_label: "Request to reception",
             if asking() {
+                // "Not now" takes the first button's place, so a double tap lands on it, not on "Send".
+                button {
+                    id: {"request-not-now"},
+                    class: "plain",
+                    aria_label: "Not now",
+                    onclick: move |_| asking.set(false),
+                    "Not now"
+                }
                 p { class: "quiet", "Send this to reception?" }
-                div { class: "row",
-                    button {
-                        id: {"request-send"},
-                        class: "plain",
-                        aria_label: "Send request",
-                        onclick: move |_| {
-                            let command = Command::RaiseDuress {
-                                staff: staff.clone(),
-                                via: DuressVia::CodePhraseButton,
-                            };
-                            match store.perform(&visit_id, command, clock.now()) {
-                                Ok(_) => error.set(None),
-                                Err(refusal) => error.set(Some(refusal_text(&refusal))),
-                            }
-                            asking.set(false);
-                            ui.refresh(&store);
-                        },
-                        "Send request"
-                    }
-                    button {
-                        id: {"request-not-now"},
-                        class: "plain",
-                        aria_label: "Not now",
-                        onclick: move |_| asking.set(false),
-                        "Not now"
-                    }
+                button {
+                    id: {"request-send"},
+                    class: "plain",
+                    aria_label: "Send request",
+                    onclick: move |_| {
+                        let command = Command::RaiseDuress {
+                            staff: staff.clone(),
+                            via: DuressVia::CodePhraseButton,
+                        };
+                        match store.perform(&visit_id, command, clock.now()) {
+                            Ok(_) => error.set(None),
+                            Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                        }
+                        asking.set(false);
+                        ui.refresh(&store);
+                    },
+                    "Send request"
                 }
             } else {
                 button {

@@ -4,7 +4,7 @@
 //! record_missed_check_ins`), once per due time.
 
 use dioxus::prelude::*;
-use doorstep_core::lifecycle::Command;
+use doorstep_core::lifecycle::{Command, StaffProgress};
 use doorstep_core::policy::Policy;
 
 use super::refusal_text;
@@ -23,7 +23,10 @@ pub(super) fn InVisit(card: VisitCard, me: Me, policy: Policy) -> Element {
     let mut error = use_signal(|| None::<String>);
     let now = clock.now();
     let offset = clock.offset(now);
-    let Some(started) = card.state.started_at else {
+    // Only while I am inside: after "I've left" a running timer would read as if I were still there.
+    let (Some(started), Some(StaffProgress::Inside { .. })) =
+        (card.state.started_at, card.state.progress(&me.staff))
+    else {
         return rsx! {};
     };
     let prompt = check_in_prompt(&card, &me.staff, &policy, now);

@@ -171,14 +171,14 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
             {briefing.clone()}
             BriefingChecklist { visit_id: visit_id.clone(), me: me.clone() }
         }
+        if show_cancel {
+            CancelPanel { visit_id: visit_id.clone(), me: me.clone() }
+        }
         if show_request {
-            // Set apart from the step buttons (see `alert.rs` for why).
+            // Set apart from every other button (see `alert.rs` for why).
             div { class: "apart",
                 DiscreetRequest { card: card.clone(), me: me.clone(), policy: policy.clone() }
             }
-        }
-        if show_cancel {
-            CancelPanel { visit_id: visit_id.clone(), me: me.clone() }
         }
         if !show_checklist {
             {briefing}
