@@ -661,6 +661,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn pins_start_as_the_demo_ones_and_changed_pins_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AppStore::open_in(dir.path(), &id("phone-sam")).unwrap();
+        assert_eq!(store.check_pin(DEMO_PIN), PinKind::Normal);
+        assert_eq!(store.check_pin(DEMO_DURESS_PIN), PinKind::Duress);
+        assert_eq!(store.check_pin("0000"), PinKind::Wrong);
+
+        assert!(matches!(
+            store.set_pins("12a4", "5678"),
+            Err(PinError::NotFourDigits)
+        ));
+        assert!(matches!(
+            store.set_pins("5678", "5678"),
+            Err(PinError::Same)
+        ));
+        store.set_pins("2468", "1357").unwrap();
+        drop(store);
+        let reopened = AppStore::open_in(dir.path(), &id("phone-sam")).unwrap();
+        assert_eq!(reopened.check_pin("2468"), PinKind::Normal);
+        assert_eq!(reopened.check_pin("1357"), PinKind::Duress);
+        assert_eq!(reopened.check_pin(DEMO_PIN), PinKind::Wrong);
+    }
+
     #[tokio::test]
     async fn screens_hear_of_writes_by_the_sync_loop() {
         let dir = tempfile::tempdir().unwrap();
