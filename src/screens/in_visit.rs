@@ -6,6 +6,7 @@
 use dioxus::prelude::*;
 use doorstep_core::lifecycle::{Command, StaffProgress};
 use doorstep_core::policy::Policy;
+use doorstep_core::schedule::{self, Expecting};
 
 use super::refusal_text;
 use crate::app::{Clock, Ui};
@@ -47,6 +48,10 @@ pub(super) fn InVisit(card: VisitCard, me: Me, policy: Policy) -> Element {
         None => ("prompt", String::new()),
     };
     let inside = prompt.is_some();
+    // Past the last check-in before the expected end, the office next expects "I've left": say by when.
+    let finish = schedule::next_deadline(&card.visit, &card.state, &policy)
+        .filter(|deadline| deadline.expecting == Expecting::Leaving)
+        .map(|deadline| format!("Expected to finish by {}", when(deadline.due, now, offset)));
     let ok_class = if matches!(prompt, Some(p) if p.level > PromptLevel::Upcoming) {
         "step-button main ok"
     } else {
@@ -56,6 +61,9 @@ pub(super) fn InVisit(card: VisitCard, me: Me, policy: Policy) -> Element {
         section { class: "in-visit", aria_label: "In the visit",
             p { class: "timer", id: {"visit-timer"}, role: "timer", aria_label: "Time in the visit",
                 "{clock_text(now - started)}"
+            }
+            if let Some(finish) = finish {
+                p { class: "finish", id: {"expected-finish"}, "{finish}" }
             }
             if inside {
                 div { class, id: {"check-in-prompt"}, role: "status", aria_live: "assertive",

@@ -577,6 +577,10 @@ async fn in_the_visit_the_timer_runs_and_the_check_in_prompt_gets_louder_then_is
     assert!(!html.contains("Check-in overdue"), "{html}");
     assert!(!html.contains("Time to check in."), "{html}");
     assert!(html.contains("16:00"), "{html}");
+    assert!(
+        html.contains("Expected to finish by 10:45"),
+        "the next check-in would fall after the end: {html}"
+    );
 }
 
 #[tokio::test]
