@@ -414,12 +414,53 @@ pub struct VisitState {
     pub duress: Vec<Duress>,
     /// Stand-downs, by the alert they end, with when. Kept apart from `duress` so that the order events
     /// arrive in never matters: a stand-down replayed before its alert still ends it.
+    /// In JSON a list of `[alert, at]` pairs: JSON object keys must be strings, and an `AlertRef` is not.
+    #[serde(with = "alert_pairs")]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<(AlertRef, DateTime<Utc>)>"))]
     pub stood_down: BTreeMap<AlertRef, DateTime<Utc>>,
     pub cancelled: Option<(CancelReason, DateTime<Utc>)>,
     pub written_up_at: Option<DateTime<Utc>>,
     pub safeguarding_concern: bool,
     /// The last time anyone on the visit was heard from (any event by an assigned member of staff).
     pub last_contact: Option<DateTime<Utc>>,
+}
+
+/// (De)serialises a map keyed by `AlertRef` as a list of pairs, so the state can be stored as JSON.
+mod alert_pairs {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::AlertRef;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<AlertRef, DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        map.iter().collect::<Vec<_>>().serialize(serializer)
+    }
+
+    /// States stored before this format hold `{}` here (a non-empty map could never be written), so an
+    /// empty object is read as an empty map.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Pairs(Vec<(AlertRef, DateTime<Utc>)>),
+        EmptyObject(BTreeMap<String, DateTime<Utc>>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<AlertRef, DateTime<Utc>>, D::Error> {
+        match Stored::deserialize(deserializer)? {
+            Stored::Pairs(pairs) => Ok(pairs.into_iter().collect()),
+            Stored::EmptyObject(map) if map.is_empty() => Ok(BTreeMap::new()),
+            Stored::EmptyObject(_) => Err(serde::de::Error::custom(
+                "stood_down must be a list of [alert, time] pairs",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -220,6 +220,36 @@ fn departing_after_authorisation_is_recorded() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Storage: the office keeps each visit's state as JSON.
+
+#[test]
+fn a_state_with_a_stood_down_alert_round_trips_through_json() {
+    let state = given([authorised()]).state;
+    let state = apply(state, &duress(a()), at_min(5));
+    let state = apply(
+        state,
+        &VisitEvent::DuressStoodDown {
+            staff: a(),
+            note: "by mistake".into(),
+            alerts: vec![alert_by_a_at(5)],
+        },
+        at_min(6),
+    );
+    assert!(!state.stood_down.is_empty());
+    let json = serde_json::to_string(&state).expect("JSON keys must be strings");
+    let back: VisitState = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, state);
+
+    // States stored before the list form hold an empty object.
+    let plain = given([authorised()]).state;
+    let old = serde_json::to_string(&plain)
+        .unwrap()
+        .replace("\"stood_down\":[]", "\"stood_down\":{}");
+    assert!(old.contains("\"stood_down\":{}"), "{old}");
+    assert_eq!(serde_json::from_str::<VisitState>(&old).unwrap(), plain);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The briefing checklist, before leaving.
 
 #[test]
