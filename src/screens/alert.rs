@@ -93,7 +93,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                     textarea {
                         id: {"stand-down-note"},
                         rows: "2",
-                        value: "{note}",
+
                         oninput: move |event| note.set(event.value()),
                     }
                     button {

@@ -58,7 +58,7 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
             textarea {
                 id: {"cancel-note"},
                 rows: "3",
-                value: "{note}",
+
                 oninput: move |event| note.set(event.value()),
             }
             if let Some(message) = error() {

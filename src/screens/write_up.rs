@@ -31,11 +31,11 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
                 }
             }
             label { r#for: "writeup-seen", "Who was seen" }
-            textarea { id: {"writeup-seen"}, rows: "2", value: "{seen}", oninput: move |e| seen.set(e.value()) }
+            textarea { id: {"writeup-seen"}, rows: "2", oninput: move |e| seen.set(e.value()) }
             label { r#for: "writeup-discussed", "What was discussed" }
-            textarea { id: {"writeup-discussed"}, rows: "3", value: "{discussed}", oninput: move |e| discussed.set(e.value()) }
+            textarea { id: {"writeup-discussed"}, rows: "3", oninput: move |e| discussed.set(e.value()) }
             label { r#for: "writeup-agreements", "Agreements made with parents" }
-            textarea { id: {"writeup-agreements"}, rows: "2", value: "{agreements}", oninput: move |e| agreements.set(e.value()) }
+            textarea { id: {"writeup-agreements"}, rows: "2", oninput: move |e| agreements.set(e.value()) }
             p { class: "question", "Safeguarding concern?" }
             div { class: "row", role: "radiogroup",
                 button {
@@ -58,7 +58,7 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
                 }
             }
             label { r#for: "writeup-incident", "Incident report (if anything happened)" }
-            textarea { id: {"writeup-incident"}, rows: "2", value: "{incident}", oninput: move |e| incident.set(e.value()) }
+            textarea { id: {"writeup-incident"}, rows: "2", oninput: move |e| incident.set(e.value()) }
             if let Some(message) = error() {
                 p { class: "error", role: "alert", id: {"writeup-error"}, "{message}" }
             }
