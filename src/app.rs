@@ -4,22 +4,25 @@
 //!
 //! - [`App`]: the root; keeps the status line and a change counter fresh and picks the screen.
 //! - `TodayScreen`: who I am, the status line, and today's visits in time order.
-//! - `VisitScreen`: one visit's current step (one large button), its briefing, and where my last step
-//!   stands with the office.
+//! - [`crate::screens`]: the visit screen and its parts (briefing, door, in the visit, the discreet
+//!   request, leaving, cancelling, the write-up).
+//! - While hidden (the "Hide" button), a plain neutral screen stands in for everything.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Local, Offset, TimeZone, Utc};
 use dioxus::prelude::*;
-use doorstep_core::domain::{Briefing, Visit};
+use doorstep_core::domain::Visit;
 use doorstep_core::event_log::{Delivery, OutboxStatus};
 use doorstep_core::ids::{StaffId, VisitId};
-use doorstep_core::lifecycle::Command;
+use doorstep_core::lifecycle::{DuressVia, VisitEvent};
+use tokio::sync::Notify;
 
+use crate::screens::VisitScreen;
 use crate::status::{status_line, when};
-use crate::steps::{steps_for, Step};
 use crate::store::{AppStore, VisitCard};
+use crate::timing::discreet_phase;
 
 /// The stylesheet, compiled in so the app needs no asset bundling (plain `cargo run` and phones alike).
 pub const MAIN_CSS: &str = include_str!("../assets/main.css");
@@ -28,8 +31,11 @@ pub const MAIN_CSS: &str = include_str!("../assets/main.css");
 /// status line that says "14:02" rather than "3 Dec 14:02".
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
 
-/// The back link's element id (a formatted attribute, so renderers and tests are told it).
-const BACK_ID: &str = "back-to-today-link";
+/// The hidden screen's element id (formatted, so renderers and tests are told it).
+const UNHIDE_ID: &str = "unhide";
+
+/// How often clock-driven parts (timers, countdowns, the check-in prompt) redraw.
+pub const TICK_EVERY: Duration = Duration::from_secs(1);
 
 /// The message shown until the office has sent this phone anything.
 pub const NO_HOLDINGS: &str =
@@ -41,6 +47,22 @@ pub const NO_HOLDINGS: &str =
 pub struct Clock {
     now: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     offset: Arc<dyn Fn(DateTime<Utc>) -> FixedOffset + Send + Sync>,
+    /// Woken when a manual clock is moved, so the screens redraw at once instead of at the next tick.
+    moved: Arc<Notify>,
+}
+
+/// The hand of a [`Clock::manual`] clock: tests move it and the screens follow.
+#[derive(Clone)]
+pub struct ClockHand {
+    now: Arc<Mutex<DateTime<Utc>>>,
+    moved: Arc<Notify>,
+}
+
+impl ClockHand {
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = now;
+        self.moved.notify_one();
+    }
 }
 
 impl Clock {
@@ -49,6 +71,7 @@ impl Clock {
         Self {
             now: Arc::new(Utc::now),
             offset: Arc::new(|at| Local.offset_from_utc_datetime(&at.naive_utc()).fix()),
+            moved: Arc::new(Notify::new()),
         }
     }
 
@@ -57,6 +80,30 @@ impl Clock {
         Self {
             now: Arc::new(move || now),
             offset: Arc::new(move |_| offset),
+            moved: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A clock that stays where its hand puts it.
+    pub fn manual(start: DateTime<Utc>, offset: FixedOffset) -> (Self, ClockHand) {
+        let hand = ClockHand {
+            now: Arc::new(Mutex::new(start)),
+            moved: Arc::new(Notify::new()),
+        };
+        let reading = hand.now.clone();
+        let clock = Self {
+            now: Arc::new(move || *reading.lock().unwrap_or_else(PoisonError::into_inner)),
+            offset: Arc::new(move |_| offset),
+            moved: hand.moved.clone(),
+        };
+        (clock, hand)
+    }
+
+    /// Waits until the next tick, or until a manual clock is moved.
+    async fn next_tick(&self) {
+        tokio::select! {
+            () = tokio::time::sleep(TICK_EVERY) => {}
+            () = self.moved.notified() => {}
         }
     }
 
@@ -72,25 +119,51 @@ impl Clock {
 
 /// Which screen is showing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Screen {
+pub(crate) enum Screen {
     Today,
     Visit(VisitId),
 }
 
 /// The app-wide signals, shared as context.
 #[derive(Clone, Copy)]
-struct Ui {
-    screen: Signal<Screen>,
+pub(crate) struct Ui {
+    pub(crate) screen: Signal<Screen>,
     /// The outbox status, or why it could not be read.
-    status: Signal<Result<OutboxStatus, String>>,
+    pub(crate) status: Signal<Result<OutboxStatus, String>>,
     /// The store's revision when last looked at; screens read it so they redraw after any write.
-    revision: Signal<u64>,
+    pub(crate) revision: Signal<u64>,
+    /// Counts clock ticks; the clock-driven parts read it so they redraw every second.
+    pub(crate) tick: Signal<u64>,
+    /// The screen is blanked by "Hide" until tapped again.
+    pub(crate) hidden: Signal<bool>,
+}
+
+/// The outbox status as the screens show it. An alert raised by the duress PIN is left out of the count:
+/// the person who typed it must see exactly what the normal PIN shows, and it is sent first anyway.
+fn screen_status(store: &AppStore) -> Result<OutboxStatus, String> {
+    let mut status = store.status().map_err(|error| error.to_string())?;
+    let silent = store
+        .waiting()
+        .map_err(|error| error.to_string())?
+        .iter()
+        .filter(|envelope| {
+            matches!(
+                envelope.event,
+                VisitEvent::DuressRaised {
+                    via: DuressVia::DuressPin,
+                    ..
+                }
+            )
+        })
+        .count();
+    status.waiting = status.waiting.saturating_sub(silent as u64);
+    Ok(status)
 }
 
 impl Ui {
     /// Looks at the store and updates the signals that changed (setting an unchanged one would redraw).
-    fn refresh(mut self, store: &AppStore) {
-        let status = store.status().map_err(|error| error.to_string());
+    pub(crate) fn refresh(mut self, store: &AppStore) {
+        let status = screen_status(store);
         let status_changed = *self.status.peek() != status;
         if status_changed {
             self.status.set(status);
@@ -107,11 +180,30 @@ impl Ui {
 #[component]
 pub fn App() -> Element {
     let store = use_context::<AppStore>();
-    use_context_provider(|| try_consume_context::<Clock>().unwrap_or_else(Clock::system));
-    let ui = use_context_provider(|| Ui {
+    let clock =
+        use_context_provider(|| try_consume_context::<Clock>().unwrap_or_else(Clock::system));
+    let mut ui = use_context_provider(|| Ui {
         screen: Signal::new(Screen::Today),
-        status: Signal::new(store.status().map_err(|error| error.to_string())),
+        status: Signal::new(screen_status(&store)),
         revision: Signal::new(store.revision()),
+        tick: Signal::new(0),
+        hidden: Signal::new(false),
+    });
+    let ticking = store.clone();
+    use_future(move || {
+        let store = ticking.clone();
+        let clock = clock.clone();
+        async move {
+            loop {
+                clock.next_tick().await;
+                // The miss goes in the record once per due time, whichever screen is showing.
+                if let Err(error) = store.record_missed_check_ins(clock.now()) {
+                    tracing::warn!(%error, "could not record a missed check-in");
+                }
+                let tick = *ui.tick.peek() + 1;
+                ui.tick.set(tick);
+            }
+        }
     });
     use_future(move || {
         let store = store.clone();
@@ -130,6 +222,19 @@ pub fn App() -> Element {
             }
         }
     });
+    if *ui.hidden.read() {
+        // Plain and neutral: nothing about a visit, a school or a child, for a screen seen over a shoulder.
+        return rsx! {
+            style { {MAIN_CSS} }
+            button {
+                id: "{UNHIDE_ID}",
+                class: "hidden-screen",
+                aria_label: "Show the app again",
+                onclick: move |_| ui.hidden.set(false),
+                "Tap to continue"
+            }
+        };
+    }
     let screen = ui.screen.read().clone();
     let body = match screen {
         Screen::Today => rsx! { TodayScreen {} },
@@ -215,7 +320,7 @@ fn TodayScreen() -> Element {
 
 /// The status line, kept fresh by [`App`]'s refresh.
 #[component]
-fn StatusLine() -> Element {
+pub(crate) fn StatusLine() -> Element {
     let clock = use_context::<Clock>();
     let ui = use_context::<Ui>();
     let now = clock.now();
@@ -289,7 +394,7 @@ fn row_view(
         phase: card
             .awaiting_authorisation_by
             .is_none()
-            .then(|| card.phase().label()),
+            .then(|| discreet_phase(&card.state).label()),
         awaiting: card
             .awaiting_authorisation_by
             .map(|role| format!("Awaiting authorisation by {}", role.label())),
@@ -297,7 +402,7 @@ fn row_view(
 }
 
 /// "with Sam Jones", "with Sam and Jo", or "alone".
-fn partners_text(visit: &Visit, me: Option<&StaffId>) -> String {
+pub(crate) fn partners_text(visit: &Visit, me: Option<&StaffId>) -> String {
     let names: Vec<&str> = visit
         .staff
         .iter()
@@ -329,208 +434,13 @@ pub fn postcode_district(postcode: &str) -> String {
     }
 }
 
-#[component]
-fn VisitScreen(visit_id: VisitId) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let mut ui = use_context::<Ui>();
-    let error = use_signal(|| None::<String>);
-    let _ = ui.revision.read();
-    let now = clock.now();
-    let offset = clock.offset(now);
-
-    let back = rsx! {
-        nav { class: "back",
-            button {
-                id: "{BACK_ID}",
-                class: "link",
-                aria_label: "Back to Today",
-                onclick: move |_| ui.screen.set(Screen::Today),
-                "‹ Today"
-            }
-            StatusLine {}
-        }
-    };
-    let (me, card) = match (store.me(), store.visit(&visit_id)) {
-        (Ok(Some(me)), Ok(Some(card))) => (me, card),
-        (Err(error), _) | (_, Err(error)) => {
-            return rsx! {
-                {back}
-                p { class: "error", role: "alert", "This phone could not read the visit: {error}" }
-            };
-        }
-        _ => {
-            return rsx! {
-                {back}
-                p { class: "empty", "This visit is no longer on this phone." }
-            };
-        }
-    };
-
-    let steps = steps_for(&card, &me.staff, now);
-    let last_step = match store.own_events(&visit_id) {
-        Ok(events) => events.last().map(|(event, delivery)| {
-            format!(
-                "Your last step, {} at {}: {}",
-                event.event.summary(),
-                when(event.recorded_at, now, offset),
-                delivery_label(delivery)
-            )
-        }),
-        Err(error) => Some(format!("Cannot read this visit's events: {error}")),
-    };
-    let visit = &card.visit;
-    let time = when(visit.agreed_time, now, offset);
-    let ends = when(visit.expected_end(), now, offset);
-    let area = postcode_district(&visit.address.postcode);
-    let partners = partners_text(visit, Some(&me.staff));
-    let phase = card.phase().label();
-    let main_button = steps
-        .main
-        .map(|step| (step, step.command(&card, &me.staff)));
-    let other_buttons: Vec<(Step, Command)> = steps
-        .others
-        .iter()
-        .map(|&step| (step, step.command(&card, &me.staff)))
-        .collect();
-
-    rsx! {
-        {back}
-        header { class: "visit-head",
-            h1 { "{visit.purpose.label()}" }
-            p { class: "when", "{time}–{ends} · {area} · {partners}" }
-            p { class: "phase", id: "visit-phase", "{phase}" }
-        }
-        section { class: "step", aria_label: "Next step",
-            if let Some(notice) = &steps.notice {
-                p { class: "notice", id: "step-notice", "{notice}" }
-            }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: "step-error", "{message}" }
-            }
-            if let Some((step, command)) = main_button {
-                StepButton { visit_id: visit_id.clone(), step, command, main: true, error }
-            }
-            for (step, command) in other_buttons {
-                StepButton { key: "{step.element_id()}", visit_id: visit_id.clone(), step, command, main: false, error }
-            }
-            if let Some(last) = last_step {
-                p { class: "delivery", role: "status", id: "last-step", "{last}" }
-            }
-        }
-        BriefingView { briefing: visit.briefing.clone(), pupil: visit.pupil.name.clone(), address: visit.address.one_line() }
-    }
-}
-
-/// A step's button. Pressing it records the step (on disk before this returns) and redraws at once.
-#[component]
-fn StepButton(
-    visit_id: VisitId,
-    step: Step,
-    command: Command,
-    main: bool,
-    error: Signal<Option<String>>,
-) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
-    let class = if main {
-        "step-button main"
-    } else {
-        "step-button"
-    };
-    rsx! {
-        button {
-            class,
-            id: "{step.element_id()}",
-            aria_label: "{step.description()}",
-            onclick: move |_| {
-                match store.perform(&visit_id, command.clone(), clock.now()) {
-                    Ok(_) => error.set(None),
-                    Err(refusal) => {
-                        tracing::info!(%refusal, "action not recorded");
-                        error.set(Some(refusal.to_string()));
-                    }
-                }
-                ui.refresh(&store);
-            },
-            "{step.label()}"
-        }
-    }
-}
-
-fn delivery_label(delivery: &Delivery) -> String {
+/// Words for where an event stands with the office; never more than the outbox knows.
+pub(crate) fn delivery_label(delivery: &Delivery) -> String {
     match delivery {
         Delivery::Waiting { attempts: 0 } => "Waiting to send".to_owned(),
         Delivery::Waiting { .. } => "Sent, not yet confirmed".to_owned(),
         Delivery::Confirmed { .. } => "Office confirmed".to_owned(),
         Delivery::Refused { reason } => format!("Refused by the office: {reason}"),
-    }
-}
-
-#[component]
-fn BriefingView(briefing: Briefing, pupil: String, address: String) -> Element {
-    let assessment = briefing.risk_assessment().clone();
-    rsx! {
-        section { class: "briefing", aria_label: "Briefing",
-            h2 { "Briefing" }
-            dl {
-                dt { "Address" }
-                dd { "{address}" }
-                dt { "Pupil" }
-                dd { "{pupil}" }
-                if !briefing.pupil_needs.is_empty() {
-                    dt { "Needs" }
-                    dd { "{briefing.pupil_needs}" }
-                }
-                if !briefing.family.is_empty() {
-                    dt { "Family" }
-                    dd { "{briefing.family}" }
-                }
-                dt { "Pets" }
-                if briefing.pets.is_empty() {
-                    dd { "None known" }
-                } else {
-                    dd { class: "pets",
-                        "{briefing.pets}"
-                        span { class: "rule",
-                            "Pets must be kept in another room or outside, or the visit is cancelled."
-                        }
-                    }
-                }
-                if !briefing.area.is_empty() {
-                    dt { "Area" }
-                    dd { "{briefing.area}" }
-                }
-                if !briefing.parking.is_empty() {
-                    dt { "Parking" }
-                    dd { "{briefing.parking}" }
-                }
-            }
-            if let Some(lone) = &assessment.lone_visit_assessment {
-                h3 { "Lone visit" }
-                p { "{lone}" }
-            }
-            h3 { "Risks and controls" }
-            ul { class: "risks",
-                for risk in assessment.risks {
-                    li {
-                        strong { "{risk.description}" }
-                        ul {
-                            for control in risk.controls {
-                                li { "{control}" }
-                            }
-                        }
-                    }
-                }
-            }
-            h3 { "Every visit" }
-            ul { class: "rules",
-                for rule in Briefing::STANDING_RULES {
-                    li { "{rule}" }
-                }
-            }
-        }
     }
 }
 

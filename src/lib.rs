@@ -11,16 +11,22 @@
 //! - [`sync`]: the HTTP transport around the core's pure sync planner, and the loop that runs it.
 //! - [`status`]: the status line, a pure function of the outbox.
 //! - [`steps`]: which step a visit screen offers next, a pure function of the visit's state.
-//! - [`app`]: the Dioxus components. They read the store and call it; they never touch SQLite.
+//! - [`timing`]: the clock-driven parts of a visit (timer, wait at the door, check-in prompt), pure.
+//! - [`cpoms`]: the write-up as text to paste into the school's record system, pure.
+//! - [`app`]: the root component and Today; [`screens`]: the visit screen and its parts. They read the
+//!   store and call it; they never touch SQLite.
 //!
 //! `main.rs` only reads the configuration, opens the store, starts the sync loop and launches the window.
 
 pub mod app;
 pub mod config;
+pub mod cpoms;
 #[cfg(test)]
 mod fixtures;
 pub mod platform;
+pub mod screens;
 pub mod status;
 pub mod steps;
 pub mod store;
 pub mod sync;
+pub mod timing;

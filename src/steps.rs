@@ -76,6 +76,9 @@ impl Step {
     }
 }
 
+/// Why "Leaving now" is not offered yet.
+pub const BRIEFING_FIRST: &str = "Read the briefing and tick its checklist before you leave.";
+
 /// What the visit screen shows for the current step.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Steps {
@@ -108,6 +111,10 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
     }
     let has_partner = card.partners(me).next().is_some();
     let mut steps = match progress {
+        // "Leaving now" waits for the briefing checklist: the policies want the briefing read before the door.
+        StaffProgress::NotStarted if !state.briefing_read.contains_key(me) => {
+            notice(BRIEFING_FIRST)
+        }
         StaffProgress::NotStarted => main(Step::LeavingNow),
         StaffProgress::Departed { .. } if has_partner => Steps {
             main: Some(Step::ImOutside),
@@ -144,7 +151,19 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
             others: vec![Step::ImOk],
             notice: None,
         },
-        StaffProgress::Left { .. } => notice("You have left the property."),
+        StaffProgress::Left { .. } => {
+            let partner_still_in = card.partners(me).any(|partner| {
+                matches!(
+                    state.progress(&partner.id),
+                    Some(StaffProgress::Outside { .. } | StaffProgress::Inside { .. })
+                )
+            });
+            if partner_still_in {
+                notice("You have left the property. The write-up opens once everyone has left.")
+            } else {
+                notice("You have left the property.")
+            }
+        }
     };
     let accepts = |step: &Step| lifecycle::decide(state, &step.command(card, me), now).is_ok();
     steps.others.retain(accepts);
@@ -231,6 +250,19 @@ mod visit_tests {
         steps_for(&card, &id("sam"), at(9, 0))
     }
 
+    fn read_briefing(store: &AppStore, visit: &str) {
+        store
+            .perform(
+                &visit_id(visit),
+                Command::ConfirmBriefing {
+                    staff: id("sam"),
+                    ticked: doorstep_core::lifecycle::BriefingCheck::ALL.to_vec(),
+                },
+                at(8, 50),
+            )
+            .unwrap();
+    }
+
     fn take(store: &AppStore, visit: &str, step: Step) {
         let card = store.visit(&visit_id(visit)).unwrap().unwrap();
         store
@@ -255,6 +287,15 @@ mod visit_tests {
     fn a_pair_visit_goes_step_by_step_and_waits_for_the_partner() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_two_visits(dir.path());
+        assert_eq!(
+            steps(&store, "v-auth"),
+            Steps {
+                notice: Some(BRIEFING_FIRST.to_owned()),
+                ..Steps::default()
+            },
+            "no leaving before the briefing checklist"
+        );
+        read_briefing(&store, "v-auth");
         assert_eq!(
             steps(&store, "v-auth"),
             Steps {
@@ -298,6 +339,7 @@ mod visit_tests {
                 at(9, 0),
             )
             .unwrap();
+        read_briefing(&store, "v-auth");
         take(&store, "v-auth", Step::LeavingNow);
         let got = steps(&store, "v-auth");
         assert_eq!(

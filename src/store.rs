@@ -7,7 +7,7 @@
 //! happened as soon as the call comes back.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -15,8 +15,12 @@ use doorstep_core::domain::{Role, Visit, VisitStaff};
 use doorstep_core::event::{EnvelopeError, EventEnvelope};
 use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
 use doorstep_core::ids::{DeviceId, EventId, StaffId, VisitId};
-use doorstep_core::lifecycle::{self, Command, LifecycleError, Phase, VisitState};
+use doorstep_core::lifecycle::{
+    self, Command, DuressVia, LifecycleError, Phase, VisitEvent, VisitState,
+};
+use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
+use doorstep_core::schedule::{self, Expecting};
 use doorstep_core::sync_plan::OutboxUpdate;
 use tokio::sync::{watch, Notify};
 
@@ -33,6 +37,57 @@ pub enum ActionError {
     Invalid(EnvelopeError),
     #[error("Not recorded: there was nothing to record.")]
     NothingToRecord,
+    #[error("Not recorded: that PIN is not right. Try again.")]
+    WrongPin,
+}
+
+/// The demo's normal PIN. Demo only: change it with [`AppStore::set_pins`] before real use.
+pub const DEMO_PIN: &str = "1234";
+/// The demo's duress PIN. Demo only, like [`DEMO_PIN`].
+pub const DEMO_DURESS_PIN: &str = "9999";
+/// The file under the data folder that holds this phone's PINs.
+pub const PINS_FILE: &str = "pins.json";
+
+/// What a PIN typed at "I've left" turned out to be. Never shown: both valid PINs look the same on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinKind {
+    Normal,
+    Duress,
+    Wrong,
+}
+
+/// The two 4-digit PINs, kept on the phone only (the office never needs them: it is told what happened).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Pins {
+    normal: String,
+    duress: String,
+}
+
+impl Default for Pins {
+    fn default() -> Self {
+        Self {
+            normal: DEMO_PIN.to_owned(),
+            duress: DEMO_DURESS_PIN.to_owned(),
+        }
+    }
+}
+
+/// Why new PINs were not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("a PIN is exactly 4 digits")]
+    NotFourDigits,
+    #[error("the duress PIN must differ from the normal PIN")]
+    Same,
+    #[error("could not save the PINs: {0}")]
+    Save(String),
+}
+
+#[derive(Debug)]
+struct PinSettings {
+    pins: Pins,
+    /// Where they are saved; `None` for a store made in memory (tests), which keeps the demo PINs.
+    file: Option<PathBuf>,
 }
 
 impl From<LogError> for ActionError {
@@ -84,14 +139,20 @@ pub struct AppStore {
     wake: Arc<Notify>,
     /// Counts writes, so screens redraw as soon as the sync loop changes something.
     revision: Arc<watch::Sender<u64>>,
+    pins: Arc<Mutex<PinSettings>>,
 }
 
 impl AppStore {
+    /// A store over `log` with the demo PINs, not saved anywhere (see [`AppStore::open_in`]).
     pub fn new(log: EventLog) -> Self {
         Self {
             log: Arc::new(Mutex::new(log)),
             wake: Arc::new(Notify::new()),
             revision: Arc::new(watch::Sender::new(0)),
+            pins: Arc::new(Mutex::new(PinSettings {
+                pins: Pins::default(),
+                file: None,
+            })),
         }
     }
 
@@ -101,7 +162,143 @@ impl AppStore {
             LogError::Corrupt(format!("cannot create {}: {error}", data_dir.display()))
         })?;
         let log = EventLog::open(&data_dir.join(crate::config::DATABASE_FILE), device)?;
-        Ok(Self::new(log))
+        let store = Self::new(log);
+        let file = data_dir.join(PINS_FILE);
+        let pins = match std::fs::read_to_string(&file) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
+                // A damaged file must not lock anyone out of "I've left": fall back to the demo PINs.
+                tracing::warn!(%error, "unreadable PIN file; using the demo PINs");
+                Pins::default()
+            }),
+            Err(_) => Pins::default(),
+        };
+        *store.pin_settings() = PinSettings {
+            pins,
+            file: Some(file),
+        };
+        Ok(store)
+    }
+
+    /// Sets this phone's PINs (each exactly 4 digits, different from each other) and saves them.
+    pub fn set_pins(&self, normal: &str, duress: &str) -> Result<(), PinError> {
+        let four_digits = |pin: &str| pin.len() == 4 && pin.chars().all(|c| c.is_ascii_digit());
+        if !four_digits(normal) || !four_digits(duress) {
+            return Err(PinError::NotFourDigits);
+        }
+        if normal == duress {
+            return Err(PinError::Same);
+        }
+        let pins = Pins {
+            normal: normal.to_owned(),
+            duress: duress.to_owned(),
+        };
+        let mut settings = self.pin_settings();
+        if let Some(file) = &settings.file {
+            let text = serde_json::to_string(&pins).map_err(|e| PinError::Save(e.to_string()))?;
+            std::fs::write(file, text).map_err(|e| PinError::Save(e.to_string()))?;
+        }
+        settings.pins = pins;
+        Ok(())
+    }
+
+    /// Which PIN `pin` is. Only the store and the tests ever see the answer.
+    pub fn check_pin(&self, pin: &str) -> PinKind {
+        let settings = self.pin_settings();
+        if pin == settings.pins.normal {
+            PinKind::Normal
+        } else if pin == settings.pins.duress {
+            PinKind::Duress
+        } else {
+            PinKind::Wrong
+        }
+    }
+
+    /// "I've left", confirmed with a PIN. The normal PIN records `Leave`; the duress PIN records `Leave` and
+    /// then a silent duress alert, and returns exactly what the normal PIN would, so nothing on the screen
+    /// can tell them apart.
+    pub fn leave_with_pin(
+        &self,
+        visit: &VisitId,
+        staff: &StaffId,
+        pin: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, ActionError> {
+        let kind = self.check_pin(pin);
+        if kind == PinKind::Wrong {
+            return Err(ActionError::WrongPin);
+        }
+        let left = self.perform(
+            visit,
+            Command::Leave {
+                staff: staff.clone(),
+            },
+            now,
+        );
+        if kind == PinKind::Duress {
+            // Raised even if the leave was refused: whoever typed it needs help either way.
+            if let Err(error) = self.perform(
+                visit,
+                Command::RaiseDuress {
+                    staff: staff.clone(),
+                    via: DuressVia::DuressPin,
+                },
+                now,
+            ) {
+                tracing::error!(%error, "silent alert not recorded");
+            }
+        }
+        left
+    }
+
+    /// The school's policy, as the office last sent it.
+    pub fn policy(&self) -> Result<Option<Policy>, LogError> {
+        Ok(self.lock().holdings()?.map(|holdings| holdings.policy))
+    }
+
+    /// Records a missed check-in for every visit where this phone's holder is inside and the check-in is
+    /// past its grace, once per due time (this phone's own events are checked first). Returns what it
+    /// recorded. The office raises its own alarm regardless; this puts the miss in the visit's record.
+    pub fn record_missed_check_ins(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventEnvelope>, ActionError> {
+        let (Some(me), Some(policy)) = (self.me()?, self.policy()?) else {
+            return Ok(Vec::new());
+        };
+        let mut recorded = Vec::new();
+        for card in self.today(now)? {
+            let inside = matches!(
+                card.state.progress(&me.staff),
+                Some(lifecycle::StaffProgress::Inside { .. })
+            );
+            let Some(deadline) = schedule::next_deadline(&card.visit, &card.state, &policy) else {
+                continue;
+            };
+            if !inside
+                || deadline.expecting != Expecting::CheckIn
+                || now < deadline.overdue_at(&policy)
+            {
+                continue;
+            }
+            let already = self
+                .own_events(&card.visit.id)?
+                .iter()
+                .any(|(envelope, _)| {
+                    matches!(&envelope.event, VisitEvent::CheckInMissed { staff, due_at }
+                    if *staff == me.staff && *due_at == deadline.due)
+                });
+            if !already {
+                recorded.push(self.perform(
+                    &card.visit.id,
+                    Command::MissCheckIn {
+                        staff: me.staff.clone(),
+                        due_at: deadline.due,
+                    },
+                    now,
+                )?);
+            }
+        }
+        Ok(recorded)
     }
 
     /// The notification the sync loop waits on; [`AppStore::perform`] wakes it after each commit.
@@ -286,6 +483,10 @@ impl AppStore {
         self.revision.send_modify(|revision| *revision += 1);
     }
 
+    fn pin_settings(&self) -> MutexGuard<'_, PinSettings> {
+        self.pins.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock(&self) -> MutexGuard<'_, EventLog> {
         // A panic elsewhere while holding the lock cannot leave the log half-written (every write is one
         // SQLite transaction), so carry on rather than take the whole app down.
@@ -458,6 +659,30 @@ mod tests {
             store.visit(&visit_id("v-auth")).unwrap().unwrap().phase(),
             Phase::Outside
         );
+    }
+
+    #[test]
+    fn pins_start_as_the_demo_ones_and_changed_pins_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AppStore::open_in(dir.path(), &id("phone-sam")).unwrap();
+        assert_eq!(store.check_pin(DEMO_PIN), PinKind::Normal);
+        assert_eq!(store.check_pin(DEMO_DURESS_PIN), PinKind::Duress);
+        assert_eq!(store.check_pin("0000"), PinKind::Wrong);
+
+        assert!(matches!(
+            store.set_pins("12a4", "5678"),
+            Err(PinError::NotFourDigits)
+        ));
+        assert!(matches!(
+            store.set_pins("5678", "5678"),
+            Err(PinError::Same)
+        ));
+        store.set_pins("2468", "1357").unwrap();
+        drop(store);
+        let reopened = AppStore::open_in(dir.path(), &id("phone-sam")).unwrap();
+        assert_eq!(reopened.check_pin("2468"), PinKind::Normal);
+        assert_eq!(reopened.check_pin("1357"), PinKind::Duress);
+        assert_eq!(reopened.check_pin(DEMO_PIN), PinKind::Wrong);
     }
 
     #[tokio::test]

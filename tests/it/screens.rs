@@ -4,22 +4,26 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use dioxus::core::{AttributeValue, ElementId, Mutation, Mutations};
-use dioxus::html::{PlatformEventData, SerializedHtmlEventConverter, SerializedMouseData};
+use dioxus::html::{
+    PlatformEventData, SerializedFormData, SerializedHtmlEventConverter, SerializedMouseData,
+};
 use dioxus::prelude::*;
-use doorstep::app::{App, Clock};
+use doorstep::app::{App, Clock, ClockHand};
 use doorstep::store::AppStore;
 use doorstep_core::domain::{
     Address, Briefing, Pupil, RiskAssessment, School, Visit, VisitPurpose, VisitStaff,
 };
 use doorstep_core::event::EventEnvelope;
-use doorstep_core::event_log::EventLog;
-use doorstep_core::ids::{DeviceSeq, EventId};
-use doorstep_core::lifecycle::{Command, VisitEvent};
+use doorstep_core::event_log::{Delivery, EventLog};
+use doorstep_core::ids::{DeviceSeq, EventId, VisitId};
+use doorstep_core::lifecycle::{BriefingCheck, CancelReason, Command, DuressVia, VisitEvent};
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
+use doorstep_core::sync_plan::OutboxUpdate;
 
 fn at(hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, hour, minute, 0).unwrap()
@@ -105,12 +109,18 @@ fn sams_phone(dir: &std::path::Path, with_holdings: bool) -> AppStore {
 struct Harness {
     dom: VirtualDom,
     ids: HashMap<String, ElementId>,
+    hand: ClockHand,
 }
 
 impl Harness {
     fn start(store: &AppStore) -> Self {
+        Self::start_at(store, at(8, 30))
+    }
+
+    /// The app on a clock the test moves with [`Harness::set_time`].
+    fn start_at(store: &AppStore, now: DateTime<Utc>) -> Self {
         dioxus::html::set_event_converter(Box::new(SerializedHtmlEventConverter));
-        let clock = Clock::fixed(at(8, 30), FixedOffset::east_opt(0).unwrap());
+        let (clock, hand) = Clock::manual(now, FixedOffset::east_opt(0).unwrap());
         let mut dom = VirtualDom::new(App)
             .with_root_context(store.clone())
             .with_root_context(clock);
@@ -118,9 +128,45 @@ impl Harness {
         let mut harness = Self {
             dom,
             ids: HashMap::new(),
+            hand,
         };
         harness.learn(&edits);
         harness
+    }
+
+    /// Moves the clock and lets the app's tick run (timers, prompts, missed check-ins) and redraw.
+    async fn set_time(&mut self, now: DateTime<Utc>) {
+        self.hand.set(now);
+        self.settle().await;
+    }
+
+    /// Lets the app's background tasks run until they have redrawn (or there is nothing to do).
+    async fn settle(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_millis(300), self.dom.wait_for_work()).await;
+        let edits = self.dom.render_immediate_to_vec();
+        self.learn(&edits);
+    }
+
+    /// Types `value` into the field whose `id` attribute is `target`.
+    fn input(&mut self, target: &str, value: &str) {
+        let element = self.element(target);
+        let data = PlatformEventData::new(Box::new(SerializedFormData::new(
+            value.to_owned(),
+            Vec::new(),
+        )));
+        let event = Event::new(Rc::new(data) as Rc<dyn Any>, true);
+        self.dom.runtime().handle_event("input", event, element);
+        let edits = self.dom.render_immediate_to_vec();
+        self.learn(&edits);
+    }
+
+    fn element(&self, target: &str) -> ElementId {
+        *self.ids.get(target).unwrap_or_else(|| {
+            panic!(
+                "no element with id {target:?}; known: {:?}",
+                self.ids.keys()
+            )
+        })
     }
 
     /// Remembers every element the renderer was told to give an `id` attribute.
@@ -140,12 +186,7 @@ impl Harness {
 
     /// Clicks the element whose `id` attribute is `target`, then lets the app redraw.
     fn click(&mut self, target: &str) {
-        let element = *self.ids.get(target).unwrap_or_else(|| {
-            panic!(
-                "no element with id {target:?}; known: {:?}",
-                self.ids.keys()
-            )
-        });
+        let element = self.element(target);
         let data = PlatformEventData::new(Box::<SerializedMouseData>::default());
         let event = Event::new(Rc::new(data) as Rc<dyn Any>, true);
         self.dom.runtime().handle_event("click", event, element);
@@ -155,8 +196,13 @@ impl Harness {
 
     /// The rendered page as text a person would read (the few entities the renderer escapes, undone).
     fn html(&self) -> String {
-        dioxus_ssr::render(&self.dom)
-            .replace("&#39;", "'")
+        let html = dioxus_ssr::render(&self.dom);
+        // The inlined stylesheet is not text anyone reads.
+        let html = match (html.find("<style>"), html.find("</style>")) {
+            (Some(start), Some(end)) => format!("{}{}", &html[..start], &html[end + 8..]),
+            _ => html,
+        };
+        html.replace("&#39;", "'")
             .replace("&quot;", "\"")
             .replace("&lt;", "<")
             .replace("&gt;", ">")
@@ -215,17 +261,47 @@ async fn tapping_a_visit_then_leaving_now_records_the_departure_and_shows_it() {
     assert!(
         html.contains("Pets must be kept in another room or outside, or the visit is cancelled.")
     );
-    assert!(html.contains(Briefing::STANDING_RULES[0]));
-    assert!(html.contains("Leaving now"));
+    for rule in Briefing::STANDING_RULES {
+        assert!(html.contains(rule), "{rule}");
+    }
+    assert!(
+        !html.contains("Leaving now"),
+        "no leaving before the checklist"
+    );
+    assert!(html.contains("Read the briefing and tick its checklist before you leave."));
     assert!(
         store.waiting().unwrap().is_empty(),
         "opening a visit records nothing"
     );
 
+    // Four ticks are not enough: the lifecycle refuses, and the screen says so.
+    for index in 0..4 {
+        app.click(&format!("briefing-check-{index}"));
+    }
+    app.click("briefing-confirm");
+    assert!(
+        app.html()
+            .contains("Not recorded: tick every item on the briefing checklist first."),
+        "{}",
+        app.html()
+    );
+    assert!(store.waiting().unwrap().is_empty());
+    app.click("briefing-check-4");
+    app.click("briefing-confirm");
+    let waiting = store.waiting().unwrap();
+    assert_eq!(waiting.len(), 1, "the checklist is recorded");
+    assert!(
+        matches!(&waiting[0].event, VisitEvent::BriefingRead { staff, ticked }
+            if staff.as_str() == "sam" && ticked.len() == BriefingCheck::ALL.len()),
+        "{:?}",
+        waiting[0].event
+    );
+    assert!(app.html().contains("Leaving now"));
+
     app.click("step-leaving-now");
     let waiting = store.waiting().unwrap();
-    assert_eq!(waiting.len(), 1, "the tap recorded one event");
-    match &waiting[0].event {
+    assert_eq!(waiting.len(), 2, "the tap recorded one more event");
+    match &waiting[1].event {
         VisitEvent::Departed {
             staff,
             expected_arrival,
@@ -251,8 +327,8 @@ async fn tapping_a_visit_then_leaving_now_records_the_departure_and_shows_it() {
     );
     assert!(!html.contains("Leaving now"));
     assert!(
-        html.contains("1 waiting"),
-        "the status line counts it: {html}"
+        html.contains("2 waiting"),
+        "the status line counts them: {html}"
     );
 
     app.click("back-to-today-link");
@@ -267,6 +343,7 @@ async fn tapping_a_visit_then_leaving_now_records_the_departure_and_shows_it() {
 async fn a_refused_tap_says_why_on_the_screen() {
     let dir = tempfile::tempdir().unwrap();
     let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
     let mut app = Harness::start(&store);
     app.click("visit-v-ten");
 
@@ -296,7 +373,7 @@ async fn a_refused_tap_says_why_on_the_screen() {
     );
     assert_eq!(
         store.waiting().unwrap().len(),
-        1,
+        2,
         "the refused tap recorded nothing"
     );
 }
@@ -312,4 +389,491 @@ async fn before_the_first_sync_today_says_so() {
         ),
         "{html}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A whole visit. Sam's phone; Alex's steps are recorded as the office would relay them from Alex's phone.
+
+fn ten() -> VisitId {
+    "v-ten".parse().unwrap()
+}
+
+fn sam() -> doorstep_core::ids::StaffId {
+    "sam".parse().unwrap()
+}
+
+fn alex() -> doorstep_core::ids::StaffId {
+    "alex".parse().unwrap()
+}
+
+fn read_briefing(store: &AppStore) {
+    store
+        .perform(
+            &ten(),
+            Command::ConfirmBriefing {
+                staff: sam(),
+                ticked: BriefingCheck::ALL.to_vec(),
+            },
+            at(8, 20),
+        )
+        .unwrap();
+}
+
+fn depart(store: &AppStore, who: doorstep_core::ids::StaffId, when: DateTime<Utc>) {
+    store
+        .perform(
+            &ten(),
+            Command::Depart {
+                staff: who,
+                expected_arrival: at(10, 0),
+                expected_end: at(10, 45),
+            },
+            when,
+        )
+        .unwrap();
+}
+
+/// Both have left for the visit, arrived together and gone in at 10:00.
+fn inside(store: &AppStore) {
+    read_briefing(store);
+    depart(store, sam(), at(9, 30));
+    depart(store, alex(), at(9, 31));
+    store
+        .perform(
+            &ten(),
+            Command::ArriveTogether {
+                by: sam(),
+                staff: vec![sam(), alex()],
+            },
+            at(9, 58),
+        )
+        .unwrap();
+    store
+        .perform(&ten(), Command::StartVisit { by: sam() }, at(10, 0))
+        .unwrap();
+}
+
+/// This phone's own events for the 10:00 visit, without their envelopes.
+fn own(store: &AppStore) -> Vec<VisitEvent> {
+    store
+        .own_events(&ten())
+        .unwrap()
+        .into_iter()
+        .map(|(envelope, _)| envelope.event)
+        .collect()
+}
+
+fn lower(html: &str) -> String {
+    html.to_lowercase()
+}
+
+#[tokio::test]
+async fn at_the_door_a_pair_waits_for_the_partner_and_the_wait_counts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    depart(&store, sam(), at(9, 30));
+    let mut app = Harness::start_at(&store, at(9, 55));
+    app.click("visit-v-ten");
+    app.click("step-im-outside");
+    assert!(matches!(
+        own(&store).last(),
+        Some(VisitEvent::ArrivedOutside { .. })
+    ));
+    let html = app.html();
+    assert!(
+        html.contains("Wait outside until Alex Jones arrives."),
+        "{html}"
+    );
+    assert!(html.contains("Alex Jones: not left yet"), "{html}");
+    assert!(
+        html.contains(
+            "Waiting at the door: <strong>20:00</strong> left of 20 minutes (until 10:15)"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("We arrived together"));
+
+    app.set_time(at(10, 5)).await;
+    assert!(
+        app.html()
+            .contains("<strong>10:00</strong> left of 20 minutes"),
+        "{}",
+        app.html()
+    );
+    assert!(!app.html().contains("No answer — cancel"));
+
+    app.set_time(at(10, 15)).await;
+    let html = app.html();
+    assert!(
+        html.contains("You have waited 20 minutes. If nobody has answered, cancel the visit."),
+        "{html}"
+    );
+    app.click("no-answer-cancel");
+    assert!(
+        matches!(
+            own(&store).last(),
+            Some(VisitEvent::Cancelled {
+                reason: CancelReason::NoAnswerAfterWait,
+                ..
+            })
+        ),
+        "{:?}",
+        own(&store)
+    );
+    assert!(app
+        .html()
+        .contains("This visit was cancelled: No answer after the wait."));
+}
+
+#[tokio::test]
+async fn in_the_visit_the_timer_runs_and_the_check_in_prompt_gets_louder_then_is_recorded_missed_once(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let mut app = Harness::start_at(&store, at(10, 7));
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        html.contains("7:00"),
+        "the timer counts from the recorded start: {html}"
+    );
+    assert!(html.contains("Next check-in at 10:10"), "{html}");
+    assert!(html.contains("I've left"));
+
+    app.set_time(at(10, 10)).await;
+    let html = app.html();
+    assert!(html.contains("Time to check in."), "{html}");
+    assert!(html.contains("class=\"prompt due\""), "{html}");
+
+    app.set_time(at(10, 15)).await;
+    let html = app.html();
+    assert!(
+        html.contains("Check-in overdue since 10:10. Tap I'm OK now."),
+        "{html}"
+    );
+    assert!(html.contains("class=\"prompt overdue\""), "{html}");
+    app.set_time(at(10, 16)).await;
+    let missed: Vec<_> = own(&store)
+        .into_iter()
+        .filter(|e| matches!(e, VisitEvent::CheckInMissed { .. }))
+        .collect();
+    assert_eq!(
+        missed,
+        vec![VisitEvent::CheckInMissed {
+            staff: sam(),
+            due_at: at(10, 10)
+        }],
+        "recorded once for the 10:10 check-in"
+    );
+
+    app.click("step-im-ok");
+    assert!(matches!(
+        own(&store).last(),
+        Some(VisitEvent::CheckedIn { .. })
+    ));
+    let html = app.html();
+    assert!(!html.contains("Check-in overdue"), "{html}");
+    assert!(!html.contains("Time to check in."), "{html}");
+    assert!(html.contains("16:00"), "{html}");
+    assert!(
+        html.contains("Expected to finish by 10:45"),
+        "the next check-in would fall after the end: {html}"
+    );
+}
+
+#[tokio::test]
+async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_until_the_office_confirms(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let mut app = Harness::start_at(&store, at(10, 20));
+    app.click("visit-v-ten");
+    let phrase = "Please can someone check the lesson cover rota for me?";
+    assert!(app.html().contains(phrase));
+
+    // The first tap only asks; "Not now" takes it back without recording anything.
+    app.click("request-open");
+    app.click("request-not-now");
+    assert!(!own(&store)
+        .iter()
+        .any(|e| matches!(e, VisitEvent::DuressRaised { .. })));
+    app.click("request-open");
+    app.click("request-send");
+    assert_eq!(
+        own(&store).last(),
+        Some(&VisitEvent::DuressRaised {
+            staff: sam(),
+            via: DuressVia::CodePhraseButton
+        })
+    );
+    let html = app.html();
+    // Everything above the briefing (whose risk controls are the school's own words, and mention calling
+    // emergency services for an injury).
+    let above_briefing = &html[..html.find("<section class=\"briefing\"").unwrap()];
+    for word in ["duress", "alarm", "emergency"] {
+        assert!(
+            !lower(above_briefing).contains(word),
+            "{word:?} on the screen: {above_briefing}"
+        );
+    }
+    assert!(
+        html.contains("Noted. Office number: 0113 496 0000"),
+        "{html}"
+    );
+    assert!(html.contains("href=\"tel:01134960000\""), "{html}");
+    assert!(html.contains("Waiting to send"), "{html}");
+    assert!(!html.contains("Office has your alert"));
+    assert!(!html.contains("Text the office"), "not before 15 seconds");
+    assert!(
+        html.contains("In the visit"),
+        "the phase stays ordinary: {html}"
+    );
+
+    app.set_time(at(10, 20) + chrono::TimeDelta::seconds(15))
+        .await;
+    let html = app.html();
+    assert!(html.contains("Text the office"), "{html}");
+    assert!(
+        html.contains("href=\"sms:01134960000?body=Please%20can%20someone"),
+        "{html}"
+    );
+    assert!(!html.contains("Office has your alert"));
+
+    // The office confirms it (as the sync loop would record the office's answer).
+    let alert = store
+        .own_events(&ten())
+        .unwrap()
+        .into_iter()
+        .find(|(e, _)| matches!(e.event, VisitEvent::DuressRaised { .. }))
+        .unwrap()
+        .0;
+    let mut log = EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap();
+    log.apply(&[OutboxUpdate::Confirm(alert.id)], at(10, 21))
+        .unwrap();
+    assert!(matches!(
+        store.delivery(alert.id).unwrap(),
+        Some(Delivery::Confirmed { .. })
+    ));
+    app.set_time(at(10, 21)).await;
+    let html = app.html();
+    assert!(html.contains("Office has your alert"), "{html}");
+    assert!(!html.contains("Text the office"));
+
+    // Standing down needs a short note.
+    app.click("stand-down-open");
+    app.click("stand-down-send");
+    assert!(
+        app.html().contains("Not recorded: a note is required."),
+        "{}",
+        app.html()
+    );
+    app.input("stand-down-note", "Pressed by mistake");
+    app.click("stand-down-send");
+    assert!(matches!(
+        own(&store).last(),
+        Some(VisitEvent::DuressStoodDown { note, .. }) if note == "Pressed by mistake"
+    ));
+    assert!(app.html().contains(phrase), "the ordinary button is back");
+}
+
+/// Leaves the 10:00 visit with `pin` on a fresh phone and returns the screen and the phone's events.
+async fn leave_with(pin: &str) -> (String, Vec<VisitEvent>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let mut app = Harness::start_at(&store, at(10, 30));
+    app.click("visit-v-ten");
+    app.click("step-ive-left");
+    assert!(app.html().contains("Enter your PIN to confirm you've left"));
+    for digit in pin.chars() {
+        app.click(&format!("pin-key-{digit}"));
+    }
+    assert!(app.html().contains("●●●●"), "digits show as dots");
+    assert!(!app.html().contains(pin), "the PIN itself is never shown");
+    app.click("pin-confirm");
+    app.settle().await;
+    (app.html(), own(&store))
+}
+
+#[tokio::test]
+async fn the_duress_pin_records_leave_and_an_alert_and_looks_exactly_like_the_normal_pin() {
+    let (normal_screen, normal_events) = leave_with("1234").await;
+    let (duress_screen, duress_events) = leave_with("9999").await;
+    assert!(
+        matches!(normal_events.last(), Some(VisitEvent::Left { .. })),
+        "{normal_events:?}"
+    );
+    assert!(!normal_events
+        .iter()
+        .any(|e| matches!(e, VisitEvent::DuressRaised { .. })));
+    let tail: Vec<_> = duress_events.iter().rev().take(2).rev().cloned().collect();
+    assert_eq!(
+        tail,
+        vec![
+            VisitEvent::Left { staff: sam() },
+            VisitEvent::DuressRaised {
+                staff: sam(),
+                via: DuressVia::DuressPin
+            }
+        ]
+    );
+    assert!(normal_screen.contains("You have left the property."));
+    assert_eq!(
+        normal_screen, duress_screen,
+        "the two PINs must look identical"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_pin_records_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let before = own(&store).len();
+    let mut app = Harness::start_at(&store, at(10, 30));
+    app.click("visit-v-ten");
+    app.click("step-ive-left");
+    for digit in "1111".chars() {
+        app.click(&format!("pin-key-{digit}"));
+    }
+    app.click("pin-confirm");
+    assert!(app
+        .html()
+        .contains("Not recorded: that PIN is not right. Try again."));
+    assert_eq!(own(&store).len(), before);
+}
+
+#[tokio::test]
+async fn cancelling_because_of_feeling_unsafe_needs_a_note_then_the_write_up_gives_cpoms_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    depart(&store, sam(), at(9, 30));
+    let mut app = Harness::start_at(&store, at(9, 58));
+    app.click("visit-v-ten");
+    app.click("cancel-open");
+    for reason in CancelReason::ALL {
+        assert!(app.html().contains(reason.label()), "{}", reason.label());
+    }
+    app.click("cancel-reason-1");
+    app.click("cancel-confirm");
+    assert!(
+        app.html().contains(
+            "Not recorded: say why the visit was cancelled: the authoriser must be told in writing."
+        ),
+        "{}",
+        app.html()
+    );
+    assert!(!own(&store)
+        .iter()
+        .any(|e| matches!(e, VisitEvent::Cancelled { .. })));
+
+    app.input("cancel-note", "Shouting from inside; we did not knock");
+    app.click("cancel-confirm");
+    assert!(matches!(
+        own(&store).last(),
+        Some(VisitEvent::Cancelled { reason: CancelReason::FeltUnsafe, note, .. })
+            if note == "Shouting from inside; we did not knock"
+    ));
+    let html = app.html();
+    assert!(
+        html.contains("This visit was cancelled: Felt unsafe."),
+        "{html}"
+    );
+    assert!(html.contains("Write-up"), "{html}");
+
+    app.input("writeup-discussed", "Nothing: we did not go in");
+    app.click("writeup-save");
+    let html = app.html();
+    assert!(matches!(
+        own(&store).last(),
+        Some(VisitEvent::WrittenUp { .. })
+    ));
+    assert!(html.contains("Ready to paste into CPOMS"), "{html}");
+    assert!(
+        html.contains("Outcome: cancelled (Felt unsafe): Shouting from inside; we did not knock"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn after_everyone_left_the_write_up_flags_the_dsl_and_builds_the_cpoms_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    store
+        .perform(&ten(), Command::Leave { staff: alex() }, at(10, 39))
+        .unwrap();
+    let mut app = Harness::start_at(&store, at(10, 40));
+    app.click("visit-v-ten");
+    assert!(!app.html().contains("Write-up"), "Sam is still inside");
+    app.click("step-ive-left");
+    for digit in "1234".chars() {
+        app.click(&format!("pin-key-{digit}"));
+    }
+    app.click("pin-confirm");
+    let html = app.html();
+    assert!(html.contains("Write-up"), "{html}");
+    assert!(!html.contains("Tell the DSL now"));
+
+    app.click("writeup-save");
+    assert!(
+        app.html()
+            .contains("Not recorded: the write-up needs who was seen and what was discussed."),
+        "{}",
+        app.html()
+    );
+    app.input("writeup-seen", "Ava and her mother");
+    app.input("writeup-discussed", "Attendance since half term");
+    app.input(
+        "writeup-agreements",
+        "Ava back on Monday; mother to ring the office",
+    );
+    app.click("writeup-concern-yes");
+    assert!(app.html().contains("Tell the DSL now"), "{}", app.html());
+    app.click("writeup-save");
+    match own(&store).last() {
+        Some(VisitEvent::WrittenUp { write_up, .. }) => {
+            assert_eq!(write_up.seen, "Ava and her mother");
+            assert!(write_up.safeguarding_concern);
+            assert_eq!(write_up.incident, None);
+        }
+        other => panic!("expected the write-up, got {other:?}"),
+    }
+    let html = app.html();
+    assert!(html.contains("id=\"cpoms-summary\""), "{html}");
+    assert!(
+        html.contains("Home visit: Safe and well check\nPupil: Ava Smith"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Outcome: visit took place, 10:00 to 10:40"),
+        "{html}"
+    );
+    assert!(html.contains("Agreements with parents: Ava back on Monday; mother to ring the office"));
+    assert!(html.contains("Safeguarding concern: Yes (passed to the DSL)"));
+}
+
+#[tokio::test]
+async fn hide_blanks_the_screen_until_tapped_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    let mut app = Harness::start(&store);
+    app.click("visit-v-ten");
+    assert!(app.html().contains("Ava Smith"));
+    app.click("hide-screen");
+    let html = app.html();
+    assert!(html.contains("Tap to continue"), "{html}");
+    for private in ["Ava", "High Street", "Safe and well", "Hillside", "Sam"] {
+        assert!(!html.contains(private), "{private:?} while hidden: {html}");
+    }
+    app.click("unhide");
+    assert!(app.html().contains("Ava Smith"));
 }

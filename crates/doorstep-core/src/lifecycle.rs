@@ -54,6 +54,39 @@ impl CancelReason {
     }
 }
 
+/// One tick on the briefing checklist a member of staff completes before leaving for a visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum BriefingCheck {
+    RisksRead,
+    PetsArrangementKnown,
+    PhoneCharged,
+    IdCardWithMe,
+    ExitRoutesOnArrival,
+}
+
+impl BriefingCheck {
+    pub const ALL: [BriefingCheck; 5] = [
+        BriefingCheck::RisksRead,
+        BriefingCheck::PetsArrangementKnown,
+        BriefingCheck::PhoneCharged,
+        BriefingCheck::IdCardWithMe,
+        BriefingCheck::ExitRoutesOnArrival,
+    ];
+
+    /// The words beside the tick, in the first person.
+    pub fn label(self) -> &'static str {
+        match self {
+            BriefingCheck::RisksRead => "I've read the risks and controls",
+            BriefingCheck::PetsArrangementKnown => "I know the pets arrangement",
+            BriefingCheck::PhoneCharged => "My phone is charged and on",
+            BriefingCheck::IdCardWithMe => "My ID card is with me (not round my neck)",
+            BriefingCheck::ExitRoutesOnArrival => "I'll note the exit routes on arrival",
+        }
+    }
+}
+
 /// How duress was raised: both look ordinary on the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -86,6 +119,11 @@ pub enum Command {
     Authorise {
         by: StaffId,
         lone_visit_approved: bool,
+    },
+    /// Before leaving: the briefing is read and its checklist ticked (every item, or it is refused).
+    ConfirmBriefing {
+        staff: StaffId,
+        ticked: Vec<BriefingCheck>,
     },
     Depart {
         staff: StaffId,
@@ -141,6 +179,10 @@ pub enum VisitEvent {
     Authorised {
         by: StaffId,
         lone_visit_approved: bool,
+    },
+    BriefingRead {
+        staff: StaffId,
+        ticked: Vec<BriefingCheck>,
     },
     Departed {
         staff: StaffId,
@@ -198,6 +240,7 @@ impl VisitEvent {
             | VisitEvent::ArrivedTogether { by, .. }
             | VisitEvent::VisitStarted { by, .. } => by,
             VisitEvent::Departed { staff, .. }
+            | VisitEvent::BriefingRead { staff, .. }
             | VisitEvent::ArrivedOutside { staff }
             | VisitEvent::CheckedIn { staff }
             | VisitEvent::CheckInMissed { staff, .. }
@@ -229,6 +272,7 @@ impl VisitEvent {
     pub fn summary(&self) -> &'static str {
         match self {
             VisitEvent::Authorised { .. } => "authorised",
+            VisitEvent::BriefingRead { .. } => "read the briefing",
             VisitEvent::Departed { .. } => "left for the visit",
             VisitEvent::ArrivedOutside { .. } => "outside",
             VisitEvent::ArrivedTogether { .. } => "arrived together",
@@ -360,6 +404,9 @@ impl Duress {
 pub struct VisitState {
     pub staff: BTreeMap<StaffId, StaffProgress>,
     pub authorised: Option<AuthorisedBy>,
+    /// Who has ticked the briefing checklist, and when (the first time counts).
+    #[serde(default)]
+    pub briefing_read: BTreeMap<StaffId, DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub last_check_in: Option<DateTime<Utc>>,
     pub missed_check_ins: u32,
@@ -468,6 +515,8 @@ pub enum LifecycleError {
     WriteUpIncomplete,
     #[error("a note is required")]
     NoteRequired,
+    #[error("tick every item on the briefing checklist first")]
+    BriefingIncomplete,
 }
 
 impl VisitState {
@@ -479,6 +528,7 @@ impl VisitState {
                 .map(|id| (id, StaffProgress::NotStarted))
                 .collect(),
             authorised: None,
+            briefing_read: BTreeMap::new(),
             started_at: None,
             last_check_in: None,
             missed_check_ins: 0,
@@ -583,6 +633,24 @@ pub fn decide(
             VisitEvent::Authorised {
                 by: by.clone(),
                 lone_visit_approved: *lone_visit_approved,
+            }
+        }
+        Command::ConfirmBriefing { staff, ticked } => {
+            let progress = state.assigned(staff)?;
+            state.still_open()?;
+            // The checklist is for before the door: once on the way it is too late to be useful.
+            if progress != StaffProgress::NotStarted {
+                return Err(LifecycleError::AlreadyDeparted(staff.clone()));
+            }
+            if !BriefingCheck::ALL
+                .iter()
+                .all(|check| ticked.contains(check))
+            {
+                return Err(LifecycleError::BriefingIncomplete);
+            }
+            VisitEvent::BriefingRead {
+                staff: staff.clone(),
+                ticked: ticked.clone(),
             }
         }
         Command::Depart {
@@ -779,6 +847,11 @@ pub fn apply(mut state: VisitState, event: &VisitEvent, at: DateTime<Utc>) -> Vi
                     at,
                     lone_visit_approved: *lone_visit_approved,
                 });
+            }
+        }
+        VisitEvent::BriefingRead { staff, .. } => {
+            if state.staff.contains_key(staff) {
+                state.briefing_read.entry(staff.clone()).or_insert(at);
             }
         }
         VisitEvent::Departed {

@@ -298,6 +298,14 @@ fn event_words(
             },
             None,
         ),
+        VisitEvent::BriefingRead { ticked, .. } => (
+            format!(
+                "read the briefing and ticked its checklist ({} of {})",
+                ticked.len(),
+                doorstep_core::lifecycle::BriefingCheck::ALL.len()
+            ),
+            None,
+        ),
         VisitEvent::Departed {
             expected_arrival,
             expected_end,

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::StaffId;
 use doorstep_core::lifecycle::{
-    apply, decide, AlertRef, CancelReason, Command, Duress, DuressVia, LifecycleError, Phase,
-    StaffProgress, VisitEvent, VisitState, WriteUp,
+    apply, decide, AlertRef, BriefingCheck, CancelReason, Command, Duress, DuressVia,
+    LifecycleError, Phase, StaffProgress, VisitEvent, VisitState, WriteUp,
 };
 
 use crate::support::{at_min, staff};
@@ -217,6 +217,71 @@ fn departing_after_authorisation_is_recorded() {
     given([authorised()])
         .when(depart(a()))
         .then_events([departed(a())]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Storage: the office keeps each visit's state as JSON.
+
+#[test]
+fn a_state_with_a_stood_down_alert_round_trips_through_json() {
+    let state = given([authorised()]).state;
+    let state = apply(state, &duress(a()), at_min(5));
+    let state = apply(
+        state,
+        &VisitEvent::DuressStoodDown {
+            staff: a(),
+            note: "by mistake".into(),
+            alerts: vec![alert_by_a_at(5)],
+        },
+        at_min(6),
+    );
+    assert!(!state.stood_down.is_empty());
+    let json = serde_json::to_string(&state).expect("JSON keys must be strings");
+    let back: VisitState = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, state);
+
+    // States stored before the list form hold an empty object.
+    let plain = given([authorised()]).state;
+    let old = serde_json::to_string(&plain)
+        .unwrap()
+        .replace("\"stood_down\":[]", "\"stood_down\":{}");
+    assert!(old.contains("\"stood_down\":{}"), "{old}");
+    assert_eq!(serde_json::from_str::<VisitState>(&old).unwrap(), plain);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The briefing checklist, before leaving.
+
+#[test]
+fn the_briefing_checklist_is_recorded_only_when_every_item_is_ticked() {
+    given([authorised()])
+        .when(Command::ConfirmBriefing {
+            staff: a(),
+            ticked: BriefingCheck::ALL[..4].to_vec(),
+        })
+        .then_error(LifecycleError::BriefingIncomplete);
+    let state = given([authorised()])
+        .when(Command::ConfirmBriefing {
+            staff: a(),
+            ticked: BriefingCheck::ALL.to_vec(),
+        })
+        .then_events([VisitEvent::BriefingRead {
+            staff: a(),
+            ticked: BriefingCheck::ALL.to_vec(),
+        }]);
+    assert!(state.briefing_read.contains_key(&a()));
+    assert!(!state.briefing_read.contains_key(&b()));
+    assert_eq!(state.phase(), Phase::Authorised, "reading is not leaving");
+}
+
+#[test]
+fn the_briefing_checklist_comes_before_leaving() {
+    given([authorised(), departed(a())])
+        .when(Command::ConfirmBriefing {
+            staff: a(),
+            ticked: BriefingCheck::ALL.to_vec(),
+        })
+        .then_error(LifecycleError::AlreadyDeparted(a()));
 }
 
 #[test]

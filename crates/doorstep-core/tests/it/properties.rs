@@ -136,6 +136,7 @@ fn actor(command: &Command) -> &StaffId {
         | Command::ArriveTogether { by, .. }
         | Command::StartVisit { by } => by,
         Command::Depart { staff, .. }
+        | Command::ConfirmBriefing { staff, .. }
         | Command::ArriveOutside { staff }
         | Command::CheckIn { staff }
         | Command::MissCheckIn { staff, .. }

@@ -1,0 +1,178 @@
+//! The discreet request for help: a plain button worded as the school's code phrase to reception (for
+//! example a request about lesson cover), on every screen from leaving to the write-up.
+//!
+//! Why two taps: a single tap on a phone held in a pocket or waved while talking is too easy, and a
+//! press-and-hold is slow to learn and invisible to screen readers. So the first tap only swaps the button
+//! for "Not now" (in the same place, so a double tap lands on it) with "Send request" below it, which reads
+//! like any form; that second, deliberate tap records `RaiseDuress` at once
+//! through `AppStore::perform` (on disk before the screen changes; the outbox sends duress first). The
+//! button sits apart from the step buttons, below a wide gap, so a thumb aiming at "I'm OK" cannot reach it.
+//! Afterwards the screen shows nothing alarming: "Noted", the office number and a "Call the office" link,
+//! and honestly where the request stands: "Office has your alert" only once the office confirmed it; if it
+//! is not confirmed within 15 seconds, "Text the office" appears beside the call link, prefilled with the
+//! code phrase. "Cancel my request about cover" stands it down with a short note (`StandDownDuress`).
+//! An alert raised by the duress PIN is never shown here: that PIN must look like the normal one.
+
+use chrono::TimeDelta;
+use dioxus::prelude::*;
+use doorstep_core::event_log::Delivery;
+use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
+use doorstep_core::policy::Policy;
+
+use super::{dial_digits, refusal_text, sms_body};
+use crate::app::{Clock, Ui};
+use crate::store::{AppStore, Me, VisitCard};
+
+/// How long an unconfirmed request waits before the phone offers a text as well as a call.
+pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(15);
+
+#[component]
+pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let ui = use_context::<Ui>();
+    let _ = ui.tick.read();
+    let _ = ui.revision.read();
+    let mut asking = use_signal(|| false);
+    let mut standing_down = use_signal(|| false);
+    let mut note = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    let now = clock.now();
+    let phrase = policy.code_phrases.to_reception.clone();
+    let visit_id = card.visit.id.clone();
+
+    // My latest request by the button, while it stands.
+    let mine = card
+        .state
+        .active_duress()
+        .filter(|alert| alert.raised_by == me.staff && alert.via == DuressVia::CodePhraseButton)
+        .max_by_key(|alert| alert.raised_at)
+        .cloned();
+    let tel = format!("tel:{}", dial_digits(&me.office_phone));
+    let sms = format!(
+        "sms:{}?body={}",
+        dial_digits(&me.office_phone),
+        sms_body(&phrase)
+    );
+
+    if let Some(alert) = mine {
+        let delivery = store.own_events(&visit_id).ok().and_then(|events| {
+            events.into_iter().find_map(|(envelope, delivery)| {
+                matches!(envelope.event, VisitEvent::DuressRaised { ref staff, via: DuressVia::CodePhraseButton } if *staff == me.staff)
+                    .then_some(delivery)
+                    .filter(|_| envelope.recorded_at == alert.raised_at)
+            })
+        });
+        let confirmed = matches!(delivery, Some(Delivery::Confirmed { .. }));
+        let standing = match &delivery {
+            Some(Delivery::Confirmed { .. }) => "Office has your alert".to_owned(),
+            Some(Delivery::Waiting { attempts: 0 }) | None => "Waiting to send".to_owned(),
+            Some(Delivery::Waiting { .. }) => "Sent, not yet confirmed".to_owned(),
+            Some(Delivery::Refused { reason }) => {
+                format!("Not accepted: {reason}. Call the office.")
+            }
+        };
+        let late = !confirmed && now - alert.raised_at >= CONFIRM_WITHIN;
+        let stand_down_visit = visit_id.clone();
+        let staff = me.staff.clone();
+        return rsx! {
+            section { class: "request noted", aria_label: "Your request",
+                p { id: {"request-noted"}, "Noted. Office number: {me.office_phone}" }
+                p { class: "delivery", role: "status", id: {"request-delivery"}, "{standing}" }
+                div { class: "links",
+                    a { id: {"call-office"}, class: "link-button", href: "{tel}", aria_label: "Call the office", "Call the office" }
+                    if late {
+                        a { id: {"text-office"}, class: "link-button", href: "{sms}", aria_label: "Text the office", "Text the office" }
+                    }
+                }
+                if let Some(message) = error() {
+                    p { class: "error", role: "alert", "{message}" }
+                }
+                if standing_down() {
+                    label { r#for: "stand-down-note", "A short note for the office" }
+                    textarea {
+                        id: {"stand-down-note"},
+                        rows: "2",
+
+                        oninput: move |event| note.set(event.value()),
+                    }
+                    button {
+                        id: {"stand-down-send"},
+                        class: "step-button",
+                        aria_label: "Send the note and cancel my request",
+                        onclick: move |_| {
+                            let command = Command::StandDownDuress {
+                                staff: staff.clone(),
+                                note: note.peek().clone(),
+                            };
+                            match store.perform(&stand_down_visit, command, clock.now()) {
+                                Ok(_) => {
+                                    error.set(None);
+                                    standing_down.set(false);
+                                    note.set(String::new());
+                                }
+                                Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                            }
+                            ui.refresh(&store);
+                        },
+                        "Send"
+                    }
+                } else {
+                    button {
+                        id: {"stand-down-open"},
+                        class: "link",
+                        aria_label: "Cancel my request about cover",
+                        onclick: move |_| standing_down.set(true),
+                        "Cancel my request about cover"
+                    }
+                }
+            }
+        };
+    }
+
+    let staff = me.staff.clone();
+    rsx! {
+        section { class: "request", aria_label: "Request to reception",
+            if asking() {
+                // "Not now" takes the first button's place, so a double tap lands on it, not on "Send".
+                button {
+                    id: {"request-not-now"},
+                    class: "plain",
+                    aria_label: "Not now",
+                    onclick: move |_| asking.set(false),
+                    "Not now"
+                }
+                p { class: "quiet", "Send this to reception?" }
+                button {
+                    id: {"request-send"},
+                    class: "plain",
+                    aria_label: "Send request",
+                    onclick: move |_| {
+                        let command = Command::RaiseDuress {
+                            staff: staff.clone(),
+                            via: DuressVia::CodePhraseButton,
+                        };
+                        match store.perform(&visit_id, command, clock.now()) {
+                            Ok(_) => error.set(None),
+                            Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                        }
+                        asking.set(false);
+                        ui.refresh(&store);
+                    },
+                    "Send request"
+                }
+            } else {
+                button {
+                    id: {"request-open"},
+                    class: "plain",
+                    aria_label: "{phrase}",
+                    onclick: move |_| asking.set(true),
+                    "{phrase}"
+                }
+            }
+            if let Some(message) = error() {
+                p { class: "error", role: "alert", "{message}" }
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The briefing before leaving: risks and controls, pets with the rule, the pupil, the family, the area and
+//! parking, and the rules for every visit; then a five-tick checklist that is recorded as `BriefingRead`.
+
+use dioxus::prelude::*;
+use doorstep_core::domain::Briefing;
+use doorstep_core::ids::VisitId;
+use doorstep_core::lifecycle::{BriefingCheck, Command};
+
+use super::refusal_text;
+use crate::app::{Clock, Ui};
+use crate::store::{AppStore, Me};
+
+#[component]
+pub(super) fn BriefingView(briefing: Briefing, pupil: String, address: String) -> Element {
+    let assessment = briefing.risk_assessment().clone();
+    rsx! {
+        section { class: "briefing", aria_label: "Briefing",
+            h2 { "Briefing" }
+            dl {
+                dt { "Address" }
+                dd { "{address}" }
+                dt { "Pupil" }
+                dd { "{pupil}" }
+                if !briefing.pupil_needs.is_empty() {
+                    dt { "Needs" }
+                    dd { "{briefing.pupil_needs}" }
+                }
+                if !briefing.family.is_empty() {
+                    dt { "Family" }
+                    dd { "{briefing.family}" }
+                }
+                dt { "Pets" }
+                if briefing.pets.is_empty() {
+                    dd { "None known" }
+                } else {
+                    dd { class: "pets",
+                        "{briefing.pets}"
+                        span { class: "rule",
+                            "Pets must be kept in another room or outside, or the visit is cancelled."
+                        }
+                    }
+                }
+                if !briefing.area.is_empty() {
+                    dt { "Area" }
+                    dd { "{briefing.area}" }
+                }
+                if !briefing.parking.is_empty() {
+                    dt { "Parking" }
+                    dd { "{briefing.parking}" }
+                }
+            }
+            if let Some(lone) = &assessment.lone_visit_assessment {
+                h3 { "Lone visit" }
+                p { "{lone}" }
+            }
+            h3 { "Risks and controls" }
+            ul { class: "risks",
+                for risk in assessment.risks {
+                    li {
+                        strong { "{risk.description}" }
+                        ul {
+                            for control in risk.controls {
+                                li { "{control}" }
+                            }
+                        }
+                    }
+                }
+            }
+            h3 { "Every visit" }
+            ul { class: "rules",
+                for rule in Briefing::STANDING_RULES {
+                    li { "{rule}" }
+                }
+            }
+        }
+    }
+}
+
+/// The checklist. Each item is one large toggle; "Checklist done" records all five at once, and only then
+/// does the step above offer "Leaving now".
+#[component]
+pub(super) fn BriefingChecklist(visit_id: VisitId, me: Me) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let ui = use_context::<Ui>();
+    let mut ticked = use_signal(Vec::<BriefingCheck>::new);
+    let mut error = use_signal(|| None::<String>);
+    let complete = BriefingCheck::ALL
+        .iter()
+        .all(|check| ticked.read().contains(check));
+    let done_class = if complete {
+        "step-button main"
+    } else {
+        "step-button"
+    };
+    rsx! {
+        section { class: "checklist", aria_label: "Before you leave",
+            h2 { "Before you leave" }
+            for (index, check) in BriefingCheck::ALL.into_iter().enumerate() {
+                {
+                    let on = ticked.read().contains(&check);
+                    rsx! {
+                        button {
+                            key: "{index}",
+                            id: "briefing-check-{index}",
+                            class: if on { "tick on" } else { "tick" },
+                            role: "checkbox",
+                            aria_checked: "{on}",
+                            aria_label: "{check.label()}",
+                            onclick: move |_| {
+                                let mut list = ticked.write();
+                                if let Some(at) = list.iter().position(|c| *c == check) {
+                                    list.remove(at);
+                                } else {
+                                    list.push(check);
+                                }
+                            },
+                            span { class: "box", aria_hidden: "true", if on { "✓" } }
+                            span { "{check.label()}" }
+                        }
+                    }
+                }
+            }
+            if let Some(message) = error() {
+                p { class: "error", role: "alert", id: {"briefing-error"}, "{message}" }
+            }
+            button {
+                id: {"briefing-confirm"},
+                class: done_class,
+                disabled: !complete,
+                aria_label: "Record that the briefing checklist is done",
+                onclick: move |_| {
+                    let command = Command::ConfirmBriefing {
+                        staff: me.staff.clone(),
+                        ticked: ticked.read().clone(),
+                    };
+                    match store.perform(&visit_id, command, clock.now()) {
+                        Ok(_) => error.set(None),
+                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                    }
+                    ui.refresh(&store);
+                },
+                "Checklist done"
+            }
+        }
+    }
+}

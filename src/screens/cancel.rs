@@ -1,0 +1,101 @@
+//! Cancelling before going in: the reason (the lifecycle's `CancelReason::ALL`, in its words) and a note.
+//! "Felt unsafe" and "Other" need the note: the authoriser must be told in writing. The lifecycle enforces
+//! that; this screen shows its message rather than repeat the rule.
+
+use dioxus::prelude::*;
+use doorstep_core::ids::VisitId;
+use doorstep_core::lifecycle::{CancelReason, Command};
+
+use super::refusal_text;
+use crate::app::{Clock, Ui};
+use crate::store::{AppStore, Me};
+
+#[component]
+pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let ui = use_context::<Ui>();
+    let mut open = use_signal(|| false);
+    let mut reason = use_signal(|| None::<CancelReason>);
+    let mut note = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    if !open() {
+        return rsx! {
+            button {
+                id: {"cancel-open"},
+                class: "step-button secondary",
+                aria_label: "Cancel this visit before going in",
+                onclick: move |_| open.set(true),
+                "Cancel the visit"
+            }
+        };
+    }
+    let chosen = reason();
+    rsx! {
+        section { class: "cancel", aria_label: "Cancel the visit",
+            h2 { "Why are you cancelling?" }
+            div { class: "reasons", role: "radiogroup",
+                for (index, option) in CancelReason::ALL.into_iter().enumerate() {
+                    button {
+                        key: "{index}",
+                        id: "cancel-reason-{index}",
+                        class: if chosen == Some(option) { "tick on" } else { "tick" },
+                        role: "radio",
+                        aria_checked: "{chosen == Some(option)}",
+                        aria_label: "{option.label()}",
+                        onclick: move |_| reason.set(Some(option)),
+                        "{option.label()}"
+                    }
+                }
+            }
+            label { r#for: "cancel-note",
+                if chosen.is_some_and(CancelReason::needs_note) {
+                    "Note for the authoriser (required)"
+                } else {
+                    "Note (optional)"
+                }
+            }
+            textarea {
+                id: {"cancel-note"},
+                rows: "3",
+
+                oninput: move |event| note.set(event.value()),
+            }
+            if let Some(message) = error() {
+                p { class: "error", role: "alert", id: {"cancel-error"}, "{message}" }
+            }
+            button {
+                id: {"cancel-confirm"},
+                class: "step-button main",
+                aria_label: "Cancel the visit with this reason",
+                onclick: move |_| {
+                    let Some(chosen) = reason() else {
+                        error.set(Some("Choose a reason first.".to_owned()));
+                        return;
+                    };
+                    let command = Command::Cancel {
+                        staff: me.staff.clone(),
+                        reason: chosen,
+                        note: note.peek().clone(),
+                    };
+                    match store.perform(&visit_id, command, clock.now()) {
+                        Ok(_) => {
+                            error.set(None);
+                            open.set(false);
+                        }
+                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                    }
+                    ui.refresh(&store);
+                },
+                "Cancel the visit"
+            }
+            button {
+                id: {"cancel-back"},
+                class: "link",
+                aria_label: "Keep the visit",
+                onclick: move |_| open.set(false),
+                "Keep the visit"
+            }
+        }
+    }
+}

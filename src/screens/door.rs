@@ -1,0 +1,89 @@
+//! Arriving: where each partner is ("wait outside until X arrives" is the step's notice), and the wait at
+//! the door counted down from my arrival to the policy's longest wait, then "No answer — cancel".
+
+use dioxus::prelude::*;
+use doorstep_core::lifecycle::{CancelReason, Command, StaffProgress};
+use doorstep_core::policy::Policy;
+
+use super::refusal_text;
+use crate::app::{Clock, Ui};
+use crate::status::when;
+use crate::store::{AppStore, Me, VisitCard};
+use crate::timing::{clock_text, door_wait};
+
+/// Each partner's progress, once I have left for the visit.
+#[component]
+pub(super) fn Partners(card: VisitCard, me: Me) -> Element {
+    let partners: Vec<(String, &'static str)> = card
+        .partners(&me.staff)
+        .map(|partner| {
+            let progress = card
+                .state
+                .progress(&partner.id)
+                .unwrap_or(StaffProgress::NotStarted);
+            (partner.name.clone(), progress.label())
+        })
+        .collect();
+    if partners.is_empty() {
+        return rsx! {};
+    }
+    rsx! {
+        ul { class: "partners", aria_label: "Your partners",
+            for (name, state) in partners {
+                li { key: "{name}", "{name}: {state}" }
+            }
+        }
+    }
+}
+
+/// The wait at the door, redrawn every second.
+#[component]
+pub(super) fn DoorWaitView(card: VisitCard, me: Me, policy: Policy) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let ui = use_context::<Ui>();
+    let _ = ui.tick.read();
+    let mut error = use_signal(|| None::<String>);
+    let now = clock.now();
+    let Some(wait) = door_wait(&card.state, &me.staff, &policy, now) else {
+        return rsx! {};
+    };
+    let most = policy.max_wait_for_family.get();
+    let visit_id = card.visit.id.clone();
+    rsx! {
+        section { class: "door", aria_label: "Waiting at the door",
+            if let Some(left) = wait.left {
+                p { class: "countdown", id: {"door-wait"}, role: "timer",
+                    "Waiting at the door: "
+                    strong { "{clock_text(left)}" }
+                    " left of {most} minutes (until {when(wait.ends_at, now, clock.offset(now))})"
+                }
+            } else {
+                p { class: "countdown over", id: {"door-wait"},
+                    "You have waited {most} minutes. If nobody has answered, cancel the visit."
+                }
+                if let Some(message) = error() {
+                    p { class: "error", role: "alert", "{message}" }
+                }
+                button {
+                    id: {"no-answer-cancel"},
+                    class: "step-button main",
+                    aria_label: "Nobody answered: cancel the visit",
+                    onclick: move |_| {
+                        let command = Command::Cancel {
+                            staff: me.staff.clone(),
+                            reason: CancelReason::NoAnswerAfterWait,
+                            note: String::new(),
+                        };
+                        match store.perform(&visit_id, command, clock.now()) {
+                            Ok(_) => error.set(None),
+                            Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                        }
+                        ui.refresh(&store);
+                    },
+                    "No answer — cancel"
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! "I've left", confirmed with a 4-digit PIN on a large keypad. The normal PIN records `Leave`; the duress
+//! PIN records `Leave` and a silent alert (`AppStore::leave_with_pin`). The screen never shows which was
+//! typed: the digits appear as dots, and both PINs lead to exactly the same next screen.
+
+use dioxus::prelude::*;
+use doorstep_core::ids::VisitId;
+
+use super::refusal_text;
+use crate::app::{Clock, Ui};
+use crate::store::{AppStore, Me};
+
+const PIN_LENGTH: usize = 4;
+
+#[component]
+pub(super) fn LeavePad(visit_id: VisitId, me: Me, open: Signal<bool>) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let ui = use_context::<Ui>();
+    let mut pin = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    let typed = pin.read().len();
+    let dots: String = (0..PIN_LENGTH)
+        .map(|i| if i < typed { '●' } else { '○' })
+        .collect();
+    let keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
+    rsx! {
+        section { class: "pin", aria_label: "Confirm you have left",
+            h2 { "Enter your PIN to confirm you've left" }
+            p { class: "dots", id: {"pin-dots"}, aria_label: "{typed} of {PIN_LENGTH} digits entered", "{dots}" }
+            if let Some(message) = error() {
+                p { class: "error", role: "alert", id: {"pin-error"}, "{message}" }
+            }
+            div { class: "keypad",
+                for key in keys {
+                    button {
+                        key: "{key}",
+                        id: "pin-key-{key}",
+                        class: "key",
+                        aria_label: "{key}",
+                        onclick: move |_| {
+                            if pin.peek().len() < PIN_LENGTH {
+                                pin.write().push_str(key);
+                            }
+                        },
+                        "{key}"
+                    }
+                }
+                button {
+                    id: {"pin-delete"},
+                    class: "key",
+                    aria_label: "Delete a digit",
+                    onclick: move |_| {
+                        pin.write().pop();
+                    },
+                    "⌫"
+                }
+            }
+            button {
+                id: {"pin-confirm"},
+                class: "step-button main",
+                aria_label: "Confirm I've left",
+                onclick: move |_| {
+                    let typed = pin.peek().clone();
+                    pin.set(String::new());
+                    match store.leave_with_pin(&visit_id, &me.staff, &typed, clock.now()) {
+                        Ok(_) => {
+                            error.set(None);
+                            open.set(false);
+                        }
+                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                    }
+                    ui.refresh(&store);
+                },
+                "Confirm I've left"
+            }
+            button {
+                id: {"pin-back"},
+                class: "link",
+                aria_label: "Back: I have not left yet",
+                onclick: move |_| open.set(false),
+                "Not yet"
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The visit screen and its parts. Each part reads the store (through [`crate::store::AppStore`]) and the
+//! clock, and each button calls one store function; nothing here touches SQLite.
+//!
+//! - [`visit`]: the screen itself: header, the current step, and the parts below in visit order.
+//! - [`briefing`]: the briefing and its recorded checklist, before leaving.
+//! - [`door`]: partners' progress and the wait at the door, with "No answer — cancel".
+//! - [`in_visit`]: the running timer and the check-in prompt with "I'm OK".
+//! - [`alert`]: the discreet request to reception (the school's code phrase), its delivery and stand-down.
+//! - [`leave`]: "I've left" with the PIN pad (normal and duress PINs look the same).
+//! - [`cancel`]: cancelling before going in, with the reason and the note the policy requires.
+//! - [`write_up`]: the write-up and the CPOMS text built from it.
+
+// Element ids are written `id: {"…"}` rather than as plain literals: a literal would be baked into the
+// template, while an expression is announced to the renderer with the element's id, which is how the
+// component tests (tests/it/screens.rs) find a button to press. The compiler calls those braces
+// unnecessary; here they are the point.
+#![allow(unused_braces)]
+// Text fields are uncontrolled (no `value:`): each keystroke is copied into a signal by `oninput`, and
+// the field keeps its own text. Writing the signal back as `value` dropped and misplaced characters when
+// typing quickly in the desktop webview (seen in the screenshots run).
+
+mod alert;
+mod briefing;
+mod cancel;
+mod door;
+mod in_visit;
+mod leave;
+mod visit;
+mod write_up;
+
+pub(crate) use visit::VisitScreen;
+
+use crate::store::ActionError;
+
+/// The words a refused action shows on the screen.
+fn refusal_text(error: &ActionError) -> String {
+    error.to_string()
+}
+
+/// A phone number as a `tel:`/`sms:` address: digits and a leading plus only.
+pub(crate) fn dial_digits(phone: &str) -> String {
+    phone
+        .chars()
+        .enumerate()
+        .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// Percent-encodes text for the body of an `sms:` link.
+pub(crate) fn sms_body(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn office_links_carry_only_what_the_phone_dials() {
+        assert_eq!(dial_digits("01632 960000"), "01632960000");
+        assert_eq!(dial_digits("+44 113 496-0000"), "+441134960000");
+        assert_eq!(sms_body("cover rota?"), "cover%20rota%3F");
+    }
+}

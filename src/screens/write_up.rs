@@ -1,0 +1,131 @@
+//! The write-up once everyone has left or the visit was cancelled: who was seen, what was discussed,
+//! agreements, a safeguarding concern (yes puts "Tell the DSL now" at the top), an incident report. It is
+//! recorded as `WriteUp`; then the screen shows the text to paste into CPOMS.
+
+use dioxus::prelude::*;
+use doorstep_core::lifecycle::{Command, VisitEvent, WriteUp};
+
+use super::refusal_text;
+use crate::app::{Clock, Ui};
+use crate::cpoms::{cpoms_summary, Cancellation};
+use crate::store::{AppStore, Me, VisitCard};
+
+#[component]
+pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let ui = use_context::<Ui>();
+    let mut seen = use_signal(String::new);
+    let mut discussed = use_signal(String::new);
+    let mut agreements = use_signal(String::new);
+    let mut concern = use_signal(|| false);
+    let mut incident = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    let visit_id = card.visit.id.clone();
+    rsx! {
+        section { class: "write-up", aria_label: "Write-up",
+            h2 { "Write-up" }
+            if concern() {
+                p { class: "tell-dsl", role: "alert", id: {"tell-dsl"},
+                    "Tell the DSL now — in person or by phone, before anything else."
+                }
+            }
+            label { r#for: "writeup-seen", "Who was seen" }
+            textarea { id: {"writeup-seen"}, rows: "2", oninput: move |e| seen.set(e.value()) }
+            label { r#for: "writeup-discussed", "What was discussed" }
+            textarea { id: {"writeup-discussed"}, rows: "3", oninput: move |e| discussed.set(e.value()) }
+            label { r#for: "writeup-agreements", "Agreements made with parents" }
+            textarea { id: {"writeup-agreements"}, rows: "2", oninput: move |e| agreements.set(e.value()) }
+            p { class: "question", "Safeguarding concern?" }
+            div { class: "row", role: "radiogroup",
+                button {
+                    id: {"writeup-concern-yes"},
+                    class: if concern() { "tick on" } else { "tick" },
+                    role: "radio",
+                    aria_checked: "{concern()}",
+                    aria_label: "Safeguarding concern: yes",
+                    onclick: move |_| concern.set(true),
+                    "Yes"
+                }
+                button {
+                    id: {"writeup-concern-no"},
+                    class: if concern() { "tick" } else { "tick on" },
+                    role: "radio",
+                    aria_checked: "{!concern()}",
+                    aria_label: "Safeguarding concern: no",
+                    onclick: move |_| concern.set(false),
+                    "No"
+                }
+            }
+            label { r#for: "writeup-incident", "Incident report (if anything happened)" }
+            textarea { id: {"writeup-incident"}, rows: "2", oninput: move |e| incident.set(e.value()) }
+            if let Some(message) = error() {
+                p { class: "error", role: "alert", id: {"writeup-error"}, "{message}" }
+            }
+            button {
+                id: {"writeup-save"},
+                class: "step-button main",
+                aria_label: "Save the write-up",
+                onclick: move |_| {
+                    let incident_text = incident.peek().trim().to_owned();
+                    let write_up = WriteUp {
+                        seen: seen.peek().clone(),
+                        discussed: discussed.peek().clone(),
+                        agreements: agreements.peek().clone(),
+                        safeguarding_concern: *concern.peek(),
+                        incident: (!incident_text.is_empty()).then_some(incident_text),
+                    };
+                    let command = Command::WriteUp { staff: me.staff.clone(), write_up };
+                    match store.perform(&visit_id, command, clock.now()) {
+                        Ok(_) => error.set(None),
+                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                    }
+                    ui.refresh(&store);
+                },
+                "Save the write-up"
+            }
+        }
+    }
+}
+
+/// The recorded write-up as text for CPOMS, from this phone's own events.
+#[component]
+pub(super) fn CpomsSummary(card: VisitCard) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let own = store.own_events(&card.visit.id).unwrap_or_default();
+    let write_up = own
+        .iter()
+        .rev()
+        .find_map(|(envelope, _)| match &envelope.event {
+            VisitEvent::WrittenUp { write_up, .. } => Some(write_up.clone()),
+            _ => None,
+        });
+    let cancellation = own.iter().find_map(|(envelope, _)| match &envelope.event {
+        VisitEvent::Cancelled { reason, note, .. } => Some(Cancellation {
+            reason: *reason,
+            note: note.clone(),
+        }),
+        _ => None,
+    });
+    let Some(write_up) = write_up else {
+        return rsx! { p { class: "notice", "Written up on another phone." } };
+    };
+    let concern = write_up.safeguarding_concern;
+    let text = cpoms_summary(
+        &card.visit,
+        &card.state,
+        &write_up,
+        cancellation.as_ref(),
+        clock.offset(clock.now()),
+    );
+    rsx! {
+        section { class: "cpoms", aria_label: "Summary for CPOMS",
+            if concern {
+                p { class: "tell-dsl", role: "alert", "Tell the DSL now if you have not already." }
+            }
+            h2 { "Ready to paste into CPOMS" }
+            pre { id: {"cpoms-summary"}, class: "summary", tabindex: "0", "{text}" }
+        }
+    }
+}
