@@ -1,6 +1,7 @@
 //! Demo data for a newcomer's first run: a primary school on the headteacher preset, its staff, three pupils
 //! and today's visits, with two enrolled phones; `add_office_logins` gives the headteacher and the office
-//! sign-ins for the board. Every name and number here is made up; passwords are generated for each demo.
+//! sign-ins for the board; `seed_visit_under_way` adds a visit whose silent phones the office will flag
+//! overdue a few minutes into the demo. Every name and number here is made up; passwords are generated for each demo.
 
 use std::path::Path;
 
@@ -9,12 +10,13 @@ use doorstep_core::domain::{
     Address, Briefing, DbsCheck, DbsLevel, Pupil, RiskAssessment, Role, School, StaffMember, Visit,
     VisitPurpose, VisitStaff,
 };
-use doorstep_core::ids::{DeviceId, SchoolId, StaffId};
-use doorstep_core::lifecycle::Command;
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
+use doorstep_core::lifecycle::{Command, VisitEvent};
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{IngestError, SqliteStore, StoreError};
 
 /// What a phone needs to talk to this office: written as JSON for the phone app to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,4 +338,105 @@ pub fn repoint_phone_config(path: &Path, office_url: &str) -> std::io::Result<()
     let mut config: PhoneConfig = serde_json::from_str(&text).map_err(std::io::Error::other)?;
     config.office_url = office_url.into();
     write_phone_config(path, &config)
+}
+
+/// Adds a visit already under way when the demo starts, so a newcomer sees the office raise an overdue by
+/// itself: Jo Rivers and Kim Patel went in 12 minutes ago and their phones have been silent since (no app runs
+/// for them). The first check-in was due 10 minutes after they went in, so with the policy's 5 minutes' grace
+/// the board shows OVERDUE 3 minutes after `now`. Returns the visit's id.
+pub fn seed_visit_under_way(
+    store: &SqliteStore,
+    now: DateTime<Utc>,
+) -> Result<VisitId, StoreError> {
+    let school_id: SchoolId = id("demo-primary");
+    let kim = staff("kim", "Kim Patel", &[Role::VisitingStaff], "07700 900006");
+    store.add_staff(&school_id, &kim)?;
+    let pupil = Pupil {
+        id: id("pupil-zac"),
+        name: "Zac E.".into(),
+    };
+    store.add_pupil(&school_id, &pupil)?;
+    let visit_id: VisitId = id("visit-zac");
+    let went_in = now - TimeDelta::minutes(12);
+    let visit = Visit {
+        id: visit_id.clone(),
+        school: school_id,
+        purpose: VisitPurpose::AttendanceSupport,
+        pupil,
+        address: Address {
+            lines: vec!["7 Brook Close".into(), "Oakfield".into()],
+            postcode: "OK4 1QC".into(),
+        },
+        agreed_time: went_in,
+        expected_length: PolicyMinutes::new(45).expect("in range"),
+        staff: vec![
+            VisitStaff {
+                id: id("jo"),
+                name: "Jo Rivers".into(),
+                phone: "07700 900005".into(),
+            },
+            VisitStaff {
+                id: kim.id.clone(),
+                name: kim.name.clone(),
+                phone: kim.phone.clone(),
+            },
+        ],
+        briefing: Briefing::new(RiskAssessment::standard()),
+    };
+    store.add_visit(&visit)?;
+    store.record_office_event(
+        &visit_id,
+        &Command::Authorise {
+            by: id("head"),
+            lone_visit_approved: false,
+        },
+        now - TimeDelta::hours(2),
+    )?;
+    // Their phones' events, as those phones sent them before falling silent.
+    for (who, device) in [("jo", "phone-jo"), ("kim", "phone-kim")] {
+        let token = enrol(store, device, &id(who), "", now)?.device_token;
+        let phone = store
+            .authenticate(&token)?
+            .ok_or_else(|| StoreError::Invalid(format!("demo device {device} did not enrol")))?;
+        let mut events = vec![
+            (
+                went_in - TimeDelta::minutes(20),
+                VisitEvent::Departed {
+                    staff: id(who),
+                    expected_arrival: went_in,
+                    expected_end: went_in + TimeDelta::minutes(45),
+                },
+            ),
+            (
+                went_in - TimeDelta::minutes(1),
+                VisitEvent::ArrivedOutside { staff: id(who) },
+            ),
+        ];
+        if who == "jo" {
+            events.push((
+                went_in,
+                VisitEvent::VisitStarted {
+                    by: id("jo"),
+                    staff: vec![id("jo"), id("kim")],
+                },
+            ));
+        }
+        let envelopes: Vec<EventEnvelope> = events
+            .into_iter()
+            .enumerate()
+            .map(|(n, (at, event))| EventEnvelope {
+                id: EventId::new_v7(),
+                device: phone.id.clone(),
+                seq: DeviceSeq::new(n as u64 + 1).expect("small sequence numbers are valid"),
+                visit: visit_id.clone(),
+                recorded_at: at,
+                event,
+            })
+            .collect();
+        store.ingest(&phone, &envelopes, now).map_err(|e| match e {
+            IngestError::Store(e) => e,
+            IngestError::Rejected(r) => StoreError::Invalid(format!("demo events refused: {r:?}")),
+        })?;
+    }
+    Ok(visit_id)
 }

@@ -230,6 +230,7 @@ fn prepare_demo(store: &SqliteStore, data_dir: &std::path::Path, url: &str) -> a
         let phones = demo::seed(store, url, Utc::now()).context("adding the demo school")?;
         demo::write_phone_config(&me, &phones.me)?;
         demo::write_phone_config(&partner, &phones.partner)?;
+        demo::seed_visit_under_way(store, Utc::now()).context("adding the demo visit under way")?;
         tracing::info!(phone_config = %me.display(), "demo school added");
         // A new demo database makes new passwords; an old sign-ins file would no longer be true.
         let _ = std::fs::remove_file(data_dir.join(DEMO_LOGINS_FILE));

@@ -360,3 +360,28 @@ async fn duress_goes_straight_to_the_authoriser_and_an_acknowledgement_stops_the
     assert_eq!(others.len(), 1);
     sim.engine_task.abort();
 }
+
+#[tokio::test]
+async fn the_demo_visit_under_way_goes_overdue_three_minutes_into_the_demo_with_no_phone_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    demo::seed(&store, "http://127.0.0.1:1", seeded_at()).unwrap();
+    let zac = demo::seed_visit_under_way(&store, seeded_at()).unwrap();
+    let overdue_at = seeded_at() + TimeDelta::minutes(3);
+
+    let (_, events) =
+        doorstep_office::escalation::evaluate(&store, &zac, overdue_at - TimeDelta::seconds(1))
+            .unwrap();
+    assert!(events.is_empty(), "nothing before the deadline plus grace");
+    let (_, events) = doorstep_office::escalation::evaluate(&store, &zac, overdue_at).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let alarms = store.alarms_for_visit(&zac).unwrap();
+    assert_eq!(
+        (alarms[0].kind, alarms[0].about.as_str(), alarms[0].due_at),
+        (
+            AlarmKind::Overdue,
+            "check_in",
+            seeded_at() - TimeDelta::minutes(2)
+        )
+    );
+}
