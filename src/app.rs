@@ -19,6 +19,8 @@ use doorstep_core::ids::{StaffId, VisitId};
 use doorstep_core::lifecycle::{DuressVia, VisitEvent};
 use tokio::sync::Notify;
 
+use crate::platform::{Platform, SharedPlatform};
+use crate::prompts::{check_in_prompts, visits_out_on, Announcer};
 use crate::screens::VisitScreen;
 use crate::status::{status_line, when};
 use crate::store::{AppStore, VisitCard};
@@ -177,6 +179,25 @@ impl Ui {
 }
 
 /// The root component. Needs an [`AppStore`] as context; a [`Clock`] is optional.
+/// Hands this moment's check-in prompts and the visits I am out on to the phone's platform.
+fn announce(
+    store: &AppStore,
+    announcer: &mut Announcer,
+    platform: &dyn Platform,
+    now: DateTime<Utc>,
+) {
+    let (Ok(Some(me)), Ok(Some(policy)), Ok(cards)) =
+        (store.me(), store.policy(), store.today(now))
+    else {
+        return;
+    };
+    announcer.step(
+        &check_in_prompts(&cards, &me.staff, &policy, now),
+        &visits_out_on(&cards, &me.staff, &policy),
+        platform,
+    );
+}
+
 #[component]
 pub fn App() -> Element {
     let store = use_context::<AppStore>();
@@ -190,15 +211,21 @@ pub fn App() -> Element {
         hidden: Signal::new(false),
     });
     let ticking = store.clone();
+    let platform = try_consume_context::<SharedPlatform>();
     use_future(move || {
         let store = ticking.clone();
         let clock = clock.clone();
+        let platform = platform.clone();
         async move {
+            let mut announcer = Announcer::default();
             loop {
                 clock.next_tick().await;
                 // The miss goes in the record once per due time, whichever screen is showing.
                 if let Err(error) = store.record_missed_check_ins(clock.now()) {
                     tracing::warn!(%error, "could not record a missed check-in");
+                }
+                if let Some(platform) = &platform {
+                    announce(&store, &mut announcer, platform.as_ref(), clock.now());
                 }
                 let tick = *ui.tick.peek() + 1;
                 ui.tick.set(tick);

@@ -24,6 +24,7 @@ pub mod cpoms;
 #[cfg(test)]
 mod fixtures;
 pub mod platform;
+pub mod prompts;
 pub mod screens;
 pub mod status;
 pub mod steps;

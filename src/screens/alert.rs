@@ -21,6 +21,7 @@ use doorstep_core::policy::Policy;
 
 use super::{dial_digits, refusal_text, sms_body};
 use crate::app::{Clock, Ui};
+use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{AppStore, Me, VisitCard};
 
 /// How long an unconfirmed request waits before the phone offers a text as well as a call.
@@ -80,9 +81,30 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                 p { id: {"request-noted"}, "Noted. Office number: {me.office_phone}" }
                 p { class: "delivery", role: "status", id: {"request-delivery"}, "{standing}" }
                 div { class: "links",
-                    a { id: {"call-office"}, class: "link-button", href: "{tel}", aria_label: "Call the office", "Call the office" }
+                    a {
+                        id: {"call-office"},
+                        class: "link-button",
+                        href: "{tel}",
+                        aria_label: "Call the office",
+                        onclick: {
+                            let number = me.office_phone.clone();
+                            move |event: MouseEvent| open_with_platform(&event, &number, None)
+                        },
+                        "Call the office"
+                    }
                     if late {
-                        a { id: {"text-office"}, class: "link-button", href: "{sms}", aria_label: "Text the office", "Text the office" }
+                        a {
+                            id: {"text-office"},
+                            class: "link-button",
+                            href: "{sms}",
+                            aria_label: "Text the office",
+                            onclick: {
+                                let number = me.office_phone.clone();
+                                let phrase = phrase.clone();
+                                move |event: MouseEvent| open_with_platform(&event, &number, Some(&phrase))
+                            },
+                            "Text the office"
+                        }
                     }
                 }
                 if let Some(message) = error() {
@@ -174,5 +196,29 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                 p { class: "error", role: "alert", "{message}" }
             }
         }
+    }
+}
+
+/// A phone's webview hands only http(s) and mailto links to the system, so the dialler and the message
+/// composer are opened through the platform when there is one; without one (tests, a plain window) the
+/// link's own `tel:`/`sms:` address stays.
+fn open_with_platform(event: &MouseEvent, office_phone: &str, sms_body: Option<&str>) {
+    let Some(platform) = try_consume_context::<SharedPlatform>() else {
+        return;
+    };
+    let number = match PhoneNumber::parse(office_phone) {
+        Ok(number) => number,
+        Err(error) => {
+            tracing::warn!(%error, "the office number cannot be dialled");
+            return;
+        }
+    };
+    event.prevent_default();
+    let opened = match sms_body {
+        Some(body) => platform.open_sms(&number, body),
+        None => platform.open_dialler(&number),
+    };
+    if let Err(error) = opened {
+        tracing::warn!(%error, "the phone could not open the dialler or messages");
     }
 }

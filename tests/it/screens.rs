@@ -13,6 +13,7 @@ use dioxus::html::{
 };
 use dioxus::prelude::*;
 use doorstep::app::{App, Clock, ClockHand};
+use doorstep::platform::{Notice, PlatformCall, RecordingPlatform, SharedPlatform};
 use doorstep::store::AppStore;
 use doorstep_core::domain::{
     Address, Briefing, Pupil, RiskAssessment, School, Visit, VisitPurpose, VisitStaff,
@@ -124,6 +125,24 @@ impl Harness {
         let mut dom = VirtualDom::new(App)
             .with_root_context(store.clone())
             .with_root_context(clock);
+        let edits = dom.rebuild_to_vec();
+        let mut harness = Self {
+            dom,
+            ids: HashMap::new(),
+            hand,
+        };
+        harness.learn(&edits);
+        harness
+    }
+
+    /// The app with `platform` as the phone's platform (the notifications, dialler and visit timer).
+    fn start_with_platform(store: &AppStore, now: DateTime<Utc>, platform: SharedPlatform) -> Self {
+        dioxus::html::set_event_converter(Box::new(SerializedHtmlEventConverter));
+        let (clock, hand) = Clock::manual(now, FixedOffset::east_opt(0).unwrap());
+        let mut dom = VirtualDom::new(App)
+            .with_root_context(store.clone())
+            .with_root_context(clock)
+            .with_root_context(platform);
         let edits = dom.rebuild_to_vec();
         let mut harness = Self {
             dom,
@@ -876,4 +895,46 @@ async fn hide_blanks_the_screen_until_tapped_again() {
     }
     app.click("unhide");
     assert!(app.html().contains("Ava Smith"));
+}
+
+#[tokio::test]
+async fn the_phone_is_told_to_prompt_keep_the_timer_alive_and_open_the_dialler() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let platform = RecordingPlatform::new(dir.path());
+    let log = platform.log();
+    let mut app = Harness::start_with_platform(&store, at(10, 5), std::sync::Arc::new(platform));
+    app.set_time(at(10, 5) + chrono::TimeDelta::seconds(1))
+        .await;
+    assert!(
+        log.notices().is_empty(),
+        "no prompt before the check-in is due"
+    );
+    assert!(
+        log.keeping_alive(),
+        "the visit timer is kept alive while inside"
+    );
+
+    app.set_time(at(10, 20)).await;
+    assert_eq!(
+        log.notices(),
+        [Notice::CheckInOverdue],
+        "an overdue check-in is announced, once, with fixed words"
+    );
+    app.set_time(at(10, 20) + chrono::TimeDelta::seconds(1))
+        .await;
+    assert_eq!(log.notices().len(), 1, "not announced again");
+
+    app.click("visit-v-ten");
+    app.click("request-open");
+    app.click("request-send");
+    app.click("call-office");
+    assert!(
+        log.calls().contains(&PlatformCall::OpenedDialler {
+            uri: "tel:01134960000".into()
+        }),
+        "{:?}",
+        log.calls()
+    );
 }
