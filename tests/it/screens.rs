@@ -120,29 +120,23 @@ impl Harness {
 
     /// The app on a clock the test moves with [`Harness::set_time`].
     fn start_at(store: &AppStore, now: DateTime<Utc>) -> Self {
+        Self::launch(store, now, None)
+    }
+
+    /// The app with `platform` as the phone's platform (the notifications, dialler and visit timer).
+    fn start_with_platform(store: &AppStore, now: DateTime<Utc>, platform: SharedPlatform) -> Self {
+        Self::launch(store, now, Some(platform))
+    }
+
+    fn launch(store: &AppStore, now: DateTime<Utc>, platform: Option<SharedPlatform>) -> Self {
         dioxus::html::set_event_converter(Box::new(SerializedHtmlEventConverter));
         let (clock, hand) = Clock::manual(now, FixedOffset::east_opt(0).unwrap());
         let mut dom = VirtualDom::new(App)
             .with_root_context(store.clone())
             .with_root_context(clock);
-        let edits = dom.rebuild_to_vec();
-        let mut harness = Self {
-            dom,
-            ids: HashMap::new(),
-            hand,
-        };
-        harness.learn(&edits);
-        harness
-    }
-
-    /// The app with `platform` as the phone's platform (the notifications, dialler and visit timer).
-    fn start_with_platform(store: &AppStore, now: DateTime<Utc>, platform: SharedPlatform) -> Self {
-        dioxus::html::set_event_converter(Box::new(SerializedHtmlEventConverter));
-        let (clock, hand) = Clock::manual(now, FixedOffset::east_opt(0).unwrap());
-        let mut dom = VirtualDom::new(App)
-            .with_root_context(store.clone())
-            .with_root_context(clock)
-            .with_root_context(platform);
+        if let Some(platform) = platform {
+            dom = dom.with_root_context(platform);
+        }
         let edits = dom.rebuild_to_vec();
         let mut harness = Self {
             dom,

@@ -46,16 +46,6 @@ async fn office_with_admin() -> TestOffice {
     office
 }
 
-async fn get(office: &TestOffice, client: &Client, path: &str) -> (u16, String) {
-    let response = client
-        .get(format!("{}{path}", office.url))
-        .send()
-        .await
-        .expect("office answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
-
 async fn post<T: serde::Serialize + ?Sized>(
     office: &TestOffice,
     client: &Client,

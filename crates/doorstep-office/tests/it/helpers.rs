@@ -181,3 +181,15 @@ pub async fn text(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
+
+/// GETs `path` from the office with `client`: the status and the page.
+pub async fn get(office: &TestOffice, client: &reqwest::Client, path: &str) -> (u16, String) {
+    text(
+        client
+            .get(format!("{}{path}", office.url))
+            .send()
+            .await
+            .expect("office answers"),
+    )
+    .await
+}

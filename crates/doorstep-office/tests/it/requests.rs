@@ -76,17 +76,6 @@ async fn signed_in(office: &TestOffice, who: &str) -> (Client, String) {
     (client, csrf_in(&page))
 }
 
-async fn get(office: &TestOffice, client: &Client, path: &str) -> (u16, String) {
-    text(
-        client
-            .get(format!("{}{path}", office.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 async fn post(
     office: &TestOffice,
     client: &Client,

@@ -73,17 +73,6 @@ async fn signed_in_office(office: &TestOffice) -> (Client, String) {
     (client, csrf_in(&board))
 }
 
-async fn get(office: &TestOffice, client: &Client, path: &str) -> (u16, String) {
-    text(
-        client
-            .get(format!("{}{path}", office.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 async fn post(
     office: &TestOffice,
     client: &Client,
