@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Local, NaiveDate, TimeDelta, Timelike, Utc};
 use doorstep_core::domain::{
     Address, Briefing, DbsCheck, DbsLevel, Pupil, RiskAssessment, Role, School, StaffMember, Visit,
     VisitPurpose, VisitStaff,
@@ -16,6 +16,7 @@ use doorstep_core::lifecycle::{Command, VisitEvent};
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use serde::{Deserialize, Serialize};
 
+use crate::requests::{timing, RequestDetails};
 use crate::store::{IngestError, SqliteStore, StoreError};
 
 /// What a phone needs to talk to this office: written as JSON for the phone app to read.
@@ -91,7 +92,8 @@ pub fn seed_with_policy(
         name: "Oakfield Primary (demo)".into(),
         office_phone: "01632 960000".into(),
     };
-    store.add_school(&school, &preset.policy())?;
+    let policy = preset.policy();
+    store.add_school(&school, &policy)?;
 
     let head = staff(
         "head",
@@ -203,10 +205,27 @@ pub fn seed_with_policy(
             briefing: Briefing::new(RiskAssessment::standard()),
         },
     ];
-    for visit in &visits {
+    for visit in &visits[..2] {
         store.add_visit(visit)?;
     }
-    // The first two are authorised; the third still waits for the headteacher.
+    // The third was requested by the office and still waits for the headteacher. Its request names the
+    // office as the responsible contact, so it can be authorised whatever the hour the demo is run at.
+    let requested = &visits[2];
+    store.add_requested_visit(
+        requested,
+        &RequestDetails {
+            requested_by: office.id.clone(),
+            requested_at: now,
+            timing: timing(
+                &policy,
+                requested.agreed_time.with_timezone(&Local),
+                requested.expected_length,
+            ),
+            responsible_contact: Some((office.name.clone(), office.phone.clone())),
+            authoriser_override: None,
+        },
+    )?;
+    // The first two are authorised.
     for visit in &visits[..2] {
         store.record_office_event(
             &visit.id,

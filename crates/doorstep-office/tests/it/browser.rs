@@ -512,14 +512,19 @@ async fn the_headteacher_authorises_the_requested_demo_visit_through_the_pages()
     let profile = dir.path().join("profile");
     let browser = start_browser(&driver, &profile).await;
 
-    // visit-mia is agreed about four hours after the seeding: seeded four hours ago, it is on today's board.
-    let late = Local::now().hour() == 23 && Local::now().minute() >= 40;
-    let back = if late { 270 } else { 240 };
+    // Seeded at six this morning, visit-mia is agreed for a quarter past ten today: in school hours, so the
+    // test does not depend on the hour it runs at.
+    let seeded_at = Local::now()
+        .date_naive()
+        .and_hms_opt(6, 0, 0)
+        .and_then(|t| t.and_local_timezone(Local).earliest())
+        .expect("six this morning exists")
+        .with_timezone(&Utc);
     let office = spawn_office_with(
         WebSettings {
             secure_cookies: false,
         },
-        Utc::now() - TimeDelta::minutes(back),
+        seeded_at,
     )
     .await;
     office

@@ -767,3 +767,47 @@ async fn visiting_staff_may_request_but_not_authorise_and_other_roles_may_do_nei
     let (_, mia) = office.store.visit(&visit("visit-mia")).unwrap().unwrap();
     assert!(mia.authorised.is_none());
 }
+
+#[tokio::test]
+async fn the_demos_requested_visit_names_a_responsible_contact_so_it_can_be_authorised_after_school(
+) {
+    // Seeded at two in the afternoon, visit-mia is agreed for a quarter past six: after school and into the
+    // evening, when the policy needs a named responsible contact.
+    let seeded_at = Local::now()
+        .date_naive()
+        .and_hms_opt(14, 0, 0)
+        .and_then(|t| t.and_local_timezone(Local).earliest())
+        .unwrap()
+        .with_timezone(&Utc);
+    let office = spawn_office_with(
+        WebSettings {
+            secure_cookies: false,
+        },
+        seeded_at,
+    )
+    .await;
+    let details = office
+        .store
+        .request_details(&visit("visit-mia"))
+        .unwrap()
+        .expect("the demo's request is on record");
+    assert!(details.timing.out_of_hours && details.timing.evening);
+    assert_eq!(
+        details.responsible_contact,
+        Some(("Olu Office".to_owned(), "07700 900002".to_owned()))
+    );
+
+    office
+        .store
+        .set_office_password(&staff("head"), PASSWORD, Utc::now())
+        .unwrap();
+    let (head, csrf) = signed_in(&office, "head").await;
+    let (status, page) = get(&office, &head, "/visits/visit-mia/authorise").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Olu Office"), "the form names the contact");
+    let form = vec![("csrf".to_owned(), csrf)];
+    let response = post(&office, &head, "/visits/visit-mia/authorise", &form).await;
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    let (_, mia) = office.store.visit(&visit("visit-mia")).unwrap().unwrap();
+    assert_eq!(mia.authorised.map(|a| a.by), Some(staff("head")));
+}
