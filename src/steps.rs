@@ -159,7 +159,7 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
                 )
             });
             if partner_still_in {
-                notice("You have left the property. The write-up opens once everyone has left.")
+                notice("You have left the property. The office still waits for your partner's \"I've left\".")
             } else {
                 notice("You have left the property.")
             }

@@ -161,7 +161,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
         }
         DoorWaitView { card: card.clone(), me: me.clone(), policy: policy.clone() }
         InVisit { card: card.clone(), me: me.clone(), policy: policy.clone() }
-        if over && !written {
+        if (over || matches!(progress, StaffProgress::Left { .. })) && !written {
             WriteUpForm { card: card.clone(), me: me.clone() }
         }
         if written {

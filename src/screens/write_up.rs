@@ -1,4 +1,4 @@
-//! The write-up once everyone has left or the visit was cancelled: who was seen, what was discussed,
+//! The write-up once I have left or the visit was cancelled: who was seen, what was discussed,
 //! agreements, a safeguarding concern (yes puts "Tell the DSL now" at the top), an incident report. It is
 //! recorded as `WriteUp`; then the screen shows the text to paste into CPOMS.
 

@@ -817,6 +817,42 @@ async fn cancelling_because_of_feeling_unsafe_needs_a_note_then_the_write_up_giv
 }
 
 #[tokio::test]
+async fn having_left_first_sam_can_write_up_while_the_office_still_waits_for_alex() {
+    // Out of signal, Sam's phone may never hear Alex's "I've left" before the write-up is due.
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let mut app = Harness::start_at(&store, at(10, 40));
+    app.click("visit-v-ten");
+    app.click("step-ive-left");
+    for digit in "1234".chars() {
+        app.click(&format!("pin-key-{digit}"));
+    }
+    app.click("pin-confirm");
+    let html = app.html();
+    assert!(html.contains("Write-up"), "{html}");
+    assert!(
+        html.contains("The office still waits for your partner"),
+        "{html}"
+    );
+    app.input("writeup-seen", "Ava and her mother");
+    app.input("writeup-discussed", "Attendance since half term");
+    app.click("writeup-concern-no");
+    app.click("writeup-save");
+    assert!(
+        matches!(
+            store
+                .own_events(&ten())
+                .unwrap()
+                .last()
+                .map(|(e, _)| &e.event),
+            Some(VisitEvent::WrittenUp { .. })
+        ),
+        "the write-up is recorded"
+    );
+}
+
+#[tokio::test]
 async fn after_everyone_left_the_write_up_flags_the_dsl_and_builds_the_cpoms_summary() {
     let dir = tempfile::tempdir().unwrap();
     let store = sams_phone(dir.path(), true);

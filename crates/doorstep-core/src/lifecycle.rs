@@ -509,7 +509,7 @@ pub enum LifecycleError {
     ReasonNeedsNote,
     #[error("a visit that has started is ended with \"I've left\", not cancelled")]
     CancelAfterStart,
-    #[error("the write-up comes after everyone has left or the visit was cancelled")]
+    #[error("the write-up comes after you have left or the visit was cancelled")]
     WriteUpTooEarly,
     #[error("the write-up needs who was seen and what was discussed")]
     WriteUpIncomplete,
@@ -806,8 +806,12 @@ pub fn decide(
             }
         }
         Command::WriteUp { staff, write_up } => {
-            state.assigned(staff)?;
-            let over = state.cancelled.is_some() || state.everyone_left();
+            let progress = state.assigned(staff)?;
+            // The writer's own "left" is enough: a pair out of signal cannot learn that the partner has
+            // left too, and the office holds the partner's deadline until their own "left" arrives.
+            let over = state.cancelled.is_some()
+                || state.everyone_left()
+                || matches!(progress, StaffProgress::Left { .. });
             if !over {
                 return Err(LifecycleError::WriteUpTooEarly);
             }

@@ -827,19 +827,20 @@ fn a_second_alert_after_a_stand_down_is_a_new_alert() {
 // Writing up.
 
 #[test]
-fn the_write_up_is_refused_until_everyone_has_left() {
-    for (when, history) in [
-        ("before authorisation", vec![]),
-        ("outside", both_outside()),
-        ("inside", in_visit()),
+fn the_write_up_is_refused_until_its_writer_has_left() {
+    for (when, history, writer) in [
+        ("before authorisation", vec![], a()),
+        ("outside", both_outside(), a()),
+        ("inside", in_visit(), a()),
         (
-            "with one still inside",
+            "while still inside, the partner having left",
             [in_visit(), vec![left(a())]].concat(),
+            b(),
         ),
     ] {
         let state = given(history).state;
         let command = Command::WriteUp {
-            staff: a(),
+            staff: writer,
             write_up: write_up(),
         };
         assert_eq!(
@@ -848,6 +849,20 @@ fn the_write_up_is_refused_until_everyone_has_left() {
             "write-up {when}"
         );
     }
+}
+
+#[test]
+fn the_writer_may_write_up_once_they_have_left_even_with_the_partner_not_yet_heard_from() {
+    // Out of signal, a phone cannot learn that the partner has left; the write-up does not wait for it.
+    given([in_visit(), vec![left(a())]].concat())
+        .when(Command::WriteUp {
+            staff: a(),
+            write_up: write_up(),
+        })
+        .then_events([VisitEvent::WrittenUp {
+            staff: a(),
+            write_up: write_up(),
+        }]);
 }
 
 #[test]
