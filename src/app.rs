@@ -178,7 +178,6 @@ impl Ui {
     }
 }
 
-/// The root component. Needs an [`AppStore`] as context; a [`Clock`] is optional.
 /// Hands this moment's check-in prompts and the visits I am out on to the phone's platform.
 fn announce(
     store: &AppStore,
@@ -198,6 +197,7 @@ fn announce(
     );
 }
 
+/// The root component. Needs an [`AppStore`] as context; a [`Clock`] is optional.
 #[component]
 pub fn App() -> Element {
     let store = use_context::<AppStore>();

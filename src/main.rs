@@ -73,23 +73,32 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The page the app draws into: titled "Doorstep" (what a screen reader announces, on every screen) and in
+/// British English.
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+
 /// A phone-sized window titled "Doorstep", without the desktop menu bar.
 #[cfg(feature = "desktop")]
 fn launch_config() -> dioxus::desktop::Config {
     use dioxus::desktop::{Config, LogicalSize, WindowBuilder};
-    Config::new().with_menu(None).with_window(
-        WindowBuilder::new()
-            .with_title("Doorstep")
-            .with_inner_size(LogicalSize::new(390.0, 844.0))
-            .with_resizable(true),
-    )
+    Config::new()
+        .with_custom_index(INDEX_HTML.to_owned())
+        .with_menu(None)
+        .with_window(
+            WindowBuilder::new()
+                .with_title("Doorstep")
+                .with_inner_size(LogicalSize::new(390.0, 844.0))
+                .with_resizable(true),
+        )
 }
 
 /// On a phone the system decides the window; only the title is ours.
 #[cfg(all(feature = "mobile", not(feature = "desktop")))]
 fn launch_config() -> dioxus::mobile::Config {
     use dioxus::mobile::{Config, WindowBuilder};
-    Config::new().with_window(WindowBuilder::new().with_title("Doorstep"))
+    Config::new()
+        .with_custom_index(INDEX_HTML.to_owned())
+        .with_window(WindowBuilder::new().with_title("Doorstep"))
 }
 
 #[cfg(not(any(feature = "desktop", feature = "mobile")))]

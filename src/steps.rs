@@ -100,7 +100,14 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
     if let Some((reason, _)) = state.cancelled {
         return notice(&format!("This visit was cancelled: {}.", reason.label()));
     }
-    if state.written_up_at.is_some() {
+    // Written up by a partner while I am still out: my own steps go on.
+    let out = matches!(
+        progress,
+        StaffProgress::Departed { .. }
+            | StaffProgress::Outside { .. }
+            | StaffProgress::Inside { .. }
+    );
+    if state.written_up_at.is_some() && !out {
         return notice("This visit is written up.");
     }
     if let Some(role) = card.awaiting_authorisation_by {
@@ -360,5 +367,43 @@ mod visit_tests {
         let got = steps(&store, "v-auth");
         assert_eq!(got.main, None);
         assert!(got.notice.is_some());
+    }
+
+    #[test]
+    fn a_partners_write_up_leaves_me_my_ive_left_while_i_am_still_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        read_briefing(&store, "v-auth");
+        take(&store, "v-auth", Step::LeavingNow);
+        take(&store, "v-auth", Step::ArrivedTogether);
+        take(&store, "v-auth", Step::GoingIn);
+        // Alex leaves first and writes up, as the office would relay it from Alex's phone.
+        for command in [
+            Command::Leave { staff: id("alex") },
+            Command::WriteUp {
+                staff: id("alex"),
+                write_up: doorstep_core::lifecycle::WriteUp {
+                    seen: "Ava and her mother".into(),
+                    discussed: "Attendance".into(),
+                    agreements: String::new(),
+                    safeguarding_concern: false,
+                    incident: None,
+                },
+            },
+        ] {
+            store
+                .perform(&visit_id("v-auth"), command, at(9, 5))
+                .unwrap();
+        }
+        let got = steps(&store, "v-auth");
+        assert_eq!(
+            (got.main, got.others),
+            (Some(Step::IveLeft), vec![Step::ImOk])
+        );
+        take(&store, "v-auth", Step::IveLeft);
+        assert_eq!(
+            steps(&store, "v-auth").notice.as_deref(),
+            Some("This visit is written up.")
+        );
     }
 }

@@ -102,12 +102,21 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
         .unwrap_or(StaffProgress::NotStarted);
     let not_started = progress == StaffProgress::NotStarted;
     let written = state.written_up_at.is_some();
+    // Written up, and nothing left for me to do: a partner's write-up does not end my visit.
+    let finished = written
+        && (state.cancelled.is_some()
+            || !matches!(
+                progress,
+                StaffProgress::Departed { .. }
+                    | StaffProgress::Outside { .. }
+                    | StaffProgress::Inside { .. }
+            ));
     let cancelled = state.cancelled.is_some();
     let over = matches!(phase, Phase::Left | Phase::Cancelled { .. });
     let open = card.awaiting_authorisation_by.is_none() && !written && !cancelled;
     let show_checklist = open && not_started && !state.briefing_read.contains_key(&me.staff);
     let show_cancel = open && state.started_at.is_none();
-    let show_request = !not_started && !written;
+    let show_request = !not_started && !finished;
     let main_button = steps.main.filter(|_| !leaving());
     let other_buttons: Vec<(Step, Command)> = steps
         .others
@@ -156,7 +165,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
                 p { class: "delivery", role: "status", id: {"last-step"}, "{last}" }
             }
         }
-        if !not_started && !over && !written {
+        if !not_started && !over && !finished {
             Partners { card: card.clone(), me: me.clone() }
         }
         DoorWaitView { card: card.clone(), me: me.clone(), policy: policy.clone() }
@@ -164,7 +173,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
         if (over || matches!(progress, StaffProgress::Left { .. })) && !written {
             WriteUpForm { card: card.clone(), me: me.clone() }
         }
-        if written {
+        if finished {
             CpomsSummary { card: card.clone() }
         }
         if show_checklist {

@@ -570,7 +570,9 @@ impl VisitState {
         if self.duress_active() {
             return Phase::Duress;
         }
-        if self.written_up_at.is_some() {
+        // A write-up can come before a partner's "left" reaches the writer's phone: until everyone has left
+        // (or the visit was cancelled), the visit is still under way.
+        if self.written_up_at.is_some() && (self.cancelled.is_some() || self.everyone_left()) {
             return Phase::WrittenUp;
         }
         if let Some((reason, _)) = self.cancelled {
@@ -604,7 +606,8 @@ impl VisitState {
         if self.cancelled.is_some() {
             return Err(LifecycleError::Cancelled);
         }
-        if self.written_up_at.is_some() || self.everyone_left() {
+        // A write-up alone does not close the visit: a partner may still be inside.
+        if self.everyone_left() {
             return Err(LifecycleError::Finished);
         }
         Ok(())

@@ -51,9 +51,9 @@ impl Deadline {
 }
 
 /// The next deadline of a visit that is under way, or `None` when the office expects nothing (not yet
-/// departed, cancelled, everyone left, written up).
+/// departed, cancelled, everyone left). A write-up does not end it: the writer's partner may still be out.
 pub fn next_deadline(visit: &Visit, state: &VisitState, policy: &Policy) -> Option<Deadline> {
-    if state.cancelled.is_some() || state.written_up_at.is_some() {
+    if state.cancelled.is_some() {
         return None;
     }
     let out: Vec<&StaffProgress> = state

@@ -866,6 +866,24 @@ fn the_writer_may_write_up_once_they_have_left_even_with_the_partner_not_yet_hea
 }
 
 #[test]
+fn a_write_up_before_the_partner_has_left_leaves_the_visit_under_way_for_the_partner() {
+    let written = VisitEvent::WrittenUp {
+        staff: a(),
+        write_up: write_up(),
+    };
+    let state = given([in_visit(), vec![left(a()), written.clone()]].concat()).state;
+    assert_ne!(state.phase(), Phase::WrittenUp, "b is still inside");
+    for command in [
+        Command::CheckIn { staff: b() },
+        Command::Leave { staff: b() },
+    ] {
+        assert!(decide(&state, &command, at_min(60)).is_ok(), "{command:?}");
+    }
+    let state = given([in_visit(), vec![left(a()), written, left(b())]].concat()).state;
+    assert_eq!(state.phase(), Phase::WrittenUp);
+}
+
+#[test]
 fn the_write_up_of_a_visit_needs_who_was_seen_and_what_was_discussed() {
     for (seen, discussed) in [("", "Attendance"), ("Parent", " "), ("", "")] {
         given(both_left())

@@ -3,7 +3,7 @@
 //! minutes at the door; the visit's expected end).
 
 use chrono::{DateTime, Utc};
-use doorstep_core::lifecycle::{apply, CancelReason, VisitEvent, VisitState};
+use doorstep_core::lifecycle::{apply, CancelReason, VisitEvent, VisitState, WriteUp};
 use doorstep_core::policy::Preset;
 use doorstep_core::schedule::{next_deadline, next_escalation, AlarmLevel, Deadline, Expecting};
 
@@ -116,6 +116,32 @@ fn the_next_deadline_follows_the_visit_and_the_policy() {
                 started(30),
                 check_in(38),
                 left("a", 60),
+            ],
+            deadline(Expecting::Leaving, 75),
+        ),
+        (
+            "one left and wrote up, one still inside: the partner's leaving is still expected",
+            vec![
+                authorised.clone(),
+                departed("a"),
+                outside("a", 27),
+                outside("b", 29),
+                started(30),
+                check_in(38),
+                left("a", 60),
+                (
+                    62,
+                    VisitEvent::WrittenUp {
+                        staff: staff("a"),
+                        write_up: WriteUp {
+                            seen: "Parent".into(),
+                            discussed: "Attendance".into(),
+                            agreements: String::new(),
+                            safeguarding_concern: false,
+                            incident: None,
+                        },
+                    },
+                ),
             ],
             deadline(Expecting::Leaving, 75),
         ),
