@@ -1,6 +1,7 @@
-//! The phone app's integration tests: the spine against the real office, and the screens through Dioxus's
-//! VirtualDom.
+//! The phone app's integration tests: the spine against the real office, the screens through Dioxus's
+//! VirtualDom, and whole visits on the real desktop build under Xvfb (`desktop`).
 
+mod desktop;
 mod office;
 mod platform;
 mod screens;

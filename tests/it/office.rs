@@ -34,10 +34,19 @@ fn listener_on(addr: SocketAddr) -> tokio::net::TcpListener {
 impl InProcessOffice {
     /// A new demo office on a free port; returns it running, with the demo phones' credentials.
     pub async fn start_demo(data_dir: &Path) -> (Self, DemoPhones) {
+        Self::start_demo_with(data_dir, |_| ()).await
+    }
+
+    /// As [`Self::start_demo`], with `more` added to the database after the demo and before serving.
+    pub async fn start_demo_with(
+        data_dir: &Path,
+        more: impl FnOnce(&SqliteStore),
+    ) -> (Self, DemoPhones) {
         let listener = listener_on("127.0.0.1:0".parse().unwrap());
         let addr = listener.local_addr().unwrap();
         let store = SqliteStore::open(data_dir).expect("open office store");
         let phones = demo::seed(&store, &format!("http://{addr}"), Utc::now()).expect("seed");
+        more(&store);
         let mut office = Self {
             addr,
             data_dir: data_dir.to_owned(),

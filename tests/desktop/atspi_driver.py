@@ -1,0 +1,206 @@
+"""Drives the Doorstep desktop app through the accessibility tree (AT-SPI), as a screen reader would.
+
+Used by tests/it/desktop.rs, inside a D-Bus session (the accessibility bus hangs off it) on an X display:
+
+  atspi_driver.py --log APP_LOG -- APP [ARGS...]
+
+starts the app with its output in APP_LOG, then reads one JSON command per line on stdin and answers one
+JSON line on stdout; when stdin closes it stops the app and exits. The commands:
+
+  {"op": "click", "name": "..."}          press the control whose accessible name starts with `name`
+                                          (add "exact": true for a name that must match whole)
+  {"op": "type", "name": "...", "text": "..."}  focus that text field and type into it (with xdotool)
+  {"op": "text"}                          every name and text on the screen, one per line
+  {"op": "has", "name": "..."}            whether a control or text starting with `name` is on the screen
+
+Each command waits up to "timeout" seconds (default 20) for its control to appear. Answers are
+{"ok": true, ...} or {"ok": false, "error": "...", "screen": "<what was on the screen>"}.
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import gi
+
+gi.require_version("Atspi", "2.0")
+from gi.repository import Atspi, GLib  # noqa: E402
+
+
+def document():
+    """The app's web document: the tree every other lookup walks."""
+    desktop = Atspi.get_desktop(0)
+    for i in range(desktop.get_child_count()):
+        app = desktop.get_child_at_index(i)
+        if app is None or app.get_name() != "doorstep":
+            continue
+        found = find(app, lambda node: node.get_role() == Atspi.Role.DOCUMENT_WEB)
+        if found is not None:
+            return found
+    return None
+
+
+def nodes(root):
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        yield node
+        try:
+            count = node.get_child_count()
+        except GLib.Error:
+            continue
+        stack.extend(node.get_child_at_index(i) for i in reversed(range(count)))
+
+
+def find(root, test):
+    for node in nodes(root):
+        try:
+            if test(node):
+                return node
+        except GLib.Error:
+            continue
+    return None
+
+
+def own_text(node):
+    try:
+        text = node.get_text_iface()
+        if text is None:
+            return ""
+        return Atspi.Text.get_text(text, 0, Atspi.Text.get_character_count(text))
+    except GLib.Error:
+        return ""
+
+
+def screen_lines(root):
+    lines = []
+    for node in nodes(root):
+        try:
+            name = node.get_name()
+            role = node.get_role_name()
+        except GLib.Error:
+            continue
+        text = own_text(node).replace("\ufffc", "").strip()
+        if name:
+            lines.append(f"{role}: {name}")
+        elif text and node.get_child_count() == 0:
+            lines.append(text)
+    return lines
+
+
+def showing(node):
+    states = node.get_state_set()
+    return states.contains(Atspi.StateType.SHOWING) or states.contains(Atspi.StateType.VISIBLE)
+
+
+def control(root, name, typed=False, exact=False):
+    def named(node):
+        label = node.get_name()
+        if not ((label == name if exact else label.startswith(name)) and showing(node)):
+            return False
+        if typed:
+            return node.get_state_set().contains(Atspi.StateType.EDITABLE)
+        return node.get_action_iface() is not None
+
+    return find(root, named)
+
+
+def wait_for(what, timeout, probe):
+    deadline = time.monotonic() + timeout
+    while True:
+        # While the app starts or redraws, parts of its tree come and go: an error is "not yet".
+        root = None
+        try:
+            root = document()
+            if root is not None:
+                found = probe(root)
+                if found is not None:
+                    return root, found
+        except GLib.Error:
+            pass
+        if time.monotonic() > deadline:
+            try:
+                screen = "\n".join(screen_lines(root)) if root is not None else "(no window yet)"
+            except GLib.Error as error:
+                screen = f"(unreadable: {error})"
+            raise LookupError(f"waited {timeout}s for {what}", screen)
+        time.sleep(0.1)
+
+
+def run(command):
+    op = command["op"]
+    timeout = float(command.get("timeout", 20))
+    if op == "text":
+        root, _ = wait_for("the app's window", timeout, lambda root: root)
+        return {"lines": screen_lines(root)}
+    name = command["name"]
+    if op == "has":
+        root = document()
+        lines = screen_lines(root) if root is not None else []
+        return {"found": any(line.split(": ", 1)[-1].startswith(name) for line in lines)}
+    typed = op == "type"
+    exact = bool(command.get("exact"))
+    _, node = wait_for(f"a control named {name!r}", timeout, lambda root: control(root, name, typed, exact))
+    if op == "click":
+        action = node.get_action_iface()
+        if not Atspi.Action.do_action(action, 0):
+            raise LookupError(f"{name!r} would not press", "")
+        return {}
+    if op == "type":
+        component = node.get_component_iface()
+        if component is None or not Atspi.Component.grab_focus(component):
+            raise LookupError(f"{name!r} would not take the focus", "")
+        # The keys go to the X window with the input focus: make that the app's window first.
+        subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--limit", "1", "--name", "^Doorstep$", "windowfocus"],
+            check=True,
+            timeout=timeout,
+        )
+        subprocess.run(["xdotool", "type", "--delay", "15", command["text"]], check=True, timeout=timeout)
+        return {}
+    raise LookupError(f"unknown op {op!r}", "")
+
+
+def start_app(argv):
+    if len(argv) < 5 or argv[1] != "--log" or argv[3] != "--":
+        sys.exit("usage: atspi_driver.py --log APP_LOG -- APP [ARGS...]")
+    log = open(argv[2], "ab")
+    return subprocess.Popen(argv[4:], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+
+def stop_app(app):
+    app.terminate()
+    try:
+        app.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        app.kill()
+        app.wait()
+
+
+def main():
+    app = start_app(sys.argv)
+    try:
+        serve()
+    finally:
+        stop_app(app)
+
+
+def serve():
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            answer = {"ok": True, **run(json.loads(line))}
+        except LookupError as error:
+            answer = {"ok": False, "error": error.args[0], "screen": error.args[1] if len(error.args) > 1 else ""}
+        except Exception as error:  # a broken tree or a bad command: report it, keep serving
+            answer = {"ok": False, "error": repr(error), "screen": ""}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
