@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::platform::{Platform, SharedPlatform};
 use crate::prompts::{check_in_prompts, visits_out_on, Announcer};
-use crate::screens::VisitScreen;
+use crate::screens::{PinsScreen, VisitScreen};
 use crate::status::{status_line, when};
 use crate::store::{AppStore, VisitCard};
 use crate::timing::discreet_phase;
@@ -124,6 +124,8 @@ impl Clock {
 pub(crate) enum Screen {
     Today,
     Visit(VisitId),
+    /// Changing this phone's PINs.
+    Pins,
 }
 
 /// The app-wide signals, shared as context.
@@ -197,6 +199,9 @@ fn announce(
     );
 }
 
+/// The element id of Today's link to the PIN settings.
+const PINS_LINK_ID: &str = "today-pins-link";
+
 /// The root component. Needs an [`AppStore`] as context; a [`Clock`] is optional.
 #[component]
 pub fn App() -> Element {
@@ -266,6 +271,7 @@ pub fn App() -> Element {
     let body = match screen {
         Screen::Today => rsx! { TodayScreen {} },
         Screen::Visit(visit_id) => rsx! { VisitScreen { visit_id } },
+        Screen::Pins => rsx! { PinsScreen {} },
     };
     rsx! {
         style { {MAIN_CSS} }
@@ -290,7 +296,7 @@ struct VisitRowView {
 fn TodayScreen() -> Element {
     let store = use_context::<AppStore>();
     let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
+    let mut ui = use_context::<Ui>();
     let _ = ui.revision.read();
     let now = clock.now();
     let offset = clock.offset(now);
@@ -342,6 +348,15 @@ fn TodayScreen() -> Element {
             StatusLine {}
         }
         main { class: "today", {content} }
+        footer { class: "settings",
+            button {
+                id: "{PINS_LINK_ID}",
+                class: "link",
+                aria_label: "Change my PINs",
+                onclick: move |_| ui.screen.set(Screen::Pins),
+                "Change my PINs"
+            }
+        }
     }
 }
 

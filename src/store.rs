@@ -77,7 +77,7 @@ impl Default for Pins {
 pub enum PinError {
     #[error("a PIN is exactly 4 digits")]
     NotFourDigits,
-    #[error("the duress PIN must differ from the normal PIN")]
+    #[error("the two PINs must differ")]
     Same,
     #[error("could not save the PINs: {0}")]
     Save(String),

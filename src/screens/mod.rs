@@ -9,6 +9,7 @@
 //! - [`leave`]: "I've left" with the PIN pad (normal and duress PINs look the same).
 //! - [`cancel`]: cancelling before going in, with the reason and the note the policy requires.
 //! - [`write_up`]: the write-up and the CPOMS text built from it.
+//! - [`pins`]: changing this phone's PINs (its own screen, reached from Today).
 
 // Element ids are written `id: {"…"}` rather than as plain literals: a literal would be baked into the
 // template, while an expression is announced to the renderer with the element's id, which is how the
@@ -25,9 +26,11 @@ mod cancel;
 mod door;
 mod in_visit;
 mod leave;
+mod pins;
 mod visit;
 mod write_up;
 
+pub(crate) use pins::PinsScreen;
 pub(crate) use visit::VisitScreen;
 
 use crate::store::ActionError;

@@ -14,7 +14,7 @@ use dioxus::html::{
 use dioxus::prelude::*;
 use doorstep::app::{App, Clock, ClockHand};
 use doorstep::platform::{Notice, PlatformCall, RecordingPlatform, SharedPlatform};
-use doorstep::store::AppStore;
+use doorstep::store::{AppStore, PinKind};
 use doorstep_core::domain::{
     Address, Briefing, Pupil, RiskAssessment, School, Visit, VisitPurpose, VisitStaff,
 };
@@ -967,4 +967,49 @@ async fn the_phone_is_told_to_prompt_keep_the_timer_alive_and_open_the_dialler()
         "{:?}",
         log.calls()
     );
+}
+
+#[tokio::test]
+async fn pins_are_changed_from_today_only_with_the_current_pin_and_the_new_ones_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    // The phone as the app opens it, with its PIN file in the data folder.
+    let store = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("today-pins-link");
+    assert!(app.html().contains("Your PINs"), "{}", app.html());
+
+    // A wrong current PIN changes nothing.
+    app.input("pin-current", "5555");
+    app.input("pin-new", "2468");
+    app.input("pin-new-second", "1357");
+    app.click("pins-save");
+    assert!(app
+        .html()
+        .contains("Not changed: that is not your PIN now."));
+    assert_eq!(store.check_pin("1234"), PinKind::Normal);
+    assert_eq!(store.check_pin("2468"), PinKind::Wrong);
+
+    // The same PIN twice is refused, with the reason.
+    app.input("pin-current", "1234");
+    app.input("pin-new-second", "2468");
+    app.click("pins-save");
+    assert!(
+        app.html()
+            .contains("Not changed: the two PINs must differ."),
+        "{}",
+        app.html()
+    );
+    assert_eq!(store.check_pin("1234"), PinKind::Normal);
+
+    app.input("pin-new-second", "1357");
+    app.click("pins-save");
+    assert!(app.html().contains("Saved. Use your new PINs from now on."));
+    assert_eq!(store.check_pin("2468"), PinKind::Normal);
+    assert_eq!(store.check_pin("1357"), PinKind::Duress);
+    assert_eq!(store.check_pin("1234"), PinKind::Wrong);
+
+    // Kept on the phone: the store opened again knows them.
+    drop(app);
+    let again = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    assert_eq!(again.check_pin("1357"), PinKind::Duress);
 }
