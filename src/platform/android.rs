@@ -6,7 +6,8 @@
 //! needed: the `jni` crate's safe calls and wry's class lookup do all of it.
 //!
 //! Not Dioxus's `#[manganis::ffi]` native plugins: their generated code uses `unsafe`, which the workspace
-//! forbids, so Doorstep ships its Kotlin as the activity file instead (see `platform/README.md`).
+//! denies outside `ios.rs`, so Doorstep ships its Kotlin as the activity file instead (see
+//! `platform/README.md`).
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};

@@ -6,8 +6,8 @@
 //! - [`lease`]: [`VisitTimerLease`] and [`LeaseSet`], keeping the visit timer alive in the background.
 //! - [`recording`]: [`CallLog`] and [`RecordingPlatform`], what tests and the desktop read back.
 //! - [`desktop`]: [`DesktopPlatform`], the workstation build (records, logs, optionally `xdg-open`).
-//! - `android`, `ios`: the phone builds. Android calls the Kotlin in `platform/android/` over JNI; iOS only
-//!   has its data folder wired so far (see `docs/mobile.md`).
+//! - `android`, `ios`: the phone builds. Android calls the Kotlin in `platform/android/` over JNI; iOS calls
+//!   the Swift in `platform/ios/` through the Objective-C runtime (see `docs/mobile.md`).
 //!
 //! Screens reach the platform through [`SharedPlatform`], provided as Dioxus context by `main.rs`.
 
@@ -110,7 +110,7 @@ pub fn current() -> Box<dyn Platform> {
     #[cfg(target_os = "android")]
     let platform = AndroidPlatform::default();
     #[cfg(target_os = "ios")]
-    let platform = IosPlatform::default();
+    let platform = IosPlatform::new();
     #[cfg(not(any(target_os = "android", target_os = "ios")))]
     let platform = DesktopPlatform::from_env();
     Box::new(platform)
