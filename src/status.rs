@@ -16,10 +16,13 @@ pub fn status_line(status: &OutboxStatus, now: DateTime<Utc>, offset: FixedOffse
             } else {
                 format!("{waiting} waiting")
             };
-            format!(
-                "Can't reach the office since {} · {queue}",
-                when(since, now, offset)
-            )
+            // The office answered, but not with a yes: say so, and how to get it fixed, not "no signal".
+            let what = if status.office_refused {
+                "The office is refusing this phone (ask the office to check its enrolment)"
+            } else {
+                "Can't reach the office"
+            };
+            format!("{what} since {} · {queue}", when(since, now, offset))
         }
         (None, None) if waiting == 0 => "Not yet in touch with the office".to_owned(),
         (None, None) => format!("Not yet in touch with the office · {waiting} waiting"),
@@ -72,7 +75,18 @@ mod tests {
                 last_success_at: success.map(at),
                 failing_since: failing.map(at),
                 last_error: failing.map(|_| "could not connect to the office".to_owned()),
+                office_refused: false,
             };
+        let refusing = OutboxStatus {
+            office_refused: true,
+            last_error: Some("the office refused (401 unauthorised): unknown device token".into()),
+            ..status(
+                2,
+                0,
+                Some("2026-11-23T13:00:00Z"),
+                Some("2026-11-23T13:40:00Z"),
+            )
+        };
         let cases = [
             (
                 status(0, 0, None, None),
@@ -125,6 +139,11 @@ mod tests {
                 "1 waiting to send · office confirmed 22 Nov 09:05 · 2 refused by the office",
             ),
         ];
+        let cases = cases.into_iter().chain([(
+            refusing,
+            utc,
+            "The office is refusing this phone (ask the office to check its enrolment) since 13:40 · 2 waiting",
+        )]);
         for (status, offset, expected) in cases {
             assert_eq!(status_line(&status, now, offset), expected, "{status:?}");
         }

@@ -470,6 +470,14 @@ impl AppStore {
         self.write(|log| log.note_sync_failure(now, error))
     }
 
+    pub(crate) fn note_sync_refusal(
+        &self,
+        now: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), LogError> {
+        self.write(|log| log.note_sync_refusal(now, error))
+    }
+
     fn write<T>(
         &self,
         f: impl FnOnce(&mut EventLog) -> Result<T, LogError>,

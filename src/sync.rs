@@ -215,7 +215,7 @@ impl SyncClient {
                         "the office refused ({status} {}): {}",
                         body.error, body.message
                     );
-                    store.note_sync_failure(answered_at, &error)
+                    store.note_sync_refusal(answered_at, &error)
                 }
                 Exchange::NoAnswer(error) => {
                     report.outcome = SyncOutcome::Unreachable {

@@ -305,3 +305,51 @@ async fn a_partners_arrival_reaches_the_other_phone_through_the_office() {
     assert_eq!(state.phase(), Phase::InVisit);
     office.stop().await;
 }
+
+#[tokio::test]
+async fn a_phone_the_office_refuses_says_so_rather_than_no_signal_and_sends_again_once_let_in() {
+    let office_dir = tempfile::tempdir().unwrap();
+    let phone_dir = tempfile::tempdir().unwrap();
+    let (mut office, phones) = InProcessOffice::start_demo(office_dir.path()).await;
+    let (store, client) = phone(phone_dir.path(), &phones.me);
+    assert_eq!(
+        client.sync_once(&store, Utc::now).await.outcome,
+        SyncOutcome::UpToDate
+    );
+    depart_and_arrive(&store, "sam");
+
+    // The same phone with a token the office does not know (withdrawn, or mistyped at enrolment).
+    let wrong = doorstep::sync::SyncClient::new(
+        &phones.me.office_url,
+        "a-token-this-office-never-issued-0000000000000000",
+    )
+    .unwrap();
+    let report = wrong.sync_once(&store, Utc::now).await;
+    assert!(
+        matches!(report.outcome, SyncOutcome::Refused { status: 401, .. }),
+        "{report:?}"
+    );
+    let status = store.status().unwrap();
+    assert!(status.office_refused, "{status:?}");
+    let line = doorstep::status::status_line(
+        &status,
+        Utc::now(),
+        chrono::FixedOffset::east_opt(0).unwrap(),
+    );
+    assert!(
+        line.starts_with("The office is refusing this phone") && line.ends_with("2 waiting"),
+        "{line}"
+    );
+    assert_eq!(office_count(office_dir.path(), "phone-sam"), 0);
+
+    // With signal gone too, the line says so again; with the right token, all is confirmed.
+    office.stop().await;
+    client.sync_once(&store, Utc::now).await;
+    assert!(!store.status().unwrap().office_refused);
+    office.restart();
+    client.sync_once(&store, Utc::now).await;
+    let status = store.status().unwrap();
+    assert_eq!((status.waiting, status.office_refused), (0, false));
+    assert_eq!(office_count(office_dir.path(), "phone-sam"), 2);
+    office.stop().await;
+}

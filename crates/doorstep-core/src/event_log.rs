@@ -16,7 +16,10 @@ use crate::lifecycle::VisitEvent;
 use crate::protocol::PhoneHoldings;
 use crate::sync_plan::OutboxUpdate;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_event_log.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_event_log.sql"),
+    include_str!("../migrations/0002_office_refused.sql"),
+];
 
 /// Why the event log could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,8 @@ pub struct OutboxStatus {
     pub last_success_at: Option<DateTime<Utc>>,
     pub failing_since: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// The latest failure was the office answering with a refusal of the whole request, not silence.
+    pub office_refused: bool,
 }
 
 /// The phone's event log. One per device; not shared between threads without a lock.
@@ -274,7 +279,7 @@ impl EventLog {
     ) -> Result<(), LogError> {
         self.conn.execute(
             "UPDATE sync_status SET last_success_at = ?1, failing_since = NULL, last_error = NULL,
-             server_offset_ms = ?2 WHERE id = 1",
+             office_refused = 0, server_offset_ms = ?2 WHERE id = 1",
             params![now.to_rfc3339(), (server_time - now).num_milliseconds()],
         )?;
         Ok(())
@@ -282,9 +287,25 @@ impl EventLog {
 
     /// Records a failed attempt to reach the office; keeps the time failures began.
     pub fn note_sync_failure(&mut self, now: DateTime<Utc>, error: &str) -> Result<(), LogError> {
+        self.note_failure(now, error, false)
+    }
+
+    /// Records that the office answered but refused the whole request; keeps the time failures began.
+    pub fn note_sync_refusal(&mut self, now: DateTime<Utc>, error: &str) -> Result<(), LogError> {
+        self.note_failure(now, error, true)
+    }
+
+    fn note_failure(
+        &mut self,
+        now: DateTime<Utc>,
+        error: &str,
+        office_refused: bool,
+    ) -> Result<(), LogError> {
         self.conn.execute(
-            "UPDATE sync_status SET failing_since = COALESCE(failing_since, ?1), last_error = ?2 WHERE id = 1",
-            params![now.to_rfc3339(), error],
+            "UPDATE sync_status SET failing_since = COALESCE(failing_since, ?1), last_error = ?2,
+                 office_refused = ?3
+             WHERE id = 1",
+            params![now.to_rfc3339(), error, office_refused],
         )?;
         Ok(())
     }
@@ -295,18 +316,24 @@ impl EventLog {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        let (success, failing, error): (Option<String>, Option<String>, Option<String>) =
-            self.conn.query_row(
-                "SELECT last_success_at, failing_since, last_error FROM sync_status WHERE id = 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )?;
+        let (success, failing, error, office_refused): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            bool,
+        ) = self.conn.query_row(
+            "SELECT last_success_at, failing_since, last_error, office_refused
+             FROM sync_status WHERE id = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )?;
         Ok(OutboxStatus {
             waiting,
             refused,
             last_success_at: parse_time(success.as_deref())?,
             failing_since: parse_time(failing.as_deref())?,
             last_error: error,
+            office_refused,
         })
     }
 

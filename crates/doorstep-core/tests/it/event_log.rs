@@ -298,6 +298,21 @@ fn status_counts_the_outbox_and_remembers_when_failures_began() {
     let status = log.status().unwrap();
     assert_eq!(status.failing_since, Some(at_min(20)));
     assert_eq!(status.last_success_at, Some(at_min(12)));
+    assert!(!status.office_refused);
+
+    // Refused by the office: still failing since the first failure, and known to be a refusal until the
+    // next silence or success says otherwise.
+    log.note_sync_refusal(at_min(21), "unknown device token")
+        .unwrap();
+    let status = log.status().unwrap();
+    assert_eq!(status.failing_since, Some(at_min(20)));
+    assert!(status.office_refused);
+    log.note_sync_failure(at_min(22), "offline").unwrap();
+    assert!(!log.status().unwrap().office_refused);
+    log.note_sync_refusal(at_min(23), "unknown device token")
+        .unwrap();
+    log.note_sync_success(at_min(24), at_min(24)).unwrap();
+    assert!(!log.status().unwrap().office_refused);
 }
 
 #[test]
