@@ -429,6 +429,14 @@ impl AppStore {
         self.lock().waiting()
     }
 
+    /// Whether an alert (from the code-phrase button or the duress PIN) is still waiting to be sent.
+    pub fn alert_waiting(&self) -> Result<bool, LogError> {
+        Ok(self
+            .waiting()?
+            .iter()
+            .any(|envelope| matches!(envelope.event, VisitEvent::DuressRaised { .. })))
+    }
+
     // The transport's writes. Each takes the lock for one short transaction and never across an `.await`.
 
     pub(crate) fn note_sent(&self, ids: &[EventId], now: DateTime<Utc>) -> Result<(), LogError> {

@@ -23,6 +23,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TICK: Duration = Duration::from_secs(15);
 /// The longest pause between attempts while the office cannot be reached.
 pub const MAX_BACK_OFF: Duration = Duration::from_secs(60);
+/// The pause between attempts while an alert is waiting to be sent: the brief wants an alert at the office
+/// within 2 s of the signal coming back, whatever the back-off had grown to.
+pub const ALERT_RETRY: Duration = Duration::from_secs(1);
+/// How long to wait for a connection to open; past it the attempt counts as no answer and is tried again.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most requests in one `sync_once`: each confirms or sets aside events, so the limit is only a guard
 /// against an office that keeps answering without making progress.
 const MAX_ROUNDS: u32 = 64;
@@ -136,12 +141,27 @@ pub fn back_off_delay(failures: u32) -> Duration {
     Duration::from_secs(seconds).min(MAX_BACK_OFF)
 }
 
+/// The pause before the next attempt: the idle tick after success, the back-off after `failures` failures,
+/// and never more than [`ALERT_RETRY`] while an alert is waiting.
+pub fn next_pause(failures: u32, alert_waiting: bool) -> Duration {
+    if failures == 0 {
+        return IDLE_TICK;
+    }
+    let pause = back_off_delay(failures);
+    if alert_waiting {
+        pause.min(ALERT_RETRY)
+    } else {
+        pause
+    }
+}
+
 impl SyncClient {
     /// A client for the office at `office_url` (no trailing slash needed) with this device's token.
     pub fn new(office_url: &str, token: &str) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()?;
         Ok(Self {
             http,
@@ -287,18 +307,23 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 /// Syncs forever: once now, then whenever `wake` fires (a new event was recorded) or a tick passes
-/// ([`IDLE_TICK`] when all is well, [`back_off_delay`] after failures).
+/// ([`next_pause`]: the idle tick when all is well, the back-off after failures, one second while an alert
+/// waits).
 pub async fn run_sync_loop(client: SyncClient, store: AppStore, wake: Arc<Notify>) {
     let mut failures: u32 = 0;
     loop {
         let report = client.sync_once(&store, Utc::now).await;
-        let pause = if report.should_back_off() {
-            failures = failures.saturating_add(1);
-            back_off_delay(failures)
+        failures = if report.should_back_off() {
+            failures.saturating_add(1)
         } else {
-            failures = 0;
-            IDLE_TICK
+            0
         };
+        let alert_waiting = store.alert_waiting().unwrap_or_else(|error| {
+            // Unknown: assume the worst and keep trying at the alert's pace.
+            tracing::error!(%error, "cannot read the outbox");
+            true
+        });
+        let pause = next_pause(failures, alert_waiting);
         match &report.outcome {
             SyncOutcome::UpToDate => tracing::debug!(?report, "synced"),
             _ => tracing::warn!(?report, ?pause, "sync incomplete"),
@@ -320,6 +345,20 @@ mod tests {
         let seconds: Vec<u64> = (0..9).map(|n| back_off_delay(n).as_secs()).collect();
         assert_eq!(seconds, [2, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(back_off_delay(u32::MAX), MAX_BACK_OFF);
+    }
+
+    #[test]
+    fn a_waiting_alert_is_tried_every_second_however_long_the_office_has_been_away() {
+        assert_eq!(next_pause(0, false), IDLE_TICK);
+        assert_eq!(
+            next_pause(0, true),
+            IDLE_TICK,
+            "sent and confirmed: no hurry"
+        );
+        assert_eq!(next_pause(5, false), Duration::from_secs(32));
+        for failures in [1, 5, 50] {
+            assert_eq!(next_pause(failures, true), ALERT_RETRY);
+        }
     }
 
     #[test]

@@ -353,3 +353,60 @@ async fn a_phone_the_office_refuses_says_so_rather_than_no_signal_and_sends_agai
     assert_eq!(office_count(office_dir.path(), "phone-sam"), 2);
     office.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_reaches_the_office_within_two_seconds_of_it_coming_back_however_long_it_was_away()
+{
+    let office_dir = tempfile::tempdir().unwrap();
+    let phone_dir = tempfile::tempdir().unwrap();
+    let (mut office, phones) = InProcessOffice::start_demo(office_dir.path()).await;
+    let (store, client) = phone(phone_dir.path(), &phones.me);
+    assert_eq!(
+        client.sync_once(&store, Utc::now).await.outcome,
+        SyncOutcome::UpToDate
+    );
+    office.stop().await;
+
+    // The app's own loop, with the office away long enough for its back-off to grow to 8 s and more.
+    let looping = tokio::spawn(doorstep::sync::run_sync_loop(
+        client,
+        store.clone(),
+        store.wake_handle(),
+    ));
+    depart_and_arrive(&store, "sam");
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    store
+        .perform(
+            &visit("visit-ava"),
+            Command::RaiseDuress {
+                staff: staff("sam"),
+                via: doorstep_core::lifecycle::DuressVia::CodePhraseButton,
+            },
+            Utc::now(),
+        )
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(office_count(office_dir.path(), "phone-sam"), 0);
+
+    // The signal comes back.
+    office.restart();
+    let back = std::time::Instant::now();
+    while office_count(office_dir.path(), "phone-sam") < 3 {
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(2),
+            "the alert was not at the office within 2 s of it coming back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let conn = rusqlite::Connection::open(office_dir.path().join("office.sqlite3")).unwrap();
+    let duress: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE device_id = 'phone-sam' AND body LIKE '%duress_raised%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(duress, 1, "the alert, once");
+    looping.abort();
+    office.stop().await;
+}
