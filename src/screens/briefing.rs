@@ -12,6 +12,14 @@ use crate::store::{AppStore, Me};
 
 #[component]
 pub(super) fn BriefingView(briefing: Briefing, pupil: String, address: String) -> Element {
+    if briefing.withdrawn {
+        return rsx! {
+            section { class: "briefing", aria_label: "Briefing",
+                h2 { "Briefing" }
+                p { id: {"briefing-withdrawn"}, "Taken off this phone now the visit is over." }
+            }
+        };
+    }
     let assessment = briefing.risk_assessment().clone();
     rsx! {
         section { class: "briefing", aria_label: "Briefing",

@@ -410,3 +410,93 @@ async fn an_alert_reaches_the_office_within_two_seconds_of_it_coming_back_howeve
     looping.abort();
     office.stop().await;
 }
+
+/// Whether `text` is anywhere in the phone's database files (the main file and its write-ahead log).
+fn phone_files_contain(dir: &std::path::Path, text: &str) -> bool {
+    ["doorstep.sqlite3", "doorstep.sqlite3-wal"]
+        .iter()
+        .any(|name| {
+            std::fs::read(dir.join(name)).is_ok_and(|bytes| {
+                bytes
+                    .windows(text.len())
+                    .any(|window| window == text.as_bytes())
+            })
+        })
+}
+
+#[tokio::test]
+async fn once_the_visit_is_over_and_synced_its_briefing_is_gone_from_the_phone() {
+    let office_dir = tempfile::tempdir().unwrap();
+    let sam_dir = tempfile::tempdir().unwrap();
+    let alex_dir = tempfile::tempdir().unwrap();
+    let (mut office, phones) = InProcessOffice::start_demo(office_dir.path()).await;
+    let (sam, sam_client) = phone(sam_dir.path(), &phones.me);
+    let (alex, alex_client) = phone(alex_dir.path(), &phones.partner);
+    sam_client.sync_once(&sam, Utc::now).await;
+    // visit-ava's briefing names the pupil's needs.
+    let needs = "Asthma; carries an inhaler.";
+    assert!(phone_files_contain(sam_dir.path(), needs));
+
+    let ava = visit("visit-ava");
+    let now = Utc::now();
+    depart_and_arrive(&sam, "sam");
+    for command in [
+        Command::ArriveTogether {
+            by: staff("sam"),
+            staff: vec![staff("sam"), staff("alex")],
+        },
+        Command::StartVisit { by: staff("sam") },
+        Command::Leave {
+            staff: staff("sam"),
+        },
+        Command::WriteUp {
+            staff: staff("sam"),
+            write_up: doorstep_core::lifecycle::WriteUp {
+                seen: "Ava and her mother".into(),
+                discussed: "Attendance".into(),
+                agreements: String::new(),
+                safeguarding_concern: false,
+                incident: None,
+            },
+        },
+    ] {
+        sam.perform(&ava, command, now).unwrap();
+    }
+    sam_client.sync_once(&sam, Utc::now).await;
+    // Alex is still inside as far as anyone knows: the briefing stays.
+    assert!(!sam.visit(&ava).unwrap().unwrap().visit.briefing.withdrawn);
+    assert!(phone_files_contain(sam_dir.path(), needs));
+
+    alex_client.sync_once(&alex, Utc::now).await;
+    alex.perform(
+        &ava,
+        Command::Leave {
+            staff: staff("alex"),
+        },
+        Utc::now(),
+    )
+    .unwrap();
+    alex_client.sync_once(&alex, Utc::now).await;
+    let at_office = doorstep_office::SqliteStore::open(office_dir.path()).unwrap();
+    let (_, state) = at_office.visit(&ava).unwrap().unwrap();
+    assert_eq!(state.phase(), Phase::WrittenUp, "over, at the office");
+
+    sam_client.sync_once(&sam, Utc::now).await;
+    let card = sam.visit(&ava).unwrap().unwrap();
+    assert!(card.visit.briefing.withdrawn);
+    assert!(card.visit.briefing.pupil_needs.is_empty());
+    assert!(
+        !phone_files_contain(sam_dir.path(), needs),
+        "the needs are gone from the phone's files"
+    );
+    // The other visits keep theirs.
+    assert!(
+        !sam.visit(&visit("visit-leo"))
+            .unwrap()
+            .unwrap()
+            .visit
+            .briefing
+            .withdrawn
+    );
+    office.stop().await;
+}

@@ -273,6 +273,10 @@ pub struct Briefing {
     pub area: String,
     /// Where to park, when there is specific advice for this address.
     pub parking: String,
+    /// Taken off the phones: the visit is over (written up after everyone left, or cancelled), so the office
+    /// sends an empty briefing in its place and the phone keeps nothing of it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 impl Briefing {
@@ -284,6 +288,18 @@ impl Briefing {
             family: String::new(),
             area: String::new(),
             parking: String::new(),
+            withdrawn: false,
+        }
+    }
+
+    /// What the office sends instead of a finished visit's briefing: nothing but the fact it was withdrawn.
+    pub fn withdrawn() -> Self {
+        Self {
+            withdrawn: true,
+            ..Self::new(RiskAssessment {
+                risks: Vec::new(),
+                lone_visit_assessment: None,
+            })
         }
     }
 

@@ -75,6 +75,9 @@ impl EventLog {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Deleted and replaced content is overwritten, not left in free pages: a withdrawn briefing must not
+        // linger in the file.
+        conn.pragma_update(None, "secure_delete", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let integrity: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
         if integrity != "ok" {
@@ -343,11 +346,24 @@ impl EventLog {
         holdings: &PhoneHoldings,
         now: DateTime<Utc>,
     ) -> Result<(), LogError> {
+        let body = serde_json::to_string(holdings)?;
+        let before: Option<String> = self
+            .conn
+            .query_row("SELECT body FROM holdings WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
         self.conn.execute(
             "INSERT INTO holdings (id, body, received_at) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET body = excluded.body, received_at = excluded.received_at",
-            params![serde_json::to_string(holdings)?, now.to_rfc3339()],
+            params![body, now.to_rfc3339()],
         )?;
+        if before.is_some_and(|before| before != body) {
+            // What the office no longer sends (a withdrawn briefing, a visit taken off this phone) goes from
+            // the write-ahead log and the main file now, not at some later checkpoint.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 

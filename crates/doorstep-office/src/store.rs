@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use doorstep_core::domain::{Pupil, School, StaffMember, Visit};
+use doorstep_core::domain::{Briefing, Pupil, School, StaffMember, Visit};
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, VisitEvent, VisitState};
@@ -341,7 +341,8 @@ impl SqliteStore {
     }
 
     /// What this device's phone should hold: its school and policy, and its user's visits from a day ago on
-    /// (and any older one not yet written up), with every event the office has for each.
+    /// (and any older one not yet written up), with every event the office has for each. A written-up or
+    /// cancelled visit comes without its briefing.
     pub fn holdings(
         &self,
         device: &Device,
@@ -353,7 +354,7 @@ impl SqliteStore {
             StoreError::Corrupt(format!("device's staff {} missing", device.staff))
         })?;
         let mut stmt = conn.prepare(
-            "SELECT v.id, v.body FROM visits v JOIN visit_staff vs ON vs.visit_id = v.id
+            "SELECT v.id, v.body, v.phase FROM visits v JOIN visit_staff vs ON vs.visit_id = v.id
              WHERE vs.staff_id = ?1 AND v.agreed_time <= ?3
                AND (v.agreed_time >= ?2 OR v.phase NOT IN ('written_up', 'cancelled'))
              ORDER BY v.agreed_time",
@@ -364,12 +365,23 @@ impl SqliteStore {
                 (now - TimeDelta::days(1)).to_rfc3339(),
                 (now + TimeDelta::days(7)).to_rfc3339()
             ],
-            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            },
         )?;
         let mut visits = Vec::new();
         for row in rows {
-            let (id, body) = row?;
-            let visit: Visit = serde_json::from_str(&body)?;
+            let (id, body, phase) = row?;
+            let mut visit: Visit = serde_json::from_str(&body)?;
+            // A finished visit's briefing (risks, family, needs, pets) leaves the phones: they no longer
+            // need it, and a lost phone should not carry it.
+            if matches!(phase.as_str(), "written_up" | "cancelled") {
+                visit.briefing = Briefing::withdrawn();
+            }
             let events = visit_events(&conn, &parse_id(&id)?)?
                 .into_iter()
                 .map(|stored| stored.envelope)
