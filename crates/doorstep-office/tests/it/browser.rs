@@ -514,19 +514,7 @@ async fn the_headteacher_authorises_the_requested_demo_visit_through_the_pages()
 
     // Seeded at six this morning, visit-mia is agreed for a quarter past ten today: in school hours, so the
     // test does not depend on the hour it runs at.
-    let seeded_at = Local::now()
-        .date_naive()
-        .and_hms_opt(6, 0, 0)
-        .and_then(|t| t.and_local_timezone(Local).earliest())
-        .expect("six this morning exists")
-        .with_timezone(&Utc);
-    let office = spawn_office_with(
-        WebSettings {
-            secure_cookies: false,
-        },
-        seeded_at,
-    )
-    .await;
+    let office = spawn_office_seeded_today_at(6).await;
     office
         .store
         .set_office_password(&staff("head"), PASSWORD, Utc::now())

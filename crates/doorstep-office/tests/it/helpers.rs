@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Local, TimeDelta, Utc};
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{DeviceSeq, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::VisitEvent;
@@ -39,6 +39,24 @@ pub async fn spawn_office_notifying(config: NotifyConfig) -> TestOffice {
 
 /// The real office with the dashboard served as `web` says (tests over plain HTTP need cookies without
 /// `Secure`), its demo school seeded as if at `seeded_at`.
+/// The office over plain HTTP (no secure cookies), seeded at `hour` o'clock today, local time: the demo's
+/// visits then start at a quarter past that hour and every two hours after, whatever hour the test runs.
+pub async fn spawn_office_seeded_today_at(hour: u32) -> TestOffice {
+    let seeded_at = Local::now()
+        .date_naive()
+        .and_hms_opt(hour, 0, 0)
+        .and_then(|t| t.and_local_timezone(Local).earliest())
+        .expect("that hour exists today")
+        .with_timezone(&Utc);
+    spawn_office_with(
+        WebSettings {
+            secure_cookies: false,
+        },
+        seeded_at,
+    )
+    .await
+}
+
 pub async fn spawn_office_with(web: WebSettings, seeded_at: DateTime<Utc>) -> TestOffice {
     spawn_office_settings(
         OfficeSettings {

@@ -773,19 +773,7 @@ async fn the_demos_requested_visit_names_a_responsible_contact_so_it_can_be_auth
 ) {
     // Seeded at two in the afternoon, visit-mia is agreed for a quarter past six: after school and into the
     // evening, when the policy needs a named responsible contact.
-    let seeded_at = Local::now()
-        .date_naive()
-        .and_hms_opt(14, 0, 0)
-        .and_then(|t| t.and_local_timezone(Local).earliest())
-        .unwrap()
-        .with_timezone(&Utc);
-    let office = spawn_office_with(
-        WebSettings {
-            secure_cookies: false,
-        },
-        seeded_at,
-    )
-    .await;
+    let office = spawn_office_seeded_today_at(14).await;
     let details = office
         .store
         .request_details(&visit("visit-mia"))
