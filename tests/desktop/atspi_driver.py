@@ -11,9 +11,8 @@ JSON line on stdout; when stdin closes it stops the app and exits. The commands:
                                           (add "exact": true for a name that must match whole)
   {"op": "type", "name": "...", "text": "..."}  focus that text field and type into it (with xdotool)
   {"op": "text"}                          every name and text on the screen, one per line
-  {"op": "has", "name": "..."}            whether a control or text starting with `name` is on the screen
 
-Each command waits up to "timeout" seconds (default 20) for its control to appear. Answers are
+Each command waits up to "timeout" seconds (default 30) for its control to appear. Answers are
 {"ok": true, ...} or {"ok": false, "error": "...", "screen": "<what was on the screen>"}.
 """
 
@@ -50,9 +49,10 @@ def nodes(root):
         yield node
         try:
             count = node.get_child_count()
+            children = [node.get_child_at_index(i) for i in reversed(range(count))]
         except GLib.Error:
             continue
-        stack.extend(node.get_child_at_index(i) for i in reversed(range(count)))
+        stack.extend(children)
 
 
 def find(root, test):
@@ -81,12 +81,13 @@ def screen_lines(root):
         try:
             name = node.get_name()
             role = node.get_role_name()
+            leaf = node.get_child_count() == 0
         except GLib.Error:
             continue
         text = own_text(node).replace("\ufffc", "").strip()
         if name:
             lines.append(f"{role}: {name}")
-        elif text and node.get_child_count() == 0:
+        elif text and leaf:
             lines.append(text)
     return lines
 
@@ -132,27 +133,34 @@ def wait_for(what, timeout, probe):
 
 def run(command):
     op = command["op"]
-    timeout = float(command.get("timeout", 20))
+    timeout = float(command.get("timeout", 30))
     if op == "text":
-        root, _ = wait_for("the app's window", timeout, lambda root: root)
-        return {"lines": screen_lines(root)}
+        # Nodes that vanish mid-read (a redraw) are skipped; whoever waits for a line reads again.
+        _, lines = wait_for("the app's window", timeout, screen_lines)
+        return {"lines": lines}
+    if op not in ("click", "type"):
+        raise LookupError(f"unknown op {op!r}", "")
     name = command["name"]
-    if op == "has":
-        root = document()
-        lines = screen_lines(root) if root is not None else []
-        return {"found": any(line.split(": ", 1)[-1].startswith(name) for line in lines)}
     typed = op == "type"
     exact = bool(command.get("exact"))
-    _, node = wait_for(f"a control named {name!r}", timeout, lambda root: control(root, name, typed, exact))
-    if op == "click":
-        action = node.get_action_iface()
-        if not Atspi.Action.do_action(action, 0):
-            raise LookupError(f"{name!r} would not press", "")
-        return {}
-    if op == "type":
-        component = node.get_component_iface()
-        if component is None or not Atspi.Component.grab_focus(component):
-            raise LookupError(f"{name!r} would not take the focus", "")
+    deadline = time.monotonic() + timeout
+    while True:
+        _, node = wait_for(f"a control named {name!r}", timeout, lambda root: control(root, name, typed, exact))
+        try:
+            if typed:
+                component = node.get_component_iface()
+                done = component is not None and Atspi.Component.grab_focus(component)
+            else:
+                done = Atspi.Action.do_action(node.get_action_iface(), 0)
+        except GLib.Error:
+            # The control was redrawn between finding and pressing it: find it again.
+            done = False
+        if done:
+            break
+        if time.monotonic() > deadline:
+            raise LookupError(f"{name!r} would not {'take the focus' if typed else 'press'}", "")
+        time.sleep(0.1)
+    if typed:
         # The keys go to the X window with the input focus: make that the app's window first.
         subprocess.run(
             ["xdotool", "search", "--onlyvisible", "--limit", "1", "--name", "^Doorstep$", "windowfocus"],
@@ -160,8 +168,7 @@ def run(command):
             timeout=timeout,
         )
         subprocess.run(["xdotool", "type", "--delay", "15", command["text"]], check=True, timeout=timeout)
-        return {}
-    raise LookupError(f"unknown op {op!r}", "")
+    return {}
 
 
 def start_app(argv):
