@@ -64,14 +64,7 @@ pub fn visits_out_on(cards: &[VisitCard], me: &StaffId, policy: &Policy) -> Vec<
     cards
         .iter()
         .filter(|card| {
-            matches!(
-                card.state.progress(me),
-                Some(
-                    StaffProgress::Departed { .. }
-                        | StaffProgress::Outside { .. }
-                        | StaffProgress::Inside { .. }
-                )
-            ) && card.state.cancelled.is_none()
+            card.state.progress(me).is_some_and(|p| p.is_out()) && card.state.cancelled.is_none()
         })
         .map(|card| VisitTimerLease {
             visit: card.visit.id.clone(),

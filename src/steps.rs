@@ -101,13 +101,7 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
         return notice(&format!("This visit was cancelled: {}.", reason.label()));
     }
     // Written up by a partner while I am still out: my own steps go on.
-    let out = matches!(
-        progress,
-        StaffProgress::Departed { .. }
-            | StaffProgress::Outside { .. }
-            | StaffProgress::Inside { .. }
-    );
-    if state.written_up_at.is_some() && !out {
+    if state.written_up_at.is_some() && !progress.is_out() {
         return notice("This visit is written up.");
     }
     if let Some(role) = card.awaiting_authorisation_by {

@@ -103,14 +103,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
     let not_started = progress == StaffProgress::NotStarted;
     let written = state.written_up_at.is_some();
     // Written up, and nothing left for me to do: a partner's write-up does not end my visit.
-    let finished = written
-        && (state.cancelled.is_some()
-            || !matches!(
-                progress,
-                StaffProgress::Departed { .. }
-                    | StaffProgress::Outside { .. }
-                    | StaffProgress::Inside { .. }
-            ));
+    let finished = written && (state.cancelled.is_some() || !progress.is_out());
     let cancelled = state.cancelled.is_some();
     let over = matches!(phase, Phase::Left | Phase::Cancelled { .. });
     let open = card.awaiting_authorisation_by.is_none() && !written && !cancelled;

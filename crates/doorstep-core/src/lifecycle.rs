@@ -326,6 +326,16 @@ impl StaffProgress {
         matches!(self, StaffProgress::Outside { .. })
     }
 
+    /// Out on the visit: left for it, at the door or inside, and not yet left the property.
+    pub fn is_out(&self) -> bool {
+        matches!(
+            self,
+            StaffProgress::Departed { .. }
+                | StaffProgress::Outside { .. }
+                | StaffProgress::Inside { .. }
+        )
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             StaffProgress::NotStarted => "not left yet",
