@@ -80,7 +80,14 @@ pub fn holdings(visits: Vec<HeldVisit>) -> PhoneHoldings {
             name: "Hillside Primary".into(),
             office_phone: "0113 496 0000".into(),
         },
-        policy: Preset::PrimaryHeadteacher.policy(),
+        policy: doorstep_core::policy::Policy {
+            code_phrases: Some(doorstep_core::policy::CodePhrases {
+                to_colleague: "Could you remind me to phone school about the lesson cover rota?"
+                    .into(),
+                to_reception: "Please can someone check the lesson cover rota for me?".into(),
+            }),
+            ..Preset::PrimaryHeadteacher.policy()
+        },
         staff: id::<StaffId>("sam"),
         staff_name: "Sam Patel".into(),
         visits,
@@ -96,10 +103,12 @@ pub fn store_with_two_visits(dir: &std::path::Path) -> AppStore {
         HeldVisit {
             events: vec![authorised(&first)],
             visit: first,
+            times: Vec::new(),
         },
         HeldVisit {
             visit: second,
             events: Vec::new(),
+            times: Vec::new(),
         },
     ];
     log.save_holdings(&holdings(held), at(8, 0)).unwrap();

@@ -581,7 +581,15 @@ async fn a_whole_visit_done_with_the_office_unreachable_arrives_exactly_once_at_
     walk.office.stop().await;
     walk.brief_and_leave();
 
-    // Alex's phone has no signal either: Sam records that they arrived together.
+    // Alex's phone has no signal either: Alex's "Leaving now" stays on Alex's phone, and Sam records that
+    // they arrived together (which the office counts for Alex once Alex's phone says Alex set off).
+    let (agreed, end) = (walk.visit.agreed_time, walk.visit.expected_end());
+    walk.alex(Command::Depart {
+        staff: staff("alex"),
+        expected_arrival: agreed,
+        expected_end: end,
+    })
+    .await;
     let app = walk.app();
     app.press("Tell the office everyone on the visit arrived together");
     app.press("Tell the office you are all going in");

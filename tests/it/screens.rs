@@ -87,17 +87,22 @@ fn sams_phone(dir: &std::path::Path, with_holdings: bool) -> AppStore {
                 name: "Hillside Primary".into(),
                 office_phone: "0113 496 0000".into(),
             },
-            policy: Preset::PrimaryHeadteacher.policy(),
+            policy: doorstep_core::policy::Policy {
+                code_phrases: Some(doorstep_office::demo::demo_code_phrases()),
+                ..Preset::PrimaryHeadteacher.policy()
+            },
             staff: "sam".parse().unwrap(),
             staff_name: "Sam Patel".into(),
             visits: vec![
                 HeldVisit {
                     visit: authorised,
                     events: vec![authorisation],
+                    times: Vec::new(),
                 },
                 HeldVisit {
                     visit: waiting,
                     events: Vec::new(),
+                    times: Vec::new(),
                 },
             ],
         };
@@ -304,7 +309,7 @@ async fn tapping_a_visit_then_leaving_now_records_the_departure_and_shows_it() {
     let waiting = store.waiting().unwrap();
     assert_eq!(waiting.len(), 1, "the checklist is recorded");
     assert!(
-        matches!(&waiting[0].event, VisitEvent::BriefingRead { staff, ticked }
+        matches!(&waiting[0].event, VisitEvent::BriefingRead { staff, ticked, .. }
             if staff.as_str() == "sam" && ticked.len() == BriefingCheck::ALL.len()),
         "{:?}",
         waiting[0].event

@@ -247,7 +247,7 @@ async fn sync(
     let visits: std::collections::BTreeSet<_> =
         request.events.iter().map(|e| e.visit.clone()).collect();
     let response = blocking(move || -> Result<SyncResponse, IngestError> {
-        let results = store.ingest(&device, &request.events, now)?;
+        let results = store.ingest(&device, &request.events, request.device_time, now)?;
         if request.events.iter().any(|e| e.event.is_urgent()) {
             tracing::warn!(device = %device.id, "duress received");
         }

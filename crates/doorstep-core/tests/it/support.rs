@@ -10,6 +10,11 @@ use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
 
+/// The policy most tests decide under: the academy preset (pairs wait outside for each other).
+pub fn policy() -> doorstep_core::policy::Policy {
+    Preset::AcademySafeguardingLead.policy()
+}
+
 /// A fixed moment every test counts from: a school-day morning.
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
@@ -104,6 +109,7 @@ pub fn holdings() -> PhoneHoldings {
                     lone_visit_approved: false,
                 },
             )],
+            times: Vec::new(),
         }],
     }
 }

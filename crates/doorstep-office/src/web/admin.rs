@@ -891,11 +891,19 @@ impl PolicyDraft {
         put("evening_visits", wire(policy.evening_visits));
         put(
             "code_to_colleague",
-            policy.code_phrases.to_colleague.clone(),
+            policy
+                .code_phrases
+                .as_ref()
+                .map(|p| p.to_colleague.clone())
+                .unwrap_or_default(),
         );
         put(
             "code_to_reception",
-            policy.code_phrases.to_reception.clone(),
+            policy
+                .code_phrases
+                .as_ref()
+                .map(|p| p.to_reception.clone())
+                .unwrap_or_default(),
         );
         put("absence_visit_day", policy.absence_visit_day.to_string());
         put(
@@ -1026,10 +1034,16 @@ impl PolicyDraft {
                 );
             }
         }
-        policy.code_phrases = CodePhrases {
-            to_colleague: self.get("code_to_colleague").to_owned(),
-            to_reception: self.get("code_to_reception").to_owned(),
-        };
+        // Both blank: not set yet (visits wait until they are); one blank is refused by `validate`.
+        let (to_colleague, to_reception) = (
+            self.get("code_to_colleague").trim(),
+            self.get("code_to_reception").trim(),
+        );
+        policy.code_phrases =
+            (!to_colleague.is_empty() || !to_reception.is_empty()).then(|| CodePhrases {
+                to_colleague: to_colleague.to_owned(),
+                to_reception: to_reception.to_owned(),
+            });
         // A code phrase has to sound like an ordinary sentence and fit on the phone's alert button.
         for key in ["code_to_colleague", "code_to_reception"] {
             if self.get(key).chars().count() > 200 {
@@ -1079,7 +1093,9 @@ impl PolicyDraft {
                 PolicyError::EveningBeforeSchoolEnds => "evening_starts",
                 PolicyError::StaffPerVisit(_) => "staff_per_visit",
                 PolicyError::EmptyCodePhrase("to a colleague") => "code_to_colleague",
-                PolicyError::EmptyCodePhrase(_) => "code_to_reception",
+                PolicyError::EmptyCodePhrase(_) | PolicyError::CodePhrasesNotSet => {
+                    "code_to_reception"
+                }
                 PolicyError::AbsenceDays { .. } => "absence_visit_day",
                 PolicyError::NoPurposes => "purposes",
                 PolicyError::MinutesOutOfRange(_) => "first_check_in_after_start",

@@ -168,7 +168,7 @@ pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc
                     tbody {
                         @for row in rows {
                             @let refs: Vec<&Alarm> = row.alarms.iter().collect();
-                            @let status = pages::status(&row.state, &refs, row.deadline, policy, now);
+                            @let status = pages::status(&row.state, &refs, row.deadline.as_ref(), policy, now);
                             tr id={ "visit-" (row.visit.id) } class=(status.class) {
                                 td.time {
                                     (hm(row.visit.agreed_time))
@@ -188,7 +188,7 @@ pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc
                                 }
                                 td.state { span.badge { (status.label) } }
                                 td.heard { (pages::last_heard(&row.state, now)) }
-                                td.next { (pages::next_contact(&row.state, row.deadline, policy, now)) }
+                                td.next { (pages::next_contact(&row.visit, &row.state, row.deadline.as_ref(), now)) }
                                 td.actions {
                                     a href={ "/visits/" (row.visit.id) } { "Visit and runbook" }
                                     form method="post" action={ "/visits/" (row.visit.id) "/duress-heard" } {
@@ -225,7 +225,14 @@ pub async fn board_page(
     let session = board_session(&state, &headers, WebError::SignedOut).await?;
     let rows = load_rows(&state, &session).await?;
     let now = state.now();
-    let phrase = &session.user.policy.code_phrases.to_reception;
+    let phrase = session
+        .user
+        .policy
+        .code_phrases
+        .as_ref()
+        .map_or("(not set yet: an admin sets it on the policy page)", |p| {
+            p.to_reception.as_str()
+        });
     let body = html! {
         div #connection-lost .banner.lost hidden role="alert" {
             "Connection to the office server lost — the board is NOT live. Reconnecting… If this stays, reload \

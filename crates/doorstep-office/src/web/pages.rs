@@ -8,9 +8,10 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Local, TimeDelta, Utc};
 use doorstep_core::domain::Visit;
+use doorstep_core::ids::StaffId;
 use doorstep_core::lifecycle::VisitState;
 use doorstep_core::policy::Policy;
-use doorstep_core::schedule::Deadline;
+use doorstep_core::schedule::{parse_about, Deadline, Expecting};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::alarms::{Alarm, AlarmKind, HEARD_BY_RECEPTION};
@@ -393,8 +394,8 @@ pub(crate) struct Status {
 pub(crate) fn status(
     state: &VisitState,
     open_alarms: &[&Alarm],
-    deadline: Option<Deadline>,
-    policy: &Policy,
+    deadline: Option<&Deadline>,
+    _policy: &Policy,
     now: DateTime<Utc>,
 ) -> Status {
     use doorstep_core::lifecycle::Phase;
@@ -412,7 +413,7 @@ pub(crate) fn status(
         };
     }
     // Still silent after someone acknowledged the alarm: still overdue, and the board must not say less.
-    if deadline.is_some_and(|d| d.overdue_at(policy) <= now) {
+    if deadline.is_some_and(|d| d.overdue_at() <= now) {
         return Status {
             label: "Overdue (acknowledged)".into(),
             class: "st-overdue",
@@ -420,7 +421,10 @@ pub(crate) fn status(
     }
     if let Some(deadline) = deadline.filter(|d| d.due <= now) {
         return Status {
-            label: format!("{} due", capitalise(deadline.expecting.label())),
+            label: match deadline.expecting {
+                Expecting::SetOff => "Not heard from".into(),
+                other => format!("{} due", capitalise(other.label())),
+            },
             class: "st-due",
         };
     }
@@ -446,9 +450,9 @@ pub(crate) fn status(
 
 /// "next: check-in due 14:25", or how late it is.
 pub(crate) fn next_contact(
+    visit: &Visit,
     state: &VisitState,
-    deadline: Option<Deadline>,
-    policy: &Policy,
+    deadline: Option<&Deadline>,
     now: DateTime<Utc>,
 ) -> String {
     use doorstep_core::lifecycle::Phase;
@@ -458,17 +462,40 @@ pub(crate) fn next_contact(
             _ => "nothing expected".into(),
         };
     };
+    let name = deadline.staff.as_ref().map(|id| {
+        visit
+            .staff
+            .iter()
+            .find(|s| &s.id == id)
+            .map_or_else(|| id.to_string(), |s| s.name.clone())
+    });
+    let who = name
+        .as_ref()
+        .map(|n| format!(" from {n}"))
+        .unwrap_or_default();
     let what = deadline.expecting.label();
+    if deadline.expecting == Expecting::SetOff {
+        let name = name.unwrap_or_else(|| "someone".into());
+        return if now < deadline.alarm_at {
+            format!(
+                "{name} has not set off yet: due {}; not heard from at {}",
+                hm(deadline.due),
+                hm(deadline.alarm_at)
+            )
+        } else {
+            format!("not heard from {name}: due at {}", hm(deadline.due))
+        };
+    }
     if now < deadline.due {
-        format!("next: {what} due {}", hm(deadline.due))
-    } else if now < deadline.overdue_at(policy) {
+        format!("next: {what}{who} due {}", hm(deadline.due))
+    } else if now < deadline.overdue_at() {
         format!(
-            "{what} was due {}; overdue at {}",
+            "{what}{who} was due {}; overdue at {}",
             hm(deadline.due),
-            hm(deadline.overdue_at(policy))
+            hm(deadline.overdue_at())
         )
     } else {
-        format!("{what} overdue since {}", hm(deadline.overdue_at(policy)))
+        format!("{what}{who} overdue since {}", hm(deadline.overdue_at()))
     }
 }
 
@@ -484,15 +511,35 @@ pub(crate) fn last_heard(state: &VisitState, now: DateTime<Utc>) -> String {
 pub(crate) fn alarm_sentence(alarm: &Alarm, visit: &Visit) -> String {
     let due = hm(alarm.due_at);
     match alarm.kind {
-        AlarmKind::Overdue => match alarm.about.as_str() {
-            "check_in" => format!("No check-in since it was due at {due}"),
-            "arrival" => format!("Not heard to arrive: expected at the door by {due}"),
-            "answer_at_the_door" => {
-                format!("Still at the door: the wait for the family ran out at {due}")
+        AlarmKind::Overdue => {
+            let name = |id: &StaffId| {
+                visit
+                    .staff
+                    .iter()
+                    .find(|s| &s.id == id)
+                    .map_or_else(|| id.to_string(), |s| s.name.clone())
+            };
+            match parse_about(&alarm.about) {
+                Some((Expecting::SetOff, Some(who))) => {
+                    format!("Not heard from {}: due at {due}", name(&who))
+                }
+                Some((Expecting::Arrival, Some(who))) => {
+                    format!(
+                        "{} not heard to arrive: expected at the door by {due}",
+                        name(&who)
+                    )
+                }
+                Some((Expecting::AnswerAtTheDoor, Some(who))) => format!(
+                    "{} still at the door: the wait for the family ran out at {due}",
+                    name(&who)
+                ),
+                Some((Expecting::CheckIn, _)) => format!("No check-in since it was due at {due}"),
+                Some((Expecting::Leaving, _)) => {
+                    format!("No \"I've left\": the visit was due to end at {due}")
+                }
+                _ => format!("Nothing heard ({}) since {due}", alarm.about),
             }
-            "leaving" => format!("No \"I've left\": the visit was due to end at {due}"),
-            other => format!("Nothing heard ({other}) since {due}"),
-        },
+        }
         AlarmKind::Duress if alarm.about.starts_with(HEARD_BY_RECEPTION) => {
             format!("{} at {due}", capitalise(&alarm.about))
         }

@@ -401,6 +401,8 @@ fn check_request(
     let mut briefing = Briefing::new(RiskAssessment {
         risks,
         lone_visit_assessment: lone.then(|| lone_assessment.to_owned()),
+        assessed_by: Some(user.staff.id.clone()),
+        assessed_on: Some(now.date_naive()),
     });
     briefing.pets = field(fields, "pets").to_owned();
     briefing.pupil_needs = field(fields, "pupil_needs").to_owned();

@@ -91,7 +91,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
     let visit = &view.visit;
     let open: Vec<&Alarm> = view.alarms.iter().filter(|a| a.is_open()).collect();
     let deadline = next_deadline(visit, &view.state, &view.policy);
-    let status = pages::status(&view.state, &open, deadline, &view.policy, now);
+    let status = pages::status(&view.state, &open, deadline.as_ref(), &view.policy, now);
     let names: HashMap<&StaffId, &str> = view
         .staff
         .iter()
@@ -105,7 +105,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             span class={ "badge " (status.class) } #visit-status { (status.label) }
         }
         p {
-            (pages::last_heard(&view.state, now)) " · " (pages::next_contact(&view.state, deadline, &view.policy, now))
+            (pages::last_heard(&view.state, now)) " · " (pages::next_contact(visit, &view.state, deadline.as_ref(), now))
             " · expected to last " (visit.expected_length.get()) " min"
         }
         p #visit-records {
@@ -126,7 +126,10 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             button.duress-heard type="submit" #duress-heard { "Duress heard" }
             span {
                 "Press when someone on this visit says the code phrase to you on the phone: "
-                strong { "“" (view.policy.code_phrases.to_reception) "”" }
+                @match &view.policy.code_phrases {
+                    Some(phrases) => strong { "“" (phrases.to_reception) "”" },
+                    None => strong { "(not set yet)" },
+                }
             }
         }
         (runbook(view, &open))
@@ -263,9 +266,12 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
                 }
             }
             h3 { "The school's code phrases" }
-            ul {
-                li { "On the phone to reception: " strong { "“" (policy.code_phrases.to_reception) "”" } }
-                li { "To a colleague in the room: " strong { "“" (policy.code_phrases.to_colleague) "”" } }
+            @match &policy.code_phrases {
+                Some(phrases) => ul {
+                    li { "On the phone to reception: " strong { "“" (phrases.to_reception) "”" } }
+                    li { "To a colleague in the room: " strong { "“" (phrases.to_colleague) "”" } }
+                },
+                None => p.problem { "The school has not set its code phrases yet." },
             }
             p.small {
                 "From the school's policy: the office checks in "

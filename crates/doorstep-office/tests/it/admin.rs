@@ -500,11 +500,19 @@ fn policy_form(policy: &Policy, csrf: &str) -> Vec<(String, String)> {
         ),
         (
             "code_to_colleague",
-            policy.code_phrases.to_colleague.clone(),
+            policy
+                .code_phrases
+                .as_ref()
+                .map(|p| p.to_colleague.clone())
+                .unwrap_or_default(),
         ),
         (
             "code_to_reception",
-            policy.code_phrases.to_reception.clone(),
+            policy
+                .code_phrases
+                .as_ref()
+                .map(|p| p.to_reception.clone())
+                .unwrap_or_default(),
         ),
         ("absence_visit_day", policy.absence_visit_day.to_string()),
         (
@@ -536,7 +544,14 @@ async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_
     let office = office_with_admin().await;
     let (client, csrf) = signed_in(&office, "ada", ADMIN_PASSWORD).await;
     let before = stored_policy(&office);
-    assert_eq!(before, Preset::PrimaryHeadteacher.policy());
+    assert_eq!(
+        before,
+        Policy {
+            code_phrases: Some(doorstep_office::demo::demo_code_phrases()),
+            ..Preset::PrimaryHeadteacher.policy()
+        },
+        "the demo school's own code phrases on the primary preset"
+    );
 
     // The unchanged form round-trips: saving it stores the same policy.
     let (status, page) = post(
@@ -584,8 +599,8 @@ async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_
     let after = stored_policy(&office);
     assert_eq!(after.first_check_in_after_start.get(), 15);
     assert_eq!(
-        after.code_phrases.to_reception,
-        "Could someone cover period 5 for me?"
+        after.code_phrases.map(|p| p.to_reception).as_deref(),
+        Some("Could someone cover period 5 for me?")
     );
 
     let (status, sync) = office

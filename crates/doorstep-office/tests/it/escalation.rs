@@ -108,7 +108,9 @@ impl Sim {
             recorded_at: self.now(),
             event,
         };
-        self.store.ingest(&device, &[envelope], self.now()).unwrap();
+        self.store
+            .ingest(&device, &[envelope], self.now(), self.now())
+            .unwrap();
         self.engine.visit_changed(visit("visit-ava"));
     }
 
@@ -384,4 +386,222 @@ async fn the_demo_visit_under_way_goes_overdue_three_minutes_into_the_demo_with_
             seeded_at() - TimeDelta::minutes(2)
         )
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Watching every authorised visit from its agreed time (nobody needs to have opened the app).
+
+fn overdue_abouts(alarms: &[Alarm]) -> Vec<(String, DateTime<Utc>)> {
+    alarms
+        .iter()
+        .filter(|a| a.kind == AlarmKind::Overdue)
+        .map(|a| (a.about.clone(), a.due_at))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_authorised_visit_nobody_set_off_for_raises_not_heard_from_at_the_agreed_time_plus_the_first_check_in(
+) {
+    let sim = Sim::start(Preset::PrimaryHeadteacher).await;
+    sim.advance_to(minutes_after_agreed(10) - TimeDelta::seconds(1))
+        .await;
+    assert!(sim.alarms().is_empty(), "nothing before the first check-in");
+    sim.advance_to(minutes_after_agreed(10) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [
+            ("set_off:alex".to_owned(), agreed()),
+            ("set_off:sam".to_owned(), agreed()),
+        ],
+        "not heard from either of them: due at the agreed time"
+    );
+    let alarm = &sim.alarms()[0];
+    let lag = alarm.raised_at - minutes_after_agreed(10);
+    assert!(
+        lag >= TimeDelta::zero() && lag < TimeDelta::seconds(1),
+        "{lag}"
+    );
+    assert_eq!(
+        alarm.level,
+        AlarmLevel::Board,
+        "escalating like any overdue"
+    );
+    sim.advance_to(minutes_after_agreed(15) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(sim.alarms()[0].level, AlarmLevel::Authoriser);
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partner_who_never_set_off_is_not_heard_from_while_the_other_is_watched() {
+    let mut sim = Sim::start(Preset::AcademySafeguardingLead).await;
+    sim.advance_to(agreed() - TimeDelta::minutes(10)).await;
+    sim.send(
+        "sam",
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: minutes_after_agreed(45),
+        },
+    );
+    sim.send(
+        "sam",
+        VisitEvent::ArrivedOutside {
+            staff: staff("sam"),
+        },
+    );
+    sim.advance_to(minutes_after_agreed(10) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [("set_off:alex".to_owned(), agreed())]
+    );
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_late_moves_the_deadline_and_not_going_ahead_ends_it() {
+    let mut sim = Sim::start(Preset::PrimaryHeadteacher).await;
+    sim.advance_to(agreed() - TimeDelta::minutes(5)).await;
+    for who in ["sam", "alex"] {
+        sim.send(
+            who,
+            VisitEvent::RunningLate {
+                staff: staff(who),
+                expected_arrival: minutes_after_agreed(30),
+            },
+        );
+    }
+    sim.advance_to(minutes_after_agreed(39)).await;
+    assert!(sim.alarms().is_empty(), "the new time moved the deadline");
+    sim.send(
+        "sam",
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: doorstep_core::lifecycle::CancelReason::FamilyCancelled,
+            note: "The family rang to cancel".into(),
+        },
+    );
+    sim.advance_to(minutes_after_agreed(90)).await;
+    assert!(
+        sim.alarms().is_empty(),
+        "not going ahead, before anyone set off: nothing expected"
+    );
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn acknowledging_an_overdue_alarm_keeps_the_visit_watched_and_it_raises_again_at_the_next_missed_deadline(
+) {
+    let mut sim = Sim::start(Preset::PrimaryHeadteacher).await;
+    sim.start_visit().await;
+    sim.advance_to(minutes_after_agreed(15) + TimeDelta::milliseconds(1))
+        .await;
+    let first = sim.alarms()[0].clone();
+    sim.store
+        .acknowledge_alarm(first.id, "Olu Office", sim.now())
+        .unwrap();
+    sim.engine
+        .acknowledged(sim.store.alarm(first.id).unwrap().unwrap());
+    // The staff stay silent: the next check-in would have been an hour after the first.
+    sim.advance_to(minutes_after_agreed(75) - TimeDelta::seconds(1))
+        .await;
+    assert_eq!(sim.alarms().len(), 1);
+    sim.advance_to(minutes_after_agreed(75) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [
+            ("check_in".to_owned(), minutes_after_agreed(10)),
+            ("check_in".to_owned(), minutes_after_agreed(70)),
+        ],
+        "still silent: a new alarm at the next missed check-in"
+    );
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partners_cancel_after_the_colleague_went_in_leaves_the_colleagues_deadlines_held() {
+    let mut sim = Sim::start(Preset::PrimaryHeadteacher).await;
+    sim.advance_to(agreed() - TimeDelta::minutes(10)).await;
+    sim.send(
+        "sam",
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: minutes_after_agreed(45),
+        },
+    );
+    sim.send(
+        "sam",
+        VisitEvent::ArrivedOutside {
+            staff: staff("sam"),
+        },
+    );
+    sim.send(
+        "sam",
+        VisitEvent::VisitStarted {
+            by: staff("sam"),
+            staff: vec![staff("sam")],
+        },
+    );
+    // Alex's phone, out of signal, says the visit is cancelled a minute later.
+    sim.advance_to(agreed() - TimeDelta::minutes(9)).await;
+    sim.send(
+        "alex",
+        VisitEvent::Cancelled {
+            staff: staff("alex"),
+            reason: doorstep_core::lifecycle::CancelReason::NoAnswerAfterWait,
+            note: String::new(),
+        },
+    );
+    let (_, state) = sim.store.visit(&ava()).unwrap().unwrap();
+    assert_eq!(state.cancelled, None);
+    assert_eq!(
+        state.not_honoured()[0].reason,
+        "sam is in the visit: the cancel ended only alex's own part"
+    );
+    sim.advance_to(minutes_after_agreed(15) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [("check_in".to_owned(), minutes_after_agreed(10))],
+        "sam, inside and silent, is still watched"
+    );
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_stamped_in_2099_cannot_silence_a_deadline() {
+    let mut sim = Sim::start(Preset::PrimaryHeadteacher).await;
+    sim.start_visit().await;
+    sim.advance_to(minutes_after_agreed(5)).await;
+    // A check-in from a phone whose clock says 2099 counts as when the office heard it, not in 2099.
+    let device = sim.sam.clone();
+    let envelope = EventEnvelope {
+        id: EventId::new_v7(),
+        device: device.id.clone(),
+        seq: DeviceSeq::new(99).unwrap(),
+        visit: ava(),
+        recorded_at: Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap(),
+        event: VisitEvent::CheckedIn {
+            staff: staff("sam"),
+        },
+    };
+    sim.store
+        .ingest(&device, &[envelope], sim.now(), sim.now())
+        .unwrap();
+    sim.engine.visit_changed(ava());
+    let (_, state) = sim.store.visit(&ava()).unwrap().unwrap();
+    assert_eq!(state.last_contact, Some(minutes_after_agreed(5)));
+    assert_eq!(state.last_check_in, Some(minutes_after_agreed(5)));
+    // The visit is expected to end at 45 minutes: "I've left" is due then, whatever the phone's clock said.
+    sim.advance_to(minutes_after_agreed(50) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [("leaving".to_owned(), minutes_after_agreed(45))]
+    );
+    sim.engine_task.abort();
 }

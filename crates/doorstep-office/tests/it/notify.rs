@@ -543,7 +543,9 @@ impl Bench {
             recorded_at: self.now(),
             event,
         };
-        self.store.ingest(&device, &[envelope], self.now()).unwrap();
+        self.store
+            .ingest(&device, &[envelope], self.now(), self.now())
+            .unwrap();
         self.engine.visit_changed(visit("visit-ava"));
     }
 

@@ -80,7 +80,9 @@ impl Office {
             recorded_at: recorded,
             event,
         };
-        self.store.ingest(&device, &[envelope], received).unwrap();
+        self.store
+            .ingest(&device, &[envelope], received, received)
+            .unwrap();
     }
 
     /// The phone has signal: the office receives the event as it is recorded.
