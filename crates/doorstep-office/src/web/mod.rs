@@ -1,62 +1,42 @@
-//! The office web dashboard: sign-in, the live board, alarms and the visit page with its runbook, rendered
-//! on the server as HTML (maud escapes every value) with one small inline script for live updates and sound.
+//! The office web dashboard, rendered on the server as HTML (maud escapes every value), one module per page
+//! or area:
 //!
-//! - [`auth`]: sign-in and sign-out, the session cookie, CSRF checks, and the role check on every route.
 //! - [`board`]: the live board, its fragment, the server-sent event stream and acknowledging alarms.
 //! - [`visit`]: one visit's page: state, timeline, alarm log, runbook, and "duress heard".
-//! - [`requests`]: requesting a visit, authorising it, and the attendance view.
+//! - [`requests`]: requesting a visit; [`authorise`]: the authoriser's decision; [`attendance`]: absent
+//!   pupils due a visit.
 //! - [`records`]: a visit's timeline, its CPOMS write-up (text, PDF), the CSV export and the monthly report.
-//! - [`pages`]: the page layout, styles, the board's script, and words for states and times.
+//! - [`admin`]: staff, the MIS imports and the policy, for admins.
+//! - [`auth`]: signing in and out, the session cookie; [`extract`]: the role extractors and the
+//!   CSRF-checked form every handler declares; [`forms`]: reading form fields, one rule for all.
+//! - [`pages`]: the layout and security headers; [`words`]: times, states and alarms in words;
+//!   [`assets`]: the board's script and the styles, served under a content hash.
 //!
-//! Every route checks the session and the person's role on the server; hiding a button is never the check.
-//! Every POST carries the session's CSRF token and the cookie is `SameSite=Strict`.
+//! Every route checks the session and the person's role on the server, in the extractor its handler takes
+//! first (the route table in [`crate::routes`] refuses a handler without one); hiding a button is never
+//! the check. Every POST carries the session's CSRF token ([`extract::CsrfForm`]) and the cookie is
+//! `SameSite=Strict`.
 
 pub mod admin;
+pub mod assets;
+pub mod attendance;
 pub mod auth;
+pub mod authorise;
 pub mod board;
+pub mod extract;
+pub mod forms;
 pub mod pages;
 pub mod records;
 pub mod requests;
 pub mod visit;
+pub mod words;
 
-use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 
-use crate::api::AppState;
+pub use crate::state::WebSettings;
 use crate::store::StoreError;
-
-/// How the web pages are served.
-#[derive(Debug, Clone)]
-pub struct WebSettings {
-    /// Mark cookies `Secure` (sent over HTTPS only). Off only for a plain-HTTP demo on this machine.
-    pub secure_cookies: bool,
-}
-
-impl Default for WebSettings {
-    fn default() -> Self {
-        Self {
-            secure_cookies: true,
-        }
-    }
-}
-
-/// The dashboard's routes, merged into [`crate::api::router`].
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(board::board_page))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/board/fragment", get(board::fragment))
-        .route("/board/events", get(board::events))
-        .route("/alarms/{id}/acknowledge", post(board::acknowledge))
-        .route("/visits/{id}", get(visit::visit_page))
-        .route("/visits/{id}/duress-heard", post(visit::duress_heard))
-        .merge(requests::routes())
-        .merge(admin::routes())
-}
 
 /// Why a dashboard request was refused. Each becomes a page that says what to do next; internals go only to
 /// the log.
@@ -143,14 +123,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
-/// A form that could not be read (wrong content type, a field of the wrong shape) becomes a clear message.
-pub(crate) fn read_form<T>(form: Result<axum::Form<T>, FormRejection>) -> Result<T, WebError> {
-    form.map(|axum::Form(form)| form).map_err(|rejection| {
-        WebError::BadInput(format!(
-            "the form could not be read ({}); nothing was changed",
-            rejection.body_text()
-        ))
-    })
+/// The visit named by a path's `{id}`; one that is not a visit id is "there is no visit" (404).
+pub(crate) fn visit_in_path(
+    path: Result<axum::extract::Path<String>, PathRejection>,
+) -> Result<doorstep_core::ids::VisitId, WebError> {
+    let text = read_path(path)?;
+    text.parse()
+        .map_err(|_| WebError::NotFound(format!("there is no visit “{text}”")))
 }
 
 /// The `{id}` of a path, or a clear message when it cannot be read.

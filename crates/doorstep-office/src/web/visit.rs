@@ -4,11 +4,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{StaffMember, Visit};
 use doorstep_core::ids::{StaffId, VisitId};
@@ -17,13 +15,14 @@ use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{next_deadline, AlarmLevel};
 use maud::{html, Markup};
 
-use super::auth::{board_session, check_csrf, CsrfForm};
 use super::board::alarm_card;
-use super::pages::{self, hm, hms};
-use super::{blocking, read_form, read_path, WebError};
+use super::extract::{may_authorise, BoardUser, CsrfForm};
+use super::forms::Fields;
+use super::words::{self, hm, hms};
+use super::{blocking, pages, visit_in_path, WebError};
 use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry, HEARD_BY_RECEPTION};
-use crate::api::AppState;
 use crate::logins::Session;
+use crate::state::AppState;
 use crate::store::StoredEvent;
 
 /// Everything the visit page shows.
@@ -35,11 +34,6 @@ struct VisitView {
     alarms: Vec<Alarm>,
     log: Vec<AlarmLogEntry>,
     staff: Vec<StaffMember>,
-}
-
-fn parse_visit(text: &str) -> Result<VisitId, WebError> {
-    text.parse()
-        .map_err(|_| WebError::NotFound(format!("there is no visit “{text}”")))
 }
 
 /// The visit, if it exists and belongs to the signed-in person's school.
@@ -70,12 +64,11 @@ async fn load(state: &AppState, session: &Session, id: VisitId) -> Result<VisitV
 
 /// `GET /visits/{id}`.
 pub async fn visit_page(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let id = parse_visit(&read_path(path)?)?;
+    let id = visit_in_path(path)?;
     let view = load(&state, &session, id).await?;
     let now = state.now();
     let body = html! { main { (visit_markup(&view, &session, now)) } };
@@ -91,7 +84,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
     let visit = &view.visit;
     let open: Vec<&Alarm> = view.alarms.iter().filter(|a| a.is_open()).collect();
     let deadline = next_deadline(visit, &view.state, &view.policy);
-    let status = pages::status(&view.state, &open, deadline, &view.policy, now);
+    let status = words::status(&view.state, &open, deadline, &view.policy, now);
     let names: HashMap<&StaffId, &str> = view
         .staff
         .iter()
@@ -105,11 +98,11 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             span class={ "badge " (status.class) } #visit-status { (status.label) }
         }
         p {
-            (pages::last_heard(&view.state, now)) " · " (pages::next_contact(&view.state, deadline, &view.policy, now))
+            (words::last_heard(&view.state, now)) " · " (words::next_contact(&view.state, deadline, &view.policy, now))
             " · expected to last " (visit.expected_length.get()) " min"
         }
         p #visit-records {
-            @if view.state.authorised.is_none() && super::requests::may_authorise(&session.user) {
+            @if view.state.authorised.is_none() && may_authorise(&session.user) {
                 a #authorise-link href={ "/visits/" (visit.id) "/authorise" } { "Authorise this visit" } " · "
             }
             a href={ "/visits/" (visit.id) "/timeline" } { "Full timeline" } " · "
@@ -163,14 +156,14 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
                             tr {
                                 td { (hms(entry.at)) }
                                 td { "#" (entry.alarm) }
-                                td { (pages::capitalise(&entry.what.replace('_', " "))) ": " (entry.detail) }
+                                td { (words::capitalise(&entry.what.replace('_', " "))) ": " (entry.detail) }
                             }
                         }
                     }
                 }
             }
         }
-        p.small { "Times are the office's local time (" (pages::zone(now)) ")." }
+        p.small { "Times are the office's local time (" (words::zone(now)) ")." }
     }
 }
 
@@ -269,10 +262,10 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
             }
             p.small {
                 "From the school's policy: the office checks in "
-                (pages::minutes(policy.first_check_in_after_start.duration())) " after the visit's start, then staff report every "
-                (pages::minutes(policy.check_in_interval.duration())) "; staff wait at the door at most "
-                (pages::minutes(policy.max_wait_for_family.duration())) "; an unacknowledged overdue alarm goes to the "
-                (authoriser) " after " (pages::minutes(policy.escalate_to_authoriser_after.duration())) "."
+                (words::minutes(policy.first_check_in_after_start.duration())) " after the visit's start, then staff report every "
+                (words::minutes(policy.check_in_interval.duration())) "; staff wait at the door at most "
+                (words::minutes(policy.max_wait_for_family.duration())) "; an unacknowledged overdue alarm goes to the "
+                (authoriser) " after " (words::minutes(policy.escalate_to_authoriser_after.duration())) "."
             }
         }
     }
@@ -281,15 +274,12 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
 /// `POST /visits/{id}/duress-heard`: reception heard the code phrase; a duress alarm goes straight to the
 /// authoriser level and stays until someone acknowledges it.
 pub async fn duress_heard(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    _: CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let form = read_form(form)?;
-    check_csrf(&session, &form.csrf)?;
-    let id = parse_visit(&read_path(path)?)?;
+    let id = visit_in_path(path)?;
     let view = load(&state, &session, id.clone()).await?;
     // A second tap (or a colleague's) while one is open would only add noise: the first is on the board.
     if let Some(open) = view

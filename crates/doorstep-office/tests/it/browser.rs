@@ -254,6 +254,21 @@ async fn the_board_updates_live_raises_an_overdue_without_a_reload_and_takes_an_
         text_of(&browser, "#signed-in-name").await.as_deref(),
         Some("Olu Office")
     );
+    // The styles and the script are files from /assets/, which the page's CSP allowed by its nonce (and
+    // their integrity matched): the styles are applied, and the script has run.
+    let background = browser
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor;",
+            vec![],
+        )
+        .await
+        .expect("run script");
+    assert_eq!(
+        background,
+        json!("rgb(244, 244, 241)"),
+        "office.css applied"
+    );
+    page_load_marker(&browser).await;
 
     // The alarm sound needs one click, as the page says.
     browser

@@ -17,7 +17,7 @@ use doorstep_core::lifecycle::{DuressVia, VisitEvent};
 use doorstep_core::policy::Preset;
 use doorstep_core::schedule::AlarmLevel;
 use doorstep_office::alarms::{Alarm, AlarmKind};
-use doorstep_office::api::Clock;
+use doorstep_office::clock::Clock;
 use doorstep_office::demo;
 use doorstep_office::escalation::{BoardEvent, Escalation};
 use doorstep_office::notify::{
