@@ -15,4 +15,5 @@ mod openapi;
 mod records;
 mod requests;
 mod routes;
+mod tidy;
 mod web;
