@@ -247,8 +247,7 @@ fn prepare_demo(store: &SqliteStore, data_dir: &std::path::Path, url: &str) -> a
     }
     let logins = data_dir.join(DEMO_LOGINS_FILE);
     if !logins.exists() {
-        let made =
-            demo::add_office_logins(store, now()).context("adding the demo sign-ins")?;
+        let made = demo::add_office_logins(store, now()).context("adding the demo sign-ins")?;
         demo::write_office_logins(&logins, &made)
             .with_context(|| format!("writing {}", logins.display()))?;
     }
