@@ -6,9 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Local, TimeDelta, Utc};
 use doorstep_core::domain::{Role, StaffMember};
 use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::{DeviceSeq, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
+use doorstep_core::test_support;
 use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
 use doorstep_office::{NotifyConfig, OfficeSettings, SqliteStore, WebSettings};
 use tempfile::TempDir;
@@ -139,35 +139,34 @@ fn rusqlite_count_conn(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).expect("open office database")
 }
 
-pub fn visit(id: &str) -> VisitId {
-    id.parse().expect("visit id")
-}
+pub use doorstep_core::test_support::{staff, visit};
 
-pub fn staff(id: &str) -> StaffId {
-    id.parse().expect("staff id")
-}
-
-pub fn at(minutes: i64) -> DateTime<Utc> {
+/// `minutes` from now by the real clock (which the office under test runs on).
+pub fn in_minutes(minutes: i64) -> DateTime<Utc> {
     Utc::now() + TimeDelta::minutes(minutes)
 }
 
-/// An event as `phone` would record it.
+/// An event as `phone` would record it now.
 pub fn envelope(phone: &PhoneConfig, seq: u64, visit_id: &str, event: VisitEvent) -> EventEnvelope {
-    EventEnvelope {
-        id: EventId::new_v7(),
-        device: phone.device_id.clone(),
-        seq: DeviceSeq::new(seq).expect("seq"),
-        visit: visit(visit_id),
-        recorded_at: Utc::now(),
-        event,
-    }
+    recorded(phone, seq, visit_id, Utc::now(), event)
+}
+
+/// An event as `phone` recorded it at `recorded_at` by its own clock.
+pub fn recorded(
+    phone: &PhoneConfig,
+    seq: u64,
+    visit_id: &str,
+    recorded_at: DateTime<Utc>,
+    event: VisitEvent,
+) -> EventEnvelope {
+    test_support::envelope(phone.device_id.as_str(), seq, visit_id, recorded_at, event)
 }
 
 pub fn departed(who: &str) -> VisitEvent {
     VisitEvent::Departed {
         staff: staff(who),
-        expected_arrival: at(10),
-        expected_end: at(60),
+        expected_arrival: in_minutes(10),
+        expected_end: in_minutes(60),
     }
 }
 

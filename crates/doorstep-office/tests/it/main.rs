@@ -6,6 +6,7 @@
 
 mod admin;
 mod api;
+mod bench;
 mod browser;
 mod escalation;
 mod helpers;
