@@ -5,7 +5,7 @@
 //! [`Route::post`] accept a handler only if its first argument is a [`Guard`] (a role extractor from
 //! [`crate::web::extract`], or the phone's device token), and a POST only if its last argument is a
 //! [`CsrfChecked`] form; the guard's own access is kept beside the declared one, and a test below checks
-//! that they are the same for every route. Only [`Route::public`] takes a handler without a guard, and a
+//! that they are the same for every route. Only [`Route::public_get`] and [`Route::sign_in`] take a handler without a guard, and a
 //! test lists the public routes by name. `tests/it/routes.rs` walks [`table`] against the running office:
 //! every route refuses a request without a session (or device token) and the wrong role, and every POST a
 //! request without a valid CSRF token.
@@ -13,7 +13,7 @@
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use doorstep_core::protocol::MAX_BODY_BYTES;
 
@@ -116,6 +116,23 @@ impl std::fmt::Debug for Route {
 }
 
 impl Route {
+    fn new(
+        method: Method,
+        path: &'static str,
+        (access, guarded): (Access, Access),
+        csrf: Option<CsrfCheck>,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            access,
+            guarded,
+            csrf,
+            handler,
+        }
+    }
+
     /// A GET whose handler's first argument decides who may call it.
     fn get<H, T>(path: &'static str, access: Access, handler: H) -> Self
     where
@@ -123,14 +140,8 @@ impl Route {
         T: Arguments + 'static,
         T::First: Guard,
     {
-        Self {
-            method: Method::GET,
-            path,
-            access,
-            guarded: <T::First as Guard>::ACCESS,
-            csrf: None,
-            handler: on(MethodFilter::GET, handler),
-        }
+        let access = (access, <T::First as Guard>::ACCESS);
+        Self::new(Method::GET, path, access, None, get(handler))
     }
 
     /// A POST of a signed-in person: a guard first, a CSRF-checked form last.
@@ -141,14 +152,9 @@ impl Route {
         T::First: Guard,
         T::Last: CsrfChecked,
     {
-        Self {
-            method: Method::POST,
-            path,
-            access,
-            guarded: <T::First as Guard>::ACCESS,
-            csrf: Some(CsrfCheck::SessionToken),
-            handler: on(MethodFilter::POST, handler),
-        }
+        let access = (access, <T::First as Guard>::ACCESS);
+        let csrf = Some(CsrfCheck::SessionToken);
+        Self::new(Method::POST, path, access, csrf, post(handler))
     }
 
     /// A POST of a phone, by its device token.
@@ -158,35 +164,21 @@ impl Route {
         T: Arguments + 'static,
         T::First: DeviceToken,
     {
-        Self {
-            method: Method::POST,
-            path,
-            access: Access::Phone,
-            guarded: <T::First as Guard>::ACCESS,
-            csrf: None,
-            handler: on(MethodFilter::POST, handler),
-        }
+        let access = (Access::Phone, <T::First as Guard>::ACCESS);
+        Self::new(Method::POST, path, access, None, post(handler))
     }
 
-    /// A route anyone may call. Each is named in the test below.
-    fn public<H, T>(method: Method, path: &'static str, handler: H) -> Self
-    where
-        H: Handler<T, AppState>,
-        T: 'static,
-    {
-        let filter = if method == Method::POST {
-            MethodFilter::POST
-        } else {
-            MethodFilter::GET
-        };
-        Self {
-            csrf: (method == Method::POST).then_some(CsrfCheck::SignInCookie),
-            method,
-            path,
-            access: Access::Public,
-            guarded: Access::Public,
-            handler: on(filter, handler),
-        }
+    /// A page anyone may see. Each public route is named in the test below.
+    fn public_get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        let access = (Access::Public, Access::Public);
+        Self::new(Method::GET, path, access, None, get(handler))
+    }
+
+    /// The sign-in form's POST: public, protected by its double-submit token.
+    fn sign_in<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        let access = (Access::Public, Access::Public);
+        let csrf = Some(CsrfCheck::SignInCookie);
+        Self::new(Method::POST, path, access, csrf, post(handler))
     }
 }
 
@@ -197,13 +189,13 @@ pub fn table() -> Vec<Route> {
     vec![
         // The phones' API.
         Route::device_post("/api/v1/sync", api::sync),
-        Route::public(Method::GET, "/api/v1/health", api::health),
-        Route::public(Method::GET, "/api/v1/openapi.json", api::openapi),
+        Route::public_get("/api/v1/health", api::health),
+        Route::public_get("/api/v1/openapi.json", api::openapi),
         // Signing in and out.
-        Route::public(Method::GET, "/login", auth::login_page),
-        Route::public(Method::POST, "/login", auth::login),
+        Route::public_get("/login", auth::login_page),
+        Route::sign_in("/login", auth::login),
         Route::post("/logout", SignedIn, auth::logout),
-        Route::public(Method::GET, "/assets/{file}", assets::asset),
+        Route::public_get("/assets/{file}", assets::asset),
         // The board and the visits on it.
         Route::get("/", Board, board::board_page),
         Route::get("/board/fragment", BoardLive, board::fragment),
@@ -230,18 +222,9 @@ pub fn table() -> Vec<Route> {
         // Admin.
         Route::get("/admin/staff", Admin, admin::staff::staff_list),
         Route::post("/admin/staff", Admin, admin::staff::save_staff),
-        Route::get("/admin/import/pupils", Admin, admin::imports::pupils_page),
-        Route::post("/admin/import/pupils", Admin, admin::imports::import_pupils),
-        Route::get(
-            "/admin/import/absences",
-            Admin,
-            admin::imports::absences_page,
-        ),
-        Route::post(
-            "/admin/import/absences",
-            Admin,
-            admin::imports::import_absences,
-        ),
+        // `{kind}`: pupils or absences.
+        Route::get("/admin/import/{kind}", Admin, admin::imports::import_page),
+        Route::post("/admin/import/{kind}", Admin, admin::imports::import),
         Route::get("/admin/policy", Admin, admin::policy::policy_get),
         Route::post("/admin/policy", Admin, admin::policy::policy_post),
     ]

@@ -5,8 +5,7 @@
 //! Only the policy's authoriser gets here ([`Authoriser`]); the lone-visit approver's role is checked again
 //! for a lone visit.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Local;
@@ -15,14 +14,13 @@ use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::Command;
 use maud::html;
 
-use super::extract::{Authoriser, CsrfForm};
+use super::extract::{Authoriser, CsrfForm, VisitInPath};
 use super::forms::Fields;
 use super::requests::MAX_TEXT;
-use super::{blocking, pages, visit_in_path, words, WebError};
+use super::{checked, pages, school_visit, words, WebError};
 use crate::logins::Session;
 use crate::requests::{timing, RequestDetails, Timing};
 use crate::state::AppState;
-use crate::store::StoreError;
 
 struct ToAuthorise {
     visit: Visit,
@@ -36,39 +34,26 @@ async fn load_for_authorising(
     session: &Session,
     id: VisitId,
 ) -> Result<ToAuthorise, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
     let policy = session.user.policy.clone();
-    let missing = WebError::NotFound(format!("there is no visit “{id}”"));
-    let found = blocking(move || {
-        let Some((visit, visit_state)) = store.visit(&id)? else {
-            return Ok(None);
-        };
-        if visit.school != school {
-            return Ok(None);
-        }
-        let details = store.request_details(&id)?;
+    school_visit(state, session, id, move |store, visit, visit_state| {
         // Worked out again from the visit itself, so a visit made before requests existed is judged too.
         let start = visit.agreed_time.with_timezone(&Local);
-        let timing = timing(&policy, start, visit.expected_length);
-        Ok(Some(ToAuthorise {
+        Ok(ToAuthorise {
             authorised: visit_state.authorised.is_some(),
+            details: store.request_details(&visit.id)?,
+            timing: timing(&policy, start, visit.expected_length),
             visit,
-            details,
-            timing,
-        }))
+        })
     })
-    .await?;
-    found.ok_or(missing)
+    .await
 }
 
 /// `GET /visits/{id}/authorise`: the visit, its risk assessment and briefing, and the decision form.
 pub async fn authorise_page(
     Authoriser(session): Authoriser,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let id = visit_in_path(path)?;
     let found = load_for_authorising(&state, &session, id).await?;
     Ok(authorise_response(&session, &found, None, StatusCode::OK))
 }
@@ -155,10 +140,9 @@ fn authorise_response(
 pub async fn authorise(
     Authoriser(session): Authoriser,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let id = visit_in_path(path)?;
     let found = load_for_authorising(&state, &session, id.clone()).await?;
     let policy = &session.user.policy;
     if found.authorised {
@@ -223,27 +207,19 @@ pub async fn authorise(
         .timing
         .needs_authoriser_override(policy)
         .then_some(reason);
-    let recorded = tokio::task::spawn_blocking(move || {
+    let recorded = checked(move || {
         let envelope = store.record_office_event(&visit, &command, now)?;
         if let Some(reason) = override_reason {
             store.set_authoriser_override(&visit, &reason)?;
         }
-        Ok::<_, StoreError>(envelope)
+        Ok(envelope)
     })
-    .await;
-    match recorded {
-        Ok(Ok(_)) => {}
-        // The lifecycle's refusals (already authorised meanwhile, cancelled) are for the person to read.
-        Ok(Err(StoreError::Invalid(problem))) => {
-            return Err(WebError::Conflict(format!(
-                "{problem}; nothing was changed"
-            )))
-        }
-        Ok(Err(other)) => return Err(other.into()),
-        Err(join) => {
-            tracing::error!(error = %join, "authorise task failed");
-            return Err(WebError::Internal);
-        }
+    .await?;
+    // The lifecycle's refusals (already authorised meanwhile, cancelled) are for the person to read.
+    if let Err(problem) = recorded {
+        return Err(WebError::Conflict(format!(
+            "{problem}; nothing was changed"
+        )));
     }
     tracing::info!(visit = %id, by = %session.user.staff.id, "visit authorised");
     if let Some(escalation) = &state.escalation {

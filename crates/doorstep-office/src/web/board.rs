@@ -26,12 +26,11 @@ use super::assets::BOARD_JS;
 use super::auth::{cookie, SESSION_COOKIE};
 use super::extract::{BoardUser, CsrfForm, LiveBoardUser};
 use super::words::{self, hm};
-use super::{blocking, pages, read_path, WebError};
+use super::{blocking, checked, pages, read_path, WebError};
 use crate::alarms::{Alarm, AlarmKind};
 use crate::escalation::BoardEvent;
 use crate::logins::Session;
 use crate::state::AppState;
-use crate::store::StoreError;
 
 /// How often the stream says "still here" when nothing happens; the page declares itself not live after
 /// 40 s without a word, and redraws "last heard" times on each.
@@ -409,12 +408,10 @@ pub async fn acknowledge(
     let store = state.store.clone();
     let name = session.user.staff.name.clone();
     let now = state.now();
-    let acknowledged = match blocking(move || Ok(store.acknowledge_alarm(id, &name, now))).await? {
-        Ok(alarm) => alarm,
-        // Someone else pressed the button in the same instant.
-        Err(StoreError::Invalid(message)) => return Err(WebError::Conflict(message)),
-        Err(other) => return Err(other.into()),
-    };
+    // Refused only when someone else pressed the button in the same instant.
+    let acknowledged = checked(move || store.acknowledge_alarm(id, &name, now))
+        .await?
+        .map_err(WebError::Conflict)?;
     tracing::info!(alarm = id, by = %session.user.staff.id, "alarm acknowledged");
     if let Some(escalation) = &state.escalation {
         escalation.acknowledged(acknowledged);

@@ -9,6 +9,8 @@
 //! - [`Authoriser`]: only the policy's authoriser (headteacher or safeguarding lead).
 //! - [`Admin`]: only admins.
 //!
+//! And [`VisitInPath`], the visit id a path names, read once at the edge.
+//!
 //! Signed out, a page answers with the way to the sign-in page; signed in with the wrong role, 403 and a
 //! page saying who may. The route table ([`crate::routes`]) reads each handler's role from its first
 //! argument's type ([`Guard::ACCESS`](crate::routes::Guard)), and a test walks that table.
@@ -16,15 +18,16 @@
 use std::ops::Deref;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use doorstep_core::domain::Role;
+use doorstep_core::ids::VisitId;
 use serde::de::DeserializeOwned;
 
 use super::auth::{cookie, same_secret, SESSION_COOKIE};
 use super::forms::Fields;
-use super::{blocking, WebError};
+use super::{blocking, visit_in_path, WebError};
 use crate::logins::{OfficeUser, Session};
 use crate::routes::{Access, CsrfChecked, Guard};
 use crate::state::AppState;
@@ -185,6 +188,20 @@ role!(
         user.staff.name
     )
 );
+
+/// The visit named by the path's `{id}`. Text that is not a visit id is "there is no visit" (404); whether
+/// the visit exists, in this school, is for the handler to ask ([`super::school_visit`]).
+#[derive(Debug, Clone)]
+pub struct VisitInPath(pub VisitId);
+
+impl FromRequestParts<AppState> for VisitInPath {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        let path = Path::<String>::from_request_parts(parts, state).await;
+        visit_in_path(path).map(VisitInPath)
+    }
+}
 
 /// A posted form whose `csrf` field matches the session's token, read into `T` (a typed form, or
 /// [`Fields`]). Checked in this order, each refusal changing nothing: a body that is not a form is 400, a

@@ -35,8 +35,14 @@ use axum::extract::rejection::PathRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use doorstep_core::domain::Visit;
+use doorstep_core::ids::VisitId;
+use doorstep_core::lifecycle::VisitState;
+
+use crate::logins::Session;
+use crate::state::AppState;
 pub use crate::state::WebSettings;
-use crate::store::StoreError;
+use crate::store::{SqliteStore, StoreError};
 
 /// Why a dashboard request was refused. Each becomes a page that says what to do next; internals go only to
 /// the log.
@@ -123,10 +129,45 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Runs store work whose [`StoreError::Invalid`] (a rule the person broke, such as "already authorised")
+/// is theirs to read: `Ok(Err(message))`. Any other failure is internal.
+pub(crate) async fn checked<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, String>, WebError> {
+    blocking(move || match work() {
+        Ok(value) => Ok(Ok(value)),
+        Err(StoreError::Invalid(message)) => Ok(Err(message)),
+        Err(other) => Err(other),
+    })
+    .await
+}
+
+/// Runs `load` off the async threads on visit `id` of the signed-in person's school. A visit that does
+/// not exist and another school's visit are the same "there is no visit" (404), so nobody can learn which
+/// ids exist elsewhere.
+pub(crate) async fn school_visit<T: Send + 'static>(
+    state: &AppState,
+    session: &Session,
+    id: VisitId,
+    load: impl FnOnce(&SqliteStore, Visit, VisitState) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, WebError> {
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    let missing = WebError::NotFound(format!("there is no visit “{id}”"));
+    let found = blocking(move || match store.visit(&id)? {
+        Some((visit, visit_state)) if visit.school == school => {
+            load(&store, visit, visit_state).map(Some)
+        }
+        _ => Ok(None),
+    })
+    .await?;
+    found.ok_or(missing)
+}
+
 /// The visit named by a path's `{id}`; one that is not a visit id is "there is no visit" (404).
 pub(crate) fn visit_in_path(
     path: Result<axum::extract::Path<String>, PathRejection>,
-) -> Result<doorstep_core::ids::VisitId, WebError> {
+) -> Result<VisitId, WebError> {
     let text = read_path(path)?;
     text.parse()
         .map_err(|_| WebError::NotFound(format!("there is no visit “{text}”")))

@@ -4,16 +4,16 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, Local, NaiveDate, NaiveTime, TimeDelta};
+use doorstep_core::ids::VisitId;
 use maud::html;
 
-use super::extract::BoardUser;
+use super::extract::{BoardUser, VisitInPath};
 use super::words::{self, hms};
-use super::{blocking, pages, visit_in_path, WebError};
+use super::{blocking, pages, school_visit, WebError};
 use crate::logins::Session;
 use crate::records::{cpoms_pdf, cpoms_text, write_ups_csv, ReportMonth, VisitRecord};
 use crate::state::AppState;
@@ -22,32 +22,23 @@ use crate::state::AppState;
 /// every visit ever made.
 const MAX_EXPORT_DAYS: i64 = 400;
 
-/// The visit's record, if it exists and belongs to the signed-in person's school.
-async fn record(
-    state: &AppState,
-    session: &Session,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<VisitRecord, WebError> {
-    let id = visit_in_path(path)?;
+/// The visit's record, if it belongs to the signed-in person's school.
+async fn record(state: &AppState, session: &Session, id: VisitId) -> Result<VisitRecord, WebError> {
     let missing = WebError::NotFound(format!("there is no visit “{id}”"));
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let found = blocking(move || {
-        Ok(store
-            .visit_record(&id)?
-            .filter(|record| record.visit.school == school))
+    school_visit(state, session, id, |store, visit, _| {
+        store.visit_record(&visit.id)
     })
-    .await?;
-    found.ok_or(missing)
+    .await?
+    .ok_or(missing)
 }
 
 /// `GET /visits/{id}/timeline`.
 pub async fn timeline_page(
     BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, path).await?;
+    let record = record(&state, &session, id).await?;
     let visit = &record.visit;
     let body = html! {
         main {
@@ -101,9 +92,9 @@ fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Respon
 pub async fn cpoms_txt(
     BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, path).await?;
+    let record = record(&state, &session, id).await?;
     let text = cpoms_text(&record.visit, &record.state, &record.timeline);
     let mut response = download(
         "text/plain; charset=utf-8",
@@ -119,9 +110,9 @@ pub async fn cpoms_txt(
 pub async fn cpoms_pdf_route(
     BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, path).await?;
+    let record = record(&state, &session, id).await?;
     let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline);
     Ok(download(
         "application/pdf",

@@ -19,11 +19,10 @@ use maud::html;
 
 use super::extract::{CsrfForm, Requester};
 use super::forms::{wire, Fields};
-use super::{blocking, pages, words, WebError};
+use super::{blocking, checked, pages, words, WebError};
 use crate::logins::{OfficeUser, Session};
 use crate::requests::{timing, RequestDetails, Timing, MAX_VISIT_MINUTES};
 use crate::state::AppState;
-use crate::store::StoreError;
 
 /// How many free risk items (specific to this visit) the form offers.
 const FREE_RISKS: usize = 3;
@@ -418,31 +417,20 @@ pub async fn request_visit(
     };
     let store = state.store.clone();
     let id = draft.visit.id.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        store.add_requested_visit(&draft.visit, &draft.details)
-    })
-    .await;
-    match stored {
-        Ok(Ok(())) => {}
-        // The store's own rule (an appropriate DBS check) comes back as Invalid: the person can fix it.
-        Ok(Err(StoreError::Invalid(problem))) => {
-            return Ok(request_page(
-                &session,
-                &data,
-                &fields,
-                Some(&format!(
-                    "{}. Nothing was saved.",
-                    words::capitalise(&problem)
-                )),
-                StatusCode::BAD_REQUEST,
-                now,
-            ))
-        }
-        Ok(Err(other)) => return Err(other.into()),
-        Err(join) => {
-            tracing::error!(error = %join, "request task failed");
-            return Err(WebError::Internal);
-        }
+    let stored = checked(move || store.add_requested_visit(&draft.visit, &draft.details)).await?;
+    // The store's own rule (an appropriate DBS check) comes back for the person to fix.
+    if let Err(problem) = stored {
+        return Ok(request_page(
+            &session,
+            &data,
+            &fields,
+            Some(&format!(
+                "{}. Nothing was saved.",
+                words::capitalise(&problem)
+            )),
+            StatusCode::BAD_REQUEST,
+            now,
+        ));
     }
     tracing::info!(visit = %id, by = %session.user.staff.id, "visit requested");
     if let Some(escalation) = &state.escalation {

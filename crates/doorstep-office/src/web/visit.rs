@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{StaffMember, Visit};
@@ -16,10 +15,10 @@ use doorstep_core::schedule::{next_deadline, AlarmLevel};
 use maud::{html, Markup};
 
 use super::board::alarm_card;
-use super::extract::{may_authorise, BoardUser, CsrfForm};
+use super::extract::{may_authorise, BoardUser, CsrfForm, VisitInPath};
 use super::forms::Fields;
 use super::words::{self, hm, hms};
-use super::{blocking, pages, visit_in_path, WebError};
+use super::{blocking, pages, school_visit, WebError};
 use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry, HEARD_BY_RECEPTION};
 use crate::logins::Session;
 use crate::state::AppState;
@@ -36,39 +35,28 @@ struct VisitView {
     staff: Vec<StaffMember>,
 }
 
-/// The visit, if it exists and belongs to the signed-in person's school.
+/// The visit and everything its page shows, if it belongs to the signed-in person's school.
 async fn load(state: &AppState, session: &Session, id: VisitId) -> Result<VisitView, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let missing = WebError::NotFound(format!("there is no visit “{id}”"));
-    let view = blocking(move || {
-        let Some((visit, visit_state, policy)) = store.visit_with_policy(&id)? else {
-            return Ok(None);
-        };
-        if visit.school != school {
-            return Ok(None);
-        }
-        Ok(Some(VisitView {
-            events: store.events_for_visit(&id)?,
-            alarms: store.alarms_for_visit(&id)?,
-            log: store.alarm_log(&id)?,
-            staff: store.school_staff(&school)?,
+    school_visit(state, session, id, |store, visit, visit_state| {
+        Ok(VisitView {
+            policy: store.policy(&visit.school)?,
+            events: store.events_for_visit(&visit.id)?,
+            alarms: store.alarms_for_visit(&visit.id)?,
+            log: store.alarm_log(&visit.id)?,
+            staff: store.school_staff(&visit.school)?,
             visit,
             state: visit_state,
-            policy,
-        }))
+        })
     })
-    .await?;
-    view.ok_or(missing)
+    .await
 }
 
 /// `GET /visits/{id}`.
 pub async fn visit_page(
     BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let id = visit_in_path(path)?;
     let view = load(&state, &session, id).await?;
     let now = state.now();
     let body = html! { main { (visit_markup(&view, &session, now)) } };
@@ -276,10 +264,9 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
 pub async fn duress_heard(
     BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
     _: CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let id = visit_in_path(path)?;
     let view = load(&state, &session, id.clone()).await?;
     // A second tap (or a colleague's) while one is open would only add noise: the first is on the board.
     if let Some(open) = view

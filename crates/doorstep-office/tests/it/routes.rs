@@ -18,6 +18,7 @@ fn concrete(path: &str, alarm: i64) -> String {
     } else {
         path.replace("{id}", "visit-ava")
             .replace("{file}", "board.js")
+            .replace("{kind}", "pupils")
     }
 }
 

@@ -1,25 +1,26 @@
 //! `/admin/import/pupils` and `/admin/import/absences`: a CSV exported from the MIS, pasted in; each row
 //! judged alone, the good ones stored and the rest listed by line with why.
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 
-use super::{admin_page, checked, Admin};
+use super::{admin_page, Admin};
 use crate::logins::Session;
 use crate::people::{ImportReport, ABSENCE_CSV_COLUMNS, PUPIL_CSV_COLUMNS};
 use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::Fields;
-use crate::web::{blocking, words, WebError};
+use crate::web::{blocking, checked, read_path, words, WebError};
 
 /// The largest CSV accepted in one paste; the request body limit is larger, and a school's whole roll fits.
 const MAX_CSV_BYTES: usize = 1024 * 1024;
 
-/// Which CSV an import page takes.
+/// Which CSV an import page takes, from the path: `/admin/import/pupils` or `/admin/import/absences`.
 #[derive(Debug, Clone, Copy)]
-enum ImportKind {
+pub enum ImportKind {
     Pupils,
     Absences,
 }
@@ -70,7 +71,7 @@ impl ImportKind {
     }
 }
 
-fn import_page(
+fn page(
     kind: ImportKind,
     session: &Session,
     csv: &str,
@@ -143,30 +144,50 @@ async fn pupils_summary(state: &AppState, session: &Session) -> Result<Markup, W
     })
 }
 
-async fn import_get(
-    state: AppState,
-    session: Session,
+/// What the page shows below the form: the pupils imported so far (absences have no list here).
+async fn summary(
+    state: &AppState,
+    session: &Session,
     kind: ImportKind,
-) -> Result<Response, WebError> {
-    let summary = match kind {
-        ImportKind::Pupils => pupils_summary(&state, &session).await?,
-        ImportKind::Absences => html! {},
-    };
-    Ok(import_page(
-        kind,
-        &session,
-        "",
-        None,
-        summary,
-        StatusCode::OK,
-    ))
+) -> Result<Markup, WebError> {
+    match kind {
+        ImportKind::Pupils => pupils_summary(state, session).await,
+        ImportKind::Absences => Ok(html! {}),
+    }
 }
 
-async fn import_post(
-    state: AppState,
-    session: Session,
-    fields: Fields,
+/// The import a path's `{kind}` names: `pupils` or `absences`; anything else is a 404.
+impl FromRequestParts<AppState> for ImportKind {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        let path = Path::<String>::from_request_parts(parts, state).await;
+        match read_path(path)?.as_str() {
+            "pupils" => Ok(ImportKind::Pupils),
+            "absences" => Ok(ImportKind::Absences),
+            other => Err(WebError::NotFound(format!(
+                "there is no import of “{other}”: the admin pages import pupils and absences"
+            ))),
+        }
+    }
+}
+
+/// `GET /admin/import/pupils` and `GET /admin/import/absences`.
+pub async fn import_page(
+    Admin(session): Admin,
+    State(state): State<AppState>,
     kind: ImportKind,
+) -> Result<Response, WebError> {
+    let summary = summary(&state, &session, kind).await?;
+    Ok(page(kind, &session, "", None, summary, StatusCode::OK))
+}
+
+/// `POST /admin/import/pupils` and `POST /admin/import/absences`: the good rows stored, the rest listed.
+pub async fn import(
+    Admin(session): Admin,
+    State(state): State<AppState>,
+    kind: ImportKind,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
     let csv = fields.raw("csv").to_owned();
     let outcome = if csv.len() > MAX_CSV_BYTES {
@@ -195,10 +216,7 @@ async fn import_post(
             kind.title()
         );
     }
-    let summary = match kind {
-        ImportKind::Pupils => pupils_summary(&state, &session).await?,
-        ImportKind::Absences => html! {},
-    };
+    let summary = summary(&state, &session, kind).await?;
     let (status, shown) = match &outcome {
         // The file was read and the good rows stored, so the request itself succeeded.
         Ok(report) => (StatusCode::OK, Some(Ok(report))),
@@ -206,39 +224,5 @@ async fn import_post(
     };
     // A refused file is shown again to fix; a read one is not, so "Import" twice is not an accident.
     let keep = if outcome.is_err() { csv.as_str() } else { "" };
-    Ok(import_page(kind, &session, keep, shown, summary, status))
-}
-
-/// `GET /admin/import/pupils`.
-pub async fn pupils_page(
-    Admin(session): Admin,
-    State(state): State<AppState>,
-) -> Result<Response, WebError> {
-    import_get(state, session, ImportKind::Pupils).await
-}
-
-/// `POST /admin/import/pupils`.
-pub async fn import_pupils(
-    Admin(session): Admin,
-    State(state): State<AppState>,
-    CsrfForm(fields): CsrfForm<Fields>,
-) -> Result<Response, WebError> {
-    import_post(state, session, fields, ImportKind::Pupils).await
-}
-
-/// `GET /admin/import/absences`.
-pub async fn absences_page(
-    Admin(session): Admin,
-    State(state): State<AppState>,
-) -> Result<Response, WebError> {
-    import_get(state, session, ImportKind::Absences).await
-}
-
-/// `POST /admin/import/absences`.
-pub async fn import_absences(
-    Admin(session): Admin,
-    State(state): State<AppState>,
-    CsrfForm(fields): CsrfForm<Fields>,
-) -> Result<Response, WebError> {
-    import_post(state, session, fields, ImportKind::Absences).await
+    Ok(page(kind, &session, keep, shown, summary, status))
 }

@@ -16,7 +16,7 @@ use doorstep_core::domain::{Role, VisitPurpose};
 use maud::{html, Markup};
 
 pub use super::extract::Admin;
-use super::{blocking, pages, WebError};
+use super::{pages, WebError};
 use crate::logins::Session;
 use crate::store::StoreError;
 
@@ -51,18 +51,6 @@ fn refused(error: StoreError) -> WebError {
         StoreError::Invalid(message) => WebError::BadInput(message),
         other => other.into(),
     }
-}
-
-/// Runs store work whose [`StoreError::Invalid`] is the person's to fix.
-async fn checked<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<Result<T, String>, WebError> {
-    blocking(move || match work() {
-        Ok(value) => Ok(Ok(value)),
-        Err(StoreError::Invalid(message)) => Ok(Err(message)),
-        Err(other) => Err(other),
-    })
-    .await
 }
 
 fn nav(current: &str) -> Markup {

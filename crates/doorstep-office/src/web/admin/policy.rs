@@ -13,13 +13,13 @@ use doorstep_core::policy::{
 };
 use maud::html;
 
-use super::{admin_page, checked, refused, Admin, ALL_PURPOSES, ALL_ROLES};
+use super::{admin_page, refused, Admin, ALL_PURPOSES, ALL_ROLES};
 use crate::logins::Session;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{blocking, words, WebError};
+use crate::web::{blocking, checked, words, WebError};
 
 const MINUTE_FIELDS: [(&str, &str); 5] = [
     (

@@ -11,14 +11,14 @@ use doorstep_core::ids::StaffId;
 use maud::html;
 use serde::Deserialize;
 
-use super::{admin_page, checked, Admin, ALL_ROLES};
+use super::{admin_page, Admin, ALL_ROLES};
 use crate::logins::Session;
 use crate::people::Saved;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{blocking, WebError};
+use crate::web::{blocking, checked, WebError};
 
 /// The staff form as typed, so a refused form comes back unchanged.
 #[derive(Debug, Clone, Default)]
@@ -252,21 +252,29 @@ pub struct StaffQuery {
     edit: Option<String>,
 }
 
+/// The school's staff, and whether its policy requires an enhanced DBS check for visits.
+async fn staff_and_dbs_rule(
+    state: &AppState,
+    session: &Session,
+) -> Result<(Vec<StaffMember>, bool), WebError> {
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    blocking(move || {
+        Ok((
+            store.school_staff(&school)?,
+            store.policy(&school)?.dbs_check_required,
+        ))
+    })
+    .await
+}
+
 /// `GET /admin/staff`, `?edit=<id>` to fill the form with someone's record.
 pub async fn staff_list(
     Admin(session): Admin,
     State(state): State<AppState>,
     query: Result<Query<StaffQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
-    let school = session.user.school.id.clone();
-    let store = state.store.clone();
-    let (staff, dbs_required) = blocking(move || {
-        Ok((
-            store.school_staff(&school)?,
-            store.policy(&school)?.dbs_check_required,
-        ))
-    })
-    .await?;
+    let (staff, dbs_required) = staff_and_dbs_rule(&state, &session).await?;
     let edit = query.ok().and_then(|Query(q)| q.edit);
     let draft = match edit {
         None => StaffDraft::default(),
@@ -351,14 +359,7 @@ pub async fn save_staff(
             }
         }
     }
-    let store = state.store.clone();
-    let (staff, dbs_required) = blocking(move || {
-        Ok((
-            store.school_staff(&school)?,
-            store.policy(&school)?.dbs_check_required,
-        ))
-    })
-    .await?;
+    let (staff, dbs_required) = staff_and_dbs_rule(&state, &session).await?;
     if errors.is_empty() {
         Ok(staff_page(
             &session,
