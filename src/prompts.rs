@@ -142,13 +142,7 @@ mod tests {
     use crate::fixtures::store_with_two_visits;
     use crate::platform::recording::{PlatformCall, RecordingPlatform};
 
-    fn visit(id: &str) -> VisitId {
-        id.parse().unwrap()
-    }
-
-    fn staff(id: &str) -> StaffId {
-        id.parse().unwrap()
-    }
+    use doorstep_core::test_support::{staff, visit};
 
     #[test]
     fn a_due_check_in_sounds_once_then_louder_once_overdue_and_the_timer_runs_while_out() {

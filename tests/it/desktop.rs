@@ -21,9 +21,10 @@ use chrono::{DateTime, Local, TimeDelta, Timelike, Utc};
 use doorstep::store::AppStore;
 use doorstep_core::domain::{Address, Briefing, RiskAssessment, Visit, VisitPurpose, VisitStaff};
 use doorstep_core::event_log::Delivery;
-use doorstep_core::ids::{StaffId, VisitId};
+use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{Command, Phase, VisitEvent};
 use doorstep_core::policy::PolicyMinutes;
+use doorstep_core::test_support::staff;
 use doorstep_office::demo::{self, PhoneConfig};
 use doorstep_office::SqliteStore;
 use serde_json::{json, Value};
@@ -247,10 +248,6 @@ impl Drop for DesktopApp {
         }
         let _ = self.driver.wait();
     }
-}
-
-fn staff(id: &str) -> StaffId {
-    id.parse().expect("staff id")
 }
 
 /// A visit for Sam and Alex, agreed for a minute ago, authorised by the headteacher.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use dioxus::core::{AttributeValue, ElementId, Mutation, Mutations};
 use dioxus::html::{
     PlatformEventData, SerializedFormData, SerializedHtmlEventConverter, SerializedMouseData,
@@ -25,10 +25,7 @@ use doorstep_core::lifecycle::{BriefingCheck, CancelReason, Command, DuressVia, 
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
 use doorstep_core::sync_plan::OutboxUpdate;
-
-fn at(hour: u32, minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, hour, minute, 0).unwrap()
-}
+use doorstep_core::test_support::at;
 
 fn visit(id: &str, purpose: VisitPurpose, time: DateTime<Utc>) -> Visit {
     let mut briefing = Briefing::new(RiskAssessment::standard());

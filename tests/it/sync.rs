@@ -4,19 +4,11 @@ use chrono::{TimeDelta, Utc};
 use doorstep::store::AppStore;
 use doorstep::sync::SyncOutcome;
 use doorstep_core::event_log::{Delivery, EventLog};
-use doorstep_core::ids::{StaffId, VisitId};
 use doorstep_core::lifecycle::{Command, Phase, VisitEvent};
 use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
+use doorstep_core::test_support::{staff, visit};
 
 use crate::office::*;
-
-fn visit(id: &str) -> VisitId {
-    id.parse().unwrap()
-}
-
-fn staff(id: &str) -> StaffId {
-    id.parse().unwrap()
-}
 
 /// Sam's side of the first demo visit, up to going in and checking in (needs Alex outside too).
 fn depart_and_arrive(store: &AppStore, who: &str) {

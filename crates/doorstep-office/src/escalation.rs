@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::alarms::{Alarm, AlarmKind};
-use crate::api::Clock;
+use crate::clock::Clock;
 use crate::store::{SqliteStore, StoreError};
 
 /// Something the board should show now.
