@@ -6,6 +6,8 @@
 //! - [`api`]: the phones' sync API, health and the OpenAPI document.
 //! - [`escalation`]: the engine that holds every visit's deadlines and raises and escalates alarms.
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
+//! - [`audit`]: the append-only, hash-chained audit log (openings of write-ups and exports, the office's
+//!   decisions) and its check.
 //! - [`notify`]: alarms and escalations sent on by email and signed webhook, each delivery recorded and
 //!   retried.
 //! - [`web`]: the office dashboard: sign-in, the live board, alarms, and each visit's page with its runbook.
@@ -13,6 +15,8 @@
 //! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
+//! - [`versions`]: the office's changes to a visit (decline, withdraw, call off, reschedule, a new
+//!   briefing), each kept as a new version.
 //! - [`requests`]: requesting a visit (the policy's rules on time, staff and contacts) and the attendance
 //!   view's absence counting.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
@@ -22,6 +26,7 @@
 
 pub mod alarms;
 pub mod api;
+pub mod audit;
 pub mod clock;
 pub mod demo;
 pub mod escalation;
@@ -34,6 +39,7 @@ pub mod requests;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod versions;
 pub mod web;
 
 use std::future::Future;

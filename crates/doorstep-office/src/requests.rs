@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, Local, NaiveDate, TimeDelta, Utc, Weekday};
 use doorstep_core::domain::{Address, Pupil, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::store::{parse_id, SqliteStore, StoreError};
 
@@ -87,6 +87,33 @@ impl Absence {
     pub fn unexplained_without_contact(&self) -> bool {
         !self.contact_made && matches!(self.reason_code.trim(), "" | "N" | "O" | "n" | "o")
     }
+}
+
+fn insert_request_details(
+    conn: &Connection,
+    visit: &Visit,
+    details: &RequestDetails,
+) -> Result<(), StoreError> {
+    let (name, phone) = details
+        .responsible_contact
+        .clone()
+        .map_or((None, None), |(n, p)| (Some(n), Some(p)));
+    conn.execute(
+        "INSERT INTO visit_requests (visit_id, requested_by, requested_at, out_of_hours, evening,
+             contact_name, contact_phone, authoriser_override)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            visit.id.as_str(),
+            details.requested_by.as_str(),
+            details.requested_at.to_rfc3339(),
+            details.timing.out_of_hours,
+            details.timing.evening,
+            name,
+            phone,
+            details.authoriser_override
+        ],
+    )?;
+    Ok(())
 }
 
 /// A pupil the attendance rule says is due a visit.
@@ -166,52 +193,18 @@ pub fn visits_due(
 }
 
 impl SqliteStore {
-    /// Stores a requested visit (the store checks every assigned person's DBS) and its office-only details.
+    /// Stores a requested visit (the store checks every assigned person's DBS) and its office-only details,
+    /// in one transaction: a refused request leaves nothing behind.
     pub fn add_requested_visit(
         &self,
         visit: &Visit,
         details: &RequestDetails,
     ) -> Result<(), StoreError> {
-        self.add_visit(visit)?;
-        // `add_visit` owns its transaction (it checks DBS inside it), so the details follow in their own; if
-        // they cannot be written, the visit is taken out again so a refused request leaves nothing behind.
-        let stored = self.insert_request_details(visit, details);
-        if stored.is_err() {
-            let conn = self.conn();
-            let _ = conn.execute(
-                "DELETE FROM visit_staff WHERE visit_id = ?1",
-                [visit.id.as_str()],
-            );
-            let _ = conn.execute("DELETE FROM visits WHERE id = ?1", [visit.id.as_str()]);
-        }
-        stored
-    }
-
-    fn insert_request_details(
-        &self,
-        visit: &Visit,
-        details: &RequestDetails,
-    ) -> Result<(), StoreError> {
-        let (name, phone) = details
-            .responsible_contact
-            .clone()
-            .map_or((None, None), |(n, p)| (Some(n), Some(p)));
-        self.conn().execute(
-            "INSERT INTO visit_requests (visit_id, requested_by, requested_at, out_of_hours, evening,
-                 contact_name, contact_phone, authoriser_override)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                visit.id.as_str(),
-                details.requested_by.as_str(),
-                details.requested_at.to_rfc3339(),
-                details.timing.out_of_hours,
-                details.timing.evening,
-                name,
-                phone,
-                details.authoriser_override
-            ],
-        )?;
-        Ok(())
+        self.add_visit_with(
+            visit,
+            Some((&details.requested_by, details.requested_at)),
+            |tx| insert_request_details(tx, visit, details),
+        )
     }
 
     /// The office-only details of a visit requested through the dashboard; `None` for other visits (the

@@ -18,6 +18,8 @@ use doorstep_core::protocol::{EventOutcome, EventResult, EventTime, HeldVisit, P
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::{audit, versions};
+
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_office.sql"),
     include_str!("../migrations/0002_alarms.sql"),
@@ -28,6 +30,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_people.sql"),
     include_str!("../migrations/0007_requests.sql"),
     include_str!("../migrations/0008_trusted_time.sql"),
+    // 0009 and 0010 belong to another branch; the numbers are names, applied in this list's order.
+    include_str!("../migrations/0011_audit.sql"),
+    include_str!("../migrations/0012_visit_versions.sql"),
 ];
 
 /// The device id under which the office records its own decisions (authorisations and the rest).
@@ -178,22 +183,24 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Stores a requested visit. Everyone assigned must be able to visit homes (an appropriate DBS check) when
-    /// the school's policy requires it.
+    /// Stores a requested visit as its first version. Everyone assigned must be able to visit homes (an
+    /// appropriate DBS check) when the school's policy requires it.
     pub fn add_visit(&self, visit: &Visit) -> Result<(), StoreError> {
+        self.add_visit_with(visit, None, |_| Ok(()))
+    }
+
+    /// [`SqliteStore::add_visit`], with who requested it and when (kept as its first version's author), and
+    /// `more` written in the same transaction: if `more` fails, nothing of the visit is stored.
+    pub(crate) fn add_visit_with(
+        &self,
+        visit: &Visit,
+        requested: Option<(&StaffId, DateTime<Utc>)>,
+        more: impl FnOnce(&Transaction<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let policy = school_policy(&tx, &visit.school)?;
-        for assigned in &visit.staff {
-            let member = staff_member(&tx, &assigned.id)?
-                .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
-            if policy.dbs_check_required && !member.may_visit_homes() {
-                return Err(StoreError::Invalid(format!(
-                    "{} has no appropriate DBS check and cannot be assigned",
-                    member.name
-                )));
-            }
-        }
+        check_dbs(&tx, &policy, visit)?;
         let state = VisitState::new(visit.staff_ids());
         tx.execute(
             "INSERT INTO visits (id, school_id, pupil_id, agreed_time, body, phase, state)
@@ -214,12 +221,23 @@ impl SqliteStore {
                 params![visit.id.as_str(), assigned.id.as_str(), position as i64],
             )?;
         }
+        versions::add_version(
+            &tx,
+            &visit.id,
+            requested,
+            versions::Change::Requested,
+            "",
+            None,
+        )?;
+        more(&tx)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Records a decision made at the office (for now: authorisation) as an event of the visit, after the
-    /// lifecycle has checked it.
+    /// Records a decision made at the office as an event of the visit, after the lifecycle has checked it,
+    /// with its entry in the audit log and (for a decision on the visit itself, not on its alarms) a new
+    /// version of the visit, all in one transaction. Authorising is refused while the school has not set
+    /// its code phrases.
     pub fn record_office_event(
         &self,
         visit: &VisitId,
@@ -228,38 +246,19 @@ impl SqliteStore {
     ) -> Result<EventEnvelope, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state = visit_state(&tx, visit)?
-            .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
-        let school: String = tx.query_row(
-            "SELECT school_id FROM visits WHERE id = ?1",
-            [visit.as_str()],
-            |row| row.get(0),
-        )?;
-        let policy = school_policy(&tx, &parse_id(&school)?)?;
-        let events = lifecycle::decide(&state, command, &policy, now)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let next_seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
-            [OFFICE_DEVICE],
-            |row| row.get(0),
-        )?;
-        let mut last = None;
-        for (offset, event) in events.into_iter().enumerate() {
-            let envelope = EventEnvelope {
-                id: EventId::new_v7(),
-                device: DeviceId::parse(OFFICE_DEVICE).expect("the office device id is valid"),
-                seq: DeviceSeq::new((next_seq + offset as i64) as u64)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                visit: visit.clone(),
-                recorded_at: now,
-                event,
-            };
-            insert_event(&tx, &envelope, now, now)?;
-            last = Some(envelope);
+        let envelope = record_decision(&tx, visit, command, now)?;
+        if let Some(change) = versions::Change::for_event(&envelope.event) {
+            versions::add_version(
+                &tx,
+                visit,
+                Some((envelope.event.actor(), now)),
+                change,
+                "",
+                Some(envelope.id),
+            )?;
         }
-        refresh_visit(&tx, visit)?;
         tx.commit()?;
-        last.ok_or_else(|| StoreError::Invalid("the command caused no event".into()))
+        Ok(envelope)
     }
 
     /// Enrols a phone for a member of staff; only a hash of its token is kept.
@@ -647,6 +646,110 @@ fn insert_event(
     Ok(())
 }
 
+/// Everyone assigned must be able to visit homes (an appropriate DBS check) when the policy requires it.
+pub(crate) fn check_dbs(
+    conn: &Connection,
+    policy: &Policy,
+    visit: &Visit,
+) -> Result<(), StoreError> {
+    for assigned in &visit.staff {
+        let member = staff_member(conn, &assigned.id)?
+            .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
+        if policy.dbs_check_required && !member.may_visit_homes() {
+            return Err(StoreError::Invalid(format!(
+                "{} has no appropriate DBS check and cannot be assigned",
+                member.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The school a visit belongs to.
+pub(crate) fn visit_school(conn: &Connection, visit: &VisitId) -> Result<SchoolId, StoreError> {
+    let school: Option<String> = conn
+        .query_row(
+            "SELECT school_id FROM visits WHERE id = ?1",
+            [visit.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match school {
+        Some(school) => parse_id(&school),
+        None => Err(StoreError::Invalid(format!("unknown visit {visit}"))),
+    }
+}
+
+/// Checks an office decision against the visit's state and the school's policy, stores its event(s) and
+/// their audit entries, and rebuilds the visit's state; the caller commits. Returns the last event.
+pub(crate) fn record_decision(
+    tx: &Transaction<'_>,
+    visit: &VisitId,
+    command: &lifecycle::Command,
+    now: DateTime<Utc>,
+) -> Result<EventEnvelope, StoreError> {
+    let state = visit_state(tx, visit)?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
+    let school = visit_school(tx, visit)?;
+    let policy = school_policy(tx, &school)?;
+    // Without the school's own code phrases there is no discreet way to ask for help on the visit.
+    if matches!(command, lifecycle::Command::Authorise { .. }) {
+        policy
+            .code_phrases()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    }
+    let events = lifecycle::decide(&state, command, &policy, now)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let next_seq: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
+        [OFFICE_DEVICE],
+        |row| row.get(0),
+    )?;
+    let mut last = None;
+    for (offset, event) in events.into_iter().enumerate() {
+        let envelope = EventEnvelope {
+            id: EventId::new_v7(),
+            device: DeviceId::parse(OFFICE_DEVICE).expect("the office device id is valid"),
+            seq: DeviceSeq::new((next_seq + offset as i64) as u64)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            visit: visit.clone(),
+            recorded_at: now,
+            event,
+        };
+        insert_event(tx, &envelope, now, now)?;
+        if let Some(action) = audit::Action::for_office_event(&envelope.event) {
+            let entry = audit::NewEntry::new(&school, envelope.event.actor(), action)
+                .visit(visit)
+                .detail(decision_detail(&envelope.event));
+            audit::append(tx, &entry, now)?;
+        }
+        last = Some(envelope);
+    }
+    refresh_visit(tx, visit)?;
+    last.ok_or_else(|| StoreError::Invalid("the command caused no event".into()))
+}
+
+/// The audit entry's detail for a decision: facts only. Reasons and notes are free text that may name a
+/// family; they stay with the visit (its events and versions), not in a log nobody can ever change.
+fn decision_detail(event: &lifecycle::VisitEvent) -> String {
+    use lifecycle::VisitEvent;
+    match event {
+        VisitEvent::Authorised {
+            lone_visit_approved: true,
+            ..
+        } => "approved as a lone visit".to_owned(),
+        VisitEvent::Rescheduled { agreed_time, .. } => format!(
+            "agreed time now {}",
+            agreed_time.format("%Y-%m-%d %H:%M UTC")
+        ),
+        VisitEvent::BriefingUpdated { version, .. } => format!("briefing version {version}"),
+        VisitEvent::AlertsClosed {
+            outcome, alerts, ..
+        } => format!("{} ({} alert(s))", outcome.label(), alerts.len()),
+        _ => String::new(),
+    }
+}
+
 /// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
 fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<(), StoreError> {
     let staff = assigned_staff(tx, visit)?;
@@ -664,7 +767,10 @@ fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<(), StoreError
     Ok(())
 }
 
-fn visit_state(conn: &Connection, visit: &VisitId) -> Result<Option<VisitState>, StoreError> {
+pub(crate) fn visit_state(
+    conn: &Connection,
+    visit: &VisitId,
+) -> Result<Option<VisitState>, StoreError> {
     let state: Option<String> = conn
         .query_row(
             "SELECT state FROM visits WHERE id = ?1",
@@ -738,7 +844,7 @@ pub(crate) fn staff_member(
     })
 }
 
-fn school_policy(conn: &Connection, school: &SchoolId) -> Result<Policy, StoreError> {
+pub(crate) fn school_policy(conn: &Connection, school: &SchoolId) -> Result<Policy, StoreError> {
     Ok(school_and_policy(conn, school)?.1)
 }
 

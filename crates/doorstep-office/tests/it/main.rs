@@ -6,6 +6,7 @@
 
 mod admin;
 mod api;
+mod audit;
 mod bench;
 mod browser;
 mod escalation;
