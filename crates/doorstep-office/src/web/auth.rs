@@ -154,8 +154,8 @@ pub async fn login(
         let mut response = pages::message_page(
             "Not allowed",
             &format!(
-                "{} cannot use the office board: it is for the office, the {} and admins. Visiting staff \
-                 use the Doorstep phone app.",
+                "{} cannot use the office board: it is for the office, the {}, the designated \
+                 safeguarding lead and admins. Visiting staff use the Doorstep phone app.",
                 user.staff.name,
                 user.policy.authoriser.label()
             ),

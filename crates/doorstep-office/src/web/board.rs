@@ -255,8 +255,13 @@ pub async fn board_page(
                 " — if someone on a visit says this to you, press " strong { "Duress heard" } " on their visit."
             }
             p #board-links {
-                a href="/visits/new" { "Request a visit" } " · " a href="/attendance" { "Attendance" } " · "
-                a href="/reports/monthly" { "Monthly report" }
+                a href="/visits/new" { "Request a visit" } " · " a href="/attendance" { "Attendance" }
+                @if session.user.may_read_records() {
+                    " · " a href="/reports/monthly" { "Monthly report" }
+                }
+                @if session.user.may_read_audit_log() {
+                    " · " a href="/audit" { "Audit log" }
+                }
                 @if session.user.staff.roles.contains(&doorstep_core::domain::Role::Admin) {
                     " · " a href="/admin/staff" { "Admin" }
                 }

@@ -5,7 +5,8 @@
 //! - [`visit`]: one visit's page: state, timeline, alarm log, runbook, and "duress heard".
 //! - [`requests`]: requesting a visit; [`authorise`]: the authoriser's decision; [`attendance`]: absent
 //!   pupils due a visit.
-//! - [`records`]: a visit's timeline, its CPOMS write-up (text, PDF), the CSV export and the monthly report.
+//! - [`records`]: a visit's timeline, its CPOMS write-up (text, PDF), the CSV export and the monthly report,
+//!   for those with a need to know, each opening entered in the audit log; [`audit`]: the audit log's page.
 //! - [`admin`]: staff, the MIS imports and the policy, for admins.
 //! - [`auth`]: signing in and out, the session cookie; [`extract`]: the role extractors and the
 //!   CSRF-checked form every handler declares; [`forms`]: reading form fields, one rule for all.
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod assets;
 pub mod attendance;
+pub mod audit;
 pub mod auth;
 pub mod authorise;
 pub mod board;

@@ -1,6 +1,7 @@
 //! The records routes: a visit's full timeline, its write-up for CPOMS as text and PDF, the write-ups of a
 //! date range as CSV, and the monthly report. The content comes from [`crate::records`]; this file only
-//! checks who is asking, reads the parameters and sets the content types.
+//! checks who is asking (need to know: [`RecordsReader`], never reception), enters each opening in the
+//! audit log before anything is shown, reads the parameters and sets the content types.
 
 use std::collections::HashMap;
 
@@ -11,9 +12,10 @@ use chrono::{Datelike, Local, NaiveDate, NaiveTime, TimeDelta};
 use doorstep_core::ids::VisitId;
 use maud::html;
 
-use super::extract::{BoardUser, VisitInPath};
+use super::extract::{RecordsReader, VisitInPath};
 use super::words::{self, hms};
 use super::{blocking, pages, school_visit, WebError};
+use crate::audit::{Action, NewEntry};
 use crate::logins::Session;
 use crate::records::{cpoms_pdf, cpoms_text, write_ups_csv, ReportMonth, VisitRecord};
 use crate::state::AppState;
@@ -22,11 +24,23 @@ use crate::state::AppState;
 /// every visit ever made.
 const MAX_EXPORT_DAYS: i64 = 400;
 
-/// The visit's record, if it belongs to the signed-in person's school.
-async fn record(state: &AppState, session: &Session, id: VisitId) -> Result<VisitRecord, WebError> {
+/// The visit's record, if it belongs to the signed-in person's school, with this opening of it entered in
+/// the audit log first (if it cannot be entered, nothing is shown).
+async fn record(
+    state: &AppState,
+    session: &Session,
+    id: VisitId,
+    action: Action,
+) -> Result<VisitRecord, WebError> {
     let missing = WebError::NotFound(format!("there is no visit “{id}”"));
-    school_visit(state, session, id, |store, visit, _| {
-        store.visit_record(&visit.id)
+    let opened = NewEntry::new(&session.user.school.id, &session.user.staff.id, action).visit(&id);
+    let now = state.now();
+    school_visit(state, session, id, move |store, visit, _| {
+        let record = store.visit_record(&visit.id)?;
+        if record.is_some() {
+            store.audit(&opened, now)?;
+        }
+        Ok(record)
     })
     .await?
     .ok_or(missing)
@@ -34,11 +48,11 @@ async fn record(state: &AppState, session: &Session, id: VisitId) -> Result<Visi
 
 /// `GET /visits/{id}/timeline`.
 pub async fn timeline_page(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, id).await?;
+    let record = record(&state, &session, id, Action::OpenedTimeline).await?;
     let visit = &record.visit;
     let body = html! {
         main {
@@ -90,11 +104,11 @@ fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Respon
 
 /// `GET /visits/{id}/cpoms.txt`.
 pub async fn cpoms_txt(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, id).await?;
+    let record = record(&state, &session, id, Action::OpenedWriteUp).await?;
     let text = cpoms_text(&record.visit, &record.state, &record.timeline);
     let mut response = download(
         "text/plain; charset=utf-8",
@@ -108,11 +122,11 @@ pub async fn cpoms_txt(
 
 /// `GET /visits/{id}/cpoms.pdf`.
 pub async fn cpoms_pdf_route(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, id).await?;
+    let record = record(&state, &session, id, Action::ExportedWriteUpPdf).await?;
     let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline);
     Ok(download(
         "application/pdf",
@@ -139,7 +153,7 @@ fn date_param(
 /// `GET /reports/write-ups.csv?from=YYYY-MM-DD&to=YYYY-MM-DD`: visits agreed on those days (UTC),
 /// both included.
 pub async fn write_ups(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
@@ -160,6 +174,9 @@ pub async fn write_ups(
     let end = (to + TimeDelta::days(1)).and_time(NaiveTime::MIN).and_utc();
     let store = state.store.clone();
     let school = session.user.school.id.clone();
+    let exported = NewEntry::new(&school, &session.user.staff.id, Action::ExportedWriteUpsCsv)
+        .record(format!("write-ups of visits agreed {from} to {to}"));
+    let now = state.now();
     let records = blocking(move || {
         let mut records = Vec::new();
         for id in store.visit_ids_between(&school, start, end)? {
@@ -167,6 +184,7 @@ pub async fn write_ups(
                 records.push(record);
             }
         }
+        store.audit(&exported, now)?;
         Ok(records)
     })
     .await?;
@@ -180,7 +198,7 @@ pub async fn write_ups(
 
 /// `GET /reports/monthly?year=&month=`: this month when neither is given.
 pub async fn monthly(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
@@ -208,8 +226,15 @@ pub async fn monthly(
     let month = ReportMonth::new(year, month).map_err(|e| WebError::BadInput(e.to_string()))?;
     let store = state.store.clone();
     let school = session.user.school.id.clone();
-    let report =
-        blocking(move || store.monthly_report(&school, month.year(), month.month())).await?;
+    let opened = NewEntry::new(&school, &session.user.staff.id, Action::OpenedMonthlyReport)
+        .record(format!("monthly report {}", month.label()));
+    let now = state.now();
+    let report = blocking(move || {
+        let report = store.monthly_report(&school, month.year(), month.month())?;
+        store.audit(&opened, now)?;
+        Ok(report)
+    })
+    .await?;
     let body = html! {
         main {
             p { a href="/" { "← Back to the board" } }

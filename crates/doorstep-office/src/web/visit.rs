@@ -93,8 +93,11 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             @if view.state.authorised.is_none() && may_authorise(&session.user) {
                 a #authorise-link href={ "/visits/" (visit.id) "/authorise" } { "Authorise this visit" } " · "
             }
-            a href={ "/visits/" (visit.id) "/timeline" } { "Full timeline" } " · "
-            a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for CPOMS" }
+            // Need to know: what the visit found is for the DSL, the authoriser and admins, not reception.
+            @if session.user.may_read_records() {
+                a #timeline-link href={ "/visits/" (visit.id) "/timeline" } { "Full timeline" } " · "
+                a #write-up-link href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for " (view.policy.record_system) }
+            }
         }
         @if !open.is_empty() {
             section #open-alarms {

@@ -12,6 +12,7 @@ mod browser;
 mod escalation;
 mod helpers;
 mod kill;
+mod need_to_know;
 mod notify;
 mod openapi;
 mod records;
