@@ -189,7 +189,10 @@ impl Route {
 
 /// Every route the office serves.
 pub fn table() -> Vec<Route> {
-    use web::{admin, assets, attendance, audit, auth, authorise, board, records, requests, visit};
+    use web::{
+        admin, assets, attendance, audit, auth, authorise, board, briefing, decisions, records,
+        requests, visit,
+    };
     use Access::{Admin, AuditLog, Authoriser, Board, BoardLive, Records, Requester, SignedIn};
     vec![
         // The phones' API.
@@ -217,6 +220,17 @@ pub fn table() -> Vec<Route> {
             authorise::authorise_page,
         ),
         Route::post("/visits/{id}/authorise", Authoriser, authorise::authorise),
+        // The office runs the visit: each decision a new version of it.
+        Route::post("/visits/{id}/decline", Authoriser, decisions::decline),
+        Route::post("/visits/{id}/withdraw", Authoriser, decisions::withdraw),
+        Route::post("/visits/{id}/call-off", Board, decisions::call_off),
+        Route::post("/visits/{id}/reschedule", Authoriser, decisions::reschedule),
+        Route::get("/visits/{id}/briefing", Authoriser, briefing::briefing_page),
+        Route::post(
+            "/visits/{id}/briefing",
+            Authoriser,
+            briefing::update_briefing,
+        ),
         Route::get("/attendance", Board, attendance::attendance),
         // Records and reports.
         Route::get("/visits/{id}/timeline", Records, records::timeline_page),

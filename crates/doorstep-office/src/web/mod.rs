@@ -25,6 +25,8 @@ pub mod audit;
 pub mod auth;
 pub mod authorise;
 pub mod board;
+pub mod briefing;
+pub mod decisions;
 pub mod extract;
 pub mod forms;
 pub mod pages;

@@ -14,6 +14,7 @@ mod helpers;
 mod kill;
 mod need_to_know;
 mod notify;
+mod office_decisions;
 mod openapi;
 mod records;
 mod requests;

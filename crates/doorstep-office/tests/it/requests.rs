@@ -164,7 +164,7 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
         ),
         (
             with(valid.clone(), &[("controls_driving", " \n ")]),
-            "at least one control for “Driving”",
+            "Write the controls for “Driving” for this visit, or tick to confirm",
         ),
         (
             with(valid.clone(), &[("risk_2_description", "Loose paving")]),
