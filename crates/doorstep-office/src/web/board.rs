@@ -230,9 +230,7 @@ pub async fn board_page(
         .policy
         .code_phrases
         .as_ref()
-        .map_or("(not set yet: an admin sets it on the policy page)", |p| {
-            p.to_reception.as_str()
-        });
+        .map_or("", |p| p.to_reception.as_str());
     let body = html! {
         div #connection-lost .banner.lost hidden role="alert" {
             "Connection to the office server lost — the board is NOT live. Reconnecting… If this stays, reload \
@@ -250,9 +248,15 @@ pub async fn board_page(
                      \"Enable alarm sound\" once."
                 }
             }
-            p.codephrase {
-                "Code phrase on the phone: " strong { "“" (phrase) "”" }
-                " — if someone on a visit says this to you, press " strong { "Duress heard" } " on their visit."
+            @if session.user.policy.code_phrases.is_none() {
+                p.problem #code-phrases-not-set role="alert" {
+                    "The school's code phrases are not set: no visit can be authorised until an admin sets them on the policy page."
+                }
+            } @else {
+                p.codephrase {
+                    "Code phrase on the phone: " strong { "“" (phrase) "”" }
+                    " — if someone on a visit says this to you, press " strong { "Duress heard" } " on their visit."
+                }
             }
             p #board-links {
                 a href="/visits/new" { "Request a visit" } " · " a href="/attendance" { "Attendance" }

@@ -9,6 +9,7 @@ mod api;
 mod audit;
 mod bench;
 mod browser;
+mod code_phrases;
 mod escalation;
 mod helpers;
 mod kill;
