@@ -14,8 +14,9 @@ use chrono::{DateTime, Datelike, Local, NaiveDate, TimeDelta, Utc, Weekday};
 use doorstep_core::domain::{Address, Pupil, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::audit;
 use crate::store::{parse_id, SqliteStore, StoreError};
 
 /// The longest visit the office accepts a request for, in minutes (a whole working day).
@@ -116,6 +117,15 @@ fn insert_request_details(
     Ok(())
 }
 
+/// A concern noted about a pupil: their visit is due on the policy's concern day, contact made or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concern {
+    pub pupil: PupilId,
+    pub noted_at: DateTime<Utc>,
+    /// `None` for a concern noted before who noted it was kept.
+    pub noted_by: Option<StaffId>,
+}
+
 /// A pupil the attendance rule says is due a visit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisitDue {
@@ -134,11 +144,14 @@ fn previous_weekday(date: NaiveDate) -> NaiveDate {
     day
 }
 
-/// The pupils whose current run of unexplained absence with no contact has reached the policy's visit day
-/// (`absence_visit_day`, or `absence_visit_day_with_concern` for a pupil with a concern noted).
+/// The pupils whose current run of absence has reached the policy's visit day: a run of unexplained
+/// absence with no contact reaching `absence_visit_day`, or, for a pupil with a concern noted, a run of
+/// any absence reaching `absence_visit_day_with_concern` (the policy's "regardless of whether contact has
+/// been made": with a concern, a reason given or a parent reached does not make the visit less due).
 ///
 /// A run counts consecutive weekdays; a weekend does not break it, a day with contact made or a reason
-/// given does. Only a run still going counts: its latest day is `today` or the school day before it.
+/// given does (unless there is a concern). Only a run still going counts: its latest day is `today` or the
+/// school day before it.
 pub fn visits_due(
     policy: &Policy,
     absences: &[Absence],
@@ -147,13 +160,14 @@ pub fn visits_due(
 ) -> Vec<VisitDue> {
     let mut days: BTreeMap<&PupilId, BTreeSet<NaiveDate>> = BTreeMap::new();
     for absence in absences.iter().filter(|a| a.date <= today) {
-        if absence.unexplained_without_contact() {
+        if absence.unexplained_without_contact() || concerns.contains(&absence.pupil) {
             days.entry(&absence.pupil).or_default().insert(absence.date);
         }
     }
-    // A day that also has a row with contact made is explained, whatever else was recorded for it.
+    // A day that also has a row with contact made is explained, whatever else was recorded for it (but
+    // not for a pupil with a concern: contact made or not, they are due).
     for absence in absences {
-        if !absence.unexplained_without_contact() {
+        if !absence.unexplained_without_contact() && !concerns.contains(&absence.pupil) {
             if let Some(dates) = days.get_mut(&absence.pupil) {
                 dates.remove(&absence.date);
             }
@@ -334,6 +348,84 @@ impl SqliteStore {
         Ok((absences, concerns))
     }
 
+    /// The pupils of the school with a concern noted: when, and by whom (when known).
+    pub fn absence_concerns(&self, school: &SchoolId) -> Result<Vec<Concern>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT c.pupil_id, c.noted_at, c.noted_by FROM absence_concerns c
+             JOIN pupils p ON p.id = c.pupil_id WHERE p.school_id = ?1 ORDER BY c.noted_at",
+        )?;
+        let rows = stmt.query_map([school.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pupil, at, by) = row?;
+            out.push(Concern {
+                pupil: parse_id(&pupil)?,
+                noted_at: DateTime::parse_from_rfc3339(&at)
+                    .map_err(|e| StoreError::Corrupt(format!("concern time {at:?}: {e}")))?
+                    .with_timezone(&Utc),
+                noted_by: by.as_deref().map(parse_id).transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Notes (`concern` true) or takes off a concern about a pupil of `school` as `by`, with its audit log
+    /// entry, in one transaction. Noting one already noted, or taking off one not noted, changes nothing
+    /// and is not an error.
+    pub fn set_absence_concern(
+        &self,
+        school: &SchoolId,
+        pupil: &PupilId,
+        concern: bool,
+        by: &StaffId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT school_id FROM pupils WHERE id = ?1",
+                [pupil.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if owner.as_deref() != Some(school.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "there is no pupil “{pupil}” at this school"
+            )));
+        }
+        let changed = if concern {
+            tx.execute(
+                "INSERT INTO absence_concerns (pupil_id, noted_at, noted_by) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (pupil_id) DO NOTHING",
+                params![pupil.as_str(), now.to_rfc3339(), by.as_str()],
+            )?
+        } else {
+            tx.execute(
+                "DELETE FROM absence_concerns WHERE pupil_id = ?1",
+                [pupil.as_str()],
+            )?
+        };
+        if changed > 0 {
+            let action = if concern {
+                audit::Action::NotedAbsenceConcern
+            } else {
+                audit::Action::ClearedAbsenceConcern
+            };
+            let entry = audit::NewEntry::new(school, by, action).record(format!("pupil {pupil}"));
+            audit::append(&tx, &entry, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The school's visits agreed in `[from, to)`, in agreed-time order, for the write-ups export.
     pub fn visit_ids_between(
         &self,
@@ -463,5 +555,23 @@ mod tests {
         let names: Vec<&str> = due.iter().map(|d| d.pupil.as_str()).collect();
         assert_eq!(names, ["pupil-ava", "pupil-mia"]);
         assert!(due[1].concern);
+
+        // With a concern, contact made does not take the visit away (the policy's "regardless of whether
+        // contact has been made"): Leo is due from the first day, his whole run counted.
+        let concerns = BTreeSet::from(["pupil-leo".parse().unwrap()]);
+        let due = visits_due(&policy, &absences, &concerns, today);
+        let leo = due
+            .iter()
+            .find(|d| d.pupil.as_str() == "pupil-leo")
+            .expect("Leo is due");
+        assert_eq!((leo.days, leo.first_day, leo.concern), (3, day(19), true));
+        let one_day = [absence("pupil-leo", day(23), "I", true)];
+        let due = visits_due(&policy, &one_day, &concerns, today);
+        assert_eq!(
+            due.len(),
+            1,
+            "on the first day, with a reason given and contact made"
+        );
+        assert!(visits_due(&policy, &one_day, &BTreeSet::new(), today).is_empty());
     }
 }

@@ -232,6 +232,7 @@ pub fn table() -> Vec<Route> {
             briefing::update_briefing,
         ),
         Route::get("/attendance", Board, attendance::attendance),
+        Route::post("/attendance/concerns", Board, attendance::set_concern),
         // Records and reports.
         Route::get("/visits/{id}/timeline", Records, records::timeline_page),
         Route::get("/visits/{id}/cpoms.txt", Records, records::cpoms_txt),

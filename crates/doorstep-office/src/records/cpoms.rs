@@ -130,9 +130,17 @@ fn document_title(visit: &Visit) -> String {
 }
 
 /// The record as lines, for both renderings.
-fn cpoms_lines(visit: &Visit, state: &VisitState, timeline: &Timeline) -> Vec<Line> {
+fn cpoms_lines(
+    visit: &Visit,
+    state: &VisitState,
+    timeline: &Timeline,
+    record_system: &str,
+) -> Vec<Line> {
     let latest = latest_write_up(timeline);
-    let mut lines = vec![Line::new(Style::Title, "Home visit record for CPOMS")];
+    let mut lines = vec![Line::new(
+        Style::Title,
+        format!("Home visit record for {record_system}"),
+    )];
     if latest
         .as_ref()
         .is_some_and(|l| l.write_up.safeguarding_concern)
@@ -267,14 +275,20 @@ fn cpoms_lines(visit: &Visit, state: &VisitState, timeline: &Timeline) -> Vec<Li
     lines
 }
 
-/// The visit's record as plain text, ready to paste into CPOMS.
+/// The visit's record as plain text, ready to paste into the school's record system (the policy's
+/// `record_system`, CPOMS in both presets), which its title names.
 ///
 /// Purpose, pupil, date and time, staff, outcome, then the latest write-up (who was seen, what was discussed,
 /// agreements with parents, safeguarding concern, incident) and a short timeline. A safeguarding concern is
 /// flagged under the title. Without a write-up, it says so.
-pub fn cpoms_text(visit: &Visit, state: &VisitState, timeline: &Timeline) -> String {
+pub fn cpoms_text(
+    visit: &Visit,
+    state: &VisitState,
+    timeline: &Timeline,
+    record_system: &str,
+) -> String {
     let mut text = String::new();
-    for line in cpoms_lines(visit, state, timeline) {
+    for line in cpoms_lines(visit, state, timeline, record_system) {
         text.push_str(&line.text);
         text.push('\n');
     }
@@ -282,8 +296,16 @@ pub fn cpoms_text(visit: &Visit, state: &VisitState, timeline: &Timeline) -> Str
 }
 
 /// The same record as [`cpoms_text`], as a PDF document.
-pub fn cpoms_pdf(visit: &Visit, state: &VisitState, timeline: &Timeline) -> Vec<u8> {
-    pdf::render(&document_title(visit), &cpoms_lines(visit, state, timeline))
+pub fn cpoms_pdf(
+    visit: &Visit,
+    state: &VisitState,
+    timeline: &Timeline,
+    record_system: &str,
+) -> Vec<u8> {
+    pdf::render(
+        &document_title(visit),
+        &cpoms_lines(visit, state, timeline, record_system),
+    )
 }
 
 /// The CSV's columns, in order.

@@ -59,7 +59,7 @@ pub async fn timeline_page(
             p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
             h1 { "Timeline: " (words::hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
             p {
-                a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for CPOMS (text)" } " · "
+                a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for " (session.user.policy.record_system) " (text)" } " · "
                 a href={ "/visits/" (visit.id) "/cpoms.pdf" } { "(PDF)" }
             }
             @if record.timeline.entries.is_empty() {
@@ -85,6 +85,21 @@ pub async fn timeline_page(
     Ok(pages::page("Timeline", Some(&session), body, None))
 }
 
+/// The record system's name as part of a file name: lower-case letters and digits, words joined by `-`
+/// ("records" if nothing is left), so the `Content-Disposition` header is always valid.
+fn file_name_part(record_system: &str) -> String {
+    let words: Vec<String> = record_system
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if words.is_empty() {
+        "records".to_owned()
+    } else {
+        words.join("-")
+    }
+}
+
 /// A download that is never cached (it holds a child's record) and names its file.
 fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Response {
     let mut response = body.into_response();
@@ -95,7 +110,8 @@ fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Respon
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    // File names are built from ids and dates only (letters, digits, '-', '_', '.'), so always valid.
+    // File names are built from ids, dates and `file_name_part` only (letters, digits, '-', '_', '.'), so
+    // always valid.
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -109,10 +125,11 @@ pub async fn cpoms_txt(
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
     let record = record(&state, &session, id, Action::OpenedWriteUp).await?;
-    let text = cpoms_text(&record.visit, &record.state, &record.timeline);
+    let system = &session.user.policy.record_system;
+    let text = cpoms_text(&record.visit, &record.state, &record.timeline, system);
     let mut response = download(
         "text/plain; charset=utf-8",
-        &format!("{}-cpoms.txt", record.visit.id),
+        &format!("{}-{}.txt", record.visit.id, file_name_part(system)),
         text.into_bytes(),
     );
     // Shown in the browser rather than saved: it is read and pasted into CPOMS.
@@ -127,10 +144,11 @@ pub async fn cpoms_pdf_route(
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
     let record = record(&state, &session, id, Action::ExportedWriteUpPdf).await?;
-    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline);
+    let system = &session.user.policy.record_system;
+    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline, system);
     Ok(download(
         "application/pdf",
-        &format!("{}-cpoms.pdf", record.visit.id),
+        &format!("{}-{}.pdf", record.visit.id, file_name_part(system)),
         pdf,
     ))
 }
@@ -191,7 +209,10 @@ pub async fn write_ups(
     let csv = write_ups_csv(&records);
     Ok(download(
         "text/csv; charset=utf-8",
-        &format!("write-ups-{from}-to-{to}.csv"),
+        &format!(
+            "{}-write-ups-{from}-to-{to}.csv",
+            file_name_part(&session.user.policy.record_system)
+        ),
         csv.into_bytes(),
     ))
 }
@@ -240,7 +261,7 @@ pub async fn monthly(
             p { a href="/" { "← Back to the board" } }
             h1 { "Monthly report: " (month.label()) }
             pre #monthly-report { (report.to_text()) }
-            h2 { "Write-ups for CPOMS as CSV" }
+            h2 { "Write-ups for " (session.user.policy.record_system) " as CSV" }
             form method="get" action="/reports/write-ups.csv" #write-ups-form {
                 label for="from" { "From " } input type="date" name="from" id="from" value=(month.start().format("%Y-%m-%d"));
                 " " label for="to" { "to " }

@@ -17,6 +17,7 @@ mod need_to_know;
 mod notify;
 mod office_decisions;
 mod openapi;
+mod policy_flips;
 mod records;
 mod requests;
 mod routes;

@@ -5,7 +5,7 @@
 //! lifecycle's refusals change nothing. And a request's risk assessment is the requester's own: Doorstep's
 //! suggested controls never pass untouched, and the assessor and date are recorded.
 
-use chrono::{Datelike, Local, TimeDelta, Utc, Weekday};
+use chrono::{Local, Utc};
 use doorstep_core::domain::Hazard;
 use doorstep_core::lifecycle::{CancelReason, Phase, VisitEvent};
 use doorstep_office::audit::Action;
@@ -13,19 +13,11 @@ use doorstep_office::versions::Change;
 use reqwest::Client;
 
 use crate::helpers::*;
+use crate::requests::{next_weekday_at, visit_count};
 
 /// The demo office with sign-ins for reception (Olu) and the headteacher (the authoriser).
 async fn office() -> TestOffice {
     office_with_sign_ins(&["office", "head"]).await
-}
-
-/// The next weekday after today, at `hour:minute` local time, as a datetime-local value.
-fn next_weekday_at(hour: u32, minute: u32) -> String {
-    let mut day = Local::now().date_naive() + TimeDelta::days(1);
-    while matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-        day += TimeDelta::days(1);
-    }
-    format!("{}T{hour:02}:{minute:02}", day.format("%Y-%m-%d"))
 }
 
 fn changes(office: &TestOffice, id: &str) -> Vec<(Option<Change>, Option<String>)> {
@@ -573,12 +565,6 @@ fn wire(hazard: Hazard) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-fn visit_count(office: &TestOffice) -> i64 {
-    let conn = rusqlite::Connection::open(office.store.path()).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM visits", [], |row| row.get(0))
-        .unwrap()
 }
 
 #[tokio::test]

@@ -411,7 +411,7 @@ fn the_cpoms_text_carries_every_field_and_the_latest_write_up_wins() {
     let mut office = Office::seeded();
     ava_written_up_and_corrected(&mut office);
     let record = office.record("visit-ava");
-    let text = cpoms_text(&record.visit, &record.state, &record.timeline);
+    let text = cpoms_text(&record.visit, &record.state, &record.timeline, "CPOMS");
     let lines: Vec<&str> = text.lines().collect();
 
     assert_eq!(lines[0], "Home visit record for CPOMS");
@@ -460,7 +460,7 @@ fn the_cpoms_text_carries_every_field_and_the_latest_write_up_wins() {
         },
     );
     let record = office.record("visit-ava");
-    let text = cpoms_text(&record.visit, &record.state, &record.timeline);
+    let text = cpoms_text(&record.visit, &record.state, &record.timeline, "CPOMS");
     assert!(!text.contains("*** SAFEGUARDING CONCERN"), "{text}");
     assert!(text.contains("Attendance; the cousin has moved away"));
     assert!(text.contains("it corrects 2 earlier write-ups"));
@@ -493,7 +493,7 @@ fn the_cpoms_text_says_plainly_when_there_is_no_write_up_and_why_a_visit_was_can
         },
     );
     let leo = office.record("visit-leo");
-    let text = cpoms_text(&leo.visit, &leo.state, &leo.timeline);
+    let text = cpoms_text(&leo.visit, &leo.state, &leo.timeline, "CPOMS");
     for expected in [
         "Purpose: Attendance support",
         "Staff: Sam Taylor, Jo Rivers",
@@ -510,7 +510,7 @@ fn the_cpoms_text_says_plainly_when_there_is_no_write_up_and_why_a_visit_was_can
     assert!(!text.contains("SAFEGUARDING CONCERN"));
 
     let mia = office.record("visit-mia");
-    let text = cpoms_text(&mia.visit, &mia.state, &mia.timeline);
+    let text = cpoms_text(&mia.visit, &mia.state, &mia.timeline, "CPOMS");
     assert!(text.contains("Outcome: The visit has not taken place (now: Awaiting authorisation)."));
     assert!(text.contains("Nobody has left for this visit."));
 }
@@ -590,10 +590,15 @@ fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_ont
     let mut office = Office::seeded();
     ava_written_up_and_corrected(&mut office);
     let record = office.record("visit-ava");
-    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline);
+    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline, "CPOMS");
     assert_pdf_structure(&pdf);
     if let Some(text) = pdf_to_text(&pdf) {
-        let plain = collapse(&cpoms_text(&record.visit, &record.state, &record.timeline));
+        let plain = collapse(&cpoms_text(
+            &record.visit,
+            &record.state,
+            &record.timeline,
+            "CPOMS",
+        ));
         for expected in [
             "*** SAFEGUARDING CONCERN — tell the DSL now ***",
             "Pupil: Ava B.",
@@ -628,7 +633,7 @@ fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_ont
         },
     );
     let record = office.record("visit-ava");
-    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline);
+    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline, "CPOMS");
     assert_pdf_structure(&pdf);
     let pages = String::from_utf8_lossy(&pdf)
         .matches("/Type /Page ")
