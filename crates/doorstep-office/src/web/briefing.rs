@@ -375,7 +375,7 @@ pub async fn briefing_page(
 ) -> Result<Response, WebError> {
     let found = load(&state, &session, id).await?;
     if let Err(problem) = may_update(&found, &session, state.now()) {
-        return Err(WebError::Conflict(format!(
+        return Err(WebError::NotNow(format!(
             "the briefing cannot be changed now: {problem}"
         )));
     }
@@ -438,8 +438,6 @@ pub async fn update_briefing(
             }
             Ok(Redirect::to(&format!("/visits/{}#versions", found.visit.id)).into_response())
         }
-        Err(problem) => Err(WebError::Conflict(format!(
-            "{problem}; nothing was changed"
-        ))),
+        Err(problem) => Err(WebError::NotNow(format!("{problem}; nothing was changed"))),
     }
 }

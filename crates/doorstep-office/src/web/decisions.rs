@@ -69,9 +69,7 @@ async fn make(
             }
             Ok(Redirect::to(&format!("/visits/{visit}#versions")).into_response())
         }
-        Err(problem) => Err(WebError::Conflict(format!(
-            "{problem}; nothing was changed"
-        ))),
+        Err(problem) => Err(WebError::NotNow(format!("{problem}; nothing was changed"))),
     }
 }
 

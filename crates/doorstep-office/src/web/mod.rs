@@ -68,6 +68,9 @@ pub enum WebError {
     BadInput(String),
     #[error("{0}")]
     Conflict(String),
+    /// A decision the visit's state does not allow now (someone has set off, the visit is over).
+    #[error("{0}")]
+    NotNow(String),
     #[error("the office could not complete this request; nothing was changed")]
     Internal,
 }
@@ -80,7 +83,7 @@ impl WebError {
             WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadInput(_) => StatusCode::BAD_REQUEST,
-            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Conflict(_) | WebError::NotNow(_) => StatusCode::CONFLICT,
             WebError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +106,7 @@ impl IntoResponse for WebError {
                     WebError::NotFound(_) => "Not found",
                     WebError::BadInput(_) => "Please check and try again",
                     WebError::Conflict(_) => "Already done",
+                    WebError::NotNow(_) => "Not possible now",
                     _ => "Something went wrong",
                 };
                 let mut response = pages::message_page(title, &other.to_string());

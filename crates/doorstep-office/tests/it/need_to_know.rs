@@ -161,6 +161,11 @@ async fn the_dsl_signs_in_and_reads_them_as_do_the_authoriser_and_admins_and_eac
             page.contains("/visits/visit-ava/cpoms.txt"),
             "{who}: {page}"
         );
+        // The briefing: the pupil's needs and the family's circumstances.
+        assert!(
+            page.contains("Asthma") && page.contains("Mum works nights"),
+            "{who}: {page}"
+        );
 
         for path in record_paths() {
             let (status, body) = get(&office, &client, &path).await;
