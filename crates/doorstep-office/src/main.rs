@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use chrono::Utc;
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use doorstep_office::demo::{self, DEMO_LOGINS_FILE, DEMO_PARTNER_FILE, DEMO_PHONE_FILE};
 use doorstep_office::notify::{
-    parse_email_address, NewTarget, NotifyConfig, SmtpConfig, TargetKind, WantedLevels,
+    parse_email_address, NewTarget, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls, TargetKind,
+    WantedLevels,
 };
 use doorstep_office::{OfficeSettings, SqliteStore, WebSettings};
 use tokio::net::TcpListener;
@@ -85,10 +86,14 @@ struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Alarm email")]
+#[command(
+    next_help_heading = "Alarm email",
+    after_help = "The SMTP password is read from the environment variable DOORSTEP_SMTP_PASSWORD or from \
+                  the file named by --smtp-password-file, never from the command line, and is never logged."
+)]
 struct SmtpArgs {
-    /// The SMTP server alarm emails are handed to: plain SMTP, no TLS or login, so use a relay on this host
-    /// or a trusted network.
+    /// The SMTP server alarm emails are handed to (Microsoft 365: smtp.office365.com:587; Google:
+    /// smtp-relay.gmail.com:587, or :465 with --smtp-tls tls).
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port, requires = "smtp_from")]
     smtp: Option<HostPort>,
     /// The sender of alarm emails.
@@ -97,7 +102,40 @@ struct SmtpArgs {
     /// The name the office gives in EHLO [default: the domain of --smtp-from].
     #[arg(long, value_name = "NAME", requires = "smtp")]
     smtp_hello: Option<String>,
+    /// How the connection is protected: starttls (usually port 587), tls (implicit TLS, usually port 465),
+    /// or none (plain SMTP, only to a relay on this machine).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "starttls",
+        requires = "smtp"
+    )]
+    smtp_tls: TlsMode,
+    /// Sign in to the SMTP server as this user (AUTH PLAIN or LOGIN, after TLS is up).
+    #[arg(long, value_name = "NAME", requires = "smtp")]
+    smtp_user: Option<String>,
+    /// Read the SMTP password from this file (its first line) instead of DOORSTEP_SMTP_PASSWORD.
+    #[arg(long, value_name = "FILE", requires = "smtp_user")]
+    smtp_password_file: Option<PathBuf>,
+    /// Trust the certificates in this PEM file as well as the system's: for a relay whose certificate the
+    /// school's own CA signed.
+    #[arg(long, value_name = "FILE", requires = "smtp")]
+    smtp_ca_file: Option<PathBuf>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TlsMode {
+    /// Plain SMTP: only to a relay on this machine.
+    None,
+    /// Upgrade with STARTTLS before anything else is sent.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+/// The environment variable the SMTP password is read from, unless `--smtp-password-file` names a file.
+const SMTP_PASSWORD_VARIABLE: &str = "DOORSTEP_SMTP_PASSWORD";
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("wants").required(true).multiple(true).args(["board", "authoriser"])))]
@@ -162,30 +200,65 @@ fn parse_host_port(text: &str) -> Result<HostPort, String> {
 }
 
 fn notify_config(args: &SmtpArgs) -> anyhow::Result<NotifyConfig> {
-    let smtp = match (&args.smtp, &args.smtp_from) {
-        (Some(server), Some(from)) => {
-            let from = parse_email_address(from).context("--smtp-from")?;
-            let hello_name = match &args.smtp_hello {
-                Some(name) => name.clone(),
-                None => from
-                    .rsplit_once('@')
-                    .map(|(_, domain)| domain.to_owned())
-                    .unwrap_or_else(|| "localhost".into()),
-            };
-            if hello_name.is_empty() || !hello_name.chars().all(|c| c.is_ascii_graphic()) {
-                bail!("--smtp-hello: {hello_name:?} is not a host name");
-            }
-            Some(SmtpConfig {
-                host: server.host.clone(),
-                port: server.port,
-                from,
-                hello_name,
-            })
-        }
+    let password_in_environment = std::env::var(SMTP_PASSWORD_VARIABLE).ok();
+    let (Some(server), Some(from)) = (&args.smtp, &args.smtp_from) else {
         // clap has already refused one without the other.
-        _ => None,
+        if password_in_environment.is_some() {
+            bail!("{SMTP_PASSWORD_VARIABLE} is set but no --smtp server is given");
+        }
+        return Ok(NotifyConfig { smtp: None });
     };
-    Ok(NotifyConfig { smtp })
+    let from = parse_email_address(from).context("--smtp-from")?;
+    let hello_name = match &args.smtp_hello {
+        Some(name) => name.clone(),
+        None => from
+            .rsplit_once('@')
+            .map(|(_, domain)| domain.to_owned())
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    let login = match (&args.smtp_user, &args.smtp_password_file, password_in_environment) {
+        (None, _, None) => None,
+        (None, _, Some(_)) => bail!("{SMTP_PASSWORD_VARIABLE} is set but no --smtp-user is given"),
+        (Some(_), Some(_), Some(_)) => bail!(
+            "the SMTP password is both in {SMTP_PASSWORD_VARIABLE} and in --smtp-password-file: give one"
+        ),
+        (Some(user), Some(file), None) => {
+            let text = std::fs::read_to_string(file).with_context(|| {
+                format!("reading the SMTP password from {}", file.display())
+            })?;
+            let password = text.lines().next().unwrap_or_default();
+            if password.is_empty() {
+                bail!("--smtp-password-file {}: the first line is empty", file.display());
+            }
+            Some(SmtpLogin::new(user.clone(), password))
+        }
+        (Some(user), None, Some(password)) => Some(SmtpLogin::new(user.clone(), password)),
+        (Some(_), None, None) => bail!(
+            "--smtp-user needs a password: set {SMTP_PASSWORD_VARIABLE} or give --smtp-password-file FILE"
+        ),
+    };
+    let extra_roots_pem = match &args.smtp_ca_file {
+        Some(file) => Some(
+            std::fs::read(file)
+                .with_context(|| format!("reading --smtp-ca-file {}", file.display()))?,
+        ),
+        None => None,
+    };
+    Ok(NotifyConfig {
+        smtp: Some(SmtpConfig {
+            host: server.host.clone(),
+            port: server.port,
+            from,
+            hello_name,
+            tls: match args.smtp_tls {
+                TlsMode::None => SmtpTls::None,
+                TlsMode::Starttls => SmtpTls::StartTls,
+                TlsMode::Tls => SmtpTls::Tls,
+            },
+            login,
+            extra_roots_pem,
+        }),
+    })
 }
 
 #[tokio::main]
@@ -215,6 +288,9 @@ fn open_store(data_dir: &DataDir) -> anyhow::Result<SqliteStore> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = notify_config(&args.smtp)?;
+    if let Some(smtp) = &config.smtp {
+        smtp.check().context("--smtp")?;
+    }
     let store = open_store(&args.data_dir)?;
     let email_targets = store
         .notification_targets()?

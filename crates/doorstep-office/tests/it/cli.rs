@@ -45,6 +45,11 @@ fn every_command_has_help_naming_its_options() {
                 "--smtp ",
                 "--smtp-from",
                 "--smtp-hello",
+                "--smtp-tls",
+                "--smtp-user",
+                "--smtp-password-file",
+                "--smtp-ca-file",
+                "DOORSTEP_SMTP_PASSWORD",
             ],
         ),
         (&["timeline", "--help"], &["--data-dir"]),
@@ -254,4 +259,91 @@ async fn serve_is_the_default_and_can_be_named_and_timeline_reads_what_it_served
             "{printed}"
         );
     }
+}
+
+#[test]
+fn smtp_settings_that_cannot_work_stop_the_office_before_it_opens_anything_and_never_print_the_password(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("office");
+    let data = data_dir.to_str().unwrap();
+    let password_file = dir.path().join("smtp-password");
+    std::fs::write(&password_file, "").unwrap();
+    let password_file = password_file.to_str().unwrap();
+    let smtp = [
+        "--smtp",
+        "relay.example:587",
+        "--smtp-from",
+        "doorstep@school.example",
+    ];
+    // (extra arguments, DOORSTEP_SMTP_PASSWORD, what the error must say)
+    let table: &[(&[&str], Option<&str>, &str)] = &[
+        (
+            &["--smtp-tls", "none"],
+            None,
+            "only allowed to a relay on this machine",
+        ),
+        (
+            &["--smtp-user", "doorstep"],
+            None,
+            "--smtp-user needs a password",
+        ),
+        (
+            &[],
+            Some("hunter2 hunter2"),
+            "DOORSTEP_SMTP_PASSWORD is set but no --smtp-user",
+        ),
+        (
+            &[
+                "--smtp-user",
+                "doorstep",
+                "--smtp-password-file",
+                password_file,
+            ],
+            Some("hunter2 hunter2"),
+            "give one",
+        ),
+        (
+            &[
+                "--smtp-user",
+                "doorstep",
+                "--smtp-password-file",
+                password_file,
+            ],
+            None,
+            "the first line is empty",
+        ),
+        (
+            &[
+                "--smtp-tls",
+                "tls",
+                "--smtp-user",
+                "doorstep",
+                "--smtp-ca-file",
+                password_file,
+            ],
+            Some("hunter2 hunter2"),
+            "hold no PEM certificate",
+        ),
+    ];
+    for (extra, password, says) in table {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_doorstep-office"));
+        command
+            .args(smtp)
+            .args(*extra)
+            .args(["--data-dir", data])
+            .env_remove("DOORSTEP_SMTP_PASSWORD");
+        if let Some(password) = password {
+            command.env("DOORSTEP_SMTP_PASSWORD", password);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{extra:?}: {output:?}");
+        let error = text(&output.stderr);
+        assert!(
+            error.contains(says),
+            "{extra:?} should say {says:?}:\n{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+    assert!(!data_dir.exists(), "refused settings opened no database");
 }

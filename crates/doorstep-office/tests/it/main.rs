@@ -11,4 +11,5 @@ mod notify;
 mod openapi;
 mod records;
 mod requests;
+mod smtp_relay;
 mod web;
