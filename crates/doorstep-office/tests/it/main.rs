@@ -7,6 +7,7 @@ mod cli;
 mod escalation;
 mod helpers;
 mod kill;
+mod migrations;
 mod notify;
 mod openapi;
 mod records;
