@@ -15,6 +15,10 @@ use doorstep_office::notify::{
     parse_email_address, NewTarget, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls, TargetKind,
     WantedLevels,
 };
+use doorstep_office::records::{
+    self,
+    pdf::{PdfFonts, DEFAULT_CJK_FONT},
+};
 use doorstep_office::{OfficeSettings, SqliteStore, WebSettings};
 use tokio::net::TcpListener;
 
@@ -83,6 +87,11 @@ struct ServeArgs {
     insecure_cookies: bool,
     #[command(flatten)]
     smtp: SmtpArgs,
+    /// The font CJK (Chinese, Japanese, Korean) names are printed in, in PDF records: a font or collection
+    /// file [default: /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc, from Debian's fonts-noto-cjk].
+    /// Latin, Greek, Cyrillic and Arabic need nothing: their fonts are compiled in.
+    #[arg(long, value_name = "FILE", help_heading = "Records")]
+    cjk_font: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +300,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(smtp) = &config.smtp {
         smtp.check().context("--smtp")?;
     }
+    let fonts = match &args.cjk_font {
+        Some(file) => PdfFonts::with_cjk_font(file)
+            .with_context(|| format!("--cjk-font {}", file.display()))?,
+        None => PdfFonts::with_cjk_font(Path::new(DEFAULT_CJK_FONT)).or_else(|error| {
+            tracing::warn!(
+                %error,
+                "no CJK font (install fonts-noto-cjk or give --cjk-font): Chinese, Japanese and Korean \
+                 characters print as boxes in PDF records, which say so"
+            );
+            PdfFonts::embedded().context("loading the fonts compiled into the office")
+        })?,
+    };
+    records::pdf::use_fonts(fonts);
     let store = open_store(&args.data_dir)?;
     let email_targets = store
         .notification_targets()?

@@ -284,7 +284,11 @@ pub fn cpoms_text(visit: &Visit, state: &VisitState, timeline: &Timeline) -> Str
 }
 
 /// The same record as [`cpoms_text`], as a PDF document.
-pub fn cpoms_pdf(visit: &Visit, state: &VisitState, timeline: &Timeline) -> Vec<u8> {
+pub fn cpoms_pdf(
+    visit: &Visit,
+    state: &VisitState,
+    timeline: &Timeline,
+) -> Result<Vec<u8>, pdf::PdfError> {
     pdf::render(&document_title(visit), &cpoms_lines(visit, state, timeline))
 }
 

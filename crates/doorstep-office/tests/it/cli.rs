@@ -50,6 +50,7 @@ fn every_command_has_help_naming_its_options() {
                 "--smtp-password-file",
                 "--smtp-ca-file",
                 "DOORSTEP_SMTP_PASSWORD",
+                "--cjk-font",
             ],
         ),
         (&["timeline", "--help"], &["--data-dir"]),
@@ -346,4 +347,23 @@ fn smtp_settings_that_cannot_work_stop_the_office_before_it_opens_anything_and_n
         assert!(!error.contains("hunter2"), "{error}");
     }
     assert!(!data_dir.exists(), "refused settings opened no database");
+}
+
+#[test]
+fn a_cjk_font_that_cannot_be_used_stops_the_office_before_it_opens_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("office");
+    let not_a_font = dir.path().join("not-a-font.ttc");
+    std::fs::write(&not_a_font, "not a font").unwrap();
+    for file in [not_a_font, dir.path().join("missing.ttc")] {
+        let output = office(&[
+            "--cjk-font",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(text(&output.stderr).contains("--cjk-font"), "{output:?}");
+    }
+    assert!(!data_dir.exists());
 }
