@@ -6,8 +6,10 @@
 //! (`unicode-bidi`); it is cut into pieces by the first font of a fallback chain that has each letter
 //! (Noto Sans for Latin, Greek and Cyrillic, Noto Sans Arabic, then Noto Sans CJK); each piece is shaped with
 //! rustybuzz (Arabic joining and ligatures, marks, kerning); and krilla draws the glyphs with the text each
-//! stands for, so the PDF's text layer gives back the characters in reading order. Lines wrap at spaces and
-//! between CJK characters; a paragraph that starts right to left is set against the right margin.
+//! stands for, so the PDF's text layer gives back the characters in reading order. In a left-to-right line
+//! each right-to-left phrase is isolated first (as FSI … PDI would), so "Write-up by مريم الحسن, 23
+//! November" keeps its date after the name. Lines wrap at spaces and between CJK characters; a paragraph
+//! that starts right to left is set against the right margin.
 //!
 //! Where the fonts come from, and why:
 //!
@@ -301,7 +303,9 @@ struct Shaped {
 
 /// Lays text out with one style's fallback chain, noting the characters no font has.
 struct Setter<'a> {
-    faces: Vec<rustybuzz::Face<'a>>,
+    /// One per face of the chain, in its order (every face was parsed when it was loaded, so none is
+    /// `None` in practice).
+    faces: Vec<Option<rustybuzz::Face<'a>>>,
     size: f32,
     missing: Vec<char>,
 }
@@ -309,8 +313,7 @@ struct Setter<'a> {
 impl<'a> Setter<'a> {
     fn new(fonts: &'a PdfFonts, style: Style, size: f32) -> Self {
         let chain = fonts.chain(style);
-        // Every face was parsed when it was loaded.
-        let faces = chain.iter().filter_map(FontFace::face).collect();
+        let faces = chain.iter().map(FontFace::face).collect();
         Self {
             faces,
             size,
@@ -321,6 +324,7 @@ impl<'a> Setter<'a> {
     fn has(&self, font: usize, c: char) -> bool {
         self.faces
             .get(font)
+            .and_then(Option::as_ref)
             .is_some_and(|face| face.glyph_index(c).is_some())
     }
 
@@ -361,7 +365,7 @@ impl<'a> Setter<'a> {
     /// Shapes one run in one direction.
     fn shape(&self, text: &str, run: &FontRun, rtl: bool) -> Shaped {
         let piece = &text[run.range.clone()];
-        let Some(face) = self.faces.get(run.font) else {
+        let Some(face) = self.faces.get(run.font).and_then(Option::as_ref) else {
             return Shaped {
                 font: run.font,
                 text: piece.to_owned(),
@@ -803,7 +807,7 @@ pub fn render_with(fonts: &PdfFonts, title: &str, lines: &[Line]) -> Result<Vec<
     }
     document
         .finish()
-        .map_err(|error| PdfError::Write(format!("{error:?}")))
+        .map_err(|error| PdfError::Write(error.to_string()))
 }
 
 fn fill(colour: rgb::Color) -> Fill {
