@@ -1,29 +1,21 @@
 //! Test data for the unit tests: a school, a pair of staff and visits the office might send.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use doorstep_core::domain::{
     Address, Briefing, Pupil, RiskAssessment, School, Visit, VisitPurpose, VisitStaff,
 };
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::event_log::EventLog;
-use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, StaffId, VisitId};
+use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, StaffId};
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
 
 use crate::store::AppStore;
 
-pub fn id<T: std::str::FromStr>(text: &str) -> T
-where
-    T::Err: std::fmt::Debug,
-{
-    text.parse().expect("a valid id")
-}
-
-/// 23 November 2026 at `hour:minute` UTC.
-pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, hour, minute, 0).unwrap()
-}
+/// Ids from text and `at(hour, minute)` on the tests' school day (23 November 2026, UTC), shared with the
+/// core's and the office's tests.
+pub use doorstep_core::test_support::{at, id, visit as visit_id};
 
 /// A visit by Sam (this phone) and, unless `alone`, Alex.
 pub fn visit(visit_id: &str, time: DateTime<Utc>, alone: bool) -> Visit {
@@ -80,7 +72,14 @@ pub fn holdings(visits: Vec<HeldVisit>) -> PhoneHoldings {
             name: "Hillside Primary".into(),
             office_phone: "0113 496 0000".into(),
         },
-        policy: Preset::PrimaryHeadteacher.policy(),
+        policy: doorstep_core::policy::Policy {
+            code_phrases: Some(doorstep_core::policy::CodePhrases {
+                to_colleague: "Could you remind me to phone school about the lesson cover rota?"
+                    .into(),
+                to_reception: "Please can someone check the lesson cover rota for me?".into(),
+            }),
+            ..Preset::PrimaryHeadteacher.policy()
+        },
         staff: id::<StaffId>("sam"),
         staff_name: "Sam Patel".into(),
         visits,
@@ -96,16 +95,14 @@ pub fn store_with_two_visits(dir: &std::path::Path) -> AppStore {
         HeldVisit {
             events: vec![authorised(&first)],
             visit: first,
+            times: Vec::new(),
         },
         HeldVisit {
             visit: second,
             events: Vec::new(),
+            times: Vec::new(),
         },
     ];
     log.save_holdings(&holdings(held), at(8, 0)).unwrap();
     AppStore::new(log)
-}
-
-pub fn visit_id(text: &str) -> VisitId {
-    id(text)
 }

@@ -41,11 +41,11 @@ pub fn check_in_prompts(
         .iter()
         .filter(|card| matches!(card.state.progress(me), Some(StaffProgress::Inside { .. })))
         .filter_map(|card| {
-            let deadline = schedule::next_deadline(&card.visit, &card.state, policy)?;
+            let deadline = schedule::inside_deadline(&card.visit, &card.state, policy)?;
             if deadline.expecting != Expecting::CheckIn || now < deadline.due {
                 return None;
             }
-            let level = if now >= deadline.overdue_at(policy) {
+            let level = if now >= deadline.overdue_at() {
                 PromptLevel::Overdue
             } else {
                 PromptLevel::Due
@@ -68,7 +68,7 @@ pub fn visits_out_on(cards: &[VisitCard], me: &StaffId, policy: &Policy) -> Vec<
         })
         .map(|card| VisitTimerLease {
             visit: card.visit.id.clone(),
-            next_check_in: schedule::next_deadline(&card.visit, &card.state, policy)
+            next_check_in: schedule::inside_deadline(&card.visit, &card.state, policy)
                 .filter(|d| d.expecting == Expecting::CheckIn)
                 .map(|d| d.due),
         })
@@ -142,13 +142,7 @@ mod tests {
     use crate::fixtures::store_with_two_visits;
     use crate::platform::recording::{PlatformCall, RecordingPlatform};
 
-    fn visit(id: &str) -> VisitId {
-        id.parse().unwrap()
-    }
-
-    fn staff(id: &str) -> StaffId {
-        id.parse().unwrap()
-    }
+    use doorstep_core::test_support::{staff, visit};
 
     #[test]
     fn a_due_check_in_sounds_once_then_louder_once_overdue_and_the_timer_runs_while_out() {

@@ -124,13 +124,27 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
         },
         StaffProgress::Departed { .. } => main(Step::ImOutside),
         StaffProgress::Outside { .. } => {
+            // Still to come: not at the door on this phone's record, not vouched for, still expected.
             let missing: Vec<&str> = card
                 .partners(me)
-                .filter(|partner| !state.progress(&partner.id).is_some_and(|p| p.is_outside()))
+                .filter(|partner| {
+                    !state.progress(&partner.id).is_some_and(|p| p.is_outside())
+                        && !state.vouch_pending.contains_key(&partner.id)
+                        && state.part_ended(&partner.id).is_none()
+                })
                 .map(|partner| partner.name.as_str())
                 .collect();
             if missing.is_empty() {
                 main(Step::GoingIn)
+            } else if !card.policy.pair_waits_outside_until_all_arrived {
+                Steps {
+                    notice: Some(format!(
+                        "{} not here yet; the school's policy lets you go in first.",
+                        join_names(&missing)
+                    )),
+                    main: Some(Step::GoingIn),
+                    others: vec![Step::ArrivedTogether],
+                }
             } else {
                 Steps {
                     notice: Some(format!(
@@ -166,10 +180,11 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
             }
         }
     };
-    let accepts = |step: &Step| lifecycle::decide(state, &step.command(card, me), now).is_ok();
+    let accepts =
+        |step: &Step| lifecycle::decide(state, &step.command(card, me), &card.policy, now).is_ok();
     steps.others.retain(accepts);
     if let Some(step) = steps.main {
-        if let Err(refusal) = lifecycle::decide(state, &step.command(card, me), now) {
+        if let Err(refusal) = lifecycle::decide(state, &step.command(card, me), &card.policy, now) {
             steps.main = None;
             steps
                 .notice
@@ -369,6 +384,19 @@ mod visit_tests {
         let store = store_with_two_visits(dir.path());
         read_briefing(&store, "v-auth");
         take(&store, "v-auth", Step::LeavingNow);
+        // Alex set off too, as the office would relay it from Alex's phone.
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        store
+            .perform(
+                &visit_id("v-auth"),
+                Command::Depart {
+                    staff: id("alex"),
+                    expected_arrival: card.visit.agreed_time,
+                    expected_end: card.visit.expected_end(),
+                },
+                at(8, 55),
+            )
+            .unwrap();
         take(&store, "v-auth", Step::ArrivedTogether);
         take(&store, "v-auth", Step::GoingIn);
         // Alex leaves first and writes up, as the office would relay it from Alex's phone.

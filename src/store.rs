@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Role, Visit, VisitStaff};
-use doorstep_core::event::{EnvelopeError, EventEnvelope};
+use doorstep_core::event::{EnvelopeError, EventEnvelope, TrustedEvent};
 use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
 use doorstep_core::ids::{DeviceId, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::{
@@ -116,6 +116,8 @@ pub struct Me {
 pub struct VisitCard {
     pub visit: Visit,
     pub state: VisitState,
+    /// The school's policy, which decides which steps the lifecycle accepts.
+    pub policy: Policy,
     /// The role that must authorise the visit, while it is not yet authorised.
     pub awaiting_authorisation_by: Option<Role>,
 }
@@ -271,13 +273,11 @@ impl AppStore {
                 card.state.progress(&me.staff),
                 Some(lifecycle::StaffProgress::Inside { .. })
             );
-            let Some(deadline) = schedule::next_deadline(&card.visit, &card.state, &policy) else {
+            let Some(deadline) = schedule::inside_deadline(&card.visit, &card.state, &policy)
+            else {
                 continue;
             };
-            if !inside
-                || deadline.expecting != Expecting::CheckIn
-                || now < deadline.overdue_at(&policy)
-            {
+            if !inside || deadline.expecting != Expecting::CheckIn || now < deadline.overdue_at() {
                 continue;
             }
             let already = self
@@ -339,10 +339,9 @@ impl AppStore {
         let Some(holdings) = log.holdings()? else {
             return Ok(Vec::new());
         };
-        let authoriser = holdings.policy.authoriser;
         let mut cards = Vec::with_capacity(holdings.visits.len());
         for held in &holdings.visits {
-            let card = card(&log, held, authoriser)?;
+            let card = card(&log, held, &holdings.policy)?;
             let done = card.phase() == Phase::WrittenUp && card.visit.expected_end() < now;
             if !done {
                 cards.push(card);
@@ -360,12 +359,11 @@ impl AppStore {
         let Some(holdings) = log.holdings()? else {
             return Ok(None);
         };
-        let authoriser = holdings.policy.authoriser;
         holdings
             .visits
             .iter()
             .find(|held| held.visit.id == *visit)
-            .map(|held| card(&log, held, authoriser))
+            .map(|held| card(&log, held, &holdings.policy))
             .transpose()
     }
 
@@ -378,8 +376,8 @@ impl AppStore {
         now: DateTime<Utc>,
     ) -> Result<(), ActionError> {
         let log = self.lock();
-        let state = current_state(&log, visit)?;
-        lifecycle::decide(&state, command, now)?;
+        let (state, policy) = current_state(&log, visit)?;
+        lifecycle::decide(&state, command, &policy, now)?;
         Ok(())
     }
 
@@ -394,8 +392,8 @@ impl AppStore {
         // One lock from deciding to recording, so two quick taps cannot both pass the same check.
         let recorded = {
             let mut log = self.lock();
-            let state = current_state(&log, visit)?;
-            let events = lifecycle::decide(&state, &command, now)?;
+            let (state, policy) = current_state(&log, visit)?;
+            let events = lifecycle::decide(&state, &command, &policy, now)?;
             let mut recorded = None;
             for event in events {
                 recorded = Some(log.record(visit, event, now)?);
@@ -510,17 +508,19 @@ impl AppStore {
     }
 }
 
-fn card(log: &EventLog, held: &HeldVisit, authoriser: Role) -> Result<VisitCard, LogError> {
+fn card(log: &EventLog, held: &HeldVisit, policy: &Policy) -> Result<VisitCard, LogError> {
     let own = log.events_for_visit(&held.visit.id)?;
     let state = rebuild(held, own.into_iter().map(|(envelope, _)| envelope));
     Ok(VisitCard {
-        awaiting_authorisation_by: state.authorised.is_none().then_some(authoriser),
+        awaiting_authorisation_by: state.authorised.is_none().then_some(policy.authoriser),
         visit: held.visit.clone(),
         state,
+        policy: policy.clone(),
     })
 }
 
-fn current_state(log: &EventLog, visit: &VisitId) -> Result<VisitState, ActionError> {
+/// The visit's state and the policy it is decided under.
+fn current_state(log: &EventLog, visit: &VisitId) -> Result<(VisitState, Policy), ActionError> {
     let holdings = log
         .holdings()?
         .ok_or_else(|| ActionError::UnknownVisit(visit.clone()))?;
@@ -530,17 +530,28 @@ fn current_state(log: &EventLog, visit: &VisitId) -> Result<VisitState, ActionEr
         .find(|held| held.visit.id == *visit)
         .ok_or_else(|| ActionError::UnknownVisit(visit.clone()))?;
     let own = log.events_for_visit(visit)?;
-    Ok(rebuild(held, own.into_iter().map(|(envelope, _)| envelope)))
+    Ok((
+        rebuild(held, own.into_iter().map(|(envelope, _)| envelope)),
+        holdings.policy,
+    ))
 }
 
-/// The visit's state from the office's events and this phone's own, each event counted once.
+/// The visit's state from the office's events (at the office's times, so phone and office replay alike)
+/// and this phone's own not yet at the office (at this phone's time), each event counted once.
 fn rebuild(held: &HeldVisit, own: impl Iterator<Item = EventEnvelope>) -> VisitState {
-    let mut by_id: BTreeMap<EventId, EventEnvelope> = BTreeMap::new();
-    for envelope in held.events.iter().cloned().chain(own) {
-        // The office should only send this visit's events; ignore any that are not, rather than trust them.
-        if envelope.visit == held.visit.id {
-            by_id.entry(envelope.id).or_insert(envelope);
+    let own: Vec<EventEnvelope> = own.collect();
+    let mut by_id: BTreeMap<EventId, TrustedEvent<'_>> = BTreeMap::new();
+    // The office should only send this visit's events; ignore any that are not, rather than trust them.
+    for trusted in held.trusted_events() {
+        if trusted.envelope.visit == held.visit.id {
+            by_id.entry(trusted.envelope.id).or_insert(trusted);
         }
+    }
+    for envelope in own.iter().filter(|e| e.visit == held.visit.id) {
+        by_id.entry(envelope.id).or_insert(TrustedEvent {
+            envelope,
+            at: envelope.recorded_at,
+        });
     }
     lifecycle::replay(VisitState::new(held.visit.staff_ids()), by_id.values())
 }

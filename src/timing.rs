@@ -78,11 +78,11 @@ pub fn check_in_prompt(
     if !matches!(card.state.progress(me), Some(StaffProgress::Inside { .. })) {
         return None;
     }
-    let deadline = schedule::next_deadline(&card.visit, &card.state, policy)?;
+    let deadline = schedule::inside_deadline(&card.visit, &card.state, policy)?;
     if deadline.expecting != Expecting::CheckIn {
         return None;
     }
-    let level = if now >= deadline.overdue_at(policy) {
+    let level = if now >= deadline.overdue_at() {
         PromptLevel::Overdue
     } else if now >= deadline.due {
         PromptLevel::Due

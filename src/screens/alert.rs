@@ -39,7 +39,12 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
     let mut note = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
     let now = clock.now();
-    let phrase = policy.code_phrases.to_reception.clone();
+    // Without the school's own phrase (visits are not authorised until an admin sets one) the button says
+    // the ordinary thing it does.
+    let phrase = policy.code_phrases.as_ref().map_or_else(
+        || "Ask the office to ring me".to_owned(),
+        |p| p.to_reception.clone(),
+    );
     let visit_id = card.visit.id.clone();
 
     // My latest request by the button, while it stands.

@@ -49,7 +49,7 @@ pub(super) fn InVisit(card: VisitCard, me: Me, policy: Policy) -> Element {
     };
     let inside = prompt.is_some();
     // Past the last check-in before the expected end, the office next expects "I've left": say by when.
-    let finish = schedule::next_deadline(&card.visit, &card.state, &policy)
+    let finish = schedule::inside_deadline(&card.visit, &card.state, &policy)
         .filter(|deadline| deadline.expecting == Expecting::Leaving)
         .map(|deadline| format!("Expected to finish by {}", when(deadline.due, now, offset)));
     let ok_class = if matches!(prompt, Some(p) if p.level > PromptLevel::Upcoming) {

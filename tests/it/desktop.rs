@@ -21,9 +21,10 @@ use chrono::{DateTime, Local, TimeDelta, Timelike, Utc};
 use doorstep::store::AppStore;
 use doorstep_core::domain::{Address, Briefing, RiskAssessment, Visit, VisitPurpose, VisitStaff};
 use doorstep_core::event_log::Delivery;
-use doorstep_core::ids::{StaffId, VisitId};
+use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{Command, Phase, VisitEvent};
 use doorstep_core::policy::PolicyMinutes;
+use doorstep_core::test_support::staff;
 use doorstep_office::demo::{self, PhoneConfig};
 use doorstep_office::SqliteStore;
 use serde_json::{json, Value};
@@ -247,10 +248,6 @@ impl Drop for DesktopApp {
         }
         let _ = self.driver.wait();
     }
-}
-
-fn staff(id: &str) -> StaffId {
-    id.parse().expect("staff id")
 }
 
 /// A visit for Sam and Alex, agreed for a minute ago, authorised by the headteacher.
@@ -581,7 +578,15 @@ async fn a_whole_visit_done_with_the_office_unreachable_arrives_exactly_once_at_
     walk.office.stop().await;
     walk.brief_and_leave();
 
-    // Alex's phone has no signal either: Sam records that they arrived together.
+    // Alex's phone has no signal either: Alex's "Leaving now" stays on Alex's phone, and Sam records that
+    // they arrived together (which the office counts for Alex once Alex's phone says Alex set off).
+    let (agreed, end) = (walk.visit.agreed_time, walk.visit.expected_end());
+    walk.alex(Command::Depart {
+        staff: staff("alex"),
+        expected_arrival: agreed,
+        expected_end: end,
+    })
+    .await;
     let app = walk.app();
     app.press("Tell the office everyone on the visit arrived together");
     app.press("Tell the office you are all going in");

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use dioxus::core::{AttributeValue, ElementId, Mutation, Mutations};
 use dioxus::html::{
     PlatformEventData, SerializedFormData, SerializedHtmlEventConverter, SerializedMouseData,
@@ -25,10 +25,7 @@ use doorstep_core::lifecycle::{BriefingCheck, CancelReason, Command, DuressVia, 
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
 use doorstep_core::sync_plan::OutboxUpdate;
-
-fn at(hour: u32, minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, hour, minute, 0).unwrap()
-}
+use doorstep_core::test_support::at;
 
 fn visit(id: &str, purpose: VisitPurpose, time: DateTime<Utc>) -> Visit {
     let mut briefing = Briefing::new(RiskAssessment::standard());
@@ -87,17 +84,22 @@ fn sams_phone(dir: &std::path::Path, with_holdings: bool) -> AppStore {
                 name: "Hillside Primary".into(),
                 office_phone: "0113 496 0000".into(),
             },
-            policy: Preset::PrimaryHeadteacher.policy(),
+            policy: doorstep_core::policy::Policy {
+                code_phrases: Some(doorstep_office::demo::demo_code_phrases()),
+                ..Preset::PrimaryHeadteacher.policy()
+            },
             staff: "sam".parse().unwrap(),
             staff_name: "Sam Patel".into(),
             visits: vec![
                 HeldVisit {
                     visit: authorised,
                     events: vec![authorisation],
+                    times: Vec::new(),
                 },
                 HeldVisit {
                     visit: waiting,
                     events: Vec::new(),
+                    times: Vec::new(),
                 },
             ],
         };
@@ -304,7 +306,7 @@ async fn tapping_a_visit_then_leaving_now_records_the_departure_and_shows_it() {
     let waiting = store.waiting().unwrap();
     assert_eq!(waiting.len(), 1, "the checklist is recorded");
     assert!(
-        matches!(&waiting[0].event, VisitEvent::BriefingRead { staff, ticked }
+        matches!(&waiting[0].event, VisitEvent::BriefingRead { staff, ticked, .. }
             if staff.as_str() == "sam" && ticked.len() == BriefingCheck::ALL.len()),
         "{:?}",
         waiting[0].event

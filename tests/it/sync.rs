@@ -4,19 +4,11 @@ use chrono::{TimeDelta, Utc};
 use doorstep::store::AppStore;
 use doorstep::sync::SyncOutcome;
 use doorstep_core::event_log::{Delivery, EventLog};
-use doorstep_core::ids::{StaffId, VisitId};
 use doorstep_core::lifecycle::{Command, Phase, VisitEvent};
 use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
+use doorstep_core::test_support::{staff, visit};
 
 use crate::office::*;
-
-fn visit(id: &str) -> VisitId {
-    id.parse().unwrap()
-}
-
-fn staff(id: &str) -> StaffId {
-    id.parse().unwrap()
-}
 
 /// Sam's side of the first demo visit, up to going in and checking in (needs Alex outside too).
 fn depart_and_arrive(store: &AppStore, who: &str) {
@@ -439,6 +431,21 @@ async fn once_the_visit_is_over_and_synced_its_briefing_is_gone_from_the_phone()
 
     let ava = visit("visit-ava");
     let now = Utc::now();
+    // Alex sets off too; Sam's phone hears of it before vouching for Alex at the door.
+    alex_client.sync_once(&alex, Utc::now).await;
+    let card = alex.visit(&ava).unwrap().unwrap();
+    alex.perform(
+        &ava,
+        Command::Depart {
+            staff: staff("alex"),
+            expected_arrival: card.visit.agreed_time,
+            expected_end: card.visit.expected_end(),
+        },
+        now,
+    )
+    .unwrap();
+    alex_client.sync_once(&alex, Utc::now).await;
+    sam_client.sync_once(&sam, Utc::now).await;
     depart_and_arrive(&sam, "sam");
     for command in [
         Command::ArriveTogether {

@@ -235,6 +235,12 @@ pub struct RiskAssessment {
     pub risks: Vec<AssessedRisk>,
     /// Set only when the visit is made alone: the authoriser's reasons it is safe.
     pub lone_visit_assessment: Option<String>,
+    /// Who wrote or confirmed the controls (the person requesting the visit, or who last updated them).
+    #[serde(default)]
+    pub assessed_by: Option<StaffId>,
+    /// When they did.
+    #[serde(default)]
+    pub assessed_on: Option<NaiveDate>,
 }
 
 impl RiskAssessment {
@@ -254,6 +260,8 @@ impl RiskAssessment {
                 })
                 .collect(),
             lone_visit_assessment: None,
+            assessed_by: None,
+            assessed_on: None,
         }
     }
 }
@@ -277,6 +285,10 @@ pub struct Briefing {
     /// sends an empty briefing in its place and the phone keeps nothing of it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub withdrawn: bool,
+    /// Which version of the briefing this is: 0 as first authorised, one more each time the office changes
+    /// the risk assessment or briefing (staff read it again before setting off).
+    #[serde(default)]
+    pub version: u32,
 }
 
 impl Briefing {
@@ -289,6 +301,7 @@ impl Briefing {
             area: String::new(),
             parking: String::new(),
             withdrawn: false,
+            version: 0,
         }
     }
 
@@ -299,6 +312,8 @@ impl Briefing {
             ..Self::new(RiskAssessment {
                 risks: Vec::new(),
                 lone_visit_assessment: None,
+                assessed_by: None,
+                assessed_on: None,
             })
         }
     }

@@ -10,6 +10,7 @@
 //! - [`protocol`]: the versioned sync exchange between phone and office.
 //! - [`sync_plan`]: pure planning of what to send and what an answer means.
 //! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
+//! - `test_support` (feature `test-support`, for tests only): ids from text, times on a fixed school day.
 //!
 //! Time is always passed in; nothing here reads a clock except `EventId::new_v7` (its timestamp bits only
 //! order ids and carry no meaning) and refinery's stamp on each row of the migration history.
@@ -24,3 +25,5 @@ pub mod policy;
 pub mod protocol;
 pub mod schedule;
 pub mod sync_plan;
+#[cfg(feature = "test-support")]
+pub mod test_support;

@@ -65,6 +65,8 @@ pub enum PolicyError {
     AbsenceDays { normal: u8, with_concern: u8 },
     #[error("the policy must list at least one visit purpose")]
     NoPurposes,
+    #[error("the school's code phrases are not set yet: an admin sets them on the policy page before any visit is authorised")]
+    CodePhrasesNotSet,
 }
 
 /// The two policies Doorstep ships. Schools may start from either and edit.
@@ -151,7 +153,9 @@ pub struct Policy {
     /// Doorstep's default for when "evening" begins.
     pub evening_starts: NaiveTime,
     pub evening_visits: EveningVisits,
-    pub code_phrases: CodePhrases,
+    /// The school's own code phrases. `None` until an admin sets them (the primary preset ships none: a
+    /// school's code word must be its own, and one printed in a product would be known to anyone).
+    pub code_phrases: Option<CodePhrases>,
     /// An unexplained absence with no contact triggers a visit on this day of absence...
     pub absence_visit_day: u8,
     /// ...or on this day if there is any concern, safeguarding included.
@@ -166,8 +170,24 @@ pub struct Policy {
     pub standard_hazards: Vec<Hazard>,
     /// Where the write-up goes (the schools' safeguarding record system).
     pub record_system: String,
-    /// Who is told at once about a safeguarding concern.
+    /// Who is told at once about a safeguarding concern, an incident or a "felt unsafe" cancellation.
     pub safeguarding_concerns_to: Role,
+    /// Doorstep's default (the seeds say "write up the outcome" without a time): a visit whose write-up is
+    /// still missing this long after everyone left is flagged on the board.
+    #[serde(default = "default_write_up_due")]
+    pub write_up_due_after_leaving: PolicyMinutes,
+    /// Doorstep's default: how long after the authoriser was told an alarm nobody has acknowledged goes on
+    /// to the school's deputy and further contacts (the academy's Principal or senior leaders).
+    #[serde(default = "default_escalate_further")]
+    pub escalate_further_after: PolicyMinutes,
+}
+
+fn default_write_up_due() -> PolicyMinutes {
+    minutes(4 * 60)
+}
+
+fn default_escalate_further() -> PolicyMinutes {
+    minutes(10)
 }
 
 impl Policy {
@@ -182,11 +202,13 @@ impl Policy {
         if !(1..=4).contains(&self.staff_per_visit) {
             return Err(PolicyError::StaffPerVisit(self.staff_per_visit));
         }
-        if self.code_phrases.to_colleague.trim().is_empty() {
-            return Err(PolicyError::EmptyCodePhrase("to a colleague"));
-        }
-        if self.code_phrases.to_reception.trim().is_empty() {
-            return Err(PolicyError::EmptyCodePhrase("to reception"));
+        if let Some(phrases) = &self.code_phrases {
+            if phrases.to_colleague.trim().is_empty() {
+                return Err(PolicyError::EmptyCodePhrase("to a colleague"));
+            }
+            if phrases.to_reception.trim().is_empty() {
+                return Err(PolicyError::EmptyCodePhrase("to reception"));
+            }
         }
         let (normal, with_concern) = (self.absence_visit_day, self.absence_visit_day_with_concern);
         if !(1..=30).contains(&normal) || with_concern == 0 || with_concern > normal {
@@ -199,6 +221,14 @@ impl Policy {
             return Err(PolicyError::NoPurposes);
         }
         Ok(())
+    }
+
+    /// The school's code phrases, or why visits cannot go ahead yet: without them there is no discreet way
+    /// to ask for help, so the office authorises nothing until an admin has set them.
+    pub fn code_phrases(&self) -> Result<&CodePhrases, PolicyError> {
+        self.code_phrases
+            .as_ref()
+            .ok_or(PolicyError::CodePhrasesNotSet)
     }
 
     /// When the office expects the first check-in of a visit scheduled to start at `scheduled_start`.
@@ -241,10 +271,8 @@ fn primary_headteacher() -> Policy {
         out_of_hours_needs_responsible_contact: true,
         evening_starts: time(18, 0),
         evening_visits: EveningVisits::AsOutOfHours,
-        code_phrases: CodePhrases {
-            to_colleague: "Could you remind me to phone school about the lesson cover rota?".into(),
-            to_reception: "Please can someone check the lesson cover rota for me?".into(),
-        },
+        // Seed 000 says a code word "will be established" without giving one: the school sets its own.
+        code_phrases: None,
         absence_visit_day: 3,
         absence_visit_day_with_concern: 1,
         dbs_check_required: true,
@@ -253,6 +281,8 @@ fn primary_headteacher() -> Policy {
         standard_hazards: Hazard::STANDARD.to_vec(),
         record_system: "CPOMS".into(),
         safeguarding_concerns_to: Role::Dsl,
+        write_up_due_after_leaving: default_write_up_due(),
+        escalate_further_after: default_escalate_further(),
     }
 }
 
@@ -279,10 +309,12 @@ fn academy_safeguarding_lead() -> Policy {
         out_of_hours_needs_responsible_contact: true,
         evening_starts: time(18, 0),
         evening_visits: EveningVisits::AdvisedAgainst,
-        code_phrases: CodePhrases {
-            to_colleague: "I'll have to ring school about cover for my lesson".into(),
-            to_reception: "I'm out on a visit and my lesson needs covering".into(),
-        },
+        // The two phrases seed 001 agreed, as staff and reception already know them.
+        code_phrases: Some(CodePhrases {
+            to_colleague: "I need to call school and let them know I need cover for my lesson"
+                .into(),
+            to_reception: "I am on a home visit and I need cover for my lesson".into(),
+        }),
         absence_visit_day: 3,
         absence_visit_day_with_concern: 1,
         dbs_check_required: true,
@@ -291,5 +323,7 @@ fn academy_safeguarding_lead() -> Policy {
         standard_hazards: Hazard::STANDARD.to_vec(),
         record_system: "CPOMS".into(),
         safeguarding_concerns_to: Role::SafeguardingLead,
+        write_up_due_after_leaving: default_write_up_due(),
+        escalate_further_after: default_escalate_further(),
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{School, Visit};
-use crate::event::EventEnvelope;
+use crate::event::{EventEnvelope, TrustedEvent};
 use crate::ids::{DeviceSeq, EventId, StaffId};
 use crate::policy::Policy;
 
@@ -87,6 +87,37 @@ pub struct PhoneHoldings {
 pub struct HeldVisit {
     pub visit: Visit,
     pub events: Vec<EventEnvelope>,
+    /// The time the office counts each event as having happened (`event::trusted_time`), so the phone
+    /// replays the visit exactly as the office does. An event missing here counts at its recorded time.
+    #[serde(default)]
+    pub times: Vec<EventTime>,
+}
+
+/// The office's time for one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EventTime {
+    pub id: EventId,
+    pub at: DateTime<Utc>,
+}
+
+impl HeldVisit {
+    /// The visit's events with the office's times, ready to replay.
+    pub fn trusted_events(&self) -> Vec<TrustedEvent<'_>> {
+        let times: std::collections::HashMap<EventId, DateTime<Utc>> =
+            self.times.iter().map(|t| (t.id, t.at)).collect();
+        self.events
+            .iter()
+            .map(|envelope| TrustedEvent {
+                envelope,
+                at: times
+                    .get(&envelope.id)
+                    .copied()
+                    .unwrap_or(envelope.recorded_at),
+            })
+            .collect()
+    }
 }
 
 /// The office's answer to anything it refuses: a machine-readable code and a sentence for people.

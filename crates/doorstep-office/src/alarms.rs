@@ -334,7 +334,7 @@ impl SqliteStore {
     pub fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id FROM visits WHERE phase IN ('departed', 'outside', 'in_visit', 'checked_in', 'duress')
+            "SELECT id FROM visits WHERE phase IN ('authorised', 'departed', 'outside', 'in_visit', 'checked_in', 'duress')
              UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL",
         )?;
         let ids = stmt.query_map([], |row| row.get::<_, String>(0))?;

@@ -1,72 +1,24 @@
-//! The HTTP API: routes, the sync handler, and the mapping from every failure to a clear JSON answer. The
-//! dashboard's HTML routes live in [`crate::web`] and are merged in here.
-
-use std::sync::Arc;
+//! The phones' HTTP API: the sync handler, health and the OpenAPI document, the device-token check
+//! ([`PhoneDevice`]), and the mapping from every failure to a clear JSON answer. The routes themselves are
+//! in [`crate::routes`], beside the dashboard's.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use doorstep_core::protocol::{
     ErrorBody, RejectedEvent, SyncRequest, SyncResponse, MAX_BATCH_EVENTS, MAX_BODY_BYTES,
     PROTOCOL_VERSION,
 };
 use serde::Serialize;
-use tokio::sync::watch;
 
-use crate::escalation::Escalation;
-use crate::store::{Device, IngestError, SqliteStore, StoreError};
-use crate::web::WebSettings;
-
-/// The office's clock, swappable so tests can control time.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<SqliteStore>,
-    pub clock: Clock,
-    /// The escalation engine to poke when events arrive (absent in tests that exercise only the API).
-    pub escalation: Option<Escalation>,
-    /// How the dashboard's pages and cookies are served.
-    pub web: WebSettings,
-    /// Turns true when the server starts shutting down, so endless streams (the board's live events) end
-    /// and a graceful shutdown does not wait for them forever.
-    pub stopping: watch::Receiver<bool>,
-}
-
-impl AppState {
-    pub fn new(store: Arc<SqliteStore>) -> Self {
-        Self {
-            store,
-            clock: Arc::new(Utc::now),
-            escalation: None,
-            web: WebSettings::default(),
-            stopping: watch::channel(false).1,
-        }
-    }
-
-    pub(crate) fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-}
-
-/// Every route the office serves. Tests call this without a socket.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/sync", post(sync))
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/openapi.json", get(openapi))
-        .merge(crate::web::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
-}
+use crate::routes::{Access, DeviceToken, Guard};
+use crate::state::AppState;
+use crate::store::{Device, IngestError, StoreError};
 
 /// A refusal or failure, turned into a status and an [`ErrorBody`].
 #[derive(Debug)]
@@ -161,39 +113,56 @@ async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     }
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Device, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send the phone's device token as 'Authorization: Bearer <token>'",
-            )
-        })?
-        .to_owned();
-    let store = state.store.clone();
-    blocking(move || store.authenticate(&token))
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unknown_device",
-                "this device token is not enrolled with the office",
-            )
-        })
+/// The enrolled phone whose device token the request carries (`Authorization: Bearer <token>`); anything
+/// else is a 401.
+pub struct PhoneDevice(pub Device);
+
+impl Guard for PhoneDevice {
+    const ACCESS: Access = Access::Phone;
 }
 
-async fn sync(
+impl DeviceToken for PhoneDevice {}
+
+impl FromRequestParts<AppState> for PhoneDevice {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "send the phone's device token as 'Authorization: Bearer <token>'",
+                )
+            })?
+            .to_owned();
+        let store = state.store.clone();
+        blocking(move || store.authenticate(&token))
+            .await?
+            .map(PhoneDevice)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown_device",
+                    "this device token is not enrolled with the office",
+                )
+            })
+    }
+}
+
+/// `POST /api/v1/sync`: stores a phone's batch all or nothing and answers with what it holds.
+pub(crate) async fn sync(
+    PhoneDevice(device): PhoneDevice,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
-    let device = authenticate(&state, &headers).await?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -247,7 +216,7 @@ async fn sync(
     let visits: std::collections::BTreeSet<_> =
         request.events.iter().map(|e| e.visit.clone()).collect();
     let response = blocking(move || -> Result<SyncResponse, IngestError> {
-        let results = store.ingest(&device, &request.events, now)?;
+        let results = store.ingest(&device, &request.events, request.device_time, now)?;
         if request.events.iter().any(|e| e.event.is_urgent()) {
             tracing::warn!(device = %device.id, "duress received");
         }
@@ -275,18 +244,18 @@ pub struct Health {
     server_time: DateTime<Utc>,
 }
 
-async fn health(State(state): State<AppState>) -> Json<Health> {
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         server_time: state.now(),
     })
 }
 
-async fn openapi() -> impl IntoResponse {
+pub(crate) async fn openapi() -> impl IntoResponse {
     Json(crate::openapi::document())
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -294,7 +263,7 @@ async fn not_found() -> ApiError {
     )
 }
 
-async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

@@ -13,7 +13,7 @@ use doorstep_core::domain::{
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{Command, VisitEvent};
-use doorstep_core::policy::{PolicyMinutes, Preset};
+use doorstep_core::policy::{CodePhrases, PolicyMinutes, Preset};
 use serde::{Deserialize, Serialize};
 
 use crate::requests::{timing, RequestDetails};
@@ -70,6 +70,14 @@ fn staff(id_text: &str, name: &str, roles: &[Role], phone: &str) -> StaffMember 
     }
 }
 
+/// The code phrases the demo school agreed: ordinary sentences about lesson cover.
+pub fn demo_code_phrases() -> CodePhrases {
+    CodePhrases {
+        to_colleague: "Could you remind me to phone school about the lesson cover rota?".into(),
+        to_reception: "Please can someone check the lesson cover rota for me?".into(),
+    }
+}
+
 /// Fills an empty store with the demo school and returns the two phones' credentials (for `office_url`).
 pub fn seed(
     store: &SqliteStore,
@@ -92,7 +100,9 @@ pub fn seed_with_policy(
         name: "Oakfield Primary (demo)".into(),
         office_phone: "01632 960000".into(),
     };
-    let policy = preset.policy();
+    let mut policy = preset.policy();
+    // The demo school's own code phrases, as its admin set them (the primary preset ships none).
+    policy.code_phrases.get_or_insert_with(demo_code_phrases);
     store.add_school(&school, &policy)?;
 
     let head = staff(
@@ -452,10 +462,14 @@ pub fn seed_visit_under_way(
                 event,
             })
             .collect();
-        store.ingest(&phone, &envelopes, now).map_err(|e| match e {
-            IngestError::Store(e) => e,
-            IngestError::Rejected(r) => StoreError::Invalid(format!("demo events refused: {r:?}")),
-        })?;
+        store
+            .ingest(&phone, &envelopes, now, now)
+            .map_err(|e| match e {
+                IngestError::Store(e) => e,
+                IngestError::Rejected(r) => {
+                    StoreError::Invalid(format!("demo events refused: {r:?}"))
+                }
+            })?;
     }
     Ok(visit_id)
 }

@@ -13,12 +13,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::VisitId;
-use doorstep_core::schedule::{next_deadline, next_escalation, AlarmLevel, Expecting};
+use doorstep_core::policy::Policy;
+use doorstep_core::schedule::{
+    deadlines, next_escalation, next_missed_after, AlarmLevel, Deadline,
+};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::alarms::{Alarm, AlarmKind};
-use crate::api::Clock;
+use crate::clock::Clock;
 use crate::store::{SqliteStore, StoreError};
 
 /// Something the board should show now.
@@ -143,17 +146,13 @@ fn look(
     }
 }
 
-fn expecting_name(expecting: Expecting) -> &'static str {
-    match expecting {
-        Expecting::Arrival => "arrival",
-        Expecting::AnswerAtTheDoor => "answer_at_the_door",
-        Expecting::CheckIn => "check_in",
-        Expecting::Leaving => "leaving",
-    }
-}
-
 /// One look at one visit at `now`: raises, escalates or notes renewed contact as due, and returns when it
 /// next needs a look (or `None`) with what the board should hear.
+///
+/// Every deadline of the visit is watched (see `core::schedule::deadlines`): word that each person has set
+/// off by the agreed time plus the first check-in, their arrival, the answer at the door, the check-ins and
+/// "I've left". An alarm the office has acknowledged does not end the watch: while the staff stay silent,
+/// the same silence raises a new alarm one check-in interval later (`schedule::next_missed_after`).
 pub fn evaluate(
     store: &SqliteStore,
     visit_id: &VisitId,
@@ -180,15 +179,16 @@ pub fn evaluate(
         }
     }
 
-    let deadline = next_deadline(&visit, &state, &policy);
-    if let Some(deadline) = deadline {
-        let overdue_at = deadline.overdue_at(&policy);
-        if now >= overdue_at {
+    let current = deadlines(&visit, &state, &policy);
+    let alarms = store.alarms_for_visit(visit_id)?;
+    for deadline in &current {
+        let watching = next_silence(deadline, &alarms, &policy);
+        if now >= watching.alarm_at {
             let raised = store.raise_alarm(
                 visit_id,
                 AlarmKind::Overdue,
-                expecting_name(deadline.expecting),
-                deadline.due,
+                &deadline.about(),
+                watching.due,
                 AlarmLevel::Board,
                 now,
             )?;
@@ -196,7 +196,7 @@ pub fn evaluate(
                 events.push(BoardEvent::AlarmRaised { alarm });
             }
         } else {
-            wakes.push(overdue_at);
+            wakes.push(watching.alarm_at);
         }
     }
 
@@ -206,9 +206,9 @@ pub fn evaluate(
         .filter(Alarm::escalating)
     {
         let still_silent = match alarm.kind {
-            AlarmKind::Overdue => deadline.is_some_and(|d| {
-                d.due == alarm.due_at && expecting_name(d.expecting) == alarm.about
-            }),
+            AlarmKind::Overdue => current
+                .iter()
+                .any(|d| is_the_same_silence(d, &alarm, &policy)),
             // Heard by reception on the phone: nothing a phone sends can show the danger is over, so it
             // stays loud until a person acknowledges it.
             AlarmKind::Duress if alarm.heard_by_reception() => true,
@@ -234,4 +234,44 @@ pub fn evaluate(
         }
     }
     Ok((wakes.into_iter().min(), events))
+}
+
+/// Whether `alarm` is about the silence `deadline` still describes: the same thing expected from the same
+/// people, due when the deadline fell due or a whole number of check-in intervals after (the alarms raised
+/// again while the office handled the first).
+fn is_the_same_silence(deadline: &Deadline, alarm: &Alarm, policy: &Policy) -> bool {
+    if alarm.kind != AlarmKind::Overdue || alarm.about != deadline.about() {
+        return false;
+    }
+    let since = alarm.due_at - deadline.due;
+    let interval = policy.check_in_interval.duration();
+    since >= chrono::TimeDelta::zero() && since.num_seconds() % interval.num_seconds().max(1) == 0
+}
+
+/// When this silence next becomes an alarm: the deadline itself, or, once the office has handled (for now:
+/// acknowledged) the latest alarm about it while nobody was heard from, the next missed interval after that.
+fn next_silence(deadline: &Deadline, alarms: &[Alarm], policy: &Policy) -> Deadline {
+    let handled = alarms
+        .iter()
+        .filter(|alarm| is_the_same_silence(deadline, alarm, policy))
+        .max_by_key(|alarm| alarm.due_at);
+    match handled {
+        Some(alarm) => match alarm.acknowledged_at {
+            Some(handled_at) => {
+                let missed = Deadline {
+                    due: alarm.due_at,
+                    alarm_at: alarm.due_at + (deadline.alarm_at - deadline.due),
+                    ..deadline.clone()
+                };
+                next_missed_after(&missed, handled_at, policy)
+            }
+            // Still open: it is the alarm for this silence; nothing new to raise.
+            None => Deadline {
+                due: alarm.due_at,
+                alarm_at: alarm.raised_at,
+                ..deadline.clone()
+            },
+        },
+        None => deadline.clone(),
+    }
 }

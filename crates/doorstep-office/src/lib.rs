@@ -1,6 +1,9 @@
 //! Doorstep's office server: the sync API phones talk to, and the store that keeps every visit event once.
 //!
-//! - [`api`]: routes and handlers; `router(state)` builds the whole app so tests can call it without a socket.
+//! - [`routes`]: every route in one table, each with the role its handler requires; `router(state)` builds
+//!   the whole app from it so tests can call it without a socket.
+//! - [`state`]: [`AppState`], what every handler shares; [`clock`]: the one place the system time is read.
+//! - [`api`]: the phones' sync API, health and the OpenAPI document.
 //! - [`escalation`]: the engine that holds every visit's deadlines and raises and escalates alarms.
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
 //! - [`notify`]: alarms and escalations sent on by email and signed webhook, each delivery recorded and
@@ -19,6 +22,7 @@
 
 pub mod alarms;
 pub mod api;
+pub mod clock;
 pub mod demo;
 pub mod escalation;
 pub mod logins;
@@ -27,6 +31,8 @@ pub mod openapi;
 pub mod people;
 pub mod records;
 pub mod requests;
+pub mod routes;
+pub mod state;
 pub mod store;
 pub mod web;
 
@@ -35,10 +41,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use api::{router, AppState};
 pub use notify::NotifyConfig;
+pub use routes::router;
+pub use state::{AppState, WebSettings};
 pub use store::SqliteStore;
-pub use web::WebSettings;
 
 /// How the office serves: where notifications go, and the dashboard's cookie settings.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +70,7 @@ pub async fn run_with(
     settings: OfficeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let clock: api::Clock = Arc::new(chrono::Utc::now);
+    let clock = clock::system();
     let notifier =
         notify::Notifier::new(store.clone(), settings.notify).map_err(std::io::Error::other)?;
     let (escalation, engine) = escalation::Escalation::spawn(store.clone(), clock.clone());

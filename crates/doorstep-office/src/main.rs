@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use doorstep_office::demo::{self, DEMO_LOGINS_FILE, DEMO_PARTNER_FILE, DEMO_PHONE_FILE};
 use doorstep_office::notify::{
@@ -352,10 +352,10 @@ fn prepare_demo(store: &SqliteStore, data_dir: &Path, url: &str) -> anyhow::Resu
     let me = data_dir.join(DEMO_PHONE_FILE);
     let partner = data_dir.join(DEMO_PARTNER_FILE);
     if store.is_empty()? {
-        let phones = demo::seed(store, url, Utc::now()).context("adding the demo school")?;
+        let phones = demo::seed(store, url, now()).context("adding the demo school")?;
         demo::write_phone_config(&me, &phones.me)?;
         demo::write_phone_config(&partner, &phones.partner)?;
-        demo::seed_visit_under_way(store, Utc::now()).context("adding the demo visit under way")?;
+        demo::seed_visit_under_way(store, now()).context("adding the demo visit under way")?;
         tracing::info!(phone_config = %me.display(), "demo school added");
         // A new demo database makes new passwords; an old sign-ins file would no longer be true.
         let _ = std::fs::remove_file(data_dir.join(DEMO_LOGINS_FILE));
@@ -372,8 +372,7 @@ fn prepare_demo(store: &SqliteStore, data_dir: &Path, url: &str) -> anyhow::Resu
     }
     let logins = data_dir.join(DEMO_LOGINS_FILE);
     if !logins.exists() {
-        let made =
-            demo::add_office_logins(store, Utc::now()).context("adding the demo sign-ins")?;
+        let made = demo::add_office_logins(store, now()).context("adding the demo sign-ins")?;
         demo::write_office_logins(&logins, &made)
             .with_context(|| format!("writing {}", logins.display()))?;
     }
@@ -391,10 +390,15 @@ fn set_password(store: &SqliteStore, staff: &str) -> anyhow::Result<()> {
         .context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
     store
-        .set_office_password(&staff, password, Utc::now())
+        .set_office_password(&staff, password, now())
         .with_context(|| format!("setting the office password of {staff}"))?;
     tracing::info!(%staff, "office sign-in set; their open sessions were ended");
     Ok(())
+}
+
+/// The time now, by the office's one real clock (`clippy.toml` keeps `Utc::now` out of the office).
+fn now() -> DateTime<Utc> {
+    (doorstep_office::clock::system())()
 }
 
 async fn shutdown_signal() {
@@ -438,7 +442,7 @@ fn add_target(store: &SqliteStore, args: &AddTargetArgs) -> anyhow::Result<()> {
         // clap has already asked for one of the two.
         (None, None) => bail!("add-target takes one of --email ADDRESS or --webhook URL"),
     };
-    let added = store.add_notification_target(&school, &target, Utc::now())?;
+    let added = store.add_notification_target(&school, &target, now())?;
     tracing::info!(id = added.id, target = %added.label(), "notification target added");
     Ok(())
 }

@@ -51,7 +51,7 @@ use doorstep_core::ids::SchoolId;
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
-use crate::api::Clock;
+use crate::clock::Clock;
 use crate::escalation::BoardEvent;
 use crate::store::{SqliteStore, StoreError};
 

@@ -298,6 +298,33 @@ fn event_words(
             },
             None,
         ),
+        VisitEvent::Declined { reason, .. } => ("declined the visit".to_owned(), note(reason)),
+        VisitEvent::AuthorisationWithdrawn { reason, .. } => {
+            ("withdrew the authorisation".to_owned(), note(reason))
+        }
+        VisitEvent::CalledOff { reason, .. } => ("called the visit off".to_owned(), note(reason)),
+        VisitEvent::Rescheduled { agreed_time, .. } => (
+            format!("moved the agreed time to {}", clock(*agreed_time)),
+            None,
+        ),
+        VisitEvent::BriefingUpdated { version, .. } => (
+            format!("updated the risk assessment and briefing (version {version})"),
+            None,
+        ),
+        VisitEvent::AlertsClosed {
+            outcome,
+            note: text,
+            ..
+        } => (
+            format!("closed the alarm: {}", outcome.label().to_lowercase()),
+            note(text),
+        ),
+        VisitEvent::RunningLate {
+            expected_arrival, ..
+        } => (
+            format!("is running late: expected at {}", clock(*expected_arrival)),
+            None,
+        ),
         VisitEvent::BriefingRead { ticked, .. } => (
             format!(
                 "read the briefing and ticked its checklist ({} of {})",

@@ -10,12 +10,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use doorstep_core::domain::{Briefing, Pupil, School, StaffMember, Visit};
-use doorstep_core::event::EventEnvelope;
+use doorstep_core::event::{trusted_time, EventEnvelope, TrustedEvent};
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
-use doorstep_core::lifecycle::{self, VisitEvent, VisitState};
+use doorstep_core::lifecycle::{self, VisitState};
 use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
-use doorstep_core::protocol::{EventOutcome, EventResult, HeldVisit, PhoneHoldings};
+use doorstep_core::protocol::{EventOutcome, EventResult, EventTime, HeldVisit, PhoneHoldings};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
@@ -39,9 +39,13 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         "V7__requests",
         include_str!("../migrations/V7__requests.sql"),
     ),
+    (
+        "V8__trusted_time",
+        include_str!("../migrations/V8__trusted_time.sql"),
+    ),
 ];
 
-/// The device id under which the office records its own decisions (authorisations).
+/// The device id under which the office records its own decisions (authorisations and the rest).
 pub const OFFICE_DEVICE: &str = "office";
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,18 @@ pub enum IngestError {
 pub struct StoredEvent {
     pub envelope: EventEnvelope,
     pub received_at: DateTime<Utc>,
+    /// When the office counts it as having happened (`event::trusted_time`).
+    pub trusted_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// The event with the office's time, as the lifecycle replays it.
+    pub fn trusted(&self) -> TrustedEvent<'_> {
+        TrustedEvent {
+            envelope: &self.envelope,
+            at: self.trusted_at,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -125,6 +141,7 @@ impl SqliteStore {
             MigrateError::NewerSchema(version) => StoreError::NewerSchema(version),
             other => StoreError::Migrate(other),
         })?;
+        rebuild_if_rules_changed(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path,
@@ -233,7 +250,13 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let state = visit_state(&tx, visit)?
             .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
-        let events = lifecycle::decide(&state, command, now)
+        let school: String = tx.query_row(
+            "SELECT school_id FROM visits WHERE id = ?1",
+            [visit.as_str()],
+            |row| row.get(0),
+        )?;
+        let policy = school_policy(&tx, &parse_id(&school)?)?;
+        let events = lifecycle::decide(&state, command, &policy, now)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let next_seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
@@ -251,7 +274,7 @@ impl SqliteStore {
                 recorded_at: now,
                 event,
             };
-            insert_event(&tx, &envelope, now)?;
+            insert_event(&tx, &envelope, now, now)?;
             last = Some(envelope);
         }
         refresh_visit(&tx, visit)?;
@@ -306,11 +329,14 @@ impl SqliteStore {
         .transpose()
     }
 
-    /// Checks a batch from `device` and stores its new events, all or nothing.
+    /// Checks a batch from `device` and stores its new events, all or nothing. `device_time` is the phone's
+    /// clock when it sent the batch: with `now` it gives the phone's clock offset, which corrects the times
+    /// the office trusts for the batch's events.
     pub fn ingest(
         &self,
         device: &Device,
         events: &[EventEnvelope],
+        device_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<EventResult>, IngestError> {
         let mut conn = self.conn();
@@ -321,7 +347,8 @@ impl SqliteStore {
         let mut rejections = Vec::new();
         let mut touched = BTreeSet::new();
         for envelope in events {
-            match check_and_store(&tx, device, envelope, now) {
+            let trusted_at = trusted_time(envelope.recorded_at, device_time, now);
+            match check_and_store(&tx, device, envelope, trusted_at, now) {
                 Ok(outcome) => {
                     if outcome == EventOutcome::Stored {
                         touched.insert(envelope.visit.clone());
@@ -373,7 +400,7 @@ impl SqliteStore {
         let mut stmt = conn.prepare(
             "SELECT v.id, v.body, v.phase FROM visits v JOIN visit_staff vs ON vs.visit_id = v.id
              WHERE vs.staff_id = ?1 AND v.agreed_time <= ?3
-               AND (v.agreed_time >= ?2 OR v.phase NOT IN ('written_up', 'cancelled'))
+               AND (v.agreed_time >= ?2 OR v.phase NOT IN ('written_up', 'cancelled', 'declined'))
              ORDER BY v.agreed_time",
         )?;
         let rows = stmt.query_map(
@@ -396,14 +423,23 @@ impl SqliteStore {
             let mut visit: Visit = serde_json::from_str(&body)?;
             // A finished visit's briefing (risks, family, needs, pets) leaves the phones: they no longer
             // need it, and a lost phone should not carry it.
-            if matches!(phase.as_str(), "written_up" | "cancelled") {
+            if matches!(phase.as_str(), "written_up" | "cancelled" | "declined") {
                 visit.briefing = Briefing::withdrawn();
             }
-            let events = visit_events(&conn, &parse_id(&id)?)?
-                .into_iter()
-                .map(|stored| stored.envelope)
+            let stored = visit_events(&conn, &parse_id(&id)?)?;
+            let times = stored
+                .iter()
+                .map(|event| EventTime {
+                    id: event.envelope.id,
+                    at: event.trusted_at,
+                })
                 .collect();
-            visits.push(HeldVisit { visit, events });
+            let events = stored.into_iter().map(|event| event.envelope).collect();
+            visits.push(HeldVisit {
+                visit,
+                events,
+                times,
+            });
         }
         Ok(PhoneHoldings {
             school,
@@ -514,6 +550,7 @@ fn check_and_store(
     tx: &Transaction<'_>,
     device: &Device,
     envelope: &EventEnvelope,
+    trusted_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<EventOutcome, Check> {
     if envelope.device != device.id {
@@ -528,8 +565,14 @@ fn check_and_store(
     if let Err(e) = envelope.validate() {
         return Err(refuse(envelope, e.to_string()));
     }
-    if matches!(envelope.event, VisitEvent::Authorised { .. }) {
-        return Err(refuse(envelope, "only the office can authorise a visit"));
+    if envelope.event.is_office_only() {
+        return Err(refuse(
+            envelope,
+            format!(
+                "only the office can record \"{}\" for a visit",
+                envelope.event.summary()
+            ),
+        ));
     }
     if envelope.event.actor() != &device.staff {
         return Err(refuse(
@@ -596,18 +639,19 @@ fn check_and_store(
             conflict: true,
         }));
     }
-    insert_event(tx, envelope, now)?;
+    insert_event(tx, envelope, trusted_at, now)?;
     Ok(EventOutcome::Stored)
 }
 
 fn insert_event(
     tx: &Transaction<'_>,
     envelope: &EventEnvelope,
+    trusted_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             envelope.id.to_string(),
             envelope.device.as_str(),
@@ -616,7 +660,8 @@ fn insert_event(
             envelope.event.actor().as_str(),
             envelope.recorded_at.to_rfc3339(),
             now.to_rfc3339(),
-            serde_json::to_string(envelope)?
+            serde_json::to_string(envelope)?,
+            trusted_at.to_rfc3339()
         ],
     )?;
     Ok(())
@@ -626,10 +671,8 @@ fn insert_event(
 fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<(), StoreError> {
     let staff = assigned_staff(tx, visit)?;
     let events = visit_events(tx, visit)?;
-    let state = lifecycle::replay(
-        VisitState::new(staff),
-        events.iter().map(|stored| &stored.envelope),
-    );
+    let trusted: Vec<TrustedEvent<'_>> = events.iter().map(StoredEvent::trusted).collect();
+    let state = lifecycle::replay(VisitState::new(staff), trusted.iter());
     tx.execute(
         "UPDATE visits SET phase = ?2, state = ?3 WHERE id = ?1",
         params![
@@ -656,19 +699,32 @@ fn visit_state(conn: &Connection, visit: &VisitId) -> Result<Option<VisitState>,
 }
 
 fn visit_events(conn: &Connection, visit: &VisitId) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT body, received_at FROM events WHERE visit_id = ?1 ORDER BY rowid")?;
+    let mut stmt = conn.prepare(
+        "SELECT body, received_at, trusted_at FROM events WHERE visit_id = ?1 ORDER BY rowid",
+    )?;
     let rows = stmt.query_map([visit.as_str()], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, Option<String>>(2)?,
+        ))
     })?;
+    let parse = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    };
     let mut out = Vec::new();
     for row in rows {
-        let (body, received_at) = row?;
+        let (body, received_at, trusted_at) = row?;
+        let received_at = parse(&received_at)?;
         out.push(StoredEvent {
             envelope: serde_json::from_str(&body)?,
-            received_at: DateTime::parse_from_rfc3339(&received_at)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                .with_timezone(&Utc),
+            received_at,
+            trusted_at: match trusted_at {
+                Some(text) => parse(&text)?,
+                None => received_at,
+            },
         });
     }
     Ok(out)
@@ -728,11 +784,34 @@ pub(crate) fn school_and_policy(
     ))
 }
 
-fn phase_name(state: &VisitState) -> String {
-    serde_json::to_value(state.phase())
-        .ok()
-        .and_then(|v| v.get("phase").and_then(|p| p.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
+fn phase_name(state: &VisitState) -> &'static str {
+    state.phase().name()
+}
+
+/// Rebuilds every visit's stored phase and state when the lifecycle's rules changed since they were built
+/// (the events are the truth; phase and state are derived from them).
+fn rebuild_if_rules_changed(conn: &mut Connection) -> Result<(), StoreError> {
+    let built_with: i64 = conn.query_row("SELECT rules_version FROM derived_state", [], |row| {
+        row.get(0)
+    })?;
+    if built_with == i64::from(lifecycle::RULES_VERSION) {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let ids: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT id FROM visits")?;
+        let ids = stmt.query_map([], |row| row.get(0))?;
+        ids.collect::<Result<_, _>>()?
+    };
+    for id in ids {
+        refresh_visit(&tx, &parse_id(&id)?)?;
+    }
+    tx.execute(
+        "UPDATE derived_state SET rules_version = ?1",
+        [i64::from(lifecycle::RULES_VERSION)],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 pub(crate) fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>

@@ -4,10 +4,12 @@
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::StaffId;
 use doorstep_core::lifecycle::{
-    apply, decide, AlertRef, BriefingCheck, CancelReason, Command, Duress, DuressVia,
+    apply, decide, AlarmOutcome, AlertRef, BriefingCheck, CancelReason, Command, Duress, DuressVia,
     LifecycleError, Phase, StaffProgress, VisitEvent, VisitState, WriteUp,
 };
+use doorstep_core::policy::Policy;
 
+use crate::support::policy;
 use crate::support::{at_min, staff};
 
 // ---------------------------------------------------------------------------------------------------------
@@ -46,8 +48,13 @@ fn given_staff(assigned: &[&str], events: impl IntoIterator<Item = VisitEvent>) 
 
 impl Given {
     fn when(self, command: Command) -> When {
+        self.when_under(&policy(), command)
+    }
+
+    /// The command decided under another policy than the academy preset.
+    fn when_under(self, policy: &Policy, command: Command) -> When {
         let now = at_min(self.next_minute);
-        let result = decide(&self.state, &command, now);
+        let result = decide(&self.state, &command, policy, now);
         When {
             before: self.state,
             command,
@@ -268,6 +275,7 @@ fn the_briefing_checklist_is_recorded_only_when_every_item_is_ticked() {
         .then_events([VisitEvent::BriefingRead {
             staff: a(),
             ticked: BriefingCheck::ALL.to_vec(),
+            version: 0,
         }]);
     assert!(state.briefing_read.contains_key(&a()));
     assert!(!state.briefing_read.contains_key(&b()));
@@ -432,7 +440,12 @@ fn arriving_together_puts_both_outside_so_the_visit_can_start() {
         Some(StaffProgress::Outside { at: at_min(4) })
     );
     assert_eq!(state.phase(), Phase::Outside);
-    let after = decide(&state, &Command::StartVisit { by: b() }, at_min(5));
+    let after = decide(
+        &state,
+        &Command::StartVisit { by: b() },
+        &policy(),
+        at_min(5),
+    );
     assert!(after.is_ok(), "{after:?}");
 }
 
@@ -448,7 +461,13 @@ fn a_partner_already_at_the_door_can_confirm_both_arrived_together() {
             staff: vec![a(), b()],
         }]);
     assert!(state.progress(&b()).unwrap().is_outside());
-    assert!(decide(&state, &Command::StartVisit { by: a() }, at_min(6)).is_ok());
+    assert!(decide(
+        &state,
+        &Command::StartVisit { by: a() },
+        &policy(),
+        at_min(6)
+    )
+    .is_ok());
 }
 
 #[test]
@@ -510,7 +529,7 @@ fn checking_in_before_going_in_is_refused() {
 fn checking_in_on_a_cancelled_visit_is_refused() {
     given([authorised(), cancelled(CancelReason::NoAnswerAfterWait)])
         .when(Command::CheckIn { staff: a() })
-        .then_error(LifecycleError::Cancelled);
+        .then_error(LifecycleError::NotInside(a()));
 }
 
 #[test]
@@ -564,7 +583,29 @@ fn leaving_twice_is_refused() {
 fn leaving_a_cancelled_visit_is_refused() {
     given([authorised(), departed(a()), cancelled(CancelReason::Other)])
         .when(Command::Leave { staff: a() })
-        .then_error(LifecycleError::Cancelled);
+        .then_error(LifecycleError::NotInside(a()));
+}
+
+#[test]
+fn someone_inside_can_always_say_they_have_left_whatever_a_partner_recorded_offline() {
+    // b's phone, offline, cancelled after a had gone in alone: a must still be able to leave.
+    let g = given([
+        authorised(),
+        departed(a()),
+        outside(a()),
+        VisitEvent::VisitStarted {
+            by: a(),
+            staff: vec![a()],
+        },
+        VisitEvent::Cancelled {
+            staff: b(),
+            reason: CancelReason::FeltUnsafe,
+            note: "Did not like the look of it".into(),
+        },
+    ]);
+    assert_eq!(g.state.phase(), Phase::InVisit);
+    g.when(Command::Leave { staff: a() })
+        .then_events([left(a())]);
 }
 
 #[test]
@@ -579,7 +620,7 @@ fn the_visit_is_over_only_when_everyone_has_left() {
     assert_eq!(state.phase(), Phase::Left);
     given(both_left())
         .when(Command::CheckIn { staff: a() })
-        .then_error(LifecycleError::Finished);
+        .then_error(LifecycleError::AlreadyLeft(a()));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -689,7 +730,7 @@ fn duress_is_heard_at_any_point_of_the_visit() {
         ),
     ];
     for (when, history) in histories {
-        let result = decide(&given(history).state, &raise(), at_min(60));
+        let result = decide(&given(history).state, &raise(), &policy(), at_min(60));
         assert_eq!(result, Ok(vec![raised.clone()]), "duress {when}");
     }
 }
@@ -725,7 +766,7 @@ fn standing_down_needs_an_active_alert_and_a_note() {
         .then_error(LifecycleError::NoDuress);
     given([in_visit(), vec![duress(a())]].concat())
         .when(Command::StandDownDuress {
-            staff: b(),
+            staff: a(),
             note: " ".into(),
         })
         .then_error(LifecycleError::NoteRequired);
@@ -735,11 +776,11 @@ fn standing_down_needs_an_active_alert_and_a_note() {
 fn standing_down_ends_the_alert_and_restores_the_phase() {
     let state = given([in_visit(), vec![duress(a())]].concat())
         .when(Command::StandDownDuress {
-            staff: b(),
+            staff: a(),
             note: "Misunderstanding, all safe".into(),
         })
         .then_events([VisitEvent::DuressStoodDown {
-            staff: b(),
+            staff: a(),
             note: "Misunderstanding, all safe".into(),
             alerts: vec![alert_by_a_at(7)],
         }]);
@@ -751,11 +792,11 @@ fn standing_down_ends_the_alert_and_restores_the_phase() {
     assert_eq!(state.phase(), Phase::InVisit);
     given([in_visit(), vec![duress(a())]].concat())
         .when(Command::StandDownDuress {
-            staff: b(),
+            staff: a(),
             note: "again".into(),
         })
         .then_events([VisitEvent::DuressStoodDown {
-            staff: b(),
+            staff: a(),
             note: "again".into(),
             alerts: vec![alert_by_a_at(7)],
         }]);
@@ -766,11 +807,11 @@ fn a_state_with_a_stand_down_survives_json_and_older_empty_stand_downs_still_loa
     // The office stores each visit's state as JSON; alerts are struct keys, which a JSON object cannot have.
     let state = given([in_visit(), vec![duress(a())]].concat())
         .when(Command::StandDownDuress {
-            staff: b(),
+            staff: a(),
             note: "Misunderstanding, all safe".into(),
         })
         .then_events([VisitEvent::DuressStoodDown {
-            staff: b(),
+            staff: a(),
             note: "Misunderstanding, all safe".into(),
             alerts: vec![alert_by_a_at(7)],
         }]);
@@ -844,7 +885,7 @@ fn the_write_up_is_refused_until_its_writer_has_left() {
             write_up: write_up(),
         };
         assert_eq!(
-            decide(&state, &command, at_min(60)),
+            decide(&state, &command, &policy(), at_min(60)),
             Err(LifecycleError::WriteUpTooEarly),
             "write-up {when}"
         );
@@ -877,7 +918,10 @@ fn a_write_up_before_the_partner_has_left_leaves_the_visit_under_way_for_the_par
         Command::CheckIn { staff: b() },
         Command::Leave { staff: b() },
     ] {
-        assert!(decide(&state, &command, at_min(60)).is_ok(), "{command:?}");
+        assert!(
+            decide(&state, &command, &policy(), at_min(60)).is_ok(),
+            "{command:?}"
+        );
     }
     let state = given([in_visit(), vec![left(a()), written, left(b())]].concat()).state;
     assert_eq!(state.phase(), Phase::WrittenUp);
@@ -1005,7 +1049,7 @@ fn a_visit_passes_through_every_phase_in_order() {
     let mut state = given([]).state;
     assert_eq!(state.phase(), Phase::Requested);
     for (minute, (command, phase)) in (1..).zip(steps) {
-        let events = decide(&state, &command, at_min(minute))
+        let events = decide(&state, &command, &policy(), at_min(minute))
             .unwrap_or_else(|e| panic!("{command:?} refused: {e:?}"));
         state = events
             .iter()
@@ -1030,12 +1074,17 @@ fn a_cancelled_visit_shows_its_reason_and_refuses_to_go_on() {
         }
     );
     assert_eq!(
-        decide(&state, &depart(b()), at_min(10)),
+        decide(&state, &depart(b()), &policy(), at_min(10)),
         Err(LifecycleError::Cancelled)
     );
     assert_eq!(
-        decide(&state, &Command::ArriveOutside { staff: a() }, at_min(10)),
-        Err(LifecycleError::Cancelled)
+        decide(
+            &state,
+            &Command::ArriveOutside { staff: a() },
+            &policy(),
+            at_min(10)
+        ),
+        Err(LifecycleError::PartAlreadyEnded)
     );
 }
 
@@ -1086,14 +1135,16 @@ fn events_about_someone_not_on_the_visit_change_nothing_of_theirs() {
 fn a_stand_down_never_ends_an_alert_raised_after_it_whatever_the_phones_clocks_say() {
     use crate::support::envelope;
     use doorstep_core::lifecycle::replay;
-    // Phone b's clock runs 10 minutes behind phone a's. a raises duress, b stands it down, a raises again.
+    // The office's clock runs 10 minutes behind phone a's. a raises duress, the office closes it, a raises
+    // again.
     let first = envelope("phone-a", 1, at_min(20), duress(a()));
     let stand_down = envelope(
-        "phone-b",
+        "office",
         1,
         at_min(11),
-        VisitEvent::DuressStoodDown {
-            staff: b(),
+        VisitEvent::AlertsClosed {
+            by: staff("head"),
+            outcome: AlarmOutcome::SpokeToStaff,
             note: "False alarm".into(),
             alerts: vec![alert_by_a_at(20)],
         },
@@ -1110,4 +1161,422 @@ fn a_stand_down_never_ends_an_alert_raised_after_it_whatever_the_phones_clocks_s
         assert_eq!(active, [at_min(22)], "only the second alert is live");
         assert_eq!(state.phase(), Phase::Duress);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Who may do what: the same rules judge a command on the phone and a fact at the office.
+
+#[test]
+fn a_partner_cannot_stand_down_a_colleagues_alert_and_the_attempt_is_kept_as_not_honoured() {
+    given([in_visit(), vec![duress(a())]].concat())
+        .when(Command::StandDownDuress {
+            staff: b(),
+            note: "All fine".into(),
+        })
+        .then_error(LifecycleError::NotYourRequest(a()));
+    // The same stand-down arriving as a fact (say from an old app) is kept but changes nothing.
+    let state = apply(
+        given([in_visit(), vec![duress(a())]].concat()).state,
+        &VisitEvent::DuressStoodDown {
+            staff: b(),
+            note: "All fine".into(),
+            alerts: vec![alert_by_a_at(7)],
+        },
+        at_min(9),
+    );
+    assert!(state.duress_active(), "a's alert is still live");
+    assert_eq!(state.phase(), Phase::Duress);
+    let not_honoured = state.not_honoured();
+    assert_eq!(not_honoured.len(), 1);
+    assert_eq!(not_honoured[0].staff, b());
+    assert_eq!(
+        not_honoured[0].reason,
+        "a made this request: only they or the office can end it"
+    );
+}
+
+#[test]
+fn an_alert_raised_with_the_duress_pin_is_ended_only_by_the_office() {
+    let pin_alert = VisitEvent::DuressRaised {
+        staff: a(),
+        via: DuressVia::DuressPin,
+    };
+    let g = given([in_visit(), vec![pin_alert]].concat());
+    let state = g.state.clone();
+    g.when(Command::StandDownDuress {
+        staff: a(),
+        note: "All fine".into(),
+    })
+    .then_error(LifecycleError::OnlyTheOfficeEndsThis);
+    let forced = apply(
+        state.clone(),
+        &VisitEvent::DuressStoodDown {
+            staff: a(),
+            note: "All fine".into(),
+            alerts: vec![alert_by_a_at(7)],
+        },
+        at_min(9),
+    );
+    assert!(forced.duress_active(), "made to cancel it: it stays live");
+    let closed = given(
+        [
+            in_visit(),
+            vec![VisitEvent::DuressRaised {
+                staff: a(),
+                via: DuressVia::DuressPin,
+            }],
+        ]
+        .concat(),
+    )
+    .when(Command::CloseAlerts {
+        by: head(),
+        outcome: AlarmOutcome::PoliceCalled,
+        note: "Police attended".into(),
+    })
+    .then_events([VisitEvent::AlertsClosed {
+        by: head(),
+        outcome: AlarmOutcome::PoliceCalled,
+        note: "Police attended".into(),
+        alerts: vec![alert_by_a_at(7)],
+    }]);
+    assert!(!closed.duress_active());
+    assert!(closed.not_honoured().is_empty());
+}
+
+#[test]
+fn arriving_together_vouches_only_for_a_partner_who_has_set_off() {
+    let state = given([authorised(), departed(a()), departed(b())])
+        .when(Command::ArriveTogether {
+            by: a(),
+            staff: vec![a(), b()],
+        })
+        .then_events([VisitEvent::ArrivedTogether {
+            by: a(),
+            staff: vec![a(), b()],
+        }]);
+    assert!(state.progress(&b()).is_some_and(|p| p.is_outside()));
+    assert_eq!(state.vouched_by.get(&b()), Some(&a()), "shown as vouched");
+    // For a partner this phone has not heard set off: a's own arrival counts, b's does not, and the office
+    // keeps expecting word from b.
+    let state = given([authorised(), departed(a())])
+        .when(Command::ArriveTogether {
+            by: a(),
+            staff: vec![a(), b()],
+        })
+        .then_events([VisitEvent::ArrivedTogether {
+            by: a(),
+            staff: vec![a(), b()],
+        }]);
+    assert!(state.progress(&a()).is_some_and(|p| p.is_outside()));
+    assert_eq!(state.progress(&b()), Some(StaffProgress::NotStarted));
+    assert!(state.vouched_by.is_empty());
+    assert_eq!(
+        state.not_honoured()[0].reason,
+        "b's own phone has not said they set off: b counts as arrived only once it does"
+    );
+    // Once b's own "left for the visit" arrives (recorded before the vouch), the replay counts the vouch.
+    use crate::support::envelope;
+    use doorstep_core::lifecycle::replay;
+    let events = [
+        envelope("office", 1, at_min(1), authorised()),
+        envelope("phone-a", 1, at_min(2), departed(a())),
+        envelope(
+            "phone-a",
+            2,
+            at_min(9),
+            VisitEvent::ArrivedTogether {
+                by: a(),
+                staff: vec![a(), b()],
+            },
+        ),
+        envelope("phone-b", 1, at_min(3), departed(b())),
+    ];
+    let state = replay(VisitState::new([a(), b()]), events.iter());
+    assert!(state.progress(&b()).is_some_and(|p| p.is_outside()));
+    assert!(state.not_honoured().is_empty());
+}
+
+#[test]
+fn a_partners_cancel_after_the_colleague_went_in_ends_only_the_partners_part() {
+    let state = apply(
+        given([
+            authorised(),
+            departed(a()),
+            outside(a()),
+            VisitEvent::VisitStarted {
+                by: a(),
+                staff: vec![a()],
+            },
+        ])
+        .state,
+        &VisitEvent::Cancelled {
+            staff: b(),
+            reason: CancelReason::NoAnswerAfterWait,
+            note: String::new(),
+        },
+        at_min(9),
+    );
+    assert_eq!(state.cancelled, None, "the visit goes on");
+    assert_eq!(state.phase(), Phase::InVisit);
+    assert!(state.is_watched(&a()));
+    assert!(state.part_ended(&b()).is_some());
+    assert_eq!(
+        state.not_honoured()[0].reason,
+        "a is in the visit: the cancel ended only b's own part"
+    );
+}
+
+#[test]
+fn running_late_gives_a_new_expected_arrival_within_four_hours() {
+    let state = given([authorised(), departed(a())])
+        .when(Command::RunningLate {
+            staff: a(),
+            expected_arrival: at_min(45),
+        })
+        .then_events([VisitEvent::RunningLate {
+            staff: a(),
+            expected_arrival: at_min(45),
+        }]);
+    assert_eq!(state.expected_arrival(&a()), Some(at_min(45)));
+    given([authorised()])
+        .when(Command::RunningLate {
+            staff: a(),
+            expected_arrival: at_min(2 + 5 * 60),
+        })
+        .then_error(LifecycleError::ArrivalTooFarAhead);
+    given([authorised()])
+        .when(Command::RunningLate {
+            staff: a(),
+            expected_arrival: at_min(1),
+        })
+        .then_error(LifecycleError::ArrivalInThePast);
+    given(both_outside())
+        .when(Command::RunningLate {
+            staff: a(),
+            expected_arrival: at_min(45),
+        })
+        .then_error(LifecycleError::AlreadyArrived(a()));
+}
+
+#[test]
+fn not_going_ahead_before_anyone_set_off_ends_the_visit_for_both() {
+    let state = given([authorised()])
+        .when(Command::Cancel {
+            staff: a(),
+            reason: CancelReason::FamilyCancelled,
+            note: String::new(),
+        })
+        .then_events([VisitEvent::Cancelled {
+            staff: a(),
+            reason: CancelReason::FamilyCancelled,
+            note: String::new(),
+        }]);
+    assert_eq!(state.phase().label(), "Not going ahead");
+    assert!(state.part_ended(&b()).is_some());
+    assert_eq!(
+        decide(&state, &depart(b()), &policy(), at_min(5)),
+        Err(LifecycleError::Cancelled)
+    );
+}
+
+#[test]
+fn the_office_declines_withdraws_calls_off_reschedules_and_updates_the_briefing() {
+    let declined = given([])
+        .when(Command::Decline {
+            by: head(),
+            reason: "A phone call will do".into(),
+        })
+        .then_events([VisitEvent::Declined {
+            by: head(),
+            reason: "A phone call will do".into(),
+        }]);
+    assert_eq!(declined.phase(), Phase::Declined);
+    given([])
+        .when(Command::Decline {
+            by: head(),
+            reason: " ".into(),
+        })
+        .then_error(LifecycleError::NoteRequired);
+
+    let withdrawn = given([authorised()])
+        .when(Command::WithdrawAuthorisation {
+            by: head(),
+            reason: "New information about the address".into(),
+        })
+        .then_events([VisitEvent::AuthorisationWithdrawn {
+            by: head(),
+            reason: "New information about the address".into(),
+        }]);
+    assert_eq!(withdrawn.phase(), Phase::AuthorisationWithdrawn);
+    assert_eq!(
+        decide(&withdrawn, &depart(a()), &policy(), at_min(5)),
+        Err(LifecycleError::NotAuthorised)
+    );
+    given([authorised(), departed(a())])
+        .when(Command::WithdrawAuthorisation {
+            by: head(),
+            reason: "Too late".into(),
+        })
+        .then_error(LifecycleError::SomeoneOut(a()));
+
+    given(in_visit())
+        .when(Command::CallOff {
+            by: head(),
+            reason: "Family rang".into(),
+        })
+        .then_error(LifecycleError::SomeoneInside(a()));
+    let called_off = given([authorised(), departed(a())])
+        .when(Command::CallOff {
+            by: head(),
+            reason: "Family rang".into(),
+        })
+        .then_events([VisitEvent::CalledOff {
+            by: head(),
+            reason: "Family rang".into(),
+        }]);
+    assert!(called_off.is_watched(&a()), "on the way: still watched");
+    assert!(
+        called_off.part_ended(&b()).is_some(),
+        "not set off: need not go"
+    );
+    assert_eq!(called_off.phase(), Phase::Departed);
+    let back = apply(
+        called_off,
+        &VisitEvent::Cancelled {
+            staff: a(),
+            reason: CancelReason::CalledOffByOffice,
+            note: "Heading back".into(),
+        },
+        at_min(6),
+    );
+    assert_eq!(
+        back.phase(),
+        Phase::Cancelled {
+            reason: CancelReason::CalledOffByOffice
+        }
+    );
+
+    let read = VisitEvent::BriefingRead {
+        staff: a(),
+        ticked: BriefingCheck::ALL.to_vec(),
+        version: 0,
+    };
+    let updated = given([authorised(), read])
+        .when(Command::UpdateBriefing {
+            by: head(),
+            version: 1,
+        })
+        .then_events([VisitEvent::BriefingUpdated {
+            by: head(),
+            version: 1,
+        }]);
+    assert_eq!(
+        decide(&updated, &depart(a()), &policy(), at_min(5)),
+        Err(LifecycleError::BriefingChanged),
+        "the changed briefing is read again before setting off"
+    );
+    let reread = apply(
+        updated,
+        &VisitEvent::BriefingRead {
+            staff: a(),
+            ticked: BriefingCheck::ALL.to_vec(),
+            version: 1,
+        },
+        at_min(5),
+    );
+    assert!(decide(&reread, &depart(a()), &policy(), at_min(6)).is_ok());
+}
+
+#[test]
+fn the_policys_staff_per_visit_sets_when_the_authoriser_must_approve_fewer() {
+    let mut three = policy();
+    three.staff_per_visit = 3;
+    given([])
+        .when_under(
+            &three,
+            Command::Authorise {
+                by: head(),
+                lone_visit_approved: false,
+            },
+        )
+        .then_error(LifecycleError::FewerStaffThanPolicy(3));
+    given([])
+        .when(Command::Authorise {
+            by: head(),
+            lone_visit_approved: false,
+        })
+        .then_events([authorised()]);
+    let mut one = policy();
+    one.staff_per_visit = 1;
+    given_staff(&["a"], [])
+        .when_under(
+            &one,
+            Command::Authorise {
+                by: head(),
+                lone_visit_approved: false,
+            },
+        )
+        .then_events([authorised()]);
+}
+
+#[test]
+fn where_the_policy_lets_a_pair_go_in_separately_the_first_goes_in_and_the_second_joins() {
+    let mut separately = policy();
+    separately.pair_waits_outside_until_all_arrived = false;
+    let first_outside = [authorised(), departed(a()), departed(b()), outside(a())];
+    given(first_outside.clone())
+        .when(Command::StartVisit { by: a() })
+        .then_error(LifecycleError::PartnerNotArrived(b()));
+    let state = given(first_outside.clone())
+        .when_under(&separately, Command::StartVisit { by: a() })
+        .then_events([VisitEvent::VisitStarted {
+            by: a(),
+            staff: vec![a()],
+        }]);
+    assert!(state.progress(&a()).is_some_and(|p| p.is_inside()));
+    let later = apply(state, &outside(b()), at_min(8));
+    assert_eq!(
+        decide(
+            &later,
+            &Command::StartVisit { by: b() },
+            &separately,
+            at_min(9)
+        ),
+        Ok(vec![VisitEvent::VisitStarted {
+            by: b(),
+            staff: vec![b()],
+        }])
+    );
+}
+
+#[test]
+fn the_pets_line_of_the_checklist_follows_the_policy() {
+    let without_pets: Vec<BriefingCheck> = BriefingCheck::ALL
+        .into_iter()
+        .filter(|c| *c != BriefingCheck::PetsArrangementKnown)
+        .collect();
+    given([authorised()])
+        .when(Command::ConfirmBriefing {
+            staff: a(),
+            ticked: without_pets.clone(),
+        })
+        .then_error(LifecycleError::BriefingIncomplete);
+    let mut no_animal_rule = policy();
+    no_animal_rule.animals_secured_or_cancel = false;
+    assert!(
+        !BriefingCheck::required(&no_animal_rule).contains(&BriefingCheck::PetsArrangementKnown)
+    );
+    given([authorised()])
+        .when_under(
+            &no_animal_rule,
+            Command::ConfirmBriefing {
+                staff: a(),
+                ticked: without_pets.clone(),
+            },
+        )
+        .then_events([VisitEvent::BriefingRead {
+            staff: a(),
+            ticked: without_pets,
+            version: 0,
+        }]);
 }

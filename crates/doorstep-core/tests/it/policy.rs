@@ -77,10 +77,7 @@ fn primary_headteacher_preset_follows_seed_000() {
         out_of_hours_needs_responsible_contact,
         evening_starts,
         evening_visits,
-        code_phrases: CodePhrases {
-            to_colleague,
-            to_reception,
-        },
+        code_phrases,
         absence_visit_day,
         absence_visit_day_with_concern,
         dbs_check_required,
@@ -89,6 +86,8 @@ fn primary_headteacher_preset_follows_seed_000() {
         standard_hazards,
         record_system,
         safeguarding_concerns_to,
+        write_up_due_after_leaving,
+        escalate_further_after,
     } = Preset::PrimaryHeadteacher.policy();
 
     check(
@@ -109,9 +108,7 @@ fn primary_headteacher_preset_follows_seed_000() {
             row!(out_of_hours_needs_responsible_contact, true, "seed 000: outside school hours only with someone named to check on the staff"),
             row!(evening_starts, hm(18, 0), "neither seed defines evening; Doorstep's default"),
             row!(evening_visits, EveningVisits::AsOutOfHours, "seed 000 has no evening rule of its own: evening is just out of hours"),
-            row!(to_colleague.trim().is_empty(), false, "seed 000 asks for a code word staff can use discreetly"),
-            row!(to_reception.trim().is_empty(), false, "seed 000 asks for a code word usable on a call or a text"),
-            row!(to_colleague == to_reception, false, "Doorstep keeps the two phrases distinct"),
+            row!(code_phrases, None::<CodePhrases>, "seed 000 says a code word will be established but gives none: the school sets its own on first sign-in"),
             row!(absence_visit_day, 3u8, "seed 000: unexplained absence with no contact means a visit on the third day"),
             row!(absence_visit_day_with_concern, 1u8, "seed 000: with any concern the visit may be on the first day"),
             row!(dbs_check_required, true, "seed 000: the right level of DBS check before anyone is assigned"),
@@ -142,6 +139,8 @@ fn primary_headteacher_preset_follows_seed_000() {
             ),
             row!(record_system, "CPOMS", "seed 000: the outcome is written up on CPOMS"),
             row!(safeguarding_concerns_to, Role::Dsl, "seed 000: concerns go to the DSL or a deputy quickly"),
+            row!(mins(write_up_due_after_leaving), 240u32, "seed 000 asks for a write-up without a time; Doorstep flags one missing after 4 hours"),
+            row!(mins(escalate_further_after), 10u32, "seed 000 names nobody beyond the head; Doorstep's default for a school's deputy and further contacts"),
         ],
     );
 }
@@ -167,10 +166,7 @@ fn academy_safeguarding_lead_preset_follows_seed_001() {
         out_of_hours_needs_responsible_contact,
         evening_starts,
         evening_visits,
-        code_phrases: CodePhrases {
-            to_colleague,
-            to_reception,
-        },
+        code_phrases,
         absence_visit_day,
         absence_visit_day_with_concern,
         dbs_check_required,
@@ -179,11 +175,13 @@ fn academy_safeguarding_lead_preset_follows_seed_001() {
         standard_hazards,
         record_system,
         safeguarding_concerns_to,
+        write_up_due_after_leaving,
+        escalate_further_after,
     } = Preset::AcademySafeguardingLead.policy();
-    let about_cover = |phrase: &str| {
-        let phrase = phrase.to_lowercase();
-        phrase.contains("lesson") && phrase.contains("cover")
-    };
+    let CodePhrases {
+        to_colleague,
+        to_reception,
+    } = code_phrases.expect("seed 001 agreed its two phrases");
 
     check(
         Preset::AcademySafeguardingLead,
@@ -203,9 +201,8 @@ fn academy_safeguarding_lead_preset_follows_seed_001() {
             row!(out_of_hours_needs_responsible_contact, true, "not in seed 001; seed 000's responsible-contact rule"),
             row!(evening_starts, hm(18, 0), "neither seed defines evening; Doorstep's default"),
             row!(evening_visits, EveningVisits::AdvisedAgainst, "seed 001 strongly recommends nobody visits in the evening"),
-            row!(about_cover(&to_colleague), true, "seed 001: the phrase for a colleague is about needing lesson cover"),
-            row!(about_cover(&to_reception), true, "seed 001: the phrase for reception is about lesson cover too"),
-            row!(to_colleague == to_reception, false, "seed 001 has one phrase for the colleague and another for reception"),
+            row!(to_colleague, "I need to call school and let them know I need cover for my lesson", "seed 001's agreed phrase to alert a colleague in the room"),
+            row!(to_reception, "I am on a home visit and I need cover for my lesson", "seed 001's agreed phrase to tell reception on the phone"),
             row!(absence_visit_day, 3u8, "not in seed 001; seed 000's third day"),
             row!(absence_visit_day_with_concern, 1u8, "not in seed 001; seed 000's first day with a concern"),
             row!(dbs_check_required, true, "seed 001 says nothing of DBS; Doorstep requires it of every school"),
@@ -239,6 +236,8 @@ fn academy_safeguarding_lead_preset_follows_seed_001() {
             ),
             row!(record_system, "CPOMS", "seed 001: every visit is logged on CPOMS"),
             row!(safeguarding_concerns_to, Role::SafeguardingLead, "seed 001: concerns go to the safeguarding team"),
+            row!(mins(write_up_due_after_leaving), 240u32, "seed 001 asks for a short report on every visit without a time; Doorstep flags one missing after 4 hours"),
+            row!(mins(escalate_further_after), 10u32, "seed 001: staff advise the Principal or other senior leaders; Doorstep's default for when they are told"),
         ],
     );
 }
@@ -322,12 +321,22 @@ fn bad_edits() -> Vec<(&'static str, Edit, PolicyError)> {
         ),
         (
             "blank phrase for a colleague",
-            |p| p.code_phrases.to_colleague = "  \t".into(),
+            |p| {
+                p.code_phrases = Some(CodePhrases {
+                    to_colleague: "  \t".into(),
+                    to_reception: "Please check the cover rota".into(),
+                })
+            },
             PolicyError::EmptyCodePhrase("to a colleague"),
         ),
         (
             "empty phrase for reception",
-            |p| p.code_phrases.to_reception = String::new(),
+            |p| {
+                p.code_phrases = Some(CodePhrases {
+                    to_colleague: "Remind me about the cover rota".into(),
+                    to_reception: String::new(),
+                })
+            },
             PolicyError::EmptyCodePhrase("to reception"),
         ),
         (

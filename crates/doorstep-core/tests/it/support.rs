@@ -1,56 +1,36 @@
-//! Shared builders for the integration tests: fixed times, ids, envelopes and a minimal set of phone holdings.
+//! Shared builders for the integration tests: the ids and times of `doorstep_core::test_support`, envelopes
+//! about the tests' one visit, and a minimal set of phone holdings.
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use doorstep_core::domain::{
     Address, Briefing, Pupil, RiskAssessment, School, Visit, VisitPurpose, VisitStaff,
 };
 use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, PupilId, SchoolId, StaffId, VisitId};
+use doorstep_core::ids::{PupilId, SchoolId, VisitId};
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
 
-/// A fixed moment every test counts from: a school-day morning.
-pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
+/// The policy most tests decide under: the academy preset (pairs wait outside for each other).
+pub fn policy() -> doorstep_core::policy::Policy {
+    Preset::AcademySafeguardingLead.policy()
 }
 
-/// `t0` plus some minutes.
-pub fn at_min(minutes: i64) -> DateTime<Utc> {
-    t0() + TimeDelta::minutes(minutes)
-}
+pub use doorstep_core::test_support::{at_min, device, staff, t0};
 
-pub fn staff(id: &str) -> StaffId {
-    StaffId::parse(id).unwrap()
-}
-
-pub fn device(id: &str) -> DeviceId {
-    DeviceId::parse(id).unwrap()
-}
-
+/// The one visit most tests are about.
 pub fn visit_id() -> VisitId {
-    VisitId::parse("visit-1").unwrap()
+    doorstep_core::test_support::visit("visit-1")
 }
 
-pub fn seq(n: u64) -> DeviceSeq {
-    DeviceSeq::new(n).unwrap()
-}
-
-/// An envelope as a phone would record it, with a fresh UUIDv7.
+/// An envelope about [`visit_id`] as a phone would record it, with a fresh UUIDv7.
 pub fn envelope(
     device_id: &str,
     n: u64,
     recorded_at: DateTime<Utc>,
     event: VisitEvent,
 ) -> EventEnvelope {
-    EventEnvelope {
-        id: EventId::new_v7(),
-        device: device(device_id),
-        seq: seq(n),
-        visit: visit_id(),
-        recorded_at,
-        event,
-    }
+    doorstep_core::test_support::envelope(device_id, n, "visit-1", recorded_at, event)
 }
 
 /// What an office might hand a phone: one school, a preset policy, one visit with one event.
@@ -104,6 +84,7 @@ pub fn holdings() -> PhoneHoldings {
                     lone_visit_approved: false,
                 },
             )],
+            times: Vec::new(),
         }],
     }
 }

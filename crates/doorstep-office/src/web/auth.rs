@@ -1,5 +1,5 @@
-//! Signing in and out of the dashboard: the session cookie, the CSRF checks, and the role check every route
-//! goes through.
+//! Signing in and out of the dashboard, and the session cookie. (Who may do what once signed in is checked
+//! by the extractors in [`super::extract`].)
 //!
 //! The session cookie is `HttpOnly` (no script can read it), `SameSite=Strict` (no other site's page can
 //! send it) and `Secure` unless the office runs as a plain-HTTP demo. The sign-in form, which has no session
@@ -13,9 +13,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::{blocking, pages, read_form, WebError};
-use crate::api::AppState;
-use crate::logins::{new_secret, Session, MAX_PASSWORD_CHARS};
+use super::extract::{CsrfForm, SignedIn};
+use super::forms::Fields;
+use super::{blocking, pages, WebError};
+use crate::logins::{new_secret, MAX_PASSWORD_CHARS};
+use crate::state::AppState;
 
 /// The cookie that carries the session token.
 pub const SESSION_COOKIE: &str = "doorstep_session";
@@ -51,7 +53,7 @@ pub(crate) fn set_cookie(
 }
 
 /// Compares secrets in time that does not depend on where they first differ.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && !a.is_empty()
         && a.bytes()
@@ -60,64 +62,18 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The signed-in session of this request, if any.
-pub(crate) async fn session(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<Session>, WebError> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else {
-        return Ok(None);
-    };
-    let store = state.store.clone();
-    let now = state.now();
-    blocking(move || store.session(&token, now)).await
-}
-
-/// The session of someone allowed to use the board; `signed_out` is the refusal when there is no session.
-pub(crate) async fn board_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    signed_out: WebError,
-) -> Result<Session, WebError> {
-    let session = session(state, headers).await?.ok_or(signed_out)?;
-    if !session.user.may_use_board() {
-        return Err(WebError::Forbidden(format!(
-            "{} is signed in, but the office board is for the office, the {} and admins. Visiting staff use \
-             the Doorstep phone app.",
-            session.user.staff.name,
-            session.user.policy.authoriser.label()
-        )));
-    }
-    Ok(session)
-}
-
-/// Refuses a form whose CSRF token is not this session's.
-pub(crate) fn check_csrf(session: &Session, sent: &str) -> Result<(), WebError> {
-    if same_secret(&session.csrf_token, sent) {
-        Ok(())
-    } else {
-        Err(WebError::Csrf)
-    }
-}
-
-/// A form whose only field is the CSRF token (sign out, acknowledge, "duress heard").
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf: String,
-    /// Where to go afterwards: "visit" returns to the visit page; anything else to the board.
-    #[serde(default)]
-    pub back: String,
-}
-
 /// `GET /login`.
 pub async fn login_page(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    if let Some(session) = session(&state, &headers).await? {
-        if session.user.may_use_board() {
-            return Ok(Redirect::to("/").into_response());
+    // Someone already signed in who may use the board goes straight to it.
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        let (store, now) = (state.store.clone(), state.now());
+        if let Some(session) = blocking(move || store.session(&token, now)).await? {
+            if session.user.may_use_board() {
+                return Ok(Redirect::to("/").into_response());
+            }
         }
     }
     Ok(login_form(&state, StatusCode::OK, None, ""))
@@ -151,7 +107,12 @@ pub async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, WebError> {
-    let form = read_form(form)?;
+    let Form(form) = form.map_err(|rejection| {
+        WebError::BadInput(format!(
+            "the form could not be read ({}); nothing was changed",
+            rejection.body_text()
+        ))
+    })?;
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if !same_secret(&expected, &form.csrf) {
         return Err(WebError::Csrf);
@@ -227,15 +188,11 @@ pub async fn login(
 
 /// `POST /logout`.
 pub async fn logout(
+    _: SignedIn,
     State(state): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    _: CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let Some(session) = session(&state, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let form = read_form(form)?;
-    check_csrf(&session, &form.csrf)?;
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         let store = state.store.clone();
         blocking(move || store.end_session(&token)).await?;

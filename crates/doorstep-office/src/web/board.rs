@@ -7,29 +7,30 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{DateTime, Local, NaiveTime, TimeDelta, Utc};
 use doorstep_core::domain::Visit;
 use doorstep_core::lifecycle::VisitState;
 use doorstep_core::schedule::{next_deadline, Deadline};
 use futures_util::Stream;
 use maud::{html, Markup};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, watch};
 
-use super::auth::{board_session, check_csrf, cookie, CsrfForm, SESSION_COOKIE};
-use super::pages::{self, hm};
-use super::{blocking, read_form, read_path, WebError};
+use super::assets::BOARD_JS;
+use super::auth::{cookie, SESSION_COOKIE};
+use super::extract::{BoardUser, CsrfForm, LiveBoardUser};
+use super::words::{self, hm};
+use super::{blocking, checked, pages, read_path, WebError};
 use crate::alarms::{Alarm, AlarmKind};
-use crate::api::AppState;
 use crate::escalation::BoardEvent;
 use crate::logins::Session;
-use crate::store::StoreError;
+use crate::state::AppState;
 
 /// How often the stream says "still here" when nothing happens; the page declares itself not live after
 /// 40 s without a word, and redraws "last heard" times on each.
@@ -120,10 +121,10 @@ pub(crate) fn alarm_card(
                 strong { (kind.to_uppercase()) }
                 " · " (hm(visit.agreed_time)) " " (visit.purpose.label()) " · " (visit.address.postcode)
             }
-            div.detail { (pages::alarm_sentence(alarm, visit)) }
+            div.detail { (words::alarm_sentence(alarm, visit)) }
             div.small {
-                "Raised " (hm(alarm.raised_at)) " (" (pages::ago(alarm.raised_at, now)) ")"
-                @if let Some(level) = pages::alarm_level(alarm, &session.user.policy) { " · " (level) }
+                "Raised " (hm(alarm.raised_at)) " (" (words::ago(alarm.raised_at, now)) ")"
+                @if let Some(level) = words::alarm_level(alarm, &session.user.policy) { " · " (level) }
                 @if let Some(at) = alarm.contact_resumed_at { " · staff heard from again at " (hm(at)) }
             }
             div.buttons {
@@ -168,7 +169,7 @@ pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc
                     tbody {
                         @for row in rows {
                             @let refs: Vec<&Alarm> = row.alarms.iter().collect();
-                            @let status = pages::status(&row.state, &refs, row.deadline, policy, now);
+                            @let status = words::status(&row.state, &refs, row.deadline.as_ref(), policy, now);
                             tr id={ "visit-" (row.visit.id) } class=(status.class) {
                                 td.time {
                                     (hm(row.visit.agreed_time))
@@ -187,8 +188,8 @@ pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc
                                     }
                                 }
                                 td.state { span.badge { (status.label) } }
-                                td.heard { (pages::last_heard(&row.state, now)) }
-                                td.next { (pages::next_contact(&row.state, row.deadline, policy, now)) }
+                                td.heard { (words::last_heard(&row.state, now)) }
+                                td.next { (words::next_contact(&row.visit, &row.state, row.deadline.as_ref(), now)) }
                                 td.actions {
                                     a href={ "/visits/" (row.visit.id) } { "Visit and runbook" }
                                     form method="post" action={ "/visits/" (row.visit.id) "/duress-heard" } {
@@ -219,13 +220,19 @@ pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc
 
 /// `GET /`: the live board.
 pub async fn board_page(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
     let rows = load_rows(&state, &session).await?;
     let now = state.now();
-    let phrase = &session.user.policy.code_phrases.to_reception;
+    let phrase = session
+        .user
+        .policy
+        .code_phrases
+        .as_ref()
+        .map_or("(not set yet: an admin sets it on the policy page)", |p| {
+            p.to_reception.as_str()
+        });
     let body = html! {
         div #connection-lost .banner.lost hidden role="alert" {
             "Connection to the office server lost — the board is NOT live. Reconnecting… If this stays, reload \
@@ -257,7 +264,7 @@ pub async fn board_page(
             p #board-problem .problem hidden role="alert" {}
             div #board { (fragment_markup(&rows, &session, now)) }
             p.small {
-                "Times are the office's local time (" (pages::zone(now)) "). The board updates by itself; there \
+                "Times are the office's local time (" (words::zone(now)) "). The board updates by itself; there \
                  is no need to reload."
             }
         }
@@ -266,16 +273,15 @@ pub async fn board_page(
         "Live board",
         Some(&session),
         body,
-        Some(pages::board_script()),
+        Some(&BOARD_JS),
     ))
 }
 
 /// `GET /board/fragment`: the changing part of the board, for the page's script.
 pub async fn fragment(
+    LiveBoardUser(session): LiveBoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOutLive).await?;
     let rows = load_rows(&state, &session).await?;
     let mut response = fragment_markup(&rows, &session, state.now()).into_response();
     response
@@ -329,10 +335,10 @@ struct Live {
 /// `GET /board/events`: server-sent events: `board` when something changed, `tick` every few seconds. The
 /// stream ends when the session does (signed out or expired) or the server stops.
 pub async fn events(
+    _: LiveBoardUser,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
-    board_session(&state, &headers, WebError::SignedOutLive).await?;
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -369,16 +375,21 @@ pub async fn events(
     Ok(Sse::new(stream))
 }
 
+/// The Acknowledge button's form.
+#[derive(Debug, Deserialize)]
+pub struct AckForm {
+    /// Where to go afterwards: "visit" returns to the visit page; anything else to the board.
+    #[serde(default)]
+    back: String,
+}
+
 /// `POST /alarms/{id}/acknowledge`: the signed-in person acknowledges an alarm, once.
 pub async fn acknowledge(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    CsrfForm(form): CsrfForm<AckForm>,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let form = read_form(form)?;
-    check_csrf(&session, &form.csrf)?;
     let id_text = read_path(path)?;
     let no_such = || WebError::NotFound(format!("there is no alarm “{id_text}”"));
     let id: i64 = id_text.parse().map_err(|_| no_such())?;
@@ -404,12 +415,10 @@ pub async fn acknowledge(
     let store = state.store.clone();
     let name = session.user.staff.name.clone();
     let now = state.now();
-    let acknowledged = match blocking(move || Ok(store.acknowledge_alarm(id, &name, now))).await? {
-        Ok(alarm) => alarm,
-        // Someone else pressed the button in the same instant.
-        Err(StoreError::Invalid(message)) => return Err(WebError::Conflict(message)),
-        Err(other) => return Err(other.into()),
-    };
+    // Refused only when someone else pressed the button in the same instant.
+    let acknowledged = checked(move || store.acknowledge_alarm(id, &name, now))
+        .await?
+        .map_err(WebError::Conflict)?;
     tracing::info!(alarm = id, by = %session.user.staff.id, "alarm acknowledged");
     if let Some(escalation) = &state.escalation {
         escalation.acknowledged(acknowledged);

@@ -1,62 +1,48 @@
-//! The office web dashboard: sign-in, the live board, alarms and the visit page with its runbook, rendered
-//! on the server as HTML (maud escapes every value) with one small inline script for live updates and sound.
+//! The office web dashboard, rendered on the server as HTML (maud escapes every value), one module per page
+//! or area:
 //!
-//! - [`auth`]: sign-in and sign-out, the session cookie, CSRF checks, and the role check on every route.
 //! - [`board`]: the live board, its fragment, the server-sent event stream and acknowledging alarms.
 //! - [`visit`]: one visit's page: state, timeline, alarm log, runbook, and "duress heard".
-//! - [`requests`]: requesting a visit, authorising it, and the attendance view.
+//! - [`requests`]: requesting a visit; [`authorise`]: the authoriser's decision; [`attendance`]: absent
+//!   pupils due a visit.
 //! - [`records`]: a visit's timeline, its CPOMS write-up (text, PDF), the CSV export and the monthly report.
-//! - [`pages`]: the page layout, styles, the board's script, and words for states and times.
+//! - [`admin`]: staff, the MIS imports and the policy, for admins.
+//! - [`auth`]: signing in and out, the session cookie; [`extract`]: the role extractors and the
+//!   CSRF-checked form every handler declares; [`forms`]: reading form fields, one rule for all.
+//! - [`pages`]: the layout and security headers; [`words`]: times, states and alarms in words;
+//!   [`assets`]: the board's script and the styles, served under a content hash.
 //!
-//! Every route checks the session and the person's role on the server; hiding a button is never the check.
-//! Every POST carries the session's CSRF token and the cookie is `SameSite=Strict`.
+//! Every route checks the session and the person's role on the server, in the extractor its handler takes
+//! first (the route table in [`crate::routes`] refuses a handler without one); hiding a button is never
+//! the check. Every POST carries the session's CSRF token ([`extract::CsrfForm`]) and the cookie is
+//! `SameSite=Strict`.
 
 pub mod admin;
+pub mod assets;
+pub mod attendance;
 pub mod auth;
+pub mod authorise;
 pub mod board;
+pub mod extract;
+pub mod forms;
 pub mod pages;
 pub mod records;
 pub mod requests;
 pub mod visit;
+pub mod words;
 
-use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 
-use crate::api::AppState;
-use crate::store::StoreError;
+use doorstep_core::domain::Visit;
+use doorstep_core::ids::VisitId;
+use doorstep_core::lifecycle::VisitState;
 
-/// How the web pages are served.
-#[derive(Debug, Clone)]
-pub struct WebSettings {
-    /// Mark cookies `Secure` (sent over HTTPS only). Off only for a plain-HTTP demo on this machine.
-    pub secure_cookies: bool,
-}
-
-impl Default for WebSettings {
-    fn default() -> Self {
-        Self {
-            secure_cookies: true,
-        }
-    }
-}
-
-/// The dashboard's routes, merged into [`crate::api::router`].
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(board::board_page))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/board/fragment", get(board::fragment))
-        .route("/board/events", get(board::events))
-        .route("/alarms/{id}/acknowledge", post(board::acknowledge))
-        .route("/visits/{id}", get(visit::visit_page))
-        .route("/visits/{id}/duress-heard", post(visit::duress_heard))
-        .merge(requests::routes())
-        .merge(admin::routes())
-}
+use crate::logins::Session;
+use crate::state::AppState;
+pub use crate::state::WebSettings;
+use crate::store::{SqliteStore, StoreError};
 
 /// Why a dashboard request was refused. Each becomes a page that says what to do next; internals go only to
 /// the log.
@@ -143,14 +129,48 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
-/// A form that could not be read (wrong content type, a field of the wrong shape) becomes a clear message.
-pub(crate) fn read_form<T>(form: Result<axum::Form<T>, FormRejection>) -> Result<T, WebError> {
-    form.map(|axum::Form(form)| form).map_err(|rejection| {
-        WebError::BadInput(format!(
-            "the form could not be read ({}); nothing was changed",
-            rejection.body_text()
-        ))
+/// Runs store work whose [`StoreError::Invalid`] (a rule the person broke, such as "already authorised")
+/// is theirs to read: `Ok(Err(message))`. Any other failure is internal.
+pub(crate) async fn checked<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, String>, WebError> {
+    blocking(move || match work() {
+        Ok(value) => Ok(Ok(value)),
+        Err(StoreError::Invalid(message)) => Ok(Err(message)),
+        Err(other) => Err(other),
     })
+    .await
+}
+
+/// Runs `load` off the async threads on visit `id` of the signed-in person's school. A visit that does
+/// not exist and another school's visit are the same "there is no visit" (404), so nobody can learn which
+/// ids exist elsewhere.
+pub(crate) async fn school_visit<T: Send + 'static>(
+    state: &AppState,
+    session: &Session,
+    id: VisitId,
+    load: impl FnOnce(&SqliteStore, Visit, VisitState) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, WebError> {
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    let missing = WebError::NotFound(format!("there is no visit “{id}”"));
+    let found = blocking(move || match store.visit(&id)? {
+        Some((visit, visit_state)) if visit.school == school => {
+            load(&store, visit, visit_state).map(Some)
+        }
+        _ => Ok(None),
+    })
+    .await?;
+    found.ok_or(missing)
+}
+
+/// The visit named by a path's `{id}`; one that is not a visit id is "there is no visit" (404).
+pub(crate) fn visit_in_path(
+    path: Result<axum::extract::Path<String>, PathRejection>,
+) -> Result<VisitId, WebError> {
+    let text = read_path(path)?;
+    text.parse()
+        .map_err(|_| WebError::NotFound(format!("there is no visit “{text}”")))
 }
 
 /// The `{id}` of a path, or a clear message when it cannot be read.

@@ -4,58 +4,46 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, Local, NaiveDate, NaiveTime, TimeDelta};
 use doorstep_core::ids::VisitId;
 use maud::html;
 
-use super::auth::board_session;
-use super::pages::{self, hms};
-use super::{blocking, read_path, WebError};
-use crate::api::AppState;
+use super::extract::{BoardUser, VisitInPath};
+use super::words::{self, hms};
+use super::{blocking, pages, school_visit, WebError};
 use crate::logins::Session;
 use crate::records::{cpoms_pdf, cpoms_text, write_ups_csv, ReportMonth, VisitRecord};
+use crate::state::AppState;
 
 /// The longest range one CSV export covers: a school year and a bit, so a mistyped year cannot ask for
 /// every visit ever made.
 const MAX_EXPORT_DAYS: i64 = 400;
 
-/// The visit's record, if it exists and belongs to the signed-in person's school.
-async fn record(
-    state: &AppState,
-    session: &Session,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<VisitRecord, WebError> {
-    let text = read_path(path)?;
-    let missing = || WebError::NotFound(format!("there is no visit “{text}”"));
-    let id: VisitId = text.parse().map_err(|_| missing())?;
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let found = blocking(move || {
-        Ok(store
-            .visit_record(&id)?
-            .filter(|record| record.visit.school == school))
+/// The visit's record, if it belongs to the signed-in person's school.
+async fn record(state: &AppState, session: &Session, id: VisitId) -> Result<VisitRecord, WebError> {
+    let missing = WebError::NotFound(format!("there is no visit “{id}”"));
+    school_visit(state, session, id, |store, visit, _| {
+        store.visit_record(&visit.id)
     })
-    .await?;
-    found.ok_or_else(missing)
+    .await?
+    .ok_or(missing)
 }
 
 /// `GET /visits/{id}/timeline`.
 pub async fn timeline_page(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let record = record(&state, &session, path).await?;
+    let record = record(&state, &session, id).await?;
     let visit = &record.visit;
     let body = html! {
         main {
             p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
-            h1 { "Timeline: " (pages::hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
+            h1 { "Timeline: " (words::hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
             p {
                 a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for CPOMS (text)" } " · "
                 a href={ "/visits/" (visit.id) "/cpoms.pdf" } { "(PDF)" }
@@ -70,14 +58,14 @@ pub async fn timeline_page(
                             tr {
                                 td { (hms(entry.office_time)) }
                                 td.small { @if let Some(at) = entry.device_time { (hms(at)) } }
-                                td { (pages::capitalise(&entry.sentence())) }
+                                td { (words::capitalise(&entry.sentence())) }
                                 td { @if let Some(note) = &entry.note { (note) } }
                             }
                         }
                     }
                 }
             }
-            p.small { "Times are the office's local time (" (pages::zone(state.now())) ")." }
+            p.small { "Times are the office's local time (" (words::zone(state.now())) ")." }
         }
     };
     Ok(pages::page("Timeline", Some(&session), body, None))
@@ -102,12 +90,11 @@ fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Respon
 
 /// `GET /visits/{id}/cpoms.txt`.
 pub async fn cpoms_txt(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let record = record(&state, &session, path).await?;
+    let record = record(&state, &session, id).await?;
     let text = cpoms_text(&record.visit, &record.state, &record.timeline);
     let mut response = download(
         "text/plain; charset=utf-8",
@@ -121,12 +108,11 @@ pub async fn cpoms_txt(
 
 /// `GET /visits/{id}/cpoms.pdf`.
 pub async fn cpoms_pdf_route(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let record = record(&state, &session, path).await?;
+    let record = record(&state, &session, id).await?;
     // Shaping and font subsetting take a moment of CPU: off the threads that serve the board.
     let pdf = tokio::task::spawn_blocking(move || {
         cpoms_pdf(&record.visit, &record.state, &record.timeline).map(|pdf| (record, pdf))
@@ -150,12 +136,17 @@ pub async fn cpoms_pdf_route(
     ))
 }
 
-fn date_param(query: &HashMap<String, String>, name: &str) -> Result<NaiveDate, WebError> {
+/// The date in parameter `name`; the example in the refusal is `today`.
+fn date_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    today: NaiveDate,
+) -> Result<NaiveDate, WebError> {
     let text = query.get(name).map_or("", |v| v.trim());
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
         WebError::BadInput(format!(
             "“{name}” must be a date written YYYY-MM-DD (for example {}); got “{text}”",
-            Local::now().format("%Y-%m-%d")
+            today.format("%Y-%m-%d")
         ))
     })
 }
@@ -163,13 +154,13 @@ fn date_param(query: &HashMap<String, String>, name: &str) -> Result<NaiveDate, 
 /// `GET /reports/write-ups.csv?from=YYYY-MM-DD&to=YYYY-MM-DD`: visits agreed on those days (UTC),
 /// both included.
 pub async fn write_ups(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let from = date_param(&query, "from")?;
-    let to = date_param(&query, "to")?;
+    let today = state.now().with_timezone(&Local).date_naive();
+    let from = date_param(&query, "from", today)?;
+    let to = date_param(&query, "to", today)?;
     if to < from {
         return Err(WebError::BadInput(format!(
             "“to” ({to}) is before “from” ({from})"
@@ -204,11 +195,10 @@ pub async fn write_ups(
 
 /// `GET /reports/monthly?year=&month=`: this month when neither is given.
 pub async fn monthly(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
     let today = state.now().date_naive();
     let number = |name: &str, default: i64| -> Result<i64, WebError> {
         match query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {

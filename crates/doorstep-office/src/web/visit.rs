@@ -4,11 +4,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{StaffMember, Visit};
 use doorstep_core::ids::{StaffId, VisitId};
@@ -17,13 +14,14 @@ use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{next_deadline, AlarmLevel};
 use maud::{html, Markup};
 
-use super::auth::{board_session, check_csrf, CsrfForm};
 use super::board::alarm_card;
-use super::pages::{self, hm, hms};
-use super::{blocking, read_form, read_path, WebError};
+use super::extract::{may_authorise, BoardUser, CsrfForm, VisitInPath};
+use super::forms::Fields;
+use super::words::{self, hm, hms};
+use super::{blocking, pages, school_visit, WebError};
 use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry, HEARD_BY_RECEPTION};
-use crate::api::AppState;
 use crate::logins::Session;
+use crate::state::AppState;
 use crate::store::StoredEvent;
 
 /// Everything the visit page shows.
@@ -37,45 +35,28 @@ struct VisitView {
     staff: Vec<StaffMember>,
 }
 
-fn parse_visit(text: &str) -> Result<VisitId, WebError> {
-    text.parse()
-        .map_err(|_| WebError::NotFound(format!("there is no visit “{text}”")))
-}
-
-/// The visit, if it exists and belongs to the signed-in person's school.
+/// The visit and everything its page shows, if it belongs to the signed-in person's school.
 async fn load(state: &AppState, session: &Session, id: VisitId) -> Result<VisitView, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let missing = WebError::NotFound(format!("there is no visit “{id}”"));
-    let view = blocking(move || {
-        let Some((visit, visit_state, policy)) = store.visit_with_policy(&id)? else {
-            return Ok(None);
-        };
-        if visit.school != school {
-            return Ok(None);
-        }
-        Ok(Some(VisitView {
-            events: store.events_for_visit(&id)?,
-            alarms: store.alarms_for_visit(&id)?,
-            log: store.alarm_log(&id)?,
-            staff: store.school_staff(&school)?,
+    school_visit(state, session, id, |store, visit, visit_state| {
+        Ok(VisitView {
+            policy: store.policy(&visit.school)?,
+            events: store.events_for_visit(&visit.id)?,
+            alarms: store.alarms_for_visit(&visit.id)?,
+            log: store.alarm_log(&visit.id)?,
+            staff: store.school_staff(&visit.school)?,
             visit,
             state: visit_state,
-            policy,
-        }))
+        })
     })
-    .await?;
-    view.ok_or(missing)
+    .await
 }
 
 /// `GET /visits/{id}`.
 pub async fn visit_page(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let id = parse_visit(&read_path(path)?)?;
     let view = load(&state, &session, id).await?;
     let now = state.now();
     let body = html! { main { (visit_markup(&view, &session, now)) } };
@@ -91,7 +72,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
     let visit = &view.visit;
     let open: Vec<&Alarm> = view.alarms.iter().filter(|a| a.is_open()).collect();
     let deadline = next_deadline(visit, &view.state, &view.policy);
-    let status = pages::status(&view.state, &open, deadline, &view.policy, now);
+    let status = words::status(&view.state, &open, deadline.as_ref(), &view.policy, now);
     let names: HashMap<&StaffId, &str> = view
         .staff
         .iter()
@@ -105,11 +86,11 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             span class={ "badge " (status.class) } #visit-status { (status.label) }
         }
         p {
-            (pages::last_heard(&view.state, now)) " · " (pages::next_contact(&view.state, deadline, &view.policy, now))
+            (words::last_heard(&view.state, now)) " · " (words::next_contact(visit, &view.state, deadline.as_ref(), now))
             " · expected to last " (visit.expected_length.get()) " min"
         }
         p #visit-records {
-            @if view.state.authorised.is_none() && super::requests::may_authorise(&session.user) {
+            @if view.state.authorised.is_none() && may_authorise(&session.user) {
                 a #authorise-link href={ "/visits/" (visit.id) "/authorise" } { "Authorise this visit" } " · "
             }
             a href={ "/visits/" (visit.id) "/timeline" } { "Full timeline" } " · "
@@ -126,7 +107,10 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             button.duress-heard type="submit" #duress-heard { "Duress heard" }
             span {
                 "Press when someone on this visit says the code phrase to you on the phone: "
-                strong { "“" (view.policy.code_phrases.to_reception) "”" }
+                @match &view.policy.code_phrases {
+                    Some(phrases) => strong { "“" (phrases.to_reception) "”" },
+                    None => strong { "(not set yet)" },
+                }
             }
         }
         (runbook(view, &open))
@@ -163,14 +147,14 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
                             tr {
                                 td { (hms(entry.at)) }
                                 td { "#" (entry.alarm) }
-                                td { (pages::capitalise(&entry.what.replace('_', " "))) ": " (entry.detail) }
+                                td { (words::capitalise(&entry.what.replace('_', " "))) ": " (entry.detail) }
                             }
                         }
                     }
                 }
             }
         }
-        p.small { "Times are the office's local time (" (pages::zone(now)) ")." }
+        p.small { "Times are the office's local time (" (words::zone(now)) ")." }
     }
 }
 
@@ -263,16 +247,19 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
                 }
             }
             h3 { "The school's code phrases" }
-            ul {
-                li { "On the phone to reception: " strong { "“" (policy.code_phrases.to_reception) "”" } }
-                li { "To a colleague in the room: " strong { "“" (policy.code_phrases.to_colleague) "”" } }
+            @match &policy.code_phrases {
+                Some(phrases) => ul {
+                    li { "On the phone to reception: " strong { "“" (phrases.to_reception) "”" } }
+                    li { "To a colleague in the room: " strong { "“" (phrases.to_colleague) "”" } }
+                },
+                None => p.problem { "The school has not set its code phrases yet." },
             }
             p.small {
                 "From the school's policy: the office checks in "
-                (pages::minutes(policy.first_check_in_after_start.duration())) " after the visit's start, then staff report every "
-                (pages::minutes(policy.check_in_interval.duration())) "; staff wait at the door at most "
-                (pages::minutes(policy.max_wait_for_family.duration())) "; an unacknowledged overdue alarm goes to the "
-                (authoriser) " after " (pages::minutes(policy.escalate_to_authoriser_after.duration())) "."
+                (words::minutes(policy.first_check_in_after_start.duration())) " after the visit's start, then staff report every "
+                (words::minutes(policy.check_in_interval.duration())) "; staff wait at the door at most "
+                (words::minutes(policy.max_wait_for_family.duration())) "; an unacknowledged overdue alarm goes to the "
+                (authoriser) " after " (words::minutes(policy.escalate_to_authoriser_after.duration())) "."
             }
         }
     }
@@ -281,15 +268,11 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
 /// `POST /visits/{id}/duress-heard`: reception heard the code phrase; a duress alarm goes straight to the
 /// authoriser level and stays until someone acknowledges it.
 pub async fn duress_heard(
+    BoardUser(session): BoardUser,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    VisitInPath(id): VisitInPath,
+    _: CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let session = board_session(&state, &headers, WebError::SignedOut).await?;
-    let form = read_form(form)?;
-    check_csrf(&session, &form.csrf)?;
-    let id = parse_visit(&read_path(path)?)?;
     let view = load(&state, &session, id.clone()).await?;
     // A second tap (or a colleague's) while one is open would only add noise: the first is on the board.
     if let Some(open) = view

@@ -4,16 +4,11 @@
 //! are shown as unassignable and refused by the store.
 
 use chrono::{NaiveDate, Utc};
-use doorstep_core::domain::{Role, StaffMember, VisitStaff};
+use doorstep_core::domain::{Role, VisitStaff};
 use doorstep_core::ids::SchoolId;
 use doorstep_core::policy::{Policy, Preset};
-use doorstep_office::WebSettings;
-use reqwest::Client;
 
 use crate::helpers::*;
-
-const ADMIN_PASSWORD: &str = "admin-password-for-tests";
-const OFFICE_PASSWORD: &str = "office-password-for-tests";
 
 fn school() -> SchoolId {
     "demo-primary".parse().expect("school id")
@@ -22,67 +17,11 @@ fn school() -> SchoolId {
 /// The demo office over plain HTTP with an admin ("ada", added through the store) and the office able to
 /// sign in.
 async fn office_with_admin() -> TestOffice {
-    let office = spawn_office_with(
-        WebSettings {
-            secure_cookies: false,
-        },
-        Utc::now(),
-    )
-    .await;
-    let ada = StaffMember {
-        id: staff("ada"),
-        name: "Ada Admin".into(),
-        roles: vec![Role::Admin],
-        phone: "07700 900009".into(),
-        dbs: None,
-    };
-    office.store.add_staff(&school(), &ada).expect("add admin");
-    for (who, password) in [("ada", ADMIN_PASSWORD), ("office", OFFICE_PASSWORD)] {
-        office
-            .store
-            .set_office_password(&staff(who), password, Utc::now())
-            .expect("set a password");
-    }
+    let office = office_with_sign_ins(&[]).await;
+    office.add_staff("ada", "Ada Admin", &[Role::Admin]);
+    office.allow_sign_in("ada");
+    office.allow_sign_in("office");
     office
-}
-
-async fn post<T: serde::Serialize + ?Sized>(
-    office: &TestOffice,
-    client: &Client,
-    path: &str,
-    form: &T,
-) -> (u16, String) {
-    let response = client
-        .post(format!("{}{path}", office.url))
-        .form(form)
-        .send()
-        .await
-        .expect("office answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
-
-/// A client signed in as `name`, and its session's CSRF token.
-async fn signed_in(office: &TestOffice, name: &str, password: &str) -> (Client, String) {
-    let client = browser();
-    let (status, page) = get(office, &client, "/login").await;
-    assert_eq!(status, 200);
-    let (status, _) = post(
-        office,
-        &client,
-        "/login",
-        &[
-            ("csrf", csrf_in(&page).as_str()),
-            ("name", name),
-            ("password", password),
-        ],
-    )
-    .await;
-    assert_eq!(status, 303, "{name} signed in");
-    let (status, board) = get(office, &client, "/").await;
-    assert_eq!(status, 200, "{board}");
-    let csrf = csrf_in(&board);
-    (client, csrf)
 }
 
 fn pupil_names(office: &TestOffice) -> Vec<(String, String)> {
@@ -123,7 +62,7 @@ async fn only_admins_can_open_or_post_the_admin_pages() {
         assert_eq!(response.headers()["location"], "/login");
     }
 
-    let (client, csrf) = signed_in(&office, "office", OFFICE_PASSWORD).await;
+    let (client, csrf) = signed_in(&office, "office").await;
     for path in ADMIN_PAGES {
         let (status, page) = get(&office, &client, path).await;
         assert_eq!(status, 403, "{path}: {page}");
@@ -150,7 +89,7 @@ async fn only_admins_can_open_or_post_the_admin_pages() {
         .unwrap()
         .is_none());
 
-    let (admin, _) = signed_in(&office, "ada", ADMIN_PASSWORD).await;
+    let (admin, _) = signed_in(&office, "ada").await;
     for path in ADMIN_PAGES {
         let (status, page) = get(&office, &admin, path).await;
         assert_eq!(status, 200, "{path}: {page}");
@@ -161,7 +100,7 @@ async fn only_admins_can_open_or_post_the_admin_pages() {
 async fn every_admin_form_needs_the_sessions_csrf_token() {
     let office = office_with_admin().await;
     let before = stored_policy(&office);
-    let (client, csrf) = signed_in(&office, "ada", ADMIN_PASSWORD).await;
+    let (client, csrf) = signed_in(&office, "ada").await;
     let good_csv = "pupil_id,name,date_of_birth,address_line_1,address_line_2,town,postcode,family_notes,medical_needs\n\
                     p-1,Zoe A.,2016-05-04,1 High St,,Oakfield,OK1 1AA,,\n";
     let wrong = format!("{}x", &csrf[..csrf.len() - 1]);
@@ -217,7 +156,7 @@ const HEADER: &str = "pupil_id,name,date_of_birth,address_line_1,address_line_2,
 #[tokio::test]
 async fn pupil_csv_imports_good_rows_and_reports_each_bad_row_by_line() {
     let office = office_with_admin().await;
-    let (client, csrf) = signed_in(&office, "ada", ADMIN_PASSWORD).await;
+    let (client, csrf) = signed_in(&office, "ada").await;
     let csv = format!(
         "{HEADER}\n\
          p-100,Amy Good,2016-01-02,1 Elm Row,,Oakfield,OK1 2AB,Lives with gran,\n\
@@ -372,7 +311,7 @@ async fn pupil_csv_imports_good_rows_and_reports_each_bad_row_by_line() {
 #[tokio::test]
 async fn absences_import_for_known_pupils_and_are_read_back_by_date() {
     let office = office_with_admin().await;
-    let (client, csrf) = signed_in(&office, "ada", ADMIN_PASSWORD).await;
+    let (client, csrf) = signed_in(&office, "ada").await;
     let pupils = format!("{HEADER}\np-1,Amy,2016-01-02,1 Elm Row,,Oakfield,OK1 2AB,,\n");
     let (status, _) = post(
         &office,
@@ -500,11 +439,19 @@ fn policy_form(policy: &Policy, csrf: &str) -> Vec<(String, String)> {
         ),
         (
             "code_to_colleague",
-            policy.code_phrases.to_colleague.clone(),
+            policy
+                .code_phrases
+                .as_ref()
+                .map(|p| p.to_colleague.clone())
+                .unwrap_or_default(),
         ),
         (
             "code_to_reception",
-            policy.code_phrases.to_reception.clone(),
+            policy
+                .code_phrases
+                .as_ref()
+                .map(|p| p.to_reception.clone())
+                .unwrap_or_default(),
         ),
         ("absence_visit_day", policy.absence_visit_day.to_string()),
         (
@@ -534,9 +481,16 @@ fn set(form: &mut [(String, String)], key: &str, value: &str) {
 #[tokio::test]
 async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_phones() {
     let office = office_with_admin().await;
-    let (client, csrf) = signed_in(&office, "ada", ADMIN_PASSWORD).await;
+    let (client, csrf) = signed_in(&office, "ada").await;
     let before = stored_policy(&office);
-    assert_eq!(before, Preset::PrimaryHeadteacher.policy());
+    assert_eq!(
+        before,
+        Policy {
+            code_phrases: Some(doorstep_office::demo::demo_code_phrases()),
+            ..Preset::PrimaryHeadteacher.policy()
+        },
+        "the demo school's own code phrases on the primary preset"
+    );
 
     // The unchanged form round-trips: saving it stores the same policy.
     let (status, page) = post(
@@ -584,8 +538,8 @@ async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_
     let after = stored_policy(&office);
     assert_eq!(after.first_check_in_after_start.get(), 15);
     assert_eq!(
-        after.code_phrases.to_reception,
-        "Could someone cover period 5 for me?"
+        after.code_phrases.map(|p| p.to_reception).as_deref(),
+        Some("Could someone cover period 5 for me?")
     );
 
     let (status, sync) = office
@@ -631,7 +585,7 @@ async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_
 #[tokio::test]
 async fn staff_without_an_enhanced_dbs_check_are_shown_as_unassignable_and_refused() {
     let office = office_with_admin().await;
-    let (client, csrf) = signed_in(&office, "ada", ADMIN_PASSWORD).await;
+    let (client, csrf) = signed_in(&office, "ada").await;
     let today = Utc::now().date_naive().to_string();
 
     // A DBS date in the future and a short phone number are refused, each beside its field.

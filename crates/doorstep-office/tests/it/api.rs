@@ -133,7 +133,34 @@ async fn events_that_are_not_this_phones_to_send_are_refused_with_reasons_and_no
                     lone_visit_approved: false,
                 },
             ),
-            "only the office can authorise",
+            "only the office can record \"authorised\"",
+        ),
+        // Nor call a visit off, nor close an alarm: those are the office's decisions too.
+        (
+            envelope(
+                alex,
+                2,
+                "visit-ava",
+                VisitEvent::CalledOff {
+                    by: staff("alex"),
+                    reason: "Not going".into(),
+                },
+            ),
+            "only the office can record \"called off by the office\"",
+        ),
+        (
+            envelope(
+                alex,
+                2,
+                "visit-ava",
+                VisitEvent::AlertsClosed {
+                    by: staff("alex"),
+                    outcome: doorstep_core::lifecycle::AlarmOutcome::StaffSafe,
+                    note: "fine".into(),
+                    alerts: Vec::new(),
+                },
+            ),
+            "only the office can record \"alarm closed by the office\"",
         ),
         // Naming someone who is not on the visit.
         (

@@ -1,152 +1,19 @@
 //! The escalation engine with paused time: when each alarm fires per policy preset, contact re-arming the
 //! deadline, a restart in the middle, duress, and acknowledgement.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::TimeDelta;
+use chrono::{DateTime, TimeZone, Utc};
 use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::{DeviceSeq, EventId, VisitId};
+use doorstep_core::ids::{DeviceSeq, EventId};
 use doorstep_core::lifecycle::{DuressVia, VisitEvent};
 use doorstep_core::policy::Preset;
 use doorstep_core::schedule::AlarmLevel;
+use doorstep_core::test_support::{staff, visit};
 use doorstep_office::alarms::{Alarm, AlarmKind};
-use doorstep_office::api::Clock;
 use doorstep_office::demo;
-use doorstep_office::escalation::Escalation;
-use doorstep_office::store::Device;
 use doorstep_office::SqliteStore;
 
-use crate::helpers::{staff, visit};
-
-/// The demo visit-ava is agreed for 10:15; the demo is seeded at 10:00.
-fn seeded_at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
-}
-
-fn agreed() -> DateTime<Utc> {
-    seeded_at() + TimeDelta::minutes(15)
-}
-
-fn minutes_after_agreed(minutes: i64) -> DateTime<Utc> {
-    agreed() + TimeDelta::minutes(minutes)
-}
-
-struct Sim {
-    store: Arc<SqliteStore>,
-    clock: Clock,
-    engine: Escalation,
-    engine_task: tokio::task::JoinHandle<()>,
-    sam: Device,
-    alex: Device,
-    seqs: std::collections::HashMap<String, u64>,
-    _dir: tempfile::TempDir,
-}
-
-/// A clock that follows tokio's (paused) time from `seeded_at()`.
-fn paused_clock() -> Clock {
-    let start = tokio::time::Instant::now();
-    Arc::new(move || {
-        seeded_at() + TimeDelta::from_std(tokio::time::Instant::now() - start).unwrap()
-    })
-}
-
-impl Sim {
-    async fn start(preset: Preset) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let phones =
-            demo::seed_with_policy(&store, "http://127.0.0.1:1", seeded_at(), preset).unwrap();
-        let sam = store
-            .authenticate(&phones.me.device_token)
-            .unwrap()
-            .unwrap();
-        let alex = store
-            .authenticate(&phones.partner.device_token)
-            .unwrap()
-            .unwrap();
-        let clock = paused_clock();
-        let (engine, engine_task) = Escalation::spawn(store.clone(), clock.clone());
-        Sim {
-            store,
-            clock,
-            engine,
-            engine_task,
-            sam,
-            alex,
-            seqs: Default::default(),
-            _dir: dir,
-        }
-    }
-
-    fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-
-    async fn advance_to(&self, at: DateTime<Utc>) {
-        let wait = (at - self.now()).to_std().expect("time only moves forward");
-        tokio::time::sleep(wait).await;
-        // Let the engine finish anything due at this instant.
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// A phone sends one event now, and the office pokes the engine as the sync handler does.
-    fn send(&mut self, who: &str, event: VisitEvent) {
-        let device = if who == "sam" {
-            self.sam.clone()
-        } else {
-            self.alex.clone()
-        };
-        let seq = self.seqs.entry(who.to_owned()).or_insert(0);
-        *seq += 1;
-        let envelope = EventEnvelope {
-            id: EventId::new_v7(),
-            device: device.id.clone(),
-            seq: DeviceSeq::new(*seq).unwrap(),
-            visit: visit("visit-ava"),
-            recorded_at: self.now(),
-            event,
-        };
-        self.store.ingest(&device, &[envelope], self.now()).unwrap();
-        self.engine.visit_changed(visit("visit-ava"));
-    }
-
-    /// Both depart, arrive and go in at the agreed time; then the phones fall silent.
-    async fn start_visit(&mut self) {
-        self.advance_to(agreed() - TimeDelta::minutes(14)).await;
-        for who in ["sam", "alex"] {
-            self.send(
-                who,
-                VisitEvent::Departed {
-                    staff: staff(who),
-                    expected_arrival: agreed(),
-                    expected_end: minutes_after_agreed(45),
-                },
-            );
-        }
-        self.advance_to(agreed() - TimeDelta::minutes(2)).await;
-        for who in ["sam", "alex"] {
-            self.send(who, VisitEvent::ArrivedOutside { staff: staff(who) });
-        }
-        self.advance_to(agreed()).await;
-        self.send(
-            "sam",
-            VisitEvent::VisitStarted {
-                by: staff("sam"),
-                staff: vec![staff("sam"), staff("alex")],
-            },
-        );
-    }
-
-    fn alarms(&self) -> Vec<Alarm> {
-        self.store.alarms_for_visit(&visit("visit-ava")).unwrap()
-    }
-}
-
-fn ava() -> VisitId {
-    visit("visit-ava")
-}
+use crate::bench::{agreed, minutes_after_agreed, seeded_at, Bench};
 
 #[tokio::test(start_paused = true)]
 async fn silence_after_going_in_raises_overdue_then_tells_the_authoriser_then_reminds_per_preset() {
@@ -157,7 +24,7 @@ async fn silence_after_going_in_raises_overdue_then_tells_the_authoriser_then_re
         (Preset::AcademySafeguardingLead, 15, 20, 25),
     ];
     for (preset, overdue, told, reminded) in table {
-        let mut sim = Sim::start(preset).await;
+        let mut sim = Bench::paused(preset).await;
         sim.start_visit().await;
 
         sim.advance_to(minutes_after_agreed(overdue) - TimeDelta::seconds(1))
@@ -194,7 +61,7 @@ async fn silence_after_going_in_raises_overdue_then_tells_the_authoriser_then_re
 
         sim.advance_to(minutes_after_agreed(reminded) + TimeDelta::milliseconds(1))
             .await;
-        let log = sim.store.alarm_log(&ava()).unwrap();
+        let log = sim.store.alarm_log(&visit("visit-ava")).unwrap();
         let steps: Vec<_> = log.iter().map(|e| e.what.as_str()).collect();
         assert_eq!(
             steps,
@@ -212,7 +79,7 @@ async fn silence_after_going_in_raises_overdue_then_tells_the_authoriser_then_re
 
 #[tokio::test(start_paused = true)]
 async fn a_check_in_re_arms_the_deadline() {
-    let mut sim = Sim::start(Preset::PrimaryHeadteacher).await;
+    let mut sim = Bench::paused(Preset::PrimaryHeadteacher).await;
     sim.start_visit().await;
     sim.advance_to(minutes_after_agreed(8)).await;
     sim.send(
@@ -264,15 +131,13 @@ async fn a_check_in_re_arms_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn deadlines_survive_a_restart_of_the_office() {
-    let mut sim = Sim::start(Preset::PrimaryHeadteacher).await;
+    let mut sim = Bench::paused(Preset::PrimaryHeadteacher).await;
     sim.start_visit().await;
     // The office goes down before the deadline and comes back after it.
-    sim.engine_task.abort();
+    sim.stop_engine();
     sim.advance_to(minutes_after_agreed(17)).await;
     assert!(sim.alarms().is_empty());
-    let (engine, task) = Escalation::spawn(sim.store.clone(), sim.clock.clone());
-    sim.engine = engine;
-    sim.engine_task = task;
+    sim.restart_engine();
     sim.advance_to(minutes_after_agreed(17) + TimeDelta::milliseconds(1))
         .await;
     let alarms = sim.alarms();
@@ -284,10 +149,7 @@ async fn deadlines_survive_a_restart_of_the_office() {
     assert!(alarms[0].raised_at - minutes_after_agreed(17) < TimeDelta::seconds(1));
 
     // Restarted again in the middle of the escalation: it carries on from the stored alarm.
-    sim.engine_task.abort();
-    let (engine, task) = Escalation::spawn(sim.store.clone(), sim.clock.clone());
-    sim.engine = engine;
-    sim.engine_task = task;
+    sim.restart_engine();
     sim.advance_to(minutes_after_agreed(22) + TimeDelta::milliseconds(1))
         .await;
     let alarms = sim.alarms();
@@ -299,7 +161,7 @@ async fn deadlines_survive_a_restart_of_the_office() {
 
 #[tokio::test(start_paused = true)]
 async fn duress_goes_straight_to_the_authoriser_and_an_acknowledgement_stops_the_escalation() {
-    let mut sim = Sim::start(Preset::AcademySafeguardingLead).await;
+    let mut sim = Bench::paused(Preset::AcademySafeguardingLead).await;
     let mut board = sim.engine.subscribe();
     sim.start_visit().await;
     sim.advance_to(minutes_after_agreed(3)).await;
@@ -340,7 +202,7 @@ async fn duress_goes_straight_to_the_authoriser_and_an_acknowledgement_stops_the
     sim.advance_to(minutes_after_agreed(30)).await;
     let duress_log: Vec<_> = sim
         .store
-        .alarm_log(&ava())
+        .alarm_log(&visit("visit-ava"))
         .unwrap()
         .into_iter()
         .filter(|e| e.alarm == alarms[0].id)
@@ -384,4 +246,222 @@ async fn the_demo_visit_under_way_goes_overdue_three_minutes_into_the_demo_with_
             seeded_at() - TimeDelta::minutes(2)
         )
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Watching every authorised visit from its agreed time (nobody needs to have opened the app).
+
+fn overdue_abouts(alarms: &[Alarm]) -> Vec<(String, DateTime<Utc>)> {
+    alarms
+        .iter()
+        .filter(|a| a.kind == AlarmKind::Overdue)
+        .map(|a| (a.about.clone(), a.due_at))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_authorised_visit_nobody_set_off_for_raises_not_heard_from_at_the_agreed_time_plus_the_first_check_in(
+) {
+    let sim = Bench::paused(Preset::PrimaryHeadteacher).await;
+    sim.advance_to(minutes_after_agreed(10) - TimeDelta::seconds(1))
+        .await;
+    assert!(sim.alarms().is_empty(), "nothing before the first check-in");
+    sim.advance_to(minutes_after_agreed(10) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [
+            ("set_off:alex".to_owned(), agreed()),
+            ("set_off:sam".to_owned(), agreed()),
+        ],
+        "not heard from either of them: due at the agreed time"
+    );
+    let alarm = &sim.alarms()[0];
+    let lag = alarm.raised_at - minutes_after_agreed(10);
+    assert!(
+        lag >= TimeDelta::zero() && lag < TimeDelta::seconds(1),
+        "{lag}"
+    );
+    assert_eq!(
+        alarm.level,
+        AlarmLevel::Board,
+        "escalating like any overdue"
+    );
+    sim.advance_to(minutes_after_agreed(15) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(sim.alarms()[0].level, AlarmLevel::Authoriser);
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partner_who_never_set_off_is_not_heard_from_while_the_other_is_watched() {
+    let mut sim = Bench::paused(Preset::AcademySafeguardingLead).await;
+    sim.advance_to(agreed() - TimeDelta::minutes(10)).await;
+    sim.send(
+        "sam",
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: minutes_after_agreed(45),
+        },
+    );
+    sim.send(
+        "sam",
+        VisitEvent::ArrivedOutside {
+            staff: staff("sam"),
+        },
+    );
+    sim.advance_to(minutes_after_agreed(10) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [("set_off:alex".to_owned(), agreed())]
+    );
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_late_moves_the_deadline_and_not_going_ahead_ends_it() {
+    let mut sim = Bench::paused(Preset::PrimaryHeadteacher).await;
+    sim.advance_to(agreed() - TimeDelta::minutes(5)).await;
+    for who in ["sam", "alex"] {
+        sim.send(
+            who,
+            VisitEvent::RunningLate {
+                staff: staff(who),
+                expected_arrival: minutes_after_agreed(30),
+            },
+        );
+    }
+    sim.advance_to(minutes_after_agreed(39)).await;
+    assert!(sim.alarms().is_empty(), "the new time moved the deadline");
+    sim.send(
+        "sam",
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: doorstep_core::lifecycle::CancelReason::FamilyCancelled,
+            note: "The family rang to cancel".into(),
+        },
+    );
+    sim.advance_to(minutes_after_agreed(90)).await;
+    assert!(
+        sim.alarms().is_empty(),
+        "not going ahead, before anyone set off: nothing expected"
+    );
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn acknowledging_an_overdue_alarm_keeps_the_visit_watched_and_it_raises_again_at_the_next_missed_deadline(
+) {
+    let mut sim = Bench::paused(Preset::PrimaryHeadteacher).await;
+    sim.start_visit().await;
+    sim.advance_to(minutes_after_agreed(15) + TimeDelta::milliseconds(1))
+        .await;
+    let first = sim.alarms()[0].clone();
+    sim.store
+        .acknowledge_alarm(first.id, "Olu Office", sim.now())
+        .unwrap();
+    sim.engine
+        .acknowledged(sim.store.alarm(first.id).unwrap().unwrap());
+    // The staff stay silent: the next check-in would have been an hour after the first.
+    sim.advance_to(minutes_after_agreed(75) - TimeDelta::seconds(1))
+        .await;
+    assert_eq!(sim.alarms().len(), 1);
+    sim.advance_to(minutes_after_agreed(75) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [
+            ("check_in".to_owned(), minutes_after_agreed(10)),
+            ("check_in".to_owned(), minutes_after_agreed(70)),
+        ],
+        "still silent: a new alarm at the next missed check-in"
+    );
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partners_cancel_after_the_colleague_went_in_leaves_the_colleagues_deadlines_held() {
+    let mut sim = Bench::paused(Preset::PrimaryHeadteacher).await;
+    sim.advance_to(agreed() - TimeDelta::minutes(10)).await;
+    sim.send(
+        "sam",
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: minutes_after_agreed(45),
+        },
+    );
+    sim.send(
+        "sam",
+        VisitEvent::ArrivedOutside {
+            staff: staff("sam"),
+        },
+    );
+    sim.send(
+        "sam",
+        VisitEvent::VisitStarted {
+            by: staff("sam"),
+            staff: vec![staff("sam")],
+        },
+    );
+    // Alex's phone, out of signal, says the visit is cancelled a minute later.
+    sim.advance_to(agreed() - TimeDelta::minutes(9)).await;
+    sim.send(
+        "alex",
+        VisitEvent::Cancelled {
+            staff: staff("alex"),
+            reason: doorstep_core::lifecycle::CancelReason::NoAnswerAfterWait,
+            note: String::new(),
+        },
+    );
+    let (_, state) = sim.store.visit(&visit("visit-ava")).unwrap().unwrap();
+    assert_eq!(state.cancelled, None);
+    assert_eq!(
+        state.not_honoured()[0].reason,
+        "sam is in the visit: the cancel ended only alex's own part"
+    );
+    sim.advance_to(minutes_after_agreed(15) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [("check_in".to_owned(), minutes_after_agreed(10))],
+        "sam, inside and silent, is still watched"
+    );
+    sim.engine_task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_stamped_in_2099_cannot_silence_a_deadline() {
+    let mut sim = Bench::paused(Preset::PrimaryHeadteacher).await;
+    sim.start_visit().await;
+    sim.advance_to(minutes_after_agreed(5)).await;
+    // A check-in from a phone whose clock says 2099 counts as when the office heard it, not in 2099.
+    let device = sim.sam.clone();
+    let envelope = EventEnvelope {
+        id: EventId::new_v7(),
+        device: device.id.clone(),
+        seq: DeviceSeq::new(99).unwrap(),
+        visit: visit("visit-ava"),
+        recorded_at: Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap(),
+        event: VisitEvent::CheckedIn {
+            staff: staff("sam"),
+        },
+    };
+    sim.store
+        .ingest(&device, &[envelope], sim.now(), sim.now())
+        .unwrap();
+    sim.engine.visit_changed(visit("visit-ava"));
+    let (_, state) = sim.store.visit(&visit("visit-ava")).unwrap().unwrap();
+    assert_eq!(state.last_contact, Some(minutes_after_agreed(5)));
+    assert_eq!(state.last_check_in, Some(minutes_after_agreed(5)));
+    // The visit is expected to end at 45 minutes: "I've left" is due then, whatever the phone's clock said.
+    sim.advance_to(minutes_after_agreed(50) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(
+        overdue_abouts(&sim.alarms()),
+        [("leaving".to_owned(), minutes_after_agreed(45))]
+    );
+    sim.engine_task.abort();
 }

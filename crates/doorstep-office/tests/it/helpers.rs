@@ -1,12 +1,14 @@
-//! `spawn_office()`: the real office on port 0 with a fresh demo database, and event builders for tests.
+//! `spawn_office()`: the real office on port 0 with a fresh demo database; the one way tests sign in to
+//! it (`office_with_sign_ins`, `signed_in`, `session_for`); and event builders for tests.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Local, TimeDelta, Utc};
+use doorstep_core::domain::{Role, StaffMember};
 use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::{DeviceSeq, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
+use doorstep_core::test_support;
 use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
 use doorstep_office::{NotifyConfig, OfficeSettings, SqliteStore, WebSettings};
 use tempfile::TempDir;
@@ -137,35 +139,34 @@ fn rusqlite_count_conn(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).expect("open office database")
 }
 
-pub fn visit(id: &str) -> VisitId {
-    id.parse().expect("visit id")
-}
+pub use doorstep_core::test_support::{staff, visit};
 
-pub fn staff(id: &str) -> StaffId {
-    id.parse().expect("staff id")
-}
-
-pub fn at(minutes: i64) -> DateTime<Utc> {
+/// `minutes` from now by the real clock (which the office under test runs on).
+pub fn in_minutes(minutes: i64) -> DateTime<Utc> {
     Utc::now() + TimeDelta::minutes(minutes)
 }
 
-/// An event as `phone` would record it.
+/// An event as `phone` would record it now.
 pub fn envelope(phone: &PhoneConfig, seq: u64, visit_id: &str, event: VisitEvent) -> EventEnvelope {
-    EventEnvelope {
-        id: EventId::new_v7(),
-        device: phone.device_id.clone(),
-        seq: DeviceSeq::new(seq).expect("seq"),
-        visit: visit(visit_id),
-        recorded_at: Utc::now(),
-        event,
-    }
+    recorded(phone, seq, visit_id, Utc::now(), event)
+}
+
+/// An event as `phone` recorded it at `recorded_at` by its own clock.
+pub fn recorded(
+    phone: &PhoneConfig,
+    seq: u64,
+    visit_id: &str,
+    recorded_at: DateTime<Utc>,
+    event: VisitEvent,
+) -> EventEnvelope {
+    test_support::envelope(phone.device_id.as_str(), seq, visit_id, recorded_at, event)
 }
 
 pub fn departed(who: &str) -> VisitEvent {
     VisitEvent::Departed {
         staff: staff(who),
-        expected_arrival: at(10),
-        expected_end: at(60),
+        expected_arrival: in_minutes(10),
+        expected_end: in_minutes(60),
     }
 }
 
@@ -210,4 +211,118 @@ pub async fn get(office: &TestOffice, client: &reqwest::Client, path: &str) -> (
             .expect("office answers"),
     )
     .await
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Signing in to the dashboard.
+
+/// The password of every office sign-in the tests make.
+pub const PASSWORD: &str = "a-password-for-the-office-tests";
+
+/// The demo office over plain HTTP (so cookies without `Secure`), seeded now, where each of `who` can sign
+/// in with [`PASSWORD`].
+pub async fn office_with_sign_ins(who: &[&str]) -> TestOffice {
+    let office = spawn_office_with(
+        WebSettings {
+            secure_cookies: false,
+        },
+        Utc::now(),
+    )
+    .await;
+    for name in who {
+        office.allow_sign_in(name);
+    }
+    office
+}
+
+impl TestOffice {
+    /// Adds a member of staff, without a DBS check on record, to the demo school.
+    pub fn add_staff(&self, id: &str, name: &str, roles: &[Role]) {
+        let member = StaffMember {
+            id: staff(id),
+            name: name.into(),
+            roles: roles.to_vec(),
+            phone: "07700 900009".into(),
+            dbs: None,
+        };
+        let school = "demo-primary".parse().expect("school id");
+        self.store.add_staff(&school, &member).expect("add staff");
+    }
+
+    /// Gives `who` an office sign-in with [`PASSWORD`].
+    pub fn allow_sign_in(&self, who: &str) {
+        self.store
+            .set_office_password(&staff(who), PASSWORD, Utc::now())
+            .expect("set a password");
+    }
+
+    /// A session for `who` made straight in the store, whatever their roles (the sign-in form turns some
+    /// away): the `Cookie` header that carries it, and its CSRF token.
+    pub fn session_for(&self, who: &str) -> (String, String) {
+        let token = format!("a-session-token-for-{who}-made-in-the-store");
+        let session = self
+            .store
+            .start_session(&staff(who), &token, Utc::now())
+            .expect("start a session");
+        (format!("doorstep_session={token}"), session.csrf_token)
+    }
+}
+
+/// Fills in the sign-in form as a person would: the status and page of the answer.
+pub async fn sign_in(
+    office: &TestOffice,
+    client: &reqwest::Client,
+    name: &str,
+    password: &str,
+) -> (u16, String) {
+    let (status, page) = get(office, client, "/login").await;
+    assert_eq!(status, 200, "the sign-in page: {page}");
+    post(
+        office,
+        client,
+        "/login",
+        &[
+            ("csrf", csrf_in(&page).as_str()),
+            ("name", name),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+/// A browser signed in as `who` through the sign-in form (with [`PASSWORD`]), and its session's CSRF
+/// token, read from the board.
+pub async fn signed_in(office: &TestOffice, who: &str) -> (reqwest::Client, String) {
+    let client = browser();
+    let (status, page) = sign_in(office, &client, who, PASSWORD).await;
+    assert_eq!(status, 303, "{who} signed in: {page}");
+    let (status, board) = get(office, &client, "/").await;
+    assert_eq!(status, 200, "{board}");
+    let csrf = csrf_in(&board);
+    (client, csrf)
+}
+
+/// POSTs `form` to `path` with `client`.
+pub async fn post_response<T: serde::Serialize + ?Sized>(
+    office: &TestOffice,
+    client: &reqwest::Client,
+    path: &str,
+    form: &T,
+) -> reqwest::Response {
+    client
+        .post(format!("{}{path}", office.url))
+        .form(form)
+        .send()
+        .await
+        .expect("office answers")
+}
+
+/// POSTs `form` to `path` with `client`: the status and the page.
+pub async fn post<T: serde::Serialize + ?Sized>(
+    office: &TestOffice,
+    client: &reqwest::Client,
+    path: &str,
+    form: &T,
+) -> (u16, String) {
+    text(post_response(office, client, path, form).await).await
 }

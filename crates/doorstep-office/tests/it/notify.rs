@@ -4,29 +4,24 @@
 //! worker's steps driven by hand.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::{DeviceSeq, EventId, SchoolId};
+use chrono::{DateTime, TimeDelta, Utc};
+use doorstep_core::ids::SchoolId;
 use doorstep_core::lifecycle::{DuressVia, VisitEvent};
 use doorstep_core::policy::Preset;
 use doorstep_core::schedule::AlarmLevel;
 use doorstep_office::alarms::{Alarm, AlarmKind};
-use doorstep_office::api::Clock;
-use doorstep_office::demo;
-use doorstep_office::escalation::{BoardEvent, Escalation};
+use doorstep_office::escalation::BoardEvent;
 use doorstep_office::notify::{
     retry_delay, Delivery, DeliveryOutcome, NewTarget, Notifier, NotifyConfig, SmtpConfig,
     SmtpLogin, SmtpTls, WantedLevels,
 };
-use doorstep_office::store::Device;
-use doorstep_office::SqliteStore;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -34,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::bench::{self, minutes_after_agreed};
 use crate::helpers::{batch, envelope, spawn_office_notifying, staff, visit};
 use crate::smtp_relay::{self, Relay, RelaySettings, RelayTls};
 
@@ -455,77 +451,39 @@ async fn duress_from_a_phone_is_emailed_and_posted_and_each_is_recorded_before_i
 // ---------------------------------------------------------------------------------------------------------
 // With a clock the test sets: the real escalation engine raises and escalates, the worker is stepped by hand.
 
-fn seeded_at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
-}
-
-/// visit-ava is agreed for 10:15.
-fn agreed() -> DateTime<Utc> {
-    seeded_at() + TimeDelta::minutes(15)
-}
-
+/// The shared bench on a clock set by hand (these tests also talk to real receivers), with a notifier on
+/// it whose worker steps the test drives, and the board's announcements.
 struct Bench {
-    store: Arc<SqliteStore>,
-    time: Arc<Mutex<DateTime<Utc>>>,
-    clock: Clock,
-    engine: Escalation,
-    board: broadcast::Receiver<BoardEvent>,
+    office: bench::Bench,
     notifier: Notifier,
     config: NotifyConfig,
-    sam: Device,
-    alex: Device,
-    seqs: std::collections::HashMap<String, u64>,
-    _dir: tempfile::TempDir,
+    board: broadcast::Receiver<BoardEvent>,
+}
+
+impl std::ops::Deref for Bench {
+    type Target = bench::Bench;
+    fn deref(&self) -> &bench::Bench {
+        &self.office
+    }
+}
+
+impl std::ops::DerefMut for Bench {
+    fn deref_mut(&mut self) -> &mut bench::Bench {
+        &mut self.office
+    }
 }
 
 impl Bench {
     async fn start(config: NotifyConfig) -> Bench {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let phones = demo::seed_with_policy(
-            &store,
-            "http://127.0.0.1:1",
-            seeded_at(),
-            Preset::PrimaryHeadteacher,
-        )
-        .unwrap();
-        let sam = store
-            .authenticate(&phones.me.device_token)
-            .unwrap()
-            .unwrap();
-        let alex = store
-            .authenticate(&phones.partner.device_token)
-            .unwrap()
-            .unwrap();
-        let time = Arc::new(Mutex::new(seeded_at()));
-        let clock: Clock = {
-            let time = time.clone();
-            Arc::new(move || *time.lock().unwrap())
-        };
-        let (engine, _task) = Escalation::spawn(store.clone(), clock.clone());
-        let board = engine.subscribe();
-        let notifier = Notifier::new(store.clone(), config.clone()).unwrap();
+        let office = bench::Bench::set_by_hand(Preset::PrimaryHeadteacher).await;
+        let board = office.engine.subscribe();
+        let notifier = Notifier::new(office.store.clone(), config.clone()).unwrap();
         Bench {
-            store,
-            time,
-            clock,
-            engine,
-            board,
+            office,
             notifier,
             config,
-            sam,
-            alex,
-            seqs: Default::default(),
-            _dir: dir,
+            board,
         }
-    }
-
-    fn now(&self) -> DateTime<Utc> {
-        *self.time.lock().unwrap()
-    }
-
-    fn set_time(&self, at: DateTime<Utc>) {
-        *self.time.lock().unwrap() = at;
     }
 
     fn add_target(&self, target: NewTarget) {
@@ -534,75 +492,17 @@ impl Bench {
             .unwrap();
     }
 
-    fn send(&mut self, who: &str, event: VisitEvent) {
-        let device = if who == "sam" {
-            self.sam.clone()
-        } else {
-            self.alex.clone()
-        };
-        let seq = self.seqs.entry(who.to_owned()).or_insert(0);
-        *seq += 1;
-        let envelope = EventEnvelope {
-            id: EventId::new_v7(),
-            device: device.id.clone(),
-            seq: DeviceSeq::new(*seq).unwrap(),
-            visit: visit("visit-ava"),
-            recorded_at: self.now(),
-            event,
-        };
-        self.store.ingest(&device, &[envelope], self.now()).unwrap();
-        self.engine.visit_changed(visit("visit-ava"));
-    }
-
-    /// Both depart, arrive and go in at the agreed time; then the phones fall silent.
-    fn start_visit(&mut self) {
-        self.set_time(agreed() - TimeDelta::minutes(14));
-        for who in ["sam", "alex"] {
-            self.send(
-                who,
-                VisitEvent::Departed {
-                    staff: staff(who),
-                    expected_arrival: agreed(),
-                    expected_end: agreed() + TimeDelta::minutes(45),
-                },
-            );
-        }
-        self.set_time(agreed() - TimeDelta::minutes(2));
-        for who in ["sam", "alex"] {
-            self.send(who, VisitEvent::ArrivedOutside { staff: staff(who) });
-        }
-        self.set_time(agreed());
-        self.send(
-            "sam",
-            VisitEvent::VisitStarted {
-                by: staff("sam"),
-                staff: vec![staff("sam"), staff("alex")],
-            },
-        );
-    }
-
     /// Moves the clock to `at`, has the engine look at the visit, and waits for it to announce an alarm.
     async fn engine_announces_at(&mut self, at: DateTime<Utc>) -> BoardEvent {
-        self.set_time(at);
+        self.advance_to(at).await;
         self.engine.visit_changed(visit("visit-ava"));
-        loop {
-            let event = tokio::time::timeout(Duration::from_secs(10), self.board.recv())
-                .await
-                .expect("the engine announced within 10 s")
-                .expect("the board channel is open");
-            if matches!(
-                event,
-                BoardEvent::AlarmRaised { .. } | BoardEvent::AlarmEscalated { .. }
-            ) {
-                return event;
-            }
-        }
+        bench::next_alarm(&mut self.board).await
     }
 
     /// The first check-in (due 10:25) is missed: overdue at 10:30 plus a moment.
     async fn overdue(&mut self) -> Alarm {
         match self
-            .engine_announces_at(agreed() + TimeDelta::minutes(15) + TimeDelta::milliseconds(1))
+            .engine_announces_at(minutes_after_agreed(15) + TimeDelta::milliseconds(1))
             .await
         {
             BoardEvent::AlarmRaised { alarm } => alarm,
@@ -613,25 +513,12 @@ impl Bench {
     /// Five minutes on, nobody has acknowledged it: the authoriser is told.
     async fn escalated(&mut self) -> Alarm {
         match self
-            .engine_announces_at(agreed() + TimeDelta::minutes(20) + TimeDelta::milliseconds(2))
+            .engine_announces_at(minutes_after_agreed(20) + TimeDelta::milliseconds(2))
             .await
         {
             BoardEvent::AlarmEscalated { alarm } => alarm,
             other => panic!("expected an escalation, got {other:?}"),
         }
-    }
-
-    fn log(&self) -> Vec<(String, String)> {
-        self.store
-            .alarm_log(&visit("visit-ava"))
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.what, e.detail))
-            .collect()
-    }
-
-    fn log_steps(&self) -> Vec<String> {
-        self.log().into_iter().map(|(what, _)| what).collect()
     }
 }
 
@@ -643,7 +530,7 @@ async fn an_overdue_alarm_tells_board_targets_and_its_escalation_only_authoriser
     bench.add_target(email(OFFICE, WantedLevels::BOARD));
     bench.add_target(email(HEAD, WantedLevels::AUTHORISER));
     bench.add_target(webhook(&hook.url, WantedLevels::BOTH));
-    bench.start_visit();
+    bench.start_visit().await;
 
     let alarm = bench.overdue().await;
     assert_eq!(alarm.level, AlarmLevel::Board);
@@ -669,7 +556,7 @@ async fn an_overdue_alarm_tells_board_targets_and_its_escalation_only_authoriser
     );
 
     // A target added a minute later hears of what happens from then on, not of the raise before it.
-    bench.set_time(now + TimeDelta::minutes(1));
+    bench.advance_to(now + TimeDelta::minutes(1)).await;
     bench.add_target(email("late@oakfield.example", WantedLevels::BOTH));
 
     let escalated = bench.escalated().await;
@@ -723,13 +610,13 @@ async fn the_running_worker_sends_on_the_engines_announcement_and_retries_when_d
         .notifier
         .clone()
         .spawn(bench.clock.clone(), bench.engine.subscribe());
-    bench.start_visit();
+    bench.start_visit().await;
     bench.overdue().await;
     let first = next(&mut hook.requests).await;
     assert_eq!(first.answered, Some(StatusCode::INTERNAL_SERVER_ERROR));
 
     // The retry falls due 10 s later by the office's clock.
-    bench.set_time(bench.now() + TimeDelta::seconds(10));
+    bench.advance_to(bench.now() + TimeDelta::seconds(10)).await;
     worker.wake();
     let second = next(&mut hook.requests).await;
     assert_eq!(second.answered, Some(StatusCode::OK));
@@ -749,7 +636,7 @@ async fn a_receiver_that_fails_twice_gets_the_same_signed_delivery_on_the_third_
     let mut hook = hook_receiver(Answer::FailFirst(2)).await;
     let mut bench = Bench::start(NotifyConfig::default()).await;
     bench.add_target(webhook(&hook.url, WantedLevels::BOARD));
-    bench.start_visit();
+    bench.start_visit().await;
     let alarm = bench.overdue().await;
     let t0 = bench.now();
     let at = |seconds: i64, millis: i64| {
@@ -826,7 +713,7 @@ async fn a_step_is_never_delivered_twice_by_two_workers_or_after_a_restart() {
     let mut bench = Bench::start(smtp_config(smtp.port)).await;
     bench.add_target(email(OFFICE, WantedLevels::BOARD));
     bench.add_target(webhook(&hook.url, WantedLevels::BOARD));
-    bench.start_visit();
+    bench.start_visit().await;
     let alarm = bench.overdue().await;
     let now = bench.now();
 
@@ -859,7 +746,7 @@ async fn a_step_is_never_delivered_twice_by_two_workers_or_after_a_restart() {
 async fn without_an_smtp_server_email_fails_in_the_log_until_the_alarm_is_acknowledged() {
     let mut bench = Bench::start(NotifyConfig::default()).await;
     bench.add_target(email(OFFICE, WantedLevels::BOARD));
-    bench.start_visit();
+    bench.start_visit().await;
     let alarm = bench.overdue().await;
     let t0 = bench.now();
     assert_eq!(bench.notifier.record_deliveries(t0).unwrap(), 1);
@@ -907,7 +794,7 @@ async fn an_smtp_refusal_is_a_failed_attempt_with_the_servers_words() {
     let smtp = smtp_receiver(Some("550 5.1.1 no such mailbox\r\n")).await;
     let mut bench = Bench::start(smtp_config(smtp.port)).await;
     bench.add_target(email(OFFICE, WantedLevels::BOARD));
-    bench.start_visit();
+    bench.start_visit().await;
     let alarm = bench.overdue().await;
     let now = bench.now();
     bench.notifier.record_deliveries(now).unwrap();
@@ -991,7 +878,7 @@ fn tls_config(relay: &Relay, tls: SmtpTls, password: &str, trust_the_ca: bool) -
 async fn one_email_attempt(config: NotifyConfig) -> (Bench, DeliveryOutcome, Delivery) {
     let mut bench = Bench::start(config).await;
     bench.add_target(email(OFFICE, WantedLevels::BOARD));
-    bench.start_visit();
+    bench.start_visit().await;
     let alarm = bench.overdue().await;
     let now = bench.now();
     assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 1);

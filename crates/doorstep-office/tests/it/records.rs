@@ -1,59 +1,36 @@
 //! Records and reports through the real store: a visit's timeline, the CPOMS write-up as text, PDF and CSV,
 //! and the monthly report with known numbers.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use doorstep_core::domain::Visit;
-use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::{DeviceSeq, EventId, SchoolId};
+use doorstep_core::ids::SchoolId;
 use doorstep_core::lifecycle::{AlertRef, CancelReason, DuressVia, VisitEvent, WriteUp};
 use doorstep_core::schedule::AlarmLevel;
 use doorstep_office::alarms::{Alarm, AlarmKind};
-use doorstep_office::demo;
 use doorstep_office::records::{
     self, cpoms_pdf, cpoms_text, write_ups_csv, AlarmStep, Source, TimelineItem, VisitRecord,
     FALSE_ALARM_DEFINITION,
 };
-use doorstep_office::store::Device;
-use doorstep_office::SqliteStore;
 
-use crate::helpers::{staff, visit};
+use doorstep_core::policy::Preset;
+use doorstep_core::test_support::{at, staff, visit};
 
-/// The demo is seeded at 10:00 on 23 November 2026, so visit-ava is agreed for 10:15, visit-leo for 12:15
-/// and visit-mia for 14:15.
-fn at(hour: u32, minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, hour, minute, 0).unwrap()
-}
+use crate::bench::DemoStore;
 
-struct Office {
-    store: SqliteStore,
-    sam: Device,
-    alex: Device,
-    seqs: HashMap<String, u64>,
-    _dir: tempfile::TempDir,
+/// The demo store (seeded at 10:00 on the tests' school day, so visit-ava is agreed for 10:15, visit-leo
+/// for 12:15 and visit-mia for 14:15), with the steps these tests take on it.
+struct Office(DemoStore);
+
+impl std::ops::Deref for Office {
+    type Target = DemoStore;
+    fn deref(&self) -> &DemoStore {
+        &self.0
+    }
 }
 
 impl Office {
     fn seeded() -> Office {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let phones = demo::seed(&store, "http://127.0.0.1:1", at(10, 0)).unwrap();
-        let sam = store
-            .authenticate(&phones.me.device_token)
-            .unwrap()
-            .unwrap();
-        let alex = store
-            .authenticate(&phones.partner.device_token)
-            .unwrap()
-            .unwrap();
-        Office {
-            store,
-            sam,
-            alex,
-            seqs: HashMap::new(),
-            _dir: dir,
-        }
+        Office(DemoStore::seeded(Preset::PrimaryHeadteacher))
     }
 
     /// `who`'s phone records `event` at `recorded` by its own clock; the office receives it at `received`.
@@ -65,22 +42,7 @@ impl Office {
         received: DateTime<Utc>,
         event: VisitEvent,
     ) {
-        let device = match who {
-            "sam" => self.sam.clone(),
-            "alex" => self.alex.clone(),
-            other => panic!("no demo phone for {other}"),
-        };
-        let seq = self.seqs.entry(who.to_owned()).or_insert(0);
-        *seq += 1;
-        let envelope = EventEnvelope {
-            id: EventId::new_v7(),
-            device: device.id.clone(),
-            seq: DeviceSeq::new(*seq).unwrap(),
-            visit: visit(visit_id),
-            recorded_at: recorded,
-            event,
-        };
-        self.store.ingest(&device, &[envelope], received).unwrap();
+        self.0.phone_sends(who, visit_id, recorded, received, event);
     }
 
     /// The phone has signal: the office receives the event as it is recorded.

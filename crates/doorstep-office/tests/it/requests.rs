@@ -3,91 +3,19 @@
 //! reaching the phone, the attendance view's day-3 rule, and the CPOMS, CSV and monthly exports.
 
 use chrono::{Datelike, Local, NaiveDate, TimeDelta, Utc, Weekday};
-use doorstep_core::domain::{Role, StaffMember};
+use doorstep_core::domain::Role;
 use doorstep_core::lifecycle::{CancelReason, VisitEvent, WriteUp};
-use doorstep_office::WebSettings;
 use reqwest::redirect::Policy;
-use reqwest::{Client, Response};
+use reqwest::Client;
 
 use crate::helpers::*;
-
-const PASSWORD: &str = "a-password-for-the-request-tests";
 
 /// The office over plain HTTP, with sign-ins for the office and the headteacher (the primary preset's
 /// authoriser), and Nia, who may visit but has no DBS check on record.
 async fn office() -> TestOffice {
-    let office = spawn_office_with(
-        WebSettings {
-            secure_cookies: false,
-        },
-        Utc::now(),
-    )
-    .await;
-    let school = "demo-primary".parse().unwrap();
+    let office = office_with_sign_ins(&["office", "head"]).await;
+    office.add_staff("nia", "Nia Newstart", &[Role::VisitingStaff]);
     office
-        .store
-        .add_staff(
-            &school,
-            &StaffMember {
-                id: staff("nia"),
-                name: "Nia Newstart".into(),
-                roles: vec![Role::VisitingStaff],
-                phone: "07700 900009".into(),
-                dbs: None,
-            },
-        )
-        .unwrap();
-    for who in ["office", "head"] {
-        office
-            .store
-            .set_office_password(&staff(who), PASSWORD, Utc::now())
-            .unwrap();
-    }
-    office
-}
-
-/// A client signed in as `who`, and its session's CSRF token.
-async fn signed_in(office: &TestOffice, who: &str) -> (Client, String) {
-    let client = browser();
-    let (_, page) = text(
-        client
-            .get(format!("{}/login", office.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (status, _) = text(
-        client
-            .post(format!("{}/login", office.url))
-            .form(&[
-                ("csrf", csrf_in(&page).as_str()),
-                ("name", who),
-                ("password", PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 303, "{who} signed in");
-    let (status, page) = get(office, &client, "/visits/new").await;
-    assert_eq!(status, 200, "{page}");
-    (client, csrf_in(&page))
-}
-
-async fn post(
-    office: &TestOffice,
-    client: &Client,
-    path: &str,
-    form: &[(String, String)],
-) -> Response {
-    client
-        .post(format!("{}{path}", office.url))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
 }
 
 fn visit_count(office: &TestOffice) -> i64 {
@@ -150,7 +78,7 @@ fn with(mut form: Vec<(String, String)>, changes: &[(&str, &str)]) -> Vec<(Strin
 
 /// Requests the visit and returns its id from the redirect.
 async fn request(office: &TestOffice, client: &Client, form: &[(String, String)]) -> String {
-    let response = post(office, client, "/visits/new", form).await;
+    let response = post_response(office, client, "/visits/new", form).await;
     let location = response
         .headers()
         .get("location")
@@ -245,7 +173,8 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
     ];
     let before = visit_count(&office);
     for (form, expected) in cases {
-        let (status, page) = text(post(&office, &client, "/visits/new", &form).await).await;
+        let (status, page) =
+            text(post_response(&office, &client, "/visits/new", &form).await).await;
         assert_eq!(status, 400, "{expected}: {page}");
         let shown = page.replace("&quot;", "\"").replace("&#39;", "'");
         assert!(shown.contains(expected), "expected “{expected}” in {shown}");
@@ -259,7 +188,7 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
 
     // Without the session's CSRF token, nothing either.
     let forged = with(valid.clone(), &[("csrf", "forged")]);
-    let (status, _) = text(post(&office, &client, "/visits/new", &forged).await).await;
+    let (status, _) = text(post_response(&office, &client, "/visits/new", &forged).await).await;
     assert_eq!(status, 403);
     assert_eq!(visit_count(&office), before);
 
@@ -310,7 +239,7 @@ async fn a_pair_request_is_stored_and_only_the_authoriser_authorises_it_and_the_
     let (status, _) = get(&office, &client, &path).await;
     assert_eq!(status, 403);
     let form = vec![("csrf".to_owned(), csrf.clone())];
-    let (status, page) = text(post(&office, &client, &path, &form).await).await;
+    let (status, page) = text(post_response(&office, &client, &path, &form).await).await;
     assert_eq!(status, 403, "{page}");
     assert!(
         page.contains("Only the headteacher authorises visits"),
@@ -328,9 +257,9 @@ async fn a_pair_request_is_stored_and_only_the_authoriser_authorises_it_and_the_
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Steep steps to the door"));
     let form = vec![("csrf".to_owned(), head_csrf.clone())];
-    let response = post(&office, &head, &path, &form).await;
+    let response = post_response(&office, &head, &path, &form).await;
     assert_eq!(response.status(), 303);
-    let (status, _) = text(post(&office, &head, &path, &form).await).await;
+    let (status, _) = text(post_response(&office, &head, &path, &form).await).await;
     assert_eq!(status, 409, "a second authorisation changes nothing");
     let events = office.store.events_for_visit(&visit(&id)).unwrap();
     assert_eq!(events.len(), 1);
@@ -397,8 +326,7 @@ async fn a_lone_visit_needs_its_assessment_and_the_authorisers_explicit_tick() {
         page.contains("Known family; daytime drop-off at the door only"),
         "the assessment is shown"
     );
-    let (status, page) =
-        text(post(&office, &head, &path, &[("csrf".into(), head_csrf.clone())]).await).await;
+    let (status, page) = post(&office, &head, &path, &[("csrf", head_csrf.as_str())]).await;
     assert_eq!(status, 400);
     assert!(
         page.contains("This is a lone visit: tick to approve"),
@@ -414,7 +342,10 @@ async fn a_lone_visit_needs_its_assessment_and_the_authorisers_explicit_tick() {
         ("csrf".to_owned(), head_csrf),
         ("lone_visit_approved".to_owned(), "on".to_owned()),
     ];
-    assert_eq!(post(&office, &head, &path, &form).await.status(), 303);
+    assert_eq!(
+        post_response(&office, &head, &path, &form).await.status(),
+        303
+    );
     let (_, state) = office.store.visit(&visit(&id)).unwrap().unwrap();
     let authorised = state.authorised.expect("authorised");
     assert!(authorised.lone_visit_approved);
@@ -687,8 +618,7 @@ async fn an_evening_visit_the_policy_advises_against_needs_the_authorisers_reaso
         page.contains("Priya Head"),
         "the responsible contact is shown"
     );
-    let (status, page) =
-        text(post(&office, &head, &path, &[("csrf".into(), head_csrf.clone())]).await).await;
+    let (status, page) = post(&office, &head, &path, &[("csrf", head_csrf.as_str())]).await;
     assert_eq!(status, 400);
     assert!(
         page.contains("give your reason for overriding it"),
@@ -705,7 +635,10 @@ async fn an_evening_visit_the_policy_advises_against_needs_the_authorisers_reaso
         ("csrf".to_owned(), head_csrf),
         ("override_reason".to_owned(), reason.to_owned()),
     ];
-    assert_eq!(post(&office, &head, &path, &form).await.status(), 303);
+    assert_eq!(
+        post_response(&office, &head, &path, &form).await.status(),
+        303
+    );
     let details = office.store.request_details(&visit(&id)).unwrap().unwrap();
     assert_eq!(details.authoriser_override.as_deref(), Some(reason));
     assert_eq!(office.store.events_for_visit(&visit(&id)).unwrap().len(), 1);
@@ -714,30 +647,12 @@ async fn an_evening_visit_the_policy_advises_against_needs_the_authorisers_reaso
 #[tokio::test]
 async fn visiting_staff_may_request_but_not_authorise_and_other_roles_may_do_neither() {
     let office = office().await;
-    let school = "demo-primary".parse().unwrap();
-    office
-        .store
-        .add_staff(
-            &school,
-            &StaffMember {
-                id: staff("dee"),
-                name: "Dee Deputy".into(),
-                roles: vec![Role::Dsl],
-                phone: "07700 900010".into(),
-                dbs: None,
-            },
-        )
-        .unwrap();
+    office.add_staff("dee", "Dee Deputy", &[Role::Dsl]);
     let plain = Client::builder().redirect(Policy::none()).build().unwrap();
     let before = visit_count(&office);
     for (who, may_request) in [("sam", true), ("dee", false)] {
         // Sessions made in the store: the sign-in page is for board users (see ARCHITECTURE.md).
-        let token = format!("a-session-token-for-{who}");
-        let session = office
-            .store
-            .start_session(&staff(who), &token, Utc::now())
-            .unwrap();
-        let cookie = format!("doorstep_session={token}");
+        let (cookie, csrf) = office.session_for(who);
         let response = plain
             .get(format!("{}/visits/new", office.url))
             .header("cookie", &cookie)
@@ -748,7 +663,7 @@ async fn visiting_staff_may_request_but_not_authorise_and_other_roles_may_do_nei
         let response = plain
             .post(format!("{}/visits/new", office.url))
             .header("cookie", &cookie)
-            .form(&valid_request(&session.csrf_token))
+            .form(&valid_request(&csrf))
             .send()
             .await
             .unwrap();
@@ -757,7 +672,7 @@ async fn visiting_staff_may_request_but_not_authorise_and_other_roles_may_do_nei
         let response = plain
             .post(format!("{}/visits/visit-mia/authorise", office.url))
             .header("cookie", &cookie)
-            .form(&[("csrf", session.csrf_token.as_str())])
+            .form(&[("csrf", csrf.as_str())])
             .send()
             .await
             .unwrap();
@@ -785,16 +700,13 @@ async fn the_demos_requested_visit_names_a_responsible_contact_so_it_can_be_auth
         Some(("Olu Office".to_owned(), "07700 900002".to_owned()))
     );
 
-    office
-        .store
-        .set_office_password(&staff("head"), PASSWORD, Utc::now())
-        .unwrap();
+    office.allow_sign_in("head");
     let (head, csrf) = signed_in(&office, "head").await;
     let (status, page) = get(&office, &head, "/visits/visit-mia/authorise").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Olu Office"), "the form names the contact");
     let form = vec![("csrf".to_owned(), csrf)];
-    let response = post(&office, &head, "/visits/visit-mia/authorise", &form).await;
+    let response = post_response(&office, &head, "/visits/visit-mia/authorise", &form).await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
     let (_, mia) = office.store.visit(&visit("visit-mia")).unwrap().unwrap();
     assert_eq!(mia.authorised.map(|a| a.by), Some(staff("head")));

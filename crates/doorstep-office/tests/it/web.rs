@@ -6,88 +6,14 @@ use chrono::{TimeDelta, Utc};
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::schedule::AlarmLevel;
 use doorstep_office::alarms::{Alarm, AlarmKind};
-use doorstep_office::WebSettings;
 use reqwest::redirect::Policy;
 use reqwest::Client;
 
 use crate::helpers::*;
 
-const OFFICE_PASSWORD: &str = "office-password-for-tests";
-const SAM_PASSWORD: &str = "sam-password-for-tests";
-
-/// The office over plain HTTP (so cookies without `Secure`), with sign-ins for the office and for Sam, who
-/// is visiting staff.
-async fn office_with_sign_ins() -> TestOffice {
-    let office = spawn_office_with(
-        WebSettings {
-            secure_cookies: false,
-        },
-        Utc::now(),
-    )
-    .await;
-    for (who, password) in [("office", OFFICE_PASSWORD), ("sam", SAM_PASSWORD)] {
-        office
-            .store
-            .set_office_password(&staff(who), password, Utc::now())
-            .expect("set a password");
-    }
-    office
-}
-
-/// Fills in the sign-in form as a person would.
-async fn sign_in(
-    office: &TestOffice,
-    client: &Client,
-    name: &str,
-    password: &str,
-) -> (u16, String) {
-    let (status, page) = text(
-        client
-            .get(format!("{}/login", office.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let response = client
-        .post(format!("{}/login", office.url))
-        .form(&[
-            ("csrf", csrf_in(&page).as_str()),
-            ("name", name),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    text(response).await
-}
-
-/// A client signed in as the office, and the CSRF token of its session.
-async fn signed_in_office(office: &TestOffice) -> (Client, String) {
-    let client = browser();
-    let (status, _) = sign_in(office, &client, "office", OFFICE_PASSWORD).await;
-    assert_eq!(status, 303, "signed in");
-    let (status, board) = get(office, &client, "/").await;
-    assert_eq!(status, 200, "{board}");
-    (client, csrf_in(&board))
-}
-
-async fn post(
-    office: &TestOffice,
-    client: &Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (u16, String) {
-    text(
-        client
-            .post(format!("{}{path}", office.url))
-            .form(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+/// The office over plain HTTP, with sign-ins for the office and for Sam, who is visiting staff.
+async fn office_with_office_and_sam() -> TestOffice {
+    office_with_sign_ins(&["office", "sam"]).await
 }
 
 fn raise_overdue(office: &TestOffice, visit_id: &str) -> Alarm {
@@ -112,10 +38,10 @@ fn alarm_now(office: &TestOffice, id: i64) -> Alarm {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_name_are_refused_alike_and_the_right_one_signs_in() {
-    let office = office_with_sign_ins().await;
+    let office = office_with_office_and_sam().await;
     let client = browser();
     let (wrong_status, wrong_page) = sign_in(&office, &client, "office", "not-the-password").await;
-    let (unknown_status, unknown_page) = sign_in(&office, &client, "nobody", OFFICE_PASSWORD).await;
+    let (unknown_status, unknown_page) = sign_in(&office, &client, "nobody", PASSWORD).await;
     assert_eq!((wrong_status, unknown_status), (401, 401));
     let message = "That sign-in name and password do not match.";
     assert!(wrong_page.contains(message), "{wrong_page}");
@@ -128,7 +54,7 @@ async fn a_wrong_password_and_an_unknown_name_are_refused_alike_and_the_right_on
     let (status, _) = get(&office, &client, "/").await;
     assert_eq!(status, 303, "no session after refused sign-ins");
 
-    let (status, _) = sign_in(&office, &client, "office", OFFICE_PASSWORD).await;
+    let (status, _) = sign_in(&office, &client, "office", PASSWORD).await;
     assert_eq!(status, 303);
     let (status, board) = get(&office, &client, "/").await;
     assert_eq!(status, 200);
@@ -139,7 +65,7 @@ async fn a_wrong_password_and_an_unknown_name_are_refused_alike_and_the_right_on
 
 #[tokio::test]
 async fn signed_out_people_are_sent_to_sign_in_and_nothing_is_shown() {
-    let office = office_with_sign_ins().await;
+    let office = office_with_office_and_sam().await;
     let client = browser();
     for path in ["/", "/visits/visit-ava"] {
         let response = client
@@ -169,20 +95,15 @@ async fn signed_out_people_are_sent_to_sign_in_and_nothing_is_shown() {
 
 #[tokio::test]
 async fn visiting_staff_cannot_use_the_board_even_with_a_session() {
-    let office = office_with_sign_ins().await;
+    let office = office_with_office_and_sam().await;
     let client = browser();
-    let (status, page) = sign_in(&office, &client, "sam", SAM_PASSWORD).await;
+    let (status, page) = sign_in(&office, &client, "sam", PASSWORD).await;
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("Visiting staff use the Doorstep phone app"));
 
     // Roles can change after sign-in: every route checks them, not just the sign-in form.
-    let token = "a-session-token-made-directly-in-the-store";
-    let session = office
-        .store
-        .start_session(&staff("sam"), token, Utc::now())
-        .unwrap();
+    let (cookie, csrf) = office.session_for("sam");
     let plain = Client::builder().redirect(Policy::none()).build().unwrap();
-    let cookie = format!("doorstep_session={token}");
     for path in ["/", "/board/fragment", "/board/events", "/visits/visit-ava"] {
         let response = plain
             .get(format!("{}{path}", office.url))
@@ -200,7 +121,7 @@ async fn visiting_staff_cannot_use_the_board_even_with_a_session() {
         let response = plain
             .post(format!("{}{path}", office.url))
             .header("cookie", &cookie)
-            .form(&[("csrf", session.csrf_token.as_str())])
+            .form(&[("csrf", csrf.as_str())])
             .send()
             .await
             .unwrap();
@@ -213,8 +134,8 @@ async fn visiting_staff_cannot_use_the_board_even_with_a_session() {
 
 #[tokio::test]
 async fn every_form_without_the_sessions_csrf_token_is_refused_and_changes_nothing() {
-    let office = office_with_sign_ins().await;
-    let (client, csrf) = signed_in_office(&office).await;
+    let office = office_with_office_and_sam().await;
+    let (client, csrf) = signed_in(&office, "office").await;
     let alarm = raise_overdue(&office, "visit-ava");
     let acknowledge = format!("/alarms/{}/acknowledge", alarm.id);
     let forms = [
@@ -252,7 +173,7 @@ async fn every_form_without_the_sessions_csrf_token_is_refused_and_changes_nothi
         &[
             ("csrf", "made-up"),
             ("name", "office"),
-            ("password", OFFICE_PASSWORD),
+            ("password", PASSWORD),
         ],
     )
     .await;
@@ -263,8 +184,8 @@ async fn every_form_without_the_sessions_csrf_token_is_refused_and_changes_nothi
 
 #[tokio::test]
 async fn an_alarm_is_acknowledged_once_by_the_signed_in_persons_name() {
-    let office = office_with_sign_ins().await;
-    let (client, csrf) = signed_in_office(&office).await;
+    let office = office_with_office_and_sam().await;
+    let (client, csrf) = signed_in(&office, "office").await;
     let alarm = raise_overdue(&office, "visit-ava");
     let (_, board) = get(&office, &client, "/board/fragment").await;
     assert!(board.contains(&format!("id=\"alarm-{}\"", alarm.id)));
@@ -297,8 +218,8 @@ async fn an_alarm_is_acknowledged_once_by_the_signed_in_persons_name() {
 
 #[tokio::test]
 async fn bad_ids_and_unreadable_forms_get_a_clear_answer_and_change_nothing() {
-    let office = office_with_sign_ins().await;
-    let (client, csrf) = signed_in_office(&office).await;
+    let office = office_with_office_and_sam().await;
+    let (client, csrf) = signed_in(&office, "office").await;
     let alarm = raise_overdue(&office, "visit-ava");
     let cases: [(&str, u16, &str); 6] = [
         ("/alarms/abc/acknowledge", 404, "There is no alarm “abc”"),
@@ -340,8 +261,8 @@ async fn bad_ids_and_unreadable_forms_get_a_clear_answer_and_change_nothing() {
 #[tokio::test]
 async fn duress_heard_raises_one_duress_alarm_for_the_authoriser_and_the_runbook_is_ready_to_read()
 {
-    let office = office_with_sign_ins().await;
-    let (client, csrf) = signed_in_office(&office).await;
+    let office = office_with_office_and_sam().await;
+    let (client, csrf) = signed_in(&office, "office").await;
     let response = client
         .post(format!("{}/visits/visit-ava/duress-heard", office.url))
         .form(&[("csrf", csrf.as_str())])
@@ -416,8 +337,8 @@ async fn duress_heard_raises_one_duress_alarm_for_the_authoriser_and_the_runbook
 
 #[tokio::test]
 async fn the_board_shows_who_has_arrived_last_contact_and_the_next_deadline() {
-    let office = office_with_sign_ins().await;
-    let (client, _) = signed_in_office(&office).await;
+    let office = office_with_office_and_sam().await;
+    let (client, _) = signed_in(&office, "office").await;
     let sam = &office.phones.me;
     let events = [
         envelope(sam, 1, "visit-ava", departed("sam")),
@@ -440,7 +361,8 @@ async fn the_board_shows_who_has_arrived_last_contact_and_the_next_deadline() {
         "Sam Taylor: <span class=\"progress\">outside</span>",
         "Alex Morgan: <span class=\"progress\">not left yet</span>",
         "last heard just now",
-        "next: going in or cancelling due",
+        // Alex has not set off: that is what the office waits for first.
+        "Alex Morgan has not set off yet: due ",
     ] {
         assert!(row.contains(needed), "{needed:?} in {row}");
     }
@@ -448,8 +370,8 @@ async fn the_board_shows_who_has_arrived_last_contact_and_the_next_deadline() {
 
 #[tokio::test]
 async fn the_live_stream_announces_a_change_when_a_phone_syncs() {
-    let office = office_with_sign_ins().await;
-    let (client, _) = signed_in_office(&office).await;
+    let office = office_with_office_and_sam().await;
+    let (client, _) = signed_in(&office, "office").await;
     let mut stream = client
         .get(format!("{}/board/events", office.url))
         .send()
@@ -489,8 +411,8 @@ async fn the_live_stream_announces_a_change_when_a_phone_syncs() {
 
 #[tokio::test]
 async fn signing_out_ends_the_session_on_the_server() {
-    let office = office_with_sign_ins().await;
-    let (client, csrf) = signed_in_office(&office).await;
+    let office = office_with_office_and_sam().await;
+    let (client, csrf) = signed_in(&office, "office").await;
     let (status, _) = post(&office, &client, "/logout", &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     let (status, _) = get(&office, &client, "/").await;
@@ -500,10 +422,7 @@ async fn signing_out_ends_the_session_on_the_server() {
 #[tokio::test]
 async fn the_session_cookie_is_http_only_same_site_strict_and_secure_by_default() {
     let office = spawn_office().await;
-    office
-        .store
-        .set_office_password(&staff("office"), OFFICE_PASSWORD, Utc::now())
-        .unwrap();
+    office.allow_sign_in("office");
     let plain = Client::builder().redirect(Policy::none()).build().unwrap();
     let page = plain
         .get(format!("{}/login", office.url))
@@ -519,7 +438,7 @@ async fn the_session_cookie_is_http_only_same_site_strict_and_secure_by_default(
         .form(&[
             ("csrf", csrf.as_str()),
             ("name", "office"),
-            ("password", OFFICE_PASSWORD),
+            ("password", PASSWORD),
         ])
         .send()
         .await
@@ -562,4 +481,112 @@ async fn the_session_cookie_is_http_only_same_site_strict_and_secure_by_default(
         )
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
+}
+
+/// The `attribute="…"` of the first `<tag …>` in `html` whose text contains `marker`.
+fn attribute_of(html: &str, tag: &str, marker: &str, attribute: &str) -> String {
+    let element = html
+        .split(&format!("<{tag} "))
+        .skip(1)
+        .map(|rest| rest.split('>').next().unwrap_or_default())
+        .find(|element| element.contains(marker))
+        .unwrap_or_else(|| panic!("a <{tag}> with {marker} in {html}"));
+    let start = element
+        .find(&format!("{attribute}=\""))
+        .unwrap_or_else(|| panic!("{attribute} in {element}"))
+        + attribute.len()
+        + 2;
+    element[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_boards_script_and_styles_are_files_named_by_their_content_cached_for_a_year_and_allowed_only_by_the_pages_nonce(
+) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+
+    let office = office_with_office_and_sam().await;
+    let (client, _) = signed_in(&office, "office").await;
+    let response = client.get(format!("{}/", office.url)).send().await.unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = response.text().await.unwrap();
+    assert!(
+        !page.contains("<style") && !page.contains("<script>"),
+        "nothing inline: {page}"
+    );
+    let nonce = attribute_of(&page, "script", "/assets/board-", "nonce");
+    assert_eq!(
+        attribute_of(&page, "link", "/assets/office-", "nonce"),
+        nonce
+    );
+    assert!(
+        csp.contains(&format!("script-src 'nonce-{nonce}';"))
+            && csp.contains(&format!("style-src 'nonce-{nonce}';")),
+        "only this page's nonce runs: {csp}"
+    );
+
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    for (tag, url_attribute, marker, file, content_type) in [
+        (
+            "script",
+            "src",
+            "/assets/board-",
+            "board.js",
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "link",
+            "href",
+            "/assets/office-",
+            "office.css",
+            "text/css; charset=utf-8",
+        ),
+    ] {
+        let url = attribute_of(&page, tag, marker, url_attribute);
+        let response = browser()
+            .get(format!("{}{url}", office.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{url} is served signed out too");
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], content_type);
+        assert_eq!(
+            headers["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let body = response.text().await.unwrap();
+        assert_eq!(body, std::fs::read_to_string(assets.join(file)).unwrap());
+        let digest = sha2::Sha256::digest(body.as_bytes());
+        let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        assert!(
+            url.ends_with(&format!("-{short}.{}", file.rsplit('.').next().unwrap())),
+            "{url}"
+        );
+        assert_eq!(
+            attribute_of(&page, tag, marker, "integrity"),
+            format!(
+                "sha256-{}",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
+        );
+        // A name from another build (or none at all) is not served.
+        let (status, _) = get(&office, &client, &url.replace(&short, "0000000000000000")).await;
+        assert_eq!(status, 404, "{url} with another hash");
+    }
+    let (status, login) = get(&office, &browser(), "/login").await;
+    assert_eq!(status, 200);
+    assert!(
+        login.contains("/assets/office-"),
+        "the sign-in page is styled too"
+    );
+    assert!(!login.contains("/assets/board-"), "and runs no script");
 }

@@ -1,0 +1,82 @@
+//! Builders for tests, shared by the core's, the office's and the phone app's: ids from text, times on one
+//! fixed school day, and an event envelope. Compiled only with the `test-support` feature, which only
+//! dev-dependencies turn on, so no build that ships has it. A builder panics on a bad value: in a test, a
+//! typo should stop the test at once.
+
+use std::fmt::Debug;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+use crate::event::EventEnvelope;
+use crate::ids::{DeviceId, DeviceSeq, EventId, StaffId, VisitId};
+use crate::lifecycle::VisitEvent;
+
+/// Anything parsed from text (an id, mostly) that the test knows is valid.
+pub fn id<T>(text: &str) -> T
+where
+    T: FromStr,
+    T::Err: Debug,
+{
+    text.parse()
+        .unwrap_or_else(|error| panic!("{text:?} does not parse: {error:?}"))
+}
+
+pub fn staff(text: &str) -> StaffId {
+    id(text)
+}
+
+pub fn visit(text: &str) -> VisitId {
+    id(text)
+}
+
+pub fn device(text: &str) -> DeviceId {
+    id(text)
+}
+
+/// A device sequence number (from 1).
+pub fn seq(n: u64) -> DeviceSeq {
+    DeviceSeq::new(n).unwrap_or_else(|error| panic!("{n} is not a sequence number: {error}"))
+}
+
+/// The school day tests happen on: Monday 23 November 2026, a term-time weekday.
+pub fn school_day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_else(|| unreachable!("a real date"))
+}
+
+/// `hour:minute` on [`school_day`], in UTC (which is also the UK's time in November).
+pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    school_day()
+        .and_hms_opt(hour, minute, 0)
+        .unwrap_or_else(|| panic!("{hour}:{minute} is not a time of day"))
+        .and_utc()
+}
+
+/// The moment most tests count from: ten in the morning on [`school_day`].
+pub fn t0() -> DateTime<Utc> {
+    at(10, 0)
+}
+
+/// [`t0`] plus some minutes (or minus, for a negative number).
+pub fn at_min(minutes: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::minutes(minutes)
+}
+
+/// An event as device `device` recorded it: its `seq`-th, about `visit`, at `recorded_at` by the device's
+/// clock, with a fresh UUIDv7.
+pub fn envelope(
+    device_id: &str,
+    seq_no: u64,
+    visit_id: &str,
+    recorded_at: DateTime<Utc>,
+    event: VisitEvent,
+) -> EventEnvelope {
+    EventEnvelope {
+        id: EventId::new_v7(),
+        device: device(device_id),
+        seq: seq(seq_no),
+        visit: visit(visit_id),
+        recorded_at,
+        event,
+    }
+}

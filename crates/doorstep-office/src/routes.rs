@@ -1,0 +1,302 @@
+//! Every route the office serves, in one table that [`router`] is built from, so the list of routes and
+//! what each requires cannot drift apart.
+//!
+//! Each route declares who may call it ([`Access`]), and its handler must agree: [`Route::get`] and
+//! [`Route::post`] accept a handler only if its first argument is a [`Guard`] (a role extractor from
+//! [`crate::web::extract`], or the phone's device token), and a POST only if its last argument is a
+//! [`CsrfChecked`] form; the guard's own access is kept beside the declared one, and a test below checks
+//! that they are the same for every route. Only [`Route::public_get`] and [`Route::sign_in`] take a handler without a guard, and a
+//! test lists the public routes by name. `tests/it/routes.rs` walks [`table`] against the running office:
+//! every route refuses a request without a session (or device token) and the wrong role, and every POST a
+//! request without a valid CSRF token.
+
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use doorstep_core::protocol::MAX_BODY_BYTES;
+
+use crate::state::AppState;
+use crate::{api, web};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: the sign-in page, the dashboard's assets, health and the OpenAPI document.
+    Public,
+    /// An enrolled phone, by its device token (`Authorization: Bearer`); no cookies, so no CSRF.
+    Phone,
+    /// Anyone signed in.
+    SignedIn,
+    /// The office, the policy's authoriser and admins; signed out, the sign-in page.
+    Board,
+    /// As [`Access::Board`], for the board's script: signed out is a 401.
+    BoardLive,
+    /// Board users and visiting staff.
+    Requester,
+    /// The policy's authoriser only.
+    Authoriser,
+    /// Admins only.
+    Admin,
+}
+
+/// An extractor that decides who may call a handler; [`Route`] records its [`Access`].
+pub trait Guard {
+    const ACCESS: Access;
+}
+
+/// A guard that reads a device token rather than a session cookie: a POST behind it needs no CSRF token.
+pub trait DeviceToken: Guard {}
+
+/// A form extractor that refuses a token other than the session's.
+pub trait CsrfChecked {}
+
+/// The argument types of a handler, as axum's [`Handler`] sees them: `(M, T1, ..., Tn)`.
+pub trait Arguments {
+    type First;
+    type Last;
+}
+
+macro_rules! arguments {
+    ($first:ident) => {
+        impl<M, $first> Arguments for (M, $first) {
+            type First = $first;
+            type Last = $first;
+        }
+    };
+    ($first:ident, $($rest:ident),* ; $last:ident) => {
+        impl<M, $first, $($rest,)*> Arguments for (M, $first, $($rest,)*) {
+            type First = $first;
+            type Last = $last;
+        }
+    };
+}
+
+arguments!(T1);
+arguments!(T1, T2; T2);
+arguments!(T1, T2, T3; T3);
+arguments!(T1, T2, T3, T4; T4);
+arguments!(T1, T2, T3, T4, T5; T5);
+arguments!(T1, T2, T3, T4, T5, T6; T6);
+
+/// How a POST proves it came from the office's own page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfCheck {
+    /// The session's token in the form ([`crate::web::extract::CsrfForm`]).
+    SessionToken,
+    /// The sign-in form's double-submit token: a cookie and the same value in the form.
+    SignInCookie,
+}
+
+/// One method on one path, and what it requires.
+pub struct Route {
+    pub method: Method,
+    /// As axum writes it: `/visits/{id}`.
+    pub path: &'static str,
+    /// Who may call it, as the table says.
+    pub access: Access,
+    /// Who may call it, as the handler's guard says (`Access::Public` when it has none).
+    pub guarded: Access,
+    /// For a POST, how it is protected from other sites' forms; `None` for a GET or a device's POST.
+    pub csrf: Option<CsrfCheck>,
+    handler: MethodRouter<AppState>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("access", &self.access)
+            .field("guarded", &self.guarded)
+            .field("csrf", &self.csrf)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Route {
+    fn new(
+        method: Method,
+        path: &'static str,
+        (access, guarded): (Access, Access),
+        csrf: Option<CsrfCheck>,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            access,
+            guarded,
+            csrf,
+            handler,
+        }
+    }
+
+    /// A GET whose handler's first argument decides who may call it.
+    fn get<H, T>(path: &'static str, access: Access, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: Arguments + 'static,
+        T::First: Guard,
+    {
+        let access = (access, <T::First as Guard>::ACCESS);
+        Self::new(Method::GET, path, access, None, get(handler))
+    }
+
+    /// A POST of a signed-in person: a guard first, a CSRF-checked form last.
+    fn post<H, T>(path: &'static str, access: Access, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: Arguments + 'static,
+        T::First: Guard,
+        T::Last: CsrfChecked,
+    {
+        let access = (access, <T::First as Guard>::ACCESS);
+        let csrf = Some(CsrfCheck::SessionToken);
+        Self::new(Method::POST, path, access, csrf, post(handler))
+    }
+
+    /// A POST of a phone, by its device token.
+    fn device_post<H, T>(path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: Arguments + 'static,
+        T::First: DeviceToken,
+    {
+        let access = (Access::Phone, <T::First as Guard>::ACCESS);
+        Self::new(Method::POST, path, access, None, post(handler))
+    }
+
+    /// A page anyone may see. Each public route is named in the test below.
+    fn public_get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        let access = (Access::Public, Access::Public);
+        Self::new(Method::GET, path, access, None, get(handler))
+    }
+
+    /// The sign-in form's POST: public, protected by its double-submit token.
+    fn sign_in<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        let access = (Access::Public, Access::Public);
+        let csrf = Some(CsrfCheck::SignInCookie);
+        Self::new(Method::POST, path, access, csrf, post(handler))
+    }
+}
+
+/// Every route the office serves.
+pub fn table() -> Vec<Route> {
+    use web::{admin, assets, attendance, auth, authorise, board, records, requests, visit};
+    use Access::{Admin, Authoriser, Board, BoardLive, Requester, SignedIn};
+    vec![
+        // The phones' API.
+        Route::device_post("/api/v1/sync", api::sync),
+        Route::public_get("/api/v1/health", api::health),
+        Route::public_get("/api/v1/openapi.json", api::openapi),
+        // Signing in and out.
+        Route::public_get("/login", auth::login_page),
+        Route::sign_in("/login", auth::login),
+        Route::post("/logout", SignedIn, auth::logout),
+        Route::public_get("/assets/{file}", assets::asset),
+        // The board and the visits on it.
+        Route::get("/", Board, board::board_page),
+        Route::get("/board/fragment", BoardLive, board::fragment),
+        Route::get("/board/events", BoardLive, board::events),
+        Route::post("/alarms/{id}/acknowledge", Board, board::acknowledge),
+        Route::get("/visits/{id}", Board, visit::visit_page),
+        Route::post("/visits/{id}/duress-heard", Board, visit::duress_heard),
+        // Requesting and authorising visits; attendance.
+        Route::get("/visits/new", Requester, requests::new_visit_page),
+        Route::post("/visits/new", Requester, requests::request_visit),
+        Route::get(
+            "/visits/{id}/authorise",
+            Authoriser,
+            authorise::authorise_page,
+        ),
+        Route::post("/visits/{id}/authorise", Authoriser, authorise::authorise),
+        Route::get("/attendance", Board, attendance::attendance),
+        // Records and reports.
+        Route::get("/visits/{id}/timeline", Board, records::timeline_page),
+        Route::get("/visits/{id}/cpoms.txt", Board, records::cpoms_txt),
+        Route::get("/visits/{id}/cpoms.pdf", Board, records::cpoms_pdf_route),
+        Route::get("/reports/write-ups.csv", Board, records::write_ups),
+        Route::get("/reports/monthly", Board, records::monthly),
+        // Admin.
+        Route::get("/admin/staff", Admin, admin::staff::staff_list),
+        Route::post("/admin/staff", Admin, admin::staff::save_staff),
+        // `{kind}`: pupils or absences.
+        Route::get("/admin/import/{kind}", Admin, admin::imports::import_page),
+        Route::post("/admin/import/{kind}", Admin, admin::imports::import),
+        Route::get("/admin/policy", Admin, admin::policy::policy_get),
+        Route::post("/admin/policy", Admin, admin::policy::policy_post),
+    ]
+}
+
+/// Every route the office serves, built from [`table`]. Tests call this without a socket.
+pub fn router(state: AppState) -> Router {
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            // Checked for every route by the unit test below; here too, so a test build never serves one
+            // whose handler takes a weaker guard than the table says.
+            debug_assert_eq!(route.access, route.guarded, "{route:?}");
+            router.route(route.path, route.handler)
+        })
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handler_requires_the_role_its_route_declares() {
+        for route in table() {
+            assert_eq!(route.access, route.guarded, "{route:?}");
+        }
+    }
+
+    #[test]
+    fn the_public_routes_are_only_these() {
+        let public: Vec<(Method, &str)> = table()
+            .into_iter()
+            .filter(|route| route.access == Access::Public)
+            .map(|route| (route.method, route.path))
+            .collect();
+        assert_eq!(
+            public,
+            [
+                (Method::GET, "/api/v1/health"),
+                (Method::GET, "/api/v1/openapi.json"),
+                (Method::GET, "/login"),
+                (Method::POST, "/login"),
+                (Method::GET, "/assets/{file}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_post_but_a_phones_checks_a_csrf_token_and_no_get_does() {
+        for route in table() {
+            match (&route.method, route.access) {
+                (&Method::POST, Access::Phone) => assert_eq!(route.csrf, None, "{route:?}"),
+                (&Method::POST, _) => assert!(route.csrf.is_some(), "{route:?}"),
+                _ => assert_eq!(route.csrf, None, "{route:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn each_method_and_path_is_in_the_table_once() {
+        let routes = table();
+        for (i, route) in routes.iter().enumerate() {
+            assert!(
+                !routes[..i]
+                    .iter()
+                    .any(|r| r.method == route.method && r.path == route.path),
+                "{route:?} twice"
+            );
+        }
+    }
+}

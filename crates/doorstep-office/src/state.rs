@@ -1,0 +1,59 @@
+//! What every handler shares: [`AppState`] (the store, the clock, the escalation engine's handle, the
+//! dashboard's settings). The API, the dashboard and `lib.rs` import it; it imports no route module, only
+//! what it holds, so nothing circles back through the routes.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::clock::{self, Clock};
+use crate::escalation::Escalation;
+use crate::store::SqliteStore;
+
+/// How the web pages are served.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// Mark cookies `Secure` (sent over HTTPS only). Off only for a plain-HTTP demo on this machine.
+    pub secure_cookies: bool,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<SqliteStore>,
+    pub clock: Clock,
+    /// The escalation engine to poke when events arrive (absent in tests that exercise only the API).
+    pub escalation: Option<Escalation>,
+    /// How the dashboard's pages and cookies are served.
+    pub web: WebSettings,
+    /// Turns true when the server starts shutting down, so endless streams (the board's live events) end
+    /// and a graceful shutdown does not wait for them forever.
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The store with the system clock, no escalation engine and `Secure` cookies.
+    pub fn new(store: Arc<SqliteStore>) -> Self {
+        Self {
+            store,
+            clock: clock::system(),
+            escalation: None,
+            web: WebSettings::default(),
+            stopping: watch::channel(false).1,
+        }
+    }
+
+    /// The time now, by the office's clock: the only way a handler learns it.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}

@@ -1,0 +1,503 @@
+//! `/admin/policy`: the school's policy, from a preset or edited field by field; validated as a whole
+//! before it is stored, and sent to the phones at their next sync.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::NaiveTime;
+use doorstep_core::domain::{Role, VisitPurpose};
+use doorstep_core::policy::{
+    CodePhrases, EveningVisits, Policy, PolicyError, PolicyMinutes, Preset, SchoolHours,
+};
+use maud::html;
+
+use super::{admin_page, refused, Admin, ALL_PURPOSES, ALL_ROLES};
+use crate::logins::Session;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::web::extract::CsrfForm;
+use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
+use crate::web::{blocking, checked, words, WebError};
+
+const MINUTE_FIELDS: [(&str, &str); 5] = [
+    (
+        "first_check_in_after_start",
+        "First check-in, minutes after the scheduled start",
+    ),
+    ("check_in_interval", "Then a check-in every (minutes)"),
+    (
+        "max_wait_for_family",
+        "Longest wait at the door for the family (minutes)",
+    ),
+    (
+        "overdue_grace",
+        "Grace past a missed check-in before \"overdue\" (minutes)",
+    ),
+    (
+        "escalate_to_authoriser_after",
+        "Unacknowledged overdue goes to the authoriser after (minutes)",
+    ),
+];
+
+const TICK_FIELDS: [(&str, &str); 4] = [
+    (
+        "pair_waits_outside_until_all_arrived",
+        "A pair waits outside until everyone has arrived",
+    ),
+    (
+        "out_of_hours_needs_responsible_contact",
+        "Visits outside school hours need a named responsible contact",
+    ),
+    (
+        "dbs_check_required",
+        "Staff assigned must hold an enhanced DBS check",
+    ),
+    (
+        "animals_secured_or_cancel",
+        "Pets kept in another room or outside, or the visit is cancelled",
+    ),
+];
+
+/// The policy form's values as text (so a refused form comes back as typed) and its purposes.
+#[derive(Debug, Clone)]
+struct PolicyDraft {
+    values: BTreeMap<String, String>,
+    purposes: Vec<String>,
+}
+
+impl PolicyDraft {
+    fn of(policy: &Policy) -> Self {
+        let mut values = BTreeMap::new();
+        let mut put = |key: &str, value: String| {
+            values.insert(key.to_owned(), value);
+        };
+        put("authoriser", wire(policy.authoriser));
+        put("lone_visit_approver", wire(policy.lone_visit_approver));
+        put(
+            "safeguarding_concerns_to",
+            wire(policy.safeguarding_concerns_to),
+        );
+        put("staff_per_visit", policy.staff_per_visit.to_string());
+        put(
+            "first_check_in_after_start",
+            policy.first_check_in_after_start.get().to_string(),
+        );
+        put(
+            "check_in_interval",
+            policy.check_in_interval.get().to_string(),
+        );
+        put(
+            "max_wait_for_family",
+            policy.max_wait_for_family.get().to_string(),
+        );
+        put("overdue_grace", policy.overdue_grace.get().to_string());
+        put(
+            "escalate_to_authoriser_after",
+            policy.escalate_to_authoriser_after.get().to_string(),
+        );
+        put(
+            "school_hours_start",
+            policy.school_hours.start.format("%H:%M").to_string(),
+        );
+        put(
+            "school_hours_end",
+            policy.school_hours.end.format("%H:%M").to_string(),
+        );
+        put(
+            "evening_starts",
+            policy.evening_starts.format("%H:%M").to_string(),
+        );
+        put("evening_visits", wire(policy.evening_visits));
+        put(
+            "code_to_colleague",
+            policy
+                .code_phrases
+                .as_ref()
+                .map(|p| p.to_colleague.clone())
+                .unwrap_or_default(),
+        );
+        put(
+            "code_to_reception",
+            policy
+                .code_phrases
+                .as_ref()
+                .map(|p| p.to_reception.clone())
+                .unwrap_or_default(),
+        );
+        put("absence_visit_day", policy.absence_visit_day.to_string());
+        put(
+            "absence_visit_day_with_concern",
+            policy.absence_visit_day_with_concern.to_string(),
+        );
+        put("record_system", policy.record_system.clone());
+        let ticks = [
+            policy.pair_waits_outside_until_all_arrived,
+            policy.out_of_hours_needs_responsible_contact,
+            policy.dbs_check_required,
+            policy.animals_secured_or_cancel,
+        ];
+        for ((key, _), on) in TICK_FIELDS.iter().zip(ticks) {
+            if on {
+                put(key, "yes".into());
+            }
+        }
+        Self {
+            values,
+            purposes: policy.purposes.iter().map(|p| wire(*p)).collect(),
+        }
+    }
+
+    fn from_fields(fields: &Fields) -> Self {
+        let mut values = BTreeMap::new();
+        for (key, value) in fields.iter() {
+            if key != "csrf" && key != "purpose" {
+                values
+                    .entry(key.to_owned())
+                    .or_insert_with(|| value.to_owned());
+            }
+        }
+        Self {
+            values,
+            purposes: fields
+                .all("purpose")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.values.get(key).map_or("", |v| v.trim())
+    }
+
+    /// The policy this draft describes, starting from `current` (for what the form does not edit), or each
+    /// field's problem. Whole-policy rules ([`Policy::validate`]) are checked too, even when a field is
+    /// wrong, so every problem shows at once.
+    fn parse(&self, current: &Policy) -> Result<Policy, Problems> {
+        let mut errors: Problems = Problems::new();
+        let mut policy = current.clone();
+        let role = |key: &'static str, errors: &mut Problems| {
+            from_wire::<Role>(self.get(key)).or_else(|| {
+                errors.insert(key, "choose a role".into());
+                None
+            })
+        };
+        if let Some(r) = role("authoriser", &mut errors) {
+            policy.authoriser = r;
+        }
+        if let Some(r) = role("lone_visit_approver", &mut errors) {
+            policy.lone_visit_approver = r;
+        }
+        if let Some(r) = role("safeguarding_concerns_to", &mut errors) {
+            policy.safeguarding_concerns_to = r;
+        }
+        match self.get("staff_per_visit").parse::<u8>() {
+            Ok(n) if (1..=4).contains(&n) => policy.staff_per_visit = n,
+            _ => {
+                errors.insert(
+                    "staff_per_visit",
+                    "staff per visit must be a whole number from 1 to 4".into(),
+                );
+            }
+        }
+        for (key, label) in MINUTE_FIELDS {
+            let minutes = self
+                .get(key)
+                .parse::<u32>()
+                .ok()
+                .and_then(|m| PolicyMinutes::new(m).ok());
+            match minutes {
+                Some(m) => match key {
+                    "first_check_in_after_start" => policy.first_check_in_after_start = m,
+                    "check_in_interval" => policy.check_in_interval = m,
+                    "max_wait_for_family" => policy.max_wait_for_family = m,
+                    "overdue_grace" => policy.overdue_grace = m,
+                    _ => policy.escalate_to_authoriser_after = m,
+                },
+                None => {
+                    errors.insert(
+                        key,
+                        format!(
+                            "{label}: must be a whole number of minutes from 1 to {}; got “{}”",
+                            PolicyMinutes::MAX,
+                            self.get(key)
+                        ),
+                    );
+                }
+            }
+        }
+        let time = |key: &'static str, errors: &mut Problems| {
+            NaiveTime::parse_from_str(self.get(key), "%H:%M")
+                .ok()
+                .or_else(|| {
+                    errors.insert(
+                        key,
+                        format!("enter a time as HH:MM; got “{}”", self.get(key)),
+                    );
+                    None
+                })
+        };
+        let start = time("school_hours_start", &mut errors);
+        let end = time("school_hours_end", &mut errors);
+        let evening = time("evening_starts", &mut errors);
+        if let (Some(start), Some(end)) = (start, end) {
+            policy.school_hours = SchoolHours { start, end };
+        }
+        if let Some(evening) = evening {
+            policy.evening_starts = evening;
+        }
+        match from_wire::<EveningVisits>(self.get("evening_visits")) {
+            Some(v) => policy.evening_visits = v,
+            None => {
+                errors.insert(
+                    "evening_visits",
+                    "choose what the policy says about evening visits".into(),
+                );
+            }
+        }
+        // Both blank: not set yet (visits wait until they are); one blank is refused by `validate`.
+        let (to_colleague, to_reception) = (
+            self.get("code_to_colleague").trim(),
+            self.get("code_to_reception").trim(),
+        );
+        policy.code_phrases =
+            (!to_colleague.is_empty() || !to_reception.is_empty()).then(|| CodePhrases {
+                to_colleague: to_colleague.to_owned(),
+                to_reception: to_reception.to_owned(),
+            });
+        // A code phrase has to sound like an ordinary sentence and fit on the phone's alert button.
+        for key in ["code_to_colleague", "code_to_reception"] {
+            if self.get(key).chars().count() > 200 {
+                errors.insert(
+                    key,
+                    "a code phrase is at most 200 characters: one ordinary sentence".into(),
+                );
+            }
+        }
+        for key in ["absence_visit_day", "absence_visit_day_with_concern"] {
+            match self.get(key).parse::<u8>() {
+                Ok(day) if key == "absence_visit_day" => policy.absence_visit_day = day,
+                Ok(day) => policy.absence_visit_day_with_concern = day,
+                Err(_) => {
+                    errors.insert(key, "enter a day of absence from 1 to 30".into());
+                }
+            }
+        }
+        let record_system = self.get("record_system");
+        if record_system.is_empty() || record_system.chars().count() > 60 {
+            errors.insert(
+                "record_system",
+                "name the record system (for example CPOMS), at most 60 characters".into(),
+            );
+        } else {
+            policy.record_system = record_system.to_owned();
+        }
+        policy.pair_waits_outside_until_all_arrived = !self.get(TICK_FIELDS[0].0).is_empty();
+        policy.out_of_hours_needs_responsible_contact = !self.get(TICK_FIELDS[1].0).is_empty();
+        policy.dbs_check_required = !self.get(TICK_FIELDS[2].0).is_empty();
+        policy.animals_secured_or_cancel = !self.get(TICK_FIELDS[3].0).is_empty();
+        let mut purposes = Vec::new();
+        for purpose in &self.purposes {
+            match from_wire::<VisitPurpose>(purpose) {
+                Some(p) if !purposes.contains(&p) => purposes.push(p),
+                Some(_) => {}
+                None => {
+                    errors.insert("purposes", format!("“{purpose}” is not a visit purpose"));
+                }
+            }
+        }
+        policy.purposes = purposes;
+        // The whole-policy rules, placed beside the field a person would change.
+        if let Err(error) = policy.validate() {
+            let field = match &error {
+                PolicyError::SchoolHoursBackwards => "school_hours_end",
+                PolicyError::EveningBeforeSchoolEnds => "evening_starts",
+                PolicyError::StaffPerVisit(_) => "staff_per_visit",
+                PolicyError::EmptyCodePhrase("to a colleague") => "code_to_colleague",
+                PolicyError::EmptyCodePhrase(_) | PolicyError::CodePhrasesNotSet => {
+                    "code_to_reception"
+                }
+                PolicyError::AbsenceDays { .. } => "absence_visit_day",
+                PolicyError::NoPurposes => "purposes",
+                PolicyError::MinutesOutOfRange(_) => "first_check_in_after_start",
+            };
+            let message = match &error {
+                PolicyError::SchoolHoursBackwards => format!(
+                    "school hours must start before they end (start {}, end {})",
+                    self.get("school_hours_start"),
+                    self.get("school_hours_end")
+                ),
+                other => other.to_string(),
+            };
+            errors.entry(field).or_insert(message);
+        }
+        if errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn preset_name(preset: Preset) -> &'static str {
+    match preset {
+        Preset::PrimaryHeadteacher => "Primary school: the headteacher authorises (seed 000)",
+        Preset::AcademySafeguardingLead => "Academy: the safeguarding lead authorises (seed 001)",
+    }
+}
+
+fn policy_page(
+    session: &Session,
+    current: &Policy,
+    draft: &PolicyDraft,
+    errors: &Problems,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let role_select = |key: &'static str| {
+        html! {
+            select id=(key) name=(key) {
+                @for role in ALL_ROLES {
+                    @let value = wire(role);
+                    option value=(value) selected[draft.get(key) == value] { (words::capitalise(role.label())) }
+                }
+            }
+            (field_error(errors, key))
+        }
+    };
+    let text_row = |key: &'static str, label: &str, kind: &str| {
+        html! {
+            tr { th { label for=(key) { (label) } } td { input id=(key) type=(kind) name=(key) value=(draft.get(key)); (field_error(errors, key)) } }
+        }
+    };
+    let body = html! {
+        @if let Some(notice) = notice { p.codephrase #notice role="status" { (notice) } }
+        p { "Started from: " strong #started-from { (current.preset.map_or("the school's own settings", preset_name)) } ". Phones get any change at their next sync." }
+        h2 { "Start from a preset" }
+        form #preset-form method="post" action="/admin/policy" {
+            input type="hidden" name="csrf" value=(session.csrf_token);
+            select #preset name="apply_preset" {
+                @for preset in Preset::ALL { option value=(wire(preset)) { (preset_name(preset)) } }
+            }
+            " "
+            button #apply-preset type="submit" { "Use this preset (replaces every setting below)" }
+        }
+        h2 { "Edit the settings" }
+        (nothing_saved(errors))
+        form #policy-form method="post" action="/admin/policy" {
+            input type="hidden" name="csrf" value=(session.csrf_token);
+            table {
+                tr { th { label for="authoriser" { "Who authorises every visit" } } td { (role_select("authoriser")) } }
+                tr { th { label for="lone_visit_approver" { "Who may approve a lone visit" } } td { (role_select("lone_visit_approver")) } }
+                tr { th { label for="safeguarding_concerns_to" { "Safeguarding concerns go at once to" } } td { (role_select("safeguarding_concerns_to")) } }
+                (text_row("staff_per_visit", "Staff per visit (1-4)", "number"))
+                @for (key, label) in MINUTE_FIELDS { (text_row(key, label, "number")) }
+                (text_row("school_hours_start", "School hours start (HH:MM)", "time"))
+                (text_row("school_hours_end", "School hours end (HH:MM)", "time"))
+                (text_row("evening_starts", "Evening starts (HH:MM)", "time"))
+                tr { th { label for="evening_visits" { "Evening visits" } } td {
+                    select #evening_visits name="evening_visits" {
+                        option value="as_out_of_hours" selected[draft.get("evening_visits") == "as_out_of_hours"] { "Like any visit outside school hours" }
+                        option value="advised_against" selected[draft.get("evening_visits") == "advised_against"] { "Advised against: the authoriser must override" }
+                    }
+                    (field_error(errors, "evening_visits")) } }
+                (text_row("code_to_colleague", "Code phrase said to a colleague", "text"))
+                (text_row("code_to_reception", "Code phrase said to reception", "text"))
+                (text_row("absence_visit_day", "Unexplained absence, no contact: visit on day", "number"))
+                (text_row("absence_visit_day_with_concern", "…or with a concern, on day", "number"))
+                (text_row("record_system", "Write-ups go to (record system)", "text"))
+                @for (key, label) in TICK_FIELDS {
+                    tr { th { label for=(key) { (label) } } td { input id=(key) type="checkbox" name=(key) value="yes" checked[!draft.get(key).is_empty()]; } }
+                }
+                tr { th { "Visit purposes staff may choose" } td {
+                    @for purpose in ALL_PURPOSES {
+                        @let value = wire(purpose);
+                        label { input type="checkbox" name="purpose" value=(value) checked[draft.purposes.contains(&value)]; " " (purpose.label()) } br;
+                    }
+                    (field_error(errors, "purposes")) } }
+            }
+            button #save-policy type="submit" { "Save the policy" }
+        }
+    };
+    admin_page("Policy", "/admin/policy", session, status, body)
+}
+
+/// `GET /admin/policy`.
+pub async fn policy_get(
+    Admin(session): Admin,
+    State(state): State<AppState>,
+) -> Result<Response, WebError> {
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    let current = blocking(move || store.policy(&school)).await?;
+    Ok(policy_page(
+        &session,
+        &current,
+        &PolicyDraft::of(&current),
+        &Problems::new(),
+        None,
+        StatusCode::OK,
+    ))
+}
+
+/// `POST /admin/policy`: apply a preset (`apply_preset`), or save the edited settings.
+pub async fn policy_post(
+    Admin(session): Admin,
+    State(state): State<AppState>,
+    CsrfForm(fields): CsrfForm<Fields>,
+) -> Result<Response, WebError> {
+    let school = session.user.school.id.clone();
+    let store = state.store.clone();
+    let current = {
+        let school = school.clone();
+        blocking(move || store.policy(&school)).await?
+    };
+    let (candidate, notice) = if fields.ticked("apply_preset") {
+        let preset = from_wire::<Preset>(fields.one("apply_preset")).ok_or_else(|| {
+            WebError::BadInput(format!(
+                "“{}” is not one of the presets; nothing was changed",
+                fields.one("apply_preset")
+            ))
+        })?;
+        (
+            Ok(preset.policy()),
+            format!("Now using the preset: {}.", preset_name(preset)),
+        )
+    } else {
+        let draft = PolicyDraft::from_fields(&fields);
+        match draft.parse(&current) {
+            Ok(policy) => (Ok(policy), "The policy was saved.".to_owned()),
+            Err(errors) => (Err((draft, errors)), String::new()),
+        }
+    };
+    match candidate {
+        Err((draft, errors)) => Ok(policy_page(
+            &session,
+            &current,
+            &draft,
+            &errors,
+            None,
+            StatusCode::BAD_REQUEST,
+        )),
+        Ok(policy) => {
+            let store = state.store.clone();
+            let saved = policy.clone();
+            match checked(move || store.set_policy(&school, &saved)).await? {
+                Ok(()) => {
+                    tracing::info!(by = %session.user.staff.id, "school policy changed");
+                    Ok(policy_page(
+                        &session,
+                        &policy,
+                        &PolicyDraft::of(&policy),
+                        &Problems::new(),
+                        Some(&notice),
+                        StatusCode::OK,
+                    ))
+                }
+                Err(message) => Err(refused(StoreError::Invalid(message))),
+            }
+        }
+    }
+}
