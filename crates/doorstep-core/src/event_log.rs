@@ -13,12 +13,20 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::event::{EnvelopeError, EventEnvelope};
 use crate::ids::{DeviceId, DeviceSeq, EventId, VisitId};
 use crate::lifecycle::VisitEvent;
+use crate::migrate::{MigrateError, MigrationFile};
 use crate::protocol::PhoneHoldings;
 use crate::sync_plan::OutboxUpdate;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_event_log.sql"),
-    include_str!("../migrations/0002_office_refused.sql"),
+/// The log's schema, oldest first (see [`crate::migrate`]).
+pub const MIGRATIONS: &[MigrationFile] = &[
+    (
+        "V1__event_log",
+        include_str!("../migrations/V1__event_log.sql"),
+    ),
+    (
+        "V2__office_refused",
+        include_str!("../migrations/V2__office_refused.sql"),
+    ),
 ];
 
 /// Why the event log could not do what was asked.
@@ -32,6 +40,8 @@ pub enum LogError {
     WrongDevice { expected: DeviceId, found: DeviceId },
     #[error("the database was written by a newer Doorstep (schema {0})")]
     NewerSchema(i64),
+    #[error("the phone's database could not be brought up to date: {0}")]
+    Migrate(MigrateError),
     #[error("the event is not valid: {0}")]
     Invalid(#[from] EnvelopeError),
     #[error("a stored record could not be read: {0}")]
@@ -83,7 +93,10 @@ impl EventLog {
         if integrity != "ok" {
             return Err(LogError::Corrupt(integrity));
         }
-        migrate(&mut conn)?;
+        crate::migrate::run(&mut conn, MIGRATIONS).map_err(|error| match error {
+            MigrateError::NewerSchema(version) => LogError::NewerSchema(version),
+            other => LogError::Migrate(other),
+        })?;
         let found: Option<String> = conn
             .query_row("SELECT device_id FROM device WHERE id = 1", [], |row| {
                 row.get(0)
@@ -402,18 +415,4 @@ fn parse_time(text: Option<&str>) -> Result<Option<DateTime<Utc>>, LogError> {
             .map_err(|e| LogError::Corrupt(format!("bad time {t:?}: {e}")))
     })
     .transpose()
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), LogError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version > MIGRATIONS.len() as i64 {
-        return Err(LogError::NewerSchema(version));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
 }
