@@ -85,6 +85,23 @@ struct ServeArgs {
     /// machine; a real office is served over HTTPS.
     #[arg(long)]
     insecure_cookies: bool,
+    /// Serve HTTPS with this certificate chain (PEM). Without it the office speaks plain HTTP, which is for a
+    /// demo on this machine or behind a reverse proxy that terminates TLS (docs/security.md).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "HTTPS"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "HTTPS"
+    )]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     smtp: SmtpArgs,
     /// The font CJK (Chinese, Japanese, Korean) names are printed in, in PDF records: a font or collection
@@ -328,7 +345,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            doorstep_office::serve::Tls::from_pem_files(cert, key)
+                .context("setting up HTTPS from --tls-cert and --tls-key")?,
+        ),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr()?);
     if args.demo {
         prepare_demo(&store, &args.data_dir.path, &url)?;
     }
@@ -339,9 +364,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("sign-in cookies are sent over plain HTTP (--insecure-cookies or --demo): demo use only");
     }
     tracing::info!(%url, database = %store.path().display(), "office listening; the board is at /");
+    let limits = doorstep_office::serve::Limits::for_this_process();
+    tracing::info!(
+        max_connections = limits.max_connections,
+        per_address = limits.max_connections_per_peer,
+        "connection limits"
+    );
     let settings = OfficeSettings {
         notify: config,
         web,
+        limits,
+        tls,
     };
     doorstep_office::run_with(listener, Arc::new(store), settings, shutdown_signal())
         .await
