@@ -35,6 +35,7 @@ pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod web;
 
 use std::future::Future;
@@ -86,6 +87,7 @@ pub async fn run_with(
         escalation: Some(escalation),
         web: settings.web,
         stopping,
+        sign_ins: Arc::new(throttle::SignInThrottle::default()),
     };
     let served = serve::serve(
         listener,

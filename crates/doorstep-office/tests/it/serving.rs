@@ -246,3 +246,64 @@ async fn a_plain_http_demo_sends_no_hsts() {
     assert_eq!(login.status(), 200);
     assert!(login.headers().get("strict-transport-security").is_none());
 }
+
+#[tokio::test]
+async fn password_guessing_locks_the_name_and_a_flood_of_sign_ins_leaves_phones_answered() {
+    let office = office_with_sign_ins(&["head"]).await;
+    // Five wrong passwords for one name: the sixth try is refused without a check, the right password too.
+    let guesser = browser();
+    for attempt in 1..=5 {
+        let (status, page) = sign_in(&office, &guesser, "head", "wrong guess").await;
+        assert_eq!(status, 401, "attempt {attempt}: {page}");
+    }
+    let (status, page) = sign_in(&office, &guesser, "head", PASSWORD).await;
+    assert_eq!(status, 429, "{page}");
+    assert!(page.contains("Too many failed sign-ins"), "{page}");
+    let (status, _) = sign_in(&office, &browser(), "head", PASSWORD).await;
+    assert_eq!(status, 429, "the name is locked whoever tries it");
+
+    // Sixty-four sign-ins at once (each would hash a password): the office checks only a few at a time
+    // and tells the rest to come back, while a phone's sync goes through at its normal speed.
+    let normal = a_phones_sync_takes(&office).await;
+    let flood: Vec<_> = (0..64)
+        .map(|i| {
+            let office_url = office.url.clone();
+            tokio::spawn(async move {
+                let client = browser();
+                let page = client
+                    .get(format!("{office_url}/login"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                client
+                    .post(format!("{office_url}/login"))
+                    .form(&[
+                        ("csrf", csrf_in(&page).as_str()),
+                        ("name", &format!("nobody{i}")),
+                        ("password", "guess"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let during = a_phones_sync_takes(&office).await;
+    let mut statuses = Vec::new();
+    for attempt in flood {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| [401, 429, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        during < normal + Duration::from_secs(1),
+        "a sync took {during:?} during the sign-in flood (normally {normal:?})"
+    );
+}
