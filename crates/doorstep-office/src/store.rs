@@ -512,6 +512,19 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The school a visit belongs to, if the visit exists.
+    pub fn school_of_visit(&self, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
+        let school: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT school_id FROM visits WHERE id = ?1",
+                [visit.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        school.map(|s| parse_id(&s)).transpose()
+    }
+
     /// Whether the store holds a school yet (the demo seeds only an empty store).
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         let count: i64 = self

@@ -18,6 +18,7 @@ mod openapi;
 mod records;
 mod requests;
 mod routes;
+mod schools;
 mod serving;
 mod smtp_relay;
 mod tidy;
