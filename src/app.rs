@@ -180,7 +180,14 @@ impl Ui {
     }
 }
 
-/// Hands this moment's check-in prompts and the visits I am out on to the phone's platform.
+/// The office's time now (this phone's clock corrected by its measured offset): what the screens show and
+/// decide by. Store calls take the phone's own reading, `clock.now()`.
+pub(crate) fn office_now(store: &AppStore, clock: &Clock) -> DateTime<Utc> {
+    store.office_time(clock.now())
+}
+
+/// Hands this moment's check-in prompts and the visits I am out on to the phone's platform. `now` is this
+/// phone's clock.
 fn announce(
     store: &AppStore,
     announcer: &mut Announcer,
@@ -193,7 +200,7 @@ fn announce(
         return;
     };
     announcer.step(
-        &check_in_prompts(&cards, &me.staff, &policy, now),
+        &check_in_prompts(&cards, &me.staff, &policy, store.office_time(now)),
         &visits_out_on(&cards, &me.staff, &policy),
         platform,
     );
@@ -298,7 +305,7 @@ fn TodayScreen() -> Element {
     let clock = use_context::<Clock>();
     let mut ui = use_context::<Ui>();
     let _ = ui.revision.read();
-    let now = clock.now();
+    let now = office_now(&store, &clock);
     let offset = clock.offset(now);
 
     let me = store.me();
@@ -312,7 +319,7 @@ fn TodayScreen() -> Element {
         .and_then(Option::as_ref)
         .map(|me| me.staff.clone());
     let rows: Result<Vec<VisitRowView>, String> = store
-        .today(now)
+        .today(clock.now())
         .map(|cards| {
             cards
                 .iter()
@@ -365,7 +372,8 @@ fn TodayScreen() -> Element {
 pub(crate) fn StatusLine() -> Element {
     let clock = use_context::<Clock>();
     let ui = use_context::<Ui>();
-    let now = clock.now();
+    let store = use_context::<AppStore>();
+    let now = office_now(&store, &clock);
     let (text, class) = match &*ui.status.read() {
         Ok(status) => {
             let class = if status.failing_since.is_some() || status.refused > 0 {

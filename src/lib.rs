@@ -9,6 +9,7 @@
 //!   from the office's events and the phone's own; an action is decided by the core lifecycle and on disk
 //!   before the call returns.
 //! - [`sync`]: the HTTP transport around the core's pure sync planner, and the loop that runs it.
+//! - [`office_clock`]: the office's clock as this phone knows it (the offset measured at each sync), pure.
 //! - [`status`]: the status line, a pure function of the outbox.
 //! - [`steps`]: which step a visit screen offers next, a pure function of the visit's state.
 //! - [`timing`]: the clock-driven parts of a visit (timer, wait at the door, check-in prompt), pure.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod cpoms;
 #[cfg(test)]
 mod fixtures;
+pub mod office_clock;
 pub mod platform;
 pub mod prompts;
 pub mod screens;

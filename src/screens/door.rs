@@ -6,7 +6,7 @@ use doorstep_core::lifecycle::{CancelReason, Command, StaffProgress};
 use doorstep_core::policy::Policy;
 
 use super::refusal_text;
-use crate::app::{Clock, Ui};
+use crate::app::{office_now, Clock, Ui};
 use crate::status::when;
 use crate::store::{AppStore, Me, VisitCard};
 use crate::timing::{clock_text, door_wait};
@@ -44,7 +44,7 @@ pub(super) fn DoorWaitView(card: VisitCard, me: Me, policy: Policy) -> Element {
     let ui = use_context::<Ui>();
     let _ = ui.tick.read();
     let mut error = use_signal(|| None::<String>);
-    let now = clock.now();
+    let now = office_now(&store, &clock);
     let Some(wait) = door_wait(&card.state, &me.staff, &policy, now) else {
         return rsx! {};
     };

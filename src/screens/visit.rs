@@ -13,7 +13,9 @@ use super::door::{DoorWaitView, Partners};
 use super::in_visit::InVisit;
 use super::leave::LeavePad;
 use super::write_up::{CpomsSummary, WriteUpForm};
-use crate::app::{delivery_label, partners_text, postcode_district, Clock, Screen, StatusLine, Ui};
+use crate::app::{
+    delivery_label, office_now, partners_text, postcode_district, Clock, Screen, StatusLine, Ui,
+};
 use crate::status::when;
 use crate::steps::{steps_for, Step};
 use crate::store::AppStore;
@@ -30,7 +32,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
     let error = use_signal(|| None::<String>);
     let mut leaving = use_signal(|| false);
     let _ = ui.revision.read();
-    let now = clock.now();
+    let now = office_now(&store, &clock);
     let offset = clock.offset(now);
 
     let back = rsx! {
@@ -70,23 +72,23 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
 
     let state = &card.state;
     let steps = steps_for(&card, &me.staff, now);
-    let last_step = match store.own_events(&visit_id) {
+    let last_step = match store.own_steps(&visit_id) {
         // Alerts are left out: the request shows its own standing, and the duress PIN's must not show.
-        Ok(events) => events
+        Ok(steps) => steps
             .iter()
             .rev()
-            .find(|(event, _)| {
+            .find(|step| {
                 !matches!(
-                    event.event,
+                    step.envelope.event,
                     VisitEvent::DuressRaised { .. } | VisitEvent::DuressStoodDown { .. }
                 )
             })
-            .map(|(event, delivery)| {
+            .map(|step| {
                 format!(
                     "Your last step, {} at {}: {}",
-                    event.event.summary(),
-                    when(event.recorded_at, now, offset),
-                    delivery_label(delivery)
+                    step.envelope.event.summary(),
+                    when(step.at, now, offset),
+                    delivery_label(&step.delivery)
                 )
             }),
         Err(error) => Some(format!("Cannot read this visit's events: {error}")),

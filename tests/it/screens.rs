@@ -643,7 +643,7 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
     );
     assert!(html.contains("href=\"tel:01134960000\""), "{html}");
     assert!(html.contains("Waiting to send"), "{html}");
-    assert!(!html.contains("Office has your alert"));
+    assert!(!html.contains("Office has your request"));
     assert!(!html.contains("Text the office"), "not before 15 seconds");
     assert!(
         html.contains("In the visit"),
@@ -658,7 +658,7 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
         html.contains("href=\"sms:01134960000?body=Please%20can%20someone"),
         "{html}"
     );
-    assert!(!html.contains("Office has your alert"));
+    assert!(!html.contains("Office has your request"));
 
     // The office confirms it (as the sync loop would record the office's answer).
     let alert = store
@@ -681,7 +681,8 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
     ));
     app.set_time(at(10, 21)).await;
     let html = app.html();
-    assert!(html.contains("Office has your alert"), "{html}");
+    assert!(html.contains("Office has your request"), "{html}");
+    assert!(!lower(&html).contains("alert"), "{html}");
     assert!(!html.contains("Text the office"));
 
     // Standing down needs a short note.
@@ -1017,4 +1018,79 @@ async fn pins_are_changed_from_today_only_with_the_current_pin_and_the_new_ones_
     drop(app);
     let again = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
     assert_eq!(again.check_pin("1357"), PinKind::Duress);
+}
+
+#[tokio::test]
+async fn a_phone_clock_seven_minutes_fast_is_named_and_every_time_shown_is_the_offices() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    // The morning's sync: the office answered at 08:00 while this phone read 08:07.
+    let mut log = EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap();
+    log.note_sync_success(at(8, 7), at(8, 0)).unwrap();
+    // The visit's steps as the phone's clock read them: they went in at 10:07 on the phone, 10:00 at the
+    // office.
+    let fast = chrono::TimeDelta::minutes(7);
+    store
+        .perform(
+            &ten(),
+            Command::ConfirmBriefing {
+                staff: sam(),
+                ticked: BriefingCheck::ALL.to_vec(),
+            },
+            at(8, 20) + fast,
+        )
+        .unwrap();
+    depart(&store, sam(), at(9, 30) + fast);
+    depart(&store, alex(), at(9, 31) + fast);
+    store
+        .perform(
+            &ten(),
+            Command::ArriveTogether {
+                by: sam(),
+                staff: vec![sam(), alex()],
+            },
+            at(9, 58) + fast,
+        )
+        .unwrap();
+    store
+        .perform(&ten(), Command::StartVisit { by: sam() }, at(10, 0) + fast)
+        .unwrap();
+
+    let mut app = Harness::start_at(&store, at(10, 5) + fast);
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        html.contains("This phone's clock is 7 minutes fast; times shown are the office's"),
+        "{html}"
+    );
+    assert!(
+        html.contains("office confirmed 08:00"),
+        "the last exchange at the office's time: {html}"
+    );
+    assert!(html.contains("Your last step, went in at 10:00"), "{html}");
+    assert!(html.contains("Next check-in at 10:10"), "{html}");
+    assert!(html.contains("5:00"), "five minutes in: {html}");
+
+    // The prompt and the miss follow the office's clock: due at 10:10 there, overdue at 10:15.
+    app.set_time(at(10, 10) + fast).await;
+    assert!(app.html().contains("Time to check in."), "{}", app.html());
+    app.set_time(at(10, 14) + fast).await;
+    assert!(!own(&store)
+        .iter()
+        .any(|e| matches!(e, VisitEvent::CheckInMissed { .. })));
+    app.set_time(at(10, 15) + fast).await;
+    assert!(
+        app.html()
+            .contains("Check-in overdue since 10:10. Tap I'm OK now."),
+        "{}",
+        app.html()
+    );
+    assert!(own(&store).contains(&VisitEvent::CheckInMissed {
+        staff: sam(),
+        due_at: at(10, 10)
+    }));
 }
