@@ -970,7 +970,11 @@ async fn after_everyone_left_the_write_up_flags_the_dsl_and_builds_the_cpoms_sum
         "{html}"
     );
     assert!(html.contains("Agreements with parents: Ava back on Monday; mother to ring the office"));
-    assert!(html.contains("Safeguarding concern: Yes (passed to the DSL)"));
+    assert!(html.contains("Safeguarding concern: Yes (the DSL to be told at once)"));
+    assert!(
+        !html.contains("passed to the DSL"),
+        "the phone cannot know that"
+    );
 }
 
 #[tokio::test]
@@ -1563,4 +1567,43 @@ async fn in_the_house_the_heading_is_the_time_and_first_name_and_the_briefing_is
     );
     app.click("briefing-toggle");
     assert!(!app.html().contains("A large dog"));
+}
+
+#[tokio::test]
+async fn the_write_up_names_the_policys_record_system_and_safeguarding_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    let mut log = EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap();
+    let mut holdings = log.holdings().unwrap().unwrap();
+    holdings.policy.record_system = "MyConcern".into();
+    holdings.policy.safeguarding_concerns_to = doorstep_core::domain::Role::SafeguardingLead;
+    log.save_holdings(&holdings, at(8, 30)).unwrap();
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("visit-v-ten");
+    app.click("not-going-ahead-open");
+    app.click("not-going-ahead-confirm");
+    app.input("writeup-discussed", "Mum rang: Ava is unwell");
+    app.click("writeup-concern-yes");
+    assert!(
+        app.html()
+            .contains("Tell the safeguarding lead now — in person or by phone"),
+        "{}",
+        app.html()
+    );
+    app.click("writeup-save");
+    let html = app.html();
+    assert!(html.contains("Ready to paste into MyConcern"), "{html}");
+    assert!(
+        html.contains("aria-label=\"Summary for MyConcern\""),
+        "{html}"
+    );
+    assert!(!html.contains("CPOMS"), "{html}");
+    assert!(
+        html.contains("Safeguarding concern: Yes (the safeguarding lead to be told at once)"),
+        "{html}"
+    );
 }
