@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::platform::{Platform, SharedPlatform};
 use crate::prompts::{check_in_prompts, visits_out_on, Announcer};
-use crate::screens::{PinsScreen, VisitScreen};
+use crate::screens::{PinsScreen, SettingsScreen, VisitScreen};
 use crate::status::{status_line, when};
 use crate::store::{AppStore, VisitCard};
 use crate::timing::discreet_phase;
@@ -126,6 +126,8 @@ pub(crate) enum Screen {
     Visit(VisitId),
     /// Changing this phone's PINs.
     Pins,
+    /// This phone's settings (check-in prompts).
+    Settings,
 }
 
 /// The app-wide signals, shared as context.
@@ -203,11 +205,14 @@ fn announce(
         &check_in_prompts(&cards, &me.staff, &policy, store.office_time(now)),
         &visits_out_on(&cards, &me.staff, &policy),
         platform,
+        store.phone_settings().sound_for_late_check_in,
     );
 }
 
 /// The element id of Today's link to the PIN settings.
 const PINS_LINK_ID: &str = "today-pins-link";
+/// The element id of Today's link to this phone's settings.
+const SETTINGS_LINK_ID: &str = "today-settings-link";
 
 /// The root component. Needs an [`AppStore`] as context; a [`Clock`] is optional.
 #[component]
@@ -279,6 +284,7 @@ pub fn App() -> Element {
         Screen::Today => rsx! { TodayScreen {} },
         Screen::Visit(visit_id) => rsx! { VisitScreen { visit_id } },
         Screen::Pins => rsx! { PinsScreen {} },
+        Screen::Settings => rsx! { SettingsScreen {} },
     };
     rsx! {
         style { {MAIN_CSS} }
@@ -362,6 +368,13 @@ fn TodayScreen() -> Element {
                 aria_label: "Change my PINs",
                 onclick: move |_| ui.screen.set(Screen::Pins),
                 "Change my PINs"
+            }
+            button {
+                id: "{SETTINGS_LINK_ID}",
+                class: "link",
+                aria_label: "Check-in prompt settings",
+                onclick: move |_| ui.screen.set(Screen::Settings),
+                "Check-in prompts"
             }
         }
     }

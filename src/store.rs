@@ -89,6 +89,30 @@ pub enum PinError {
     Save(String),
 }
 
+/// The file under the data folder that holds this phone's own settings.
+pub const SETTINGS_FILE: &str = "settings.json";
+
+/// What the staff member chose on this phone (from Today's settings). Kept on the phone only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PhoneSettings {
+    /// Play the phone's loud sound for a late check-in, even on silent. Off unless turned on: in a family's
+    /// living room a check-in prompt only vibrates and shows an ordinary notification.
+    pub sound_for_late_check_in: bool,
+}
+
+/// Why settings were not saved.
+#[derive(Debug, thiserror::Error)]
+#[error("could not save the settings: {0}")]
+pub struct SettingsError(String);
+
+#[derive(Debug)]
+struct SettingsFile {
+    settings: PhoneSettings,
+    /// Where they are saved; `None` for a store made in memory (tests).
+    file: Option<PathBuf>,
+}
+
 #[derive(Debug)]
 struct PinSettings {
     pins: Pins,
@@ -184,6 +208,7 @@ pub struct AppStore {
     /// Counts writes, so screens redraw as soon as the sync loop changes something.
     revision: Arc<watch::Sender<u64>>,
     pins: Arc<Mutex<PinSettings>>,
+    settings: Arc<Mutex<SettingsFile>>,
 }
 
 impl AppStore {
@@ -195,6 +220,10 @@ impl AppStore {
             revision: Arc::new(watch::Sender::new(0)),
             pins: Arc::new(Mutex::new(PinSettings {
                 pins: Pins::default(),
+                file: None,
+            })),
+            settings: Arc::new(Mutex::new(SettingsFile {
+                settings: PhoneSettings::default(),
                 file: None,
             })),
         }
@@ -220,6 +249,19 @@ impl AppStore {
             pins,
             file: Some(file),
         };
+        let file = data_dir.join(SETTINGS_FILE);
+        let settings = match std::fs::read_to_string(&file) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
+                // The safe side is the default: quiet in the room.
+                tracing::warn!(%error, "unreadable settings file; using the defaults");
+                PhoneSettings::default()
+            }),
+            Err(_) => PhoneSettings::default(),
+        };
+        *store.settings_file() = SettingsFile {
+            settings,
+            file: Some(file),
+        };
         Ok(store)
     }
 
@@ -242,6 +284,28 @@ impl AppStore {
             std::fs::write(file, text).map_err(|e| PinError::Save(e.to_string()))?;
         }
         settings.pins = pins;
+        Ok(())
+    }
+
+    /// This phone's settings.
+    pub fn phone_settings(&self) -> PhoneSettings {
+        self.settings_file().settings
+    }
+
+    /// Saves this phone's settings (written whole to a new file, then moved over the old one, so a flat
+    /// battery mid-write leaves the old settings, not half a file).
+    pub fn set_phone_settings(&self, settings: PhoneSettings) -> Result<(), SettingsError> {
+        let mut current = self.settings_file();
+        if let Some(file) = &current.file {
+            let text =
+                serde_json::to_string(&settings).map_err(|e| SettingsError(e.to_string()))?;
+            let fresh = file.with_extension("json.new");
+            std::fs::write(&fresh, text).map_err(|e| SettingsError(e.to_string()))?;
+            std::fs::rename(&fresh, file).map_err(|e| SettingsError(e.to_string()))?;
+        }
+        current.settings = settings;
+        drop(current);
+        self.changed();
         Ok(())
     }
 
@@ -596,6 +660,10 @@ impl AppStore {
 
     fn changed(&self) {
         self.revision.send_modify(|revision| *revision += 1);
+    }
+
+    fn settings_file(&self) -> MutexGuard<'_, SettingsFile> {
+        self.settings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn pin_settings(&self) -> MutexGuard<'_, PinSettings> {

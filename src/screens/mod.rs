@@ -13,6 +13,7 @@
 //!   going ahead (the family cancelled)" before setting off.
 //! - [`write_up`]: the write-up and the CPOMS text built from it.
 //! - [`pins`]: changing this phone's PINs (its own screen, reached from Today).
+//! - [`settings`]: this phone's settings (the loud sound for a late check-in, off unless turned on).
 
 // Element ids are written `id: {"…"}` rather than as plain literals: a literal would be baked into the
 // template, while an expression is announced to the renderer with the element's id, which is how the
@@ -31,10 +32,12 @@ mod in_visit;
 mod late;
 mod leave;
 mod pins;
+mod settings;
 mod visit;
 mod write_up;
 
 pub(crate) use pins::PinsScreen;
+pub(crate) use settings::SettingsScreen;
 pub(crate) use visit::VisitScreen;
 
 use crate::store::ActionError;

@@ -1019,6 +1019,16 @@ async fn the_phone_is_told_to_prompt_keep_the_timer_alive_and_open_the_dialler()
         [Notice::CheckInOverdue],
         "an overdue check-in is announced, once, with fixed words"
     );
+    assert!(log
+        .calls()
+        .contains(&PlatformCall::Vibrated(doorstep::platform::Pattern::Urgent)));
+    assert!(
+        !log.calls()
+            .iter()
+            .any(|call| matches!(call, PlatformCall::PlayedAlertSound(_))),
+        "in the house it vibrates, with no sound through silent mode: {:?}",
+        log.calls()
+    );
     app.set_time(at(10, 20) + chrono::TimeDelta::seconds(1))
         .await;
     assert_eq!(log.notices().len(), 1, "not announced again");
@@ -1606,4 +1616,151 @@ async fn the_write_up_names_the_policys_record_system_and_safeguarding_contact()
         html.contains("Safeguarding concern: Yes (the safeguarding lead to be told at once)"),
         "{html}"
     );
+}
+
+#[tokio::test]
+async fn the_loud_sound_for_a_late_check_in_is_off_until_turned_on_in_settings_and_kept_on_the_phone(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    assert!(
+        !store.phone_settings().sound_for_late_check_in,
+        "off by default"
+    );
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("today-settings-link");
+    let html = app.html();
+    assert!(html.contains("Check-in prompts"), "{html}");
+    assert!(
+        html.contains("role=\"switch\" aria-checked=\"false\""),
+        "{html}"
+    );
+    app.click("setting-late-sound");
+    assert!(app.html().contains("Saved on this phone."));
+    assert!(
+        app.html().contains("aria-checked=\"true\""),
+        "{}",
+        app.html()
+    );
+    assert!(store.phone_settings().sound_for_late_check_in);
+    drop(app);
+    let again = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    assert!(
+        again.phone_settings().sound_for_late_check_in,
+        "kept on the phone"
+    );
+
+    // Turned on, a late check-in plays the loud sound as well as vibrating.
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    store
+        .set_phone_settings(doorstep::store::PhoneSettings {
+            sound_for_late_check_in: true,
+        })
+        .unwrap();
+    let platform = RecordingPlatform::new(dir.path());
+    let log = platform.log();
+    let mut app = Harness::start_with_platform(&store, at(10, 5), std::sync::Arc::new(platform));
+    app.set_time(at(10, 11)).await;
+    assert!(
+        !log.calls()
+            .iter()
+            .any(|call| matches!(call, PlatformCall::PlayedAlertSound(_))),
+        "not for a check-in that is only due"
+    );
+    app.set_time(at(10, 15)).await;
+    assert!(
+        log.calls().contains(&PlatformCall::PlayedAlertSound(
+            doorstep::platform::Urgency::Urgent
+        )),
+        "{:?}",
+        log.calls()
+    );
+}
+
+/// Every screen a family might see, from the door to the write-up, checked against the forbidden words:
+/// what is written and what a screen reader would say.
+#[tokio::test]
+async fn no_screen_from_the_door_on_says_alert_alarm_duress_emergency_or_danger() {
+    // At the door: waiting, the door's cancel, the wait over.
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    depart(&store, sam(), at(9, 30));
+    let mut app = Harness::start_at(&store, at(9, 55));
+    app.click("visit-v-ten");
+    app.click("step-im-outside");
+    let readable_now = readable(&dioxus_ssr::render(&app.dom));
+    assert!(
+        readable_now.contains("Tell the office everyone on the visit arrived together"),
+        "the check reads what a screen reader says too: {readable_now}"
+    );
+    assert_discreet(&app, "waiting at the door");
+    app.click("cancel-open");
+    assert_discreet(&app, "choosing why to cancel at the door");
+    app.click("cancel-back");
+    app.set_time(at(10, 16)).await;
+    assert!(app.html().contains("No answer — cancel"));
+    assert_discreet(&app, "after the wait at the door");
+
+    // In the house: the timer, the check-in due and overdue, the discreet request in every state, the PIN
+    // pad and a wrong PIN.
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let mut app = Harness::start_at(&store, at(10, 5));
+    app.click("visit-v-ten");
+    assert_discreet(&app, "in the visit");
+    app.set_time(at(10, 10)).await;
+    assert!(app.html().contains("Time to check in."));
+    assert_discreet(&app, "with a check-in due");
+    app.set_time(at(10, 16)).await;
+    assert!(app.html().contains("Check-in overdue since 10:10"));
+    assert_discreet(&app, "with a check-in overdue");
+    app.click("request-open");
+    assert_discreet(&app, "asking whether to send the request");
+    app.click("request-send");
+    assert_discreet(&app, "with the request waiting to send");
+    app.set_time(at(10, 17)).await;
+    assert!(app.html().contains("Text the office"));
+    assert_discreet(&app, "with the request not yet confirmed");
+    let request = store
+        .own_events(&ten())
+        .unwrap()
+        .into_iter()
+        .find(|(e, _)| matches!(e.event, VisitEvent::DuressRaised { .. }))
+        .unwrap()
+        .0;
+    EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap()
+    .apply(&[OutboxUpdate::Confirm(request.id)], at(10, 17))
+    .unwrap();
+    app.set_time(at(10, 18)).await;
+    assert!(app.html().contains("Office has your request"));
+    assert_discreet(&app, "with the request confirmed");
+    app.click("stand-down-open");
+    app.click("stand-down-send");
+    assert!(app.html().contains("a note is required"));
+    assert_discreet(&app, "cancelling the request");
+    app.click("step-ive-left");
+    assert_discreet(&app, "on the PIN pad");
+    for digit in "1111".chars() {
+        app.click(&format!("pin-key-{digit}"));
+    }
+    app.click("pin-confirm");
+    assert!(app.html().contains("that PIN is not right"));
+    assert_discreet(&app, "after a wrong PIN");
+
+    // Leaving with the second PIN: the screen after it, and the write-up.
+    for digit in "9999".chars() {
+        app.click(&format!("pin-key-{digit}"));
+    }
+    app.click("pin-confirm");
+    app.settle().await;
+    assert!(app.html().contains("Write-up"));
+    assert_discreet(&app, "after the second PIN");
 }
