@@ -22,7 +22,7 @@ use super::write_up::{CpomsSummary, WriteUpForm};
 use crate::app::{
     delivery_label, office_now, partners_text, postcode_district, Clock, Screen, StatusLine, Ui,
 };
-use crate::notices::{first_name, not_accepted, running_late, whereabouts};
+use crate::notices::{first_name, not_accepted, running_late};
 use crate::status::when;
 use crate::steps::{
     may_cancel_at_the_door, may_run_late, may_say_not_going_ahead, steps_for, Step,
@@ -136,8 +136,10 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
         progress,
         StaffProgress::NotStarted | StaffProgress::Departed { .. }
     );
-    let show_partners =
-        !over && !finished && (!not_started || !whereabouts(&card, &me.staff).is_empty());
+    // Once I am out; before that, only if a partner vouched for me (my phone is then still awaited).
+    let vouched_for_me =
+        state.vouched_by.contains_key(&me.staff) || state.vouch_pending.contains_key(&me.staff);
+    let show_partners = !over && !finished && (!not_started || vouched_for_me);
     let main_button = steps.main.filter(|_| !leaving());
     let other_buttons: Vec<(Step, Command)> = steps
         .others

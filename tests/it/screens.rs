@@ -1764,3 +1764,40 @@ async fn no_screen_from_the_door_on_says_alert_alarm_duress_emergency_or_danger(
     assert!(app.html().contains("Write-up"));
     assert_discreet(&app, "after the second PIN");
 }
+
+#[tokio::test]
+async fn before_leaving_the_partners_list_appears_only_when_a_partner_vouched_for_me() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("visit-v-ten");
+    assert!(!app.html().contains("id=\"whereabouts\""), "{}", app.html());
+    // Alex's phone (relayed by the office) says they arrived together, before Sam's phone said Sam set off.
+    store
+        .perform(
+            &ten(),
+            Command::Depart {
+                staff: alex(),
+                expected_arrival: at(10, 0),
+                expected_end: at(10, 45),
+            },
+            at(9, 30),
+        )
+        .unwrap();
+    store
+        .perform(
+            &ten(),
+            Command::ArriveTogether {
+                by: alex(),
+                staff: vec![alex(), sam()],
+            },
+            at(9, 58),
+        )
+        .unwrap();
+    app.settle().await;
+    let html = app.html();
+    assert!(
+        html.contains("You: Alex Jones said you arrived together; the office still waits for this phone to say you set off"),
+        "{html}"
+    );
+}
