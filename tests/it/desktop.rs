@@ -2,11 +2,13 @@
 //! port 0. The test presses the app's buttons through its accessibility tree, by the names a screen reader
 //! announces (`tests/desktop/atspi_driver.py`), and types with xdotool; it reads the screen the same way.
 //!
-//! One whole visit is walked twice: with the office reachable throughout, and with the office stopped from
-//! the moment the day's visits reached the phone until the write-up is done (the app is also closed and
-//! opened again in the middle of that visit). Either way the office must end
-//! with every event the phone recorded, each exactly once, and the phone must say "Office confirmed" only
-//! for what the office stored.
+//! One whole visit is walked twice: with the office reachable throughout (and the partner's phone saying
+//! they are running late first), and with the office stopped from the moment the day's visits reached the
+//! phone until the write-up is done (the app is also closed and opened again in the middle of that visit).
+//! Either way the office must end with every event the phone recorded, each exactly once, and the phone
+//! must say "Office confirmed" only for what the office stored. A third walk has the office change the
+//! briefing and then call the visit off while Sam is on the way: the office watches Sam until Sam's
+//! "On my way back".
 //!
 //! Needs Debian's `xvfb`, `xdotool`, `dbus-daemon`, `at-spi2-core`, `gir1.2-atspi-2.0` and `python3-gi`
 //! (installed by `scripts/install-deps`).
