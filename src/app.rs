@@ -203,7 +203,12 @@ fn announce(
     };
     announcer.step(
         &check_in_prompts(&cards, &me.staff, &policy, store.office_time(now)),
-        &visits_out_on(&cards, &me.staff, &policy),
+        &visits_out_on(
+            &cards,
+            &me.staff,
+            &policy,
+            &store.office_clock().unwrap_or_default(),
+        ),
         platform,
         store.phone_settings().sound_for_late_check_in,
     );

@@ -14,6 +14,7 @@ use doorstep_core::lifecycle::StaffProgress;
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{self, Expecting};
 
+use crate::office_clock::OfficeClock;
 use crate::platform::{Notice, Pattern, Platform, Urgency, VisitTimerLease};
 use crate::store::VisitCard;
 
@@ -63,8 +64,14 @@ pub fn check_in_prompts(
         .collect()
 }
 
-/// The visits I am out on (left for, at the door or inside, not yet left), with my next check-in if known.
-pub fn visits_out_on(cards: &[VisitCard], me: &StaffId, policy: &Policy) -> Vec<VisitTimerLease> {
+/// The visits I am out on (left for, at the door or inside, not yet left), with my next check-in if known,
+/// as this phone's clock will read it (`clock`: the platform schedules reminders by the phone's clock).
+pub fn visits_out_on(
+    cards: &[VisitCard],
+    me: &StaffId,
+    policy: &Policy,
+    clock: &OfficeClock,
+) -> Vec<VisitTimerLease> {
     cards
         .iter()
         .filter(|card| {
@@ -74,7 +81,7 @@ pub fn visits_out_on(cards: &[VisitCard], me: &StaffId, policy: &Policy) -> Vec<
             visit: card.visit.id.clone(),
             next_check_in: schedule::inside_deadline(&card.visit, &card.state, policy)
                 .filter(|d| d.expecting == Expecting::CheckIn)
-                .map(|d| d.due),
+                .map(|d| clock.to_phone(d.due)),
         })
         .collect()
 }
@@ -198,7 +205,7 @@ mod tests {
             let cards = store.today(now).unwrap();
             announcer.step(
                 &check_in_prompts(&cards, &me, &policy, now),
-                &visits_out_on(&cards, &me, &policy),
+                &visits_out_on(&cards, &me, &policy, &OfficeClock::default()),
                 &platform,
                 sound,
             );
@@ -234,7 +241,7 @@ mod tests {
         let cards = store.today(late).unwrap();
         Announcer::default().step(
             &check_in_prompts(&cards, &me, &policy, late),
-            &visits_out_on(&cards, &me, &policy),
+            &visits_out_on(&cards, &me, &policy, &OfficeClock::default()),
             &platform,
             true,
         );
@@ -252,5 +259,47 @@ mod tests {
         step(agreed + TimeDelta::minutes(17), sound);
         assert!(!log.keeping_alive(), "the timer stops once I have left");
         assert!(log.calls().contains(&PlatformCall::Released(v.clone())));
+    }
+
+    #[test]
+    fn the_visit_timer_is_told_the_next_check_in_by_this_phones_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let policy = store.policy().unwrap().unwrap();
+        let v = visit("v-auth");
+        let card = store.visit(&v).unwrap().unwrap();
+        let agreed = card.visit.agreed_time;
+        for who in ["sam", "alex"] {
+            store
+                .perform(
+                    &v,
+                    Command::Depart {
+                        staff: staff(who),
+                        expected_arrival: agreed,
+                        expected_end: card.visit.expected_end(),
+                    },
+                    agreed - TimeDelta::minutes(20),
+                )
+                .unwrap();
+            store
+                .perform(
+                    &v,
+                    Command::ArriveOutside { staff: staff(who) },
+                    agreed - TimeDelta::minutes(2),
+                )
+                .unwrap();
+        }
+        store
+            .perform(&v, Command::StartVisit { by: staff("sam") }, agreed)
+            .unwrap();
+        let cards = store.today(agreed).unwrap();
+        let due = agreed + TimeDelta::minutes(10);
+        let next = |clock| visits_out_on(&cards, &staff("sam"), &policy, &clock)[0].next_check_in;
+        assert_eq!(next(OfficeClock::default()), Some(due));
+        // Seven minutes fast: the reminder is scheduled for when this phone reads 10:17.
+        assert_eq!(
+            next(OfficeClock::new(Some(TimeDelta::minutes(7)))),
+            Some(due + TimeDelta::minutes(7))
+        );
     }
 }
