@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::event::{EnvelopeError, EventEnvelope};
@@ -69,6 +69,9 @@ pub struct OutboxStatus {
     pub last_error: Option<String>,
     /// The latest failure was the office answering with a refusal of the whole request, not silence.
     pub office_refused: bool,
+    /// How far this phone's clock was ahead of the office's (negative: behind) at the last completed
+    /// exchange, from the office's `server_time`; `None` before the first.
+    pub phone_clock_ahead: Option<TimeDelta>,
 }
 
 /// The phone's event log. One per device; not shared between threads without a lock.
@@ -287,7 +290,8 @@ impl EventLog {
         Ok(())
     }
 
-    /// Records a completed exchange with the office.
+    /// Records a completed exchange with the office: `now` is this phone's clock when the answer came,
+    /// `server_time` the office's clock when it answered (so their difference is the phone's clock offset).
     pub fn note_sync_success(
         &mut self,
         now: DateTime<Utc>,
@@ -332,16 +336,25 @@ impl EventLog {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        let (success, failing, error, office_refused): (
+        let (success, failing, error, office_refused, office_ahead_ms): (
             Option<String>,
             Option<String>,
             Option<String>,
             bool,
+            Option<i64>,
         ) = self.conn.query_row(
-            "SELECT last_success_at, failing_since, last_error, office_refused
+            "SELECT last_success_at, failing_since, last_error, office_refused, server_offset_ms
              FROM sync_status WHERE id = 1",
             [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
         )?;
         Ok(OutboxStatus {
             waiting,
@@ -350,7 +363,19 @@ impl EventLog {
             failing_since: parse_time(failing.as_deref())?,
             last_error: error,
             office_refused,
+            phone_clock_ahead: office_ahead_ms.map(|ms| -TimeDelta::milliseconds(ms)),
         })
+    }
+
+    /// How far this phone's clock was ahead of the office's at the last completed exchange (see
+    /// [`OutboxStatus::phone_clock_ahead`]).
+    pub fn phone_clock_ahead(&self) -> Result<Option<TimeDelta>, LogError> {
+        let office_ahead_ms: Option<i64> = self.conn.query_row(
+            "SELECT server_offset_ms FROM sync_status WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(office_ahead_ms.map(|ms| -TimeDelta::milliseconds(ms)))
     }
 
     /// Replaces what the phone holds (visits, briefings, policy) with the office's latest.
