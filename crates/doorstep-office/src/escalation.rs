@@ -43,6 +43,18 @@ pub enum BoardEvent {
     },
 }
 
+impl BoardEvent {
+    /// The visit the event is about: the board's stream passes it only to that visit's school.
+    pub fn visit(&self) -> &VisitId {
+        match self {
+            BoardEvent::AlarmRaised { alarm }
+            | BoardEvent::AlarmEscalated { alarm }
+            | BoardEvent::AlarmAcknowledged { alarm } => &alarm.visit,
+            BoardEvent::VisitChanged { visit } => visit,
+        }
+    }
+}
+
 /// A handle on the running engine.
 #[derive(Debug, Clone)]
 pub struct Escalation {

@@ -20,8 +20,8 @@
 //! first sent; it is marked delivered only on an HTTP 2xx or the SMTP 250 after the message; every attempt,
 //! delivered or failed, is a line in the alarm's log ("notified", "notification_failed"), and so in the
 //! visit's timeline; once the alarm is acknowledged, what is still waiting is dropped
-//! ("notification_cancelled"). No notification names the pupil: they travel by plain SMTP and through
-//! other people's gateways.
+//! ("notification_cancelled"). No notification names the pupil: they are stored and passed on by
+//! other people's mail relays and gateways.
 //!
 //! Which steps tell whom: "raised" goes to targets wanting the board (and, for an alarm raised straight at
 //! the authoriser such as duress, to targets wanting the authoriser too, in the same single message);
@@ -31,9 +31,12 @@
 //! that down, the message is sent again. Webhook receivers drop repeats by `X-Doorstep-Delivery`; emails
 //! carry the same id as their `Message-ID`.
 //!
-//! Deliberately absent for now: TLS for SMTP (plain SMTP only: point it at a relay on the same host or a
-//! trusted network; STARTTLS and SMTP AUTH are future work), SMTPUTF8 (addresses are ASCII), and any way to
-//! edit or remove a target other than the database.
+//! Email goes out through lettre (`smtp.rs`): STARTTLS or implicit TLS with rustls, AUTH PLAIN or LOGIN, and
+//! plain SMTP only to a relay on this machine. The settings are checked when the notifier is made, so a
+//! plain relay elsewhere or an unreadable certificate stops the office at start, not at the first alarm.
+//!
+//! Deliberately absent for now: SMTPUTF8 (addresses are ASCII), OAuth2 sign-in to the relay (XOAUTH2), and
+//! any way to edit or remove a target other than the database.
 
 mod message;
 mod smtp;
@@ -53,7 +56,7 @@ use crate::escalation::BoardEvent;
 use crate::store::{SqliteStore, StoreError};
 
 pub use message::sign_webhook_body;
-pub use smtp::SmtpConfig;
+pub use smtp::{SmtpConfig, SmtpLogin, SmtpSetupError, SmtpTls, SMTP_TIMEOUT};
 
 /// Where notifications leave from. Targets live in the store; this is only how to reach the outside.
 #[derive(Debug, Clone, Default)]
@@ -78,6 +81,8 @@ pub enum NotifyError {
     Store(#[from] StoreError),
     #[error("could not set up the HTTP client for webhooks: {0}")]
     HttpClient(#[source] reqwest::Error),
+    #[error("the SMTP settings cannot be used: {0}")]
+    Smtp(#[from] SmtpSetupError),
 }
 
 /// Email or webhook.
@@ -307,6 +312,8 @@ pub fn retry_delay(failed_attempts: u32) -> TimeDelta {
 pub struct Notifier {
     store: Arc<SqliteStore>,
     config: NotifyConfig,
+    /// `config.smtp`, checked and ready to send.
+    mailer: Option<smtp::Mailer>,
     http: reqwest::Client,
 }
 
@@ -341,9 +348,11 @@ impl Notifier {
             .user_agent(concat!("doorstep-office/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(NotifyError::HttpClient)?;
+        let mailer = config.smtp.as_ref().map(smtp::Mailer::new).transpose()?;
         Ok(Self {
             store,
             config,
+            mailer,
             http,
         })
     }
@@ -439,11 +448,12 @@ impl Notifier {
     async fn send(&self, delivery: &store::DueDelivery) -> Result<String, String> {
         match delivery.target.kind {
             TargetKind::Email => {
-                let smtp = self.config.smtp.as_ref().ok_or_else(|| {
+                let mailer = self.mailer.as_ref().ok_or_else(|| {
                     "no SMTP server is configured (start the office with --smtp HOST:PORT --smtp-from ADDRESS)"
                         .to_owned()
                 })?;
-                smtp::send(smtp, &delivery.target.address, &delivery.payload)
+                mailer
+                    .send(&delivery.target.address, &delivery.payload)
                     .await
                     .map(|()| "accepted by the SMTP server".to_owned())
                     .map_err(|e| e.to_string())
@@ -487,7 +497,7 @@ struct Sending {
 }
 
 /// The worker's loop. Sending runs beside it, so a receiver that is slow to answer (an SMTP server may
-/// take up to 30 s to fail) never holds up the notifications of the next alarm.
+/// take up to [`SMTP_TIMEOUT`] to fail) never holds up the notifications of the next alarm.
 async fn run(
     notifier: Notifier,
     clock: Clock,

@@ -108,7 +108,8 @@ pub(crate) fn email_subject(notice: &Notice) -> String {
     )
 }
 
-/// The plain-text body: what happened, where, and who to ring. No pupil name: it travels by plain SMTP.
+/// The plain-text body: what happened, where, and who to ring. No pupil name: mail servers that are not the
+/// school's store it and pass it on.
 pub(crate) fn email_body(notice: &Notice, delivery: &Uuid) -> String {
     let step = &notice.step;
     let now_text = if step.what == "raised" {

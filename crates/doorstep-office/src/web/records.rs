@@ -144,11 +144,30 @@ pub async fn cpoms_pdf_route(
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
     let record = record(&state, &session, id, Action::ExportedWriteUpPdf).await?;
-    let system = &session.user.policy.record_system;
-    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline, system);
+    let system = session.user.policy.record_system.clone();
+    // Shaping and font subsetting take a moment of CPU: off the threads that serve the board.
+    let pdf = {
+        let system = system.clone();
+        tokio::task::spawn_blocking(move || {
+            cpoms_pdf(&record.visit, &record.state, &record.timeline, &system)
+                .map(|pdf| (record, pdf))
+        })
+        .await
+    };
+    let (record, pdf) = match pdf {
+        Ok(Ok(made)) => made,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "could not make a CPOMS PDF");
+            return Err(WebError::Internal);
+        }
+        Err(error) => {
+            tracing::error!(%error, "making a CPOMS PDF did not finish");
+            return Err(WebError::Internal);
+        }
+    };
     Ok(download(
         "application/pdf",
-        &format!("{}-{}.pdf", record.visit.id, file_name_part(system)),
+        &format!("{}-{}.pdf", record.visit.id, file_name_part(&system)),
         pdf,
     ))
 }
