@@ -375,7 +375,7 @@ async fn a_phone_cannot_grow_a_visit_without_limit_but_its_alerts_still_go_throu
     // One more: refused with a reason, and nothing of its batch stored.
     let extra = envelope(alex, quota + 1, "visit-ava", check_in());
     let (status, body) = office
-        .post_sync(&alex.device_token, &batch(&[extra.clone()]))
+        .post_sync(&alex.device_token, &batch(std::slice::from_ref(&extra)))
         .await;
     assert_eq!(status, 422, "{body}");
     assert!(
