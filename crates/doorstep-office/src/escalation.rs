@@ -3,9 +3,12 @@
 //! For each visit under way the engine computes the next moment something must happen (a deadline plus
 //! grace becoming "overdue", an unacknowledged alarm getting louder) and sleeps until exactly then; it does
 //! not poll. Each contact from a phone pokes the engine, which looks at that visit again, so a check-in
-//! re-arms the deadline. On start it looks at every visit under way or with an open alarm, so deadlines
-//! survive a restart. Every alarm and escalation is written to the store (and so the visit's timeline)
-//! before it is announced on the board channel.
+//! re-arms the deadline. On start it looks at every visit under way or with an alarm nobody has
+//! acknowledged, so deadlines survive a restart. Every alarm and escalation is written to the store (and so
+//! the visit's timeline) before it is announced on the board channel. An alarm climbs level by level
+//! (`core::schedule::next_escalation`: the board, the authoriser's, the deputy and further contacts) until
+//! someone acknowledges it; an acknowledgement stops that climb but not the watch: while the staff stay
+//! silent, the next missed deadline raises a new alarm.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,10 +40,17 @@ pub enum BoardEvent {
     AlarmAcknowledged {
         alarm: Alarm,
     },
+    /// Closed with an outcome (each alarm a close ended).
+    AlarmClosed {
+        alarm: Alarm,
+    },
     /// A visit's state or alarms changed in some other way: read it again.
     VisitChanged {
         visit: VisitId,
     },
+    /// A school's notification targets changed: the board's banner may change, and a notice nobody could
+    /// be sent yet may now have somewhere to go.
+    TargetsChanged,
 }
 
 /// A handle on the running engine.
@@ -67,10 +77,30 @@ impl Escalation {
         let _ = self.pokes.send(visit);
     }
 
-    /// Announces an acknowledgement made through the API.
+    /// Announces an alarm raised outside the engine (reception heard the code phrase): the board redraws,
+    /// the notifier hands it to its targets at once, and the engine starts escalating it.
+    pub fn raised(&self, alarm: Alarm) {
+        let _ = self.pokes.send(alarm.visit.clone());
+        let _ = self.board.send(BoardEvent::AlarmRaised { alarm });
+    }
+
+    /// Announces that notification targets were added or removed.
+    pub fn targets_changed(&self) {
+        let _ = self.board.send(BoardEvent::TargetsChanged);
+    }
+
+    /// Announces an acknowledgement made at the office.
     pub fn acknowledged(&self, alarm: Alarm) {
         let _ = self.pokes.send(alarm.visit.clone());
         let _ = self.board.send(BoardEvent::AlarmAcknowledged { alarm });
+    }
+
+    /// Announces alarms closed at the office (with the stand-down a phone's duress needs).
+    pub fn closed(&self, alarms: Vec<Alarm>) {
+        for alarm in alarms {
+            let _ = self.pokes.send(alarm.visit.clone());
+            let _ = self.board.send(BoardEvent::AlarmClosed { alarm });
+        }
     }
 
     /// Everything the board should hear about from now on.

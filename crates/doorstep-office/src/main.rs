@@ -22,7 +22,9 @@ const USAGE: &str = "usage:
                   [--smtp HOST:PORT --smtp-from ADDR]         serve the office API and the office board
   doorstep-office timeline [--data-dir DIR]                   print every visit's events and alarms
   doorstep-office add-target --school ID (--email ADDR | --webhook URL) [--board] [--authoriser]
-                             [--data-dir DIR]                 send a school's alarms there too
+                             [--further] [--role ROLE]... [--name NAME] [--data-dir DIR]
+                                                              send a school's alarms (or its
+                                                              safeguarding notices) there too
   doorstep-office targets [--data-dir DIR]                    list where alarms are sent
   doorstep-office set-password STAFF_ID [--data-dir DIR]      give a member of staff an office sign-in (or a
                                                               new password), read from standard input
@@ -39,7 +41,12 @@ const USAGE: &str = "usage:
   --smtp-from ADDR   the sender of alarm emails (needed with --smtp)
   --smtp-hello NAME  the name the office gives in EHLO (default: the domain of --smtp-from)
   --board            the target wants alarms as they are raised on the office board
-  --authoriser       the target wants alarms that reach the authoriser (escalations, reminders, duress)
+  --authoriser       the target wants alarms that reach the authoriser's level (escalations, duress)
+  --further          the target wants alarms the authoriser's level has not acknowledged in time (a
+                     deputy, the Principal, senior leaders), and the reminders after
+  --role ROLE        whose contact it is (dsl, safeguarding_lead, headteacher, office, admin,
+                     visiting_staff): safeguarding notices go to the policy's safeguarding_concerns_to
+  --name NAME        whose it is, in words, for the records (\"Priya Head\", \"deputy head\")
   A webhook's signing secret (16 to 256 characters) is read from the environment variable
   DOORSTEP_WEBHOOK_SECRET, so it stays out of the process list and shell history.";
 
@@ -65,6 +72,8 @@ struct Args {
     email: Option<String>,
     webhook: Option<String>,
     wants: WantedLevels,
+    roles: Vec<doorstep_core::domain::Role>,
+    name: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -80,10 +89,9 @@ fn parse_args() -> anyhow::Result<Args> {
         school: None,
         email: None,
         webhook: None,
-        wants: WantedLevels {
-            board: false,
-            authoriser: false,
-        },
+        wants: WantedLevels::NONE,
+        roles: Vec::new(),
+        name: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -115,6 +123,15 @@ fn parse_args() -> anyhow::Result<Args> {
             "--webhook" => args.webhook = Some(value("a URL")?),
             "--board" => args.wants.board = true,
             "--authoriser" => args.wants.authoriser = true,
+            "--further" => args.wants.further = true,
+            "--role" => {
+                let text = value("a role such as dsl")?;
+                args.roles.push(
+                    serde_json::from_value(serde_json::Value::String(text.clone()))
+                        .with_context(|| format!("--role: {text:?} is not a role"))?,
+                );
+            }
+            "--name" => args.name = Some(value("a name")?),
             "-h" | "--help" => args.mode = Mode::Help,
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
@@ -306,8 +323,10 @@ fn add_target(store: &SqliteStore, args: &Args) -> anyhow::Result<()> {
     let school = school
         .parse()
         .map_err(|e| anyhow::anyhow!("--school {school:?}: {e}"))?;
-    if !args.wants.board && !args.wants.authoriser {
-        bail!("say which alarms the target wants: --board, --authoriser, or both");
+    if !args.wants.any() && args.roles.is_empty() {
+        bail!(
+            "say which alarms the target wants (--board, --authoriser, --further) or whose contact it is (--role)"
+        );
     }
     let target = match (&args.email, &args.webhook) {
         (Some(email), None) => NewTarget::email(email, args.wants)?,
@@ -318,6 +337,9 @@ fn add_target(store: &SqliteStore, args: &Args) -> anyhow::Result<()> {
         }
         _ => bail!("add-target takes one of --email ADDRESS or --webhook URL"),
     };
+    let target = target
+        .named(args.name.as_deref().unwrap_or_default())?
+        .for_roles(&args.roles);
     let added = store.add_notification_target(&school, &target, now())?;
     tracing::info!(id = added.id, target = %added.label(), "notification target added");
     Ok(())
@@ -326,11 +348,23 @@ fn add_target(store: &SqliteStore, args: &Args) -> anyhow::Result<()> {
 fn print_targets(store: &SqliteStore) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for target in store.notification_targets()? {
-        let wants = match (target.wants.board, target.wants.authoriser) {
-            (true, true) => "board + authoriser",
-            (true, false) => "board",
-            _ => "authoriser",
-        };
+        if target.removed_at.is_some() {
+            continue;
+        }
+        let mut wants: Vec<String> = [
+            (target.wants.board, "board"),
+            (target.wants.authoriser, "authoriser"),
+            (target.wants.further, "further"),
+        ]
+        .into_iter()
+        .filter(|(yes, _)| *yes)
+        .map(|(_, name)| name.to_owned())
+        .collect();
+        wants.extend(target.roles.iter().map(|r| format!("role:{}", r.label())));
+        if let Some(visit) = &target.visit {
+            wants.push(format!("contact of {visit}"));
+        }
+        let wants = wants.join(" + ");
         writeln!(
             out,
             "{:>3} {:<14} {:<8} {:<20} {}",

@@ -28,6 +28,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_people.sql"),
     include_str!("../migrations/0007_requests.sql"),
     include_str!("../migrations/0008_trusted_time.sql"),
+    include_str!("../migrations/0009_honest_reach.sql"),
+    include_str!("../migrations/0010_contact_email.sql"),
 ];
 
 /// The device id under which the office records its own decisions (authorisations and the rest).
@@ -228,38 +230,9 @@ impl SqliteStore {
     ) -> Result<EventEnvelope, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state = visit_state(&tx, visit)?
-            .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
-        let school: String = tx.query_row(
-            "SELECT school_id FROM visits WHERE id = ?1",
-            [visit.as_str()],
-            |row| row.get(0),
-        )?;
-        let policy = school_policy(&tx, &parse_id(&school)?)?;
-        let events = lifecycle::decide(&state, command, &policy, now)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let next_seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
-            [OFFICE_DEVICE],
-            |row| row.get(0),
-        )?;
-        let mut last = None;
-        for (offset, event) in events.into_iter().enumerate() {
-            let envelope = EventEnvelope {
-                id: EventId::new_v7(),
-                device: DeviceId::parse(OFFICE_DEVICE).expect("the office device id is valid"),
-                seq: DeviceSeq::new((next_seq + offset as i64) as u64)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                visit: visit.clone(),
-                recorded_at: now,
-                event,
-            };
-            insert_event(&tx, &envelope, now, now)?;
-            last = Some(envelope);
-        }
-        refresh_visit(&tx, visit)?;
+        let envelope = record_office_event_in(&tx, visit, command, now)?;
         tx.commit()?;
-        last.ok_or_else(|| StoreError::Invalid("the command caused no event".into()))
+        Ok(envelope)
     }
 
     /// Enrols a phone for a member of staff; only a hash of its token is kept.
@@ -326,12 +299,16 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(events.len());
         let mut rejections = Vec::new();
         let mut touched = BTreeSet::new();
+        let policy = school_policy(&tx, &device.school)?;
         for envelope in events {
             let trusted_at = trusted_time(envelope.recorded_at, device_time, now);
             match check_and_store(&tx, device, envelope, trusted_at, now) {
                 Ok(outcome) => {
                     if outcome == EventOutcome::Stored {
                         touched.insert(envelope.visit.clone());
+                        // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be
+                        // passed on, in the same transaction as the event that carries it.
+                        crate::notices::note_in(&tx, envelope, &policy, now)?;
                     }
                     results.push(EventResult {
                         id: envelope.id,
@@ -621,6 +598,47 @@ fn check_and_store(
     }
     insert_event(tx, envelope, trusted_at, now)?;
     Ok(EventOutcome::Stored)
+}
+
+/// [`SqliteStore::record_office_event`] inside a transaction the caller holds, so an office decision and
+/// what goes with it (closing the alarms it ends) are written together or not at all.
+pub(crate) fn record_office_event_in(
+    tx: &Transaction<'_>,
+    visit: &VisitId,
+    command: &lifecycle::Command,
+    now: DateTime<Utc>,
+) -> Result<EventEnvelope, StoreError> {
+    let state = visit_state(tx, visit)?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
+    let school: String = tx.query_row(
+        "SELECT school_id FROM visits WHERE id = ?1",
+        [visit.as_str()],
+        |row| row.get(0),
+    )?;
+    let policy = school_policy(tx, &parse_id(&school)?)?;
+    let events = lifecycle::decide(&state, command, &policy, now)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let next_seq: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
+        [OFFICE_DEVICE],
+        |row| row.get(0),
+    )?;
+    let mut last = None;
+    for (offset, event) in events.into_iter().enumerate() {
+        let envelope = EventEnvelope {
+            id: EventId::new_v7(),
+            device: DeviceId::parse(OFFICE_DEVICE).expect("the office device id is valid"),
+            seq: DeviceSeq::new((next_seq + offset as i64) as u64)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            visit: visit.clone(),
+            recorded_at: now,
+            event,
+        };
+        insert_event(tx, &envelope, now, now)?;
+        last = Some(envelope);
+    }
+    refresh_visit(tx, visit)?;
+    last.ok_or_else(|| StoreError::Invalid("the command caused no event".into()))
 }
 
 fn insert_event(

@@ -102,6 +102,14 @@ impl DemoStore {
             .expect("read alarms")
     }
 
+    /// One alarm, as the store holds it now.
+    pub fn alarm_of(&self, id: i64) -> Alarm {
+        self.store
+            .alarm(id)
+            .expect("read the alarm")
+            .expect("the alarm exists")
+    }
+
     /// visit-ava's alarm log: (what, detail) a step.
     pub fn log(&self) -> Vec<(String, String)> {
         self.store
