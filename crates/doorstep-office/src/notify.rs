@@ -258,8 +258,9 @@ impl NewTarget {
             Ok(())
         } else {
             Err(NotifyError::InvalidTarget(
-                "a target wants alarms at some level (the board, the authoriser's level, the deputy and \
-                 further contacts), or is the contact of a role that safeguarding notices go to"
+                "it would hear of nothing: choose the alarms it wants (the board, the authoriser's level, \
+                 the deputy and further contacts) or the roles whose contact it is (for safeguarding \
+                 notices)"
                     .into(),
             ))
         }

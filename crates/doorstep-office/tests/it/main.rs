@@ -13,6 +13,7 @@ mod helpers;
 mod kill;
 mod notify;
 mod openapi;
+mod reach;
 mod records;
 mod requests;
 mod routes;
