@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::platform::{Platform, SharedPlatform};
 use crate::prompts::{check_in_prompts, visits_out_on, Announcer};
-use crate::screens::{PinsScreen, VisitScreen};
+use crate::screens::{PinsScreen, SettingsScreen, VisitScreen};
 use crate::status::{status_line, when};
 use crate::store::{AppStore, VisitCard};
 use crate::timing::discreet_phase;
@@ -126,6 +126,8 @@ pub(crate) enum Screen {
     Visit(VisitId),
     /// Changing this phone's PINs.
     Pins,
+    /// This phone's settings (check-in prompts).
+    Settings,
 }
 
 /// The app-wide signals, shared as context.
@@ -180,7 +182,14 @@ impl Ui {
     }
 }
 
-/// Hands this moment's check-in prompts and the visits I am out on to the phone's platform.
+/// The office's time now (this phone's clock corrected by its measured offset): what the screens show and
+/// decide by. Store calls take the phone's own reading, `clock.now()`.
+pub(crate) fn office_now(store: &AppStore, clock: &Clock) -> DateTime<Utc> {
+    store.office_time(clock.now())
+}
+
+/// Hands this moment's check-in prompts and the visits I am out on to the phone's platform. `now` is this
+/// phone's clock.
 fn announce(
     store: &AppStore,
     announcer: &mut Announcer,
@@ -193,14 +202,22 @@ fn announce(
         return;
     };
     announcer.step(
-        &check_in_prompts(&cards, &me.staff, &policy, now),
-        &visits_out_on(&cards, &me.staff, &policy),
+        &check_in_prompts(&cards, &me.staff, &policy, store.office_time(now)),
+        &visits_out_on(
+            &cards,
+            &me.staff,
+            &policy,
+            &store.office_clock().unwrap_or_default(),
+        ),
         platform,
+        store.phone_settings().sound_for_late_check_in,
     );
 }
 
 /// The element id of Today's link to the PIN settings.
 const PINS_LINK_ID: &str = "today-pins-link";
+/// The element id of Today's link to this phone's settings.
+const SETTINGS_LINK_ID: &str = "today-settings-link";
 
 /// The root component. Needs an [`AppStore`] as context; a [`Clock`] is optional.
 #[component]
@@ -272,6 +289,7 @@ pub fn App() -> Element {
         Screen::Today => rsx! { TodayScreen {} },
         Screen::Visit(visit_id) => rsx! { VisitScreen { visit_id } },
         Screen::Pins => rsx! { PinsScreen {} },
+        Screen::Settings => rsx! { SettingsScreen {} },
     };
     rsx! {
         style { {MAIN_CSS} }
@@ -298,7 +316,7 @@ fn TodayScreen() -> Element {
     let clock = use_context::<Clock>();
     let mut ui = use_context::<Ui>();
     let _ = ui.revision.read();
-    let now = clock.now();
+    let now = office_now(&store, &clock);
     let offset = clock.offset(now);
 
     let me = store.me();
@@ -312,7 +330,7 @@ fn TodayScreen() -> Element {
         .and_then(Option::as_ref)
         .map(|me| me.staff.clone());
     let rows: Result<Vec<VisitRowView>, String> = store
-        .today(now)
+        .today(clock.now())
         .map(|cards| {
             cards
                 .iter()
@@ -356,6 +374,13 @@ fn TodayScreen() -> Element {
                 onclick: move |_| ui.screen.set(Screen::Pins),
                 "Change my PINs"
             }
+            button {
+                id: "{SETTINGS_LINK_ID}",
+                class: "link",
+                aria_label: "Check-in prompt settings",
+                onclick: move |_| ui.screen.set(Screen::Settings),
+                "Check-in prompts"
+            }
         }
     }
 }
@@ -365,7 +390,8 @@ fn TodayScreen() -> Element {
 pub(crate) fn StatusLine() -> Element {
     let clock = use_context::<Clock>();
     let ui = use_context::<Ui>();
-    let now = clock.now();
+    let store = use_context::<AppStore>();
+    let now = office_now(&store, &clock);
     let (text, class) = match &*ui.status.read() {
         Ok(status) => {
             let class = if status.failing_since.is_some() || status.refused > 0 {

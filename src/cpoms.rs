@@ -1,8 +1,10 @@
-//! The write-up as a block of text ready to paste into the school's record system (CPOMS in both shipped
-//! policies). Pure, so the exact wording is tested without a screen.
+//! The write-up as a block of text ready to paste into the school's record system (the policy's
+//! `record_system`: CPOMS in both shipped policies). Pure, so the exact wording is tested without a screen.
+//! It says only what this phone knows: a safeguarding concern is marked as one the safeguarding contact
+//! must be told of, never as already passed on (the office sends it and records the delivery).
 
 use chrono::{DateTime, FixedOffset, Utc};
-use doorstep_core::domain::Visit;
+use doorstep_core::domain::{Role, Visit};
 use doorstep_core::lifecycle::{CancelReason, VisitState, WriteUp};
 
 /// How a cancelled visit was called off, when this phone knows the note.
@@ -12,12 +14,22 @@ pub struct Cancellation {
     pub note: String,
 }
 
+/// Who a safeguarding concern goes to, as staff say it: "the DSL", "the safeguarding lead".
+pub fn concerns_contact(role: Role) -> String {
+    match role {
+        Role::Dsl => "the DSL".to_owned(),
+        other => format!("the {}", other.label()),
+    }
+}
+
 /// The text to paste, in the order a safeguarding record reads: what, who, when, then the substance.
+/// `concerns_to` is the policy's `safeguarding_concerns_to`.
 pub fn cpoms_summary(
     visit: &Visit,
     state: &VisitState,
     write_up: &WriteUp,
     cancellation: Option<&Cancellation>,
+    concerns_to: Role,
     offset: FixedOffset,
 ) -> String {
     let local = |at: DateTime<Utc>| at.with_timezone(&offset).format("%H:%M").to_string();
@@ -73,9 +85,9 @@ pub fn cpoms_summary(
     lines.push(format!(
         "Safeguarding concern: {}",
         if write_up.safeguarding_concern {
-            "Yes (passed to the DSL)"
+            format!("Yes ({} to be told at once)", concerns_contact(concerns_to))
         } else {
-            "No"
+            "No".to_owned()
         }
     ));
     lines.push(format!(
@@ -121,6 +133,7 @@ mod tests {
             &state,
             &write_up,
             None,
+            Role::Dsl,
             FixedOffset::east_opt(0).unwrap(),
         );
         assert_eq!(
@@ -133,7 +146,7 @@ mod tests {
              Seen: Ava and her mother\n\
              Discussed: Attendance since half term\n\
              Agreements with parents: None recorded\n\
-             Safeguarding concern: Yes (passed to the DSL)\n\
+             Safeguarding concern: Yes (the DSL to be told at once)\n\
              Incident: None recorded"
         );
     }
@@ -158,6 +171,7 @@ mod tests {
             &state,
             &write_up,
             Some(&cancelled),
+            Role::SafeguardingLead,
             FixedOffset::east_opt(0).unwrap(),
         );
         assert!(
@@ -165,5 +179,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Safeguarding concern: No"));
+    }
+
+    #[test]
+    fn a_concern_goes_to_whom_the_policy_names_and_is_never_called_passed_on() {
+        let visit = visit("v-auth", at(10, 0), false);
+        let state = VisitState::new(visit.staff_ids());
+        let write_up = WriteUp {
+            seen: "Ava".into(),
+            discussed: "School".into(),
+            agreements: String::new(),
+            safeguarding_concern: true,
+            incident: None,
+        };
+        let text = |role| {
+            cpoms_summary(
+                &visit,
+                &state,
+                &write_up,
+                None,
+                role,
+                FixedOffset::east_opt(0).unwrap(),
+            )
+        };
+        assert!(text(Role::SafeguardingLead)
+            .contains("Safeguarding concern: Yes (the safeguarding lead to be told at once)"));
+        assert!(!text(Role::Dsl).contains("passed"));
     }
 }

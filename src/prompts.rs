@@ -1,6 +1,10 @@
 //! Check-in prompts and the visit timer, handed to the phone's platform: which prompts should sound now
 //! (pure), and an `Announcer` that tells the platform once per prompt and level, and holds the visit timer
 //! alive while the holder of this phone is out on a visit.
+//!
+//! In a family's living room a prompt must look and sound ordinary: it vibrates and shows a notification
+//! worded like any app's reminder. The phone's loud sound (which plays through silent mode) is used only
+//! for a late check-in, and only if the staff member turned it on in this phone's settings.
 
 use std::collections::HashSet;
 
@@ -10,6 +14,7 @@ use doorstep_core::lifecycle::StaffProgress;
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{self, Expecting};
 
+use crate::office_clock::OfficeClock;
 use crate::platform::{Notice, Pattern, Platform, Urgency, VisitTimerLease};
 use crate::store::VisitCard;
 
@@ -59,8 +64,14 @@ pub fn check_in_prompts(
         .collect()
 }
 
-/// The visits I am out on (left for, at the door or inside, not yet left), with my next check-in if known.
-pub fn visits_out_on(cards: &[VisitCard], me: &StaffId, policy: &Policy) -> Vec<VisitTimerLease> {
+/// The visits I am out on (left for, at the door or inside, not yet left), with my next check-in if known,
+/// as this phone's clock will read it (`clock`: the platform schedules reminders by the phone's clock).
+pub fn visits_out_on(
+    cards: &[VisitCard],
+    me: &StaffId,
+    policy: &Policy,
+    clock: &OfficeClock,
+) -> Vec<VisitTimerLease> {
     cards
         .iter()
         .filter(|card| {
@@ -70,7 +81,7 @@ pub fn visits_out_on(cards: &[VisitCard], me: &StaffId, policy: &Policy) -> Vec<
             visit: card.visit.id.clone(),
             next_check_in: schedule::inside_deadline(&card.visit, &card.state, policy)
                 .filter(|d| d.expecting == Expecting::CheckIn)
-                .map(|d| d.due),
+                .map(|d| clock.to_phone(d.due)),
         })
         .collect()
 }
@@ -85,27 +96,29 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    /// Tells `platform` about new prompts and changes in the visits I am out on. Platform failures are
-    /// logged, never fatal: the screen shows the prompt whatever the phone's notification system does.
+    /// Tells `platform` about new prompts and changes in the visits I am out on: each prompt vibrates and
+    /// shows its notice; a late one also plays the loud sound if `sound_for_late_check_in` (the phone's
+    /// setting, off unless turned on). Platform failures are logged, never fatal: the screen shows the
+    /// prompt whatever the phone's notification system does.
     pub fn step(
         &mut self,
         prompts: &[Prompt],
         out_on: &[VisitTimerLease],
         platform: &dyn Platform,
+        sound_for_late_check_in: bool,
     ) {
         for prompt in prompts {
             if !self.announced.insert(prompt.clone()) {
                 continue;
             }
-            let (notice, pattern, urgency) = match prompt.level {
-                PromptLevel::Due => (Notice::CheckInDue, Pattern::Reminder, Urgency::Normal),
-                PromptLevel::Overdue => (Notice::CheckInOverdue, Pattern::Urgent, Urgency::Urgent),
+            let (notice, pattern) = match prompt.level {
+                PromptLevel::Due => (Notice::CheckInDue, Pattern::Reminder),
+                PromptLevel::Overdue => (Notice::CheckInOverdue, Pattern::Urgent),
             };
-            let results = [
-                platform.notify(notice),
-                platform.vibrate(pattern),
-                platform.play_alert_sound(urgency),
-            ];
+            let mut results = vec![platform.notify(notice), platform.vibrate(pattern)];
+            if prompt.level == PromptLevel::Overdue && sound_for_late_check_in {
+                results.push(platform.play_alert_sound(Urgency::Urgent));
+            }
             for error in results.into_iter().filter_map(Result::err) {
                 tracing::warn!(%error, "the phone could not sound a check-in prompt");
             }
@@ -181,15 +194,17 @@ mod tests {
             .unwrap();
 
         let mut announcer = Announcer::default();
-        let mut step = |now: DateTime<Utc>| {
+        let sound = false;
+        let mut step = |now: DateTime<Utc>, sound: bool| {
             let cards = store.today(now).unwrap();
             announcer.step(
                 &check_in_prompts(&cards, &me, &policy, now),
-                &visits_out_on(&cards, &me, &policy),
+                &visits_out_on(&cards, &me, &policy, &OfficeClock::default()),
                 &platform,
+                sound,
             );
         };
-        step(agreed + TimeDelta::minutes(5));
+        step(agreed + TimeDelta::minutes(5), sound);
         assert!(
             log.notices().is_empty(),
             "nothing before the check-in is due"
@@ -199,14 +214,31 @@ mod tests {
             "the visit timer runs while I am inside"
         );
 
-        step(agreed + TimeDelta::minutes(10));
-        step(agreed + TimeDelta::minutes(11));
-        assert_eq!(log.notices(), [Notice::CheckInDue], "due: sounded once");
-        step(agreed + TimeDelta::minutes(15));
+        step(agreed + TimeDelta::minutes(10), sound);
+        step(agreed + TimeDelta::minutes(11), sound);
+        assert_eq!(log.notices(), [Notice::CheckInDue], "due: shown once");
+        step(agreed + TimeDelta::minutes(15), sound);
         assert_eq!(log.notices(), [Notice::CheckInDue, Notice::CheckInOverdue]);
         assert!(log
             .calls()
             .contains(&PlatformCall::Vibrated(Pattern::Urgent)));
+        assert!(
+            !log.calls()
+                .iter()
+                .any(|call| matches!(call, PlatformCall::PlayedAlertSound(_))),
+            "no sound of the app's own unless turned on: {:?}",
+            log.calls()
+        );
+
+        // Turned on in the settings, a late check-in also plays the loud sound.
+        let late = agreed + TimeDelta::minutes(15);
+        let cards = store.today(late).unwrap();
+        Announcer::default().step(
+            &check_in_prompts(&cards, &me, &policy, late),
+            &visits_out_on(&cards, &me, &policy, &OfficeClock::default()),
+            &platform,
+            true,
+        );
         assert!(log
             .calls()
             .contains(&PlatformCall::PlayedAlertSound(Urgency::Urgent)));
@@ -218,8 +250,50 @@ mod tests {
                 agreed + TimeDelta::minutes(16),
             )
             .unwrap();
-        step(agreed + TimeDelta::minutes(17));
+        step(agreed + TimeDelta::minutes(17), sound);
         assert!(!log.keeping_alive(), "the timer stops once I have left");
         assert!(log.calls().contains(&PlatformCall::Released(v.clone())));
+    }
+
+    #[test]
+    fn the_visit_timer_is_told_the_next_check_in_by_this_phones_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let policy = store.policy().unwrap().unwrap();
+        let v = visit("v-auth");
+        let card = store.visit(&v).unwrap().unwrap();
+        let agreed = card.visit.agreed_time;
+        for who in ["sam", "alex"] {
+            store
+                .perform(
+                    &v,
+                    Command::Depart {
+                        staff: staff(who),
+                        expected_arrival: agreed,
+                        expected_end: card.visit.expected_end(),
+                    },
+                    agreed - TimeDelta::minutes(20),
+                )
+                .unwrap();
+            store
+                .perform(
+                    &v,
+                    Command::ArriveOutside { staff: staff(who) },
+                    agreed - TimeDelta::minutes(2),
+                )
+                .unwrap();
+        }
+        store
+            .perform(&v, Command::StartVisit { by: staff("sam") }, agreed)
+            .unwrap();
+        let cards = store.today(agreed).unwrap();
+        let due = agreed + TimeDelta::minutes(10);
+        let next = |clock| visits_out_on(&cards, &staff("sam"), &policy, &clock)[0].next_check_in;
+        assert_eq!(next(OfficeClock::default()), Some(due));
+        // Seven minutes fast: the reminder is scheduled for when this phone reads 10:17.
+        assert_eq!(
+            next(OfficeClock::new(Some(TimeDelta::minutes(7)))),
+            Some(due + TimeDelta::minutes(7))
+        );
     }
 }

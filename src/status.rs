@@ -1,13 +1,19 @@
 //! The status line: one sentence about the outbox that never claims more than the phone knows.
 //!
 //! "Office confirmed" always means the last exchange the office answered; "waiting" counts events the office
-//! has not confirmed, whether or not they were sent.
+//! has not confirmed, whether or not they were sent. Times are the office's: when this phone's clock is
+//! further out than the office allows, the line says so.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use doorstep_core::event_log::OutboxStatus;
 
-/// The status line for `status` at `now`, with times in the phone's local `offset`.
+use crate::office_clock::OfficeClock;
+
+/// The status line for `status` at the office's time `now`, with times in the phone's local `offset`.
 pub fn status_line(status: &OutboxStatus, now: DateTime<Utc>, offset: FixedOffset) -> String {
+    let clock = OfficeClock::new(status.phone_clock_ahead);
+    // The outbox keeps this phone's own clock readings.
+    let when = |at: DateTime<Utc>, now, offset| when(clock.to_office(at), now, offset);
     let waiting = status.waiting;
     let mut line = match (status.failing_since, status.last_success_at) {
         (Some(since), _) => {
@@ -39,6 +45,9 @@ pub fn status_line(status: &OutboxStatus, now: DateTime<Utc>, offset: FixedOffse
     };
     if status.refused > 0 {
         line.push_str(&format!(" · {} refused by the office", status.refused));
+    }
+    if let Some(note) = clock.note() {
+        line.push_str(&format!(" · {note}"));
     }
     line
 }
@@ -76,6 +85,7 @@ mod tests {
                 failing_since: failing.map(at),
                 last_error: failing.map(|_| "could not connect to the office".to_owned()),
                 office_refused: false,
+                phone_clock_ahead: None,
             };
         let refusing = OutboxStatus {
             office_refused: true,
@@ -147,6 +157,26 @@ mod tests {
         for (status, offset, expected) in cases {
             assert_eq!(status_line(&status, now, offset), expected, "{status:?}");
         }
+    }
+
+    #[test]
+    fn a_phone_clock_out_by_minutes_is_named_and_its_times_are_shown_as_the_offices() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        // The phone read 14:09 when the office's answer of 14:02 arrived: seven minutes fast.
+        let status = |ahead_minutes: i64| OutboxStatus {
+            last_success_at: Some(at("2026-11-23T14:09:00Z")),
+            phone_clock_ahead: Some(chrono::TimeDelta::minutes(ahead_minutes)),
+            ..OutboxStatus::default()
+        };
+        assert_eq!(
+            status_line(&status(7), at("2026-11-23T14:30:00Z"), utc),
+            "All confirmed · office confirmed 14:02 · This phone's clock is 7 minutes fast; times shown are the office's"
+        );
+        assert_eq!(
+            status_line(&status(1), at("2026-11-23T14:30:00Z"), utc),
+            "All confirmed · office confirmed 14:09",
+            "within the allowed skew the office takes the phone's times as they are"
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What the visit screen offers next: one large button for the current step, perhaps a smaller one beside
-//! it, or a sentence saying why there is nothing to press. Pure, so it is tested without a screen.
+//! it, or a sentence saying why there is nothing to press; and whether "Running late" and "Not going ahead"
+//! are open. Pure, so it is tested without a screen.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use doorstep_core::ids::StaffId;
-use doorstep_core::lifecycle::{self, Command, StaffProgress};
+use doorstep_core::lifecycle::{self, CancelReason, Command, StaffProgress};
 
 use crate::store::VisitCard;
 
@@ -16,6 +17,9 @@ pub enum Step {
     GoingIn,
     ImOk,
     IveLeft,
+    /// Not going in after all (the office called the visit off, or a partner cancelled): ends my own part,
+    /// which the office keeps watching until I say so.
+    OnMyWayBack,
 }
 
 impl Step {
@@ -28,6 +32,7 @@ impl Step {
             Step::GoingIn => "We're going in",
             Step::ImOk => "I'm OK",
             Step::IveLeft => "I've left",
+            Step::OnMyWayBack => "On my way back",
         }
     }
 
@@ -40,6 +45,7 @@ impl Step {
             Step::GoingIn => "Tell the office you are all going in",
             Step::ImOk => "Check in: tell the office you are OK",
             Step::IveLeft => "Tell the office you have left the property",
+            Step::OnMyWayBack => "Tell the office you are not going in and are on your way back",
         }
     }
 
@@ -52,6 +58,7 @@ impl Step {
             Step::GoingIn => "step-going-in",
             Step::ImOk => "step-im-ok",
             Step::IveLeft => "step-ive-left",
+            Step::OnMyWayBack => "step-on-my-way-back",
         }
     }
 
@@ -72,12 +79,62 @@ impl Step {
             Step::GoingIn => Command::StartVisit { by: staff },
             Step::ImOk => Command::CheckIn { staff },
             Step::IveLeft => Command::Leave { staff },
+            Step::OnMyWayBack => {
+                // The reason the visit ended, so the office's record reads as one story; a reason that
+                // needs words gets them.
+                let reason = card
+                    .state
+                    .cancelled
+                    .map_or(CancelReason::CalledOffByOffice, |(reason, _)| reason);
+                let note = if reason.needs_note() {
+                    format!("On my way back: {}.", cancelled_by_words(card, me))
+                } else {
+                    String::new()
+                };
+                Command::Cancel {
+                    staff,
+                    reason,
+                    note,
+                }
+            }
         }
+    }
+}
+
+/// Who ended the visit, in words for the person holding the phone: "the office called the visit off",
+/// "Alex Jones cancelled it (Felt unsafe)", "you cancelled it (...)".
+fn cancelled_by_words(card: &VisitCard, me: &StaffId) -> String {
+    let state = &card.state;
+    let Some((reason, _)) = state.cancelled else {
+        return "the visit is not going ahead".to_owned();
+    };
+    match (reason, &state.cancelled_by) {
+        (CancelReason::CalledOffByOffice, _) => match &card.called_off {
+            Some(decision) if !decision.reason.trim().is_empty() => {
+                format!(
+                    "the office called the visit off ({})",
+                    decision.reason.trim()
+                )
+            }
+            _ => "the office called the visit off".to_owned(),
+        },
+        (CancelReason::FamilyCancelled, Some(by)) if by == me => {
+            "you said the family cancelled".to_owned()
+        }
+        (CancelReason::FamilyCancelled, Some(by)) => {
+            format!("{} said the family cancelled", card.name_of(by))
+        }
+        (reason, Some(by)) if by == me => format!("you cancelled it ({})", reason.label()),
+        (reason, Some(by)) => format!("{} cancelled it ({})", card.name_of(by), reason.label()),
+        (reason, None) => format!("it was cancelled ({})", reason.label()),
     }
 }
 
 /// Why "Leaving now" is not offered yet.
 pub const BRIEFING_FIRST: &str = "Read the briefing and tick its checklist before you leave.";
+/// Why "Leaving now" is not offered again after the office changed the briefing.
+pub const BRIEFING_CHANGED: &str =
+    "The briefing has changed since you read it: read it again and tick the checklist before you leave.";
 
 /// What the visit screen shows for the current step.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -97,24 +154,63 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
     let Some(progress) = state.progress(me) else {
         return notice("You are not on this visit.");
     };
-    if let Some((reason, _)) = state.cancelled {
-        return notice(&format!("This visit was cancelled: {}.", reason.label()));
+    let watched = state.is_watched(me);
+    if !watched && !matches!(progress, StaffProgress::Left { .. }) {
+        if let Some(declined) = &state.declined {
+            return notice(&format!(
+                "The office declined this visit: {}. Do not go.",
+                declined.reason.trim()
+            ));
+        }
+        if state.cancelled.is_some() {
+            return notice(&cancelled_notice(card, me));
+        }
+        if let Some(ended) = state.part_ended(me) {
+            // My own cancel, while a colleague was inside: the visit goes on without me.
+            return notice(&format!(
+                "Your part in this visit ended ({}). The office still watches whoever is inside.",
+                ended.reason.label()
+            ));
+        }
     }
     // Written up by a partner while I am still out: my own steps go on.
     if state.written_up_at.is_some() && !progress.is_out() {
         return notice("This visit is written up.");
     }
-    if let Some(role) = card.awaiting_authorisation_by {
-        return notice(&format!(
-            "Awaiting authorisation by {}. Do not leave for the visit until it is authorised.",
-            role.label()
+    if progress == StaffProgress::NotStarted && state.authorised.is_none() {
+        if let Some(withdrawn) = &state.authorisation_withdrawn {
+            return notice(&format!(
+                "The office withdrew the authorisation: {}. Do not leave for the visit unless it is authorised again.",
+                withdrawn.reason.trim()
+            ));
+        }
+        if let Some(role) = card.awaiting_authorisation_by {
+            return notice(&format!(
+                "Awaiting authorisation by {}. Do not leave for the visit until it is authorised.",
+                role.label()
+            ));
+        }
+    }
+    // The visit was ended while I am on the way or at the door: the office keeps watching me until I say
+    // I am not going in. (Someone inside goes on below: they can always say "I've left".)
+    if state.cancelled.is_some() && watched && !progress.is_inside() {
+        let mut steps = main(Step::OnMyWayBack);
+        steps.notice = Some(format!(
+            "{}. The office is still watching you: tap \"On my way back\" when you are not going in.",
+            sentence(&cancelled_by_words(card, me))
+                .trim_end_matches('.')
+                .to_owned()
         ));
+        return checked(steps, card, me, now);
     }
     let has_partner = card.partners(me).next().is_some();
-    let mut steps = match progress {
+    let steps = match progress {
         // "Leaving now" waits for the briefing checklist: the policies want the briefing read before the door.
         StaffProgress::NotStarted if !state.briefing_read.contains_key(me) => {
             notice(BRIEFING_FIRST)
+        }
+        StaffProgress::NotStarted if card.briefing_changed_since_read(me) => {
+            notice(BRIEFING_CHANGED)
         }
         StaffProgress::NotStarted => main(Step::LeavingNow),
         StaffProgress::Departed { .. } if has_partner => Steps {
@@ -164,7 +260,12 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
         StaffProgress::Inside { .. } => Steps {
             main: Some(Step::IveLeft),
             others: vec![Step::ImOk],
-            notice: None,
+            notice: state.cancelled.map(|_| {
+                format!(
+                    "{}. Tap \"I've left\" as soon as you are out.",
+                    sentence(&cancelled_by_words(card, me)).trim_end_matches('.')
+                )
+            }),
         },
         StaffProgress::Left { .. } => {
             let partner_still_in = card.partners(me).any(|partner| {
@@ -180,6 +281,12 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
             }
         }
     };
+    checked(steps, card, me, now)
+}
+
+/// `steps` with only the buttons the lifecycle would accept now; a refused main step says why instead.
+fn checked(mut steps: Steps, card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
+    let state = &card.state;
     let accepts =
         |step: &Step| lifecycle::decide(state, &step.command(card, me), &card.policy, now).is_ok();
     steps.others.retain(accepts);
@@ -192,6 +299,80 @@ pub fn steps_for(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> Steps {
         }
     }
     steps
+}
+
+/// What a visit that ended for me says: who ended it and why.
+fn cancelled_notice(card: &VisitCard, me: &StaffId) -> String {
+    let state = &card.state;
+    match state.cancelled {
+        Some((CancelReason::CalledOffByOffice, _)) => sentence(&cancelled_by_words(card, me)),
+        Some((CancelReason::FamilyCancelled, _)) => format!(
+            "Not going ahead: {}.",
+            cancelled_by_words(card, me).trim_end_matches('.')
+        ),
+        Some((reason, _)) => match &state.cancelled_by {
+            Some(by) if by != me => format!(
+                "This visit was cancelled: {} ({}).",
+                reason.label(),
+                card.name_of(by)
+            ),
+            _ => format!("This visit was cancelled: {}.", reason.label()),
+        },
+        None => "This visit is not going ahead.".to_owned(),
+    }
+}
+
+/// How long ahead "Running late" is checked for: any new arrival the lifecycle would take.
+const LATE_PROBE: TimeDelta = TimeDelta::minutes(10);
+
+/// Whether "Running late" is open to `me`: the visit is authorised and I have not arrived, and the
+/// lifecycle would take a new arrival time.
+pub fn may_run_late(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> bool {
+    let command = Command::RunningLate {
+        staff: me.clone(),
+        expected_arrival: now + LATE_PROBE,
+    };
+    card.state.authorised.is_some()
+        && !matches!(
+            card.state.progress(me),
+            Some(StaffProgress::NotStarted) if card.state.part_ended(me).is_some()
+        )
+        && lifecycle::decide(&card.state, &command, &card.policy, now).is_ok()
+}
+
+/// The command for "Not going ahead (the family cancelled)", before anyone set off.
+pub fn not_going_ahead(me: &StaffId, note: String) -> Command {
+    Command::Cancel {
+        staff: me.clone(),
+        reason: CancelReason::FamilyCancelled,
+        note,
+    }
+}
+
+/// Whether "Not going ahead (the family cancelled)" is open to `me`: before I set off on an authorised
+/// visit the lifecycle still takes a cancel for.
+pub fn may_say_not_going_ahead(card: &VisitCard, me: &StaffId, now: DateTime<Utc>) -> bool {
+    card.state.authorised.is_some()
+        && card.state.progress(me) == Some(StaffProgress::NotStarted)
+        && lifecycle::decide(
+            &card.state,
+            &not_going_ahead(me, String::new()),
+            &card.policy,
+            now,
+        )
+        .is_ok()
+}
+
+/// Whether the door's "Cancel the visit" is open to `me`: on the way or at the door, before going in, and
+/// the visit not already ended.
+pub fn may_cancel_at_the_door(card: &VisitCard, me: &StaffId) -> bool {
+    let state = &card.state;
+    matches!(
+        state.progress(me),
+        Some(StaffProgress::Departed { .. } | StaffProgress::Outside { .. })
+    ) && state.is_watched(me)
+        && state.cancelled.is_none()
+        && state.started_at.is_none()
 }
 
 fn main(step: Step) -> Steps {
@@ -427,5 +608,113 @@ mod visit_tests {
             steps(&store, "v-auth").notice.as_deref(),
             Some("This visit is written up.")
         );
+    }
+
+    #[test]
+    fn a_partner_saying_not_going_ahead_leaves_me_on_the_way_with_on_my_way_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        read_briefing(&store, "v-auth");
+        take(&store, "v-auth", Step::LeavingNow);
+        // Alex's phone, relayed by the office: the family rang Alex.
+        store
+            .perform(
+                &visit_id("v-auth"),
+                not_going_ahead(&id("alex"), String::new()),
+                at(9, 5),
+            )
+            .unwrap();
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        let got = steps_for(&card, &id("sam"), at(9, 6));
+        assert_eq!(got.main, Some(Step::OnMyWayBack));
+        assert_eq!(
+            got.notice.as_deref(),
+            Some("Alex Jones said the family cancelled. The office is still watching you: tap \"On my way back\" when you are not going in.")
+        );
+        assert_eq!(
+            Step::OnMyWayBack.command(&card, &id("sam")),
+            Command::Cancel {
+                staff: id("sam"),
+                reason: CancelReason::FamilyCancelled,
+                note: String::new(),
+            },
+            "the partner's reason; it needs no note"
+        );
+        assert!(!may_run_late(&card, &id("sam"), at(9, 6)));
+        assert!(!may_cancel_at_the_door(&card, &id("sam")));
+        store
+            .perform(
+                &visit_id("v-auth"),
+                Step::OnMyWayBack.command(&card, &id("sam")),
+                at(9, 6),
+            )
+            .unwrap();
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        assert!(!card.state.is_watched(&id("sam")));
+        assert_eq!(
+            steps_for(&card, &id("sam"), at(9, 7)).notice.as_deref(),
+            Some("Not going ahead: Alex Jones said the family cancelled.")
+        );
+    }
+
+    #[test]
+    fn someone_inside_can_always_leave_even_after_the_office_called_the_visit_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        read_briefing(&store, "v-auth");
+        take(&store, "v-auth", Step::LeavingNow);
+        take(&store, "v-auth", Step::ArrivedTogether);
+        take(&store, "v-auth", Step::GoingIn);
+        let mut card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        // The office called it off before it heard they had gone in: a fact all the same.
+        card.state = lifecycle::apply(
+            card.state,
+            &lifecycle::VisitEvent::CalledOff {
+                by: id("head"),
+                reason: "Family rang the school".into(),
+            },
+            at(9, 1),
+        );
+        let got = steps_for(&card, &id("sam"), at(9, 2));
+        assert_eq!(
+            (got.main, got.others),
+            (Some(Step::IveLeft), vec![Step::ImOk])
+        );
+        assert!(
+            got.notice
+                .unwrap()
+                .ends_with("Tap \"I've left\" as soon as you are out."),
+            "and says why"
+        );
+    }
+
+    #[test]
+    fn a_changed_briefing_is_read_again_before_leaving_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        read_briefing(&store, "v-auth");
+        let mut card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        assert_eq!(
+            steps_for(&card, &id("sam"), at(9, 0)).main,
+            Some(Step::LeavingNow)
+        );
+        card.state = lifecycle::apply(
+            card.state,
+            &lifecycle::VisitEvent::BriefingUpdated {
+                by: id("head"),
+                version: 1,
+            },
+            at(8, 55),
+        );
+        assert!(card.briefing_changed_since_read(&id("sam")));
+        assert_eq!(
+            steps_for(&card, &id("sam"), at(9, 0)),
+            Steps {
+                notice: Some(BRIEFING_CHANGED.to_owned()),
+                ..Steps::default()
+            }
+        );
+        // Not read at all yet: the first reading is the current version, nothing "changed".
+        assert!(!card.briefing_changed_since_read(&id("alex")));
     }
 }

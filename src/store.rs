@@ -1,10 +1,14 @@
 //! The app's store: the only code that writes the phone's event log. Screens and the sync transport call it;
 //! neither touches `EventLog` or SQLite.
 //!
-//! A visit's state is always rebuilt the same way: the events the office sent (a partner's included) and the
-//! events this phone recorded, deduplicated by event id and replayed through the core lifecycle. An action is
-//! decided against that state and recorded before [`AppStore::perform`] returns, so a screen may say it
-//! happened as soon as the call comes back.
+//! A visit's state is always rebuilt the same way: the events the office sent (a partner's included), at the
+//! office's times, and the events this phone recorded that the office has not sent back yet, at this phone's
+//! time corrected by its measured clock offset ([`OfficeClock`]), deduplicated by event id and replayed
+//! through the core lifecycle. An action is decided against that state at the office's time and recorded
+//! before [`AppStore::perform`] returns, so a screen may say it happened as soon as the call comes back.
+//!
+//! Every method here takes `now` as this phone's own clock reads it; the store turns it into the office's
+//! time itself. The times inside a command are the office's, as the screens show them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,13 +20,15 @@ use doorstep_core::event::{EnvelopeError, EventEnvelope, TrustedEvent};
 use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
 use doorstep_core::ids::{DeviceId, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::{
-    self, Command, DuressVia, LifecycleError, Phase, VisitEvent, VisitState,
+    self, Command, DuressVia, LifecycleError, OfficeDecision, Phase, VisitEvent, VisitState,
 };
 use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
 use doorstep_core::schedule::{self, Expecting};
 use doorstep_core::sync_plan::OutboxUpdate;
 use tokio::sync::{watch, Notify};
+
+use crate::office_clock::OfficeClock;
 
 /// Why an action was not recorded. Every message can be shown as it is to the person holding the phone.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +89,30 @@ pub enum PinError {
     Save(String),
 }
 
+/// The file under the data folder that holds this phone's own settings.
+pub const SETTINGS_FILE: &str = "settings.json";
+
+/// What the staff member chose on this phone (from Today's settings). Kept on the phone only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PhoneSettings {
+    /// Play the phone's loud sound for a late check-in, even on silent. Off unless turned on: in a family's
+    /// living room a check-in prompt only vibrates and shows an ordinary notification.
+    pub sound_for_late_check_in: bool,
+}
+
+/// Why settings were not saved.
+#[derive(Debug, thiserror::Error)]
+#[error("could not save the settings: {0}")]
+pub struct SettingsError(String);
+
+#[derive(Debug)]
+struct SettingsFile {
+    settings: PhoneSettings,
+    /// Where they are saved; `None` for a store made in memory (tests).
+    file: Option<PathBuf>,
+}
+
 #[derive(Debug)]
 struct PinSettings {
     pins: Pins,
@@ -118,8 +148,13 @@ pub struct VisitCard {
     pub state: VisitState,
     /// The school's policy, which decides which steps the lifecycle accepts.
     pub policy: Policy,
-    /// The role that must authorise the visit, while it is not yet authorised.
+    /// The role that must authorise the visit, while it is not yet authorised (and was neither declined
+    /// nor had its authorisation withdrawn).
     pub awaiting_authorisation_by: Option<Role>,
+    /// The office called the visit off: who, when and why (the state keeps only that it was).
+    pub called_off: Option<OfficeDecision>,
+    /// The office's latest change to the briefing: who and when.
+    pub briefing_changed: Option<(StaffId, DateTime<Utc>)>,
 }
 
 impl VisitCard {
@@ -131,6 +166,37 @@ impl VisitCard {
     pub fn partners<'a>(&'a self, me: &'a StaffId) -> impl Iterator<Item = &'a VisitStaff> + 'a {
         self.visit.staff.iter().filter(move |s| &s.id != me)
     }
+
+    /// The name the visit gives `staff`, or their id if the visit does not name them.
+    pub fn name_of(&self, staff: &StaffId) -> String {
+        self.visit
+            .staff
+            .iter()
+            .find(|s| &s.id == staff)
+            .map_or_else(|| staff.to_string(), |s| s.name.clone())
+    }
+
+    /// Whether the office has changed the briefing since `me` last read it (so the checklist is due again).
+    pub fn briefing_changed_since_read(&self, me: &StaffId) -> bool {
+        self.state.briefing_read.contains_key(me)
+            && self
+                .state
+                .briefing_read_version
+                .get(me)
+                .copied()
+                .unwrap_or(0)
+                < self.state.briefing_version
+    }
+}
+
+/// One event this phone recorded, where it stands with the office, and when the visit counts it as having
+/// happened (the office's time once the office sent it back; before that, this phone's time corrected by
+/// its clock offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnStep {
+    pub envelope: EventEnvelope,
+    pub delivery: Delivery,
+    pub at: DateTime<Utc>,
 }
 
 /// The phone's store. Cheap to clone; every clone shares one event log.
@@ -142,6 +208,7 @@ pub struct AppStore {
     /// Counts writes, so screens redraw as soon as the sync loop changes something.
     revision: Arc<watch::Sender<u64>>,
     pins: Arc<Mutex<PinSettings>>,
+    settings: Arc<Mutex<SettingsFile>>,
 }
 
 impl AppStore {
@@ -153,6 +220,10 @@ impl AppStore {
             revision: Arc::new(watch::Sender::new(0)),
             pins: Arc::new(Mutex::new(PinSettings {
                 pins: Pins::default(),
+                file: None,
+            })),
+            settings: Arc::new(Mutex::new(SettingsFile {
+                settings: PhoneSettings::default(),
                 file: None,
             })),
         }
@@ -178,6 +249,19 @@ impl AppStore {
             pins,
             file: Some(file),
         };
+        let file = data_dir.join(SETTINGS_FILE);
+        let settings = match std::fs::read_to_string(&file) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
+                // The safe side is the default: quiet in the room.
+                tracing::warn!(%error, "unreadable settings file; using the defaults");
+                PhoneSettings::default()
+            }),
+            Err(_) => PhoneSettings::default(),
+        };
+        *store.settings_file() = SettingsFile {
+            settings,
+            file: Some(file),
+        };
         Ok(store)
     }
 
@@ -200,6 +284,28 @@ impl AppStore {
             std::fs::write(file, text).map_err(|e| PinError::Save(e.to_string()))?;
         }
         settings.pins = pins;
+        Ok(())
+    }
+
+    /// This phone's settings.
+    pub fn phone_settings(&self) -> PhoneSettings {
+        self.settings_file().settings
+    }
+
+    /// Saves this phone's settings (written whole to a new file, then moved over the old one, so a flat
+    /// battery mid-write leaves the old settings, not half a file).
+    pub fn set_phone_settings(&self, settings: PhoneSettings) -> Result<(), SettingsError> {
+        let mut current = self.settings_file();
+        if let Some(file) = &current.file {
+            let text =
+                serde_json::to_string(&settings).map_err(|e| SettingsError(e.to_string()))?;
+            let fresh = file.with_extension("json.new");
+            std::fs::write(&fresh, text).map_err(|e| SettingsError(e.to_string()))?;
+            std::fs::rename(&fresh, file).map_err(|e| SettingsError(e.to_string()))?;
+        }
+        current.settings = settings;
+        drop(current);
+        self.changed();
         Ok(())
     }
 
@@ -267,6 +373,7 @@ impl AppStore {
         let (Some(me), Some(policy)) = (self.me()?, self.policy()?) else {
             return Ok(Vec::new());
         };
+        let office_now = self.office_clock()?.to_office(now);
         let mut recorded = Vec::new();
         for card in self.today(now)? {
             let inside = matches!(
@@ -277,7 +384,10 @@ impl AppStore {
             else {
                 continue;
             };
-            if !inside || deadline.expecting != Expecting::CheckIn || now < deadline.overdue_at() {
+            if !inside
+                || deadline.expecting != Expecting::CheckIn
+                || office_now < deadline.overdue_at()
+            {
                 continue;
             }
             let already = self
@@ -332,6 +442,23 @@ impl AppStore {
         Ok(self.lock().holdings()?.is_some())
     }
 
+    /// What this phone knows about its clock against the office's (from the last exchange).
+    pub fn office_clock(&self) -> Result<OfficeClock, LogError> {
+        Ok(OfficeClock::new(self.lock().phone_clock_ahead()?))
+    }
+
+    /// A reading of this phone's clock as the office's time: what every screen shows and decides by. If
+    /// the offset cannot be read, the phone's own time (and the reason is logged).
+    pub fn office_time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.office_clock() {
+            Ok(clock) => clock.to_office(now),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the clock offset; showing the phone's own time");
+                now
+            }
+        }
+    }
+
     /// The visits to show on the Today screen, soonest first: every visit the office sent, except those
     /// already written up whose time has passed (the office may not have dropped them yet).
     pub fn today(&self, now: DateTime<Utc>) -> Result<Vec<VisitCard>, LogError> {
@@ -339,9 +466,11 @@ impl AppStore {
         let Some(holdings) = log.holdings()? else {
             return Ok(Vec::new());
         };
+        let clock = OfficeClock::new(log.phone_clock_ahead()?);
+        let now = clock.to_office(now);
         let mut cards = Vec::with_capacity(holdings.visits.len());
         for held in &holdings.visits {
-            let card = card(&log, held, &holdings.policy)?;
+            let card = card(&log, held, &holdings.policy, clock)?;
             let done = card.phase() == Phase::WrittenUp && card.visit.expected_end() < now;
             if !done {
                 cards.push(card);
@@ -359,11 +488,12 @@ impl AppStore {
         let Some(holdings) = log.holdings()? else {
             return Ok(None);
         };
+        let clock = OfficeClock::new(log.phone_clock_ahead()?);
         holdings
             .visits
             .iter()
             .find(|held| held.visit.id == *visit)
-            .map(|held| card(&log, held, &holdings.policy))
+            .map(|held| card(&log, held, &holdings.policy, clock))
             .transpose()
     }
 
@@ -376,13 +506,14 @@ impl AppStore {
         now: DateTime<Utc>,
     ) -> Result<(), ActionError> {
         let log = self.lock();
-        let (state, policy) = current_state(&log, visit)?;
-        lifecycle::decide(&state, command, &policy, now)?;
+        let (state, policy, clock) = current_state(&log, visit)?;
+        lifecycle::decide(&state, command, &policy, clock.to_office(now))?;
         Ok(())
     }
 
-    /// Decides `command` against the visit's current state and records the events it causes. Returns the
-    /// last event recorded, only after it is committed to disk.
+    /// Decides `command` against the visit's current state at the office's time and records the events it
+    /// causes at this phone's time `now` (the office corrects it by the offset it measures). Returns the last
+    /// event recorded, only after it is committed to disk.
     pub fn perform(
         &self,
         visit: &VisitId,
@@ -392,11 +523,11 @@ impl AppStore {
         // One lock from deciding to recording, so two quick taps cannot both pass the same check.
         let recorded = {
             let mut log = self.lock();
-            let (state, policy) = current_state(&log, visit)?;
-            let events = lifecycle::decide(&state, &command, &policy, now)?;
+            let (state, policy, clock) = current_state(&log, visit)?;
+            let events = lifecycle::decide(&state, &command, &policy, clock.to_office(now))?;
             let mut recorded = None;
             for event in events {
-                recorded = Some(log.record(visit, event, now)?);
+                recorded = Some(log.record(visit, clock.event_in_phone_terms(event), now)?);
             }
             recorded
         };
@@ -420,6 +551,40 @@ impl AppStore {
     /// Every event this phone recorded for `visit`, oldest first, with where each stands.
     pub fn own_events(&self, visit: &VisitId) -> Result<Vec<(EventEnvelope, Delivery)>, LogError> {
         self.lock().events_for_visit(visit)
+    }
+
+    /// Every event this phone recorded for `visit`, oldest first, with where each stands and when the
+    /// visit counts it as having happened (the time to show).
+    pub fn own_steps(&self, visit: &VisitId) -> Result<Vec<OwnStep>, LogError> {
+        let log = self.lock();
+        let clock = OfficeClock::new(log.phone_clock_ahead()?);
+        let office_times: BTreeMap<EventId, DateTime<Utc>> = log
+            .holdings()?
+            .and_then(|holdings| {
+                holdings
+                    .visits
+                    .into_iter()
+                    .find(|held| held.visit.id == *visit)
+            })
+            .map(|held| {
+                held.trusted_events()
+                    .iter()
+                    .map(|trusted| (trusted.envelope.id, trusted.at))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(log
+            .events_for_visit(visit)?
+            .into_iter()
+            .map(|(envelope, delivery)| OwnStep {
+                at: office_times
+                    .get(&envelope.id)
+                    .copied()
+                    .unwrap_or_else(|| clock.to_office(envelope.recorded_at)),
+                envelope,
+                delivery,
+            })
+            .collect())
     }
 
     /// Every event still waiting for the office, oldest first.
@@ -497,6 +662,10 @@ impl AppStore {
         self.revision.send_modify(|revision| *revision += 1);
     }
 
+    fn settings_file(&self) -> MutexGuard<'_, SettingsFile> {
+        self.settings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn pin_settings(&self) -> MutexGuard<'_, PinSettings> {
         self.pins.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -508,19 +677,56 @@ impl AppStore {
     }
 }
 
-fn card(log: &EventLog, held: &HeldVisit, policy: &Policy) -> Result<VisitCard, LogError> {
+fn card(
+    log: &EventLog,
+    held: &HeldVisit,
+    policy: &Policy,
+    clock: OfficeClock,
+) -> Result<VisitCard, LogError> {
     let own = log.events_for_visit(&held.visit.id)?;
-    let state = rebuild(held, own.into_iter().map(|(envelope, _)| envelope));
+    let state = rebuild(held, own.into_iter().map(|(envelope, _)| envelope), clock);
+    let awaiting = state.authorised.is_none()
+        && state.declined.is_none()
+        && state.authorisation_withdrawn.is_none();
+    // The office's own words the state does not keep: the latest of each, at the office's times.
+    let mut called_off: Option<OfficeDecision> = None;
+    let mut briefing_changed: Option<(StaffId, DateTime<Utc>)> = None;
+    for trusted in held.trusted_events() {
+        match &trusted.envelope.event {
+            VisitEvent::CalledOff { by, reason }
+                if called_off.as_ref().is_none_or(|c| c.at <= trusted.at) =>
+            {
+                called_off = Some(OfficeDecision {
+                    by: by.clone(),
+                    at: trusted.at,
+                    reason: reason.clone(),
+                });
+            }
+            VisitEvent::BriefingUpdated { by, .. }
+                if briefing_changed
+                    .as_ref()
+                    .is_none_or(|(_, at)| *at <= trusted.at) =>
+            {
+                briefing_changed = Some((by.clone(), trusted.at));
+            }
+            _ => {}
+        }
+    }
     Ok(VisitCard {
-        awaiting_authorisation_by: state.authorised.is_none().then_some(policy.authoriser),
+        awaiting_authorisation_by: awaiting.then_some(policy.authoriser),
         visit: held.visit.clone(),
         state,
         policy: policy.clone(),
+        called_off,
+        briefing_changed,
     })
 }
 
-/// The visit's state and the policy it is decided under.
-fn current_state(log: &EventLog, visit: &VisitId) -> Result<(VisitState, Policy), ActionError> {
+/// The visit's state, the policy it is decided under, and the clock the phone decides by.
+fn current_state(
+    log: &EventLog,
+    visit: &VisitId,
+) -> Result<(VisitState, Policy, OfficeClock), ActionError> {
     let holdings = log
         .holdings()?
         .ok_or_else(|| ActionError::UnknownVisit(visit.clone()))?;
@@ -530,15 +736,22 @@ fn current_state(log: &EventLog, visit: &VisitId) -> Result<(VisitState, Policy)
         .find(|held| held.visit.id == *visit)
         .ok_or_else(|| ActionError::UnknownVisit(visit.clone()))?;
     let own = log.events_for_visit(visit)?;
+    let clock = OfficeClock::new(log.phone_clock_ahead()?);
     Ok((
-        rebuild(held, own.into_iter().map(|(envelope, _)| envelope)),
+        rebuild(held, own.into_iter().map(|(envelope, _)| envelope), clock),
         holdings.policy,
+        clock,
     ))
 }
 
 /// The visit's state from the office's events (at the office's times, so phone and office replay alike)
-/// and this phone's own not yet at the office (at this phone's time), each event counted once.
-fn rebuild(held: &HeldVisit, own: impl Iterator<Item = EventEnvelope>) -> VisitState {
+/// and this phone's own not yet sent back by the office (at this phone's time corrected as the office will
+/// correct it), each event counted once.
+fn rebuild(
+    held: &HeldVisit,
+    own: impl Iterator<Item = EventEnvelope>,
+    clock: OfficeClock,
+) -> VisitState {
     let own: Vec<EventEnvelope> = own.collect();
     let mut by_id: BTreeMap<EventId, TrustedEvent<'_>> = BTreeMap::new();
     // The office should only send this visit's events; ignore any that are not, rather than trust them.
@@ -550,7 +763,7 @@ fn rebuild(held: &HeldVisit, own: impl Iterator<Item = EventEnvelope>) -> VisitS
     for envelope in own.iter().filter(|e| e.visit == held.visit.id) {
         by_id.entry(envelope.id).or_insert(TrustedEvent {
             envelope,
-            at: envelope.recorded_at,
+            at: clock.to_office(envelope.recorded_at),
         });
     }
     lifecycle::replay(VisitState::new(held.visit.staff_ids()), by_id.values())
@@ -686,6 +899,76 @@ mod tests {
             store.visit(&visit_id("v-auth")).unwrap().unwrap().phase(),
             Phase::Outside
         );
+    }
+
+    #[test]
+    fn with_a_clock_seven_minutes_fast_the_phone_records_its_own_time_but_decides_and_replays_at_the_offices(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let v = visit_id("v-auth");
+        // The last exchange: the office answered at 09:30 while this phone read 09:37.
+        store.note_sync_success(at(9, 37), at(9, 30)).unwrap();
+        assert!(store.office_clock().unwrap().corrects());
+        assert_eq!(store.office_time(at(9, 47)), at(9, 40));
+        store
+            .perform(
+                &v,
+                Command::ConfirmBriefing {
+                    staff: id("sam"),
+                    ticked: lifecycle::BriefingCheck::ALL.to_vec(),
+                },
+                at(9, 45),
+            )
+            .unwrap();
+        // "Leaving now" at 09:47 on the phone, for the visit the office agreed at 10:00.
+        let departed = store
+            .perform(
+                &v,
+                Command::Depart {
+                    staff: id("sam"),
+                    expected_arrival: at(10, 0),
+                    expected_end: at(10, 45),
+                },
+                at(9, 47),
+            )
+            .unwrap();
+        // Recorded at the phone's own time and in its terms: the office measures the offset and corrects.
+        assert_eq!(departed.recorded_at, at(9, 47));
+        assert!(matches!(
+            departed.event,
+            VisitEvent::Departed { expected_arrival, .. } if expected_arrival == at(10, 7)
+        ));
+        // Shown and replayed at the office's times.
+        let card = store.visit(&v).unwrap().unwrap();
+        assert_eq!(
+            card.state.progress(&id("sam")),
+            Some(StaffProgress::Departed {
+                at: at(9, 40),
+                expected_arrival: at(10, 0),
+                expected_end: at(10, 45),
+            })
+        );
+        let steps = store.own_steps(&v).unwrap();
+        assert_eq!(steps.last().map(|step| step.at), Some(at(9, 40)));
+        // Decided at the office's time: 09:52 is still ahead at the office when the phone reads 09:55.
+        store
+            .perform(
+                &v,
+                Command::RunningLate {
+                    staff: id("sam"),
+                    expected_arrival: at(9, 52),
+                },
+                at(9, 55),
+            )
+            .unwrap();
+        let card = store.visit(&v).unwrap().unwrap();
+        assert_eq!(
+            card.state.expected_arrival(&id("sam")),
+            Some(at(10, 0)),
+            "a new arrival earlier than the one given keeps the later"
+        );
+        assert_eq!(card.state.running_late.get(&id("sam")), Some(&at(9, 52)));
     }
 
     #[test]

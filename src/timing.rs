@@ -1,10 +1,11 @@
 //! The clock-driven parts of a visit screen, as pure functions of the visit, its state, the policy and the
-//! time: the running timer, the wait at the door and the check-in prompt. Screens redraw every second and
-//! call these; nothing here keeps time of its own, so a restarted app shows the same thing at once.
+//! time: the running timer, the wait at the door, the check-in prompt, and the new arrival times "Running
+//! late" offers. Screens redraw every second and call these; nothing here keeps time of its own, so a
+//! restarted app shows the same thing at once.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, NaiveTime, TimeDelta, Timelike, Utc};
 use doorstep_core::ids::StaffId;
-use doorstep_core::lifecycle::{Phase, StaffProgress, VisitState};
+use doorstep_core::lifecycle::{Phase, StaffProgress, VisitState, MAX_ARRIVAL_AHEAD};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{self, Expecting};
 
@@ -92,6 +93,68 @@ pub fn check_in_prompt(
     Some(CheckInPrompt {
         due: deadline.due,
         level,
+    })
+}
+
+/// The quick choices "Running late" offers, in minutes later.
+pub const LATE_BY_MINUTES: [i64; 3] = [10, 20, 30];
+
+/// The new arrival times "Running late" offers `me`: the time I am now expected (or the agreed time),
+/// counted from now once that has passed, plus each of [`LATE_BY_MINUTES`], in whole minutes. Those beyond
+/// the furthest the lifecycle takes are left out.
+pub fn late_choices(
+    card: &VisitCard,
+    me: &StaffId,
+    now: DateTime<Utc>,
+) -> Vec<(i64, DateTime<Utc>)> {
+    let expected = card
+        .state
+        .expected_arrival(me)
+        .unwrap_or(card.visit.agreed_time);
+    let from = whole_minute_up(expected.max(now));
+    LATE_BY_MINUTES
+        .into_iter()
+        .map(|minutes| (minutes, from + TimeDelta::minutes(minutes)))
+        .filter(|(_, at)| *at <= now + MAX_ARRIVAL_AHEAD)
+        .collect()
+}
+
+fn whole_minute_up(at: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = at
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(at);
+    if floor < at {
+        floor + TimeDelta::minutes(1)
+    } else {
+        floor
+    }
+}
+
+/// A new arrival typed as "14:05" (or "1405", "14.05"): that time on today's date where the phone is, or
+/// tomorrow's if it is more than twelve hours gone (a visit late in the evening, typed after midnight).
+/// Whether it is in the past or too far ahead is the lifecycle's to say.
+pub fn arrival_from_text(
+    text: &str,
+    now: DateTime<Utc>,
+    offset: FixedOffset,
+) -> Result<DateTime<Utc>, String> {
+    let cleaned: String = text.trim().replace('.', ":");
+    let parsed = NaiveTime::parse_from_str(&cleaned, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(&cleaned, "%H%M"))
+        .map_err(|_| "Type the time as hours and minutes, like 14:05.".to_owned())?;
+    let local_now = now.with_timezone(&offset);
+    let on_today = local_now
+        .date_naive()
+        .and_time(parsed)
+        .and_local_timezone(offset)
+        .single()
+        .ok_or_else(|| "That time does not exist today.".to_owned())?
+        .with_timezone(&Utc);
+    Ok(if now - on_today > TimeDelta::hours(12) {
+        on_today + TimeDelta::days(1)
+    } else {
+        on_today
     })
 }
 
@@ -211,6 +274,51 @@ mod tests {
         let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
         assert_eq!(card.phase(), Phase::Duress);
         assert_eq!(discreet_phase(&card.state), Phase::InVisit);
+    }
+
+    #[test]
+    fn running_late_offers_whole_minutes_after_the_expected_arrival_or_after_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_two_visits(dir.path());
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        let times = |now| -> Vec<DateTime<Utc>> {
+            late_choices(&card, &id("sam"), now)
+                .into_iter()
+                .map(|(_, at)| at)
+                .collect()
+        };
+        // Before the agreed 10:00: later than that.
+        assert_eq!(times(at(9, 30)), [at(10, 10), at(10, 20), at(10, 30)]);
+        // Already past it: later than now, rounded up to the minute.
+        assert_eq!(
+            times(at(10, 4) + TimeDelta::seconds(20)),
+            [at(10, 15), at(10, 25), at(10, 35)]
+        );
+        // Never beyond what the lifecycle takes.
+        assert!(
+            times(at(6, 0)).is_empty(),
+            "10:00 is the furthest ahead from 06:00"
+        );
+        assert_eq!(times(at(6, 15)), [at(10, 10)]);
+    }
+
+    #[test]
+    fn a_typed_arrival_is_that_time_today_where_the_phone_is() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let bst = FixedOffset::east_opt(3600).unwrap();
+        assert_eq!(arrival_from_text("10:35", at(10, 0), utc), Ok(at(10, 35)));
+        assert_eq!(arrival_from_text(" 1035 ", at(10, 0), utc), Ok(at(10, 35)));
+        assert_eq!(arrival_from_text("10.35", at(10, 0), utc), Ok(at(10, 35)));
+        assert_eq!(arrival_from_text("11:35", at(10, 0), bst), Ok(at(10, 35)));
+        // Just past: today (the lifecycle says it has passed); long past: tomorrow.
+        assert_eq!(arrival_from_text("09:50", at(10, 0), utc), Ok(at(9, 50)));
+        assert_eq!(
+            arrival_from_text("00:10", at(23, 50), utc),
+            Ok(at(0, 10) + TimeDelta::days(1))
+        );
+        for bad in ["", "soon", "25:00", "10:75"] {
+            assert!(arrival_from_text(bad, at(10, 0), utc).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -76,8 +76,12 @@ object DoorstepPlatform {
         manager.createNotificationChannel(timer)
     }
 
+    /**
+     * Always an ordinary reminder (category REMINDER, never ALARM): it may be seen in a family's living room.
+     * The channel's own sound follows the phone's silent mode.
+     */
     @JvmStatic
-    fun notify(context: Context, id: Int, title: String, body: String, urgent: Boolean) {
+    fun notify(context: Context, id: Int, title: String, body: String) {
         if (Build.VERSION.SDK_INT >= 33 &&
             context.checkSelfPermission(Manifest.permission.POST_NOTIFICATIONS) !=
             PackageManager.PERMISSION_GRANTED
@@ -91,7 +95,7 @@ object DoorstepPlatform {
             .setContentTitle(title)
             .setContentText(body)
             .setVisibility(Notification.VISIBILITY_PUBLIC)
-            .setCategory(if (urgent) Notification.CATEGORY_ALARM else Notification.CATEGORY_REMINDER)
+            .setCategory(Notification.CATEGORY_REMINDER)
             .setContentIntent(openApp(context))
             .setAutoCancel(true)
             .build()
@@ -110,6 +114,10 @@ object DoorstepPlatform {
         vibrator.vibrate(VibrationEffect.createWaveform(timings, -1))
     }
 
+    /**
+     * urgent: the alarm stream, which plays through silent mode. Rust asks for it only for a late check-in
+     * the staff member chose to hear (the phone's settings; off unless turned on).
+     */
     @JvmStatic
     fun playAlertSound(context: Context, urgent: Boolean) {
         val type = if (urgent) RingtoneManager.TYPE_ALARM else RingtoneManager.TYPE_NOTIFICATION

@@ -22,15 +22,15 @@ import UserNotifications
 
     /// Shows a notice now, or at `after` seconds from now if positive (reminders scheduled ahead, because
     /// iOS may not let the app run at the moment a check-in is due). Same id replaces the earlier one.
-    @objc(notify:title:body:urgent:after:)
-    public static func notify(id: Int, title: String, body: String, urgent: Bool, after: Double) {
+    /// Always an ordinary reminder: it may be seen in a family's living room.
+    @objc(notify:title:body:after:)
+    public static func notify(id: Int, title: String, body: String, after: Double) {
         let content = UNMutableNotificationContent()
         content.title = title
         content.body = body
-        // Same sound either way: louder (critical or time-sensitive) alerts need an Apple entitlement that
-        // Doorstep has not asked for, so `urgent` only marks the category for now.
+        // The ordinary sound, which follows the phone's silent switch.
         content.sound = .default
-        content.categoryIdentifier = urgent ? "doorstep-urgent" : "doorstep-reminder"
+        content.categoryIdentifier = "doorstep-reminder"
         // The text is fixed and discreet, so it may show on the lock screen in full.
         let trigger = after > 0 ? UNTimeIntervalNotificationTrigger(timeInterval: after, repeats: false) : nil
         let request = UNNotificationRequest(identifier: "doorstep-\(id)", content: content, trigger: trigger)
@@ -56,7 +56,8 @@ import UserNotifications
     }
 
     /// A system sound: 1005 is the alarm tone, 1007 the ordinary "new message" tone. These ids are
-    /// undocumented but long stable; check them on a device.
+    /// undocumented but long stable; check them on a device. Rust asks for the alarm tone only for a late
+    /// check-in the staff member chose to hear (the phone's settings; off unless turned on).
     @objc(playAlertSound:) public static func playAlertSound(urgent: Bool) {
         AudioServicesPlayAlertSound(SystemSoundID(urgent ? 1005 : 1007))
     }

@@ -62,20 +62,18 @@ impl Platform for AndroidPlatform {
     }
 
     fn notify(&self, notice: Notice) -> Result<(), PlatformError> {
-        let urgent = notice.urgency() == Urgency::Urgent;
         on_ui_thread("show a notification", move |env, activity, class| {
             let title = env.new_string(notice.title())?;
             let body = env.new_string(notice.body())?;
             env.call_static_method(
                 class,
                 "notify",
-                format!("({CONTEXT}I{STRING}{STRING}Z)V"),
+                format!("({CONTEXT}I{STRING}{STRING})V"),
                 &[
                     JValue::Object(activity),
                     JValue::Int(notice.id()),
                     JValue::Object(&title),
                     JValue::Object(&body),
-                    JValue::Bool(u8::from(urgent)),
                 ],
             )?;
             Ok(())

@@ -82,15 +82,14 @@ fn plugin(sel: Sel) -> Result<&'static AnyClass, PlatformError> {
 
 /// `notice` with its fixed wording, now (`after_secs <= 0`) or that many seconds from now.
 fn show(notice: Notice, after_secs: f64) -> Result<(), PlatformError> {
-    let class = plugin(sel!(notify:title:body:urgent:after:))?;
+    let class = plugin(sel!(notify:title:body:after:))?;
     let id = notice.id() as isize;
     let title = NSString::from_str(notice.title());
     let body = NSString::from_str(notice.body());
-    let urgent = notice.urgency() == Urgency::Urgent;
     // SAFETY: `class` answers the selector; Swift `notify(id: Int, title: String, body: String,
-    // urgent: Bool, after: Double)` takes NSInteger, NSString *, NSString *, BOOL, double and returns Void.
+    // after: Double)` takes NSInteger, NSString *, NSString *, double and returns Void.
     let () = autoreleasepool(|_| unsafe {
-        msg_send![class, notify: id, title: &*title, body: &*body, urgent: urgent, after: after_secs]
+        msg_send![class, notify: id, title: &*title, body: &*body, after: after_secs]
     });
     Ok(())
 }

@@ -15,8 +15,9 @@ use doorstep_core::ids::VisitId;
 pub struct VisitTimerLease {
     /// Which visit; never shown to anyone, only used to match the release.
     pub visit: VisitId,
-    /// When the next check-in is due, if known: iOS schedules a [`super::Notice::CheckInDue`] for then,
-    /// because it may not let the app run until that moment.
+    /// When the next check-in is due, if known, as this phone's own clock will read it (the office's due
+    /// time moved by the phone's measured offset): iOS schedules a [`super::Notice::CheckInDue`] for then,
+    /// by the phone's clock, because it may not let the app run until that moment.
     pub next_check_in: Option<DateTime<Utc>>,
 }
 

@@ -62,11 +62,13 @@ pub trait Platform: Send + Sync {
     /// Application Support), never shared storage.
     fn app_data_dir(&self) -> Result<PathBuf, PlatformError>;
 
-    /// Shows `notice` with its fixed wording, replacing an earlier notice of the same kind.
+    /// Shows `notice` with its fixed wording, replacing an earlier notice of the same kind, as an ordinary
+    /// reminder (never an alarm-style notification: a family may see it).
     ///
-    /// Phone: a notification on the "Check-in reminders" channel (Android) or a local notification (iOS),
-    /// with exactly [`Notice::title`] and [`Notice::body`], visible on the lock screen because it reveals
-    /// nothing. Needs the notification permission; without it, nothing is shown and that is logged.
+    /// Phone: a notification on the "Check-in reminders" channel (Android, category reminder) or a local
+    /// notification (iOS), with exactly [`Notice::title`] and [`Notice::body`], visible on the lock screen
+    /// because it reveals nothing; its own sound follows the phone's silent mode. Needs the notification
+    /// permission; without it, nothing is shown and that is logged.
     fn notify(&self, notice: Notice) -> Result<(), PlatformError>;
 
     /// Buzzes with `pattern`'s fixed timings.
@@ -74,9 +76,11 @@ pub trait Platform: Send + Sync {
     /// Phone: `VibratorManager`/`Vibrator` waveform (Android), haptic taps (iOS); silent mode still buzzes.
     fn vibrate(&self, pattern: Pattern) -> Result<(), PlatformError>;
 
-    /// Plays the phone's own notification sound ([`Urgency::Normal`]) or alarm sound ([`Urgency::Urgent`]).
+    /// Plays the phone's own notification sound ([`Urgency::Normal`]) or its loud sound that plays through
+    /// silent mode ([`Urgency::Urgent`]; Android's alarm stream).
     ///
-    /// Never used for duress, which must stay silent.
+    /// Used only for a late check-in, and only when the staff member turned it on in the phone's settings;
+    /// never for duress, which must stay silent.
     fn play_alert_sound(&self, urgency: Urgency) -> Result<(), PlatformError>;
 
     /// Opens the dialler with `number` filled in. The user presses call; the app never places a call.

@@ -51,24 +51,17 @@ impl Notice {
             Notice::VisitTimerRunning => 4,
         }
     }
-
-    /// How loudly the phone should show it: overdue check-ins break through, the rest are ordinary.
-    pub fn urgency(self) -> Urgency {
-        match self {
-            Notice::CheckInOverdue => Urgency::Urgent,
-            Notice::CheckInDue | Notice::OfficeNotConfirmed | Notice::VisitTimerRunning => {
-                Urgency::Normal
-            }
-        }
-    }
 }
 
-/// How urgent a sound or notification is. Duress has no level here on purpose: it is silent.
+/// How loud a sound is. Every notice is shown as an ordinary reminder, whatever it says: the loud sound is
+/// asked for separately, and only for a late check-in the staff member chose to hear. Duress has no level
+/// here on purpose: it is silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Urgency {
-    /// The phone's ordinary notification sound.
+    /// The phone's ordinary notification sound (it follows silent mode).
     Normal,
-    /// The alarm sound, for a check-in that is already late.
+    /// The loud sound that plays through silent mode, for a late check-in, only when turned on in the
+    /// phone's settings.
     Urgent,
 }
 

@@ -8,7 +8,7 @@
 //! through `AppStore::perform` (on disk before the screen changes; the outbox sends duress first). The
 //! button sits apart from the step buttons, below a wide gap, so a thumb aiming at "I'm OK" cannot reach it.
 //! Afterwards the screen shows nothing alarming: "Noted", the office number and a "Call the office" link,
-//! and honestly where the request stands: "Office has your alert" only once the office confirmed it; if it
+//! and honestly where the request stands: "Office has your request" only once the office confirmed it; if it
 //! is not confirmed within 15 seconds, "Text the office" appears beside the call link, prefilled with the
 //! code phrase. "Cancel my request about cover" stands it down with a short note (`StandDownDuress`).
 //! An alert raised by the duress PIN is never shown here: that PIN must look like the normal one.
@@ -20,7 +20,7 @@ use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
 
 use super::{dial_digits, refusal_text, sms_body};
-use crate::app::{Clock, Ui};
+use crate::app::{office_now, Clock, Ui};
 use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{AppStore, Me, VisitCard};
 
@@ -38,7 +38,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
     let mut standing_down = use_signal(|| false);
     let mut note = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
-    let now = clock.now();
+    let now = office_now(&store, &clock);
     // Without the school's own phrase (visits are not authorised until an admin sets one) the button says
     // the ordinary thing it does.
     let phrase = policy.code_phrases.as_ref().map_or_else(
@@ -62,16 +62,17 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
     );
 
     if let Some(alert) = mine {
-        let delivery = store.own_events(&visit_id).ok().and_then(|events| {
-            events.into_iter().find_map(|(envelope, delivery)| {
-                matches!(envelope.event, VisitEvent::DuressRaised { ref staff, via: DuressVia::CodePhraseButton } if *staff == me.staff)
-                    .then_some(delivery)
-                    .filter(|_| envelope.recorded_at == alert.raised_at)
+        // The event behind the alert: mine, by the button, counted at the alert's time.
+        let delivery = store.own_steps(&visit_id).ok().and_then(|steps| {
+            steps.into_iter().find_map(|step| {
+                matches!(step.envelope.event, VisitEvent::DuressRaised { ref staff, via: DuressVia::CodePhraseButton } if *staff == me.staff)
+                    .then_some(step.delivery)
+                    .filter(|_| step.at == alert.raised_at)
             })
         });
         let confirmed = matches!(delivery, Some(Delivery::Confirmed { .. }));
         let standing = match &delivery {
-            Some(Delivery::Confirmed { .. }) => "Office has your alert".to_owned(),
+            Some(Delivery::Confirmed { .. }) => "Office has your request".to_owned(),
             Some(Delivery::Waiting { attempts: 0 }) | None => "Waiting to send".to_owned(),
             Some(Delivery::Waiting { .. }) => "Sent, not yet confirmed".to_owned(),
             Some(Delivery::Refused { reason }) => {

@@ -1,17 +1,25 @@
-//! The briefing before leaving: risks and controls, pets with the rule, the pupil, the family, the area and
-//! parking, and the rules for every visit; then a five-tick checklist that is recorded as `BriefingRead`.
+//! The briefing before leaving: the purpose, risks and controls, pets with the rule, the pupil, the family,
+//! the area and parking, and the rules for every visit; then the checklist the school's policy asks for
+//! (`BriefingCheck::required`: the pets line only where animals must be secured), recorded as
+//! `BriefingRead` for the briefing's current version.
 
 use dioxus::prelude::*;
 use doorstep_core::domain::Briefing;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{BriefingCheck, Command};
+use doorstep_core::policy::Policy;
 
 use super::refusal_text;
 use crate::app::{Clock, Ui};
 use crate::store::{AppStore, Me};
 
 #[component]
-pub(super) fn BriefingView(briefing: Briefing, pupil: String, address: String) -> Element {
+pub(super) fn BriefingView(
+    briefing: Briefing,
+    purpose: &'static str,
+    pupil: String,
+    address: String,
+) -> Element {
     if briefing.withdrawn {
         return rsx! {
             section { class: "briefing", aria_label: "Briefing",
@@ -25,6 +33,8 @@ pub(super) fn BriefingView(briefing: Briefing, pupil: String, address: String) -
         section { class: "briefing", aria_label: "Briefing",
             h2 { "Briefing" }
             dl {
+                dt { "Purpose" }
+                dd { "{purpose}" }
                 dt { "Address" }
                 dd { "{address}" }
                 dt { "Pupil" }
@@ -84,18 +94,17 @@ pub(super) fn BriefingView(briefing: Briefing, pupil: String, address: String) -
     }
 }
 
-/// The checklist. Each item is one large toggle; "Checklist done" records all five at once, and only then
+/// The checklist. Each item is one large toggle; "Checklist done" records them all at once, and only then
 /// does the step above offer "Leaving now".
 #[component]
-pub(super) fn BriefingChecklist(visit_id: VisitId, me: Me) -> Element {
+pub(super) fn BriefingChecklist(visit_id: VisitId, me: Me, policy: Policy) -> Element {
     let store = use_context::<AppStore>();
     let clock = use_context::<Clock>();
     let ui = use_context::<Ui>();
     let mut ticked = use_signal(Vec::<BriefingCheck>::new);
     let mut error = use_signal(|| None::<String>);
-    let complete = BriefingCheck::ALL
-        .iter()
-        .all(|check| ticked.read().contains(check));
+    let required = BriefingCheck::required(&policy);
+    let complete = required.iter().all(|check| ticked.read().contains(check));
     let done_class = if complete {
         "step-button main"
     } else {
@@ -104,7 +113,7 @@ pub(super) fn BriefingChecklist(visit_id: VisitId, me: Me) -> Element {
     rsx! {
         section { class: "checklist", aria_label: "Before you leave",
             h2 { "Before you leave" }
-            for (index, check) in BriefingCheck::ALL.into_iter().enumerate() {
+            for (index, check) in required.into_iter().enumerate() {
                 {
                     let on = ticked.read().contains(&check);
                     rsx! {

@@ -1,6 +1,8 @@
-//! Cancelling before going in: the reason (the lifecycle's `CancelReason::ALL`, in its words) and a note.
-//! "Felt unsafe" and "Other" need the note: the authoriser must be told in writing. The lifecycle enforces
-//! that; this screen shows its message rather than repeat the rule.
+//! Not going in. On the way or at the door: "Cancel the visit" with one of the reasons offered at the door
+//! (`CancelReason::AT_THE_DOOR`, in the lifecycle's words) and a note; "Felt unsafe" and "Other" need the
+//! note, because the authoriser must be told in writing (the lifecycle enforces it; this screen shows its
+//! message rather than repeat the rule). Before setting off: "Not going ahead (the family cancelled)", asked
+//! twice so a stray tap cannot end a visit.
 
 use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
@@ -8,6 +10,7 @@ use doorstep_core::lifecycle::{CancelReason, Command};
 
 use super::refusal_text;
 use crate::app::{Clock, Ui};
+use crate::steps::not_going_ahead;
 use crate::store::{AppStore, Me};
 
 #[component]
@@ -35,7 +38,7 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
         section { class: "cancel", aria_label: "Cancel the visit",
             h2 { "Why are you cancelling?" }
             div { class: "reasons", role: "radiogroup",
-                for (index, option) in CancelReason::ALL.into_iter().enumerate() {
+                for (index, option) in CancelReason::AT_THE_DOOR.into_iter().enumerate() {
                     button {
                         key: "{index}",
                         id: "cancel-reason-{index}",
@@ -91,6 +94,70 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
             }
             button {
                 id: {"cancel-back"},
+                class: "link",
+                aria_label: "Keep the visit",
+                onclick: move |_| open.set(false),
+                "Keep the visit"
+            }
+        }
+    }
+}
+
+/// "Not going ahead (the family cancelled)", before setting off: the first tap asks, the second records
+/// `Cancel` with `CancelReason::FamilyCancelled` (and an optional note).
+#[component]
+pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let ui = use_context::<Ui>();
+    let mut open = use_signal(|| false);
+    let mut note = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    let label = CancelReason::FamilyCancelled.label();
+    if !open() {
+        return rsx! {
+            button {
+                id: {"not-going-ahead-open"},
+                class: "step-button secondary",
+                aria_label: "{label}",
+                onclick: move |_| open.set(true),
+                "{label}"
+            }
+        };
+    }
+    rsx! {
+        section { class: "cancel", aria_label: "{label}",
+            h2 { "The family cancelled?" }
+            p { "This tells the office and your partners that the visit is not going ahead. Anyone already on the way stays watched until they say they are on their way back." }
+            label { r#for: "not-going-ahead-note", "Note (optional)" }
+            textarea {
+                id: {"not-going-ahead-note"},
+                rows: "2",
+
+                oninput: move |event| note.set(event.value()),
+            }
+            if let Some(message) = error() {
+                p { class: "error", role: "alert", id: {"not-going-ahead-error"}, "{message}" }
+            }
+            button {
+                id: {"not-going-ahead-confirm"},
+                class: "step-button main",
+                aria_label: "Confirm: the visit is not going ahead",
+                onclick: move |_| {
+                    let command = not_going_ahead(&me.staff, note.peek().clone());
+                    match store.perform(&visit_id, command, clock.now()) {
+                        Ok(_) => {
+                            error.set(None);
+                            open.set(false);
+                        }
+                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                    }
+                    ui.refresh(&store);
+                },
+                "Not going ahead"
+            }
+            button {
+                id: {"not-going-ahead-back"},
                 class: "link",
                 aria_label: "Keep the visit",
                 onclick: move |_| open.set(false),

@@ -1,36 +1,30 @@
-//! Arriving: where each partner is ("wait outside until X arrives" is the step's notice), and the wait at
-//! the door counted down from my arrival to the policy's longest wait, then "No answer — cancel".
+//! Arriving: where each partner is ("wait outside until X arrives" is the step's notice; a partner vouched
+//! for says so), and the wait at the door counted down from my arrival to the policy's longest wait, then
+//! "No answer — cancel".
 
 use dioxus::prelude::*;
-use doorstep_core::lifecycle::{CancelReason, Command, StaffProgress};
+use doorstep_core::lifecycle::{CancelReason, Command};
 use doorstep_core::policy::Policy;
 
 use super::refusal_text;
-use crate::app::{Clock, Ui};
+use crate::app::{office_now, Clock, Ui};
+use crate::notices::whereabouts;
 use crate::status::when;
 use crate::store::{AppStore, Me, VisitCard};
 use crate::timing::{clock_text, door_wait};
 
-/// Each partner's progress, once I have left for the visit.
+/// Where each partner is (and who vouched for whom), once I have left for the visit or someone vouched for
+/// me.
 #[component]
 pub(super) fn Partners(card: VisitCard, me: Me) -> Element {
-    let partners: Vec<(String, &'static str)> = card
-        .partners(&me.staff)
-        .map(|partner| {
-            let progress = card
-                .state
-                .progress(&partner.id)
-                .unwrap_or(StaffProgress::NotStarted);
-            (partner.name.clone(), progress.label())
-        })
-        .collect();
-    if partners.is_empty() {
+    let lines = whereabouts(&card, &me.staff);
+    if lines.is_empty() {
         return rsx! {};
     }
     rsx! {
-        ul { class: "partners", aria_label: "Your partners",
-            for (name, state) in partners {
-                li { key: "{name}", "{name}: {state}" }
+        ul { class: "partners", id: {"whereabouts"}, aria_label: "Where everyone is",
+            for (index, line) in lines.into_iter().enumerate() {
+                li { key: "{index}", "{line}" }
             }
         }
     }
@@ -44,7 +38,7 @@ pub(super) fn DoorWaitView(card: VisitCard, me: Me, policy: Policy) -> Element {
     let ui = use_context::<Ui>();
     let _ = ui.tick.read();
     let mut error = use_signal(|| None::<String>);
-    let now = clock.now();
+    let now = office_now(&store, &clock);
     let Some(wait) = door_wait(&card.state, &me.staff, &policy, now) else {
         return rsx! {};
     };

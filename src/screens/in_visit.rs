@@ -9,7 +9,7 @@ use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{self, Expecting};
 
 use super::refusal_text;
-use crate::app::{Clock, Ui};
+use crate::app::{office_now, Clock, Ui};
 use crate::status::when;
 use crate::steps::Step;
 use crate::store::{AppStore, Me, VisitCard};
@@ -22,7 +22,7 @@ pub(super) fn InVisit(card: VisitCard, me: Me, policy: Policy) -> Element {
     let ui = use_context::<Ui>();
     let _ = ui.tick.read();
     let mut error = use_signal(|| None::<String>);
-    let now = clock.now();
+    let now = office_now(&store, &clock);
     let offset = clock.offset(now);
     // Only while I am inside: after "I've left" a running timer would read as if I were still there.
     let (Some(started), Some(StaffProgress::Inside { .. })) =

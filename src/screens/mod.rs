@@ -1,15 +1,19 @@
 //! The visit screen and its parts. Each part reads the store (through [`crate::store::AppStore`]) and the
 //! clock, and each button calls one store function; nothing here touches SQLite.
 //!
-//! - [`visit`]: the screen itself: header, the current step, and the parts below in visit order.
+//! - [`visit`]: the screen itself: a neutral header, the current step with anything not accepted by the
+//!   office beside it, and the parts below in visit order.
 //! - [`briefing`]: the briefing and its recorded checklist, before leaving.
 //! - [`door`]: partners' progress and the wait at the door, with "No answer — cancel".
 //! - [`in_visit`]: the running timer and the check-in prompt with "I'm OK".
 //! - [`alert`]: the discreet request to reception (the school's code phrase), its delivery and stand-down.
 //! - [`leave`]: "I've left" with the PIN pad (normal and duress PINs look the same).
-//! - [`cancel`]: cancelling before going in, with the reason and the note the policy requires.
+//! - [`late`]: "Running late", a new expected arrival before arriving.
+//! - [`cancel`]: cancelling before going in, with the reason and the note the policy requires, and "Not
+//!   going ahead (the family cancelled)" before setting off.
 //! - [`write_up`]: the write-up and the CPOMS text built from it.
 //! - [`pins`]: changing this phone's PINs (its own screen, reached from Today).
+//! - [`settings`]: this phone's settings (the loud sound for a late check-in, off unless turned on).
 
 // Element ids are written `id: {"…"}` rather than as plain literals: a literal would be baked into the
 // template, while an expression is announced to the renderer with the element's id, which is how the
@@ -25,12 +29,15 @@ mod briefing;
 mod cancel;
 mod door;
 mod in_visit;
+mod late;
 mod leave;
 mod pins;
+mod settings;
 mod visit;
 mod write_up;
 
 pub(crate) use pins::PinsScreen;
+pub(crate) use settings::SettingsScreen;
 pub(crate) use visit::VisitScreen;
 
 use crate::store::ActionError;

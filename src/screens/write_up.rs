@@ -1,13 +1,14 @@
 //! The write-up once I have left or the visit was cancelled: who was seen, what was discussed,
-//! agreements, a safeguarding concern (yes puts "Tell the DSL now" at the top), an incident report. It is
-//! recorded as `WriteUp`; then the screen shows the text to paste into CPOMS.
+//! agreements, a safeguarding concern (yes puts "Tell the DSL now" at the top, naming the policy's
+//! `safeguarding_concerns_to`), an incident report. It is recorded as `WriteUp`; then the screen shows the
+//! text to paste into the school's record system (the policy's `record_system`).
 
 use dioxus::prelude::*;
 use doorstep_core::lifecycle::{Command, VisitEvent, WriteUp};
 
 use super::refusal_text;
 use crate::app::{Clock, Ui};
-use crate::cpoms::{cpoms_summary, Cancellation};
+use crate::cpoms::{concerns_contact, cpoms_summary, Cancellation};
 use crate::store::{AppStore, Me, VisitCard};
 
 #[component]
@@ -22,12 +23,13 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
     let mut incident = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
     let visit_id = card.visit.id.clone();
+    let contact = concerns_contact(card.policy.safeguarding_concerns_to);
     rsx! {
         section { class: "write-up", aria_label: "Write-up",
             h2 { "Write-up" }
             if concern() {
                 p { class: "tell-dsl", role: "alert", id: {"tell-dsl"},
-                    "Tell the DSL now — in person or by phone, before anything else."
+                    "Tell {contact} now — in person or by phone, before anything else."
                 }
             }
             label { r#for: "writeup-seen", "Who was seen" }
@@ -88,7 +90,7 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
     }
 }
 
-/// The recorded write-up as text for CPOMS, from this phone's own events.
+/// The recorded write-up as text for the school's record system, from this phone's own events.
 #[component]
 pub(super) fn CpomsSummary(card: VisitCard) -> Element {
     let store = use_context::<AppStore>();
@@ -112,19 +114,22 @@ pub(super) fn CpomsSummary(card: VisitCard) -> Element {
         return rsx! { p { class: "notice", "Written up on another phone." } };
     };
     let concern = write_up.safeguarding_concern;
+    let contact = concerns_contact(card.policy.safeguarding_concerns_to);
+    let system = card.policy.record_system.clone();
     let text = cpoms_summary(
         &card.visit,
         &card.state,
         &write_up,
         cancellation.as_ref(),
+        card.policy.safeguarding_concerns_to,
         clock.offset(clock.now()),
     );
     rsx! {
-        section { class: "cpoms", aria_label: "Summary for CPOMS",
+        section { class: "cpoms", aria_label: "Summary for {system}",
             if concern {
-                p { class: "tell-dsl", role: "alert", "Tell the DSL now if you have not already." }
+                p { class: "tell-dsl", role: "alert", "Tell {contact} now if you have not already." }
             }
-            h2 { "Ready to paste into CPOMS" }
+            h2 { "Ready to paste into {system}" }
             pre { id: {"cpoms-summary"}, class: "summary", tabindex: "0", "{text}" }
         }
     }

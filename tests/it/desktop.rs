@@ -2,11 +2,13 @@
 //! port 0. The test presses the app's buttons through its accessibility tree, by the names a screen reader
 //! announces (`tests/desktop/atspi_driver.py`), and types with xdotool; it reads the screen the same way.
 //!
-//! One whole visit is walked twice: with the office reachable throughout, and with the office stopped from
-//! the moment the day's visits reached the phone until the write-up is done (the app is also closed and
-//! opened again in the middle of that visit). Either way the office must end
-//! with every event the phone recorded, each exactly once, and the phone must say "Office confirmed" only
-//! for what the office stored.
+//! One whole visit is walked twice: with the office reachable throughout (and the partner's phone saying
+//! they are running late first), and with the office stopped from the moment the day's visits reached the
+//! phone until the write-up is done (the app is also closed and opened again in the middle of that visit).
+//! Either way the office must end with every event the phone recorded, each exactly once, and the phone
+//! must say "Office confirmed" only for what the office stored. A third walk has the office change the
+//! briefing and then call the visit off while Sam is on the way: the office watches Sam until Sam's
+//! "On my way back".
 //!
 //! Needs Debian's `xvfb`, `xdotool`, `dbus-daemon`, `at-spi2-core`, `gir1.2-atspi-2.0` and `python3-gi`
 //! (installed by `scripts/install-deps`).
@@ -206,12 +208,28 @@ impl DesktopApp {
 
     /// Waits until some line on the screen contains one of `texts`; returns that line.
     fn wait_for_any(&mut self, texts: &[&str], limit: Duration) -> String {
+        self.wait_for_line(texts, limit, |line| {
+            texts.iter().any(|text| line.contains(text))
+        })
+    }
+
+    /// Waits until some line on the screen contains every one of `texts`; returns that line.
+    fn wait_for_all(&mut self, texts: &[&str], limit: Duration) -> String {
+        self.wait_for_line(texts, limit, |line| {
+            texts.iter().all(|text| line.contains(text))
+        })
+    }
+
+    fn wait_for_line(
+        &mut self,
+        texts: &[&str],
+        limit: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
-            let found = screen
-                .iter()
-                .find(|line| texts.iter().any(|text| line.contains(text)));
+            let found = screen.iter().find(|line| wanted(line));
             if let Some(line) = found {
                 return line.clone();
             }
@@ -533,10 +551,24 @@ async fn a_whole_pair_visit_on_the_desktop_app_reaches_the_office_exactly_once()
     // The window's page is called by the app's name, never by anything about the visit.
     let screen = walk.app().screen();
     assert_eq!(screen[0], "document web: Doorstep", "{screen:?}");
+    // Alex is running late; Sam's phone hears it with the exchanges that send Sam's steps.
+    let visit = walk.visit.clone();
+    let alex_expected = visit.agreed_time + TimeDelta::minutes(20);
+    walk.alex(Command::RunningLate {
+        staff: staff("alex"),
+        expected_arrival: alex_expected,
+    })
+    .await;
     walk.brief_and_leave();
+    walk.app().wait_for(
+        &format!(
+            "Alex is running late: expected {}",
+            alex_expected.with_timezone(&Local).format("%H:%M")
+        ),
+        Duration::from_secs(30),
+    );
 
     // Alex arrives on their own phone; the office relays it and Sam's app lets them go in.
-    let visit = walk.visit.clone();
     walk.alex(Command::Depart {
         staff: staff("alex"),
         expected_arrival: visit.agreed_time,
@@ -554,8 +586,11 @@ async fn a_whole_pair_visit_on_the_desktop_app_reaches_the_office_exactly_once()
         Duration::from_secs(45),
     );
     app.wait_for("In the visit", Duration::from_secs(20));
-    let last = app.wait_for("Your last step, went in", Duration::from_secs(20));
-    assert!(last.contains("Office confirmed"), "{last}");
+    // Shown at once as waiting, then confirmed once the office has stored it.
+    app.wait_for_all(
+        &["Your last step, went in", "Office confirmed"],
+        Duration::from_secs(20),
+    );
 
     walk.check_in_leave_and_write_up();
     walk.app()
@@ -638,5 +673,105 @@ async fn a_whole_visit_done_with_the_office_unreachable_arrives_exactly_once_at_
         Phase::WrittenUp,
         "both have left, at the office"
     );
+    walk.office.stop().await;
+}
+
+/// The office changes the briefing after Sam read it, then calls the visit off while Sam is on the way.
+/// Sam's app asks for the briefing again before "Leaving now", then says the visit was called off and
+/// offers "On my way back"; the office keeps watching Sam until Sam presses it, and only then stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_office_changes_the_briefing_then_calls_the_visit_off_and_watches_sam_until_on_the_way_back(
+) {
+    let _one = ONE_WINDOW.lock().await;
+    let mut walk = Walk::start().await;
+    walk.app()
+        .wait_for("office confirmed", Duration::from_secs(60));
+    let office_dir = walk.office_dir();
+    let device = walk.sam.device_id.to_string();
+    let visit = walk.visit.clone();
+    let office = SqliteStore::open(&office_dir).expect("the office's store");
+    let checklist = [
+        "I've read the risks and controls",
+        "I know the pets arrangement",
+        "My phone is charged and on",
+        "My ID card is with me",
+        "I'll note the exit routes on arrival",
+    ];
+
+    let open = open_button(&visit);
+    let app = walk.app();
+    app.press(&open);
+    app.wait_for("A cat; no dogs in the house.", Duration::from_secs(20));
+    for item in checklist {
+        app.press(item);
+    }
+    app.press("Record that the briefing checklist is done");
+    app.wait_for(
+        "Tell the office you are leaving for this visit",
+        Duration::from_secs(20),
+    );
+
+    // The risk changed: the office updates the briefing. Sam's app asks for it to be read again.
+    office
+        .record_office_event(
+            &visit.id,
+            &Command::UpdateBriefing {
+                by: staff("head"),
+                version: 1,
+            },
+            Utc::now(),
+        )
+        .expect("update the briefing");
+    let app = walk.app();
+    let changed = app.wait_for(
+        "The office changed the briefing at",
+        Duration::from_secs(45),
+    );
+    assert!(changed.contains("(by head)"), "{changed}");
+    let screen = app.screen().join("\n");
+    assert!(
+        !screen.contains("Tell the office you are leaving for this visit"),
+        "no leaving before reading it again:\n{screen}"
+    );
+    for item in checklist {
+        app.press(item);
+    }
+    app.press("Record that the briefing checklist is done");
+    app.press("Tell the office you are leaving for this visit");
+    app.wait_for("On the way", Duration::from_secs(20));
+    office_has(&office_dir, &device, &visit.id, 3).await;
+
+    // The family rang the school: the office calls the visit off while Sam is on the way.
+    office
+        .record_office_event(
+            &visit.id,
+            &Command::CallOff {
+                by: staff("head"),
+                reason: "The family rang: Leo is in school".into(),
+            },
+            Utc::now(),
+        )
+        .expect("call the visit off");
+    let (_, state) = office.visit(&visit.id).expect("read").expect("the visit");
+    assert!(
+        state.is_watched(&staff("sam")),
+        "the office still watches Sam, who is on the way"
+    );
+    let app = walk.app();
+    app.wait_for(
+        "The office called the visit off (The family rang: Leo is in school)",
+        Duration::from_secs(45),
+    );
+    app.press("Tell the office you are not going in and are on your way back");
+    app.wait_for("Write-up", Duration::from_secs(20));
+    office_has(&office_dir, &device, &visit.id, 4).await;
+    let (_, state) = office.visit(&visit.id).expect("read").expect("the visit");
+    assert!(!state.is_watched(&staff("sam")), "{state:?}");
+    assert_eq!(
+        state.part_ended(&staff("sam")).map(|ended| ended.reason),
+        Some(doorstep_core::lifecycle::CancelReason::CalledOffByOffice)
+    );
+    assert_eq!(state.watched().count(), 0, "nobody is left to watch");
+    drop(office);
     walk.office.stop().await;
 }

@@ -113,12 +113,23 @@ fn notices_say_only_these_fixed_words() {
     }
 }
 
+/// A family in the room may see any notification: every one is an ordinary reminder on both phones, and
+/// the loud sound is asked for on its own (see `prompts`).
 #[test]
-fn only_an_overdue_check_in_is_urgent() {
-    for notice in Notice::ALL {
-        let urgent = notice.urgency() == Urgency::Urgent;
-        assert_eq!(urgent, notice == Notice::CheckInOverdue, "{notice:?}");
-    }
+fn every_notification_is_an_ordinary_reminder_on_both_phones() {
+    let kotlin = repo_file("platform/android/MainActivity.kt");
+    let notify = &kotlin[kotlin.find("fun notify(").unwrap()..];
+    let notify = &notify[..notify.find("\n    }\n").unwrap()];
+    assert!(
+        notify.contains(".setCategory(Notification.CATEGORY_REMINDER)"),
+        "{notify}"
+    );
+    assert!(!kotlin.contains("CATEGORY_ALARM"));
+    let swift = repo_file("platform/ios/DoorstepPlatform.swift");
+    assert!(swift.contains("@objc(notify:title:body:after:)"));
+    assert!(!swift.contains("doorstep-urgent"));
+    let ios = repo_file("src/platform/ios.rs");
+    assert!(ios.contains("sel!(notify:title:body:after:)"));
 }
 
 #[test]
@@ -244,7 +255,7 @@ fn every_kotlin_method_the_rust_side_calls_exists() {
     let methods = [
         (
             "notify",
-            "context: Context, id: Int, title: String, body: String, urgent: Boolean",
+            "context: Context, id: Int, title: String, body: String",
         ),
         ("vibrate", "context: Context, timings: LongArray"),
         ("playAlertSound", "context: Context, urgent: Boolean"),

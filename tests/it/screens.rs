@@ -219,9 +219,64 @@ impl Harness {
         };
         html.replace("&#39;", "'")
             .replace("&quot;", "\"")
+            .replace("&#34;", "\"")
             .replace("&lt;", "<")
             .replace("&gt;", ">")
             .replace("&amp;", "&")
+    }
+}
+
+/// Words the family in the room must never read on the phone, nor hear a screen reader say.
+const FORBIDDEN: [&str; 5] = ["alert", "alarm", "duress", "emergency", "danger"];
+
+/// What a person can read or hear on the page: its text and the names a screen reader announces
+/// (`aria-label`, `title`, `placeholder`, `alt`), not its tags, classes, ids or ARIA roles.
+fn readable(raw_html: &str) -> String {
+    let unescape = |text: &str| {
+        text.replace("&#39;", "'")
+            .replace("&quot;", "\"")
+            .replace("&#34;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let mut out = String::new();
+    let mut rest = raw_html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&unescape(&rest[..open]));
+        out.push(' ');
+        let Some(close) = rest[open..].find('>') else {
+            break;
+        };
+        let tag = &rest[open..open + close];
+        if tag.starts_with("<style") {
+            let end = rest.find("</style>").map_or(rest.len(), |end| end + 8);
+            rest = &rest[end..];
+            continue;
+        }
+        for name in ["aria-label", "title", "placeholder", "alt"] {
+            let marker = format!(" {name}=\"");
+            if let Some(start) = tag.find(&marker) {
+                let value = &tag[start + marker.len()..];
+                let value = &value[..value.find('"').unwrap_or(value.len())];
+                out.push_str(&unescape(value));
+                out.push(' ');
+            }
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(&unescape(rest));
+    out
+}
+
+/// Checks that nothing readable on the screen now says alert, alarm, duress, emergency or danger.
+fn assert_discreet(app: &Harness, screen: &str) {
+    let text = readable(&dioxus_ssr::render(&app.dom)).to_lowercase();
+    for word in FORBIDDEN {
+        assert!(
+            !text.contains(word),
+            "{word:?} readable on the screen {screen}:\n{text}"
+        );
     }
 }
 
@@ -625,22 +680,14 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
         })
     );
     let html = app.html();
-    // Everything above the briefing (whose risk controls are the school's own words, and mention calling
-    // emergency services for an injury).
-    let above_briefing = &html[..html.find("<section class=\"briefing\"").unwrap()];
-    for word in ["duress", "alarm", "emergency"] {
-        assert!(
-            !lower(above_briefing).contains(word),
-            "{word:?} on the screen: {above_briefing}"
-        );
-    }
+    assert_discreet(&app, "after the request was sent");
     assert!(
         html.contains("Noted. Office number: 0113 496 0000"),
         "{html}"
     );
     assert!(html.contains("href=\"tel:01134960000\""), "{html}");
     assert!(html.contains("Waiting to send"), "{html}");
-    assert!(!html.contains("Office has your alert"));
+    assert!(!html.contains("Office has your request"));
     assert!(!html.contains("Text the office"), "not before 15 seconds");
     assert!(
         html.contains("In the visit"),
@@ -655,7 +702,7 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
         html.contains("href=\"sms:01134960000?body=Please%20can%20someone"),
         "{html}"
     );
-    assert!(!html.contains("Office has your alert"));
+    assert!(!html.contains("Office has your request"));
 
     // The office confirms it (as the sync loop would record the office's answer).
     let alert = store
@@ -678,7 +725,8 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
     ));
     app.set_time(at(10, 21)).await;
     let html = app.html();
-    assert!(html.contains("Office has your alert"), "{html}");
+    assert!(html.contains("Office has your request"), "{html}");
+    assert!(!lower(&html).contains("alert"), "{html}");
     assert!(!html.contains("Text the office"));
 
     // Standing down needs a short note.
@@ -774,8 +822,18 @@ async fn cancelling_because_of_feeling_unsafe_needs_a_note_then_the_write_up_giv
     let mut app = Harness::start_at(&store, at(9, 58));
     app.click("visit-v-ten");
     app.click("cancel-open");
-    for reason in CancelReason::ALL {
+    for reason in CancelReason::AT_THE_DOOR {
         assert!(app.html().contains(reason.label()), "{}", reason.label());
+    }
+    for not_at_the_door in [
+        CancelReason::FamilyCancelled,
+        CancelReason::CalledOffByOffice,
+    ] {
+        assert!(
+            !app.html().contains(not_at_the_door.label()),
+            "{} is not a reason offered at the door",
+            not_at_the_door.label()
+        );
     }
     app.click("cancel-reason-1");
     app.click("cancel-confirm");
@@ -909,7 +967,11 @@ async fn after_everyone_left_the_write_up_flags_the_dsl_and_builds_the_cpoms_sum
         "{html}"
     );
     assert!(html.contains("Agreements with parents: Ava back on Monday; mother to ring the office"));
-    assert!(html.contains("Safeguarding concern: Yes (passed to the DSL)"));
+    assert!(html.contains("Safeguarding concern: Yes (the DSL to be told at once)"));
+    assert!(
+        !html.contains("passed to the DSL"),
+        "the phone cannot know that"
+    );
 }
 
 #[tokio::test]
@@ -953,6 +1015,16 @@ async fn the_phone_is_told_to_prompt_keep_the_timer_alive_and_open_the_dialler()
         log.notices(),
         [Notice::CheckInOverdue],
         "an overdue check-in is announced, once, with fixed words"
+    );
+    assert!(log
+        .calls()
+        .contains(&PlatformCall::Vibrated(doorstep::platform::Pattern::Urgent)));
+    assert!(
+        !log.calls()
+            .iter()
+            .any(|call| matches!(call, PlatformCall::PlayedAlertSound(_))),
+        "in the house it vibrates, with no sound through silent mode: {:?}",
+        log.calls()
     );
     app.set_time(at(10, 20) + chrono::TimeDelta::seconds(1))
         .await;
@@ -1014,4 +1086,715 @@ async fn pins_are_changed_from_today_only_with_the_current_pin_and_the_new_ones_
     drop(app);
     let again = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
     assert_eq!(again.check_pin("1357"), PinKind::Duress);
+}
+
+#[tokio::test]
+async fn a_phone_clock_seven_minutes_fast_is_named_and_every_time_shown_is_the_offices() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    // The morning's sync: the office answered at 08:00 while this phone read 08:07.
+    let mut log = EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap();
+    log.note_sync_success(at(8, 7), at(8, 0)).unwrap();
+    // The visit's steps as the phone's clock read them: they went in at 10:07 on the phone, 10:00 at the
+    // office.
+    let fast = chrono::TimeDelta::minutes(7);
+    store
+        .perform(
+            &ten(),
+            Command::ConfirmBriefing {
+                staff: sam(),
+                ticked: BriefingCheck::ALL.to_vec(),
+            },
+            at(8, 20) + fast,
+        )
+        .unwrap();
+    depart(&store, sam(), at(9, 30) + fast);
+    depart(&store, alex(), at(9, 31) + fast);
+    store
+        .perform(
+            &ten(),
+            Command::ArriveTogether {
+                by: sam(),
+                staff: vec![sam(), alex()],
+            },
+            at(9, 58) + fast,
+        )
+        .unwrap();
+    store
+        .perform(&ten(), Command::StartVisit { by: sam() }, at(10, 0) + fast)
+        .unwrap();
+
+    let mut app = Harness::start_at(&store, at(10, 5) + fast);
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        html.contains("This phone's clock is 7 minutes fast; times shown are the office's"),
+        "{html}"
+    );
+    assert!(
+        html.contains("office confirmed 08:00"),
+        "the last exchange at the office's time: {html}"
+    );
+    assert!(html.contains("Your last step, went in at 10:00"), "{html}");
+    assert!(html.contains("Next check-in at 10:10"), "{html}");
+    assert!(html.contains("5:00"), "five minutes in: {html}");
+
+    // The prompt and the miss follow the office's clock: due at 10:10 there, overdue at 10:15.
+    app.set_time(at(10, 10) + fast).await;
+    assert!(app.html().contains("Time to check in."), "{}", app.html());
+    app.set_time(at(10, 14) + fast).await;
+    assert!(!own(&store)
+        .iter()
+        .any(|e| matches!(e, VisitEvent::CheckInMissed { .. })));
+    app.set_time(at(10, 15) + fast).await;
+    assert!(
+        app.html()
+            .contains("Check-in overdue since 10:10. Tap I'm OK now."),
+        "{}",
+        app.html()
+    );
+    assert!(own(&store).contains(&VisitEvent::CheckInMissed {
+        staff: sam(),
+        due_at: at(10, 10)
+    }));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Running late, not going ahead, the office's decisions and steps it will not honour.
+
+/// Adds `event` to what the office sent for the 10:00 visit, as recorded by `device` at `at` (the office's
+/// time for it), as the next sync would bring it. Open the app after this: it reads its store afresh.
+fn from_office(
+    dir: &std::path::Path,
+    device: &str,
+    event: VisitEvent,
+    at: DateTime<Utc>,
+) -> EventId {
+    let mut log =
+        EventLog::open(&dir.join("phone.sqlite3"), &"phone-sam".parse().unwrap()).unwrap();
+    let mut holdings = log.holdings().unwrap().unwrap();
+    let held = holdings
+        .visits
+        .iter_mut()
+        .find(|held| held.visit.id == ten())
+        .unwrap();
+    let seq = held
+        .events
+        .iter()
+        .filter(|e| e.device.as_str() == device)
+        .count() as u64
+        + 1;
+    let envelope = EventEnvelope {
+        id: EventId::new_v7(),
+        device: device.parse().unwrap(),
+        seq: DeviceSeq::new(seq).unwrap(),
+        visit: ten(),
+        recorded_at: at,
+        event,
+    };
+    let id = envelope.id;
+    held.events.push(envelope);
+    log.save_holdings(&holdings, at).unwrap();
+    id
+}
+
+#[tokio::test]
+async fn running_late_records_a_new_arrival_shown_here_and_on_the_partners_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    let mut app = Harness::start_at(&store, at(9, 40));
+    app.click("visit-v-ten");
+    app.click("late-open");
+    let html = app.html();
+    assert!(html.contains("+10 min (10:10)"), "{html}");
+    assert!(html.contains("+30 min (10:30)"), "{html}");
+    app.click("late-plus-10");
+    assert_eq!(
+        own(&store).last(),
+        Some(&VisitEvent::RunningLate {
+            staff: sam(),
+            expected_arrival: at(10, 10)
+        })
+    );
+    assert!(
+        app.html().contains("You are running late: expected 10:10"),
+        "{}",
+        app.html()
+    );
+
+    // A time typed in; nonsense changes nothing.
+    app.click("late-open");
+    app.input("late-time", "soon");
+    app.click("late-save");
+    assert!(app
+        .html()
+        .contains("Type the time as hours and minutes, like 14:05."));
+    app.input("late-time", "10:25");
+    app.click("late-save");
+    assert_eq!(
+        own(&store).last(),
+        Some(&VisitEvent::RunningLate {
+            staff: sam(),
+            expected_arrival: at(10, 25)
+        })
+    );
+    assert!(app.html().contains("You are running late: expected 10:25"));
+
+    // Leaving now still follows, and the partner's phone is told.
+    app.click("step-leaving-now");
+    store
+        .perform(
+            &ten(),
+            Command::RunningLate {
+                staff: alex(),
+                expected_arrival: at(10, 40),
+            },
+            at(9, 41),
+        )
+        .unwrap();
+    app.settle().await;
+    let html = app.html();
+    assert!(
+        html.contains("Alex is running late: expected 10:40"),
+        "{html}"
+    );
+    assert!(
+        html.contains("You are running late: expected 10:25"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn before_setting_off_not_going_ahead_is_asked_twice_then_ends_the_visit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        !html.contains("Cancel the visit"),
+        "the door's reasons are for the door: {html}"
+    );
+    app.click("not-going-ahead-open");
+    assert!(own(&store).is_empty(), "the first tap only asks");
+    app.click("not-going-ahead-back");
+    app.click("not-going-ahead-open");
+    app.input(
+        "not-going-ahead-note",
+        "Mum rang at 08:55: Ava is at her nan's",
+    );
+    app.click("not-going-ahead-confirm");
+    assert_eq!(
+        own(&store),
+        [VisitEvent::Cancelled {
+            staff: sam(),
+            reason: CancelReason::FamilyCancelled,
+            note: "Mum rang at 08:55: Ava is at her nan's".into()
+        }]
+    );
+    let html = app.html();
+    assert!(
+        html.contains("Not going ahead: you said the family cancelled."),
+        "{html}"
+    );
+    assert!(html.contains("Not going ahead"), "the phase: {html}");
+    for gone in ["Leaving now", "Running late", "Read the briefing and tick"] {
+        assert!(!html.contains(gone), "{gone}: {html}");
+    }
+}
+
+#[tokio::test]
+async fn called_off_while_on_the_way_the_office_watches_until_on_my_way_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    depart(&store, sam(), at(9, 30));
+    from_office(
+        dir.path(),
+        "office",
+        VisitEvent::CalledOff {
+            by: "head".parse().unwrap(),
+            reason: "Ava is in school today".into(),
+        },
+        at(9, 35),
+    );
+    let mut app = Harness::start_at(&store, at(9, 40));
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        html.contains(
+            "The office called the visit off (Ava is in school today). The office is still watching you: tap \"On my way back\" when you are not going in."
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("I'm outside"), "{html}");
+    let card = store.visit(&ten()).unwrap().unwrap();
+    assert!(card.state.is_watched(&sam()), "until Sam says so");
+
+    app.click("step-on-my-way-back");
+    assert_eq!(
+        own(&store).last(),
+        Some(&VisitEvent::Cancelled {
+            staff: sam(),
+            reason: CancelReason::CalledOffByOffice,
+            note: "On my way back: the office called the visit off (Ava is in school today)."
+                .into()
+        })
+    );
+    let card = store.visit(&ten()).unwrap().unwrap();
+    assert!(!card.state.is_watched(&sam()));
+    let html = app.html();
+    assert!(
+        html.contains("The office called the visit off (Ava is in school today)."),
+        "{html}"
+    );
+    assert!(!html.contains("On my way back"), "{html}");
+    assert!(html.contains("Write-up"), "{html}");
+}
+
+#[tokio::test]
+async fn a_step_the_office_will_not_honour_is_shown_loudly_and_the_steps_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    depart(&store, sam(), at(9, 30));
+    // Out of signal, Sam cancelled at 10:01 not knowing that Alex had gone in alone at 09:58.
+    store
+        .perform(
+            &ten(),
+            Command::Cancel {
+                staff: sam(),
+                reason: CancelReason::FeltUnsafe,
+                note: "Shouting from inside".into(),
+            },
+            at(10, 1),
+        )
+        .unwrap();
+    for (event, when) in [
+        (
+            VisitEvent::Departed {
+                staff: alex(),
+                expected_arrival: at(10, 0),
+                expected_end: at(10, 45),
+            },
+            at(9, 31),
+        ),
+        (VisitEvent::ArrivedOutside { staff: alex() }, at(9, 55)),
+        (
+            VisitEvent::VisitStarted {
+                by: alex(),
+                staff: vec![alex()],
+            },
+            at(9, 58),
+        ),
+    ] {
+        from_office(dir.path(), "phone-alex", event, when);
+    }
+    let mut app = Harness::start_at(&store, at(10, 5));
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        html.contains("Not accepted by the office: Alex is in the visit: the cancel ended only your own part (cancelled, 10:01)"),
+        "{html}"
+    );
+    assert!(
+        html.contains("role=\"alert\" id=\"not-accepted-0\""),
+        "{html}"
+    );
+    assert!(html.contains("Alex Jones: in the visit"), "{html}");
+    // It ended Sam's own part, and Sam's next step (the write-up) is there at once.
+    assert!(
+        html.contains("Your part in this visit ended (Felt unsafe)."),
+        "{html}"
+    );
+    assert!(html.contains("Write-up"), "{html}");
+}
+
+#[tokio::test]
+async fn a_partner_vouched_for_before_their_phone_said_they_set_off_is_shown_as_still_awaited() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    depart(&store, sam(), at(9, 30));
+    let mut app = Harness::start_at(&store, at(9, 58));
+    app.click("visit-v-ten");
+    app.click("step-arrived-together");
+    let html = app.html();
+    assert!(
+        html.contains("Alex Jones: not set off on their own phone yet; you said you arrived together, and the office still waits for Alex's phone"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Not accepted by the office: Alex's own phone has not said they set off: Alex counts as arrived only once it does"),
+        "{html}"
+    );
+    assert!(
+        html.contains("We're going in"),
+        "the vouch still lets the pair go in together: {html}"
+    );
+    app.click("step-going-in");
+    assert!(matches!(
+        own(&store).last(),
+        Some(VisitEvent::VisitStarted { .. })
+    ));
+}
+
+#[tokio::test]
+async fn no_screen_offers_to_stand_down_a_partners_request_or_one_made_with_the_second_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    from_office(
+        dir.path(),
+        "phone-alex",
+        VisitEvent::DuressRaised {
+            staff: alex(),
+            via: DuressVia::CodePhraseButton,
+        },
+        at(10, 10),
+    );
+    let mut app = Harness::start_at(&store, at(10, 12));
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        !html.contains("stand-down") && !html.contains("Cancel my request"),
+        "Alex's request is Alex's (or the office's) to end: {html}"
+    );
+    assert_discreet(&app, "with a partner's request standing");
+
+    // Sam's own request by the second PIN: nothing on screen at all, so nothing to end either.
+    store
+        .perform(
+            &ten(),
+            Command::RaiseDuress {
+                staff: sam(),
+                via: DuressVia::DuressPin,
+            },
+            at(10, 13),
+        )
+        .unwrap();
+    app.settle().await;
+    let html = app.html();
+    assert!(
+        !html.contains("stand-down") && !html.contains("Noted."),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn a_briefing_the_office_changed_is_read_again_with_only_the_checks_the_policy_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    // This school's policy does not ask for animals to be secured, so the checklist has no pets line.
+    let mut log = EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap();
+    let mut holdings = log.holdings().unwrap().unwrap();
+    holdings.policy.animals_secured_or_cancel = false;
+    log.save_holdings(&holdings, at(8, 30)).unwrap();
+    from_office(
+        dir.path(),
+        "office",
+        VisitEvent::BriefingUpdated {
+            by: "head".parse().unwrap(),
+            version: 1,
+        },
+        at(8, 40),
+    );
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        html.contains("The office changed the briefing at 08:40 (by head). Read it again and tick the checklist before you leave."),
+        "{html}"
+    );
+    assert!(html.contains(doorstep::steps::BRIEFING_CHANGED), "{html}");
+    assert!(!html.contains("Leaving now"), "{html}");
+    assert!(
+        !html.contains(BriefingCheck::PetsArrangementKnown.label()),
+        "{html}"
+    );
+    assert!(html.contains("briefing-check-3") && !html.contains("briefing-check-4"));
+
+    for index in 0..4 {
+        app.click(&format!("briefing-check-{index}"));
+    }
+    app.click("briefing-confirm");
+    match own(&store).last() {
+        Some(VisitEvent::BriefingRead {
+            ticked, version, ..
+        }) => {
+            assert_eq!(*version, 1, "the version read is recorded");
+            assert_eq!(ticked.len(), 4);
+        }
+        other => panic!("expected the briefing read again, got {other:?}"),
+    }
+    let html = app.html();
+    assert!(html.contains("Leaving now"), "{html}");
+    assert!(!html.contains("briefing-changed"), "{html}");
+}
+
+#[tokio::test]
+async fn in_the_house_the_heading_is_the_time_and_first_name_and_the_briefing_is_folded_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let mut app = Harness::start_at(&store, at(10, 5));
+    app.click("visit-v-ten");
+    let html = app.html();
+    assert!(
+        html.contains("<h1 id=\"visit-heading\">10:00 · Ava</h1>"),
+        "{html}"
+    );
+    for private in [
+        "Safe and well check",
+        "A large dog",
+        "1 High Street",
+        "Ava Smith",
+    ] {
+        assert!(
+            !html.contains(private),
+            "{private} on the screen in the house: {html}"
+        );
+    }
+    assert!(html.contains("aria-expanded=\"false\""), "{html}");
+    app.click("briefing-toggle");
+    let html = app.html();
+    assert!(
+        html.contains("Safe and well check") && html.contains("A large dog"),
+        "{html}"
+    );
+    app.click("briefing-toggle");
+    assert!(!app.html().contains("A large dog"));
+}
+
+#[tokio::test]
+async fn the_write_up_names_the_policys_record_system_and_safeguarding_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    let mut log = EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap();
+    let mut holdings = log.holdings().unwrap().unwrap();
+    holdings.policy.record_system = "MyConcern".into();
+    holdings.policy.safeguarding_concerns_to = doorstep_core::domain::Role::SafeguardingLead;
+    log.save_holdings(&holdings, at(8, 30)).unwrap();
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("visit-v-ten");
+    app.click("not-going-ahead-open");
+    app.click("not-going-ahead-confirm");
+    app.input("writeup-discussed", "Mum rang: Ava is unwell");
+    app.click("writeup-concern-yes");
+    assert!(
+        app.html()
+            .contains("Tell the safeguarding lead now — in person or by phone"),
+        "{}",
+        app.html()
+    );
+    app.click("writeup-save");
+    let html = app.html();
+    assert!(html.contains("Ready to paste into MyConcern"), "{html}");
+    assert!(
+        html.contains("aria-label=\"Summary for MyConcern\""),
+        "{html}"
+    );
+    assert!(!html.contains("CPOMS"), "{html}");
+    assert!(
+        html.contains("Safeguarding concern: Yes (the safeguarding lead to be told at once)"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_loud_sound_for_a_late_check_in_is_off_until_turned_on_in_settings_and_kept_on_the_phone(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    assert!(
+        !store.phone_settings().sound_for_late_check_in,
+        "off by default"
+    );
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("today-settings-link");
+    let html = app.html();
+    assert!(html.contains("Check-in prompts"), "{html}");
+    assert!(
+        html.contains("role=\"switch\" aria-checked=\"false\""),
+        "{html}"
+    );
+    app.click("setting-late-sound");
+    assert!(app.html().contains("Saved on this phone."));
+    assert!(
+        app.html().contains("aria-checked=\"true\""),
+        "{}",
+        app.html()
+    );
+    assert!(store.phone_settings().sound_for_late_check_in);
+    drop(app);
+    let again = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    assert!(
+        again.phone_settings().sound_for_late_check_in,
+        "kept on the phone"
+    );
+
+    // Turned on, a late check-in plays the loud sound as well as vibrating.
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    store
+        .set_phone_settings(doorstep::store::PhoneSettings {
+            sound_for_late_check_in: true,
+        })
+        .unwrap();
+    let platform = RecordingPlatform::new(dir.path());
+    let log = platform.log();
+    let mut app = Harness::start_with_platform(&store, at(10, 5), std::sync::Arc::new(platform));
+    app.set_time(at(10, 11)).await;
+    assert!(
+        !log.calls()
+            .iter()
+            .any(|call| matches!(call, PlatformCall::PlayedAlertSound(_))),
+        "not for a check-in that is only due"
+    );
+    app.set_time(at(10, 15)).await;
+    assert!(
+        log.calls().contains(&PlatformCall::PlayedAlertSound(
+            doorstep::platform::Urgency::Urgent
+        )),
+        "{:?}",
+        log.calls()
+    );
+}
+
+/// Every screen a family might see, from the door to the write-up, checked against the forbidden words:
+/// what is written and what a screen reader would say.
+#[tokio::test]
+async fn no_screen_from_the_door_on_says_alert_alarm_duress_emergency_or_danger() {
+    // At the door: waiting, the door's cancel, the wait over.
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    read_briefing(&store);
+    depart(&store, sam(), at(9, 30));
+    let mut app = Harness::start_at(&store, at(9, 55));
+    app.click("visit-v-ten");
+    app.click("step-im-outside");
+    let readable_now = readable(&dioxus_ssr::render(&app.dom));
+    assert!(
+        readable_now.contains("Tell the office everyone on the visit arrived together"),
+        "the check reads what a screen reader says too: {readable_now}"
+    );
+    assert_discreet(&app, "waiting at the door");
+    app.click("cancel-open");
+    assert_discreet(&app, "choosing why to cancel at the door");
+    app.click("cancel-back");
+    app.set_time(at(10, 16)).await;
+    assert!(app.html().contains("No answer — cancel"));
+    assert_discreet(&app, "after the wait at the door");
+
+    // In the house: the timer, the check-in due and overdue, the discreet request in every state, the PIN
+    // pad and a wrong PIN.
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    inside(&store);
+    let mut app = Harness::start_at(&store, at(10, 5));
+    app.click("visit-v-ten");
+    assert_discreet(&app, "in the visit");
+    app.set_time(at(10, 10)).await;
+    assert!(app.html().contains("Time to check in."));
+    assert_discreet(&app, "with a check-in due");
+    app.set_time(at(10, 16)).await;
+    assert!(app.html().contains("Check-in overdue since 10:10"));
+    assert_discreet(&app, "with a check-in overdue");
+    app.click("request-open");
+    assert_discreet(&app, "asking whether to send the request");
+    app.click("request-send");
+    assert_discreet(&app, "with the request waiting to send");
+    app.set_time(at(10, 17)).await;
+    assert!(app.html().contains("Text the office"));
+    assert_discreet(&app, "with the request not yet confirmed");
+    let request = store
+        .own_events(&ten())
+        .unwrap()
+        .into_iter()
+        .find(|(e, _)| matches!(e.event, VisitEvent::DuressRaised { .. }))
+        .unwrap()
+        .0;
+    EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap()
+    .apply(&[OutboxUpdate::Confirm(request.id)], at(10, 17))
+    .unwrap();
+    app.set_time(at(10, 18)).await;
+    assert!(app.html().contains("Office has your request"));
+    assert_discreet(&app, "with the request confirmed");
+    app.click("stand-down-open");
+    app.click("stand-down-send");
+    assert!(app.html().contains("a note is required"));
+    assert_discreet(&app, "cancelling the request");
+    app.click("step-ive-left");
+    assert_discreet(&app, "on the PIN pad");
+    for digit in "1111".chars() {
+        app.click(&format!("pin-key-{digit}"));
+    }
+    app.click("pin-confirm");
+    assert!(app.html().contains("that PIN is not right"));
+    assert_discreet(&app, "after a wrong PIN");
+
+    // Leaving with the second PIN: the screen after it, and the write-up.
+    for digit in "9999".chars() {
+        app.click(&format!("pin-key-{digit}"));
+    }
+    app.click("pin-confirm");
+    app.settle().await;
+    assert!(app.html().contains("Write-up"));
+    assert_discreet(&app, "after the second PIN");
+}
+
+#[tokio::test]
+async fn before_leaving_the_partners_list_appears_only_when_a_partner_vouched_for_me() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    let mut app = Harness::start_at(&store, at(9, 0));
+    app.click("visit-v-ten");
+    assert!(!app.html().contains("id=\"whereabouts\""), "{}", app.html());
+    // Alex's phone (relayed by the office) says they arrived together, before Sam's phone said Sam set off.
+    store
+        .perform(
+            &ten(),
+            Command::Depart {
+                staff: alex(),
+                expected_arrival: at(10, 0),
+                expected_end: at(10, 45),
+            },
+            at(9, 30),
+        )
+        .unwrap();
+    store
+        .perform(
+            &ten(),
+            Command::ArriveTogether {
+                by: alex(),
+                staff: vec![alex(), sam()],
+            },
+            at(9, 58),
+        )
+        .unwrap();
+    app.settle().await;
+    let html = app.html();
+    assert!(
+        html.contains("You: Alex Jones said you arrived together; the office still waits for this phone to say you set off"),
+        "{html}"
+    );
 }

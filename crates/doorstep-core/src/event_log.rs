@@ -7,18 +7,26 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::event::{EnvelopeError, EventEnvelope};
 use crate::ids::{DeviceId, DeviceSeq, EventId, VisitId};
 use crate::lifecycle::VisitEvent;
+use crate::migrate::{MigrateError, MigrationFile};
 use crate::protocol::PhoneHoldings;
 use crate::sync_plan::OutboxUpdate;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_event_log.sql"),
-    include_str!("../migrations/0002_office_refused.sql"),
+/// The log's schema, oldest first (see [`crate::migrate`]).
+pub const MIGRATIONS: &[MigrationFile] = &[
+    (
+        "V1__event_log",
+        include_str!("../migrations/V1__event_log.sql"),
+    ),
+    (
+        "V2__office_refused",
+        include_str!("../migrations/V2__office_refused.sql"),
+    ),
 ];
 
 /// Why the event log could not do what was asked.
@@ -32,6 +40,8 @@ pub enum LogError {
     WrongDevice { expected: DeviceId, found: DeviceId },
     #[error("the database was written by a newer Doorstep (schema {0})")]
     NewerSchema(i64),
+    #[error("the phone's database could not be brought up to date: {0}")]
+    Migrate(MigrateError),
     #[error("the event is not valid: {0}")]
     Invalid(#[from] EnvelopeError),
     #[error("a stored record could not be read: {0}")]
@@ -59,6 +69,9 @@ pub struct OutboxStatus {
     pub last_error: Option<String>,
     /// The latest failure was the office answering with a refusal of the whole request, not silence.
     pub office_refused: bool,
+    /// How far this phone's clock was ahead of the office's (negative: behind) at the last completed
+    /// exchange, from the office's `server_time`; `None` before the first.
+    pub phone_clock_ahead: Option<TimeDelta>,
 }
 
 /// The phone's event log. One per device; not shared between threads without a lock.
@@ -83,7 +96,10 @@ impl EventLog {
         if integrity != "ok" {
             return Err(LogError::Corrupt(integrity));
         }
-        migrate(&mut conn)?;
+        crate::migrate::run(&mut conn, MIGRATIONS).map_err(|error| match error {
+            MigrateError::NewerSchema(version) => LogError::NewerSchema(version),
+            other => LogError::Migrate(other),
+        })?;
         let found: Option<String> = conn
             .query_row("SELECT device_id FROM device WHERE id = 1", [], |row| {
                 row.get(0)
@@ -274,7 +290,8 @@ impl EventLog {
         Ok(())
     }
 
-    /// Records a completed exchange with the office.
+    /// Records a completed exchange with the office: `now` is this phone's clock when the answer came,
+    /// `server_time` the office's clock when it answered (so their difference is the phone's clock offset).
     pub fn note_sync_success(
         &mut self,
         now: DateTime<Utc>,
@@ -319,16 +336,25 @@ impl EventLog {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        let (success, failing, error, office_refused): (
+        let (success, failing, error, office_refused, office_ahead_ms): (
             Option<String>,
             Option<String>,
             Option<String>,
             bool,
+            Option<i64>,
         ) = self.conn.query_row(
-            "SELECT last_success_at, failing_since, last_error, office_refused
+            "SELECT last_success_at, failing_since, last_error, office_refused, server_offset_ms
              FROM sync_status WHERE id = 1",
             [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
         )?;
         Ok(OutboxStatus {
             waiting,
@@ -337,7 +363,19 @@ impl EventLog {
             failing_since: parse_time(failing.as_deref())?,
             last_error: error,
             office_refused,
+            phone_clock_ahead: office_ahead_ms.map(|ms| -TimeDelta::milliseconds(ms)),
         })
+    }
+
+    /// How far this phone's clock was ahead of the office's at the last completed exchange (see
+    /// [`OutboxStatus::phone_clock_ahead`]).
+    pub fn phone_clock_ahead(&self) -> Result<Option<TimeDelta>, LogError> {
+        let office_ahead_ms: Option<i64> = self.conn.query_row(
+            "SELECT server_offset_ms FROM sync_status WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(office_ahead_ms.map(|ms| -TimeDelta::milliseconds(ms)))
     }
 
     /// Replaces what the phone holds (visits, briefings, policy) with the office's latest.
@@ -402,18 +440,4 @@ fn parse_time(text: Option<&str>) -> Result<Option<DateTime<Utc>>, LogError> {
             .map_err(|e| LogError::Corrupt(format!("bad time {t:?}: {e}")))
     })
     .transpose()
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), LogError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version > MIGRATIONS.len() as i64 {
-        return Err(LogError::NewerSchema(version));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
 }

@@ -6,19 +6,21 @@
 //! - [`lifecycle`]: the visit state machine, `decide` and `apply`, pure and total.
 //! - [`event`]: the event envelope recorded on a device.
 //! - [`event_log`]: the phone's local SQLite event log and outbox.
+//! - [`migrate`]: schema migrations (refinery) for the event log and the office's store alike.
 //! - [`protocol`]: the versioned sync exchange between phone and office.
 //! - [`sync_plan`]: pure planning of what to send and what an answer means.
 //! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
 //! - `test_support` (feature `test-support`, for tests only): ids from text, times on a fixed school day.
 //!
 //! Time is always passed in; nothing here reads a clock except `EventId::new_v7` (its timestamp bits only
-//! order ids and carry no meaning).
+//! order ids and carry no meaning) and refinery's stamp on each row of the migration history.
 
 pub mod domain;
 pub mod event;
 pub mod event_log;
 pub mod ids;
 pub mod lifecycle;
+pub mod migrate;
 pub mod policy;
 pub mod protocol;
 pub mod schedule;

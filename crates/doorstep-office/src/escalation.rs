@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use doorstep_core::ids::VisitId;
+use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{
     deadlines, next_escalation, next_missed_after, AlarmLevel, Deadline,
@@ -48,9 +48,32 @@ pub enum BoardEvent {
     VisitChanged {
         visit: VisitId,
     },
-    /// A school's notification targets changed: the board's banner may change, and a notice nobody could
+    /// A school's notification targets changed: its board's banner may change, and a notice nobody could
     /// be sent yet may now have somewhere to go.
-    TargetsChanged,
+    TargetsChanged {
+        school: SchoolId,
+    },
+}
+
+/// Whose board an event is for: a visit's school, or a school named outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventScope<'a> {
+    Visit(&'a VisitId),
+    School(&'a SchoolId),
+}
+
+impl BoardEvent {
+    /// What the event is about: the board's stream passes it only to that school.
+    pub fn scope(&self) -> EventScope<'_> {
+        match self {
+            BoardEvent::AlarmRaised { alarm }
+            | BoardEvent::AlarmEscalated { alarm }
+            | BoardEvent::AlarmAcknowledged { alarm }
+            | BoardEvent::AlarmClosed { alarm } => EventScope::Visit(&alarm.visit),
+            BoardEvent::VisitChanged { visit } => EventScope::Visit(visit),
+            BoardEvent::TargetsChanged { school } => EventScope::School(school),
+        }
+    }
 }
 
 /// A handle on the running engine.
@@ -84,9 +107,9 @@ impl Escalation {
         let _ = self.board.send(BoardEvent::AlarmRaised { alarm });
     }
 
-    /// Announces that notification targets were added or removed.
-    pub fn targets_changed(&self) {
-        let _ = self.board.send(BoardEvent::TargetsChanged);
+    /// Announces that a school's notification targets were added or removed.
+    pub fn targets_changed(&self, school: SchoolId) {
+        let _ = self.board.send(BoardEvent::TargetsChanged { school });
     }
 
     /// Announces an acknowledgement made at the office.

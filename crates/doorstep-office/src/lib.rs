@@ -36,8 +36,10 @@ pub mod reach;
 pub mod records;
 pub mod requests;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod web;
 
 use std::future::Future;
@@ -50,11 +52,14 @@ pub use routes::router;
 pub use state::{AppState, WebSettings};
 pub use store::SqliteStore;
 
-/// How the office serves: where notifications go, and the dashboard's cookie settings.
+/// How the office serves: where notifications go, the dashboard's cookie settings, the connection limits
+/// and timeouts, and HTTPS when the office terminates TLS itself.
 #[derive(Debug, Clone, Default)]
 pub struct OfficeSettings {
     pub notify: NotifyConfig,
     pub web: WebSettings,
+    pub limits: serve::Limits,
+    pub tls: Option<serve::Tls>,
 }
 
 /// Serves the office API and dashboard on `listener` until `shutdown` completes, with `Secure` cookies and
@@ -86,13 +91,20 @@ pub async fn run_with(
         escalation: Some(escalation),
         web: settings.web,
         stopping,
+        sign_ins: Arc::new(throttle::SignInThrottle::default()),
     };
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
+    let served = serve::serve(
+        listener,
+        router(state),
+        settings.limits,
+        settings.tls,
+        async move {
             shutdown.await;
+            // Ends the board's endless live streams, so the graceful shutdown need not wait for them.
             let _ = stop.send(true);
-        })
-        .await;
+        },
+    )
+    .await;
     engine.abort();
     notifier_task.abort();
     served

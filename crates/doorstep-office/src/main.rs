@@ -1,184 +1,316 @@
-//! The office server's entry point: reads its arguments, opens the store, optionally seeds the demo, and
-//! calls `run_with`. `doorstep-office timeline` prints every visit's events and alarm history instead;
-//! `add-target` and `targets` manage where alarms are sent beyond the board; `set-password STAFF_ID` gives
-//! a member of staff an office sign-in.
+//! The office server's entry point: its command line (clap: `serve`, the default, and `timeline`,
+//! `add-target`, `targets`, `set-password`, each with its own flags and `--help`), then the store opened and
+//! `run_with` called, or the command's one job done.
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use doorstep_core::domain::Role;
 use doorstep_office::demo::{self, DEMO_LOGINS_FILE, DEMO_PARTNER_FILE, DEMO_PHONE_FILE};
 use doorstep_office::notify::{
-    parse_email_address, NewTarget, NotifyConfig, SmtpConfig, TargetKind, WantedLevels,
+    parse_email_address, NewTarget, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls, TargetKind,
+    WantedLevels,
+};
+use doorstep_office::records::{
+    self,
+    pdf::{PdfFonts, DEFAULT_CJK_FONT},
 };
 use doorstep_office::{OfficeSettings, SqliteStore, WebSettings};
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage:
-  doorstep-office [--data-dir DIR] [--listen ADDR] [--demo] [--insecure-cookies]
-                  [--smtp HOST:PORT --smtp-from ADDR]         serve the office API and the office board
-  doorstep-office timeline [--data-dir DIR]                   print every visit's events and alarms
-  doorstep-office add-target --school ID (--email ADDR | --webhook URL) [--board] [--authoriser]
-                             [--further] [--role ROLE]... [--name NAME] [--data-dir DIR]
-                                                              send a school's alarms (or its
-                                                              safeguarding notices) there too
-  doorstep-office targets [--data-dir DIR]                    list where alarms are sent
-  doorstep-office set-password STAFF_ID [--data-dir DIR]      give a member of staff an office sign-in (or a
-                                                              new password), read from standard input
-
-  --data-dir DIR     where office.sqlite3 lives (default: ./doorstep-office-data)
-  --listen ADDR      address to listen on (default: 127.0.0.1:8750; port 0 picks a free one)
-  --demo             on an empty database, add the demo school and write the demo phones' config
-                     (demo-phone.json, demo-partner-phone.json) and the office board's sign-ins
-                     (demo-office-logins.txt) into the data directory; implies --insecure-cookies
-  --insecure-cookies send the board's sign-in cookie over plain HTTP too (without `Secure`): only for a
-                     demo on this machine; a real office is served over HTTPS
-  --smtp HOST:PORT   the SMTP server alarm emails are handed to: plain SMTP, no TLS or login, so use a
-                     relay on this host or a trusted network
-  --smtp-from ADDR   the sender of alarm emails (needed with --smtp)
-  --smtp-hello NAME  the name the office gives in EHLO (default: the domain of --smtp-from)
-  --board            the target wants alarms as they are raised on the office board
-  --authoriser       the target wants alarms that reach the authoriser's level (escalations, duress)
-  --further          the target wants alarms the authoriser's level has not acknowledged in time (a
-                     deputy, the Principal, senior leaders), and the reminders after
-  --role ROLE        whose contact it is (dsl, safeguarding_lead, headteacher, office, admin,
-                     visiting_staff): safeguarding notices go to the policy's safeguarding_concerns_to
-  --name NAME        whose it is, in words, for the records (\"Priya Head\", \"deputy head\")
-  A webhook's signing secret (16 to 256 characters) is read from the environment variable
-  DOORSTEP_WEBHOOK_SECRET, so it stays out of the process list and shell history.";
-
-enum Mode {
-    Serve,
-    Timeline,
-    AddTarget,
-    Targets,
-    SetPassword(String),
-    Help,
+/// Doorstep's office server: the sync API the phones talk to and the office board that watches over visits.
+#[derive(Debug, Parser)]
+#[command(
+    name = "doorstep-office",
+    version,
+    // `doorstep-office --demo` serves; a command's own flags go after the command, never before it.
+    args_conflicts_with_subcommands = true,
+    after_help = "Without a command, it serves (as `doorstep-office serve`). \
+                  `doorstep-office COMMAND --help` describes each command."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
-struct Args {
-    mode: Mode,
-    data_dir: PathBuf,
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the office API and the office board (what the office does without a command).
+    Serve(ServeArgs),
+    /// Print every visit's events and alarm history.
+    Timeline(DataDir),
+    /// Send a school's alarms (and, for a role's contact, its safeguarding notices) to an email address or
+    /// a signed webhook too.
+    #[command(
+        after_help = "A webhook's signing secret (16 to 256 characters) is read from the \
+                            environment variable DOORSTEP_WEBHOOK_SECRET, so it stays out of the \
+                            process list and shell history."
+    )]
+    AddTarget(AddTargetArgs),
+    /// List where each school's alarms are sent.
+    Targets(DataDir),
+    /// Give a member of staff an office sign-in, or a new password, read from standard input.
+    SetPassword(SetPasswordArgs),
+}
+
+#[derive(Debug, Args)]
+struct DataDir {
+    /// Where office.sqlite3 lives.
+    #[arg(
+        long = "data-dir",
+        value_name = "DIR",
+        default_value = "doorstep-office-data"
+    )]
+    path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data_dir: DataDir,
+    /// The address to listen on; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8750")]
     listen: SocketAddr,
+    /// On an empty database, add the demo school and write the demo phones' config (demo-phone.json,
+    /// demo-partner-phone.json) and the office board's sign-ins (demo-office-logins.txt) into the data
+    /// directory. Implies --insecure-cookies.
+    #[arg(long)]
     demo: bool,
+    /// Send the board's sign-in cookie over plain HTTP too (without `Secure`): only for a demo on this
+    /// machine; a real office is served over HTTPS.
+    #[arg(long)]
     insecure_cookies: bool,
-    smtp: Option<(String, u16)>,
+    /// Serve HTTPS with this certificate chain (PEM). Without it the office speaks plain HTTP, which is for a
+    /// demo on this machine or behind a reverse proxy that terminates TLS (docs/security.md).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "HTTPS"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "HTTPS"
+    )]
+    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    smtp: SmtpArgs,
+    /// The font CJK (Chinese, Japanese, Korean) names are printed in, in PDF records: a font or collection
+    /// file [default: /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc, from Debian's fonts-noto-cjk].
+    /// Latin, Greek, Cyrillic and Arabic need nothing: their fonts are compiled in.
+    #[arg(long, value_name = "FILE", help_heading = "Records")]
+    cjk_font: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    next_help_heading = "Alarm email",
+    after_help = "The SMTP password is read from the environment variable DOORSTEP_SMTP_PASSWORD or from \
+                  the file named by --smtp-password-file, never from the command line, and is never logged."
+)]
+struct SmtpArgs {
+    /// The SMTP server alarm emails are handed to (Microsoft 365: smtp.office365.com:587; Google:
+    /// smtp-relay.gmail.com:587, or :465 with --smtp-tls tls).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port, requires = "smtp_from")]
+    smtp: Option<HostPort>,
+    /// The sender of alarm emails.
+    #[arg(long, value_name = "ADDR", requires = "smtp")]
     smtp_from: Option<String>,
+    /// The name the office gives in EHLO [default: the domain of --smtp-from].
+    #[arg(long, value_name = "NAME", requires = "smtp")]
     smtp_hello: Option<String>,
-    school: Option<String>,
-    email: Option<String>,
-    webhook: Option<String>,
-    wants: WantedLevels,
-    roles: Vec<doorstep_core::domain::Role>,
+    /// How the connection is protected: starttls (usually port 587), tls (implicit TLS, usually port 465),
+    /// or none (plain SMTP, only to a relay on this machine).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "starttls",
+        requires = "smtp"
+    )]
+    smtp_tls: TlsMode,
+    /// Sign in to the SMTP server as this user (AUTH PLAIN or LOGIN, after TLS is up).
+    #[arg(long, value_name = "NAME", requires = "smtp")]
+    smtp_user: Option<String>,
+    /// Read the SMTP password from this file (its first line) instead of DOORSTEP_SMTP_PASSWORD.
+    #[arg(long, value_name = "FILE", requires = "smtp_user")]
+    smtp_password_file: Option<PathBuf>,
+    /// Trust the certificates in this PEM file as well as the system's: for a relay whose certificate the
+    /// school's own CA signed.
+    #[arg(long, value_name = "FILE", requires = "smtp")]
+    smtp_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TlsMode {
+    /// Plain SMTP: only to a relay on this machine.
+    None,
+    /// Upgrade with STARTTLS before anything else is sent.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+/// The environment variable the SMTP password is read from, unless `--smtp-password-file` names a file.
+const SMTP_PASSWORD_VARIABLE: &str = "DOORSTEP_SMTP_PASSWORD";
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("wants")
+        .required(true)
+        .multiple(true)
+        .args(["board", "authoriser", "further", "role"])
+))]
+struct AddTargetArgs {
+    #[command(flatten)]
+    data_dir: DataDir,
+    /// The school whose alarms it hears.
+    #[arg(long, value_name = "ID")]
+    school: String,
+    #[command(flatten)]
+    address: TargetAddress,
+    /// The target wants alarms as they are raised on the office board.
+    #[arg(long)]
+    board: bool,
+    /// The target wants alarms that reach the authoriser's level (escalations, duress).
+    #[arg(long)]
+    authoriser: bool,
+    /// The target wants alarms the authoriser's level has not acknowledged in time (a deputy, the
+    /// Principal, senior leaders), and the reminders after.
+    #[arg(long)]
+    further: bool,
+    /// Whose contact it is (dsl, safeguarding_lead, headteacher, office, admin, visiting_staff): safeguarding
+    /// notices go to the targets of the policy's safeguarding_concerns_to. May be given more than once.
+    #[arg(long, value_name = "ROLE", value_parser = parse_role)]
+    role: Vec<Role>,
+    /// Whose it is, in words, for the records ("Priya Head", "deputy head").
+    #[arg(long, value_name = "NAME")]
     name: Option<String>,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        mode: Mode::Serve,
-        data_dir: PathBuf::from("doorstep-office-data"),
-        listen: "127.0.0.1:8750".parse().expect("valid default address"),
-        demo: false,
-        insecure_cookies: false,
-        smtp: None,
-        smtp_from: None,
-        smtp_hello: None,
-        school: None,
-        email: None,
-        webhook: None,
-        wants: WantedLevels::NONE,
-        roles: Vec::new(),
-        name: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |what: &str| it.next().with_context(|| format!("{arg} needs {what}"));
-        match arg.as_str() {
-            "timeline" => args.mode = Mode::Timeline,
-            "add-target" => args.mode = Mode::AddTarget,
-            "targets" => args.mode = Mode::Targets,
-            "set-password" => {
-                args.mode = Mode::SetPassword(it.next().context("set-password needs a staff id")?);
-            }
-            "--insecure-cookies" => args.insecure_cookies = true,
-            "--data-dir" => args.data_dir = value("a directory")?.into(),
-            "--listen" => {
-                let text = value("an address such as 127.0.0.1:8750")?;
-                args.listen = text.parse().with_context(|| {
-                    format!("--listen: {text:?} is not an address such as 127.0.0.1:8750")
-                })?;
-            }
-            "--demo" => args.demo = true,
-            "--smtp" => {
-                let text = value("HOST:PORT")?;
-                args.smtp = Some(parse_host_port(&text)?);
-            }
-            "--smtp-from" => args.smtp_from = Some(value("an email address")?),
-            "--smtp-hello" => args.smtp_hello = Some(value("a host name")?),
-            "--school" => args.school = Some(value("a school id")?),
-            "--email" => args.email = Some(value("an email address")?),
-            "--webhook" => args.webhook = Some(value("a URL")?),
-            "--board" => args.wants.board = true,
-            "--authoriser" => args.wants.authoriser = true,
-            "--further" => args.wants.further = true,
-            "--role" => {
-                let text = value("a role such as dsl")?;
-                args.roles.push(
-                    serde_json::from_value(serde_json::Value::String(text.clone()))
-                        .with_context(|| format!("--role: {text:?} is not a role"))?,
-                );
-            }
-            "--name" => args.name = Some(value("a name")?),
-            "-h" | "--help" => args.mode = Mode::Help,
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    Ok(args)
+fn parse_role(text: &str) -> Result<Role, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        format!(
+            "{text:?} is not a role (dsl, safeguarding_lead, headteacher, office, admin, visiting_staff)"
+        )
+    })
 }
 
-fn parse_host_port(text: &str) -> anyhow::Result<(String, u16)> {
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct TargetAddress {
+    /// An email address.
+    #[arg(long, value_name = "ADDR")]
+    email: Option<String>,
+    /// An http:// or https:// URL its requests are signed for (secret in DOORSTEP_WEBHOOK_SECRET).
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SetPasswordArgs {
+    /// The member of staff, by id.
+    #[arg(value_name = "STAFF_ID")]
+    staff: String,
+    #[command(flatten)]
+    data_dir: DataDir,
+}
+
+/// An SMTP server's host and port.
+#[derive(Debug, Clone)]
+struct HostPort {
+    host: String,
+    port: u16,
+}
+
+fn parse_host_port(text: &str) -> Result<HostPort, String> {
     let (host, port) = text
         .rsplit_once(':')
-        .with_context(|| format!("--smtp: {text:?} is not HOST:PORT, such as 127.0.0.1:25"))?;
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT, such as 127.0.0.1:25"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = port
         .parse()
-        .with_context(|| format!("--smtp: {port:?} is not a port number"))?;
+        .map_err(|_| format!("{port:?} is not a port number"))?;
     if host.is_empty() {
-        bail!("--smtp: {text:?} has no host");
+        return Err(format!("{text:?} has no host"));
     }
-    Ok((host.to_owned(), port))
+    Ok(HostPort {
+        host: host.to_owned(),
+        port,
+    })
 }
 
-fn notify_config(args: &Args) -> anyhow::Result<NotifyConfig> {
-    let smtp = match (&args.smtp, &args.smtp_from) {
-        (None, None) => None,
-        (None, Some(_)) => bail!("--smtp-from needs --smtp HOST:PORT too"),
-        (Some(_), None) => bail!("--smtp needs --smtp-from ADDRESS: the sender of alarm emails"),
-        (Some((host, port)), Some(from)) => {
-            let from = parse_email_address(from).context("--smtp-from")?;
-            let hello_name = match &args.smtp_hello {
-                Some(name) => name.clone(),
-                None => from
-                    .rsplit_once('@')
-                    .map(|(_, domain)| domain.to_owned())
-                    .unwrap_or_else(|| "localhost".into()),
-            };
-            if hello_name.is_empty() || !hello_name.chars().all(|c| c.is_ascii_graphic()) {
-                bail!("--smtp-hello: {hello_name:?} is not a host name");
-            }
-            Some(SmtpConfig {
-                host: host.clone(),
-                port: *port,
-                from,
-                hello_name,
-            })
+fn notify_config(args: &SmtpArgs) -> anyhow::Result<NotifyConfig> {
+    let password_in_environment = std::env::var(SMTP_PASSWORD_VARIABLE).ok();
+    let (Some(server), Some(from)) = (&args.smtp, &args.smtp_from) else {
+        // clap has already refused one without the other.
+        if password_in_environment.is_some() {
+            bail!("{SMTP_PASSWORD_VARIABLE} is set but no --smtp server is given");
         }
+        return Ok(NotifyConfig { smtp: None });
     };
-    Ok(NotifyConfig { smtp })
+    let from = parse_email_address(from).context("--smtp-from")?;
+    let hello_name = match &args.smtp_hello {
+        Some(name) => name.clone(),
+        None => from
+            .rsplit_once('@')
+            .map(|(_, domain)| domain.to_owned())
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    let login = match (&args.smtp_user, &args.smtp_password_file, password_in_environment) {
+        (None, _, None) => None,
+        (None, _, Some(_)) => bail!("{SMTP_PASSWORD_VARIABLE} is set but no --smtp-user is given"),
+        (Some(_), Some(_), Some(_)) => bail!(
+            "the SMTP password is both in {SMTP_PASSWORD_VARIABLE} and in --smtp-password-file: give one"
+        ),
+        (Some(user), Some(file), None) => {
+            let text = std::fs::read_to_string(file).with_context(|| {
+                format!("reading the SMTP password from {}", file.display())
+            })?;
+            let password = text.lines().next().unwrap_or_default();
+            if password.is_empty() {
+                bail!("--smtp-password-file {}: the first line is empty", file.display());
+            }
+            Some(SmtpLogin::new(user.clone(), password))
+        }
+        (Some(user), None, Some(password)) => Some(SmtpLogin::new(user.clone(), password)),
+        (Some(_), None, None) => bail!(
+            "--smtp-user needs a password: set {SMTP_PASSWORD_VARIABLE} or give --smtp-password-file FILE"
+        ),
+    };
+    let extra_roots_pem = match &args.smtp_ca_file {
+        Some(file) => Some(
+            std::fs::read(file)
+                .with_context(|| format!("reading --smtp-ca-file {}", file.display()))?,
+        ),
+        None => None,
+    };
+    Ok(NotifyConfig {
+        smtp: Some(SmtpConfig {
+            host: server.host.clone(),
+            port: server.port,
+            from,
+            hello_name,
+            tls: match args.smtp_tls {
+                TlsMode::None => SmtpTls::None,
+                TlsMode::Starttls => SmtpTls::StartTls,
+                TlsMode::Tls => SmtpTls::Tls,
+            },
+            login,
+            extra_roots_pem,
+        }),
+    })
 }
 
 #[tokio::main]
@@ -190,22 +322,41 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = parse_args()?;
-    if matches!(args.mode, Mode::Help) {
-        writeln!(std::io::stdout(), "{USAGE}")?;
-        return Ok(());
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Timeline(data_dir)) => print_timeline(&open_store(&data_dir)?),
+        Some(Command::AddTarget(args)) => add_target(&open_store(&args.data_dir)?, &args),
+        Some(Command::Targets(data_dir)) => print_targets(&open_store(&data_dir)?),
+        Some(Command::SetPassword(args)) => set_password(&open_store(&args.data_dir)?, &args.staff),
     }
-    let config = notify_config(&args)?;
-    let store = SqliteStore::open(&args.data_dir)
-        .with_context(|| format!("opening the office database in {}", args.data_dir.display()))?;
-    match args.mode {
-        Mode::Serve => {}
-        Mode::Timeline => return print_timeline(&store),
-        Mode::AddTarget => return add_target(&store, &args),
-        Mode::Targets => return print_targets(&store),
-        Mode::SetPassword(ref staff) => return set_password(&store, staff),
-        Mode::Help => return Ok(()),
+}
+
+fn open_store(data_dir: &DataDir) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&data_dir.path)
+        .with_context(|| format!("opening the office database in {}", data_dir.path.display()))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = notify_config(&args.smtp)?;
+    if let Some(smtp) = &config.smtp {
+        smtp.check().context("--smtp")?;
     }
+    let fonts = match &args.cjk_font {
+        Some(file) => PdfFonts::with_cjk_font(file)
+            .with_context(|| format!("--cjk-font {}", file.display()))?,
+        None => PdfFonts::with_cjk_font(Path::new(DEFAULT_CJK_FONT)).or_else(|error| {
+            tracing::warn!(
+                %error,
+                "no CJK font (install fonts-noto-cjk or give --cjk-font): Chinese, Japanese and Korean \
+                 characters print as boxes in PDF records, which say so"
+            );
+            PdfFonts::embedded().context("loading the fonts compiled into the office")
+        })?,
+    };
+    records::pdf::use_fonts(fonts);
+    let store = open_store(&args.data_dir)?;
     let email_targets = store
         .notification_targets()?
         .iter()
@@ -220,9 +371,17 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            doorstep_office::serve::Tls::from_pem_files(cert, key)
+                .context("setting up HTTPS from --tls-cert and --tls-key")?,
+        ),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr()?);
     if args.demo {
-        prepare_demo(&store, &args.data_dir, &url)?;
+        prepare_demo(&store, &args.data_dir.path, &url)?;
     }
     let web = WebSettings {
         secure_cookies: !(args.insecure_cookies || args.demo),
@@ -231,16 +390,24 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("sign-in cookies are sent over plain HTTP (--insecure-cookies or --demo): demo use only");
     }
     tracing::info!(%url, database = %store.path().display(), "office listening; the board is at /");
+    let limits = doorstep_office::serve::Limits::for_this_process();
+    tracing::info!(
+        max_connections = limits.max_connections,
+        per_address = limits.max_connections_per_peer,
+        "connection limits"
+    );
     let settings = OfficeSettings {
         notify: config,
         web,
+        limits,
+        tls,
     };
     doorstep_office::run_with(listener, Arc::new(store), settings, shutdown_signal())
         .await
         .context("serving the office API")
 }
 
-fn prepare_demo(store: &SqliteStore, data_dir: &std::path::Path, url: &str) -> anyhow::Result<()> {
+fn prepare_demo(store: &SqliteStore, data_dir: &Path, url: &str) -> anyhow::Result<()> {
     let me = data_dir.join(DEMO_PHONE_FILE);
     let partner = data_dir.join(DEMO_PARTNER_FILE);
     if store.is_empty()? {
@@ -315,31 +482,29 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn add_target(store: &SqliteStore, args: &Args) -> anyhow::Result<()> {
+fn add_target(store: &SqliteStore, args: &AddTargetArgs) -> anyhow::Result<()> {
     let school = args
         .school
-        .as_deref()
-        .context("add-target needs --school ID")?;
-    let school = school
         .parse()
-        .map_err(|e| anyhow::anyhow!("--school {school:?}: {e}"))?;
-    if !args.wants.any() && args.roles.is_empty() {
-        bail!(
-            "say which alarms the target wants (--board, --authoriser, --further) or whose contact it is (--role)"
-        );
-    }
-    let target = match (&args.email, &args.webhook) {
-        (Some(email), None) => NewTarget::email(email, args.wants)?,
+        .map_err(|e| anyhow::anyhow!("--school {:?}: {e}", args.school))?;
+    let wants = WantedLevels {
+        board: args.board,
+        authoriser: args.authoriser,
+        further: args.further,
+    };
+    let target = match (&args.address.email, &args.address.webhook) {
+        (Some(email), _) => NewTarget::email(email, wants)?,
         (None, Some(url)) => {
             let secret = std::env::var("DOORSTEP_WEBHOOK_SECRET")
                 .context("a webhook needs its signing secret in DOORSTEP_WEBHOOK_SECRET")?;
-            NewTarget::webhook(url, &secret, args.wants)?
+            NewTarget::webhook(url, &secret, wants)?
         }
-        _ => bail!("add-target takes one of --email ADDRESS or --webhook URL"),
+        // clap has already asked for one of the two.
+        (None, None) => bail!("add-target takes one of --email ADDRESS or --webhook URL"),
     };
     let target = target
         .named(args.name.as_deref().unwrap_or_default())?
-        .for_roles(&args.roles);
+        .for_roles(&args.role);
     let added = store.add_notification_target(&school, &target, now())?;
     tracing::info!(id = added.id, target = %added.label(), "notification target added");
     Ok(())

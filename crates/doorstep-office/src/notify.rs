@@ -41,9 +41,12 @@
 //! that down, the message is sent again. Webhook receivers drop repeats by `X-Doorstep-Delivery`; emails
 //! carry the same id as their `Message-ID`.
 //!
-//! Deliberately absent for now: TLS for SMTP (plain SMTP only: point it at a relay on the same host or a
-//! trusted network; STARTTLS and SMTP AUTH are future work), SMTPUTF8 (addresses are ASCII), and editing a
-//! target in place (remove it and add it again).
+//! Email goes out through lettre (`smtp.rs`): STARTTLS or implicit TLS with rustls, AUTH PLAIN or LOGIN, and
+//! plain SMTP only to a relay on this machine. The settings are checked when the notifier is made, so a
+//! plain relay elsewhere or an unreadable certificate stops the office at start, not at the first alarm.
+//!
+//! Deliberately absent for now: SMTPUTF8 (addresses are ASCII), OAuth2 sign-in to the relay (XOAUTH2), and
+//! editing a target in place (remove it and add it again).
 
 mod message;
 mod smtp;
@@ -66,7 +69,7 @@ use crate::escalation::BoardEvent;
 use crate::store::{SqliteStore, StoreError};
 
 pub use message::sign_webhook_body;
-pub use smtp::SmtpConfig;
+pub use smtp::{SmtpConfig, SmtpLogin, SmtpSetupError, SmtpTls, SMTP_TIMEOUT};
 
 /// Where notifications leave from. Targets live in the store; this is only how to reach the outside.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +97,8 @@ pub enum NotifyError {
     Store(#[from] StoreError),
     #[error("could not set up the HTTP client for webhooks: {0}")]
     HttpClient(#[source] reqwest::Error),
+    #[error("the SMTP settings cannot be used: {0}")]
+    Smtp(#[from] SmtpSetupError),
 }
 
 /// Email or webhook.
@@ -436,10 +441,12 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, message: Outgoing) -> Attempted;
 }
 
-/// The real transport: SMTP for email, a signed POST for webhooks.
+/// The real transport: SMTP (through lettre) for email, a signed POST for webhooks.
 #[derive(Clone)]
 pub struct NetTransport {
     config: NotifyConfig,
+    /// `config.smtp`, checked and ready to send.
+    mailer: Option<smtp::Mailer>,
     http: reqwest::Client,
 }
 
@@ -461,7 +468,12 @@ impl NetTransport {
             .user_agent(concat!("doorstep-office/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(NotifyError::HttpClient)?;
-        Ok(Self { config, http })
+        let mailer = config.smtp.as_ref().map(smtp::Mailer::new).transpose()?;
+        Ok(Self {
+            config,
+            mailer,
+            http,
+        })
     }
 
     /// The sender of email, when an SMTP server is configured.
@@ -476,11 +488,12 @@ impl Transport for NetTransport {
         Box::pin(async move {
             match message.kind {
                 TargetKind::Email => {
-                    let smtp = transport.config.smtp.as_ref().ok_or_else(|| {
+                    let mailer = transport.mailer.as_ref().ok_or_else(|| {
                         "no SMTP server is configured (start the office with --smtp HOST:PORT --smtp-from ADDRESS)"
                             .to_owned()
                     })?;
-                    smtp::send(smtp, &message.address, &message.payload)
+                    mailer
+                        .send(&message.address, &message.payload)
                         .await
                         .map(|()| "accepted by the SMTP server".to_owned())
                         .map_err(|e| e.to_string())
@@ -681,7 +694,7 @@ struct Sending {
 }
 
 /// The worker's loop. Sending runs beside it, so a receiver that is slow to answer (an SMTP server may
-/// take up to 30 s to fail) never holds up the notifications of the next alarm.
+/// take up to [`SMTP_TIMEOUT`] to fail) never holds up the notifications of the next alarm.
 async fn run(
     notifier: Notifier,
     clock: Clock,

@@ -7,7 +7,7 @@
 //! - [`Timeline`]: every stored event and every alarm step of a visit, in the order the office saw them.
 //! - [`cpoms`]: [`cpoms_text`], [`cpoms_pdf`] and [`write_ups_csv`].
 //! - [`monthly`]: the monthly report, [`MonthlyReport`].
-//! - [`pdf`]: the small PDF writer the CPOMS export uses.
+//! - [`pdf`]: the CPOMS PDF set with krilla in embedded Unicode fonts (Latin, Arabic, CJK).
 
 pub mod cpoms;
 pub mod monthly;

@@ -13,9 +13,11 @@
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::http::{header, HeaderValue};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use doorstep_core::protocol::MAX_BODY_BYTES;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 use crate::{api, web};
@@ -248,6 +250,14 @@ pub fn table() -> Vec<Route> {
 
 /// Every route the office serves, built from [`table`]. Tests call this without a socket.
 pub fn router(state: AppState) -> Router {
+    // Served over HTTPS (the office's own or a proxy's; plain HTTP only for a demo): browsers that have
+    // seen the board once never try it over plain HTTP again.
+    let hsts = state.web.secure_cookies.then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        )
+    });
     table()
         .into_iter()
         .fold(Router::new(), |router, route| {
@@ -259,6 +269,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower::util::option_layer(hsts))
         .with_state(state)
 }
 

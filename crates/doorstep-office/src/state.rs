@@ -2,6 +2,7 @@
 //! dashboard's settings). The API, the dashboard and `lib.rs` import it; it imports no route module, only
 //! what it holds, so nothing circles back through the routes.
 
+use crate::throttle::SignInThrottle;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -38,6 +39,8 @@ pub struct AppState {
     /// Turns true when the server starts shutting down, so endless streams (the board's live events) end
     /// and a graceful shutdown does not wait for them forever.
     pub stopping: watch::Receiver<bool>,
+    /// Bounds password guessing and concurrent password hashing.
+    pub sign_ins: Arc<SignInThrottle>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             escalation: None,
             web: WebSettings::default(),
             stopping: watch::channel(false).1,
+            sign_ins: Arc::new(SignInThrottle::default()),
         }
     }
 

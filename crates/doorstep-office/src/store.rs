@@ -13,23 +13,44 @@ use doorstep_core::domain::{Briefing, Pupil, School, StaffMember, Visit};
 use doorstep_core::event::{trusted_time, EventEnvelope, TrustedEvent};
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, VisitState};
+use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{EventOutcome, EventResult, EventTime, HeldVisit, PhoneHoldings};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_office.sql"),
-    include_str!("../migrations/0002_alarms.sql"),
-    include_str!("../migrations/0003_notifications.sql"),
-    include_str!("../migrations/0005_records.sql"),
-    // Applied after 0005 because the branches landed in that order; the number is only a name.
-    include_str!("../migrations/0004_office_users.sql"),
-    include_str!("../migrations/0006_people.sql"),
-    include_str!("../migrations/0007_requests.sql"),
-    include_str!("../migrations/0008_trusted_time.sql"),
-    include_str!("../migrations/0009_honest_reach.sql"),
-    include_str!("../migrations/0010_contact_email.sql"),
+/// The store's schema, oldest first (see [`doorstep_core::migrate`]). V4 and V5 were once `0005_records`
+/// and `0004_office_users`, applied in that order because their branches landed so; they are numbered here
+/// in the order every existing database applied them.
+pub const MIGRATIONS: &[MigrationFile] = &[
+    ("V1__office", include_str!("../migrations/V1__office.sql")),
+    ("V2__alarms", include_str!("../migrations/V2__alarms.sql")),
+    (
+        "V3__notifications",
+        include_str!("../migrations/V3__notifications.sql"),
+    ),
+    ("V4__records", include_str!("../migrations/V4__records.sql")),
+    (
+        "V5__office_users",
+        include_str!("../migrations/V5__office_users.sql"),
+    ),
+    ("V6__people", include_str!("../migrations/V6__people.sql")),
+    (
+        "V7__requests",
+        include_str!("../migrations/V7__requests.sql"),
+    ),
+    (
+        "V8__trusted_time",
+        include_str!("../migrations/V8__trusted_time.sql"),
+    ),
+    (
+        "V9__honest_reach",
+        include_str!("../migrations/V9__honest_reach.sql"),
+    ),
+    (
+        "V10__contact_email",
+        include_str!("../migrations/V10__contact_email.sql"),
+    ),
 ];
 
 /// The device id under which the office records its own decisions (authorisations and the rest).
@@ -45,6 +66,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database was written by a newer Doorstep office (schema {0})")]
     NewerSchema(i64),
+    #[error("the database could not be brought up to date: {0}")]
+    Migrate(MigrateError),
     #[error("could not create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -122,7 +145,10 @@ impl SqliteStore {
         if integrity != "ok" {
             return Err(StoreError::Corrupt(integrity));
         }
-        migrate(&mut conn)?;
+        doorstep_core::migrate::run(&mut conn, MIGRATIONS).map_err(|error| match error {
+            MigrateError::NewerSchema(version) => StoreError::NewerSchema(version),
+            other => StoreError::Migrate(other),
+        })?;
         rebuild_if_rules_changed(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -467,6 +493,19 @@ impl SqliteStore {
         // written by `to_rfc3339` in UTC; the board's order is taken from the parsed times all the same.
         out.sort_by(|a, b| (a.0.agreed_time, &a.0.id).cmp(&(b.0.agreed_time, &b.0.id)));
         Ok(out)
+    }
+
+    /// The school a visit belongs to, if the visit exists.
+    pub fn school_of_visit(&self, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
+        let school: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT school_id FROM visits WHERE id = ?1",
+                [visit.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        school.map(|s| parse_id(&s)).transpose()
     }
 
     /// Whether the store holds a school yet (the demo seeds only an empty store).
@@ -823,18 +862,4 @@ where
 pub(crate) fn token_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version > MIGRATIONS.len() as i64 {
-        return Err(StoreError::NewerSchema(version));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
 }

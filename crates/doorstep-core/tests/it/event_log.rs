@@ -316,6 +316,33 @@ fn status_counts_the_outbox_and_remembers_when_failures_began() {
 }
 
 #[test]
+fn the_phones_clock_offset_is_kept_from_the_last_completed_exchange() {
+    let (_dir, _path, mut log) = fresh();
+    assert_eq!(log.phone_clock_ahead().unwrap(), None);
+    // The phone read 10:07 when the office's answer, stamped 10:00, arrived: seven minutes fast.
+    log.note_sync_success(at_min(7), at_min(0)).unwrap();
+    assert_eq!(
+        log.phone_clock_ahead().unwrap(),
+        Some(chrono::TimeDelta::minutes(7))
+    );
+    assert_eq!(
+        log.status().unwrap().phone_clock_ahead,
+        Some(chrono::TimeDelta::minutes(7))
+    );
+    // A failure keeps the last measurement; the next answer replaces it.
+    log.note_sync_failure(at_min(8), "offline").unwrap();
+    assert_eq!(
+        log.phone_clock_ahead().unwrap(),
+        Some(chrono::TimeDelta::minutes(7))
+    );
+    log.note_sync_success(at_min(9), at_min(12)).unwrap();
+    assert_eq!(
+        log.phone_clock_ahead().unwrap(),
+        Some(chrono::TimeDelta::minutes(-3))
+    );
+}
+
+#[test]
 fn holdings_round_trip_and_are_replaced_whole() {
     let (dir, path, mut log) = fresh();
     assert_eq!(log.holdings().unwrap(), None);

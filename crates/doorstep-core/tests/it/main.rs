@@ -3,6 +3,7 @@
 
 mod event_log;
 mod lifecycle;
+mod migrations;
 mod policy;
 mod properties;
 mod schedule;

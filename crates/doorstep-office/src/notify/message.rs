@@ -144,7 +144,8 @@ fn step_words(step: &Step) -> String {
     }
 }
 
-/// The plain-text body: what happened, where, and who to ring. No pupil name: it travels by plain SMTP.
+/// The plain-text body: what happened, where, and who to ring. No pupil name: mail servers that are not the
+/// school's store it and pass it on.
 pub(crate) fn email_body(message: &AlarmMessage, delivery: &Uuid) -> String {
     let step = &message.step;
     let why = if message.to_contact {

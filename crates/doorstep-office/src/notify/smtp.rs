@@ -1,19 +1,62 @@
-//! A small SMTP client on a plain tokio TCP stream: EHLO (HELO for old servers), MAIL FROM, RCPT TO, DATA
-//! with dot-stuffing, QUIT, checking every reply code. A message counts as delivered only on the 250 that
-//! answers its final dot.
+//! Alarm email through lettre's SMTP client: implicit TLS (port 465) or STARTTLS (port 587), then AUTH
+//! PLAIN or LOGIN, then the stored message handed over byte for byte. TLS is rustls, the server's
+//! certificate checked against the system's roots plus any the configuration adds; plain SMTP is allowed
+//! only to a relay on this machine.
 //!
-//! Plain SMTP only: no TLS and no authentication, so point it at a relay on the same host or a trusted
-//! network (a local Postfix, or the school's internal relay). STARTTLS and SMTP AUTH are future work.
-//! Written here rather than pulling `lettre`: the office needs one conversation, about a hundred lines,
-//! and nothing of lettre's TLS, pooling or MIME building yet.
+//! lettre does the protocol (replies, EHLO extensions, 8BITMIME, dot-stuffing, TLS, SASL); this file only
+//! steps through its connection so a failure says which step failed, and holds the one rule the delivery
+//! ledger depends on: a message counts as delivered only on the 250 that answers its final dot (lettre
+//! would take any 2xx or 3xx).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use lettre::address::{Address, Envelope};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, Certificate, CertificateStore, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP: only to a relay on this machine (a loopback address or `localhost`), for tests and a
+    /// local Postfix that relays on with its own TLS.
+    None,
+    /// Plain connection upgraded with STARTTLS before anything else is said (usually port 587). A server
+    /// that does not offer STARTTLS is a failed attempt, never a plain one.
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+/// The account the office signs in to the SMTP server with. The password never shows in debug output.
+#[derive(Clone)]
+pub struct SmtpLogin {
+    pub username: String,
+    password: String,
+}
+
+impl SmtpLogin {
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SmtpLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The SMTP server email notifications are handed to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
@@ -21,224 +64,197 @@ pub struct SmtpConfig {
     pub from: String,
     /// The name the office gives itself in EHLO.
     pub hello_name: String,
+    pub tls: SmtpTls,
+    /// Sign in with this account (AUTH PLAIN, or LOGIN where only that is offered) after TLS is up.
+    pub login: Option<SmtpLogin>,
+    /// Certificates (PEM) trusted as well as the system's roots: a school relay whose certificate the
+    /// school's own CA signed. Verification is never switched off.
+    pub extra_roots_pem: Option<Vec<u8>>,
+}
+
+impl SmtpConfig {
+    /// Checks the settings as the notifier will use them (plain SMTP only to this machine, the sender, the
+    /// EHLO name, the extra certificates), so the office can refuse them before it starts serving.
+    pub fn check(&self) -> Result<(), SmtpSetupError> {
+        Mailer::new(self).map(drop)
+    }
 }
 
 /// The longest one whole conversation may take before the attempt counts as failed.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The longest reply line read from a server (RFC 5321 allows 512; this leaves room for chatty ones).
-const MAX_LINE: u64 = 2048;
+/// Why the SMTP settings cannot be used. Found when the office starts, not when an alarm is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpSetupError {
+    #[error(
+        "plain SMTP (no TLS) is only allowed to a relay on this machine, not {0:?}: use STARTTLS or TLS"
+    )]
+    PlainToRemoteHost(String),
+    #[error("the sender {0:?} is not an email address")]
+    From(String),
+    #[error("the EHLO name {0:?} is not a host name")]
+    HelloName(String),
+    #[error("the extra trusted certificates hold no PEM certificate")]
+    NoCertificates,
+    #[error("could not set up TLS for the SMTP server: {0}")]
+    Tls(#[source] lettre::transport::smtp::Error),
+}
 
+/// Why one attempt did not deliver.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpError {
-    #[error("could not connect to the SMTP server {server}: {source}")]
-    Connect {
-        server: String,
-        source: std::io::Error,
-    },
-    #[error("the SMTP connection failed during {stage}: {source}")]
-    Io {
+    #[error("SMTP failed while {stage}: {source}")]
+    Failed {
         stage: &'static str,
-        source: std::io::Error,
+        source: lettre::transport::smtp::Error,
     },
-    #[error("the SMTP server closed the connection during {0}")]
-    Closed(&'static str),
-    #[error("the SMTP server sent an unreadable reply during {0}")]
-    Malformed(&'static str),
-    #[error("the SMTP server answered {code} to {stage}: {text}")]
-    Refused {
-        stage: &'static str,
-        code: u16,
-        text: String,
-    },
+    #[error("the SMTP server answered {code} to the end of the message, not 250: {text}")]
+    NotAccepted { code: String, text: String },
+    #[error("the address {0:?} cannot be used in SMTP")]
+    Address(String),
     #[error("the SMTP server did not finish within {} s", SMTP_TIMEOUT.as_secs())]
     Timeout,
 }
 
-/// Hands `message` (headers and body, CRLF line endings) to the server for `to`.
-pub(crate) async fn send(config: &SmtpConfig, to: &str, message: &str) -> Result<(), SmtpError> {
-    tokio::time::timeout(SMTP_TIMEOUT, converse(config, to, message))
-        .await
-        .unwrap_or(Err(SmtpError::Timeout))
+/// A checked [`SmtpConfig`], ready to send: TLS parameters and credentials built once.
+#[derive(Clone)]
+pub(crate) struct Mailer {
+    host: String,
+    port: u16,
+    from: Address,
+    hello: ClientId,
+    /// `None` only for plain SMTP to this machine.
+    tls: Option<TlsParameters>,
+    implicit_tls: bool,
+    credentials: Option<Credentials>,
 }
 
-async fn converse(config: &SmtpConfig, to: &str, message: &str) -> Result<(), SmtpError> {
-    let stream = TcpStream::connect((config.host.as_str(), config.port))
-        .await
-        .map_err(|source| SmtpError::Connect {
-            server: format!("{}:{}", config.host, config.port),
-            source,
-        })?;
-    let mut session = Session {
-        stream: BufReader::new(stream),
-    };
-    session.expect("the greeting", &[220]).await?;
-    session
-        .send_line(&format!("EHLO {}", config.hello_name), "EHLO")
-        .await?;
-    let ehlo = session.reply("EHLO").await?;
-    let eight_bit_mime = match ehlo.code {
-        250 => ehlo
-            .lines
-            .iter()
-            .any(|line| line.eq_ignore_ascii_case("8BITMIME")),
-        // A server too old for EHLO.
-        500 | 502 => {
-            session
-                .command(&format!("HELO {}", config.hello_name), "HELO", &[250])
-                .await?;
-            false
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls.is_some())
+            .field("implicit_tls", &self.implicit_tls)
+            .field("login", &self.credentials.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_this_machine(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+impl Mailer {
+    pub(crate) fn new(config: &SmtpConfig) -> Result<Self, SmtpSetupError> {
+        if config.tls == SmtpTls::None && !is_this_machine(&config.host) {
+            return Err(SmtpSetupError::PlainToRemoteHost(config.host.clone()));
         }
-        code => {
-            return Err(SmtpError::Refused {
-                stage: "EHLO",
-                code,
-                text: ehlo.lines.join(" "),
-            })
+        let from = config
+            .from
+            .parse::<Address>()
+            .map_err(|_| SmtpSetupError::From(config.from.clone()))?;
+        if config.hello_name.is_empty() || !config.hello_name.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(SmtpSetupError::HelloName(config.hello_name.clone()));
         }
-    };
-    let body_parameter = if eight_bit_mime && !message.is_ascii() {
-        " BODY=8BITMIME"
-    } else {
-        ""
-    };
-    session
-        .command(
-            &format!("MAIL FROM:<{}>{body_parameter}", config.from),
-            "MAIL FROM",
-            &[250],
-        )
-        .await?;
-    session
-        .command(&format!("RCPT TO:<{to}>"), "RCPT TO", &[250, 251])
-        .await?;
-    session.command("DATA", "DATA", &[354]).await?;
-    session.write(&dot_stuffed(message), "the message").await?;
-    session.expect("the end of the message", &[250]).await?;
-    // The message is accepted; a server that drops the line instead of saying goodbye changes nothing.
-    if session.send_line("QUIT", "QUIT").await.is_ok() {
-        let _ = session.reply("QUIT").await;
-    }
-    Ok(())
-}
-
-/// `message` as DATA carries it: every line that starts with a dot gets another, and a line holding only
-/// a dot ends it.
-pub(crate) fn dot_stuffed(message: &str) -> String {
-    let message = message.strip_suffix("\r\n").unwrap_or(message);
-    let mut out = String::with_capacity(message.len() + 16);
-    for line in message.split("\r\n") {
-        if line.starts_with('.') {
-            out.push('.');
-        }
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out.push_str(".\r\n");
-    out
-}
-
-struct Reply {
-    code: u16,
-    /// The text of each line, after the code and separator.
-    lines: Vec<String>,
-}
-
-struct Session {
-    stream: BufReader<TcpStream>,
-}
-
-impl Session {
-    async fn write(&mut self, text: &str, stage: &'static str) -> Result<(), SmtpError> {
-        let stream = self.stream.get_mut();
-        stream
-            .write_all(text.as_bytes())
-            .await
-            .map_err(|source| SmtpError::Io { stage, source })?;
-        stream
-            .flush()
-            .await
-            .map_err(|source| SmtpError::Io { stage, source })
-    }
-
-    async fn send_line(&mut self, line: &str, stage: &'static str) -> Result<(), SmtpError> {
-        self.write(&format!("{line}\r\n"), stage).await
-    }
-
-    /// Reads one reply, which may span lines (`250-...` continues, `250 ...` ends).
-    async fn reply(&mut self, stage: &'static str) -> Result<Reply, SmtpError> {
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            let read = (&mut self.stream)
-                .take(MAX_LINE)
-                .read_line(&mut line)
-                .await
-                .map_err(|source| SmtpError::Io { stage, source })?;
-            if read == 0 {
-                return Err(SmtpError::Closed(stage));
+        let tls = match config.tls {
+            SmtpTls::None => None,
+            SmtpTls::StartTls | SmtpTls::Tls => {
+                // The system's roots (rustls-native-certs: /etc/ssl/certs on Debian), and any the school adds.
+                let mut builder = TlsParameters::builder(config.host.clone())
+                    .certificate_store(CertificateStore::Default);
+                if let Some(pem) = &config.extra_roots_pem {
+                    if !pem
+                        .windows(b"-----BEGIN CERTIFICATE-----".len())
+                        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+                    {
+                        return Err(SmtpSetupError::NoCertificates);
+                    }
+                    let certificates = Certificate::from_pem(pem).map_err(SmtpSetupError::Tls)?;
+                    builder = builder.add_root_certificate(certificates);
+                }
+                Some(builder.build_rustls().map_err(SmtpSetupError::Tls)?)
             }
-            let line = line.trim_end_matches(['\r', '\n']);
-            let code: u16 = line
-                .get(..3)
-                .and_then(|digits| digits.parse().ok())
-                .ok_or(SmtpError::Malformed(stage))?;
-            lines.push(line.get(4..).unwrap_or_default().to_owned());
-            match line.as_bytes().get(3) {
-                Some(b'-') if lines.len() < 100 => continue,
-                Some(b'-') => return Err(SmtpError::Malformed(stage)),
-                _ => return Ok(Reply { code, lines }),
-            }
-        }
+        };
+        Ok(Self {
+            host: config.host.clone(),
+            port: config.port,
+            from,
+            hello: ClientId::Domain(config.hello_name.clone()),
+            tls,
+            implicit_tls: config.tls == SmtpTls::Tls,
+            credentials: config
+                .login
+                .as_ref()
+                .map(|login| Credentials::new(login.username.clone(), login.password.clone())),
+        })
     }
 
-    async fn expect(&mut self, stage: &'static str, ok: &[u16]) -> Result<Reply, SmtpError> {
-        let reply = self.reply(stage).await?;
-        if ok.contains(&reply.code) {
-            Ok(reply)
+    /// Hands `message` (headers and body, CRLF line endings, exactly as stored) to the server for `to`.
+    /// `Ok` only once the server has answered 250 to the end of the message.
+    pub(crate) async fn send(&self, to: &str, message: &str) -> Result<(), SmtpError> {
+        tokio::time::timeout(SMTP_TIMEOUT, self.converse(to, message))
+            .await
+            .unwrap_or(Err(SmtpError::Timeout))
+    }
+
+    async fn converse(&self, to: &str, message: &str) -> Result<(), SmtpError> {
+        let recipient = to
+            .parse::<Address>()
+            .map_err(|_| SmtpError::Address(to.to_owned()))?;
+        let envelope = Envelope::new(Some(self.from.clone()), vec![recipient])
+            .map_err(|_| SmtpError::Address(to.to_owned()))?;
+        let failed = |stage: &'static str| move |source| SmtpError::Failed { stage, source };
+
+        let wrapper = if self.implicit_tls {
+            self.tls.clone()
         } else {
-            let mut text = reply.lines.join(" ");
-            if text.len() > 200 {
-                let cut = (0..=200)
-                    .rev()
-                    .find(|i| text.is_char_boundary(*i))
-                    .unwrap_or(0);
-                text.truncate(cut);
-            }
-            Err(SmtpError::Refused {
-                stage,
-                code: reply.code,
-                text,
-            })
+            None
+        };
+        let mut connection = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(SMTP_TIMEOUT),
+            &self.hello,
+            wrapper,
+            None,
+        )
+        .await
+        .map_err(failed("connecting"))?;
+        if let (Some(tls), false) = (&self.tls, self.implicit_tls) {
+            // lettre refuses a server that does not offer STARTTLS, so a stripped offer cannot downgrade
+            // the connection to plain text.
+            connection
+                .starttls(tls.clone(), &self.hello)
+                .await
+                .map_err(failed("starting TLS (STARTTLS)"))?;
         }
-    }
-
-    async fn command(
-        &mut self,
-        line: &str,
-        stage: &'static str,
-        ok: &[u16],
-    ) -> Result<Reply, SmtpError> {
-        self.send_line(line, stage).await?;
-        self.expect(stage, ok).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dot_stuffed;
-
-    #[test]
-    fn dot_stuffing() {
-        // (message, what DATA carries)
-        let table = [
-            ("Hello\r\nworld", "Hello\r\nworld\r\n.\r\n"),
-            ("Hello\r\nworld\r\n", "Hello\r\nworld\r\n.\r\n"),
-            (".\r\n.hidden\r\nend", "..\r\n..hidden\r\nend\r\n.\r\n"),
-            ("a\r\n\r\nb", "a\r\n\r\nb\r\n.\r\n"),
-        ];
-        for (message, wire) in table {
-            assert_eq!(dot_stuffed(message), wire, "{message:?}");
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(failed("logging in"))?;
         }
+        // lettre ends the data with CRLF . CRLF itself: the message's own last line break is that CRLF, so
+        // the server receives exactly the stored message.
+        let data = message.strip_suffix("\r\n").unwrap_or(message);
+        let answer = connection
+            .send(&envelope, data.as_bytes())
+            .await
+            .map_err(failed("sending the message"))?;
+        let code = answer.code();
+        if u16::from(code) != 250 {
+            connection.abort().await;
+            return Err(SmtpError::NotAccepted {
+                code: code.to_string(),
+                text: answer.message().collect::<Vec<_>>().join(" "),
+            });
+        }
+        // The message is accepted; a server that drops the line instead of saying goodbye changes nothing.
+        let _ = connection.quit().await;
+        Ok(())
     }
 }

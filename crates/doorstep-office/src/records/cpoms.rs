@@ -3,6 +3,8 @@
 //!
 //! The text and the PDF are rendered from one list of lines, so they always say the same thing.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::Visit;
 use doorstep_core::lifecycle::{StaffProgress, VisitEvent, VisitState, WriteUp};
@@ -364,7 +366,7 @@ pub fn cpoms_text(record: &VisitRecord) -> String {
 }
 
 /// The same record as [`cpoms_text`], as a PDF document.
-pub fn cpoms_pdf(record: &VisitRecord) -> Vec<u8> {
+pub fn cpoms_pdf(record: &VisitRecord) -> Result<Vec<u8>, pdf::PdfError> {
     pdf::render(&document_title(&record.visit), &cpoms_lines(record))
 }
 
@@ -383,48 +385,49 @@ pub const CSV_COLUMNS: [&str; 11] = [
     "incident",
 ];
 
-/// One CSV cell: guarded against formula injection, then quoted per RFC 4180 when it needs to be.
+/// A cell's text, guarded against formula injection. Quoting is the `csv` writer's job.
 ///
 /// Spreadsheets run a cell that starts with `=`, `+`, `-` or `@` (or a tab or carriage return, which some
 /// treat the same way) as a formula; a leading `'` makes them show it as text instead.
-fn csv_cell(text: &str) -> String {
-    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
+fn formula_guarded(text: &str) -> Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{text}"))
     } else {
-        text.to_owned()
-    };
-    if guarded.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
+        Cow::Borrowed(text)
     }
 }
 
-fn csv_row(cells: &[String]) -> String {
-    let mut row = cells
-        .iter()
-        .map(|c| csv_cell(c))
-        .collect::<Vec<_>>()
-        .join(",");
-    row.push_str("\r\n");
-    row
+/// Writes rows of guarded cells as RFC 4180 CSV: comma-separated, CRLF line ends, quotes (doubled inside)
+/// around a cell only when it holds a comma, a quote or a line break. Rows are arrays, so every row has as
+/// many cells as the header.
+fn csv_bytes<const N: usize>(rows: impl IntoIterator<Item = [String; N]>) -> Vec<u8> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(Vec::new());
+    for row in rows {
+        // Writing into a Vec cannot fail, and every row has N cells.
+        writer
+            .write_record(row.iter().map(|cell| formula_guarded(cell).into_owned()))
+            .expect("a CSV row of N cells written into memory");
+    }
+    writer
+        .into_inner()
+        .expect("flushing a CSV writer into memory cannot fail")
 }
 
-/// One row per visit that has a write-up (its latest), with a header row. RFC 4180: comma-separated, CRLF
-/// line ends, quotes around cells with commas, quotes or line breaks.
+/// One row per visit that has a write-up (its latest), with a header row, as RFC 4180 CSV (see
+/// [`csv_bytes`]).
 ///
 /// Starts with a UTF-8 byte-order mark: schools open these in Excel, which otherwise reads UTF-8 as the
 /// Windows code page and garbles names with accents.
 pub fn write_ups_csv<'a>(records: impl IntoIterator<Item = &'a VisitRecord>) -> String {
-    let mut csv = String::from("\u{FEFF}");
-    csv.push_str(&csv_row(&CSV_COLUMNS.map(str::to_owned)));
-    for record in records {
-        let Some(latest) = latest_write_up(&record.timeline) else {
-            continue;
-        };
+    let header = CSV_COLUMNS.map(str::to_owned);
+    let rows = records.into_iter().filter_map(|record| {
+        let latest = latest_write_up(&record.timeline)?;
         let visit = &record.visit;
         let write_up = latest.write_up;
-        csv.push_str(&csv_row(&[
+        Some([
             visit.id.to_string(),
             visit.agreed_time.format("%Y-%m-%d %H:%M").to_string(),
             visit.purpose.label().to_owned(),
@@ -440,9 +443,12 @@ pub fn write_ups_csv<'a>(records: impl IntoIterator<Item = &'a VisitRecord>) -> 
                 "no".to_owned()
             },
             write_up.incident.clone().unwrap_or_default(),
-        ]));
-    }
-    csv
+        ])
+    });
+    let bytes = csv_bytes(std::iter::once(header).chain(rows));
+    // Every cell was a `String`, and the writer adds only ASCII quotes, commas and line ends.
+    let text = String::from_utf8(bytes).expect("CSV made of UTF-8 cells is UTF-8");
+    format!("\u{FEFF}{text}")
 }
 
 #[cfg(test)]
@@ -450,7 +456,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_cells_are_quoted_and_guarded() {
+    fn csv_cells_are_guarded_then_quoted_per_rfc_4180() {
+        // (cell, how it is written)
         let cases = [
             ("plain", "plain"),
             ("a, b", "\"a, b\""),
@@ -460,6 +467,7 @@ mod tests {
             ("+44 7700", "'+44 7700"),
             ("-1", "'-1"),
             ("@cmd", "'@cmd"),
+            ("\tindent", "'\tindent"),
             (
                 "=HYPERLINK(\"x\",\"y\")",
                 "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"",
@@ -467,7 +475,13 @@ mod tests {
             ("", ""),
         ];
         for (input, expected) in cases {
-            assert_eq!(csv_cell(input), expected, "{input:?}");
+            // The cell between two others, so the separators show too.
+            let row = csv_bytes([["a".to_owned(), input.to_owned(), "z".to_owned()]]);
+            assert_eq!(
+                String::from_utf8(row).unwrap(),
+                format!("a,{expected},z\r\n"),
+                "{input:?}"
+            );
         }
     }
 }

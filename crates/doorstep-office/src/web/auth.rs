@@ -15,9 +15,10 @@ use serde::Deserialize;
 
 use super::extract::{CsrfForm, SignedIn};
 use super::forms::Fields;
-use super::{blocking, pages, WebError};
+use super::{blocking, pages, words, WebError};
 use crate::logins::{new_secret, MAX_PASSWORD_CHARS};
 use crate::state::AppState;
+use crate::throttle::{PeerAddress, Refusal};
 
 /// The cookie that carries the session token.
 pub const SESSION_COOKIE: &str = "doorstep_session";
@@ -104,6 +105,7 @@ pub struct LoginForm {
 /// `POST /login`.
 pub async fn login(
     State(state): State<AppState>,
+    PeerAddress(peer): PeerAddress,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, WebError> {
@@ -130,6 +132,7 @@ pub async fn login(
         "That sign-in name and password do not match. Ask an admin if you have forgotten your password.";
     // Refused before hashing: a huge password must not cost the office an argon2 run.
     if name.chars().count() > 64 || form.password.chars().count() > MAX_PASSWORD_CHARS {
+        state.sign_ins.failed(&name, peer, state.now());
         return Ok(login_form(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -137,11 +140,43 @@ pub async fn login(
             "",
         ));
     }
+    // Throttled before any hashing: a locked name or address, or too many checks at once, costs nothing.
+    let now = state.now();
+    let turn = match state.sign_ins.admit(&name, peer, now).await {
+        Ok(turn) => turn,
+        Err(Refusal::Locked { until }) => {
+            tracing::warn!(name = %name, ?peer, "office sign-in throttled");
+            let message = format!(
+                "Too many failed sign-ins for this name or from this place. Try again after {}, or ask an \
+                 admin to reset your password.",
+                words::hm(until)
+            );
+            return Ok(login_form(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&message),
+                &name,
+            ));
+        }
+        Err(Refusal::Busy) => {
+            let mut response = login_form(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("The office is busy checking other sign-ins. Try again in a moment."),
+                &name,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return Ok(response);
+        }
+    };
     let store = state.store.clone();
     let (checked_name, password) = (name.clone(), form.password);
-    let Some(user) =
-        blocking(move || store.check_office_password(&checked_name, &password)).await?
-    else {
+    let checked = blocking(move || store.check_office_password(&checked_name, &password)).await;
+    drop(turn);
+    let Some(user) = checked? else {
+        state.sign_ins.failed(&name, peer, now);
         tracing::info!(name = %name, "office sign-in refused");
         return Ok(login_form(
             &state,
@@ -150,6 +185,7 @@ pub async fn login(
             &name,
         ));
     };
+    state.sign_ins.succeeded(&name);
     if !user.may_use_board() {
         let mut response = pages::message_page(
             "Not allowed",

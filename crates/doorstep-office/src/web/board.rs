@@ -18,6 +18,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Local, NaiveTime, TimeDelta, Utc};
 use doorstep_core::domain::{Role, Visit};
+use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::lifecycle::{AlarmOutcome, VisitState};
 use doorstep_core::schedule::{next_deadline, Deadline};
 use futures_util::Stream;
@@ -32,7 +33,7 @@ use super::extract::{BoardUser, CsrfForm, LiveBoardUser};
 use super::words::{self, hm};
 use super::{blocking, checked, pages, read_path, WebError};
 use crate::alarms::{Alarm, AlarmKind};
-use crate::escalation::BoardEvent;
+use crate::escalation::{BoardEvent, EventScope};
 use crate::logins::Session;
 use crate::notices::Notice;
 use crate::reach;
@@ -518,17 +519,50 @@ async fn stopped(stopping: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn next_board_event(board: &mut Option<broadcast::Receiver<BoardEvent>>) -> Option<Event> {
+/// The next event for this school's board: another school's visits are never mentioned.
+async fn next_board_event(
+    board: &mut Option<broadcast::Receiver<BoardEvent>>,
+    scope: &mut SchoolScope,
+) -> Option<Event> {
     let Some(receiver) = board else {
         return std::future::pending().await;
     };
     match receiver.recv().await {
-        Ok(event) => Some(
-            Event::default()
-                .event("board")
-                .json_data(&event)
-                .unwrap_or_else(|_| Event::default().event("board").data("changed")),
-        ),
+        Ok(event) => {
+            let visit = match event.scope() {
+                EventScope::School(school) => {
+                    return (school == &scope.school).then(|| {
+                        Event::default()
+                            .event("board")
+                            .json_data(&event)
+                            .unwrap_or_else(|_| Event::default().event("board").data("changed"))
+                    });
+                }
+                EventScope::Visit(visit) => visit.clone(),
+            };
+            let school = match scope.schools.get(&visit) {
+                Some(school) => school.clone(),
+                None => {
+                    let store = scope.store.clone();
+                    let looked_up = visit.clone();
+                    let school = blocking(move || store.school_of_visit(&looked_up))
+                        .await
+                        .ok()
+                        .flatten();
+                    scope.schools.insert(visit, school.clone());
+                    school
+                }
+            };
+            if school.as_ref() != Some(&scope.school) {
+                return None;
+            }
+            Some(
+                Event::default()
+                    .event("board")
+                    .json_data(&event)
+                    .unwrap_or_else(|_| Event::default().event("board").data("changed")),
+            )
+        }
         // Missed some: the page redraws from the store anyway, so one nudge covers them all.
         Err(broadcast::error::RecvError::Lagged(_)) => {
             Some(Event::default().event("board").data("changed"))
@@ -540,9 +574,17 @@ async fn next_board_event(board: &mut Option<broadcast::Receiver<BoardEvent>>) -
     }
 }
 
+/// The signed-in person's school, and the school of each visit heard of so far.
+struct SchoolScope {
+    store: std::sync::Arc<crate::store::SqliteStore>,
+    school: SchoolId,
+    schools: std::collections::HashMap<VisitId, Option<SchoolId>>,
+}
+
 struct Live {
     state: AppState,
     token: String,
+    scope: SchoolScope,
     board: Option<broadcast::Receiver<BoardEvent>>,
     tick: tokio::time::Interval,
     stopping: watch::Receiver<bool>,
@@ -551,25 +593,31 @@ struct Live {
 /// `GET /board/events`: server-sent events: `board` when something changed, `tick` every few seconds. The
 /// stream ends when the session does (signed out or expired) or the server stops.
 pub async fn events(
-    _: LiveBoardUser,
+    LiveBoardUser(session): LiveBoardUser,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let store = state.store.clone();
     let live = Live {
         board: state.escalation.as_ref().map(|e| e.subscribe()),
         stopping: state.stopping.clone(),
         state,
         token,
+        scope: SchoolScope {
+            store,
+            school: session.user.school.id.clone(),
+            schools: std::collections::HashMap::new(),
+        },
         tick,
     };
     let stream = futures_util::stream::unfold(live, |mut live| async move {
         loop {
             tokio::select! {
                 () = stopped(&mut live.stopping) => return None,
-                event = next_board_event(&mut live.board) => {
+                event = next_board_event(&mut live.board, &mut live.scope) => {
                     if let Some(event) = event {
                         return Some((Ok(event), live));
                     }

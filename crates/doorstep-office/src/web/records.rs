@@ -128,7 +128,20 @@ pub async fn cpoms_pdf_route(
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
     let record = record(&state, &session, id).await?;
-    let pdf = cpoms_pdf(&record);
+    // Shaping and font subsetting take a moment of CPU: off the threads that serve the board.
+    let pdf =
+        tokio::task::spawn_blocking(move || cpoms_pdf(&record).map(|pdf| (record, pdf))).await;
+    let (record, pdf) = match pdf {
+        Ok(Ok(made)) => made,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "could not make a CPOMS PDF");
+            return Err(WebError::Internal);
+        }
+        Err(error) => {
+            tracing::error!(%error, "making a CPOMS PDF did not finish");
+            return Err(WebError::Internal);
+        }
+    };
     Ok(download(
         "application/pdf",
         &format!("{}-cpoms.pdf", record.visit.id),

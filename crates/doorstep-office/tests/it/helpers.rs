@@ -70,7 +70,10 @@ pub async fn spawn_office_with(web: WebSettings, seeded_at: DateTime<Utc>) -> Te
     .await
 }
 
-async fn spawn_office_settings(settings: OfficeSettings, seeded_at: DateTime<Utc>) -> TestOffice {
+pub async fn spawn_office_settings(
+    settings: OfficeSettings,
+    seeded_at: DateTime<Utc>,
+) -> TestOffice {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

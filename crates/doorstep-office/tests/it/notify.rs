@@ -1,6 +1,7 @@
-//! Alarm notifications against real local receivers started here: a small SMTP server and an HTTP server,
-//! both on port 0. Alarms come from the real escalation engine: through the office's sync API with the real
-//! clock, or with a clock the test sets and the worker's steps driven by hand.
+//! Alarm notifications against real local receivers started here: a small plain SMTP server, a TLS relay
+//! with AUTH (`smtp_relay.rs`) and an HTTP server, all on port 0. Alarms come from the real escalation
+//! engine: through the office's sync API with the real clock, or with a clock the test sets and the
+//! worker's steps driven by hand.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use doorstep_core::schedule::AlarmLevel;
 use doorstep_office::alarms::{Alarm, AlarmKind};
 use doorstep_office::escalation::BoardEvent;
 use doorstep_office::notify::{
-    retry_delay, NewTarget, Notifier, NotifyConfig, SmtpConfig, WantedLevels,
+    retry_delay, Delivery, DeliveryOutcome, NewTarget, Notifier, NotifyConfig, SmtpConfig,
+    SmtpLogin, SmtpTls, WantedLevels,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -29,6 +31,7 @@ use uuid::Uuid;
 
 use crate::bench::{self, minutes_after_agreed};
 use crate::helpers::{batch, envelope, spawn_office_notifying, staff, visit};
+use crate::smtp_relay::{self, Relay, RelaySettings, RelayTls};
 
 const SECRET: &str = "correct horse battery staple";
 const FROM: &str = "doorstep@oakfield.example";
@@ -195,6 +198,10 @@ fn smtp_config(port: u16) -> NotifyConfig {
             port,
             from: FROM.into(),
             hello_name: "office.oakfield.example".into(),
+            // The local receiver speaks plain SMTP on a loopback address, the one place that is allowed.
+            tls: SmtpTls::None,
+            login: None,
+            extra_roots_pem: None,
         }),
     }
 }
@@ -803,7 +810,7 @@ async fn an_smtp_refusal_is_a_failed_attempt_with_the_servers_words() {
     let delivery = &bench.store.deliveries_for_alarm(alarm.id).unwrap()[0];
     assert_eq!(
         delivery.last_error.as_deref(),
-        Some("the SMTP server answered 550 to RCPT TO: 5.1.1 no such mailbox")
+        Some("SMTP failed while sending the message: permanent error (550): 5.1.1 no such mailbox")
     );
 }
 
@@ -857,4 +864,241 @@ async fn targets_are_checked_before_they_are_stored() {
         .contains(SECRET),
         "a secret never shows in debug output"
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Through a TLS relay with AUTH, as schools' Microsoft 365 and Google relays want.
+
+fn tls_config(relay: &Relay, tls: SmtpTls, password: &str, trust_the_ca: bool) -> NotifyConfig {
+    NotifyConfig {
+        smtp: Some(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: relay.port,
+            from: FROM.into(),
+            hello_name: "office.oakfield.example".into(),
+            tls,
+            login: Some(SmtpLogin::new(smtp_relay::USER, password)),
+            extra_roots_pem: trust_the_ca.then(|| relay.ca_pem.clone().into_bytes()),
+        }),
+    }
+}
+
+/// An overdue alarm for one board-level email target, its delivery recorded and tried once at `now`.
+async fn one_email_attempt(config: NotifyConfig) -> (Bench, DeliveryOutcome, Delivery) {
+    let mut bench = Bench::start(config).await;
+    bench.add_target(email(OFFICE, WantedLevels::BOARD));
+    bench.start_visit().await;
+    let alarm = bench.overdue().await;
+    let now = bench.now();
+    assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 1);
+    let outcome = bench.notifier.deliver_due(now).await.unwrap();
+    let delivery = bench
+        .store
+        .deliveries_for_alarm(alarm.id)
+        .unwrap()
+        .remove(0);
+    (bench, outcome, delivery)
+}
+
+#[tokio::test]
+async fn an_alarm_email_goes_through_starttls_with_auth_and_is_delivered_byte_for_byte() {
+    let mut relay = smtp_relay::relay(RelaySettings::default()).await;
+    let config = tls_config(&relay, SmtpTls::StartTls, smtp_relay::PASSWORD, true);
+    let (bench, outcome, delivery) = one_email_attempt(config).await;
+    assert_eq!((outcome.delivered, outcome.failed), (1, 0));
+
+    let session = next(&mut relay.sessions).await;
+    assert!(session.encrypted, "TLS was up before the login");
+    assert_eq!(
+        session.login,
+        Some(("PLAIN".to_owned(), smtp_relay::USER.to_owned(), true))
+    );
+    assert_eq!(
+        (session.from.as_str(), session.to.as_slice()),
+        (FROM, [OFFICE.to_owned()].as_slice())
+    );
+    assert_eq!(
+        session.data.as_deref(),
+        delivery.payload.strip_suffix("\r\n"),
+        "the relay received exactly the recorded message"
+    );
+    assert_eq!(delivery.delivered_at, Some(bench.now()));
+    assert_eq!(delivery.next_attempt_at, None);
+    assert_eq!(
+        bench.log().last().unwrap(),
+        &(
+            "notified".to_owned(),
+            "email to office@oakfield.example: accepted by the SMTP server (attempt 1)".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn implicit_tls_and_a_relay_offering_only_login_deliver_too() {
+    let mut relay = smtp_relay::relay(RelaySettings {
+        tls: RelayTls::Implicit,
+        mechanisms: "LOGIN",
+        ..RelaySettings::default()
+    })
+    .await;
+    let config = tls_config(&relay, SmtpTls::Tls, smtp_relay::PASSWORD, true);
+    let (_bench, outcome, delivery) = one_email_attempt(config).await;
+    assert_eq!((outcome.delivered, outcome.failed), (1, 0));
+    let session = next(&mut relay.sessions).await;
+    assert!(session.encrypted);
+    assert_eq!(
+        session.login,
+        Some(("LOGIN".to_owned(), smtp_relay::USER.to_owned(), true))
+    );
+    assert!(session.data.is_some());
+    assert!(delivery.delivered_at.is_some());
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_failed_attempt_in_the_log_and_nothing_is_delivered() {
+    let mut relay = smtp_relay::relay(RelaySettings::default()).await;
+    let config = tls_config(&relay, SmtpTls::StartTls, "relay password: wrong", true);
+    let (bench, outcome, delivery) = one_email_attempt(config).await;
+    assert_eq!((outcome.delivered, outcome.failed), (0, 1));
+
+    let session = next(&mut relay.sessions).await;
+    assert_eq!(
+        session.login,
+        Some(("PLAIN".to_owned(), smtp_relay::USER.to_owned(), false))
+    );
+    assert_eq!(session.data, None, "no message after a refused login");
+    assert_eq!(delivery.delivered_at, None);
+    assert_eq!(delivery.next_attempt_at, Some(bench.now() + retry_delay(1)));
+    assert_eq!(
+        delivery.last_error.as_deref(),
+        Some("SMTP failed while logging in: permanent error (535): 5.7.8 Error: authentication failed")
+    );
+    let (what, detail) = bench.log().pop().unwrap();
+    assert_eq!(what, "notification_failed");
+    assert!(
+        detail.starts_with(
+            "email to office@oakfield.example failed (attempt 1): SMTP failed while logging in"
+        ),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("wrong"),
+        "the password never reaches the log"
+    );
+}
+
+#[tokio::test]
+async fn a_relay_that_refuses_the_message_after_data_has_not_delivered_it() {
+    let mut relay = smtp_relay::relay(RelaySettings {
+        after_data: "554 5.7.1 Message rejected as spam",
+        ..RelaySettings::default()
+    })
+    .await;
+    let config = tls_config(&relay, SmtpTls::StartTls, smtp_relay::PASSWORD, true);
+    let (bench, outcome, delivery) = one_email_attempt(config).await;
+    assert_eq!((outcome.delivered, outcome.failed), (0, 1));
+    let session = next(&mut relay.sessions).await;
+    assert!(
+        session.data.is_some(),
+        "the relay had the whole message, and still did not accept it"
+    );
+    assert_eq!(delivery.delivered_at, None);
+    assert_eq!(
+        delivery.last_error.as_deref(),
+        Some("SMTP failed while sending the message: permanent error (554): 5.7.1 Message rejected as spam")
+    );
+    assert_eq!(bench.log_steps().last().unwrap(), "notification_failed");
+}
+
+#[tokio::test]
+async fn the_relays_certificate_is_checked_and_trusted_only_through_the_configuration() {
+    let mut relay = smtp_relay::relay(RelaySettings::default()).await;
+    let config = tls_config(&relay, SmtpTls::StartTls, smtp_relay::PASSWORD, false);
+    let (_bench, outcome, delivery) = one_email_attempt(config).await;
+    assert_eq!((outcome.delivered, outcome.failed), (0, 1));
+    let error = delivery.last_error.unwrap();
+    assert!(
+        error.starts_with("SMTP failed while starting TLS (STARTTLS)")
+            && error.contains("certificate"),
+        "{error}"
+    );
+    let session = next(&mut relay.sessions).await;
+    assert_eq!(
+        session.login, None,
+        "the password was never sent to an unverified relay"
+    );
+}
+
+#[tokio::test]
+async fn starttls_is_required_so_a_relay_that_does_not_offer_it_gets_nothing() {
+    // The plain receiver offers no STARTTLS, as a relay whose offer was stripped on the way would look.
+    let mut smtp = smtp_receiver(None).await;
+    let config = NotifyConfig {
+        smtp: Some(SmtpConfig {
+            tls: SmtpTls::StartTls,
+            login: Some(SmtpLogin::new(smtp_relay::USER, smtp_relay::PASSWORD)),
+            ..smtp_config(smtp.port).smtp.unwrap()
+        }),
+    };
+    let (_bench, outcome, delivery) = one_email_attempt(config).await;
+    assert_eq!((outcome.delivered, outcome.failed), (0, 1));
+    assert!(
+        delivery
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("SMTP failed while starting TLS"),
+        "{:?}",
+        delivery.last_error
+    );
+    assert!(
+        smtp.mail.try_recv().is_err(),
+        "no message went in plain text"
+    );
+}
+
+#[tokio::test]
+async fn settings_that_cannot_be_used_stop_the_notifier_before_any_alarm() {
+    let bench = Bench::start(NotifyConfig::default()).await;
+    let plain = SmtpConfig {
+        host: "relay.oakfield.example".into(),
+        ..smtp_config(25).smtp.unwrap()
+    };
+    let bad_roots = SmtpConfig {
+        tls: SmtpTls::StartTls,
+        extra_roots_pem: Some(b"not a certificate".to_vec()),
+        ..smtp_config(587).smtp.unwrap()
+    };
+    let bad_from = SmtpConfig {
+        from: "not an address".into(),
+        tls: SmtpTls::StartTls,
+        ..smtp_config(587).smtp.unwrap()
+    };
+    for (config, says) in [
+        (
+            plain,
+            "plain SMTP (no TLS) is only allowed to a relay on this machine",
+        ),
+        (bad_roots, "hold no PEM certificate"),
+        (bad_from, "is not an email address"),
+    ] {
+        let refused = Notifier::new(
+            bench.store.clone(),
+            NotifyConfig {
+                smtp: Some(config.clone()),
+            },
+        );
+        let error = refused.expect_err("refused").to_string();
+        assert!(error.contains(says), "{error}");
+        assert!(config.check().is_err());
+    }
+    for host in ["127.0.0.1", "::1", "localhost"] {
+        let local = SmtpConfig {
+            host: host.into(),
+            ..smtp_config(25).smtp.unwrap()
+        };
+        assert!(local.check().is_ok(), "{host}");
+    }
+    let login = SmtpLogin::new("office", "hunter2 hunter2");
+    assert!(!format!("{login:?}").contains("hunter2"));
 }

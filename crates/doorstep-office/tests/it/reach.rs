@@ -1077,14 +1077,14 @@ fn a_database_from_before_keeps_its_alarms_and_deliveries_and_drops_no_claim_int
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.pragma_update(None, "foreign_keys", true).unwrap();
         for sql in [
-            include_str!("../../migrations/0001_office.sql"),
-            include_str!("../../migrations/0002_alarms.sql"),
-            include_str!("../../migrations/0003_notifications.sql"),
-            include_str!("../../migrations/0005_records.sql"),
-            include_str!("../../migrations/0004_office_users.sql"),
-            include_str!("../../migrations/0006_people.sql"),
-            include_str!("../../migrations/0007_requests.sql"),
-            include_str!("../../migrations/0008_trusted_time.sql"),
+            include_str!("../../migrations/V1__office.sql"),
+            include_str!("../../migrations/V2__alarms.sql"),
+            include_str!("../../migrations/V3__notifications.sql"),
+            include_str!("../../migrations/V4__records.sql"),
+            include_str!("../../migrations/V5__office_users.sql"),
+            include_str!("../../migrations/V6__people.sql"),
+            include_str!("../../migrations/V7__requests.sql"),
+            include_str!("../../migrations/V8__trusted_time.sql"),
         ] {
             conn.execute_batch(sql).unwrap();
         }

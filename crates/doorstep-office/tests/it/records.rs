@@ -535,70 +535,60 @@ fn the_cpoms_text_says_plainly_when_there_is_no_write_up_and_why_a_visit_was_can
     assert!(text.contains("Nobody has left for this visit."));
 }
 
-/// Checks the PDF's structure without any tool: the header, the trailer, and that every cross-reference
-/// offset lands on the start of the object it names.
-fn assert_pdf_structure(pdf: &[u8]) {
-    assert!(pdf.starts_with(b"%PDF-1.4\n"), "PDF header");
-    assert!(pdf.ends_with(b"%%EOF\n"), "PDF trailer");
-    let find_last = |needle: &[u8]| pdf.windows(needle.len()).rposition(|w| w == needle);
-    let startxref = find_last(b"startxref\n").expect("startxref");
-    let after = &pdf[startxref + b"startxref\n".len()..];
-    let digits: String = after
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .map(|b| *b as char)
-        .collect();
-    let xref_at: usize = digits.parse().expect("startxref offset");
-    let xref = &pdf[xref_at..];
-    assert!(
-        xref.starts_with(b"xref\n0 "),
-        "startxref points at the xref table"
-    );
-    let header_end = xref.iter().skip(5).position(|b| *b == b'\n').unwrap() + 5;
-    let count: usize = std::str::from_utf8(&xref[7..header_end])
-        .unwrap()
-        .parse()
-        .expect("object count");
-    let entries = &xref[header_end + 1..];
-    assert_eq!(&entries[..20], b"0000000000 65535 f \n");
-    for number in 1..count {
-        let entry = &entries[number * 20..number * 20 + 20];
-        assert_eq!(&entry[10..], b" 00000 n \n", "entry {number} is 20 bytes");
-        let offset: usize = std::str::from_utf8(&entry[..10]).unwrap().parse().unwrap();
-        let expected = format!("{number} 0 obj");
-        assert!(
-            pdf[offset..].starts_with(expected.as_bytes()),
-            "xref entry {number} points at {:?}",
-            String::from_utf8_lossy(&pdf[offset..(offset + 12).min(pdf.len())])
-        );
-    }
-    let trailer = String::from_utf8_lossy(&entries[count * 20..]).into_owned();
-    assert!(trailer.starts_with(&format!("trailer\n<< /Size {count} /Root 1 0 R")));
-}
-
-/// The PDF's text as `pdftotext` reads it, whitespace collapsed; `None` when poppler-utils is not installed.
-fn pdf_to_text(pdf: &[u8]) -> Option<String> {
+/// Runs one of poppler's tools (poppler-utils, installed by `scripts/install-deps`) on `pdf`; it must
+/// accept the file without a complaint.
+fn poppler(tool: &str, pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("record.pdf");
     std::fs::write(&path, pdf).unwrap();
-    let output = match std::process::Command::new("pdftotext")
-        .arg(&path)
-        .arg("-")
-        .output()
-    {
-        Ok(output) => output,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("pdftotext not installed (poppler-utils): checking the PDF's structure only");
-            return None;
-        }
-        Err(error) => panic!("running pdftotext: {error}"),
-    };
+    let mut command = std::process::Command::new(tool);
+    command.arg(&path);
+    if tool == "pdftotext" {
+        command.arg("-");
+    }
+    let output = command.output().unwrap_or_else(|e| {
+        panic!("running {tool} (poppler-utils, from scripts/install-deps): {e}")
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        output.status.success(),
-        "pdftotext refused the PDF: {}",
-        String::from_utf8_lossy(&output.stderr)
+        output.status.success() && stderr.trim().is_empty(),
+        "{tool} refused the PDF or complained: {stderr}"
     );
-    Some(collapse(&String::from_utf8(output.stdout).unwrap()))
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The PDF's text as `pdftotext` reads it, whitespace collapsed. pdftotext marks a right-to-left run by
+/// wrapping it in the embedding controls RLE and PDF (U+202B, U+202C), with the run itself in reading
+/// (logical) order; those markers, and the other embedding and override controls, are removed here.
+fn pdf_to_text(pdf: &[u8]) -> String {
+    let text: String = poppler("pdftotext", pdf)
+        .chars()
+        .filter(|c| !('\u{202A}'..='\u{202E}').contains(c))
+        .collect();
+    collapse(&text)
+}
+
+/// The value of a `pdfinfo` field, such as "Pages" or "Title".
+fn pdf_info(pdf: &[u8], field: &str) -> String {
+    poppler("pdfinfo", pdf)
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("pdfinfo shows no {field}"))
+        .trim()
+        .to_owned()
+}
+
+/// The fonts `pdffonts` lists: each name, and whether it is embedded, subset and has a ToUnicode map.
+fn pdf_fonts(pdf: &[u8]) -> Vec<(String, bool)> {
+    poppler("pdffonts", pdf)
+        .lines()
+        .skip(2)
+        .map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            let flags = &columns[columns.len() - 5..columns.len() - 2];
+            (columns[0].to_owned(), flags == ["yes", "yes", "yes"])
+        })
+        .collect()
 }
 
 fn collapse(text: &str) -> String {
@@ -610,9 +600,14 @@ fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_ont
     let mut office = Office::seeded();
     ava_written_up_and_corrected(&mut office);
     let record = office.record("visit-ava");
-    let pdf = cpoms_pdf(&record);
-    assert_pdf_structure(&pdf);
-    if let Some(text) = pdf_to_text(&pdf) {
+    let pdf = cpoms_pdf(&record).unwrap();
+    assert_eq!(pdf_info(&pdf, "Pages"), "1");
+    assert_eq!(
+        pdf_info(&pdf, "Title"),
+        "Home visit record: Ava B., 23 November 2026"
+    );
+    {
+        let text = pdf_to_text(&pdf);
         let plain = collapse(&cpoms_text(&record));
         for expected in [
             "*** SAFEGUARDING CONCERN ***",
@@ -648,13 +643,11 @@ fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_ont
         },
     );
     let record = office.record("visit-ava");
-    let pdf = cpoms_pdf(&record);
-    assert_pdf_structure(&pdf);
-    let pages = String::from_utf8_lossy(&pdf)
-        .matches("/Type /Page ")
-        .count();
+    let pdf = cpoms_pdf(&record).unwrap();
+    let pages: usize = pdf_info(&pdf, "Pages").parse().unwrap();
     assert!(pages >= 2, "a long write-up runs onto a second page");
-    if let Some(text) = pdf_to_text(&pdf) {
+    {
+        let text = pdf_to_text(&pdf);
         // Every word of the long write-up, in order (the page footer comes between the pages' words).
         let words: Vec<&str> = text.split(' ').collect();
         let mut from = 0;
@@ -665,6 +658,68 @@ fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_ont
         assert!(text.contains("Dog (loose) in the hall; \\ we waited"));
         assert!(text.contains(&format!("page {pages} of {pages}")));
     }
+}
+
+#[test]
+fn pupils_named_in_polish_arabic_and_chinese_keep_their_names_in_the_pdf() {
+    let mut office = Office::seeded();
+    ava_written_up_and_corrected(&mut office);
+    let ava = office.record("visit-ava");
+    for name in ["Zażółć Gęślą", "مريم الحسن", "王小明"] {
+        let mut record = ava.clone();
+        record.visit.pupil.name = name.to_owned();
+        record.visit.staff[1].name = name.to_owned();
+        let pdf = cpoms_pdf(&record).unwrap();
+        let text = pdf_to_text(&pdf);
+        for expected in [
+            format!("Pupil: {name}"),
+            format!("Staff: Sam Taylor, {name}"),
+            // The footer: the name, then the date after it, not before.
+            format!("Home visit record: {name}, 23 November 2026 · page 1 of 1"),
+        ] {
+            assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+        }
+        assert_eq!(
+            pdf_info(&pdf, "Title"),
+            format!("Home visit record: {name}, 23 November 2026")
+        );
+        let fonts = pdf_fonts(&pdf);
+        assert!(
+            fonts
+                .iter()
+                .all(|(_, embedded_subset_unicode)| *embedded_subset_unicode),
+            "every font embedded, subset, with a ToUnicode map: {fonts:?}"
+        );
+        let needed = match name {
+            "王小明" => "NotoSansCJK",
+            "مريم الحسن" => "NotoSansArabic",
+            _ => "NotoSans-Regular",
+        };
+        assert!(
+            fonts.iter().any(|(font, _)| font.contains(needed)),
+            "{name} is drawn in {needed}: {fonts:?}"
+        );
+    }
+}
+
+#[test]
+fn without_a_cjk_font_the_pdf_says_which_characters_it_could_not_draw() {
+    let fonts = records::pdf::PdfFonts::embedded().unwrap();
+    let lines = [
+        records::pdf::Line::new(records::pdf::Style::Body, "Pupil: 王小明"),
+        records::pdf::Line::new(records::pdf::Style::Body, "Pupil: Zażółć Gęślą"),
+    ];
+    let pdf = records::pdf::render_with(&fonts, "Home visit record", &lines).unwrap();
+    let text = pdf_to_text(&pdf);
+    assert!(text.contains("Pupil: Zażółć Gęślą"), "{text}");
+    assert!(
+        text.contains("This PDF could not draw 3 of the characters in this record"),
+        "{text}"
+    );
+    assert!(
+        !pdf_fonts(&pdf).iter().any(|(font, _)| font.contains("CJK")),
+        "no CJK font was used"
+    );
 }
 
 /// A small RFC 4180 reader: quoted fields may hold commas, doubled quotes and line breaks; records end in CRLF.

@@ -403,12 +403,16 @@ async fn duress_heard_raises_one_duress_alarm_for_the_authoriser_and_the_runbook
     .await;
     assert_eq!(status, 409, "a second tap adds nothing");
     assert!(page.contains("already raised"), "{page}");
+    // (Eleven minutes on, the engine may also have found visit-ava's pair not heard from: those are
+    // overdue alarms of their own.)
     assert_eq!(
         office
             .store
             .alarms_for_visit(&visit("visit-ava"))
             .unwrap()
-            .len(),
+            .iter()
+            .filter(|a| a.kind == AlarmKind::Duress)
+            .count(),
         1
     );
 

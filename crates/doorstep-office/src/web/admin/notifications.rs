@@ -280,7 +280,7 @@ pub async fn add_target(
         Ok(added) => {
             tracing::info!(id = added.id, target = %added.label(), by = %session.user.staff.id, "notification target added");
             if let Some(escalation) = &state.escalation {
-                escalation.targets_changed();
+                escalation.targets_changed(session.user.school.id.clone());
             }
             Ok(Redirect::to("/admin/notifications").into_response())
         }
@@ -315,7 +315,7 @@ pub async fn remove_target(
         .map_err(WebError::NotFound)?;
     tracing::info!(id, target = %target.label(), by = %session.user.staff.id, "notification target removed");
     if let Some(escalation) = &state.escalation {
-        escalation.targets_changed();
+        escalation.targets_changed(session.user.school.id.clone());
     }
     Ok(Redirect::to("/admin/notifications").into_response())
 }

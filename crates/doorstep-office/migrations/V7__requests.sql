@@ -1,4 +1,4 @@
--- Why: a requested visit carries office-only details the phones do not need (who asked, the responsible contact who checks on staff outside school hours, the authoriser's override of an evening visit the policy advises against); and the attendance view reads absences, whose real table comes with the admin pages (0006), so it is created here only if missing.
+-- Why: a requested visit carries office-only details the phones do not need (who asked, the responsible contact who checks on staff outside school hours, the authoriser's override of an evening visit the policy advises against); and the attendance view reads absences, whose real table comes with the admin pages (V6), so it is created here only if missing.
 CREATE TABLE visit_requests (
     visit_id TEXT PRIMARY KEY REFERENCES visits (id),
     requested_by TEXT NOT NULL REFERENCES staff (id),

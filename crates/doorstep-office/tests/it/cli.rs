@@ -1,0 +1,369 @@
+//! The office binary's command line: each command's `--help`, flags refused where they do not belong, and
+//! `serve` named or left out.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use doorstep_office::demo::{PhoneConfig, DEMO_PHONE_FILE};
+
+fn office(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the office binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn every_command_has_help_naming_its_options() {
+    // (arguments, what the help must name)
+    let table: &[(&[&str], &[&str])] = &[
+        (
+            &["--help"],
+            &[
+                "serve",
+                "timeline",
+                "add-target",
+                "targets",
+                "set-password",
+                "--listen",
+                "--demo",
+            ],
+        ),
+        (
+            &["serve", "--help"],
+            &[
+                "--data-dir",
+                "--listen",
+                "--demo",
+                "--insecure-cookies",
+                "--smtp ",
+                "--smtp-from",
+                "--smtp-hello",
+                "--smtp-tls",
+                "--smtp-user",
+                "--smtp-password-file",
+                "--smtp-ca-file",
+                "DOORSTEP_SMTP_PASSWORD",
+                "--cjk-font",
+            ],
+        ),
+        (&["timeline", "--help"], &["--data-dir"]),
+        (
+            &["add-target", "--help"],
+            &[
+                "--data-dir",
+                "--school",
+                "--email",
+                "--webhook",
+                "--board",
+                "--authoriser",
+                "DOORSTEP_WEBHOOK_SECRET",
+            ],
+        ),
+        (&["targets", "--help"], &["--data-dir"]),
+        (&["set-password", "--help"], &["STAFF_ID", "--data-dir"]),
+        (&["help", "timeline"], &["--data-dir"]),
+    ];
+    for (args, named) in table {
+        let output = office(args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let help = text(&output.stdout);
+        for option in *named {
+            assert!(
+                help.contains(option),
+                "{args:?} does not name {option}:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_flag_given_to_the_wrong_command_is_refused_with_a_clear_message_and_nothing_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("office");
+    let data = data_dir.to_str().unwrap();
+    // (arguments, what the error must say)
+    let table: &[(&[&str], &str)] = &[
+        (&["timeline", "--demo", "--data-dir", data], "'--demo'"),
+        (
+            &["targets", "--listen", "127.0.0.1:0", "--data-dir", data],
+            "'--listen'",
+        ),
+        (
+            &[
+                "set-password",
+                "sam",
+                "--email",
+                "a@b.example",
+                "--data-dir",
+                data,
+            ],
+            "'--email'",
+        ),
+        (
+            &[
+                "add-target",
+                "--school",
+                "demo-primary",
+                "--email",
+                "a@b.example",
+                "--board",
+                "--demo",
+            ],
+            "'--demo'",
+        ),
+        // A serving flag before a command is not quietly ignored.
+        (
+            &["--demo", "timeline", "--data-dir", data],
+            "'timeline' cannot be used with '--demo'",
+        ),
+        (&["--data-dir", data, "--frobnicate"], "'--frobnicate'"),
+        (
+            &["serve", "--school", "demo-primary", "--data-dir", data],
+            "'--school'",
+        ),
+        // What each command needs.
+        (
+            &[
+                "add-target",
+                "--school",
+                "demo-primary",
+                "--board",
+                "--data-dir",
+                data,
+            ],
+            "--email",
+        ),
+        (
+            &[
+                "add-target",
+                "--school",
+                "demo-primary",
+                "--email",
+                "a@b.example",
+                "--data-dir",
+                data,
+            ],
+            "--board|--authoriser",
+        ),
+        (
+            &[
+                "add-target",
+                "--school",
+                "demo-primary",
+                "--email",
+                "a@b.example",
+                "--webhook",
+                "https://hooks.example/x",
+                "--board",
+                "--data-dir",
+                data,
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["--smtp-from", "office@school.example", "--data-dir", data],
+            "--smtp <HOST:PORT>",
+        ),
+        (
+            &[
+                "--smtp",
+                "relay.example",
+                "--smtp-from",
+                "a@b.example",
+                "--data-dir",
+                data,
+            ],
+            "not HOST:PORT",
+        ),
+        (
+            &["--listen", "not-an-address", "--data-dir", data],
+            "--listen",
+        ),
+    ];
+    for (args, says) in table {
+        let output = office(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let error = text(&output.stderr);
+        assert!(error.starts_with("error: "), "{args:?}: {error}");
+        assert!(
+            error.contains(says),
+            "{args:?} should say {says:?}:\n{error}"
+        );
+    }
+    assert!(
+        !data_dir.exists(),
+        "a refused command line opened no database"
+    );
+}
+
+/// Starts the office with `args` (which must include `--demo --listen 127.0.0.1:0 --data-dir DIR`) and
+/// waits until it has written the demo phone's config and answers its health check.
+async fn start(args: &[&str], data_dir: &Path) -> (ChildGuard, PhoneConfig) {
+    let child = Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the office binary");
+    let guard = ChildGuard(child);
+    let config_path = data_dir.join(DEMO_PHONE_FILE);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the office did not start: {args:?}"
+        );
+        if let Ok(text) = std::fs::read_to_string(&config_path) {
+            let config: PhoneConfig = serde_json::from_str(&text).expect("phone config");
+            let health = reqwest::get(format!("{}/api/v1/health", config.office_url)).await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return (guard, config);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_is_the_default_and_can_be_named_and_timeline_reads_what_it_served() {
+    for named in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let mut args = vec!["--demo", "--listen", "127.0.0.1:0", "--data-dir", data];
+        if named {
+            args.insert(0, "serve");
+        }
+        let (office_process, _phone) = start(&args, dir.path()).await;
+        drop(office_process);
+
+        let timeline = office(&["timeline", "--data-dir", data]);
+        assert!(timeline.status.success(), "{timeline:?}");
+        let printed = text(&timeline.stdout);
+        assert!(
+            printed.contains("visit-ava ·") && printed.contains("Safe and well check"),
+            "{printed}"
+        );
+    }
+}
+
+#[test]
+fn smtp_settings_that_cannot_work_stop_the_office_before_it_opens_anything_and_never_print_the_password(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("office");
+    let data = data_dir.to_str().unwrap();
+    let password_file = dir.path().join("smtp-password");
+    std::fs::write(&password_file, "").unwrap();
+    let password_file = password_file.to_str().unwrap();
+    let smtp = [
+        "--smtp",
+        "relay.example:587",
+        "--smtp-from",
+        "doorstep@school.example",
+    ];
+    // (extra arguments, DOORSTEP_SMTP_PASSWORD, what the error must say)
+    let table: &[(&[&str], Option<&str>, &str)] = &[
+        (
+            &["--smtp-tls", "none"],
+            None,
+            "only allowed to a relay on this machine",
+        ),
+        (
+            &["--smtp-user", "doorstep"],
+            None,
+            "--smtp-user needs a password",
+        ),
+        (
+            &[],
+            Some("hunter2 hunter2"),
+            "DOORSTEP_SMTP_PASSWORD is set but no --smtp-user",
+        ),
+        (
+            &[
+                "--smtp-user",
+                "doorstep",
+                "--smtp-password-file",
+                password_file,
+            ],
+            Some("hunter2 hunter2"),
+            "give one",
+        ),
+        (
+            &[
+                "--smtp-user",
+                "doorstep",
+                "--smtp-password-file",
+                password_file,
+            ],
+            None,
+            "the first line is empty",
+        ),
+        (
+            &[
+                "--smtp-tls",
+                "tls",
+                "--smtp-user",
+                "doorstep",
+                "--smtp-ca-file",
+                password_file,
+            ],
+            Some("hunter2 hunter2"),
+            "hold no PEM certificate",
+        ),
+    ];
+    for (extra, password, says) in table {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_doorstep-office"));
+        command
+            .args(smtp)
+            .args(*extra)
+            .args(["--data-dir", data])
+            .env_remove("DOORSTEP_SMTP_PASSWORD");
+        if let Some(password) = password {
+            command.env("DOORSTEP_SMTP_PASSWORD", password);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{extra:?}: {output:?}");
+        let error = text(&output.stderr);
+        assert!(
+            error.contains(says),
+            "{extra:?} should say {says:?}:\n{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+    assert!(!data_dir.exists(), "refused settings opened no database");
+}
+
+#[test]
+fn a_cjk_font_that_cannot_be_used_stops_the_office_before_it_opens_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("office");
+    let not_a_font = dir.path().join("not-a-font.ttc");
+    std::fs::write(&not_a_font, "not a font").unwrap();
+    for file in [not_a_font, dir.path().join("missing.ttc")] {
+        let output = office(&[
+            "--cjk-font",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(text(&output.stderr).contains("--cjk-font"), "{output:?}");
+    }
+    assert!(!data_dir.exists());
+}

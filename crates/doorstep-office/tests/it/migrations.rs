@@ -1,0 +1,150 @@
+//! The office store's migrations: the list in code is the `migrations/` folder, each file says why it
+//! exists, and a database made by the old `user_version` runner (V4 and V5 applied in the order they
+//! landed, then named `0005_records` and `0004_office_users`) opens with everything in it.
+
+use std::path::Path;
+
+use doorstep_office::store::{StoreError, MIGRATIONS};
+use doorstep_office::{demo, SqliteStore};
+
+#[test]
+fn the_migration_list_is_the_migrations_folder_and_each_file_says_why() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort_by_key(|name| {
+        name.trim_start_matches('V')
+            .split("__")
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+    });
+    let listed: Vec<String> = MIGRATIONS
+        .iter()
+        .map(|(name, _)| format!("{name}.sql"))
+        .collect();
+    assert_eq!(listed, files);
+    for (name, sql) in MIGRATIONS {
+        let first = sql.lines().next().unwrap_or_default();
+        assert!(first.starts_with("-- Why: "), "{name} opens with {first:?}");
+    }
+    // Every existing database applied the records index (then 0005) fourth and the sign-ins (then 0004)
+    // fifth: their versions say that order.
+    assert!(MIGRATIONS[3]
+        .1
+        .contains("CREATE INDEX visits_by_school_and_time"));
+    assert!(MIGRATIONS[4].1.contains("CREATE TABLE office_logins"));
+}
+
+/// What the office's old runner did: the first `upto` files in the order it applied them (0001, 0002,
+/// 0003, 0005, 0004, 0006, 0007, which is V1 to V7 now), each in a transaction that also set `user_version`.
+fn made_by_the_old_runner(dir: &Path, upto: usize) -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open(dir.join("office.sqlite3")).unwrap();
+    conn.pragma_update(None, "foreign_keys", true).unwrap();
+    for (index, (_, sql)) in MIGRATIONS.iter().take(upto).enumerate() {
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(sql).unwrap();
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    conn
+}
+
+fn schema(dir: &Path) -> Vec<(String, String, Option<String>)> {
+    let conn = rusqlite::Connection::open(dir.join("office.sqlite3")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+        )
+        .unwrap();
+    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn an_office_database_from_the_user_version_runner_opens_at_any_version_and_ends_like_a_new_one() {
+    let fresh = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(fresh.path()).unwrap());
+    let expected = schema(fresh.path());
+
+    for upto in 0..=MIGRATIONS.len() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = made_by_the_old_runner(dir.path(), upto);
+        if upto >= 1 {
+            conn.execute(
+                "INSERT INTO schools (id, name, office_phone, policy) VALUES ('old-school', 'Old School', '01632 960000', '{}')",
+                [],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        drop(SqliteStore::open(dir.path()).unwrap());
+        assert_eq!(schema(dir.path()), expected, "from user_version {upto}");
+        let conn = rusqlite::Connection::open(dir.path().join("office.sqlite3")).unwrap();
+        let (user_version, applied): (i64, i64) = (
+            conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+                .unwrap(),
+            conn.query_row("SELECT COUNT(*) FROM refinery_schema_history", [], |row| {
+                row.get(0)
+            })
+            .unwrap(),
+        );
+        assert_eq!(
+            (user_version, applied),
+            (MIGRATIONS.len() as i64, MIGRATIONS.len() as i64)
+        );
+        let schools: i64 = conn
+            .query_row("SELECT COUNT(*) FROM schools", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(schools, i64::from(upto >= 1), "from user_version {upto}");
+    }
+}
+
+#[test]
+fn a_demo_office_from_before_refinery_keeps_its_visits_and_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    demo::seed(&store, "http://127.0.0.1:1", chrono::Utc::now()).unwrap();
+    let visits = store.visit_ids().unwrap();
+    assert!(!visits.is_empty());
+    drop(store);
+    {
+        // Back to how the old runner left such a file: no history table, user_version counting files.
+        let conn = rusqlite::Connection::open(dir.path().join("office.sqlite3")).unwrap();
+        conn.execute_batch("DROP TABLE refinery_schema_history")
+            .unwrap();
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+            .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.visit_ids().unwrap(), visits);
+    assert!(store.visit(&visits[0]).unwrap().is_some());
+}
+
+#[test]
+fn a_database_from_a_newer_office_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = made_by_the_old_runner(dir.path(), MIGRATIONS.len());
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let before = schema(dir.path());
+    assert!(matches!(
+        SqliteStore::open(dir.path()),
+        Err(StoreError::NewerSchema(99))
+    ));
+    assert_eq!(schema(dir.path()), before);
+
+    // And a database this build migrated is refused by a build that knows fewer migrations: its
+    // user_version says so.
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join("office.sqlite3")).unwrap();
+    let user_version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(user_version, MIGRATIONS.len() as i64);
+}

@@ -1,0 +1,118 @@
+//! "Running late", before arriving: a few quick choices (the expected arrival plus 10, 20 or 30 minutes)
+//! and a time typed in, recorded as `RunningLate`. The office moves its deadline with it, and partners'
+//! phones show "Sam is running late: expected 14:05".
+
+use dioxus::prelude::*;
+use doorstep_core::lifecycle::Command;
+
+use super::refusal_text;
+use crate::app::{office_now, Clock, Ui};
+use crate::status::when;
+use crate::store::{AppStore, Me, VisitCard};
+use crate::timing::{arrival_from_text, late_choices};
+
+#[component]
+pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
+    let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
+    let ui = use_context::<Ui>();
+    let _ = ui.tick.read();
+    let mut open = use_signal(|| false);
+    let mut typed = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    if !open() {
+        return rsx! {
+            button {
+                id: {"late-open"},
+                class: "step-button secondary",
+                aria_label: "Running late: give a new arrival time",
+                onclick: move |_| open.set(true),
+                "Running late"
+            }
+        };
+    }
+    let now = office_now(&store, &clock);
+    let offset = clock.offset(now);
+    let choices: Vec<(i64, String, chrono::DateTime<chrono::Utc>)> =
+        late_choices(&card, &me.staff, now)
+            .into_iter()
+            .map(|(minutes, at)| (minutes, when(at, now, offset), at))
+            .collect();
+    let visit_id = card.visit.id.clone();
+    let staff = me.staff.clone();
+    let (save_store, save_clock) = (store.clone(), clock.clone());
+    let record = move |expected_arrival| {
+        let command = Command::RunningLate {
+            staff: staff.clone(),
+            expected_arrival,
+        };
+        match store.perform(&visit_id, command, clock.now()) {
+            Ok(_) => {
+                error.set(None);
+                open.set(false);
+                typed.set(String::new());
+            }
+            Err(refusal) => error.set(Some(refusal_text(&refusal))),
+        }
+        ui.refresh(&store);
+    };
+    let typed_record = record.clone();
+    rsx! {
+        section { class: "late", aria_label: "Running late",
+            h2 { "When will you get there?" }
+            div { class: "row",
+                for (minutes, time, at) in choices {
+                    button {
+                        key: "{minutes}",
+                        id: "late-plus-{minutes}",
+                        class: "tick",
+                        aria_label: "{minutes} minutes later: expected {time}",
+                        onclick: {
+                            let mut record = record.clone();
+                            move |_| record(at)
+                        },
+                        "+{minutes} min ({time})"
+                    }
+                }
+            }
+            label { r#for: "late-time", "Or a time" }
+            input {
+                id: {"late-time"},
+                r#type: "text",
+                inputmode: "numeric",
+                placeholder: "14:05",
+                autocomplete: "off",
+                maxlength: "5",
+                oninput: move |event| typed.set(event.value()),
+            }
+            if let Some(message) = error() {
+                p { class: "error", role: "alert", id: {"late-error"}, "{message}" }
+            }
+            button {
+                id: {"late-save"},
+                class: "step-button",
+                aria_label: "Save the new arrival time",
+                onclick: {
+                    let mut record = typed_record.clone();
+                    move |_| {
+                        let now = office_now(&save_store, &save_clock);
+                        // Read before recording: recording clears the field.
+                        let text = typed.peek().clone();
+                        match arrival_from_text(&text, now, save_clock.offset(now)) {
+                            Ok(at) => record(at),
+                            Err(message) => error.set(Some(message)),
+                        }
+                    }
+                },
+                "Save"
+            }
+            button {
+                id: {"late-back"},
+                class: "link",
+                aria_label: "Not running late after all",
+                onclick: move |_| open.set(false),
+                "Never mind"
+            }
+        }
+    }
+}
