@@ -680,7 +680,7 @@ fn record_notice_deliveries(
     now: DateTime<Utc>,
     from: &str,
 ) -> Result<usize, StoreError> {
-    let waiting: Vec<(Notice, String, bool)> = {
+    let recent: Vec<(Notice, String, bool)> = {
         let mut stmt = conn.prepare(
             "SELECT n.*, v.school_id AS school_id,
                     EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = n.id) AS sent_any
@@ -699,7 +699,7 @@ fn record_notice_deliveries(
         rows
     };
     let mut recorded = 0;
-    for (notice, school, sent_any) in waiting {
+    for (notice, school, sent_any) in recent {
         let school: SchoolId = parse_id(&school)?;
         let targets: Vec<NotificationTarget> = live_targets_of(conn, &school)?
             .into_iter()
@@ -716,6 +716,13 @@ fn record_notice_deliveries(
                 .collect::<Result<_, _>>()?;
             ids
         };
+        let waiting: Vec<&NotificationTarget> = targets
+            .iter()
+            .filter(|t| !existing.contains(&t.id))
+            .collect();
+        if waiting.is_empty() {
+            continue;
+        }
         let visit = visit_body(conn, &notice.visit)?;
         let (school, _) = school_and_policy(conn, &school)?;
         let raised_by = staff_member(conn, &notice.staff)?
@@ -727,7 +734,7 @@ fn record_notice_deliveries(
             school,
         };
         let audience = format!("role:{}", role_name(notice.role));
-        for target in targets.iter().filter(|t| !existing.contains(&t.id)) {
+        for target in waiting {
             let id = Uuid::now_v7();
             let payload = match target.kind {
                 TargetKind::Email => {

@@ -24,6 +24,7 @@ const HEAD: &str = "head@oakfield.example";
 const OFFICE: &str = "office@oakfield.example";
 const DEPUTY: &str = "deputy@oakfield.example";
 const DSL: &str = "dsl@oakfield.example";
+const HOOK: &str = "https://pager.example/doorstep";
 
 fn email(address: &str, wants: WantedLevels) -> NewTarget {
     NewTarget::email(address, wants).expect("a valid target")
@@ -666,6 +667,11 @@ async fn a_concern_an_incident_and_a_felt_unsafe_note_go_at_once_to_the_policys_
     let mut sim = Bench::paused(Preset::PrimaryHeadteacher).await;
     sim.add_target(email(DSL, WantedLevels::NONE).for_roles(&[Role::Dsl]));
     sim.add_target(email(HEAD, WantedLevels::NONE).for_roles(&[Role::Headteacher]));
+    sim.add_target(
+        NewTarget::webhook(HOOK, "a-long-enough-signing-secret", WantedLevels::NONE)
+            .unwrap()
+            .for_roles(&[Role::Dsl]),
+    );
     let (_handoffs, mut sent) = sim.run_notifier();
     sim.start_visit().await;
     sim.advance_to(minutes_after_agreed(40)).await;
@@ -687,9 +693,13 @@ async fn a_concern_an_incident_and_a_felt_unsafe_note_go_at_once_to_the_policys_
     let told = handed_off(&mut sent);
     assert_eq!(
         addresses(&told),
-        [DSL, DSL],
-        "a concern and an incident, to the DSL only"
+        [DSL, DSL, HOOK, HOOK],
+        "a concern and an incident, to the DSL's email and webhook only"
     );
+    let hook: serde_json::Value = serde_json::from_str(&told[2].message.payload).unwrap();
+    assert_eq!(hook["notice"]["role"], "dsl");
+    assert_eq!(hook["notice"]["raised_by"], "Sam Taylor");
+    assert_eq!(hook["visit_id"], "visit-ava");
     for handoff in &told {
         assert_eq!(handoff.at, written, "at once");
         let payload = &handoff.message.payload;
@@ -722,7 +732,7 @@ async fn a_concern_an_incident_and_a_felt_unsafe_note_go_at_once_to_the_policys_
     sim.engine.visit_changed(visit("visit-leo"));
     settle().await;
     let unsafe_note = handed_off(&mut sent);
-    assert_eq!(addresses(&unsafe_note), [DSL]);
+    assert_eq!(addresses(&unsafe_note), [DSL, HOOK]);
     assert!(!unsafe_note[0].message.payload.contains("Raised voices"));
 
     // The board (reception sees it) shows that each was raised and where it went, never the words.
