@@ -25,7 +25,7 @@ use crate::policy::Policy;
 
 /// The version of the rules below. Stores that keep a state derived from events (the office's) rebuild it
 /// when this changes; raise it with any change to `apply` or the judgements it makes.
-pub const RULES_VERSION: u32 = 2;
+pub const RULES_VERSION: u32 = 3;
 
 /// The furthest ahead a phone may say someone will arrive, from when it says so: a day's journey is never
 /// this long, and a later time would let a mistyped (or malicious) value silence the arrival deadline.
@@ -768,6 +768,13 @@ pub struct VisitState {
     /// office keeps expecting word from that partner), but the pair may go in together on the phone.
     #[serde(default)]
     pub vouch_pending: BTreeMap<StaffId, StaffId>,
+    /// What a pending vouch means, shown while it stands: resolved (and gone) once the partner's own
+    /// phone says they set off.
+    #[serde(default)]
+    pub vouch_pending_notes: BTreeMap<StaffId, NotHonoured>,
+    /// Partners who "went in" on a pending vouch: inside once their own phone says they set off.
+    #[serde(default)]
+    pub went_in_vouched: std::collections::BTreeSet<StaffId>,
     /// Parts that ended without "I've left" (see [`PartEnded`]).
     #[serde(default)]
     pub parts_ended: BTreeMap<StaffId, PartEnded>,
@@ -934,6 +941,8 @@ impl VisitState {
             running_late: BTreeMap::new(),
             vouched_by: BTreeMap::new(),
             vouch_pending: BTreeMap::new(),
+            vouch_pending_notes: BTreeMap::new(),
+            went_in_vouched: std::collections::BTreeSet::new(),
             parts_ended: BTreeMap::new(),
             started_at: None,
             last_check_in: None,
@@ -1030,6 +1039,7 @@ impl VisitState {
     /// sender had no right to make.
     pub fn not_honoured(&self) -> Vec<NotHonoured> {
         let mut all = self.flags.clone();
+        all.extend(self.vouch_pending_notes.values().cloned());
         for claim in self.stand_down_claims.iter().filter(|claim| !claim.office) {
             let Some(alert) = self.duress.iter().find(|d| d.alert_ref() == claim.alert) else {
                 continue;
@@ -1715,10 +1725,12 @@ pub fn apply_fact(mut state: VisitState, fact: Fact<'_>) -> VisitState {
                         expected_end: end,
                     },
                 );
+                resolve_vouch(&mut state, staff, at);
             }
         }
         VisitEvent::ArrivedOutside { staff } => {
-            advance(&mut state, staff, StaffProgress::Outside { at })
+            advance(&mut state, staff, StaffProgress::Outside { at });
+            resolve_vouch(&mut state, staff, at);
         }
         VisitEvent::ArrivedTogether { by, staff } => {
             advance(&mut state, by, StaffProgress::Outside { at });
@@ -1732,13 +1744,18 @@ pub fn apply_fact(mut state: VisitState, fact: Fact<'_>) -> VisitState {
                     // from this one until their own phone says they set off.
                     Some(StaffProgress::NotStarted) => {
                         state.vouch_pending.insert(other.clone(), by.clone());
-                        flag(
-                            &mut state,
-                            by,
-                            format!(
-                                "{other}'s own phone has not said they set off: {other} counts as arrived only once it does"
-                            ),
-                        )
+                        state.vouch_pending_notes.insert(
+                            other.clone(),
+                            NotHonoured {
+                                event: id,
+                                staff: by.clone(),
+                                step: event.summary().to_owned(),
+                                reason: format!(
+                                    "{other}'s own phone has not said they set off: {other} counts as arrived only once it does"
+                                ),
+                                at,
+                            },
+                        );
                     }
                     _ => {}
                 }
@@ -1755,6 +1772,7 @@ pub fn apply_fact(mut state: VisitState, fact: Fact<'_>) -> VisitState {
                         advance(&mut state, member, StaffProgress::Inside { at })
                     }
                     Some(StaffProgress::NotStarted) if state.vouch_pending.contains_key(member) => {
+                        state.went_in_vouched.insert(member.clone());
                     }
                     Some(StaffProgress::NotStarted | StaffProgress::Departed { .. }) => flag(
                         &mut state,
@@ -1812,6 +1830,20 @@ pub fn apply_fact(mut state: VisitState, fact: Fact<'_>) -> VisitState {
         state.last_contact = Some(state.last_contact.map_or(at, |last| last.max(at)));
     }
     state
+}
+
+/// A partner someone vouched for before their own phone said they set off: now that it has, the vouch
+/// counts (outside from now, and inside if the pair went in on it).
+fn resolve_vouch(state: &mut VisitState, staff: &StaffId, at: DateTime<Utc>) {
+    let Some(voucher) = state.vouch_pending.remove(staff) else {
+        return;
+    };
+    state.vouch_pending_notes.remove(staff);
+    advance(state, staff, StaffProgress::Outside { at });
+    state.vouched_by.insert(staff.clone(), voucher);
+    if state.went_in_vouched.remove(staff) {
+        advance(state, staff, StaffProgress::Inside { at });
+    }
 }
 
 /// `time` kept within `[from, from + ahead]`, and whether it had to be moved down.

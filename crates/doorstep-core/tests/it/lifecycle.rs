@@ -1580,3 +1580,34 @@ fn the_pets_line_of_the_checklist_follows_the_policy() {
             version: 0,
         }]);
 }
+
+#[test]
+fn a_vouch_made_before_the_partners_phone_said_they_set_off_counts_once_it_does() {
+    // a vouched for b at the door and they went in; b's "Leaving now" was pressed late, after the vouch.
+    let state = given([
+        authorised(),
+        departed(a()),
+        VisitEvent::ArrivedTogether {
+            by: a(),
+            staff: vec![a(), b()],
+        },
+        VisitEvent::VisitStarted {
+            by: a(),
+            staff: vec![a(), b()],
+        },
+    ])
+    .state;
+    assert_eq!(state.progress(&b()), Some(StaffProgress::NotStarted));
+    assert_eq!(
+        state.not_honoured().len(),
+        1,
+        "the vouch waits for b's phone"
+    );
+    let state = apply(state, &departed(b()), at_min(9));
+    assert!(
+        state.progress(&b()).is_some_and(|p| p.is_inside()),
+        "{state:?}"
+    );
+    assert_eq!(state.vouched_by.get(&b()), Some(&a()));
+    assert!(state.not_honoured().is_empty(), "nothing left to say");
+}
