@@ -68,8 +68,28 @@ pub struct RequestDetails {
     pub timing: Timing,
     /// The person who checks on the staff outside school hours: name and phone.
     pub responsible_contact: Option<(String, String)>,
+    /// The responsible contact's email, checked (`notify::parse_email_address`): with one, they are told
+    /// of the visit's alarms by email.
+    pub contact_email: Option<String>,
     /// The authoriser's reason for going ahead with an evening visit the policy advises against.
     pub authoriser_override: Option<String>,
+}
+
+/// The responsible contact's email as the request form gives it: optional, checked, and only beside a named
+/// contact with a phone.
+pub fn contact_email(text: &str, has_contact: bool) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !has_contact {
+        return Err(
+            "An email for the responsible contact needs their name and phone number too.".into(),
+        );
+    }
+    crate::notify::parse_email_address(text)
+        .map(Some)
+        .map_err(|e| format!("The responsible contact's email: {e}."))
 }
 
 /// One day of absence as the school's records hold it.
@@ -175,9 +195,20 @@ impl SqliteStore {
         self.add_visit(visit)?;
         // `add_visit` owns its transaction (it checks DBS inside it), so the details follow in their own; if
         // they cannot be written, the visit is taken out again so a refused request leaves nothing behind.
-        let stored = self.insert_request_details(visit, details);
+        let stored = self.insert_request_details(visit, details).and_then(|()| {
+            self.add_responsible_contact_target(visit, details)
+                .map(|_| ())
+        });
         if stored.is_err() {
             let conn = self.conn();
+            let _ = conn.execute(
+                "DELETE FROM notification_targets WHERE visit_id = ?1",
+                [visit.id.as_str()],
+            );
+            let _ = conn.execute(
+                "DELETE FROM visit_requests WHERE visit_id = ?1",
+                [visit.id.as_str()],
+            );
             let _ = conn.execute(
                 "DELETE FROM visit_staff WHERE visit_id = ?1",
                 [visit.id.as_str()],
@@ -185,6 +216,25 @@ impl SqliteStore {
             let _ = conn.execute("DELETE FROM visits WHERE id = ?1", [visit.id.as_str()]);
         }
         stored
+    }
+
+    /// The visit's responsible contact as a notification target of that visit alone, when an email for
+    /// them is known: they are then told of every alarm of the visit. `None` without an email (the board
+    /// then says to ring them).
+    fn add_responsible_contact_target(
+        &self,
+        visit: &Visit,
+        details: &RequestDetails,
+    ) -> Result<Option<crate::notify::NotificationTarget>, StoreError> {
+        let (Some((name, _)), Some(email)) = (&details.responsible_contact, &details.contact_email)
+        else {
+            return Ok(None);
+        };
+        let target = crate::notify::NewTarget::email(email, crate::notify::WantedLevels::NONE)
+            .and_then(|t| t.named(name))
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.add_visit_contact_target(&visit.id, &target, details.requested_at)
+            .map(Some)
     }
 
     fn insert_request_details(
@@ -198,8 +248,8 @@ impl SqliteStore {
             .map_or((None, None), |(n, p)| (Some(n), Some(p)));
         self.conn().execute(
             "INSERT INTO visit_requests (visit_id, requested_by, requested_at, out_of_hours, evening,
-                 contact_name, contact_phone, authoriser_override)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 contact_name, contact_phone, authoriser_override, contact_email)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 visit.id.as_str(),
                 details.requested_by.as_str(),
@@ -208,7 +258,8 @@ impl SqliteStore {
                 details.timing.evening,
                 name,
                 phone,
-                details.authoriser_override
+                details.authoriser_override,
+                details.contact_email
             ],
         )?;
         Ok(())
@@ -221,7 +272,7 @@ impl SqliteStore {
             .conn()
             .query_row(
                 "SELECT requested_by, requested_at, out_of_hours, evening, contact_name, contact_phone,
-                     authoriser_override
+                     authoriser_override, contact_email
                  FROM visit_requests WHERE visit_id = ?1",
                 [visit.as_str()],
                 |row| {
@@ -233,24 +284,28 @@ impl SqliteStore {
                         row.get::<_, Option<String>>(4)?,
                         row.get::<_, Option<String>>(5)?,
                         row.get::<_, Option<String>>(6)?,
+                        row.get::<_, Option<String>>(7)?,
                     ))
                 },
             )
             .optional()?;
-        row.map(|(by, at, out_of_hours, evening, name, phone, reason)| {
-            Ok(RequestDetails {
-                requested_by: parse_id(&by)?,
-                requested_at: DateTime::parse_from_rfc3339(&at)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                    .with_timezone(&Utc),
-                timing: Timing {
-                    out_of_hours,
-                    evening,
-                },
-                responsible_contact: name.zip(phone),
-                authoriser_override: reason,
-            })
-        })
+        row.map(
+            |(by, at, out_of_hours, evening, name, phone, reason, email)| {
+                Ok(RequestDetails {
+                    requested_by: parse_id(&by)?,
+                    requested_at: DateTime::parse_from_rfc3339(&at)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                        .with_timezone(&Utc),
+                    timing: Timing {
+                        out_of_hours,
+                        evening,
+                    },
+                    responsible_contact: name.zip(phone),
+                    contact_email: email,
+                    authoriser_override: reason,
+                })
+            },
+        )
         .transpose()
     }
 

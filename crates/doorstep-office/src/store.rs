@@ -43,6 +43,14 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         "V8__trusted_time",
         include_str!("../migrations/V8__trusted_time.sql"),
     ),
+    (
+        "V9__honest_reach",
+        include_str!("../migrations/V9__honest_reach.sql"),
+    ),
+    (
+        "V10__contact_email",
+        include_str!("../migrations/V10__contact_email.sql"),
+    ),
 ];
 
 /// The most events one phone may record for one visit, apart from its alerts: a whole visit, with every
@@ -255,38 +263,9 @@ impl SqliteStore {
     ) -> Result<EventEnvelope, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state = visit_state(&tx, visit)?
-            .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
-        let school: String = tx.query_row(
-            "SELECT school_id FROM visits WHERE id = ?1",
-            [visit.as_str()],
-            |row| row.get(0),
-        )?;
-        let policy = school_policy(&tx, &parse_id(&school)?)?;
-        let events = lifecycle::decide(&state, command, &policy, now)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let next_seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
-            [OFFICE_DEVICE],
-            |row| row.get(0),
-        )?;
-        let mut last = None;
-        for (offset, event) in events.into_iter().enumerate() {
-            let envelope = EventEnvelope {
-                id: EventId::new_v7(),
-                device: DeviceId::parse(OFFICE_DEVICE).expect("the office device id is valid"),
-                seq: DeviceSeq::new((next_seq + offset as i64) as u64)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                visit: visit.clone(),
-                recorded_at: now,
-                event,
-            };
-            insert_event(&tx, &envelope, now, now)?;
-            last = Some(envelope);
-        }
-        refresh_visit(&tx, visit)?;
+        let envelope = record_office_event_in(&tx, visit, command, now)?;
         tx.commit()?;
-        last.ok_or_else(|| StoreError::Invalid("the command caused no event".into()))
+        Ok(envelope)
     }
 
     /// Enrols a phone for a member of staff; only a hash of its token is kept.
@@ -353,6 +332,7 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(events.len());
         let mut rejections = Vec::new();
         let mut touched = BTreeSet::new();
+        let policy = school_policy(&tx, &device.school)?;
         // How many events (and alerts) this phone holds per visit, counted once per batch.
         let mut held: HashMap<VisitId, (i64, i64)> = HashMap::new();
         for envelope in events {
@@ -387,6 +367,9 @@ impl SqliteStore {
                 Ok(outcome) => {
                     if outcome == EventOutcome::Stored {
                         touched.insert(envelope.visit.clone());
+                        // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be
+                        // passed on, in the same transaction as the event that carries it.
+                        crate::notices::note_in(&tx, envelope, &policy, now)?;
                         if let Some(counts) = held.get_mut(&envelope.visit) {
                             counts.0 += 1;
                             counts.1 += i64::from(urgent);
@@ -693,6 +676,47 @@ fn check_and_store(
     }
     insert_event(tx, envelope, trusted_at, now)?;
     Ok(EventOutcome::Stored)
+}
+
+/// [`SqliteStore::record_office_event`] inside a transaction the caller holds, so an office decision and
+/// what goes with it (closing the alarms it ends) are written together or not at all.
+pub(crate) fn record_office_event_in(
+    tx: &Transaction<'_>,
+    visit: &VisitId,
+    command: &lifecycle::Command,
+    now: DateTime<Utc>,
+) -> Result<EventEnvelope, StoreError> {
+    let state = visit_state(tx, visit)?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
+    let school: String = tx.query_row(
+        "SELECT school_id FROM visits WHERE id = ?1",
+        [visit.as_str()],
+        |row| row.get(0),
+    )?;
+    let policy = school_policy(tx, &parse_id(&school)?)?;
+    let events = lifecycle::decide(&state, command, &policy, now)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let next_seq: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
+        [OFFICE_DEVICE],
+        |row| row.get(0),
+    )?;
+    let mut last = None;
+    for (offset, event) in events.into_iter().enumerate() {
+        let envelope = EventEnvelope {
+            id: EventId::new_v7(),
+            device: DeviceId::parse(OFFICE_DEVICE).expect("the office device id is valid"),
+            seq: DeviceSeq::new((next_seq + offset as i64) as u64)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            visit: visit.clone(),
+            recorded_at: now,
+            event,
+        };
+        insert_event(tx, &envelope, now, now)?;
+        last = Some(envelope);
+    }
+    refresh_visit(tx, visit)?;
+    last.ok_or_else(|| StoreError::Invalid("the command caused no event".into()))
 }
 
 /// Creates the data folder readable only by the office's own user, and the database file likewise before

@@ -167,7 +167,9 @@ fn request_page(
                 h2 { "Outside school hours" }
                 p.small { "A visit outside school hours needs a named responsible contact who will check on the staff." }
                 p { label for="contact_name" { "Responsible contact's name " } input name="contact_name" id="contact_name" value=(text("contact_name"));
-                    " " label for="contact_phone" { "phone " } input name="contact_phone" id="contact_phone" value=(text("contact_phone")); }
+                    " " label for="contact_phone" { "phone " } input name="contact_phone" id="contact_phone" value=(text("contact_phone"));
+                    " " label for="contact_email" { "email (optional: they are emailed the visit's alarms) " }
+                    input name="contact_email" id="contact_email" type="email" value=(text("contact_email")); }
                 h2 { "Risk assessment" }
                 table #risk-assessment {
                     thead { tr { th { "Hazard" } th { "Controls (one a line)" } } }
@@ -321,6 +323,8 @@ fn check_request(
     } else {
         None
     };
+    let contact_email =
+        crate::requests::contact_email(fields.one("contact_email"), responsible_contact.is_some())?;
     let mut risks: Vec<AssessedRisk> = policy
         .standard_hazards
         .iter()
@@ -391,6 +395,7 @@ fn check_request(
             requested_at: now,
             timing,
             responsible_contact,
+            contact_email,
             authoriser_override: None,
         },
     })

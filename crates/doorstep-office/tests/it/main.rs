@@ -15,6 +15,7 @@ mod kill;
 mod migrations;
 mod notify;
 mod openapi;
+mod reach;
 mod records;
 mod requests;
 mod routes;
