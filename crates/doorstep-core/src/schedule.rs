@@ -219,29 +219,66 @@ pub fn next_missed_after(
     }
 }
 
-/// How loud an alarm is.
+/// How loud an alarm is: who it has reached, by the school's escalation. Each level is the office's step,
+/// not a claim that anyone was told: who was told comes from the office's deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmLevel {
     /// On the office board, visible and audible.
     Board,
-    /// The authoriser has been told too.
+    /// Not acknowledged at the office in time (or duress): the authoriser's level.
     Authoriser,
+    /// Not acknowledged at the authoriser's level in time: the school's deputy and further contacts (the
+    /// academy's Principal or senior leaders).
+    Further,
 }
 
-/// When an unacknowledged alarm raised at `raised_at` next gets louder: the authoriser after the policy's
-/// interval, then a reminder to the authoriser every interval until someone acknowledges it. Duress starts
-/// at the top.
+impl AlarmLevel {
+    /// The level an unacknowledged alarm goes to next; the top level stays where it is (and reminds).
+    pub fn next(self) -> AlarmLevel {
+        match self {
+            AlarmLevel::Board => AlarmLevel::Authoriser,
+            AlarmLevel::Authoriser | AlarmLevel::Further => AlarmLevel::Further,
+        }
+    }
+
+    /// The stable name stored with an alarm.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlarmLevel::Board => "board",
+            AlarmLevel::Authoriser => "authoriser",
+            AlarmLevel::Further => "further",
+        }
+    }
+
+    /// Reads back [`AlarmLevel::name`].
+    pub fn parse(name: &str) -> Option<AlarmLevel> {
+        [
+            AlarmLevel::Board,
+            AlarmLevel::Authoriser,
+            AlarmLevel::Further,
+        ]
+        .into_iter()
+        .find(|level| level.name() == name)
+    }
+}
+
+/// When an unacknowledged alarm next gets louder ([`AlarmLevel::next`]): from the board to the authoriser's
+/// level after the policy's `escalate_to_authoriser_after`; from there to the deputy and further contacts
+/// after `escalate_further_after`; at the top, a reminder every `escalate_further_after` until someone
+/// acknowledges it. `last_escalated_at` is when it reached its current level (or was last reminded). Duress
+/// starts at the authoriser's level.
 pub fn next_escalation(
     level: AlarmLevel,
     raised_at: DateTime<Utc>,
     last_escalated_at: DateTime<Utc>,
     policy: &Policy,
 ) -> DateTime<Utc> {
-    let interval = policy.escalate_to_authoriser_after.duration();
     match level {
-        AlarmLevel::Board => raised_at + interval,
-        AlarmLevel::Authoriser => last_escalated_at + interval,
+        AlarmLevel::Board => raised_at + policy.escalate_to_authoriser_after.duration(),
+        AlarmLevel::Authoriser | AlarmLevel::Further => {
+            last_escalated_at + policy.escalate_further_after.duration()
+        }
     }
 }

@@ -1,16 +1,20 @@
-//! Alarms in the store: raised on silence or duress, escalated, and held until a named person acknowledges
-//! them. Every step is logged for the visit's timeline.
+//! Alarms in the store: raised on silence or duress, escalated level by level while nobody acknowledges
+//! them, acknowledged by the person handling them, and closed with an outcome. Every step is logged for the
+//! visit's timeline, as what the office did: a log line never says anyone was told (only deliveries do,
+//! see [`crate::reach`]), and where no notification target covers a level the alarm reaches, the same
+//! transaction logs "nobody_to_tell".
 
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::Visit;
-use doorstep_core::ids::VisitId;
-use doorstep_core::lifecycle::VisitState;
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{SchoolId, StaffId, VisitId};
+use doorstep_core::lifecycle::{self, AlarmOutcome, LifecycleError, VisitState};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::AlarmLevel;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::Serialize;
 
-use crate::store::{parse_id, school_and_policy, SqliteStore, StoreError};
+use crate::store::{parse_id, record_office_event_in, school_and_policy, SqliteStore, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -41,16 +45,52 @@ pub struct Alarm {
     /// Overdue: the missed deadline. Duress: when it was raised on the phone.
     pub due_at: DateTime<Utc>,
     pub raised_at: DateTime<Utc>,
+    /// The level it has reached (the office's step, not a claim that anyone was told).
     pub level: AlarmLevel,
+    /// When it reached its level, or was last reminded there.
     pub escalated_at: Option<DateTime<Utc>>,
     pub contact_resumed_at: Option<DateTime<Utc>>,
+    /// Who is handling it: named when it was acknowledged.
     pub acknowledged_by: Option<String>,
     pub acknowledged_at: Option<DateTime<Utc>>,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// How it ended; `None` on an open alarm, or one closed before outcomes were recorded.
+    pub outcome: Option<AlarmOutcome>,
+    pub close_note: Option<String>,
 }
 
 /// How a duress alarm raised at the office, when reception hears the code phrase on the phone, starts its
 /// `about`; the name of the person who heard it follows in brackets.
 pub const HEARD_BY_RECEPTION: &str = "reception heard the code phrase";
+
+/// The alarm log's names for the office's steps.
+pub mod step {
+    pub const RAISED: &str = "raised";
+    /// The alarm reached a higher level (the log line's `level`).
+    pub const REACHED_LEVEL: &str = "reached_level";
+    /// Still not acknowledged at the top level: sent again there.
+    pub const REMINDED: &str = "reminded";
+    /// No notification target covers the level the alarm reached: nobody outside the board can be told.
+    pub const NOBODY_TO_TELL: &str = "nobody_to_tell";
+    pub const CONTACT_RESUMED: &str = "contact_resumed";
+    pub const ACKNOWLEDGED: &str = "acknowledged";
+    pub const CLOSED: &str = "closed";
+    /// A delivery's attempts (see `notify`).
+    pub const NOTIFIED: &str = "notified";
+    pub const NOTIFICATION_FAILED: &str = "notification_failed";
+    pub const NOTIFICATION_CANCELLED: &str = "notification_cancelled";
+}
+
+/// Who an alarm level stands for, in words: "the office", "the headteacher", "the deputy and further
+/// contacts".
+pub fn level_audience(level: AlarmLevel, policy: &Policy) -> String {
+    match level {
+        AlarmLevel::Board => "the office".into(),
+        AlarmLevel::Authoriser => format!("the {}", policy.authoriser.label()),
+        AlarmLevel::Further => "the deputy and further contacts".into(),
+    }
+}
 
 impl Alarm {
     /// A duress alarm raised at the office from the code phrase heard on the phone, not from a phone's alert.
@@ -59,26 +99,48 @@ impl Alarm {
         self.kind == AlarmKind::Duress && self.about.starts_with(HEARD_BY_RECEPTION)
     }
 
-    pub fn is_open(&self) -> bool {
-        self.acknowledged_at.is_none()
+    /// A duress alert raised on a phone: closing it also stands the alert down on the phones.
+    pub fn from_a_phone(&self) -> bool {
+        self.kind == AlarmKind::Duress && !self.heard_by_reception()
     }
 
-    /// Still getting louder: open, and nobody has been heard from since.
+    /// On the board until it is closed with an outcome.
+    pub fn is_open(&self) -> bool {
+        self.closed_at.is_none()
+    }
+
+    /// Open and nobody has said they are handling it: the board sounds for it.
+    pub fn needs_someone(&self) -> bool {
+        self.is_open() && self.acknowledged_at.is_none()
+    }
+
+    /// Still getting louder: nobody is handling it, and nobody has been heard from since.
     pub fn escalating(&self) -> bool {
-        self.is_open() && self.contact_resumed_at.is_none()
+        self.needs_someone() && self.contact_resumed_at.is_none()
     }
 }
 
 /// One line of an alarm's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AlarmLogEntry {
+    pub id: i64,
     pub alarm: i64,
     pub at: DateTime<Utc>,
     pub what: String,
+    /// The level a raise, an escalation, a reminder or a "nobody to tell" concerns.
+    pub level: Option<AlarmLevel>,
     pub detail: String,
 }
 
-fn time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+/// What closing an alarm did: the alarms it closed (more than one when a phone's duress alerts end
+/// together) and the office's stand-down event, for a duress alert raised on a phone.
+#[derive(Debug, Clone)]
+pub struct Closing {
+    pub alarms: Vec<Alarm>,
+    pub stand_down: Option<EventEnvelope>,
+}
+
+pub(crate) fn time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     text.map(|t| {
         DateTime::parse_from_rfc3339(&t)
             .map(|t| t.with_timezone(&Utc))
@@ -93,17 +155,19 @@ fn time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     .transpose()
 }
 
+fn bad(what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("bad {what} in alarms").into(),
+    )
+}
+
 pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
     let visit: String = row.get("visit_id")?;
     let kind: String = row.get("kind")?;
     let level: String = row.get("level")?;
-    let bad = |what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("bad {what} in alarms").into(),
-        )
-    };
+    let outcome: Option<String> = row.get("outcome")?;
     Ok(Alarm {
         id: row.get("id")?,
         visit: visit.parse().map_err(|_| bad("visit id"))?,
@@ -115,22 +179,88 @@ pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
         about: row.get("about")?,
         due_at: time(Some(row.get("due_at")?))?.ok_or_else(|| bad("due_at"))?,
         raised_at: time(Some(row.get("raised_at")?))?.ok_or_else(|| bad("raised_at"))?,
-        level: match level.as_str() {
-            "board" => AlarmLevel::Board,
-            "authoriser" => AlarmLevel::Authoriser,
-            _ => return Err(bad("level")),
-        },
+        level: AlarmLevel::parse(&level).ok_or_else(|| bad("level"))?,
         escalated_at: time(row.get("escalated_at")?)?,
         contact_resumed_at: time(row.get("contact_resumed_at")?)?,
         acknowledged_by: row.get("acknowledged_by")?,
         acknowledged_at: time(row.get("acknowledged_at")?)?,
+        closed_by: row.get("closed_by")?,
+        closed_at: time(row.get("closed_at")?)?,
+        outcome: match outcome {
+            Some(text) => Some(AlarmOutcome::parse(&text).ok_or_else(|| bad("outcome"))?),
+            None => None,
+        },
+        close_note: row.get("close_note")?,
     })
 }
 
-fn level_str(level: AlarmLevel) -> &'static str {
-    match level {
-        AlarmLevel::Board => "board",
-        AlarmLevel::Authoriser => "authoriser",
+fn alarm_in(conn: &Connection, id: i64) -> Result<Alarm, StoreError> {
+    Ok(conn.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)?)
+}
+
+/// The school and policy of a visit.
+fn visit_school(conn: &Connection, visit: &VisitId) -> Result<(SchoolId, Policy), StoreError> {
+    let school: String = conn.query_row(
+        "SELECT school_id FROM visits WHERE id = ?1",
+        [visit.as_str()],
+        |r| r.get(0),
+    )?;
+    let school: SchoolId = parse_id(&school)?;
+    let (_, policy) = school_and_policy(conn, &school)?;
+    Ok((school, policy))
+}
+
+/// Whether any live school-wide target wants alarms at `level`.
+fn level_has_target(
+    conn: &Connection,
+    school: &SchoolId,
+    level: AlarmLevel,
+) -> Result<bool, StoreError> {
+    let column = match level {
+        AlarmLevel::Board => "wants_board",
+        AlarmLevel::Authoriser => "wants_authoriser",
+        AlarmLevel::Further => "wants_further",
+    };
+    Ok(conn.query_row(
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM notification_targets WHERE school_id = ?1 AND visit_id IS NULL
+                            AND removed_at IS NULL AND {column} = 1)"
+        ),
+        [school.as_str()],
+        |r| r.get(0),
+    )?)
+}
+
+/// Logs "nobody_to_tell" when the alarm has reached `level` and no target covers it. The board is the
+/// office's own level: an alarm on it is seen there, so only the levels beyond it are checked.
+fn note_if_nobody_to_tell(
+    tx: &Transaction<'_>,
+    alarm: i64,
+    school: &SchoolId,
+    level: AlarmLevel,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if level == AlarmLevel::Board || level_has_target(tx, school, level)? {
+        return Ok(());
+    }
+    log(
+        tx,
+        alarm,
+        now,
+        step::NOBODY_TO_TELL,
+        Some(level),
+        &format!(
+            "no contact is set up for {}: nobody outside the board can be told",
+            level_audience(level, policy)
+        ),
+    )
+}
+
+fn minutes_words(delta: chrono::TimeDelta) -> String {
+    match delta.num_minutes() {
+        1 => "1 minute".into(),
+        m => format!("{m} minutes"),
     }
 }
 
@@ -153,18 +283,18 @@ impl SqliteStore {
             .optional()?)
     }
 
-    /// Every alarm not yet acknowledged, oldest first.
+    /// Every alarm not yet closed (acknowledged or not), oldest first.
     pub fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT * FROM alarms WHERE acknowledged_at IS NULL ORDER BY id")?;
+        let mut stmt = conn.prepare("SELECT * FROM alarms WHERE closed_at IS NULL ORDER BY id")?;
         let alarms = stmt
             .query_map([], alarm_from_row)?
             .collect::<Result<_, _>>()?;
         Ok(alarms)
     }
 
-    /// Raises an alarm unless the same one (visit, kind, about, due) already exists. Returns it if new.
+    /// Raises an alarm at `level` unless the same one (visit, kind, about, due) already exists. Returns it
+    /// if new. An alarm raised above the board (duress) notes at once when nobody can be told there.
     pub fn raise_alarm(
         &self,
         visit: &VisitId,
@@ -175,7 +305,7 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Alarm>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -185,15 +315,16 @@ impl SqliteStore {
                 about,
                 due_at.to_rfc3339(),
                 now.to_rfc3339(),
-                level_str(level),
-                (level == AlarmLevel::Authoriser).then(|| now.to_rfc3339())
+                level.name(),
+                (level != AlarmLevel::Board).then(|| now.to_rfc3339())
             ],
         )?;
         if inserted == 0 {
             return Ok(None);
         }
         let id = tx.last_insert_rowid();
-        let detail = match kind {
+        let (school, policy) = visit_school(&tx, visit)?;
+        let mut detail = match kind {
             AlarmKind::Overdue => format!(
                 "no {about} since it was due at {}",
                 due_at.format("%H:%M:%S UTC")
@@ -206,47 +337,69 @@ impl SqliteStore {
                 due_at.format("%H:%M:%S UTC")
             ),
         };
-        log(&tx, id, now, "raised", &detail)?;
-        if level == AlarmLevel::Authoriser {
-            log(
-                &tx,
-                id,
-                now,
-                "authoriser_told",
-                "straight to the authoriser",
-            )?;
+        if level != AlarmLevel::Board {
+            detail.push_str(&format!(
+                "; raised at the level of {} at once",
+                level_audience(level, &policy)
+            ));
         }
-        let alarm = tx.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)?;
+        log(&tx, id, now, step::RAISED, Some(level), &detail)?;
+        note_if_nobody_to_tell(&tx, id, &school, level, &policy, now)?;
+        let alarm = alarm_in(&tx, id)?;
         tx.commit()?;
         Ok(Some(alarm))
     }
 
-    /// Makes an alarm louder: the authoriser is told (the first time) or reminded.
+    /// Makes an unacknowledged alarm louder: it reaches the next level ([`AlarmLevel::next`]), or at the top
+    /// level it is sent again there. The log says what the office did; deliveries say who was told.
     pub fn escalate_alarm(&self, id: i64, now: DateTime<Utc>) -> Result<Alarm, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let before = tx.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let before = alarm_in(&tx, id)?;
+        let (school, policy) = visit_school(&tx, &before.visit)?;
+        let level = before.level.next();
         tx.execute(
-            "UPDATE alarms SET level = 'authoriser', escalated_at = ?2 WHERE id = ?1",
-            params![id, now.to_rfc3339()],
+            "UPDATE alarms SET level = ?2, escalated_at = ?3 WHERE id = ?1",
+            params![id, level.name(), now.to_rfc3339()],
         )?;
-        let (what, detail) = match before.level {
-            AlarmLevel::Board => (
-                "authoriser_told",
-                "not acknowledged at the office: the authoriser is told",
-            ),
-            AlarmLevel::Authoriser => (
-                "authoriser_reminded",
-                "still not acknowledged: the authoriser is reminded",
-            ),
-        };
-        log(&tx, id, now, what, detail)?;
-        let alarm = tx.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)?;
+        if level == before.level {
+            log(
+                &tx,
+                id,
+                now,
+                step::REMINDED,
+                Some(level),
+                &format!(
+                    "still not acknowledged: sent again at the level of {}",
+                    level_audience(level, &policy)
+                ),
+            )?;
+        } else {
+            let waited = match before.level {
+                AlarmLevel::Board => policy.escalate_to_authoriser_after.duration(),
+                _ => policy.escalate_further_after.duration(),
+            };
+            log(
+                &tx,
+                id,
+                now,
+                step::REACHED_LEVEL,
+                Some(level),
+                &format!(
+                    "not acknowledged at the level of {} within {}: the alarm reached the level of {}",
+                    level_audience(before.level, &policy),
+                    minutes_words(waited),
+                    level_audience(level, &policy)
+                ),
+            )?;
+            note_if_nobody_to_tell(&tx, id, &school, level, &policy, now)?;
+        }
+        let alarm = alarm_in(&tx, id)?;
         tx.commit()?;
         Ok(alarm)
     }
 
-    /// Notes that the staff were heard from again; the alarm stops escalating but stays until acknowledged.
+    /// Notes that the staff were heard from again; the alarm stops escalating but stays until closed.
     pub fn note_contact_resumed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -259,7 +412,8 @@ impl SqliteStore {
                 &tx,
                 id,
                 now,
-                "contact_resumed",
+                step::CONTACT_RESUMED,
+                None,
                 "the staff were heard from again",
             )?;
         }
@@ -267,75 +421,170 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// A named person acknowledges an alarm. Refused if it was already acknowledged.
+    /// A named person says they are handling an alarm: the reminders stop (and deliveries not yet made are
+    /// dropped), the alarm stays on the board until it is closed, and the visit stays watched. Refused if
+    /// someone already acknowledged it or it is closed.
     pub fn acknowledge_alarm(
         &self,
         id: i64,
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Alarm, StoreError> {
-        let by = by.trim();
-        if by.is_empty() || by.chars().count() > 100 {
+        let by = checked_name(by, "acknowledging")?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(alarm) = tx
+            .query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
+            .optional()?
+        else {
+            return Err(StoreError::Invalid(format!("there is no alarm {id}")));
+        };
+        if let (Some(who), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
+            return Err(StoreError::Invalid(format!(
+                "alarm {id} was already acknowledged by {who} at {}",
+                at.format("%H:%M UTC")
+            )));
+        }
+        acknowledge_in(&tx, id, by, now)?;
+        let alarm = alarm_in(&tx, id)?;
+        tx.commit()?;
+        Ok(alarm)
+    }
+
+    /// Closes an acknowledged alarm with how it ended, and a note if the person gives one. For a duress
+    /// alert raised on a phone, the office's stand-down (`Command::CloseAlerts`) is recorded in the same
+    /// transaction, so the alert ends in the visit's state and on the phones at their next sync; every
+    /// phone alarm that stand-down ends is closed with it (acknowledged by the same person, if nobody had).
+    /// Refused, changing nothing, when the alarm is not acknowledged yet or is already closed.
+    pub fn close_alarm(
+        &self,
+        id: i64,
+        by: &StaffId,
+        by_name: &str,
+        outcome: AlarmOutcome,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Closing, StoreError> {
+        let by_name = checked_name(by_name, "closing")?;
+        let note = note.trim();
+        if note.chars().count() > 2000 {
             return Err(StoreError::Invalid(
-                "say who is acknowledging the alarm (1 to 100 characters)".into(),
+                "the note is at most 2000 characters".into(),
             ));
         }
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE alarms SET acknowledged_by = ?2, acknowledged_at = ?3 WHERE id = ?1 AND acknowledged_at IS NULL",
-            params![id, by, now.to_rfc3339()],
-        )?;
-        if changed == 0 {
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM alarms WHERE id = ?1)",
-                [id],
-                |r| r.get(0),
-            )?;
-            return Err(StoreError::Invalid(if exists {
-                format!("alarm {id} was already acknowledged")
-            } else {
-                format!("there is no alarm {id}")
-            }));
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(alarm) = tx
+            .query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
+            .optional()?
+        else {
+            return Err(StoreError::Invalid(format!("there is no alarm {id}")));
+        };
+        if let (Some(who), Some(at)) = (&alarm.closed_by, alarm.closed_at) {
+            return Err(StoreError::Invalid(format!(
+                "alarm {id} was already closed by {who} at {}",
+                at.format("%H:%M UTC")
+            )));
         }
-        log(
-            &tx,
-            id,
-            now,
-            "acknowledged",
-            &format!("acknowledged by {by}"),
-        )?;
-        let alarm = tx.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)?;
+        if alarm.acknowledged_at.is_none() {
+            return Err(StoreError::Invalid(
+                "acknowledge the alarm first (say who is handling it), then close it with how it ended"
+                    .into(),
+            ));
+        }
+        let mut closing = vec![alarm.clone()];
+        let mut stand_down = None;
+        if alarm.from_a_phone() {
+            let command = lifecycle::Command::CloseAlerts {
+                by: by.clone(),
+                outcome,
+                note: note.to_owned(),
+            };
+            match record_office_event_in(&tx, &alarm.visit, &command, now) {
+                Ok(envelope) => {
+                    if let lifecycle::VisitEvent::AlertsClosed { alerts, .. } = &envelope.event {
+                        let others: Vec<Alarm> = {
+                            let mut stmt = tx.prepare(
+                                "SELECT * FROM alarms WHERE visit_id = ?1 AND kind = 'duress'
+                                 AND closed_at IS NULL AND id != ?2 ORDER BY id",
+                            )?;
+                            let rows = stmt
+                                .query_map(params![alarm.visit.as_str(), id], alarm_from_row)?
+                                .collect::<Result<_, _>>()?;
+                            rows
+                        };
+                        closing.extend(others.into_iter().filter(|other| {
+                            alerts.iter().any(|a| {
+                                a.raised_by.as_str() == other.about && a.raised_at == other.due_at
+                            })
+                        }));
+                    }
+                    stand_down = Some(envelope);
+                }
+                // The raiser stood it down from their phone already: there is nothing left to end there.
+                Err(StoreError::Invalid(why)) if why == LifecycleError::NoDuress.to_string() => {}
+                Err(other) => return Err(other),
+            }
+        }
+        let mut closed = Vec::with_capacity(closing.len());
+        for alarm in closing {
+            if alarm.acknowledged_at.is_none() {
+                acknowledge_in(&tx, alarm.id, by_name, now)?;
+            }
+            tx.execute(
+                "UPDATE alarms SET closed_by = ?2, closed_at = ?3, outcome = ?4, close_note = ?5
+                 WHERE id = ?1",
+                params![
+                    alarm.id,
+                    by_name,
+                    now.to_rfc3339(),
+                    outcome.as_str(),
+                    (!note.is_empty()).then_some(note)
+                ],
+            )?;
+            let mut detail = format!("closed by {by_name}: {}", outcome.label().to_lowercase());
+            if stand_down.is_some() {
+                detail.push_str("; the alert is stood down on the phones");
+            }
+            log(&tx, alarm.id, now, step::CLOSED, None, &detail)?;
+            closed.push(alarm_in(&tx, alarm.id)?);
+        }
         tx.commit()?;
-        Ok(alarm)
+        Ok(Closing {
+            alarms: closed,
+            stand_down,
+        })
     }
 
     /// The history of every alarm of a visit, in order.
     pub fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT l.alarm_id, l.at, l.what, l.detail FROM alarm_log l JOIN alarms a ON a.id = l.alarm_id
-             WHERE a.visit_id = ?1 ORDER BY l.id",
+            "SELECT l.id, l.alarm_id, l.at, l.what, l.level, l.detail FROM alarm_log l
+             JOIN alarms a ON a.id = l.alarm_id WHERE a.visit_id = ?1 ORDER BY l.id",
         )?;
         let entries = stmt
             .query_map([visit.as_str()], |row| {
+                let level: Option<String> = row.get(4)?;
                 Ok(AlarmLogEntry {
-                    alarm: row.get(0)?,
-                    at: time(Some(row.get(1)?))?.unwrap_or_default(),
-                    what: row.get(2)?,
-                    detail: row.get(3)?,
+                    id: row.get(0)?,
+                    alarm: row.get(1)?,
+                    at: time(Some(row.get(2)?))?.unwrap_or_default(),
+                    what: row.get(3)?,
+                    level: level.as_deref().and_then(AlarmLevel::parse),
+                    detail: row.get(5)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
         Ok(entries)
     }
 
-    /// Visits the escalation engine must watch: under way, or with an alarm still open.
+    /// Visits the escalation engine must watch: under way, or with an alarm nobody has acknowledged yet.
     pub fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id FROM visits WHERE phase IN ('authorised', 'departed', 'outside', 'in_visit', 'checked_in', 'duress')
-             UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL",
+             UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL AND closed_at IS NULL",
         )?;
         let ids = stmt.query_map([], |row| row.get::<_, String>(0))?;
         let mut out = Vec::new();
@@ -354,29 +603,59 @@ impl SqliteStore {
             return Ok(None);
         };
         let conn = self.conn();
-        let school: Option<String> = conn
-            .query_row(
-                "SELECT school_id FROM visits WHERE id = ?1",
-                [visit.id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let school = parse_id(&school.unwrap_or_default())?;
-        let (_, policy) = school_and_policy(&conn, &school)?;
+        let (_, policy) = visit_school(&conn, &visit.id)?;
         Ok(Some((visit, state, policy)))
     }
 }
 
+/// A person's name as given for acknowledging or closing: 1 to 100 characters.
+fn checked_name<'a>(name: &'a str, doing: &str) -> Result<&'a str, StoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(StoreError::Invalid(format!(
+            "say who is {doing} the alarm (1 to 100 characters)"
+        )));
+    }
+    Ok(name)
+}
+
+fn acknowledge_in(
+    tx: &Transaction<'_>,
+    id: i64,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE alarms SET acknowledged_by = ?2, acknowledged_at = ?3 WHERE id = ?1",
+        params![id, by, now.to_rfc3339()],
+    )?;
+    log(
+        tx,
+        id,
+        now,
+        step::ACKNOWLEDGED,
+        None,
+        &format!("{by} is handling it"),
+    )
+}
+
 pub(crate) fn log(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Transaction<'_>,
     alarm: i64,
     at: DateTime<Utc>,
     what: &str,
+    level: Option<AlarmLevel>,
     detail: &str,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO alarm_log (alarm_id, at, what, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![alarm, at.to_rfc3339(), what, detail],
+        "INSERT INTO alarm_log (alarm_id, at, what, level, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            alarm,
+            at.to_rfc3339(),
+            what,
+            level.map(AlarmLevel::name),
+            detail
+        ],
     )?;
     Ok(())
 }

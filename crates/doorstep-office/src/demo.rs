@@ -232,6 +232,7 @@ pub fn seed_with_policy(
                 requested.expected_length,
             ),
             responsible_contact: Some((office.name.clone(), office.phone.clone())),
+            contact_email: None,
             authoriser_override: None,
         },
     )?;

@@ -3,16 +3,19 @@
 //! For each visit under way the engine computes the next moment something must happen (a deadline plus
 //! grace becoming "overdue", an unacknowledged alarm getting louder) and sleeps until exactly then; it does
 //! not poll. Each contact from a phone pokes the engine, which looks at that visit again, so a check-in
-//! re-arms the deadline. On start it looks at every visit under way or with an open alarm, so deadlines
-//! survive a restart. Every alarm and escalation is written to the store (and so the visit's timeline)
-//! before it is announced on the board channel.
+//! re-arms the deadline. On start it looks at every visit under way or with an alarm nobody has
+//! acknowledged, so deadlines survive a restart. Every alarm and escalation is written to the store (and so
+//! the visit's timeline) before it is announced on the board channel. An alarm climbs level by level
+//! (`core::schedule::next_escalation`: the board, the authoriser's, the deputy and further contacts) until
+//! someone acknowledges it; an acknowledgement stops that climb but not the watch: while the staff stay
+//! silent, the next missed deadline raises a new alarm.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use doorstep_core::ids::VisitId;
+use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{
     deadlines, next_escalation, next_missed_after, AlarmLevel, Deadline,
@@ -37,20 +40,38 @@ pub enum BoardEvent {
     AlarmAcknowledged {
         alarm: Alarm,
     },
+    /// Closed with an outcome (each alarm a close ended).
+    AlarmClosed {
+        alarm: Alarm,
+    },
     /// A visit's state or alarms changed in some other way: read it again.
     VisitChanged {
         visit: VisitId,
     },
+    /// A school's notification targets changed: its board's banner may change, and a notice nobody could
+    /// be sent yet may now have somewhere to go.
+    TargetsChanged {
+        school: SchoolId,
+    },
+}
+
+/// Whose board an event is for: a visit's school, or a school named outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventScope<'a> {
+    Visit(&'a VisitId),
+    School(&'a SchoolId),
 }
 
 impl BoardEvent {
-    /// The visit the event is about: the board's stream passes it only to that visit's school.
-    pub fn visit(&self) -> &VisitId {
+    /// What the event is about: the board's stream passes it only to that school.
+    pub fn scope(&self) -> EventScope<'_> {
         match self {
             BoardEvent::AlarmRaised { alarm }
             | BoardEvent::AlarmEscalated { alarm }
-            | BoardEvent::AlarmAcknowledged { alarm } => &alarm.visit,
-            BoardEvent::VisitChanged { visit } => visit,
+            | BoardEvent::AlarmAcknowledged { alarm }
+            | BoardEvent::AlarmClosed { alarm } => EventScope::Visit(&alarm.visit),
+            BoardEvent::VisitChanged { visit } => EventScope::Visit(visit),
+            BoardEvent::TargetsChanged { school } => EventScope::School(school),
         }
     }
 }
@@ -79,10 +100,30 @@ impl Escalation {
         let _ = self.pokes.send(visit);
     }
 
-    /// Announces an acknowledgement made through the API.
+    /// Announces an alarm raised outside the engine (reception heard the code phrase): the board redraws,
+    /// the notifier hands it to its targets at once, and the engine starts escalating it.
+    pub fn raised(&self, alarm: Alarm) {
+        let _ = self.pokes.send(alarm.visit.clone());
+        let _ = self.board.send(BoardEvent::AlarmRaised { alarm });
+    }
+
+    /// Announces that a school's notification targets were added or removed.
+    pub fn targets_changed(&self, school: SchoolId) {
+        let _ = self.board.send(BoardEvent::TargetsChanged { school });
+    }
+
+    /// Announces an acknowledgement made at the office.
     pub fn acknowledged(&self, alarm: Alarm) {
         let _ = self.pokes.send(alarm.visit.clone());
         let _ = self.board.send(BoardEvent::AlarmAcknowledged { alarm });
+    }
+
+    /// Announces alarms closed at the office (with the stand-down a phone's duress needs).
+    pub fn closed(&self, alarms: Vec<Alarm>) {
+        for alarm in alarms {
+            let _ = self.pokes.send(alarm.visit.clone());
+            let _ = self.board.send(BoardEvent::AlarmClosed { alarm });
+        }
     }
 
     /// Everything the board should hear about from now on.

@@ -8,8 +8,10 @@
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
 //! - [`audit`]: the append-only, hash-chained audit log (openings of write-ups and exports, the office's
 //!   decisions) and its check.
-//! - [`notify`]: alarms and escalations sent on by email and signed webhook, each delivery recorded and
-//!   retried.
+//! - [`notify`]: alarms, escalations and safeguarding notices sent on by email and signed webhook, each
+//!   delivery recorded and retried; [`notices`]: safeguarding concerns, incidents and "felt unsafe" notes,
+//!   recorded with the event that carries them; [`reach`]: who was told of each alarm step and notice, read
+//!   only from the deliveries.
 //! - [`web`]: the office dashboard: sign-in, the live board, alarms, and each visit's page with its runbook.
 //! - [`people`]: staff records, pupils and absences imported from the MIS as CSV, and the policy.
 //! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
@@ -31,9 +33,11 @@ pub mod clock;
 pub mod demo;
 pub mod escalation;
 pub mod logins;
+pub mod notices;
 pub mod notify;
 pub mod openapi;
 pub mod people;
+pub mod reach;
 pub mod records;
 pub mod requests;
 pub mod routes;

@@ -31,6 +31,9 @@ pub struct OfficeUser {
     pub staff: StaffMember,
     pub school: School,
     pub policy: Policy,
+    /// The school's live notification targets when the session was read: with none, the board and the
+    /// admin pages say that nobody outside the board can be told.
+    pub notification_targets: usize,
 }
 
 impl OfficeUser {
@@ -189,10 +192,17 @@ impl SqliteStore {
         )?;
         let school: SchoolId = parse_id(&school)?;
         let (school, policy) = school_and_policy(&conn, &school)?;
+        let targets: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM notification_targets
+             WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
+            [school.id.as_str()],
+            |row| row.get(0),
+        )?;
         Ok(Some(OfficeUser {
             staff: member,
             school,
             policy,
+            notification_targets: usize::try_from(targets).unwrap_or(0),
         }))
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use doorstep_core::domain::Role;
 use doorstep_office::demo::{self, DEMO_LOGINS_FILE, DEMO_PARTNER_FILE, DEMO_PHONE_FILE};
 use doorstep_office::notify::{
     parse_email_address, NewTarget, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls, TargetKind,
@@ -45,7 +46,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print every visit's events and alarm history.
     Timeline(DataDir),
-    /// Send a school's alarms to an email address or a signed webhook too.
+    /// Send a school's alarms (and, for a role's contact, its safeguarding notices) to an email address or
+    /// a signed webhook too.
     #[command(
         after_help = "A webhook's signing secret (16 to 256 characters) is read from the \
                             environment variable DOORSTEP_WEBHOOK_SECRET, so it stays out of the \
@@ -164,7 +166,12 @@ enum TlsMode {
 const SMTP_PASSWORD_VARIABLE: &str = "DOORSTEP_SMTP_PASSWORD";
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("wants").required(true).multiple(true).args(["board", "authoriser"])))]
+#[command(group(
+    ArgGroup::new("wants")
+        .required(true)
+        .multiple(true)
+        .args(["board", "authoriser", "further", "role"])
+))]
 struct AddTargetArgs {
     #[command(flatten)]
     data_dir: DataDir,
@@ -176,9 +183,28 @@ struct AddTargetArgs {
     /// The target wants alarms as they are raised on the office board.
     #[arg(long)]
     board: bool,
-    /// The target wants alarms that reach the authoriser (escalations, reminders, duress).
+    /// The target wants alarms that reach the authoriser's level (escalations, duress).
     #[arg(long)]
     authoriser: bool,
+    /// The target wants alarms the authoriser's level has not acknowledged in time (a deputy, the
+    /// Principal, senior leaders), and the reminders after.
+    #[arg(long)]
+    further: bool,
+    /// Whose contact it is (dsl, safeguarding_lead, headteacher, office, admin, visiting_staff): safeguarding
+    /// notices go to the targets of the policy's safeguarding_concerns_to. May be given more than once.
+    #[arg(long, value_name = "ROLE", value_parser = parse_role)]
+    role: Vec<Role>,
+    /// Whose it is, in words, for the records ("Priya Head", "deputy head").
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        format!(
+            "{text:?} is not a role (dsl, safeguarding_lead, headteacher, office, admin, visiting_staff)"
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -464,6 +490,7 @@ fn add_target(store: &SqliteStore, args: &AddTargetArgs) -> anyhow::Result<()> {
     let wants = WantedLevels {
         board: args.board,
         authoriser: args.authoriser,
+        further: args.further,
     };
     let target = match (&args.address.email, &args.address.webhook) {
         (Some(email), _) => NewTarget::email(email, wants)?,
@@ -475,6 +502,9 @@ fn add_target(store: &SqliteStore, args: &AddTargetArgs) -> anyhow::Result<()> {
         // clap has already asked for one of the two.
         (None, None) => bail!("add-target takes one of --email ADDRESS or --webhook URL"),
     };
+    let target = target
+        .named(args.name.as_deref().unwrap_or_default())?
+        .for_roles(&args.role);
     let added = store.add_notification_target(&school, &target, now())?;
     tracing::info!(id = added.id, target = %added.label(), "notification target added");
     Ok(())
@@ -483,11 +513,23 @@ fn add_target(store: &SqliteStore, args: &AddTargetArgs) -> anyhow::Result<()> {
 fn print_targets(store: &SqliteStore) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for target in store.notification_targets()? {
-        let wants = match (target.wants.board, target.wants.authoriser) {
-            (true, true) => "board + authoriser",
-            (true, false) => "board",
-            _ => "authoriser",
-        };
+        if target.removed_at.is_some() {
+            continue;
+        }
+        let mut wants: Vec<String> = [
+            (target.wants.board, "board"),
+            (target.wants.authoriser, "authoriser"),
+            (target.wants.further, "further"),
+        ]
+        .into_iter()
+        .filter(|(yes, _)| *yes)
+        .map(|(_, name)| name.to_owned())
+        .collect();
+        wants.extend(target.roles.iter().map(|r| format!("role:{}", r.label())));
+        if let Some(visit) = &target.visit {
+            wants.push(format!("contact of {visit}"));
+        }
+        let wants = wants.join(" + ");
         writeln!(
             out,
             "{:>3} {:<14} {:<8} {:<20} {}",

@@ -1,31 +1,41 @@
-//! Alarm notifications beyond the board: email over SMTP and a signed generic webhook (for an SMS gateway or
-//! a pager), each delivery recorded before it is sent, retried while its alarm is open, and logged in the
-//! alarm's history.
+//! Notifications beyond the board: alarm steps and safeguarding notices, by email over SMTP and by signed
+//! generic webhook (for an SMS gateway or a pager), each delivery recorded before it is sent, retried until
+//! it lands (an alarm's only while nobody is handling it), and logged in the alarm's history.
 //!
 //! How it fits together:
 //!
 //! - A school's [`NotificationTarget`]s say where to send (an email address, or a webhook URL with its
-//!   HMAC secret) and which alarm levels each wants: the board, the authoriser, or both.
-//! - The escalation engine writes every alarm step to the store (`alarm_log`) and then announces it. The
-//!   [`Notifier`] wakes on the announcement and [records](Notifier::record_deliveries) one delivery per
-//!   step and matching target, payload included, before anything is sent. It works from the store, not
-//!   from the announcement itself, so a step whose announcement was missed (a restart between the two, a
-//!   lagging channel) is still picked up on the next pass.
-//! - [`Notifier::deliver_due`] is one step of the worker: it sends every delivery that is due and records
-//!   each attempt, delivered (an SMTP 250 after the message; an HTTP 2xx) or failed with the next try
-//!   10 s, 30 s, 1 min, 2 min, then every 5 min later, for as long as the alarm is open. The running loop
-//!   ([`Notifier::spawn`]) sleeps until the next try is due or something new is announced.
+//!   HMAC secret), which alarm levels each wants (the board, the authoriser's level, the deputy and further
+//!   contacts), and whose contact it is by role (safeguarding notices go to the targets of the policy's
+//!   `safeguarding_concerns_to`). A target can also belong to one visit: its out-of-hours responsible
+//!   contact, told of every alarm of that visit. Admins add and remove targets on `/admin/notifications`
+//!   (or with `doorstep-office add-target`); a removed target is kept, so its deliveries stay readable.
+//! - The escalation engine writes every alarm step to the store (`alarm_log`) and then announces it; the
+//!   store writes a safeguarding notice in the same transaction as the event that carries it. The
+//!   [`Notifier`] wakes on every announcement (a raised duress alarm is handed to its targets within the
+//!   same instant, not at a timer) and [records](Notifier::record_deliveries) one delivery per step (or
+//!   notice) and matching target, payload included, before anything is sent. It works from the store, not
+//!   from the announcement, so a step whose announcement was missed (a restart between the two, a lagging
+//!   channel) is still picked up on the next pass.
+//! - [`Notifier::deliver_due`] is one step of the worker: it hands every delivery that is due to the
+//!   [`Transport`] and records each attempt, delivered (the server accepted it: an SMTP 250 after the
+//!   message; an HTTP 2xx) or failed with the next try 10 s, 30 s, 1 min, 2 min, then every 5 min later.
+//!   The running loop ([`Notifier::spawn`]) sleeps until the next try is due or something new is
+//!   announced. The transport is the only part that touches the network ([`NetTransport`]; tests may hand
+//!   the notifier their own), so the rules here do not depend on how mail is sent.
 //!
 //! Invariants: a notification is recorded, with the exact bytes every attempt will send, before it is
-//! first sent; it is marked delivered only on an HTTP 2xx or the SMTP 250 after the message; every attempt,
-//! delivered or failed, is a line in the alarm's log ("notified", "notification_failed"), and so in the
-//! visit's timeline; once the alarm is acknowledged, what is still waiting is dropped
-//! ("notification_cancelled"). No notification names the pupil: they are stored and passed on by
-//! other people's mail relays and gateways.
+//! first sent; it is marked delivered only when the transport says the server accepted it; every attempt
+//! on an alarm step, delivered or failed, is a line in the alarm's log ("notified", "notification_failed"),
+//! and so in the visit's timeline; once the alarm is acknowledged (someone is handling it), or the target
+//! removed, what is still waiting is dropped ("notification_cancelled"). Who was told is read only from
+//! these deliveries ([`crate::reach`]). No notification names the pupil or carries a write-up's words: they
+//! are stored and passed on by other people's mail relays and gateways.
 //!
-//! Which steps tell whom: "raised" goes to targets wanting the board (and, for an alarm raised straight at
-//! the authoriser such as duress, to targets wanting the authoriser too, in the same single message);
-//! "authoriser told" and "authoriser reminded" go to targets wanting the authoriser.
+//! Which steps tell whom: "raised" goes to targets wanting the board, and to those wanting each level up
+//! to the one it was raised at (duress starts at the authoriser's level), in one message; "reached_level"
+//! goes to targets wanting that level; "reminded" (at the top) to those wanting the authoriser's level or
+//! the further contacts. A visit's own contact hears every one of those steps of that visit's alarms.
 //!
 //! Delivery is at least once: if the office dies after a receiver accepted a message but before it wrote
 //! that down, the message is sent again. Webhook receivers drop repeats by `X-Doorstep-Delivery`; emails
@@ -36,18 +46,21 @@
 //! plain relay elsewhere or an unreadable certificate stops the office at start, not at the first alarm.
 //!
 //! Deliberately absent for now: SMTPUTF8 (addresses are ASCII), OAuth2 sign-in to the relay (XOAUTH2), and
-//! any way to edit or remove a target other than the database.
+//! editing a target in place (remove it and add it again).
 
 mod message;
 mod smtp;
-mod store;
+pub(crate) mod store;
 mod webhook;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use doorstep_core::ids::SchoolId;
+use doorstep_core::domain::Role;
+use doorstep_core::ids::{SchoolId, VisitId};
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
@@ -73,6 +86,9 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// workers never send the same delivery at once, and one cut off mid-send is tried again after this.
 const CLAIM: TimeDelta = TimeDelta::seconds(60);
 
+/// How long a safeguarding notice nobody could be sent yet waits for a target to be added for its role.
+pub const NOTICE_WAITS_FOR_A_TARGET: TimeDelta = TimeDelta::days(7);
+
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     #[error("invalid notification target: {0}")]
@@ -93,7 +109,7 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::Email => "email",
             TargetKind::Webhook => "webhook",
@@ -102,36 +118,71 @@ impl TargetKind {
 }
 
 /// Which alarm levels a target wants to hear about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WantedLevels {
     /// Alarms as they are raised on the office board.
     pub board: bool,
-    /// Alarms that reach the authoriser: escalations, reminders, and duress.
+    /// Alarms that reach the authoriser's level: escalations and duress.
     pub authoriser: bool,
+    /// Alarms nobody acknowledged at the authoriser's level in time: the deputy and further contacts (the
+    /// academy's Principal or senior leaders), and the reminders after.
+    pub further: bool,
 }
 
 impl WantedLevels {
+    pub const NONE: Self = Self {
+        board: false,
+        authoriser: false,
+        further: false,
+    };
     pub const BOARD: Self = Self {
         board: true,
-        authoriser: false,
+        ..Self::NONE
     };
     pub const AUTHORISER: Self = Self {
-        board: false,
         authoriser: true,
+        ..Self::NONE
+    };
+    pub const FURTHER: Self = Self {
+        further: true,
+        ..Self::NONE
     };
     pub const BOTH: Self = Self {
         board: true,
         authoriser: true,
+        further: false,
     };
+    pub const ALL: Self = Self {
+        board: true,
+        authoriser: true,
+        further: true,
+    };
+
+    pub fn any(self) -> bool {
+        self.board || self.authoriser || self.further
+    }
+
+    /// Whether it wants alarms at `level`.
+    pub fn wants(self, level: doorstep_core::schedule::AlarmLevel) -> bool {
+        use doorstep_core::schedule::AlarmLevel;
+        match level {
+            AlarmLevel::Board => self.board,
+            AlarmLevel::Authoriser => self.authoriser,
+            AlarmLevel::Further => self.further,
+        }
+    }
 }
 
-/// A target to add, checked: build it with [`NewTarget::email`] or [`NewTarget::webhook`].
+/// A target to add, checked: build it with [`NewTarget::email`] or [`NewTarget::webhook`], then say whose
+/// it is with [`NewTarget::named`] and [`NewTarget::for_roles`].
 #[derive(Clone)]
 pub struct NewTarget {
     kind: TargetKind,
     address: String,
     secret: Option<String>,
     wants: WantedLevels,
+    name: String,
+    roles: Vec<Role>,
 }
 
 impl std::fmt::Debug for NewTarget {
@@ -140,6 +191,8 @@ impl std::fmt::Debug for NewTarget {
             .field("kind", &self.kind)
             .field("address", &self.address)
             .field("wants", &self.wants)
+            .field("name", &self.name)
+            .field("roles", &self.roles)
             .finish_non_exhaustive()
     }
 }
@@ -151,7 +204,9 @@ impl NewTarget {
             kind: TargetKind::Email,
             address: parse_email_address(address)?,
             secret: None,
-            wants: check_wants(wants)?,
+            wants,
+            name: String::new(),
+            roles: Vec::new(),
         })
     }
 
@@ -174,18 +229,46 @@ impl NewTarget {
             kind: TargetKind::Webhook,
             address: parsed.to_string(),
             secret: Some(secret.to_owned()),
-            wants: check_wants(wants)?,
+            wants,
+            name: String::new(),
+            roles: Vec::new(),
         })
     }
-}
 
-fn check_wants(wants: WantedLevels) -> Result<WantedLevels, NotifyError> {
-    if wants.board || wants.authoriser {
-        Ok(wants)
-    } else {
-        Err(NotifyError::InvalidTarget(
-            "a target wants board alarms, authoriser alarms, or both".into(),
-        ))
+    /// Whose it is, in words (a name or a post: "Priya Head", "deputy head"); at most 100 characters.
+    pub fn named(mut self, name: &str) -> Result<Self, NotifyError> {
+        let name = name.trim();
+        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(NotifyError::InvalidTarget(
+                "a target's name is one line of at most 100 characters".into(),
+            ));
+        }
+        self.name = name.to_owned();
+        Ok(self)
+    }
+
+    /// The roles whose contact it is: safeguarding notices go to the targets of the policy's
+    /// `safeguarding_concerns_to`.
+    pub fn for_roles(mut self, roles: &[Role]) -> Self {
+        let mut roles = roles.to_vec();
+        roles.sort();
+        roles.dedup();
+        self.roles = roles;
+        self
+    }
+
+    /// Refused when it would hear of nothing: no alarm level and no role.
+    fn checked(&self) -> Result<(), NotifyError> {
+        if self.wants.any() || !self.roles.is_empty() {
+            Ok(())
+        } else {
+            Err(NotifyError::InvalidTarget(
+                "it would hear of nothing: choose the alarms it wants (the board, the authoriser's level, \
+                 the deputy and further contacts) or the roles whose contact it is (for safeguarding \
+                 notices)"
+                    .into(),
+            ))
+        }
     }
 }
 
@@ -215,7 +298,7 @@ pub fn parse_email_address(text: &str) -> Result<String, NotifyError> {
     }
 }
 
-/// A place a school's alarms are sent to.
+/// A place a school's alarms (or one visit's) and safeguarding notices are sent to.
 #[derive(Clone)]
 pub struct NotificationTarget {
     pub id: i64,
@@ -224,9 +307,17 @@ pub struct NotificationTarget {
     /// The email address or webhook URL.
     pub address: String,
     secret: Option<String>,
+    /// Whose it is, in the admin's words; a responsible contact's name.
+    pub name: String,
     pub wants: WantedLevels,
+    /// The roles whose contact it is.
+    pub roles: Vec<Role>,
+    /// A visit's own contact (its out-of-hours responsible contact), told of that visit's alarms only.
+    pub visit: Option<VisitId>,
     /// It hears of alarm steps from this moment on.
     pub created_at: DateTime<Utc>,
+    /// Removed: nothing more is sent to it.
+    pub removed_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for NotificationTarget {
@@ -236,8 +327,12 @@ impl std::fmt::Debug for NotificationTarget {
             .field("school", &self.school)
             .field("kind", &self.kind)
             .field("address", &self.address)
+            .field("name", &self.name)
             .field("wants", &self.wants)
+            .field("roles", &self.roles)
+            .field("visit", &self.visit)
             .field("created_at", &self.created_at)
+            .field("removed_at", &self.removed_at)
             .finish_non_exhaustive()
     }
 }
@@ -248,28 +343,45 @@ impl NotificationTarget {
     pub fn label(&self) -> String {
         match self.kind {
             TargetKind::Email => format!("email to {}", self.address),
-            TargetKind::Webhook => format!(
-                "webhook to {}",
-                reqwest::Url::parse(&self.address)
-                    .ok()
-                    .and_then(|url| url.host_str().map(str::to_owned))
-                    .unwrap_or_else(|| "?".into())
-            ),
+            TargetKind::Webhook => format!("webhook to {}", self.host()),
         }
+    }
+
+    /// Where it goes, as the records show it: the address, or a webhook's host.
+    pub fn shown_address(&self) -> String {
+        match self.kind {
+            TargetKind::Email => self.address.clone(),
+            TargetKind::Webhook => self.host(),
+        }
+    }
+
+    fn host(&self) -> String {
+        reqwest::Url::parse(&self.address)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into())
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.removed_at.is_none()
     }
 }
 
-/// One notification of one alarm step to one target, and how its sending went.
+/// One notification of one alarm step (or one safeguarding notice) to one target, and how its sending went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub id: Uuid,
-    pub alarm: i64,
-    /// The `alarm_log` entry this tells of.
-    pub step: i64,
+    /// The alarm and the `alarm_log` entry this tells of; `None` for a safeguarding notice.
+    pub alarm: Option<i64>,
+    pub step: Option<i64>,
+    /// The safeguarding notice this tells of.
+    pub notice: Option<i64>,
     pub target: i64,
+    /// Who it was sent to as, at the time: alarm levels ("board,authoriser"), "contact", or "role:dsl".
+    pub audience: String,
     pub created_at: DateTime<Utc>,
     pub attempts: u32,
-    /// `None` once delivered, or once the alarm was acknowledged before it could be.
+    /// `None` once delivered, or once it was stopped (the alarm acknowledged, the target removed).
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
     /// The error of the latest failed attempt, if any.
@@ -283,7 +395,7 @@ pub struct Delivery {
 pub struct DeliveryOutcome {
     pub delivered: usize,
     pub failed: usize,
-    /// Not sent because their alarm was acknowledged first.
+    /// Not sent because their alarm was acknowledged (or their target removed) first.
     pub cancelled: usize,
     /// When the next delivery is due, if any is still waiting.
     pub next_due: Option<DateTime<Utc>>,
@@ -296,7 +408,7 @@ impl DeliveryOutcome {
 }
 
 /// How long to wait before trying again after `failed_attempts` failures in a row: 10 s, 30 s, 1 min,
-/// 2 min, then every 5 min. There is no last try: only an acknowledgement stops it.
+/// 2 min, then every 5 min. There is no last try: only an acknowledgement (or removing the target) stops it.
 pub fn retry_delay(failed_attempts: u32) -> TimeDelta {
     match failed_attempts {
         0 | 1 => TimeDelta::seconds(10),
@@ -307,20 +419,116 @@ pub fn retry_delay(failed_attempts: u32) -> TimeDelta {
     }
 }
 
-/// Records and sends notifications for one store.
+/// One message to hand over: where, and the exact bytes recorded for it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The delivery's id (the webhook's `X-Doorstep-Delivery`, the email's `Message-ID`).
+    pub delivery: Uuid,
+    pub kind: TargetKind,
+    /// The email address or webhook URL.
+    pub address: String,
+    /// The webhook's signing secret.
+    pub secret: Option<String>,
+    pub payload: String,
+}
+
+/// What an attempt's future gives: what the server answered when it accepted the message, or why not.
+pub type Attempted = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>>;
+
+/// How a message leaves the office: the only part of notifying that touches the network. `Ok` only when
+/// the server accepted the message (the SMTP 250 after it; an HTTP 2xx), with its answer in words.
+pub trait Transport: Send + Sync + 'static {
+    fn send(&self, message: Outgoing) -> Attempted;
+}
+
+/// The real transport: SMTP (through lettre) for email, a signed POST for webhooks.
 #[derive(Clone)]
-pub struct Notifier {
-    store: Arc<SqliteStore>,
+pub struct NetTransport {
     config: NotifyConfig,
     /// `config.smtp`, checked and ready to send.
     mailer: Option<smtp::Mailer>,
     http: reqwest::Client,
 }
 
+impl std::fmt::Debug for NetTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetTransport")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetTransport {
+    pub fn new(config: NotifyConfig) -> Result<Self, NotifyError> {
+        let http = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .connect_timeout(WEBHOOK_TIMEOUT)
+            // A redirect is not a delivery: the receiver must answer 2xx at the URL it was given.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("doorstep-office/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(NotifyError::HttpClient)?;
+        let mailer = config.smtp.as_ref().map(smtp::Mailer::new).transpose()?;
+        Ok(Self {
+            config,
+            mailer,
+            http,
+        })
+    }
+
+    /// The sender of email, when an SMTP server is configured.
+    pub fn email_from(&self) -> Option<&str> {
+        self.config.smtp.as_ref().map(|smtp| smtp.from.as_str())
+    }
+}
+
+impl Transport for NetTransport {
+    fn send(&self, message: Outgoing) -> Attempted {
+        let transport = self.clone();
+        Box::pin(async move {
+            match message.kind {
+                TargetKind::Email => {
+                    let mailer = transport.mailer.as_ref().ok_or_else(|| {
+                        "no SMTP server is configured (start the office with --smtp HOST:PORT --smtp-from ADDRESS)"
+                            .to_owned()
+                    })?;
+                    mailer
+                        .send(&message.address, &message.payload)
+                        .await
+                        .map(|()| "accepted by the SMTP server".to_owned())
+                        .map_err(|e| e.to_string())
+                }
+                TargetKind::Webhook => {
+                    let secret = message.secret.as_deref().unwrap_or_default();
+                    webhook::post(
+                        &transport.http,
+                        &message.address,
+                        secret,
+                        &message.delivery,
+                        &message.payload,
+                    )
+                    .await
+                    .map(|status| format!("answered {status}"))
+                    .map_err(|e| e.to_string())
+                }
+            }
+        })
+    }
+}
+
+/// Records and sends notifications for one store.
+#[derive(Clone)]
+pub struct Notifier {
+    store: Arc<SqliteStore>,
+    /// The `From:` recorded in email payloads.
+    email_from: Option<String>,
+    transport: Arc<dyn Transport>,
+}
+
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Notifier")
-            .field("config", &self.config)
+            .field("email_from", &self.email_from)
             .finish_non_exhaustive()
     }
 }
@@ -339,29 +547,34 @@ impl NotifierHandle {
 }
 
 impl Notifier {
+    /// A notifier sending through the network as `config` says.
     pub fn new(store: Arc<SqliteStore>, config: NotifyConfig) -> Result<Self, NotifyError> {
-        let http = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .connect_timeout(WEBHOOK_TIMEOUT)
-            // A redirect is not a delivery: the receiver must answer 2xx at the URL it was given.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("doorstep-office/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(NotifyError::HttpClient)?;
-        let mailer = config.smtp.as_ref().map(smtp::Mailer::new).transpose()?;
-        Ok(Self {
-            store,
-            config,
-            mailer,
-            http,
-        })
+        let transport = NetTransport::new(config)?;
+        let from = transport.email_from().map(str::to_owned);
+        Ok(Self::with_transport(store, from, Arc::new(transport)))
     }
 
-    /// Records one delivery, with its payload, for every alarm step and matching target that has none yet.
-    /// Only open alarms, and only steps no older than the target. Returns how many were recorded.
+    /// A notifier handing its messages to `transport`; `email_from` is the `From:` of the email it records.
+    pub fn with_transport(
+        store: Arc<SqliteStore>,
+        email_from: Option<String>,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
+        Self {
+            store,
+            email_from,
+            transport,
+        }
+    }
+
+    /// Records one delivery, with its payload, for every alarm step (of alarms nobody is handling yet) and
+    /// safeguarding notice, and every matching target that has none yet (only steps no older than the
+    /// target; a notice nobody could be sent yet also goes to a target added after it). Returns how many
+    /// were recorded.
     pub fn record_deliveries(&self, now: DateTime<Utc>) -> Result<usize, NotifyError> {
-        let from = self.config.smtp.as_ref().map(|smtp| smtp.from.as_str());
-        Ok(self.store.record_deliveries(now, from)?)
+        Ok(self
+            .store
+            .record_deliveries(now, self.email_from.as_deref())?)
     }
 
     /// One step of the worker: sends every delivery due at `now` (all at once, each in its own task) and
@@ -444,39 +657,23 @@ impl Notifier {
         Ok(outcome)
     }
 
-    /// Sends one delivery; `Ok` says what the receiver answered.
+    /// Sends one delivery through the transport; `Ok` says what the receiver answered.
     async fn send(&self, delivery: &store::DueDelivery) -> Result<String, String> {
-        match delivery.target.kind {
-            TargetKind::Email => {
-                let mailer = self.mailer.as_ref().ok_or_else(|| {
-                    "no SMTP server is configured (start the office with --smtp HOST:PORT --smtp-from ADDRESS)"
-                        .to_owned()
-                })?;
-                mailer
-                    .send(&delivery.target.address, &delivery.payload)
-                    .await
-                    .map(|()| "accepted by the SMTP server".to_owned())
-                    .map_err(|e| e.to_string())
-            }
-            TargetKind::Webhook => {
-                let secret = delivery.target.secret.as_deref().unwrap_or_default();
-                webhook::post(
-                    &self.http,
-                    &delivery.target.address,
-                    secret,
-                    &delivery.id,
-                    &delivery.payload,
-                )
-                .await
-                .map(|status| format!("answered {status}"))
-                .map_err(|e| e.to_string())
-            }
-        }
+        self.transport
+            .send(Outgoing {
+                delivery: delivery.id,
+                kind: delivery.target.kind,
+                address: delivery.target.address.clone(),
+                secret: delivery.target.secret.clone(),
+                payload: delivery.payload.clone(),
+            })
+            .await
     }
 
     /// Runs the worker on the current runtime: a pass at once (catching up on anything recorded before a
-    /// restart), then one whenever an alarm is raised, escalated or acknowledged, when the next retry is
-    /// due, or when woken.
+    /// restart), then one whenever the board hears of anything (an alarm raised, escalated, acknowledged
+    /// or closed; a visit changed, which is how a safeguarding notice arrives), when the next retry is due,
+    /// or when woken. A pass records and starts sending in the same instant it is woken.
     pub fn spawn(
         self,
         clock: Clock,
@@ -555,17 +752,15 @@ async fn run(
     }
 }
 
-/// Waits for news that may need a notification (or a cancellation). False when the channel has closed.
+/// Waits for news that may need a notification (or a cancellation): anything the board hears, since a
+/// changed visit may carry a safeguarding notice. False when the channel has closed.
 async fn next_alarm_news(board: &mut Option<broadcast::Receiver<BoardEvent>>) -> bool {
     let Some(receiver) = board else {
         return std::future::pending().await;
     };
-    loop {
-        match receiver.recv().await {
-            Ok(BoardEvent::VisitChanged { .. }) => continue,
-            // Missed announcements are harmless: a pass works from the store.
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return true,
-            Err(broadcast::error::RecvError::Closed) => return false,
-        }
+    match receiver.recv().await {
+        // Missed announcements are harmless: a pass works from the store.
+        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+        Err(broadcast::error::RecvError::Closed) => false,
     }
 }

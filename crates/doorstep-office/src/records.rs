@@ -20,10 +20,13 @@ use doorstep_core::domain::Visit;
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, CancelReason, DuressVia, VisitEvent, VisitState};
-use doorstep_core::schedule::Expecting;
+use doorstep_core::schedule::{AlarmLevel, Expecting};
 use serde::Serialize;
 
-use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry};
+use crate::alarms::{step, Alarm, AlarmKind, AlarmLogEntry};
+use crate::notices::Notice;
+use crate::notify::Delivery;
+use crate::reach;
 use crate::store::{
     parse_id, school_and_policy, SqliteStore, StoreError, StoredEvent, OFFICE_DEVICE,
 };
@@ -41,15 +44,24 @@ pub enum Source {
     Office,
 }
 
-/// One step in an alarm's life, as the alarm log names it.
+/// One step in an alarm's life, as the alarm log names it: what the office did, and how each delivery went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmStep {
     Raised,
-    AuthoriserTold,
-    AuthoriserReminded,
+    /// Nobody acknowledged it in time: it reached a higher level.
+    ReachedLevel,
+    /// Still not acknowledged at the top level: sent again there.
+    Reminded,
+    /// No notification target covered the level it reached.
+    NobodyToTell,
     ContactResumed,
     Acknowledged,
+    Closed,
+    /// A delivery was accepted by its receiver.
+    Notified,
+    NotificationFailed,
+    NotificationCancelled,
     /// A step this version does not know by name (written by a newer office), kept rather than dropped.
     Other(String),
 }
@@ -57,11 +69,16 @@ pub enum AlarmStep {
 impl AlarmStep {
     fn from_log(what: &str) -> Self {
         match what {
-            "raised" => AlarmStep::Raised,
-            "authoriser_told" => AlarmStep::AuthoriserTold,
-            "authoriser_reminded" => AlarmStep::AuthoriserReminded,
-            "contact_resumed" => AlarmStep::ContactResumed,
-            "acknowledged" => AlarmStep::Acknowledged,
+            step::RAISED => AlarmStep::Raised,
+            step::REACHED_LEVEL => AlarmStep::ReachedLevel,
+            step::REMINDED => AlarmStep::Reminded,
+            step::NOBODY_TO_TELL => AlarmStep::NobodyToTell,
+            step::CONTACT_RESUMED => AlarmStep::ContactResumed,
+            step::ACKNOWLEDGED => AlarmStep::Acknowledged,
+            step::CLOSED => AlarmStep::Closed,
+            step::NOTIFIED => AlarmStep::Notified,
+            step::NOTIFICATION_FAILED => AlarmStep::NotificationFailed,
+            step::NOTIFICATION_CANCELLED => AlarmStep::NotificationCancelled,
             other => AlarmStep::Other(other.to_owned()),
         }
     }
@@ -193,13 +210,17 @@ impl Timeline {
             };
             let kind_step = AlarmStep::from_log(&step.what);
             let (who, what) = alarm_words(alarm, &kind_step, step, &name);
+            let note = match kind_step {
+                AlarmStep::Closed => alarm.close_note.clone(),
+                _ => None,
+            };
             entries.push(TimelineEntry {
                 office_time: step.at,
                 device_time: None,
                 source: Source::Office,
                 who,
                 what,
-                note: None,
+                note,
                 item: TimelineItem::Alarm {
                     alarm: alarm.id,
                     kind: alarm.kind,
@@ -423,7 +444,8 @@ fn alarm_name(alarm: &Alarm, name: &dyn Fn(&StaffId) -> String) -> String {
     }
 }
 
-/// An alarm step in plain words: who took it (for an acknowledgement) and what happened.
+/// An alarm step in plain words: who took it (for an acknowledgement or a close) and what the office did.
+/// Who was told is never said here except from a delivery's own line.
 fn alarm_words(
     alarm: &Alarm,
     step: &AlarmStep,
@@ -440,22 +462,16 @@ fn alarm_words(
                 }
                 AlarmKind::Duress => format!("raised on the phone at {}", clock(alarm.due_at)),
             };
-            (None, format!("{capitalised} raised: {why}"))
+            let at_once = match entry.level {
+                Some(AlarmLevel::Authoriser) => "; at the authoriser's level at once",
+                Some(AlarmLevel::Further) => "; at the further contacts' level at once",
+                _ => "",
+            };
+            (None, format!("{capitalised} raised: {why}{at_once}"))
         }
-        // Duress is told to the authoriser in the same instant it is raised; an overdue alarm only when the
-        // office has not acknowledged it in time.
-        AlarmStep::AuthoriserTold if entry.at == alarm.raised_at => (
-            None,
-            format!("{capitalised}: sent straight to the authoriser"),
-        ),
-        AlarmStep::AuthoriserTold => (
-            None,
-            format!("{capitalised}: not acknowledged at the office, so the authoriser is told"),
-        ),
-        AlarmStep::AuthoriserReminded => (
-            None,
-            format!("{capitalised}: still not acknowledged, the authoriser is reminded"),
-        ),
+        AlarmStep::ReachedLevel => (None, format!("{capitalised}: {}", entry.detail)),
+        AlarmStep::Reminded => (None, format!("{capitalised}: {}", entry.detail)),
+        AlarmStep::NobodyToTell => (None, format!("{capitalised}: {}", entry.detail)),
         AlarmStep::ContactResumed => (
             None,
             format!("{capitalised}: the staff were heard from again"),
@@ -467,7 +483,31 @@ fn alarm_words(
                     .clone()
                     .unwrap_or_else(|| "someone".to_owned()),
             ),
-            format!("acknowledged the {alarm_name}"),
+            format!("acknowledged the {alarm_name}: handling it"),
+        ),
+        AlarmStep::Closed => (
+            Some(
+                alarm
+                    .closed_by
+                    .clone()
+                    .unwrap_or_else(|| "someone".to_owned()),
+            ),
+            match alarm.outcome {
+                Some(outcome) => format!(
+                    "closed the {alarm_name}: {}",
+                    outcome.label().to_lowercase()
+                ),
+                None => format!("closed the {alarm_name}"),
+            },
+        ),
+        AlarmStep::Notified => (None, format!("{capitalised}: delivered: {}", entry.detail)),
+        AlarmStep::NotificationFailed => (
+            None,
+            format!("{capitalised}: delivery failed: {}", entry.detail),
+        ),
+        AlarmStep::NotificationCancelled => (
+            None,
+            format!("{capitalised}: delivery stopped: {}", entry.detail),
         ),
         AlarmStep::Other(what) => (None, format!("{capitalised}: {what} ({})", entry.detail)),
     }
@@ -481,13 +521,49 @@ fn capitalise(text: &str) -> String {
     }
 }
 
-/// One visit with everything the records need: what was planned, its state, its timeline and its alarms.
+/// One visit with everything the records need: what was planned, its state, its timeline, its alarms and
+/// safeguarding notices, and who was told of each (from the deliveries, in the records' UTC words).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct VisitRecord {
     pub visit: Visit,
     pub state: VisitState,
     pub timeline: Timeline,
     pub alarms: Vec<Alarm>,
+    /// Who was told of each alarm: (alarm id, lines).
+    pub alarms_told: Vec<(i64, Vec<String>)>,
+    /// Alarms whose reach included a level nobody could be told at, or a delivery that never landed.
+    pub alarms_not_reached: Vec<i64>,
+    /// Alarms that reached someone outside the board (a delivery accepted).
+    pub alarms_delivered: Vec<i64>,
+    pub notices: Vec<NoticeRecord>,
+    /// The school's record system, as its policy names it (`Policy::record_system`): the write-up's title
+    /// says where it goes.
+    pub record_system: String,
+}
+
+/// A safeguarding notice and where it went, in the records' words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct NoticeRecord {
+    pub notice: Notice,
+    /// "Sent to the designated safeguarding lead (dsl@…) 14:02 UTC by email, delivered", or why not.
+    pub told: Vec<String>,
+    /// At least one delivery was accepted by its receiver.
+    pub passed_on: bool,
+}
+
+/// A time as the records write it: "14:02 UTC".
+fn utc(at: DateTime<Utc>) -> String {
+    clock(at)
+}
+
+/// Who was told of an alarm, as the records say it.
+pub(crate) fn alarm_record_words(line: &reach::Line) -> String {
+    reach::words(line, &utc, "Nobody outside the board could be told")
+}
+
+/// Where a notice went, as the records say it.
+pub(crate) fn notice_record_words(line: &reach::Line) -> String {
+    reach::words(line, &utc, "Not yet passed on")
 }
 
 impl SqliteStore {
@@ -507,18 +583,63 @@ impl SqliteStore {
         };
         let log = self.alarm_log(visit)?;
         let alarms = self.alarms_for_visit(visit)?;
+        let notices = self.notices_for_visit(visit)?;
+        let deliveries: Vec<Delivery> = self.deliveries_for_visit(visit)?;
         let events = self.events_for_visit(visit)?;
         let names = self.staff_names(&planned.school)?;
+        let record_system = self.policy(&planned.school)?.record_system;
         let state = lifecycle::replay(
             VisitState::new(planned.staff_ids()),
             events.iter().map(|stored| &stored.envelope),
         );
         let timeline = Timeline::build(visit.clone(), &events, &alarms, &log, &names);
+        let context = self.reach_context(&planned.school, Some(visit))?;
+        let mut alarms_told = Vec::new();
+        let (mut alarms_not_reached, mut alarms_delivered) = (Vec::new(), Vec::new());
+        for alarm in &alarms {
+            let lines = context.alarm_lines(alarm, &log, &deliveries);
+            if lines.iter().any(reach::needs_action) {
+                alarms_not_reached.push(alarm.id);
+            }
+            if lines
+                .iter()
+                .any(|l| matches!(l, reach::Line::Told(t) if matches!(t.sent, reach::Sent::Delivered(_))))
+            {
+                alarms_delivered.push(alarm.id);
+            }
+            alarms_told.push((alarm.id, lines.iter().map(alarm_record_words).collect()));
+        }
+        let notices = notices
+            .into_iter()
+            .map(|notice| {
+                let lines = context.notice_lines(&notice, &deliveries);
+                NoticeRecord {
+                    passed_on: lines.iter().any(|l| {
+                        matches!(l, reach::Line::Told(t) if matches!(t.sent, reach::Sent::Delivered(_)))
+                    }),
+                    told: lines
+                        .iter()
+                        .map(|line| match line {
+                            reach::Line::Told(_) => {
+                                format!("Passed on: {}", notice_record_words(line))
+                            }
+                            _ => notice_record_words(line),
+                        })
+                        .collect(),
+                    notice,
+                }
+            })
+            .collect();
         Ok(Some(VisitRecord {
             visit: planned,
             state,
             timeline,
             alarms,
+            alarms_told,
+            alarms_not_reached,
+            alarms_delivered,
+            notices,
+            record_system,
         }))
     }
 

@@ -211,6 +211,7 @@ pub fn table() -> Vec<Route> {
         Route::get("/board/fragment", BoardLive, board::fragment),
         Route::get("/board/events", BoardLive, board::events),
         Route::post("/alarms/{id}/acknowledge", Board, board::acknowledge),
+        Route::post("/alarms/{id}/close", Board, board::close),
         Route::get("/visits/{id}", Board, visit::visit_page),
         Route::post("/visits/{id}/duress-heard", Board, visit::duress_heard),
         // Requesting and authorising visits; attendance.
@@ -250,6 +251,21 @@ pub fn table() -> Vec<Route> {
         Route::post("/admin/import/{kind}", Admin, admin::imports::import),
         Route::get("/admin/policy", Admin, admin::policy::policy_get),
         Route::post("/admin/policy", Admin, admin::policy::policy_post),
+        Route::get(
+            "/admin/notifications",
+            Admin,
+            admin::notifications::notifications_page,
+        ),
+        Route::post(
+            "/admin/notifications",
+            Admin,
+            admin::notifications::add_target,
+        ),
+        Route::post(
+            "/admin/notifications/{id}/remove",
+            Admin,
+            admin::notifications::remove_target,
+        ),
     ]
 }
 

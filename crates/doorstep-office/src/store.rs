@@ -4,7 +4,7 @@
 //! A batch of events is checked and stored in one transaction: either every event is acceptable and the new
 //! ones are stored (with each affected visit's state rebuilt through the core lifecycle), or nothing changes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -45,13 +45,27 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         "V8__trusted_time",
         include_str!("../migrations/V8__trusted_time.sql"),
     ),
-    // V9 and V10 are another branch's; versions are names, and refinery applies them in version order.
+    (
+        "V9__honest_reach",
+        include_str!("../migrations/V9__honest_reach.sql"),
+    ),
+    (
+        "V10__contact_email",
+        include_str!("../migrations/V10__contact_email.sql"),
+    ),
     ("V11__audit", include_str!("../migrations/V11__audit.sql")),
     (
         "V12__visit_versions",
         include_str!("../migrations/V12__visit_versions.sql"),
     ),
 ];
+
+/// The most events one phone may record for one visit, apart from its alerts: a whole visit, with every
+/// check-in of a long day, is well under a hundred; more is a broken or hostile phone growing the visit
+/// without limit (and every phone on it would be sent all of it).
+pub const MAX_EVENTS_PER_DEVICE_AND_VISIT: i64 = 500;
+/// Alerts are never refused for the quota above, up to this many more per phone and visit.
+pub const MAX_ALERTS_PER_DEVICE_AND_VISIT: i64 = 50;
 
 /// The device id under which the office records its own decisions (authorisations and the rest).
 pub const OFFICE_DEVICE: &str = "office";
@@ -131,11 +145,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (or creates) `office.sqlite3` in `data_dir`, checks its integrity and migrates it.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        let path = data_dir.join("office.sqlite3");
+        keep_private(data_dir, &path).map_err(|source| StoreError::DataDir {
             path: data_dir.to_owned(),
             source,
         })?;
-        let path = data_dir.join("office.sqlite3");
         let mut conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -269,7 +283,7 @@ impl SqliteStore {
     ) -> Result<EventEnvelope, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let envelope = record_decision(&tx, visit, command, now)?;
+        let envelope = record_office_event_in(&tx, visit, command, now)?;
         if let Some(change) = versions::Change::for_event(&envelope.event) {
             versions::add_version(
                 &tx,
@@ -348,12 +362,48 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(events.len());
         let mut rejections = Vec::new();
         let mut touched = BTreeSet::new();
+        let policy = school_policy(&tx, &device.school)?;
+        // How many events (and alerts) this phone holds per visit, counted once per batch.
+        let mut held: HashMap<VisitId, (i64, i64)> = HashMap::new();
         for envelope in events {
             let trusted_at = trusted_time(envelope.recorded_at, device_time, now);
-            match check_and_store(&tx, device, envelope, trusted_at, now) {
+            let counts = match held.get(&envelope.visit) {
+                Some(counts) => *counts,
+                None => {
+                    let counts = events_held(&tx, &device.id, &envelope.visit)?;
+                    held.insert(envelope.visit.clone(), counts);
+                    counts
+                }
+            };
+            let urgent = envelope.event.is_urgent();
+            let over_quota = if urgent {
+                counts.1 >= MAX_ALERTS_PER_DEVICE_AND_VISIT
+            } else {
+                counts.0 - counts.1 >= MAX_EVENTS_PER_DEVICE_AND_VISIT
+            };
+            let outcome = if over_quota && !already_stored(&tx, envelope)? {
+                Err(refuse(
+                    envelope,
+                    format!(
+                        "this phone has already recorded {} events for visit {}, more than any visit needs; \
+                         nothing more is taken for it (ring the office)",
+                        counts.0, envelope.visit
+                    ),
+                ))
+            } else {
+                check_and_store(&tx, device, envelope, trusted_at, now)
+            };
+            match outcome {
                 Ok(outcome) => {
                     if outcome == EventOutcome::Stored {
                         touched.insert(envelope.visit.clone());
+                        // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be
+                        // passed on, in the same transaction as the event that carries it.
+                        crate::notices::note_in(&tx, envelope, &policy, now)?;
+                        if let Some(counts) = held.get_mut(&envelope.visit) {
+                            counts.0 += 1;
+                            counts.1 += i64::from(urgent);
+                        }
                     }
                     results.push(EventResult {
                         id: envelope.id,
@@ -658,6 +708,56 @@ fn check_and_store(
     Ok(EventOutcome::Stored)
 }
 
+/// Creates the data folder readable only by the office's own user, and the database file likewise before
+/// SQLite opens it (SQLite gives the write-ahead log and shared-memory files the database file's mode). An
+/// existing folder or file is tightened to the same.
+fn keep_private(data_dir: &Path, database: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(database)?;
+        for file in [
+            database.to_owned(),
+            database.with_extension("sqlite3-wal"),
+            database.with_extension("sqlite3-shm"),
+        ] {
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many events, and how many of them alerts, `device` has stored for `visit`.
+fn events_held(
+    tx: &Transaction<'_>,
+    device: &DeviceId,
+    visit: &VisitId,
+) -> Result<(i64, i64), StoreError> {
+    Ok(tx.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(json_extract(body, '$.event.type') = 'duress_raised'), 0)
+         FROM events WHERE device_id = ?1 AND visit_id = ?2",
+        params![device.as_str(), visit.as_str()],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
+}
+
+/// Whether this very event is already stored (a resend is always acknowledged, over quota or not).
+fn already_stored(tx: &Transaction<'_>, envelope: &EventEnvelope) -> Result<bool, StoreError> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1)",
+        [envelope.id.to_string()],
+        |row| row.get(0),
+    )?)
+}
+
 fn insert_event(
     tx: &Transaction<'_>,
     envelope: &EventEnvelope,
@@ -718,7 +818,7 @@ pub(crate) fn visit_school(conn: &Connection, visit: &VisitId) -> Result<SchoolI
 
 /// Checks an office decision against the visit's state and the school's policy, stores its event(s) and
 /// their audit entries, and rebuilds the visit's state; the caller commits. Returns the last event.
-pub(crate) fn record_decision(
+pub(crate) fn record_office_event_in(
     tx: &Transaction<'_>,
     visit: &VisitId,
     command: &lifecycle::Command,

@@ -17,8 +17,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::requests::Timing;
 use crate::store::{
-    check_dbs, parse_id, record_decision, school_policy, visit_school, visit_state, SqliteStore,
-    StoreError,
+    check_dbs, parse_id, record_office_event_in, school_policy, visit_school, visit_state,
+    SqliteStore, StoreError,
 };
 
 /// What a version changed. Stored by [`Change::name`].
@@ -299,7 +299,7 @@ impl SqliteStore {
                 )
             }
         };
-        let envelope = record_decision(&tx, visit, &command, now)?;
+        let envelope = record_office_event_in(&tx, visit, &command, now)?;
         tx.execute(
             "UPDATE visits SET body = ?2, agreed_time = ?3 WHERE id = ?1",
             params![

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use doorstep_core::lifecycle::{apply, CancelReason, VisitEvent, VisitState, WriteUp};
-use doorstep_core::policy::Preset;
+use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::schedule::{
     deadlines, next_deadline, next_escalation, next_missed_after, AlarmLevel, Deadline, Expecting,
 };
@@ -237,17 +237,41 @@ fn a_long_visit_checks_in_hourly() {
 }
 
 #[test]
-fn an_unacknowledged_alarm_reaches_the_authoriser_then_reminds_them() {
-    let policy = Preset::PrimaryHeadteacher.policy();
-    let raised: DateTime<Utc> = at_min(0);
+fn an_unacknowledged_alarm_reaches_the_authoriser_then_the_further_contacts_then_reminds_them() {
+    // (escalate_to_authoriser_after, escalate_further_after): the presets' 5 and 10, then other numbers,
+    // so each step is seen to follow its own policy field.
+    for (to_authoriser, further) in [(5, 10), (7, 3)] {
+        let mut policy = Preset::PrimaryHeadteacher.policy();
+        policy.escalate_to_authoriser_after = PolicyMinutes::new(to_authoriser).unwrap();
+        policy.escalate_further_after = PolicyMinutes::new(further).unwrap();
+        let raised: DateTime<Utc> = at_min(0);
+        let reached_authoriser = next_escalation(AlarmLevel::Board, raised, raised, &policy);
+        assert_eq!(reached_authoriser, at_min(to_authoriser.into()));
+        assert_eq!(AlarmLevel::Board.next(), AlarmLevel::Authoriser);
+        let reached_further =
+            next_escalation(AlarmLevel::Authoriser, raised, reached_authoriser, &policy);
+        assert_eq!(reached_further, at_min((to_authoriser + further).into()));
+        assert_eq!(AlarmLevel::Authoriser.next(), AlarmLevel::Further);
+        // At the top it stays, reminding every `escalate_further_after`.
+        assert_eq!(
+            next_escalation(AlarmLevel::Further, raised, reached_further, &policy),
+            at_min((to_authoriser + 2 * further).into())
+        );
+        assert_eq!(AlarmLevel::Further.next(), AlarmLevel::Further);
+    }
+    // Duress starts at the authoriser's level: the further contacts come `escalate_further_after` on.
+    let policy = Preset::AcademySafeguardingLead.policy();
     assert_eq!(
-        next_escalation(AlarmLevel::Board, raised, raised, &policy),
-        at_min(5)
-    );
-    assert_eq!(
-        next_escalation(AlarmLevel::Authoriser, raised, at_min(5), &policy),
+        next_escalation(AlarmLevel::Authoriser, at_min(0), at_min(0), &policy),
         at_min(10)
     );
+    for level in [
+        AlarmLevel::Board,
+        AlarmLevel::Authoriser,
+        AlarmLevel::Further,
+    ] {
+        assert_eq!(AlarmLevel::parse(level.name()), Some(level));
+    }
 }
 
 #[test]

@@ -1,32 +1,65 @@
 //! What a notification says and to whom: which alarm steps notify which levels, the email message (subject,
-//! headers, plain-text body) and the webhook's JSON body with its signature. Pure functions of the stored
-//! alarm, visit and school.
+//! headers, plain-text body) and the webhook's JSON body with its signature, for alarm steps and for
+//! safeguarding notices. Pure functions of the stored alarm (or notice), visit and school.
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::{School, Visit};
+use doorstep_core::domain::{Role, School, Visit};
 use doorstep_core::schedule::AlarmLevel;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::alarms::{Alarm, AlarmKind};
+use crate::alarms::{step, Alarm, AlarmKind};
+use crate::notices::{Notice, NoticeKind};
 
-/// Who a step of an alarm's history is for.
+/// Which alarm levels a step of an alarm's history is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Audience {
     pub board: bool,
     pub authoriser: bool,
+    pub further: bool,
 }
 
 impl Audience {
-    pub fn includes(self, wants: super::WantedLevels) -> bool {
-        (self.board && wants.board) || (self.authoriser && wants.authoriser)
+    /// Every level up to and including `level`.
+    fn up_to(level: AlarmLevel) -> Self {
+        Self {
+            board: true,
+            authoriser: level >= AlarmLevel::Authoriser,
+            further: level >= AlarmLevel::Further,
+        }
     }
 
+    fn only(level: AlarmLevel) -> Self {
+        Self {
+            board: level == AlarmLevel::Board,
+            authoriser: level == AlarmLevel::Authoriser,
+            further: level == AlarmLevel::Further,
+        }
+    }
+
+    /// The levels of this audience a target wants, as stored with its delivery ("board,authoriser"), or
+    /// `None` when it wants none of them.
+    pub fn for_target(self, wants: super::WantedLevels) -> Option<String> {
+        let names: Vec<&str> = [
+            (self.board && wants.board, AlarmLevel::Board),
+            (self.authoriser && wants.authoriser, AlarmLevel::Authoriser),
+            (self.further && wants.further, AlarmLevel::Further),
+        ]
+        .into_iter()
+        .filter(|(yes, _)| *yes)
+        .map(|(_, level)| level.name())
+        .collect();
+        (!names.is_empty()).then(|| names.join(","))
+    }
+
+    /// The highest level of the audience.
     pub fn level(self) -> AlarmLevel {
-        if self.authoriser {
+        if self.further {
+            AlarmLevel::Further
+        } else if self.authoriser {
             AlarmLevel::Authoriser
         } else {
             AlarmLevel::Board
@@ -39,31 +72,25 @@ impl Audience {
 pub(crate) struct Step {
     pub id: i64,
     pub what: String,
+    pub level: Option<AlarmLevel>,
     pub at: DateTime<Utc>,
     pub detail: String,
 }
 
-/// The steps of one alarm's history that notify someone, each with its audience. "raised" tells the board;
-/// an alarm raised straight at the authoriser logs "authoriser_told" at the very moment it is raised, and
-/// that is folded into the raise (one message, to both audiences) rather than sent twice. Later
-/// "authoriser_told" and "authoriser_reminded" tell the authoriser.
+/// The steps of one alarm's history that notify someone, each with its audience: "raised" tells every
+/// level up to the one it was raised at (one message for a duress raised at the authoriser's level);
+/// "reached_level" tells the level reached; "reminded" tells the levels beyond the board up to its own.
 pub(crate) fn notifying_steps(history: &[Step]) -> Vec<(&Step, Audience)> {
-    let raised_at = history.iter().find(|s| s.what == "raised").map(|s| s.at);
-    let straight_to_authoriser = history
-        .iter()
-        .any(|s| s.what == "authoriser_told" && Some(s.at) == raised_at);
     history
         .iter()
         .filter_map(|step| {
+            let level = step.level.unwrap_or(AlarmLevel::Board);
             let audience = match step.what.as_str() {
-                "raised" => Audience {
-                    board: true,
-                    authoriser: straight_to_authoriser,
-                },
-                "authoriser_told" if Some(step.at) == raised_at => return None,
-                "authoriser_told" | "authoriser_reminded" => Audience {
+                step::RAISED => Audience::up_to(level),
+                step::REACHED_LEVEL => Audience::only(level),
+                step::REMINDED => Audience {
                     board: false,
-                    authoriser: true,
+                    ..Audience::up_to(level)
                 },
                 _ => return None,
             };
@@ -72,14 +99,16 @@ pub(crate) fn notifying_steps(history: &[Step]) -> Vec<(&Step, Audience)> {
         .collect()
 }
 
-/// Everything a notification is made from.
+/// Everything an alarm step's notification is made from.
 #[derive(Debug, Clone)]
-pub(crate) struct Notice {
+pub(crate) struct AlarmMessage {
     pub alarm: Alarm,
     /// What the alarm is about, as its "raised" step says it.
     pub alarm_detail: String,
     pub step: Step,
     pub audience: Audience,
+    /// Sent to the visit's own responsible contact.
+    pub to_contact: bool,
     pub visit: Visit,
     pub school: School,
 }
@@ -91,35 +120,41 @@ fn kind_name(kind: AlarmKind) -> &'static str {
     }
 }
 
-fn level_name(level: AlarmLevel) -> &'static str {
-    match level {
-        AlarmLevel::Board => "board",
-        AlarmLevel::Authoriser => "authoriser",
-    }
-}
-
 /// The subject: the alarm, the visit id and what happened, never the pupil's name.
-pub(crate) fn email_subject(notice: &Notice) -> String {
+pub(crate) fn email_subject(message: &AlarmMessage) -> String {
     format!(
         "Doorstep ALARM: {} on visit {} — {}",
-        kind_name(notice.alarm.kind),
-        notice.visit.id,
-        notice.alarm_detail
+        kind_name(message.alarm.kind),
+        message.visit.id,
+        message.alarm_detail
     )
+}
+
+/// What the office did at this step, in words (the step's own log line, without claims about anyone told).
+fn step_words(step: &Step) -> String {
+    match (step.what.as_str(), step.level) {
+        (step::RAISED, Some(level)) if level != AlarmLevel::Board => {
+            format!(
+                "raised on the office board at the {} level at once",
+                level.name()
+            )
+        }
+        (step::RAISED, _) => "raised on the office board".to_owned(),
+        _ => step.detail.clone(),
+    }
 }
 
 /// The plain-text body: what happened, where, and who to ring. No pupil name: mail servers that are not the
 /// school's store it and pass it on.
-pub(crate) fn email_body(notice: &Notice, delivery: &Uuid) -> String {
-    let step = &notice.step;
-    let now_text = if step.what == "raised" {
-        if notice.audience.authoriser {
-            "raised on the office board, and the authoriser is told".to_owned()
-        } else {
-            "raised on the office board".to_owned()
-        }
+pub(crate) fn email_body(message: &AlarmMessage, delivery: &Uuid) -> String {
+    let step = &message.step;
+    let why = if message.to_contact {
+        "the responsible contact for this visit outside school hours".to_owned()
     } else {
-        step.detail.clone()
+        format!(
+            "a contact for alarms at the {} level",
+            message.audience.level().name()
+        )
     };
     let mut body = format!(
         "Doorstep ALARM: {kind} on visit {visit}\n\
@@ -127,44 +162,108 @@ pub(crate) fn email_body(notice: &Notice, delivery: &Uuid) -> String {
          What: {detail}\n\
          Now: {now_text} ({at})\n\
          Level: {level}\n\
+         Sent to you as: {why}\n\
          \n\
          Where: {address}\n\
          Visit: {visit}, {purpose}, agreed for {agreed}\n\
          \n\
          Staff on the visit:\n",
-        kind = kind_name(notice.alarm.kind),
-        visit = notice.visit.id,
-        detail = notice.alarm_detail,
+        kind = kind_name(message.alarm.kind),
+        visit = message.visit.id,
+        detail = message.alarm_detail,
+        now_text = step_words(step),
         at = step.at.format("%H:%M:%S UTC"),
-        level = level_name(notice.audience.level()),
-        address = notice.visit.address.one_line(),
-        purpose = notice.visit.purpose.label(),
-        agreed = notice.visit.agreed_time.format("%Y-%m-%d %H:%M UTC"),
+        level = message.alarm.level.name(),
+        address = message.visit.address.one_line(),
+        purpose = message.visit.purpose.label(),
+        agreed = message.visit.agreed_time.format("%Y-%m-%d %H:%M UTC"),
     );
-    for member in &notice.visit.staff {
+    for member in &message.visit.staff {
         body.push_str(&format!("  {}: {}\n", member.name, member.phone));
     }
     body.push_str(&format!(
         "\nSchool: {}, office {}\n\
          \n\
-         Acknowledge the alarm at the office once someone has taken charge of it. If the staff cannot be\n\
+         Ring the office first: whoever takes charge acknowledges the alarm there. If the staff cannot be\n\
          reached, the authoriser decides whether to call the police.\n\
          \n\
          Doorstep office: alarm {}, notification {}\n",
-        notice.school.name, notice.school.office_phone, notice.alarm.id, delivery
+        message.school.name, message.school.office_phone, message.alarm.id, delivery
     ));
     body
 }
 
-/// The whole message as handed to the SMTP server: headers, a blank line, the body, CRLF throughout.
-pub(crate) fn email_message(
-    notice: &Notice,
+/// What a safeguarding notice's notification is made from.
+#[derive(Debug, Clone)]
+pub(crate) struct NoticeMessage {
+    pub notice: Notice,
+    /// Who sent it in, by name.
+    pub raised_by: String,
+    pub visit: Visit,
+    pub school: School,
+}
+
+fn notice_words(kind: NoticeKind) -> &'static str {
+    match kind {
+        NoticeKind::SafeguardingConcern => "a safeguarding concern",
+        NoticeKind::Incident => "an incident",
+        NoticeKind::FeltUnsafe => "a visit cancelled because staff felt unsafe",
+    }
+}
+
+/// The subject of a notice: what kind, and the visit id; never its words or the pupil's name.
+pub(crate) fn notice_subject(message: &NoticeMessage) -> String {
+    format!(
+        "Doorstep: {} on visit {}",
+        notice_words(message.notice.kind),
+        message.visit.id
+    )
+}
+
+/// The body of a notice: that it was raised, by whom, when, and where to read it. The words themselves stay
+/// in the office's records: this travels through other people's mail servers.
+pub(crate) fn notice_body(message: &NoticeMessage, delivery: &Uuid) -> String {
+    let notice = &message.notice;
+    let what = match notice.kind {
+        NoticeKind::SafeguardingConcern => "flagged a safeguarding concern in the write-up of",
+        NoticeKind::Incident => "reported an incident in the write-up of",
+        NoticeKind::FeltUnsafe => "cancelled, feeling unsafe, and wrote why, on",
+    };
+    format!(
+        "Doorstep: {kind} on visit {visit}\n\
+         \n\
+         {who} {what} visit {visit} ({purpose}, agreed for {agreed}). The office received it at {at}.\n\
+         \n\
+         Sent to you as: the {role}, whom the school's policy says is told at once.\n\
+         \n\
+         The words are kept at the office, not in this message: open the visit's record there (the write-up\n\
+         for {school}'s record system).\n\
+         \n\
+         School: {school}, office {phone}\n\
+         Doorstep office: notice {id}, notification {delivery}\n",
+        kind = notice_words(notice.kind),
+        visit = message.visit.id,
+        who = message.raised_by,
+        purpose = message.visit.purpose.label(),
+        agreed = message.visit.agreed_time.format("%Y-%m-%d %H:%M UTC"),
+        at = notice.raised_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        role = notice.role.label(),
+        school = message.school.name,
+        phone = message.school.office_phone,
+        id = notice.id,
+    )
+}
+
+/// An email message, whole: headers, a blank line, the body, CRLF throughout.
+pub(crate) fn email(
+    subject: &str,
+    body: &str,
     from: &str,
     to: &str,
     delivery: &Uuid,
     now: DateTime<Utc>,
 ) -> String {
-    let body = crlf(&email_body(notice, delivery));
+    let body = crlf(body);
     let domain = from
         .rsplit_once('@')
         .map(|(_, domain)| domain)
@@ -172,7 +271,7 @@ pub(crate) fn email_message(
     let headers = [
         format!("From: Doorstep office <{from}>"),
         format!("To: <{to}>"),
-        format!("Subject: {}", encode_header_text(&email_subject(notice))),
+        format!("Subject: {}", encode_header_text(subject)),
         format!("Date: {}", now.to_rfc2822()),
         format!("Message-ID: <{delivery}@{domain}>"),
         "MIME-Version: 1.0".to_owned(),
@@ -185,6 +284,42 @@ pub(crate) fn email_message(
         format!("X-Doorstep-Delivery: {delivery}"),
     ];
     format!("{}\r\n\r\n{body}", headers.join("\r\n"))
+}
+
+/// An alarm step's whole email message, as handed to the SMTP server.
+pub(crate) fn email_message(
+    message: &AlarmMessage,
+    from: &str,
+    to: &str,
+    delivery: &Uuid,
+    now: DateTime<Utc>,
+) -> String {
+    email(
+        &email_subject(message),
+        &email_body(message, delivery),
+        from,
+        to,
+        delivery,
+        now,
+    )
+}
+
+/// A notice's whole email message.
+pub(crate) fn notice_email(
+    message: &NoticeMessage,
+    from: &str,
+    to: &str,
+    delivery: &Uuid,
+    now: DateTime<Utc>,
+) -> String {
+    email(
+        &notice_subject(message),
+        &notice_body(message, delivery),
+        from,
+        to,
+        delivery,
+        now,
+    )
 }
 
 /// Every line break as CRLF, as SMTP wants; a stray CR or LF in stored text cannot start a header.
@@ -232,6 +367,9 @@ pub(crate) fn encode_header_text(text: &str) -> String {
 struct WebhookBody<'a> {
     alarm: WebhookAlarm<'a>,
     step: WebhookStep<'a>,
+    /// Who this target is sent it as: alarm levels ("board", "authoriser", "further"), or "contact" (the
+    /// visit's responsible contact).
+    audience: Vec<&'static str>,
     visit_id: &'a str,
     school: &'a School,
     address: String,
@@ -256,6 +394,7 @@ struct WebhookAlarm<'a> {
 struct WebhookStep<'a> {
     id: i64,
     what: &'a str,
+    level: Option<&'static str>,
     at: DateTime<Utc>,
     detail: &'a str,
 }
@@ -266,31 +405,46 @@ struct StaffContact<'a> {
     phone: &'a str,
 }
 
-/// The webhook's JSON body. Like the email, it names no pupil.
+/// An alarm step's webhook JSON body. Like the email, it names no pupil.
 pub(crate) fn webhook_body(
-    notice: &Notice,
+    message: &AlarmMessage,
     now: DateTime<Utc>,
 ) -> Result<String, serde_json::Error> {
+    let audience = if message.to_contact {
+        vec!["contact"]
+    } else {
+        [
+            (message.audience.board, AlarmLevel::Board),
+            (message.audience.authoriser, AlarmLevel::Authoriser),
+            (message.audience.further, AlarmLevel::Further),
+        ]
+        .into_iter()
+        .filter(|(yes, _)| *yes)
+        .map(|(_, level)| level.name())
+        .collect()
+    };
     serde_json::to_string(&WebhookBody {
         alarm: WebhookAlarm {
-            id: notice.alarm.id,
-            kind: kind_name(notice.alarm.kind),
-            level: level_name(notice.audience.level()),
-            about: &notice.alarm.about,
-            detail: &notice.alarm_detail,
-            due_at: notice.alarm.due_at,
-            raised_at: notice.alarm.raised_at,
+            id: message.alarm.id,
+            kind: kind_name(message.alarm.kind),
+            level: message.alarm.level.name(),
+            about: &message.alarm.about,
+            detail: &message.alarm_detail,
+            due_at: message.alarm.due_at,
+            raised_at: message.alarm.raised_at,
         },
         step: WebhookStep {
-            id: notice.step.id,
-            what: &notice.step.what,
-            at: notice.step.at,
-            detail: &notice.step.detail,
+            id: message.step.id,
+            what: &message.step.what,
+            level: message.step.level.map(AlarmLevel::name),
+            at: message.step.at,
+            detail: &message.step.detail,
         },
-        visit_id: notice.visit.id.as_str(),
-        school: &notice.school,
-        address: notice.visit.address.one_line(),
-        staff: notice
+        audience,
+        visit_id: message.visit.id.as_str(),
+        school: &message.school,
+        address: message.visit.address.one_line(),
+        staff: message
             .visit
             .staff
             .iter()
@@ -299,6 +453,43 @@ pub(crate) fn webhook_body(
                 phone: &s.phone,
             })
             .collect(),
+        sent_at: now,
+    })
+}
+
+#[derive(Serialize)]
+struct NoticeWebhookBody<'a> {
+    notice: NoticeWebhook<'a>,
+    visit_id: &'a str,
+    school: &'a School,
+    sent_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct NoticeWebhook<'a> {
+    id: i64,
+    kind: &'static str,
+    /// The role it is for (the policy's `safeguarding_concerns_to`).
+    role: Role,
+    raised_by: &'a str,
+    raised_at: DateTime<Utc>,
+}
+
+/// A safeguarding notice's webhook JSON body: that it was raised, never its words or the pupil's name.
+pub(crate) fn notice_webhook_body(
+    message: &NoticeMessage,
+    now: DateTime<Utc>,
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&NoticeWebhookBody {
+        notice: NoticeWebhook {
+            id: message.notice.id,
+            kind: message.notice.kind.as_str(),
+            role: message.notice.role,
+            raised_by: &message.raised_by,
+            raised_at: message.notice.raised_at,
+        },
+        visit_id: message.visit.id.as_str(),
+        school: &message.school,
         sent_at: now,
     })
 }
@@ -321,10 +512,11 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn step(id: i64, what: &str, minute: u32) -> Step {
+    fn step(id: i64, what: &str, level: Option<AlarmLevel>, minute: u32) -> Step {
         Step {
             id,
             what: what.into(),
+            level,
             at: Utc.with_ymd_and_hms(2026, 11, 23, 10, minute, 0).unwrap(),
             detail: String::new(),
         }
@@ -332,43 +524,49 @@ mod tests {
 
     #[test]
     fn which_steps_notify_whom() {
-        let board = Audience {
-            board: true,
-            authoriser: false,
-        };
-        let authoriser = Audience {
-            board: false,
-            authoriser: true,
-        };
-        let both = Audience {
-            board: true,
-            authoriser: true,
+        use AlarmLevel::{Authoriser, Board, Further};
+        let aud = |board, authoriser, further| Audience {
+            board,
+            authoriser,
+            further,
         };
         // (history, expected (step id, audience))
         type Case = (Vec<Step>, Vec<(i64, Audience)>);
         let table: Vec<Case> = vec![
-            (vec![step(1, "raised", 25)], vec![(1, board)]),
             (
-                vec![
-                    step(1, "raised", 25),
-                    step(2, "authoriser_told", 30),
-                    step(3, "authoriser_reminded", 35),
-                    step(4, "acknowledged", 36),
-                ],
-                vec![(1, board), (2, authoriser), (3, authoriser)],
-            ),
-            // Duress: raised straight at the authoriser is one message to both.
-            (
-                vec![
-                    step(1, "raised", 18),
-                    step(2, "authoriser_told", 18),
-                    step(3, "authoriser_reminded", 23),
-                ],
-                vec![(1, both), (3, authoriser)],
+                vec![step(1, "raised", Some(Board), 25)],
+                vec![(1, aud(true, false, false))],
             ),
             (
-                vec![step(1, "raised", 25), step(2, "contact_resumed", 26)],
-                vec![(1, board)],
+                vec![
+                    step(1, "raised", Some(Board), 25),
+                    step(2, "reached_level", Some(Authoriser), 30),
+                    step(3, "nobody_to_tell", Some(Authoriser), 30),
+                    step(4, "reached_level", Some(Further), 40),
+                    step(5, "reminded", Some(Further), 50),
+                    step(6, "acknowledged", None, 51),
+                ],
+                vec![
+                    (1, aud(true, false, false)),
+                    (2, aud(false, true, false)),
+                    (4, aud(false, false, true)),
+                    (5, aud(false, true, true)),
+                ],
+            ),
+            // Duress: raised at the authoriser's level is one message to both levels.
+            (
+                vec![
+                    step(1, "raised", Some(Authoriser), 18),
+                    step(2, "reached_level", Some(Further), 28),
+                ],
+                vec![(1, aud(true, true, false)), (2, aud(false, false, true))],
+            ),
+            (
+                vec![
+                    step(1, "raised", Some(Board), 25),
+                    step(2, "contact_resumed", None, 26),
+                ],
+                vec![(1, aud(true, false, false))],
             ),
         ];
         for (history, expected) in table {
@@ -378,6 +576,14 @@ mod tests {
                 .collect();
             assert_eq!(got, expected, "{history:?}");
         }
+        assert_eq!(
+            aud(true, true, false).for_target(super::super::WantedLevels::AUTHORISER),
+            Some("authoriser".to_owned())
+        );
+        assert_eq!(
+            aud(true, false, false).for_target(super::super::WantedLevels::FURTHER),
+            None
+        );
     }
 
     #[test]

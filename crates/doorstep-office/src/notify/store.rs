@@ -1,18 +1,22 @@
-//! Notification targets and deliveries in the office's SQLite store: recording deliveries for new alarm
-//! steps, claiming the due ones, and writing down each attempt (in the alarm's log too).
+//! Notification targets and deliveries in the office's SQLite store: adding and removing targets, recording
+//! deliveries for new alarm steps and safeguarding notices, claiming the due ones, and writing down each
+//! attempt (in the alarm's log too, for an alarm step).
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use doorstep_core::domain::Visit;
-use doorstep_core::ids::SchoolId;
-use rusqlite::{params, Connection, Row, TransactionBehavior};
+use doorstep_core::domain::{StaffMember, Visit};
+use doorstep_core::ids::{SchoolId, VisitId};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::message::{self, Notice, Step};
-use super::{Delivery, NewTarget, NotificationTarget, TargetKind, WantedLevels};
-use crate::alarms::{alarm_from_row, log, Alarm};
-use crate::store::{parse_id, school_and_policy, SqliteStore, StoreError};
+use super::message::{self, AlarmMessage, NoticeMessage, Step};
+use super::{
+    Delivery, NewTarget, NotificationTarget, TargetKind, WantedLevels, NOTICE_WAITS_FOR_A_TARGET,
+};
+use crate::alarms::{alarm_from_row, log, step, Alarm};
+use crate::notices::{notice_from_row, role_name, Notice};
+use crate::store::{parse_id, school_and_policy, staff_member, SqliteStore, StoreError};
 
 /// The `From:` of email recorded while no SMTP server is configured (such email cannot go out anyway).
 const UNCONFIGURED_FROM: &str = "doorstep-office@localhost.invalid";
@@ -21,7 +25,8 @@ const UNCONFIGURED_FROM: &str = "doorstep-office@localhost.invalid";
 #[derive(Debug, Clone)]
 pub(crate) struct DueDelivery {
     pub id: Uuid,
-    pub alarm: i64,
+    /// The alarm it tells of; `None` for a safeguarding notice.
+    pub alarm: Option<i64>,
     /// Attempts before this one.
     pub attempts: u32,
     pub payload: String,
@@ -68,6 +73,8 @@ fn bad(what: &str) -> rusqlite::Error {
 fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
     let school: String = row.get("school_id")?;
     let kind: String = row.get("kind")?;
+    let roles: String = row.get("roles")?;
+    let visit: Option<String> = row.get("visit_id")?;
     Ok(NotificationTarget {
         id: row.get("id")?,
         school: school.parse().map_err(|_| bad("school id"))?,
@@ -78,11 +85,19 @@ fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
         },
         address: row.get("address")?,
         secret: row.get("secret")?,
+        name: row.get("name")?,
         wants: WantedLevels {
             board: row.get("wants_board")?,
             authoriser: row.get("wants_authoriser")?,
+            further: row.get("wants_further")?,
+        },
+        roles: serde_json::from_str(&roles).map_err(|_| bad("roles"))?,
+        visit: match visit {
+            Some(visit) => Some(visit.parse().map_err(|_| bad("visit id"))?),
+            None => None,
         },
         created_at: parse_time(&row.get::<_, String>("created_at")?)?,
+        removed_at: optional_time(row.get("removed_at")?)?,
     })
 }
 
@@ -92,7 +107,9 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         id: id.parse().map_err(|_| bad("delivery id"))?,
         alarm: row.get("alarm_id")?,
         step: row.get("alarm_log_id")?,
+        notice: row.get("notice_id")?,
         target: row.get("target_id")?,
+        audience: row.get("audience")?,
         created_at: parse_time(&row.get::<_, String>("created_at")?)?,
         attempts: row.get("attempts")?,
         next_attempt_at: optional_time(row.get("next_attempt_at")?)?,
@@ -102,9 +119,14 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
-fn targets_of(conn: &Connection, school: &SchoolId) -> Result<Vec<NotificationTarget>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT * FROM notification_targets WHERE school_id = ?1 ORDER BY id")?;
+/// A school's live targets: its own, and those of its visits.
+fn live_targets_of(
+    conn: &Connection,
+    school: &SchoolId,
+) -> Result<Vec<NotificationTarget>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT * FROM notification_targets WHERE school_id = ?1 AND removed_at IS NULL ORDER BY id",
+    )?;
     let targets = stmt
         .query_map([school.as_str()], target_from_row)?
         .collect::<Result<_, _>>()?;
@@ -112,76 +134,164 @@ fn targets_of(conn: &Connection, school: &SchoolId) -> Result<Vec<NotificationTa
 }
 
 fn history(conn: &Connection, alarm: i64) -> Result<Vec<Step>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT id, at, what, detail FROM alarm_log WHERE alarm_id = ?1 ORDER BY id")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, at, what, level, detail FROM alarm_log WHERE alarm_id = ?1 ORDER BY id",
+    )?;
     let steps = stmt
         .query_map([alarm], |row| {
+            let level: Option<String> = row.get(3)?;
             Ok(Step {
                 id: row.get(0)?,
                 at: parse_time(&row.get::<_, String>(1)?)?,
                 what: row.get(2)?,
-                detail: row.get(3)?,
+                level: level
+                    .as_deref()
+                    .and_then(doorstep_core::schedule::AlarmLevel::parse),
+                detail: row.get(4)?,
             })
         })?
         .collect::<Result<_, _>>()?;
     Ok(steps)
 }
 
+fn visit_body(conn: &Connection, visit: &VisitId) -> Result<Visit, StoreError> {
+    let body: String = conn.query_row(
+        "SELECT body FROM visits WHERE id = ?1",
+        [visit.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(serde_json::from_str(&body)?)
+}
+
+/// What a delivery tells of.
+#[derive(Debug, Clone, Copy)]
+enum Tells {
+    /// A step of an alarm's history.
+    AlarmStep {
+        alarm: i64,
+        step: i64,
+    },
+    Notice(i64),
+}
+
+fn insert_delivery(
+    conn: &Connection,
+    id: &Uuid,
+    tells: Tells,
+    target: i64,
+    audience: &str,
+    payload: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let (alarm, step, notice) = match tells {
+        Tells::AlarmStep { alarm, step } => (Some(alarm), Some(step), None),
+        Tells::Notice(notice) => (None, None, Some(notice)),
+    };
+    Ok(conn.execute(
+        "INSERT OR IGNORE INTO deliveries
+             (id, alarm_id, alarm_log_id, notice_id, target_id, audience, created_at, attempts,
+              next_attempt_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?7, ?8)",
+        params![
+            id.to_string(),
+            alarm,
+            step,
+            notice,
+            target,
+            audience,
+            stamp(now),
+            payload
+        ],
+    )?)
+}
+
 impl SqliteStore {
-    /// Adds a place to send a school's alarms. It hears of alarm steps from `now` on.
+    /// Adds a place to send a school's alarms and safeguarding notices. It hears of alarm steps from `now`
+    /// on.
     pub fn add_notification_target(
         &self,
         school: &SchoolId,
         target: &NewTarget,
         now: DateTime<Utc>,
     ) -> Result<NotificationTarget, StoreError> {
+        target
+            .checked()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.insert_target(school, None, target, now)
+    }
+
+    /// Adds a visit's own responsible contact: told of every alarm of that visit, and of nothing else.
+    pub fn add_visit_contact_target(
+        &self,
+        visit: &VisitId,
+        target: &NewTarget,
+        now: DateTime<Utc>,
+    ) -> Result<NotificationTarget, StoreError> {
+        let school: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT school_id FROM visits WHERE id = ?1",
+                [visit.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let school: SchoolId = parse_id(
+            &school.ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?,
+        )?;
+        let contact = NewTarget {
+            wants: WantedLevels::NONE,
+            roles: Vec::new(),
+            ..target.clone()
+        };
+        self.insert_target(&school, Some(visit), &contact, now)
+    }
+
+    fn insert_target(
+        &self,
+        school: &SchoolId,
+        visit: Option<&VisitId>,
+        target: &NewTarget,
+        now: DateTime<Utc>,
+    ) -> Result<NotificationTarget, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let known: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM schools WHERE id = ?1)",
-            [school.as_str()],
-            |r| r.get(0),
+        let added = insert_target_in(&tx, school, visit, target, now)?;
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Removes a school's target: nothing more is sent to it (what was waiting is dropped at the next
+    /// pass), and its past deliveries stay readable. Refused for another school's target or one already
+    /// removed.
+    pub fn remove_notification_target(
+        &self,
+        school: &SchoolId,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<NotificationTarget, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE notification_targets SET removed_at = ?3, removed_by = ?4
+             WHERE id = ?1 AND school_id = ?2 AND removed_at IS NULL",
+            params![id, school.as_str(), stamp(now), by],
         )?;
-        if !known {
-            return Err(StoreError::Invalid(format!("unknown school {school}")));
-        }
-        let taken: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM notification_targets
-                            WHERE school_id = ?1 AND kind = ?2 AND address = ?3)",
-            params![school.as_str(), target.kind.as_str(), target.address],
-            |r| r.get(0),
-        )?;
-        if taken {
+        if changed == 0 {
             return Err(StoreError::Invalid(format!(
-                "{} is already a notification target of {school}",
-                target.address
+                "there is no notification target {id} to remove"
             )));
         }
-        tx.execute(
-            "INSERT INTO notification_targets
-                 (school_id, kind, address, secret, wants_board, wants_authoriser, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                school.as_str(),
-                target.kind.as_str(),
-                target.address,
-                target.secret,
-                target.wants.board,
-                target.wants.authoriser,
-                stamp(now)
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        let added = tx.query_row(
+        let removed = tx.query_row(
             "SELECT * FROM notification_targets WHERE id = ?1",
             [id],
             target_from_row,
         )?;
         tx.commit()?;
-        Ok(added)
+        Ok(removed)
     }
 
-    /// Every school's notification targets, oldest first.
+    /// Every school's notification targets, removed ones included, oldest first.
     pub fn notification_targets(&self) -> Result<Vec<NotificationTarget>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT * FROM notification_targets ORDER BY id")?;
@@ -189,6 +299,32 @@ impl SqliteStore {
             .query_map([], target_from_row)?
             .collect::<Result<_, _>>()?;
         Ok(targets)
+    }
+
+    /// A school's targets, its visits' contacts and removed ones included, oldest first.
+    pub fn school_notification_targets(
+        &self,
+        school: &SchoolId,
+    ) -> Result<Vec<NotificationTarget>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT * FROM notification_targets WHERE school_id = ?1 ORDER BY id")?;
+        let targets = stmt
+            .query_map([school.as_str()], target_from_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(targets)
+    }
+
+    /// How many live school-wide targets a school has (its visits' own contacts not counted): none means
+    /// nobody outside the board can be told of anything, and the board and admin pages say so.
+    pub fn live_school_target_count(&self, school: &SchoolId) -> Result<usize, StoreError> {
+        let count: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM notification_targets
+             WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
+            [school.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(count).unwrap_or(0))
     }
 
     /// Every notification of an alarm, in the order they were recorded.
@@ -202,19 +338,33 @@ impl SqliteStore {
         Ok(deliveries)
     }
 
-    /// Records a delivery, due at once and with its payload, for every step of an open alarm and every
-    /// target of the alarm's school that wants it, has none yet, and existed when the step happened.
+    /// Every notification of a safeguarding notice, in the order they were recorded.
+    pub fn deliveries_for_notice(&self, notice: i64) -> Result<Vec<Delivery>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT * FROM deliveries WHERE notice_id = ?1 ORDER BY rowid")?;
+        let deliveries = stmt
+            .query_map([notice], delivery_from_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(deliveries)
+    }
+
+    /// Records a delivery, due at once and with its payload, for every step of an alarm nobody is handling
+    /// yet and every live target of the alarm's school (or the alarm's visit) that wants it, has none yet,
+    /// and existed when the step happened; then the same for safeguarding notices and the targets of their
+    /// role.
     pub(crate) fn record_deliveries(
         &self,
         now: DateTime<Utc>,
         smtp_from: Option<&str>,
     ) -> Result<usize, StoreError> {
+        let from = smtp_from.unwrap_or(UNCONFIGURED_FROM);
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let open: Vec<(Alarm, String)> = {
             let mut stmt = tx.prepare(
                 "SELECT a.*, v.school_id AS school_id FROM alarms a JOIN visits v ON v.id = a.visit_id
-                 WHERE a.acknowledged_at IS NULL ORDER BY a.id",
+                 WHERE a.acknowledged_at IS NULL AND a.closed_at IS NULL ORDER BY a.id",
             )?;
             let rows = stmt
                 .query_map([], |row| Ok((alarm_from_row(row)?, row.get("school_id")?)))?
@@ -224,7 +374,10 @@ impl SqliteStore {
         let mut recorded = 0;
         for (alarm, school) in open {
             let school: SchoolId = parse_id(&school)?;
-            let targets = targets_of(&tx, &school)?;
+            let targets: Vec<NotificationTarget> = live_targets_of(&tx, &school)?
+                .into_iter()
+                .filter(|t| t.visit.as_ref().is_none_or(|v| *v == alarm.visit))
+                .collect();
             if targets.is_empty() {
                 continue;
             }
@@ -240,84 +393,84 @@ impl SqliteStore {
             };
             let alarm_detail = history
                 .iter()
-                .find(|s| s.what == "raised")
+                .find(|s| s.what == step::RAISED)
                 .map(|s| s.detail.clone())
                 .unwrap_or_default();
             let mut context = None;
             for (step, audience) in message::notifying_steps(&history) {
                 for target in &targets {
-                    if !audience.includes(target.wants)
-                        || step.at < target.created_at
-                        || existing.contains(&(step.id, target.id))
-                    {
+                    let (audience_text, to_contact) = if target.visit.is_some() {
+                        ("contact".to_owned(), true)
+                    } else {
+                        match audience.for_target(target.wants) {
+                            Some(text) => (text, false),
+                            None => continue,
+                        }
+                    };
+                    if step.at < target.created_at || existing.contains(&(step.id, target.id)) {
                         continue;
                     }
                     if context.is_none() {
-                        let body: String = tx.query_row(
-                            "SELECT body FROM visits WHERE id = ?1",
-                            [alarm.visit.as_str()],
-                            |r| r.get(0),
-                        )?;
-                        let visit: Visit = serde_json::from_str(&body)?;
+                        let visit = visit_body(&tx, &alarm.visit)?;
                         let (school, _) = school_and_policy(&tx, &school)?;
                         context = Some((visit, school));
                     }
                     let Some((visit, school)) = &context else {
                         continue;
                     };
-                    let notice = Notice {
+                    let message = AlarmMessage {
                         alarm: alarm.clone(),
                         alarm_detail: alarm_detail.clone(),
                         step: step.clone(),
                         audience,
+                        to_contact,
                         visit: visit.clone(),
                         school: school.clone(),
                     };
                     let id = Uuid::now_v7();
                     let payload = match target.kind {
-                        TargetKind::Email => message::email_message(
-                            &notice,
-                            smtp_from.unwrap_or(UNCONFIGURED_FROM),
-                            &target.address,
-                            &id,
-                            now,
-                        ),
-                        TargetKind::Webhook => message::webhook_body(&notice, now)?,
+                        TargetKind::Email => {
+                            message::email_message(&message, from, &target.address, &id, now)
+                        }
+                        TargetKind::Webhook => message::webhook_body(&message, now)?,
                     };
-                    recorded += tx.execute(
-                        "INSERT OR IGNORE INTO deliveries
-                             (id, alarm_id, alarm_log_id, target_id, created_at, attempts, next_attempt_at, payload)
-                         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5, ?6)",
-                        params![
-                            id.to_string(),
-                            alarm.id,
-                            step.id,
-                            target.id,
-                            stamp(now),
-                            payload
-                        ],
+                    recorded += insert_delivery(
+                        &tx,
+                        &id,
+                        Tells::AlarmStep {
+                            alarm: alarm.id,
+                            step: step.id,
+                        },
+                        target.id,
+                        &audience_text,
+                        &payload,
+                        now,
                     )?;
                 }
             }
         }
+        recorded += record_notice_deliveries(&tx, now, from)?;
         tx.commit()?;
         Ok(recorded)
     }
 
-    /// Stops the deliveries of acknowledged alarms, noting each in the alarm's log. Returns how many.
+    /// Stops what is still waiting for an alarm someone is handling (acknowledged or closed) or for a
+    /// removed target, noting each alarm step's in the alarm's log. Returns how many.
     pub(crate) fn cancel_acknowledged_deliveries(
         &self,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stopped: Vec<(String, i64, u32, NotificationTarget)> = {
+        let stopped: Vec<(String, Option<i64>, u32, NotificationTarget)> = {
             let mut stmt = tx.prepare(
                 "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, t.*
                  FROM deliveries d
-                 JOIN alarms a ON a.id = d.alarm_id
+                 LEFT JOIN alarms a ON a.id = d.alarm_id
                  JOIN notification_targets t ON t.id = d.target_id
-                 WHERE d.next_attempt_at IS NOT NULL AND a.acknowledged_at IS NOT NULL",
+                 WHERE d.next_attempt_at IS NOT NULL
+                   AND (a.acknowledged_at IS NOT NULL OR a.closed_at IS NOT NULL
+                        OR t.removed_at IS NOT NULL)",
             )?;
             let rows = stmt
                 .query_map([], |row| {
@@ -336,25 +489,38 @@ impl SqliteStore {
                 "UPDATE deliveries SET next_attempt_at = NULL WHERE id = ?1",
                 [id],
             )?;
+            let Some(alarm) = alarm else {
+                continue;
+            };
+            let why = if target.removed_at.is_some() {
+                "the target was removed"
+            } else {
+                "the alarm was acknowledged"
+            };
             let detail = if *attempts == 0 {
-                format!(
-                    "{}: not sent, the alarm was acknowledged first",
-                    target.label()
-                )
+                format!("{}: not sent, {why} first", target.label())
             } else {
                 format!(
-                    "{}: no more tries after {attempts} failed, the alarm was acknowledged",
+                    "{}: no more tries after {attempts} failed, {why}",
                     target.label()
                 )
             };
-            log(&tx, *alarm, now, "notification_cancelled", &detail)?;
+            log(
+                &tx,
+                *alarm,
+                now,
+                step::NOTIFICATION_CANCELLED,
+                None,
+                &detail,
+            )?;
         }
         tx.commit()?;
         Ok(stopped.len())
     }
 
-    /// Takes every delivery of an open alarm due at `now` and holds it until `until`, so no other worker
-    /// sends it meanwhile (and one cut off mid-send is tried again then).
+    /// Takes every delivery due at `now` (of an alarm nobody is handling yet, or of a notice) to a live
+    /// target and holds it until `until`, so no other worker sends it meanwhile (and one cut off mid-send
+    /// is tried again then).
     pub(crate) fn claim_due_deliveries(
         &self,
         now: DateTime<Utc>,
@@ -366,10 +532,10 @@ impl SqliteStore {
             let mut stmt = tx.prepare(
                 "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, d.payload, t.*
                  FROM deliveries d
-                 JOIN alarms a ON a.id = d.alarm_id
+                 LEFT JOIN alarms a ON a.id = d.alarm_id
                  JOIN notification_targets t ON t.id = d.target_id
                  WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
-                   AND a.acknowledged_at IS NULL
+                   AND a.acknowledged_at IS NULL AND a.closed_at IS NULL AND t.removed_at IS NULL
                  ORDER BY d.next_attempt_at, d.rowid",
             )?;
             let rows = stmt
@@ -396,7 +562,7 @@ impl SqliteStore {
         Ok(due)
     }
 
-    /// Writes down one attempt on the delivery and in the alarm's log.
+    /// Writes down one attempt on the delivery, and for an alarm step in the alarm's log.
     pub(crate) fn record_attempt(
         &self,
         delivery: &DueDelivery,
@@ -406,7 +572,7 @@ impl SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let id = delivery.id.to_string();
-        match attempt {
+        let (what, detail) = match attempt {
             Attempt::Delivered { detail } => {
                 tx.execute(
                     "UPDATE deliveries SET attempts = attempts + 1, delivered_at = ?2,
@@ -414,24 +580,31 @@ impl SqliteStore {
                      WHERE id = ?1",
                     params![id, stamp(now)],
                 )?;
-                log(&tx, delivery.alarm, now, "notified", &detail)?;
+                (step::NOTIFIED, detail)
             }
             Attempt::Failed {
                 error,
                 next_attempt_at,
                 detail,
             } => {
-                // An alarm acknowledged while this attempt was under way gets no further try.
+                // An alarm acknowledged, or a target removed, while this attempt was under way gets no
+                // further try.
                 tx.execute(
                     "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2,
                          next_attempt_at = CASE
-                             WHEN (SELECT acknowledged_at FROM alarms WHERE id = deliveries.alarm_id) IS NULL
+                             WHEN NOT EXISTS (SELECT 1 FROM alarms WHERE id = deliveries.alarm_id
+                                              AND (acknowledged_at IS NOT NULL OR closed_at IS NOT NULL))
+                              AND NOT EXISTS (SELECT 1 FROM notification_targets
+                                              WHERE id = deliveries.target_id AND removed_at IS NOT NULL)
                              THEN ?3 END
                      WHERE id = ?1",
                     params![id, error, stamp(next_attempt_at)],
                 )?;
-                log(&tx, delivery.alarm, now, "notification_failed", &detail)?;
+                (step::NOTIFICATION_FAILED, detail)
             }
+        };
+        if let Some(alarm) = delivery.alarm {
+            log(&tx, alarm, now, what, None, &detail)?;
         }
         tx.commit()?;
         Ok(())
@@ -446,4 +619,152 @@ impl SqliteStore {
         )?;
         Ok(optional_time(next)?)
     }
+}
+
+/// Adds a notification target on `tx`, inside a transaction the caller holds (so a requested visit and
+/// its responsible contact's target are stored together or not at all); the caller commits.
+pub(crate) fn insert_target_in(
+    tx: &Connection,
+    school: &SchoolId,
+    visit: Option<&VisitId>,
+    target: &NewTarget,
+    now: DateTime<Utc>,
+) -> Result<NotificationTarget, StoreError> {
+    let known: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM schools WHERE id = ?1)",
+        [school.as_str()],
+        |r| r.get(0),
+    )?;
+    if !known {
+        return Err(StoreError::Invalid(format!("unknown school {school}")));
+    }
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM notification_targets
+                        WHERE school_id = ?1 AND kind = ?2 AND address = ?3 AND removed_at IS NULL
+                          AND COALESCE(visit_id, '') = ?4)",
+        params![
+            school.as_str(),
+            target.kind.as_str(),
+            target.address,
+            visit.map_or("", |v| v.as_str())
+        ],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(StoreError::Invalid(format!(
+            "{} is already a notification target of {school}",
+            target.address
+        )));
+    }
+    let roles: Vec<String> = target.roles.iter().map(|r| role_name(*r)).collect();
+    tx.execute(
+        "INSERT INTO notification_targets
+             (school_id, kind, address, secret, name, wants_board, wants_authoriser, wants_further,
+              roles, visit_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            school.as_str(),
+            target.kind.as_str(),
+            target.address,
+            target.secret,
+            target.name,
+            target.wants.board,
+            target.wants.authoriser,
+            target.wants.further,
+            serde_json::to_string(&roles)?,
+            visit.map(VisitId::as_str),
+            stamp(now)
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    let added = tx.query_row(
+        "SELECT * FROM notification_targets WHERE id = ?1",
+        [id],
+        target_from_row,
+    )?;
+    Ok(added)
+}
+
+/// Records a delivery for every safeguarding notice and every live target of its school whose roles include
+/// the notice's: targets that existed when it was raised, or, for a notice nobody could be sent yet (no such
+/// target then), any added within [`NOTICE_WAITS_FOR_A_TARGET`] of it, so the concern still reaches them.
+fn record_notice_deliveries(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    from: &str,
+) -> Result<usize, StoreError> {
+    let recent: Vec<(Notice, String, bool)> = {
+        let mut stmt = conn.prepare(
+            "SELECT n.*, v.school_id AS school_id,
+                    EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = n.id) AS sent_any
+             FROM notices n JOIN visits v ON v.id = n.visit_id
+             WHERE n.raised_at >= ?1 ORDER BY n.id",
+        )?;
+        let rows = stmt
+            .query_map([(now - NOTICE_WAITS_FOR_A_TARGET).to_rfc3339()], |row| {
+                Ok((
+                    notice_from_row(row)?,
+                    row.get("school_id")?,
+                    row.get("sent_any")?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows
+    };
+    let mut recorded = 0;
+    for (notice, school, sent_any) in recent {
+        let school: SchoolId = parse_id(&school)?;
+        let targets: Vec<NotificationTarget> = live_targets_of(conn, &school)?
+            .into_iter()
+            .filter(|t| t.visit.is_none() && t.roles.contains(&notice.role))
+            .filter(|t| !sent_any || t.created_at <= notice.raised_at)
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let existing: HashSet<i64> = {
+            let mut stmt = conn.prepare("SELECT target_id FROM deliveries WHERE notice_id = ?1")?;
+            let ids = stmt
+                .query_map([notice.id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            ids
+        };
+        let waiting: Vec<&NotificationTarget> = targets
+            .iter()
+            .filter(|t| !existing.contains(&t.id))
+            .collect();
+        if waiting.is_empty() {
+            continue;
+        }
+        let visit = visit_body(conn, &notice.visit)?;
+        let (school, _) = school_and_policy(conn, &school)?;
+        let raised_by = staff_member(conn, &notice.staff)?
+            .map_or_else(|| notice.staff.to_string(), |m: StaffMember| m.name);
+        let message = NoticeMessage {
+            notice: notice.clone(),
+            raised_by,
+            visit,
+            school,
+        };
+        let audience = format!("role:{}", role_name(notice.role));
+        for target in waiting {
+            let id = Uuid::now_v7();
+            let payload = match target.kind {
+                TargetKind::Email => {
+                    message::notice_email(&message, from, &target.address, &id, now)
+                }
+                TargetKind::Webhook => message::notice_webhook_body(&message, now)?,
+            };
+            recorded += insert_delivery(
+                conn,
+                &id,
+                Tells::Notice(notice.id),
+                target.id,
+                &audience,
+                &payload,
+                now,
+            )?;
+        }
+    }
+    Ok(recorded)
 }

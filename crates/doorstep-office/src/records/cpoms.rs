@@ -10,10 +10,13 @@ use doorstep_core::domain::Visit;
 use doorstep_core::lifecycle::{StaffProgress, VisitEvent, VisitState, WriteUp};
 
 use super::pdf::{self, Line, Style};
-use super::{clock, Timeline, TimelineEntry, VisitRecord};
+use super::{clock, NoticeRecord, Timeline, TimelineEntry, VisitRecord};
+use crate::alarms::AlarmKind;
+use crate::notices::NoticeKind;
 
-/// The banner a write-up with a safeguarding concern carries, first thing under the title.
-pub const SAFEGUARDING_BANNER: &str = "*** SAFEGUARDING CONCERN — tell the DSL now ***";
+/// The banner a write-up with a safeguarding concern carries, first thing under the title; where it went
+/// follows on the next lines, from the deliveries.
+pub const SAFEGUARDING_BANNER: &str = "*** SAFEGUARDING CONCERN ***";
 
 /// The write-up that counts, and how it came to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,13 +134,27 @@ fn document_title(visit: &Visit) -> String {
     )
 }
 
+/// Where the notices of `kind` went, as lines ("Passed on: emailed …, delivered"; "Not yet passed on: …").
+fn passed_on(lines: &mut Vec<Line>, notices: &[NoticeRecord], kind: NoticeKind) {
+    let of_kind: Vec<&NoticeRecord> = notices.iter().filter(|n| n.notice.kind == kind).collect();
+    if of_kind.is_empty() {
+        lines.push(Line::new(
+            Style::Body,
+            "Not yet passed on: the office has no record of passing it on.",
+        ));
+        return;
+    }
+    for notice in of_kind {
+        for told in &notice.told {
+            lines.push(Line::new(Style::Body, told.clone()));
+        }
+    }
+}
+
 /// The record as lines, for both renderings.
-fn cpoms_lines(
-    visit: &Visit,
-    state: &VisitState,
-    timeline: &Timeline,
-    record_system: &str,
-) -> Vec<Line> {
+fn cpoms_lines(record: &VisitRecord) -> Vec<Line> {
+    let (visit, state, timeline) = (&record.visit, &record.state, &record.timeline);
+    let record_system = &record.record_system;
     let latest = latest_write_up(timeline);
     let mut lines = vec![Line::new(
         Style::Title,
@@ -148,6 +165,7 @@ fn cpoms_lines(
         .is_some_and(|l| l.write_up.safeguarding_concern)
     {
         lines.push(Line::new(Style::Flag, SAFEGUARDING_BANNER));
+        passed_on(&mut lines, &record.notices, NoticeKind::SafeguardingConcern);
     }
     lines.push(Line::new(Style::Body, ""));
     let field = |label: &str, value: String| Line::new(Style::Body, format!("{label}: {value}"));
@@ -168,6 +186,13 @@ fn cpoms_lines(
         if let Some(note) = cancel_note(timeline) {
             free_text(&mut lines, "Reason given for cancelling", note, "");
         }
+    }
+    if record
+        .notices
+        .iter()
+        .any(|n| n.notice.kind == NoticeKind::FeltUnsafe)
+    {
+        passed_on(&mut lines, &record.notices, NoticeKind::FeltUnsafe);
     }
 
     lines.push(Line::new(Style::Body, ""));
@@ -208,9 +233,9 @@ fn cpoms_lines(
                 "None recorded.",
             );
             let concern = if write_up.safeguarding_concern {
-                "YES — tell the DSL now"
+                "YES"
             } else if latest.earlier_concern {
-                "No in this write-up, but an earlier write-up said YES — make sure the DSL knows"
+                "No in this write-up, but an earlier write-up said YES"
             } else {
                 "No"
             };
@@ -222,13 +247,14 @@ fn cpoms_lines(
                 },
                 format!("Safeguarding concern: {concern}"),
             ));
+            if write_up.safeguarding_concern || latest.earlier_concern {
+                passed_on(&mut lines, &record.notices, NoticeKind::SafeguardingConcern);
+            }
             match write_up.incident.as_deref() {
-                Some(incident) if !incident.trim().is_empty() => free_text(
-                    &mut lines,
-                    "Incident (report it to the authoriser)",
-                    incident,
-                    "",
-                ),
+                Some(incident) if !incident.trim().is_empty() => {
+                    free_text(&mut lines, "Incident", incident, "");
+                    passed_on(&mut lines, &record.notices, NoticeKind::Incident);
+                }
                 _ => lines.push(Line::new(Style::Label, "Incident: none reported")),
             }
         }
@@ -274,23 +300,70 @@ fn cpoms_lines(
     if !any {
         lines.push(Line::new(Style::Body, "Nobody has left for this visit."));
     }
+    alarm_lines(&mut lines, record);
     lines
+}
+
+/// The visit's alarms: what each was, how it ended, and who was told (from the deliveries).
+fn alarm_lines(lines: &mut Vec<Line>, record: &VisitRecord) {
+    if record.alarms.is_empty() {
+        return;
+    }
+    lines.push(Line::new(Style::Body, ""));
+    lines.push(Line::new(Style::Heading, "Alarms (office times, UTC)"));
+    for alarm in &record.alarms {
+        let what = match alarm.kind {
+            AlarmKind::Overdue => "Overdue alarm",
+            AlarmKind::Duress => "Duress alarm",
+        };
+        let ended = match (&alarm.closed_by, alarm.closed_at, alarm.outcome) {
+            (Some(by), Some(at), Some(outcome)) => format!(
+                "closed by {by} at {}: {}",
+                clock(at),
+                outcome.label().to_lowercase()
+            ),
+            (Some(by), Some(at), None) => format!("closed by {by} at {}", clock(at)),
+            _ => match (&alarm.acknowledged_by, alarm.acknowledged_at) {
+                (Some(by), Some(at)) => {
+                    format!("acknowledged by {by} at {}, not yet closed", clock(at))
+                }
+                _ => "not acknowledged yet".to_owned(),
+            },
+        };
+        lines.push(Line::new(
+            Style::Body,
+            format!("{what} raised at {}; {ended}.", clock(alarm.raised_at)),
+        ));
+        if let Some(note) = &alarm.close_note {
+            lines.push(Line::new(Style::Body, format!("  Note: {note}")));
+        }
+        let told = record
+            .alarms_told
+            .iter()
+            .find(|(id, _)| *id == alarm.id)
+            .map(|(_, lines)| lines.as_slice())
+            .unwrap_or_default();
+        if told.is_empty() {
+            lines.push(Line::new(
+                Style::Body,
+                "  Nothing was sent outside the board for it.",
+            ));
+        }
+        for line in told {
+            lines.push(Line::new(Style::Body, format!("  {line}")));
+        }
+    }
 }
 
 /// The visit's record as plain text, ready to paste into the school's record system (the policy's
 /// `record_system`, CPOMS in both presets), which its title names.
 ///
 /// Purpose, pupil, date and time, staff, outcome, then the latest write-up (who was seen, what was discussed,
-/// agreements with parents, safeguarding concern, incident) and a short timeline. A safeguarding concern is
-/// flagged under the title. Without a write-up, it says so.
-pub fn cpoms_text(
-    visit: &Visit,
-    state: &VisitState,
-    timeline: &Timeline,
-    record_system: &str,
-) -> String {
+/// agreements with parents, safeguarding concern, incident) with where each concern went, a short timeline
+/// and the alarms. A safeguarding concern is flagged under the title. Without a write-up, it says so.
+pub fn cpoms_text(record: &VisitRecord) -> String {
     let mut text = String::new();
-    for line in cpoms_lines(visit, state, timeline, record_system) {
+    for line in cpoms_lines(record) {
         text.push_str(&line.text);
         text.push('\n');
     }
@@ -298,16 +371,8 @@ pub fn cpoms_text(
 }
 
 /// The same record as [`cpoms_text`], as a PDF document.
-pub fn cpoms_pdf(
-    visit: &Visit,
-    state: &VisitState,
-    timeline: &Timeline,
-    record_system: &str,
-) -> Result<Vec<u8>, pdf::PdfError> {
-    pdf::render(
-        &document_title(visit),
-        &cpoms_lines(visit, state, timeline, record_system),
-    )
+pub fn cpoms_pdf(record: &VisitRecord) -> Result<Vec<u8>, pdf::PdfError> {
+    pdf::render(&document_title(&record.visit), &cpoms_lines(record))
 }
 
 /// The CSV's columns, in order.

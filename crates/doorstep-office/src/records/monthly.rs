@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use doorstep_core::domain::School;
 use doorstep_core::ids::{SchoolId, StaffId};
-use doorstep_core::lifecycle::{AlertRef, CancelReason, StaffProgress, VisitEvent, VisitState};
+use doorstep_core::lifecycle::{
+    AlarmOutcome, AlertRef, CancelReason, StaffProgress, VisitEvent, VisitState,
+};
+use doorstep_core::schedule::AlarmLevel;
 use serde::Serialize;
 
 use super::VisitRecord;
@@ -111,6 +114,39 @@ impl AlarmCounts {
     }
 }
 
+/// Who alarms reached beyond the board, from the deliveries, and how they ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, schemars::JsonSchema)]
+pub struct AlarmReach {
+    /// Alarms that reached a level beyond the board (the authoriser's, or the further contacts').
+    pub beyond_board: u32,
+    /// Alarms of which a message was delivered to someone outside the board.
+    pub delivered_outside: u32,
+    /// Alarms where nobody could be told at a level they reached, or a message never landed.
+    pub not_reached: u32,
+    /// Closed, by outcome (only outcomes that occurred, in the order of `AlarmOutcome::ALL`).
+    pub closed: Vec<ClosedWith>,
+    /// Closed before outcomes were recorded.
+    pub closed_without_outcome: u32,
+    /// Not closed yet.
+    pub still_open: u32,
+}
+
+/// How many alarms were closed with one outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct ClosedWith {
+    pub outcome: AlarmOutcome,
+    pub count: u32,
+}
+
+/// Safeguarding notices, and whether each was passed on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, schemars::JsonSchema)]
+pub struct NoticeCounts {
+    pub raised: u32,
+    /// A message about it was delivered to the role's contact.
+    pub passed_on: u32,
+    pub not_passed_on: u32,
+}
+
 /// How long alarms waited for a person to acknowledge them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, schemars::JsonSchema)]
 pub struct Acknowledgement {
@@ -146,6 +182,8 @@ pub struct MonthlyReport {
     pub alarms_raised: AlarmCounts,
     pub acknowledgement: Acknowledgement,
     pub false_alarms: u32,
+    pub reach: AlarmReach,
+    pub notices: NoticeCounts,
 }
 
 fn completed(state: &VisitState) -> bool {
@@ -207,6 +245,9 @@ impl MonthlyReport {
         let mut waits: Vec<i64> = Vec::new();
         let mut unacknowledged = 0;
         let mut false_alarms = 0;
+        let mut reach = AlarmReach::default();
+        let mut outcomes = [0_u32; AlarmOutcome::ALL.len()];
+        let mut notices = NoticeCounts::default();
         for (index, record) in records.iter().enumerate() {
             let state = &record.state;
             visits.total += 1;
@@ -251,6 +292,32 @@ impl MonthlyReport {
                 if is_false_alarm(alarm, record) {
                     false_alarms += 1;
                 }
+                if alarm.level > AlarmLevel::Board {
+                    reach.beyond_board += 1;
+                }
+                if record.alarms_delivered.contains(&alarm.id) {
+                    reach.delivered_outside += 1;
+                }
+                if record.alarms_not_reached.contains(&alarm.id) {
+                    reach.not_reached += 1;
+                }
+                match (alarm.closed_at, alarm.outcome) {
+                    (None, _) => reach.still_open += 1,
+                    (Some(_), None) => reach.closed_without_outcome += 1,
+                    (Some(_), Some(outcome)) => {
+                        if let Some(slot) = AlarmOutcome::ALL.iter().position(|o| *o == outcome) {
+                            outcomes[slot] += 1;
+                        }
+                    }
+                }
+            }
+            for notice in &record.notices {
+                notices.raised += 1;
+                if notice.passed_on {
+                    notices.passed_on += 1;
+                } else {
+                    notices.not_passed_on += 1;
+                }
             }
         }
         visits.cancelled_by_reason = CancelReason::ALL
@@ -259,6 +326,15 @@ impl MonthlyReport {
             .filter(|(_, count)| *count > 0)
             .map(|(reason, count)| CancelledFor {
                 reason: *reason,
+                count,
+            })
+            .collect();
+        reach.closed = AlarmOutcome::ALL
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, count)| *count > 0)
+            .map(|(outcome, count)| ClosedWith {
+                outcome: *outcome,
                 count,
             })
             .collect();
@@ -277,6 +353,8 @@ impl MonthlyReport {
                 unacknowledged,
             },
             false_alarms,
+            reach,
+            notices,
         }
     }
 
@@ -342,6 +420,37 @@ impl MonthlyReport {
         let _ = writeln!(out, "Alarms still not acknowledged: {}", ack.unacknowledged);
         let _ = writeln!(out, "False alarms: {}", self.false_alarms);
         let _ = writeln!(out, "  {FALSE_ALARM_DEFINITION}");
+        let r = &self.reach;
+        let _ = writeln!(
+            out,
+            "Alarms that reached beyond the board: {}; a message delivered outside the board for {}; \
+             nobody could be told, or a message never landed, for {}",
+            r.beyond_board, r.delivered_outside, r.not_reached
+        );
+        let mut closed: Vec<String> = r
+            .closed
+            .iter()
+            .map(|c| format!("{}: {}", c.outcome.label().to_lowercase(), c.count))
+            .collect();
+        if r.closed_without_outcome > 0 {
+            closed.push(format!("no outcome recorded: {}", r.closed_without_outcome));
+        }
+        let _ = writeln!(
+            out,
+            "Alarms closed: {}; still open: {}",
+            if closed.is_empty() {
+                "none".to_owned()
+            } else {
+                closed.join("; ")
+            },
+            r.still_open
+        );
+        let n = &self.notices;
+        let _ = writeln!(
+            out,
+            "Safeguarding notices (concerns, incidents, felt unsafe): {}; passed on: {}; not passed on: {}",
+            n.raised, n.passed_on, n.not_passed_on
+        );
         out
     }
 }

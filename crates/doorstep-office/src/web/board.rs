@@ -1,5 +1,9 @@
-//! The live board: today's visits with their state, last contact and next expected contact, the open
-//! alarms with their Acknowledge buttons, and the server-sent event stream that tells the page to redraw.
+//! The live board: today's visits with their state, last contact and next expected contact; the open
+//! alarms, each with who was told (from the deliveries, see [`crate::reach`]), its Acknowledge button and,
+//! once someone is handling it, its Close form with the outcome; the safeguarding notices of the last day
+//! (that each was raised and where it went, never its words); the visits whose write-up is overdue; a
+//! banner while the school has no notification targets; and the server-sent event stream that tells the
+//! page to redraw.
 //!
 //! The page never patches itself from event contents: on any event it fetches `/board/fragment` again, so
 //! what it shows is always one consistent reading of the store.
@@ -13,9 +17,9 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Local, NaiveTime, TimeDelta, Utc};
-use doorstep_core::domain::Visit;
+use doorstep_core::domain::{Role, Visit};
 use doorstep_core::ids::{SchoolId, VisitId};
-use doorstep_core::lifecycle::VisitState;
+use doorstep_core::lifecycle::{AlarmOutcome, VisitState};
 use doorstep_core::schedule::{next_deadline, Deadline};
 use futures_util::Stream;
 use maud::{html, Markup};
@@ -29,8 +33,10 @@ use super::extract::{BoardUser, CsrfForm, LiveBoardUser};
 use super::words::{self, hm};
 use super::{blocking, checked, pages, read_path, WebError};
 use crate::alarms::{Alarm, AlarmKind};
-use crate::escalation::BoardEvent;
+use crate::escalation::{BoardEvent, EventScope};
 use crate::logins::Session;
+use crate::notices::Notice;
+use crate::reach;
 use crate::state::AppState;
 
 /// How often the stream says "still here" when nothing happens; the page declares itself not live after
@@ -41,10 +47,41 @@ const TICK: Duration = Duration::from_secs(15);
 pub(crate) struct Row {
     pub visit: Visit,
     pub state: VisitState,
-    /// Its alarms not yet acknowledged.
+    /// Its alarms not yet closed (acknowledged or not).
     pub alarms: Vec<Alarm>,
     pub deadline: Option<Deadline>,
+    /// Who was told of each open alarm, line by line.
+    pub told: Vec<(i64, Vec<reach::Line>)>,
+    /// Everyone left, the write-up has not arrived, and the policy's time for it has passed: since when.
+    pub write_up_missing_since: Option<DateTime<Utc>>,
 }
+
+/// A safeguarding notice on the board: that it was raised and where it went, never its words.
+pub(crate) struct BoardNotice {
+    pub notice: Notice,
+    pub visit: Visit,
+    pub raised_by: String,
+    pub told: Vec<reach::Line>,
+}
+
+/// A visit whose write-up is overdue: everyone left at `left`, it was due by `due`.
+pub(crate) struct MissingWriteUp {
+    pub visit: Visit,
+    pub left: DateTime<Utc>,
+    pub due: DateTime<Utc>,
+}
+
+/// Everything the changing part of the board shows.
+pub(crate) struct BoardData {
+    pub rows: Vec<Row>,
+    pub notices: Vec<BoardNotice>,
+    pub missing_write_ups: Vec<MissingWriteUp>,
+    /// The school's live notification targets (its visits' own contacts not counted).
+    pub targets: usize,
+}
+
+/// How far back the board shows safeguarding notices.
+const NOTICES_SHOWN_FOR: TimeDelta = TimeDelta::hours(24);
 
 /// Local midnight to midnight around `now`, as UTC instants.
 fn today(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -63,34 +100,104 @@ fn today(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     (start, end)
 }
 
-/// Today's visits of the signed-in person's school, with their open alarms and next deadline.
-pub(crate) async fn load_rows(state: &AppState, session: &Session) -> Result<Vec<Row>, WebError> {
+/// Today's visits of the signed-in person's school, with their open alarms, who was told of each, and
+/// their next deadline; the school's recent safeguarding notices and overdue write-ups; its targets.
+pub(crate) async fn load_board(state: &AppState, session: &Session) -> Result<BoardData, WebError> {
     let store = state.store.clone();
     let school = session.user.school.id.clone();
     let policy = session.user.policy.clone();
-    let (from, to) = today(state.now());
+    let now = state.now();
+    let (from, to) = today(now);
     blocking(move || {
         let visits = store.visits_for_board(&school, from, to)?;
         let open = store.open_alarms()?;
-        Ok(visits
-            .into_iter()
-            .map(|(visit, visit_state)| {
-                let alarms = open
-                    .iter()
-                    .filter(|a| a.visit == visit.id)
-                    .cloned()
-                    .collect();
-                let deadline = next_deadline(&visit, &visit_state, &policy);
-                Row {
-                    visit,
-                    state: visit_state,
-                    alarms,
-                    deadline,
+        let context = store.reach_context(&school, None)?;
+        let write_up_due = policy.write_up_due_after_leaving.duration();
+        let mut missing_write_ups = Vec::new();
+        for (id, left) in store.visits_left_without_write_up(&school)? {
+            if left + write_up_due <= now {
+                if let Some((visit, _)) = store.visit(&id)? {
+                    missing_write_ups.push(MissingWriteUp {
+                        visit,
+                        left,
+                        due: left + write_up_due,
+                    });
                 }
-            })
-            .collect())
+            }
+        }
+        let mut rows = Vec::with_capacity(visits.len());
+        for (visit, visit_state) in visits {
+            let alarms: Vec<Alarm> = open
+                .iter()
+                .filter(|a| a.visit == visit.id)
+                .cloned()
+                .collect();
+            let mut told = Vec::new();
+            if !alarms.is_empty() {
+                let context = store.reach_context(&school, Some(&visit.id))?;
+                let log = store.alarm_log(&visit.id)?;
+                for alarm in &alarms {
+                    let deliveries = store.deliveries_for_alarm(alarm.id)?;
+                    told.push((alarm.id, context.alarm_lines(alarm, &log, &deliveries)));
+                }
+            }
+            let deadline = next_deadline(&visit, &visit_state, &policy);
+            let write_up_missing_since = missing_write_ups
+                .iter()
+                .find(|m| m.visit.id == visit.id)
+                .map(|m| m.due);
+            rows.push(Row {
+                visit,
+                state: visit_state,
+                alarms,
+                deadline,
+                told,
+                write_up_missing_since,
+            });
+        }
+        let mut notices = Vec::new();
+        for notice in store.notices_since(&school, now - NOTICES_SHOWN_FOR)? {
+            let Some((visit, _)) = store.visit(&notice.visit)? else {
+                continue;
+            };
+            let deliveries = store.deliveries_for_notice(notice.id)?;
+            let raised_by = visit
+                .staff
+                .iter()
+                .find(|s| s.id == notice.staff)
+                .map_or_else(|| notice.staff.to_string(), |s| s.name.clone());
+            notices.push(BoardNotice {
+                told: context.notice_lines(&notice, &deliveries),
+                notice,
+                visit,
+                raised_by,
+            });
+        }
+        Ok(BoardData {
+            rows,
+            notices,
+            missing_write_ups,
+            targets: store.live_school_target_count(&school)?,
+        })
     })
     .await
+}
+
+/// The banner every board and admin page carries while nobody outside the board can be told of anything.
+pub(crate) fn no_targets_banner(targets: usize, admin: bool) -> Markup {
+    html! {
+        @if targets == 0 {
+            div #no-targets .banner.warn role="alert" {
+                "No notification targets are set up: alarms show only on this board, and nobody outside it \
+                 (the authoriser, a deputy, the safeguarding lead) is emailed or messaged. "
+                @if admin {
+                    a href="/admin/notifications" { "Add them on the Notifications page." }
+                } @else {
+                    "An admin adds them on the Notifications page."
+                }
+            }
+        }
+    }
 }
 
 /// The Acknowledge button for one alarm; `back` says where to return ("visit" or the board).
@@ -104,10 +211,49 @@ pub(crate) fn acknowledge_form(alarm: &Alarm, session: &Session, back: &str) -> 
     }
 }
 
-/// One open alarm, loud.
+/// Closing an acknowledged alarm: how it ended (required) and a note.
+pub(crate) fn close_form(alarm: &Alarm, session: &Session, back: &str) -> Markup {
+    html! {
+        form.ack-form.close-form method="post" action={ "/alarms/" (alarm.id) "/close" } {
+            input type="hidden" name="csrf" value=(session.csrf_token);
+            input type="hidden" name="back" value=(back);
+            label for={ "outcome-" (alarm.id) } { "How did it end? " }
+            select name="outcome" id={ "outcome-" (alarm.id) } required {
+                option value="" { "Choose…" }
+                @for outcome in AlarmOutcome::ALL {
+                    option value=(outcome.as_str()) { (outcome.label()) }
+                }
+            }
+            " "
+            label for={ "note-" (alarm.id) } { "Note " }
+            input type="text" name="note" id={ "note-" (alarm.id) } maxlength="2000";
+            " "
+            button.close type="submit" {
+                "Close alarm"
+                @if alarm.from_a_phone() { " and stand the alert down on the phones" }
+            }
+        }
+    }
+}
+
+/// Who was told, line by line, each problem marked.
+pub(crate) fn told_list(lines: &[reach::Line]) -> Markup {
+    html! {
+        @if !lines.is_empty() {
+            ul.told {
+                @for line in lines {
+                    li class=[reach::needs_action(line).then_some("act")] { (words::reach_line(line)) }
+                }
+            }
+        }
+    }
+}
+
+/// One open alarm: loud until someone acknowledges it, then shown as being handled until it is closed.
 pub(crate) fn alarm_card(
     alarm: &Alarm,
     visit: &Visit,
+    told: &[reach::Line],
     session: &Session,
     back: &str,
     now: DateTime<Utc>,
@@ -116,8 +262,13 @@ pub(crate) fn alarm_card(
         AlarmKind::Overdue => "overdue",
         AlarmKind::Duress => "duress",
     };
+    let handled = if alarm.needs_someone() {
+        ""
+    } else {
+        " handled"
+    };
     html! {
-        div class={ "alarm open " (kind) } id={ "alarm-" (alarm.id) } data-alarm=(alarm.id) role="alert" {
+        div class={ "alarm open " (kind) (handled) } id={ "alarm-" (alarm.id) } data-alarm=(alarm.id) role="alert" {
             div.what {
                 strong { (kind.to_uppercase()) }
                 " · " (hm(visit.agreed_time)) " " (visit.purpose.label()) " · " (visit.address.postcode)
@@ -128,8 +279,22 @@ pub(crate) fn alarm_card(
                 @if let Some(level) = words::alarm_level(alarm, &session.user.policy) { " · " (level) }
                 @if let Some(at) = alarm.contact_resumed_at { " · staff heard from again at " (hm(at)) }
             }
+            div.reach {
+                span.small { "Outside this board: " }
+                @if told.is_empty() {
+                    span.small { "nothing sent for this alarm." }
+                }
+                (told_list(told))
+            }
+            @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
+                div.handling { "Being handled by " strong { (by) } " since " (hm(at)) "." }
+            }
             div.buttons {
-                (acknowledge_form(alarm, session, back))
+                @if alarm.needs_someone() {
+                    (acknowledge_form(alarm, session, back))
+                } @else {
+                    (close_form(alarm, session, back))
+                }
                 @if back != "visit" {
                     a.runbook-link href={ "/visits/" (visit.id) "#runbook" } { "Open the runbook" }
                 }
@@ -138,23 +303,70 @@ pub(crate) fn alarm_card(
     }
 }
 
-/// The part of the board that changes: open alarms and the visits table.
-pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc>) -> Markup {
-    let mut alarms: Vec<(&Alarm, &Visit)> = rows
+/// The part of the board that changes: the banner, open alarms, safeguarding notices, overdue write-ups
+/// and the visits table.
+pub(crate) fn fragment_markup(data: &BoardData, session: &Session, now: DateTime<Utc>) -> Markup {
+    let rows = &data.rows;
+    let mut alarms: Vec<(&Alarm, &Row)> = rows
         .iter()
-        .flat_map(|row| row.alarms.iter().map(move |alarm| (alarm, &row.visit)))
+        .flat_map(|row| row.alarms.iter().map(move |alarm| (alarm, row)))
         .collect();
-    // Duress first, then the oldest: the most urgent thing is always at the top.
-    alarms.sort_by_key(|(alarm, _)| (alarm.kind != AlarmKind::Duress, alarm.raised_at, alarm.id));
+    // Unhandled first, duress first, then the oldest: the most urgent thing is always at the top.
+    alarms.sort_by_key(|(alarm, _)| {
+        (
+            !alarm.needs_someone(),
+            alarm.kind != AlarmKind::Duress,
+            alarm.raised_at,
+            alarm.id,
+        )
+    });
+    let sounding = alarms.iter().filter(|(a, _)| a.needs_someone()).count();
+    let no_lines = Vec::new();
     let policy = &session.user.policy;
+    let admin = session.user.staff.roles.contains(&Role::Admin);
     let inner = html! {
+        (no_targets_banner(data.targets, admin))
         section #open-alarms {
             h2 { "Open alarms" }
             @if alarms.is_empty() {
                 p.none { "No open alarms." }
             }
-            @for (alarm, visit) in &alarms {
-                (alarm_card(alarm, visit, session, "board", now))
+            @for (alarm, row) in &alarms {
+                @let told = row.told.iter().find(|(id, _)| *id == alarm.id).map_or(&no_lines, |(_, l)| l);
+                (alarm_card(alarm, &row.visit, told, session, "board", now))
+            }
+        }
+        // Need to know: that a concern or an incident was raised is for those who act on it, not reception.
+        @if !data.notices.is_empty() && session.user.may_read_records() {
+            section #notices {
+                h2 { "Safeguarding notices (last 24 hours)" }
+                p.small { "Only that each was raised and where it went: what was written stays in the visit's record." }
+                @for notice in &data.notices {
+                    div.notice id={ "notice-" (notice.notice.id) } {
+                        strong { (notice.notice.kind.label()) }
+                        " · " (hm(notice.notice.raised_at)) " · from " (notice.raised_by)
+                        " · visit " (hm(notice.visit.agreed_time)) " " (notice.visit.address.postcode)
+                        " · for the " (notice.notice.role.label())
+                        (told_list(&notice.told))
+                    }
+                }
+            }
+        }
+        @if !data.missing_write_ups.is_empty() {
+            section #missing-write-ups {
+                h2 { "Write-ups missing" }
+                ul {
+                    @for missing in &data.missing_write_ups {
+                        li id={ "write-up-missing-" (missing.visit.id) } {
+                            a href={ "/visits/" (missing.visit.id) } {
+                                (missing.visit.agreed_time.with_timezone(&Local).format("%-d %b %H:%M")) " "
+                                (missing.visit.purpose.label()) " · " (missing.visit.address.postcode)
+                            }
+                            ": everyone left at " (hm(missing.left)) "; write-up missing since " (hm(missing.due))
+                            " (" (words::ago(missing.due, now)) ")"
+                        }
+                    }
+                }
             }
         }
         section #visits {
@@ -188,7 +400,12 @@ pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc
                                         }
                                     }
                                 }
-                                td.state { span.badge { (status.label) } }
+                                td.state {
+                                    span.badge { (status.label) }
+                                    @if let Some(since) = row.write_up_missing_since {
+                                        div.flag { "Write-up missing since " (hm(since)) }
+                                    }
+                                }
                                 td.heard { (words::last_heard(&row.state, now)) }
                                 td.next { (words::next_contact(&row.visit, &row.state, row.deadline.as_ref(), now)) }
                                 td.actions {
@@ -215,7 +432,7 @@ pub(crate) fn fragment_markup(rows: &[Row], session: &Session, now: DateTime<Utc
         .map(|b| format!("{b:02x}"))
         .collect();
     html! {
-        div #board-content data-open-alarms=(alarms.len()) data-version=(version) { (inner) }
+        div #board-content data-open-alarms=(sounding) data-version=(version) { (inner) }
     }
 }
 
@@ -224,7 +441,7 @@ pub async fn board_page(
     BoardUser(session): BoardUser,
     State(state): State<AppState>,
 ) -> Result<Response, WebError> {
-    let rows = load_rows(&state, &session).await?;
+    let data = load_board(&state, &session).await?;
     let now = state.now();
     let phrase = session
         .user
@@ -267,12 +484,12 @@ pub async fn board_page(
                 @if session.user.may_read_audit_log() {
                     " · " a href="/audit" { "Audit log" }
                 }
-                @if session.user.staff.roles.contains(&doorstep_core::domain::Role::Admin) {
+                @if session.user.staff.roles.contains(&Role::Admin) {
                     " · " a href="/admin/staff" { "Admin" }
                 }
             }
             p #board-problem .problem hidden role="alert" {}
-            div #board { (fragment_markup(&rows, &session, now)) }
+            div #board { (fragment_markup(&data, &session, now)) }
             p.small {
                 "Times are the office's local time (" (words::zone(now)) "). The board updates by itself; there \
                  is no need to reload."
@@ -292,8 +509,8 @@ pub async fn fragment(
     LiveBoardUser(session): LiveBoardUser,
     State(state): State<AppState>,
 ) -> Result<Response, WebError> {
-    let rows = load_rows(&state, &session).await?;
-    let mut response = fragment_markup(&rows, &session, state.now()).into_response();
+    let data = load_board(&state, &session).await?;
+    let mut response = fragment_markup(&data, &session, state.now()).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -322,7 +539,17 @@ async fn next_board_event(
     };
     match receiver.recv().await {
         Ok(event) => {
-            let visit = event.visit().clone();
+            let visit = match event.scope() {
+                EventScope::School(school) => {
+                    return (school == &scope.school).then(|| {
+                        Event::default()
+                            .event("board")
+                            .json_data(&event)
+                            .unwrap_or_else(|_| Event::default().event("board").data("changed"))
+                    });
+                }
+                EventScope::Visit(visit) => visit.clone(),
+            };
             let school = match scope.schools.get(&visit) {
                 Some(school) => school.clone(),
                 None => {
@@ -430,13 +657,13 @@ pub struct AckForm {
     back: String,
 }
 
-/// `POST /alarms/{id}/acknowledge`: the signed-in person acknowledges an alarm, once.
-pub async fn acknowledge(
-    BoardUser(session): BoardUser,
-    State(state): State<AppState>,
+/// The alarm a path's `{id}` names, with its visit, if it belongs to the signed-in person's school (another
+/// school's alarm is "there is no alarm", as a missing one).
+async fn school_alarm(
+    state: &AppState,
+    session: &Session,
     path: Result<Path<String>, PathRejection>,
-    CsrfForm(form): CsrfForm<AckForm>,
-) -> Result<Response, WebError> {
+) -> Result<(Alarm, Visit), WebError> {
     let id_text = read_path(path)?;
     let no_such = || WebError::NotFound(format!("there is no alarm “{id_text}”"));
     let id: i64 = id_text.parse().map_err(|_| no_such())?;
@@ -449,10 +676,29 @@ pub async fn acknowledge(
         Ok(visit.map(|visit| (alarm, visit)))
     })
     .await?;
-    let Some((alarm, visit)) = found.filter(|(_, visit)| visit.school == session.user.school.id)
-    else {
-        return Err(no_such());
+    found
+        .filter(|(_, visit)| visit.school == session.user.school.id)
+        .ok_or_else(no_such)
+}
+
+fn back_to(back: &str, visit: &Visit) -> Response {
+    let back = if back == "visit" {
+        format!("/visits/{}", visit.id)
+    } else {
+        "/".to_owned()
     };
+    Redirect::to(&back).into_response()
+}
+
+/// `POST /alarms/{id}/acknowledge`: the signed-in person says they are handling an alarm, once. The
+/// reminders stop; the alarm stays on the board until it is closed, and the visit stays watched.
+pub async fn acknowledge(
+    BoardUser(session): BoardUser,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    CsrfForm(form): CsrfForm<AckForm>,
+) -> Result<Response, WebError> {
+    let (alarm, visit) = school_alarm(&state, &session, path).await?;
     if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
         return Err(WebError::Conflict(format!(
             "this alarm was already acknowledged by {by} at {}",
@@ -462,6 +708,7 @@ pub async fn acknowledge(
     let store = state.store.clone();
     let name = session.user.staff.name.clone();
     let now = state.now();
+    let id = alarm.id;
     // Refused only when someone else pressed the button in the same instant.
     let acknowledged = checked(move || store.acknowledge_alarm(id, &name, now))
         .await?
@@ -470,10 +717,60 @@ pub async fn acknowledge(
     if let Some(escalation) = &state.escalation {
         escalation.acknowledged(acknowledged);
     }
-    let back = if form.back == "visit" {
-        format!("/visits/{}", visit.id)
-    } else {
-        "/".to_owned()
-    };
-    Ok(Redirect::to(&back).into_response())
+    Ok(back_to(&form.back, &visit))
+}
+
+/// The Close form: how the alarm ended, and a note.
+#[derive(Debug, Deserialize)]
+pub struct CloseForm {
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// `POST /alarms/{id}/close`: closes an acknowledged alarm with its outcome (spoke to the member of staff,
+/// staff known to be safe, police called) and an optional note. Closing a duress alert raised on a phone
+/// also records the office's stand-down, so it ends on the phones. Without an outcome, nothing changes.
+pub async fn close(
+    BoardUser(session): BoardUser,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    CsrfForm(form): CsrfForm<CloseForm>,
+) -> Result<Response, WebError> {
+    let (alarm, visit) = school_alarm(&state, &session, path).await?;
+    let outcome = AlarmOutcome::parse(form.outcome.trim()).ok_or_else(|| {
+        WebError::BadInput(
+            "say how the alarm ended (spoke to the member of staff, staff known to be safe, or police \
+             called); nothing was changed"
+                .into(),
+        )
+    })?;
+    let store = state.store.clone();
+    let (by, name) = (
+        session.user.staff.id.clone(),
+        session.user.staff.name.clone(),
+    );
+    let now = state.now();
+    let id = alarm.id;
+    let note = form.note;
+    let closing = checked(move || store.close_alarm(id, &by, &name, outcome, &note, now))
+        .await?
+        .map_err(WebError::Conflict)?;
+    tracing::info!(
+        alarm = id,
+        by = %session.user.staff.id,
+        outcome = outcome.as_str(),
+        stood_down = closing.stand_down.is_some(),
+        "alarm closed"
+    );
+    if let Some(escalation) = &state.escalation {
+        if closing.stand_down.is_some() {
+            escalation.visit_changed(visit.id.clone());
+        }
+        escalation.closed(closing.alarms);
+    }
+    Ok(back_to(&form.back, &visit))
 }

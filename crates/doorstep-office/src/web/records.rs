@@ -79,6 +79,21 @@ pub async fn timeline_page(
                     }
                 }
             }
+            @if !record.alarms_told.is_empty() || !record.notices.is_empty() {
+                section #timeline-told {
+                    h2 { "Who was told" }
+                    p.small { "From the deliveries alone (times in UTC)." }
+                    @for (alarm, lines) in &record.alarms_told {
+                        h3 { "Alarm #" (alarm) }
+                        @if lines.is_empty() { p.small { "Nothing was sent outside the board for it." } }
+                        ul { @for line in lines { li { (line) } } }
+                    }
+                    @for notice in &record.notices {
+                        h3 { (notice.notice.kind.label()) " (for the " (notice.notice.role.label()) ")" }
+                        ul { @for line in &notice.told { li { (line) } } }
+                    }
+                }
+            }
             p.small { "Times are the office's local time (" (words::zone(state.now())) ")." }
         }
     };
@@ -126,7 +141,7 @@ pub async fn cpoms_txt(
 ) -> Result<Response, WebError> {
     let record = record(&state, &session, id, Action::OpenedWriteUp).await?;
     let system = &session.user.policy.record_system;
-    let text = cpoms_text(&record.visit, &record.state, &record.timeline, system);
+    let text = cpoms_text(&record);
     let mut response = download(
         "text/plain; charset=utf-8",
         &format!("{}-{}.txt", record.visit.id, file_name_part(system)),
@@ -146,14 +161,8 @@ pub async fn cpoms_pdf_route(
     let record = record(&state, &session, id, Action::ExportedWriteUpPdf).await?;
     let system = session.user.policy.record_system.clone();
     // Shaping and font subsetting take a moment of CPU: off the threads that serve the board.
-    let pdf = {
-        let system = system.clone();
-        tokio::task::spawn_blocking(move || {
-            cpoms_pdf(&record.visit, &record.state, &record.timeline, &system)
-                .map(|pdf| (record, pdf))
-        })
-        .await
-    };
+    let pdf =
+        tokio::task::spawn_blocking(move || cpoms_pdf(&record).map(|pdf| (record, pdf))).await;
     let (record, pdf) = match pdf {
         Ok(Ok(made)) => made,
         Ok(Err(error)) => {

@@ -164,7 +164,9 @@ fn request_page(
                 h2 { "Outside school hours" }
                 p.small { "A visit outside school hours needs a named responsible contact who will check on the staff." }
                 p { label for="contact_name" { "Responsible contact's name " } input name="contact_name" id="contact_name" value=(text("contact_name"));
-                    " " label for="contact_phone" { "phone " } input name="contact_phone" id="contact_phone" value=(text("contact_phone")); }
+                    " " label for="contact_phone" { "phone " } input name="contact_phone" id="contact_phone" value=(text("contact_phone"));
+                    " " label for="contact_email" { "email (optional: they are emailed the visit's alarms) " }
+                    input name="contact_email" id="contact_email" type="email" value=(text("contact_email")); }
                 h2 { "Risk assessment" }
                 p.small { "Write the controls for each hazard for this visit. Doorstep's suggestions are beside each box: tick to use them only if you have checked they fit. You are recorded as the assessor, with today's date." }
                 (risk_table(policy, fields, Assessing::Request))
@@ -333,6 +335,8 @@ fn check_request(
     } else {
         None
     };
+    let contact_email =
+        crate::requests::contact_email(fields.one("contact_email"), responsible_contact.is_some())?;
     let risks = read_risks(policy, fields, Assessing::Request)?;
     let briefing = briefing_from(
         fields,
@@ -368,6 +372,7 @@ fn check_request(
             requested_at: now,
             timing,
             responsible_contact,
+            contact_email,
             authoriser_override: None,
         },
     })

@@ -1,8 +1,9 @@
 //! One visit's page: its state, the office's decisions the lifecycle would take now (decline, withdraw,
-//! call off, reschedule, update the briefing), open alarms, the runbook to read from when something goes
-//! wrong (with the address and every number ready to read out), the risk assessment and briefing (for
-//! those with a need to know), the visit's versions, the timeline of events and the alarm log; and the
-//! "duress heard" button reception presses when the code phrase is spoken on the phone.
+//! call off, reschedule, update the briefing), open alarms (acknowledge, then close with an outcome), the
+//! runbook to read from when something goes wrong (with the address and every number ready to read out),
+//! the risk assessment and briefing and the safeguarding notices (for those with a need to know), the
+//! visit's versions, the timeline of events, each alarm with who was told (from the deliveries) and the
+//! alarm log; and the "duress heard" button reception presses when the code phrase is spoken on the phone.
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{next_deadline, AlarmLevel};
 use maud::{html, Markup};
 
-use super::board::alarm_card;
+use super::board::{alarm_card, told_list};
 use super::briefing::briefing_markup;
 use super::extract::{may_authorise, BoardUser, CsrfForm, VisitInPath};
 use super::forms::Fields;
@@ -24,8 +25,10 @@ use super::words::{self, hm, hms};
 use super::{blocking, pages, school_visit, WebError};
 use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry, HEARD_BY_RECEPTION};
 use crate::logins::Session;
+use crate::notices::Notice;
+use crate::reach;
 use crate::state::AppState;
-use crate::store::StoredEvent;
+use crate::store::{SqliteStore, StoreError, StoredEvent};
 use crate::versions::VisitVersion;
 
 /// Everything the visit page shows.
@@ -38,16 +41,60 @@ struct VisitView {
     log: Vec<AlarmLogEntry>,
     staff: Vec<StaffMember>,
     versions: Vec<VisitVersion>,
+    told: Told,
+}
+
+/// Who was told of the visit's alarms and notices, from the deliveries.
+struct Told {
+    alarms: Vec<(i64, Vec<reach::Line>)>,
+    notices: Vec<(Notice, Vec<reach::Line>)>,
+}
+
+impl Told {
+    fn of_alarm(&self, id: i64) -> &[reach::Line] {
+        self.alarms
+            .iter()
+            .find(|(alarm, _)| *alarm == id)
+            .map_or(&[], |(_, lines)| lines.as_slice())
+    }
+}
+
+/// Who was told of each of a visit's alarms and notices.
+fn told_of_visit(
+    store: &SqliteStore,
+    visit: &Visit,
+    alarms: &[Alarm],
+    log: &[AlarmLogEntry],
+) -> Result<Told, StoreError> {
+    let context = store.reach_context(&visit.school, Some(&visit.id))?;
+    let mut told = Told {
+        alarms: Vec::new(),
+        notices: Vec::new(),
+    };
+    for alarm in alarms {
+        let deliveries = store.deliveries_for_alarm(alarm.id)?;
+        told.alarms
+            .push((alarm.id, context.alarm_lines(alarm, log, &deliveries)));
+    }
+    for notice in store.notices_for_visit(&visit.id)? {
+        let deliveries = store.deliveries_for_notice(notice.id)?;
+        let lines = context.notice_lines(&notice, &deliveries);
+        told.notices.push((notice, lines));
+    }
+    Ok(told)
 }
 
 /// The visit and everything its page shows, if it belongs to the signed-in person's school.
 async fn load(state: &AppState, session: &Session, id: VisitId) -> Result<VisitView, WebError> {
-    school_visit(state, session, id, |store, visit, visit_state| {
+    school_visit(state, session, id, move |store, visit, visit_state| {
+        let alarms = store.alarms_for_visit(&visit.id)?;
+        let log = store.alarm_log(&visit.id)?;
         Ok(VisitView {
             policy: store.policy(&visit.school)?,
             events: store.events_for_visit(&visit.id)?,
-            alarms: store.alarms_for_visit(&visit.id)?,
-            log: store.alarm_log(&visit.id)?,
+            told: told_of_visit(store, &visit, &alarms, &log)?,
+            alarms,
+            log,
             staff: store.school_staff(&visit.school)?,
             versions: store.visit_versions(&visit.id)?,
             visit,
@@ -109,7 +156,9 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
         @if !open.is_empty() {
             section #open-alarms {
                 h2 { "Open alarms" }
-                @for alarm in &open { (alarm_card(alarm, visit, session, "visit", now)) }
+                @for alarm in &open {
+                    (alarm_card(alarm, visit, view.told.of_alarm(alarm.id), session, "visit", now))
+                }
             }
         }
         form.duress-panel method="post" action={ "/visits/" (visit.id) "/duress-heard" } {
@@ -150,6 +199,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
                 }
             }
         }
+        (told_sections(view, session))
         section #alarm-log {
             h2 { "Alarm log" }
             @if view.log.is_empty() {
@@ -162,7 +212,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
                             tr {
                                 td { (hms(entry.at)) }
                                 td { "#" (entry.alarm) }
-                                td { (words::capitalise(&entry.what.replace('_', " "))) ": " (entry.detail) }
+                                td { (words::log_entry(entry)) }
                             }
                         }
                     }
@@ -306,6 +356,52 @@ fn versions(view: &VisitView, session: &Session, names: &HashMap<&StaffId, &str>
     }
 }
 
+/// Each alarm of the visit (closed ones too) with how it ended and who was told, and each safeguarding
+/// notice with where it went (never its words).
+fn told_sections(view: &VisitView, session: &Session) -> Markup {
+    html! {
+        @if !view.alarms.is_empty() {
+            section #alarms-told {
+                h2 { "Alarms: who was told, and how each ended" }
+                @for alarm in &view.alarms {
+                    div.alarm-record id={ "alarm-record-" (alarm.id) } {
+                        strong { "#" (alarm.id) " " (words::alarm_sentence(alarm, &view.visit)) }
+                        div.small {
+                            "Raised " (hm(alarm.raised_at))
+                            @if let Some(level) = words::alarm_level(alarm, &view.policy) { " · " (level) }
+                            @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
+                                " · acknowledged by " (by) " at " (hm(at))
+                            }
+                            @if let (Some(by), Some(at)) = (&alarm.closed_by, alarm.closed_at) {
+                                " · closed by " (by) " at " (hm(at))
+                                @if let Some(outcome) = alarm.outcome { ": " (outcome.label().to_lowercase()) }
+                            }
+                        }
+                        @if let Some(note) = &alarm.close_note { div.small { "Note: " (note) } }
+                        @let told = view.told.of_alarm(alarm.id);
+                        @if told.is_empty() {
+                            p.small { "Nothing was sent outside this board for this alarm." }
+                        }
+                        (told_list(told))
+                    }
+                }
+            }
+        }
+        // Need to know: that a concern or an incident was raised on a visit is not for reception.
+        @if !view.told.notices.is_empty() && session.user.may_read_records() {
+            section #notices-told {
+                h2 { "Safeguarding notices: where each went" }
+                @for (notice, lines) in &view.told.notices {
+                    div.notice id={ "notice-" (notice.id) } {
+                        strong { (notice.kind.label()) } " · " (hm(notice.raised_at)) " · for the " (notice.role.label())
+                        (told_list(lines))
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// An event in a few words, never with free text (notes may name a family).
 fn event_words(event: &VisitEvent) -> String {
     match event {
@@ -348,7 +444,7 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
                 li { strong { "Ring 999 and ask for the police." } " The code phrase means they need help now; the policy is that the police are called where there is a threat or use of violence. Read out the address above." }
                 li { "Tell the " (authoriser) " at once (numbers below)." }
                 li { "Do not ring the staff on the visit unless the police or the " (authoriser) " ask you to: a ringing phone could give them away." }
-                li { "Acknowledge the alarm with your name once the police and the " (authoriser) " have been told. It stays on the board until then." }
+                li { "Acknowledge the alarm as soon as you are handling it (it stops the reminders). Close it, saying how it ended, once the police and the " (authoriser) " have been told: for an alert from a phone, closing it also stands it down on the phones." }
             }
         }
     };
@@ -357,7 +453,7 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
             h3 { "Overdue, or nobody can be reached" }
             ol {
                 li { "Ring each member of staff on the visit (numbers below)." }
-                li { "If you reach them and all is well, ask them to check in on the Doorstep app, then acknowledge the alarm with your name." }
+                li { "Acknowledge the alarm while you try: it says you are handling it. If you reach them and all is well, ask them to check in on the Doorstep app, then close the alarm with how it ended. The office keeps watching: if they stay silent, the next missed check-in raises a new alarm." }
                 li { "If you cannot reach them, tell the " (authoriser) " as soon as possible: the policy says the " (authoriser) " decides what happens next, police included." }
                 li {
                     strong { "999" } " at once if there is any sign of a threat or use of violence, or immediate danger. "
@@ -406,8 +502,10 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
                 "From the school's policy: the office checks in "
                 (words::minutes(policy.first_check_in_after_start.duration())) " after the visit's start, then staff report every "
                 (words::minutes(policy.check_in_interval.duration())) "; staff wait at the door at most "
-                (words::minutes(policy.max_wait_for_family.duration())) "; an unacknowledged overdue alarm goes to the "
-                (authoriser) " after " (words::minutes(policy.escalate_to_authoriser_after.duration())) "."
+                (words::minutes(policy.max_wait_for_family.duration())) "; an alarm nobody acknowledges reaches the "
+                (authoriser) "'s level after " (words::minutes(policy.escalate_to_authoriser_after.duration()))
+                ", and the deputy and further contacts " (words::minutes(policy.escalate_further_after.duration()))
+                " after that (who is actually told is listed with each alarm)."
             }
         }
     }
@@ -438,7 +536,7 @@ pub async fn duress_heard(
     let store = state.store.clone();
     let now = state.now();
     let visit = id.clone();
-    blocking(move || {
+    let raised = blocking(move || {
         store.raise_alarm(
             &visit,
             AlarmKind::Duress,
@@ -450,9 +548,10 @@ pub async fn duress_heard(
     })
     .await?;
     tracing::warn!(visit = %id, by = %session.user.staff.id, "duress heard by reception");
-    if let Some(escalation) = &state.escalation {
-        // Redraws every board, and the engine starts reminding the authoriser until it is acknowledged.
-        escalation.visit_changed(id.clone());
+    if let (Some(escalation), Some(alarm)) = (&state.escalation, raised) {
+        // Redraws every board, hands the alarm to its targets at once, and the engine escalates it until
+        // someone acknowledges it.
+        escalation.raised(alarm);
     }
     Ok(Redirect::to(&format!("/visits/{id}#runbook")).into_response())
 }

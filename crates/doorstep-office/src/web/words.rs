@@ -7,7 +7,8 @@ use doorstep_core::lifecycle::VisitState;
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{parse_about, Deadline, Expecting};
 
-use crate::alarms::{Alarm, AlarmKind, HEARD_BY_RECEPTION};
+use crate::alarms::{level_audience, step, Alarm, AlarmKind, AlarmLogEntry, HEARD_BY_RECEPTION};
+use crate::reach;
 
 /// Upper-cases the first letter (messages are written to follow "Error:" in logs, and start pages here).
 pub(crate) fn capitalise(text: &str) -> String {
@@ -70,15 +71,27 @@ pub(crate) fn status(
 ) -> Status {
     use doorstep_core::lifecycle::Phase;
     let phase = state.phase();
+    let handled = |kind: AlarmKind| {
+        let of_kind: Vec<&&Alarm> = open_alarms.iter().filter(|a| a.kind == kind).collect();
+        !of_kind.is_empty() && of_kind.iter().all(|a| !a.needs_someone())
+    };
     if phase == Phase::Duress || open_alarms.iter().any(|a| a.kind == AlarmKind::Duress) {
         return Status {
-            label: "DURESS".into(),
+            label: if handled(AlarmKind::Duress) {
+                "DURESS (being handled)".into()
+            } else {
+                "DURESS".into()
+            },
             class: "st-duress",
         };
     }
     if open_alarms.iter().any(|a| a.kind == AlarmKind::Overdue) {
         return Status {
-            label: "Overdue".into(),
+            label: if handled(AlarmKind::Overdue) {
+                "Overdue (being handled)".into()
+            } else {
+                "Overdue".into()
+            },
             class: "st-overdue",
         };
     }
@@ -216,12 +229,42 @@ pub(crate) fn alarm_sentence(alarm: &Alarm, visit: &Visit) -> String {
     }
 }
 
-/// "the headteacher has been told at 14:32".
+/// The level an alarm has reached, as the office's step: "reached the headteacher's level at 14:32". Never
+/// a claim that anyone was told: that comes only from deliveries ([`reach_line`]).
 pub(crate) fn alarm_level(alarm: &Alarm, policy: &Policy) -> Option<String> {
-    alarm
-        .escalated_at
-        .filter(|_| alarm.level == doorstep_core::schedule::AlarmLevel::Authoriser)
-        .map(|at| format!("the {} was told at {}", policy.authoriser.label(), hm(at)))
+    use doorstep_core::schedule::AlarmLevel;
+    if alarm.level == AlarmLevel::Board {
+        return None;
+    }
+    let at = alarm.escalated_at.unwrap_or(alarm.raised_at);
+    Some(format!(
+        "at the level of {} since {}",
+        level_audience(alarm.level, policy),
+        hm(at)
+    ))
+}
+
+/// One line of who was (or could not be) told, in the board's local time.
+pub(crate) fn reach_line(line: &reach::Line) -> String {
+    reach::words(line, &hm, "Nobody outside this board can be told")
+}
+
+/// One line of an alarm's log, in words: what the office did, or how a delivery went.
+pub(crate) fn log_entry(entry: &AlarmLogEntry) -> String {
+    let what = match entry.what.as_str() {
+        step::RAISED => "Raised",
+        step::REACHED_LEVEL => "Escalated",
+        step::REMINDED => "Reminded",
+        step::NOBODY_TO_TELL => "Nobody to tell",
+        step::CONTACT_RESUMED => "Contact resumed",
+        step::ACKNOWLEDGED => "Acknowledged",
+        step::CLOSED => "Closed",
+        step::NOTIFIED => "Delivered",
+        step::NOTIFICATION_FAILED => "Delivery failed",
+        step::NOTIFICATION_CANCELLED => "Delivery stopped",
+        other => return format!("{}: {}", capitalise(&other.replace('_', " ")), entry.detail),
+    };
+    format!("{what}: {}", entry.detail)
 }
 
 /// How long a policy number is, in words.

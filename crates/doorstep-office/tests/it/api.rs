@@ -354,3 +354,52 @@ async fn the_office_replays_a_pairs_events_into_the_visit_state_and_shares_them_
         "Alex holds only Alex's visits, in time order"
     );
 }
+
+#[tokio::test]
+async fn a_phone_cannot_grow_a_visit_without_limit_but_its_alerts_still_go_through() {
+    use doorstep_office::store::MAX_EVENTS_PER_DEVICE_AND_VISIT;
+    let office = spawn_office().await;
+    let alex = &office.phones.partner;
+    let check_in = || VisitEvent::CheckedIn {
+        staff: staff("alex"),
+    };
+    let quota = MAX_EVENTS_PER_DEVICE_AND_VISIT as u64;
+    // Batch after batch of check-ins, up to the quota: all stored.
+    for start in (1..=quota).step_by(100) {
+        let events: Vec<_> = (start..start + 100)
+            .map(|seq| envelope(alex, seq, "visit-ava", check_in()))
+            .collect();
+        let (status, body) = office.post_sync(&alex.device_token, &batch(&events)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // One more: refused with a reason, and nothing of its batch stored.
+    let extra = envelope(alex, quota + 1, "visit-ava", check_in());
+    let (status, body) = office
+        .post_sync(&alex.device_token, &batch(std::slice::from_ref(&extra)))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than any visit needs"),
+        "{body}"
+    );
+    // An alert from the same phone for the same visit still goes through.
+    let alert = envelope(
+        alex,
+        quota + 2,
+        "visit-ava",
+        VisitEvent::DuressRaised {
+            staff: staff("alex"),
+            via: doorstep_core::lifecycle::DuressVia::CodePhraseButton,
+        },
+    );
+    let (status, body) = office.post_sync(&alex.device_token, &batch(&[alert])).await;
+    assert_eq!(status, 200, "{body}");
+    // And another phone syncs as usual.
+    let (status, body) = office
+        .post_sync(&office.phones.me.device_token, &batch(&[]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

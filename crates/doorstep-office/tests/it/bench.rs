@@ -8,12 +8,18 @@
 //!   clock ([`Bench::paused`]: the engine's timers fire as the test moves time) or a clock set by hand while
 //!   tokio's runs ([`Bench::set_by_hand`]: for tests that also talk to real servers, whose timeouts a paused
 //!   clock would fire at once; the engine then wakes only when poked).
+//! - [`Handoffs`]: a notification transport that hands nothing to the network: it records each message and
+//!   the office's clock at the moment it was handed over, and answers as the test says, so the notifier's
+//!   rules run on the paused clock.
+//! - [`Bench::page`] and [`Bench::post`]: the office's pages, served in-process by the real router on the
+//!   bench's clock and engine, for a session made in the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use doorstep_core::ids::SchoolId;
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::policy::Preset;
 use doorstep_core::test_support::{self, at, staff, visit};
@@ -21,8 +27,11 @@ use doorstep_office::alarms::Alarm;
 use doorstep_office::clock::Clock;
 use doorstep_office::demo;
 use doorstep_office::escalation::{BoardEvent, Escalation};
+use doorstep_office::notify::{
+    Attempted, NewTarget, NotificationTarget, Notifier, Outgoing, Transport,
+};
 use doorstep_office::store::Device;
-use doorstep_office::SqliteStore;
+use doorstep_office::{AppState, SqliteStore};
 use tokio::sync::broadcast;
 
 /// When the demo is seeded: 10:00 on the tests' school day.
@@ -100,6 +109,14 @@ impl DemoStore {
         self.store
             .alarms_for_visit(&visit("visit-ava"))
             .expect("read alarms")
+    }
+
+    /// One alarm, as the store holds it now.
+    pub fn alarm_of(&self, id: i64) -> Alarm {
+        self.store
+            .alarm(id)
+            .expect("read the alarm")
+            .expect("the alarm exists")
     }
 
     /// visit-ava's alarm log: (what, detail) a step.
@@ -243,6 +260,158 @@ impl Bench {
         self.engine = engine;
         self.engine_task = task;
     }
+}
+
+/// One message the notifier handed over, and the office's clock at that moment.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    pub message: Outgoing,
+    pub at: DateTime<Utc>,
+}
+
+/// A [`Transport`] that records each hand-off and accepts it, unless its address is told to refuse.
+#[derive(Clone)]
+pub struct Handoffs {
+    clock: Clock,
+    refuse: Arc<Mutex<Vec<String>>>,
+    sent: tokio::sync::mpsc::UnboundedSender<Handoff>,
+}
+
+impl Handoffs {
+    pub fn new(clock: Clock) -> (Handoffs, tokio::sync::mpsc::UnboundedReceiver<Handoff>) {
+        let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+        (
+            Handoffs {
+                clock,
+                refuse: Arc::default(),
+                sent,
+            },
+            received,
+        )
+    }
+
+    /// Messages to `address` are accepted again.
+    pub fn allow(&self, address: &str) {
+        self.refuse
+            .lock()
+            .expect("the refusals")
+            .retain(|a| a != address);
+    }
+
+    /// Every message to `address` fails from now on, as a refusing server would.
+    pub fn refuse(&self, address: &str) {
+        self.refuse
+            .lock()
+            .expect("the refusals")
+            .push(address.to_owned());
+    }
+}
+
+impl Transport for Handoffs {
+    fn send(&self, message: Outgoing) -> Attempted {
+        let refused = self
+            .refuse
+            .lock()
+            .expect("the refusals")
+            .contains(&message.address);
+        let _ = self.sent.send(Handoff {
+            at: (self.clock)(),
+            message,
+        });
+        Box::pin(async move {
+            if refused {
+                Err("550 refused by the test's server".to_owned())
+            } else {
+                Ok("accepted by the test's server".to_owned())
+            }
+        })
+    }
+}
+
+/// The school of the demo.
+pub fn demo_school() -> SchoolId {
+    "demo-primary".parse().expect("a school id")
+}
+
+impl Bench {
+    /// A notifier on this bench's store and clock, handing its messages to a [`Handoffs`], running as the
+    /// office runs it (woken by the engine's announcements).
+    pub fn run_notifier(&self) -> (Handoffs, tokio::sync::mpsc::UnboundedReceiver<Handoff>) {
+        let (handoffs, received) = Handoffs::new(self.clock.clone());
+        let notifier = Notifier::with_transport(
+            self.store.clone(),
+            Some("doorstep@oakfield.example".into()),
+            Arc::new(handoffs.clone()),
+        );
+        let (_handle, task) = notifier.spawn(self.clock.clone(), self.engine.subscribe());
+        // Ended with the test's runtime.
+        drop(task);
+        (handoffs, received)
+    }
+
+    /// Adds a notification target to the demo school, from now on.
+    pub fn add_target(&self, target: NewTarget) -> NotificationTarget {
+        self.store
+            .add_notification_target(&demo_school(), &target, self.now())
+            .expect("add a target")
+    }
+
+    /// The real router on this bench's store, clock and engine.
+    fn router(&self) -> axum::Router {
+        let mut state = AppState::new(self.store.clone());
+        state.clock = self.clock.clone();
+        state.escalation = Some(self.engine.clone());
+        doorstep_office::router(state)
+    }
+
+    /// A session for `who` made in the store at the bench's time: its cookie and CSRF token.
+    pub fn session(&self, who: &str) -> (String, String) {
+        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("a-bench-session-{n}-for-{who}");
+        let session = self
+            .store
+            .start_session(&staff(who), &token, self.now())
+            .expect("start a session");
+        (format!("doorstep_session={token}"), session.csrf_token)
+    }
+
+    /// GETs `path` as `who`: the status and the page.
+    pub async fn page(&self, who: &str, path: &str) -> (u16, String) {
+        let (cookie, _) = self.session(who);
+        let request = axum::http::Request::get(path)
+            .header("cookie", cookie)
+            .body(axum::body::Body::empty())
+            .expect("a request");
+        answer(self.router(), request).await
+    }
+
+    /// POSTs `form` (with the session's CSRF token) to `path` as `who`: the status and the page.
+    pub async fn post(&self, who: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let (cookie, csrf) = self.session(who);
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        let body = serde_urlencoded::to_string(&fields).expect("a form");
+        let request = axum::http::Request::post(path)
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .expect("a request");
+        answer(self.router(), request).await
+    }
+}
+
+async fn answer(
+    router: axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (u16, String) {
+    use tower::ServiceExt as _;
+    let response = router.oneshot(request).await.expect("the router answers");
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the body");
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Waits for the engine to announce a raised or escalated alarm on `board`; the limit only stops a broken

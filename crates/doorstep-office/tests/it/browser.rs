@@ -1,7 +1,9 @@
-//! The office board in a real headless Chromium, driven through chromedriver: sign in, see today's visits,
-//! watch a phone's sync and an overdue alarm arrive without a reload, acknowledge it by name, and see the
-//! "not live" warning when the server goes away; the headteacher authorising a requested visit; and the
-//! headteacher updating a visit's briefing (a new version) and reception marking one not going ahead.
+//! The office board in a real headless Chromium, driven through chromedriver: sign in, see today's visits
+//! and the banner saying nobody outside the board can be told, watch a phone's sync and an overdue alarm
+//! arrive without a reload, acknowledge it by name (the sound stops, it stays as being handled), close it
+//! with its outcome, and see the "not live" warning when the server goes away; the headteacher authorising
+//! a requested visit; and the headteacher updating a visit's briefing (a new version) and reception marking
+//! one not going ahead.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (set CHROMIUM and CHROMEDRIVER to use others). When they
 //! are missing the test fails and says so: a skipped browser test would hide a board that does not work.
@@ -229,6 +231,14 @@ async fn the_board_updates_live_raises_an_overdue_without_a_reload_and_takes_an_
     assert_eq!(
         text_of(&browser, "#signed-in-name").await.as_deref(),
         Some("Olu Office")
+    );
+    // The demo school has no notification targets: the board says so at the top.
+    let banner = text_of(&browser, "#no-targets")
+        .await
+        .expect("the no-targets banner");
+    assert!(
+        banner.contains("No notification targets are set up"),
+        "{banner}"
     );
     // The styles and the script are files from /assets/, which the page's CSP allowed by its nonce (and
     // their integrity matched): the styles are applied, and the script has run.
@@ -466,24 +476,75 @@ async fn the_board_updates_live_raises_an_overdue_without_a_reload_and_takes_an_
         },
     )
     .await;
+    // Acknowledged is "being handled": the sound stops, the alarm stays on the board until it is closed.
+    let card = format!("#alarm-{}", alarm.id);
     wait_until(
-        "the alarm to leave the open alarms",
+        "the alarm to show who is handling it",
         Duration::from_secs(20),
         || async {
-            let gone = browser
-                .find(Locator::Css(&format!("#alarm-{}", alarm.id)))
+            text_of(&browser, &card)
                 .await
-                .is_err();
-            let calm = text_of(&browser, "#open-alarms").await?;
-            (gone && calm.contains("No open alarms")).then_some(())
+                .filter(|text| text.contains("Being handled by Olu Office"))
         },
     )
     .await;
     let acknowledged = office.store.alarm(alarm.id).unwrap().unwrap();
     assert_eq!(acknowledged.acknowledged_by.as_deref(), Some("Olu Office"));
-    assert!(
-        !body_has_class(&browser, "alarm-sounding").await,
-        "the sound stops"
+    wait_until("the sound to stop", Duration::from_secs(10), || async {
+        (!body_has_class(&browser, "alarm-sounding").await).then_some(())
+    })
+    .await;
+    screenshot(&browser, dir.path(), "office-board-handling.png").await;
+
+    // Closing it needs how it ended: choose one, add a note, close; it leaves the board.
+    let close = format!("#alarm-{} button.close", alarm.id);
+    wait_until(
+        "the outcome chosen and Close clicked",
+        Duration::from_secs(20),
+        || async {
+            let select = browser
+                .find(Locator::Css(&format!("#outcome-{}", alarm.id)))
+                .await
+                .ok()?;
+            select.select_by_value("spoke_to_staff").await.ok()?;
+            let note = browser
+                .find(Locator::Css(&format!("#note-{}", alarm.id)))
+                .await
+                .ok()?;
+            // A redraw between the steps means trying again from the start, with the note empty again.
+            note.clear().await.ok()?;
+            note.send_keys("Rang Sam: phone on silent").await.ok()?;
+            browser
+                .find(Locator::Css(&close))
+                .await
+                .ok()?
+                .click()
+                .await
+                .ok()
+        },
+    )
+    .await;
+    wait_until(
+        "the alarm to leave the open alarms",
+        Duration::from_secs(20),
+        || async {
+            let gone = browser.find(Locator::Css(&card)).await.is_err();
+            let calm = text_of(&browser, "#open-alarms").await?;
+            (gone && calm.contains("No open alarms")).then_some(())
+        },
+    )
+    .await;
+    let closed = office.store.alarm(alarm.id).unwrap().unwrap();
+    assert_eq!(
+        (closed.closed_by.as_deref(), closed.outcome),
+        (
+            Some("Olu Office"),
+            Some(doorstep_core::lifecycle::AlarmOutcome::SpokeToStaff)
+        )
+    );
+    assert_eq!(
+        closed.close_note.as_deref(),
+        Some("Rang Sam: phone on silent")
     );
     assert_eq!(
         page_load_marker(&browser).await,

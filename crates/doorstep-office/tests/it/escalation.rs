@@ -16,14 +16,15 @@ use doorstep_office::SqliteStore;
 use crate::bench::{agreed, minutes_after_agreed, seeded_at, Bench};
 
 #[tokio::test(start_paused = true)]
-async fn silence_after_going_in_raises_overdue_then_tells_the_authoriser_then_reminds_per_preset() {
-    // (preset, overdue after the agreed start, authoriser told, first reminder): first check-in 10 minutes
-    // after the start, 5 minutes' grace, then the authoriser 5 minutes after an unacknowledged alarm.
+async fn silence_after_going_in_raises_overdue_then_climbs_level_by_level_per_preset() {
+    // (preset, overdue after the agreed start, authoriser's level, further contacts' level, reminder): first
+    // check-in 10 minutes after the start, 5 minutes' grace, the authoriser's level 5 minutes after an
+    // unacknowledged alarm, the further contacts 10 minutes after that, then a reminder every 10.
     let table = [
-        (Preset::PrimaryHeadteacher, 15, 20, 25),
-        (Preset::AcademySafeguardingLead, 15, 20, 25),
+        (Preset::PrimaryHeadteacher, 15, 20, 30, 40),
+        (Preset::AcademySafeguardingLead, 15, 20, 30, 40),
     ];
-    for (preset, overdue, told, reminded) in table {
+    for (preset, overdue, authoriser, further, reminded) in table {
         let mut sim = Bench::paused(preset).await;
         sim.start_visit().await;
 
@@ -50,23 +51,56 @@ async fn silence_after_going_in_raises_overdue_then_tells_the_authoriser_then_re
             "{preset:?}: raised {lag} after its moment"
         );
 
-        sim.advance_to(minutes_after_agreed(told) - TimeDelta::seconds(1))
+        sim.advance_to(minutes_after_agreed(authoriser) - TimeDelta::seconds(1))
             .await;
         assert_eq!(sim.alarms()[0].level, AlarmLevel::Board);
-        sim.advance_to(minutes_after_agreed(told) + TimeDelta::milliseconds(1))
+        sim.advance_to(minutes_after_agreed(authoriser) + TimeDelta::milliseconds(1))
             .await;
         let alarm = &sim.alarms()[0];
         assert_eq!(alarm.level, AlarmLevel::Authoriser, "{preset:?}");
-        assert!(alarm.escalated_at.unwrap() - minutes_after_agreed(told) < TimeDelta::seconds(1));
+        assert!(
+            alarm.escalated_at.unwrap() - minutes_after_agreed(authoriser) < TimeDelta::seconds(1)
+        );
+
+        sim.advance_to(minutes_after_agreed(further) - TimeDelta::seconds(1))
+            .await;
+        assert_eq!(sim.alarms()[0].level, AlarmLevel::Authoriser);
+        sim.advance_to(minutes_after_agreed(further) + TimeDelta::milliseconds(1))
+            .await;
+        assert_eq!(sim.alarms()[0].level, AlarmLevel::Further, "{preset:?}");
 
         sim.advance_to(minutes_after_agreed(reminded) + TimeDelta::milliseconds(1))
             .await;
         let log = sim.store.alarm_log(&visit("visit-ava")).unwrap();
-        let steps: Vec<_> = log.iter().map(|e| e.what.as_str()).collect();
+        let steps: Vec<_> = log
+            .iter()
+            .map(|e| (e.what.as_str(), e.level.map(AlarmLevel::name)))
+            .collect();
+        // The demo school has no notification targets: each level beyond the board is logged as having
+        // nobody to tell, never as told.
         assert_eq!(
             steps,
-            ["raised", "authoriser_told", "authoriser_reminded"],
+            [
+                ("raised", Some("board")),
+                ("reached_level", Some("authoriser")),
+                ("nobody_to_tell", Some("authoriser")),
+                ("reached_level", Some("further")),
+                ("nobody_to_tell", Some("further")),
+                ("reminded", Some("further")),
+            ],
             "{preset:?}"
+        );
+        assert!(
+            log.iter()
+                .all(|e| !e.detail.contains("is told") && !e.detail.contains("was told")),
+            "{preset:?}: no step claims anyone was told: {log:?}"
+        );
+        let authoriser_label = preset.policy().authoriser.label();
+        assert_eq!(
+            log[2].detail,
+            format!(
+                "no contact is set up for the {authoriser_label}: nobody outside the board can be told"
+            )
         );
         assert_eq!(
             sim.alarms().len(),
@@ -160,7 +194,8 @@ async fn deadlines_survive_a_restart_of_the_office() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn duress_goes_straight_to_the_authoriser_and_an_acknowledgement_stops_the_escalation() {
+async fn duress_goes_straight_to_the_authoriser_level_and_an_acknowledgement_stops_the_escalation()
+{
     let mut sim = Bench::paused(Preset::AcademySafeguardingLead).await;
     let mut board = sim.engine.subscribe();
     sim.start_visit().await;
@@ -210,8 +245,12 @@ async fn duress_goes_straight_to_the_authoriser_and_an_acknowledgement_stops_the
         .collect();
     assert_eq!(
         duress_log,
-        ["raised", "authoriser_told", "acknowledged"],
-        "no reminders after the acknowledgement"
+        ["raised", "nobody_to_tell", "acknowledged"],
+        "no escalation after the acknowledgement"
+    );
+    assert!(
+        sim.alarm_of(alarms[0].id).is_open(),
+        "acknowledged is being handled, not closed: it stays on the board"
     );
     // The silence goes on being watched: the missed check-in is its own alarm.
     let others: Vec<_> = sim

@@ -20,6 +20,7 @@ mod notify;
 mod office_decisions;
 mod openapi;
 mod policy_flips;
+mod reach;
 mod records;
 mod requests;
 mod routes;

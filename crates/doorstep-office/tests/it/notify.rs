@@ -569,14 +569,21 @@ async fn an_overdue_alarm_tells_board_targets_and_its_escalation_only_authoriser
     mails.sort_by(|a, b| a.to.cmp(&b.to));
     assert_eq!(mails[0].to, [HEAD]);
     assert_eq!(mails[1].to, ["late@oakfield.example"]);
-    assert!(mails[0]
-        .body()
-        .contains("Now: not acknowledged at the office: the authoriser is told"));
+    assert!(
+        mails[0].body().contains(
+            "Now: not acknowledged at the level of the office within 5 minutes: the alarm reached \
+             the level of the headteacher"
+        ),
+        "{}",
+        mails[0].body()
+    );
     let second = next(&mut hook.requests).await;
     second.assert_signed();
     assert_ne!(second.delivery(), post.delivery());
-    assert_eq!(second.json()["step"]["what"], "authoriser_told");
+    assert_eq!(second.json()["step"]["what"], "reached_level");
+    assert_eq!(second.json()["step"]["level"], "authoriser");
     assert_eq!(second.json()["alarm"]["level"], "authoriser");
+    assert_eq!(second.json()["audience"], serde_json::json!(["authoriser"]));
     assert!(
         smtp.mail.try_recv().is_err() && hook.requests.try_recv().is_err(),
         "the board-only address heard nothing of the escalation"
@@ -588,7 +595,7 @@ async fn an_overdue_alarm_tells_board_targets_and_its_escalation_only_authoriser
             "raised",
             "notified",
             "notified",
-            "authoriser_told",
+            "reached_level",
             "notified",
             "notified",
             "notified"
@@ -818,13 +825,6 @@ async fn targets_are_checked_before_they_are_stored() {
         ),
         NewTarget::email("<head@oakfield.example>", WantedLevels::BOARD),
         NewTarget::email("a@b@c", WantedLevels::BOARD),
-        NewTarget::email(
-            HEAD,
-            WantedLevels {
-                board: false,
-                authoriser: false,
-            },
-        ),
         NewTarget::webhook("ftp://example.com/hook", SECRET, WantedLevels::BOARD),
         NewTarget::webhook("not a url", SECRET, WantedLevels::BOARD),
         NewTarget::webhook("https://example.com/hook", "too short", WantedLevels::BOARD),
@@ -832,6 +832,15 @@ async fn targets_are_checked_before_they_are_stored() {
     for target in refused {
         assert!(target.is_err(), "{target:?}");
     }
+    let hears_nothing = bench.store.add_notification_target(
+        &demo_school(),
+        &email(HEAD, WantedLevels::NONE),
+        bench.now(),
+    );
+    assert!(
+        hears_nothing.is_err(),
+        "a target with no level and no role would hear of nothing"
+    );
     bench.add_target(email(HEAD, WantedLevels::AUTHORISER));
     let again = bench.store.add_notification_target(
         &demo_school(),

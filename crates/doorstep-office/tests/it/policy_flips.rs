@@ -1,7 +1,8 @@
 //! Every policy setting does something: each field of `Policy` is flipped and the difference seen, against
 //! the real office where a person would see it (requests, authorising, attendance, records, the admin
-//! page) and through the shared schedule on states the real store built for the timings. The first test is
-//! the table: every field names the test that flips it, and a field added without one fails it.
+//! page) and through the shared schedule on states the real store built for the timings; who is told of
+//! concerns, the further contacts and the missing write-up are flipped in `reach.rs`. The first test is the
+//! table: every field names the test that flips it, and a field added without one fails it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,44 +17,37 @@ use doorstep_core::schedule::{deadlines, next_escalation, AlarmLevel, Expecting}
 use crate::helpers::*;
 use crate::requests::{next_weekday_at, request, valid_request, visit_count, with};
 
-/// Where each setting is shown to change behaviour: a test, as `file::function` under a crate's
-/// `tests/it/`, or the helper branch wiring it.
-enum Shown {
-    Test(&'static str, &'static str),
-    /// Wired by another branch (escalation and notifications): its flip test comes with it.
-    Elsewhere(&'static str),
-}
-
-fn table() -> BTreeMap<&'static str, Shown> {
-    use Shown::{Elsewhere, Test};
+/// Where each setting is shown to change behaviour: the crate, and a test as `file::function` under its
+/// `tests/it/`.
+fn table() -> BTreeMap<&'static str, (&'static str, &'static str)> {
     let office = "crates/doorstep-office";
     let core = "crates/doorstep-core";
     BTreeMap::from([
-        ("preset", Test(office, "policy_flips::preset_sets_what_the_admin_page_lists_as_changed")),
-        ("authoriser", Test(office, "policy_flips::authoriser_decides_who_may_authorise")),
-        ("lone_visit_approver", Test(office, "policy_flips::lone_visit_approver_decides_who_may_approve_a_lone_visit")),
-        ("staff_per_visit", Test(office, "policy_flips::staff_per_visit_shapes_the_request_form")),
-        ("pair_waits_outside_until_all_arrived", Test(core, "lifecycle::where_the_policy_lets_a_pair_go_in_separately_the_first_goes_in_and_the_second_joins")),
-        ("first_check_in_after_start", Test(office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
-        ("check_in_interval", Test(office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
-        ("max_wait_for_family", Test(office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
-        ("overdue_grace", Test(office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
-        ("escalate_to_authoriser_after", Test(office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
-        ("school_hours", Test(office, "policy_flips::school_hours_and_the_responsible_contact_rule")),
-        ("out_of_hours_needs_responsible_contact", Test(office, "policy_flips::school_hours_and_the_responsible_contact_rule")),
-        ("evening_starts", Test(office, "policy_flips::evening_starts_and_evening_visits_decide_when_the_authoriser_must_override")),
-        ("evening_visits", Test(office, "policy_flips::evening_starts_and_evening_visits_decide_when_the_authoriser_must_override")),
-        ("code_phrases", Test(office, "code_phrases::without_its_own_code_phrases_a_school_authorises_nothing_and_its_admin_is_asked_to_set_them")),
-        ("absence_visit_day", Test(office, "policy_flips::absence_visit_days_decide_who_the_attendance_page_lists")),
-        ("absence_visit_day_with_concern", Test(office, "policy_flips::absence_visit_days_decide_who_the_attendance_page_lists")),
-        ("dbs_check_required", Test(office, "policy_flips::dbs_check_required_refuses_staff_without_one")),
-        ("animals_secured_or_cancel", Test(core, "lifecycle::the_pets_line_of_the_checklist_follows_the_policy")),
-        ("purposes", Test(office, "policy_flips::purposes_are_what_a_request_may_choose")),
-        ("standard_hazards", Test(office, "policy_flips::standard_hazards_are_the_rows_every_risk_assessment_answers")),
-        ("record_system", Test(office, "policy_flips::record_system_names_the_record_system_on_pages_and_exports")),
-        ("safeguarding_concerns_to", Test(office, "policy_flips::safeguarding_concerns_to_may_read_what_visits_found")),
-        ("write_up_due_after_leaving", Elsewhere("o7a: the missing write-up flag")),
-        ("escalate_further_after", Elsewhere("o7a: escalation to the deputy and further contacts")),
+        ("preset", (office, "policy_flips::preset_sets_what_the_admin_page_lists_as_changed")),
+        ("authoriser", (office, "policy_flips::authoriser_decides_who_may_authorise")),
+        ("lone_visit_approver", (office, "policy_flips::lone_visit_approver_decides_who_may_approve_a_lone_visit")),
+        ("staff_per_visit", (office, "policy_flips::staff_per_visit_shapes_the_request_form")),
+        ("pair_waits_outside_until_all_arrived", (core, "lifecycle::where_the_policy_lets_a_pair_go_in_separately_the_first_goes_in_and_the_second_joins")),
+        ("first_check_in_after_start", (office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
+        ("check_in_interval", (office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
+        ("max_wait_for_family", (office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
+        ("overdue_grace", (office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
+        ("escalate_to_authoriser_after", (office, "policy_flips::the_timings_move_the_deadlines_the_office_holds")),
+        ("school_hours", (office, "policy_flips::school_hours_and_the_responsible_contact_rule")),
+        ("out_of_hours_needs_responsible_contact", (office, "policy_flips::school_hours_and_the_responsible_contact_rule")),
+        ("evening_starts", (office, "policy_flips::evening_starts_and_evening_visits_decide_when_the_authoriser_must_override")),
+        ("evening_visits", (office, "policy_flips::evening_starts_and_evening_visits_decide_when_the_authoriser_must_override")),
+        ("code_phrases", (office, "code_phrases::without_its_own_code_phrases_a_school_authorises_nothing_and_its_admin_is_asked_to_set_them")),
+        ("absence_visit_day", (office, "policy_flips::absence_visit_days_decide_who_the_attendance_page_lists")),
+        ("absence_visit_day_with_concern", (office, "policy_flips::absence_visit_days_decide_who_the_attendance_page_lists")),
+        ("dbs_check_required", (office, "policy_flips::dbs_check_required_refuses_staff_without_one")),
+        ("animals_secured_or_cancel", (core, "lifecycle::the_pets_line_of_the_checklist_follows_the_policy")),
+        ("purposes", (office, "policy_flips::purposes_are_what_a_request_may_choose")),
+        ("standard_hazards", (office, "policy_flips::standard_hazards_are_the_rows_every_risk_assessment_answers")),
+        ("record_system", (office, "policy_flips::record_system_names_the_record_system_on_pages_and_exports")),
+        ("safeguarding_concerns_to", (office, "policy_flips::safeguarding_concerns_to_may_read_what_visits_found")),
+        ("write_up_due_after_leaving", (office, "reach::a_write_up_missing_past_the_policys_time_after_everyone_left_is_flagged_with_since_when")),
+        ("escalate_further_after", (office, "reach::the_deputy_hears_only_when_the_authorisers_level_has_not_acknowledged_in_time")),
     ])
 }
 
@@ -72,24 +66,16 @@ fn every_policy_setting_names_the_test_that_flips_it() {
         "every field of Policy, and only those, is in the table"
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for (field, shown) in &table {
-        match shown {
-            Shown::Test(krate, path) => {
-                let (file, function) = path.split_once("::").unwrap();
-                let source = root.join(krate).join("tests/it").join(format!("{file}.rs"));
-                let text = std::fs::read_to_string(&source)
-                    .unwrap_or_else(|e| panic!("{field}: {}: {e}", source.display()));
-                assert!(
-                    text.contains(&format!("fn {function}(")),
-                    "{field}: no test {function} in {}",
-                    source.display()
-                );
-            }
-            Shown::Elsewhere(why) => assert!(
-                ["write_up_due_after_leaving", "escalate_further_after"].contains(field),
-                "{field} is left to another branch ({why}): only the two o7a wires may be"
-            ),
-        }
+    for (field, (krate, path)) in &table {
+        let (file, function) = path.split_once("::").unwrap();
+        let source = root.join(krate).join("tests/it").join(format!("{file}.rs"));
+        let text = std::fs::read_to_string(&source)
+            .unwrap_or_else(|e| panic!("{field}: {}: {e}", source.display()));
+        assert!(
+            text.contains(&format!("fn {function}(")),
+            "{field}: no test {function} in {}",
+            source.display()
+        );
     }
 }
 

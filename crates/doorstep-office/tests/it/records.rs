@@ -212,10 +212,13 @@ fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them()
             "Alex Morgan arrived outside",
             "Sam Taylor went in: Sam Taylor and Alex Morgan",
             "Overdue alarm (check-in) raised: nothing heard since it was due at 10:25 UTC",
-            "Overdue alarm (check-in): not acknowledged at the office, so the authoriser is told",
+            "Overdue alarm (check-in): not acknowledged at the level of the office within 5 minutes: \
+             the alarm reached the level of the headteacher",
+            "Overdue alarm (check-in): no contact is set up for the headteacher: nobody outside the board \
+             can be told",
             "Alex Morgan checked in",
             "Overdue alarm (check-in): the staff were heard from again",
-            "Olu Office acknowledged the overdue alarm (check-in)",
+            "Olu Office acknowledged the overdue alarm (check-in): handling it",
             "Alex Morgan left the property",
             "Sam Taylor left the property",
         ]
@@ -230,7 +233,7 @@ fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them()
 
     let authorised = &timeline.entries[0];
     assert_eq!(authorised.source, Source::Office);
-    let late_check_in = &timeline.entries[8];
+    let late_check_in = &timeline.entries[9];
     assert_eq!(
         (late_check_in.device_time, late_check_in.office_time),
         (Some(at(10, 24)), at(10, 36)),
@@ -260,7 +263,7 @@ fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them()
         }
     ));
     assert_eq!(
-        timeline.entries[10].who.as_deref(),
+        timeline.entries[11].who.as_deref(),
         Some("Olu Office"),
         "an acknowledgement says by whom"
     );
@@ -329,11 +332,13 @@ fn the_timeline_shows_duress_its_stand_down_note_and_a_cancellation_with_its_rea
         sentences,
         [
             "Alex Morgan raised DURESS (duress PIN)",
-            "Duress alarm for Alex Morgan raised: raised on the phone at 10:20 UTC",
-            "Duress alarm for Alex Morgan: sent straight to the authoriser",
+            "Duress alarm for Alex Morgan raised: raised on the phone at 10:20 UTC; at the authoriser's \
+             level at once",
+            "Duress alarm for Alex Morgan: no contact is set up for the headteacher: nobody outside the \
+             board can be told",
             "Alex Morgan stood down the duress alert",
             "Duress alarm for Alex Morgan: the staff were heard from again",
-            "Olu Office acknowledged the duress alarm for Alex Morgan",
+            "Olu Office acknowledged the duress alarm for Alex Morgan: handling it",
         ]
     );
     let timeline = office.record("visit-ava").timeline;
@@ -411,14 +416,21 @@ fn the_cpoms_text_carries_every_field_and_the_latest_write_up_wins() {
     let mut office = Office::seeded();
     ava_written_up_and_corrected(&mut office);
     let record = office.record("visit-ava");
-    let text = cpoms_text(&record.visit, &record.state, &record.timeline, "CPOMS");
+    let text = cpoms_text(&record);
     let lines: Vec<&str> = text.lines().collect();
 
     assert_eq!(lines[0], "Home visit record for CPOMS");
     assert_eq!(
-        lines[1], "*** SAFEGUARDING CONCERN — tell the DSL now ***",
+        lines[1], "*** SAFEGUARDING CONCERN ***",
         "flagged first thing"
     );
+    assert_eq!(
+        lines[2],
+        "Not yet passed on: no contact is set up for the designated safeguarding lead; ring Priya Head \
+         on 07700 900001",
+        "where it went, from the deliveries: nowhere, as no contact is set up"
+    );
+    assert!(!text.contains("passed to the"), "{text}");
     for expected in [
         "Pupil: Ava B.",
         "Purpose: Safe and well check",
@@ -433,7 +445,7 @@ fn the_cpoms_text_carries_every_field_and_the_latest_write_up_wins() {
         "Attendance since half term; Ava said she is scared of an older cousin at home",
         "Agreements with parents:",
         "Ava back in school on Monday; Mum to ring the office by 9:00 if not",
-        "Safeguarding concern: YES — tell the DSL now",
+        "Safeguarding concern: YES",
         "Incident: none reported",
         "Timeline (times from the staff's phones, UTC)",
         "10:01  Sam Taylor left for the visit, expecting to arrive at 10:15 UTC and finish by 11:00 UTC",
@@ -460,13 +472,21 @@ fn the_cpoms_text_carries_every_field_and_the_latest_write_up_wins() {
         },
     );
     let record = office.record("visit-ava");
-    let text = cpoms_text(&record.visit, &record.state, &record.timeline, "CPOMS");
+    let text = cpoms_text(&record);
     assert!(!text.contains("*** SAFEGUARDING CONCERN"), "{text}");
     assert!(text.contains("Attendance; the cousin has moved away"));
     assert!(text.contains("it corrects 2 earlier write-ups"));
-    assert!(text.contains(
-        "Safeguarding concern: No in this write-up, but an earlier write-up said YES — make sure the DSL knows"
-    ));
+    let lines: Vec<&str> = text.lines().collect();
+    let concern = lines
+        .iter()
+        .position(|l| {
+            *l == "Safeguarding concern: No in this write-up, but an earlier write-up said YES"
+        })
+        .expect(&text);
+    assert!(
+        lines[concern + 1].starts_with("Not yet passed on: no contact is set up"),
+        "where the earlier concern went follows it: {text}"
+    );
 }
 
 #[test]
@@ -493,7 +513,7 @@ fn the_cpoms_text_says_plainly_when_there_is_no_write_up_and_why_a_visit_was_can
         },
     );
     let leo = office.record("visit-leo");
-    let text = cpoms_text(&leo.visit, &leo.state, &leo.timeline, "CPOMS");
+    let text = cpoms_text(&leo);
     for expected in [
         "Purpose: Attendance support",
         "Staff: Sam Taylor, Jo Rivers",
@@ -510,7 +530,7 @@ fn the_cpoms_text_says_plainly_when_there_is_no_write_up_and_why_a_visit_was_can
     assert!(!text.contains("SAFEGUARDING CONCERN"));
 
     let mia = office.record("visit-mia");
-    let text = cpoms_text(&mia.visit, &mia.state, &mia.timeline, "CPOMS");
+    let text = cpoms_text(&mia);
     assert!(text.contains("Outcome: The visit has not taken place (now: Awaiting authorisation)."));
     assert!(text.contains("Nobody has left for this visit."));
 }
@@ -580,7 +600,7 @@ fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_ont
     let mut office = Office::seeded();
     ava_written_up_and_corrected(&mut office);
     let record = office.record("visit-ava");
-    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline, "CPOMS").unwrap();
+    let pdf = cpoms_pdf(&record).unwrap();
     assert_eq!(pdf_info(&pdf, "Pages"), "1");
     assert_eq!(
         pdf_info(&pdf, "Title"),
@@ -588,14 +608,9 @@ fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_ont
     );
     {
         let text = pdf_to_text(&pdf);
-        let plain = collapse(&cpoms_text(
-            &record.visit,
-            &record.state,
-            &record.timeline,
-            "CPOMS",
-        ));
+        let plain = collapse(&cpoms_text(&record));
         for expected in [
-            "*** SAFEGUARDING CONCERN — tell the DSL now ***",
+            "*** SAFEGUARDING CONCERN ***",
             "Pupil: Ava B.",
             "Staff: Sam Taylor, Alex Morgan",
             "Mum and Ava",
@@ -628,7 +643,7 @@ fn the_cpoms_pdf_is_a_valid_pdf_with_the_same_content_and_long_write_ups_run_ont
         },
     );
     let record = office.record("visit-ava");
-    let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline, "CPOMS").unwrap();
+    let pdf = cpoms_pdf(&record).unwrap();
     let pages: usize = pdf_info(&pdf, "Pages").parse().unwrap();
     assert!(pages >= 2, "a long write-up runs onto a second page");
     {
@@ -654,7 +669,7 @@ fn pupils_named_in_polish_arabic_and_chinese_keep_their_names_in_the_pdf() {
         let mut record = ava.clone();
         record.visit.pupil.name = name.to_owned();
         record.visit.staff[1].name = name.to_owned();
-        let pdf = cpoms_pdf(&record.visit, &record.state, &record.timeline, "CPOMS").unwrap();
+        let pdf = cpoms_pdf(&record).unwrap();
         let text = pdf_to_text(&pdf);
         for expected in [
             format!("Pupil: {name}"),

@@ -170,6 +170,22 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
             "name the responsible contact",
         ),
         (
+            with(
+                valid.clone(),
+                &[
+                    ("date_time", &after_school),
+                    ("contact_name", "Priya Head"),
+                    ("contact_phone", "07700 900001"),
+                    ("contact_email", "priya at home"),
+                ],
+            ),
+            "The responsible contact's email",
+        ),
+        (
+            with(valid.clone(), &[("contact_email", "priya@home.example")]),
+            "needs their name and phone number too",
+        ),
+        (
             with(valid.clone(), &[("controls_driving", " \n ")]),
             "Write the controls for “Driving” for this visit, or tick to confirm",
         ),
@@ -209,6 +225,7 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
                 ("date_time", &after_school),
                 ("contact_name", "Priya Head"),
                 ("contact_phone", "07700 900001"),
+                ("contact_email", "priya@home.example"),
             ],
         ),
     )
@@ -222,6 +239,20 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
     assert_eq!(
         details.responsible_contact,
         Some(("Priya Head".into(), "07700 900001".into()))
+    );
+    assert_eq!(details.contact_email.as_deref(), Some("priya@home.example"));
+    // With an email, the contact is told of this visit's alarms: a target of this visit alone.
+    let contacts: Vec<_> = office
+        .store
+        .notification_targets()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.visit.as_ref() == Some(&visit(&id)))
+        .collect();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(
+        (contacts[0].address.as_str(), contacts[0].name.as_str()),
+        ("priya@home.example", "Priya Head")
     );
     assert_eq!(visit_count(&office), before + 1);
 }

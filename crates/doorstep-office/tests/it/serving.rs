@@ -307,3 +307,29 @@ async fn password_guessing_locks_the_name_and_a_flood_of_sign_ins_leaves_phones_
         "a sync took {during:?} during the sign-in flood (normally {normal:?})"
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_offices_files_are_readable_only_by_its_own_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let office = spawn_office().await;
+    // A sync writes through the write-ahead log, so all three files exist.
+    a_phones_sync_takes(&office).await;
+    let database = office.store.path().to_owned();
+    let folder = database.parent().expect("the data folder").to_owned();
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&folder), 0o700, "the data folder");
+    for file in [
+        database.clone(),
+        database.with_extension("sqlite3-wal"),
+        database.with_extension("sqlite3-shm"),
+    ] {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}

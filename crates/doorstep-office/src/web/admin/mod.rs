@@ -1,5 +1,7 @@
-//! The admin pages: staff (roles, phone, DBS check), pupils and absences imported from the MIS as CSV, and
-//! the school's policy (a preset, or edited and validated), one module each.
+//! The admin pages: staff (roles, phone, DBS check), pupils and absences imported from the MIS as CSV, the
+//! school's policy (a preset, or edited and validated), and where alarms and safeguarding notices are sent
+//! (notification targets), one module each. Every admin page says at the top when the school has no
+//! notification targets.
 //!
 //! Only someone with the admin role may open or post any of them: every handler takes the [`Admin`]
 //! extractor first. Every form is a [`CsrfForm`](super::extract::CsrfForm), checked before anything else
@@ -7,6 +9,7 @@
 //! saved.
 
 pub mod imports;
+pub mod notifications;
 pub mod policy;
 pub mod staff;
 
@@ -59,6 +62,7 @@ fn nav(current: &str) -> Markup {
         ("/admin/import/pupils", "Import pupils"),
         ("/admin/import/absences", "Import absences"),
         ("/admin/policy", "Policy"),
+        ("/admin/notifications", "Notifications"),
     ];
     html! {
         nav.toolbar aria-label="Admin" {
@@ -77,7 +81,10 @@ fn admin_page(
     status: StatusCode,
     body: Markup,
 ) -> Response {
-    let body = html! { main { (nav(current)) h1 { (title) } (body) } };
+    let body = html! {
+        (super::board::no_targets_banner(session.user.notification_targets, true))
+        main { (nav(current)) h1 { (title) } (body) }
+    };
     let mut response = pages::page(title, Some(session), body, None);
     *response.status_mut() = status;
     response

@@ -1,0 +1,168 @@
+//! `ingest`: the office store's ingest (checks, the events stored, each touched visit's state rebuilt, one
+//! fsynced transaction a batch) beside the floor: a plain batched insert of the same rows, with the same
+//! table, keys and settings (WAL, `synchronous=FULL`), one transaction a batch. Both in this process, one
+//! after the other, on the same disk.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{TimeDelta, Utc};
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{DeviceSeq, EventId};
+use doorstep_core::lifecycle::VisitEvent;
+use doorstep_office::store::Device;
+use doorstep_office::SqliteStore;
+use rusqlite::{params, Connection};
+
+use crate::seed::{read_phones, run as seed, Phone, SeedArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Events in each batch (one sync request's worth); each size is measured in turn.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100])]
+    pub batch: Vec<usize>,
+    /// How long to measure each.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+}
+
+pub fn run(args: IngestArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("a temporary folder")?;
+    // Enough visits that no phone reaches its per-visit quota while being measured.
+    seed(SeedArgs {
+        data_dir: dir.path().to_owned(),
+        visits: 600,
+        alarms_from: 60,
+    })?;
+    let store = SqliteStore::open(dir.path())?;
+    let mut phones = read_phones(&crate::seed::phones_file(dir.path()))?;
+    let devices: Vec<Device> = phones
+        .iter()
+        .map(|p| store.authenticate(&p.token)?.context("a seeded phone"))
+        .collect::<anyhow::Result<_>>()?;
+    println!("filesystem: {}", filesystem_of(dir.path()));
+    println!(
+        "{:>6}  {:>16}  {:>18}  {:>6}",
+        "batch", "office events/s", "plain insert rows/s", "ratio"
+    );
+    let floor_dir = tempfile::tempdir()?;
+    for &size in &args.batch {
+        let office = measure(Duration::from_secs(args.seconds), |round| {
+            let at = round % phones.len();
+            let batch = batch_for(&mut phones[at], size);
+            let now = Utc::now();
+            store
+                .ingest(&devices[at], &batch, now, now)
+                .map_err(|e| anyhow::anyhow!("ingest: {e}"))?;
+            Ok(size)
+        })?;
+        let floor = plain_insert(floor_dir.path(), size, Duration::from_secs(args.seconds))?;
+        println!(
+            "{size:>6}  {office:>16.0}  {floor:>18.0}  {:>6.2}",
+            office / floor
+        );
+    }
+    Ok(())
+}
+
+/// Events per second `step` manages over `for_how_long` (each call returns how many it stored).
+fn measure(
+    for_how_long: Duration,
+    mut step: impl FnMut(usize) -> anyhow::Result<usize>,
+) -> anyhow::Result<f64> {
+    let began = Instant::now();
+    let mut done = 0;
+    let mut round = 0;
+    while began.elapsed() < for_how_long {
+        done += step(round)?;
+        round += 1;
+    }
+    Ok(done as f64 / began.elapsed().as_secs_f64())
+}
+
+/// `size` check-ins from `phone`, stamped now.
+fn batch_for(phone: &mut Phone, size: usize) -> Vec<EventEnvelope> {
+    let now = Utc::now() - TimeDelta::milliseconds(1);
+    (0..size)
+        .map(|_| {
+            let seq = DeviceSeq::new(phone.next_seq).expect("a sequence number in range");
+            phone.next_seq += 1;
+            EventEnvelope {
+                id: EventId::new_v7(),
+                device: phone.device.clone(),
+                seq,
+                visit: phone.visit.clone(),
+                recorded_at: now,
+                event: VisitEvent::CheckedIn {
+                    staff: phone.staff.clone(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The floor: the same rows into the same table and keys, one transaction per batch, nothing else.
+fn plain_insert(dir: &std::path::Path, size: usize, for_how_long: Duration) -> anyhow::Result<f64> {
+    let path = dir.join(format!("floor-{size}.sqlite3"));
+    let mut conn = Connection::open(&path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(
+        "CREATE TABLE events (
+            id TEXT PRIMARY KEY, device_id TEXT NOT NULL, seq INTEGER NOT NULL, visit_id TEXT NOT NULL,
+            staff_id TEXT NOT NULL, recorded_at TEXT NOT NULL, received_at TEXT NOT NULL, body TEXT NOT NULL,
+            trusted_at TEXT, UNIQUE (device_id, seq)) STRICT;
+         CREATE INDEX events_by_visit ON events (visit_id);",
+    )?;
+    let mut phone = Phone {
+        device: "floor-phone".parse()?,
+        token: String::new(),
+        staff: "floor-staff".parse()?,
+        visit: "floor-visit".parse()?,
+        next_seq: 1,
+    };
+    measure(for_how_long, |_| {
+        let batch = batch_for(&mut phone, size);
+        let now = Utc::now().to_rfc3339();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for envelope in &batch {
+                insert.execute(params![
+                    envelope.id.to_string(),
+                    envelope.device.as_str(),
+                    envelope.seq.get() as i64,
+                    envelope.visit.as_str(),
+                    envelope.event.actor().as_str(),
+                    envelope.recorded_at.to_rfc3339(),
+                    now,
+                    serde_json::to_string(envelope)?,
+                    now,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(size)
+    })
+}
+
+/// Which filesystem and device a folder is on (from /proc/mounts), for the report.
+pub fn filesystem_of(dir: &std::path::Path) -> String {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return "unknown".into();
+    };
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (device, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            dir.starts_with(point)
+                .then(|| (point.len(), format!("{kind} on {point} ({device})")))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(|| "unknown".into(), |(_, what)| what)
+}
