@@ -190,6 +190,10 @@ struct AddTargetArgs {
     /// Principal, senior leaders), and the reminders after.
     #[arg(long)]
     further: bool,
+    /// Let a webhook use plain http:// to another machine (a gateway on a network the school trusts).
+    /// Without it a webhook must be https://, or http:// to this machine.
+    #[arg(long, requires = "webhook")]
+    allow_plain_http: bool,
     /// Whose contact it is (dsl, safeguarding_lead, headteacher, office, admin, visiting_staff): safeguarding
     /// notices go to the targets of the policy's safeguarding_concerns_to. May be given more than once.
     #[arg(long, value_name = "ROLE", value_parser = parse_role)]
@@ -497,7 +501,7 @@ fn add_target(store: &SqliteStore, args: &AddTargetArgs) -> anyhow::Result<()> {
         (None, Some(url)) => {
             let secret = std::env::var("DOORSTEP_WEBHOOK_SECRET")
                 .context("a webhook needs its signing secret in DOORSTEP_WEBHOOK_SECRET")?;
-            NewTarget::webhook(url, &secret, wants)?
+            NewTarget::webhook_allowing(url, &secret, wants, args.allow_plain_http)?
         }
         // clap has already asked for one of the two.
         (None, None) => bail!("add-target takes one of --email ADDRESS or --webhook URL"),

@@ -210,14 +210,41 @@ impl NewTarget {
         })
     }
 
-    /// An `http` or `https` URL, and the secret (16 to 256 characters) its requests are signed with.
+    /// An `https` URL (or `http` to this machine), and the secret (16 to 256 characters) its requests
+    /// are signed with.
     pub fn webhook(url: &str, secret: &str, wants: WantedLevels) -> Result<Self, NotifyError> {
+        Self::webhook_allowing(url, secret, wants, false)
+    }
+
+    /// [`NewTarget::webhook`], with `plain_http_allowed` letting an `http://` URL to another machine
+    /// through: only for a gateway on a network the school trusts, said explicitly (`--allow-plain-http`).
+    pub fn webhook_allowing(
+        url: &str,
+        secret: &str,
+        wants: WantedLevels,
+        plain_http_allowed: bool,
+    ) -> Result<Self, NotifyError> {
         let url = url.trim();
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| NotifyError::InvalidTarget(format!("{url:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(NotifyError::InvalidTarget(format!(
-                "{url:?}: a webhook is an http:// or https:// URL with a host"
+                "{url:?}: a webhook is an https:// URL with a host"
+            )));
+        }
+        let loopback = match parsed.host_str() {
+            Some("localhost") => true,
+            Some(host) => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        };
+        if parsed.scheme() == "http" && !loopback && !plain_http_allowed {
+            return Err(NotifyError::InvalidTarget(format!(
+                "{url:?}: a webhook must be https:// (alarms and a signature travel in it); plain http:// \
+                 only to this machine, or with --allow-plain-http for a gateway on a trusted network"
             )));
         }
         if !(16..=256).contains(&secret.chars().count()) {

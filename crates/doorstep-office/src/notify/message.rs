@@ -365,6 +365,9 @@ pub(crate) fn encode_header_text(text: &str) -> String {
 
 #[derive(Serialize)]
 struct WebhookBody<'a> {
+    /// This delivery's id (also `X-Doorstep-Delivery`), inside the signed body so that a captured message
+    /// replayed under another id fails its signature: a receiver drops any id it has seen.
+    delivery_id: String,
     alarm: WebhookAlarm<'a>,
     step: WebhookStep<'a>,
     /// Who this target is sent it as: alarm levels ("board", "authoriser", "further"), or "contact" (the
@@ -372,7 +375,8 @@ struct WebhookBody<'a> {
     audience: Vec<&'static str>,
     visit_id: &'a str,
     school: &'a School,
-    address: String,
+    /// Who is on the visit and their phones: enough to act. No home address, no pupil: the board has
+    /// those for whoever is signed in.
     staff: Vec<StaffContact<'a>>,
     /// When the office issued this notification. Every attempt sends the same bytes, so a retry carries
     /// the first attempt's time and the same signature.
@@ -408,6 +412,7 @@ struct StaffContact<'a> {
 /// An alarm step's webhook JSON body. Like the email, it names no pupil.
 pub(crate) fn webhook_body(
     message: &AlarmMessage,
+    delivery: &uuid::Uuid,
     now: DateTime<Utc>,
 ) -> Result<String, serde_json::Error> {
     let audience = if message.to_contact {
@@ -424,6 +429,7 @@ pub(crate) fn webhook_body(
         .collect()
     };
     serde_json::to_string(&WebhookBody {
+        delivery_id: delivery.to_string(),
         alarm: WebhookAlarm {
             id: message.alarm.id,
             kind: kind_name(message.alarm.kind),
@@ -443,7 +449,6 @@ pub(crate) fn webhook_body(
         audience,
         visit_id: message.visit.id.as_str(),
         school: &message.school,
-        address: message.visit.address.one_line(),
         staff: message
             .visit
             .staff
@@ -459,6 +464,8 @@ pub(crate) fn webhook_body(
 
 #[derive(Serialize)]
 struct NoticeWebhookBody<'a> {
+    /// As in an alarm's body: the delivery's id, signed.
+    delivery_id: String,
     notice: NoticeWebhook<'a>,
     visit_id: &'a str,
     school: &'a School,
@@ -478,9 +485,11 @@ struct NoticeWebhook<'a> {
 /// A safeguarding notice's webhook JSON body: that it was raised, never its words or the pupil's name.
 pub(crate) fn notice_webhook_body(
     message: &NoticeMessage,
+    delivery: &uuid::Uuid,
     now: DateTime<Utc>,
 ) -> Result<String, serde_json::Error> {
     serde_json::to_string(&NoticeWebhookBody {
+        delivery_id: delivery.to_string(),
         notice: NoticeWebhook {
             id: message.notice.id,
             kind: message.notice.kind.as_str(),

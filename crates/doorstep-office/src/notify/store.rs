@@ -432,7 +432,7 @@ impl SqliteStore {
                         TargetKind::Email => {
                             message::email_message(&message, from, &target.address, &id, now)
                         }
-                        TargetKind::Webhook => message::webhook_body(&message, now)?,
+                        TargetKind::Webhook => message::webhook_body(&message, &id, now)?,
                     };
                     recorded += insert_delivery(
                         &tx,
@@ -753,7 +753,7 @@ fn record_notice_deliveries(
                 TargetKind::Email => {
                     message::notice_email(&message, from, &target.address, &id, now)
                 }
-                TargetKind::Webhook => message::notice_webhook_body(&message, now)?,
+                TargetKind::Webhook => message::notice_webhook_body(&message, &id, now)?,
             };
             recorded += insert_delivery(
                 conn,

@@ -401,7 +401,14 @@ async fn duress_from_a_phone_is_emailed_and_posted_and_each_is_recorded_before_i
     assert_eq!(json["step"]["what"], "raised");
     assert_eq!(json["visit_id"], "visit-ava");
     assert_eq!(json["school"]["id"], "demo-primary");
-    assert_eq!(json["address"], "12 Elm Row, Oakfield, OK1 2AB");
+    // The delivery's id is inside the signed body (a replay under another id fails the signature), and
+    // the home address is not in it at all.
+    assert_eq!(json["delivery_id"], post.delivery().to_string());
+    assert!(json.get("address").is_none(), "{json}");
+    assert!(
+        !String::from_utf8_lossy(&post.body).contains("Elm Row"),
+        "no home address"
+    );
     assert_eq!(
         json["staff"],
         serde_json::json!([
@@ -828,9 +835,25 @@ async fn targets_are_checked_before_they_are_stored() {
         NewTarget::webhook("ftp://example.com/hook", SECRET, WantedLevels::BOARD),
         NewTarget::webhook("not a url", SECRET, WantedLevels::BOARD),
         NewTarget::webhook("https://example.com/hook", "too short", WantedLevels::BOARD),
+        // Plain http:// only to this machine, unless explicitly allowed.
+        NewTarget::webhook("http://gateway.example/hook", SECRET, WantedLevels::BOARD),
+        NewTarget::webhook("http://192.0.2.8/hook", SECRET, WantedLevels::BOARD),
     ];
     for target in refused {
         assert!(target.is_err(), "{target:?}");
+    }
+    for allowed in [
+        NewTarget::webhook("http://127.0.0.1:9/hook", SECRET, WantedLevels::BOARD),
+        NewTarget::webhook("http://localhost/hook", SECRET, WantedLevels::BOARD),
+        NewTarget::webhook("http://[::1]/hook", SECRET, WantedLevels::BOARD),
+        NewTarget::webhook_allowing(
+            "http://gateway.example/hook",
+            SECRET,
+            WantedLevels::BOARD,
+            true,
+        ),
+    ] {
+        assert!(allowed.is_ok(), "{allowed:?}");
     }
     let hears_nothing = bench.store.add_notification_target(
         &demo_school(),
