@@ -6,6 +6,8 @@
 //! - [`api`]: the phones' sync API, health and the OpenAPI document.
 //! - [`escalation`]: the engine that holds every visit's deadlines and raises and escalates alarms.
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
+//! - [`audit`]: the append-only, hash-chained audit log (openings of write-ups and exports, the office's
+//!   decisions) and its check.
 //! - [`notify`]: alarms, escalations and safeguarding notices sent on by email and signed webhook, each
 //!   delivery recorded and retried; [`notices`]: safeguarding concerns, incidents and "felt unsafe" notes,
 //!   recorded with the event that carries them; [`reach`]: who was told of each alarm step and notice, read
@@ -15,6 +17,8 @@
 //! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
+//! - [`versions`]: the office's changes to a visit (decline, withdraw, call off, reschedule, a new
+//!   briefing), each kept as a new version.
 //! - [`requests`]: requesting a visit (the policy's rules on time, staff and contacts) and the attendance
 //!   view's absence counting.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
@@ -24,6 +28,7 @@
 
 pub mod alarms;
 pub mod api;
+pub mod audit;
 pub mod clock;
 pub mod demo;
 pub mod escalation;
@@ -40,6 +45,7 @@ pub mod serve;
 pub mod state;
 pub mod store;
 pub mod throttle;
+pub mod versions;
 pub mod web;
 
 use std::future::Future;

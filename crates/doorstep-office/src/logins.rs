@@ -38,14 +38,34 @@ pub struct OfficeUser {
 
 impl OfficeUser {
     /// Whether this person may watch the live board and act on alarms (acknowledge, "duress heard"): the
-    /// office, the policy's authoriser (headteacher or safeguarding lead) and admins. Visiting staff use
-    /// the phone app, not the board.
+    /// office, the policy's authoriser (headteacher or safeguarding lead), the designated safeguarding lead
+    /// and admins. Visiting staff use the phone app, not the board.
     pub fn may_use_board(&self) -> bool {
+        self.may_read_records()
+            || self.staff.roles.iter().any(|role| {
+                matches!(role, Role::Office) || *role == self.policy.lone_visit_approver
+            })
+    }
+
+    /// Need to know: whether this person may read what a visit found (write-ups, safeguarding concerns,
+    /// incidents, cancellation notes, the pupil's needs and the family's circumstances, the exports and
+    /// reports): the designated safeguarding lead (or the safeguarding lead), the policy's authoriser, the
+    /// person the policy sends safeguarding concerns to, and admins. Reception sees the board (who, where,
+    /// when, what state) and not these.
+    pub fn may_read_records(&self) -> bool {
         self.staff.roles.iter().any(|role| {
-            matches!(role, Role::Office | Role::Admin)
+            matches!(role, Role::Dsl | Role::SafeguardingLead | Role::Admin)
                 || *role == self.policy.authoriser
-                || *role == self.policy.lone_visit_approver
+                || (*role == self.policy.safeguarding_concerns_to && *role != Role::VisitingStaff)
         })
+    }
+
+    /// Who may read the audit log: admins and the designated safeguarding lead (or the safeguarding lead).
+    pub fn may_read_audit_log(&self) -> bool {
+        self.staff
+            .roles
+            .iter()
+            .any(|role| matches!(role, Role::Dsl | Role::SafeguardingLead | Role::Admin))
     }
 }
 

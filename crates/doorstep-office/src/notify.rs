@@ -50,7 +50,7 @@
 
 mod message;
 mod smtp;
-mod store;
+pub(crate) mod store;
 mod webhook;
 
 use std::future::Future;

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use doorstep_core::domain::StaffMember;
-use doorstep_core::ids::{PupilId, SchoolId};
+use doorstep_core::ids::{PupilId, SchoolId, StaffId};
 use doorstep_core::policy::Policy;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
+use crate::audit;
 use crate::store::{staff_member, SqliteStore, StoreError};
 
 /// The pupil CSV's header row, in this order. Exported from the MIS; the header row is required.
@@ -649,6 +650,57 @@ impl SqliteStore {
         }
         Ok(())
     }
+
+    /// [`SqliteStore::set_policy`] as `by` at `now`, with an audit log entry naming the settings that
+    /// changed (never their values: a code phrase does not belong in a log), in one transaction. `how`
+    /// says how it was changed ("saved the settings", "applied the preset ...").
+    pub fn change_policy(
+        &self,
+        school: &SchoolId,
+        policy: &Policy,
+        by: &StaffId,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        policy
+            .validate()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let before = crate::store::school_policy(&tx, school)?;
+        tx.execute(
+            "UPDATE schools SET policy = ?2 WHERE id = ?1",
+            params![school.as_str(), serde_json::to_string(policy)?],
+        )?;
+        let changed = changed_settings(&before, policy);
+        let detail = if changed.is_empty() {
+            format!("{how}; nothing changed")
+        } else {
+            format!("{how}; changed: {}", changed.join(", "))
+        };
+        let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
+            .record("policy")
+            .detail(detail);
+        audit::append(&tx, &entry, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The names of the policy's settings (as stored) whose values differ between `a` and `b`.
+pub fn changed_settings(a: &Policy, b: &Policy) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|key| a.get(*key) != b.get(*key))
+        .cloned()
+        .collect()
 }
 
 fn stored_date(text: &str) -> Result<NaiveDate, StoreError> {

@@ -536,6 +536,9 @@ pub struct VisitRecord {
     /// Alarms that reached someone outside the board (a delivery accepted).
     pub alarms_delivered: Vec<i64>,
     pub notices: Vec<NoticeRecord>,
+    /// The school's record system, as its policy names it (`Policy::record_system`): the write-up's title
+    /// says where it goes.
+    pub record_system: String,
 }
 
 /// A safeguarding notice and where it went, in the records' words.
@@ -584,6 +587,7 @@ impl SqliteStore {
         let deliveries: Vec<Delivery> = self.deliveries_for_visit(visit)?;
         let events = self.events_for_visit(visit)?;
         let names = self.staff_names(&planned.school)?;
+        let record_system = self.policy(&planned.school)?.record_system;
         let state = lifecycle::replay(
             VisitState::new(planned.staff_ids()),
             events.iter().map(|stored| &stored.envelope),
@@ -635,6 +639,7 @@ impl SqliteStore {
             alarms_not_reached,
             alarms_delivered,
             notices,
+            record_system,
         }))
     }
 

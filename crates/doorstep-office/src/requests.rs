@@ -14,8 +14,9 @@ use chrono::{DateTime, Datelike, Local, NaiveDate, TimeDelta, Utc, Weekday};
 use doorstep_core::domain::{Address, Pupil, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::audit;
 use crate::store::{parse_id, SqliteStore, StoreError};
 
 /// The longest visit the office accepts a request for, in minutes (a whole working day).
@@ -109,6 +110,69 @@ impl Absence {
     }
 }
 
+fn insert_request_details(
+    conn: &Connection,
+    visit: &Visit,
+    details: &RequestDetails,
+) -> Result<(), StoreError> {
+    let (name, phone) = details
+        .responsible_contact
+        .clone()
+        .map_or((None, None), |(n, p)| (Some(n), Some(p)));
+    conn.execute(
+        "INSERT INTO visit_requests (visit_id, requested_by, requested_at, out_of_hours, evening,
+             contact_name, contact_phone, authoriser_override, contact_email)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            visit.id.as_str(),
+            details.requested_by.as_str(),
+            details.requested_at.to_rfc3339(),
+            details.timing.out_of_hours,
+            details.timing.evening,
+            name,
+            phone,
+            details.authoriser_override,
+            details.contact_email
+        ],
+    )?;
+    Ok(())
+}
+
+/// The visit's responsible contact as a notification target of that visit alone, when an email for them
+/// is known: they are then told of every alarm of the visit. Nothing without an email (the board then says
+/// to ring them). On the caller's transaction, so the visit and its contact's target go in together.
+fn add_responsible_contact_target(
+    conn: &Connection,
+    visit: &Visit,
+    details: &RequestDetails,
+) -> Result<(), StoreError> {
+    let (Some((name, _)), Some(email)) = (&details.responsible_contact, &details.contact_email)
+    else {
+        return Ok(());
+    };
+    // No levels and no roles: a visit's contact is told of that visit's alarms only.
+    let contact = crate::notify::NewTarget::email(email, crate::notify::WantedLevels::NONE)
+        .and_then(|t| t.named(name))
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    crate::notify::store::insert_target_in(
+        conn,
+        &visit.school,
+        Some(&visit.id),
+        &contact,
+        details.requested_at,
+    )?;
+    Ok(())
+}
+
+/// A concern noted about a pupil: their visit is due on the policy's concern day, contact made or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concern {
+    pub pupil: PupilId,
+    pub noted_at: DateTime<Utc>,
+    /// `None` for a concern noted before who noted it was kept.
+    pub noted_by: Option<StaffId>,
+}
+
 /// A pupil the attendance rule says is due a visit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisitDue {
@@ -127,11 +191,14 @@ fn previous_weekday(date: NaiveDate) -> NaiveDate {
     day
 }
 
-/// The pupils whose current run of unexplained absence with no contact has reached the policy's visit day
-/// (`absence_visit_day`, or `absence_visit_day_with_concern` for a pupil with a concern noted).
+/// The pupils whose current run of absence has reached the policy's visit day: a run of unexplained
+/// absence with no contact reaching `absence_visit_day`, or, for a pupil with a concern noted, a run of
+/// any absence reaching `absence_visit_day_with_concern` (the policy's "regardless of whether contact has
+/// been made": with a concern, a reason given or a parent reached does not make the visit less due).
 ///
 /// A run counts consecutive weekdays; a weekend does not break it, a day with contact made or a reason
-/// given does. Only a run still going counts: its latest day is `today` or the school day before it.
+/// given does (unless there is a concern). Only a run still going counts: its latest day is `today` or the
+/// school day before it.
 pub fn visits_due(
     policy: &Policy,
     absences: &[Absence],
@@ -140,13 +207,14 @@ pub fn visits_due(
 ) -> Vec<VisitDue> {
     let mut days: BTreeMap<&PupilId, BTreeSet<NaiveDate>> = BTreeMap::new();
     for absence in absences.iter().filter(|a| a.date <= today) {
-        if absence.unexplained_without_contact() {
+        if absence.unexplained_without_contact() || concerns.contains(&absence.pupil) {
             days.entry(&absence.pupil).or_default().insert(absence.date);
         }
     }
-    // A day that also has a row with contact made is explained, whatever else was recorded for it.
+    // A day that also has a row with contact made is explained, whatever else was recorded for it (but
+    // not for a pupil with a concern: contact made or not, they are due).
     for absence in absences {
-        if !absence.unexplained_without_contact() {
+        if !absence.unexplained_without_contact() && !concerns.contains(&absence.pupil) {
             if let Some(dates) = days.get_mut(&absence.pupil) {
                 dates.remove(&absence.date);
             }
@@ -186,83 +254,21 @@ pub fn visits_due(
 }
 
 impl SqliteStore {
-    /// Stores a requested visit (the store checks every assigned person's DBS) and its office-only details.
+    /// Stores a requested visit (the store checks every assigned person's DBS) and its office-only details,
+    /// in one transaction: a refused request leaves nothing behind.
     pub fn add_requested_visit(
         &self,
         visit: &Visit,
         details: &RequestDetails,
     ) -> Result<(), StoreError> {
-        self.add_visit(visit)?;
-        // `add_visit` owns its transaction (it checks DBS inside it), so the details follow in their own; if
-        // they cannot be written, the visit is taken out again so a refused request leaves nothing behind.
-        let stored = self.insert_request_details(visit, details).and_then(|()| {
-            self.add_responsible_contact_target(visit, details)
-                .map(|_| ())
-        });
-        if stored.is_err() {
-            let conn = self.conn();
-            let _ = conn.execute(
-                "DELETE FROM notification_targets WHERE visit_id = ?1",
-                [visit.id.as_str()],
-            );
-            let _ = conn.execute(
-                "DELETE FROM visit_requests WHERE visit_id = ?1",
-                [visit.id.as_str()],
-            );
-            let _ = conn.execute(
-                "DELETE FROM visit_staff WHERE visit_id = ?1",
-                [visit.id.as_str()],
-            );
-            let _ = conn.execute("DELETE FROM visits WHERE id = ?1", [visit.id.as_str()]);
-        }
-        stored
-    }
-
-    /// The visit's responsible contact as a notification target of that visit alone, when an email for
-    /// them is known: they are then told of every alarm of the visit. `None` without an email (the board
-    /// then says to ring them).
-    fn add_responsible_contact_target(
-        &self,
-        visit: &Visit,
-        details: &RequestDetails,
-    ) -> Result<Option<crate::notify::NotificationTarget>, StoreError> {
-        let (Some((name, _)), Some(email)) = (&details.responsible_contact, &details.contact_email)
-        else {
-            return Ok(None);
-        };
-        let target = crate::notify::NewTarget::email(email, crate::notify::WantedLevels::NONE)
-            .and_then(|t| t.named(name))
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.add_visit_contact_target(&visit.id, &target, details.requested_at)
-            .map(Some)
-    }
-
-    fn insert_request_details(
-        &self,
-        visit: &Visit,
-        details: &RequestDetails,
-    ) -> Result<(), StoreError> {
-        let (name, phone) = details
-            .responsible_contact
-            .clone()
-            .map_or((None, None), |(n, p)| (Some(n), Some(p)));
-        self.conn().execute(
-            "INSERT INTO visit_requests (visit_id, requested_by, requested_at, out_of_hours, evening,
-                 contact_name, contact_phone, authoriser_override, contact_email)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                visit.id.as_str(),
-                details.requested_by.as_str(),
-                details.requested_at.to_rfc3339(),
-                details.timing.out_of_hours,
-                details.timing.evening,
-                name,
-                phone,
-                details.authoriser_override,
-                details.contact_email
-            ],
-        )?;
-        Ok(())
+        self.add_visit_with(
+            visit,
+            Some((&details.requested_by, details.requested_at)),
+            |tx| {
+                insert_request_details(tx, visit, details)?;
+                add_responsible_contact_target(tx, visit, details)
+            },
+        )
     }
 
     /// The office-only details of a visit requested through the dashboard; `None` for other visits (the
@@ -396,6 +402,84 @@ impl SqliteStore {
         Ok((absences, concerns))
     }
 
+    /// The pupils of the school with a concern noted: when, and by whom (when known).
+    pub fn absence_concerns(&self, school: &SchoolId) -> Result<Vec<Concern>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT c.pupil_id, c.noted_at, c.noted_by FROM absence_concerns c
+             JOIN pupils p ON p.id = c.pupil_id WHERE p.school_id = ?1 ORDER BY c.noted_at",
+        )?;
+        let rows = stmt.query_map([school.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pupil, at, by) = row?;
+            out.push(Concern {
+                pupil: parse_id(&pupil)?,
+                noted_at: DateTime::parse_from_rfc3339(&at)
+                    .map_err(|e| StoreError::Corrupt(format!("concern time {at:?}: {e}")))?
+                    .with_timezone(&Utc),
+                noted_by: by.as_deref().map(parse_id).transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Notes (`concern` true) or takes off a concern about a pupil of `school` as `by`, with its audit log
+    /// entry, in one transaction. Noting one already noted, or taking off one not noted, changes nothing
+    /// and is not an error.
+    pub fn set_absence_concern(
+        &self,
+        school: &SchoolId,
+        pupil: &PupilId,
+        concern: bool,
+        by: &StaffId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT school_id FROM pupils WHERE id = ?1",
+                [pupil.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if owner.as_deref() != Some(school.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "there is no pupil “{pupil}” at this school"
+            )));
+        }
+        let changed = if concern {
+            tx.execute(
+                "INSERT INTO absence_concerns (pupil_id, noted_at, noted_by) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (pupil_id) DO NOTHING",
+                params![pupil.as_str(), now.to_rfc3339(), by.as_str()],
+            )?
+        } else {
+            tx.execute(
+                "DELETE FROM absence_concerns WHERE pupil_id = ?1",
+                [pupil.as_str()],
+            )?
+        };
+        if changed > 0 {
+            let action = if concern {
+                audit::Action::NotedAbsenceConcern
+            } else {
+                audit::Action::ClearedAbsenceConcern
+            };
+            let entry = audit::NewEntry::new(school, by, action).record(format!("pupil {pupil}"));
+            audit::append(&tx, &entry, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The school's visits agreed in `[from, to)`, in agreed-time order, for the write-ups export.
     pub fn visit_ids_between(
         &self,
@@ -525,5 +609,23 @@ mod tests {
         let names: Vec<&str> = due.iter().map(|d| d.pupil.as_str()).collect();
         assert_eq!(names, ["pupil-ava", "pupil-mia"]);
         assert!(due[1].concern);
+
+        // With a concern, contact made does not take the visit away (the policy's "regardless of whether
+        // contact has been made"): Leo is due from the first day, his whole run counted.
+        let concerns = BTreeSet::from(["pupil-leo".parse().unwrap()]);
+        let due = visits_due(&policy, &absences, &concerns, today);
+        let leo = due
+            .iter()
+            .find(|d| d.pupil.as_str() == "pupil-leo")
+            .expect("Leo is due");
+        assert_eq!((leo.days, leo.first_day, leo.concern), (3, day(19), true));
+        let one_day = [absence("pupil-leo", day(23), "I", true)];
+        let due = visits_due(&policy, &one_day, &concerns, today);
+        assert_eq!(
+            due.len(),
+            1,
+            "on the first day, with a reason given and contact made"
+        );
+        assert!(visits_due(&policy, &one_day, &BTreeSet::new(), today).is_empty());
     }
 }

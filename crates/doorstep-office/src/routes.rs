@@ -37,6 +37,11 @@ pub enum Access {
     BoardLive,
     /// Board users and visiting staff.
     Requester,
+    /// Board users with a need to know what visits found: the DSL, the authoriser and admins
+    /// ([`crate::logins::OfficeUser::may_read_records`]); not reception.
+    Records,
+    /// The audit log's readers: admins and the DSL.
+    AuditLog,
     /// The policy's authoriser only.
     Authoriser,
     /// Admins only.
@@ -186,8 +191,11 @@ impl Route {
 
 /// Every route the office serves.
 pub fn table() -> Vec<Route> {
-    use web::{admin, assets, attendance, auth, authorise, board, records, requests, visit};
-    use Access::{Admin, Authoriser, Board, BoardLive, Requester, SignedIn};
+    use web::{
+        admin, assets, attendance, audit, auth, authorise, board, briefing, decisions, records,
+        requests, visit,
+    };
+    use Access::{Admin, AuditLog, Authoriser, Board, BoardLive, Records, Requester, SignedIn};
     vec![
         // The phones' API.
         Route::device_post("/api/v1/sync", api::sync),
@@ -215,13 +223,26 @@ pub fn table() -> Vec<Route> {
             authorise::authorise_page,
         ),
         Route::post("/visits/{id}/authorise", Authoriser, authorise::authorise),
+        // The office runs the visit: each decision a new version of it.
+        Route::post("/visits/{id}/decline", Authoriser, decisions::decline),
+        Route::post("/visits/{id}/withdraw", Authoriser, decisions::withdraw),
+        Route::post("/visits/{id}/call-off", Board, decisions::call_off),
+        Route::post("/visits/{id}/reschedule", Authoriser, decisions::reschedule),
+        Route::get("/visits/{id}/briefing", Authoriser, briefing::briefing_page),
+        Route::post(
+            "/visits/{id}/briefing",
+            Authoriser,
+            briefing::update_briefing,
+        ),
         Route::get("/attendance", Board, attendance::attendance),
+        Route::post("/attendance/concerns", Board, attendance::set_concern),
         // Records and reports.
-        Route::get("/visits/{id}/timeline", Board, records::timeline_page),
-        Route::get("/visits/{id}/cpoms.txt", Board, records::cpoms_txt),
-        Route::get("/visits/{id}/cpoms.pdf", Board, records::cpoms_pdf_route),
-        Route::get("/reports/write-ups.csv", Board, records::write_ups),
-        Route::get("/reports/monthly", Board, records::monthly),
+        Route::get("/visits/{id}/timeline", Records, records::timeline_page),
+        Route::get("/visits/{id}/cpoms.txt", Records, records::cpoms_txt),
+        Route::get("/visits/{id}/cpoms.pdf", Records, records::cpoms_pdf_route),
+        Route::get("/reports/write-ups.csv", Records, records::write_ups),
+        Route::get("/reports/monthly", Records, records::monthly),
+        Route::get("/audit", AuditLog, audit::audit_page),
         // Admin.
         Route::get("/admin/staff", Admin, admin::staff::staff_list),
         Route::post("/admin/staff", Admin, admin::staff::save_staff),

@@ -19,6 +19,8 @@ use doorstep_core::protocol::{EventOutcome, EventResult, EventTime, HeldVisit, P
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::{audit, versions};
+
 /// The store's schema, oldest first (see [`doorstep_core::migrate`]). V4 and V5 were once `0005_records`
 /// and `0004_office_users`, applied in that order because their branches landed so; they are numbered here
 /// in the order every existing database applied them.
@@ -50,6 +52,11 @@ pub const MIGRATIONS: &[MigrationFile] = &[
     (
         "V10__contact_email",
         include_str!("../migrations/V10__contact_email.sql"),
+    ),
+    ("V11__audit", include_str!("../migrations/V11__audit.sql")),
+    (
+        "V12__visit_versions",
+        include_str!("../migrations/V12__visit_versions.sql"),
     ),
 ];
 
@@ -213,22 +220,24 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Stores a requested visit. Everyone assigned must be able to visit homes (an appropriate DBS check) when
-    /// the school's policy requires it.
+    /// Stores a requested visit as its first version. Everyone assigned must be able to visit homes (an
+    /// appropriate DBS check) when the school's policy requires it.
     pub fn add_visit(&self, visit: &Visit) -> Result<(), StoreError> {
+        self.add_visit_with(visit, None, |_| Ok(()))
+    }
+
+    /// [`SqliteStore::add_visit`], with who requested it and when (kept as its first version's author), and
+    /// `more` written in the same transaction: if `more` fails, nothing of the visit is stored.
+    pub(crate) fn add_visit_with(
+        &self,
+        visit: &Visit,
+        requested: Option<(&StaffId, DateTime<Utc>)>,
+        more: impl FnOnce(&Transaction<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let policy = school_policy(&tx, &visit.school)?;
-        for assigned in &visit.staff {
-            let member = staff_member(&tx, &assigned.id)?
-                .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
-            if policy.dbs_check_required && !member.may_visit_homes() {
-                return Err(StoreError::Invalid(format!(
-                    "{} has no appropriate DBS check and cannot be assigned",
-                    member.name
-                )));
-            }
-        }
+        check_dbs(&tx, &policy, visit)?;
         let state = VisitState::new(visit.staff_ids());
         tx.execute(
             "INSERT INTO visits (id, school_id, pupil_id, agreed_time, body, phase, state)
@@ -249,12 +258,23 @@ impl SqliteStore {
                 params![visit.id.as_str(), assigned.id.as_str(), position as i64],
             )?;
         }
+        versions::add_version(
+            &tx,
+            &visit.id,
+            requested,
+            versions::Change::Requested,
+            "",
+            None,
+        )?;
+        more(&tx)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Records a decision made at the office (for now: authorisation) as an event of the visit, after the
-    /// lifecycle has checked it.
+    /// Records a decision made at the office as an event of the visit, after the lifecycle has checked it,
+    /// with its entry in the audit log and (for a decision on the visit itself, not on its alarms) a new
+    /// version of the visit, all in one transaction. Authorising is refused while the school has not set
+    /// its code phrases.
     pub fn record_office_event(
         &self,
         visit: &VisitId,
@@ -264,6 +284,16 @@ impl SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let envelope = record_office_event_in(&tx, visit, command, now)?;
+        if let Some(change) = versions::Change::for_event(&envelope.event) {
+            versions::add_version(
+                &tx,
+                visit,
+                Some((envelope.event.actor(), now)),
+                change,
+                "",
+                Some(envelope.id),
+            )?;
+        }
         tx.commit()?;
         Ok(envelope)
     }
@@ -678,47 +708,6 @@ fn check_and_store(
     Ok(EventOutcome::Stored)
 }
 
-/// [`SqliteStore::record_office_event`] inside a transaction the caller holds, so an office decision and
-/// what goes with it (closing the alarms it ends) are written together or not at all.
-pub(crate) fn record_office_event_in(
-    tx: &Transaction<'_>,
-    visit: &VisitId,
-    command: &lifecycle::Command,
-    now: DateTime<Utc>,
-) -> Result<EventEnvelope, StoreError> {
-    let state = visit_state(tx, visit)?
-        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
-    let school: String = tx.query_row(
-        "SELECT school_id FROM visits WHERE id = ?1",
-        [visit.as_str()],
-        |row| row.get(0),
-    )?;
-    let policy = school_policy(tx, &parse_id(&school)?)?;
-    let events = lifecycle::decide(&state, command, &policy, now)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let next_seq: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
-        [OFFICE_DEVICE],
-        |row| row.get(0),
-    )?;
-    let mut last = None;
-    for (offset, event) in events.into_iter().enumerate() {
-        let envelope = EventEnvelope {
-            id: EventId::new_v7(),
-            device: DeviceId::parse(OFFICE_DEVICE).expect("the office device id is valid"),
-            seq: DeviceSeq::new((next_seq + offset as i64) as u64)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?,
-            visit: visit.clone(),
-            recorded_at: now,
-            event,
-        };
-        insert_event(tx, &envelope, now, now)?;
-        last = Some(envelope);
-    }
-    refresh_visit(tx, visit)?;
-    last.ok_or_else(|| StoreError::Invalid("the command caused no event".into()))
-}
-
 /// Creates the data folder readable only by the office's own user, and the database file likewise before
 /// SQLite opens it (SQLite gives the write-ahead log and shared-memory files the database file's mode). An
 /// existing folder or file is tightened to the same.
@@ -793,6 +782,110 @@ fn insert_event(
     Ok(())
 }
 
+/// Everyone assigned must be able to visit homes (an appropriate DBS check) when the policy requires it.
+pub(crate) fn check_dbs(
+    conn: &Connection,
+    policy: &Policy,
+    visit: &Visit,
+) -> Result<(), StoreError> {
+    for assigned in &visit.staff {
+        let member = staff_member(conn, &assigned.id)?
+            .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
+        if policy.dbs_check_required && !member.may_visit_homes() {
+            return Err(StoreError::Invalid(format!(
+                "{} has no appropriate DBS check and cannot be assigned",
+                member.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The school a visit belongs to.
+pub(crate) fn visit_school(conn: &Connection, visit: &VisitId) -> Result<SchoolId, StoreError> {
+    let school: Option<String> = conn
+        .query_row(
+            "SELECT school_id FROM visits WHERE id = ?1",
+            [visit.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match school {
+        Some(school) => parse_id(&school),
+        None => Err(StoreError::Invalid(format!("unknown visit {visit}"))),
+    }
+}
+
+/// Checks an office decision against the visit's state and the school's policy, stores its event(s) and
+/// their audit entries, and rebuilds the visit's state; the caller commits. Returns the last event.
+pub(crate) fn record_office_event_in(
+    tx: &Transaction<'_>,
+    visit: &VisitId,
+    command: &lifecycle::Command,
+    now: DateTime<Utc>,
+) -> Result<EventEnvelope, StoreError> {
+    let state = visit_state(tx, visit)?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
+    let school = visit_school(tx, visit)?;
+    let policy = school_policy(tx, &school)?;
+    // Without the school's own code phrases there is no discreet way to ask for help on the visit.
+    if matches!(command, lifecycle::Command::Authorise { .. }) {
+        policy
+            .code_phrases()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    }
+    let events = lifecycle::decide(&state, command, &policy, now)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let next_seq: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
+        [OFFICE_DEVICE],
+        |row| row.get(0),
+    )?;
+    let mut last = None;
+    for (offset, event) in events.into_iter().enumerate() {
+        let envelope = EventEnvelope {
+            id: EventId::new_v7(),
+            device: DeviceId::parse(OFFICE_DEVICE).expect("the office device id is valid"),
+            seq: DeviceSeq::new((next_seq + offset as i64) as u64)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            visit: visit.clone(),
+            recorded_at: now,
+            event,
+        };
+        insert_event(tx, &envelope, now, now)?;
+        if let Some(action) = audit::Action::for_office_event(&envelope.event) {
+            let entry = audit::NewEntry::new(&school, envelope.event.actor(), action)
+                .visit(visit)
+                .detail(decision_detail(&envelope.event));
+            audit::append(tx, &entry, now)?;
+        }
+        last = Some(envelope);
+    }
+    refresh_visit(tx, visit)?;
+    last.ok_or_else(|| StoreError::Invalid("the command caused no event".into()))
+}
+
+/// The audit entry's detail for a decision: facts only. Reasons and notes are free text that may name a
+/// family; they stay with the visit (its events and versions), not in a log nobody can ever change.
+fn decision_detail(event: &lifecycle::VisitEvent) -> String {
+    use lifecycle::VisitEvent;
+    match event {
+        VisitEvent::Authorised {
+            lone_visit_approved: true,
+            ..
+        } => "approved as a lone visit".to_owned(),
+        VisitEvent::Rescheduled { agreed_time, .. } => format!(
+            "agreed time now {}",
+            agreed_time.format("%Y-%m-%d %H:%M UTC")
+        ),
+        VisitEvent::BriefingUpdated { version, .. } => format!("briefing version {version}"),
+        VisitEvent::AlertsClosed {
+            outcome, alerts, ..
+        } => format!("{} ({} alert(s))", outcome.label(), alerts.len()),
+        _ => String::new(),
+    }
+}
+
 /// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
 fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<(), StoreError> {
     let staff = assigned_staff(tx, visit)?;
@@ -810,7 +903,10 @@ fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<(), StoreError
     Ok(())
 }
 
-fn visit_state(conn: &Connection, visit: &VisitId) -> Result<Option<VisitState>, StoreError> {
+pub(crate) fn visit_state(
+    conn: &Connection,
+    visit: &VisitId,
+) -> Result<Option<VisitState>, StoreError> {
     let state: Option<String> = conn
         .query_row(
             "SELECT state FROM visits WHERE id = ?1",
@@ -884,7 +980,7 @@ pub(crate) fn staff_member(
     })
 }
 
-fn school_policy(conn: &Connection, school: &SchoolId) -> Result<Policy, StoreError> {
+pub(crate) fn school_policy(conn: &Connection, school: &SchoolId) -> Result<Policy, StoreError> {
     Ok(school_and_policy(conn, school)?.1)
 }
 

@@ -255,58 +255,7 @@ impl SqliteStore {
     ) -> Result<NotificationTarget, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let known: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM schools WHERE id = ?1)",
-            [school.as_str()],
-            |r| r.get(0),
-        )?;
-        if !known {
-            return Err(StoreError::Invalid(format!("unknown school {school}")));
-        }
-        let taken: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM notification_targets
-                            WHERE school_id = ?1 AND kind = ?2 AND address = ?3 AND removed_at IS NULL
-                              AND COALESCE(visit_id, '') = ?4)",
-            params![
-                school.as_str(),
-                target.kind.as_str(),
-                target.address,
-                visit.map_or("", |v| v.as_str())
-            ],
-            |r| r.get(0),
-        )?;
-        if taken {
-            return Err(StoreError::Invalid(format!(
-                "{} is already a notification target of {school}",
-                target.address
-            )));
-        }
-        let roles: Vec<String> = target.roles.iter().map(|r| role_name(*r)).collect();
-        tx.execute(
-            "INSERT INTO notification_targets
-                 (school_id, kind, address, secret, name, wants_board, wants_authoriser, wants_further,
-                  roles, visit_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                school.as_str(),
-                target.kind.as_str(),
-                target.address,
-                target.secret,
-                target.name,
-                target.wants.board,
-                target.wants.authoriser,
-                target.wants.further,
-                serde_json::to_string(&roles)?,
-                visit.map(VisitId::as_str),
-                stamp(now)
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        let added = tx.query_row(
-            "SELECT * FROM notification_targets WHERE id = ?1",
-            [id],
-            target_from_row,
-        )?;
+        let added = insert_target_in(&tx, school, visit, target, now)?;
         tx.commit()?;
         Ok(added)
     }
@@ -670,6 +619,70 @@ impl SqliteStore {
         )?;
         Ok(optional_time(next)?)
     }
+}
+
+/// Adds a notification target on `tx`, inside a transaction the caller holds (so a requested visit and
+/// its responsible contact's target are stored together or not at all); the caller commits.
+pub(crate) fn insert_target_in(
+    tx: &Connection,
+    school: &SchoolId,
+    visit: Option<&VisitId>,
+    target: &NewTarget,
+    now: DateTime<Utc>,
+) -> Result<NotificationTarget, StoreError> {
+    let known: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM schools WHERE id = ?1)",
+        [school.as_str()],
+        |r| r.get(0),
+    )?;
+    if !known {
+        return Err(StoreError::Invalid(format!("unknown school {school}")));
+    }
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM notification_targets
+                        WHERE school_id = ?1 AND kind = ?2 AND address = ?3 AND removed_at IS NULL
+                          AND COALESCE(visit_id, '') = ?4)",
+        params![
+            school.as_str(),
+            target.kind.as_str(),
+            target.address,
+            visit.map_or("", |v| v.as_str())
+        ],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(StoreError::Invalid(format!(
+            "{} is already a notification target of {school}",
+            target.address
+        )));
+    }
+    let roles: Vec<String> = target.roles.iter().map(|r| role_name(*r)).collect();
+    tx.execute(
+        "INSERT INTO notification_targets
+             (school_id, kind, address, secret, name, wants_board, wants_authoriser, wants_further,
+              roles, visit_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            school.as_str(),
+            target.kind.as_str(),
+            target.address,
+            target.secret,
+            target.name,
+            target.wants.board,
+            target.wants.authoriser,
+            target.wants.further,
+            serde_json::to_string(&roles)?,
+            visit.map(VisitId::as_str),
+            stamp(now)
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    let added = tx.query_row(
+        "SELECT * FROM notification_targets WHERE id = ?1",
+        [id],
+        target_from_row,
+    )?;
+    Ok(added)
 }
 
 /// Records a delivery for every safeguarding notice and every live target of its school whose roles include

@@ -154,8 +154,12 @@ fn passed_on(lines: &mut Vec<Line>, notices: &[NoticeRecord], kind: NoticeKind) 
 /// The record as lines, for both renderings.
 fn cpoms_lines(record: &VisitRecord) -> Vec<Line> {
     let (visit, state, timeline) = (&record.visit, &record.state, &record.timeline);
+    let record_system = &record.record_system;
     let latest = latest_write_up(timeline);
-    let mut lines = vec![Line::new(Style::Title, "Home visit record for CPOMS")];
+    let mut lines = vec![Line::new(
+        Style::Title,
+        format!("Home visit record for {record_system}"),
+    )];
     if latest
         .as_ref()
         .is_some_and(|l| l.write_up.safeguarding_concern)
@@ -351,7 +355,8 @@ fn alarm_lines(lines: &mut Vec<Line>, record: &VisitRecord) {
     }
 }
 
-/// The visit's record as plain text, ready to paste into CPOMS.
+/// The visit's record as plain text, ready to paste into the school's record system (the policy's
+/// `record_system`, CPOMS in both presets), which its title names.
 ///
 /// Purpose, pupil, date and time, staff, outcome, then the latest write-up (who was seen, what was discussed,
 /// agreements with parents, safeguarding concern, incident) with where each concern went, a short timeline

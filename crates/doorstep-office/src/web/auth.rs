@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use doorstep_core::domain::Role;
 use serde::Deserialize;
 
 use super::extract::{CsrfForm, SignedIn};
@@ -190,8 +191,8 @@ pub async fn login(
         let mut response = pages::message_page(
             "Not allowed",
             &format!(
-                "{} cannot use the office board: it is for the office, the {} and admins. Visiting staff \
-                 use the Doorstep phone app.",
+                "{} cannot use the office board: it is for the office, the {}, the designated \
+                 safeguarding lead and admins. Visiting staff use the Doorstep phone app.",
                 user.staff.name,
                 user.policy.authoriser.label()
             ),
@@ -209,7 +210,14 @@ pub async fn login(
     tracing::info!(staff = %user.staff.id, "office sign-in");
     let max_age = crate::logins::SESSION_LENGTH.num_seconds();
     let secure = state.web.secure_cookies;
-    let mut response = Redirect::to("/").into_response();
+    // An admin of a school without its own code phrases sets them first: until then nothing can be
+    // authorised (the primary preset ships none).
+    let next = if user.staff.roles.contains(&Role::Admin) && user.policy.code_phrases.is_none() {
+        "/admin/policy#code-phrases"
+    } else {
+        "/"
+    };
+    let mut response = Redirect::to(next).into_response();
     let cookies = response.headers_mut();
     cookies.append(
         header::SET_COOKIE,

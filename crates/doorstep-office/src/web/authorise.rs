@@ -9,14 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Local;
-use doorstep_core::domain::Visit;
-use doorstep_core::ids::VisitId;
+use doorstep_core::domain::{StaffMember, Visit};
+use doorstep_core::ids::{StaffId, VisitId};
 use doorstep_core::lifecycle::Command;
 use maud::html;
 
+use super::briefing::{briefing_markup, fewer_than_policy, MAX_TEXT};
 use super::extract::{Authoriser, CsrfForm, VisitInPath};
 use super::forms::Fields;
-use super::requests::MAX_TEXT;
 use super::{checked, pages, school_visit, words, WebError};
 use crate::logins::Session;
 use crate::requests::{timing, RequestDetails, Timing};
@@ -27,6 +27,7 @@ struct ToAuthorise {
     authorised: bool,
     details: Option<RequestDetails>,
     timing: Timing,
+    staff: Vec<StaffMember>,
 }
 
 async fn load_for_authorising(
@@ -42,10 +43,24 @@ async fn load_for_authorising(
             authorised: visit_state.authorised.is_some(),
             details: store.request_details(&visit.id)?,
             timing: timing(&policy, start, visit.expected_length),
+            staff: store.school_staff(&visit.school)?,
             visit,
         })
     })
     .await
+}
+
+/// Why nothing can be authorised yet, in the words the authoriser reads.
+pub(crate) const CODE_PHRASES_NOT_SET: &str = "No visit can be authorised until the school has set its own \
+    code phrases (what staff say to a colleague, and to reception on the phone, when they need help): an admin \
+    sets them on the policy page.";
+
+/// A member of staff's name, or their id when they are not on record.
+pub(crate) fn name_of(staff: &[StaffMember], id: &StaffId) -> String {
+    staff
+        .iter()
+        .find(|m| &m.id == id)
+        .map_or_else(|| id.as_str().to_owned(), |m| m.name.clone())
 }
 
 /// `GET /visits/{id}/authorise`: the visit, its risk assessment and briefing, and the decision form.
@@ -67,8 +82,7 @@ fn authorise_response(
     let policy = &session.user.policy;
     let visit = &found.visit;
     let assessment = visit.briefing.risk_assessment();
-    let lone = visit.staff.len() < 2;
-    let briefing = &visit.briefing;
+    let lone = fewer_than_policy(visit, policy);
     let body = html! {
         main {
             p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
@@ -96,25 +110,11 @@ fn authorise_response(
                     }
                 }
             }
-            h2 { "Risk assessment" }
-            table {
-                thead { tr { th { "Hazard" } th { "Controls" } } }
-                tbody {
-                    @for risk in &assessment.risks {
-                        tr { td { (risk.description) } td { ul { @for c in &risk.controls { li { (c) } } } } }
-                    }
-                }
-            }
-            h2 { "Briefing" }
-            ul {
-                li { "Pets: " (briefing.pets) }
-                li { "Pupil's needs: " (briefing.pupil_needs) }
-                li { "Family: " (briefing.family) }
-                li { "Area: " (briefing.area) }
-                li { "Parking: " (briefing.parking) }
-            }
+            (briefing_markup(visit, &|id| name_of(&found.staff, id)))
             @if found.authorised {
                 p #already-authorised { "This visit is already authorised." }
+            } @else if policy.code_phrases.is_none() {
+                p.problem #code-phrases-not-set role="alert" { (CODE_PHRASES_NOT_SET) }
             } @else {
                 form method="post" action={ "/visits/" (visit.id) "/authorise" } #authorise-form {
                     input type="hidden" name="csrf" value=(session.csrf_token);
@@ -150,6 +150,11 @@ pub async fn authorise(
             "this visit is already authorised; nothing was changed".into(),
         ));
     }
+    if policy.code_phrases.is_none() {
+        return Err(WebError::Conflict(format!(
+            "{CODE_PHRASES_NOT_SET} Nothing was recorded."
+        )));
+    }
     let refuse = |problem: &str| -> Result<Response, WebError> {
         Ok(authorise_response(
             &session,
@@ -158,7 +163,7 @@ pub async fn authorise(
             StatusCode::BAD_REQUEST,
         ))
     };
-    let lone = found.visit.staff.len() < 2;
+    let lone = fewer_than_policy(&found.visit, policy);
     let lone_visit_approved = fields.ticked("lone_visit_approved");
     if lone {
         if !session

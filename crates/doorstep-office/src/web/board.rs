@@ -336,7 +336,8 @@ pub(crate) fn fragment_markup(data: &BoardData, session: &Session, now: DateTime
                 (alarm_card(alarm, &row.visit, told, session, "board", now))
             }
         }
-        @if !data.notices.is_empty() {
+        // Need to know: that a concern or an incident was raised is for those who act on it, not reception.
+        @if !data.notices.is_empty() && session.user.may_read_records() {
             section #notices {
                 h2 { "Safeguarding notices (last 24 hours)" }
                 p.small { "Only that each was raised and where it went: what was written stays in the visit's record." }
@@ -447,9 +448,7 @@ pub async fn board_page(
         .policy
         .code_phrases
         .as_ref()
-        .map_or("(not set yet: an admin sets it on the policy page)", |p| {
-            p.to_reception.as_str()
-        });
+        .map_or("", |p| p.to_reception.as_str());
     let body = html! {
         div #connection-lost .banner.lost hidden role="alert" {
             "Connection to the office server lost — the board is NOT live. Reconnecting… If this stays, reload \
@@ -467,13 +466,24 @@ pub async fn board_page(
                      \"Enable alarm sound\" once."
                 }
             }
-            p.codephrase {
-                "Code phrase on the phone: " strong { "“" (phrase) "”" }
-                " — if someone on a visit says this to you, press " strong { "Duress heard" } " on their visit."
+            @if session.user.policy.code_phrases.is_none() {
+                p.problem #code-phrases-not-set role="alert" {
+                    "The school's code phrases are not set: no visit can be authorised until an admin sets them on the policy page."
+                }
+            } @else {
+                p.codephrase {
+                    "Code phrase on the phone: " strong { "“" (phrase) "”" }
+                    " — if someone on a visit says this to you, press " strong { "Duress heard" } " on their visit."
+                }
             }
             p #board-links {
-                a href="/visits/new" { "Request a visit" } " · " a href="/attendance" { "Attendance" } " · "
-                a href="/reports/monthly" { "Monthly report" }
+                a href="/visits/new" { "Request a visit" } " · " a href="/attendance" { "Attendance" }
+                @if session.user.may_read_records() {
+                    " · " a href="/reports/monthly" { "Monthly report" }
+                }
+                @if session.user.may_read_audit_log() {
+                    " · " a href="/audit" { "Audit log" }
+                }
                 @if session.user.staff.roles.contains(&Role::Admin) {
                     " · " a href="/admin/staff" { "Admin" }
                 }

@@ -3,9 +3,12 @@
 //! that matches the session ([`CsrfForm`], always the last).
 //!
 //! - [`SignedIn`]: anyone with a session (signing out).
-//! - [`BoardUser`]: the office, the policy's authoriser and admins (the board, visits, records).
+//! - [`BoardUser`]: the office, the policy's authoriser, the DSL and admins (the board, visits).
 //! - [`LiveBoardUser`]: the same, for the board's script: signed out is a 401 it can show, not a redirect.
 //! - [`Requester`]: whoever may request a visit: board users and visiting staff.
+//! - [`RecordsReader`]: board users with a need to know what visits found (the DSL, the authoriser,
+//!   admins), for write-ups, timelines, exports and reports; not reception.
+//! - [`AuditReader`]: admins and the DSL, for the audit log.
 //! - [`Authoriser`]: only the policy's authoriser (headteacher or safeguarding lead).
 //! - [`Admin`]: only admins.
 //!
@@ -69,8 +72,8 @@ async fn guarded(
 
 fn not_for_the_board(user: &OfficeUser) -> String {
     format!(
-        "{} is signed in, but the office board is for the office, the {} and admins. Visiting staff use the \
-         Doorstep phone app.",
+        "{} is signed in, but the office board is for the office, the {}, the designated safeguarding \
+         lead and admins. Visiting staff use the Doorstep phone app.",
         user.staff.name,
         user.policy.authoriser.label()
     )
@@ -157,6 +160,36 @@ role!(
         "{} is signed in, but requesting visits is for the office, admins, the {} and visiting staff.",
         user.staff.name,
         user.policy.authoriser.label()
+    )
+);
+
+role!(
+    /// Someone with a need to know what visits found (write-ups, concerns, incidents, notes, needs and
+    /// family circumstances, exports): the DSL, the authoriser and admins. Reception is refused.
+    RecordsReader,
+    Access::Records,
+    WebError::SignedOut,
+    |user: &OfficeUser| user.may_use_board() && user.may_read_records(),
+    |user: &OfficeUser| if user.may_use_board() {
+        format!(
+            "{} is signed in, but write-ups, safeguarding notes and exports are for the designated safeguarding lead, the {} and admins: the board shows the office who, where and when.",
+            user.staff.name,
+            user.policy.authoriser.label()
+        )
+    } else {
+        not_for_the_board(user)
+    }
+);
+
+role!(
+    /// Someone who may read the audit log: admins and the DSL.
+    AuditReader,
+    Access::AuditLog,
+    WebError::SignedOut,
+    |user: &OfficeUser| user.may_use_board() && user.may_read_audit_log(),
+    |user: &OfficeUser| format!(
+        "{} is signed in, but the audit log is for admins and the designated safeguarding lead.",
+        user.staff.name
     )
 );
 

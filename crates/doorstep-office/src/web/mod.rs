@@ -5,7 +5,8 @@
 //! - [`visit`]: one visit's page: state, timeline, alarm log, runbook, and "duress heard".
 //! - [`requests`]: requesting a visit; [`authorise`]: the authoriser's decision; [`attendance`]: absent
 //!   pupils due a visit.
-//! - [`records`]: a visit's timeline, its CPOMS write-up (text, PDF), the CSV export and the monthly report.
+//! - [`records`]: a visit's timeline, its CPOMS write-up (text, PDF), the CSV export and the monthly report,
+//!   for those with a need to know, each opening entered in the audit log; [`audit`]: the audit log's page.
 //! - [`admin`]: staff, the MIS imports and the policy, for admins.
 //! - [`auth`]: signing in and out, the session cookie; [`extract`]: the role extractors and the
 //!   CSRF-checked form every handler declares; [`forms`]: reading form fields, one rule for all.
@@ -20,9 +21,12 @@
 pub mod admin;
 pub mod assets;
 pub mod attendance;
+pub mod audit;
 pub mod auth;
 pub mod authorise;
 pub mod board;
+pub mod briefing;
+pub mod decisions;
 pub mod extract;
 pub mod forms;
 pub mod pages;
@@ -64,6 +68,9 @@ pub enum WebError {
     BadInput(String),
     #[error("{0}")]
     Conflict(String),
+    /// A decision the visit's state does not allow now (someone has set off, the visit is over).
+    #[error("{0}")]
+    NotNow(String),
     #[error("the office could not complete this request; nothing was changed")]
     Internal,
 }
@@ -76,7 +83,7 @@ impl WebError {
             WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadInput(_) => StatusCode::BAD_REQUEST,
-            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Conflict(_) | WebError::NotNow(_) => StatusCode::CONFLICT,
             WebError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +106,7 @@ impl IntoResponse for WebError {
                     WebError::NotFound(_) => "Not found",
                     WebError::BadInput(_) => "Please check and try again",
                     WebError::Conflict(_) => "Already done",
+                    WebError::NotNow(_) => "Not possible now",
                     _ => "Something went wrong",
                 };
                 let mut response = pages::message_page(title, &other.to_string());

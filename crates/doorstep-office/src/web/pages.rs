@@ -124,8 +124,8 @@ pub(crate) fn login_page(csrf: &str, problem: Option<&str>, name: &str) -> Respo
                     input #password type="password" name="password" autocomplete="current-password" required;
                     button #sign-in type="submit" { "Sign in" }
                 }
-                p.small { "For the school office, the authoriser (headteacher or safeguarding lead) and admins. \
-                    Visiting staff use the Doorstep phone app." }
+                p.small { "For the school office, the authoriser (headteacher or safeguarding lead), the designated \
+                    safeguarding lead and admins. Visiting staff use the Doorstep phone app." }
             }
         },
         None,

@@ -1,6 +1,7 @@
 //! The records routes: a visit's full timeline, its write-up for CPOMS as text and PDF, the write-ups of a
 //! date range as CSV, and the monthly report. The content comes from [`crate::records`]; this file only
-//! checks who is asking, reads the parameters and sets the content types.
+//! checks who is asking (need to know: [`RecordsReader`], never reception), enters each opening in the
+//! audit log before anything is shown, reads the parameters and sets the content types.
 
 use std::collections::HashMap;
 
@@ -11,9 +12,10 @@ use chrono::{Datelike, Local, NaiveDate, NaiveTime, TimeDelta};
 use doorstep_core::ids::VisitId;
 use maud::html;
 
-use super::extract::{BoardUser, VisitInPath};
+use super::extract::{RecordsReader, VisitInPath};
 use super::words::{self, hms};
 use super::{blocking, pages, school_visit, WebError};
+use crate::audit::{Action, NewEntry};
 use crate::logins::Session;
 use crate::records::{cpoms_pdf, cpoms_text, write_ups_csv, ReportMonth, VisitRecord};
 use crate::state::AppState;
@@ -22,11 +24,23 @@ use crate::state::AppState;
 /// every visit ever made.
 const MAX_EXPORT_DAYS: i64 = 400;
 
-/// The visit's record, if it belongs to the signed-in person's school.
-async fn record(state: &AppState, session: &Session, id: VisitId) -> Result<VisitRecord, WebError> {
+/// The visit's record, if it belongs to the signed-in person's school, with this opening of it entered in
+/// the audit log first (if it cannot be entered, nothing is shown).
+async fn record(
+    state: &AppState,
+    session: &Session,
+    id: VisitId,
+    action: Action,
+) -> Result<VisitRecord, WebError> {
     let missing = WebError::NotFound(format!("there is no visit “{id}”"));
-    school_visit(state, session, id, |store, visit, _| {
-        store.visit_record(&visit.id)
+    let opened = NewEntry::new(&session.user.school.id, &session.user.staff.id, action).visit(&id);
+    let now = state.now();
+    school_visit(state, session, id, move |store, visit, _| {
+        let record = store.visit_record(&visit.id)?;
+        if record.is_some() {
+            store.audit(&opened, now)?;
+        }
+        Ok(record)
     })
     .await?
     .ok_or(missing)
@@ -34,18 +48,18 @@ async fn record(state: &AppState, session: &Session, id: VisitId) -> Result<Visi
 
 /// `GET /visits/{id}/timeline`.
 pub async fn timeline_page(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, id).await?;
+    let record = record(&state, &session, id, Action::OpenedTimeline).await?;
     let visit = &record.visit;
     let body = html! {
         main {
             p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
             h1 { "Timeline: " (words::hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
             p {
-                a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for CPOMS (text)" } " · "
+                a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for " (session.user.policy.record_system) " (text)" } " · "
                 a href={ "/visits/" (visit.id) "/cpoms.pdf" } { "(PDF)" }
             }
             @if record.timeline.entries.is_empty() {
@@ -86,6 +100,21 @@ pub async fn timeline_page(
     Ok(pages::page("Timeline", Some(&session), body, None))
 }
 
+/// The record system's name as part of a file name: lower-case letters and digits, words joined by `-`
+/// ("records" if nothing is left), so the `Content-Disposition` header is always valid.
+fn file_name_part(record_system: &str) -> String {
+    let words: Vec<String> = record_system
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if words.is_empty() {
+        "records".to_owned()
+    } else {
+        words.join("-")
+    }
+}
+
 /// A download that is never cached (it holds a child's record) and names its file.
 fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Response {
     let mut response = body.into_response();
@@ -96,7 +125,8 @@ fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Respon
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    // File names are built from ids and dates only (letters, digits, '-', '_', '.'), so always valid.
+    // File names are built from ids, dates and `file_name_part` only (letters, digits, '-', '_', '.'), so
+    // always valid.
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -105,15 +135,16 @@ fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Respon
 
 /// `GET /visits/{id}/cpoms.txt`.
 pub async fn cpoms_txt(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, id).await?;
+    let record = record(&state, &session, id, Action::OpenedWriteUp).await?;
+    let system = &session.user.policy.record_system;
     let text = cpoms_text(&record);
     let mut response = download(
         "text/plain; charset=utf-8",
-        &format!("{}-cpoms.txt", record.visit.id),
+        &format!("{}-{}.txt", record.visit.id, file_name_part(system)),
         text.into_bytes(),
     );
     // Shown in the browser rather than saved: it is read and pasted into CPOMS.
@@ -123,11 +154,12 @@ pub async fn cpoms_txt(
 
 /// `GET /visits/{id}/cpoms.pdf`.
 pub async fn cpoms_pdf_route(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     VisitInPath(id): VisitInPath,
 ) -> Result<Response, WebError> {
-    let record = record(&state, &session, id).await?;
+    let record = record(&state, &session, id, Action::ExportedWriteUpPdf).await?;
+    let system = session.user.policy.record_system.clone();
     // Shaping and font subsetting take a moment of CPU: off the threads that serve the board.
     let pdf =
         tokio::task::spawn_blocking(move || cpoms_pdf(&record).map(|pdf| (record, pdf))).await;
@@ -144,7 +176,7 @@ pub async fn cpoms_pdf_route(
     };
     Ok(download(
         "application/pdf",
-        &format!("{}-cpoms.pdf", record.visit.id),
+        &format!("{}-{}.pdf", record.visit.id, file_name_part(&system)),
         pdf,
     ))
 }
@@ -167,7 +199,7 @@ fn date_param(
 /// `GET /reports/write-ups.csv?from=YYYY-MM-DD&to=YYYY-MM-DD`: visits agreed on those days (UTC),
 /// both included.
 pub async fn write_ups(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
@@ -188,6 +220,9 @@ pub async fn write_ups(
     let end = (to + TimeDelta::days(1)).and_time(NaiveTime::MIN).and_utc();
     let store = state.store.clone();
     let school = session.user.school.id.clone();
+    let exported = NewEntry::new(&school, &session.user.staff.id, Action::ExportedWriteUpsCsv)
+        .record(format!("write-ups of visits agreed {from} to {to}"));
+    let now = state.now();
     let records = blocking(move || {
         let mut records = Vec::new();
         for id in store.visit_ids_between(&school, start, end)? {
@@ -195,20 +230,24 @@ pub async fn write_ups(
                 records.push(record);
             }
         }
+        store.audit(&exported, now)?;
         Ok(records)
     })
     .await?;
     let csv = write_ups_csv(&records);
     Ok(download(
         "text/csv; charset=utf-8",
-        &format!("write-ups-{from}-to-{to}.csv"),
+        &format!(
+            "{}-write-ups-{from}-to-{to}.csv",
+            file_name_part(&session.user.policy.record_system)
+        ),
         csv.into_bytes(),
     ))
 }
 
 /// `GET /reports/monthly?year=&month=`: this month when neither is given.
 pub async fn monthly(
-    BoardUser(session): BoardUser,
+    RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
@@ -236,14 +275,21 @@ pub async fn monthly(
     let month = ReportMonth::new(year, month).map_err(|e| WebError::BadInput(e.to_string()))?;
     let store = state.store.clone();
     let school = session.user.school.id.clone();
-    let report =
-        blocking(move || store.monthly_report(&school, month.year(), month.month())).await?;
+    let opened = NewEntry::new(&school, &session.user.staff.id, Action::OpenedMonthlyReport)
+        .record(format!("monthly report {}", month.label()));
+    let now = state.now();
+    let report = blocking(move || {
+        let report = store.monthly_report(&school, month.year(), month.month())?;
+        store.audit(&opened, now)?;
+        Ok(report)
+    })
+    .await?;
     let body = html! {
         main {
             p { a href="/" { "← Back to the board" } }
             h1 { "Monthly report: " (month.label()) }
             pre #monthly-report { (report.to_text()) }
-            h2 { "Write-ups for CPOMS as CSV" }
+            h2 { "Write-ups for " (session.user.policy.record_system) " as CSV" }
             form method="get" action="/reports/write-ups.csv" #write-ups-form {
                 label for="from" { "From " } input type="date" name="from" id="from" value=(month.start().format("%Y-%m-%d"));
                 " " label for="to" { "to " }

@@ -10,13 +10,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
-use doorstep_core::domain::{
-    Address, AssessedRisk, Briefing, Pupil, RiskAssessment, Role, StaffMember, Visit, VisitStaff,
-};
+use doorstep_core::domain::{Address, Pupil, Role, StaffMember, Visit, VisitStaff};
 use doorstep_core::ids::{PupilId, VisitId};
 use doorstep_core::policy::{Policy, PolicyMinutes};
 use maud::html;
 
+use super::briefing::{briefing_from, briefing_inputs, lines, read_risks, risk_table, Assessing};
 use super::extract::{CsrfForm, Requester};
 use super::forms::{wire, Fields};
 use super::{blocking, checked, pages, words, WebError};
@@ -24,10 +23,7 @@ use crate::logins::{OfficeUser, Session};
 use crate::requests::{timing, RequestDetails, Timing, MAX_VISIT_MINUTES};
 use crate::state::AppState;
 
-/// How many free risk items (specific to this visit) the form offers.
-const FREE_RISKS: usize = 3;
-/// The longest any free-text field may be: enough for a paragraph, small enough to refuse a flood.
-pub(crate) const MAX_TEXT: usize = 4000;
+pub(crate) use super::briefing::MAX_TEXT;
 
 /// Everything the request form needs from the store.
 struct FormData {
@@ -64,12 +60,8 @@ pub async fn new_visit_page(
         }
     }
     fields.set("length_minutes", "45");
-    for hazard in &data.policy.standard_hazards {
-        fields.set(
-            &format!("controls_{}", wire(*hazard)),
-            hazard.default_controls().join("\n"),
-        );
-    }
+    // The controls start empty: Doorstep's suggestions sit beside each box, and the requester writes or
+    // confirms them for this visit.
     // The address starts from the pupil's last visit, when there was one.
     if let Some(pupil) = query.get("pupil").and_then(|p| p.parse::<PupilId>().ok()) {
         let store = state.store.clone();
@@ -117,6 +109,7 @@ fn request_page(
         }
     };
     let text = |name: &str| fields.one(name).to_owned();
+    let wanted = usize::from(policy.staff_per_visit);
     let body = html! {
         main {
             p { a href="/" { "← Back to the board" } }
@@ -125,7 +118,7 @@ fn request_page(
                 p.problem #request-problem role="alert" { (problem) }
             }
             p.small {
-                "The " (policy.authoriser.label()) " authorises every visit. Visits are made in pairs; school hours are "
+                "The " (policy.authoriser.label()) " authorises every visit. " (staff_rule(wanted)) "; school hours are "
                 (policy.school_hours.start.format("%H:%M")) " to " (policy.school_hours.end.format("%H:%M"))
                 " on weekdays (the office's local time, " (words::zone(now)) ")."
             }
@@ -158,12 +151,16 @@ fn request_page(
                     input type="number" min="1" max=(MAX_VISIT_MINUTES) name="length_minutes" id="length_minutes" value=(text("length_minutes"));
                 }
                 h2 { "Who is going" }
-                p { label for="staff_1" { "First member of staff " } (staff_select("staff_1")) }
-                p { label for="staff_2" { "Second member of staff " } (staff_select("staff_2")) }
-                p { label { input type="checkbox" name="lone" value="on" checked[fields.ticked("lone")];
-                    " Lone visit (one person): the " (policy.lone_visit_approver.label()) " must approve it explicitly" } }
-                p { label for="lone_assessment" { "Lone-visit risk assessment: why it is safe for one person to go (required for a lone visit)" } br;
-                    textarea name="lone_assessment" id="lone_assessment" rows="3" cols="60" { (text("lone_assessment")) } }
+                @for i in 1..=wanted {
+                    @let name = format!("staff_{i}");
+                    p { label for=(name) { (ORDINALS.get(i - 1).copied().unwrap_or("Another")) " member of staff " } (staff_select(&name)) }
+                }
+                @if wanted > 1 {
+                    p { label { input type="checkbox" name="lone" value="on" checked[fields.ticked("lone")];
+                        " " (fewer_label(wanted)) ": the " (policy.lone_visit_approver.label()) " must approve it explicitly" } }
+                    p { label for="lone_assessment" { "Lone-visit risk assessment: why it is safe for fewer staff to go (required if ticked)" } br;
+                        textarea name="lone_assessment" id="lone_assessment" rows="3" cols="60" { (text("lone_assessment")) } }
+                }
                 h2 { "Outside school hours" }
                 p.small { "A visit outside school hours needs a named responsible contact who will check on the staff." }
                 p { label for="contact_name" { "Responsible contact's name " } input name="contact_name" id="contact_name" value=(text("contact_name"));
@@ -171,27 +168,10 @@ fn request_page(
                     " " label for="contact_email" { "email (optional: they are emailed the visit's alarms) " }
                     input name="contact_email" id="contact_email" type="email" value=(text("contact_email")); }
                 h2 { "Risk assessment" }
-                table #risk-assessment {
-                    thead { tr { th { "Hazard" } th { "Controls (one a line)" } } }
-                    tbody {
-                        @for hazard in &policy.standard_hazards {
-                            @let name = format!("controls_{}", wire(*hazard));
-                            tr { td { (hazard.label()) }
-                                 td { textarea name=(name) rows="3" cols="60" { (text(&name)) } } }
-                        }
-                        @for i in 1..=FREE_RISKS {
-                            @let description = format!("risk_{i}_description");
-                            @let controls = format!("risk_{i}_controls");
-                            tr { td { input name=(description) placeholder="Anything specific to this visit" value=(text(&description)); }
-                                 td { textarea name=(controls) rows="2" cols="60" { (text(&controls)) } } }
-                        }
-                    }
-                }
+                p.small { "Write the controls for each hazard for this visit. Doorstep's suggestions are beside each box: tick to use them only if you have checked they fit. You are recorded as the assessor, with today's date." }
+                (risk_table(policy, fields, Assessing::Request))
                 h2 { "Briefing" }
-                @for (name, label) in BRIEFING_FIELDS {
-                    p { label for=(name) { (label) } br;
-                        textarea name=(name) id=(name) rows="2" cols="60" { (text(name)) } }
-                }
+                (briefing_inputs(fields))
                 p { button type="submit" #request-submit { "Request the visit" } }
             }
         }
@@ -201,26 +181,34 @@ fn request_page(
     response
 }
 
-const BRIEFING_FIELDS: [(&str, &str); 5] = [
-    ("pets", "Pets at the address"),
-    ("pupil_needs", "The pupil's medical needs and behaviour"),
-    ("family", "Family circumstances and cultural sensitivities"),
-    ("area", "The area"),
-    ("parking", "Where to park"),
-];
+/// Numbers in words, as far as the policy's most staff per visit.
+const NUMBERS: [&str; 4] = ["one", "two", "three", "four"];
+
+/// "First", "Second", ... for the staff choices (the policy asks for at most four).
+const ORDINALS: [&str; 4] = ["First", "Second", "Third", "Fourth"];
+
+/// The policy's number of staff per visit, in words.
+fn staff_rule(wanted: usize) -> String {
+    match wanted {
+        1 => "Visits are made by one member of staff".to_owned(),
+        2 => "Visits are made in pairs".to_owned(),
+        n => format!("Visits are made by {n} staff"),
+    }
+}
+
+/// The tick for a visit made by fewer staff than the policy asks.
+fn fewer_label(wanted: usize) -> String {
+    if wanted == 2 {
+        "Lone visit (one person)".to_owned()
+    } else {
+        format!("Fewer than {wanted} staff")
+    }
+}
 
 /// A request that passed every check the form itself can make; the store still checks DBS.
 struct Draft {
     visit: Visit,
     details: RequestDetails,
-}
-
-fn lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Checks a request against the policy and the school's records, in the order a person fills the form in.
@@ -283,27 +271,51 @@ fn check_request(
             .map(Some)
             .ok_or_else(|| format!("There is no member of staff “{id}” at this school."))
     };
-    let first = staff_member("staff_1")?;
-    let second = staff_member("staff_2")?;
-    let lone = fields.ticked("lone");
+    let wanted = usize::from(policy.staff_per_visit);
+    let mut going: Vec<&StaffMember> = Vec::new();
+    for i in 1..=wanted {
+        if let Some(member) = staff_member(&format!("staff_{i}"))? {
+            if going.iter().any(|m| m.id == member.id) {
+                return Err(format!(
+                    "Choose {} different people: {} is chosen twice.",
+                    NUMBERS.get(wanted - 1).copied().unwrap_or("the"),
+                    member.name
+                ));
+            }
+            going.push(member);
+        }
+    }
+    let fewer = wanted > 1 && fields.ticked("lone");
     let lone_assessment = fields.one("lone_assessment");
-    let going: Vec<&StaffMember> = match (lone, first, second) {
-        (false, Some(a), Some(b)) if a.id == b.id => {
-            return Err("Choose two different people: visits are made in pairs.".into())
-        }
-        (false, Some(a), Some(b)) => vec![a, b],
-        (false, _, _) => {
-            return Err("Visits are made in pairs: choose two members of staff, or tick “lone visit” and give its own risk assessment.".into())
-        }
-        (true, Some(a), None) | (true, None, Some(a)) => vec![a],
-        (true, Some(_), Some(_)) => {
-            return Err("A lone visit is made by one person: choose only one member of staff, or untick “lone visit”.".into())
-        }
-        (true, None, None) => return Err("Choose the member of staff making the lone visit.".into()),
-    };
-    if lone && lone_assessment.is_empty() {
+    if going.is_empty() {
+        return Err(if fewer {
+            "Choose the member of staff making the lone visit.".to_owned()
+        } else if wanted == 1 {
+            "Choose the member of staff making the visit.".to_owned()
+        } else {
+            format!("{}: choose {wanted} members of staff.", staff_rule(wanted))
+        });
+    }
+    if !fewer && going.len() < wanted {
+        return Err(if wanted == 2 {
+            "Visits are made in pairs: choose two members of staff, or tick “lone visit” and give its own risk assessment.".to_owned()
+        } else {
+            format!(
+                "{}: choose {wanted} members of staff, or tick “fewer than {wanted} staff” and give the visit's own risk assessment.",
+                staff_rule(wanted)
+            )
+        });
+    }
+    if fewer && going.len() >= wanted {
+        return Err(if wanted == 2 {
+            "A lone visit is made by one person: choose only one member of staff, or untick “lone visit”.".to_owned()
+        } else {
+            format!("You ticked “fewer than {wanted} staff”: choose fewer, or untick it.")
+        });
+    }
+    if fewer && lone_assessment.is_empty() {
         return Err(
-            "A lone visit needs its own risk assessment: say why it is safe for one person to go."
+            "A lone visit needs its own risk assessment: say why it is safe for fewer staff to go."
                 .into(),
         );
     }
@@ -325,49 +337,14 @@ fn check_request(
     };
     let contact_email =
         crate::requests::contact_email(fields.one("contact_email"), responsible_contact.is_some())?;
-    let mut risks: Vec<AssessedRisk> = policy
-        .standard_hazards
-        .iter()
-        .map(|hazard| AssessedRisk {
-            hazard: Some(*hazard),
-            description: hazard.label().to_owned(),
-            controls: lines(fields.one(&format!("controls_{}", wire(*hazard)))),
-        })
-        .collect();
-    if let Some(bare) = risks.iter().find(|r| r.controls.is_empty()) {
-        return Err(format!(
-            "The risk assessment needs at least one control for “{}”.",
-            bare.description
-        ));
-    }
-    for i in 1..=FREE_RISKS {
-        let description = fields.one(&format!("risk_{i}_description"));
-        let controls = lines(fields.one(&format!("risk_{i}_controls")));
-        match (description.is_empty(), controls.is_empty()) {
-            (true, true) => {}
-            (false, false) => risks.push(AssessedRisk {
-                hazard: None,
-                description: description.to_owned(),
-                controls,
-            }),
-            _ => {
-                return Err(format!(
-                    "Risk item {i} needs both a description and its controls."
-                ))
-            }
-        }
-    }
-    let mut briefing = Briefing::new(RiskAssessment {
+    let risks = read_risks(policy, fields, Assessing::Request)?;
+    let briefing = briefing_from(
+        fields,
         risks,
-        lone_visit_assessment: lone.then(|| lone_assessment.to_owned()),
-        assessed_by: Some(user.staff.id.clone()),
-        assessed_on: Some(now.date_naive()),
-    });
-    briefing.pets = fields.one("pets").to_owned();
-    briefing.pupil_needs = fields.one("pupil_needs").to_owned();
-    briefing.family = fields.one("family").to_owned();
-    briefing.area = fields.one("area").to_owned();
-    briefing.parking = fields.one("parking").to_owned();
+        fewer.then(|| lone_assessment.to_owned()),
+        &user.staff.id,
+        now,
+    );
     let id: VisitId = format!("visit-{}", uuid::Uuid::new_v4().simple())
         .parse()
         .map_err(|_| "The office could not make an id for the visit; try again.")?;

@@ -1,7 +1,9 @@
-//! One visit's page: its state, open alarms (acknowledge, then close with an outcome), the runbook to read
-//! from when something goes wrong (with the address and every number ready to read out), the timeline of
-//! events, each alarm and safeguarding notice with who was told (from the deliveries) and the alarm log;
-//! and the "duress heard" button reception presses when the code phrase is spoken on the phone.
+//! One visit's page: its state, the office's decisions the lifecycle would take now (decline, withdraw,
+//! call off, reschedule, update the briefing), open alarms (acknowledge, then close with an outcome), the
+//! runbook to read from when something goes wrong (with the address and every number ready to read out),
+//! the risk assessment and briefing and the safeguarding notices (for those with a need to know), the
+//! visit's versions, the timeline of events, each alarm with who was told (from the deliveries) and the
+//! alarm log; and the "duress heard" button reception presses when the code phrase is spoken on the phone.
 
 use std::collections::HashMap;
 
@@ -10,12 +12,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{StaffMember, Visit};
 use doorstep_core::ids::{StaffId, VisitId};
-use doorstep_core::lifecycle::{VisitEvent, VisitState};
+use doorstep_core::lifecycle::{self, Command, VisitEvent, VisitState};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{next_deadline, AlarmLevel};
 use maud::{html, Markup};
 
 use super::board::{alarm_card, told_list};
+use super::briefing::briefing_markup;
 use super::extract::{may_authorise, BoardUser, CsrfForm, VisitInPath};
 use super::forms::Fields;
 use super::words::{self, hm, hms};
@@ -26,6 +29,7 @@ use crate::notices::Notice;
 use crate::reach;
 use crate::state::AppState;
 use crate::store::{SqliteStore, StoreError, StoredEvent};
+use crate::versions::VisitVersion;
 
 /// Everything the visit page shows.
 struct VisitView {
@@ -36,6 +40,7 @@ struct VisitView {
     alarms: Vec<Alarm>,
     log: Vec<AlarmLogEntry>,
     staff: Vec<StaffMember>,
+    versions: Vec<VisitVersion>,
     told: Told,
 }
 
@@ -91,6 +96,7 @@ async fn load(state: &AppState, session: &Session, id: VisitId) -> Result<VisitV
             alarms,
             log,
             staff: store.school_staff(&visit.school)?,
+            versions: store.visit_versions(&visit.id)?,
             visit,
             state: visit_state,
         })
@@ -140,9 +146,13 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             @if view.state.authorised.is_none() && may_authorise(&session.user) {
                 a #authorise-link href={ "/visits/" (visit.id) "/authorise" } { "Authorise this visit" } " · "
             }
-            a href={ "/visits/" (visit.id) "/timeline" } { "Full timeline" } " · "
-            a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for CPOMS" }
+            // Need to know: what the visit found is for the DSL, the authoriser and admins, not reception.
+            @if session.user.may_read_records() {
+                a #timeline-link href={ "/visits/" (visit.id) "/timeline" } { "Full timeline" } " · "
+                a #write-up-link href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for " (view.policy.record_system) }
+            }
         }
+        (actions(view, session, now))
         @if !open.is_empty() {
             section #open-alarms {
                 h2 { "Open alarms" }
@@ -163,6 +173,11 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
             }
         }
         (runbook(view, &open))
+        // Need to know: the pupil's needs and the family's circumstances are not for reception.
+        @if session.user.may_read_records() {
+            (briefing_markup(visit, &|id| name(&names, id)))
+        }
+        (versions(view, session, &names))
         section #timeline {
             h2 { "Timeline" }
             @if view.events.is_empty() {
@@ -184,7 +199,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
                 }
             }
         }
-        (told_sections(view))
+        (told_sections(view, session))
         section #alarm-log {
             h2 { "Alarm log" }
             @if view.log.is_empty() {
@@ -208,9 +223,142 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
     }
 }
 
+fn name(names: &HashMap<&StaffId, &str>, id: &StaffId) -> String {
+    names
+        .get(id)
+        .map_or_else(|| id.as_str().to_owned(), |n| (*n).to_owned())
+}
+
+/// Whether the lifecycle would take `command` now: the page offers only what would be accepted.
+fn would_accept(view: &VisitView, command: &Command, now: DateTime<Utc>) -> bool {
+    lifecycle::decide(&view.state, command, &view.policy, now).is_ok()
+}
+
+/// The office's decisions on the visit that the lifecycle would take now, for who may make them: the
+/// authoriser declines, withdraws, reschedules and updates the briefing; anyone at the board may mark it
+/// not going ahead.
+fn actions(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Markup {
+    let visit = &view.visit;
+    let by = session.user.staff.id.clone();
+    let reason = "a reason".to_owned();
+    let authoriser = may_authorise(&session.user);
+    let decline = authoriser
+        && would_accept(
+            view,
+            &Command::Decline {
+                by: by.clone(),
+                reason: reason.clone(),
+            },
+            now,
+        );
+    let withdraw = authoriser
+        && would_accept(
+            view,
+            &Command::WithdrawAuthorisation {
+                by: by.clone(),
+                reason: reason.clone(),
+            },
+            now,
+        );
+    let reschedule = authoriser
+        && would_accept(
+            view,
+            &Command::Reschedule {
+                by: by.clone(),
+                agreed_time: visit.agreed_time,
+            },
+            now,
+        );
+    let update = authoriser
+        && would_accept(
+            view,
+            &Command::UpdateBriefing {
+                by: by.clone(),
+                version: view.state.briefing_version.max(visit.briefing.version) + 1,
+            },
+            now,
+        );
+    let call_off = would_accept(view, &Command::CallOff { by, reason }, now);
+    let reason_form = |action: &str, id: &str, label: &str, button: &str| {
+        html! {
+            form.decision method="post" action={ "/visits/" (visit.id) "/" (action) } id=(id) {
+                input type="hidden" name="csrf" value=(session.csrf_token);
+                label for={ (id) "-reason" } { (label) } br;
+                textarea name="reason" id={ (id) "-reason" } rows="2" cols="50" required {}
+                " " button type="submit" { (button) }
+            }
+        }
+    };
+    let local = visit.agreed_time.with_timezone(&chrono::Local);
+    html! {
+        @if decline || withdraw || reschedule || update || call_off {
+            section #visit-actions {
+                h2 { "Decisions" }
+                @if update {
+                    p { a #update-briefing-link href={ "/visits/" (visit.id) "/briefing" } { "Update the risk assessment and briefing" }
+                        span.small { " (the staff's phones ask them to read it again before they set off)" } }
+                }
+                @if reschedule {
+                    form.decision method="post" action={ "/visits/" (visit.id) "/reschedule" } #reschedule-form {
+                        input type="hidden" name="csrf" value=(session.csrf_token);
+                        label for="reschedule-date_time" { "Move to " }
+                        input type="datetime-local" name="date_time" id="reschedule-date_time" value=(local.format("%Y-%m-%dT%H:%M"));
+                        details {
+                            summary { "Outside school hours or in the evening" }
+                            label for="reschedule-contact_name" { "Responsible contact's name " } input name="contact_name" id="reschedule-contact_name";
+                            " " label for="reschedule-contact_phone" { "phone " } input name="contact_phone" id="reschedule-contact_phone";
+                            br; label for="reschedule-override_reason" { "Why an evening visit should go ahead against the policy's advice " }
+                            input name="override_reason" id="reschedule-override_reason" size="50";
+                        }
+                        button type="submit" { "Reschedule" }
+                    }
+                }
+                @if decline { (reason_form("decline", "decline-form", "Why the request is declined", "Decline the request")) }
+                @if withdraw { (reason_form("withdraw", "withdraw-form", "Why the authorisation is withdrawn", "Withdraw the authorisation")) }
+                @if call_off { (reason_form("call-off", "call-off-form", "Why the visit is not going ahead (for example: the family rang to cancel)", "Not going ahead")) }
+            }
+        }
+    }
+}
+
+/// Every version of the visit: who changed what, and when. What changed is named, never shown (the board
+/// is reception's too); the reasons given are for those with a need to know.
+fn versions(view: &VisitView, session: &Session, names: &HashMap<&StaffId, &str>) -> Markup {
+    let readers = session.user.may_read_records();
+    html! {
+        section #versions {
+            h2 { "Versions" }
+            table {
+                thead { tr {
+                    th { "Version" } th { "When" } th { "Who" } th { "What" } th { "What changed" }
+                    @if readers { th { "Reason given" } }
+                } }
+                tbody {
+                    @for (i, version) in view.versions.iter().enumerate() {
+                        @let before = i.checked_sub(1).and_then(|j| view.versions.get(j));
+                        @let changed = before.map(|b| version.differences(b)).unwrap_or_default();
+                        tr id={ "version-" (version.version) } {
+                            td { (version.version) }
+                            td { @if let Some(at) = version.at { (at.with_timezone(&chrono::Local).format("%-d %b")) " " (hm(at)) } }
+                            td { @match &version.by { Some(by) => (name(names, by)), None => "not on record" } }
+                            td { (version.change.map_or("changed it", |c| c.label())) }
+                            td {
+                                (changed.join(", "))
+                                @if changed.contains(&"agreed time") { " (now " (version.visit.agreed_time.with_timezone(&chrono::Local).format("%-d %b %H:%M")) ")" }
+                                @if version.visit.briefing.version > 0 && changed.iter().any(|c| *c != "agreed time") { " · briefing version " (version.visit.briefing.version) }
+                            }
+                            @if readers { td { (version.reason) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Each alarm of the visit (closed ones too) with how it ended and who was told, and each safeguarding
 /// notice with where it went (never its words).
-fn told_sections(view: &VisitView) -> Markup {
+fn told_sections(view: &VisitView, session: &Session) -> Markup {
     html! {
         @if !view.alarms.is_empty() {
             section #alarms-told {
@@ -239,7 +387,8 @@ fn told_sections(view: &VisitView) -> Markup {
                 }
             }
         }
-        @if !view.told.notices.is_empty() {
+        // Need to know: that a concern or an incident was raised on a visit is not for reception.
+        @if !view.told.notices.is_empty() && session.user.may_read_records() {
             section #notices-told {
                 h2 { "Safeguarding notices: where each went" }
                 @for (notice, lines) in &view.told.notices {

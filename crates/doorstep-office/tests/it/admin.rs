@@ -387,7 +387,7 @@ async fn absences_import_for_known_pupils_and_are_read_back_by_date() {
 }
 
 /// The policy form's fields as a person would post them for `policy`.
-fn policy_form(policy: &Policy, csrf: &str) -> Vec<(String, String)> {
+pub(crate) fn policy_form(policy: &Policy, csrf: &str) -> Vec<(String, String)> {
     let wire = |v: serde_json::Value| v.as_str().unwrap().to_owned();
     let mut form = vec![
         ("csrf", csrf.to_owned()),
@@ -467,10 +467,13 @@ fn policy_form(policy: &Policy, csrf: &str) -> Vec<(String, String)> {
     for purpose in &policy.purposes {
         form.push(("purpose", wire(serde_json::to_value(purpose).unwrap())));
     }
+    for hazard in &policy.standard_hazards {
+        form.push(("hazard", wire(serde_json::to_value(hazard).unwrap())));
+    }
     form.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-fn set(form: &mut [(String, String)], key: &str, value: &str) {
+pub(crate) fn set(form: &mut [(String, String)], key: &str, value: &str) {
     for (k, v) in form.iter_mut() {
         if k == key {
             *v = value.to_owned();

@@ -1,8 +1,9 @@
 //! The office board in a real headless Chromium, driven through chromedriver: sign in, see today's visits
 //! and the banner saying nobody outside the board can be told, watch a phone's sync and an overdue alarm
 //! arrive without a reload, acknowledge it by name (the sound stops, it stays as being handled), close it
-//! with its outcome, and see the "not live" warning when the server goes away; and the headteacher
-//! authorising a requested visit.
+//! with its outcome, and see the "not live" warning when the server goes away; the headteacher authorising
+//! a requested visit; and the headteacher updating a visit's briefing (a new version) and reception marking
+//! one not going ahead.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (set CHROMIUM and CHROMEDRIVER to use others). When they
 //! are missing the test fails and says so: a skipped browser test would hide a board that does not work.
@@ -641,6 +642,113 @@ async fn the_headteacher_authorises_the_requested_demo_visit_through_the_pages()
         state.authorised.map(|a| a.by),
         Some(staff("head")),
         "recorded as the headteacher's decision"
+    );
+
+    browser.close().await.expect("close the browser");
+    drop(driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_headteacher_updates_a_briefing_and_reception_calls_a_visit_off_through_the_pages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = start_driver(dir.path()).await;
+    let profile = dir.path().join("profile");
+    let browser = start_browser(&driver, &profile).await;
+    // Seeded now: visit-leo is two hours ahead, authorised, and nobody has set off.
+    let office = office_with_sign_ins(&["head", "office"]).await;
+
+    browser
+        .goto(&format!("{}/login", office.url))
+        .await
+        .unwrap();
+    sign_in_on_the_page(&browser, "head").await;
+    browser
+        .goto(&format!("{}/visits/visit-leo", office.url))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#update-briefing-link"))
+        .await
+        .expect("the authoriser is offered the update")
+        .click()
+        .await
+        .unwrap();
+    let pets = browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("textarea#pets"))
+        .await
+        .expect("the briefing form");
+    pets.clear().await.unwrap();
+    pets.send_keys("A new puppy; the family will keep it upstairs")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#briefing-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let row = wait_until(
+        "version 3 on the visit page",
+        Duration::from_secs(20),
+        || async { text_of(&browser, "#version-3").await },
+    )
+    .await;
+    assert!(
+        row.contains("updated the risk assessment and briefing") && row.contains("pets"),
+        "{row}"
+    );
+    let briefing = text_of(&browser, "#briefing").await.expect("the briefing");
+    assert!(briefing.contains("A new puppy"), "{briefing}");
+    assert!(briefing.contains("Assessed by Priya Head"), "{briefing}");
+    let (stored, _) = office.store.visit(&visit("visit-leo")).unwrap().unwrap();
+    assert_eq!(stored.briefing.version, 1);
+
+    // Reception takes the family's call and marks the visit not going ahead.
+    browser.delete_all_cookies().await.unwrap();
+    browser
+        .goto(&format!("{}/login", office.url))
+        .await
+        .unwrap();
+    sign_in_on_the_page(&browser, "office").await;
+    browser
+        .goto(&format!("{}/visits/visit-leo", office.url))
+        .await
+        .unwrap();
+    assert!(
+        browser.find(Locator::Css("#briefing")).await.is_err(),
+        "reception does not see the briefing"
+    );
+    browser
+        .find(Locator::Css("#call-off-form-reason"))
+        .await
+        .expect("reception may mark it not going ahead")
+        .send_keys("Dad rang: Leo is ill today")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#call-off-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        "the visit page to say it is called off",
+        Duration::from_secs(20),
+        || async {
+            text_of(&browser, "#visit-status")
+                .await
+                .filter(|s| s.to_lowercase().contains("called off by the office"))
+        },
+    )
+    .await;
+    let row = text_of(&browser, "#version-4").await.expect("version 4");
+    assert!(
+        row.contains("Olu Office") && row.contains("not going ahead"),
+        "{row}"
     );
 
     browser.close().await.expect("close the browser");

@@ -6,15 +6,20 @@
 
 mod admin;
 mod api;
+mod audit;
 mod bench;
 mod browser;
 mod cli;
+mod code_phrases;
 mod escalation;
 mod helpers;
 mod kill;
 mod migrations;
+mod need_to_know;
 mod notify;
+mod office_decisions;
 mod openapi;
+mod policy_flips;
 mod reach;
 mod records;
 mod requests;

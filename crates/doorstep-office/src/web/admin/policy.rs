@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::NaiveTime;
-use doorstep_core::domain::{Role, VisitPurpose};
+use doorstep_core::domain::{Hazard, Role, VisitPurpose};
 use doorstep_core::policy::{
     CodePhrases, EveningVisits, Policy, PolicyError, PolicyMinutes, Preset, SchoolHours,
 };
@@ -65,6 +65,7 @@ const TICK_FIELDS: [(&str, &str); 4] = [
 struct PolicyDraft {
     values: BTreeMap<String, String>,
     purposes: Vec<String>,
+    hazards: Vec<String>,
 }
 
 impl PolicyDraft {
@@ -146,13 +147,14 @@ impl PolicyDraft {
         Self {
             values,
             purposes: policy.purposes.iter().map(|p| wire(*p)).collect(),
+            hazards: policy.standard_hazards.iter().map(|h| wire(*h)).collect(),
         }
     }
 
     fn from_fields(fields: &Fields) -> Self {
         let mut values = BTreeMap::new();
         for (key, value) in fields.iter() {
-            if key != "csrf" && key != "purpose" {
+            if key != "csrf" && key != "purpose" && key != "hazard" {
                 values
                     .entry(key.to_owned())
                     .or_insert_with(|| value.to_owned());
@@ -162,6 +164,11 @@ impl PolicyDraft {
             values,
             purposes: fields
                 .all("purpose")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            hazards: fields
+                .all("hazard")
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
@@ -309,6 +316,25 @@ impl PolicyDraft {
             }
         }
         policy.purposes = purposes;
+        let mut hazards = Vec::new();
+        for hazard in &self.hazards {
+            match from_wire::<Hazard>(hazard) {
+                Some(h) if !hazards.contains(&h) => hazards.push(h),
+                Some(_) => {}
+                None => {
+                    errors.insert("hazards", format!("“{hazard}” is not a hazard"));
+                }
+            }
+        }
+        if hazards.is_empty() {
+            errors.insert(
+                "hazards",
+                "choose at least one hazard every risk assessment must address".into(),
+            );
+        }
+        // In Doorstep's order, whatever order the form sent them in.
+        hazards.sort_by_key(|h| Hazard::STANDARD.iter().position(|s| s == h));
+        policy.standard_hazards = hazards;
         // The whole-policy rules, placed beside the field a person would change.
         if let Err(error) = policy.validate() {
             let field = match &error {
@@ -339,6 +365,69 @@ impl PolicyDraft {
             Err(errors)
         }
     }
+}
+
+/// What the form calls each setting, by its stored name.
+fn setting_label(key: &str) -> String {
+    let label = match key {
+        "authoriser" => "who authorises every visit",
+        "lone_visit_approver" => "who may approve a lone visit",
+        "safeguarding_concerns_to" => "who safeguarding concerns go to",
+        "staff_per_visit" => "staff per visit",
+        "school_hours" => "school hours",
+        "evening_starts" => "when evening starts",
+        "evening_visits" => "evening visits",
+        "code_phrases" => "the code phrases",
+        "absence_visit_day" => "the unexplained-absence visit day",
+        "absence_visit_day_with_concern" => "the visit day with a concern",
+        "purposes" => "the visit purposes",
+        "standard_hazards" => "the hazards every risk assessment addresses",
+        "record_system" => "the record system",
+        "write_up_due_after_leaving" => "when a missing write-up is flagged",
+        "escalate_further_after" => "when an unacknowledged alarm goes further",
+        other => {
+            return MINUTE_FIELDS
+                .iter()
+                .chain(TICK_FIELDS.iter())
+                .find(|(k, _)| *k == other)
+                .map_or_else(|| other.replace('_', " "), |(_, label)| label.to_string())
+        }
+    };
+    label.to_owned()
+}
+
+/// Each setting that differs from `preset`'s, in words: the preset's value and this school's, where they
+/// are a single number, word or yes/no.
+fn from_preset(policy: &Policy, preset: Preset) -> Vec<String> {
+    let theirs = preset.policy();
+    let (Ok(serde_json::Value::Object(ours)), Ok(serde_json::Value::Object(base))) =
+        (serde_json::to_value(policy), serde_json::to_value(&theirs))
+    else {
+        return Vec::new();
+    };
+    crate::people::changed_settings(&theirs, policy)
+        .into_iter()
+        .filter(|key| key != "preset")
+        .map(|key| {
+            let simple = |v: Option<&serde_json::Value>| match v {
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                Some(serde_json::Value::Bool(b)) => Some(if *b { "yes" } else { "no" }.to_owned()),
+                Some(serde_json::Value::String(s)) if key != "code_phrases" => {
+                    Some(s.replace('_', " "))
+                }
+                _ => None,
+            };
+            match (simple(base.get(&key)), simple(ours.get(&key))) {
+                (Some(was), Some(now)) => {
+                    format!(
+                        "{}: {now} (the preset says {was})",
+                        words::capitalise(&setting_label(&key))
+                    )
+                }
+                _ => words::capitalise(&setting_label(&key)),
+            }
+        })
+        .collect()
 }
 
 fn preset_name(preset: Preset) -> &'static str {
@@ -372,9 +461,27 @@ fn policy_page(
             tr { th { label for=(key) { (label) } } td { input id=(key) type=(kind) name=(key) value=(draft.get(key)); (field_error(errors, key)) } }
         }
     };
+    let differences = current.preset.map(|preset| from_preset(current, preset));
     let body = html! {
         @if let Some(notice) = notice { p.codephrase #notice role="status" { (notice) } }
+        @if current.code_phrases.is_none() {
+            p.problem #set-code-phrases role="alert" {
+                "Set the school's own code word or phrases below (what staff say to a colleague in the room, and to \
+                 reception on the phone, when they need help; the two may be the same). Doorstep ships none: a code \
+                 word printed in a product would be known to anyone. Until they are set, no visit can be authorised."
+            }
+        }
         p { "Started from: " strong #started-from { (current.preset.map_or("the school's own settings", preset_name)) } ". Phones get any change at their next sync." }
+        @if let Some(differences) = &differences {
+            section #from-preset {
+                @if differences.is_empty() {
+                    p { "Every setting is as the preset has it." }
+                } @else {
+                    p { "Changed from the preset:" }
+                    ul { @for line in differences { li { (line) } } }
+                }
+            }
+        }
         h2 { "Start from a preset" }
         form #preset-form method="post" action="/admin/policy" {
             input type="hidden" name="csrf" value=(session.csrf_token);
@@ -403,6 +510,7 @@ fn policy_page(
                         option value="advised_against" selected[draft.get("evening_visits") == "advised_against"] { "Advised against: the authoriser must override" }
                     }
                     (field_error(errors, "evening_visits")) } }
+                tr #code-phrases { th colspan="2" { "The school's code word or phrases (both blank: not set yet, and no visit can be authorised)" } }
                 (text_row("code_to_colleague", "Code phrase said to a colleague", "text"))
                 (text_row("code_to_reception", "Code phrase said to reception", "text"))
                 (text_row("absence_visit_day", "Unexplained absence, no contact: visit on day", "number"))
@@ -417,6 +525,12 @@ fn policy_page(
                         label { input type="checkbox" name="purpose" value=(value) checked[draft.purposes.contains(&value)]; " " (purpose.label()) } br;
                     }
                     (field_error(errors, "purposes")) } }
+                tr { th { "Hazards every risk assessment must address" } td {
+                    @for hazard in Hazard::STANDARD {
+                        @let value = wire(hazard);
+                        label { input type="checkbox" name="hazard" value=(value) checked[draft.hazards.contains(&value)]; " " (hazard.label()) } br;
+                    }
+                    (field_error(errors, "hazards")) } }
             }
             button #save-policy type="submit" { "Save the policy" }
         }
@@ -461,8 +575,14 @@ pub async fn policy_post(
                 fields.one("apply_preset")
             ))
         })?;
+        let mut policy = preset.policy();
+        // A preset that ships no code phrases (the primary one) keeps the school's own: they are known to
+        // staff and reception, and losing them would stop every authorisation.
+        if policy.code_phrases.is_none() {
+            policy.code_phrases = current.code_phrases.clone();
+        }
         (
-            Ok(preset.policy()),
+            Ok(policy),
             format!("Now using the preset: {}.", preset_name(preset)),
         )
     } else {
@@ -484,7 +604,14 @@ pub async fn policy_post(
         Ok(policy) => {
             let store = state.store.clone();
             let saved = policy.clone();
-            match checked(move || store.set_policy(&school, &saved)).await? {
+            let by = session.user.staff.id.clone();
+            let how = if fields.ticked("apply_preset") {
+                format!("applied the preset {}", fields.one("apply_preset"))
+            } else {
+                "saved the settings".to_owned()
+            };
+            let now = state.now();
+            match checked(move || store.change_policy(&school, &saved, &by, &how, now)).await? {
                 Ok(()) => {
                     tracing::info!(by = %session.user.staff.id, "school policy changed");
                     Ok(policy_page(

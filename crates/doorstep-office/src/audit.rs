@@ -1,0 +1,559 @@
+//! The audit log: an append-only, hash-chained record of who opened a write-up or an export and of every
+//! decision the office made (authorising, declining, withdrawing, calling off, rescheduling, changing a
+//! briefing, closing alarms, changing the policy, noting an absence concern).
+//!
+//! Each entry keeps when, who, what, which visit or record, and the SHA-256 of the entry before it; its own
+//! hash covers all of that ([`entry_hash`]). SQLite triggers refuse to update or delete an entry, and
+//! [`SqliteStore::verify_audit_log`] walks the chain and names the first entry that does not fit, so an
+//! entry altered (or removed) by someone with the database file in hand shows where it happened. Removing
+//! the newest entries leaves a shorter, intact chain: that is what a copy of the head hash kept elsewhere
+//! would catch, and the log does not claim to.
+//!
+//! Later kinds of entry (sign-ins, enrolling and revoking phones) are new [`Action`]s on the same chain.
+
+use chrono::{DateTime, Utc};
+use doorstep_core::ids::{SchoolId, StaffId, VisitId};
+use doorstep_core::lifecycle::VisitEvent;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::store::{SqliteStore, StoreError};
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The actor of steps the office takes by itself.
+pub const OFFICE_ACTOR: &str = "office";
+
+/// What an entry records. Stored by [`Action::name`], which never changes once used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Opened a visit's full timeline (it carries cancellation and stand-down notes).
+    OpenedTimeline,
+    /// Opened a visit's write-up as text.
+    OpenedWriteUp,
+    /// Downloaded a visit's write-up as PDF.
+    ExportedWriteUpPdf,
+    /// Downloaded the write-ups of a date range as CSV.
+    ExportedWriteUpsCsv,
+    /// Opened the monthly report.
+    OpenedMonthlyReport,
+    // ---- the office's decisions on a visit (one for each office-only lifecycle event)
+    Authorised,
+    Declined,
+    AuthorisationWithdrawn,
+    CalledOff,
+    Rescheduled,
+    BriefingUpdated,
+    AlertsClosed,
+    // ---- other decisions
+    /// An admin changed the school's policy (or applied a preset).
+    ChangedPolicy,
+    /// A concern about an absent pupil was noted (their visit is due on the policy's concern day).
+    NotedAbsenceConcern,
+    /// The concern was taken off.
+    ClearedAbsenceConcern,
+}
+
+impl Action {
+    pub const ALL: [Action; 15] = [
+        Action::OpenedTimeline,
+        Action::OpenedWriteUp,
+        Action::ExportedWriteUpPdf,
+        Action::ExportedWriteUpsCsv,
+        Action::OpenedMonthlyReport,
+        Action::Authorised,
+        Action::Declined,
+        Action::AuthorisationWithdrawn,
+        Action::CalledOff,
+        Action::Rescheduled,
+        Action::BriefingUpdated,
+        Action::AlertsClosed,
+        Action::ChangedPolicy,
+        Action::NotedAbsenceConcern,
+        Action::ClearedAbsenceConcern,
+    ];
+
+    /// The stable name stored in the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::OpenedTimeline => "opened_timeline",
+            Action::OpenedWriteUp => "opened_write_up",
+            Action::ExportedWriteUpPdf => "exported_write_up_pdf",
+            Action::ExportedWriteUpsCsv => "exported_write_ups_csv",
+            Action::OpenedMonthlyReport => "opened_monthly_report",
+            Action::Authorised => "authorised",
+            Action::Declined => "declined",
+            Action::AuthorisationWithdrawn => "authorisation_withdrawn",
+            Action::CalledOff => "called_off",
+            Action::Rescheduled => "rescheduled",
+            Action::BriefingUpdated => "briefing_updated",
+            Action::AlertsClosed => "alerts_closed",
+            Action::ChangedPolicy => "changed_policy",
+            Action::NotedAbsenceConcern => "noted_absence_concern",
+            Action::ClearedAbsenceConcern => "cleared_absence_concern",
+        }
+    }
+
+    /// In words, after the person's name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::OpenedTimeline => "opened the visit's full timeline",
+            Action::OpenedWriteUp => "opened the write-up",
+            Action::ExportedWriteUpPdf => "downloaded the write-up as PDF",
+            Action::ExportedWriteUpsCsv => "downloaded write-ups as CSV",
+            Action::OpenedMonthlyReport => "opened the monthly report",
+            Action::Authorised => "authorised the visit",
+            Action::Declined => "declined the visit",
+            Action::AuthorisationWithdrawn => "withdrew the authorisation",
+            Action::CalledOff => "called the visit off",
+            Action::Rescheduled => "rescheduled the visit",
+            Action::BriefingUpdated => "updated the risk assessment and briefing",
+            Action::AlertsClosed => "closed the visit's alerts",
+            Action::ChangedPolicy => "changed the school's policy",
+            Action::NotedAbsenceConcern => "noted a concern about an absent pupil",
+            Action::ClearedAbsenceConcern => "took off the concern about an absent pupil",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|action| action.name() == name)
+    }
+
+    /// The entry an office decision (an office-only lifecycle event) is recorded under; `None` for the
+    /// events phones send.
+    pub fn for_office_event(event: &VisitEvent) -> Option<Action> {
+        Some(match event {
+            VisitEvent::Authorised { .. } => Action::Authorised,
+            VisitEvent::Declined { .. } => Action::Declined,
+            VisitEvent::AuthorisationWithdrawn { .. } => Action::AuthorisationWithdrawn,
+            VisitEvent::CalledOff { .. } => Action::CalledOff,
+            VisitEvent::Rescheduled { .. } => Action::Rescheduled,
+            VisitEvent::BriefingUpdated { .. } => Action::BriefingUpdated,
+            VisitEvent::AlertsClosed { .. } => Action::AlertsClosed,
+            _ => return None,
+        })
+    }
+}
+
+/// An entry to append: everything but its number, time and hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub school: Option<SchoolId>,
+    /// A staff id, or [`OFFICE_ACTOR`].
+    pub actor: String,
+    pub action: Action,
+    pub visit: Option<VisitId>,
+    pub record: String,
+    pub detail: String,
+}
+
+impl NewEntry {
+    /// `actor` did `action` in `school`; add the visit, record and detail with the builders below.
+    pub fn new(school: &SchoolId, actor: &StaffId, action: Action) -> Self {
+        Self {
+            school: Some(school.clone()),
+            actor: actor.as_str().to_owned(),
+            action,
+            visit: None,
+            record: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    pub fn visit(mut self, visit: &VisitId) -> Self {
+        self.visit = Some(visit.clone());
+        self
+    }
+
+    pub fn record(mut self, record: impl Into<String>) -> Self {
+        self.record = record.into();
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+}
+
+/// One entry of the log as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub school: Option<String>,
+    pub actor: String,
+    /// The stored name; [`Entry::action`] reads it.
+    pub action_name: String,
+    pub visit: Option<String>,
+    pub record: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Entry {
+    /// The action, when this office knows it (a newer office may have written others).
+    pub fn action(&self) -> Option<Action> {
+        Action::from_name(&self.action_name)
+    }
+
+    /// The hash this entry's fields give ([`entry_hash`]): equal to `hash` unless the entry was changed
+    /// after it was written.
+    pub fn computed_hash(&self) -> String {
+        entry_hash(&Fields {
+            seq: self.seq,
+            at: &stamp(self.at),
+            school: self.school.as_deref().unwrap_or(""),
+            actor: &self.actor,
+            action: &self.action_name,
+            visit: self.visit.as_deref().unwrap_or(""),
+            record: &self.record,
+            detail: &self.detail,
+            prev_hash: &self.prev_hash,
+        })
+    }
+
+    /// What was done, in words.
+    pub fn what(&self) -> String {
+        self.action().map_or_else(
+            || self.action_name.replace('_', " "),
+            |a| a.label().to_owned(),
+        )
+    }
+}
+
+/// The stored texts one entry's hash covers, in order.
+struct Fields<'a> {
+    seq: i64,
+    at: &'a str,
+    school: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    visit: &'a str,
+    record: &'a str,
+    detail: &'a str,
+    prev_hash: &'a str,
+}
+
+/// SHA-256 (lower-case hex) over the entry's stored texts, each written as `<byte length>:<bytes>;` so
+/// that no two different entries can be written the same way.
+fn entry_hash(fields: &Fields<'_>) -> String {
+    let mut hasher = Sha256::new();
+    let seq = fields.seq.to_string();
+    for part in [
+        seq.as_str(),
+        fields.at,
+        fields.school,
+        fields.actor,
+        fields.action,
+        fields.visit,
+        fields.record,
+        fields.detail,
+        fields.prev_hash,
+    ] {
+        hasher.update(part.len().to_string().as_bytes());
+        hasher.update(b":");
+        hasher.update(part.as_bytes());
+        hasher.update(b";");
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Appends `entry` at `at` on `conn`, which must be inside a transaction that can write (so the entry
+/// before cannot change between reading its hash and writing this one). The caller commits.
+pub(crate) fn append(
+    conn: &Connection,
+    entry: &NewEntry,
+    at: DateTime<Utc>,
+) -> Result<Entry, StoreError> {
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_owned()),
+    };
+    let at_text = stamp(at);
+    let school = entry.school.as_ref().map(|s| s.as_str().to_owned());
+    let visit = entry.visit.as_ref().map(|v| v.as_str().to_owned());
+    let hash = entry_hash(&Fields {
+        seq,
+        at: &at_text,
+        school: school.as_deref().unwrap_or(""),
+        actor: &entry.actor,
+        action: entry.action.name(),
+        visit: visit.as_deref().unwrap_or(""),
+        record: &entry.record,
+        detail: &entry.detail,
+        prev_hash: &prev_hash,
+    });
+    conn.execute(
+        "INSERT INTO audit_log (seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            seq,
+            at_text,
+            school,
+            entry.actor,
+            entry.action.name(),
+            visit,
+            entry.record,
+            entry.detail,
+            prev_hash,
+            hash
+        ],
+    )?;
+    Ok(Entry {
+        seq,
+        at,
+        school,
+        actor: entry.actor.clone(),
+        action_name: entry.action.name().to_owned(),
+        visit,
+        record: entry.record.clone(),
+        detail: entry.detail.clone(),
+        prev_hash,
+        hash,
+    })
+}
+
+/// Times are stored to the nanosecond, always in the same shape, so the stored text is the hashed text.
+fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// What [`SqliteStore::verify_audit_log`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCheck {
+    /// How many entries the log holds.
+    pub entries: i64,
+    /// The first entry that does not fit the chain, if any.
+    pub broken: Option<BrokenLink>,
+}
+
+impl ChainCheck {
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// The first place the chain does not hold, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// The entry's number (for a missing entry, the number that is missing).
+    pub seq: i64,
+    pub why: String,
+}
+
+impl std::fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "entry {}: {}", self.seq, self.why)
+    }
+}
+
+type Row = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+);
+
+const COLUMNS: &str =
+    "seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash";
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+    ))
+}
+
+fn entry_of(row: Row) -> Result<Entry, StoreError> {
+    let (seq, at, school, actor, action_name, visit, record, detail, prev_hash, hash) = row;
+    let at = DateTime::parse_from_rfc3339(&at)
+        .map_err(|e| StoreError::Corrupt(format!("audit entry {seq}: bad time {at:?}: {e}")))?
+        .with_timezone(&Utc);
+    Ok(Entry {
+        seq,
+        at,
+        school,
+        actor,
+        action_name,
+        visit,
+        record,
+        detail,
+        prev_hash,
+        hash,
+    })
+}
+
+/// Walks the whole chain in order.
+pub(crate) fn verify(conn: &Connection) -> Result<ChainCheck, StoreError> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
+    let rows = stmt.query_map([], read_row)?;
+    let mut expected_seq = 1;
+    let mut prev = GENESIS.to_owned();
+    let mut entries = 0;
+    let mut broken = None;
+    for row in rows {
+        let (seq, at, school, actor, action, visit, record, detail, prev_hash, hash) = row?;
+        entries += 1;
+        if broken.is_some() {
+            continue;
+        }
+        let why = if seq != expected_seq {
+            Some((
+                expected_seq,
+                format!(
+                    "missing: the log goes from entry {} to {seq}",
+                    expected_seq - 1
+                ),
+            ))
+        } else if prev_hash != prev {
+            Some((
+                seq,
+                "does not follow the entry before it: its record of that entry's hash differs (the entry before was changed, or this one was)".to_owned(),
+            ))
+        } else {
+            let recomputed = entry_hash(&Fields {
+                seq,
+                at: &at,
+                school: school.as_deref().unwrap_or(""),
+                actor: &actor,
+                action: &action,
+                visit: visit.as_deref().unwrap_or(""),
+                record: &record,
+                detail: &detail,
+                prev_hash: &prev_hash,
+            });
+            (recomputed != hash).then(|| {
+                (
+                    seq,
+                    "its contents were changed after it was written (they no longer match its hash)"
+                        .to_owned(),
+                )
+            })
+        };
+        match why {
+            Some((seq, why)) => broken = Some(BrokenLink { seq, why }),
+            None => {
+                expected_seq = seq + 1;
+                prev = hash;
+            }
+        }
+    }
+    Ok(ChainCheck { entries, broken })
+}
+
+impl SqliteStore {
+    /// Appends one entry to the audit log, in its own transaction, and returns it as stored.
+    pub fn audit(&self, entry: &NewEntry, now: DateTime<Utc>) -> Result<Entry, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored = append(&tx, entry, now)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// The school's newest `limit` entries, newest first.
+    pub fn audit_entries(&self, school: &SchoolId, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE school_id = ?1 ORDER BY seq DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![school.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
+            read_row,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(entry_of(row?)?);
+        }
+        Ok(out)
+    }
+
+    /// Every entry about one visit, oldest first.
+    pub fn audit_entries_for_visit(&self, visit: &VisitId) -> Result<Vec<Entry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE visit_id = ?1 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map([visit.as_str()], read_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(entry_of(row?)?);
+        }
+        Ok(out)
+    }
+
+    /// Walks the whole log and says whether every entry follows the one before, naming the first that
+    /// does not.
+    pub fn verify_audit_log(&self) -> Result<ChainCheck, StoreError> {
+        verify(&self.conn())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_its_own_stable_name() {
+        for (i, action) in Action::ALL.iter().enumerate() {
+            assert_eq!(Action::from_name(action.name()), Some(*action));
+            assert!(
+                !Action::ALL[..i].iter().any(|a| a.name() == action.name()),
+                "{action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_hash_covers_every_field_and_cannot_be_shifted_between_fields() {
+        let base = Fields {
+            seq: 1,
+            at: "2026-11-24T10:00:00.000000000Z",
+            school: "s",
+            actor: "head",
+            action: "declined",
+            visit: "visit-ava",
+            record: "",
+            detail: "ab",
+            prev_hash: GENESIS,
+        };
+        let hash = entry_hash(&base);
+        assert_eq!(hash.len(), 64);
+        let moved = Fields {
+            record: "a",
+            detail: "b",
+            ..base
+        };
+        assert_ne!(entry_hash(&moved), hash, "text moved between fields");
+        let renumbered = Fields { seq: 2, ..base };
+        assert_ne!(entry_hash(&renumbered), hash);
+    }
+}

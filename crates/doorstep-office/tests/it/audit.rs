@@ -1,0 +1,153 @@
+//! The audit log in the real store: the office's decisions and each opening of a write-up or export are
+//! entries with who and when, chained by SHA-256; the database refuses to change or delete an entry; and
+//! `verify_audit_log` names the first entry that was altered, re-hashed or removed behind its back.
+
+use chrono::Utc;
+use doorstep_core::lifecycle::Command;
+use doorstep_office::audit::{Action, NewEntry, GENESIS};
+
+use crate::helpers::*;
+
+fn school() -> doorstep_core::ids::SchoolId {
+    "demo-primary".parse().unwrap()
+}
+
+/// An office whose log holds the demo's authorisations plus `extra` openings by the headteacher.
+async fn office_with_entries(extra: usize) -> TestOffice {
+    let office = office_with_sign_ins(&[]).await;
+    for i in 0..extra {
+        let entry = NewEntry::new(&school(), &staff("head"), Action::OpenedWriteUp)
+            .visit(&visit("visit-ava"))
+            .detail(format!("opening {i}"));
+        office.store.audit(&entry, Utc::now()).unwrap();
+    }
+    office
+}
+
+fn db(office: &TestOffice) -> rusqlite::Connection {
+    rusqlite::Connection::open(office.store.path()).unwrap()
+}
+
+#[tokio::test]
+async fn office_decisions_are_in_the_log_with_who_and_when_and_the_chain_holds() {
+    let office = office_with_entries(0).await;
+    let before = Utc::now();
+    office
+        .store
+        .record_office_event(
+            &visit("visit-mia"),
+            &Command::Authorise {
+                by: staff("head"),
+                lone_visit_approved: false,
+            },
+            before,
+        )
+        .unwrap();
+    let entries = office
+        .store
+        .audit_entries_for_visit(&visit("visit-mia"))
+        .unwrap();
+    let last = entries.last().expect("the authorisation is in the log");
+    assert_eq!(last.action(), Some(Action::Authorised));
+    assert_eq!(last.actor, "head");
+    assert_eq!(last.at, before);
+    assert_eq!(last.school.as_deref(), Some("demo-primary"));
+
+    // Every entry follows the one before, from the first (whose "previous" is all zeros).
+    let all = office.store.audit_entries(&school(), 1000).unwrap();
+    assert!(all.len() >= 2, "the demo's authorisations and this one");
+    let oldest = all.last().unwrap();
+    assert_eq!((oldest.seq, oldest.prev_hash.as_str()), (1, GENESIS));
+    for pair in all.windows(2) {
+        assert_eq!(
+            pair[0].prev_hash, pair[1].hash,
+            "{} follows {}",
+            pair[0].seq, pair[1].seq
+        );
+    }
+    let check = office.store.verify_audit_log().unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    assert_eq!(check.entries, all.len() as i64);
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_change_or_delete_an_entry() {
+    let office = office_with_entries(2).await;
+    let conn = db(&office);
+    let update = conn.execute(
+        "UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 1",
+        [],
+    );
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = conn.execute("DELETE FROM audit_log WHERE seq = 1", []);
+    assert!(delete.unwrap_err().to_string().contains("never deleted"));
+    assert!(office.store.verify_audit_log().unwrap().is_intact());
+}
+
+/// Someone with the database file drops the triggers and edits the log.
+fn tamper(office: &TestOffice, sql: &str) {
+    let conn = db(office);
+    conn.execute_batch(&format!(
+        "DROP TRIGGER audit_log_is_append_only; DROP TRIGGER audit_log_is_kept; {sql}"
+    ))
+    .unwrap();
+}
+
+#[tokio::test]
+async fn verify_names_the_first_entry_altered_behind_the_logs_back() {
+    let office = office_with_entries(4).await;
+    let total = office.store.verify_audit_log().unwrap().entries;
+    let target = total - 2;
+    tamper(
+        &office,
+        &format!("UPDATE audit_log SET actor = 'someone-else' WHERE seq = {target}"),
+    );
+    let check = office.store.verify_audit_log().unwrap();
+    let broken = check.broken.expect("the altered entry is found");
+    assert_eq!(broken.seq, target);
+    assert!(broken.why.contains("contents were changed"), "{broken}");
+    assert_eq!(check.entries, total, "every entry is still counted");
+}
+
+#[tokio::test]
+async fn verify_names_the_entry_after_one_altered_and_rehashed() {
+    let office = office_with_entries(4).await;
+    let total = office.store.verify_audit_log().unwrap().entries;
+    let target = total - 2;
+    // A careful forger changes who did it and recomputes the entry's own hash as the office would: the
+    // entry is consistent in itself, but the next one still carries the old hash.
+    let mut forged = office
+        .store
+        .audit_entries(&school(), 1000)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.seq == target)
+        .unwrap();
+    forged.actor = "someone-else".into();
+    let rehashed = forged.computed_hash();
+    tamper(
+        &office,
+        &format!(
+            "UPDATE audit_log SET actor = 'someone-else', hash = '{rehashed}' WHERE seq = {target}"
+        ),
+    );
+    let broken = office.store.verify_audit_log().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, target + 1, "{broken}");
+    assert!(
+        broken.why.contains("does not follow the entry before"),
+        "{broken}"
+    );
+}
+
+#[tokio::test]
+async fn verify_names_a_removed_entry() {
+    let office = office_with_entries(4).await;
+    let total = office.store.verify_audit_log().unwrap().entries;
+    tamper(
+        &office,
+        &format!("DELETE FROM audit_log WHERE seq = {}", total - 1),
+    );
+    let broken = office.store.verify_audit_log().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, total - 1);
+    assert!(broken.why.contains("missing"), "{broken}");
+}
