@@ -430,6 +430,17 @@ impl SqliteStore {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Alarm, StoreError> {
+        self.acknowledge_alarm_audited(id, by, None, now)
+    }
+
+    /// [`SqliteStore::acknowledge_alarm`], with `audit` appended to the audit log in the same transaction.
+    pub fn acknowledge_alarm_audited(
+        &self,
+        id: i64,
+        by: &str,
+        audit: Option<&crate::audit::NewEntry>,
+        now: DateTime<Utc>,
+    ) -> Result<Alarm, StoreError> {
         let by = checked_name(by, "acknowledging")?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -446,6 +457,9 @@ impl SqliteStore {
             )));
         }
         acknowledge_in(&tx, id, by, now)?;
+        if let Some(entry) = audit {
+            crate::audit::append(&tx, entry, now)?;
+        }
         let alarm = alarm_in(&tx, id)?;
         tx.commit()?;
         Ok(alarm)
@@ -463,6 +477,21 @@ impl SqliteStore {
         by_name: &str,
         outcome: AlarmOutcome,
         note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Closing, StoreError> {
+        self.close_alarm_audited(id, by, by_name, outcome, note, None, now)
+    }
+
+    /// [`SqliteStore::close_alarm`], with `audit` appended to the audit log in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn close_alarm_audited(
+        &self,
+        id: i64,
+        by: &StaffId,
+        by_name: &str,
+        outcome: AlarmOutcome,
+        note: &str,
+        audit: Option<&crate::audit::NewEntry>,
         now: DateTime<Utc>,
     ) -> Result<Closing, StoreError> {
         let by_name = checked_name(by_name, "closing")?;
@@ -548,6 +577,9 @@ impl SqliteStore {
             }
             log(&tx, alarm.id, now, step::CLOSED, None, &detail)?;
             closed.push(alarm_in(&tx, alarm.id)?);
+        }
+        if let Some(entry) = audit {
+            crate::audit::append(&tx, entry, now)?;
         }
         tx.commit()?;
         Ok(Closing {

@@ -53,10 +53,21 @@ pub enum Action {
     NotedAbsenceConcern,
     /// The concern was taken off.
     ClearedAbsenceConcern,
+    // ---- signing in, and the alarms
+    /// Signed in to the office board.
+    SignedIn,
+    /// A sign-in with this person's name was refused (wrong password, or throttled).
+    SignInRefused,
+    /// Acknowledged an alarm: said they are handling it.
+    AcknowledgedAlarm,
+    /// Closed an alarm with its outcome.
+    ClosedAlarm,
+    /// Pressed "Duress heard" for a visit.
+    HeardDuress,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 20] = [
         Action::OpenedTimeline,
         Action::OpenedWriteUp,
         Action::ExportedWriteUpPdf,
@@ -72,6 +83,11 @@ impl Action {
         Action::ChangedPolicy,
         Action::NotedAbsenceConcern,
         Action::ClearedAbsenceConcern,
+        Action::SignedIn,
+        Action::SignInRefused,
+        Action::AcknowledgedAlarm,
+        Action::ClosedAlarm,
+        Action::HeardDuress,
     ];
 
     /// The stable name stored in the log.
@@ -92,6 +108,11 @@ impl Action {
             Action::ChangedPolicy => "changed_policy",
             Action::NotedAbsenceConcern => "noted_absence_concern",
             Action::ClearedAbsenceConcern => "cleared_absence_concern",
+            Action::SignedIn => "signed_in",
+            Action::SignInRefused => "sign_in_refused",
+            Action::AcknowledgedAlarm => "acknowledged_alarm",
+            Action::ClosedAlarm => "closed_alarm",
+            Action::HeardDuress => "heard_duress",
         }
     }
 
@@ -113,6 +134,11 @@ impl Action {
             Action::ChangedPolicy => "changed the school's policy",
             Action::NotedAbsenceConcern => "noted a concern about an absent pupil",
             Action::ClearedAbsenceConcern => "took off the concern about an absent pupil",
+            Action::SignedIn => "signed in to the office board",
+            Action::SignInRefused => "was refused a sign-in",
+            Action::AcknowledgedAlarm => "acknowledged an alarm",
+            Action::ClosedAlarm => "closed an alarm",
+            Action::HeardDuress => "pressed \"Duress heard\"",
         }
     }
 

@@ -150,6 +150,35 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Records in the audit log a refused sign-in under a real person's name (an unknown name belongs to
+    /// no school's log; the throttle and the server log still see it).
+    pub fn audit_refused_sign_in(
+        &self,
+        name: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Ok(staff) = name.trim().parse::<StaffId>() else {
+            return Ok(());
+        };
+        let school: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT school_id FROM staff WHERE id = ?1",
+                [staff.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(school) = school {
+            let school = crate::store::parse_id(&school)?;
+            let entry =
+                crate::audit::NewEntry::new(&school, &staff, crate::audit::Action::SignInRefused)
+                    .detail(why);
+            self.audit(&entry, now)?;
+        }
+        Ok(())
+    }
+
     /// The office user whose sign-in name (staff id) and password these are, or `None` for any mismatch:
     /// the caller cannot tell an unknown name from a wrong password. Slow on purpose (argon2).
     pub fn check_office_password(

@@ -58,6 +58,9 @@ enum Command {
     Targets(DataDir),
     /// Give a member of staff an office sign-in, or a new password, read from standard input.
     SetPassword(SetPasswordArgs),
+    /// Check that the audit log's hash chain holds: names the first entry altered or removed, and exits
+    /// with status 1 if there is one.
+    VerifyAudit(DataDir),
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +337,31 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::AddTarget(args)) => add_target(&open_store(&args.data_dir)?, &args),
         Some(Command::Targets(data_dir)) => print_targets(&open_store(&data_dir)?),
         Some(Command::SetPassword(args)) => set_password(&open_store(&args.data_dir)?, &args.staff),
+        Some(Command::VerifyAudit(data_dir)) => verify_audit(&open_store(&data_dir)?),
+    }
+}
+
+fn verify_audit(store: &SqliteStore) -> anyhow::Result<()> {
+    let check = store.verify_audit_log().context("reading the audit log")?;
+    let mut out = std::io::stdout().lock();
+    match check.broken {
+        None => {
+            writeln!(
+                out,
+                "The audit log holds {} entries and its hash chain is intact.",
+                check.entries
+            )?;
+            Ok(())
+        }
+        Some(broken) => {
+            writeln!(
+                out,
+                "The audit log's hash chain is BROKEN at {broken} ({} entries).",
+                check.entries
+            )?;
+            drop(out);
+            std::process::exit(1);
+        }
     }
 }
 

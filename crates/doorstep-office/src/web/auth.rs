@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::extract::{CsrfForm, SignedIn};
 use super::forms::Fields;
 use super::{blocking, pages, words, WebError};
+use crate::audit::{Action, NewEntry};
 use crate::logins::{new_secret, MAX_PASSWORD_CHARS};
 use crate::state::AppState;
 use crate::throttle::{PeerAddress, Refusal};
@@ -147,6 +148,11 @@ pub async fn login(
         Ok(turn) => turn,
         Err(Refusal::Locked { until }) => {
             tracing::warn!(name = %name, ?peer, "office sign-in throttled");
+            let (store, refused) = (state.store.clone(), name.clone());
+            blocking(move || {
+                store.audit_refused_sign_in(&refused, "too many failed sign-ins: locked", now)
+            })
+            .await?;
             let message = format!(
                 "Too many failed sign-ins for this name or from this place. Try again after {}, or ask an \
                  admin to reset your password.",
@@ -178,6 +184,8 @@ pub async fn login(
     drop(turn);
     let Some(user) = checked? else {
         state.sign_ins.failed(&name, peer, now);
+        let (store, refused) = (state.store.clone(), name.clone());
+        blocking(move || store.audit_refused_sign_in(&refused, "wrong password", now)).await?;
         tracing::info!(name = %name, "office sign-in refused");
         return Ok(login_form(
             &state,
@@ -206,7 +214,12 @@ pub async fn login(
     let now = state.now();
     let staff = user.staff.id.clone();
     let session_token = token.clone();
-    blocking(move || store.start_session(&staff, &session_token, now)).await?;
+    let entry = NewEntry::new(&user.school.id, &user.staff.id, Action::SignedIn);
+    blocking(move || {
+        store.start_session(&staff, &session_token, now)?;
+        store.audit(&entry, now).map(|_| ())
+    })
+    .await?;
     tracing::info!(staff = %user.staff.id, "office sign-in");
     let max_age = crate::logins::SESSION_LENGTH.num_seconds();
     let secure = state.web.secure_cookies;

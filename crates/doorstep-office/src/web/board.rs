@@ -33,6 +33,7 @@ use super::extract::{BoardUser, CsrfForm, LiveBoardUser};
 use super::words::{self, hm};
 use super::{blocking, checked, pages, read_path, WebError};
 use crate::alarms::{Alarm, AlarmKind};
+use crate::audit::{Action, NewEntry};
 use crate::escalation::{BoardEvent, EventScope};
 use crate::logins::Session;
 use crate::notices::Notice;
@@ -710,9 +711,17 @@ pub async fn acknowledge(
     let now = state.now();
     let id = alarm.id;
     // Refused only when someone else pressed the button in the same instant.
-    let acknowledged = checked(move || store.acknowledge_alarm(id, &name, now))
-        .await?
-        .map_err(WebError::Conflict)?;
+    let entry = NewEntry::new(
+        &session.user.school.id,
+        &session.user.staff.id,
+        Action::AcknowledgedAlarm,
+    )
+    .visit(&visit.id)
+    .record(format!("alarm {id}"));
+    let acknowledged =
+        checked(move || store.acknowledge_alarm_audited(id, &name, Some(&entry), now))
+            .await?
+            .map_err(WebError::Conflict)?;
     tracing::info!(alarm = id, by = %session.user.staff.id, "alarm acknowledged");
     if let Some(escalation) = &state.escalation {
         escalation.acknowledged(acknowledged);
@@ -756,9 +765,15 @@ pub async fn close(
     let now = state.now();
     let id = alarm.id;
     let note = form.note;
-    let closing = checked(move || store.close_alarm(id, &by, &name, outcome, &note, now))
-        .await?
-        .map_err(WebError::Conflict)?;
+    let entry = NewEntry::new(&session.user.school.id, &by, Action::ClosedAlarm)
+        .visit(&visit.id)
+        .record(format!("alarm {id}"))
+        .detail(outcome.label());
+    let closing = checked(move || {
+        store.close_alarm_audited(id, &by, &name, outcome, &note, Some(&entry), now)
+    })
+    .await?
+    .map_err(WebError::Conflict)?;
     tracing::info!(
         alarm = id,
         by = %session.user.staff.id,

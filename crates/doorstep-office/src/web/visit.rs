@@ -536,15 +536,23 @@ pub async fn duress_heard(
     let store = state.store.clone();
     let now = state.now();
     let visit = id.clone();
+    let entry = crate::audit::NewEntry::new(
+        &session.user.school.id,
+        &session.user.staff.id,
+        crate::audit::Action::HeardDuress,
+    )
+    .visit(&visit);
     let raised = blocking(move || {
-        store.raise_alarm(
+        let raised = store.raise_alarm(
             &visit,
             AlarmKind::Duress,
             &about,
             now,
             AlarmLevel::Authoriser,
             now,
-        )
+        )?;
+        store.audit(&entry, now)?;
+        Ok(raised)
     })
     .await?;
     tracing::warn!(visit = %id, by = %session.user.staff.id, "duress heard by reception");

@@ -151,3 +151,84 @@ async fn verify_names_a_removed_entry() {
     assert_eq!(broken.seq, total - 1);
     assert!(broken.why.contains("missing"), "{broken}");
 }
+
+#[tokio::test]
+async fn the_verify_audit_command_says_the_chain_holds_or_names_the_first_broken_entry() {
+    let mut office = office_with_entries(3).await;
+    office.stop();
+    let data_dir = office.store.path().parent().unwrap().to_owned();
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
+            .args(["verify-audit", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .expect("run the office binary")
+    };
+    let intact = verify();
+    assert!(intact.status.success(), "{intact:?}");
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("hash chain is intact"));
+    tamper(
+        &office,
+        "UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 2",
+    );
+    let broken = verify();
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    let said = String::from_utf8_lossy(&broken.stdout);
+    assert!(said.contains("BROKEN at entry 2"), "{said}");
+}
+
+#[tokio::test]
+async fn signing_in_acknowledging_closing_and_duress_heard_are_entries_too() {
+    let office = office_with_sign_ins(&["head"]).await;
+    // A refused sign-in under a real name, then a good one.
+    let (status, _) = sign_in(&office, &browser(), "head", "not the password").await;
+    assert_eq!(status, 401);
+    let (client, csrf) = signed_in(&office, "head").await;
+    let (status, _) = post(
+        &office,
+        &client,
+        "/visits/visit-ava/duress-heard",
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let alarm = office
+        .store
+        .open_alarms()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.visit.as_str() == "visit-ava")
+        .expect("the duress alarm");
+    let path = format!("/alarms/{}/acknowledge", alarm.id);
+    let (status, _) = post(&office, &client, &path, &[("csrf", csrf.as_str())]).await;
+    assert_eq!(status, 303);
+    let path = format!("/alarms/{}/close", alarm.id);
+    let (status, page) = post(
+        &office,
+        &client,
+        &path,
+        &[("csrf", csrf.as_str()), ("outcome", "spoke_to_staff")],
+    )
+    .await;
+    assert_eq!(status, 303, "{page}");
+    let actions: Vec<String> = office
+        .store
+        .audit_entries(&school(), 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action_name)
+        .collect();
+    for wanted in [
+        "sign_in_refused",
+        "signed_in",
+        "heard_duress",
+        "acknowledged_alarm",
+        "closed_alarm",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == wanted),
+            "{wanted} in {actions:?}"
+        );
+    }
+    assert!(office.store.verify_audit_log().unwrap().is_intact());
+}

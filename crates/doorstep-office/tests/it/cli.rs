@@ -31,6 +31,7 @@ fn every_command_has_help_naming_its_options() {
                 "add-target",
                 "targets",
                 "set-password",
+                "verify-audit",
                 "--listen",
                 "--demo",
             ],

@@ -39,16 +39,19 @@ pub async fn spawn_office_notifying(config: NotifyConfig) -> TestOffice {
     .await
 }
 
-/// The real office with the dashboard served as `web` says (tests over plain HTTP need cookies without
-/// `Secure`), its demo school seeded as if at `seeded_at`.
-/// The office over plain HTTP (no secure cookies), seeded at `hour` o'clock today, local time: the demo's
-/// visits then start at a quarter past that hour and every two hours after, whatever hour the test runs.
-pub async fn spawn_office_seeded_today_at(hour: u32) -> TestOffice {
-    let seeded_at = Local::now()
-        .date_naive()
+/// The office over plain HTTP (no secure cookies), seeded at `hour` o'clock local time on the next weekday:
+/// the demo's visits then start at a quarter past that hour and every two hours after, in the future and on
+/// a school day, whatever hour and day the test runs (so none is yet overdue or "not heard from").
+pub async fn spawn_office_seeded_next_weekday_at(hour: u32) -> TestOffice {
+    use chrono::Datelike;
+    let mut day = Local::now().date_naive() + TimeDelta::days(1);
+    while matches!(day.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun) {
+        day += TimeDelta::days(1);
+    }
+    let seeded_at = day
         .and_hms_opt(hour, 0, 0)
         .and_then(|t| t.and_local_timezone(Local).earliest())
-        .expect("that hour exists today")
+        .expect("that hour exists on that day")
         .with_timezone(&Utc);
     spawn_office_with(
         WebSettings {
@@ -59,6 +62,8 @@ pub async fn spawn_office_seeded_today_at(hour: u32) -> TestOffice {
     .await
 }
 
+/// The real office with the dashboard served as `web` says (tests over plain HTTP need cookies without
+/// `Secure`), its demo school seeded as if at `seeded_at`.
 pub async fn spawn_office_with(web: WebSettings, seeded_at: DateTime<Utc>) -> TestOffice {
     spawn_office_settings(
         OfficeSettings {

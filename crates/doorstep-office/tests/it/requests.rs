@@ -721,9 +721,9 @@ async fn visiting_staff_may_request_but_not_authorise_and_other_roles_may_do_nei
 #[tokio::test]
 async fn the_demos_requested_visit_names_a_responsible_contact_so_it_can_be_authorised_after_school(
 ) {
-    // Seeded at two in the afternoon, visit-mia is agreed for a quarter past six: after school and into the
+    // Seeded at two in the afternoon of the next weekday, visit-mia is agreed for a quarter past six: after school and into the
     // evening, when the policy needs a named responsible contact.
-    let office = spawn_office_seeded_today_at(14).await;
+    let office = spawn_office_seeded_next_weekday_at(14).await;
     let details = office
         .store
         .request_details(&visit("visit-mia"))
