@@ -1,6 +1,7 @@
 //! Demo data for a newcomer's first run: a primary school on the headteacher preset, its staff, three pupils
 //! and today's visits, with two enrolled phones; `add_office_logins` gives the headteacher and the office
-//! sign-ins for the board; `seed_visit_under_way` adds a visit whose silent phones the office will flag
+//! sign-ins for the board; `seed_visit_nobody_set_off_for` adds an authorised visit nobody sets off for, and
+//! `seed_visit_under_way` a visit whose silent phones the office will flag
 //! overdue a few minutes into the demo. Every name and number here is made up; passwords are generated for each demo.
 
 use std::path::Path;
@@ -368,6 +369,60 @@ pub fn repoint_phone_config(path: &Path, office_url: &str) -> std::io::Result<()
     let mut config: PhoneConfig = serde_json::from_str(&text).map_err(std::io::Error::other)?;
     config.office_url = office_url.into();
     write_phone_config(path, &config)
+}
+
+/// Adds an authorised visit nobody sets off for, so a newcomer sees the office notice by itself: Dee Ward
+/// and Ola Ade were due at 10 Mill Lane 8 minutes before `now` and no phone has said anything (no app runs
+/// for them; their phones are not even enrolled). The office expects word that each has set off by the
+/// agreed time plus the policy's first check-in (10 minutes), so 2 minutes after `now` the board says
+/// "Not heard from Dee Ward" and "Not heard from Ola Ade". Returns the visit's id.
+pub fn seed_visit_nobody_set_off_for(
+    store: &SqliteStore,
+    now: DateTime<Utc>,
+) -> Result<VisitId, StoreError> {
+    let school_id: SchoolId = id("demo-primary");
+    let dee = staff("dee", "Dee Ward", &[Role::VisitingStaff], "07700 900007");
+    let ola = staff("ola", "Ola Ade", &[Role::VisitingStaff], "07700 900008");
+    for member in [&dee, &ola] {
+        store.add_staff(&school_id, member)?;
+    }
+    let pupil = Pupil {
+        id: id("pupil-isla"),
+        name: "Isla F.".into(),
+    };
+    store.add_pupil(&school_id, &pupil)?;
+    let visit_id: VisitId = id("visit-isla");
+    let visit = Visit {
+        id: visit_id.clone(),
+        school: school_id,
+        purpose: VisitPurpose::SafeAndWellCheck,
+        pupil,
+        address: Address {
+            lines: vec!["10 Mill Lane".into(), "Oakfield".into()],
+            postcode: "OK5 3GH".into(),
+        },
+        agreed_time: now - TimeDelta::minutes(8),
+        expected_length: PolicyMinutes::new(45).expect("in range"),
+        staff: [&dee, &ola]
+            .iter()
+            .map(|m| VisitStaff {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                phone: m.phone.clone(),
+            })
+            .collect(),
+        briefing: Briefing::new(RiskAssessment::standard()),
+    };
+    store.add_visit(&visit)?;
+    store.record_office_event(
+        &visit_id,
+        &Command::Authorise {
+            by: id("head"),
+            lone_visit_approved: false,
+        },
+        now - TimeDelta::hours(3),
+    )?;
+    Ok(visit_id)
 }
 
 /// Adds a visit already under way when the demo starts, so a newcomer sees the office raise an overdue by

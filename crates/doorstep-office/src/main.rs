@@ -447,6 +447,8 @@ fn prepare_demo(store: &SqliteStore, data_dir: &Path, url: &str) -> anyhow::Resu
         demo::write_phone_config(&me, &phones.me)?;
         demo::write_phone_config(&partner, &phones.partner)?;
         demo::seed_visit_under_way(store, now()).context("adding the demo visit under way")?;
+        demo::seed_visit_nobody_set_off_for(store, now())
+            .context("adding the demo visit nobody sets off for")?;
         tracing::info!(phone_config = %me.display(), "demo school added");
         // A new demo database makes new passwords; an old sign-ins file would no longer be true.
         let _ = std::fs::remove_file(data_dir.join(DEMO_LOGINS_FILE));

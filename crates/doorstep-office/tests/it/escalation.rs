@@ -287,6 +287,31 @@ async fn the_demo_visit_under_way_goes_overdue_three_minutes_into_the_demo_with_
     );
 }
 
+#[tokio::test]
+async fn the_demo_visit_nobody_set_off_for_raises_not_heard_from_two_minutes_into_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    demo::seed(&store, "http://127.0.0.1:1", seeded_at()).unwrap();
+    let isla = demo::seed_visit_nobody_set_off_for(&store, seeded_at()).unwrap();
+    let due = seeded_at() - TimeDelta::minutes(8);
+    let at = seeded_at() + TimeDelta::minutes(2);
+    let (_, events) =
+        doorstep_office::escalation::evaluate(&store, &isla, at - TimeDelta::seconds(1)).unwrap();
+    assert!(
+        events.is_empty(),
+        "nothing before the agreed time plus the first check-in"
+    );
+    let (_, events) = doorstep_office::escalation::evaluate(&store, &isla, at).unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        overdue_abouts(&store.alarms_for_visit(&isla).unwrap()),
+        [
+            ("set_off:dee".to_owned(), due),
+            ("set_off:ola".to_owned(), due)
+        ]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Watching every authorised visit from its agreed time (nobody needs to have opened the app).
 
