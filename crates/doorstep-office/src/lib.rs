@@ -10,6 +10,8 @@
 //!   retried.
 //! - [`web`]: the office dashboard: sign-in, the live board, alarms, and each visit's page with its runbook.
 //! - [`people`]: staff records, pupils and absences imported from the MIS as CSV, and the policy.
+//! - [`devices`]: the school's phones: one-time enrolment codes, tokens that expire and renew while in
+//!   use, revoking a phone, noticing a cloned one, and the device log.
 //! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
@@ -24,6 +26,7 @@ pub mod alarms;
 pub mod api;
 pub mod clock;
 pub mod demo;
+pub mod devices;
 pub mod escalation;
 pub mod logins;
 pub mod notify;
@@ -88,6 +91,7 @@ pub async fn run_with(
         web: settings.web,
         stopping,
         sign_ins: Arc::new(throttle::SignInThrottle::default()),
+        enrolments: Arc::new(state::enrolment_throttle()),
     };
     let served = serve::serve(
         listener,

@@ -9,6 +9,7 @@ mod api;
 mod bench;
 mod browser;
 mod cli;
+mod devices;
 mod escalation;
 mod helpers;
 mod kill;

@@ -1,11 +1,13 @@
-//! The admin pages: staff (roles, phone, DBS check), pupils and absences imported from the MIS as CSV, and
-//! the school's policy (a preset, or edited and validated), one module each.
+//! The admin pages: staff (roles, phone, DBS check), pupils and absences imported from the MIS as CSV, the
+//! school's policy (a preset, or edited and validated), and its phones (enrolment codes, revoking), one
+//! module each.
 //!
 //! Only someone with the admin role may open or post any of them: every handler takes the [`Admin`]
 //! extractor first. Every form is a [`CsrfForm`](super::extract::CsrfForm), checked before anything else
 //! is read. A refused form is shown again as typed, with each problem beside its field, and nothing is
 //! saved.
 
+pub mod devices;
 pub mod imports;
 pub mod policy;
 pub mod staff;
@@ -59,6 +61,7 @@ fn nav(current: &str) -> Markup {
         ("/admin/import/pupils", "Import pupils"),
         ("/admin/import/absences", "Import absences"),
         ("/admin/policy", "Policy"),
+        ("/admin/devices", "Phones"),
     ];
     html! {
         nav.toolbar aria-label="Admin" {
