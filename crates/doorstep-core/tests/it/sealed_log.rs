@@ -268,3 +268,21 @@ fn the_one_change_an_event_allows_is_losing_its_words_once_confirmed() {
         );
     }
 }
+
+#[test]
+fn holdings_replaced_leave_nothing_of_the_old_in_the_file_or_its_write_ahead_log() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("doorstep.sqlite");
+    // Plain bodies, so a leftover would be readable to this test; a phone's are sealed as well.
+    let mut log = EventLog::open(&path, &device("phone-a")).unwrap();
+    let mut held = holdings();
+    held.visits[0].visit.address.lines = vec!["27 Larkspur Crescent".into()];
+    log.save_holdings(&held, at_min(1)).unwrap();
+    assert!(files_text(&path).contains("Larkspur"));
+    held.visits.clear();
+    log.save_holdings(&held, at_min(2)).unwrap();
+    assert!(
+        !files_text(&path).contains("Larkspur"),
+        "overwritten (secure_delete) and checkpointed out of the write-ahead log"
+    );
+}
