@@ -485,6 +485,42 @@ async fn before_the_first_sync_today_says_so() {
     );
 }
 
+#[tokio::test]
+async fn an_office_address_that_is_not_https_is_named_on_the_status_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    let reason = doorstep::enrolment::OfficeUrl::parse("http://office.school.example")
+        .unwrap_err()
+        .to_string();
+    store.refuse_link(reason);
+    let html = Harness::start(&store).html();
+    assert!(
+        html.contains("Not sending to the office: this phone talks to the office only over HTTPS"),
+        "{html}"
+    );
+    assert!(!html.contains("All confirmed"), "{html}");
+}
+
+#[tokio::test]
+async fn a_phone_out_of_touch_for_the_policys_days_says_so_on_today() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(sams_phone(dir.path(), true));
+    // The last exchange with the office a week before the screen's clock (the policy's seven days).
+    let mut log = EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap();
+    let last = at(8, 0) - chrono::TimeDelta::days(7);
+    log.note_sync_success(last, last).unwrap();
+    let store = AppStore::new(log);
+    let html = Harness::start_at(&store, at(8, 30)).html();
+    assert!(
+        html.contains("Briefings and addresses were deleted from this phone: it has not reached the office for 7 days"),
+        "{html}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // A whole visit. Sam's phone; Alex's steps are recorded as the office would relay them from Alex's phone.
 

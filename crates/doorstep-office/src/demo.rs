@@ -39,8 +39,9 @@ pub struct DemoPhones {
 /// Where `--demo` writes the office board's demo sign-ins (names and generated passwords).
 pub const DEMO_LOGINS_FILE: &str = "demo-office-logins.txt";
 
-/// The demo staff who get an office sign-in: the headteacher (the demo school's authoriser) and the office.
-pub const DEMO_OFFICE_STAFF: [&str; 2] = ["office", "head"];
+/// The demo staff who get an office sign-in: the headteacher (the demo school's authoriser), the office,
+/// and the school's admin (staff, policy, and the Phones page that enrols and revokes phones).
+pub const DEMO_OFFICE_STAFF: [&str; 3] = ["office", "head", "admin"];
 
 /// A sign-in made for the demo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,10 +102,14 @@ pub fn seed_with_policy(
     Ok(DemoPhones { me, partner })
 }
 
-/// Fills an empty store with the demo school, its staff, pupils and visits, and no phones: what the demo
-/// office starts with (its phones enrol themselves).
+/// Fills an empty store with the demo school, its staff (an admin among them), pupils and visits, and no
+/// phones: what the demo office starts with (its phones enrol themselves).
 pub fn seed_school(store: &SqliteStore, now: DateTime<Utc>) -> Result<(), StoreError> {
-    seed_school_with_policy(store, now, Preset::PrimaryHeadteacher)
+    seed_school_with_policy(store, now, Preset::PrimaryHeadteacher)?;
+    store.add_staff(
+        &id("demo-primary"),
+        &staff("admin", "Dee Admin", &[Role::Admin], "07700 900007"),
+    )
 }
 
 fn seed_school_with_policy(
