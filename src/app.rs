@@ -21,8 +21,8 @@ use tokio::sync::Notify;
 
 use crate::platform::{Platform, SharedPlatform};
 use crate::prompts::{check_in_prompts, visits_out_on, Announcer};
-use crate::screens::{PinsScreen, SettingsScreen, VisitScreen};
-use crate::status::{status_line, when};
+use crate::screens::{PinsScreen, RemovedScreen, SettingsScreen, VisitScreen};
+use crate::status::{out_of_touch_note, status_line, when};
 use crate::store::{AppStore, VisitCard};
 use crate::timing::discreet_phase;
 
@@ -233,6 +233,8 @@ pub fn App() -> Element {
         hidden: Signal::new(false),
     });
     let ticking = store.clone();
+    let watching = store.clone();
+    let store_removed = move || watching.removed();
     let platform = try_consume_context::<SharedPlatform>();
     use_future(move || {
         let store = ticking.clone();
@@ -245,6 +247,10 @@ pub fn App() -> Element {
                 // The miss goes in the record once per due time, whichever screen is showing.
                 if let Err(error) = store.record_missed_check_ins(clock.now()) {
                     tracing::warn!(%error, "could not record a missed check-in");
+                }
+                // A phone out of touch for the policy's number of days deletes its briefings.
+                if let Err(error) = store.forget_briefings_if_out_of_touch(clock.now()) {
+                    tracing::warn!(%error, "could not check how long the phone was out of touch");
                 }
                 if let Some(platform) = &platform {
                     announce(&store, &mut announcer, platform.as_ref(), clock.now());
@@ -271,6 +277,13 @@ pub fn App() -> Element {
             }
         }
     });
+    let _ = ui.revision.read();
+    if let Some((at, reason)) = store_removed() {
+        return rsx! {
+            style { {MAIN_CSS} }
+            div { class: "app", RemovedScreen { at, reason } }
+        };
+    }
     if *ui.hidden.read() {
         // Plain and neutral: nothing about a visit, a school or a child, for a screen seen over a shoulder.
         return rsx! {
@@ -392,6 +405,23 @@ pub(crate) fn StatusLine() -> Element {
     let ui = use_context::<Ui>();
     let store = use_context::<AppStore>();
     let now = office_now(&store, &clock);
+    let policy_days = store
+        .policy()
+        .ok()
+        .flatten()
+        .map(|policy| policy.delete_briefings_after_days_offline);
+    let out_of_touch = match (&*ui.status.read(), policy_days) {
+        // Judged by this phone's own clock, as the deletion itself is.
+        (Ok(status), Some(days)) => out_of_touch_note(status, clock.now(), days),
+        _ => None,
+    };
+    if let Some(reason) = store.link_refused() {
+        return rsx! {
+            p { class: "status trouble", role: "status", aria_live: "polite",
+                "Not sending to the office: {reason}"
+            }
+        };
+    }
     let (text, class) = match &*ui.status.read() {
         Ok(status) => {
             let class = if status.failing_since.is_some() || status.refused > 0 {
@@ -410,6 +440,9 @@ pub(crate) fn StatusLine() -> Element {
     };
     rsx! {
         p { class, role: "status", aria_live: "polite", "{text}" }
+        if let Some(note) = out_of_touch {
+            p { class: "status trouble", id: "out-of-touch", "{note}" }
+        }
     }
 }
 

@@ -3,8 +3,14 @@
 //!
 //! The layout, from the outside in:
 //!
-//! - [`config`]: the enrolment file (`DOORSTEP_PHONE_CONFIG`) and the data folder.
-//! - [`platform`]: what differs between desktop, Android and iOS (for now, only the app-data folder).
+//! - [`config`]: the data folder, and a `doorstep://enrol` link a launcher may fill the set-up screen with.
+//! - [`platform`]: what differs between desktop, Android and iOS (notifications, links, the visit timer,
+//!   the keystore that holds the data key).
+//! - [`vault`]: the data folder sealed with the data key (XChaCha20-Poly1305), and deleting it.
+//! - [`enrolment`]: setting the phone up with a one-time code (HTTPS-only office addresses), and the
+//!   sealed, renewed credential; [`pins`]: the PIN rules and their argon2 hashes.
+//! - [`startup`]: from launch to the app ([`startup::Phone`], the root component: opening, set-up, the
+//!   app).
 //! - [`store`]: [`store::AppStore`], the only writer of the phone's event log. A visit's state is rebuilt
 //!   from the office's events and the phone's own; an action is decided by the core lifecycle and on disk
 //!   before the call returns.
@@ -19,20 +25,25 @@
 //! - [`app`]: the root component and Today; [`screens`]: the visit screen and its parts. They read the
 //!   store and call it; they never touch SQLite.
 //!
-//! `main.rs` only reads the configuration, opens the store, starts the sync loop and launches the window.
+//! `main.rs` only reads the configuration and launches the window with [`startup::Phone`], which opens the
+//! store and starts the sync loop.
 
 pub mod app;
 pub mod config;
 pub mod cpoms;
+pub mod enrolment;
 #[cfg(test)]
 mod fixtures;
 pub mod notices;
 pub mod office_clock;
+pub mod pins;
 pub mod platform;
 pub mod prompts;
 pub mod screens;
+pub mod startup;
 pub mod status;
 pub mod steps;
 pub mod store;
 pub mod sync;
 pub mod timing;
+pub mod vault;

@@ -1,13 +1,12 @@
-//! Starts the phone app: read the enrolment, open the store, start the sync loop, open the window.
+//! Starts the phone app: read where its data lives, then open the window with `startup::Phone`, which
+//! opens the sealed data (or shows the set-up screen) and starts the sync loop.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use doorstep::app::App;
 use doorstep::config::AppConfig;
 use doorstep::platform::SharedPlatform;
-use doorstep::store::AppStore;
-use doorstep::sync::{run_sync_loop, SyncClient};
+use doorstep::startup::Phone;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -46,30 +45,22 @@ fn run() -> anyhow::Result<()> {
     // Shared with the screens as Dioxus context: `use_context::<SharedPlatform>()`.
     let platform: SharedPlatform = doorstep::platform::current().into();
     let config = AppConfig::from_env(platform.as_ref()).context("cannot start Doorstep")?;
-    let store = AppStore::open_in(&config.data_dir, &config.device_id).with_context(|| {
-        format!(
-            "cannot open the phone's database in {}",
-            config.data_dir.display()
-        )
-    })?;
-    tracing::info!(office = %config.office_url, device = %config.device_id, data = %config.data_dir.display(), "starting");
-    let client = SyncClient::new(&config.office_url, &config.device_token)?;
+    tracing::info!(data = %config.data_dir.display(), "starting");
 
-    // Our own runtime runs the sync loop; entering it lets the window's event loop reuse it for the
-    // screens' timers rather than start a second one.
+    // Our own runtime runs the sync loop and the set-up's request; entering it lets the window's event
+    // loop reuse it for the screens' timers rather than start a second one.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.spawn(run_sync_loop(client, store.clone(), store.wake_handle()));
     let _entered = runtime.enter();
 
     dioxus::LaunchBuilder::new()
         .with_cfg(launch_config())
-        .with_context(store)
+        .with_context(config)
         .with_context(platform)
-        .launch(App);
+        .launch(Phone);
     Ok(())
 }
 

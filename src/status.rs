@@ -2,10 +2,13 @@
 //!
 //! "Office confirmed" always means the last exchange the office answered; "waiting" counts events the office
 //! has not confirmed, whether or not they were sent. Times are the office's: when this phone's clock is
-//! further out than the office allows, the line says so.
+//! further out than the office allows, the line says so. An office that refuses this phone says why when
+//! the phone can act on it (its credential expired), and a phone out of touch for the policy's number of
+//! days says it deleted its briefings ([`out_of_touch`], [`out_of_touch_note`]).
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use doorstep_core::event_log::OutboxStatus;
+use doorstep_core::protocol::refusal;
 
 use crate::office_clock::OfficeClock;
 
@@ -22,8 +25,15 @@ pub fn status_line(status: &OutboxStatus, now: DateTime<Utc>, offset: FixedOffse
             } else {
                 format!("{waiting} waiting")
             };
-            // The office answered, but not with a yes: say so, and how to get it fixed, not "no signal".
-            let what = if status.office_refused {
+            // The office answered, but not with a yes: say so, and how to get it fixed, not "no signal". The
+            // sync transport writes the refusal's code into the error as "(401 credential_expired)".
+            let expired = status
+                .last_error
+                .as_deref()
+                .is_some_and(|error| error.contains(&format!(" {})", refusal::CREDENTIAL_EXPIRED)));
+            let what = if status.office_refused && expired {
+                "This phone's sign-in to the office has expired (ask an admin for a new enrolment code)"
+            } else if status.office_refused {
                 "The office is refusing this phone (ask the office to check its enrolment)"
             } else {
                 "Can't reach the office"
@@ -50,6 +60,23 @@ pub fn status_line(status: &OutboxStatus, now: DateTime<Utc>, offset: FixedOffse
         line.push_str(&format!(" · {note}"));
     }
     line
+}
+
+/// Whether a phone whose last exchange with the office was at `last_success` (by its own clock) has been
+/// out of touch for `days` days at `now`, so it deletes its briefings.
+pub fn out_of_touch(last_success: DateTime<Utc>, now: DateTime<Utc>, days: u16) -> bool {
+    now - last_success >= TimeDelta::days(i64::from(days))
+}
+
+/// What Today says while the phone is out of touch that long.
+pub fn out_of_touch_note(status: &OutboxStatus, now: DateTime<Utc>, days: u16) -> Option<String> {
+    let last = status.last_success_at?;
+    out_of_touch(last, now, days).then(|| {
+        format!(
+            "Briefings and addresses were deleted from this phone: it has not reached the office for {days} \
+             days or more. They come back at the next sync."
+        )
+    })
 }
 
 /// A time as people read it: "14:02" today, "3 Dec 14:02" on another day.
@@ -149,11 +176,25 @@ mod tests {
                 "1 waiting to send · office confirmed 22 Nov 09:05 · 2 refused by the office",
             ),
         ];
-        let cases = cases.into_iter().chain([(
-            refusing,
-            utc,
-            "The office is refusing this phone (ask the office to check its enrolment) since 13:40 · 2 waiting",
-        )]);
+        let expired = OutboxStatus {
+            last_error: Some(
+                "the office refused (401 credential_expired): this phone's credential has expired"
+                    .into(),
+            ),
+            ..refusing.clone()
+        };
+        let cases = cases.into_iter().chain([
+            (
+                refusing,
+                utc,
+                "The office is refusing this phone (ask the office to check its enrolment) since 13:40 · 2 waiting",
+            ),
+            (
+                expired,
+                utc,
+                "This phone's sign-in to the office has expired (ask an admin for a new enrolment code) since 13:40 · 2 waiting",
+            ),
+        ]);
         for (status, offset, expected) in cases {
             assert_eq!(status_line(&status, now, offset), expected, "{status:?}");
         }
@@ -176,6 +217,37 @@ mod tests {
             status_line(&status(1), at("2026-11-23T14:30:00Z"), utc),
             "All confirmed · office confirmed 14:09",
             "within the allowed skew the office takes the phone's times as they are"
+        );
+    }
+
+    #[test]
+    fn a_phone_out_of_touch_for_the_policys_days_says_it_deleted_its_briefings() {
+        let last = at("2026-11-16T14:00:00Z");
+        let status = OutboxStatus {
+            last_success_at: Some(last),
+            ..OutboxStatus::default()
+        };
+        let cases = [
+            ("2026-11-23T13:59:00Z", 7, false),
+            ("2026-11-23T14:00:00Z", 7, true),
+            ("2026-11-23T14:00:00Z", 8, false),
+            ("2026-11-17T14:00:00Z", 1, true),
+        ];
+        for (now, days, deleted) in cases {
+            assert_eq!(out_of_touch(last, at(now), days), deleted, "{now} {days}");
+            assert_eq!(
+                out_of_touch_note(&status, at(now), days).is_some(),
+                deleted,
+                "{now} {days}"
+            );
+        }
+        assert!(out_of_touch_note(&status, at("2026-11-30T00:00:00Z"), 7)
+            .unwrap()
+            .contains("for 7 days"));
+        assert_eq!(
+            out_of_touch_note(&OutboxStatus::default(), at("2026-11-30T00:00:00Z"), 7),
+            None,
+            "a phone never in touch holds nothing to delete"
         );
     }
 

@@ -9,13 +9,21 @@
 //!
 //! Every method here takes `now` as this phone's own clock reads it; the store turns it into the office's
 //! time itself. The times inside a command are the office's, as the screens show them.
+//!
+//! A phone's store lives in its sealed data folder ([`Vault`]): the event log sealed with the data key,
+//! the PINs as argon2 hashes in a sealed file ([`crate::pins`]), the credential ([`Credential`], renewed
+//! by the office while in use). It deletes all of it when the office says the phone was revoked
+//! ([`AppStore::forget_everything`]), and the briefings and addresses by itself when it has not reached
+//! the office for the policy's number of days ([`AppStore::forget_briefings_if_out_of_touch`]). Words
+//! typed on this phone (a write-up, a note) leave its files once the office confirms them; the screens
+//! keep showing them until the app is closed, from memory only.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::{Role, Visit, VisitStaff};
+use doorstep_core::domain::{Briefing, Role, Visit, VisitStaff};
 use doorstep_core::event::{EnvelopeError, EventEnvelope, TrustedEvent};
 use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
 use doorstep_core::ids::{DeviceId, EventId, StaffId, VisitId};
@@ -23,12 +31,16 @@ use doorstep_core::lifecycle::{
     self, Command, DuressVia, LifecycleError, OfficeDecision, Phase, VisitEvent, VisitState,
 };
 use doorstep_core::policy::Policy;
-use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
+use doorstep_core::protocol::{DeviceCredential, HeldVisit, PhoneHoldings};
 use doorstep_core::schedule::{self, Expecting};
 use doorstep_core::sync_plan::OutboxUpdate;
 use tokio::sync::{watch, Notify};
 
+use crate::enrolment::Credential;
 use crate::office_clock::OfficeClock;
+use crate::pins::{check_new_pins, PinHashes};
+pub use crate::pins::{PinError, PinKind};
+use crate::vault::{Vault, VaultError, WipeReason, DATABASE_FILE, PINS_FILE, SETTINGS_FILE};
 
 /// Why an action was not recorded. Every message can be shown as it is to the person holding the phone.
 #[derive(Debug, thiserror::Error)]
@@ -45,52 +57,9 @@ pub enum ActionError {
     NothingToRecord,
     #[error("Not recorded: that PIN is not right. Try again.")]
     WrongPin,
+    #[error("Not recorded: {0} Ring the office to tell them.")]
+    NoPins(String),
 }
-
-/// The demo's normal PIN. Demo only: change it with [`AppStore::set_pins`] before real use.
-pub const DEMO_PIN: &str = "1234";
-/// The demo's duress PIN. Demo only, like [`DEMO_PIN`].
-pub const DEMO_DURESS_PIN: &str = "9999";
-/// The file under the data folder that holds this phone's PINs.
-pub const PINS_FILE: &str = "pins.json";
-
-/// What a PIN typed at "I've left" turned out to be. Never shown: both valid PINs look the same on screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinKind {
-    Normal,
-    Duress,
-    Wrong,
-}
-
-/// The two 4-digit PINs, kept on the phone only (the office never needs them: it is told what happened).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Pins {
-    normal: String,
-    duress: String,
-}
-
-impl Default for Pins {
-    fn default() -> Self {
-        Self {
-            normal: DEMO_PIN.to_owned(),
-            duress: DEMO_DURESS_PIN.to_owned(),
-        }
-    }
-}
-
-/// Why new PINs were not saved.
-#[derive(Debug, thiserror::Error)]
-pub enum PinError {
-    #[error("a PIN is exactly 4 digits")]
-    NotFourDigits,
-    #[error("the two PINs must differ")]
-    Same,
-    #[error("could not save the PINs: {0}")]
-    Save(String),
-}
-
-/// The file under the data folder that holds this phone's own settings.
-pub const SETTINGS_FILE: &str = "settings.json";
 
 /// What the staff member chose on this phone (from Today's settings). Kept on the phone only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -113,11 +82,27 @@ struct SettingsFile {
     file: Option<PathBuf>,
 }
 
-#[derive(Debug)]
-struct PinSettings {
-    pins: Pins,
-    /// Where they are saved; `None` for a store made in memory (tests), which keeps the demo PINs.
-    file: Option<PathBuf>,
+/// This phone's PINs as the store holds them.
+#[derive(Debug, Clone)]
+enum PinState {
+    /// None set (a store made in memory, before its test sets them).
+    NotSet,
+    Set(PinHashes),
+    /// The PIN file is missing or damaged: "I've left" cannot be confirmed on this phone. Never a
+    /// fallback to any PIN.
+    Unreadable(String),
+}
+
+/// When and why this phone deleted everything it held.
+pub type Removal = (DateTime<Utc>, WipeReason);
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
 }
 
 impl From<LogError> for ActionError {
@@ -207,49 +192,66 @@ pub struct AppStore {
     wake: Arc<Notify>,
     /// Counts writes, so screens redraw as soon as the sync loop changes something.
     revision: Arc<watch::Sender<u64>>,
-    pins: Arc<Mutex<PinSettings>>,
+    pins: Arc<Mutex<PinState>>,
     settings: Arc<Mutex<SettingsFile>>,
+    /// The sealed data folder; `None` for a store made in memory (tests).
+    vault: Option<Arc<Vault>>,
+    /// What this phone talks to the office with, once set up; renewed in use.
+    credential: Arc<Mutex<Option<Credential>>>,
+    /// Set once this phone deleted everything it held: when and why.
+    removed: Arc<Mutex<Option<Removal>>>,
+    /// Events recorded in this run that carry typed words, so the screens (the write-up's text to paste)
+    /// can show them after the files no longer hold them. Memory only.
+    typed: Arc<Mutex<HashMap<EventId, EventEnvelope>>>,
+    /// Why this phone will not send to its office (an address that is not HTTPS), for the status line.
+    link_refused: Arc<Mutex<Option<String>>>,
+}
+
+/// Two handles are equal when they are clones of one store (what a screen's properties compare).
+impl PartialEq for AppStore {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.log, &other.log)
+    }
 }
 
 impl AppStore {
-    /// A store over `log` with the demo PINs, not saved anywhere (see [`AppStore::open_in`]).
+    /// A store over `log`, not saved anywhere and with no PINs until [`AppStore::set_pins`] (tests).
     pub fn new(log: EventLog) -> Self {
         Self {
             log: Arc::new(Mutex::new(log)),
             wake: Arc::new(Notify::new()),
             revision: Arc::new(watch::Sender::new(0)),
-            pins: Arc::new(Mutex::new(PinSettings {
-                pins: Pins::default(),
-                file: None,
-            })),
+            pins: Arc::new(Mutex::new(PinState::NotSet)),
             settings: Arc::new(Mutex::new(SettingsFile {
                 settings: PhoneSettings::default(),
                 file: None,
             })),
+            vault: None,
+            credential: Arc::default(),
+            removed: Arc::default(),
+            typed: Arc::default(),
+            link_refused: Arc::default(),
         }
     }
 
-    /// Opens (or creates) the event log in `data_dir`, creating the folder if needed.
-    pub fn open_in(data_dir: &Path, device: &DeviceId) -> Result<Self, LogError> {
-        std::fs::create_dir_all(data_dir).map_err(|error| {
-            LogError::Corrupt(format!("cannot create {}: {error}", data_dir.display()))
-        })?;
-        let log = EventLog::open(&data_dir.join(crate::config::DATABASE_FILE), device)?;
-        let store = Self::new(log);
-        let file = data_dir.join(PINS_FILE);
-        let pins = match std::fs::read_to_string(&file) {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
-                // A damaged file must not lock anyone out of "I've left": fall back to the demo PINs.
-                tracing::warn!(%error, "unreadable PIN file; using the demo PINs");
-                Pins::default()
-            }),
-            Err(_) => Pins::default(),
+    /// Opens (or creates) the event log in `vault`'s folder for `device`, sealed with its key, with the
+    /// PINs, the settings and the credential kept there.
+    pub fn open(vault: Arc<Vault>, device: &DeviceId) -> Result<Self, OpenError> {
+        let log = EventLog::open_sealed(&vault.path(DATABASE_FILE), device, vault.sealer())?;
+        let mut store = Self::new(log);
+        let pins = match vault.read_sealed(PINS_FILE) {
+            Ok(Some(bytes)) => match PinHashes::from_json(&bytes) {
+                Ok(hashes) => PinState::Set(hashes),
+                Err(error) => PinState::Unreadable(format!("the PIN file is damaged ({error})")),
+            },
+            Ok(None) => PinState::Unreadable("this phone has no PIN file".into()),
+            Err(error) => PinState::Unreadable(error.to_string()),
         };
-        *store.pin_settings() = PinSettings {
-            pins,
-            file: Some(file),
-        };
-        let file = data_dir.join(SETTINGS_FILE);
+        if let PinState::Unreadable(problem) = &pins {
+            tracing::error!(%problem, "this phone's PINs cannot be read");
+        }
+        *store.pin_state() = pins;
+        let file = vault.path(SETTINGS_FILE);
         let settings = match std::fs::read_to_string(&file) {
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
                 // The safe side is the default: quiet in the room.
@@ -262,29 +264,37 @@ impl AppStore {
             settings,
             file: Some(file),
         };
+        *store.credential_slot() = Credential::load(&vault)?;
+        store.vault = Some(vault);
         Ok(store)
     }
 
-    /// Sets this phone's PINs (each exactly 4 digits, different from each other) and saves them.
-    pub fn set_pins(&self, normal: &str, duress: &str) -> Result<(), PinError> {
-        let four_digits = |pin: &str| pin.len() == 4 && pin.chars().all(|c| c.is_ascii_digit());
-        if !four_digits(normal) || !four_digits(duress) {
-            return Err(PinError::NotFourDigits);
+    /// Sets this phone's PINs (see [`crate::pins::check_new_pins`] for the rules) and saves their hashes,
+    /// sealed. `now` gives the year a PIN may not be.
+    pub fn set_pins(&self, normal: &str, second: &str, now: DateTime<Utc>) -> Result<(), PinError> {
+        use chrono::Datelike;
+        check_new_pins(normal, second, now.year())?;
+        let hashes = PinHashes::new(normal, second)?;
+        if let Some(vault) = &self.vault {
+            vault
+                .write_sealed(PINS_FILE, &hashes.to_json()?)
+                .map_err(|e| PinError::Save(e.to_string()))?;
         }
-        if normal == duress {
-            return Err(PinError::Same);
-        }
-        let pins = Pins {
-            normal: normal.to_owned(),
-            duress: duress.to_owned(),
-        };
-        let mut settings = self.pin_settings();
-        if let Some(file) = &settings.file {
-            let text = serde_json::to_string(&pins).map_err(|e| PinError::Save(e.to_string()))?;
-            std::fs::write(file, text).map_err(|e| PinError::Save(e.to_string()))?;
-        }
-        settings.pins = pins;
+        *self.pin_state() = PinState::Set(hashes);
+        self.changed();
         Ok(())
+    }
+
+    /// Why the PINs cannot be checked on this phone, if they cannot (never set, or the file is missing
+    /// or damaged): then "I've left" cannot be confirmed here, and the screens say so.
+    pub fn pins_problem(&self) -> Option<String> {
+        match &*self.pin_state() {
+            PinState::Set(_) => None,
+            PinState::NotSet => Some("this phone has no PINs yet.".into()),
+            PinState::Unreadable(problem) => Some(format!(
+                "this phone's PINs cannot be read ({problem}). Set the phone up again with a new code from an admin."
+            )),
+        }
     }
 
     /// This phone's settings.
@@ -309,16 +319,14 @@ impl AppStore {
         Ok(())
     }
 
-    /// Which PIN `pin` is. Only the store and the tests ever see the answer.
+    /// Which PIN `pin` is (`Wrong` when the PINs cannot be checked at all). Only the store and the tests
+    /// ever see the answer. Slow on purpose: argon2, against both hashes.
     pub fn check_pin(&self, pin: &str) -> PinKind {
-        let settings = self.pin_settings();
-        if pin == settings.pins.normal {
-            PinKind::Normal
-        } else if pin == settings.pins.duress {
-            PinKind::Duress
-        } else {
-            PinKind::Wrong
-        }
+        let hashes = match &*self.pin_state() {
+            PinState::Set(hashes) => hashes.clone(),
+            _ => return PinKind::Wrong,
+        };
+        hashes.check(pin)
     }
 
     /// "I've left", confirmed with a PIN. The normal PIN records `Leave`; the duress PIN records `Leave` and
@@ -331,6 +339,9 @@ impl AppStore {
         pin: &str,
         now: DateTime<Utc>,
     ) -> Result<EventEnvelope, ActionError> {
+        if let Some(problem) = self.pins_problem() {
+            return Err(ActionError::NoPins(problem));
+        }
         let kind = self.check_pin(pin);
         if kind == PinKind::Wrong {
             return Err(ActionError::WrongPin);
@@ -532,6 +543,9 @@ impl AppStore {
             recorded
         };
         let recorded = recorded.ok_or(ActionError::NothingToRecord)?;
+        if recorded.event.without_free_text().is_some() {
+            self.typed_words().insert(recorded.id, recorded.clone());
+        }
         tracing::info!(visit = %visit, event = recorded.event.summary(), seq = %recorded.seq, "recorded");
         self.changed();
         self.wake.notify_one();
@@ -548,9 +562,28 @@ impl AppStore {
         self.lock().delivery(event)
     }
 
-    /// Every event this phone recorded for `visit`, oldest first, with where each stands.
+    /// Every event this phone recorded for `visit`, oldest first, with where each stands. An event whose
+    /// typed words left the files once the office confirmed it comes with them while this run of the app
+    /// remembers them, and without them after.
     pub fn own_events(&self, visit: &VisitId) -> Result<Vec<(EventEnvelope, Delivery)>, LogError> {
-        self.lock().events_for_visit(visit)
+        let events = self.lock().events_for_visit(visit)?;
+        let typed = self.typed_words();
+        Ok(events
+            .into_iter()
+            .map(|(envelope, delivery)| match typed.get(&envelope.id) {
+                Some(with_words) => (with_words.clone(), delivery),
+                None => (envelope, delivery),
+            })
+            .collect())
+    }
+
+    /// The events of `visit` whose typed words this phone no longer holds anywhere (the office keeps
+    /// them).
+    pub fn words_left_phone(&self, visit: &VisitId) -> Result<HashSet<EventId>, LogError> {
+        let mut gone = self.lock().redacted_events(visit)?;
+        let typed = self.typed_words();
+        gone.retain(|id| !typed.contains_key(id));
+        Ok(gone)
     }
 
     /// Every event this phone recorded for `visit`, oldest first, with where each stands and when the
@@ -666,8 +699,135 @@ impl AppStore {
         self.settings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn pin_settings(&self) -> MutexGuard<'_, PinSettings> {
+    fn pin_state(&self) -> MutexGuard<'_, PinState> {
         self.pins.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn credential_slot(&self) -> MutexGuard<'_, Option<Credential>> {
+        self.credential
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn typed_words(&self) -> MutexGuard<'_, HashMap<EventId, EventEnvelope>> {
+        self.typed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn removed_slot(&self) -> MutexGuard<'_, Option<Removal>> {
+        self.removed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// This phone's credential, once it is set up.
+    pub fn credential(&self) -> Option<Credential> {
+        self.credential_slot().clone()
+    }
+
+    /// Keeps a renewed token the office offered: the sealed credential file is replaced (synced) before
+    /// this returns, and only then should the sync client use the new token.
+    pub fn adopt_credential(&self, renewal: &DeviceCredential) -> Result<(), VaultError> {
+        let mut slot = self.credential_slot();
+        let Some(current) = slot.as_ref() else {
+            return Ok(());
+        };
+        let renewed = current.renewed(renewal);
+        if let Some(vault) = &self.vault {
+            renewed.save(vault)?;
+        }
+        *slot = Some(renewed);
+        tracing::info!(until = %renewal.expires_at, "this phone's credential was renewed");
+        Ok(())
+    }
+
+    /// Deletes everything this phone keeps (the office said it was revoked): the event log is closed and
+    /// replaced by an empty one in memory, the files and the data key are deleted, and the screens say
+    /// what happened.
+    pub fn forget_everything(
+        &self,
+        reason: WipeReason,
+        now: DateTime<Utc>,
+    ) -> Result<(), OpenError> {
+        {
+            let mut log = self.lock();
+            let device = log.device().clone();
+            *log = EventLog::in_memory(&device)?;
+        }
+        *self.pin_state() = PinState::NotSet;
+        *self.credential_slot() = None;
+        self.typed_words().clear();
+        if let Some(vault) = &self.vault {
+            vault.wipe(reason, now)?;
+        }
+        *self.removed_slot() = Some((now, reason));
+        tracing::warn!(?reason, "this phone deleted everything Doorstep kept on it");
+        self.changed();
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Notes that this phone will not send to its office, and why (the status line says so).
+    pub fn refuse_link(&self, reason: String) {
+        *self
+            .link_refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        self.changed();
+    }
+
+    /// Why this phone will not send to its office, if it will not.
+    pub fn link_refused(&self) -> Option<String> {
+        self.link_refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// When and why this phone deleted what it held, if it did.
+    pub fn removed(&self) -> Option<Removal> {
+        *self.removed_slot()
+    }
+
+    /// Deletes the briefings (and the addresses, keeping only the postcode's area) this phone holds when
+    /// it has not reached the office for the policy's `delete_briefings_after_days_offline`, by its own
+    /// clock `now`. Returns whether anything was deleted. The next sync brings them back.
+    pub fn forget_briefings_if_out_of_touch(&self, now: DateTime<Utc>) -> Result<bool, LogError> {
+        let mut log = self.lock();
+        let Some(last) = log.status()?.last_success_at else {
+            return Ok(false);
+        };
+        let Some(mut holdings) = log.holdings()? else {
+            return Ok(false);
+        };
+        if !crate::status::out_of_touch(
+            last,
+            now,
+            holdings.policy.delete_briefings_after_days_offline,
+        ) {
+            return Ok(false);
+        }
+        let mut forgot = false;
+        for held in &mut holdings.visits {
+            let visit = &mut held.visit;
+            let area = crate::app::postcode_district(&visit.address.postcode);
+            if !visit.briefing.withdrawn
+                || !visit.address.lines.is_empty()
+                || visit.address.postcode != area
+            {
+                visit.briefing = Briefing::withdrawn();
+                visit.address.lines.clear();
+                visit.address.postcode = area;
+                forgot = true;
+            }
+        }
+        if forgot {
+            // Saved whole and checkpointed: what was replaced leaves the file and its write-ahead log.
+            log.save_holdings(&holdings, now)?;
+            tracing::warn!(
+                "not in touch with the office for too long: briefings deleted from this phone"
+            );
+            drop(log);
+            self.changed();
+        }
+        Ok(forgot)
     }
 
     fn lock(&self) -> MutexGuard<'_, EventLog> {
@@ -971,28 +1131,91 @@ mod tests {
         assert_eq!(card.state.running_late.get(&id("sam")), Some(&at(9, 52)));
     }
 
+    /// A sealed phone in `dir`, its key in a recording platform's memory (shared by the returned handle).
+    fn sealed_phone(
+        dir: &std::path::Path,
+    ) -> (Arc<Vault>, Arc<crate::platform::RecordingPlatform>) {
+        let platform = Arc::new(crate::platform::RecordingPlatform::new(dir));
+        let vault = Vault::create(dir, platform.clone()).unwrap();
+        (Arc::new(vault), platform)
+    }
+
+    fn reopen(
+        dir: &std::path::Path,
+        platform: &Arc<crate::platform::RecordingPlatform>,
+    ) -> AppStore {
+        let vault = Vault::open(dir, platform.clone()).unwrap().unwrap();
+        AppStore::open(Arc::new(vault), &id("phone-sam")).unwrap()
+    }
+
     #[test]
-    fn pins_start_as_the_demo_ones_and_changed_pins_survive_a_restart() {
+    fn there_are_no_default_pins_and_chosen_ones_survive_a_restart_as_hashes_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = AppStore::open_in(dir.path(), &id("phone-sam")).unwrap();
-        assert_eq!(store.check_pin(DEMO_PIN), PinKind::Normal);
-        assert_eq!(store.check_pin(DEMO_DURESS_PIN), PinKind::Duress);
-        assert_eq!(store.check_pin("0000"), PinKind::Wrong);
+        let (vault, platform) = sealed_phone(dir.path());
+        let store = AppStore::open(vault, &id("phone-sam")).unwrap();
+        for anything in ["1234", "9999", "0000", ""] {
+            assert_eq!(store.check_pin(anything), PinKind::Wrong, "{anything}");
+        }
+        assert!(store.pins_problem().is_some(), "no PINs until chosen");
+        let refusal = store
+            .leave_with_pin(&visit_id("v-auth"), &id("sam"), "1234", at(10, 0))
+            .unwrap_err();
+        assert!(matches!(refusal, ActionError::NoPins(_)), "{refusal}");
+        assert!(refusal.to_string().contains("Ring the office"), "{refusal}");
 
         assert!(matches!(
-            store.set_pins("12a4", "5678"),
+            store.set_pins("12a4", "5678", at(8, 0)),
             Err(PinError::NotFourDigits)
         ));
         assert!(matches!(
-            store.set_pins("5678", "5678"),
+            store.set_pins("5680", "5680", at(8, 0)),
             Err(PinError::Same)
         ));
-        store.set_pins("2468", "1357").unwrap();
+        assert!(matches!(
+            store.set_pins("1234", "9999", at(8, 0)),
+            Err(PinError::TooEasy { .. })
+        ));
+        store.set_pins("2468", "1357", at(8, 0)).unwrap();
+        assert_eq!(store.pins_problem(), None);
         drop(store);
-        let reopened = AppStore::open_in(dir.path(), &id("phone-sam")).unwrap();
+        let on_disk = std::fs::read(dir.path().join(PINS_FILE)).unwrap();
+        let on_disk = String::from_utf8_lossy(&on_disk);
+        assert!(
+            !on_disk.contains("2468") && !on_disk.contains("argon2"),
+            "sealed: {on_disk}"
+        );
+        let reopened = reopen(dir.path(), &platform);
         assert_eq!(reopened.check_pin("2468"), PinKind::Normal);
         assert_eq!(reopened.check_pin("1357"), PinKind::Duress);
-        assert_eq!(reopened.check_pin(DEMO_PIN), PinKind::Wrong);
+        assert_eq!(reopened.check_pin("1234"), PinKind::Wrong);
+    }
+
+    #[test]
+    fn a_damaged_or_missing_pin_file_is_a_clear_message_never_a_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, platform) = sealed_phone(dir.path());
+        let store = AppStore::open(vault, &id("phone-sam")).unwrap();
+        store.set_pins("2468", "1357", at(8, 0)).unwrap();
+        drop(store);
+        let file = dir.path().join(PINS_FILE);
+        let mut damaged = std::fs::read(&file).unwrap();
+        let middle = damaged.len() / 2;
+        damaged[middle] = if damaged[middle] == b'A' { b'B' } else { b'A' };
+        std::fs::write(&file, damaged).unwrap();
+        for state in ["damaged", "missing"] {
+            if state == "missing" {
+                std::fs::remove_file(&file).unwrap();
+            }
+            let store = reopen(dir.path(), &platform);
+            let problem = store.pins_problem().expect("a problem");
+            assert!(
+                problem.contains("PINs cannot be read"),
+                "{state}: {problem}"
+            );
+            for pin in ["2468", "1357", "1234", "9999"] {
+                assert_eq!(store.check_pin(pin), PinKind::Wrong, "{state}: {pin}");
+            }
+        }
     }
 
     #[tokio::test]

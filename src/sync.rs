@@ -5,6 +5,10 @@
 //! `sync_plan::after_answer` decides. An event is marked delivered only from the office's per-event answer.
 //! [`run_sync_loop`] repeats that forever: at once after a new event, every 15 s when idle, and with a
 //! growing pause while the office cannot be reached.
+//!
+//! Two answers concern the phone's credential rather than its events (`enrolment::after_sync_answer`): a
+//! renewed token in a sync answer is kept (sealed, on disk) and then used, and `device_revoked` makes the
+//! phone delete everything it holds and the loop stop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +46,8 @@ pub struct ClientError(#[from] reqwest::Error);
 pub struct SyncClient {
     http: reqwest::Client,
     office_url: String,
-    token: String,
+    /// Replaced when the office renews the credential (shared by the client's clones).
+    token: Arc<std::sync::RwLock<String>>,
 }
 
 // The token is a secret: keep it out of logs.
@@ -166,12 +171,27 @@ impl SyncClient {
         Ok(Self {
             http,
             office_url: office_url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            token: Arc::new(std::sync::RwLock::new(token.to_owned())),
         })
     }
 
     pub fn office_url(&self) -> &str {
         &self.office_url
+    }
+
+    /// The token sent from now on (the office renewed it, and the phone has kept it).
+    pub fn use_token(&self, token: &str) {
+        *self
+            .token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = token.to_owned();
+    }
+
+    fn token(&self) -> String {
+        self.token
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Sends everything waiting, batch after batch, and fetches the phone's holdings. Never fails: what
@@ -214,6 +234,15 @@ impl SyncClient {
                     sync_plan::OutboxUpdate::Confirm(_) => report.confirmed += 1,
                     sync_plan::OutboxUpdate::Refuse { .. } => report.refused += 1,
                 }
+            }
+            // Enrolment's hook (`enrolment::after_sync_answer`): a renewed token is kept, then used; a
+            // revoked phone deletes everything it holds and stops here.
+            if crate::enrolment::after_sync_answer(self, store, &exchange, answered_at) {
+                report.outcome = SyncOutcome::Refused {
+                    status: 403,
+                    message: "this phone was revoked and deleted what it held".into(),
+                };
+                return report;
             }
             let noted = match &exchange {
                 Exchange::Accepted(response) => {
@@ -272,7 +301,7 @@ impl SyncClient {
         let response = match self
             .http
             .post(&url)
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token())
             .json(request)
             .send()
             .await
@@ -312,6 +341,10 @@ fn describe(error: &reqwest::Error) -> String {
 pub async fn run_sync_loop(client: SyncClient, store: AppStore, wake: Arc<Notify>) {
     let mut failures: u32 = 0;
     loop {
+        // A revoked phone has deleted everything and has nothing more to say to the office.
+        if store.removed().is_some() {
+            return;
+        }
         let report = client.sync_once(&store, Utc::now).await;
         failures = if report.should_back_off() {
             failures.saturating_add(1)

@@ -8,6 +8,11 @@
 //
 // Every string shown to the user arrives from Rust (src/platform/notice.rs), where the wording is fixed and
 // says nothing about a family: this file never builds notification text of its own.
+//
+// The phone's data key (what seals its database, credential and PINs: src/vault.rs) is 32 random bytes kept
+// wrapped by an AES-256-GCM key that never leaves the Android Keystore (in the phone's secure hardware where
+// it has some). The wrapped key lives in noBackupFilesDir, and a Keystore key cannot be copied to another
+// phone, so a copy of the app's files elsewhere cannot be opened.
 package dev.dioxus.main
 
 import android.Manifest
@@ -31,13 +36,27 @@ import android.os.IBinder
 import android.os.VibrationEffect
 import android.os.Vibrator
 import android.os.VibratorManager
+import android.security.keystore.KeyGenParameterSpec
+import android.security.keystore.KeyProperties
+import android.security.keystore.StrongBoxUnavailableException
 import android.util.Log
+import android.view.WindowManager
+import java.io.File
+import java.security.KeyStore
+import java.security.SecureRandom
+import javax.crypto.Cipher
+import javax.crypto.KeyGenerator
+import javax.crypto.SecretKey
+import javax.crypto.spec.GCMParameterSpec
 
 typealias BuildConfig = uk.org.doorstep.app.BuildConfig
 
 class MainActivity : WryActivity() {
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
+        // Every screen may show a pupil's name, an address or a briefing: none may be captured in a
+        // screenshot, a screen recording or the recent-apps thumbnail.
+        window.setFlags(WindowManager.LayoutParams.FLAG_SECURE, WindowManager.LayoutParams.FLAG_SECURE)
         // Asked once at start, not in the middle of a visit: a permission dialog on a doorstep is the
         // wrong moment, and without it Android 13+ shows no check-in reminder at all.
         DoorstepPlatform.askForNotifications(this)
@@ -154,6 +173,70 @@ object DoorstepPlatform {
     @JvmStatic
     fun stopVisitTimer(context: Context) {
         context.stopService(Intent(context, VisitTimerService::class.java))
+    }
+
+    private const val KEYSTORE = "AndroidKeyStore"
+    private const val WRAPPING_KEY = "doorstep-data-key-wrapper"
+    private const val WRAPPED_KEY_FILE = "doorstep-data-key.wrapped"
+    private const val GCM_IV_BYTES = 12
+
+    /**
+     * The phone's 32-byte data key, unwrapped with the Keystore's AES key; null when there is none. With
+     * create, a new data key (and a new wrapping key) replaces any old one. Called from Rust off the UI
+     * thread's own work (it waits for this answer).
+     */
+    @JvmStatic
+    fun dataKey(context: Context, create: Boolean): ByteArray? {
+        val keystore = KeyStore.getInstance(KEYSTORE).apply { load(null) }
+        val wrapped = File(context.noBackupFilesDir, WRAPPED_KEY_FILE)
+        if (create) {
+            deleteDataKey(context)
+            val wrapping = newWrappingKey()
+            val dataKey = ByteArray(32).also { SecureRandom().nextBytes(it) }
+            val cipher = Cipher.getInstance("AES/GCM/NoPadding")
+            cipher.init(Cipher.ENCRYPT_MODE, wrapping)
+            val sealed = cipher.iv + cipher.doFinal(dataKey)
+            val fresh = File(wrapped.path + ".new")
+            fresh.writeBytes(sealed)
+            if (!fresh.renameTo(wrapped)) throw IllegalStateException("could not keep the wrapped data key")
+            return dataKey
+        }
+        if (!wrapped.exists() || !keystore.containsAlias(WRAPPING_KEY)) return null
+        val wrapping = keystore.getKey(WRAPPING_KEY, null) as SecretKey
+        val sealed = wrapped.readBytes()
+        val cipher = Cipher.getInstance("AES/GCM/NoPadding")
+        cipher.init(Cipher.DECRYPT_MODE, wrapping, GCMParameterSpec(128, sealed, 0, GCM_IV_BYTES))
+        return cipher.doFinal(sealed, GCM_IV_BYTES, sealed.size - GCM_IV_BYTES)
+    }
+
+    /** Forgets the data key: without it, nothing the phone sealed can be read again. */
+    @JvmStatic
+    fun deleteDataKey(context: Context) {
+        File(context.noBackupFilesDir, WRAPPED_KEY_FILE).delete()
+        val keystore = KeyStore.getInstance(KEYSTORE).apply { load(null) }
+        if (keystore.containsAlias(WRAPPING_KEY)) keystore.deleteEntry(WRAPPING_KEY)
+    }
+
+    /** An AES-256-GCM key in the Keystore, in StrongBox where the phone has it. */
+    private fun newWrappingKey(): SecretKey {
+        fun generate(strongBox: Boolean): SecretKey {
+            val spec = KeyGenParameterSpec.Builder(
+                WRAPPING_KEY,
+                KeyProperties.PURPOSE_ENCRYPT or KeyProperties.PURPOSE_DECRYPT,
+            )
+                .setBlockModes(KeyProperties.BLOCK_MODE_GCM)
+                .setEncryptionPaddings(KeyProperties.ENCRYPTION_PADDING_NONE)
+                .setKeySize(256)
+            if (strongBox && Build.VERSION.SDK_INT >= 28) spec.setIsStrongBoxBacked(true)
+            val generator = KeyGenerator.getInstance(KeyProperties.KEY_ALGORITHM_AES, KEYSTORE)
+            generator.init(spec.build())
+            return generator.generateKey()
+        }
+        return try {
+            generate(strongBox = true)
+        } catch (error: StrongBoxUnavailableException) {
+            generate(strongBox = false)
+        }
     }
 
     internal fun visitTimerChannel(): String = VISIT_TIMER

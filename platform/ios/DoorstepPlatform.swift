@@ -9,11 +9,96 @@
 // fixed and names nobody; this file never builds notification text of its own. Rust may call from any
 // thread, so everything that touches UIKit hops to the main queue.
 import AudioToolbox
+import Security
 import UIKit
 import UserNotifications
 
 @objc(DoorstepPlatform) public final class DoorstepPlatform: NSObject {
     private static var backgroundTask: UIBackgroundTaskIdentifier = .invalid
+    private static var privacyCover: UIView?
+    private static let keyService = "Doorstep data key"
+    private static let keyAccount = "this phone"
+
+    /// The phone's data key (32 bytes, URL-safe base 64 without padding, as src/vault.rs reads it) from the
+    /// Keychain, kept for this device only and readable after the first unlock (so the visit timer can
+    /// sync while the phone is locked); nil when there is none. With create, a new key replaces any old
+    /// one. `folder` (the data folder) is given the data protection class and kept out of backups.
+    @objc(dataKey:folder:) public static func dataKey(create: Bool, folder: String) -> String? {
+        protect(folder: folder)
+        let query: [String: Any] = [
+            kSecClass as String: kSecClassGenericPassword,
+            kSecAttrService as String: keyService,
+            kSecAttrAccount as String: keyAccount,
+        ]
+        if create {
+            SecItemDelete(query as CFDictionary)
+            var bytes = [UInt8](repeating: 0, count: 32)
+            guard SecRandomCopyBytes(kSecRandomDefault, bytes.count, &bytes) == errSecSuccess else { return nil }
+            var item = query
+            item[kSecValueData as String] = Data(bytes)
+            item[kSecAttrAccessible as String] = kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly
+            guard SecItemAdd(item as CFDictionary, nil) == errSecSuccess else { return nil }
+            return base64url(Data(bytes))
+        }
+        var lookup = query
+        lookup[kSecReturnData as String] = true
+        lookup[kSecMatchLimit as String] = kSecMatchLimitOne
+        var found: CFTypeRef?
+        guard SecItemCopyMatching(lookup as CFDictionary, &found) == errSecSuccess,
+              let data = found as? Data else { return nil }
+        return base64url(data)
+    }
+
+    /// Forgets the data key: without it nothing the phone sealed can be read again.
+    @objc(deleteDataKey) public static func deleteDataKey() {
+        let query: [String: Any] = [
+            kSecClass as String: kSecClassGenericPassword,
+            kSecAttrService as String: keyService,
+            kSecAttrAccount as String: keyAccount,
+        ]
+        SecItemDelete(query as CFDictionary)
+    }
+
+    /// The data folder: encrypted by iOS until the phone is first unlocked after a restart, and never in
+    /// an iCloud or computer backup.
+    private static func protect(folder: String) {
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try? FileManager.default.setAttributes(
+            [.protectionKey: FileProtectionType.completeUntilFirstUserAuthentication], ofItemAtPath: folder)
+        var url = URL(fileURLWithPath: folder, isDirectory: true)
+        var values = URLResourceValues()
+        values.isExcludedFromBackup = true
+        try? url.setResourceValues(values)
+    }
+
+    private static func base64url(_ data: Data) -> String {
+        data.base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Covers the app's window whenever it leaves the foreground, so the app switcher's snapshot shows a
+    /// plain screen, not a visit.
+    @objc(hideInAppSwitcher) public static func hideInAppSwitcher() {
+        DispatchQueue.main.async {
+            let center = NotificationCenter.default
+            center.addObserver(forName: UIApplication.willResignActiveNotification, object: nil, queue: .main) { _ in
+                guard privacyCover == nil,
+                      let window = UIApplication.shared.connectedScenes
+                          .compactMap({ ($0 as? UIWindowScene)?.keyWindow }).first else { return }
+                let cover = UIView(frame: window.bounds)
+                cover.backgroundColor = .systemBackground
+                cover.autoresizingMask = [.flexibleWidth, .flexibleHeight]
+                window.addSubview(cover)
+                privacyCover = cover
+            }
+            center.addObserver(forName: UIApplication.didBecomeActiveNotification, object: nil, queue: .main) { _ in
+                privacyCover?.removeFromSuperview()
+                privacyCover = nil
+            }
+        }
+    }
 
     /// Ask once, at start, not on a doorstep.
     @objc(askForNotifications) public static func askForNotifications() {

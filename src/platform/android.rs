@@ -2,15 +2,18 @@
 //!
 //! Every call goes through wry's `dispatch`, which runs it on Android's UI thread with the JNI environment
 //! and the activity; that is where notifications, intents and services must be started. `dispatch` does not
-//! wait, so a failure over there is logged (logcat via `tracing`) rather than returned. No `unsafe` is
-//! needed: the `jni` crate's safe calls and wry's class lookup do all of it.
+//! wait, so a failure over there is logged (logcat via `tracing`) rather than returned. The data key is the
+//! exception: its calls wait for the UI thread's answer ([`on_ui_thread_for`]), so they must be made off
+//! that thread (the app opens its data from a blocking task). No `unsafe` is needed: the `jni` crate's safe
+//! calls and wry's class lookup do all of it.
 //!
 //! Not Dioxus's `#[manganis::ffi]` native plugins: their generated code uses `unsafe`, which the workspace
 //! denies outside `ios.rs`, so Doorstep ships its Kotlin as the activity file instead (see
 //! `platform/README.md`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use doorstep_core::ids::VisitId;
 
@@ -20,12 +23,16 @@ use dioxus::desktop as renderer;
 use dioxus::mobile as renderer;
 use renderer::wry::prelude::{dispatch, find_class, jni, JNIEnv, JObject};
 
-use jni::objects::{JClass, JValue};
+use jni::objects::{JByteArray, JClass, JValue};
 
 use super::{
     package_from_cmdline, LeaseChange, LeaseSet, Notice, Pattern, PhoneNumber, Platform,
     PlatformError, Urgency, VisitTimerLease,
 };
+use crate::vault::DataKey;
+
+/// How long a data-key call may wait for the UI thread.
+const KEY_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The Kotlin object the calls go to, as wry's `find_class` wants it.
 const PLUGIN_CLASS: &str = "dev/dioxus/main/DoorstepPlatform";
@@ -185,6 +192,81 @@ impl Platform for AndroidPlatform {
         });
         Ok(())
     }
+
+    /// The key is the app's own (one data folder per app); `data_dir` is not needed to find it.
+    fn load_data_key(&self, _data_dir: &Path) -> Result<Option<DataKey>, PlatformError> {
+        self.data_key(false)
+    }
+
+    fn create_data_key(&self, _data_dir: &Path) -> Result<DataKey, PlatformError> {
+        self.data_key(true)?
+            .ok_or_else(|| PlatformError::KeyStore("Android made no data key".into()))
+    }
+
+    fn delete_data_key(&self, _data_dir: &Path) -> Result<(), PlatformError> {
+        on_ui_thread_for("to delete the data key", |env, activity, class| {
+            env.call_static_method(
+                class,
+                "deleteDataKey",
+                format!("({CONTEXT})V"),
+                &[JValue::Object(activity)],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+impl AndroidPlatform {
+    /// `DoorstepPlatform.dataKey(context, create)`: the 32-byte key unwrapped by the Keystore's AES key,
+    /// or `None` when there is none (and `create` is false).
+    fn data_key(&self, create: bool) -> Result<Option<DataKey>, PlatformError> {
+        let bytes = on_ui_thread_for("the data key", move |env, activity, class| {
+            let found = env
+                .call_static_method(
+                    class,
+                    "dataKey",
+                    format!("({CONTEXT}Z)[B"),
+                    &[JValue::Object(activity), JValue::Bool(u8::from(create))],
+                )?
+                .l()?;
+            if found.is_null() {
+                return Ok(None);
+            }
+            let array = JByteArray::from(found);
+            Ok(Some(zeroize::Zeroizing::new(
+                env.convert_byte_array(&array)?,
+            )))
+        })?;
+        bytes.map(|bytes| DataKey::from_bytes(&bytes)).transpose()
+    }
+}
+
+/// Runs `call` on Android's UI thread and waits for its answer. Must not be called on the UI thread.
+fn on_ui_thread_for<T, F>(what: &'static str, call: F) -> Result<T, PlatformError>
+where
+    T: Send + 'static,
+    F: for<'local> FnOnce(
+            &mut JNIEnv<'local>,
+            &JObject<'_>,
+            &JClass<'local>,
+        ) -> jni::errors::Result<T>
+        + Send
+        + 'static,
+{
+    let (answer, answered) = std::sync::mpsc::sync_channel(1);
+    dispatch(move |env, activity, _webview| {
+        let result = find_class(env, activity, PLUGIN_CLASS.to_owned())
+            .and_then(|class| call(env, activity, &class));
+        if result.is_err() && env.exception_check().unwrap_or(false) {
+            let _ = env.exception_describe();
+            let _ = env.exception_clear();
+        }
+        let _ = answer.send(result.map_err(|error| error.to_string()));
+    });
+    answered
+        .recv_timeout(KEY_CALL_TIMEOUT)
+        .map_err(|_| PlatformError::KeyStore(format!("Android did not answer for {what}")))?
+        .map_err(|error| PlatformError::KeyStore(format!("Android could not get {what}: {error}")))
 }
 
 /// Runs `call` on Android's UI thread with the `DoorstepPlatform` class, logging what went wrong.

@@ -12,12 +12,12 @@
 //! matches.
 #![allow(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::Utc;
 use doorstep_core::ids::VisitId;
-use objc2::rc::autoreleasepool;
+use objc2::rc::{autoreleasepool, Retained};
 use objc2::runtime::{AnyClass, Sel};
 use objc2::{msg_send, sel};
 use objc2_foundation::NSString;
@@ -26,6 +26,7 @@ use super::{
     LeaseChange, LeaseSet, Notice, Pattern, PhoneNumber, Platform, PlatformError, Urgency,
     VisitTimerLease,
 };
+use crate::vault::DataKey;
 
 /// The Swift class's Objective-C name, fixed by its `@objc(DoorstepPlatform)`.
 const PLUGIN_CLASS: &std::ffi::CStr = c"DoorstepPlatform";
@@ -44,13 +45,21 @@ pub struct IosPlatform {
 }
 
 impl IosPlatform {
-    /// The platform, asking for the notification permission once, at start (not on a doorstep).
+    /// The platform, asking for the notification permission once, at start (not on a doorstep), and
+    /// covering the app's screen whenever it leaves the foreground, so the app switcher's snapshot shows
+    /// nothing of a visit.
     pub fn new() -> Self {
         match plugin(sel!(askForNotifications)) {
             // SAFETY: `class` answers the selector (checked by `plugin`); Swift
             // `askForNotifications()` takes no arguments and returns Void.
             Ok(class) => autoreleasepool(|_| unsafe { msg_send![class, askForNotifications] }),
             Err(error) => tracing::warn!("notification permission not asked for: {error}"),
+        }
+        match plugin(sel!(hideInAppSwitcher)) {
+            // SAFETY: `class` answers the selector; Swift `hideInAppSwitcher()` takes no arguments and
+            // returns Void.
+            Ok(class) => autoreleasepool(|_| unsafe { msg_send![class, hideInAppSwitcher] }),
+            Err(error) => tracing::warn!("the app switcher's snapshot is not hidden: {error}"),
         }
         Self::default()
     }
@@ -101,6 +110,21 @@ fn cancel(notice: Notice) -> Result<(), PlatformError> {
     // SAFETY: `class` answers the selector; Swift `cancel(id: Int)` takes NSInteger and returns Void.
     let () = autoreleasepool(|_| unsafe { msg_send![class, cancel: id] });
     Ok(())
+}
+
+/// `DoorstepPlatform.dataKey(create:folder:)`: the data key from the Keychain (made first when `create`),
+/// with `folder` given the data protection class and kept out of backups; `None` when there is none.
+fn data_key(create: bool, folder: &Path) -> Result<Option<DataKey>, PlatformError> {
+    let class = plugin(sel!(dataKey:folder:))?;
+    let folder = NSString::from_str(&folder.display().to_string());
+    let text = autoreleasepool(|_| {
+        // SAFETY: `class` answers the selector; Swift `dataKey(create: Bool, folder: String) -> String?`
+        // takes BOOL and NSString * and returns an autoreleased NSString * or nil.
+        let found: Option<Retained<NSString>> =
+            unsafe { msg_send![class, dataKey: create, folder: &*folder] };
+        found.map(|text| zeroize::Zeroizing::new(text.to_string()))
+    });
+    text.map(|text| DataKey::from_text(&text)).transpose()
 }
 
 /// Opens a `tel:` or `sms:` link built by [`PhoneNumber`].
@@ -179,5 +203,22 @@ impl Platform for IosPlatform {
         // Void.
         let () = autoreleasepool(|_| unsafe { msg_send![class, endVisitTimer] });
         cancel(Notice::CheckInDue)
+    }
+
+    fn load_data_key(&self, data_dir: &Path) -> Result<Option<DataKey>, PlatformError> {
+        data_key(false, data_dir)
+    }
+
+    fn create_data_key(&self, data_dir: &Path) -> Result<DataKey, PlatformError> {
+        data_key(true, data_dir)?
+            .ok_or_else(|| PlatformError::KeyStore("the Keychain kept no data key".into()))
+    }
+
+    fn delete_data_key(&self, _data_dir: &Path) -> Result<(), PlatformError> {
+        let class = plugin(sel!(deleteDataKey))?;
+        // SAFETY: `class` answers the selector; Swift `deleteDataKey()` takes no arguments and returns
+        // Void.
+        let () = autoreleasepool(|_| unsafe { msg_send![class, deleteDataKey] });
+        Ok(())
     }
 }

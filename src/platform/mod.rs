@@ -5,22 +5,27 @@
 //! - [`phone`]: [`PhoneNumber`] (validated) and the `tel:`/`sms:` links built from it.
 //! - [`lease`]: [`VisitTimerLease`] and [`LeaseSet`], keeping the visit timer alive in the background.
 //! - [`recording`]: [`CallLog`] and [`RecordingPlatform`], what tests and the desktop read back.
-//! - [`desktop`]: [`DesktopPlatform`], the workstation build (records, logs, optionally `xdg-open`).
+//! - [`desktop`]: [`DesktopPlatform`], the workstation build (records, logs, optionally `xdg-open`; the data
+//!   key in the secret service or, without one, a key file).
+//! - `key_file`: the desktop's fallback key file (and the tests'), readable only by its owner.
 //! - `android`, `ios`: the phone builds. Android calls the Kotlin in `platform/android/` over JNI; iOS calls
 //!   the Swift in `platform/ios/` through the Objective-C runtime (see `docs/mobile.md`).
 //!
 //! Screens reach the platform through [`SharedPlatform`], provided as Dioxus context by `main.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use doorstep_core::ids::VisitId;
+
+use crate::vault::DataKey;
 
 #[cfg(target_os = "android")]
 mod android;
 mod desktop;
 #[cfg(target_os = "ios")]
 mod ios;
+pub mod key_file;
 pub mod lease;
 pub mod notice;
 pub mod phone;
@@ -48,6 +53,8 @@ pub enum PlatformError {
     Unsupported(&'static str),
     #[error("could not open the link: {0}")]
     LinkNotOpened(String),
+    #[error("the key store: {0}")]
+    KeyStore(String),
 }
 
 /// The services Doorstep asks of the system it runs on.
@@ -104,6 +111,23 @@ pub trait Platform: Send + Sync {
     /// Ends `visit`'s lease; after the last one the foreground service stops. Releasing a visit that
     /// holds no lease does nothing.
     fn release_keep_alive(&self, visit: &VisitId) -> Result<(), PlatformError>;
+
+    /// The key that seals the phone's data in `data_dir`, or `None` if the platform holds none for it.
+    /// Called off the UI thread (it may wait for the platform).
+    ///
+    /// Phone: Android unwraps the key with an AES key that never leaves the Android Keystore (hardware-
+    /// backed where the phone has it); iOS reads it from the Keychain (this device only, after first
+    /// unlock). Desktop: the secret service (GNOME Keyring, KWallet), or the key file beside the data
+    /// when there is none (see `key_file`).
+    fn load_data_key(&self, data_dir: &Path) -> Result<Option<DataKey>, PlatformError>;
+
+    /// Makes a new key for `data_dir` and keeps it, replacing any earlier one. Only when the phone is set
+    /// up.
+    fn create_data_key(&self, data_dir: &Path) -> Result<DataKey, PlatformError>;
+
+    /// Forgets the key for `data_dir`, so what was sealed with it can never be read again. Forgetting a
+    /// key that is not there is not an error.
+    fn delete_data_key(&self, data_dir: &Path) -> Result<(), PlatformError>;
 }
 
 /// The platform as the screens hold it: shared, and usable from the sync loop's threads.

@@ -1,7 +1,8 @@
 //! A log of every request the app made of the platform, so tests (and the desktop window) can check what a
 //! phone would have been asked to do: "a notification was shown, and it named nobody".
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use doorstep_core::ids::VisitId;
@@ -9,6 +10,7 @@ use doorstep_core::ids::VisitId;
 use super::{
     LeaseSet, Notice, Pattern, PhoneNumber, Platform, PlatformError, Urgency, VisitTimerLease,
 };
+use crate::vault::DataKey;
 
 /// One request made of the platform, as the phone would have received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,11 +96,12 @@ impl CallLog {
 }
 
 /// A platform that does nothing but record, with a data folder of the test's choosing. For the app's tests
-/// and for screens rendered without a window.
+/// and for screens rendered without a window. Its key store is in memory, shared by its clones.
 #[derive(Debug, Clone)]
 pub struct RecordingPlatform {
     data_dir: PathBuf,
     log: CallLog,
+    keys: Arc<Mutex<HashMap<PathBuf, DataKey>>>,
 }
 
 impl RecordingPlatform {
@@ -106,7 +109,14 @@ impl RecordingPlatform {
         Self {
             data_dir: data_dir.into(),
             log: CallLog::default(),
+            keys: Arc::default(),
         }
+    }
+
+    fn keys(&self) -> MutexGuard<'_, HashMap<PathBuf, DataKey>> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The log this platform writes to; clones share it.
@@ -156,6 +166,21 @@ impl Platform for RecordingPlatform {
 
     fn release_keep_alive(&self, visit: &VisitId) -> Result<(), PlatformError> {
         self.log.record(PlatformCall::Released(visit.clone()));
+        Ok(())
+    }
+
+    fn load_data_key(&self, data_dir: &Path) -> Result<Option<DataKey>, PlatformError> {
+        Ok(self.keys().get(data_dir).cloned())
+    }
+
+    fn create_data_key(&self, data_dir: &Path) -> Result<DataKey, PlatformError> {
+        let key = DataKey::generate();
+        self.keys().insert(data_dir.to_owned(), key.clone());
+        Ok(key)
+    }
+
+    fn delete_data_key(&self, data_dir: &Path) -> Result<(), PlatformError> {
+        self.keys().remove(data_dir);
         Ok(())
     }
 }

@@ -23,9 +23,15 @@ pub(super) fn LeavePad(visit_id: VisitId, me: Me, open: Signal<bool>) -> Element
         .map(|i| if i < typed { '●' } else { '○' })
         .collect();
     let keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
+    let problem = store.pins_problem();
     rsx! {
         section { class: "pin", aria_label: "Confirm you have left",
             h2 { "Enter your PIN to confirm you've left" }
+            if let Some(problem) = problem {
+                p { class: "error", role: "alert", id: {"pin-problem"},
+                    "\"I've left\" cannot be confirmed on this phone: {problem} Ring the office to tell them you have left."
+                }
+            }
             p { class: "dots", id: {"pin-dots"}, aria_label: "{typed} of {PIN_LENGTH} digits entered", "{dots}" }
             if let Some(message) = error() {
                 p { class: "error", role: "alert", id: {"pin-error"}, "{message}" }

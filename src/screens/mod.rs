@@ -14,6 +14,8 @@
 //! - [`write_up`]: the write-up and the CPOMS text built from it.
 //! - [`pins`]: changing this phone's PINs (its own screen, reached from Today).
 //! - [`settings`]: this phone's settings (the loud sound for a late check-in, off unless turned on).
+//! - [`setup`]: setting the phone up with the office (address, one-time code, the two PINs), before
+//!   anything else; and [`removed`]: what a phone the office revoked says once it has deleted its data.
 
 // Element ids are written `id: {"…"}` rather than as plain literals: a literal would be baked into the
 // template, while an expression is announced to the renderer with the element's id, which is how the
@@ -32,12 +34,16 @@ mod in_visit;
 mod late;
 mod leave;
 mod pins;
+mod removed;
 mod settings;
+mod setup;
 mod visit;
 mod write_up;
 
 pub(crate) use pins::PinsScreen;
+pub(crate) use removed::RemovedScreen;
 pub(crate) use settings::SettingsScreen;
+pub(crate) use setup::SetUpScreen;
 pub(crate) use visit::VisitScreen;
 
 use crate::store::ActionError;

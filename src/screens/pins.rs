@@ -5,13 +5,15 @@
 
 use dioxus::prelude::*;
 
-use crate::app::{Screen, Ui};
+use crate::app::{Clock, Screen, Ui};
 use crate::store::{AppStore, PinKind};
 
 #[component]
 pub(crate) fn PinsScreen() -> Element {
     let store = use_context::<AppStore>();
+    let clock = use_context::<Clock>();
     let mut ui = use_context::<Ui>();
+    let problem = store.pins_problem();
     let mut current = use_signal(String::new);
     let mut normal = use_signal(String::new);
     let mut duress = use_signal(String::new);
@@ -29,7 +31,10 @@ pub(crate) fn PinsScreen() -> Element {
         section { class: "pins", aria_label: "Your PINs",
             h1 { "Your PINs" }
             p { "Your PIN confirms \"I've left\". Your second PIN does the same on screen and also tells the school office at once, without a sound: use it if someone is making you leave or end the visit." }
-            p { "Each is 4 digits, and they must differ. They are kept on this phone only." }
+            p { "Each is 4 digits. They must differ, and neither may be easy to guess (1234, 0000, this year…). They are kept on this phone only." }
+            if let Some(problem) = problem {
+                p { class: "error", role: "alert", id: {"pins-problem"}, "{problem}" }
+            }
             label { r#for: "pin-current", "Your PIN now" }
             input { id: {"pin-current"}, r#type: "password", inputmode: "numeric", autocomplete: "off", maxlength: "4",
                 oninput: move |e| current.set(e.value()) }
@@ -53,7 +58,7 @@ pub(crate) fn PinsScreen() -> Element {
                         Err("Not changed: that is not your PIN now.".to_owned())
                     } else {
                         store
-                            .set_pins(&normal.peek(), &duress.peek())
+                            .set_pins(&normal.peek(), &duress.peek(), clock.now())
                             .map(|()| "Saved. Use your new PINs from now on.".to_owned())
                             .map_err(|error| format!("Not changed: {error}."))
                     };

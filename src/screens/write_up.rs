@@ -96,13 +96,23 @@ pub(super) fn CpomsSummary(card: VisitCard) -> Element {
     let store = use_context::<AppStore>();
     let clock = use_context::<Clock>();
     let own = store.own_events(&card.visit.id).unwrap_or_default();
-    let write_up = own
+    let gone = store.words_left_phone(&card.visit.id).unwrap_or_default();
+    let latest = own
         .iter()
         .rev()
         .find_map(|(envelope, _)| match &envelope.event {
-            VisitEvent::WrittenUp { write_up, .. } => Some(write_up.clone()),
+            VisitEvent::WrittenUp { write_up, .. } => Some((envelope.id, write_up.clone())),
             _ => None,
         });
+    if latest.as_ref().is_some_and(|(id, _)| gone.contains(id)) {
+        let system = card.policy.record_system.clone();
+        return rsx! {
+            p { class: "notice", id: {"write-up-at-office"},
+                "The office has your write-up. Its words are no longer kept on this phone: the text for {system} is in the visit's record at the office."
+            }
+        };
+    }
+    let write_up = latest.map(|(_, write_up)| write_up);
     let cancellation = own.iter().find_map(|(envelope, _)| match &envelope.event {
         VisitEvent::Cancelled { reason, note, .. } => Some(Cancellation {
             reason: *reason,

@@ -9,7 +9,9 @@ JSON line on stdout; when stdin closes it stops the app and exits. The commands:
 
   {"op": "click", "name": "..."}          press the control whose accessible name starts with `name`
                                           (add "exact": true for a name that must match whole)
-  {"op": "type", "name": "...", "text": "..."}  focus that text field and type into it (with xdotool)
+  {"op": "type", "name": "...", "text": "..."}  focus that text field and type into it (with xdotool);
+                                          with "replace": true, what the field held is selected and
+                                          deleted first
   {"op": "text"}                          every name and text on the screen, one per line
 
 Each command waits up to "timeout" seconds (default 30) for its control to appear. Answers are
@@ -167,6 +169,8 @@ def run(command):
             check=True,
             timeout=timeout,
         )
+        if command.get("replace"):
+            subprocess.run(["xdotool", "key", "--clearmodifiers", "ctrl+a", "BackSpace"], check=True, timeout=timeout)
         subprocess.run(["xdotool", "type", "--delay", "15", command["text"]], check=True, timeout=timeout)
     return {}
 

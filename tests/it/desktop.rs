@@ -10,6 +10,11 @@
 //! briefing and then call the visit off while Sam is on the way: the office watches Sam until Sam's
 //! "On my way back".
 //!
+//! Sam's phone is set up with a one-time code before each walk, as `enrolment::set_up` does it, and its
+//! files are searched for the visit's pupil, address, needs and family before and after the visit: they
+//! are sealed, so none is found. A fourth walk sets a phone up on its own set-up screen (refusing PINs
+//! anybody would try first), has an admin revoke it, and sees it delete everything it held and say so.
+//!
 //! Needs Debian's `xvfb`, `xdotool`, `dbus-daemon`, `at-spi2-core`, `gir1.2-atspi-2.0` and `python3-gi`
 //! (installed by `scripts/install-deps`).
 
@@ -19,19 +24,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Local, TimeDelta, Timelike, Utc};
+use doorstep::enrolment::Credential;
+use doorstep::platform::DesktopPlatform;
 use doorstep::store::AppStore;
+use doorstep::vault::Vault;
 use doorstep_core::domain::{Address, Briefing, RiskAssessment, Visit, VisitPurpose, VisitStaff};
 use doorstep_core::event_log::Delivery;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{Command, Phase, VisitEvent};
 use doorstep_core::policy::PolicyMinutes;
+use doorstep_core::protocol::EnrolmentLink;
 use doorstep_core::test_support::staff;
-use doorstep_office::demo::{self, PhoneConfig};
 use doorstep_office::SqliteStore;
 use serde_json::{json, Value};
 
-use crate::office::{phone, InProcessOffice};
+use crate::office::{phone, set_up_phone, InProcessOffice, PIN};
 
 /// One app window at a time: two WebKit processes at once only make a 2-core machine slower.
 static ONE_WINDOW: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -95,8 +105,9 @@ struct DesktopApp {
 }
 
 impl DesktopApp {
-    /// Starts the app on `display` as the phone in `phone_config`, keeping its data in `data_dir`.
-    fn launch(display: &Display, phone_config: &Path, data_dir: &Path, log: &Path) -> Self {
+    /// Starts the app on `display` with its data in `data_dir`, its set-up screen filled in with
+    /// `enrol_link` if it is not set up yet.
+    fn launch(display: &Display, data_dir: &Path, enrol_link: Option<&str>, log: &Path) -> Self {
         let driver_script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/desktop/atspi_driver.py");
         let mut driver = Process::new("dbus-run-session")
@@ -108,8 +119,8 @@ impl DesktopApp {
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_doorstep"))
             .env("DISPLAY", &display.name)
-            .env("DOORSTEP_PHONE_CONFIG", phone_config)
             .env("DOORSTEP_DATA_DIR", data_dir)
+            .env("DOORSTEP_ENROL", enrol_link.unwrap_or_default())
             .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
             .env("RUST_LOG", "info")
             .env_remove("NO_AT_BRIDGE")
@@ -190,6 +201,11 @@ impl DesktopApp {
         self.send(json!({"op": "type", "name": field, "text": text}));
     }
 
+    /// Replaces what the field named `field` holds with `text`.
+    fn replace_in(&mut self, field: &str, text: &str) {
+        self.send(json!({"op": "type", "name": field, "text": text, "replace": true}));
+    }
+
     /// What a screen reader would read out, one item per line.
     fn screen(&mut self) -> Vec<String> {
         let answer = self.send(json!({"op": "text"}));
@@ -268,6 +284,47 @@ impl Drop for DesktopApp {
     }
 }
 
+/// What the test's visit says of the family, for the search of the phone's files.
+const PUPIL: &str = "Leo Cartwright";
+const STREET: &str = "9 Canal Walk";
+const NEEDS: &str = "Needs his inhaler within reach";
+const FAMILY: &str = "Grandad lives with them since the spring";
+/// Words of Sam's write-up.
+const WRITTEN: &str = "Dad rings the office on Monday.";
+
+/// Every byte of every file in the phone's data folder (the database, its write-ahead log and shared
+/// memory, the credential, the PINs, the settings, the key file), as text a search would see.
+fn phone_files(dir: &Path) -> (Vec<String>, String) {
+    let mut names = Vec::new();
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).expect("the phone's data folder") {
+        let entry = entry.expect("an entry");
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    names.sort();
+    (names, text)
+}
+
+/// The phone's files hold none of the family's details (nor Sam's write-up): everything is sealed.
+fn assert_nothing_readable(dir: &Path, when: &str) {
+    let (names, text) = phone_files(dir);
+    assert!(
+        names.iter().any(|n| n == "doorstep.sqlite3")
+            && names.iter().any(|n| n == "credential.sealed"),
+        "{when}: the phone's files are there: {names:?}"
+    );
+    for secret in [PUPIL, STREET, NEEDS, FAMILY, WRITTEN, "Alex Morgan"] {
+        assert!(
+            !text.contains(secret),
+            "{when}: {secret:?} is readable in the phone's files {names:?}"
+        );
+    }
+}
+
 /// A visit for Sam and Alex, agreed for a minute ago, authorised by the headteacher.
 fn add_visit_starting_now(store: &SqliteStore, now: DateTime<Utc>) -> Visit {
     let agreed = (now - TimeDelta::minutes(1))
@@ -276,16 +333,18 @@ fn add_visit_starting_now(store: &SqliteStore, now: DateTime<Utc>) -> Visit {
         .expect("a whole minute");
     let mut briefing = Briefing::new(RiskAssessment::standard());
     briefing.pets = "A cat; no dogs in the house.".into();
+    briefing.pupil_needs = NEEDS.into();
+    briefing.family = FAMILY.into();
     let visit = Visit {
         id: "visit-e2e".parse().expect("visit id"),
         school: "demo-primary".parse().expect("school id"),
         purpose: VisitPurpose::MeetParentAtHome,
         pupil: doorstep_core::domain::Pupil {
             id: "pupil-leo".parse().expect("pupil id"),
-            name: "Leo C.".into(),
+            name: PUPIL.into(),
         },
         address: Address {
-            lines: vec!["9 Canal Walk".into(), "Oakfield".into()],
+            lines: vec![STREET.into(), "Oakfield".into()],
             postcode: "OK9 4GH".into(),
         },
         agreed_time: agreed,
@@ -362,14 +421,33 @@ struct Walk {
     display: Display,
     dir: tempfile::TempDir,
     office: InProcessOffice,
-    sam: PhoneConfig,
+    sam: Credential,
     sam_data: PathBuf,
     alex: (AppStore, doorstep::sync::SyncClient),
     visit: Visit,
 }
 
+/// A one-time enrolment code for `who` from the office in `office_dir` at `office`, as its QR code's link.
+fn enrolment_link(office: &InProcessOffice, who: &str) -> String {
+    let store = SqliteStore::open(&office.data_dir).expect("the office's store");
+    let issued = store
+        .issue_enrolment_code(
+            &"demo-primary".parse().expect("school"),
+            &staff(who),
+            "test",
+            Utc::now(),
+        )
+        .expect("a code");
+    EnrolmentLink {
+        office_url: format!("http://{}", office.addr),
+        code: issued.code,
+    }
+    .to_uri()
+}
+
 impl Walk {
-    /// The demo office with the test's visit, Sam's app open on it and Alex's phone (driven directly).
+    /// The demo office with the test's visit, Sam's phone set up with a code and the app open on it, and
+    /// Alex's phone (driven directly).
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let office_dir = dir.path().join("office");
@@ -382,18 +460,18 @@ impl Walk {
         let visit = added.expect("the test's visit");
         let sam_data = dir.path().join("sam");
         let alex_data = dir.path().join("alex");
-        std::fs::create_dir_all(&sam_data).expect("phone dir");
         std::fs::create_dir_all(&alex_data).expect("phone dir");
-        let config = dir.path().join("sam-phone.json");
-        demo::write_phone_config(&config, &phones.me).expect("write the phone's config");
+        let link = enrolment_link(&office, "sam");
+        let (store, _, sam) = set_up_phone(&sam_data, &link).await;
+        drop(store);
         let display = Display::start();
-        let app = DesktopApp::launch(&display, &config, &sam_data, &dir.path().join("app.log"));
+        let app = DesktopApp::launch(&display, &sam_data, None, &dir.path().join("app.log"));
         let alex = phone(&alex_data, &phones.partner);
         alex.1.sync_once(&alex.0, Utc::now).await;
         Self {
             dir,
             office,
-            sam: phones.me,
+            sam,
             sam_data,
             alex,
             visit,
@@ -412,12 +490,11 @@ impl Walk {
         if let Some(app) = self.app.take() {
             app.close();
         }
-        let config = self.dir.path().join("sam-phone.json");
         let log = self.dir.path().join("app.log");
         self.app = Some(DesktopApp::launch(
             &self.display,
-            &config,
             &self.sam_data,
+            None,
             &log,
         ));
         let open = open_button(&self.visit);
@@ -469,8 +546,8 @@ impl Walk {
         app.press("Check in: tell the office you are OK");
         app.wait_for("In the visit, checked in", Duration::from_secs(20));
         app.press("Tell the office you have left the property");
-        for digit in ["1", "2", "3", "4"] {
-            app.press_exactly(digit);
+        for digit in PIN.chars() {
+            app.press_exactly(&digit.to_string());
         }
         app.press("Confirm I've left");
         app.type_into("Who was seen", "Leo and his dad");
@@ -478,14 +555,11 @@ impl Walk {
             "What was discussed",
             "Getting to school on time; the bus pass.",
         );
-        app.type_into(
-            "Agreements made with parents",
-            "Dad rings the office on Monday.",
-        );
+        app.type_into("Agreements made with parents", WRITTEN);
         app.press("Safeguarding concern: no");
         app.press("Save the write-up");
         app.wait_for("Summary for CPOMS", Duration::from_secs(20));
-        app.wait_for("Dad rings the office on Monday.", Duration::from_secs(20));
+        app.wait_for(WRITTEN, Duration::from_secs(20));
     }
 
     /// Closes the app and reads what Sam's phone recorded for the visit, with each event's delivery.
@@ -493,7 +567,10 @@ impl Walk {
         if let Some(app) = self.app.take() {
             app.close();
         }
-        let store = AppStore::open_in(&self.sam_data, &self.sam.device_id).expect("Sam's phone");
+        let vault = Vault::open(&self.sam_data, Arc::new(DesktopPlatform::new()))
+            .expect("Sam's key")
+            .expect("Sam's phone is set up");
+        let store = AppStore::open(Arc::new(vault), &self.sam.device_id).expect("Sam's phone");
         store
             .own_events(&self.visit.id)
             .expect("Sam's events")
@@ -548,6 +625,8 @@ async fn a_whole_pair_visit_on_the_desktop_app_reaches_the_office_exactly_once()
     let mut walk = Walk::start().await;
     walk.app()
         .wait_for("office confirmed", Duration::from_secs(60));
+    // The phone holds the visit's briefing now, and none of it is readable in its files.
+    assert_nothing_readable(&walk.sam_data, "before the visit");
     // The window's page is called by the app's name, never by anything about the visit.
     let screen = walk.app().screen();
     assert_eq!(screen[0], "document web: Doorstep", "{screen:?}");
@@ -595,6 +674,7 @@ async fn a_whole_pair_visit_on_the_desktop_app_reaches_the_office_exactly_once()
     walk.check_in_leave_and_write_up();
     walk.app()
         .wait_for("All confirmed", Duration::from_secs(30));
+    assert_nothing_readable(&walk.sam_data, "after the visit");
     let office_dir = walk.office_dir();
     let device = walk.sam.device_id.to_string();
     let phone = walk.close_and_read_phone();
@@ -774,4 +854,97 @@ async fn the_office_changes_the_briefing_then_calls_the_visit_off_and_watches_sa
     assert_eq!(state.watched().count(), 0, "nobody is left to watch");
     drop(office);
     walk.office.stop().await;
+}
+
+/// A phone set up on its own set-up screen, as the demo does it: the office's address and the code filled
+/// in from the admin's link, the PINs chosen there (the easy ones refused first, using nothing up). Then an
+/// admin revokes it: at its next contact with the office it deletes everything Doorstep kept on it, says
+/// so, and after a restart offers to be set up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_set_up_on_its_screen_then_revoked_deletes_everything_and_says_so() {
+    let _one = ONE_WINDOW.lock().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let office_dir = dir.path().join("office");
+    std::fs::create_dir_all(&office_dir).expect("office dir");
+    let (mut office, _) = InProcessOffice::start_demo(&office_dir).await;
+    let link = enrolment_link(&office, "sam");
+    let data = dir.path().join("sam");
+    let log = dir.path().join("app.log");
+    let display = Display::start();
+    let mut app = DesktopApp::launch(&display, &data, Some(&link), &log);
+    app.wait_for("Set up this phone", Duration::from_secs(60));
+    let screen = app.screen().join("\n");
+    assert!(
+        screen.contains(&format!("http://{}", office.addr)),
+        "the address is filled in: {screen}"
+    );
+
+    app.type_into("Your PIN", "1234");
+    app.type_into("Your second PIN", "9999");
+    app.press("Set up this phone with the office");
+    app.wait_for(
+        "your PIN is too easy to guess (digits in a row)",
+        Duration::from_secs(20),
+    );
+    let office_store = SqliteStore::open(&office_dir).expect("the office's store");
+    let school = "demo-primary".parse().expect("school");
+    assert_eq!(
+        office_store
+            .pending_enrolment_codes(&school, Utc::now())
+            .expect("codes")
+            .len(),
+        1,
+        "a refused PIN uses up no code"
+    );
+    // The fields keep what was typed: the person chooses again.
+    app.replace_in("Your PIN", PIN);
+    app.replace_in("Your second PIN", crate::office::SECOND_PIN);
+    app.press("Set up this phone with the office");
+    app.wait_for("office confirmed", Duration::from_secs(60));
+    let screen = app.screen().join("\n");
+    assert!(screen.contains("Sam Taylor"), "{screen}");
+    let devices = office_store.school_devices(&school).expect("devices");
+    let sams = devices
+        .iter()
+        .find(|d| d.staff == staff("sam") && d.id.as_str() != "phone-sam")
+        .expect("Sam's new phone is enrolled");
+    let (names, _) = phone_files(&data);
+    for kept in ["doorstep.sqlite3", "credential.sealed", "pins.sealed"] {
+        assert!(names.iter().any(|n| n == kept), "{kept}: {names:?}");
+    }
+
+    // The admin revokes it; at its next sync (its idle tick) the phone deletes everything and says so.
+    office_store
+        .revoke_device(&school, &sams.id, &staff("head"), Utc::now())
+        .expect("revoke");
+    app.wait_for(
+        "Everything Doorstep kept on this phone was deleted",
+        Duration::from_secs(60),
+    );
+    let screen = app.screen().join("\n");
+    assert!(
+        screen.contains("the school office removed this phone from Doorstep"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("Sam Taylor"),
+        "nothing of Sam's is shown: {screen}"
+    );
+    let (names, _) = phone_files(&data);
+    assert_eq!(
+        names,
+        ["deleted.txt"],
+        "the database, its companions, the credential, the PINs and the key are gone"
+    );
+
+    // Opened again, it says what happened and offers to be set up afresh.
+    app.close();
+    let mut app = DesktopApp::launch(&display, &data, None, &log);
+    app.wait_for("Set up this phone", Duration::from_secs(60));
+    app.wait_for(
+        "Everything Doorstep kept on this phone was deleted on",
+        Duration::from_secs(20),
+    );
+    app.close();
+    office.stop().await;
 }

@@ -2,6 +2,7 @@
 //! VirtualDom, and whole visits on the real desktop build under Xvfb (`desktop`).
 
 mod desktop;
+mod enrolment;
 mod office;
 mod platform;
 mod screens;

@@ -1,4 +1,6 @@
-//! Test helpers: a real office, in-process on a chosen port or as the real binary, and a phone's store.
+//! Test helpers: a real office, in-process on a chosen port or as the real binary, and a phone's sealed
+//! store (its key in a key file beside it, as on a desktop without a secret service), enrolled directly or
+//! set up with a one-time code as a phone is.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,8 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use doorstep::enrolment::{set_up, Credential, SetUp};
+use doorstep::platform::{DesktopPlatform, Platform};
 use doorstep::store::AppStore;
 use doorstep::sync::SyncClient;
+use doorstep::vault::{Vault, DATABASE_FILE};
+use doorstep_core::event_log::EventLog;
 use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
 use doorstep_office::SqliteStore;
 use tokio::sync::oneshot;
@@ -85,7 +91,9 @@ impl InProcessOffice {
 /// The real `doorstep-office` binary, built next to this test binary by `cargo test --workspace`.
 pub struct OfficeProcess {
     child: Child,
-    pub phone: PhoneConfig,
+    /// Where it listens, `http://127.0.0.1:PORT`.
+    pub url: String,
+    data_dir: PathBuf,
 }
 
 fn office_binary() -> PathBuf {
@@ -100,12 +108,18 @@ fn office_binary() -> PathBuf {
     binary
 }
 
+/// A free address on this machine (bound here and let go, for the office binary to bind next).
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").to_string()
+}
+
 impl OfficeProcess {
-    /// Starts the office binary with `--demo` on `data_dir` and waits until it answers.
-    pub async fn start(data_dir: &Path, listen: &str) -> Self {
-        let config = data_dir.join(demo::DEMO_PHONE_FILE);
+    /// Starts the office binary with `--demo` on `data_dir`, listening on `address`, and waits until it
+    /// answers.
+    pub async fn start(data_dir: &Path, address: &str) -> Self {
         let child = Command::new(office_binary())
-            .args(["--demo", "--listen", listen, "--data-dir"])
+            .args(["--demo", "--listen", address, "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -113,23 +127,29 @@ impl OfficeProcess {
             .expect("start doorstep-office");
         // Owned from here, so the process is killed even if the wait below panics.
         let mut guard = ChildGuard(Some(child));
+        let url = format!("http://{address}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             assert!(Instant::now() < deadline, "the office binary did not start");
-            // The config may be left over from an earlier run on the same address: only a health answer
-            // from the new process counts, and the old one is dead.
-            if let Ok(text) = std::fs::read_to_string(&config) {
-                let phone: PhoneConfig = serde_json::from_str(&text).expect("phone config");
-                let up = reqwest::get(format!("{}/api/v1/health", phone.office_url))
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if up {
-                    let child = guard.0.take().expect("child");
-                    return Self { child, phone };
-                }
+            let up = reqwest::get(format!("{url}/api/v1/health"))
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                let child = guard.0.take().expect("child");
+                return Self {
+                    child,
+                    url,
+                    data_dir: data_dir.to_owned(),
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A one-time code for `who`, as an admin makes one from the command line: the `doorstep://enrol`
+    /// link the admin's QR code carries.
+    pub fn enrolment_link(&self, who: &str) -> String {
+        enrolment_link(&self.data_dir, &self.url, who)
     }
 
     /// SIGKILL: no shutdown, no flush.
@@ -137,6 +157,54 @@ impl OfficeProcess {
         self.child.kill().expect("kill");
         self.child.wait().expect("reap");
     }
+}
+
+/// `doorstep-office enrol-code WHO --link` on the office's data: the link it prints.
+pub fn enrolment_link(office_dir: &Path, url: &str, who: &str) -> String {
+    let output = Command::new(office_binary())
+        .args([
+            "enrol-code",
+            who,
+            "--link",
+            "--office-url",
+            url,
+            "--data-dir",
+        ])
+        .arg(office_dir)
+        .output()
+        .expect("run doorstep-office enrol-code");
+    assert!(output.status.success(), "enrol-code: {output:?}");
+    String::from_utf8(output.stdout)
+        .expect("a link")
+        .trim()
+        .to_owned()
+}
+
+/// The PINs every test phone is set up with.
+pub const PIN: &str = "2468";
+pub const SECOND_PIN: &str = "1357";
+
+/// A phone set up as a person sets one up: the code field given `link` (what the QR code carries), the
+/// two PINs, then the phone's store and sync client over its sealed data folder `dir`.
+pub async fn set_up_phone(dir: &Path, link: &str) -> (AppStore, SyncClient, Credential) {
+    let platform: Arc<dyn Platform> = Arc::new(DesktopPlatform::new());
+    let enrolled = set_up(
+        dir,
+        platform,
+        SetUp {
+            office_url: String::new(),
+            code: link.to_owned(),
+            pin: PIN.into(),
+            second_pin: SECOND_PIN.into(),
+        },
+        Utc::now(),
+    )
+    .await
+    .expect("the phone is set up");
+    let credential = enrolled.credential.clone();
+    let store = AppStore::open(enrolled.vault, &credential.device_id).expect("open the phone");
+    let client = SyncClient::new(&credential.office_url, &credential.token).expect("client");
+    (store, client, credential)
 }
 
 struct ChildGuard(Option<Child>);
@@ -157,11 +225,29 @@ impl Drop for OfficeProcess {
     }
 }
 
-/// A phone: its own store in `dir`, and a sync client for `config`.
+/// A phone enrolled straight into the office's store (`demo::seed`'s Sam and Alex): its own sealed store
+/// in `dir` (the key in a key file there), with the test PINs, and a sync client for `config`.
 pub fn phone(dir: &Path, config: &PhoneConfig) -> (AppStore, SyncClient) {
-    let store = AppStore::open_in(dir, &config.device_id).expect("open phone store");
+    let vault = match Vault::open(dir, Arc::new(DesktopPlatform::new())).expect("the key file") {
+        Some(vault) => vault,
+        None => Vault::create(dir, Arc::new(DesktopPlatform::new())).expect("a sealed folder"),
+    };
+    let store = AppStore::open(Arc::new(vault), &config.device_id).expect("open phone store");
+    if store.pins_problem().is_some() {
+        store
+            .set_pins(PIN, SECOND_PIN, Utc::now())
+            .expect("the test PINs");
+    }
     let client = SyncClient::new(&config.office_url, &config.device_token).expect("client");
     (store, client)
+}
+
+/// The phone's event log in `dir`, opened with its key (as a second reader of the same files).
+pub fn sealed_log(dir: &Path, device: &doorstep_core::ids::DeviceId) -> EventLog {
+    let vault = Vault::open(dir, Arc::new(DesktopPlatform::new()))
+        .expect("the key file")
+        .expect("a key");
+    EventLog::open_sealed(&vault.path(DATABASE_FILE), device, vault.sealer()).expect("the log")
 }
 
 /// How many events from `device` the office's database file holds.

@@ -243,6 +243,54 @@ fn the_android_manifest_declares_what_dioxus_toml_asks_for() {
     assert!(manifest.contains("android:name=\"dev.dioxus.main.MainActivity\""));
 }
 
+/// A lost phone's data must not come back from a backup, nor its screens from a screenshot or the
+/// recent-apps thumbnail; on iOS the same through the Swift the Rust side calls.
+#[test]
+fn the_phones_keep_their_data_out_of_backups_and_their_screens_out_of_screenshots() {
+    let manifest = repo_file("platform/android/AndroidManifest.xml");
+    assert!(
+        manifest.contains("android:allowBackup=\"false\""),
+        "{manifest}"
+    );
+    assert!(manifest.contains("android:fullBackupContent=\"false\""));
+    let kotlin = repo_file("platform/android/MainActivity.kt");
+    let on_create = &kotlin[kotlin.find("override fun onCreate").expect("onCreate")..];
+    let on_create = &on_create[..on_create.find("\n    }").unwrap()];
+    assert!(
+        on_create.contains("WindowManager.LayoutParams.FLAG_SECURE"),
+        "every screen is FLAG_SECURE: {on_create}"
+    );
+    assert!(
+        kotlin.contains("noBackupFilesDir"),
+        "the wrapped key is never backed up"
+    );
+    assert!(kotlin.contains("\"AndroidKeyStore\""));
+
+    let swift = repo_file("platform/ios/DoorstepPlatform.swift");
+    for needed in [
+        "kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly",
+        "FileProtectionType.completeUntilFirstUserAuthentication",
+        "isExcludedFromBackup = true",
+        "willResignActiveNotification",
+    ] {
+        assert!(
+            swift.contains(needed),
+            "DoorstepPlatform.swift lacks {needed}"
+        );
+    }
+    let ios = repo_file("src/platform/ios.rs");
+    for selector in ["dataKey:folder:", "deleteDataKey", "hideInAppSwitcher"] {
+        assert!(
+            ios.contains(&format!("sel!({selector})")),
+            "ios.rs never sends {selector}"
+        );
+        assert!(
+            swift.contains(&format!("@objc({selector})")),
+            "the Swift has no @objc({selector})"
+        );
+    }
+}
+
 /// The Rust side finds the Kotlin by name and JNI signature: a rename on one side only would compile and
 /// then fail on the phone, so check the names here.
 #[test]
@@ -266,6 +314,8 @@ fn every_kotlin_method_the_rust_side_calls_exists() {
             "context: Context, title: String, body: String",
         ),
         ("stopVisitTimer", "context: Context"),
+        ("dataKey", "context: Context, create: Boolean"),
+        ("deleteDataKey", "context: Context"),
     ];
     for (name, parameters) in methods {
         assert!(

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -15,6 +16,7 @@ use dioxus::prelude::*;
 use doorstep::app::{App, Clock, ClockHand};
 use doorstep::platform::{Notice, PlatformCall, RecordingPlatform, SharedPlatform};
 use doorstep::store::{AppStore, PinKind};
+use doorstep::vault::Vault;
 use doorstep_core::domain::{
     Address, Briefing, Pupil, RiskAssessment, School, Visit, VisitPurpose, VisitStaff,
 };
@@ -105,7 +107,29 @@ fn sams_phone(dir: &std::path::Path, with_holdings: bool) -> AppStore {
         };
         log.save_holdings(&holdings, at(8, 0)).unwrap();
     }
-    AppStore::new(log)
+    let store = AppStore::new(log);
+    store.set_pins(PIN, SECOND_PIN, at(8, 0)).unwrap();
+    store
+}
+
+/// The PINs Sam chose when the phone was set up.
+const PIN: &str = "2468";
+const SECOND_PIN: &str = "1357";
+
+/// Sam's phone as the app opens it: a sealed data folder (its key held by a recording platform, which
+/// the returned handle shares), with Sam's PINs chosen.
+fn sealed_phone(dir: &std::path::Path) -> (AppStore, Arc<RecordingPlatform>) {
+    let platform = Arc::new(RecordingPlatform::new(dir));
+    let vault = Vault::create(dir, platform.clone()).unwrap();
+    let store = AppStore::open(Arc::new(vault), &"phone-sam".parse().unwrap()).unwrap();
+    store.set_pins(PIN, SECOND_PIN, at(8, 0)).unwrap();
+    (store, platform)
+}
+
+/// The same phone opened again (after a restart).
+fn reopened(dir: &std::path::Path, platform: &Arc<RecordingPlatform>) -> AppStore {
+    let vault = Vault::open(dir, platform.clone()).unwrap().unwrap();
+    AppStore::open(Arc::new(vault), &"phone-sam".parse().unwrap()).unwrap()
 }
 
 /// The app in a VirtualDom, with the element ids it has created so far, keyed by their `id` attribute.
@@ -461,6 +485,42 @@ async fn before_the_first_sync_today_says_so() {
     );
 }
 
+#[tokio::test]
+async fn an_office_address_that_is_not_https_is_named_on_the_status_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sams_phone(dir.path(), true);
+    let reason = doorstep::enrolment::OfficeUrl::parse("http://office.school.example")
+        .unwrap_err()
+        .to_string();
+    store.refuse_link(reason);
+    let html = Harness::start(&store).html();
+    assert!(
+        html.contains("Not sending to the office: this phone talks to the office only over HTTPS"),
+        "{html}"
+    );
+    assert!(!html.contains("All confirmed"), "{html}");
+}
+
+#[tokio::test]
+async fn a_phone_out_of_touch_for_the_policys_days_says_so_on_today() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(sams_phone(dir.path(), true));
+    // The last exchange with the office a week before the screen's clock (the policy's seven days).
+    let mut log = EventLog::open(
+        &dir.path().join("phone.sqlite3"),
+        &"phone-sam".parse().unwrap(),
+    )
+    .unwrap();
+    let last = at(8, 0) - chrono::TimeDelta::days(7);
+    log.note_sync_success(last, last).unwrap();
+    let store = AppStore::new(log);
+    let html = Harness::start_at(&store, at(8, 30)).html();
+    assert!(
+        html.contains("Briefings and addresses were deleted from this phone: it has not reached the office for 7 days"),
+        "{html}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // A whole visit. Sam's phone; Alex's steps are recorded as the office would relay them from Alex's phone.
 
@@ -767,8 +827,8 @@ async fn leave_with(pin: &str) -> (String, Vec<VisitEvent>) {
 
 #[tokio::test]
 async fn the_duress_pin_records_leave_and_an_alert_and_looks_exactly_like_the_normal_pin() {
-    let (normal_screen, normal_events) = leave_with("1234").await;
-    let (duress_screen, duress_events) = leave_with("9999").await;
+    let (normal_screen, normal_events) = leave_with(PIN).await;
+    let (duress_screen, duress_events) = leave_with(SECOND_PIN).await;
     assert!(
         matches!(normal_events.last(), Some(VisitEvent::Left { .. })),
         "{normal_events:?}"
@@ -885,7 +945,7 @@ async fn having_left_first_sam_can_write_up_while_the_office_still_waits_for_ale
     let mut app = Harness::start_at(&store, at(10, 40));
     app.click("visit-v-ten");
     app.click("step-ive-left");
-    for digit in "1234".chars() {
+    for digit in PIN.chars() {
         app.click(&format!("pin-key-{digit}"));
     }
     app.click("pin-confirm");
@@ -924,7 +984,7 @@ async fn after_everyone_left_the_write_up_flags_the_dsl_and_builds_the_cpoms_sum
     app.click("visit-v-ten");
     assert!(!app.html().contains("Write-up"), "Sam is still inside");
     app.click("step-ive-left");
-    for digit in "1234".chars() {
+    for digit in PIN.chars() {
         app.click(&format!("pin-key-{digit}"));
     }
     app.click("pin-confirm");
@@ -1046,26 +1106,26 @@ async fn the_phone_is_told_to_prompt_keep_the_timer_alive_and_open_the_dialler()
 #[tokio::test]
 async fn pins_are_changed_from_today_only_with_the_current_pin_and_the_new_ones_take_effect() {
     let dir = tempfile::tempdir().unwrap();
-    // The phone as the app opens it, with its PIN file in the data folder.
-    let store = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    // The phone as the app opens it, with its sealed PIN file in the data folder.
+    let (store, platform) = sealed_phone(dir.path());
     let mut app = Harness::start_at(&store, at(9, 0));
     app.click("today-pins-link");
     assert!(app.html().contains("Your PINs"), "{}", app.html());
 
     // A wrong current PIN changes nothing.
     app.input("pin-current", "5555");
-    app.input("pin-new", "2468");
-    app.input("pin-new-second", "1357");
+    app.input("pin-new", "3691");
+    app.input("pin-new-second", "8024");
     app.click("pins-save");
     assert!(app
         .html()
         .contains("Not changed: that is not your PIN now."));
-    assert_eq!(store.check_pin("1234"), PinKind::Normal);
-    assert_eq!(store.check_pin("2468"), PinKind::Wrong);
+    assert_eq!(store.check_pin(PIN), PinKind::Normal);
+    assert_eq!(store.check_pin("3691"), PinKind::Wrong);
 
-    // The same PIN twice is refused, with the reason.
-    app.input("pin-current", "1234");
-    app.input("pin-new-second", "2468");
+    // The same PIN twice is refused, with the reason; so is one anybody would try first.
+    app.input("pin-current", PIN);
+    app.input("pin-new-second", "3691");
     app.click("pins-save");
     assert!(
         app.html()
@@ -1073,19 +1133,28 @@ async fn pins_are_changed_from_today_only_with_the_current_pin_and_the_new_ones_
         "{}",
         app.html()
     );
-    assert_eq!(store.check_pin("1234"), PinKind::Normal);
+    app.input("pin-new-second", "0000");
+    app.click("pins-save");
+    assert!(
+        app.html().contains(
+            "Not changed: your second PIN is too easy to guess (one digit four times): choose another."
+        ),
+        "{}",
+        app.html()
+    );
+    assert_eq!(store.check_pin(PIN), PinKind::Normal);
 
-    app.input("pin-new-second", "1357");
+    app.input("pin-new-second", "8024");
     app.click("pins-save");
     assert!(app.html().contains("Saved. Use your new PINs from now on."));
-    assert_eq!(store.check_pin("2468"), PinKind::Normal);
-    assert_eq!(store.check_pin("1357"), PinKind::Duress);
-    assert_eq!(store.check_pin("1234"), PinKind::Wrong);
+    assert_eq!(store.check_pin("3691"), PinKind::Normal);
+    assert_eq!(store.check_pin("8024"), PinKind::Duress);
+    assert_eq!(store.check_pin(PIN), PinKind::Wrong);
 
     // Kept on the phone: the store opened again knows them.
     drop(app);
-    let again = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
-    assert_eq!(again.check_pin("1357"), PinKind::Duress);
+    let again = reopened(dir.path(), &platform);
+    assert_eq!(again.check_pin("8024"), PinKind::Duress);
 }
 
 #[tokio::test]
@@ -1619,7 +1688,7 @@ async fn the_write_up_names_the_policys_record_system_and_safeguarding_contact()
 async fn the_loud_sound_for_a_late_check_in_is_off_until_turned_on_in_settings_and_kept_on_the_phone(
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let store = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    let (store, platform) = sealed_phone(dir.path());
     assert!(
         !store.phone_settings().sound_for_late_check_in,
         "off by default"
@@ -1641,7 +1710,7 @@ async fn the_loud_sound_for_a_late_check_in_is_off_until_turned_on_in_settings_a
     );
     assert!(store.phone_settings().sound_for_late_check_in);
     drop(app);
-    let again = AppStore::open_in(dir.path(), &"phone-sam".parse().unwrap()).unwrap();
+    let again = reopened(dir.path(), &platform);
     assert!(
         again.phone_settings().sound_for_late_check_in,
         "kept on the phone"
@@ -1753,7 +1822,7 @@ async fn no_screen_from_the_door_on_says_alert_alarm_duress_emergency_or_danger(
     assert_discreet(&app, "after a wrong PIN");
 
     // Leaving with the second PIN: the screen after it, and the write-up.
-    for digit in "9999".chars() {
+    for digit in SECOND_PIN.chars() {
         app.click(&format!("pin-key-{digit}"));
     }
     app.click("pin-confirm");

@@ -3,7 +3,7 @@
 use chrono::{TimeDelta, Utc};
 use doorstep::store::AppStore;
 use doorstep::sync::SyncOutcome;
-use doorstep_core::event_log::{Delivery, EventLog};
+use doorstep_core::event_log::Delivery;
 use doorstep_core::lifecycle::{Command, Phase, VisitEvent};
 use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
 use doorstep_core::test_support::{staff, visit};
@@ -92,18 +92,14 @@ async fn events_recorded_while_the_office_is_down_are_delivered_exactly_once_whe
 async fn an_office_killed_and_restarted_has_lost_nothing_it_acknowledged() {
     let office_dir = tempfile::tempdir().unwrap();
     let phone_dir = tempfile::tempdir().unwrap();
-    let office = OfficeProcess::start(office_dir.path(), "127.0.0.1:0").await;
-    let (store, client) = phone(phone_dir.path(), &office.phone);
+    let address = free_address();
+    let office = OfficeProcess::start(office_dir.path(), &address).await;
+    let link = office.enrolment_link("sam");
+    let (store, client, credential) = set_up_phone(phone_dir.path(), &link).await;
     client.sync_once(&store, Utc::now).await;
     depart_and_arrive(&store, "sam");
     let report = client.sync_once(&store, Utc::now).await;
     assert_eq!(report.confirmed, 2);
-    let addr = office
-        .phone
-        .office_url
-        .trim_start_matches("http://")
-        .to_owned();
-
     office.kill();
     // While the office is dead the phone keeps recording; nothing is shown as delivered.
     let now = Utc::now();
@@ -124,7 +120,7 @@ async fn an_office_killed_and_restarted_has_lost_nothing_it_acknowledged() {
         Some(Delivery::Waiting { .. })
     ));
 
-    let _office = OfficeProcess::start(office_dir.path(), &addr).await;
+    let _office = OfficeProcess::start(office_dir.path(), &address).await;
     let report = client.sync_once(&store, Utc::now).await;
     assert_eq!(report.outcome, SyncOutcome::UpToDate);
     assert_eq!(
@@ -135,12 +131,13 @@ async fn an_office_killed_and_restarted_has_lost_nothing_it_acknowledged() {
         store.delivery(duress.id).unwrap(),
         Some(Delivery::Confirmed { .. })
     ));
+    let device = credential.device_id.as_str();
     assert_eq!(
-        office_count(office_dir.path(), "phone-sam"),
+        office_count(office_dir.path(), device),
         3,
         "the two acknowledged before the kill survived"
     );
-    assert_eq!(office_max_copies(office_dir.path(), "phone-sam"), 1);
+    assert_eq!(office_max_copies(office_dir.path(), device), 1);
 }
 
 #[tokio::test]
@@ -185,11 +182,9 @@ async fn a_bad_batch_is_refused_with_the_reason_and_stores_nothing() {
     let alex = &phones.partner;
     // Alex's phone holds an event for a visit Alex is not on (as a phone with stale data might).
     let (bad, good) = {
-        let mut log = EventLog::open(
-            &phone_dir.path().join(doorstep::config::DATABASE_FILE),
-            &alex.device_id,
-        )
-        .unwrap();
+        // The phone's own sealed log, opened first so the events are there before its store is.
+        drop(phone(phone_dir.path(), alex));
+        let mut log = sealed_log(phone_dir.path(), &alex.device_id);
         let now = Utc::now();
         let departed = |who: &str| VisitEvent::Departed {
             staff: staff(who),
@@ -403,7 +398,9 @@ async fn an_alert_reaches_the_office_within_two_seconds_of_it_coming_back_howeve
     office.stop().await;
 }
 
-/// Whether `text` is anywhere in the phone's database files (the main file and its write-ahead log).
+/// Whether `text` is anywhere in the phone's database files (the main file and its write-ahead log). They
+/// are sealed, so a phone's files never hold a briefing's words in the clear; that replaced content also
+/// leaves no sealed copy behind is the event log's own test (`doorstep-core`, `sealed_log`).
 fn phone_files_contain(dir: &std::path::Path, text: &str) -> bool {
     ["doorstep.sqlite3", "doorstep.sqlite3-wal"]
         .iter()
@@ -425,9 +422,19 @@ async fn once_the_visit_is_over_and_synced_its_briefing_is_gone_from_the_phone()
     let (sam, sam_client) = phone(sam_dir.path(), &phones.me);
     let (alex, alex_client) = phone(alex_dir.path(), &phones.partner);
     sam_client.sync_once(&sam, Utc::now).await;
-    // visit-ava's briefing names the pupil's needs.
+    // visit-ava's briefing names the pupil's needs: the phone holds them, sealed.
     let needs = "Asthma; carries an inhaler.";
-    assert!(phone_files_contain(sam_dir.path(), needs));
+    let held_needs = |store: &doorstep::store::AppStore| {
+        store
+            .visit(&visit("visit-ava"))
+            .unwrap()
+            .unwrap()
+            .visit
+            .briefing
+            .pupil_needs
+    };
+    assert_eq!(held_needs(&sam), needs);
+    assert!(!phone_files_contain(sam_dir.path(), needs));
 
     let ava = visit("visit-ava");
     let now = Utc::now();
@@ -472,7 +479,7 @@ async fn once_the_visit_is_over_and_synced_its_briefing_is_gone_from_the_phone()
     sam_client.sync_once(&sam, Utc::now).await;
     // Alex is still inside as far as anyone knows: the briefing stays.
     assert!(!sam.visit(&ava).unwrap().unwrap().visit.briefing.withdrawn);
-    assert!(phone_files_contain(sam_dir.path(), needs));
+    assert_eq!(held_needs(&sam), needs);
 
     alex_client.sync_once(&alex, Utc::now).await;
     alex.perform(
@@ -494,7 +501,15 @@ async fn once_the_visit_is_over_and_synced_its_briefing_is_gone_from_the_phone()
     assert!(card.visit.briefing.pupil_needs.is_empty());
     assert!(
         !phone_files_contain(sam_dir.path(), needs),
-        "the needs are gone from the phone's files"
+        "the needs are in none of the phone's files"
+    );
+    let holdings = sealed_log(sam_dir.path(), &phones.me.device_id)
+        .holdings()
+        .unwrap()
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&holdings).unwrap().contains(needs),
+        "not even with the phone's key"
     );
     // The other visits keep theirs.
     assert!(

@@ -4,8 +4,18 @@
 //! `synchronous=FULL`, and returns only after the commit: when `record` returns, the event survives a crash
 //! or a flat battery, so the screen may say it happened. An event leaves the outbox only when the office's
 //! answer says it was stored (see `sync_plan`).
+//!
+//! On a phone the log is opened with a [`Sealer`] ([`EventLog::open_sealed`]): every event's body and the
+//! holdings (visits, briefings, addresses) are sealed with the phone's data key before they reach the file
+//! or its write-ahead log, each bound to the row it belongs to, and a row that is not sealed, or sealed for
+//! another row, is refused rather than read. What stays readable is bookkeeping: ids, sequence numbers,
+//! times and outbox states. Once the office confirms an event carrying words a person typed (a write-up, a
+//! note), the phone keeps it without them ([`VisitEvent::without_free_text`]) and checkpoints its
+//! write-ahead log, with `secure_delete` on, so the words leave the phone's files.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -27,7 +37,27 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         "V2__office_refused",
         include_str!("../migrations/V2__office_refused.sql"),
     ),
+    (
+        "V3__confirmed_words_leave",
+        include_str!("../migrations/V3__confirmed_words_leave.sql"),
+    ),
 ];
+
+/// Seals and opens the records the log writes, with a key the log never sees (on a phone, the data key
+/// the platform's keystore holds).
+pub trait Sealer: Send + Sync + std::fmt::Debug {
+    /// `plaintext`, unreadable and unalterable without the key, bound to `context` (which row it is), as
+    /// text for a TEXT column.
+    fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<String, SealError>;
+    /// The plaintext of something [`Sealer::seal`] made for the same `context`; an error for anything
+    /// else (altered, another row's, another key's, or never sealed).
+    fn open(&self, sealed: &str, context: &[u8]) -> Result<Vec<u8>, SealError>;
+}
+
+/// A record could not be sealed or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SealError(pub String);
 
 /// Why the event log could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +76,8 @@ pub enum LogError {
     Invalid(#[from] EnvelopeError),
     #[error("a stored record could not be read: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("a stored record could not be unsealed (is this the phone's own key?): {0}")]
+    Sealed(#[from] SealError),
 }
 
 /// Where one event stands with the office.
@@ -79,12 +111,38 @@ pub struct OutboxStatus {
 pub struct EventLog {
     conn: Connection,
     device: DeviceId,
+    /// Seals every body written and opens every body read; `None` keeps them as plain JSON (tests, and
+    /// the log a wiped phone keeps in memory).
+    sealer: Option<Arc<dyn Sealer>>,
 }
 
 impl EventLog {
     /// Opens (or creates) the log at `path` for `device`, checking the file's integrity and migrating it.
+    /// Bodies are plain JSON: a phone opens its log with [`EventLog::open_sealed`].
     pub fn open(path: &Path, device: &DeviceId) -> Result<Self, LogError> {
-        let mut conn = Connection::open(path)?;
+        Self::setup(Connection::open(path)?, device, None)
+    }
+
+    /// As [`EventLog::open`], with every event body and the holdings sealed by `sealer`. A body that is
+    /// not sealed by it is refused when read.
+    pub fn open_sealed(
+        path: &Path,
+        device: &DeviceId,
+        sealer: Arc<dyn Sealer>,
+    ) -> Result<Self, LogError> {
+        Self::setup(Connection::open(path)?, device, Some(sealer))
+    }
+
+    /// An empty log that lives in memory only: what a phone keeps once it has deleted its files.
+    pub fn in_memory(device: &DeviceId) -> Result<Self, LogError> {
+        Self::setup(Connection::open_in_memory()?, device, None)
+    }
+
+    fn setup(
+        mut conn: Connection,
+        device: &DeviceId,
+        sealer: Option<Arc<dyn Sealer>>,
+    ) -> Result<Self, LogError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
@@ -123,6 +181,7 @@ impl EventLog {
         Ok(Self {
             conn,
             device: device.clone(),
+            sealer,
         })
     }
 
@@ -153,7 +212,7 @@ impl EventLog {
             event,
         };
         envelope.validate()?;
-        let body = serde_json::to_string(&envelope)?;
+        let body = seal_event(self.sealer.as_deref(), &envelope)?;
         tx.execute(
             "INSERT INTO events (id, seq, visit_id, recorded_at, urgent, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -180,7 +239,7 @@ impl EventLog {
     /// Every event still waiting for the office, oldest first.
     pub fn waiting(&self) -> Result<Vec<EventEnvelope>, LogError> {
         self.envelopes(
-            "SELECT e.body FROM events e JOIN outbox o ON o.event_id = e.id
+            "SELECT e.id || char(31) || e.body FROM events e JOIN outbox o ON o.event_id = e.id
              WHERE o.state = 'waiting' ORDER BY e.seq",
             [],
         )
@@ -192,7 +251,7 @@ impl EventLog {
         visit: &VisitId,
     ) -> Result<Vec<(EventEnvelope, Delivery)>, LogError> {
         let mut stmt = self.conn.prepare(
-            "SELECT e.body, o.state, o.attempts, o.confirmed_at, o.refused_reason
+            "SELECT e.id || char(31) || e.body, o.state, o.attempts, o.confirmed_at, o.refused_reason
              FROM events e JOIN outbox o ON o.event_id = e.id
              WHERE e.visit_id = ?1 ORDER BY e.seq",
         )?;
@@ -208,7 +267,7 @@ impl EventLog {
         let mut out = Vec::new();
         for row in rows {
             let (body, state, attempts, confirmed_at, reason) = row?;
-            let envelope: EventEnvelope = serde_json::from_str(&body)?;
+            let envelope = open_event(self.sealer.as_deref(), &body)?;
             let delivery = match state.as_str() {
                 "confirmed" => Delivery::Confirmed {
                     at: parse_time(confirmed_at.as_deref())?.unwrap_or(envelope.recorded_at),
@@ -270,23 +329,64 @@ impl EventLog {
 
     /// Applies the sync planner's verdicts in one transaction. Only waiting events change: a confirmation
     /// is never taken back.
+    ///
+    /// An event confirmed now that carries words a person typed is kept without them from here on
+    /// ([`VisitEvent::without_free_text`]), in the same transaction, and the write-ahead log is then
+    /// checkpointed so the words leave the files at once.
     pub fn apply(&mut self, updates: &[OutboxUpdate], now: DateTime<Utc>) -> Result<(), LogError> {
+        let sealer = self.sealer.clone();
         let tx = self.conn.transaction()?;
+        let mut redacted = 0;
         for update in updates {
             match update {
-                OutboxUpdate::Confirm(id) => tx.execute(
-                    "UPDATE outbox SET state = 'confirmed', confirmed_at = ?2
-                     WHERE event_id = ?1 AND state = 'waiting'",
-                    params![id.to_string(), now.to_rfc3339()],
-                )?,
-                OutboxUpdate::Refuse { id, reason } => tx.execute(
-                    "UPDATE outbox SET state = 'refused', refused_reason = ?2
-                     WHERE event_id = ?1 AND state = 'waiting'",
-                    params![id.to_string(), reason],
-                )?,
+                OutboxUpdate::Confirm(id) => {
+                    let confirmed = tx.execute(
+                        "UPDATE outbox SET state = 'confirmed', confirmed_at = ?2
+                         WHERE event_id = ?1 AND state = 'waiting'",
+                        params![id.to_string(), now.to_rfc3339()],
+                    )?;
+                    if confirmed > 0 {
+                        redacted += redact(&tx, sealer.as_deref(), *id)?;
+                    }
+                }
+                OutboxUpdate::Refuse { id, reason } => {
+                    tx.execute(
+                        "UPDATE outbox SET state = 'refused', refused_reason = ?2
+                         WHERE event_id = ?1 AND state = 'waiting'",
+                        params![id.to_string(), reason],
+                    )?;
+                }
             };
         }
         tx.commit()?;
+        if redacted > 0 {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// The events of `visit` this phone keeps without their words, because the office confirmed them.
+    pub fn redacted_events(&self, visit: &VisitId) -> Result<HashSet<EventId>, LogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM events WHERE visit_id = ?1 AND redacted = 1")?;
+        let ids = stmt.query_map([visit.as_str()], |row| row.get::<_, String>(0))?;
+        let mut out = HashSet::new();
+        for id in ids {
+            let id = id?;
+            out.insert(
+                id.parse()
+                    .map_err(|_| LogError::Corrupt(format!("bad event id {id:?}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Moves everything in the write-ahead log into the main file and empties the log, so content just
+    /// replaced (with `secure_delete` on, overwritten) is in neither.
+    fn checkpoint(&self) -> Result<(), LogError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 
@@ -384,38 +484,42 @@ impl EventLog {
         holdings: &PhoneHoldings,
         now: DateTime<Utc>,
     ) -> Result<(), LogError> {
-        let body = serde_json::to_string(holdings)?;
-        let before: Option<String> = self
-            .conn
-            .query_row("SELECT body FROM holdings WHERE id = 1", [], |row| {
-                row.get(0)
-            })
-            .optional()?;
+        let json = serde_json::to_string(holdings)?;
+        // Compared as plain JSON: a sealed body differs every time (a fresh nonce each seal).
+        let before = self.holdings_json()?;
+        let body = match self.sealer.as_deref() {
+            Some(sealer) => sealer.seal(json.as_bytes(), HOLDINGS_CONTEXT)?,
+            None => json.clone(),
+        };
         self.conn.execute(
             "INSERT INTO holdings (id, body, received_at) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET body = excluded.body, received_at = excluded.received_at",
             params![body, now.to_rfc3339()],
         )?;
-        if before.is_some_and(|before| before != body) {
+        if before.is_some_and(|before| before != json) {
             // What the office no longer sends (a withdrawn briefing, a visit taken off this phone) goes from
             // the write-ahead log and the main file now, not at some later checkpoint.
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            self.checkpoint()?;
         }
         Ok(())
     }
 
     pub fn holdings(&self) -> Result<Option<PhoneHoldings>, LogError> {
+        Ok(match self.holdings_json()? {
+            Some(json) => Some(serde_json::from_str(&json)?),
+            None => None,
+        })
+    }
+
+    fn holdings_json(&self) -> Result<Option<String>, LogError> {
         let body: Option<String> = self
             .conn
             .query_row("SELECT body FROM holdings WHERE id = 1", [], |row| {
                 row.get(0)
             })
             .optional()?;
-        Ok(match body {
-            Some(body) => Some(serde_json::from_str(&body)?),
-            None => None,
-        })
+        body.map(|body| open_text(self.sealer.as_deref(), &body, HOLDINGS_CONTEXT))
+            .transpose()
     }
 
     fn envelopes<P: rusqlite::Params>(
@@ -427,10 +531,89 @@ impl EventLog {
         let bodies = stmt.query_map(params, |row| row.get::<_, String>(0))?;
         let mut out = Vec::new();
         for body in bodies {
-            out.push(serde_json::from_str(&body?)?);
+            out.push(open_event(self.sealer.as_deref(), &body?)?);
         }
         Ok(out)
     }
+}
+
+/// What the holdings' seal is bound to.
+const HOLDINGS_CONTEXT: &[u8] = b"doorstep holdings";
+
+/// What an event's seal is bound to: its id, so a body cannot be moved to another row.
+fn event_context(id: &str) -> Vec<u8> {
+    format!("doorstep event {id}").into_bytes()
+}
+
+/// An event's body as stored: plain JSON, or sealed for its own row.
+fn seal_event(sealer: Option<&dyn Sealer>, envelope: &EventEnvelope) -> Result<String, LogError> {
+    let json = serde_json::to_string(envelope)?;
+    Ok(match sealer {
+        Some(sealer) => sealer.seal(json.as_bytes(), &event_context(&envelope.id.to_string()))?,
+        None => json,
+    })
+}
+
+/// An event from a row read as `id || char(31) || body`, opened for that id; the envelope inside must
+/// carry the same id.
+fn open_event(sealer: Option<&dyn Sealer>, row: &str) -> Result<EventEnvelope, LogError> {
+    let (id, body) = row
+        .split_once('\u{1f}')
+        .ok_or_else(|| LogError::Corrupt("an event row without its id".into()))?;
+    let json = open_text(sealer, body, &event_context(id))?;
+    let envelope: EventEnvelope = serde_json::from_str(&json)?;
+    if envelope.id.to_string() != id {
+        return Err(LogError::Corrupt(format!(
+            "event {id} holds the body of event {}",
+            envelope.id
+        )));
+    }
+    Ok(envelope)
+}
+
+/// A stored body as text: opened by the sealer, or, in a log without one, plain JSON (a sealed body there
+/// is refused rather than misread).
+fn open_text(sealer: Option<&dyn Sealer>, body: &str, context: &[u8]) -> Result<String, LogError> {
+    match sealer {
+        Some(sealer) => {
+            let plain = sealer.open(body, context)?;
+            String::from_utf8(plain)
+                .map_err(|_| LogError::Corrupt("a sealed record is not text".into()))
+        }
+        None if body.starts_with('{') => Ok(body.to_owned()),
+        None => Err(LogError::Corrupt(
+            "a record is sealed, but this log was opened without a key".into(),
+        )),
+    }
+}
+
+/// Keeps confirmed event `id` without the words typed into it, if it has any; returns how many rows changed.
+fn redact(
+    tx: &rusqlite::Transaction<'_>,
+    sealer: Option<&dyn Sealer>,
+    id: EventId,
+) -> Result<usize, LogError> {
+    let id_text = id.to_string();
+    let row: Option<String> = tx
+        .query_row(
+            "SELECT id || char(31) || body FROM events WHERE id = ?1 AND redacted = 0",
+            [&id_text],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(0);
+    };
+    let mut envelope = open_event(sealer, &row)?;
+    let Some(without) = envelope.event.without_free_text() else {
+        return Ok(0);
+    };
+    envelope.event = without;
+    let body = seal_event(sealer, &envelope)?;
+    Ok(tx.execute(
+        "UPDATE events SET body = ?2, redacted = 1 WHERE id = ?1",
+        params![id_text, body],
+    )?)
 }
 
 fn parse_time(text: Option<&str>) -> Result<Option<DateTime<Utc>>, LogError> {

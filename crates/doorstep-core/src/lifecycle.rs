@@ -468,6 +468,48 @@ impl VisitEvent {
         named
     }
 
+    /// The event without the words a person typed into it (a write-up's text, a cancellation's or a
+    /// stand-down's note), or `None` when it carries none. A phone keeps only this once the office has
+    /// confirmed its event: the office holds the record, and a lost phone should not. What a replay reads
+    /// (who, which reason, whether there was a safeguarding concern) is kept, so the visit's state is the
+    /// same either way.
+    pub fn without_free_text(&self) -> Option<VisitEvent> {
+        match self {
+            VisitEvent::WrittenUp { staff, write_up } => {
+                let blank = WriteUp {
+                    seen: String::new(),
+                    discussed: String::new(),
+                    agreements: String::new(),
+                    safeguarding_concern: write_up.safeguarding_concern,
+                    incident: None,
+                };
+                (blank != *write_up).then(|| VisitEvent::WrittenUp {
+                    staff: staff.clone(),
+                    write_up: blank,
+                })
+            }
+            VisitEvent::Cancelled {
+                staff,
+                reason,
+                note,
+            } if !note.is_empty() => Some(VisitEvent::Cancelled {
+                staff: staff.clone(),
+                reason: *reason,
+                note: String::new(),
+            }),
+            VisitEvent::DuressStoodDown {
+                staff,
+                note,
+                alerts,
+            } if !note.is_empty() => Some(VisitEvent::DuressStoodDown {
+                staff: staff.clone(),
+                note: String::new(),
+                alerts: alerts.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// A duress event jumps the outbox queue.
     pub fn is_urgent(&self) -> bool {
         matches!(self, VisitEvent::DuressRaised { .. })

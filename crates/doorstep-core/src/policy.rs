@@ -65,6 +65,8 @@ pub enum PolicyError {
     AbsenceDays { normal: u8, with_concern: u8 },
     #[error("the policy must list at least one visit purpose")]
     NoPurposes,
+    #[error("a phone deletes its briefings after 1 to {MAX_DAYS_OFFLINE} days without reaching the office; got {0}")]
+    DaysOffline(u16),
     #[error("the school's code phrases are not set yet: an admin sets them on the policy page before any visit is authorised")]
     CodePhrasesNotSet,
 }
@@ -180,6 +182,11 @@ pub struct Policy {
     /// to the school's deputy and further contacts (the academy's Principal or senior leaders).
     #[serde(default = "default_escalate_further")]
     pub escalate_further_after: PolicyMinutes,
+    /// Doorstep's default (the seeds are silent): a phone that has not reached the office for this many
+    /// days deletes the briefings (and the addresses) it holds by itself, so a lost phone nobody could
+    /// revoke carries them no longer. It fetches them again at its next sync.
+    #[serde(default = "default_offline_days")]
+    pub delete_briefings_after_days_offline: u16,
 }
 
 fn default_write_up_due() -> PolicyMinutes {
@@ -188,6 +195,13 @@ fn default_write_up_due() -> PolicyMinutes {
 
 fn default_escalate_further() -> PolicyMinutes {
     minutes(10)
+}
+
+/// The most days a school may let a phone keep briefings without reaching the office.
+pub const MAX_DAYS_OFFLINE: u16 = 60;
+
+fn default_offline_days() -> u16 {
+    7
 }
 
 impl Policy {
@@ -219,6 +233,11 @@ impl Policy {
         }
         if self.purposes.is_empty() {
             return Err(PolicyError::NoPurposes);
+        }
+        if !(1..=MAX_DAYS_OFFLINE).contains(&self.delete_briefings_after_days_offline) {
+            return Err(PolicyError::DaysOffline(
+                self.delete_briefings_after_days_offline,
+            ));
         }
         Ok(())
     }
@@ -283,6 +302,7 @@ fn primary_headteacher() -> Policy {
         safeguarding_concerns_to: Role::Dsl,
         write_up_due_after_leaving: default_write_up_due(),
         escalate_further_after: default_escalate_further(),
+        delete_briefings_after_days_offline: default_offline_days(),
     }
 }
 
@@ -325,5 +345,6 @@ fn academy_safeguarding_lead() -> Policy {
         safeguarding_concerns_to: Role::SafeguardingLead,
         write_up_due_after_leaving: default_write_up_due(),
         escalate_further_after: default_escalate_further(),
+        delete_briefings_after_days_offline: default_offline_days(),
     }
 }

@@ -6,13 +6,19 @@
 //! and what the phone should hold. If any event is refused the office stores none of them and answers a
 //! 4xx `ErrorBody` whose `rejected` list gives each refused event with its reason, so the phone can set
 //! those aside and send the rest again.
+//!
+//! A phone gets its device token once, by redeeming the one-time enrolment code an admin issued for its
+//! holder (`POST /api/v1/enrol`, [`EnrolRequest`] and [`EnrolResponse`]). The token expires
+//! ([`DeviceCredential::expires_at`]); while the phone is in use the office hands it a fresh one in a sync
+//! answer ([`SyncResponse::renewed_credential`]) and the old one keeps working until the phone has used
+//! the new. The refusals a phone acts on have fixed codes ([`refusal`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{School, Visit};
 use crate::event::{EventEnvelope, TrustedEvent};
-use crate::ids::{DeviceSeq, EventId, StaffId};
+use crate::ids::{DeviceId, DeviceSeq, EventId, StaffId};
 use crate::policy::Policy;
 
 /// The protocol version this build speaks.
@@ -64,6 +70,189 @@ pub struct SyncResponse {
     /// The office's clock when it answered.
     pub server_time: DateTime<Utc>,
     pub hold: PhoneHoldings,
+    /// A fresh device token, offered while the one this request carried is still good but getting old.
+    /// The phone keeps it and uses it from its next request on; the old one works until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_credential: Option<DeviceCredential>,
+}
+
+/// A device token and when it stops working. The token is a secret: the office keeps only its hash, the
+/// phone keeps it sealed with its data key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCredential {
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// After this the office refuses the token (`credential_expired`); the phone is enrolled again.
+    pub expires_at: DateTime<Utc>,
+}
+
+// The token stays out of logs and panic messages.
+impl std::fmt::Debug for DeviceCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceCredential")
+            .field("token", &"<hidden>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// `POST /api/v1/enrol`: a phone redeems a one-time enrolment code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    /// Must be [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The code as the admin's page shows it (`7KQ4-M2XD-9RTB`); case, spaces and dashes do not matter.
+    pub code: String,
+}
+
+/// What a redeemed enrolment code gives the phone: its own device id and credential, and whose phone it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolResponse {
+    pub protocol: u32,
+    /// A new id, made by the office for this phone alone.
+    pub device_id: DeviceId,
+    pub credential: DeviceCredential,
+    /// Who the code was issued for: this phone's holder.
+    pub staff: StaffId,
+    pub staff_name: String,
+    pub school_name: String,
+    /// The office's clock when it answered.
+    pub server_time: DateTime<Utc>,
+}
+
+/// The refusal codes (`ErrorBody::error`) a phone recognises and acts on.
+pub mod refusal {
+    /// The token is not one the office issued (or the phone was never enrolled).
+    pub const UNKNOWN_DEVICE: &str = "unknown_device";
+    /// An admin revoked this phone: it deletes what it holds.
+    pub const DEVICE_REVOKED: &str = "device_revoked";
+    /// The token is past its expiry: the phone must be enrolled again.
+    pub const CREDENTIAL_EXPIRED: &str = "credential_expired";
+    /// The token was replaced by a renewed one some time ago, yet is still being used: another phone
+    /// holds a copy of this one's credential.
+    pub const CREDENTIAL_REPLACED: &str = "credential_replaced";
+    /// Enrolment: the code was already redeemed.
+    pub const CODE_USED: &str = "enrolment_code_used";
+    /// Enrolment: the code is past its few minutes.
+    pub const CODE_EXPIRED: &str = "enrolment_code_expired";
+    /// Enrolment: no such code (or it was withdrawn).
+    pub const CODE_UNKNOWN: &str = "enrolment_code_unknown";
+    /// Enrolment: too many wrong codes from this address; try again later.
+    pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
+}
+
+/// The letters an enrolment code is written in: Crockford's base 32 (no I, L, O or U, so nothing is
+/// mistaken for a digit when read off a screen).
+pub const ENROLMENT_CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters in an enrolment code (60 random bits), shown in groups of four.
+pub const ENROLMENT_CODE_LEN: usize = 12;
+
+/// An enrolment code as typed or scanned, in its one canonical form (upper case, no spaces or dashes,
+/// `O` read as `0` and `I`/`L` as `1`), or `None` if it cannot be one.
+pub fn normalise_enrolment_code(text: &str) -> Option<String> {
+    let mut code = String::with_capacity(ENROLMENT_CODE_LEN);
+    for c in text.chars() {
+        if c == '-' || c.is_whitespace() {
+            continue;
+        }
+        let c = match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            other => other,
+        };
+        if !c.is_ascii() || !ENROLMENT_CODE_ALPHABET.contains(&(c as u8)) {
+            return None;
+        }
+        code.push(c);
+        if code.len() > ENROLMENT_CODE_LEN {
+            return None;
+        }
+    }
+    (code.len() == ENROLMENT_CODE_LEN).then_some(code)
+}
+
+/// An enrolment code grouped for reading aloud or typing: `7KQ4-M2XD-9RTB`.
+pub fn display_enrolment_code(code: &str) -> String {
+    let chars: Vec<char> = code.chars().collect();
+    chars
+        .chunks(4)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// What the admin's enrolment page shows as a QR code: the office's address and the code in one
+/// `doorstep://enrol?office=…&code=…` link, which the phone's set-up screen also accepts pasted whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentLink {
+    pub office_url: String,
+    pub code: String,
+}
+
+impl EnrolmentLink {
+    const PREFIX: &'static str = "doorstep://enrol?";
+
+    pub fn to_uri(&self) -> String {
+        format!(
+            "{}office={}&code={}",
+            Self::PREFIX,
+            percent_encode(&self.office_url),
+            percent_encode(&self.code)
+        )
+    }
+
+    /// The link's two parts, or `None` if `text` is not such a link.
+    pub fn parse(text: &str) -> Option<Self> {
+        let query = text.trim().strip_prefix(Self::PREFIX)?;
+        let (mut office, mut code) = (None, None);
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=')?;
+            let value = percent_decode(value)?;
+            match key {
+                "office" => office = Some(value),
+                "code" => code = Some(value),
+                _ => {}
+            }
+        }
+        Some(Self {
+            office_url: office?,
+            code: code?,
+        })
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Everything the phone should keep for its user: replaces what it held before.

@@ -38,7 +38,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let mut phones = read_phones(&crate::seed::phones_file(dir.path()))?;
     let devices: Vec<Device> = phones
         .iter()
-        .map(|p| store.authenticate(&p.token)?.context("a seeded phone"))
+        .map(|p| {
+            store
+                .authenticate(&p.token, Utc::now())?
+                .context("a seeded phone")
+        })
         .collect::<anyhow::Result<_>>()?;
     println!("filesystem: {}", filesystem_of(dir.path()));
     println!(

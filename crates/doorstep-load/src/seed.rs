@@ -243,7 +243,7 @@ fn send_seeded(
     steps: Vec<(DateTime<Utc>, VisitEvent)>,
 ) -> anyhow::Result<()> {
     let device = store
-        .authenticate(&phone.token)?
+        .authenticate(&phone.token, Utc::now())?
         .context("the phone just enrolled")?;
     let mut envelopes = Vec::new();
     for (at, event) in steps {

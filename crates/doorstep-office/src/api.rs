@@ -1,6 +1,7 @@
-//! The phones' HTTP API: the sync handler, health and the OpenAPI document, the device-token check
-//! ([`PhoneDevice`]), and the mapping from every failure to a clear JSON answer. The routes themselves are
-//! in [`crate::routes`], beside the dashboard's.
+//! The phones' HTTP API: enrolment, the sync handler, health and the OpenAPI document, the device-token
+//! check ([`PhoneDevice`]: an unknown, revoked, expired or replaced token each has its own refusal code,
+//! `protocol::refusal`), and the mapping from every failure to a clear JSON answer. The routes themselves
+//! are in [`crate::routes`], beside the dashboard's.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,14 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use doorstep_core::protocol::{
-    ErrorBody, RejectedEvent, SyncRequest, SyncResponse, MAX_BATCH_EVENTS, MAX_BODY_BYTES,
-    PROTOCOL_VERSION,
+    refusal, EnrolRequest, EnrolResponse, ErrorBody, RejectedEvent, SyncRequest, SyncResponse,
+    MAX_BATCH_EVENTS, MAX_BODY_BYTES, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 
+use crate::devices::{RedeemError, TokenCheck};
 use crate::routes::{Access, DeviceToken, Guard};
 use crate::state::AppState;
 use crate::store::{Device, IngestError, StoreError};
+use crate::throttle::{PeerAddress, Refusal};
 
 /// A refusal or failure, turned into a status and an [`ErrorBody`].
 #[derive(Debug)]
@@ -143,16 +146,35 @@ impl FromRequestParts<AppState> for PhoneDevice {
             })?
             .to_owned();
         let store = state.store.clone();
-        blocking(move || store.authenticate(&token))
-            .await?
-            .map(PhoneDevice)
-            .ok_or_else(|| {
-                ApiError::new(
+        let now = state.now();
+        match blocking(move || store.check_token(&token, now)).await? {
+            TokenCheck::Accepted(device) => Ok(PhoneDevice(device)),
+            TokenCheck::Unknown => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                refusal::UNKNOWN_DEVICE,
+                "this device token is not enrolled with the office",
+            )),
+            TokenCheck::Expired => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                refusal::CREDENTIAL_EXPIRED,
+                "this phone's credential has expired; ask an admin for a new enrolment code",
+            )),
+            TokenCheck::Replaced { clone } => {
+                if clone {
+                    tracing::warn!("a replaced device token was used again: clone suspected");
+                }
+                Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "unknown_device",
-                    "this device token is not enrolled with the office",
-                )
-            })
+                    refusal::CREDENTIAL_REPLACED,
+                    "this credential was replaced by a newer one; the phone uses the newer one",
+                ))
+            }
+            TokenCheck::Revoked => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                refusal::DEVICE_REVOKED,
+                "this phone was revoked by an admin; it deletes what it holds",
+            )),
+        }
     }
 }
 
@@ -216,7 +238,18 @@ pub(crate) async fn sync(
     let visits: std::collections::BTreeSet<_> =
         request.events.iter().map(|e| e.visit.clone()).collect();
     let response = blocking(move || -> Result<SyncResponse, IngestError> {
-        let results = store.ingest(&device, &request.events, request.device_time, now)?;
+        let results = match store.ingest(&device, &request.events, request.device_time, now) {
+            Ok(results) => results,
+            Err(IngestError::Rejected(rejections)) => {
+                // A sequence number this device already used, now with another event: two phones are
+                // numbering events from one copy of its data.
+                if let Some(taken) = rejections.iter().find(|r| r.seq_taken) {
+                    store.suspect_clone(&device, &taken.reason, now)?;
+                }
+                return Err(IngestError::Rejected(rejections));
+            }
+            Err(other) => return Err(other),
+        };
         if request.events.iter().any(|e| e.event.is_urgent()) {
             tracing::warn!(device = %device.id, "duress received");
         }
@@ -226,6 +259,7 @@ pub(crate) async fn sync(
             acknowledged_through: store.acknowledged_through(&device.id)?,
             server_time: now,
             hold: store.holdings(&device, now)?,
+            renewed_credential: store.offer_renewal(&device, now)?,
         })
     })
     .await?;
@@ -235,6 +269,88 @@ pub(crate) async fn sync(
         }
     }
     Ok(Json(response))
+}
+
+/// `POST /api/v1/enrol`: a phone redeems a one-time enrolment code for its own device id and credential.
+/// Wrong codes are counted against the caller's address: after a few it is locked out for a while
+/// (`too_many_attempts`), before any code is looked up.
+pub(crate) async fn enrol(
+    State(state): State<AppState>,
+    PeerAddress(peer): PeerAddress,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<EnrolResponse>, ApiError> {
+    let now = state.now();
+    if let Err(refused) = state.enrolments.check_peer(peer, now) {
+        let when = match refused {
+            Refusal::Locked { until } => format!("after {}", until.format("%H:%M UTC")),
+            Refusal::Busy => "in a moment".to_owned(),
+        };
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            refusal::TOO_MANY_ATTEMPTS,
+            format!("too many wrong enrolment codes from this address; try again {when}"),
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        ApiError::new(rejection.status(), "bad_body", rejection.body_text())
+    })?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_json",
+            "send the enrolment request as application/json",
+        ));
+    }
+    let request: EnrolRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the enrolment request could not be read: {e}"),
+        )
+    })?;
+    if request.protocol != PROTOCOL_VERSION {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_protocol",
+            format!(
+                "this office speaks protocol {PROTOCOL_VERSION}; the phone sent {}",
+                request.protocol
+            ),
+        ));
+    }
+    let store = state.store.clone();
+    let redeemed =
+        blocking(move || Ok::<_, StoreError>(store.redeem_enrolment_code(&request.code, now)))
+            .await?;
+    let error = match redeemed {
+        Ok(enrolled) => {
+            tracing::info!(device = %enrolled.device.id, staff = %enrolled.device.staff, "phone enrolled");
+            return Ok(Json(EnrolResponse {
+                protocol: PROTOCOL_VERSION,
+                device_id: enrolled.device.id,
+                credential: enrolled.credential,
+                staff: enrolled.device.staff,
+                staff_name: enrolled.staff_name,
+                school_name: enrolled.school_name,
+                server_time: now,
+            }));
+        }
+        Err(RedeemError::Store(error)) => return Err(error.into()),
+        Err(error) => error,
+    };
+    let (status, code) = match error {
+        RedeemError::Used => (StatusCode::GONE, refusal::CODE_USED),
+        RedeemError::Expired => (StatusCode::GONE, refusal::CODE_EXPIRED),
+        _ => (StatusCode::NOT_FOUND, refusal::CODE_UNKNOWN),
+    };
+    // Every wrong code counts, used and expired ones too: as far as the office can tell, each is a guess.
+    state.enrolments.failed_peer(peer, now);
+    Err(ApiError::new(status, code, error.to_string()))
 }
 
 /// The answer of `GET /api/v1/health`.

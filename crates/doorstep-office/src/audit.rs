@@ -64,10 +64,19 @@ pub enum Action {
     ClosedAlarm,
     /// Pressed "Duress heard" for a visit.
     HeardDuress,
+    // ---- the school's phones (each also in the device log)
+    /// Issued a one-time code that enrols a phone for a member of staff.
+    IssuedEnrolmentCode,
+    /// A phone was enrolled with a code (the actor is the member of staff it belongs to).
+    EnrolledPhone,
+    /// Revoked a phone.
+    RevokedPhone,
+    /// The office noticed signs of a copied phone (the actor is the office).
+    SuspectedClonedPhone,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 24] = [
         Action::OpenedTimeline,
         Action::OpenedWriteUp,
         Action::ExportedWriteUpPdf,
@@ -88,6 +97,10 @@ impl Action {
         Action::AcknowledgedAlarm,
         Action::ClosedAlarm,
         Action::HeardDuress,
+        Action::IssuedEnrolmentCode,
+        Action::EnrolledPhone,
+        Action::RevokedPhone,
+        Action::SuspectedClonedPhone,
     ];
 
     /// The stable name stored in the log.
@@ -113,6 +126,10 @@ impl Action {
             Action::AcknowledgedAlarm => "acknowledged_alarm",
             Action::ClosedAlarm => "closed_alarm",
             Action::HeardDuress => "heard_duress",
+            Action::IssuedEnrolmentCode => "issued_enrolment_code",
+            Action::EnrolledPhone => "enrolled_phone",
+            Action::RevokedPhone => "revoked_phone",
+            Action::SuspectedClonedPhone => "suspected_cloned_phone",
         }
     }
 
@@ -139,6 +156,10 @@ impl Action {
             Action::AcknowledgedAlarm => "acknowledged an alarm",
             Action::ClosedAlarm => "closed an alarm",
             Action::HeardDuress => "pressed \"Duress heard\"",
+            Action::IssuedEnrolmentCode => "issued a code to enrol a phone",
+            Action::EnrolledPhone => "enrolled a phone",
+            Action::RevokedPhone => "revoked a phone",
+            Action::SuspectedClonedPhone => "noticed signs of a copied phone",
         }
     }
 

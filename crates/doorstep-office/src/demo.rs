@@ -1,8 +1,11 @@
 //! Demo data for a newcomer's first run: a primary school on the headteacher preset, its staff, three pupils
-//! and today's visits, with two enrolled phones; `add_office_logins` gives the headteacher and the office
-//! sign-ins for the board; `seed_visit_nobody_set_off_for` adds an authorised visit nobody sets off for, and
-//! `seed_visit_under_way` a visit whose silent phones the office will flag
-//! overdue a few minutes into the demo. Every name and number here is made up; passwords are generated for each demo.
+//! and today's visits ([`seed_school`]); `add_office_logins` gives the headteacher and the office sign-ins
+//! for the board; `seed_visit_under_way` adds a visit whose silent phones the office will flag overdue a
+//! few minutes into the demo, and `seed_visit_nobody_set_off_for` an authorised visit nobody sets off for.
+//! The demo's phone apps enrol themselves with one-time codes (`doorstep-office enrol-code`, as
+//! `scripts/demo` does), like any phone. [`seed`] also enrols Sam's and Alex's phones directly with tokens
+//! it returns, for tests that drive phones without the app. Every name and number here is made up;
+//! passwords and codes are generated for each demo.
 
 use std::path::Path;
 
@@ -20,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::requests::{timing, RequestDetails};
 use crate::store::{IngestError, SqliteStore, StoreError};
 
-/// What a phone needs to talk to this office: written as JSON for the phone app to read.
+/// What a phone needs to talk to this office, for tests that drive a phone without enrolling it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhoneConfig {
     pub office_url: String,
@@ -28,20 +31,18 @@ pub struct PhoneConfig {
     pub device_token: String,
 }
 
-/// The demo's two phones: the one the app opens as, and the partner's.
+/// The tests' two phones: Sam's, and Sam's partner Alex's.
 #[derive(Debug, Clone)]
 pub struct DemoPhones {
     pub me: PhoneConfig,
     pub partner: PhoneConfig,
 }
-
-pub const DEMO_PHONE_FILE: &str = "demo-phone.json";
-pub const DEMO_PARTNER_FILE: &str = "demo-partner-phone.json";
 /// Where `--demo` writes the office board's demo sign-ins (names and generated passwords).
 pub const DEMO_LOGINS_FILE: &str = "demo-office-logins.txt";
 
-/// The demo staff who get an office sign-in: the headteacher (the demo school's authoriser) and the office.
-pub const DEMO_OFFICE_STAFF: [&str; 2] = ["office", "head"];
+/// The demo staff who get an office sign-in: the headteacher (the demo school's authoriser), the office,
+/// and the school's admin (staff, policy, and the Phones page that enrols and revokes phones).
+pub const DEMO_OFFICE_STAFF: [&str; 3] = ["office", "head", "admin"];
 
 /// A sign-in made for the demo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +80,8 @@ pub fn demo_code_phrases() -> CodePhrases {
     }
 }
 
-/// Fills an empty store with the demo school and returns the two phones' credentials (for `office_url`).
+/// Fills an empty store with the demo school and enrols Sam's and Alex's phones directly, returning their
+/// credentials (for `office_url`): for tests.
 pub fn seed(
     store: &SqliteStore,
     office_url: &str,
@@ -88,13 +90,34 @@ pub fn seed(
     seed_with_policy(store, office_url, now, Preset::PrimaryHeadteacher)
 }
 
-/// The demo school on the given policy preset.
+/// [`seed`] on the given policy preset.
 pub fn seed_with_policy(
     store: &SqliteStore,
     office_url: &str,
     now: DateTime<Utc>,
     preset: Preset,
 ) -> Result<DemoPhones, StoreError> {
+    seed_school_with_policy(store, now, preset)?;
+    let me = enrol(store, "phone-sam", &id("sam"), office_url, now)?;
+    let partner = enrol(store, "phone-alex", &id("alex"), office_url, now)?;
+    Ok(DemoPhones { me, partner })
+}
+
+/// Fills an empty store with the demo school, its staff (an admin among them), pupils and visits, and no
+/// phones: what the demo office starts with (its phones enrol themselves).
+pub fn seed_school(store: &SqliteStore, now: DateTime<Utc>) -> Result<(), StoreError> {
+    seed_school_with_policy(store, now, Preset::PrimaryHeadteacher)?;
+    store.add_staff(
+        &id("demo-primary"),
+        &staff("admin", "Dee Admin", &[Role::Admin], "07700 900007"),
+    )
+}
+
+fn seed_school_with_policy(
+    store: &SqliteStore,
+    now: DateTime<Utc>,
+    preset: Preset,
+) -> Result<(), StoreError> {
     let school_id: SchoolId = id("demo-primary");
     let school = School {
         id: school_id.clone(),
@@ -249,9 +272,7 @@ pub fn seed_with_policy(
         )?;
     }
 
-    let me = enrol(store, "phone-sam", &sam.id, office_url, now)?;
-    let partner = enrol(store, "phone-alex", &alex.id, office_url, now)?;
-    Ok(DemoPhones { me, partner })
+    Ok(())
 }
 
 fn enrol(
@@ -273,6 +294,15 @@ fn enrol(
         device_id: device,
         device_token: token,
     })
+}
+
+/// Whether the store holds the demo school (so `--demo` may carry on with it).
+pub fn is_demo(store: &SqliteStore) -> Result<bool, StoreError> {
+    match store.policy(&id("demo-primary")) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Invalid(_)) => Ok(false),
+        Err(other) => Err(other),
+    }
 }
 
 /// Gives the demo's office staff sign-ins with fresh random passwords (replacing any earlier ones) and
@@ -347,28 +377,6 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     drop(file);
     // Renamed into place so a reader never sees half a file.
     std::fs::rename(tmp, path)
-}
-
-/// Writes a phone's config file (readable only by its owner on Unix: it holds the device token).
-pub fn write_phone_config(path: &Path, config: &PhoneConfig) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(config).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
-    // Renamed into place so a reader never sees half a file.
-    std::fs::rename(tmp, path)
-}
-
-/// Points an existing phone config at a new office address (the demo office may listen on a new port).
-pub fn repoint_phone_config(path: &Path, office_url: &str) -> std::io::Result<()> {
-    let text = std::fs::read_to_string(path)?;
-    let mut config: PhoneConfig = serde_json::from_str(&text).map_err(std::io::Error::other)?;
-    config.office_url = office_url.into();
-    write_phone_config(path, &config)
 }
 
 /// Adds an authorised visit nobody sets off for, so a newcomer sees the office notice by itself: Dee Ward
@@ -481,7 +489,7 @@ pub fn seed_visit_under_way(
     for (who, device) in [("jo", "phone-jo"), ("kim", "phone-kim")] {
         let token = enrol(store, device, &id(who), "", now)?.device_token;
         let phone = store
-            .authenticate(&token)?
+            .authenticate(&token, now)?
             .ok_or_else(|| StoreError::Invalid(format!("demo device {device} did not enrol")))?;
         let mut events = vec![
             (

@@ -14,6 +14,8 @@
 //!   only from the deliveries.
 //! - [`web`]: the office dashboard: sign-in, the live board, alarms, and each visit's page with its runbook.
 //! - [`people`]: staff records, pupils and absences imported from the MIS as CSV, and the policy.
+//! - [`devices`]: the school's phones: one-time enrolment codes, tokens that expire and renew while in
+//!   use, revoking a phone, noticing a cloned one, and the device log.
 //! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default; PostgreSQL for large trusts is planned, not built).
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
@@ -31,6 +33,7 @@ pub mod api;
 pub mod audit;
 pub mod clock;
 pub mod demo;
+pub mod devices;
 pub mod escalation;
 pub mod logins;
 pub mod notices;
@@ -98,6 +101,7 @@ pub async fn run_with(
         web: settings.web,
         stopping,
         sign_ins: Arc::new(throttle::SignInThrottle::default()),
+        enrolments: Arc::new(state::enrolment_throttle()),
     };
     let served = serve::serve(
         listener,

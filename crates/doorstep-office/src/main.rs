@@ -1,6 +1,6 @@
 //! The office server's entry point: its command line (clap: `serve`, the default, and `timeline`,
-//! `add-target`, `targets`, `set-password`, each with its own flags and `--help`), then the store opened and
-//! `run_with` called, or the command's one job done.
+//! `add-target`, `targets`, `set-password`, `enrol-code`, each with its own flags and `--help`), then the
+//! store opened and `run_with` called, or the command's one job done.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -11,7 +11,8 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use doorstep_core::domain::Role;
-use doorstep_office::demo::{self, DEMO_LOGINS_FILE, DEMO_PARTNER_FILE, DEMO_PHONE_FILE};
+use doorstep_core::protocol::{display_enrolment_code, EnrolmentLink};
+use doorstep_office::demo::{self, DEMO_LOGINS_FILE};
 use doorstep_office::notify::{
     parse_email_address, NewTarget, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls, TargetKind,
     WantedLevels,
@@ -61,6 +62,13 @@ enum Command {
     /// Check that the audit log's hash chain holds: names the first entry altered or removed, and exits
     /// with status 1 if there is one.
     VerifyAudit(DataDir),
+    /// Issue a one-time code that enrols a phone for a member of staff (as the admin's Phones page does).
+    #[command(
+        after_help = "The code works once, for 15 minutes; an earlier unused code for the same person stops \
+                      working. Type it into the phone's set-up screen with the office's address, or paste the \
+                      doorstep://enrol link printed with it."
+    )]
+    EnrolCode(EnrolCodeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,9 +89,9 @@ struct ServeArgs {
     /// The address to listen on; port 0 picks a free one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8750")]
     listen: SocketAddr,
-    /// On an empty database, add the demo school and write the demo phones' config (demo-phone.json,
-    /// demo-partner-phone.json) and the office board's sign-ins (demo-office-logins.txt) into the data
-    /// directory. Implies --insecure-cookies.
+    /// On an empty database, add the demo school, and write the office board's sign-ins
+    /// (demo-office-logins.txt) into the data directory. Its phones enrol with `enrol-code`. Implies
+    /// --insecure-cookies.
     #[arg(long)]
     demo: bool,
     /// Send the board's sign-in cookie over plain HTTP too (without `Secure`): only for a demo on this
@@ -234,6 +242,21 @@ struct SetPasswordArgs {
     data_dir: DataDir,
 }
 
+#[derive(Debug, Args)]
+struct EnrolCodeArgs {
+    /// The member of staff the phone will belong to, by id.
+    #[arg(value_name = "STAFF_ID")]
+    staff: String,
+    /// The office's address as phones reach it (https://, or http:// on this machine only).
+    #[arg(long, value_name = "URL")]
+    office_url: String,
+    /// Print only the doorstep://enrol link (for scripts).
+    #[arg(long)]
+    link: bool,
+    #[command(flatten)]
+    data_dir: DataDir,
+}
+
 /// An SMTP server's host and port.
 #[derive(Debug, Clone)]
 struct HostPort {
@@ -338,6 +361,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Targets(data_dir)) => print_targets(&open_store(&data_dir)?),
         Some(Command::SetPassword(args)) => set_password(&open_store(&args.data_dir)?, &args.staff),
         Some(Command::VerifyAudit(data_dir)) => verify_audit(&open_store(&data_dir)?),
+        Some(Command::EnrolCode(args)) => enrol_code(&open_store(&args.data_dir)?, &args),
     }
 }
 
@@ -413,7 +437,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{}", listener.local_addr()?);
     if args.demo {
-        prepare_demo(&store, &args.data_dir.path, &url)?;
+        prepare_demo(&store, &args.data_dir.path)?;
     }
     let web = WebSettings {
         secure_cookies: !(args.insecure_cookies || args.demo),
@@ -439,25 +463,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("serving the office API")
 }
 
-fn prepare_demo(store: &SqliteStore, data_dir: &Path, url: &str) -> anyhow::Result<()> {
-    let me = data_dir.join(DEMO_PHONE_FILE);
-    let partner = data_dir.join(DEMO_PARTNER_FILE);
+fn prepare_demo(store: &SqliteStore, data_dir: &Path) -> anyhow::Result<()> {
     if store.is_empty()? {
-        let phones = demo::seed(store, url, now()).context("adding the demo school")?;
-        demo::write_phone_config(&me, &phones.me)?;
-        demo::write_phone_config(&partner, &phones.partner)?;
+        demo::seed_school(store, now()).context("adding the demo school")?;
         demo::seed_visit_under_way(store, now()).context("adding the demo visit under way")?;
         demo::seed_visit_nobody_set_off_for(store, now())
             .context("adding the demo visit nobody sets off for")?;
-        tracing::info!(phone_config = %me.display(), "demo school added");
+        tracing::info!("demo school added");
         // A new demo database makes new passwords; an old sign-ins file would no longer be true.
         let _ = std::fs::remove_file(data_dir.join(DEMO_LOGINS_FILE));
-    } else if me.exists() {
-        demo::repoint_phone_config(&me, url)?;
-        if partner.exists() {
-            demo::repoint_phone_config(&partner, url)?;
-        }
-    } else {
+    } else if !demo::is_demo(store)? {
         bail!(
             "--demo needs an empty database or one made by an earlier --demo run; {} holds other data",
             data_dir.display()
@@ -470,6 +485,37 @@ fn prepare_demo(store: &SqliteStore, data_dir: &Path, url: &str) -> anyhow::Resu
             .with_context(|| format!("writing {}", logins.display()))?;
     }
     tracing::info!(sign_ins = %logins.display(), "office board sign-ins for the demo");
+    Ok(())
+}
+
+fn enrol_code(store: &SqliteStore, args: &EnrolCodeArgs) -> anyhow::Result<()> {
+    let staff = args
+        .staff
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{:?} is not a staff id: {e}", args.staff))?;
+    let school = store
+        .school_of_staff(&staff)?
+        .ok_or_else(|| anyhow::anyhow!("there is no member of staff {staff}"))?;
+    let issued = store
+        .issue_enrolment_code(&school, &staff, "office command line", now())
+        .with_context(|| format!("issuing an enrolment code for {staff}"))?;
+    let link = EnrolmentLink {
+        office_url: args.office_url.trim_end_matches('/').to_owned(),
+        code: issued.code.clone(),
+    }
+    .to_uri();
+    let mut out = std::io::stdout().lock();
+    if args.link {
+        writeln!(out, "{link}")?;
+    } else {
+        writeln!(
+            out,
+            "Enrolment code for {}: {} (works once, until {})\n{link}",
+            issued.staff_name,
+            display_enrolment_code(&issued.code),
+            issued.expires_at.format("%H:%M UTC")
+        )?;
+    }
     Ok(())
 }
 

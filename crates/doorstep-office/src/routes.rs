@@ -25,7 +25,8 @@ use crate::{api, web};
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone: the sign-in page, the dashboard's assets, health and the OpenAPI document.
+    /// Anyone: the sign-in page, the dashboard's assets, health, the OpenAPI document, and a phone
+    /// redeeming an enrolment code.
     Public,
     /// An enrolled phone, by its device token (`Authorization: Bearer`); no cookies, so no CSRF.
     Phone,
@@ -181,6 +182,13 @@ impl Route {
         Self::new(Method::GET, path, access, None, get(handler))
     }
 
+    /// A phone's POST before it has a device token: enrolment, which is its own proof (a one-time code,
+    /// throttled by address). Each public route is named in the test below.
+    fn public_post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        let access = (Access::Public, Access::Public);
+        Self::new(Method::POST, path, access, None, post(handler))
+    }
+
     /// The sign-in form's POST: public, protected by its double-submit token.
     fn sign_in<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
         let access = (Access::Public, Access::Public);
@@ -199,6 +207,7 @@ pub fn table() -> Vec<Route> {
     vec![
         // The phones' API.
         Route::device_post("/api/v1/sync", api::sync),
+        Route::public_post("/api/v1/enrol", api::enrol),
         Route::public_get("/api/v1/health", api::health),
         Route::public_get("/api/v1/openapi.json", api::openapi),
         // Signing in and out.
@@ -266,6 +275,10 @@ pub fn table() -> Vec<Route> {
             Admin,
             admin::notifications::remove_target,
         ),
+        Route::get("/admin/devices", Admin, admin::devices::devices_list),
+        Route::post("/admin/devices/codes", Admin, admin::devices::issue_code),
+        // `{id}`: a device id.
+        Route::post("/admin/devices/{id}/revoke", Admin, admin::devices::revoke),
     ]
 }
 
@@ -315,6 +328,7 @@ mod tests {
         assert_eq!(
             public,
             [
+                (Method::POST, "/api/v1/enrol"),
                 (Method::GET, "/api/v1/health"),
                 (Method::GET, "/api/v1/openapi.json"),
                 (Method::GET, "/login"),
@@ -329,6 +343,10 @@ mod tests {
         for route in table() {
             match (&route.method, route.access) {
                 (&Method::POST, Access::Phone) => assert_eq!(route.csrf, None, "{route:?}"),
+                // Enrolment: no cookies are involved, so no other site's form can ride on a session.
+                (&Method::POST, Access::Public) if route.path == "/api/v1/enrol" => {
+                    assert_eq!(route.csrf, None, "{route:?}")
+                }
                 (&Method::POST, _) => assert!(route.csrf.is_some(), "{route:?}"),
                 _ => assert_eq!(route.csrf, None, "{route:?}"),
             }

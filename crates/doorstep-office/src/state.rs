@@ -2,7 +2,7 @@
 //! dashboard's settings). The API, the dashboard and `lib.rs` import it; it imports no route module, only
 //! what it holds, so nothing circles back through the routes.
 
-use crate::throttle::SignInThrottle;
+use crate::throttle::{SignInThrottle, ThrottleRules};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -41,6 +41,17 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
     /// Bounds password guessing and concurrent password hashing.
     pub sign_ins: Arc<SignInThrottle>,
+    /// Bounds guessing enrolment codes, by address ([`enrolment_throttle`]).
+    pub enrolments: Arc<SignInThrottle>,
+}
+
+/// Ten wrong enrolment codes from one address lock it out for 15 minutes. With codes of 60 random bits,
+/// valid for 15 minutes, that leaves a guesser from one address odds of about 1 in 10^17 per code.
+pub fn enrolment_throttle() -> SignInThrottle {
+    SignInThrottle::new(ThrottleRules {
+        per_peer: 10,
+        ..ThrottleRules::default()
+    })
 }
 
 impl AppState {
@@ -53,6 +64,7 @@ impl AppState {
             web: WebSettings::default(),
             stopping: watch::channel(false).1,
             sign_ins: Arc::new(SignInThrottle::default()),
+            enrolments: Arc::new(enrolment_throttle()),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The office's store: one embedded SQLite file (WAL, `synchronous=FULL`) holding the school, staff, visits,
-//! enrolled phones and every visit event, each event stored exactly once.
+//! enrolled phones (their enrolment, tokens and revocation are in [`crate::devices`]) and every visit
+//! event, each event stored exactly once.
 //!
 //! A batch of events is checked and stored in one transaction: either every event is acceptable and the new
 //! ones are stored (with each affected visit's state rebuilt through the core lifecycle), or nothing changes.
@@ -12,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use doorstep_core::domain::{Briefing, Pupil, School, StaffMember, Visit};
 use doorstep_core::event::{trusted_time, EventEnvelope, TrustedEvent};
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
-use doorstep_core::lifecycle::{self, VisitState};
+use doorstep_core::lifecycle::{self, VisitEvent, VisitState};
 use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{EventOutcome, EventResult, EventTime, HeldVisit, PhoneHoldings};
@@ -58,6 +59,14 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         "V12__visit_versions",
         include_str!("../migrations/V12__visit_versions.sql"),
     ),
+    (
+        "V13__enrolment",
+        include_str!("../migrations/V13__enrolment.sql"),
+    ),
+    (
+        "V14__device_log",
+        include_str!("../migrations/V14__device_log.sql"),
+    ),
 ];
 
 /// The most events one phone may record for one visit, apart from its alerts: a whole visit, with every
@@ -91,12 +100,14 @@ pub enum StoreError {
     Invalid(String),
 }
 
-/// An enrolled phone, as its token identifies it.
+/// An enrolled phone, as its token identifies it (see [`crate::devices`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     pub id: DeviceId,
     pub staff: StaffId,
     pub school: SchoolId,
+    /// When the token this request carried was issued: an old one is renewed in the sync answer.
+    pub credential_issued_at: DateTime<Utc>,
 }
 
 /// Why one event of a batch was refused.
@@ -106,6 +117,9 @@ pub struct Rejection {
     pub reason: String,
     /// The id (or the device's sequence number) is already stored with different content.
     pub conflict: bool,
+    /// The device's sequence number is already used by another of its events (two phones numbering
+    /// from one copy of its data: see `devices`).
+    pub seq_taken: bool,
 }
 
 /// Why a batch was not stored.
@@ -298,53 +312,6 @@ impl SqliteStore {
         Ok(envelope)
     }
 
-    /// Enrols a phone for a member of staff; only a hash of its token is kept.
-    pub fn enrol_device(
-        &self,
-        device: &DeviceId,
-        staff: &StaffId,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO devices (id, staff_id, token_sha256, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                device.as_str(),
-                staff.as_str(),
-                token_hash(token),
-                now.to_rfc3339()
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// The enrolled phone this bearer token belongs to, if any.
-    pub fn authenticate(&self, token: &str) -> Result<Option<Device>, StoreError> {
-        let row = self
-            .conn()
-            .query_row(
-                "SELECT d.id, d.staff_id, s.school_id FROM devices d JOIN staff s ON s.id = d.staff_id
-                 WHERE d.token_sha256 = ?1",
-                [token_hash(token)],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                },
-            )
-            .optional()?;
-        row.map(|(id, staff, school)| {
-            Ok(Device {
-                id: parse_id(&id)?,
-                staff: parse_id(&staff)?,
-                school: parse_id(&school)?,
-            })
-        })
-        .transpose()
-    }
-
     /// Checks a batch from `device` and stores its new events, all or nothing. `device_time` is the phone's
     /// clock when it sent the batch: with `now` it gives the phone's clock offset, which corrects the times
     /// the office trusts for the batch's events.
@@ -438,7 +405,7 @@ impl SqliteStore {
 
     /// What this device's phone should hold: its school and policy, and its user's visits from a day ago on
     /// (and any older one not yet written up), with every event the office has for each. A written-up or
-    /// cancelled visit comes without its briefing.
+    /// cancelled visit comes without its briefing, and no visit with a write-up's words.
     pub fn holdings(
         &self,
         device: &Device,
@@ -486,7 +453,20 @@ impl SqliteStore {
                     at: event.trusted_at,
                 })
                 .collect();
-            let events = stored.into_iter().map(|event| event.envelope).collect();
+            // A write-up's words go to no phone: the writer's own leave it once confirmed, and a
+            // partner has no need to know them. What a replay reads (who, the concern) is kept.
+            let events = stored
+                .into_iter()
+                .map(|event| {
+                    let mut envelope = event.envelope;
+                    if let VisitEvent::WrittenUp { .. } = envelope.event {
+                        if let Some(without) = envelope.event.without_free_text() {
+                            envelope.event = without;
+                        }
+                    }
+                    envelope
+                })
+                .collect();
             visits.push(HeldVisit {
                 visit,
                 events,
@@ -608,6 +588,7 @@ fn refuse(envelope: &EventEnvelope, reason: impl Into<String>) -> Check {
         id: envelope.id,
         reason: reason.into(),
         conflict: false,
+        seq_taken: false,
     })
 }
 
@@ -686,6 +667,7 @@ fn check_and_store(
                     envelope.id
                 ),
                 conflict: true,
+                seq_taken: false,
             }))
         };
     }
@@ -702,6 +684,7 @@ fn check_and_store(
                 envelope.seq
             ),
             conflict: true,
+            seq_taken: true,
         }));
     }
     insert_event(tx, envelope, trusted_at, now)?;
@@ -1044,7 +1027,9 @@ where
         .map_err(|e: T::Err| StoreError::Corrupt(format!("bad id {text:?}: {e}")))
 }
 
-pub(crate) fn token_hash(token: &str) -> String {
+/// The SHA-256 (hex) of a secret (a device token, an enrolment code, a session token): what the store
+/// keeps instead of the secret itself.
+pub fn token_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,5 +1,6 @@
 //! Sign-in throttling: a bound on password guessing per account and per peer address, and on how many
-//! passwords are hashed at once.
+//! passwords are hashed at once. The same throttle, by address alone, bounds guessing enrolment codes
+//! ([`SignInThrottle::check_peer`], [`SignInThrottle::failed_peer`]).
 //!
 //! Each password check runs argon2 (slow and memory-hungry on purpose) on the blocking pool; unbounded,
 //! 64 concurrent attempts once took the office to 3 GB and slowed every phone's sync. So:
@@ -96,8 +97,11 @@ impl SignInThrottle {
         }
     }
 
-    fn keys(name: &str, peer: Option<IpAddr>) -> Vec<Key> {
-        let mut keys = vec![Key::Account(name.trim().to_lowercase())];
+    fn keys(name: Option<&str>, peer: Option<IpAddr>) -> Vec<Key> {
+        let mut keys: Vec<Key> = name
+            .map(|name| Key::Account(name.trim().to_lowercase()))
+            .into_iter()
+            .collect();
         keys.extend(peer.map(Key::Peer));
         keys
     }
@@ -130,8 +134,17 @@ impl SignInThrottle {
         peer: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<(), Refusal> {
+        self.check_keys(&Self::keys(Some(name), peer), now)
+    }
+
+    /// The lock check for an address alone, for attempts that name no account (an enrolment code).
+    pub fn check_peer(&self, peer: Option<IpAddr>, now: DateTime<Utc>) -> Result<(), Refusal> {
+        self.check_keys(&Self::keys(None, peer), now)
+    }
+
+    fn check_keys(&self, keys: &[Key], now: DateTime<Utc>) -> Result<(), Refusal> {
         let records = self.lock();
-        let until = Self::keys(name, peer)
+        let until = keys
             .iter()
             .filter_map(|key| records.get(key)?.locked_until)
             .filter(|until| *until > now)
@@ -144,11 +157,20 @@ impl SignInThrottle {
 
     /// A wrong name or password for `name` from `peer`.
     pub fn failed(&self, name: &str, peer: Option<IpAddr>, now: DateTime<Utc>) {
+        self.failed_keys(Self::keys(Some(name), peer), now);
+    }
+
+    /// A wrong guess from `peer` that names no account (an enrolment code).
+    pub fn failed_peer(&self, peer: Option<IpAddr>, now: DateTime<Utc>) {
+        self.failed_keys(Self::keys(None, peer), now);
+    }
+
+    fn failed_keys(&self, keys: Vec<Key>, now: DateTime<Utc>) {
         let mut records = self.lock();
         if records.len() >= MAX_TRACKED {
             self.prune(&mut records, now);
         }
-        for key in Self::keys(name, peer) {
+        for key in keys {
             let limit = match key {
                 Key::Account(_) => self.rules.per_account,
                 Key::Peer(_) => self.rules.per_peer,

@@ -88,6 +88,7 @@ fn primary_headteacher_preset_follows_seed_000() {
         safeguarding_concerns_to,
         write_up_due_after_leaving,
         escalate_further_after,
+        delete_briefings_after_days_offline,
     } = Preset::PrimaryHeadteacher.policy();
 
     check(
@@ -141,6 +142,7 @@ fn primary_headteacher_preset_follows_seed_000() {
             row!(safeguarding_concerns_to, Role::Dsl, "seed 000: concerns go to the DSL or a deputy quickly"),
             row!(mins(write_up_due_after_leaving), 240u32, "seed 000 asks for a write-up without a time; Doorstep flags one missing after 4 hours"),
             row!(mins(escalate_further_after), 10u32, "seed 000 names nobody beyond the head; Doorstep's default for a school's deputy and further contacts"),
+            row!(delete_briefings_after_days_offline, 7u16, "seed 000 is silent; Doorstep's default: a phone out of touch for a week deletes its briefings"),
         ],
     );
 }
@@ -177,6 +179,7 @@ fn academy_safeguarding_lead_preset_follows_seed_001() {
         safeguarding_concerns_to,
         write_up_due_after_leaving,
         escalate_further_after,
+        delete_briefings_after_days_offline,
     } = Preset::AcademySafeguardingLead.policy();
     let CodePhrases {
         to_colleague,
@@ -238,6 +241,7 @@ fn academy_safeguarding_lead_preset_follows_seed_001() {
             row!(safeguarding_concerns_to, Role::SafeguardingLead, "seed 001: concerns go to the safeguarding team"),
             row!(mins(write_up_due_after_leaving), 240u32, "seed 001 asks for a short report on every visit without a time; Doorstep flags one missing after 4 hours"),
             row!(mins(escalate_further_after), 10u32, "seed 001: staff advise the Principal or other senior leaders; Doorstep's default for when they are told"),
+            row!(delete_briefings_after_days_offline, 7u16, "seed 001 is silent; Doorstep's default: a phone out of touch for a week deletes its briefings"),
         ],
     );
 }
@@ -376,6 +380,16 @@ fn bad_edits() -> Vec<(&'static str, Edit, PolicyError)> {
             |p| p.purposes.clear(),
             PolicyError::NoPurposes,
         ),
+        (
+            "briefings kept forever offline",
+            |p| p.delete_briefings_after_days_offline = 0,
+            PolicyError::DaysOffline(0),
+        ),
+        (
+            "briefings kept past two months offline",
+            |p| p.delete_briefings_after_days_offline = 61,
+            PolicyError::DaysOffline(61),
+        ),
     ]
 }
 
@@ -408,6 +422,12 @@ fn validate_accepts_edits_at_the_edges() {
         }),
         ("one purpose", |p| p.purposes.truncate(1)),
         ("no standard hazards", |p| p.standard_hazards.clear()),
+        ("briefings deleted after a day offline", |p| {
+            p.delete_briefings_after_days_offline = 1
+        }),
+        ("briefings kept sixty days offline", |p| {
+            p.delete_briefings_after_days_offline = 60
+        }),
     ];
     for preset in Preset::ALL {
         for (what, edit) in &edges {
@@ -489,4 +509,15 @@ fn a_policy_with_out_of_range_minutes_or_unknown_fields_does_not_deserialise() {
     unknown["lone_visits_allowed"] = serde_json::json!(true);
     assert!(serde_json::from_value::<Policy>(unknown).is_err());
     assert!(serde_json::from_value::<Policy>(good).is_ok());
+}
+
+#[test]
+fn a_policy_saved_before_the_days_offline_rule_reads_with_a_week() {
+    let mut saved = serde_json::to_value(Preset::AcademySafeguardingLead.policy()).unwrap();
+    saved
+        .as_object_mut()
+        .unwrap()
+        .remove("delete_briefings_after_days_offline");
+    let policy: Policy = serde_json::from_value(saved).unwrap();
+    assert_eq!(policy.delete_briefings_after_days_offline, 7);
 }

@@ -109,6 +109,7 @@ fn response(results: Vec<(EventId, EventOutcome)>) -> SyncResponse {
         acknowledged_through: None,
         server_time: at_min(30),
         hold: holdings(),
+        renewed_credential: None,
     }
 }
 

@@ -459,6 +459,10 @@ pub(crate) fn policy_form(policy: &Policy, csrf: &str) -> Vec<(String, String)> 
             policy.absence_visit_day_with_concern.to_string(),
         ),
         ("record_system", policy.record_system.clone()),
+        (
+            "delete_briefings_after_days_offline",
+            policy.delete_briefings_after_days_offline.to_string(),
+        ),
         ("pair_waits_outside_until_all_arrived", "yes".to_owned()),
         ("out_of_hours_needs_responsible_contact", "yes".to_owned()),
         ("dbs_check_required", "yes".to_owned()),
@@ -510,9 +514,10 @@ async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_
     set(&mut bad, "first_check_in_after_start", "0");
     set(&mut bad, "school_hours_start", "15:30");
     set(&mut bad, "school_hours_end", "08:30");
+    set(&mut bad, "delete_briefings_after_days_offline", "0");
     let (status, page) = post(&office, &client, "/admin/policy", &bad).await;
     assert_eq!(status, 400, "{page}");
-    assert!(page.contains("Nothing was saved: 2 problems"), "{page}");
+    assert!(page.contains("Nothing was saved: 3 problems"), "{page}");
     let beside = |field: &str| {
         let at = page
             .find(&format!("id=\"error-{field}\""))
@@ -521,6 +526,7 @@ async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_
     };
     assert!(beside("first_check_in_after_start").contains("from 1 to 1440; got “0”"));
     assert!(beside("school_hours_end").contains("School hours must start before they end"));
+    assert!(beside("delete_briefings_after_days_offline").contains("1 to 60 days; got “0”"));
     // The form comes back as typed.
     assert!(
         page.contains("name=\"school_hours_start\" value=\"15:30\""),
@@ -530,6 +536,7 @@ async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_
 
     let mut good = policy_form(&before, &csrf);
     set(&mut good, "first_check_in_after_start", "15");
+    set(&mut good, "delete_briefings_after_days_offline", "3");
     set(
         &mut good,
         "code_to_reception",
@@ -550,6 +557,10 @@ async fn a_bad_policy_edit_is_refused_field_by_field_and_a_good_one_reaches_the_
         .await;
     assert_eq!(status, 200, "{sync}");
     assert_eq!(sync["hold"]["policy"]["first_check_in_after_start"], 15);
+    assert_eq!(
+        sync["hold"]["policy"]["delete_briefings_after_days_offline"],
+        3
+    );
     assert_eq!(
         sync["hold"]["policy"]["code_phrases"]["to_reception"],
         "Could someone cover period 5 for me?"

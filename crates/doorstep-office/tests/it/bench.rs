@@ -68,7 +68,7 @@ impl DemoStore {
             .expect("seed the demo");
         let device = |token: &str| {
             store
-                .authenticate(token)
+                .authenticate(token, seeded_at())
                 .expect("read devices")
                 .expect("a demo phone")
         };

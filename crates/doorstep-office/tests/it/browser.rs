@@ -380,7 +380,7 @@ async fn the_board_updates_live_raises_an_overdue_without_a_reload_and_takes_an_
                   events: &[doorstep_core::event::EventEnvelope]| {
         let device = office
             .store
-            .authenticate(&phone.device_token)
+            .authenticate(&phone.device_token, Utc::now())
             .unwrap()
             .unwrap();
         office

@@ -1,11 +1,7 @@
 //! The office binary's command line: each command's `--help`, flags refused where they do not belong, and
 //! `serve` named or left out.
 
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-use doorstep_office::demo::{PhoneConfig, DEMO_PHONE_FILE};
 
 fn office(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
@@ -32,6 +28,7 @@ fn every_command_has_help_naming_its_options() {
                 "targets",
                 "set-password",
                 "verify-audit",
+                "enrol-code",
                 "--listen",
                 "--demo",
             ],
@@ -69,6 +66,16 @@ fn every_command_has_help_naming_its_options() {
         ),
         (&["targets", "--help"], &["--data-dir"]),
         (&["set-password", "--help"], &["STAFF_ID", "--data-dir"]),
+        (
+            &["enrol-code", "--help"],
+            &[
+                "STAFF_ID",
+                "--office-url",
+                "--link",
+                "--data-dir",
+                "15 minutes",
+            ],
+        ),
         (&["help", "timeline"], &["--data-dir"]),
     ];
     for (args, named) in table {
@@ -204,9 +211,9 @@ fn a_flag_given_to_the_wrong_command_is_refused_with_a_clear_message_and_nothing
     );
 }
 
-/// Starts the office with `args` (which must include `--demo --listen 127.0.0.1:0 --data-dir DIR`) and
-/// waits until it has written the demo phone's config and answers its health check.
-async fn start(args: &[&str], data_dir: &Path) -> (ChildGuard, PhoneConfig) {
+/// Starts the office with `args` (which must include `--demo --listen ADDRESS --data-dir DIR`) and waits
+/// until it answers its health check at `address`.
+async fn start(args: &[&str], address: &str) -> ChildGuard {
     let child = Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
         .args(args)
         .stdout(Stdio::null())
@@ -214,22 +221,8 @@ async fn start(args: &[&str], data_dir: &Path) -> (ChildGuard, PhoneConfig) {
         .spawn()
         .expect("start the office binary");
     let guard = ChildGuard(child);
-    let config_path = data_dir.join(DEMO_PHONE_FILE);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the office did not start: {args:?}"
-        );
-        if let Ok(text) = std::fs::read_to_string(&config_path) {
-            let config: PhoneConfig = serde_json::from_str(&text).expect("phone config");
-            let health = reqwest::get(format!("{}/api/v1/health", config.office_url)).await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return (guard, config);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_up(&format!("http://{address}")).await;
+    guard
 }
 
 struct ChildGuard(Child);
@@ -246,11 +239,12 @@ async fn serve_is_the_default_and_can_be_named_and_timeline_reads_what_it_served
     for named in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_str().unwrap();
-        let mut args = vec!["--demo", "--listen", "127.0.0.1:0", "--data-dir", data];
+        let address = crate::helpers::free_address();
+        let mut args = vec!["--demo", "--listen", &address, "--data-dir", data];
         if named {
             args.insert(0, "serve");
         }
-        let (office_process, _phone) = start(&args, dir.path()).await;
+        let office_process = start(&args, &address).await;
         drop(office_process);
 
         let timeline = office(&["timeline", "--data-dir", data]);

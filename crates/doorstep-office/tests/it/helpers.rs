@@ -334,3 +334,68 @@ pub async fn post<T: serde::Serialize + ?Sized>(
 ) -> (u16, String) {
     text(post_response(office, client, path, form).await).await
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The real office binary.
+
+/// A free address on this machine for the office binary to listen on (bound here and let go, so the
+/// binary can bind it next; the kernel does not hand a just-freed port straight to someone else).
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("address").to_string()
+}
+
+/// Waits until the office at `url` answers its health check, for at most 20 s.
+pub async fn wait_until_up(url: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the office at {url} did not start"
+        );
+        let health = reqwest::get(format!("{url}/api/v1/health")).await;
+        if health.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Enrols a phone for `who` as an admin and a phone do with the real binary: `doorstep-office enrol-code`
+/// prints the link, and the phone redeems its code at `POST /api/v1/enrol`.
+pub async fn enrol_by_code(data_dir: &std::path::Path, url: &str, who: &str) -> PhoneConfig {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
+        .args([
+            "enrol-code",
+            who,
+            "--link",
+            "--office-url",
+            url,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .output()
+        .expect("run doorstep-office enrol-code");
+    assert!(output.status.success(), "enrol-code: {output:?}");
+    let link = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let link = doorstep_core::protocol::EnrolmentLink::parse(&link)
+        .unwrap_or_else(|| panic!("enrol-code printed a link: {link:?}"));
+    assert_eq!(link.office_url, url);
+    let response = reqwest::Client::new()
+        .post(format!("{url}/api/v1/enrol"))
+        .json(&doorstep_core::protocol::EnrolRequest {
+            protocol: PROTOCOL_VERSION,
+            code: link.code,
+        })
+        .send()
+        .await
+        .expect("the office answers");
+    assert_eq!(response.status(), 200, "enrolled");
+    let enrolled: doorstep_core::protocol::EnrolResponse =
+        response.json().await.expect("an enrolment answer");
+    PhoneConfig {
+        office_url: url.to_owned(),
+        device_id: enrolled.device_id,
+        device_token: enrolled.credential.token,
+    }
+}

@@ -11,6 +11,7 @@ mod bench;
 mod browser;
 mod cli;
 mod code_phrases;
+mod devices;
 mod escalation;
 mod helpers;
 mod kill;

@@ -37,6 +37,20 @@ fn the_migration_list_is_the_migrations_folder_and_each_file_says_why() {
     assert!(MIGRATIONS[4].1.contains("CREATE TABLE office_logins"));
 }
 
+/// How many files the old `user_version` runner ever applied (V1 to V8); everything later came under
+/// refinery, so an old database never counts past this.
+const OLD_RUNNER_FILES: usize = 8;
+
+/// The latest migration's version: what `user_version` says after migrating (refinery's versions may
+/// have gaps, where other branches' files will land).
+fn latest_version() -> i64 {
+    MIGRATIONS
+        .iter()
+        .map(|(name, _)| version(name))
+        .max()
+        .unwrap()
+}
+
 /// The version number in a migration's name: 12 for `V12__visit_versions`.
 fn version(name: &str) -> i64 {
     name.trim_start_matches('V')
@@ -44,16 +58,6 @@ fn version(name: &str) -> i64 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{name} is V<number>__<name>"))
-}
-
-/// The newest version listed: what `user_version` says once everything is applied. (Versions are names
-/// and may skip numbers that another branch holds, so this is not always the number of files.)
-fn latest() -> i64 {
-    MIGRATIONS
-        .iter()
-        .map(|(name, _)| version(name))
-        .max()
-        .unwrap()
 }
 
 /// What the office's old runner did: the first `upto` files in the order it applied them (0001, 0002,
@@ -92,7 +96,7 @@ fn an_office_database_from_the_user_version_runner_opens_at_any_version_and_ends
     drop(SqliteStore::open(fresh.path()).unwrap());
     let expected = schema(fresh.path());
 
-    for upto in 0..=MIGRATIONS.len() {
+    for upto in 0..=OLD_RUNNER_FILES {
         let dir = tempfile::tempdir().unwrap();
         let conn = made_by_the_old_runner(dir.path(), upto);
         if upto >= 1 {
@@ -114,7 +118,10 @@ fn an_office_database_from_the_user_version_runner_opens_at_any_version_and_ends
             })
             .unwrap(),
         );
-        assert_eq!((user_version, applied), (latest(), MIGRATIONS.len() as i64));
+        assert_eq!(
+            (user_version, applied),
+            (latest_version(), MIGRATIONS.len() as i64)
+        );
         let schools: i64 = conn
             .query_row("SELECT COUNT(*) FROM schools", [], |row| row.get(0))
             .unwrap();
@@ -123,29 +130,73 @@ fn an_office_database_from_the_user_version_runner_opens_at_any_version_and_ends
 }
 
 #[test]
-fn a_demo_office_from_before_refinery_keeps_its_visits_and_keeps_working() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+fn a_demo_office_from_before_refinery_keeps_its_visits_and_its_phones_keep_working() {
+    // The demo school as a current office makes it, to copy from.
+    let made = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(made.path()).unwrap();
     demo::seed(&store, "http://127.0.0.1:1", chrono::Utc::now()).unwrap();
     let visits = store.visit_ids().unwrap();
     assert!(!visits.is_empty());
     drop(store);
-    {
-        // Back to how the old runner left such a file: no history table, user_version counting files.
-        let conn = rusqlite::Connection::open(dir.path().join("office.sqlite3")).unwrap();
-        conn.execute_batch("DROP TABLE refinery_schema_history")
-            .unwrap();
-        conn.pragma_update(None, "user_version", latest()).unwrap();
-    }
+
+    // An office the old runner made (no history table, user_version counting its files), holding that
+    // school and a phone enrolled a day ago, its token in the old `devices` table.
+    let dir = tempfile::tempdir().unwrap();
+    let conn = made_by_the_old_runner(dir.path(), OLD_RUNNER_FILES);
+    conn.execute(
+        "ATTACH DATABASE ?1 AS made",
+        [made.path().join("office.sqlite3").to_str().unwrap()],
+    )
+    .unwrap();
+    conn.execute_batch(
+        "INSERT INTO schools SELECT * FROM made.schools;
+         INSERT INTO staff SELECT * FROM made.staff;
+         INSERT INTO pupils SELECT * FROM made.pupils;
+         INSERT INTO visits SELECT * FROM made.visits;
+         INSERT INTO visit_staff SELECT * FROM made.visit_staff;
+         INSERT INTO events SELECT * FROM made.events;
+         DETACH DATABASE made;",
+    )
+    .unwrap();
+    let enrolled = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    let token = "a-token-from-before-enrolment-codes";
+    let hash = doorstep_office::store::token_hash(token);
+    conn.execute(
+        "INSERT INTO devices (id, staff_id, token_sha256, enrolled_at) VALUES ('phone-old', 'sam', ?1, ?2)",
+        [hash, enrolled.to_rfc3339()],
+    )
+    .unwrap();
+    drop(conn);
+
     let store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(store.visit_ids().unwrap(), visits);
     assert!(store.visit(&visits[0]).unwrap().is_some());
+    let device = store
+        .authenticate(token, chrono::Utc::now())
+        .unwrap()
+        .expect("the old phone's token still works");
+    assert_eq!(device.id.as_str(), "phone-old");
+    let listed = store
+        .school_devices(&"demo-primary".parse().unwrap())
+        .unwrap();
+    let old = listed
+        .iter()
+        .find(|d| d.id.as_str() == "phone-old")
+        .unwrap();
+    let expires = old.credential_expires_at.expect("a current credential");
+    assert!(
+        (expires - enrolled - chrono::TimeDelta::days(30))
+            .num_seconds()
+            .abs()
+            <= 1,
+        "it gets the usual 30 days from its enrolment: {enrolled} to {expires}"
+    );
 }
 
 #[test]
 fn a_database_from_a_newer_office_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = made_by_the_old_runner(dir.path(), MIGRATIONS.len());
+    let conn = made_by_the_old_runner(dir.path(), OLD_RUNNER_FILES);
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     let before = schema(dir.path());
@@ -163,5 +214,5 @@ fn a_database_from_a_newer_office_is_refused_and_left_alone() {
     let user_version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(user_version, latest());
+    assert_eq!(user_version, latest_version());
 }

@@ -54,6 +54,7 @@ async fn the_served_document_matches_the_running_server() {
         [
             "get /api/v1/health",
             "get /api/v1/openapi.json",
+            "post /api/v1/enrol",
             "post /api/v1/sync"
         ],
         "a route was added or removed without updating the document"
@@ -119,4 +120,46 @@ async fn the_served_document_matches_the_running_server() {
         .await;
     assert_eq!(status, 422);
     assert_matches(&doc, "/api/v1/sync", "post", 422, &body);
+
+    // Enrolment: a code redeemed, then the same code again, then no such code.
+    let school = "demo-primary".parse().unwrap();
+    let issued = office
+        .store
+        .issue_enrolment_code(&school, &staff("alex"), "test", chrono::Utc::now())
+        .unwrap();
+    let enrol = |code: &str| {
+        let request = json!({ "protocol": 1, "code": code });
+        let request_schema = json!({
+            "$ref": doc["paths"]["/api/v1/enrol"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "components": doc["components"]
+        });
+        assert!(jsonschema::is_valid(&request_schema, &request), "{request}");
+        office
+            .http
+            .post(format!("{}/api/v1/enrol", office.url))
+            .json(&request)
+            .send()
+    };
+    for (code, status) in [
+        (issued.code.as_str(), 200),
+        (issued.code.as_str(), 410),
+        ("0000-0000-0000", 404),
+    ] {
+        let response = enrol(code).await.unwrap();
+        assert_eq!(response.status(), status);
+        assert_matches(
+            &doc,
+            "/api/v1/enrol",
+            "post",
+            status,
+            &response.json().await.unwrap(),
+        );
+    }
+    office
+        .store
+        .revoke_device(&school, &sam.device_id, &staff("head"), chrono::Utc::now())
+        .unwrap();
+    let (status, body) = office.post_sync(&sam.device_token, &request).await;
+    assert_eq!(status, 403);
+    assert_matches(&doc, "/api/v1/sync", "post", 403, &body);
 }

@@ -22,6 +22,7 @@ use crate::requests::{next_weekday_at, request, valid_request, visit_count, with
 fn table() -> BTreeMap<&'static str, (&'static str, &'static str)> {
     let office = "crates/doorstep-office";
     let core = "crates/doorstep-core";
+    let phone = ".";
     BTreeMap::from([
         ("preset", (office, "policy_flips::preset_sets_what_the_admin_page_lists_as_changed")),
         ("authoriser", (office, "policy_flips::authoriser_decides_who_may_authorise")),
@@ -48,6 +49,7 @@ fn table() -> BTreeMap<&'static str, (&'static str, &'static str)> {
         ("safeguarding_concerns_to", (office, "policy_flips::safeguarding_concerns_to_may_read_what_visits_found")),
         ("write_up_due_after_leaving", (office, "reach::a_write_up_missing_past_the_policys_time_after_everyone_left_is_flagged_with_since_when")),
         ("escalate_further_after", (office, "reach::the_deputy_hears_only_when_the_authorisers_level_has_not_acknowledged_in_time")),
+        ("delete_briefings_after_days_offline", (phone, "enrolment::a_phone_out_of_touch_for_the_policys_days_deletes_its_briefings_by_itself")),
     ])
 }
 

@@ -15,6 +15,8 @@ use crate::helpers::*;
 fn concrete(path: &str, alarm: i64) -> String {
     if path.starts_with("/alarms/") {
         path.replace("{id}", &alarm.to_string())
+    } else if path.starts_with("/admin/devices/") {
+        path.replace("{id}", "phone-sam")
     } else {
         path.replace("{id}", "visit-ava")
             .replace("{file}", "board.js")
@@ -54,6 +56,10 @@ fn snapshot(office: &TestOffice) -> Vec<i64> {
         "visit_requests",
         "visit_versions",
         "absence_concerns",
+        "devices",
+        "device_tokens",
+        "enrolment_codes",
+        "device_log",
     ]
     .iter()
     .map(|table| {
@@ -151,8 +157,12 @@ async fn every_route_refuses_the_signed_out_the_wrong_role_and_a_post_without_it
 
         // A POST with a session that may use it, but without the session's token.
         match route.csrf {
+            // A phone's POSTs carry no cookie for another site's form to ride on: the sync by its device
+            // token, enrolment by its one-time code.
             None => assert!(
-                route.method == Method::GET || route.access == Access::Phone,
+                route.method == Method::GET
+                    || route.access == Access::Phone
+                    || route.path == "/api/v1/enrol",
                 "{what} has no CSRF check"
             ),
             Some(CsrfCheck::SessionToken) => {
@@ -204,6 +214,14 @@ async fn every_route_refuses_the_signed_out_the_wrong_role_and_a_post_without_it
             .policy(&"demo-primary".parse().expect("school"))
             .expect("policy"),
         policy_before
+    );
+    assert!(
+        office
+            .store
+            .authenticate(&office.phones.me.device_token, chrono::Utc::now())
+            .expect("read")
+            .is_some(),
+        "Sam's phone was not revoked"
     );
     // The sign-outs without a token were refused too: Ada is still signed in.
     let response = plain

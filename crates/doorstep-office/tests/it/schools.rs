@@ -90,6 +90,8 @@ async fn a_second_school_sees_and_changes_nothing_of_the_first_on_any_route() {
         "staff",
         "pupils",
         "visit_requests",
+        "devices",
+        "enrolment_codes",
     ]
     .iter()
     .map(|t| count(t))
@@ -105,6 +107,9 @@ async fn a_second_school_sees_and_changes_nothing_of_the_first_on_any_route() {
                 "{id}",
                 &if route.path.starts_with("/alarms/") {
                     alarm.id.to_string()
+                } else if route.path.starts_with("/admin/devices/") {
+                    // The first school's phone.
+                    "phone-sam".to_owned()
                 } else {
                     "visit-ava".to_owned()
                 },
@@ -150,11 +155,21 @@ async fn a_second_school_sees_and_changes_nothing_of_the_first_on_any_route() {
         "staff",
         "pupils",
         "visit_requests",
+        "devices",
+        "enrolment_codes",
     ]
     .iter()
     .map(|t| count(t))
     .collect();
     assert_eq!(after, before, "nothing of the first school changed");
+    assert!(
+        office
+            .store
+            .authenticate(&office.phones.me.device_token, chrono::Utc::now())
+            .unwrap()
+            .is_some(),
+        "the first school's phone still works"
+    );
     assert!(office.store.alarm(alarm.id).unwrap().unwrap().is_open());
 }
 

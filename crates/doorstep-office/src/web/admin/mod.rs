@@ -1,13 +1,14 @@
 //! The admin pages: staff (roles, phone, DBS check), pupils and absences imported from the MIS as CSV, the
 //! school's policy (a preset, or edited and validated), and where alarms and safeguarding notices are sent
-//! (notification targets), one module each. Every admin page says at the top when the school has no
-//! notification targets.
+//! (notification targets), and its phones (enrolment codes, revoking), one module each. Every admin page
+//! says at the top when the school has no notification targets.
 //!
 //! Only someone with the admin role may open or post any of them: every handler takes the [`Admin`]
 //! extractor first. Every form is a [`CsrfForm`](super::extract::CsrfForm), checked before anything else
 //! is read. A refused form is shown again as typed, with each problem beside its field, and nothing is
 //! saved.
 
+pub mod devices;
 pub mod imports;
 pub mod notifications;
 pub mod policy;
@@ -63,6 +64,7 @@ fn nav(current: &str) -> Markup {
         ("/admin/import/absences", "Import absences"),
         ("/admin/policy", "Policy"),
         ("/admin/notifications", "Notifications"),
+        ("/admin/devices", "Phones"),
     ];
     html! {
         nav.toolbar aria-label="Admin" {

@@ -10,6 +10,7 @@ use chrono::NaiveTime;
 use doorstep_core::domain::{Hazard, Role, VisitPurpose};
 use doorstep_core::policy::{
     CodePhrases, EveningVisits, Policy, PolicyError, PolicyMinutes, Preset, SchoolHours,
+    MAX_DAYS_OFFLINE,
 };
 use maud::html;
 
@@ -133,6 +134,10 @@ impl PolicyDraft {
             policy.absence_visit_day_with_concern.to_string(),
         );
         put("record_system", policy.record_system.clone());
+        put(
+            "delete_briefings_after_days_offline",
+            policy.delete_briefings_after_days_offline.to_string(),
+        );
         let ticks = [
             policy.pair_waits_outside_until_all_arrived,
             policy.out_of_hours_needs_responsible_contact,
@@ -301,6 +306,22 @@ impl PolicyDraft {
         } else {
             policy.record_system = record_system.to_owned();
         }
+        let key = "delete_briefings_after_days_offline";
+        match self.get(key).parse::<u16>() {
+            Ok(days) if (1..=MAX_DAYS_OFFLINE).contains(&days) => {
+                policy.delete_briefings_after_days_offline = days
+            }
+            _ => {
+                errors.insert(
+                    key,
+                    format!(
+                        "a phone out of touch with the office deletes its briefings after 1 to \
+                         {MAX_DAYS_OFFLINE} days; got “{}”",
+                        self.get(key)
+                    ),
+                );
+            }
+        }
         policy.pair_waits_outside_until_all_arrived = !self.get(TICK_FIELDS[0].0).is_empty();
         policy.out_of_hours_needs_responsible_contact = !self.get(TICK_FIELDS[1].0).is_empty();
         policy.dbs_check_required = !self.get(TICK_FIELDS[2].0).is_empty();
@@ -348,6 +369,7 @@ impl PolicyDraft {
                 PolicyError::AbsenceDays { .. } => "absence_visit_day",
                 PolicyError::NoPurposes => "purposes",
                 PolicyError::MinutesOutOfRange(_) => "first_check_in_after_start",
+                PolicyError::DaysOffline(_) => "delete_briefings_after_days_offline",
             };
             let message = match &error {
                 PolicyError::SchoolHoursBackwards => format!(
@@ -516,6 +538,7 @@ fn policy_page(
                 (text_row("absence_visit_day", "Unexplained absence, no contact: visit on day", "number"))
                 (text_row("absence_visit_day_with_concern", "…or with a concern, on day", "number"))
                 (text_row("record_system", "Write-ups go to (record system)", "text"))
+                (text_row("delete_briefings_after_days_offline", "A phone out of touch with the office deletes its briefings after (days)", "number"))
                 @for (key, label) in TICK_FIELDS {
                     tr { th { label for=(key) { (label) } } td { input id=(key) type="checkbox" name=(key) value="yes" checked[!draft.get(key).is_empty()]; } }
                 }
