@@ -4,9 +4,22 @@
 //! fetches its visits), turns each HTTP result into a `sync_plan::Answer`, and applies what
 //! `sync_plan::after_answer` decides. An event is marked delivered only from the office's per-event answer.
 //! [`run_sync_loop`] repeats that forever: at once after a new event, every 15 s when idle, and with a
-//! growing pause while the office cannot be reached.
+//! growing pause while the office cannot be reached, cut short by a probe that notices the office is
+//! reachable again.
+//!
+//! Why the exchange is more than one `send`: a kept-alive connection can die silently (a mobile network's
+//! NAT forgets it, the phone changes cell), and a request on it then hears nothing until a timeout. So an
+//! exchange never trusts one connection: if no answer has begun after a short while it starts the same
+//! request again on a new connection and takes whichever answers first ([`Pace`]: every 750 ms for an
+//! alert, once after a few seconds for ordinary steps). The office stores each event id once, so a
+//! request that arrives twice is harmless. After any failure the kept-alive connections are thrown away,
+//! and idle ones are dropped after [`POOL_IDLE_TIMEOUT`], before a carrier's NAT would drop them.
+//! Deadlines count the upload a request needs at [`SLOWEST_UPLOAD_BYTES_PER_SEC`], so a large batch on a
+//! 2G link is not cut off halfway, and an answer that is arriving may take as long as it needs while bytes
+//! keep coming ([`ANSWER_STALL`]).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,10 +27,13 @@ use doorstep_core::ids::EventId;
 use doorstep_core::protocol::{ErrorBody, SyncRequest, SyncResponse, PROTOCOL_VERSION};
 use doorstep_core::sync_plan::{self, Answer, Next, BATCH_LIMIT};
 use tokio::sync::Notify;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
 
 use crate::store::AppStore;
 
-/// How long one request may take before it counts as no answer.
+/// How long an ordinary request waits for the office's answer to begin, on top of the time its upload
+/// needs at the slowest link the phone allows for.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often to sync when nothing is happening, to fetch new visits and briefings.
 pub const IDLE_TICK: Duration = Duration::from_secs(15);
@@ -28,6 +44,32 @@ pub const MAX_BACK_OFF: Duration = Duration::from_secs(60);
 pub const ALERT_RETRY: Duration = Duration::from_secs(1);
 /// How long to wait for a connection to open; past it the attempt counts as no answer and is tried again.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle kept-alive connection is kept for the next sync. Longer than the idle tick, so a phone
+/// that syncs every 15 s keeps one connection; far shorter than the minutes a carrier's NAT keeps an idle
+/// mapping, so the phone drops a connection before the network can forget it.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// While an alert is being sent and no answer has begun, another attempt starts on a new connection this
+/// often (at most [`URGENT_ATTEMPTS`] at once).
+pub const URGENT_HEDGE_EVERY: Duration = Duration::from_millis(750);
+/// The most attempts of one alert in flight at once; starting another drops the oldest.
+pub const URGENT_ATTEMPTS: usize = 4;
+/// An alert's exchange gives up after this long without an answer beginning, so the phone can note the
+/// failure (the status line) and the loop tries again a second later.
+pub const URGENT_GIVE_UP: Duration = Duration::from_secs(5);
+/// An ordinary request with no answer begun after this long (plus its upload time) is tried once more on a
+/// new connection, racing the first.
+pub const ORDINARY_HEDGE_AFTER: Duration = Duration::from_secs(3);
+/// The slowest upload the deadlines allow for, in bytes a second (8 kbit/s, below 2G's 20 kbit/s).
+pub const SLOWEST_UPLOAD_BYTES_PER_SEC: u64 = 1_000;
+/// An answer whose bytes stop coming for this long is given up (it may be as long as it likes otherwise).
+pub const ANSWER_STALL: Duration = Duration::from_secs(5);
+/// The largest answer the phone reads.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// While the office cannot be reached, how often the loop looks for it with a small request on a new
+/// connection, so ordinary steps go as soon as the signal is back rather than at the end of the back-off.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long one probe waits for the office.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most requests in one `sync_once`: each confirms or sets aside events, so the limit is only a guard
 /// against an office that keeps answering without making progress.
 const MAX_ROUNDS: u32 = 64;
@@ -40,7 +82,10 @@ pub struct ClientError(#[from] reqwest::Error);
 /// Talks to one office as one device.
 #[derive(Clone)]
 pub struct SyncClient {
-    http: reqwest::Client,
+    /// Keeps connections alive between syncs; replaced (so its connections are closed) after a failure.
+    pooled: Arc<Mutex<reqwest::Client>>,
+    /// Keeps no connection: every request opens a new one. For hedged attempts and probes.
+    fresh: reqwest::Client,
     office_url: String,
     token: String,
 }
@@ -96,6 +141,48 @@ pub enum Exchange {
     Accepted(Box<SyncResponse>),
     Refused { status: u16, body: ErrorBody },
     NoAnswer(String),
+}
+
+/// How patient one exchange is: when to race another attempt on a new connection, how many may run at
+/// once, and when to give up with no answer begun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Start another attempt when no answer has begun this long after the last one started.
+    pub hedge_every: Duration,
+    /// The most attempts in flight; starting another drops the oldest.
+    pub max_in_flight: usize,
+    /// The most attempts in all.
+    pub max_attempts: usize,
+    /// Give up when no answer has begun this long after the exchange started.
+    pub give_up_after: Duration,
+    /// When every attempt has failed, start the next at once rather than at the next hedge time.
+    pub retry_failure_at_once: bool,
+}
+
+impl Pace {
+    /// The pace for a request of `bytes` bytes, urgent (an alert) or not.
+    pub fn for_request(urgent: bool, bytes: usize) -> Self {
+        let upload = Duration::from_millis(
+            (bytes as u64).saturating_mul(1_000) / SLOWEST_UPLOAD_BYTES_PER_SEC,
+        );
+        if urgent {
+            Pace {
+                hedge_every: URGENT_HEDGE_EVERY,
+                max_in_flight: URGENT_ATTEMPTS,
+                max_attempts: usize::MAX,
+                give_up_after: URGENT_GIVE_UP + upload,
+                retry_failure_at_once: false,
+            }
+        } else {
+            Pace {
+                hedge_every: ORDINARY_HEDGE_AFTER + upload,
+                max_in_flight: 2,
+                max_attempts: 2,
+                give_up_after: REQUEST_TIMEOUT + upload,
+                retry_failure_at_once: true,
+            }
+        }
+    }
 }
 
 impl Exchange {
@@ -158,13 +245,13 @@ pub fn next_pause(failures: u32, alert_waiting: bool) -> Duration {
 impl SyncClient {
     /// A client for the office at `office_url` (no trailing slash needed) with this device's token.
     pub fn new(office_url: &str, token: &str) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()?;
         Ok(Self {
-            http,
+            pooled: Arc::new(Mutex::new(pooled_client()?)),
+            fresh: reqwest::Client::builder()
+                .use_rustls_tls()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .pool_max_idle_per_host(0)
+                .build()?,
             office_url: office_url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         })
@@ -266,24 +353,156 @@ impl SyncClient {
         report
     }
 
-    /// One POST to the office, read into an [`Exchange`].
+    /// One POST to the office, read into an [`Exchange`], at the pace its urgency and size call for.
     pub async fn exchange(&self, request: &SyncRequest) -> Exchange {
-        let url = format!("{}/api/v1/sync", self.office_url);
-        let response = match self
-            .http
-            .post(&url)
-            .bearer_auth(&self.token)
-            .json(request)
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(error) => return Exchange::NoAnswer(describe(&error)),
+        let body = match serde_json::to_vec(request) {
+            Ok(body) => bytes::Bytes::from(body),
+            // Plain data with string keys cannot fail to serialise; say so rather than panic if it did.
+            Err(error) => return Exchange::NoAnswer(format!("the request could not be written: {error}")),
         };
-        let status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(body) => read_answer(status, &body),
-            Err(error) => Exchange::NoAnswer(describe(&error)),
+        let urgent = request.events.iter().any(|e| e.event.is_urgent());
+        let pace = Pace::for_request(urgent, body.len());
+        let exchange = self.exchange_paced(body, pace).await;
+        if matches!(exchange, Exchange::NoAnswer(_)) {
+            self.forget_connections();
+        }
+        exchange
+    }
+
+    /// Runs attempts of one request as `pace` says until one begins to answer, then reads that answer.
+    async fn exchange_paced(&self, body: bytes::Bytes, pace: Pace) -> Exchange {
+        let started = Instant::now();
+        let give_up = started + pace.give_up_after;
+        let mut attempts: JoinSet<Result<reqwest::Response, reqwest::Error>> = JoinSet::new();
+        let mut in_flight: VecDeque<AbortHandle> = VecDeque::new();
+        let mut last_error = "no answer from the office".to_owned();
+        // The first attempt may use a kept-alive connection; every later one opens its own.
+        in_flight.push_back(attempts.spawn(self.attempt(self.pooled_client(), body.clone())));
+        let mut made = 1usize;
+        let mut next_hedge = started + pace.hedge_every;
+        loop {
+            let may_hedge = made < pace.max_attempts;
+            tokio::select! {
+                joined = attempts.join_next(), if !attempts.is_empty() => {
+                    match joined {
+                        Some(Ok(Ok(response))) => return read_response(response).await,
+                        Some(Ok(Err(error))) => {
+                            last_error = describe(&error);
+                            in_flight.retain(|handle| !handle.is_finished());
+                            if attempts.is_empty() {
+                                if !may_hedge {
+                                    return Exchange::NoAnswer(last_error);
+                                }
+                                // Nothing left in flight. An ordinary request makes its one new-connection
+                                // try now (the kept-alive connection may have been the trouble); an alert
+                                // keeps its rhythm, so an office refusing connections is not asked in a
+                                // tight loop.
+                                if pace.retry_failure_at_once {
+                                    next_hedge = Instant::now();
+                                }
+                            }
+                        }
+                        // An attempt dropped to make room: nothing to learn from it.
+                        Some(Err(_)) | None => {}
+                    }
+                }
+                () = tokio::time::sleep_until(next_hedge), if may_hedge => {
+                    if in_flight.len() >= pace.max_in_flight {
+                        if let Some(oldest) = in_flight.pop_front() {
+                            oldest.abort();
+                        }
+                    }
+                    tracing::debug!(attempt = made + 1, "no answer yet: trying a new connection too");
+                    in_flight.push_back(attempts.spawn(self.attempt(self.fresh.clone(), body.clone())));
+                    made += 1;
+                    next_hedge = Instant::now() + pace.hedge_every;
+                }
+                () = tokio::time::sleep_until(give_up) => {
+                    return Exchange::NoAnswer(if attempts.is_empty() {
+                        last_error
+                    } else {
+                        "the office did not answer in time".to_owned()
+                    });
+                }
+            }
+        }
+    }
+
+    /// One attempt: resolves when the office's answer begins (its status and headers) or the attempt fails.
+    fn attempt(
+        &self,
+        http: reqwest::Client,
+        body: bytes::Bytes,
+    ) -> impl std::future::Future<Output = Result<reqwest::Response, reqwest::Error>> + Send + 'static
+    {
+        http.post(format!("{}/api/v1/sync", self.office_url))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+    }
+
+    fn pooled_client(&self) -> reqwest::Client {
+        self.pooled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Closes every kept-alive connection (they may be dead without knowing it): the next request opens a
+    /// new one.
+    fn forget_connections(&self) {
+        match pooled_client() {
+            Ok(client) => *self.pooled.lock().unwrap_or_else(PoisonError::into_inner) = client,
+            Err(error) => tracing::warn!(%error, "could not renew the HTTP client; keeping the old one"),
+        }
+    }
+
+    /// Whether the office answers at all (any HTTP status counts), asked on a new connection with a short
+    /// timeout. A cheap question the loop asks while it waits out a back-off.
+    pub async fn office_reachable(&self) -> bool {
+        let probe = self
+            .fresh
+            .get(format!("{}/api/v1/health", self.office_url))
+            .send();
+        matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(_)))
+    }
+
+    /// Returns once a probe finds the office reachable, asking every [`PROBE_EVERY`].
+    pub async fn wait_until_reachable(&self) {
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            if self.office_reachable().await {
+                return;
+            }
+        }
+    }
+}
+
+/// The client that keeps connections between syncs, for at most [`POOL_IDLE_TIMEOUT`] idle.
+fn pooled_client() -> Result<reqwest::Client, ClientError> {
+    Ok(reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build()?)
+}
+
+/// Reads an answer that has begun, for as long as its bytes keep coming.
+async fn read_response(mut response: reqwest::Response) -> Exchange {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    loop {
+        match tokio::time::timeout(ANSWER_STALL, response.chunk()).await {
+            Err(_) => return Exchange::NoAnswer("the office's answer stopped arriving".to_owned()),
+            Ok(Err(error)) => return Exchange::NoAnswer(describe(&error)),
+            Ok(Ok(None)) => return read_answer(status, &body),
+            Ok(Ok(Some(chunk))) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_ANSWER_BYTES {
+                    return Exchange::NoAnswer("the office's answer is too large".to_owned());
+                }
+            }
         }
     }
 }
@@ -306,9 +525,11 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-/// Syncs forever: once now, then whenever `wake` fires (a new event was recorded) or a tick passes
-/// ([`next_pause`]: the idle tick when all is well, the back-off after failures, one second while an alert
-/// waits).
+/// Syncs forever: once now, then whenever `wake` fires (a new event was recorded, or the platform says the
+/// network is back) or a pause passes ([`next_pause`]: the idle tick when all is well, the back-off after
+/// failures, one second while an alert waits). While the office cannot be reached, a probe every
+/// [`PROBE_EVERY`] ends the pause as soon as it answers, so ordinary steps go within seconds of the signal
+/// returning, not at the end of a minute's back-off.
 pub async fn run_sync_loop(client: SyncClient, store: AppStore, wake: Arc<Notify>) {
     let mut failures: u32 = 0;
     loop {
@@ -324,6 +545,7 @@ pub async fn run_sync_loop(client: SyncClient, store: AppStore, wake: Arc<Notify
             true
         });
         let pause = next_pause(failures, alert_waiting);
+        let unreachable = matches!(report.outcome, SyncOutcome::Unreachable { .. });
         match &report.outcome {
             SyncOutcome::UpToDate => tracing::debug!(?report, "synced"),
             _ => tracing::warn!(?report, ?pause, "sync incomplete"),
@@ -332,6 +554,9 @@ pub async fn run_sync_loop(client: SyncClient, store: AppStore, wake: Arc<Notify
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(pause) => {}
+            () = client.wait_until_reachable(), if unreachable && pause > PROBE_EVERY => {
+                tracing::info!("the office answers again");
+            }
         }
     }
 }
@@ -359,6 +584,25 @@ mod tests {
         for failures in [1, 5, 50] {
             assert_eq!(next_pause(failures, true), ALERT_RETRY);
         }
+    }
+
+    #[test]
+    fn an_alert_races_new_connections_quickly_and_big_requests_get_time_to_upload() {
+        let alert = Pace::for_request(true, 600);
+        assert_eq!(alert.hedge_every, Duration::from_millis(750));
+        assert_eq!(alert.max_in_flight, URGENT_ATTEMPTS);
+        assert!(alert.give_up_after < Duration::from_secs(6), "{alert:?}");
+        assert!(!alert.retry_failure_at_once, "a refusing office is not asked in a tight loop");
+
+        let step = Pace::for_request(false, 1_000);
+        assert_eq!(step.hedge_every, Duration::from_secs(4));
+        assert_eq!((step.max_in_flight, step.max_attempts), (2, 2));
+        assert_eq!(step.give_up_after, Duration::from_secs(11));
+
+        // A full batch at the slowest link allowed for: its upload time is added to every deadline.
+        let batch = Pace::for_request(false, sync_plan::BATCH_BYTES);
+        assert_eq!(batch.give_up_after, Duration::from_millis(10_000 + 16_384));
+        assert!(batch.hedge_every > Duration::from_secs(16));
     }
 
     #[test]
