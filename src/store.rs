@@ -139,6 +139,8 @@ pub struct AppStore {
     wake: Arc<Notify>,
     /// Counts writes, so screens redraw as soon as the sync loop changes something.
     revision: Arc<watch::Sender<u64>>,
+    /// Counts alerts recorded, so a sync busy with ordinary steps can drop them and send the alert first.
+    alerts: Arc<watch::Sender<u64>>,
     pins: Arc<Mutex<PinSettings>>,
 }
 
@@ -149,6 +151,7 @@ impl AppStore {
             log: Arc::new(Mutex::new(log)),
             wake: Arc::new(Notify::new()),
             revision: Arc::new(watch::Sender::new(0)),
+            alerts: Arc::new(watch::Sender::new(0)),
             pins: Arc::new(Mutex::new(PinSettings {
                 pins: Pins::default(),
                 file: None,
@@ -306,6 +309,11 @@ impl AppStore {
         self.wake.clone()
     }
 
+    /// Tells the receiver each time an alert is recorded.
+    pub fn watch_alerts(&self) -> watch::Receiver<u64> {
+        self.alerts.subscribe()
+    }
+
     /// A number that changes whenever the store has been written.
     pub fn revision(&self) -> u64 {
         *self.revision.borrow()
@@ -405,6 +413,9 @@ impl AppStore {
         let recorded = recorded.ok_or(ActionError::NothingToRecord)?;
         tracing::info!(visit = %visit, event = recorded.event.summary(), seq = %recorded.seq, "recorded");
         self.changed();
+        if recorded.event.is_urgent() {
+            self.alerts.send_modify(|count| *count += 1);
+        }
         self.wake.notify_one();
         Ok(recorded)
     }

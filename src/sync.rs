@@ -16,7 +16,8 @@
 //! and idle ones are dropped after [`POOL_IDLE_TIMEOUT`], before a carrier's NAT would drop them.
 //! Deadlines count the upload a request needs at [`SLOWEST_UPLOAD_BYTES_PER_SEC`], so a large batch on a
 //! 2G link is not cut off halfway, and an answer that is arriving may take as long as it needs while bytes
-//! keep coming ([`ANSWER_STALL`]).
+//! keep coming ([`ANSWER_STALL`]). An alert recorded while a request of ordinary steps is out interrupts it:
+//! the alert is sent first, on its own.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -271,8 +272,11 @@ impl SyncClient {
             holdings_saved: false,
             outcome: SyncOutcome::UpToDate,
         };
+        let mut alerts = store.watch_alerts();
         while report.rounds < MAX_ROUNDS {
             report.rounds += 1;
+            // An alert recorded from here on interrupts a request of ordinary steps (below).
+            alerts.borrow_and_update();
             let waiting = match store.waiting() {
                 Ok(waiting) => waiting,
                 Err(error) => return storage_failed(report, error),
@@ -289,7 +293,21 @@ impl SyncClient {
                 device_time: sent_at,
                 events: batch,
             };
-            let exchange = self.exchange(&request).await;
+            let urgent = request.events.iter().any(|e| e.event.is_urgent());
+            let exchange = if urgent {
+                self.exchange(&request).await
+            } else {
+                // An alert must not wait behind ordinary steps on a slow or dead link: drop this request
+                // (its events stay waiting; a copy the office already stored is answered as a duplicate
+                // next time) and start again, alert first.
+                tokio::select! {
+                    exchange = self.exchange(&request) => exchange,
+                    Ok(()) = alerts.changed() => {
+                        tracing::info!("an alert was recorded: sending it first");
+                        continue;
+                    }
+                }
+            };
 
             let answered_at = now();
             let plan = sync_plan::after_answer(&sent, exchange.as_answer(), more_waiting);

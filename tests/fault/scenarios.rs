@@ -1,9 +1,10 @@
 //! Named scenarios with targets of their own, run after the seeded sample:
 //!
 //! - [`dead_connection`]: the phone's kept-alive connection dies silently (the office is reachable on a
-//!   new one): an alert must be stored at the office within 2 s and an ordinary step confirmed within
-//!   10 s; then, after an outage long enough for the loop's back-off to outgrow its probe, an ordinary step
-//!   must be confirmed within 10 s of the signal returning.
+//!   new one): an alert must be stored at the office within 2 s, also when raised while a step's request
+//!   hangs on the dead connection, and an ordinary step confirmed within 10 s; then, after an outage long
+//!   enough for the loop's back-off to outgrow its probe, an ordinary step must be confirmed within 10 s
+//!   of the signal returning.
 //! - [`long_offline`]: a day's visits recorded with no signal, then a 2G link: everything arrives, the
 //!   alert first, and at no moment does the phone's screen claim more than the office holds.
 
@@ -143,7 +144,22 @@ pub async fn dead_connection(binary: &Path, parent: &Path) -> Result<String, Str
     let step = recorded_id(&rig.phone.act(Action::Step(0)).await?)?;
     let step_after = since(tapped, confirmed_at(&phone_db, step, Duration::from_secs(30)).await?);
 
-    // 3. No signal for long enough that the loop's back-off outgrows its probe (2, 4, 8, then 16 s
+    // 3. Again, and while the step's request hangs on the dead connection, another alert.
+    rig.phone.act(Action::Step(0)).await?;
+    if rig.drain().await? > 0 {
+        return Err("a step was not delivered on a clear link".into());
+    }
+    rig.proxy.kill_open_connections();
+    rig.phone.act(Action::Step(0)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let raised_behind = Utc::now();
+    let second_alert = recorded_id(&rig.phone.act(Action::Alert(0)).await?)?;
+    let behind_after = since(
+        raised_behind,
+        stored_at(&office_db, second_alert, Duration::from_secs(30)).await?,
+    );
+
+    // 4. No signal for long enough that the loop's back-off outgrows its probe (2, 4, 8, then 16 s
     // between attempts), a step taken meanwhile, then the signal returns. Without the probe the step
     // would wait for the attempt due 30 s in.
     rig.proxy.set_mode(Mode::Refuse);
@@ -155,9 +171,12 @@ pub async fn dead_connection(binary: &Path, parent: &Path) -> Result<String, Str
 
     let summary = format!(
         "alert stored {:.2} s after it was raised behind a dead connection (target {} s)\n\
+         alert stored {:.2} s after it was raised behind a step hanging on a dead connection (target {} s)\n\
          step confirmed {:.2} s after it was taken behind a dead connection (target {} s)\n\
          step confirmed {:.2} s after the signal returned from {} s without (target {} s)",
         alert_after.as_secs_f64(),
+        ALERT_TARGET.as_secs(),
+        behind_after.as_secs_f64(),
         ALERT_TARGET.as_secs(),
         step_after.as_secs_f64(),
         CONFIRM_TARGET.as_secs(),
@@ -165,7 +184,11 @@ pub async fn dead_connection(binary: &Path, parent: &Path) -> Result<String, Str
         OUTAGE.as_secs(),
         CONFIRM_TARGET.as_secs(),
     );
-    if alert_after > ALERT_TARGET || step_after > CONFIRM_TARGET || outage_after > CONFIRM_TARGET {
+    if alert_after > ALERT_TARGET
+        || behind_after > ALERT_TARGET
+        || step_after > CONFIRM_TARGET
+        || outage_after > CONFIRM_TARGET
+    {
         return Err(format!("missed a target:\n{summary}"));
     }
     finish(rig, summary).await
