@@ -376,7 +376,9 @@ impl SyncClient {
         let body = match serde_json::to_vec(request) {
             Ok(body) => bytes::Bytes::from(body),
             // Plain data with string keys cannot fail to serialise; say so rather than panic if it did.
-            Err(error) => return Exchange::NoAnswer(format!("the request could not be written: {error}")),
+            Err(error) => {
+                return Exchange::NoAnswer(format!("the request could not be written: {error}"))
+            }
         };
         let urgent = request.events.iter().any(|e| e.event.is_urgent());
         let pace = Pace::for_request(urgent, body.len());
@@ -472,7 +474,9 @@ impl SyncClient {
     fn forget_connections(&self) {
         match pooled_client() {
             Ok(client) => *self.pooled.lock().unwrap_or_else(PoisonError::into_inner) = client,
-            Err(error) => tracing::warn!(%error, "could not renew the HTTP client; keeping the old one"),
+            Err(error) => {
+                tracing::warn!(%error, "could not renew the HTTP client; keeping the old one")
+            }
         }
     }
 
@@ -610,7 +614,10 @@ mod tests {
         assert_eq!(alert.hedge_every, Duration::from_millis(750));
         assert_eq!(alert.max_in_flight, URGENT_ATTEMPTS);
         assert!(alert.give_up_after < Duration::from_secs(6), "{alert:?}");
-        assert!(!alert.retry_failure_at_once, "a refusing office is not asked in a tight loop");
+        assert!(
+            !alert.retry_failure_at_once,
+            "a refusing office is not asked in a tight loop"
+        );
 
         let step = Pace::for_request(false, 1_000);
         assert_eq!(step.hedge_every, Duration::from_secs(4));

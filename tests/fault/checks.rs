@@ -157,12 +157,7 @@ pub fn waiting_on_phone(phone_db: &Path) -> rusqlite::Result<i64> {
 
 /// Compares the phone's data folder with the office's data folder. `stuck` is how many events were still
 /// waiting when the run stopped waiting for them.
-pub fn compare(
-    phone_dir: &Path,
-    office_dir: &Path,
-    device: &DeviceId,
-    stuck: usize,
-) -> Findings {
+pub fn compare(phone_dir: &Path, office_dir: &Path, device: &DeviceId, stuck: usize) -> Findings {
     let mut findings = Findings {
         stuck,
         ..Findings::default()
@@ -207,7 +202,10 @@ pub fn compare(
         );
         *by_content.entry(key).or_default() += 1;
     }
-    let copies: usize = by_content.values().map(|n| n.saturating_sub(1)).sum::<usize>()
+    let copies: usize = by_content
+        .values()
+        .map(|n| n.saturating_sub(1))
+        .sum::<usize>()
         + at_office
             .values()
             .map(|rows| rows.len().saturating_sub(1))
@@ -229,9 +227,7 @@ pub fn compare(
             "confirmed" => match (held, row.confirmed_at) {
                 (None, _) => {
                     findings.falsely_confirmed += 1;
-                    findings.problem(format!(
-                        "{id} shown confirmed but not at the office"
-                    ));
+                    findings.problem(format!("{id} shown confirmed but not at the office"));
                 }
                 (Some(held), Some(confirmed)) if confirmed < held.received_at => {
                     findings.falsely_confirmed += 1;

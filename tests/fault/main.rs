@@ -70,8 +70,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--keep" => options.keep = true,
             "--list" => options.list = true,
             // What cargo and libtest-minded tools may pass; nothing here needs them.
-            "--nocapture" | "--exact" | "--quiet" | "-q" | "--show-output" | "--include-ignored"
-            | "--ignored" => {}
+            "--nocapture" | "--exact" | "--quiet" | "-q" | "--show-output"
+            | "--include-ignored" | "--ignored" => {}
             "--test-threads" | "--format" | "--color" | "--skip" | "-Z" => {
                 it.next();
             }
@@ -183,7 +183,10 @@ async fn seeded(
         let binary: PathBuf = binary.to_owned();
         let parent: PathBuf = parent.to_owned();
         running.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             let plan = Plan::from_seed(seed);
             run::run(&plan, &binary, &parent, keep).await
         });

@@ -206,10 +206,10 @@ impl Plan {
                 actions.push(Action::StandDown(0));
             }
             // A kill needs something to kill around; other faults may pass with nothing recorded.
-            let least = u64::from(matches!(
-                fault,
-                Fault::OfficeKill { .. } | Fault::PhoneKill { .. }
-            ) && actions.is_empty());
+            let least = u64::from(
+                matches!(fault, Fault::OfficeKill { .. } | Fault::PhoneKill { .. })
+                    && actions.is_empty(),
+            );
             for _ in 0..rng.range(least, 3) {
                 actions.push(script.next());
             }

@@ -48,7 +48,9 @@ pub enum Mode {
     Throttle(Link),
     /// The next request carrying events is held (sent to the office first if `forward`), never answered,
     /// and reported as [`Note::Held`]; later ones pass.
-    HoldNext { forward: bool },
+    HoldNext {
+        forward: bool,
+    },
     /// The next request carrying events is sent to the office and reported as [`Note::Forwarded`] at once,
     /// before the office answers; its answer (if any comes) is passed back.
     ReportNext,
@@ -116,7 +118,9 @@ impl Drop for Proxy {
 
 impl Proxy {
     /// Starts a proxy on a free local port in front of the office at `upstream`.
-    pub async fn start(upstream: SocketAddr) -> (Proxy, mpsc::UnboundedReceiver<Note>, Arc<Counts>) {
+    pub async fn start(
+        upstream: SocketAddr,
+    ) -> (Proxy, mpsc::UnboundedReceiver<Note>, Arc<Counts>) {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the proxy");
@@ -146,7 +150,11 @@ impl Proxy {
 
     pub fn set_mode(&self, mode: Mode) {
         let one_off = matches!(mode, Mode::HoldNext { .. } | Mode::ReportNext);
-        *self.shared.mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
+        *self
+            .shared
+            .mode
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = mode;
         self.shared.armed.store(one_off, Ordering::SeqCst);
     }
 
@@ -235,9 +243,15 @@ async fn serve(mut client: TcpStream, number: u64, shared: Arc<Shared>) {
             }
             Mode::Throttle(link) => {
                 // A new connection's handshake costs a round trip before the request can start.
-                let handshake = if first { 2 * link.one_way } else { Duration::ZERO };
-                tokio::time::sleep(handshake + link.one_way + transfer(request.len(), link.up_bytes_per_sec))
-                    .await;
+                let handshake = if first {
+                    2 * link.one_way
+                } else {
+                    Duration::ZERO
+                };
+                tokio::time::sleep(
+                    handshake + link.one_way + transfer(request.len(), link.up_bytes_per_sec),
+                )
+                .await;
                 match forward(&shared, &request).await {
                     Ok(answer) => {
                         tokio::time::sleep(link.one_way).await;
@@ -289,11 +303,7 @@ fn transfer(bytes: usize, per_second: u64) -> Duration {
 }
 
 /// Writes `bytes` no faster than `per_second`, in small pieces, as a slow link delivers them.
-async fn write_paced(
-    client: &mut TcpStream,
-    bytes: &[u8],
-    per_second: u64,
-) -> std::io::Result<()> {
+async fn write_paced(client: &mut TcpStream, bytes: &[u8], per_second: u64) -> std::io::Result<()> {
     const PIECE: usize = 256;
     let started = Instant::now();
     let mut sent = 0usize;

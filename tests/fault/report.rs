@@ -51,7 +51,11 @@ pub fn summary(results: &[RunResult], elapsed: Duration) -> String {
         sum(&|r| r.findings.recorded)
     );
     let _ = writeln!(out, "lost:               {}", sum(&|r| r.findings.lost));
-    let _ = writeln!(out, "duplicated:         {}", sum(&|r| r.findings.duplicated));
+    let _ = writeln!(
+        out,
+        "duplicated:         {}",
+        sum(&|r| r.findings.duplicated)
+    );
     let _ = writeln!(
         out,
         "falsely confirmed:  {}",

@@ -141,8 +141,12 @@ impl Rig {
         self.phone.quit().await;
         self.office.kill().await;
         drop(self.proxy);
-        let findings =
-            checks::compare(&self.phone_dir, &self.office_dir, &self.config.device_id, stuck);
+        let findings = checks::compare(
+            &self.phone_dir,
+            &self.office_dir,
+            &self.config.device_id,
+            stuck,
+        );
         (
             findings,
             self.counts.server_errors.load(Ordering::SeqCst),
@@ -266,9 +270,7 @@ fn mode_for(fault: &Fault) -> Mode {
         Fault::Refuse => Mode::Refuse,
         Fault::Silent => Mode::Silent,
         Fault::Delay { each_way_ms } => Mode::Delay(Duration::from_millis(each_way_ms)),
-        Fault::Duplicate { copy_after_ms } => {
-            Mode::Duplicate(Duration::from_millis(copy_after_ms))
-        }
+        Fault::Duplicate { copy_after_ms } => Mode::Duplicate(Duration::from_millis(copy_after_ms)),
         Fault::CutAfterCommit => Mode::CutAfterCommit,
         Fault::Throttle2G => Mode::Throttle(TWO_G),
         Fault::OfficeKill { .. } | Fault::PhoneKill { .. } => Mode::Pass,
@@ -297,5 +299,8 @@ fn drain_notes(notes: &mut mpsc::UnboundedReceiver<Note>) {
 }
 
 async fn wait_note(notes: &mut mpsc::UnboundedReceiver<Note>, within: Duration) -> Option<Note> {
-    tokio::time::timeout(within, notes.recv()).await.ok().flatten()
+    tokio::time::timeout(within, notes.recv())
+        .await
+        .ok()
+        .flatten()
 }

@@ -43,7 +43,11 @@ fn recorded_id(reply: &str) -> Result<EventId, String> {
 }
 
 /// When the office stored event `id`, waiting up to `within` for it.
-async fn stored_at(office_db: &Path, id: EventId, within: Duration) -> Result<DateTime<Utc>, String> {
+async fn stored_at(
+    office_db: &Path,
+    id: EventId,
+    within: Duration,
+) -> Result<DateTime<Utc>, String> {
     let give_up = Instant::now() + within;
     loop {
         let found: Option<String> = read_only(office_db)?
@@ -131,7 +135,10 @@ pub async fn dead_connection(binary: &Path, parent: &Path) -> Result<String, Str
     rig.proxy.kill_open_connections();
     let raised = Utc::now();
     let alert = recorded_id(&rig.phone.act(Action::Alert(0)).await?)?;
-    let alert_after = since(raised, stored_at(&office_db, alert, Duration::from_secs(30)).await?);
+    let alert_after = since(
+        raised,
+        stored_at(&office_db, alert, Duration::from_secs(30)).await?,
+    );
     confirmed_at(&phone_db, alert, Duration::from_secs(30)).await?;
 
     // 2. A step delivered (the phone keeps that connection), then the connection dies, then a step.
@@ -142,7 +149,10 @@ pub async fn dead_connection(binary: &Path, parent: &Path) -> Result<String, Str
     rig.proxy.kill_open_connections();
     let tapped = Utc::now();
     let step = recorded_id(&rig.phone.act(Action::Step(0)).await?)?;
-    let step_after = since(tapped, confirmed_at(&phone_db, step, Duration::from_secs(30)).await?);
+    let step_after = since(
+        tapped,
+        confirmed_at(&phone_db, step, Duration::from_secs(30)).await?,
+    );
 
     // 3. Again, and while the step's request hangs on the dead connection, another alert.
     rig.phone.act(Action::Step(0)).await?;
@@ -167,7 +177,10 @@ pub async fn dead_connection(binary: &Path, parent: &Path) -> Result<String, Str
     tokio::time::sleep(OUTAGE).await;
     rig.proxy.set_mode(Mode::Pass);
     let back = Utc::now();
-    let outage_after = since(back, confirmed_at(&phone_db, waiting, Duration::from_secs(60)).await?);
+    let outage_after = since(
+        back,
+        confirmed_at(&phone_db, waiting, Duration::from_secs(60)).await?,
+    );
 
     let summary = format!(
         "alert stored {:.2} s after it was raised behind a dead connection (target {} s)\n\
@@ -220,7 +233,12 @@ pub async fn long_offline(binary: &Path, parent: &Path) -> Result<String, String
         day.push(Action::Leave(visit));
         day.push(Action::WriteUp(visit, 2_500));
     }
-    act_until(&mut rig.phone, &mut day.into_iter(), went_offline + CI_OFFLINE).await?;
+    act_until(
+        &mut rig.phone,
+        &mut day.into_iter(),
+        went_offline + CI_OFFLINE,
+    )
+    .await?;
     tokio::time::sleep_until(went_offline + CI_OFFLINE).await;
     let offline_events: Vec<(EventId, bool)> = {
         let conn = read_only(&phone_db)?;
@@ -228,7 +246,9 @@ pub async fn long_offline(binary: &Path, parent: &Path) -> Result<String, String
             .prepare("SELECT e.id, e.urgent FROM events e JOIN outbox o ON o.event_id = e.id WHERE o.state = 'waiting'")
             .map_err(|e| e.to_string())?;
         let rows = stmt
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?)))
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
+            })
             .map_err(|e| e.to_string())?;
         rows.filter_map(Result::ok)
             .filter_map(|(id, urgent)| id.parse().ok().map(|id| (id, urgent)))
@@ -248,7 +268,13 @@ pub async fn long_offline(binary: &Path, parent: &Path) -> Result<String, String
     let visits: Vec<_> = watcher
         .holdings()
         .map_err(|e| e.to_string())?
-        .map(|holdings| holdings.visits.into_iter().map(|held| held.visit.id).collect())
+        .map(|holdings| {
+            holdings
+                .visits
+                .into_iter()
+                .map(|held| held.visit.id)
+                .collect()
+        })
         .unwrap_or_default();
     let give_up = Instant::now() + Duration::from_secs(180);
     let mut looks = 0;
@@ -257,11 +283,17 @@ pub async fn long_offline(binary: &Path, parent: &Path) -> Result<String, String
         // What the screens would show now (the per-step deliveries and the status line), read before the
         // office's events, so anything the phone calls confirmed must already be there.
         let status = watcher.status().map_err(|e| e.to_string())?;
-        let line = doorstep::status::status_line(&status, Utc::now(), FixedOffset::east_opt(0).expect("UTC"));
+        let line = doorstep::status::status_line(
+            &status,
+            Utc::now(),
+            FixedOffset::east_opt(0).expect("UTC"),
+        );
         let mut shown_confirmed = HashSet::new();
         let mut all = HashSet::new();
         for visit in &visits {
-            for (envelope, delivery) in watcher.events_for_visit(visit).map_err(|e| e.to_string())? {
+            for (envelope, delivery) in
+                watcher.events_for_visit(visit).map_err(|e| e.to_string())?
+            {
                 all.insert(envelope.id.to_string());
                 if matches!(delivery, Delivery::Confirmed { .. }) {
                     shown_confirmed.insert(envelope.id.to_string());
@@ -274,21 +306,30 @@ pub async fn long_offline(binary: &Path, parent: &Path) -> Result<String, String
                 .prepare("SELECT id FROM events WHERE device_id = ?1")
                 .map_err(|e| e.to_string())?;
             let rows = stmt
-                .query_map([rig.config.device_id.as_str()], |row| row.get::<_, String>(0))
+                .query_map([rig.config.device_id.as_str()], |row| {
+                    row.get::<_, String>(0)
+                })
                 .map_err(|e| e.to_string())?;
             rows.filter_map(Result::ok).collect()
         };
         if let Some(early) = shown_confirmed.difference(&held).next() {
-            return Err(format!("the phone showed {early} confirmed before the office held it"));
+            return Err(format!(
+                "the phone showed {early} confirmed before the office held it"
+            ));
         }
         if line.starts_with("All confirmed") && !all.is_subset(&held) {
-            return Err(format!("the phone said {line:?} while the office lacked events"));
+            return Err(format!(
+                "the phone said {line:?} while the office lacked events"
+            ));
         }
         if status.waiting == 0 {
             break;
         }
         if Instant::now() > give_up {
-            return Err(format!("{} events still waiting after 180 s at 2G", status.waiting));
+            return Err(format!(
+                "{} events still waiting after 180 s at 2G",
+                status.waiting
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -301,11 +342,16 @@ pub async fn long_offline(binary: &Path, parent: &Path) -> Result<String, String
             .prepare("SELECT id FROM events WHERE device_id = ?1 ORDER BY rowid")
             .map_err(|e| e.to_string())?;
         let rows = stmt
-            .query_map([rig.config.device_id.as_str()], |row| row.get::<_, String>(0))
+            .query_map([rig.config.device_id.as_str()], |row| {
+                row.get::<_, String>(0)
+            })
             .map_err(|e| e.to_string())?;
         rows.filter_map(Result::ok).collect()
     };
-    let offline: HashSet<String> = offline_events.iter().map(|(id, _)| id.to_string()).collect();
+    let offline: HashSet<String> = offline_events
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
     let first = order
         .iter()
         .find(|id| offline.contains(*id))
@@ -315,7 +361,9 @@ pub async fn long_offline(binary: &Path, parent: &Path) -> Result<String, String
         .find(|(_, urgent)| *urgent)
         .ok_or("no alert in the day")?;
     if *first != alert.to_string() {
-        return Err(format!("the office stored {first} before the alert {alert}"));
+        return Err(format!(
+            "the office stored {first} before the alert {alert}"
+        ));
     }
     let alert_after = since(back, stored_at(&office_db, *alert, Duration::ZERO).await?);
     let summary = format!(

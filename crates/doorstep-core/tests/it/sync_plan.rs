@@ -116,11 +116,7 @@ fn a_batch_stops_before_its_byte_budget_but_always_carries_one_event() {
 #[test]
 fn next_batch_respects_the_standard_limits() {
     let waiting: Vec<EventEnvelope> = (1..=250).map(ordinary).collect();
-    let batch = next_batch_within(
-        &waiting,
-        doorstep_core::sync_plan::BATCH_LIMIT,
-        usize::MAX,
-    );
+    let batch = next_batch_within(&waiting, doorstep_core::sync_plan::BATCH_LIMIT, usize::MAX);
     assert_eq!(seqs(&batch), (1..=100).collect::<Vec<u64>>());
     // With the standard byte budget too: the oldest first, and no more bytes than it allows.
     let batch = next_batch(&waiting, doorstep_core::sync_plan::BATCH_LIMIT);
