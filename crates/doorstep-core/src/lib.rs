@@ -9,6 +9,7 @@
 //! - [`protocol`]: the versioned sync exchange between phone and office.
 //! - [`sync_plan`]: pure planning of what to send and what an answer means.
 //! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
+//! - [`sms`]: an alert as a compact, authenticated text message, for when there is no data.
 //!
 //! Time is always passed in; nothing here reads a clock except `EventId::new_v7` (its timestamp bits only
 //! order ids and carry no meaning).
@@ -21,4 +22,5 @@ pub mod lifecycle;
 pub mod policy;
 pub mod protocol;
 pub mod schedule;
+pub mod sms;
 pub mod sync_plan;
