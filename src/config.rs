@@ -135,6 +135,12 @@ impl AppConfig {
         })
     }
 
+    /// The key this phone signs alerts sent by text with, derived from its credential. The one call the
+    /// app makes for it, so it follows the credential when enrolment changes.
+    pub fn sms_key(&self) -> doorstep_core::sms::SmsKey {
+        doorstep_core::sms::SmsKey::from_device_token(&self.device_token)
+    }
+
     /// Where the event log lives.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(DATABASE_FILE)

@@ -54,6 +54,8 @@ fn run() -> anyhow::Result<()> {
     })?;
     tracing::info!(office = %config.office_url, device = %config.device_id, data = %config.data_dir.display(), "starting");
     let client = SyncClient::new(&config.office_url, &config.device_token)?;
+    // For the alert screen's "Text the office": the text carries the alert, signed with this key.
+    let sms_key = config.sms_key();
 
     // Our own runtime runs the sync loop; entering it lets the window's event loop reuse it for the
     // screens' timers rather than start a second one.
@@ -69,6 +71,7 @@ fn run() -> anyhow::Result<()> {
         .with_cfg(launch_config())
         .with_context(store)
         .with_context(platform)
+        .with_context(sms_key)
         .launch(App);
     Ok(())
 }

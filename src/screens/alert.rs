@@ -9,8 +9,10 @@
 //! button sits apart from the step buttons, below a wide gap, so a thumb aiming at "I'm OK" cannot reach it.
 //! Afterwards the screen shows nothing alarming: "Noted", the office number and a "Call the office" link,
 //! and honestly where the request stands: "Office has your alert" only once the office confirmed it; if it
-//! is not confirmed within 15 seconds, "Text the office" appears beside the call link, prefilled with the
-//! code phrase. "Cancel my request about cover" stands it down with a short note (`StandDownDuress`).
+//! is not confirmed within 5 seconds, "Text the office" appears beside the call link, prefilled with the
+//! code phrase and the alert's signed reference (`doorstep_core::sms`, `docs/sms.md`), from which the
+//! office stores the alert if the text reaches it first. The phone learns the office has it only over
+//! data (the office answers "duplicate"), so until then it keeps saying it is not confirmed. "Cancel my request about cover" stands it down with a short note (`StandDownDuress`).
 //! An alert raised by the duress PIN is never shown here: that PIN must look like the normal one.
 
 use chrono::TimeDelta;
@@ -18,14 +20,17 @@ use dioxus::prelude::*;
 use doorstep_core::event_log::Delivery;
 use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
+use doorstep_core::sms::{self, SmsKey};
 
 use super::{dial_digits, refusal_text, sms_body};
 use crate::app::{Clock, Ui};
 use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{AppStore, Me, VisitCard};
 
-/// How long an unconfirmed request waits before the phone offers a text as well as a call.
-pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(15);
+/// How long an unconfirmed request waits before the phone offers a text as well as a call: a few seconds,
+/// about as long as the sync loop races new connections for an alert before it notes the office
+/// unreachable.
+pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(5);
 
 #[component]
 pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Element {
@@ -50,20 +55,28 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
         .max_by_key(|alert| alert.raised_at)
         .cloned();
     let tel = format!("tel:{}", dial_digits(&me.office_phone));
-    let sms = format!(
-        "sms:{}?body={}",
-        dial_digits(&me.office_phone),
-        sms_body(&phrase)
-    );
 
     if let Some(alert) = mine {
-        let delivery = store.own_events(&visit_id).ok().and_then(|events| {
-            events.into_iter().find_map(|(envelope, delivery)| {
+        let recorded = store.own_events(&visit_id).ok().and_then(|events| {
+            events.into_iter().find(|(envelope, _)| {
                 matches!(envelope.event, VisitEvent::DuressRaised { ref staff, via: DuressVia::CodePhraseButton } if *staff == me.staff)
-                    .then_some(delivery)
-                    .filter(|_| envelope.recorded_at == alert.raised_at)
+                    && envelope.recorded_at == alert.raised_at
             })
         });
+        // The text carries the alert itself (its reference, signed with this phone's key), so the office
+        // can store it from the text alone; without the key (tests of other screens) just the words.
+        let text = match (&recorded, try_consume_context::<SmsKey>()) {
+            (Some((envelope, _)), Some(key)) => {
+                sms::message(&phrase, envelope, &key).unwrap_or_else(|_| phrase.clone())
+            }
+            _ => phrase.clone(),
+        };
+        let sms = format!(
+            "sms:{}?body={}",
+            dial_digits(&me.office_phone),
+            sms_body(&text)
+        );
+        let delivery = recorded.map(|(_, delivery)| delivery);
         let confirmed = matches!(delivery, Some(Delivery::Confirmed { .. }));
         let standing = match &delivery {
             Some(Delivery::Confirmed { .. }) => "Office has your alert".to_owned(),
@@ -100,8 +113,8 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                             aria_label: "Text the office",
                             onclick: {
                                 let number = me.office_phone.clone();
-                                let phrase = phrase.clone();
-                                move |event: MouseEvent| open_with_platform(&event, &number, Some(&phrase))
+                                let text = text.clone();
+                                move |event: MouseEvent| open_with_platform(&event, &number, Some(&text))
                             },
                             "Text the office"
                         }

@@ -5,4 +5,5 @@ mod desktop;
 mod office;
 mod platform;
 mod screens;
+mod sms;
 mod sync;

@@ -106,6 +106,9 @@ fn sams_phone(dir: &std::path::Path, with_holdings: bool) -> AppStore {
     AppStore::new(log)
 }
 
+/// The device token the harness's phone signs its texts with.
+const TEXT_TOKEN: &str = "the-phone's-device-token";
+
 /// The app in a VirtualDom, with the element ids it has created so far, keyed by their `id` attribute.
 struct Harness {
     dom: VirtualDom,
@@ -133,7 +136,8 @@ impl Harness {
         let (clock, hand) = Clock::manual(now, FixedOffset::east_opt(0).unwrap());
         let mut dom = VirtualDom::new(App)
             .with_root_context(store.clone())
-            .with_root_context(clock);
+            .with_root_context(clock)
+            .with_root_context(doorstep_core::sms::SmsKey::from_device_token(TEXT_TOKEN));
         if let Some(platform) = platform {
             dom = dom.with_root_context(platform);
         }
@@ -639,23 +643,23 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
     assert!(html.contains("href=\"tel:01134960000\""), "{html}");
     assert!(html.contains("Waiting to send"), "{html}");
     assert!(!html.contains("Office has your alert"));
-    assert!(!html.contains("Text the office"), "not before 15 seconds");
+    assert!(!html.contains("Text the office"), "not before 5 seconds");
     assert!(
         html.contains("In the visit"),
         "the phase stays ordinary: {html}"
     );
 
-    app.set_time(at(10, 20) + chrono::TimeDelta::seconds(15))
+    app.set_time(at(10, 20) + chrono::TimeDelta::seconds(4))
+        .await;
+    assert!(
+        !app.html().contains("Text the office"),
+        "not before 5 seconds"
+    );
+    app.set_time(at(10, 20) + chrono::TimeDelta::seconds(5))
         .await;
     let html = app.html();
     assert!(html.contains("Text the office"), "{html}");
-    assert!(
-        html.contains("href=\"sms:01134960000?body=Please%20can%20someone"),
-        "{html}"
-    );
-    assert!(!html.contains("Office has your alert"));
-
-    // The office confirms it (as the sync loop would record the office's answer).
+    // Prefilled with the code phrase and the alert itself, signed: the office can store it from the text.
     let alert = store
         .own_events(&ten())
         .unwrap()
@@ -663,6 +667,41 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
         .find(|(e, _)| matches!(e.event, VisitEvent::DuressRaised { .. }))
         .unwrap()
         .0;
+    let text = doorstep_core::sms::message(
+        phrase,
+        &alert,
+        &doorstep_core::sms::SmsKey::from_device_token(TEXT_TOKEN),
+    )
+    .unwrap();
+    assert!(
+        text.starts_with(&format!("{phrase} Ref DS1.phone-sam.v-ten.")),
+        "{text}"
+    );
+    let body: String = text
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    assert!(
+        html.contains(&format!("href=\"sms:01134960000?body={body}\"")),
+        "{html}"
+    );
+    let read = doorstep_core::sms::read(&text).unwrap();
+    assert_eq!(
+        read.verify(
+            &doorstep_core::sms::SmsKey::from_device_token(TEXT_TOKEN),
+            sam()
+        )
+        .unwrap(),
+        alert
+    );
+    assert!(!html.contains("Office has your alert"));
+
+    // The office confirms it (as the sync loop would record the office's answer).
     let mut log = EventLog::open(
         &dir.path().join("phone.sqlite3"),
         &"phone-sam".parse().unwrap(),

@@ -13,6 +13,7 @@
 //! - [`requests`]: requesting a visit (the policy's rules on time, staff and contacts) and the attendance
 //!   view's absence counting.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
+//! - [`sms`]: alerts that arrive by text message, through the SMS gateway's signed webhook.
 //! - [`demo`]: demo data for a newcomer's first run.
 //!
 //! `main` only reads its arguments, opens the store and calls [`run_with`].
@@ -27,6 +28,7 @@ pub mod openapi;
 pub mod people;
 pub mod records;
 pub mod requests;
+pub mod sms;
 pub mod store;
 pub mod web;
 
@@ -45,6 +47,8 @@ pub use web::WebSettings;
 pub struct OfficeSettings {
     pub notify: NotifyConfig,
     pub web: WebSettings,
+    /// The SMS gateway whose signed texts the office takes in (`/api/v1/sms/inbound`); none, none taken.
+    pub sms: Option<sms::SmsGateway>,
 }
 
 /// Serves the office API and dashboard on `listener` until `shutdown` completes, with `Secure` cookies and
@@ -77,7 +81,11 @@ pub async fn run_with(
         web: settings.web,
         stopping,
     };
-    let served = axum::serve(listener, router(state))
+    let mut app = router(state);
+    if let Some(gateway) = settings.sms {
+        app = app.layer(axum::Extension(gateway));
+    }
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop.send(true);

@@ -41,7 +41,9 @@ const USAGE: &str = "usage:
   --board            the target wants alarms as they are raised on the office board
   --authoriser       the target wants alarms that reach the authoriser (escalations, reminders, duress)
   A webhook's signing secret (16 to 256 characters) is read from the environment variable
-  DOORSTEP_WEBHOOK_SECRET, so it stays out of the process list and shell history.";
+  DOORSTEP_WEBHOOK_SECRET, so it stays out of the process list and shell history. The SMS gateway's
+  secret, which signs the texts it hands to /api/v1/sms/inbound (docs/sms.md), is read from
+  DOORSTEP_SMS_GATEWAY_SECRET (16 to 256 characters); without it no texts are taken in.";
 
 enum Mode {
     Serve,
@@ -214,9 +216,20 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("sign-in cookies are sent over plain HTTP (--insecure-cookies or --demo): demo use only");
     }
     tracing::info!(%url, database = %store.path().display(), "office listening; the board is at /");
+    let sms = match std::env::var(doorstep_office::sms::SECRET_ENV) {
+        Ok(secret) => Some(
+            doorstep_office::sms::SmsGateway::new(&secret)
+                .context(doorstep_office::sms::SECRET_ENV)?,
+        ),
+        Err(_) => None,
+    };
+    if sms.is_none() {
+        tracing::info!("no SMS gateway secret: alerts sent by text are not taken in (docs/sms.md)");
+    }
     let settings = OfficeSettings {
         notify: config,
         web,
+        sms,
     };
     doorstep_office::run_with(listener, Arc::new(store), settings, shutdown_signal())
         .await

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_office_users.sql"),
     include_str!("../migrations/0006_people.sql"),
     include_str!("../migrations/0007_requests.sql"),
+    include_str!("../migrations/0008_sms.sql"),
 ];
 
 /// The device id under which the office records its own decisions (authorisations).

@@ -37,6 +37,18 @@ pub async fn spawn_office_notifying(config: NotifyConfig) -> TestOffice {
     .await
 }
 
+/// The office taking in texts from an SMS gateway that signs with `secret`.
+pub async fn spawn_office_with_sms(secret: &str) -> TestOffice {
+    spawn_office_settings(
+        OfficeSettings {
+            sms: Some(doorstep_office::sms::SmsGateway::new(secret).expect("a valid secret")),
+            ..OfficeSettings::default()
+        },
+        Utc::now(),
+    )
+    .await
+}
+
 /// The real office with the dashboard served as `web` says (tests over plain HTTP need cookies without
 /// `Secure`), its demo school seeded as if at `seeded_at`.
 /// The office over plain HTTP (no secure cookies), seeded at `hour` o'clock today, local time: the demo's

@@ -10,4 +10,5 @@ mod notify;
 mod openapi;
 mod records;
 mod requests;
+mod sms;
 mod web;

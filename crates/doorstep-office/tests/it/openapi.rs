@@ -54,6 +54,7 @@ async fn the_served_document_matches_the_running_server() {
         [
             "get /api/v1/health",
             "get /api/v1/openapi.json",
+            "post /api/v1/sms/inbound",
             "post /api/v1/sync"
         ],
         "a route was added or removed without updating the document"
