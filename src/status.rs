@@ -3,7 +3,7 @@
 //! "Office confirmed" always means the last exchange the office answered; "waiting" counts events the office
 //! has not confirmed, whether or not they were sent.
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use doorstep_core::event_log::OutboxStatus;
 
 /// The status line for `status` at `now`, with times in the phone's local `offset`.
@@ -39,6 +39,18 @@ pub fn status_line(status: &OutboxStatus, now: DateTime<Utc>, offset: FixedOffse
     };
     if status.refused > 0 {
         line.push_str(&format!(" · {} refused by the office", status.refused));
+    }
+    // Said for a day after reconciliation found it: the phone moved its numbering past the office's.
+    if let Some(restored) = status
+        .restored
+        .filter(|restored| now - restored.found_at < TimeDelta::days(1))
+    {
+        let earlier = restored.only_at_office;
+        line.push_str(&format!(
+            " · This phone was restored from a backup: the office has {earlier} earlier record{} from it \
+             that this phone does not",
+            if earlier == 1 { "" } else { "s" }
+        ));
     }
     line
 }
@@ -76,6 +88,7 @@ mod tests {
                 failing_since: failing.map(at),
                 last_error: failing.map(|_| "could not connect to the office".to_owned()),
                 office_refused: false,
+                restored: None,
             };
         let refusing = OutboxStatus {
             office_refused: true,
@@ -139,11 +152,32 @@ mod tests {
                 "1 waiting to send · office confirmed 22 Nov 09:05 · 2 refused by the office",
             ),
         ];
-        let cases = cases.into_iter().chain([(
-            refusing,
-            utc,
-            "The office is refusing this phone (ask the office to check its enrolment) since 13:40 · 2 waiting",
-        )]);
+        let restored = |found: &str| OutboxStatus {
+            restored: Some(doorstep_core::event_log::RestoredNote {
+                found_at: at(found),
+                office_seq: 52,
+                only_at_office: 12,
+            }),
+            ..status(0, 0, Some("2026-11-23T14:02:00Z"), None)
+        };
+        let cases = cases.into_iter().chain([
+            (
+                refusing,
+                utc,
+                "The office is refusing this phone (ask the office to check its enrolment) since 13:40 · 2 waiting",
+            ),
+            (
+                restored("2026-11-23T14:01:00Z"),
+                utc,
+                "All confirmed · office confirmed 14:02 · This phone was restored from a backup: the office \
+                 has 12 earlier records from it that this phone does not",
+            ),
+            (
+                restored("2026-11-22T14:00:00Z"),
+                utc,
+                "All confirmed · office confirmed 14:02",
+            ),
+        ]);
         for (status, offset, expected) in cases {
             assert_eq!(status_line(&status, now, offset), expected, "{status:?}");
         }

@@ -14,12 +14,13 @@ use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Role, Visit, VisitStaff};
 use doorstep_core::event::{EnvelopeError, EventEnvelope};
 use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
-use doorstep_core::ids::{DeviceId, EventId, StaffId, VisitId};
+use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::{
     self, Command, DuressVia, LifecycleError, Phase, VisitEvent, VisitState,
 };
 use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{HeldVisit, PhoneHoldings};
+use doorstep_core::reconcile::{self, PhoneEvent, Reconciliation};
 use doorstep_core::schedule::{self, Expecting};
 use doorstep_core::sync_plan::OutboxUpdate;
 use tokio::sync::{watch, Notify};
@@ -129,6 +130,16 @@ impl VisitCard {
     pub fn partners<'a>(&'a self, me: &'a StaffId) -> impl Iterator<Item = &'a VisitStaff> + 'a {
         self.visit.staff.iter().filter(move |s| &s.id != me)
     }
+}
+
+/// What the phone asks the office when it reconciles: the sequence range, its events in it, and the highest
+/// number it has used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileQuestion {
+    pub from: DeviceSeq,
+    pub through: DeviceSeq,
+    pub events: Vec<PhoneEvent>,
+    pub last_seq: u64,
 }
 
 /// The phone's store. Cheap to clone; every clone shares one event log.
@@ -448,7 +459,61 @@ impl AppStore {
             .any(|envelope| matches!(envelope.event, VisitEvent::DuressRaised { .. })))
     }
 
+    /// What reconciliation asks the office about.
+    pub fn reconcile_question(&self) -> Result<ReconcileQuestion, LogError> {
+        let log = self.lock();
+        let last = log.last_seq()?;
+        let through = DeviceSeq::new(last.max(1)).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let widest = DeviceSeq::new(
+            last.max(1)
+                .saturating_sub(reconcile::MAX_RECONCILE_SPAN - 1)
+                .max(1),
+        )
+        .map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let candidates = log.events_in_range(widest, through)?;
+        let (from, through) = reconcile::range(&candidates, last);
+        let events = candidates
+            .into_iter()
+            .filter(|e| (from..=through).contains(&e.seq))
+            .collect();
+        Ok(ReconcileQuestion {
+            from,
+            through,
+            events,
+            last_seq: last,
+        })
+    }
+
     // The transport's writes. Each takes the lock for one short transaction and never across an `.await`.
+
+    pub(crate) fn apply_reconciliation(
+        &self,
+        plan: &Reconciliation,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventEnvelope>, LogError> {
+        let recorded_again = self.write(|log| log.apply_reconciliation(plan, now))?;
+        for envelope in &recorded_again {
+            tracing::info!(old_seq = ?plan.record_again, seq = %envelope.seq, "recorded again under a new number");
+        }
+        if !plan.send_again.is_empty() || !recorded_again.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(recorded_again)
+    }
+
+    pub(crate) fn note_reconciled(&self, now: DateTime<Utc>) -> Result<(), LogError> {
+        self.write(|log| log.note_reconciled(now))
+    }
+
+    /// The highest sequence number this phone has used (or moved past).
+    pub fn last_seq(&self) -> Result<u64, LogError> {
+        self.lock().last_seq()
+    }
+
+    /// When this phone last reconciled with the office.
+    pub fn reconciled_at(&self) -> Result<Option<DateTime<Utc>>, LogError> {
+        self.lock().reconciled_at()
+    }
 
     pub(crate) fn note_sent(&self, ids: &[EventId], now: DateTime<Utc>) -> Result<(), LogError> {
         self.write(|log| log.note_sent(ids, now))

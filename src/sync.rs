@@ -26,6 +26,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::EventId;
 use doorstep_core::protocol::{ErrorBody, SyncRequest, SyncResponse, PROTOCOL_VERSION};
+use doorstep_core::reconcile::{
+    self, ReconcileRequest, ReconcileResponse, Reconciliation, Restored,
+};
 use doorstep_core::sync_plan::{self, Answer, Next, BATCH_LIMIT};
 use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
@@ -71,6 +74,10 @@ pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// How long one probe waits for the office.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const SYNC_PATH: &str = "/api/v1/sync";
+const RECONCILE_PATH: &str = "/api/v1/reconcile";
+/// How often the phone reconciles with the office besides when it starts.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 /// The most requests in one `sync_once`: each confirms or sets aside events, so the limit is only a guard
 /// against an office that keeps answering without making progress.
 const MAX_ROUNDS: u32 = 64;
@@ -126,7 +133,31 @@ pub struct SyncReport {
     pub refused: usize,
     /// Whether new holdings (visits, briefings, policy) were saved.
     pub holdings_saved: bool,
+    /// The office holds a higher sequence number from this device than the phone remembers (a phone
+    /// restored from a backup): the phone has moved past it and should reconcile now.
+    pub office_ahead: bool,
     pub outcome: SyncOutcome,
+}
+
+/// What one reconciliation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReconcileOutcome {
+    Done {
+        /// Events the office had lost, back in the outbox.
+        sent_again: usize,
+        /// Events recorded again under new numbers (their old numbers belong to others at the office).
+        recorded_again: usize,
+        /// The office held more from this phone than it remembered.
+        restored: Option<Restored>,
+    },
+    /// No answer, a 5xx, or an answer that could not be read.
+    Unreachable(String),
+    /// The office refused (an office without reconciliation answers 404).
+    Refused {
+        status: u16,
+        message: String,
+    },
+    StorageFailed(String),
 }
 
 impl SyncReport {
@@ -270,6 +301,7 @@ impl SyncClient {
             confirmed: 0,
             refused: 0,
             holdings_saved: false,
+            office_ahead: false,
             outcome: SyncOutcome::UpToDate,
         };
         let mut alerts = store.watch_alerts();
@@ -327,6 +359,24 @@ impl SyncClient {
                     store
                         .save_holdings(&response.hold, answered_at)
                         .and_then(|()| store.note_sync_success(answered_at, response.server_time))
+                        .and_then(|()| {
+                            // The office holds numbers this phone does not remember: move past them at
+                            // once, before anything else is recorded under one.
+                            let office = response.acknowledged_through.map_or(0, |seq| seq.get());
+                            let last = store.last_seq()?;
+                            if office > last {
+                                report.office_ahead = true;
+                                let plan = Reconciliation {
+                                    restored: Some(Restored {
+                                        office_seq: office,
+                                        only_at_office: office - last,
+                                    }),
+                                    ..Reconciliation::default()
+                                };
+                                store.apply_reconciliation(&plan, answered_at)?;
+                            }
+                            Ok(())
+                        })
                 }
                 // Some events were refused and set aside: the office is answering, so say nothing about
                 // the link and send the rest again.
@@ -371,6 +421,65 @@ impl SyncClient {
         report
     }
 
+    /// Asks the office which of this phone's recent events it holds and acts on the answer: sends again
+    /// what it lost, moves past numbers it holds that the phone does not remember (and notes the restore),
+    /// and records again under new numbers any event whose number is taken.
+    pub async fn reconcile(
+        &self,
+        store: &AppStore,
+        now: impl Fn() -> DateTime<Utc>,
+    ) -> ReconcileOutcome {
+        let question = match store.reconcile_question() {
+            Ok(question) => question,
+            Err(error) => return ReconcileOutcome::StorageFailed(error.to_string()),
+        };
+        let request = ReconcileRequest {
+            protocol: PROTOCOL_VERSION,
+            from_seq: question.from,
+            through_seq: question.through,
+        };
+        let body = match serde_json::to_vec(&request) {
+            Ok(body) => bytes::Bytes::from(body),
+            Err(error) => return ReconcileOutcome::Unreachable(error.to_string()),
+        };
+        let pace = Pace::for_request(false, body.len());
+        let (status, body) = match self.post_paced(RECONCILE_PATH, body, pace).await {
+            Ok(answer) => answer,
+            Err(error) => return ReconcileOutcome::Unreachable(error),
+        };
+        let answer = match status {
+            200 => match serde_json::from_slice::<ReconcileResponse>(&body) {
+                Ok(answer) if answer.protocol == PROTOCOL_VERSION => answer,
+                _ => {
+                    return ReconcileOutcome::Unreachable(
+                        "the office's reconcile answer could not be read".into(),
+                    )
+                }
+            },
+            400..=499 => {
+                let message = serde_json::from_slice::<ErrorBody>(&body)
+                    .map(|e| e.message)
+                    .unwrap_or_default();
+                return ReconcileOutcome::Refused { status, message };
+            }
+            _ => return ReconcileOutcome::Unreachable(format!("the office answered {status}")),
+        };
+        let plan = reconcile::plan(&question.events, question.last_seq, &answer);
+        let at = now();
+        let recorded_again = match store
+            .apply_reconciliation(&plan, at)
+            .and_then(|again| store.note_reconciled(at).map(|()| again))
+        {
+            Ok(again) => again,
+            Err(error) => return ReconcileOutcome::StorageFailed(error.to_string()),
+        };
+        ReconcileOutcome::Done {
+            sent_again: plan.send_again.len(),
+            recorded_again: recorded_again.len(),
+            restored: plan.restored,
+        }
+    }
+
     /// One POST to the office, read into an [`Exchange`], at the pace its urgency and size call for.
     pub async fn exchange(&self, request: &SyncRequest) -> Exchange {
         let body = match serde_json::to_vec(request) {
@@ -382,22 +491,41 @@ impl SyncClient {
         };
         let urgent = request.events.iter().any(|e| e.event.is_urgent());
         let pace = Pace::for_request(urgent, body.len());
-        let exchange = self.exchange_paced(body, pace).await;
-        if matches!(exchange, Exchange::NoAnswer(_)) {
+        match self.post_paced(SYNC_PATH, body, pace).await {
+            Ok((status, body)) => read_answer(status, &body),
+            Err(error) => Exchange::NoAnswer(error),
+        }
+    }
+
+    /// POSTs `body` to `path` at the pace given and returns the answer's status and body, or why there is
+    /// none (after which every kept-alive connection is dropped).
+    async fn post_paced(
+        &self,
+        path: &'static str,
+        body: bytes::Bytes,
+        pace: Pace,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let answer = self.attempts_paced(path, body, pace).await;
+        if answer.is_err() {
             self.forget_connections();
         }
-        exchange
+        answer
     }
 
     /// Runs attempts of one request as `pace` says until one begins to answer, then reads that answer.
-    async fn exchange_paced(&self, body: bytes::Bytes, pace: Pace) -> Exchange {
+    async fn attempts_paced(
+        &self,
+        path: &'static str,
+        body: bytes::Bytes,
+        pace: Pace,
+    ) -> Result<(u16, Vec<u8>), String> {
         let started = Instant::now();
         let give_up = started + pace.give_up_after;
         let mut attempts: JoinSet<Result<reqwest::Response, reqwest::Error>> = JoinSet::new();
         let mut in_flight: VecDeque<AbortHandle> = VecDeque::new();
         let mut last_error = "no answer from the office".to_owned();
         // The first attempt may use a kept-alive connection; every later one opens its own.
-        in_flight.push_back(attempts.spawn(self.attempt(self.pooled_client(), body.clone())));
+        in_flight.push_back(attempts.spawn(self.attempt(self.pooled_client(), path, body.clone())));
         let mut made = 1usize;
         let mut next_hedge = started + pace.hedge_every;
         loop {
@@ -411,7 +539,7 @@ impl SyncClient {
                             in_flight.retain(|handle| !handle.is_finished());
                             if attempts.is_empty() {
                                 if !may_hedge {
-                                    return Exchange::NoAnswer(last_error);
+                                    return Err(last_error);
                                 }
                                 // Nothing left in flight. An ordinary request makes its one new-connection
                                 // try now (the kept-alive connection may have been the trouble); an alert
@@ -433,12 +561,12 @@ impl SyncClient {
                         }
                     }
                     tracing::debug!(attempt = made + 1, "no answer yet: trying a new connection too");
-                    in_flight.push_back(attempts.spawn(self.attempt(self.fresh.clone(), body.clone())));
+                    in_flight.push_back(attempts.spawn(self.attempt(self.fresh.clone(), path, body.clone())));
                     made += 1;
                     next_hedge = Instant::now() + pace.hedge_every;
                 }
                 () = tokio::time::sleep_until(give_up) => {
-                    return Exchange::NoAnswer(if attempts.is_empty() {
+                    return Err(if attempts.is_empty() {
                         last_error
                     } else {
                         "the office did not answer in time".to_owned()
@@ -452,10 +580,11 @@ impl SyncClient {
     fn attempt(
         &self,
         http: reqwest::Client,
+        path: &str,
         body: bytes::Bytes,
     ) -> impl std::future::Future<Output = Result<reqwest::Response, reqwest::Error>> + Send + 'static
     {
-        http.post(format!("{}/api/v1/sync", self.office_url))
+        http.post(format!("{}{path}", self.office_url))
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
@@ -511,18 +640,18 @@ fn pooled_client() -> Result<reqwest::Client, ClientError> {
 }
 
 /// Reads an answer that has begun, for as long as its bytes keep coming.
-async fn read_response(mut response: reqwest::Response) -> Exchange {
+async fn read_response(mut response: reqwest::Response) -> Result<(u16, Vec<u8>), String> {
     let status = response.status().as_u16();
     let mut body = Vec::new();
     loop {
         match tokio::time::timeout(ANSWER_STALL, response.chunk()).await {
-            Err(_) => return Exchange::NoAnswer("the office's answer stopped arriving".to_owned()),
-            Ok(Err(error)) => return Exchange::NoAnswer(describe(&error)),
-            Ok(Ok(None)) => return read_answer(status, &body),
+            Err(_) => return Err("the office's answer stopped arriving".to_owned()),
+            Ok(Err(error)) => return Err(describe(&error)),
+            Ok(Ok(None)) => return Ok((status, body)),
             Ok(Ok(Some(chunk))) => {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_ANSWER_BYTES {
-                    return Exchange::NoAnswer("the office's answer is too large".to_owned());
+                    return Err("the office's answer is too large".to_owned());
                 }
             }
         }
@@ -554,8 +683,35 @@ fn describe(error: &reqwest::Error) -> String {
 /// returning, not at the end of a minute's back-off.
 pub async fn run_sync_loop(client: SyncClient, store: AppStore, wake: Arc<Notify>) {
     let mut failures: u32 = 0;
+    // Reconcile on start, then once a day; never ahead of an alert that is waiting.
+    let mut reconcile_at = Instant::now();
     loop {
+        let alert_first = store.alert_waiting().unwrap_or(true);
+        if Instant::now() >= reconcile_at && !alert_first {
+            match client.reconcile(&store, Utc::now).await {
+                ReconcileOutcome::Unreachable(error) => {
+                    tracing::debug!(%error, "could not reconcile yet");
+                }
+                outcome => {
+                    match &outcome {
+                        ReconcileOutcome::Done {
+                            sent_again: 0,
+                            recorded_again: 0,
+                            restored: None,
+                        } => tracing::debug!("reconciled: the office holds everything"),
+                        ReconcileOutcome::Done { .. } => tracing::warn!(?outcome, "reconciled"),
+                        _ => tracing::warn!(?outcome, "reconciliation refused"),
+                    }
+                    reconcile_at = Instant::now() + RECONCILE_EVERY;
+                }
+            }
+        }
         let report = client.sync_once(&store, Utc::now).await;
+        if report.office_ahead {
+            // A restore from a backup: reconcile at once, then sync what it put back in the outbox.
+            reconcile_at = Instant::now();
+            continue;
+        }
         failures = if report.should_back_off() {
             failures.saturating_add(1)
         } else {

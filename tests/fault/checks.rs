@@ -16,7 +16,8 @@ use rusqlite::{Connection, OpenFlags};
 /// What the checks found. Every count but `recorded` should be 0.
 #[derive(Debug, Default, Clone)]
 pub struct Findings {
-    /// Events the phone recorded.
+    /// Events the phone recorded (an event recorded again under a new number, after a restore from a
+    /// backup, counts once: as its successor).
     pub recorded: usize,
     /// Recorded on the phone, not at the office.
     pub lost: usize,
@@ -101,7 +102,7 @@ fn phone_rows(path: &Path) -> rusqlite::Result<Vec<PhoneRow>> {
     let conn = read_only(path)?;
     let mut stmt = conn.prepare(
         "SELECT e.body, o.state, o.confirmed_at FROM events e JOIN outbox o ON o.event_id = e.id
-         ORDER BY e.seq",
+         WHERE o.state != 'superseded' ORDER BY e.seq",
     )?;
     let rows = stmt.query_map([], |row| {
         Ok((

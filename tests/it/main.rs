@@ -4,6 +4,7 @@
 mod desktop;
 mod office;
 mod platform;
+mod reconcile;
 mod screens;
 mod sms;
 mod sync;

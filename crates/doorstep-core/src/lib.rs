@@ -8,6 +8,8 @@
 //! - [`event_log`]: the phone's local SQLite event log and outbox.
 //! - [`protocol`]: the versioned sync exchange between phone and office.
 //! - [`sync_plan`]: pure planning of what to send and what an answer means.
+//! - [`reconcile`]: the phone and the office comparing event ids by sequence range (lost events, restored
+//!   backups), planned as a pure function.
 //! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
 //! - [`sms`]: an alert as a compact, authenticated text message, for when there is no data.
 //!
@@ -21,6 +23,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod policy;
 pub mod protocol;
+pub mod reconcile;
 pub mod schedule;
 pub mod sms;
 pub mod sync_plan;

@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sync", post(sync))
         .route("/api/v1/health", get(health))
         .route("/api/v1/sms/inbound", post(crate::sms::inbound))
+        .route("/api/v1/reconcile", post(crate::reconcile::reconcile))
         .route("/api/v1/openapi.json", get(openapi))
         .merge(crate::web::routes())
         .fallback(not_found)

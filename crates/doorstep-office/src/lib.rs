@@ -14,6 +14,7 @@
 //!   view's absence counting.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
 //! - [`sms`]: alerts that arrive by text message, through the SMS gateway's signed webhook.
+//! - [`reconcile`]: which of a phone's events, by sequence range, the office holds.
 //! - [`demo`]: demo data for a newcomer's first run.
 //!
 //! `main` only reads its arguments, opens the store and calls [`run_with`].
@@ -26,6 +27,7 @@ pub mod logins;
 pub mod notify;
 pub mod openapi;
 pub mod people;
+pub mod reconcile;
 pub mod records;
 pub mod requests;
 pub mod sms;

@@ -2,6 +2,7 @@
 //! the handlers use, so they cannot drift; a test checks the paths and answers against the running server.
 
 use doorstep_core::protocol::{ErrorBody, SyncRequest, SyncResponse};
+use doorstep_core::reconcile::{ReconcileRequest, ReconcileResponse};
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
 
@@ -18,6 +19,8 @@ pub fn document() -> Value {
     let sync_response = generator.subschema_for::<SyncResponse>();
     let error = generator.subschema_for::<ErrorBody>();
     let health = generator.subschema_for::<Health>();
+    let reconcile_request = generator.subschema_for::<ReconcileRequest>();
+    let reconcile_response = generator.subschema_for::<ReconcileResponse>();
     let inbound_sms = generator.subschema_for::<InboundSms>();
     let inbound_answer = generator.subschema_for::<InboundAnswer>();
     let schemas = generator.take_definitions(true);
@@ -53,6 +56,26 @@ pub fn document() -> Value {
                         "415": error_response("The body is not application/json"),
                         "422": error_response("An event is out of range or not for this device's visits; nothing stored"),
                         "500": error_response("The office failed; nothing stored")
+                    }
+                }
+            },
+            "/api/v1/reconcile": {
+                "post": {
+                    "operationId": "reconcile",
+                    "summary": "Which of this phone's events, by sequence range, the office holds, and the highest number it holds from it",
+                    "security": [{ "deviceToken": [] }],
+                    "requestBody": {
+                        "required": true,
+                        "content": { "application/json": { "schema": reconcile_request } }
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The events held in the range, and the highest sequence number held",
+                            "content": { "application/json": { "schema": reconcile_response } }
+                        },
+                        "400": error_response("Malformed JSON, an unsupported protocol version, or a range that is reversed or wider than 2,000"),
+                        "401": error_response("No device token, or one the office does not know"),
+                        "500": error_response("The office failed")
                     }
                 }
             },

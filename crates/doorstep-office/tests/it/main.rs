@@ -8,6 +8,7 @@ mod helpers;
 mod kill;
 mod notify;
 mod openapi;
+mod reconcile;
 mod records;
 mod requests;
 mod sms;
