@@ -688,7 +688,16 @@ pub async fn run_sync_loop(client: SyncClient, store: AppStore, wake: Arc<Notify
     loop {
         let alert_first = store.alert_waiting().unwrap_or(true);
         if Instant::now() >= reconcile_at && !alert_first {
-            match client.reconcile(&store, Utc::now).await {
+            // An alert recorded meanwhile must not wait for this: drop it (it stays due) and sync.
+            let mut alerts = store.watch_alerts();
+            alerts.borrow_and_update();
+            let outcome = tokio::select! {
+                outcome = client.reconcile(&store, Utc::now) => outcome,
+                Ok(()) = alerts.changed() => {
+                    ReconcileOutcome::Unreachable("an alert was recorded; it goes first".into())
+                }
+            };
+            match outcome {
                 ReconcileOutcome::Unreachable(error) => {
                     tracing::debug!(%error, "could not reconcile yet");
                 }
