@@ -533,7 +533,11 @@ impl SyncClient {
             tokio::select! {
                 joined = attempts.join_next(), if !attempts.is_empty() => {
                     match joined {
-                        Some(Ok(Ok(response))) => return read_response(response).await,
+                        Some(Ok(Ok(response))) => {
+                            // The others would only compete with this answer for a slow link.
+                            attempts.abort_all();
+                            return read_response(response).await;
+                        }
                         Some(Ok(Err(error))) => {
                             last_error = describe(&error);
                             in_flight.retain(|handle| !handle.is_finished());
