@@ -183,7 +183,7 @@ impl Plan {
     pub fn from_seed(seed: u64) -> Plan {
         let mut rng = Rng::new(seed);
         let mut script = Script::new(rng.fork());
-        let warm_up = (0..rng.range(0, 4)).map(|_| script.next()).collect();
+        let warm_up = (0..rng.range(0, 6)).map(|_| script.next()).collect();
         let count = rng.range(2, 4) as usize;
         let mut segments = Vec::with_capacity(count);
         for index in 0..count {
@@ -210,7 +210,7 @@ impl Plan {
                 matches!(fault, Fault::OfficeKill { .. } | Fault::PhoneKill { .. })
                     && actions.is_empty(),
             );
-            for _ in 0..rng.range(least, 3) {
+            for _ in 0..rng.range(least, 5) {
                 actions.push(script.next());
             }
             segments.push(Segment {
@@ -260,7 +260,7 @@ impl Script {
         let mut queue = std::collections::VecDeque::new();
         for visit in 0..2 {
             // Briefing, leaving, outside, arrived together, going in, then check-ins.
-            let steps = 5 + rng.range(1, 6) as usize;
+            let steps = 5 + rng.range(3, 12) as usize;
             queue.extend(std::iter::repeat_n(Action::Step(visit), steps));
             queue.push_back(Action::Leave(visit));
             queue.push_back(Action::WriteUp(visit, rng.range(20, 3_000) as usize));
