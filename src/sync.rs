@@ -18,6 +18,11 @@
 //! 2G link is not cut off halfway, and an answer that is arriving may take as long as it needs while bytes
 //! keep coming ([`ANSWER_STALL`]). An alert recorded while a request of ordinary steps is out interrupts it:
 //! the alert is sent first, on its own.
+//!
+//! [`SyncClient::reconcile`] asks the office which of the phone's recent events it holds (on start, once a
+//! day, and at once when a sync answer shows the office holds more from this phone than it remembers), to
+//! send again what an office restored from a backup lost, and to move a restored phone's numbering past
+//! the office's.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
