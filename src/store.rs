@@ -205,6 +205,8 @@ pub struct AppStore {
     revision: Arc<watch::Sender<u64>>,
     /// Counts alerts recorded, so a sync busy with ordinary steps can drop them and send the alert first.
     alerts: Arc<watch::Sender<u64>>,
+    /// See [`AppStore::holdings_cursor`].
+    holdings_cursor: Arc<Mutex<Option<String>>>,
     pins: Arc<Mutex<PinState>>,
     settings: Arc<Mutex<SettingsFile>>,
     /// The sealed data folder; `None` for a store made in memory (tests).
@@ -235,6 +237,7 @@ impl AppStore {
             wake: Arc::new(Notify::new()),
             revision: Arc::new(watch::Sender::new(0)),
             alerts: Arc::new(watch::Sender::new(0)),
+            holdings_cursor: Arc::default(),
             pins: Arc::new(Mutex::new(PinState::NotSet)),
             settings: Arc::new(Mutex::new(SettingsFile {
                 settings: PhoneSettings::default(),
@@ -465,6 +468,11 @@ impl AppStore {
             office_phone: holdings.school.office_phone,
             authoriser: holdings.policy.authoriser,
         }))
+    }
+
+    /// What the office last told this phone to hold (its visits, briefings and their events).
+    pub fn holdings(&self) -> Result<Option<PhoneHoldings>, LogError> {
+        self.lock().holdings()
     }
 
     /// Whether the office has ever sent this phone its visits.
@@ -726,12 +734,60 @@ impl AppStore {
         self.write(|log| log.apply(updates, now))
     }
 
+    /// Keeps what the office sent whole, and its cursor for the next request.
     pub(crate) fn save_holdings(
         &self,
         holdings: &PhoneHoldings,
+        cursor: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), LogError> {
-        self.write(|log| log.save_holdings(holdings, now))
+        let saved = self.write(|log| log.save_holdings(holdings, now));
+        self.set_holdings_cursor(saved.as_ref().ok().and(cursor));
+        saved
+    }
+
+    /// The office's cursor for the holdings this phone keeps: sent back, the office answers with only what
+    /// changed since. In memory only (after a restart the first answer is everything again), and gone
+    /// whenever what the phone keeps stops being what the office sent (briefings deleted, a wipe).
+    pub fn holdings_cursor(&self) -> Option<String> {
+        self.holdings_cursor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_holdings_cursor(&self, cursor: Option<String>) {
+        *self
+            .holdings_cursor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = cursor;
+    }
+
+    /// Adds an answer's changes to the holdings this phone keeps, in one write. `false` (nothing changed)
+    /// when it keeps none or the changes do not fit them: the sync client then asks for everything.
+    pub(crate) fn merge_holdings(
+        &self,
+        changes: &PhoneHoldings,
+        cursor: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LogError> {
+        let merged = self.write(|log| {
+            let Some(mut held) = log.holdings()? else {
+                return Ok(false);
+            };
+            match held.merge_changes(changes.clone()) {
+                Ok(()) => log.save_holdings(&held, now).map(|()| true),
+                Err(error) => {
+                    tracing::warn!(%error, "the office's changes do not fit what this phone holds");
+                    Ok(false)
+                }
+            }
+        });
+        self.set_holdings_cursor(match merged {
+            Ok(true) => cursor,
+            _ => None,
+        });
+        merged
     }
 
     pub(crate) fn note_sync_success(
@@ -836,6 +892,7 @@ impl AppStore {
         }
         *self.pin_state() = PinState::NotSet;
         *self.credential_slot() = None;
+        self.set_holdings_cursor(None);
         self.typed_words().clear();
         if let Some(vault) = &self.vault {
             vault.wipe(reason, now)?;
@@ -904,6 +961,8 @@ impl AppStore {
         if forgot {
             // Saved whole and checkpointed: what was replaced leaves the file and its write-ahead log.
             log.save_holdings(&holdings, now)?;
+            // No longer what the office sent: the next answer must be everything again.
+            self.set_holdings_cursor(None);
             tracing::warn!(
                 "not in touch with the office for too long: briefings deleted from this phone"
             );
@@ -1127,7 +1186,7 @@ mod tests {
         // The office sends the phone's own event back in its holdings.
         let mut holdings = store.lock().holdings().unwrap().unwrap();
         holdings.visits[0].events.push(departed.clone());
-        store.save_holdings(&holdings, at(9, 41)).unwrap();
+        store.save_holdings(&holdings, None, at(9, 41)).unwrap();
 
         let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
         assert_eq!(card.state.last_contact, Some(departed.recorded_at));

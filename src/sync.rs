@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::EventId;
-use doorstep_core::protocol::{ErrorBody, SyncRequest, SyncResponse, PROTOCOL_VERSION};
+use doorstep_core::protocol::{ErrorBody, HoldScope, SyncRequest, SyncResponse, PROTOCOL_VERSION};
 use doorstep_core::reconcile::{
     self, ReconcileRequest, ReconcileResponse, Reconciliation, Restored,
 };
@@ -349,6 +349,7 @@ impl SyncClient {
                 protocol: PROTOCOL_VERSION,
                 device_time: sent_at,
                 events: batch,
+                holdings_cursor: store.holdings_cursor(),
             };
             let urgent = request.events.iter().any(|e| e.event.is_urgent());
             let exchange = if urgent {
@@ -386,13 +387,23 @@ impl SyncClient {
                 };
                 return report;
             }
+            let mut fetch_again = false;
             let noted = match &exchange {
                 Exchange::Accepted(response) => {
-                    report.holdings_saved = true;
                     report.outcome = SyncOutcome::UpToDate;
-                    store
-                        .save_holdings(&response.hold, answered_at)
-                        .and_then(|()| store.note_sync_success(answered_at, response.server_time))
+                    // The cursor follows only holdings this phone kept; otherwise it asks for everything.
+                    let cursor = response.holdings_cursor.clone();
+                    let kept = match response.hold_scope {
+                        HoldScope::Full => store
+                            .save_holdings(&response.hold, cursor, answered_at)
+                            .map(|()| true),
+                        HoldScope::ChangesOnly => {
+                            store.merge_holdings(&response.hold, cursor, answered_at)
+                        }
+                    };
+                    report.holdings_saved = matches!(kept, Ok(true));
+                    fetch_again = !matches!(kept, Ok(true)) || response.more;
+                    kept.and_then(|_| store.note_sync_success(answered_at, response.server_time))
                         .and_then(|()| {
                             // The office holds numbers this phone does not remember: move past them at
                             // once, before anything else is recorded under one.
@@ -438,6 +449,8 @@ impl SyncClient {
             }
             match plan.next {
                 Next::SendAgain => continue,
+                // More of the office's changes wait, or the last ones did not fit: fetch again.
+                Next::Idle if fetch_again => continue,
                 Next::Idle => return report,
                 Next::BackOff => {
                     if report.outcome == SyncOutcome::UpToDate {

@@ -152,6 +152,7 @@ async fn a_duplicate_batch_changes_nothing() {
         protocol: PROTOCOL_VERSION,
         device_time: Utc::now(),
         events: store.waiting().unwrap(),
+        holdings_cursor: None,
     };
     let first = client.exchange(&request).await;
     let again = client.exchange(&request).await;
@@ -205,6 +206,7 @@ async fn a_bad_batch_is_refused_with_the_reason_and_stores_nothing() {
         protocol: PROTOCOL_VERSION,
         device_time: Utc::now(),
         events: store.waiting().unwrap(),
+        holdings_cursor: None,
     };
     match client.exchange(&request).await {
         doorstep::sync::Exchange::Refused { status, body } => {
@@ -284,12 +286,27 @@ async fn a_partners_arrival_reaches_the_other_phone_through_the_office() {
     )
     .expect("both outside: they can go in");
     sam_client.sync_once(&sam, Utc::now).await;
-    let (_, state) = doorstep_office::SqliteStore::open(office_dir.path())
-        .unwrap()
-        .visit(&visit("visit-ava"))
+    let office_store = doorstep_office::SqliteStore::open(office_dir.path()).unwrap();
+    let (_, state) = office_store.visit(&visit("visit-ava")).unwrap().unwrap();
+    assert_eq!(state.phase(), Phase::InVisit);
+
+    // After the first answer each phone was sent only what changed, and added it to what it holds:
+    // Alex's phone now holds exactly what the office would send it whole.
+    alex_client.sync_once(&alex, Utc::now).await;
+    assert!(alex.holdings_cursor().is_some());
+    let now = Utc::now();
+    let device = office_store
+        .authenticate(&phones.partner.device_token, now)
         .unwrap()
         .unwrap();
-    assert_eq!(state.phase(), Phase::InVisit);
+    assert_eq!(
+        alex.holdings().unwrap().unwrap(),
+        office_store.holdings(&device, now).unwrap()
+    );
+    assert_eq!(
+        alex.visit(&visit("visit-ava")).unwrap().unwrap().phase(),
+        Phase::InVisit
+    );
     office.stop().await;
 }
 

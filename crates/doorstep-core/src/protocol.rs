@@ -12,6 +12,14 @@
 //! ([`DeviceCredential::expires_at`]); while the phone is in use the office hands it a fresh one in a sync
 //! answer ([`SyncResponse::renewed_credential`]) and the old one keeps working until the phone has used
 //! the new. The refusals a phone acts on have fixed codes ([`refusal`]).
+//!
+//! What the phone should hold is sent whole only when the phone has nothing to build on. Each answer
+//! carries a [`SyncResponse::holdings_cursor`]; a phone that sends it back in its next request
+//! ([`SyncRequest::holdings_cursor`]) is sent only the events the office stored since
+//! ([`HoldScope::ChangesOnly`], at most [`MAX_CHANGED_EVENTS`] at a time, with [`SyncResponse::more`] when
+//! others wait), which it adds to what it holds with [`PhoneHoldings::merge_changes`]. Anything else that
+//! changed (the school, its policy, a visit's details or briefing, which visits the phone holds) makes
+//! the office send everything again. So an idle sync costs the same whatever a visit's history holds.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +35,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_BATCH_EVENTS: usize = 500;
 /// The largest request body the office reads, in bytes.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// The most events an answer of changes carries; the rest follow in the next ([`SyncResponse::more`]).
+pub const MAX_CHANGED_EVENTS: usize = 1_000;
+/// The longest holdings cursor a phone may send back (the office's are far shorter).
+pub const MAX_CURSOR_LEN: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -37,6 +49,10 @@ pub struct SyncRequest {
     /// The phone's clock when it sent the batch, so the office can spot a wrong clock.
     pub device_time: DateTime<Utc>,
     pub events: Vec<EventEnvelope>,
+    /// The [`SyncResponse::holdings_cursor`] of the last answer whose holdings the phone kept; absent, the
+    /// office sends everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdings_cursor: Option<String>,
 }
 
 /// What happened to one event of an accepted batch.
@@ -69,11 +85,34 @@ pub struct SyncResponse {
     pub acknowledged_through: Option<DeviceSeq>,
     /// The office's clock when it answered.
     pub server_time: DateTime<Utc>,
+    /// Everything the phone should hold, or (see [`SyncResponse::hold_scope`]) only what changed.
     pub hold: PhoneHoldings,
+    /// Whether `hold` is everything or only the changes since the request's cursor.
+    #[serde(default)]
+    pub hold_scope: HoldScope,
+    /// Where these holdings stand: sent back in the next request, it asks for only what changed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdings_cursor: Option<String>,
+    /// More changes wait beyond [`MAX_CHANGED_EVENTS`]: the phone should sync again at once.
+    #[serde(default)]
+    pub more: bool,
     /// A fresh device token, offered while the one this request carried is still good but getting old.
     /// The phone keeps it and uses it from its next request on; the old one works until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewed_credential: Option<DeviceCredential>,
+}
+
+/// Whether an answer's holdings are everything the phone should hold or only what changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HoldScope {
+    /// Everything: the phone replaces what it holds.
+    #[default]
+    Full,
+    /// The school, policy and who the phone belongs to as before, and for each visit with new events only
+    /// those events and their times: the phone adds them to what it holds.
+    ChangesOnly,
 }
 
 /// A device token and when it stops working. The token is a secret: the office keeps only its hash, the
@@ -289,6 +328,64 @@ pub struct HeldVisit {
 pub struct EventTime {
     pub id: EventId,
     pub at: DateTime<Utc>,
+}
+
+/// Why changes could not be added to what a phone holds: it must ask for everything again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    #[error("the changes are for {changes}, but the phone holds {held}'s visits")]
+    OtherStaff { held: StaffId, changes: StaffId },
+    #[error("the changes name visit {0}, which the phone does not hold")]
+    UnknownVisit(crate::ids::VisitId),
+}
+
+impl PhoneHoldings {
+    /// Adds an answer's changes ([`HoldScope::ChangesOnly`]) to what the phone holds: each visit's new
+    /// events and times after those it has (an event it already holds is not added twice); the school,
+    /// policy and names as the changes say. All or nothing: on an error `self` is unchanged.
+    pub fn merge_changes(&mut self, changes: PhoneHoldings) -> Result<(), MergeError> {
+        if changes.staff != self.staff {
+            return Err(MergeError::OtherStaff {
+                held: self.staff.clone(),
+                changes: changes.staff,
+            });
+        }
+        if let Some(unknown) = changes
+            .visits
+            .iter()
+            .find(|changed| !self.visits.iter().any(|h| h.visit.id == changed.visit.id))
+        {
+            return Err(MergeError::UnknownVisit(unknown.visit.id.clone()));
+        }
+        for changed in changes.visits {
+            if let Some(held) = self
+                .visits
+                .iter_mut()
+                .find(|h| h.visit.id == changed.visit.id)
+            {
+                let known: std::collections::HashSet<EventId> =
+                    held.events.iter().map(|e| e.id).collect();
+                let known_times: std::collections::HashSet<EventId> =
+                    held.times.iter().map(|t| t.id).collect();
+                held.events.extend(
+                    changed
+                        .events
+                        .into_iter()
+                        .filter(|e| !known.contains(&e.id)),
+                );
+                held.times.extend(
+                    changed
+                        .times
+                        .into_iter()
+                        .filter(|t| !known_times.contains(&t.id)),
+                );
+            }
+        }
+        self.school = changes.school;
+        self.policy = changes.policy;
+        self.staff_name = changes.staff_name;
+        Ok(())
+    }
 }
 
 impl HeldVisit {

@@ -108,6 +108,7 @@ pub async fn run(args: DuressArgs) -> anyhow::Result<()> {
                 protocol: PROTOCOL_VERSION,
                 device_time: Utc::now(),
                 events: vec![envelope],
+                holdings_cursor: None,
             })
             .send()
             .await?;

@@ -233,6 +233,7 @@ async fn sync_once(
         protocol: PROTOCOL_VERSION,
         device_time: now,
         events,
+        holdings_cursor: None,
     }) {
         Ok(body) => body,
         Err(e) => return Outcome::Failed(e.to_string()),

@@ -274,6 +274,7 @@ async fn sync_once(
         protocol: PROTOCOL_VERSION,
         device_time: now,
         events,
+        holdings_cursor: None,
     }) {
         Ok(body) => body,
         Err(e) => {

@@ -13,7 +13,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use doorstep_core::protocol::{
     refusal, EnrolRequest, EnrolResponse, ErrorBody, RejectedEvent, SyncRequest, SyncResponse,
-    MAX_BATCH_EVENTS, MAX_BODY_BYTES, PROTOCOL_VERSION,
+    MAX_BATCH_EVENTS, MAX_BODY_BYTES, MAX_CURSOR_LEN, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 
@@ -226,6 +226,17 @@ pub(crate) async fn sync(
             ),
         ));
     }
+    if request
+        .holdings_cursor
+        .as_ref()
+        .is_some_and(|cursor| cursor.len() > MAX_CURSOR_LEN)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_cursor",
+            format!("a holdings cursor is at most {MAX_CURSOR_LEN} characters"),
+        ));
+    }
     if request.events.len() > MAX_BATCH_EVENTS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -253,12 +264,16 @@ pub(crate) async fn sync(
         if request.events.iter().any(|e| e.event.is_urgent()) {
             tracing::warn!(device = %device.id, "duress received");
         }
+        let holdings = store.holdings_since(&device, now, request.holdings_cursor.as_deref())?;
         Ok(SyncResponse {
             protocol: PROTOCOL_VERSION,
             results,
             acknowledged_through: store.acknowledged_through(&device.id)?,
             server_time: now,
-            hold: store.holdings(&device, now)?,
+            hold: holdings.hold,
+            hold_scope: holdings.scope,
+            holdings_cursor: Some(holdings.cursor),
+            more: holdings.more,
             renewed_credential: store.offer_renewal(&device, now)?,
         })
     })

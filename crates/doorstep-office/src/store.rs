@@ -16,7 +16,9 @@ use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitI
 use doorstep_core::lifecycle::{self, VisitEvent, VisitState};
 use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
-use doorstep_core::protocol::{EventOutcome, EventResult, EventTime, HeldVisit, PhoneHoldings};
+use doorstep_core::protocol::{
+    EventOutcome, EventResult, EventTime, HeldVisit, HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS,
+};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
@@ -412,74 +414,112 @@ impl SqliteStore {
         device: &Device,
         now: DateTime<Utc>,
     ) -> Result<PhoneHoldings, StoreError> {
+        Ok(self.holdings_since(device, now, None)?.hold)
+    }
+
+    /// What this device's phone should hold, as [`SqliteStore::holdings`] says, or only what changed since
+    /// `cursor` (a [`Holdings::cursor`] this office gave the phone): the events stored since for the visits
+    /// it holds, at most [`MAX_CHANGED_EVENTS`], when nothing else changed. Anything else (the school, its
+    /// policy, a visit's details or briefing, which visits it holds, a cursor this office cannot read or
+    /// that no longer matches its events) and everything is sent again.
+    ///
+    /// The cursor is `basis.through.last`: a hash of everything but the events (`basis`), the highest
+    /// event rowid the phone was sent, and the id of the event at that rowid, so that rowids renumbered
+    /// (by a `VACUUM`; the office never deletes events and never vacuums) are noticed, not trusted.
+    pub fn holdings_since(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<Holdings, StoreError> {
         let conn = self.conn();
         let (school, policy) = school_and_policy(&conn, &device.school)?;
         let member = staff_member(&conn, &device.staff)?.ok_or_else(|| {
             StoreError::Corrupt(format!("device's staff {} missing", device.staff))
         })?;
-        let mut stmt = conn.prepare(
-            "SELECT v.id, v.body, v.phase FROM visits v JOIN visit_staff vs ON vs.visit_id = v.id
-             WHERE vs.staff_id = ?1 AND v.agreed_time <= ?3
-               AND (v.agreed_time >= ?2 OR v.phase NOT IN ('written_up', 'cancelled', 'declined'))
-             ORDER BY v.agreed_time",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                device.staff.as_str(),
-                (now - TimeDelta::days(1)).to_rfc3339(),
-                (now + TimeDelta::days(7)).to_rfc3339()
-            ],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            },
-        )?;
-        let mut visits = Vec::new();
-        for row in rows {
-            let (id, body, phase) = row?;
-            let mut visit: Visit = serde_json::from_str(&body)?;
-            // A finished visit's briefing (risks, family, needs, pets) leaves the phones: they no longer
-            // need it, and a lost phone should not carry it.
-            if matches!(phase.as_str(), "written_up" | "cancelled" | "declined") {
-                visit.briefing = Briefing::withdrawn();
-            }
-            let stored = visit_events(&conn, &parse_id(&id)?)?;
-            let times = stored
+        let visits = held_visits(&conn, &device.staff, now)?;
+        let through: i64 =
+            conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM events", [], |row| {
+                row.get(0)
+            })?;
+        let basis = {
+            let mut hash = Sha256::new();
+            hash.update(serde_json::to_vec(&(
+                &school,
+                &policy,
+                &member.id,
+                &member.name,
+                &visits,
+            ))?);
+            hash.finalize()[..12]
                 .iter()
-                .map(|event| EventTime {
-                    id: event.envelope.id,
-                    at: event.trusted_at,
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let event_at = |rowid: i64| -> Result<String, StoreError> {
+            Ok(conn
+                .query_row("SELECT id FROM events WHERE rowid = ?1", [rowid], |row| {
+                    row.get::<_, String>(0)
                 })
-                .collect();
-            // A write-up's words go to no phone: the writer's own leave it once confirmed, and a
-            // partner has no need to know them. What a replay reads (who, the concern) is kept.
-            let events = stored
-                .into_iter()
-                .map(|event| {
-                    let mut envelope = event.envelope;
-                    if let VisitEvent::WrittenUp { .. } = envelope.event {
-                        if let Some(without) = envelope.event.without_free_text() {
-                            envelope.event = without;
-                        }
-                    }
-                    envelope
-                })
-                .collect();
-            visits.push(HeldVisit {
-                visit,
-                events,
-                times,
-            });
+                .optional()?
+                .unwrap_or_default())
+        };
+        let since = match cursor.and_then(parse_cursor) {
+            Some((b, since, last))
+                if b == basis && since <= through && (since == 0 || event_at(since)? == last) =>
+            {
+                Some(since)
+            }
+            _ => None,
+        };
+        let after = since.unwrap_or(0);
+        let mut held = Vec::new();
+        let mut changed = Vec::new();
+        for visit in visits {
+            let events = visit_events_in(&conn, &visit.id, after, through)?;
+            changed.extend(events.iter().map(|(rowid, _)| *rowid));
+            held.push((visit, events));
         }
-        Ok(PhoneHoldings {
-            school,
-            policy,
-            staff: member.id,
-            staff_name: member.name,
-            visits,
+        // At most MAX_CHANGED_EVENTS changes in one answer: those stored first; the rest next time.
+        changed.sort_unstable();
+        let (sent_through, more) = match since {
+            Some(_) if changed.len() > MAX_CHANGED_EVENTS => {
+                (changed[MAX_CHANGED_EVENTS - 1], true)
+            }
+            _ => (through, false),
+        };
+        let mut visits = Vec::new();
+        for (visit, events) in held {
+            let events: Vec<StoredEvent> = events
+                .into_iter()
+                .filter(|(rowid, _)| *rowid <= sent_through)
+                .map(|(_, event)| event)
+                .collect();
+            if since.is_some() && events.is_empty() {
+                continue;
+            }
+            visits.push(held_visit(visit, events));
+        }
+        let last = if sent_through == 0 {
+            String::new()
+        } else {
+            event_at(sent_through)?
+        };
+        Ok(Holdings {
+            hold: PhoneHoldings {
+                school,
+                policy,
+                staff: member.id,
+                staff_name: member.name,
+                visits,
+            },
+            scope: if since.is_some() {
+                HoldScope::ChangesOnly
+            } else {
+                HoldScope::Full
+            },
+            cursor: format!("{basis}.{sent_through}.{last}"),
+            more,
         })
     }
 
@@ -904,15 +944,113 @@ pub(crate) fn visit_state(
     })
 }
 
-fn visit_events(conn: &Connection, visit: &VisitId) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT body, received_at, trusted_at FROM events WHERE visit_id = ?1 ORDER BY rowid",
+/// What a phone should hold, with how it stands: see [`SqliteStore::holdings_since`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holdings {
+    pub hold: PhoneHoldings,
+    pub scope: HoldScope,
+    /// Sent back by the phone, it asks for only what changed since.
+    pub cursor: String,
+    /// More changes wait: the phone should sync again at once.
+    pub more: bool,
+}
+
+fn parse_cursor(text: &str) -> Option<(&str, i64, &str)> {
+    let mut parts = text.splitn(3, '.');
+    let basis = parts.next()?;
+    let through = parts.next()?.parse().ok()?;
+    Some((basis, through, parts.next()?))
+}
+
+/// The visits of `staff` a phone holds at `now` (from a day ago to a week ahead, and any not yet over),
+/// each as the phone is sent it: a finished visit's briefing (risks, family, needs, pets) leaves the
+/// phones, which no longer need it, and a lost phone should not carry it.
+fn held_visits(
+    conn: &Connection,
+    staff: &StaffId,
+    now: DateTime<Utc>,
+) -> Result<Vec<Visit>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT v.body, v.phase FROM visits v JOIN visit_staff vs ON vs.visit_id = v.id
+         WHERE vs.staff_id = ?1 AND v.agreed_time <= ?3
+           AND (v.agreed_time >= ?2 OR v.phase NOT IN ('written_up', 'cancelled', 'declined'))
+         ORDER BY v.agreed_time",
     )?;
-    let rows = stmt.query_map([visit.as_str()], |row| {
+    let rows = stmt.query_map(
+        params![
+            staff.as_str(),
+            (now - TimeDelta::days(1)).to_rfc3339(),
+            (now + TimeDelta::days(7)).to_rfc3339()
+        ],
+        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+    )?;
+    let mut visits = Vec::new();
+    for row in rows {
+        let (body, phase) = row?;
+        let mut visit: Visit = serde_json::from_str(&body)?;
+        if matches!(phase.as_str(), "written_up" | "cancelled" | "declined") {
+            visit.briefing = Briefing::withdrawn();
+        }
+        visits.push(visit);
+    }
+    Ok(visits)
+}
+
+/// A held visit with `events` as a phone is sent them: a write-up's words go to no phone (the writer's
+/// own leave it once confirmed, and a partner has no need to know them); what a replay reads (who, the
+/// concern) is kept.
+fn held_visit(visit: Visit, stored: Vec<StoredEvent>) -> HeldVisit {
+    let times = stored
+        .iter()
+        .map(|event| EventTime {
+            id: event.envelope.id,
+            at: event.trusted_at,
+        })
+        .collect();
+    let events = stored
+        .into_iter()
+        .map(|event| {
+            let mut envelope = event.envelope;
+            if let VisitEvent::WrittenUp { .. } = envelope.event {
+                if let Some(without) = envelope.event.without_free_text() {
+                    envelope.event = without;
+                }
+            }
+            envelope
+        })
+        .collect();
+    HeldVisit {
+        visit,
+        events,
+        times,
+    }
+}
+
+fn visit_events(conn: &Connection, visit: &VisitId) -> Result<Vec<StoredEvent>, StoreError> {
+    Ok(visit_events_in(conn, visit, 0, i64::MAX)?
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect())
+}
+
+/// A visit's events stored after rowid `after` up to `through`, with their rowids, in the order the
+/// office received them.
+fn visit_events_in(
+    conn: &Connection,
+    visit: &VisitId,
+    after: i64,
+    through: i64,
+) -> Result<Vec<(i64, StoredEvent)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, body, received_at, trusted_at FROM events
+         WHERE visit_id = ?1 AND rowid > ?2 AND rowid <= ?3 ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map(params![visit.as_str(), after, through], |row| {
         Ok((
-            row.get::<_, String>(0)?,
+            row.get::<_, i64>(0)?,
             row.get::<_, String>(1)?,
-            row.get::<_, Option<String>>(2)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, Option<String>>(3)?,
         ))
     })?;
     let parse = |text: &str| {
@@ -922,16 +1060,19 @@ fn visit_events(conn: &Connection, visit: &VisitId) -> Result<Vec<StoredEvent>, 
     };
     let mut out = Vec::new();
     for row in rows {
-        let (body, received_at, trusted_at) = row?;
+        let (rowid, body, received_at, trusted_at) = row?;
         let received_at = parse(&received_at)?;
-        out.push(StoredEvent {
-            envelope: serde_json::from_str(&body)?,
-            received_at,
-            trusted_at: match trusted_at {
-                Some(text) => parse(&text)?,
-                None => received_at,
+        out.push((
+            rowid,
+            StoredEvent {
+                envelope: serde_json::from_str(&body)?,
+                received_at,
+                trusted_at: match trusted_at {
+                    Some(text) => parse(&text)?,
+                    None => received_at,
+                },
             },
-        });
+        ));
     }
     Ok(out)
 }

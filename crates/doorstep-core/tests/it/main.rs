@@ -1,9 +1,10 @@
 //! doorstep-core's integration tests, one binary: policy presets, the visit lifecycle, its properties, the
-//! phone's SQLite event log (plain and sealed), the sync planner, reconciliation and the alert as a text
-//! message.
+//! phone's SQLite event log (plain and sealed), the sync planner, holdings sent as changes, reconciliation
+//! and the alert as a text message.
 
 mod enrolment;
 mod event_log;
+mod holdings;
 mod lifecycle;
 mod migrations;
 mod policy;

@@ -5,7 +5,7 @@ use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::EventId;
 use doorstep_core::lifecycle::{DuressVia, VisitEvent};
 use doorstep_core::protocol::{
-    ErrorBody, EventOutcome, EventResult, RejectedEvent, SyncResponse, PROTOCOL_VERSION,
+    ErrorBody, EventOutcome, EventResult, HoldScope, RejectedEvent, SyncResponse, PROTOCOL_VERSION,
 };
 use doorstep_core::sync_plan::{
     after_answer, next_batch, next_batch_within, Answer, Next, OutboxUpdate, Plan,
@@ -143,6 +143,9 @@ fn response(results: Vec<(EventId, EventOutcome)>) -> SyncResponse {
         acknowledged_through: None,
         server_time: at_min(30),
         hold: holdings(),
+        hold_scope: HoldScope::Full,
+        holdings_cursor: None,
+        more: false,
         renewed_credential: None,
     }
 }

@@ -403,3 +403,211 @@ async fn a_phone_cannot_grow_a_visit_without_limit_but_its_alerts_still_go_throu
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// The visit ids an answer holds, and the event kinds held for `visit`.
+fn held(body: &serde_json::Value, visit: &str) -> (Vec<String>, Vec<String>) {
+    let visits = body["hold"]["visits"].as_array().unwrap();
+    let ids = visits
+        .iter()
+        .map(|v| v["visit"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let kinds = visits
+        .iter()
+        .find(|v| v["visit"]["id"] == visit)
+        .map(|v| {
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["event"]["type"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (ids, kinds)
+}
+
+fn cursor(body: &serde_json::Value) -> String {
+    body["holdings_cursor"]
+        .as_str()
+        .expect("every answer carries a cursor")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_phone_that_sends_back_its_cursor_is_told_only_what_changed_since() {
+    let office = spawn_office().await;
+    let (sam, alex) = (&office.phones.me, &office.phones.partner);
+    // First contact: everything.
+    let (status, first) = office.post_sync(&alex.device_token, &batch(&[])).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["hold_scope"], "full");
+    assert_eq!(
+        held(&first, "visit-ava"),
+        (
+            vec!["visit-ava".to_owned(), "visit-mia".to_owned()],
+            vec!["authorised".to_owned()]
+        )
+    );
+    // Nothing happened since: nothing to hold anew.
+    let (status, idle) = office
+        .post_sync(&alex.device_token, &batch_since(&[], Some(&cursor(&first))))
+        .await;
+    assert_eq!(status, 200, "{idle}");
+    assert_eq!(idle["hold_scope"], "changes_only");
+    assert_eq!(idle["hold"]["visits"], serde_json::json!([]));
+    assert_eq!(idle["more"], false);
+    // Sam sets off: Alex is told of that step alone, with the office's time for it.
+    let (status, _) = office
+        .post_sync(
+            &sam.device_token,
+            &batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, changes) = office
+        .post_sync(&alex.device_token, &batch_since(&[], Some(&cursor(&idle))))
+        .await;
+    assert_eq!(changes["hold_scope"], "changes_only");
+    assert_eq!(
+        held(&changes, "visit-ava"),
+        (vec!["visit-ava".to_owned()], vec!["departed".to_owned()])
+    );
+    assert_eq!(
+        changes["hold"]["visits"][0]["times"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // A cursor the office cannot read, or one from before a change it cannot express as events (the
+    // school's policy here), gets everything again.
+    for bad in ["nonsense", "0.0.", &format!("{}x", cursor(&changes))] {
+        let (status, body) = office
+            .post_sync(&alex.device_token, &batch_since(&[], Some(bad)))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["hold_scope"], "full", "{bad}");
+        assert_eq!(held(&body, "visit-ava").1, ["authorised", "departed"]);
+    }
+    let school: doorstep_core::ids::SchoolId = "demo-primary".parse().unwrap();
+    let mut policy = office.store.policy(&school).unwrap();
+    policy.check_in_interval = doorstep_core::policy::PolicyMinutes::new(25).unwrap();
+    office.store.set_policy(&school, &policy).unwrap();
+    let (_, after_change) = office
+        .post_sync(
+            &alex.device_token,
+            &batch_since(&[], Some(&cursor(&changes))),
+        )
+        .await;
+    assert_eq!(after_change["hold_scope"], "full");
+    assert_eq!(after_change["hold"]["policy"]["check_in_interval"], 25);
+    // A cursor longer than any the office gives is refused, and changes nothing.
+    let long = "x".repeat(doorstep_core::protocol::MAX_CURSOR_LEN + 1);
+    let before = office.stored_event_count();
+    let (status, body) = office
+        .post_sync(
+            &sam.device_token,
+            &batch_since(
+                &[envelope(sam, 2, "visit-ava", departed("sam"))],
+                Some(&long),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "bad_cursor");
+    assert_eq!(office.stored_event_count(), before);
+}
+
+#[tokio::test]
+async fn a_visit_grown_to_its_quota_costs_a_partners_idle_sync_nothing_and_changes_come_in_bounded_answers(
+) {
+    use doorstep_core::protocol::MAX_CHANGED_EVENTS;
+    use doorstep_office::store::MAX_EVENTS_PER_DEVICE_AND_VISIT;
+    let office = spawn_office().await;
+    let (sam, alex) = (&office.phones.me, &office.phones.partner);
+    let (_, first) = office.post_sync(&sam.device_token, &batch(&[])).await;
+    let (_, alex_first) = office.post_sync(&alex.device_token, &batch(&[])).await;
+    // Alex's phone fills both its visits to the quota.
+    let quota = MAX_EVENTS_PER_DEVICE_AND_VISIT as u64;
+    let mut seq = 0;
+    for visit in ["visit-ava", "visit-mia"] {
+        for _ in 0..quota / 100 {
+            let events: Vec<_> = (0..100)
+                .map(|_| {
+                    seq += 1;
+                    envelope(
+                        alex,
+                        seq,
+                        visit,
+                        VisitEvent::CheckedIn {
+                            staff: staff("alex"),
+                        },
+                    )
+                })
+                .collect();
+            let (status, body) = office.post_sync(&alex.device_token, &batch(&events)).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    // And Sam sets off: more changes than one answer carries, for Alex.
+    let (status, _) = office
+        .post_sync(
+            &sam.device_token,
+            &batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let behind = 2 * quota as usize + 1;
+    assert!(behind > MAX_CHANGED_EVENTS);
+    // Sam, on both visits too, catches up in answers of at most MAX_CHANGED_EVENTS, then is up to date.
+    let mut sam_cursor = cursor(&first);
+    let mut answers = 0;
+    loop {
+        let (_, changes) = office
+            .post_sync(&sam.device_token, &batch_since(&[], Some(&sam_cursor)))
+            .await;
+        assert_eq!(changes["hold_scope"], "changes_only");
+        sam_cursor = cursor(&changes);
+        answers += 1;
+        if changes["more"] == false {
+            break;
+        }
+        assert!(answers < 5, "the changes never end");
+    }
+    assert_eq!(answers, 2);
+    let (_, idle) = office
+        .post_sync(&sam.device_token, &batch_since(&[], Some(&sam_cursor)))
+        .await;
+    let idle_bytes = serde_json::to_vec(&idle).unwrap().len();
+    let (_, full) = office.post_sync(&sam.device_token, &batch(&[])).await;
+    let full_bytes = serde_json::to_vec(&full).unwrap().len();
+    assert_eq!(idle["hold"]["visits"], serde_json::json!([]));
+    assert!(
+        idle_bytes < 8 * 1024 && full_bytes > 20 * idle_bytes,
+        "an idle sync's answer is {idle_bytes} bytes; sent whole, {full_bytes}"
+    );
+    // Alex's own phone, behind by both visits' events and Sam's step: two bounded answers, the second
+    // saying it is the last.
+    let (_, part) = office
+        .post_sync(
+            &alex.device_token,
+            &batch_since(&[], Some(&cursor(&alex_first))),
+        )
+        .await;
+    let count = |body: &serde_json::Value| -> usize {
+        body["hold"]["visits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["events"].as_array().unwrap().len())
+            .sum()
+    };
+    assert_eq!(count(&part), MAX_CHANGED_EVENTS);
+    assert_eq!(part["more"], true);
+    let (_, rest) = office
+        .post_sync(&alex.device_token, &batch_since(&[], Some(&cursor(&part))))
+        .await;
+    assert_eq!(count(&rest), behind - MAX_CHANGED_EVENTS);
+    assert_eq!(rest["more"], false);
+    assert_eq!(held(&rest, "visit-ava").1.last().unwrap(), "departed");
+}

@@ -191,10 +191,16 @@ pub fn departed(who: &str) -> VisitEvent {
 }
 
 pub fn batch(events: &[EventEnvelope]) -> serde_json::Value {
+    batch_since(events, None)
+}
+
+/// A batch sent with the holdings cursor of an earlier answer: the office answers with what changed.
+pub fn batch_since(events: &[EventEnvelope], cursor: Option<&str>) -> serde_json::Value {
     serde_json::to_value(SyncRequest {
         protocol: PROTOCOL_VERSION,
         device_time: Utc::now(),
         events: events.to_vec(),
+        holdings_cursor: cursor.map(str::to_owned),
     })
     .expect("serialise")
 }
