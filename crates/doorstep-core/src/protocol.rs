@@ -36,6 +36,7 @@ pub struct SyncRequest {
     pub protocol: u32,
     /// The phone's clock when it sent the batch, so the office can spot a wrong clock.
     pub device_time: DateTime<Utc>,
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_BATCH_EVENTS)))]
     pub events: Vec<EventEnvelope>,
 }
 

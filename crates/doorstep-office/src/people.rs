@@ -151,7 +151,32 @@ pub fn mis_date(text: &str) -> Option<NaiveDate> {
 }
 
 /// A row that passed its checks: its line, its `pupil_id` as written, and what it says.
-type Row<T> = (u64, String, T);
+pub type Row<T> = (u64, String, T);
+
+/// A CSV file judged row by row, before anything is stored: the rows that passed every check that needs no
+/// store (repeats within the file refused too), and the rows refused with their reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedCsv<T> {
+    pub rows: Vec<Row<T>>,
+    pub rejected: Vec<RowProblem>,
+}
+
+/// Reads the MIS's pupil CSV (see [`PUPIL_CSV_COLUMNS`]) as [`SqliteStore::import_pupils_csv`] does, without
+/// the store: a file that is not CSV or has the wrong header is an `Err` with the reason (nothing imported).
+/// Pure, so the fuzz target (`fuzz/fuzz_targets/csv_import.rs`) exercises the importer's own parsing.
+pub fn parse_pupils_csv(text: &str, today: NaiveDate) -> Result<ParsedCsv<PupilRecord>, String> {
+    let (rows, mut rejected) = read_rows(text, &PUPIL_CSV_COLUMNS, |r| pupil_row(r, today))?;
+    let rows = drop_repeats(rows, |p| p.id.clone(), &mut rejected);
+    Ok(ParsedCsv { rows, rejected })
+}
+
+/// Reads the MIS's absence CSV (see [`ABSENCE_CSV_COLUMNS`]) as [`SqliteStore::import_absences_csv`] does,
+/// without the store (whether each pupil is the school's is the store's to say).
+pub fn parse_absences_csv(text: &str, today: NaiveDate) -> Result<ParsedCsv<Absence>, String> {
+    let (rows, mut rejected) = read_rows(text, &ABSENCE_CSV_COLUMNS, |r| absence_row(r, today))?;
+    let rows = drop_repeats(rows, |a| (a.pupil.clone(), a.date), &mut rejected);
+    Ok(ParsedCsv { rows, rejected })
+}
 
 /// Reads a CSV with the given header. A file that is not CSV or has the wrong header is refused whole (as
 /// `Err`, nothing imported); otherwise each data row is handed to `row` with its line number, and rows with
@@ -365,9 +390,8 @@ impl SqliteStore {
         text: &str,
         today: NaiveDate,
     ) -> Result<ImportReport, StoreError> {
-        let (rows, mut rejected) = read_rows(text, &PUPIL_CSV_COLUMNS, |r| pupil_row(r, today))
-            .map_err(StoreError::Invalid)?;
-        let rows = drop_repeats(rows, |p| p.id.clone(), &mut rejected);
+        let ParsedCsv { rows, mut rejected } =
+            parse_pupils_csv(text, today).map_err(StoreError::Invalid)?;
         let mut report = ImportReport::default();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -473,9 +497,8 @@ impl SqliteStore {
         text: &str,
         today: NaiveDate,
     ) -> Result<ImportReport, StoreError> {
-        let (rows, mut rejected) = read_rows(text, &ABSENCE_CSV_COLUMNS, |r| absence_row(r, today))
-            .map_err(StoreError::Invalid)?;
-        let rows = drop_repeats(rows, |a| (a.pupil.clone(), a.date), &mut rejected);
+        let ParsedCsv { rows, mut rejected } =
+            parse_absences_csv(text, today).map_err(StoreError::Invalid)?;
         let mut report = ImportReport::default();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
