@@ -23,7 +23,10 @@ fuzz_target!(|input: (bool, &str)| {
             assert!(*line >= 2, "the header is line 1");
             assert!(absence.date <= today);
             assert!((1..=8).contains(&absence.reason_code.chars().count()));
-            assert!(seen.insert((absence.pupil.clone(), absence.date)), "no repeats");
+            assert!(
+                seen.insert((absence.pupil.clone(), absence.date)),
+                "no repeats"
+            );
         }
     } else {
         let Ok(parsed) = parse_pupils_csv(text, today) else {

@@ -72,12 +72,19 @@ fn name(name: &Name) -> String {
 }
 
 fuzz_target!(|input: Input| {
-    let preset = if input.second_preset { Preset::ALL[1] } else { Preset::ALL[0] };
+    let preset = if input.second_preset {
+        Preset::ALL[1]
+    } else {
+        Preset::ALL[0]
+    };
     let current = preset.policy();
     let mut pairs: Vec<(String, String)> = if input.start_empty {
         Vec::new()
     } else {
-        policy_form_fields(&current).iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        policy_form_fields(&current)
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     };
     for edit in &input.edits {
         match edit {
@@ -96,7 +103,11 @@ fuzz_target!(|input: Input| {
     match policy_from_form(&Fields::from(pairs), &current) {
         Err(problems) => assert!(!problems.is_empty(), "a refusal names at least one field"),
         Ok(policy) => {
-            assert_eq!(policy.validate(), Ok(()), "an accepted policy passes Policy::validate");
+            assert_eq!(
+                policy.validate(),
+                Ok(()),
+                "an accepted policy passes Policy::validate"
+            );
             let again = policy_from_form(&policy_form_fields(&policy), &current);
             assert_eq!(again.as_ref(), Ok(&policy), "the form shows what it saved");
         }

@@ -11,7 +11,10 @@ fuzz_target!(|body: &[u8]| {
     match decode_sync_request(Some("application/json"), body) {
         Err(refused) => {
             let status = refused.status();
-            assert!(status.is_client_error(), "a refusal must be a 4xx, got {status}");
+            assert!(
+                status.is_client_error(),
+                "a refusal must be a 4xx, got {status}"
+            );
             assert!(!refused.body().message.is_empty(), "a refusal says why");
         }
         Ok(request) => {
