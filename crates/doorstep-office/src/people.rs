@@ -215,14 +215,14 @@ fn read_rows<T>(
             Ok(record) => record,
             Err(e) => {
                 problems.push(RowProblem {
-                    line: e.position().map_or(0, |p| p.line()),
+                    line: e.position().map_or(0, |p| line_at(text, p.byte())),
                     pupil_id: String::new(),
                     reason: format!("the row could not be read as CSV: {e}"),
                 });
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(text, p.byte()));
         let pupil_id = record.get(0).unwrap_or("").to_owned();
         if record.len() != columns.len() {
             problems.push(RowProblem {
@@ -247,6 +247,21 @@ fn read_rows<T>(
         }
     }
     Ok((good, problems))
+}
+
+/// The line (from 1) that a row starting at byte `at` of `text` is on, counting `\n`, `\r\n` and a lone
+/// `\r` as one line break each, as the CSV reader splits rows (its own line count sees only `\n`, so a file
+/// saved with the old Mac endings had every row reported on line 1: found by the `csv_import` fuzz
+/// target). The reader may place a row's start on the `\n` of a `\r\n`; the `\r` before it ends the line.
+fn line_at(text: &str, at: u64) -> u64 {
+    let end = usize::try_from(at).map_or(text.len(), |at| at.min(text.len()));
+    let bytes = &text.as_bytes()[..end];
+    let breaks = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count();
+    breaks as u64 + 1
 }
 
 fn pupil_id(text: &str) -> Result<PupilId, String> {
@@ -756,6 +771,27 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// Found by the `csv_import` fuzz target: with `\r` line endings every row was reported on line 1.
+    #[test]
+    fn rows_are_reported_on_their_own_line_whatever_the_line_endings() {
+        let today = NaiveDate::from_ymd_opt(2025, 3, 12).unwrap();
+        let header = PUPIL_CSV_COLUMNS.join(",");
+        let good = "p-1,Ava Example,2015-04-02,1 Long Lane,,Oakton,OK1 2AB,,";
+        let bad = "p-2,Ben Example,2015-04-02,2 Short St,,Oakton,not a postcode,,";
+        for ending in ["\n", "\r\n", "\r"] {
+            let text = [header.as_str(), good, bad, good].join(ending);
+            let parsed = parse_pupils_csv(&text, today).unwrap();
+            let lines: Vec<u64> = parsed.rows.iter().map(|(line, _, _)| *line).collect();
+            assert_eq!(lines, [2], "{ending:?}");
+            let rejected: Vec<u64> = parsed.rejected.iter().map(|p| p.line).collect();
+            assert_eq!(rejected, [3, 4], "{ending:?}: {:?}", parsed.rejected);
+        }
+        assert_eq!(line_at("a\r\nb", 0), 1);
+        assert_eq!(line_at("a\r\nb", 2), 2);
+        assert_eq!(line_at("a\r\nb", 3), 2);
+        assert_eq!(line_at("a\rb", 2), 2);
     }
 
     #[test]
