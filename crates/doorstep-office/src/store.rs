@@ -67,6 +67,7 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         "V14__device_log",
         include_str!("../migrations/V14__device_log.sql"),
     ),
+    ("V15__sms", include_str!("../migrations/V15__sms.sql")),
 ];
 
 /// The most events one phone may record for one visit, apart from its alerts: a whole visit, with every
