@@ -12,9 +12,21 @@ macro_rules! office_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
+
+        // The schema states the parse rule ([`OFFICE_ID_PATTERN`]), so a client reading the OpenAPI
+        // document knows what the office refuses.
+        #[cfg(feature = "schema")]
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                office_id_schema()
+            }
+        }
 
         impl $name {
             /// Parses an id, refusing empty, over-long or unsafe text.
@@ -76,6 +88,24 @@ office_id!(
     DeviceId
 );
 
+/// The longest office id, in characters (all ASCII, so bytes too).
+pub const OFFICE_ID_MAX_LEN: usize = 64;
+
+/// An office id's rule as a regular expression (ECMA-262, as JSON Schema uses): what
+/// [`VisitId::parse`] and its siblings accept, no more, no less.
+pub const OFFICE_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+#[cfg(feature = "schema")]
+fn office_id_schema() -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": OFFICE_ID_MAX_LEN,
+        "pattern": OFFICE_ID_PATTERN,
+        "description": "1-64 letters, digits, '-' or '_'",
+    })
+}
+
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -91,7 +121,7 @@ fn check_office_id(text: &str) -> Result<(), IdError> {
     if text.is_empty() {
         return Err(IdError::Empty);
     }
-    if text.len() > 64 {
+    if text.len() > OFFICE_ID_MAX_LEN {
         return Err(IdError::TooLong);
     }
     if !text
@@ -141,9 +171,24 @@ impl FromStr for EventId {
 /// A device's own increasing sequence number for the events it records, starting at 1.
 /// Lets the office say how far it has acknowledged and spot gaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(try_from = "u64", into = "u64")]
 pub struct DeviceSeq(u64);
+
+// The schema states the range the office accepts.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for DeviceSeq {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DeviceSeq".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "minimum": 1,
+            "maximum": DeviceSeq::MAX,
+        })
+    }
+}
 
 impl DeviceSeq {
     /// The largest sequence number accepted: SQLite stores integers as i64.
@@ -196,6 +241,7 @@ mod tests {
 
     #[test]
     fn office_ids_refuse_unsafe_text() {
+        assert!(VisitId::parse(&"x".repeat(OFFICE_ID_MAX_LEN)).is_ok());
         assert!(VisitId::parse("visit-1_a").is_ok());
         assert_eq!(VisitId::parse(""), Err(IdError::Empty));
         assert_eq!(VisitId::parse("a/b"), Err(IdError::BadCharacter));

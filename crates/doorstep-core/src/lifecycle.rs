@@ -201,12 +201,16 @@ impl AlarmOutcome {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WriteUp {
+    #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
     pub seen: String,
+    #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
     pub discussed: String,
+    #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
     pub agreements: String,
     /// Yes flags the visit to the designated safeguarding lead at once.
     pub safeguarding_concern: bool,
     /// An incident report for the authoriser, when something happened.
+    #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
     pub incident: Option<String>,
 }
 
@@ -318,16 +322,19 @@ pub enum VisitEvent {
     /// The request was turned down, with the reason.
     Declined {
         by: StaffId,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
         reason: String,
     },
     /// An authorisation was taken back before anyone set off; the visit may be authorised again.
     AuthorisationWithdrawn {
         by: StaffId,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
         reason: String,
     },
     /// The office marked the visit not going ahead.
     CalledOff {
         by: StaffId,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
         reason: String,
     },
     /// The office moved the agreed time.
@@ -344,11 +351,14 @@ pub enum VisitEvent {
     AlertsClosed {
         by: StaffId,
         outcome: AlarmOutcome,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
         note: String,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_ALERTS_NAMED)))]
         alerts: Vec<AlertRef>,
     },
     BriefingRead {
         staff: StaffId,
+        #[cfg_attr(feature = "schema", schemars(length(max = BriefingCheck::ALL.len())))]
         ticked: Vec<BriefingCheck>,
         /// The briefing version read (0 before the office ever changed it).
         #[serde(default)]
@@ -368,10 +378,12 @@ pub enum VisitEvent {
     },
     ArrivedTogether {
         by: StaffId,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_STAFF_NAMED)))]
         staff: Vec<StaffId>,
     },
     VisitStarted {
         by: StaffId,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_STAFF_NAMED)))]
         staff: Vec<StaffId>,
     },
     CheckedIn {
@@ -390,7 +402,9 @@ pub enum VisitEvent {
     /// alerts raised with the button.
     DuressStoodDown {
         staff: StaffId,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
         note: String,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_ALERTS_NAMED)))]
         alerts: Vec<AlertRef>,
     },
     Left {
@@ -399,6 +413,7 @@ pub enum VisitEvent {
     Cancelled {
         staff: StaffId,
         reason: CancelReason,
+        #[cfg_attr(feature = "schema", schemars(length(max = crate::event::MAX_TEXT_CHARS)))]
         note: String,
     },
     WrittenUp {

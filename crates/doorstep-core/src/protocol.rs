@@ -48,10 +48,12 @@ pub struct SyncRequest {
     pub protocol: u32,
     /// The phone's clock when it sent the batch, so the office can spot a wrong clock.
     pub device_time: DateTime<Utc>,
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_BATCH_EVENTS)))]
     pub events: Vec<EventEnvelope>,
     /// The [`SyncResponse::holdings_cursor`] of the last answer whose holdings the phone kept; absent, the
     /// office sends everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_CURSOR_LEN)))]
     pub holdings_cursor: Option<String>,
 }
 

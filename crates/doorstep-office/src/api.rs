@@ -43,6 +43,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer's status: always a 4xx for a refusal, a 5xx only when the office itself failed.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The answer's JSON body.
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()
@@ -178,38 +190,28 @@ impl FromRequestParts<AppState> for PhoneDevice {
     }
 }
 
-/// `POST /api/v1/sync`: stores a phone's batch all or nothing and answers with what it holds.
-pub(crate) async fn sync(
-    PhoneDevice(device): PhoneDevice,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<SyncResponse>, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!(
-                    "a sync request is at most {MAX_BODY_BYTES} bytes; send fewer events at a time"
-                ),
-            )
-        } else {
-            ApiError::new(rejection.status(), "bad_body", rejection.body_text())
-        }
-    })?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
+/// Reads a sync request's body as the sync handler does, with every check that needs no store: the body
+/// is `application/json`, it parses as a [`SyncRequest`] (unknown fields, ids, sequence numbers and times
+/// refused by their types), the protocol is this office's, the batch carries at most [`MAX_BATCH_EVENTS`]
+/// events, and each event's values are in range
+/// ([`doorstep_core::event::EventEnvelope::validate`]: times, text lengths, the lists an event carries).
+/// A refused batch is a 4xx [`ApiError`]; an event out of range names itself in `rejected`, as the
+/// store's own refusals do. What needs the store (whose device, which visits, what is
+/// already stored) is [`SqliteStore::ingest`](crate::store::SqliteStore::ingest)'s.
+///
+/// Public and pure so the fuzz target (`fuzz/fuzz_targets/sync_request.rs`) exercises this very code.
+pub fn decode_sync_request(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<SyncRequest, ApiError> {
+    if !content_type.is_some_and(|v| v.starts_with("application/json")) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not_json",
             "send the sync request as application/json",
         ));
     }
-    let request: SyncRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: SyncRequest = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_json",
@@ -244,6 +246,60 @@ pub(crate) async fn sync(
             format!("a batch carries at most {MAX_BATCH_EVENTS} events"),
         ));
     }
+    let rejected: Vec<RejectedEvent> = request
+        .events
+        .iter()
+        .filter_map(|envelope| {
+            envelope.validate().err().map(|e| RejectedEvent {
+                id: envelope.id,
+                reason: e.to_string(),
+            })
+        })
+        .collect();
+    if !rejected.is_empty() {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorBody {
+                error: "event_rejected".to_owned(),
+                message: format!(
+                    "the batch was refused and nothing was stored: {}",
+                    rejected
+                        .iter()
+                        .map(|r| r.reason.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                rejected,
+            },
+        });
+    }
+    Ok(request)
+}
+
+/// `POST /api/v1/sync`: stores a phone's batch all or nothing and answers with what it holds.
+pub(crate) async fn sync(
+    PhoneDevice(device): PhoneDevice,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SyncResponse>, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "a sync request is at most {MAX_BODY_BYTES} bytes; send fewer events at a time"
+                ),
+            )
+        } else {
+            ApiError::new(rejection.status(), "bad_body", rejection.body_text())
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let request = decode_sync_request(content_type, &body)?;
     let now = state.now();
     let store = state.store.clone();
     let visits: std::collections::BTreeSet<_> =

@@ -151,7 +151,32 @@ pub fn mis_date(text: &str) -> Option<NaiveDate> {
 }
 
 /// A row that passed its checks: its line, its `pupil_id` as written, and what it says.
-type Row<T> = (u64, String, T);
+pub type Row<T> = (u64, String, T);
+
+/// A CSV file judged row by row, before anything is stored: the rows that passed every check that needs no
+/// store (repeats within the file refused too), and the rows refused with their reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedCsv<T> {
+    pub rows: Vec<Row<T>>,
+    pub rejected: Vec<RowProblem>,
+}
+
+/// Reads the MIS's pupil CSV (see [`PUPIL_CSV_COLUMNS`]) as [`SqliteStore::import_pupils_csv`] does, without
+/// the store: a file that is not CSV or has the wrong header is an `Err` with the reason (nothing imported).
+/// Pure, so the fuzz target (`fuzz/fuzz_targets/csv_import.rs`) exercises the importer's own parsing.
+pub fn parse_pupils_csv(text: &str, today: NaiveDate) -> Result<ParsedCsv<PupilRecord>, String> {
+    let (rows, mut rejected) = read_rows(text, &PUPIL_CSV_COLUMNS, |r| pupil_row(r, today))?;
+    let rows = drop_repeats(rows, |p| p.id.clone(), &mut rejected);
+    Ok(ParsedCsv { rows, rejected })
+}
+
+/// Reads the MIS's absence CSV (see [`ABSENCE_CSV_COLUMNS`]) as [`SqliteStore::import_absences_csv`] does,
+/// without the store (whether each pupil is the school's is the store's to say).
+pub fn parse_absences_csv(text: &str, today: NaiveDate) -> Result<ParsedCsv<Absence>, String> {
+    let (rows, mut rejected) = read_rows(text, &ABSENCE_CSV_COLUMNS, |r| absence_row(r, today))?;
+    let rows = drop_repeats(rows, |a| (a.pupil.clone(), a.date), &mut rejected);
+    Ok(ParsedCsv { rows, rejected })
+}
 
 /// Reads a CSV with the given header. A file that is not CSV or has the wrong header is refused whole (as
 /// `Err`, nothing imported); otherwise each data row is handed to `row` with its line number, and rows with
@@ -190,14 +215,14 @@ fn read_rows<T>(
             Ok(record) => record,
             Err(e) => {
                 problems.push(RowProblem {
-                    line: e.position().map_or(0, |p| p.line()),
+                    line: e.position().map_or(0, |p| line_at(text, p.byte())),
                     pupil_id: String::new(),
                     reason: format!("the row could not be read as CSV: {e}"),
                 });
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(text, p.byte()));
         let pupil_id = record.get(0).unwrap_or("").to_owned();
         if record.len() != columns.len() {
             problems.push(RowProblem {
@@ -222,6 +247,21 @@ fn read_rows<T>(
         }
     }
     Ok((good, problems))
+}
+
+/// The line (from 1) that a row starting at byte `at` of `text` is on, counting `\n`, `\r\n` and a lone
+/// `\r` as one line break each, as the CSV reader splits rows (its own line count sees only `\n`, so a file
+/// saved with the old Mac endings had every row reported on line 1: found by the `csv_import` fuzz
+/// target). The reader may place a row's start on the `\n` of a `\r\n`; the `\r` before it ends the line.
+fn line_at(text: &str, at: u64) -> u64 {
+    let end = usize::try_from(at).map_or(text.len(), |at| at.min(text.len()));
+    let bytes = &text.as_bytes()[..end];
+    let breaks = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count();
+    breaks as u64 + 1
 }
 
 fn pupil_id(text: &str) -> Result<PupilId, String> {
@@ -365,9 +405,8 @@ impl SqliteStore {
         text: &str,
         today: NaiveDate,
     ) -> Result<ImportReport, StoreError> {
-        let (rows, mut rejected) = read_rows(text, &PUPIL_CSV_COLUMNS, |r| pupil_row(r, today))
-            .map_err(StoreError::Invalid)?;
-        let rows = drop_repeats(rows, |p| p.id.clone(), &mut rejected);
+        let ParsedCsv { rows, mut rejected } =
+            parse_pupils_csv(text, today).map_err(StoreError::Invalid)?;
         let mut report = ImportReport::default();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -473,9 +512,8 @@ impl SqliteStore {
         text: &str,
         today: NaiveDate,
     ) -> Result<ImportReport, StoreError> {
-        let (rows, mut rejected) = read_rows(text, &ABSENCE_CSV_COLUMNS, |r| absence_row(r, today))
-            .map_err(StoreError::Invalid)?;
-        let rows = drop_repeats(rows, |a| (a.pupil.clone(), a.date), &mut rejected);
+        let ParsedCsv { rows, mut rejected } =
+            parse_absences_csv(text, today).map_err(StoreError::Invalid)?;
         let mut report = ImportReport::default();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -733,6 +771,27 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// Found by the `csv_import` fuzz target: with `\r` line endings every row was reported on line 1.
+    #[test]
+    fn rows_are_reported_on_their_own_line_whatever_the_line_endings() {
+        let today = NaiveDate::from_ymd_opt(2025, 3, 12).unwrap();
+        let header = PUPIL_CSV_COLUMNS.join(",");
+        let good = "p-1,Ava Example,2015-04-02,1 Long Lane,,Oakton,OK1 2AB,,";
+        let bad = "p-2,Ben Example,2015-04-02,2 Short St,,Oakton,not a postcode,,";
+        for ending in ["\n", "\r\n", "\r"] {
+            let text = [header.as_str(), good, bad, good].join(ending);
+            let parsed = parse_pupils_csv(&text, today).unwrap();
+            let lines: Vec<u64> = parsed.rows.iter().map(|(line, _, _)| *line).collect();
+            assert_eq!(lines, [2], "{ending:?}");
+            let rejected: Vec<u64> = parsed.rejected.iter().map(|p| p.line).collect();
+            assert_eq!(rejected, [3, 4], "{ending:?}: {:?}", parsed.rejected);
+        }
+        assert_eq!(line_at("a\r\nb", 0), 1);
+        assert_eq!(line_at("a\r\nb", 2), 2);
+        assert_eq!(line_at("a\r\nb", 3), 2);
+        assert_eq!(line_at("a\rb", 2), 2);
     }
 
     #[test]

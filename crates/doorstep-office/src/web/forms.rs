@@ -59,6 +59,12 @@ impl Fields {
     }
 }
 
+impl From<Vec<(String, String)>> for Fields {
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+}
+
 /// An enum's wire name (`visiting_staff`), used as form values.
 pub fn wire<T: Serialize>(value: T) -> String {
     serde_json::to_value(value)

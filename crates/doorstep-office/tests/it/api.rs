@@ -611,3 +611,16 @@ async fn a_visit_grown_to_its_quota_costs_a_partners_idle_sync_nothing_and_chang
     assert_eq!(rest["more"], false);
     assert_eq!(held(&rest, "visit-ava").1.last().unwrap(), "departed");
 }
+
+/// The fuzz target's seed (`fuzz/seeds/sync_request/`) is a request the office's decoder reads, every kind
+/// of list and text in it, so fuzzing starts from inside the event checks rather than at the JSON parser.
+#[test]
+fn the_sync_fuzz_seed_is_a_request_the_decoder_reads() {
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/sync_request/batch.json");
+    let body = std::fs::read(&seed).expect("the seed is in the repository");
+    let request = doorstep_office::api::decode_sync_request(Some("application/json"), &body)
+        .map_err(|e| e.body().message.clone())
+        .expect("the seed is read");
+    assert_eq!(request.events.len(), 7);
+}

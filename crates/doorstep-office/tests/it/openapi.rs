@@ -187,3 +187,114 @@ async fn the_served_document_matches_the_running_server() {
     assert_eq!(status, 403);
     assert_matches(&doc, "/api/v1/sync", "post", 403, &body);
 }
+
+/// The document states the rules the office's parser enforces (ids, texts, list and batch caps), so a
+/// client generated from it cannot drift from the server: each value here is checked against the
+/// document's request schema and sent to the running office, and the schema accepts it exactly when the
+/// office reads it.
+#[tokio::test]
+async fn the_documented_id_and_text_rules_are_the_ones_the_office_enforces() {
+    use doorstep_core::event::{MAX_STAFF_NAMED, MAX_TEXT_CHARS};
+    use doorstep_core::ids::{OFFICE_ID_MAX_LEN, OFFICE_ID_PATTERN};
+    use doorstep_core::lifecycle::{CancelReason, VisitEvent};
+    use doorstep_core::protocol::MAX_BATCH_EVENTS;
+
+    let office = spawn_office().await;
+    let doc = document(&office).await;
+    let schemas = &doc["components"]["schemas"];
+    for id in ["VisitId", "StaffId", "DeviceId"] {
+        assert_eq!(
+            schemas[id]["pattern"], OFFICE_ID_PATTERN,
+            "{id}: {}",
+            schemas[id]
+        );
+        assert_eq!(schemas[id]["maxLength"], OFFICE_ID_MAX_LEN, "{id}");
+    }
+    let request_schema = json!({
+        "$ref": doc["paths"]["/api/v1/sync"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "components": doc["components"]
+    });
+    let schema = jsonschema::validator_for(&request_schema).expect("the request schema compiles");
+
+    let sam = &office.phones.me;
+    let mut seq = 0;
+    let mut next_seq = || {
+        seq += 1;
+        seq
+    };
+    let cancelled = |note: String| VisitEvent::Cancelled {
+        staff: staff("sam"),
+        reason: CancelReason::Other,
+        note,
+    };
+    let mut cases: Vec<(&str, serde_json::Value)> = Vec::new();
+    // Visit ids: sam's own visit is read and stored; a well-formed id of no visit is read (and then
+    // refused as not this phone's, 422); ids breaking the rule are not read at all (400).
+    for visit_id in ["visit-ava", &"v".repeat(OFFICE_ID_MAX_LEN)] {
+        cases.push((
+            "a valid visit id",
+            batch(&[envelope(sam, next_seq(), visit_id, departed("sam"))]),
+        ));
+    }
+    for visit_id in [
+        "visit/ava",
+        "visit ava",
+        "visité",
+        "",
+        &"v".repeat(OFFICE_ID_MAX_LEN + 1),
+    ] {
+        let mut body = batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]);
+        body["events"][0]["visit"] = json!(visit_id);
+        cases.push(("a visit id breaking the rule", body));
+    }
+    // Texts: the limit counts characters, not bytes.
+    for note in [
+        "a".repeat(MAX_TEXT_CHARS),
+        "é".repeat(MAX_TEXT_CHARS),
+        "a".repeat(MAX_TEXT_CHARS + 1),
+    ] {
+        cases.push((
+            "a note",
+            batch(&[envelope(sam, next_seq(), "visit-ava", cancelled(note))]),
+        ));
+    }
+    // Lists inside an event, and the batch.
+    let named = |n: usize| VisitEvent::ArrivedTogether {
+        by: staff("sam"),
+        staff: (0..n).map(|i| staff(&format!("s{i}"))).collect(),
+    };
+    cases.push((
+        "too many staff named",
+        batch(&[envelope(sam, 1, "visit-ava", named(MAX_STAFF_NAMED + 1))]),
+    ));
+    let many: Vec<_> = (1..=MAX_BATCH_EVENTS as u64 + 1)
+        .map(|n| envelope(sam, 1000 + n, "visit-ava", departed("sam")))
+        .collect();
+    cases.push(("too many events", batch(&many)));
+
+    let mut seen_valid = 0;
+    let mut seen_invalid = 0;
+    for (what, body) in cases {
+        let documented_valid = schema.is_valid(&body);
+        let (status, answer) = office.post_sync(&sam.device_token, &body).await;
+        assert!((200..500).contains(&status), "{what}: {status} {answer}");
+        // The office read it when it answered 200, or refused it for what only the store knows.
+        let office_read = status == 200
+            || answer["error"] == "conflicting_event"
+            || (status == 422
+                && answer["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("not one of this phone's visits"));
+        assert_eq!(
+            documented_valid, office_read,
+            "{what}: the schema says {documented_valid}, the office answered {status} {answer}"
+        );
+        if documented_valid {
+            seen_valid += 1;
+        } else {
+            seen_invalid += 1;
+        }
+    }
+    assert_eq!((seen_valid, seen_invalid), (4, 8), "both kinds were tried");
+}

@@ -63,6 +63,10 @@ fn generated(path: &str) -> bool {
         .iter()
         .any(|ending| name.ends_with(ending))
         || matches!(name, ".DS_Store" | "Thumbs.db")
+        // What fuzzing grows and finds (scripts/fuzz).
+        || ["fuzz/corpus/", "fuzz/artifacts/", "fuzz/coverage/"]
+            .iter()
+            .any(|dir| path.starts_with(dir))
 }
 
 #[test]
@@ -79,10 +83,12 @@ fn no_generated_file_is_committed() {
         "target/debug/doorstep",
         ".doorstep-demo/office.sqlite3",
         "src/.app.rs.swp",
+        "fuzz/artifacts/sync_request/crash-0a1b",
     ] {
         assert!(generated(path), "{path}");
     }
     assert!(!generated("crates/doorstep-office/src/store.rs"));
+    assert!(!generated("fuzz/seeds/sync_request/batch.json"));
 }
 
 /// The backticked words of ARCHITECTURE.md that look like paths in the repository, each with the folders

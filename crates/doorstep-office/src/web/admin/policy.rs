@@ -389,6 +389,30 @@ impl PolicyDraft {
     }
 }
 
+/// The policy the admin's policy form describes (its posted fields, in order, as name/value pairs), starting
+/// from `current` for what the form does not edit; or each field's problem, keyed by field name. This is
+/// the handler's own reading of the form (the CSRF token is checked before it, and ignored here): an
+/// accepted policy has passed [`Policy::validate`]. Public so the fuzz target
+/// (`fuzz/fuzz_targets/policy_form.rs`) exercises it.
+pub fn policy_from_form(fields: &Fields, current: &Policy) -> Result<Policy, Problems> {
+    PolicyDraft::from_fields(fields).parse(current)
+}
+
+/// The form's fields for `policy` as the page fills them in: what an admin who changes nothing posts
+/// back (without the CSRF token).
+pub fn policy_form_fields(policy: &Policy) -> Fields {
+    let draft = PolicyDraft::of(policy);
+    let mut pairs: Vec<(String, String)> = draft.values.into_iter().collect();
+    pairs.extend(
+        draft
+            .purposes
+            .into_iter()
+            .map(|p| ("purpose".to_owned(), p)),
+    );
+    pairs.extend(draft.hazards.into_iter().map(|h| ("hazard".to_owned(), h)));
+    Fields::from(pairs)
+}
+
 /// What the form calls each setting, by its stored name.
 fn setting_label(key: &str) -> String {
     let label = match key {
