@@ -302,24 +302,38 @@ pub(crate) async fn sync(
     let request = decode_sync_request(content_type, &body)?;
     let now = state.now();
     let store = state.store.clone();
+    let escalation = state.escalation.clone();
     let visits: std::collections::BTreeSet<_> =
         request.events.iter().map(|e| e.visit.clone()).collect();
     let response = blocking(move || -> Result<SyncResponse, IngestError> {
-        let results = match store.ingest(&device, &request.events, request.device_time, now) {
-            Ok(results) => results,
-            Err(IngestError::Rejected(rejections)) => {
-                // A sequence number this device already used, now with another event: two phones are
-                // numbering events from one copy of its data.
-                if let Some(taken) = rejections.iter().find(|r| r.seq_taken) {
-                    store.suspect_clone(&device, &taken.reason, now)?;
+        let ingested =
+            match store.ingest_raising(&device, &request.events, request.device_time, now) {
+                Ok(ingested) => ingested,
+                Err(IngestError::Rejected(rejections)) => {
+                    // A sequence number this device already used, now with another event: two phones are
+                    // numbering events from one copy of its data.
+                    if let Some(taken) = rejections.iter().find(|r| r.seq_taken) {
+                        store.suspect_clone(&device, &taken.reason, now)?;
+                    }
+                    return Err(IngestError::Rejected(rejections));
                 }
-                return Err(IngestError::Rejected(rejections));
-            }
-            Err(other) => return Err(other),
-        };
+                Err(other) => return Err(other),
+            };
         if request.events.iter().any(|e| e.event.is_urgent()) {
             tracing::warn!(device = %device.id, "duress received");
         }
+        // Committed: the board and the engine hear of it now, before the answer is built. A duress alarm
+        // was raised in the ingest's own transaction; `raised` puts it on the board and before the
+        // notifier at once.
+        if let Some(escalation) = &escalation {
+            for alarm in ingested.alarms {
+                escalation.raised(alarm);
+            }
+            for visit in visits {
+                escalation.visit_changed(visit);
+            }
+        }
+        let results = ingested.results;
         let holdings = store.holdings_since(&device, now, request.holdings_cursor.as_deref())?;
         Ok(SyncResponse {
             protocol: PROTOCOL_VERSION,
@@ -334,11 +348,6 @@ pub(crate) async fn sync(
         })
     })
     .await?;
-    if let Some(escalation) = &state.escalation {
-        for visit in visits {
-            escalation.visit_changed(visit);
-        }
-    }
     Ok(Json(response))
 }
 

@@ -19,9 +19,11 @@ use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{
     EventOutcome, EventResult, EventTime, HeldVisit, HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS,
 };
+use doorstep_core::schedule::AlarmLevel;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::alarms::{raise_alarm_in, Alarm, AlarmKind};
 use crate::{audit, versions};
 
 /// The store's schema, oldest first (see [`doorstep_core::migrate`]). V4 and V5 were once `0005_records`
@@ -318,6 +320,8 @@ impl SqliteStore {
     /// Checks a batch from `device` and stores its new events, all or nothing. `device_time` is the phone's
     /// clock when it sent the batch: with `now` it gives the phone's clock offset, which corrects the times
     /// the office trusts for the batch's events.
+    ///
+    /// A phone's duress alarm is raised in the same transaction (see [`SqliteStore::ingest_raising`]).
     pub fn ingest(
         &self,
         device: &Device,
@@ -325,6 +329,27 @@ impl SqliteStore {
         device_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<EventResult>, IngestError> {
+        Ok(self
+            .ingest_raising(device, events, device_time, now)?
+            .results)
+    }
+
+    /// [`SqliteStore::ingest`], returning as well the duress alarms it raised: when the batch stores an
+    /// alert (`VisitEvent::is_urgent`), the visit's alarm for each duress still active is raised in the
+    /// ingest's own transaction, so the alert and its alarm reach the disk together with one fsync, and
+    /// the caller can announce them ([`crate::escalation::Escalation::raised`]) as soon as this returns,
+    /// before it builds its answer. The engine finds them already raised and raises none again. A batch
+    /// with no events opens no transaction at all.
+    pub fn ingest_raising(
+        &self,
+        device: &Device,
+        events: &[EventEnvelope],
+        device_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested, IngestError> {
+        if events.is_empty() {
+            return Ok(Ingested::default());
+        }
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -332,6 +357,7 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(events.len());
         let mut rejections = Vec::new();
         let mut touched = BTreeSet::new();
+        let mut alerted = BTreeSet::new();
         let policy = school_policy(&tx, &device.school)?;
         // How many events (and alerts) this phone holds per visit, counted once per batch.
         let mut held: HashMap<VisitId, (i64, i64)> = HashMap::new();
@@ -367,6 +393,9 @@ impl SqliteStore {
                 Ok(outcome) => {
                     if outcome == EventOutcome::Stored {
                         touched.insert(envelope.visit.clone());
+                        if urgent {
+                            alerted.insert(envelope.visit.clone());
+                        }
                         // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be
                         // passed on, in the same transaction as the event that carries it.
                         crate::notices::note_in(&tx, envelope, &policy, now)?;
@@ -388,11 +417,27 @@ impl SqliteStore {
             // Dropping the transaction rolls back anything this batch wrote.
             return Err(IngestError::Rejected(rejections));
         }
+        let mut alarms = Vec::new();
         for visit in &touched {
-            refresh_visit(&tx, visit)?;
+            let state = refresh_visit(&tx, visit)?;
+            if alerted.contains(visit) {
+                // As the escalation engine raises it (`escalation::evaluate`): straight to the top, one
+                // alarm per alert, keyed by who raised it and when, so neither raises it twice.
+                for alert in state.active_duress() {
+                    alarms.extend(raise_alarm_in(
+                        &tx,
+                        visit,
+                        AlarmKind::Duress,
+                        alert.raised_by.as_str(),
+                        alert.raised_at,
+                        AlarmLevel::Authoriser,
+                        now,
+                    )?);
+                }
+            }
         }
         tx.commit().map_err(StoreError::from)?;
-        Ok(results)
+        Ok(Ingested { results, alarms })
     }
 
     /// The highest sequence number stored from this device.
@@ -911,7 +956,7 @@ fn decision_detail(event: &lifecycle::VisitEvent) -> String {
 }
 
 /// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
-fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<(), StoreError> {
+fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<VisitState, StoreError> {
     let staff = assigned_staff(tx, visit)?;
     let events = visit_events(tx, visit)?;
     let trusted: Vec<TrustedEvent<'_>> = events.iter().map(StoredEvent::trusted).collect();
@@ -924,7 +969,7 @@ fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<(), StoreError
             serde_json::to_string(&state)?
         ],
     )?;
-    Ok(())
+    Ok(state)
 }
 
 pub(crate) fn visit_state(
@@ -942,6 +987,13 @@ pub(crate) fn visit_state(
         Some(state) => Some(serde_json::from_str(&state)?),
         None => None,
     })
+}
+
+/// What [`SqliteStore::ingest_raising`] did: each event's outcome, and the duress alarms it raised.
+#[derive(Debug, Clone, Default)]
+pub struct Ingested {
+    pub results: Vec<EventResult>,
+    pub alarms: Vec<Alarm>,
 }
 
 /// What a phone should hold, with how it stands: see [`SqliteStore::holdings_since`].

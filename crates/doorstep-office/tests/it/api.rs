@@ -624,3 +624,80 @@ fn the_sync_fuzz_seed_is_a_request_the_decoder_reads() {
         .expect("the seed is read");
     assert_eq!(request.events.len(), 7);
 }
+
+/// A duress alarm is raised in the very transaction that stores the alert: once the sync is answered the
+/// alarm is on disk, the board's live stream has heard `alarm_raised`, and the engine, looking at the visit
+/// again, recognises it and raises no second one.
+#[tokio::test]
+async fn a_duress_alarm_is_committed_with_its_alert_and_reaches_the_board_once() {
+    let office = office_with_sign_ins(&["office"]).await;
+    let (client, _) = signed_in(&office, "office").await;
+    let mut stream = client
+        .get(format!("{}/board/events", office.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let sam = &office.phones.me;
+    let events = [
+        envelope(sam, 1, "visit-ava", departed("sam")),
+        envelope(
+            sam,
+            2,
+            "visit-ava",
+            VisitEvent::DuressRaised {
+                staff: staff("sam"),
+                via: doorstep_core::lifecycle::DuressVia::CodePhraseButton,
+            },
+        ),
+    ];
+    let (status, body) = office.post_sync(&sam.device_token, &batch(&events)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // On disk, read through a connection of its own: committed, not merely held by the office.
+    let duress_rows = || -> i64 {
+        rusqlite::Connection::open(office.store.path())
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM alarms WHERE visit_id = 'visit-ava' AND kind = 'duress'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(duress_rows(), 1, "the alarm was committed with the alert");
+
+    let mut seen = String::new();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !seen.contains("alarm_raised") {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no alarm_raised within 10 s: {seen}");
+    assert!(
+        seen.contains("duress") && seen.contains("visit-ava"),
+        "{seen}"
+    );
+
+    // The engine's own look at the visit finds the alarm already raised.
+    let (_, announced) = doorstep_office::escalation::evaluate(
+        &office.store,
+        &visit("visit-ava"),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    assert!(
+        !announced.iter().any(|e| matches!(
+            e,
+            doorstep_office::escalation::BoardEvent::AlarmRaised { .. }
+        )),
+        "{announced:?}"
+    );
+    assert_eq!(duress_rows(), 1, "raised exactly once");
+}
