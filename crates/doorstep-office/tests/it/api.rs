@@ -701,3 +701,70 @@ async fn a_duress_alarm_is_committed_with_its_alert_and_reaches_the_board_once()
     );
     assert_eq!(duress_rows(), 1, "raised exactly once");
 }
+
+/// Past capacity (every place for store work taken, as by slow syncs) an ordinary sync is turned away at
+/// once with `503`, `Retry-After` and a reason, and nothing of it stored; a sync carrying an alert is let in
+/// and stored all the same; once places free up, ordinary syncs go through again.
+#[tokio::test]
+async fn past_capacity_an_ordinary_sync_is_told_to_come_back_and_an_alert_is_stored() {
+    use doorstep_office::admission::SyncGate;
+    let gate = SyncGate::new(2, std::time::Duration::from_millis(50));
+    let office = spawn_office_settings(
+        doorstep_office::OfficeSettings {
+            sync_gate: gate.clone(),
+            ..doorstep_office::OfficeSettings::default()
+        },
+        chrono::Utc::now(),
+    )
+    .await;
+    let full = gate.hold_all().await;
+    let sam = &office.phones.me;
+    let ordinary = office
+        .http
+        .post(format!("{}/api/v1/sync", office.url))
+        .bearer_auth(&sam.device_token)
+        .json(&batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ordinary.status(), 503);
+    assert_eq!(ordinary.headers()["retry-after"], "2");
+    let body: serde_json::Value = ordinary.json().await.unwrap();
+    assert_eq!(body["error"], "busy", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("send it again in 2 s"),
+        "{body}"
+    );
+    assert_eq!(office.stored_event_count(), 0, "nothing of it was stored");
+
+    let alex = &office.phones.partner;
+    let alert = [
+        envelope(alex, 1, "visit-ava", departed("alex")),
+        envelope(
+            alex,
+            2,
+            "visit-ava",
+            VisitEvent::DuressRaised {
+                staff: staff("alex"),
+                via: doorstep_core::lifecycle::DuressVia::DuressPin,
+            },
+        ),
+    ];
+    let (status, body) = office.post_sync(&alex.device_token, &batch(&alert)).await;
+    assert_eq!(status, 200, "an alert is always let in: {body}");
+    assert_eq!(body["results"][1]["outcome"], "stored");
+    assert_eq!(office.stored_event_count(), 2);
+
+    drop(full);
+    let (status, body) = office
+        .post_sync(
+            &sam.device_token,
+            &batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(office.stored_event_count(), 3);
+}
