@@ -20,6 +20,7 @@ pub struct SyncGate {
     places: Arc<Semaphore>,
     size: usize,
     wait: Duration,
+    retry_after_secs: u64,
 }
 
 /// Whether a sync may go ahead: with its place (held until the sync's store work ends), or without one
@@ -38,7 +39,22 @@ impl SyncGate {
             places: Arc::new(Semaphore::new(size)),
             size,
             wait,
+            retry_after_secs: RETRY_AFTER_SECS,
         }
+    }
+
+    /// The same gate telling turned-away phones to wait `seconds` (at least 1) instead of
+    /// [`RETRY_AFTER_SECS`].
+    pub fn with_retry_after(self, seconds: u64) -> Self {
+        Self {
+            retry_after_secs: seconds.max(1),
+            ..self
+        }
+    }
+
+    /// What a turned-away phone is told to wait, in seconds (`Retry-After`).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after_secs
     }
 
     /// Two places per core: the store serialises its writes on one connection, so more syncs at once only

@@ -17,7 +17,7 @@ use doorstep_core::protocol::{
 };
 use serde::Serialize;
 
-use crate::admission::{Admission, RETRY_AFTER_SECS};
+use crate::admission::Admission;
 use crate::devices::{RedeemError, TokenCheck};
 use crate::routes::{Access, DeviceToken, Guard};
 use crate::state::AppState;
@@ -332,7 +332,7 @@ pub(crate) async fn sync(
     let carries_alert = request.events.iter().any(|e| e.event.is_urgent());
     let place = match state.syncs.admit(carries_alert).await {
         Admission::Admitted(place) => place,
-        Admission::Busy => return Err(ApiError::busy(RETRY_AFTER_SECS)),
+        Admission::Busy => return Err(ApiError::busy(state.syncs.retry_after_secs())),
     };
     let now = state.now();
     let store = state.store.clone();
