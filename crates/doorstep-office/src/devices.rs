@@ -840,33 +840,6 @@ impl SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_are_twelve_letters_of_the_alphabet_and_differ() {
-        let codes: Vec<String> = (0..200).map(|_| new_code()).collect();
-        for code in &codes {
-            assert_eq!(code.len(), ENROLMENT_CODE_LEN);
-            assert_eq!(
-                normalise_enrolment_code(code).as_deref(),
-                Some(code.as_str())
-            );
-        }
-        let distinct: std::collections::HashSet<&String> = codes.iter().collect();
-        assert_eq!(distinct.len(), codes.len());
-    }
-
-    #[test]
-    fn device_ids_are_valid_and_differ() {
-        let a = new_device_id().unwrap();
-        let b = new_device_id().unwrap();
-        assert!(a.as_str().starts_with("phone-"), "{a}");
-        assert_ne!(a, b);
-    }
-}
-
 /// A device token's row, with its device's.
 struct TokenRow {
     device_id: String,
@@ -923,4 +896,31 @@ fn seen_stale(seen: Option<String>, now: DateTime<Utc>) -> Result<bool, StoreErr
         Some(seen) => now - seen >= SEEN_GRANULARITY,
         None => true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_twelve_letters_of_the_alphabet_and_differ() {
+        let codes: Vec<String> = (0..200).map(|_| new_code()).collect();
+        for code in &codes {
+            assert_eq!(code.len(), ENROLMENT_CODE_LEN);
+            assert_eq!(
+                normalise_enrolment_code(code).as_deref(),
+                Some(code.as_str())
+            );
+        }
+        let distinct: std::collections::HashSet<&String> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len());
+    }
+
+    #[test]
+    fn device_ids_are_valid_and_differ() {
+        let a = new_device_id().unwrap();
+        let b = new_device_id().unwrap();
+        assert!(a.as_str().starts_with("phone-"), "{a}");
+        assert_ne!(a, b);
+    }
 }
