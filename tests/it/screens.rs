@@ -85,6 +85,7 @@ fn sams_phone(dir: &std::path::Path, with_holdings: bool) -> AppStore {
                 id: "hillside".parse().unwrap(),
                 name: "Hillside Primary".into(),
                 office_phone: "0113 496 0000".into(),
+                time_zone: Default::default(),
             },
             policy: doorstep_core::policy::Policy {
                 code_phrases: Some(doorstep_office::demo::demo_code_phrases()),

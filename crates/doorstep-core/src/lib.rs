@@ -9,6 +9,7 @@
 //! - [`migrate`]: schema migrations (refinery) for the event log and the office's store alike.
 //! - [`protocol`]: the versioned sync exchange between phone and office.
 //! - [`sync_plan`]: pure planning of what to send and what an answer means.
+//! - [`zone`]: the school's time zone (`SchoolTimeZone`), in which every time a person reads is said.
 //! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
 //! - `test_support` (feature `test-support`, for tests only): ids from text, times on a fixed school day.
 //!
@@ -27,3 +28,4 @@ pub mod schedule;
 pub mod sync_plan;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod zone;

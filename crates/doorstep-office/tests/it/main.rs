@@ -29,4 +29,5 @@ mod schools;
 mod serving;
 mod smtp_relay;
 mod tidy;
+mod time_zone;
 mod web;
