@@ -59,6 +59,18 @@ pub fn status_line(status: &OutboxStatus, now: DateTime<Utc>, offset: FixedOffse
     if let Some(note) = clock.note() {
         line.push_str(&format!(" · {note}"));
     }
+    // Said for a day after reconciliation found it: the phone moved its numbering past the office's.
+    if let Some(restored) = status
+        .restored
+        .filter(|restored| now - restored.found_at < TimeDelta::days(1))
+    {
+        let earlier = restored.only_at_office;
+        line.push_str(&format!(
+            " · This phone was restored from a backup: the office has {earlier} earlier record{} from it \
+             that this phone does not",
+            if earlier == 1 { "" } else { "s" }
+        ));
+    }
     line
 }
 
@@ -113,6 +125,7 @@ mod tests {
                 last_error: failing.map(|_| "could not connect to the office".to_owned()),
                 office_refused: false,
                 phone_clock_ahead: None,
+                restored: None,
             };
         let refusing = OutboxStatus {
             office_refused: true,
@@ -183,6 +196,14 @@ mod tests {
             ),
             ..refusing.clone()
         };
+        let restored = |found: &str| OutboxStatus {
+            restored: Some(doorstep_core::event_log::RestoredNote {
+                found_at: at(found),
+                office_seq: 52,
+                only_at_office: 12,
+            }),
+            ..status(0, 0, Some("2026-11-23T14:02:00Z"), None)
+        };
         let cases = cases.into_iter().chain([
             (
                 refusing,
@@ -193,6 +214,17 @@ mod tests {
                 expired,
                 utc,
                 "This phone's sign-in to the office has expired (ask an admin for a new enrolment code) since 13:40 · 2 waiting",
+            ),
+            (
+                restored("2026-11-23T14:01:00Z"),
+                utc,
+                "All confirmed · office confirmed 14:02 · This phone was restored from a backup: the office \
+                 has 12 earlier records from it that this phone does not",
+            ),
+            (
+                restored("2026-11-22T14:00:00Z"),
+                utc,
+                "All confirmed · office confirmed 14:02",
             ),
         ]);
         for (status, offset, expected) in cases {

@@ -26,12 +26,13 @@ use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Briefing, Role, SchoolTimeZone, Visit, VisitStaff};
 use doorstep_core::event::{EnvelopeError, EventEnvelope, TrustedEvent};
 use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
-use doorstep_core::ids::{DeviceId, EventId, StaffId, VisitId};
+use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::{
     self, Command, DuressVia, LifecycleError, OfficeDecision, Phase, VisitEvent, VisitState,
 };
 use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{DeviceCredential, HeldVisit, PhoneHoldings};
+use doorstep_core::reconcile::{self, PhoneEvent, Reconciliation};
 use doorstep_core::schedule::{self, Expecting};
 use doorstep_core::sync_plan::OutboxUpdate;
 use tokio::sync::{watch, Notify};
@@ -184,6 +185,16 @@ pub struct OwnStep {
     pub at: DateTime<Utc>,
 }
 
+/// What the phone asks the office when it reconciles: the sequence range, its events in it, and the highest
+/// number it has used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileQuestion {
+    pub from: DeviceSeq,
+    pub through: DeviceSeq,
+    pub events: Vec<PhoneEvent>,
+    pub last_seq: u64,
+}
+
 /// The phone's store. Cheap to clone; every clone shares one event log.
 #[derive(Debug, Clone)]
 pub struct AppStore {
@@ -192,6 +203,8 @@ pub struct AppStore {
     wake: Arc<Notify>,
     /// Counts writes, so screens redraw as soon as the sync loop changes something.
     revision: Arc<watch::Sender<u64>>,
+    /// Counts alerts recorded, so a sync busy with ordinary steps can drop them and send the alert first.
+    alerts: Arc<watch::Sender<u64>>,
     pins: Arc<Mutex<PinState>>,
     settings: Arc<Mutex<SettingsFile>>,
     /// The sealed data folder; `None` for a store made in memory (tests).
@@ -221,6 +234,7 @@ impl AppStore {
             log: Arc::new(Mutex::new(log)),
             wake: Arc::new(Notify::new()),
             revision: Arc::new(watch::Sender::new(0)),
+            alerts: Arc::new(watch::Sender::new(0)),
             pins: Arc::new(Mutex::new(PinState::NotSet)),
             settings: Arc::new(Mutex::new(SettingsFile {
                 settings: PhoneSettings::default(),
@@ -427,6 +441,11 @@ impl AppStore {
         self.wake.clone()
     }
 
+    /// Tells the receiver each time an alert is recorded.
+    pub fn watch_alerts(&self) -> watch::Receiver<u64> {
+        self.alerts.subscribe()
+    }
+
     /// A number that changes whenever the store has been written.
     pub fn revision(&self) -> u64 {
         *self.revision.borrow()
@@ -556,6 +575,9 @@ impl AppStore {
         }
         tracing::info!(visit = %visit, event = recorded.event.summary(), seq = %recorded.seq, "recorded");
         self.changed();
+        if recorded.event.is_urgent() {
+            self.alerts.send_modify(|count| *count += 1);
+        }
         self.wake.notify_one();
         Ok(recorded)
     }
@@ -641,7 +663,61 @@ impl AppStore {
             .any(|envelope| matches!(envelope.event, VisitEvent::DuressRaised { .. })))
     }
 
+    /// What reconciliation asks the office about.
+    pub fn reconcile_question(&self) -> Result<ReconcileQuestion, LogError> {
+        let log = self.lock();
+        let last = log.last_seq()?;
+        let through = DeviceSeq::new(last.max(1)).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let widest = DeviceSeq::new(
+            last.max(1)
+                .saturating_sub(reconcile::MAX_RECONCILE_SPAN - 1)
+                .max(1),
+        )
+        .map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let candidates = log.events_in_range(widest, through)?;
+        let (from, through) = reconcile::range(&candidates, last);
+        let events = candidates
+            .into_iter()
+            .filter(|e| (from..=through).contains(&e.seq))
+            .collect();
+        Ok(ReconcileQuestion {
+            from,
+            through,
+            events,
+            last_seq: last,
+        })
+    }
+
     // The transport's writes. Each takes the lock for one short transaction and never across an `.await`.
+
+    pub(crate) fn apply_reconciliation(
+        &self,
+        plan: &Reconciliation,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventEnvelope>, LogError> {
+        let recorded_again = self.write(|log| log.apply_reconciliation(plan, now))?;
+        for envelope in &recorded_again {
+            tracing::info!(old_seq = ?plan.record_again, seq = %envelope.seq, "recorded again under a new number");
+        }
+        if !plan.send_again.is_empty() || !recorded_again.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(recorded_again)
+    }
+
+    pub(crate) fn note_reconciled(&self, now: DateTime<Utc>) -> Result<(), LogError> {
+        self.write(|log| log.note_reconciled(now))
+    }
+
+    /// The highest sequence number this phone has used (or moved past).
+    pub fn last_seq(&self) -> Result<u64, LogError> {
+        self.lock().last_seq()
+    }
+
+    /// When this phone last reconciled with the office.
+    pub fn reconciled_at(&self) -> Result<Option<DateTime<Utc>>, LogError> {
+        self.lock().reconciled_at()
+    }
 
     pub(crate) fn note_sent(&self, ids: &[EventId], now: DateTime<Utc>) -> Result<(), LogError> {
         self.write(|log| log.note_sent(ids, now))
@@ -723,6 +799,13 @@ impl AppStore {
 
     fn removed_slot(&self) -> MutexGuard<'_, Option<Removal>> {
         self.removed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The same store holding `credential`, kept in memory only: for a store made by [`AppStore::new`]
+    /// (tests); a real phone's credential is read from its sealed folder by [`AppStore::open`].
+    pub fn with_credential(self, credential: Credential) -> Self {
+        *self.credential_slot() = Some(credential);
+        self
     }
 
     /// This phone's credential, once it is set up.

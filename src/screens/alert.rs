@@ -9,8 +9,11 @@
 //! button sits apart from the step buttons, below a wide gap, so a thumb aiming at "I'm OK" cannot reach it.
 //! Afterwards the screen shows nothing alarming: "Noted", the office number and a "Call the office" link,
 //! and honestly where the request stands: "Office has your request" only once the office confirmed it; if it
-//! is not confirmed within 15 seconds, "Text the office" appears beside the call link, prefilled with the
-//! code phrase. "Cancel my request about cover" stands it down with a short note (`StandDownDuress`).
+//! is not confirmed within 5 seconds, "Text the office" appears beside the call link, prefilled with the
+//! code phrase and the request's signed reference (`doorstep_core::sms`, `docs/sms.md`), from which the
+//! office stores it if the text reaches it first. The phone learns the office has it only over data (the
+//! office answers "duplicate"), so until then it keeps saying it is not confirmed. "Cancel my request about
+//! cover" stands it down with a short note (`StandDownDuress`).
 //! An alert raised by the duress PIN is never shown here: that PIN must look like the normal one.
 
 use chrono::TimeDelta;
@@ -18,14 +21,17 @@ use dioxus::prelude::*;
 use doorstep_core::event_log::Delivery;
 use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
+use doorstep_core::sms::{self, SmsKey};
 
 use super::{dial_digits, refusal_text, sms_body};
 use crate::app::{office_now, Clock, Ui};
 use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{AppStore, Me, VisitCard};
 
-/// How long an unconfirmed request waits before the phone offers a text as well as a call.
-pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(15);
+/// How long an unconfirmed request waits before the phone offers a text as well as a call: a few seconds,
+/// about as long as the sync loop races new connections for an alert before it notes the office
+/// unreachable.
+pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(5);
 
 #[component]
 pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Element {
@@ -55,21 +61,33 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
         .max_by_key(|alert| alert.raised_at)
         .cloned();
     let tel = format!("tel:{}", dial_digits(&me.office_phone));
-    let sms = format!(
-        "sms:{}?body={}",
-        dial_digits(&me.office_phone),
-        sms_body(&phrase)
-    );
 
     if let Some(alert) = mine {
         // The event behind the alert: mine, by the button, counted at the alert's time.
-        let delivery = store.own_steps(&visit_id).ok().and_then(|steps| {
-            steps.into_iter().find_map(|step| {
+        let recorded = store.own_steps(&visit_id).ok().and_then(|steps| {
+            steps.into_iter().find(|step| {
                 matches!(step.envelope.event, VisitEvent::DuressRaised { ref staff, via: DuressVia::CodePhraseButton } if *staff == me.staff)
-                    .then_some(step.delivery)
-                    .filter(|_| step.at == alert.raised_at)
+                    && step.at == alert.raised_at
             })
+            .map(|step| (step.envelope, step.delivery))
         });
+        // The text carries the alert itself (its reference, signed with the key this phone's credential
+        // gives), so the office can store it from the text alone; without a credential just the words.
+        let key = store
+            .credential()
+            .map(|credential| SmsKey::from_device_token(&credential.token));
+        let text = match (&recorded, key) {
+            (Some((envelope, _)), Some(key)) => {
+                sms::message(&phrase, envelope, &key).unwrap_or_else(|_| phrase.clone())
+            }
+            _ => phrase.clone(),
+        };
+        let sms = format!(
+            "sms:{}?body={}",
+            dial_digits(&me.office_phone),
+            sms_body(&text)
+        );
+        let delivery = recorded.map(|(_, delivery)| delivery);
         let confirmed = matches!(delivery, Some(Delivery::Confirmed { .. }));
         let standing = match &delivery {
             Some(Delivery::Confirmed { .. }) => "Office has your request".to_owned(),
@@ -106,8 +124,8 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                             aria_label: "Text the office",
                             onclick: {
                                 let number = me.office_phone.clone();
-                                let phrase = phrase.clone();
-                                move |event: MouseEvent| open_with_platform(&event, &number, Some(&phrase))
+                                let text = text.clone();
+                                move |event: MouseEvent| open_with_platform(&event, &number, Some(&text))
                             },
                             "Text the office"
                         }

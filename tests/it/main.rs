@@ -5,5 +5,7 @@ mod desktop;
 mod enrolment;
 mod office;
 mod platform;
+mod reconcile;
 mod screens;
+mod sms;
 mod sync;

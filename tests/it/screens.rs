@@ -14,6 +14,7 @@ use dioxus::html::{
 };
 use dioxus::prelude::*;
 use doorstep::app::{App, Clock, ClockHand};
+use doorstep::enrolment::Credential;
 use doorstep::platform::{Notice, PlatformCall, RecordingPlatform, SharedPlatform};
 use doorstep::store::{AppStore, PinKind};
 use doorstep::vault::Vault;
@@ -114,7 +115,15 @@ fn sams_phone_in(dir: &std::path::Path, with_holdings: bool, zone: SchoolTimeZon
         };
         log.save_holdings(&holdings, at(8, 0)).unwrap();
     }
-    let store = AppStore::new(log);
+    let store = AppStore::new(log).with_credential(Credential {
+        office_url: "https://office.example".into(),
+        device_id: "phone-sam".parse().unwrap(),
+        token: TEXT_TOKEN.into(),
+        expires_at: at(8, 0) + chrono::TimeDelta::days(30),
+        staff: sam(),
+        staff_name: "Sam Taylor".into(),
+        school_name: "Demo Primary".into(),
+    });
     store.set_pins(PIN, SECOND_PIN, at(8, 0)).unwrap();
     store
 }
@@ -138,6 +147,9 @@ fn reopened(dir: &std::path::Path, platform: &Arc<RecordingPlatform>) -> AppStor
     let vault = Vault::open(dir, platform.clone()).unwrap().unwrap();
     AppStore::open(Arc::new(vault), &"phone-sam".parse().unwrap()).unwrap()
 }
+
+/// The device token in the harness's phone's credential, which it signs its texts with.
+const TEXT_TOKEN: &str = "the-phone's-device-token";
 
 /// The app in a VirtualDom, with the element ids it has created so far, keyed by their `id` attribute.
 struct Harness {
@@ -778,23 +790,23 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
     assert!(html.contains("href=\"tel:01134960000\""), "{html}");
     assert!(html.contains("Waiting to send"), "{html}");
     assert!(!html.contains("Office has your request"));
-    assert!(!html.contains("Text the office"), "not before 15 seconds");
+    assert!(!html.contains("Text the office"), "not before 5 seconds");
     assert!(
         html.contains("In the visit"),
         "the phase stays ordinary: {html}"
     );
 
-    app.set_time(at(10, 20) + chrono::TimeDelta::seconds(15))
+    app.set_time(at(10, 20) + chrono::TimeDelta::seconds(4))
+        .await;
+    assert!(
+        !app.html().contains("Text the office"),
+        "not before 5 seconds"
+    );
+    app.set_time(at(10, 20) + chrono::TimeDelta::seconds(5))
         .await;
     let html = app.html();
     assert!(html.contains("Text the office"), "{html}");
-    assert!(
-        html.contains("href=\"sms:01134960000?body=Please%20can%20someone"),
-        "{html}"
-    );
-    assert!(!html.contains("Office has your request"));
-
-    // The office confirms it (as the sync loop would record the office's answer).
+    // Prefilled with the code phrase and the alert itself, signed: the office can store it from the text.
     let alert = store
         .own_events(&ten())
         .unwrap()
@@ -802,6 +814,41 @@ async fn the_code_phrase_request_records_an_alert_and_shows_nothing_alarming_unt
         .find(|(e, _)| matches!(e.event, VisitEvent::DuressRaised { .. }))
         .unwrap()
         .0;
+    let text = doorstep_core::sms::message(
+        phrase,
+        &alert,
+        &doorstep_core::sms::SmsKey::from_device_token(TEXT_TOKEN),
+    )
+    .unwrap();
+    assert!(
+        text.starts_with(&format!("{phrase} Ref DS1.phone-sam.v-ten.")),
+        "{text}"
+    );
+    let body: String = text
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    assert!(
+        html.contains(&format!("href=\"sms:01134960000?body={body}\"")),
+        "{html}"
+    );
+    let read = doorstep_core::sms::read(&text).unwrap();
+    assert_eq!(
+        read.verify(
+            &doorstep_core::sms::SmsKey::from_device_token(TEXT_TOKEN),
+            sam()
+        )
+        .unwrap(),
+        alert
+    );
+    assert!(!html.contains("Office has your request"));
+
+    // The office confirms it (as the sync loop would record the office's answer).
     let mut log = EventLog::open(
         &dir.path().join("phone.sqlite3"),
         &"phone-sam".parse().unwrap(),

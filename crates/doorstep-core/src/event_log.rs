@@ -25,6 +25,7 @@ use crate::ids::{DeviceId, DeviceSeq, EventId, VisitId};
 use crate::lifecycle::VisitEvent;
 use crate::migrate::{MigrateError, MigrationFile};
 use crate::protocol::PhoneHoldings;
+use crate::reconcile::{PhoneEvent, Reconciliation, Standing};
 use crate::sync_plan::OutboxUpdate;
 
 /// The log's schema, oldest first (see [`crate::migrate`]).
@@ -40,6 +41,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[
     (
         "V3__confirmed_words_leave",
         include_str!("../migrations/V3__confirmed_words_leave.sql"),
+    ),
+    (
+        "V4__reconcile",
+        include_str!("../migrations/V4__reconcile.sql"),
     ),
 ];
 
@@ -104,6 +109,18 @@ pub struct OutboxStatus {
     /// How far this phone's clock was ahead of the office's (negative: behind) at the last completed
     /// exchange, from the office's `server_time`; `None` before the first.
     pub phone_clock_ahead: Option<TimeDelta>,
+    /// This phone was found to be restored from a backup: the office holds more from it than it remembered.
+    pub restored: Option<RestoredNote>,
+}
+
+/// What a restore from a backup left behind, as reconciliation found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoredNote {
+    pub found_at: DateTime<Utc>,
+    /// The highest number the office held from this phone; the phone numbers its events after it.
+    pub office_seq: u64,
+    /// How many of this phone's earlier events only the office has.
+    pub only_at_office: u64,
 }
 
 /// The phone's event log. One per device; not shared between threads without a lock.
@@ -211,27 +228,7 @@ impl EventLog {
             recorded_at: now,
             event,
         };
-        envelope.validate()?;
-        let body = seal_event(self.sealer.as_deref(), &envelope)?;
-        tx.execute(
-            "INSERT INTO events (id, seq, visit_id, recorded_at, urgent, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                envelope.id.to_string(),
-                seq.get() as i64,
-                visit.as_str(),
-                now.to_rfc3339(),
-                envelope.event.is_urgent(),
-                body
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO outbox (event_id, state) VALUES (?1, 'waiting')",
-            [envelope.id.to_string()],
-        )?;
-        tx.execute(
-            "UPDATE device SET last_seq = ?1 WHERE id = 1",
-            [seq.get() as i64],
-        )?;
+        insert_recorded(&tx, self.sealer.as_deref(), &envelope)?;
         tx.commit()?;
         Ok(envelope)
     }
@@ -253,7 +250,7 @@ impl EventLog {
         let mut stmt = self.conn.prepare(
             "SELECT e.id || char(31) || e.body, o.state, o.attempts, o.confirmed_at, o.refused_reason
              FROM events e JOIN outbox o ON o.event_id = e.id
-             WHERE e.visit_id = ?1 ORDER BY e.seq",
+             WHERE e.visit_id = ?1 AND o.state != 'superseded' ORDER BY e.seq",
         )?;
         let rows = stmt.query_map([visit.as_str()], |row| {
             Ok((
@@ -282,25 +279,35 @@ impl EventLog {
         Ok(out)
     }
 
-    /// Where one event stands, or `None` if this phone never recorded it.
+    /// Where one event stands, or `None` if this phone never recorded it. An event recorded again under a
+    /// new number (after a restore from a backup) stands where its successor does.
     pub fn delivery(&self, id: EventId) -> Result<Option<Delivery>, LogError> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT state, attempts, confirmed_at, refused_reason FROM outbox WHERE event_id = ?1",
-                [id.to_string()],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, u32>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                        row.get::<_, Option<String>>(3)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((state, attempts, confirmed_at, reason)) = row else {
-            return Ok(None);
+        let mut id = id.to_string();
+        let (state, attempts, confirmed_at, reason) = loop {
+            let row = self
+                .conn
+                .query_row(
+                    "SELECT state, attempts, confirmed_at, refused_reason, superseded_by
+                     FROM outbox WHERE event_id = ?1",
+                    [&id],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, u32>(1)?,
+                            row.get::<_, Option<String>>(2)?,
+                            row.get::<_, Option<String>>(3)?,
+                            row.get::<_, Option<String>>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            match row {
+                None => return Ok(None),
+                Some((_, _, _, _, Some(successor))) => id = successor,
+                Some((state, attempts, confirmed_at, reason, None)) => {
+                    break (state, attempts, confirmed_at, reason)
+                }
+            }
         };
         Ok(Some(match state.as_str() {
             "confirmed" => Delivery::Confirmed {
@@ -311,6 +318,140 @@ impl EventLog {
             },
             _ => Delivery::Waiting { attempts },
         }))
+    }
+
+    /// The highest sequence number this phone has used, or moved past after a restore from a backup.
+    pub fn last_seq(&self) -> Result<u64, LogError> {
+        let last: i64 =
+            self.conn
+                .query_row("SELECT last_seq FROM device WHERE id = 1", [], |row| {
+                    row.get(0)
+                })?;
+        Ok(last.max(0) as u64)
+    }
+
+    /// This phone's events numbered `from..=through` and where each stands, for reconciliation (events
+    /// recorded again under a new number are left out: their successors speak for them).
+    pub fn events_in_range(
+        &self,
+        from: DeviceSeq,
+        through: DeviceSeq,
+    ) -> Result<Vec<PhoneEvent>, LogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.seq, e.id, o.state FROM events e JOIN outbox o ON o.event_id = e.id
+             WHERE e.seq BETWEEN ?1 AND ?2 AND o.state != 'superseded' ORDER BY e.seq",
+        )?;
+        let rows = stmt.query_map(params![from.get() as i64, through.get() as i64], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, id, state) = row?;
+            out.push(PhoneEvent {
+                seq: DeviceSeq::new(seq as u64).map_err(|e| LogError::Corrupt(e.to_string()))?,
+                id: id
+                    .parse()
+                    .map_err(|e: uuid::Error| LogError::Corrupt(e.to_string()))?,
+                standing: match state.as_str() {
+                    "confirmed" => Standing::Confirmed,
+                    "refused" => Standing::Refused,
+                    _ => Standing::Waiting,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Applies a reconciliation in one transaction: moves the sequence past what the office holds (and
+    /// notes the restore), puts events the office lost back in the outbox, and records again, under new
+    /// numbers, events whose numbers the office holds for others. Returns the events recorded again.
+    pub fn apply_reconciliation(
+        &mut self,
+        plan: &Reconciliation,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventEnvelope>, LogError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(restored) = plan.restored {
+            tx.execute(
+                "UPDATE device SET last_seq = ?1 WHERE id = 1 AND last_seq < ?1",
+                [restored.office_seq as i64],
+            )?;
+            // Noted once for each new high number at the office, so a daily reconciliation that finds the
+            // same old events again does not announce the restore again.
+            tx.execute(
+                "UPDATE sync_status SET restored_at = ?1, restored_office_seq = ?2, restored_only_at_office = ?3
+                 WHERE id = 1 AND (restored_office_seq IS NULL OR restored_office_seq < ?2)",
+                params![
+                    now.to_rfc3339(),
+                    restored.office_seq as i64,
+                    restored.only_at_office as i64
+                ],
+            )?;
+        }
+        for id in &plan.send_again {
+            tx.execute(
+                "UPDATE outbox SET state = 'waiting', confirmed_at = NULL
+                 WHERE event_id = ?1 AND state = 'confirmed'",
+                [id.to_string()],
+            )?;
+        }
+        let mut recorded_again = Vec::new();
+        for id in &plan.record_again {
+            let old: Option<String> = tx
+                .query_row(
+                    "SELECT e.id || char(31) || e.body FROM events e JOIN outbox o ON o.event_id = e.id
+                     WHERE e.id = ?1 AND o.state IN ('waiting', 'refused')",
+                    [id.to_string()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(old) = old else { continue };
+            let old = open_event(self.sealer.as_deref(), &old)?;
+            let last: i64 =
+                tx.query_row("SELECT last_seq FROM device WHERE id = 1", [], |row| {
+                    row.get(0)
+                })?;
+            let seq =
+                DeviceSeq::new(last as u64 + 1).map_err(|e| LogError::Corrupt(e.to_string()))?;
+            let envelope = EventEnvelope {
+                id: EventId::new_v7(),
+                seq,
+                ..old
+            };
+            insert_recorded(&tx, self.sealer.as_deref(), &envelope)?;
+            tx.execute(
+                "UPDATE outbox SET state = 'superseded', superseded_by = ?2 WHERE event_id = ?1",
+                params![id.to_string(), envelope.id.to_string()],
+            )?;
+            recorded_again.push(envelope);
+        }
+        tx.commit()?;
+        Ok(recorded_again)
+    }
+
+    /// Notes a completed reconciliation.
+    pub fn note_reconciled(&mut self, now: DateTime<Utc>) -> Result<(), LogError> {
+        self.conn.execute(
+            "UPDATE sync_status SET reconciled_at = ?1 WHERE id = 1",
+            [now.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// When the phone last reconciled with the office.
+    pub fn reconciled_at(&self) -> Result<Option<DateTime<Utc>>, LogError> {
+        let at: Option<String> = self.conn.query_row(
+            "SELECT reconciled_at FROM sync_status WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        parse_time(at.as_deref())
     }
 
     /// Notes that these events are being sent now (they show as "sent", not yet confirmed).
@@ -456,6 +597,25 @@ impl EventLog {
                 ))
             },
         )?;
+        let (restored_at, office_seq, only_at_office): (Option<String>, Option<i64>, Option<i64>) =
+            self.conn.query_row(
+                "SELECT restored_at, restored_office_seq, restored_only_at_office FROM sync_status
+                 WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?;
+        let restored = match (
+            parse_time(restored_at.as_deref())?,
+            office_seq,
+            only_at_office,
+        ) {
+            (Some(found_at), Some(office_seq), Some(only_at_office)) => Some(RestoredNote {
+                found_at,
+                office_seq: office_seq.max(0) as u64,
+                only_at_office: only_at_office.max(0) as u64,
+            }),
+            _ => None,
+        };
         Ok(OutboxStatus {
             waiting,
             refused,
@@ -464,6 +624,7 @@ impl EventLog {
             last_error: error,
             office_refused,
             phone_clock_ahead: office_ahead_ms.map(|ms| -TimeDelta::milliseconds(ms)),
+            restored,
         })
     }
 
@@ -614,6 +775,37 @@ fn redact(
         "UPDATE events SET body = ?2, redacted = 1 WHERE id = ?1",
         params![id_text, body],
     )?)
+}
+
+/// Writes a newly numbered event (sealed when the log has a sealer), its waiting outbox entry and the
+/// device's last sequence number.
+fn insert_recorded(
+    tx: &rusqlite::Transaction<'_>,
+    sealer: Option<&dyn Sealer>,
+    envelope: &EventEnvelope,
+) -> Result<(), LogError> {
+    envelope.validate()?;
+    let body = seal_event(sealer, envelope)?;
+    tx.execute(
+        "INSERT INTO events (id, seq, visit_id, recorded_at, urgent, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            envelope.id.to_string(),
+            envelope.seq.get() as i64,
+            envelope.visit.as_str(),
+            envelope.recorded_at.to_rfc3339(),
+            envelope.event.is_urgent(),
+            body
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO outbox (event_id, state) VALUES (?1, 'waiting')",
+        [envelope.id.to_string()],
+    )?;
+    tx.execute(
+        "UPDATE device SET last_seq = ?1 WHERE id = 1",
+        [envelope.seq.get() as i64],
+    )?;
+    Ok(())
 }
 
 fn parse_time(text: Option<&str>) -> Result<Option<DateTime<Utc>>, LogError> {

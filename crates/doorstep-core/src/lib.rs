@@ -9,9 +9,12 @@
 //! - [`migrate`]: schema migrations (refinery) for the event log and the office's store alike.
 //! - [`protocol`]: the versioned sync exchange between phone and office.
 //! - [`sync_plan`]: pure planning of what to send and what an answer means.
+//! - [`reconcile`]: the phone and the office comparing event ids by sequence range (lost events, restored
+//!   backups), planned as a pure function.
 //! - [`zone`]: the school's time zone (`SchoolTimeZone`), in which every time a person reads is said.
 //! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
 //! - `test_support` (feature `test-support`, for tests only): ids from text, times on a fixed school day.
+//! - [`sms`]: an alert as a compact, authenticated text message, for when there is no data.
 //!
 //! Time is always passed in; nothing here reads a clock except `EventId::new_v7` (its timestamp bits only
 //! order ids and carry no meaning) and refinery's stamp on each row of the migration history.
@@ -24,7 +27,9 @@ pub mod lifecycle;
 pub mod migrate;
 pub mod policy;
 pub mod protocol;
+pub mod reconcile;
 pub mod schedule;
+pub mod sms;
 pub mod sync_plan;
 #[cfg(feature = "test-support")]
 pub mod test_support;

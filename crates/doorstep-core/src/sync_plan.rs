@@ -10,11 +10,49 @@ use crate::protocol::{ErrorBody, EventOutcome, SyncResponse};
 /// How many events one request carries.
 pub const BATCH_LIMIT: usize = 100;
 
-/// The next batch: urgent events (duress) first, then the rest in the device's sequence order.
+/// The most bytes of encoded events one request carries (a single larger event still goes, alone). At 2G
+/// upload speed (20 kbit/s) this is about 6.5 s on the wire, so a request on a slow link can finish inside
+/// the phone's answer deadline, which grows with the request's size.
+pub const BATCH_BYTES: usize = 16 * 1024;
+
+/// The next batch, within [`BATCH_LIMIT`]-style `limit` events and [`BATCH_BYTES`]: if an urgent event
+/// (duress) is waiting, the urgent events alone, so the request is as small and quick as it can be on any
+/// link; otherwise the rest in the device's sequence order.
 pub fn next_batch(waiting: &[EventEnvelope], limit: usize) -> Vec<EventEnvelope> {
-    let mut batch: Vec<&EventEnvelope> = waiting.iter().collect();
-    batch.sort_by_key(|e| (!e.event.is_urgent(), e.seq));
-    batch.into_iter().take(limit).cloned().collect()
+    next_batch_within(waiting, limit, BATCH_BYTES)
+}
+
+/// [`next_batch`] with the byte budget given: events are taken in order while their encoded size fits in
+/// `max_bytes`; the first one is always taken, whatever its size, so nothing can wait forever.
+pub fn next_batch_within(
+    waiting: &[EventEnvelope],
+    limit: usize,
+    max_bytes: usize,
+) -> Vec<EventEnvelope> {
+    let any_urgent = waiting.iter().any(|e| e.event.is_urgent());
+    let mut candidates: Vec<&EventEnvelope> = waiting
+        .iter()
+        .filter(|e| e.event.is_urgent() == any_urgent)
+        .collect();
+    candidates.sort_by_key(|e| e.seq);
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    for envelope in candidates.into_iter().take(limit) {
+        let size = encoded_len(envelope);
+        if !batch.is_empty() && bytes.saturating_add(size) > max_bytes {
+            break;
+        }
+        bytes = bytes.saturating_add(size);
+        batch.push(envelope.clone());
+    }
+    batch
+}
+
+/// An event's size in the request, near enough: its JSON and the comma between events.
+fn encoded_len(envelope: &EventEnvelope) -> usize {
+    // Serialising an envelope cannot fail (plain data, string keys); if it ever did, count it as too big
+    // to share a request, which still sends it, alone.
+    serde_json::to_vec(envelope).map_or(usize::MAX, |json| json.len() + 1)
 }
 
 /// A change to one outbox entry.

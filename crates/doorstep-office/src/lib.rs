@@ -24,6 +24,8 @@
 //! - [`requests`]: requesting a visit (the policy's rules on time, staff and contacts) and the attendance
 //!   view's absence counting.
 //! - [`openapi`]: the OpenAPI document, generated from the protocol types.
+//! - [`sms`]: alerts that arrive by text message, through the SMS gateway's signed webhook.
+//! - [`reconcile`]: which of a phone's events, by sequence range, the office holds.
 //! - [`demo`]: demo data for a newcomer's first run.
 //!
 //! `main` only reads its arguments, opens the store and calls [`run_with`].
@@ -41,10 +43,12 @@ pub mod notify;
 pub mod openapi;
 pub mod people;
 pub mod reach;
+pub mod reconcile;
 pub mod records;
 pub mod requests;
 pub mod routes;
 pub mod serve;
+pub mod sms;
 pub mod state;
 pub mod store;
 pub mod throttle;
@@ -69,6 +73,8 @@ pub struct OfficeSettings {
     pub web: WebSettings,
     pub limits: serve::Limits,
     pub tls: Option<serve::Tls>,
+    /// The SMS gateway whose signed texts the office takes in (`/api/v1/sms/inbound`); none, none taken.
+    pub sms: Option<sms::SmsGateway>,
 }
 
 /// Serves the office API and dashboard on `listener` until `shutdown` completes, with `Secure` cookies and
@@ -103,17 +109,15 @@ pub async fn run_with(
         sign_ins: Arc::new(throttle::SignInThrottle::default()),
         enrolments: Arc::new(state::enrolment_throttle()),
     };
-    let served = serve::serve(
-        listener,
-        router(state),
-        settings.limits,
-        settings.tls,
-        async move {
-            shutdown.await;
-            // Ends the board's endless live streams, so the graceful shutdown need not wait for them.
-            let _ = stop.send(true);
-        },
-    )
+    let mut app = router(state);
+    if let Some(gateway) = settings.sms {
+        app = app.layer(axum::Extension(gateway));
+    }
+    let served = serve::serve(listener, app, settings.limits, settings.tls, async move {
+        shutdown.await;
+        // Ends the board's endless live streams, so the graceful shutdown need not wait for them.
+        let _ = stop.send(true);
+    })
     .await;
     engine.abort();
     notifier_task.abort();

@@ -32,6 +32,9 @@ use tokio::net::TcpListener;
     // `doorstep-office --demo` serves; a command's own flags go after the command, never before it.
     args_conflicts_with_subcommands = true,
     after_help = "Without a command, it serves (as `doorstep-office serve`). \
+                  Alerts sent by text are taken in at /api/v1/sms/inbound when the SMS gateway's \
+                  secret (16 to 256 characters) is in the environment variable \
+                  DOORSTEP_SMS_GATEWAY_SECRET (docs/sms.md). \
                   `doorstep-office COMMAND --help` describes each command."
 )]
 struct Cli {
@@ -452,11 +455,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         per_address = limits.max_connections_per_peer,
         "connection limits"
     );
+    let sms = match std::env::var(doorstep_office::sms::SECRET_ENV) {
+        Ok(secret) => Some(
+            doorstep_office::sms::SmsGateway::new(&secret)
+                .context(doorstep_office::sms::SECRET_ENV)?,
+        ),
+        Err(_) => None,
+    };
+    if sms.is_none() {
+        tracing::info!("no SMS gateway secret: alerts sent by text are not taken in (docs/sms.md)");
+    }
     let settings = OfficeSettings {
         notify: config,
         web,
         limits,
         tls,
+        sms,
     };
     doorstep_office::run_with(listener, Arc::new(store), settings, shutdown_signal())
         .await

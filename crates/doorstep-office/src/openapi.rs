@@ -2,10 +2,12 @@
 //! the handlers use, so they cannot drift; a test checks the paths and answers against the running server.
 
 use doorstep_core::protocol::{EnrolRequest, EnrolResponse, ErrorBody, SyncRequest, SyncResponse};
+use doorstep_core::reconcile::{ReconcileRequest, ReconcileResponse};
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
 
 use crate::api::Health;
+use crate::sms::{InboundAnswer, InboundSms};
 
 /// Builds the document.
 pub fn document() -> Value {
@@ -19,6 +21,10 @@ pub fn document() -> Value {
     let enrol_response = generator.subschema_for::<EnrolResponse>();
     let error = generator.subschema_for::<ErrorBody>();
     let health = generator.subschema_for::<Health>();
+    let reconcile_request = generator.subschema_for::<ReconcileRequest>();
+    let reconcile_response = generator.subschema_for::<ReconcileResponse>();
+    let inbound_sms = generator.subschema_for::<InboundSms>();
+    let inbound_answer = generator.subschema_for::<InboundAnswer>();
     let schemas = generator.take_definitions(true);
 
     let error_response = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error } } });
@@ -77,6 +83,54 @@ pub fn document() -> Value {
                         "415": error_response("The body is not application/json"),
                         "422": error_response("An event is out of range or not for this device's visits; nothing stored"),
                         "500": error_response("The office failed; nothing stored")
+                    }
+                }
+            },
+            "/api/v1/reconcile": {
+                "post": {
+                    "operationId": "reconcile",
+                    "summary": "Which of this phone's events, by sequence range, the office holds, and the highest number it holds from it",
+                    "security": [{ "deviceToken": [] }],
+                    "requestBody": {
+                        "required": true,
+                        "content": { "application/json": { "schema": reconcile_request } }
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The events held in the range, and the highest sequence number held",
+                            "content": { "application/json": { "schema": reconcile_response } }
+                        },
+                        "400": error_response("Malformed JSON, an unsupported protocol version, or a range that is reversed or wider than 2,000"),
+                        "401": error_response("No device token, or one the office does not know"),
+                        "500": error_response("The office failed")
+                    }
+                }
+            },
+            "/api/v1/sms/inbound": {
+                "post": {
+                    "operationId": "smsInbound",
+                    "summary": "The SMS gateway hands over a text; an alert carried in it is stored once (see docs/sms.md)",
+                    "parameters": [
+                        { "name": "X-Doorstep-Timestamp", "in": "header", "required": true, "schema": { "type": "integer" },
+                          "description": "When the gateway signed, in Unix seconds; within 300 s of the office's clock" },
+                        { "name": "X-Doorstep-Signature", "in": "header", "required": true, "schema": { "type": "string" },
+                          "description": "sha256= and the hex HMAC-SHA256, keyed with the gateway's secret, of the timestamp, '.', and the body" }
+                    ],
+                    "requestBody": {
+                        "required": true,
+                        "content": { "application/json": { "schema": inbound_sms } }
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "A genuine alert: stored now, or already stored (by data or an earlier text)",
+                            "content": { "application/json": { "schema": inbound_answer } }
+                        },
+                        "400": error_response("Signed, but not the gateway form; recorded"),
+                        "401": error_response("No, an old or a wrong gateway signature; not recorded"),
+                        "404": error_response("This office has no SMS gateway secret"),
+                        "409": error_response("A genuine reference whose event conflicts with one stored; recorded"),
+                        "422": error_response("No readable reference, a forged or altered one, or an event the office refuses; recorded"),
+                        "500": error_response("The office failed; the gateway should send it again")
                     }
                 }
             },

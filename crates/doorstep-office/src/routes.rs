@@ -207,6 +207,9 @@ pub fn table() -> Vec<Route> {
     vec![
         // The phones' API.
         Route::device_post("/api/v1/sync", api::sync),
+        Route::device_post("/api/v1/reconcile", crate::reconcile::reconcile),
+        // The SMS gateway's webhook: no session or device token, its own HMAC signature (`sms.rs`).
+        Route::public_post("/api/v1/sms/inbound", crate::sms::inbound),
         Route::public_post("/api/v1/enrol", api::enrol),
         Route::public_get("/api/v1/health", api::health),
         Route::public_get("/api/v1/openapi.json", api::openapi),
@@ -328,6 +331,7 @@ mod tests {
         assert_eq!(
             public,
             [
+                (Method::POST, "/api/v1/sms/inbound"),
                 (Method::POST, "/api/v1/enrol"),
                 (Method::GET, "/api/v1/health"),
                 (Method::GET, "/api/v1/openapi.json"),
@@ -344,7 +348,10 @@ mod tests {
             match (&route.method, route.access) {
                 (&Method::POST, Access::Phone) => assert_eq!(route.csrf, None, "{route:?}"),
                 // Enrolment: no cookies are involved, so no other site's form can ride on a session.
-                (&Method::POST, Access::Public) if route.path == "/api/v1/enrol" => {
+                // The SMS gateway signs its own requests, and sends no cookies either.
+                (&Method::POST, Access::Public)
+                    if ["/api/v1/enrol", "/api/v1/sms/inbound"].contains(&route.path) =>
+                {
                     assert_eq!(route.csrf, None, "{route:?}")
                 }
                 (&Method::POST, _) => assert!(route.csrf.is_some(), "{route:?}"),

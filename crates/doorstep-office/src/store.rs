@@ -67,6 +67,7 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         "V14__device_log",
         include_str!("../migrations/V14__device_log.sql"),
     ),
+    ("V15__sms", include_str!("../migrations/V15__sms.sql")),
     (
         "V16__school_time_zone",
         include_str!("../migrations/V16__school_time_zone.sql"),

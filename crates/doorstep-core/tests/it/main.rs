@@ -1,5 +1,6 @@
 //! doorstep-core's integration tests, one binary: policy presets, the visit lifecycle, its properties, the
-//! phone's SQLite event log (plain and sealed) and the sync planner.
+//! phone's SQLite event log (plain and sealed), the sync planner, reconciliation and the alert as a text
+//! message.
 
 mod enrolment;
 mod event_log;
@@ -7,7 +8,9 @@ mod lifecycle;
 mod migrations;
 mod policy;
 mod properties;
+mod reconcile;
 mod schedule;
 mod sealed_log;
+mod sms;
 mod support;
 mod sync_plan;

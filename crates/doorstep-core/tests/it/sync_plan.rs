@@ -7,7 +7,9 @@ use doorstep_core::lifecycle::{DuressVia, VisitEvent};
 use doorstep_core::protocol::{
     ErrorBody, EventOutcome, EventResult, RejectedEvent, SyncResponse, PROTOCOL_VERSION,
 };
-use doorstep_core::sync_plan::{after_answer, next_batch, Answer, Next, OutboxUpdate, Plan};
+use doorstep_core::sync_plan::{
+    after_answer, next_batch, next_batch_within, Answer, Next, OutboxUpdate, Plan,
+};
 
 use crate::support::{at_min, envelope, holdings, staff};
 
@@ -33,7 +35,7 @@ fn seqs(batch: &[EventEnvelope]) -> Vec<u64> {
 }
 
 #[test]
-fn next_batch_sends_duress_first_then_sequence_order_within_the_limit() {
+fn next_batch_sends_duress_alone_first_then_sequence_order_within_the_limit() {
     // (waiting, as the outbox lists them; limit; expected batch by sequence number)
     let table: Vec<(&str, Vec<EventEnvelope>, usize, Vec<u64>)> = vec![
         ("nothing waiting", vec![], 10, vec![]),
@@ -50,16 +52,16 @@ fn next_batch_sends_duress_first_then_sequence_order_within_the_limit() {
             vec![1, 2, 3],
         ),
         (
-            "duress jumps the queue",
+            "duress jumps the queue and goes alone",
             vec![ordinary(1), ordinary(2), urgent(3)],
             10,
-            vec![3, 1, 2],
+            vec![3],
         ),
         (
             "two alerts keep their order",
             vec![urgent(5), ordinary(1), urgent(2), ordinary(4)],
             10,
-            vec![2, 5, 1, 4],
+            vec![2, 5],
         ),
         (
             "limit keeps the oldest",
@@ -88,11 +90,43 @@ fn next_batch_sends_duress_first_then_sequence_order_within_the_limit() {
 }
 
 #[test]
-fn next_batch_respects_the_standard_limit() {
+fn a_batch_stops_before_its_byte_budget_but_always_carries_one_event() {
+    let waiting: Vec<EventEnvelope> = (1..=10).map(ordinary).collect();
+    let one = serde_json::to_vec(&waiting[0]).unwrap().len() + 1;
+    // (budget in bytes, expected batch)
+    let table: Vec<(usize, Vec<u64>)> = vec![
+        (0, vec![1]),
+        (one - 1, vec![1]),
+        (one, vec![1]),
+        (2 * one + 1, vec![1, 2]),
+        (3 * one + 3, vec![1, 2, 3]),
+        (usize::MAX, (1..=10).collect()),
+    ];
+    for (budget, expected) in table {
+        assert_eq!(
+            seqs(&next_batch_within(&waiting, 100, budget)),
+            expected,
+            "budget {budget}"
+        );
+    }
+    // The standard budget lets a whole visit's ordinary steps go in one request.
+    assert_eq!(next_batch(&waiting, 100).len(), 10);
+}
+
+#[test]
+fn next_batch_respects_the_standard_limits() {
     let waiting: Vec<EventEnvelope> = (1..=250).map(ordinary).collect();
-    let batch = next_batch(&waiting, doorstep_core::sync_plan::BATCH_LIMIT);
-    assert_eq!(batch.len(), 100);
+    let batch = next_batch_within(&waiting, doorstep_core::sync_plan::BATCH_LIMIT, usize::MAX);
     assert_eq!(seqs(&batch), (1..=100).collect::<Vec<u64>>());
+    // With the standard byte budget too: the oldest first, and no more bytes than it allows.
+    let batch = next_batch(&waiting, doorstep_core::sync_plan::BATCH_LIMIT);
+    let bytes: usize = batch
+        .iter()
+        .map(|e| serde_json::to_vec(e).unwrap().len() + 1)
+        .sum();
+    assert!(bytes <= doorstep_core::sync_plan::BATCH_BYTES, "{bytes}");
+    assert!(batch.len() > 50, "{}", batch.len());
+    assert_eq!(seqs(&batch), (1..=batch.len() as u64).collect::<Vec<u64>>());
 }
 
 fn ids(n: usize) -> Vec<EventId> {

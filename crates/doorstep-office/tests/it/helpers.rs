@@ -39,6 +39,18 @@ pub async fn spawn_office_notifying(config: NotifyConfig) -> TestOffice {
     .await
 }
 
+/// The office taking in texts from an SMS gateway that signs with `secret`.
+pub async fn spawn_office_with_sms(secret: &str) -> TestOffice {
+    spawn_office_settings(
+        OfficeSettings {
+            sms: Some(doorstep_office::sms::SmsGateway::new(secret).expect("a valid secret")),
+            ..OfficeSettings::default()
+        },
+        Utc::now(),
+    )
+    .await
+}
+
 /// The office over plain HTTP (no secure cookies), seeded at `hour` o'clock local time on the next weekday:
 /// the demo's visits then start at a quarter past that hour and every two hours after, in the future and on
 /// a school day, whatever hour and day the test runs (so none is yet overdue or "not heard from").

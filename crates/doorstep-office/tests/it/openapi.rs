@@ -55,6 +55,8 @@ async fn the_served_document_matches_the_running_server() {
             "get /api/v1/health",
             "get /api/v1/openapi.json",
             "post /api/v1/enrol",
+            "post /api/v1/reconcile",
+            "post /api/v1/sms/inbound",
             "post /api/v1/sync"
         ],
         "a route was added or removed without updating the document"
@@ -107,6 +109,28 @@ async fn the_served_document_matches_the_running_server() {
         .await;
     assert_eq!(status, 400);
     assert_matches(&doc, "/api/v1/sync", "post", 400, &body);
+
+    for (question, status) in [
+        (json!({"protocol": 1, "from_seq": 1, "through_seq": 5}), 200),
+        (json!({"protocol": 1, "from_seq": 5, "through_seq": 1}), 400),
+    ] {
+        let answer = office
+            .http
+            .post(format!("{}/api/v1/reconcile", office.url))
+            .bearer_auth(&sam.device_token)
+            .json(&question)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), status);
+        assert_matches(
+            &doc,
+            "/api/v1/reconcile",
+            "post",
+            status,
+            &answer.json().await.unwrap(),
+        );
+    }
 
     let (status, body) = office.post_sync("nobody", &request).await;
     assert_eq!(status, 401);

@@ -1,0 +1,565 @@
+//! Alerts that arrive by text message: the SMS gateway's webhook, `POST /api/v1/sms/inbound`.
+//!
+//! When an alert cannot reach the office over data, the phone offers a prefilled text to the office's
+//! number carrying the alert's reference (`doorstep_core::sms`). The school's SMS gateway, whichever it
+//! is, hands each text it receives to this webhook in one gateway-neutral form (`docs/sms.md`): JSON
+//! `{"from", "text"}` (plus optional `"to"` and `"gateway_id"`), signed with a secret the office and the
+//! gateway share: `X-Doorstep-Timestamp: <unix seconds>` and
+//! `X-Doorstep-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, within five minutes of
+//! the office's clock.
+//!
+//! A signed text is always recorded in `sms_messages` with what became of it. Its reference is checked
+//! with the sending device's key (derived from what the office keeps of the device's credential); a text
+//! that was forged or altered is refused. A genuine alert goes through the same `ingest` as a sync, so it
+//! is stored once whichever channel brings it first: the other is told it is a duplicate. A request whose
+//! gateway signature is wrong is refused and only logged: it did not come from the gateway, and recording
+//! whatever anyone posts would let them fill the database.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use doorstep_core::ids::DeviceId;
+use doorstep_core::protocol::ErrorBody;
+use doorstep_core::sms::{self, SmsKey};
+use hmac::{Hmac, Mac};
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::state::AppState;
+use crate::store::{parse_id, Device, IngestError, SqliteStore, StoreError};
+
+/// The header with the gateway's signature.
+pub const SIGNATURE_HEADER: &str = "x-doorstep-signature";
+/// The header with the time the gateway signed at, in Unix seconds.
+pub const TIMESTAMP_HEADER: &str = "x-doorstep-timestamp";
+/// How far the gateway's signing time may be from the office's clock, in seconds (a replay window).
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+/// The environment variable `doorstep-office` reads the shared secret from.
+pub const SECRET_ENV: &str = "DOORSTEP_SMS_GATEWAY_SECRET";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The SMS gateway the office trusts: the secret it signs with. Absent, the webhook answers 404.
+#[derive(Clone)]
+pub struct SmsGateway {
+    secret: Arc<Vec<u8>>,
+}
+
+// The secret must not reach a log.
+impl std::fmt::Debug for SmsGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmsGateway(..)")
+    }
+}
+
+/// Why the gateway's secret was not accepted.
+#[derive(Debug, thiserror::Error)]
+#[error("the SMS gateway's secret must be 16 to 256 characters")]
+pub struct SecretError;
+
+impl SmsGateway {
+    pub fn new(secret: &str) -> Result<Self, SecretError> {
+        if !(16..=256).contains(&secret.chars().count()) {
+            return Err(SecretError);
+        }
+        Ok(Self {
+            secret: Arc::new(secret.as_bytes().to_vec()),
+        })
+    }
+
+    /// The signature header's value for `body` signed at `timestamp`: what a gateway (or its adapter)
+    /// sends.
+    pub fn signature(&self, timestamp: i64, body: &[u8]) -> String {
+        let mut mac = self.mac();
+        mac.update(format!("{timestamp}.").as_bytes());
+        mac.update(body);
+        let digest = mac.finalize().into_bytes();
+        format!(
+            "sha256={}",
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    }
+
+    fn verify(&self, timestamp: i64, body: &[u8], header: &str) -> bool {
+        let Some(bytes) = header.strip_prefix("sha256=").and_then(from_hex) else {
+            return false;
+        };
+        let mut mac = self.mac();
+        mac.update(format!("{timestamp}.").as_bytes());
+        mac.update(body);
+        // Constant time, so a forger learns nothing from how long a refusal takes.
+        mac.verify_slice(&bytes).is_ok()
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.secret).expect("HMAC takes a key of any length")
+    }
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+/// A text as the gateway hands it over.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSms {
+    /// The sender's number, as the gateway gives it.
+    pub from: String,
+    /// The message.
+    pub text: String,
+    /// The number it was sent to (the office's).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The gateway's own id for the message, kept for tracing.
+    #[serde(default)]
+    pub gateway_id: Option<String>,
+}
+
+/// The answer to a text that carried a genuine alert.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InboundAnswer {
+    /// `stored` (first to arrive) or `duplicate` (the office already had it, by data or an earlier text).
+    pub outcome: String,
+    /// The alert's event id.
+    pub event_id: String,
+}
+
+/// What became of a text, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsOutcome {
+    Stored,
+    Duplicate,
+    /// The reference's code did not match, or named a device the office does not know.
+    Forged,
+    /// The reference was genuine but the office refused the event (not this device's visit, say).
+    Refused,
+    /// No Doorstep reference could be read.
+    Unreadable,
+}
+
+impl SmsOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsOutcome::Stored => "stored",
+            SmsOutcome::Duplicate => "duplicate",
+            SmsOutcome::Forged => "forged",
+            SmsOutcome::Refused => "refused",
+            SmsOutcome::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// One recorded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsRecord {
+    pub received_at: DateTime<Utc>,
+    pub from: String,
+    pub text: String,
+    pub outcome: String,
+    pub detail: String,
+    pub device: Option<String>,
+    pub event_id: Option<String>,
+}
+
+/// A refusal: a 4xx with an [`ErrorBody`] (a 500 only if the office's own store failed).
+#[derive(Debug)]
+pub struct SmsRefusal {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl SmsRefusal {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: code.to_owned(),
+                message: message.into(),
+                rejected: Vec::new(),
+            },
+        }
+    }
+
+    fn store(error: StoreError) -> Self {
+        tracing::error!(%error, "store failure while taking in a text");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the office could not complete this request; send it again",
+        )
+    }
+}
+
+impl IntoResponse for SmsRefusal {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// `POST /api/v1/sms/inbound`.
+pub async fn inbound(
+    State(state): State<AppState>,
+    gateway: Option<Extension<SmsGateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<InboundAnswer>, SmsRefusal> {
+    let Some(Extension(gateway)) = gateway else {
+        return Err(SmsRefusal::new(
+            StatusCode::NOT_FOUND,
+            "sms_not_configured",
+            format!("this office takes no texts: set {SECRET_ENV} to the SMS gateway's secret"),
+        ));
+    };
+    let now = state.now();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let timestamp: i64 = header(TIMESTAMP_HEADER)
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| {
+            SmsRefusal::new(
+                StatusCode::UNAUTHORIZED,
+                "unsigned",
+                format!("send {TIMESTAMP_HEADER} (Unix seconds) and {SIGNATURE_HEADER}"),
+            )
+        })?;
+    if (now.timestamp() - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+        return Err(SmsRefusal::new(
+            StatusCode::UNAUTHORIZED,
+            "stale_signature",
+            format!(
+                "the signing time is more than {MAX_CLOCK_SKEW_SECS} s from the office's clock"
+            ),
+        ));
+    }
+    if !header(SIGNATURE_HEADER).is_some_and(|sig| gateway.verify(timestamp, &body, sig.trim())) {
+        tracing::warn!("a text arrived with a wrong gateway signature; refused, not recorded");
+        return Err(SmsRefusal::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "the gateway signature does not match this office's SMS secret",
+        ));
+    }
+    let sms: InboundSms = match serde_json::from_slice(&body) {
+        Ok(sms) => sms,
+        Err(error) => {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let detail = format!("not the gateway form: {error}");
+            record(
+                &state,
+                now,
+                "",
+                &text,
+                SmsOutcome::Unreadable,
+                &detail,
+                None,
+            )
+            .await?;
+            return Err(SmsRefusal::new(StatusCode::BAD_REQUEST, "bad_json", detail));
+        }
+    };
+    let reference = match sms::read(&sms.text) {
+        Ok(reference) => reference,
+        Err(error) => {
+            let detail = error.to_string();
+            record(
+                &state,
+                now,
+                &sms.from,
+                &sms.text,
+                SmsOutcome::Unreadable,
+                &detail,
+                None,
+            )
+            .await?;
+            return Err(SmsRefusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_reference",
+                detail,
+            ));
+        }
+    };
+    let device_id = reference.device.clone();
+    let store = state.store.clone();
+    let found = blocking(move || store.device_for_texts(&device_id, now)).await?;
+    let verified = match found {
+        None => Err(
+            "the reference names a device this office does not know, or one that was revoked"
+                .to_owned(),
+        ),
+        Some((device, hashes)) => {
+            // The first of the device's live tokens whose key checks out; otherwise the newest's error.
+            let mut result = Err("the device holds no token".to_owned());
+            for (i, hash) in hashes.iter().enumerate() {
+                match reference.verify(&SmsKey::from_token_hash(hash), device.staff.clone()) {
+                    Ok(envelope) => {
+                        result = Ok((device.clone(), envelope));
+                        break;
+                    }
+                    Err(error) if i == 0 => result = Err(error.to_string()),
+                    Err(_) => {}
+                }
+            }
+            result
+        }
+    };
+    let (device, envelope) = match verified {
+        Ok(verified) => verified,
+        Err(detail) => {
+            tracing::warn!(device = %reference.device, "a forged or altered text was refused");
+            let ids = Some((reference.device.clone(), reference.id.to_string()));
+            record(
+                &state,
+                now,
+                &sms.from,
+                &sms.text,
+                SmsOutcome::Forged,
+                &detail,
+                ids,
+            )
+            .await?;
+            return Err(SmsRefusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "forged_text",
+                format!("refused and recorded: {detail}"),
+            ));
+        }
+    };
+    let visit = envelope.visit.clone();
+    let event_id = envelope.id.to_string();
+    let store = state.store.clone();
+    // A text does not say what the phone's clock read when it was sent, so no clock offset is measured:
+    // the alert counts at its own recorded time (never later than it arrived).
+    let ingested =
+        tokio::task::spawn_blocking(move || store.ingest(&device, &[envelope], now, now))
+            .await
+            .map_err(|join| {
+                tracing::error!(error = %join, "store task failed");
+                SmsRefusal::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the office could not complete this request; send it again",
+                )
+            })?;
+    let ids = Some((reference.device.clone(), event_id.clone()));
+    match ingested {
+        Ok(results) => {
+            let stored = results
+                .iter()
+                .any(|r| r.outcome == doorstep_core::protocol::EventOutcome::Stored);
+            let outcome = if stored {
+                SmsOutcome::Stored
+            } else {
+                SmsOutcome::Duplicate
+            };
+            let detail = "an alert by text";
+            record(&state, now, &sms.from, &sms.text, outcome, detail, ids).await?;
+            if stored {
+                tracing::warn!(device = %reference.device, "duress received by text");
+                if let Some(escalation) = &state.escalation {
+                    escalation.visit_changed(visit);
+                }
+            }
+            Ok(Json(InboundAnswer {
+                outcome: outcome.as_str().to_owned(),
+                event_id,
+            }))
+        }
+        Err(IngestError::Rejected(rejections)) => {
+            let detail = rejections
+                .iter()
+                .map(|r| r.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            record(
+                &state,
+                now,
+                &sms.from,
+                &sms.text,
+                SmsOutcome::Refused,
+                &detail,
+                ids,
+            )
+            .await?;
+            let conflict = rejections.iter().any(|r| r.conflict);
+            Err(SmsRefusal::new(
+                if conflict {
+                    StatusCode::CONFLICT
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                },
+                "event_rejected",
+                detail,
+            ))
+        }
+        Err(IngestError::Store(error)) => Err(SmsRefusal::store(error)),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SmsRefusal> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(SmsRefusal::store),
+        Err(join) => {
+            tracing::error!(error = %join, "store task failed");
+            Err(SmsRefusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the office could not complete this request; send it again",
+            ))
+        }
+    }
+}
+
+async fn record(
+    state: &AppState,
+    now: DateTime<Utc>,
+    from: &str,
+    text: &str,
+    outcome: SmsOutcome,
+    detail: &str,
+    ids: Option<(DeviceId, String)>,
+) -> Result<(), SmsRefusal> {
+    let store = state.store.clone();
+    let (from, text, detail) = (from.to_owned(), text.to_owned(), detail.to_owned());
+    blocking(move || store.record_sms(now, &from, &text, outcome, &detail, ids)).await
+}
+
+/// A device and the SHA-256 of each token it may hold now (see [`SqliteStore::device_for_texts`]).
+pub type DeviceKeys = (Device, Vec<[u8; 32]>);
+
+impl SqliteStore {
+    /// The enrolled, unrevoked device `device` and the SHA-256 of each token it may hold now (its current
+    /// one, one offered in a sync answer, a replaced one not yet expired), from which its texts' key is
+    /// derived: a phone offline since its credential was renewed still signs with the token it has.
+    pub fn device_for_texts(
+        &self,
+        device: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DeviceKeys>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT d.staff_id, s.school_id FROM devices d
+                 JOIN staff s ON s.id = d.staff_id WHERE d.id = ?1 AND d.revoked_at IS NULL",
+                [device.as_str()],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        let Some((staff, school)) = row else {
+            return Ok(None);
+        };
+        let mut stmt = conn.prepare(
+            "SELECT token_sha256, issued_at FROM device_tokens
+             WHERE device_id = ?1 AND expires_at > ?2 ORDER BY issued_at DESC",
+        )?;
+        let rows = stmt.query_map(params![device.as_str(), now.to_rfc3339()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut hashes = Vec::new();
+        let mut newest = None;
+        for row in rows {
+            let (hash, issued_at) = row?;
+            let hash: [u8; 32] = from_hex(&hash)
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("device {device}'s token hash")))?;
+            if newest.is_none() {
+                newest = Some(
+                    DateTime::parse_from_rfc3339(&issued_at)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                        .with_timezone(&Utc),
+                );
+            }
+            hashes.push(hash);
+        }
+        let Some(credential_issued_at) = newest else {
+            return Ok(None);
+        };
+        Ok(Some((
+            Device {
+                id: device.clone(),
+                staff: parse_id(&staff)?,
+                school: parse_id(&school)?,
+                credential_issued_at,
+            },
+            hashes,
+        )))
+    }
+
+    /// Records a text the gateway handed over and what became of it.
+    pub fn record_sms(
+        &self,
+        now: DateTime<Utc>,
+        from: &str,
+        text: &str,
+        outcome: SmsOutcome,
+        detail: &str,
+        ids: Option<(DeviceId, String)>,
+    ) -> Result<(), StoreError> {
+        let (device, event) = match ids {
+            Some((device, event)) => (Some(device.to_string()), Some(event)),
+            None => (None, None),
+        };
+        self.conn().execute(
+            "INSERT INTO sms_messages (received_at, from_number, body, outcome, detail, device_id, event_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                now.to_rfc3339(),
+                from,
+                text,
+                outcome.as_str(),
+                detail,
+                device,
+                event
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every text recorded, oldest first.
+    pub fn sms_messages(&self) -> Result<Vec<SmsRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT received_at, from_number, body, outcome, detail, device_id, event_id
+             FROM sms_messages ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                SmsRecord {
+                    received_at: DateTime::<Utc>::MIN_UTC,
+                    from: row.get(1)?,
+                    text: row.get(2)?,
+                    outcome: row.get(3)?,
+                    detail: row.get(4)?,
+                    device: row.get(5)?,
+                    event_id: row.get(6)?,
+                },
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, mut record) = row?;
+            record.received_at = DateTime::parse_from_rfc3339(&at)
+                .map_err(|e| StoreError::Corrupt(format!("bad time {at:?}: {e}")))?
+                .with_timezone(&Utc);
+            out.push(record);
+        }
+        Ok(out)
+    }
+}
