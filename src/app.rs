@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Local, Offset, TimeZone, Utc};
 use dioxus::prelude::*;
-use doorstep_core::domain::Visit;
+use doorstep_core::domain::{SchoolTimeZone, Visit};
 use doorstep_core::event_log::{Delivery, OutboxStatus};
 use doorstep_core::ids::{StaffId, VisitId};
 use doorstep_core::lifecycle::{DuressVia, VisitEvent};
@@ -44,11 +44,14 @@ pub const NO_HOLDINGS: &str =
     "Not yet in touch with the office — your visits will appear after the first sync.";
 
 /// Where the screens get the time and the local offset. The app uses the system clock; tests fix both by
-/// providing a `Clock` as root context.
+/// providing a `Clock` as root context. Once the office has said which time zone the school is in, every
+/// time on screen is on the school's clock, whatever zone the phone itself is set to.
 #[derive(Clone)]
 pub struct Clock {
     now: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// The phone's own offset: used only until the office has sent the school's time zone.
     offset: Arc<dyn Fn(DateTime<Utc>) -> FixedOffset + Send + Sync>,
+    school_zone: Arc<Mutex<Option<SchoolTimeZone>>>,
     /// Woken when a manual clock is moved, so the screens redraw at once instead of at the next tick.
     moved: Arc<Notify>,
 }
@@ -74,6 +77,7 @@ impl Clock {
             now: Arc::new(Utc::now),
             offset: Arc::new(|at| Local.offset_from_utc_datetime(&at.naive_utc()).fix()),
             moved: Arc::new(Notify::new()),
+            school_zone: Arc::default(),
         }
     }
 
@@ -83,6 +87,7 @@ impl Clock {
             now: Arc::new(move || now),
             offset: Arc::new(move |_| offset),
             moved: Arc::new(Notify::new()),
+            school_zone: Arc::default(),
         }
     }
 
@@ -97,6 +102,7 @@ impl Clock {
             now: Arc::new(move || *reading.lock().unwrap_or_else(PoisonError::into_inner)),
             offset: Arc::new(move |_| offset),
             moved: hand.moved.clone(),
+            school_zone: Arc::default(),
         };
         (clock, hand)
     }
@@ -113,9 +119,25 @@ impl Clock {
         (self.now)()
     }
 
-    /// The local offset in force at `at` (it changes with summer time).
+    /// The school's offset in force at `at` (it changes with summer time), or the phone's own before the
+    /// office has sent the school's time zone.
     pub fn offset(&self, at: DateTime<Utc>) -> FixedOffset {
-        (self.offset)(at)
+        match *self
+            .school_zone
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(zone) => zone.local(at).offset().fix(),
+            None => (self.offset)(at),
+        }
+    }
+
+    /// Shows every time on the school's clock from now on (the office sends it with the school).
+    pub fn follow_school(&self, zone: SchoolTimeZone) {
+        *self
+            .school_zone
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(zone);
     }
 }
 
@@ -234,6 +256,7 @@ pub fn App() -> Element {
     });
     let ticking = store.clone();
     let watching = store.clone();
+    let (zone_store, zone_clock) = (store.clone(), clock.clone());
     let store_removed = move || watching.removed();
     let platform = try_consume_context::<SharedPlatform>();
     use_future(move || {
@@ -278,6 +301,12 @@ pub fn App() -> Element {
         }
     });
     let _ = ui.revision.read();
+    // The school's time zone arrives with the holdings; from then on the screens read the school's clock.
+    match zone_store.school_time_zone() {
+        Ok(Some(zone)) => zone_clock.follow_school(zone),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "could not read the school's time zone"),
+    }
     if let Some((at, reason)) = store_removed() {
         return rsx! {
             style { {MAIN_CSS} }

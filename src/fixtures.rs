@@ -71,6 +71,7 @@ pub fn holdings(visits: Vec<HeldVisit>) -> PhoneHoldings {
             id: id("school"),
             name: "Hillside Primary".into(),
             office_phone: "0113 496 0000".into(),
+            time_zone: Default::default(),
         },
         policy: doorstep_core::policy::Policy {
             code_phrases: Some(doorstep_core::policy::CodePhrases {

@@ -89,6 +89,7 @@ pub fn ready(store: AppStore, credential: &Credential) -> Ready {
 
 /// What the set-up screen says after this phone deleted its data.
 fn deleted_notice(at: DateTime<Utc>, reason: vault::WipeReason) -> String {
+    // The phone's own clock: the school's time zone went with everything else the phone kept.
     format!(
         "Everything Doorstep kept on this phone was deleted on {}: {}. To use Doorstep again, set it up with a new code from an admin.",
         at.with_timezone(&chrono::Local).format("%-d %b %Y at %H:%M"),

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::{Briefing, Role, Visit, VisitStaff};
+use doorstep_core::domain::{Briefing, Role, SchoolTimeZone, Visit, VisitStaff};
 use doorstep_core::event::{EnvelopeError, EventEnvelope, TrustedEvent};
 use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, StaffId, VisitId};
@@ -473,6 +473,14 @@ impl AppStore {
     /// What the office last told this phone to hold (its visits, briefings and their events).
     pub fn holdings(&self) -> Result<Option<PhoneHoldings>, LogError> {
         self.lock().holdings()
+    }
+
+    /// The school's time zone, once the office has sent it (phones' screens show every time on it).
+    pub fn school_time_zone(&self) -> Result<Option<SchoolTimeZone>, LogError> {
+        Ok(self
+            .lock()
+            .holdings()?
+            .map(|holdings| holdings.school.time_zone))
     }
 
     /// Whether the office has ever sent this phone its visits.

@@ -8,6 +8,7 @@ use crate::vault::WipeReason;
 
 #[component]
 pub(crate) fn RemovedScreen(at: DateTime<Utc>, reason: WipeReason) -> Element {
+    // The phone's own clock: the school's time zone went with everything else the phone kept.
     let when = at
         .with_timezone(&chrono::Local)
         .format("%-d %b %Y at %H:%M")

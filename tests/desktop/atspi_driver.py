@@ -21,6 +21,7 @@ Each command waits up to "timeout" seconds (default 30) for its control to appea
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import gi
@@ -175,28 +176,68 @@ def run(command):
     return {}
 
 
-def start_app(argv):
-    if len(argv) < 5 or argv[1] != "--log" or argv[3] != "--":
-        sys.exit("usage: atspi_driver.py --log APP_LOG -- APP [ARGS...]")
-    log = open(argv[2], "ab")
-    return subprocess.Popen(argv[4:], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+class App:
+    """The app under test. On a loaded machine GTK can fail to open a fresh Xvfb display at the very start
+    ("Failed to initialize GTK", before any Doorstep code runs); the app is then started again, at most
+    twice, so a test fails for what the app does, not for the machine it ran on. Any other early exit is
+    left alone and shows in the test as a missing window."""
 
+    RETRIES = 2
+    WATCH_SECONDS = 30
 
-def stop_app(app):
-    app.terminate()
-    try:
-        app.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        app.kill()
-        app.wait()
+    def __init__(self, argv):
+        if len(argv) < 5 or argv[1] != "--log" or argv[3] != "--":
+            sys.exit("usage: atspi_driver.py --log APP_LOG -- APP [ARGS...]")
+        self.log_path = argv[2]
+        self.command = argv[4:]
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.proc = self.spawn()
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def spawn(self):
+        log = open(self.log_path, "ab")
+        # Where this start's own output begins in the log.
+        self.log_from = log.seek(0, 2)
+        return subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def watch(self):
+        retries = 0
+        deadline = time.monotonic() + self.WATCH_SECONDS
+        while time.monotonic() < deadline and retries < self.RETRIES:
+            time.sleep(0.2)
+            with self.lock:
+                if self.stopped or self.proc.poll() is None:
+                    continue
+                with open(self.log_path, "rb") as log:
+                    log.seek(self.log_from)
+                    failed_gtk = b"Failed to initialize GTK" in log.read()
+                if not failed_gtk:
+                    return
+                retries += 1
+                with open(self.log_path, "ab") as log:
+                    log.write(b"[driver] GTK could not open the display; starting the app again\n")
+                time.sleep(1)
+                self.proc = self.spawn()
+
+    def stop(self):
+        with self.lock:
+            self.stopped = True
+            app = self.proc
+        app.terminate()
+        try:
+            app.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()
 
 
 def main():
-    app = start_app(sys.argv)
+    app = App(sys.argv)
     try:
         serve()
     finally:
-        stop_app(app)
+        app.stop()
 
 
 def serve():

@@ -19,7 +19,8 @@ use doorstep::platform::{Notice, PlatformCall, RecordingPlatform, SharedPlatform
 use doorstep::store::{AppStore, PinKind};
 use doorstep::vault::Vault;
 use doorstep_core::domain::{
-    Address, Briefing, Pupil, RiskAssessment, School, Visit, VisitPurpose, VisitStaff,
+    Address, Briefing, Pupil, RiskAssessment, School, SchoolTimeZone, Visit, VisitPurpose,
+    VisitStaff,
 };
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::event_log::{Delivery, EventLog};
@@ -65,6 +66,11 @@ fn visit(id: &str, purpose: VisitPurpose, time: DateTime<Utc>) -> Visit {
 
 /// Sam's phone, holding an authorised visit at 10:00 and, listed after it, an unauthorised one at 09:00.
 fn sams_phone(dir: &std::path::Path, with_holdings: bool) -> AppStore {
+    sams_phone_in(dir, with_holdings, SchoolTimeZone::default())
+}
+
+/// Sam's phone, its school in `zone`.
+fn sams_phone_in(dir: &std::path::Path, with_holdings: bool, zone: SchoolTimeZone) -> AppStore {
     let mut log =
         EventLog::open(&dir.join("phone.sqlite3"), &"phone-sam".parse().unwrap()).unwrap();
     if with_holdings {
@@ -86,6 +92,7 @@ fn sams_phone(dir: &std::path::Path, with_holdings: bool) -> AppStore {
                 id: "hillside".parse().unwrap(),
                 name: "Hillside Primary".into(),
                 office_phone: "0113 496 0000".into(),
+                time_zone: zone,
             },
             policy: doorstep_core::policy::Policy {
                 code_phrases: Some(doorstep_office::demo::demo_code_phrases()),
@@ -319,6 +326,29 @@ fn assert_discreet(app: &Harness, screen: &str) {
 fn position(html: &str, text: &str) -> usize {
     html.find(text)
         .unwrap_or_else(|| panic!("{text:?} is not on the screen:\n{html}"))
+}
+
+#[tokio::test]
+async fn the_phone_shows_every_time_on_the_schools_clock_whatever_zone_the_phone_is_in() {
+    let dir = tempfile::tempdir().unwrap();
+    // The phone's own clock says UTC; its school is in Auckland (NZDT, UTC+13 on the tests' day).
+    let store = sams_phone_in(
+        dir.path(),
+        true,
+        SchoolTimeZone::parse("Pacific/Auckland").unwrap(),
+    );
+    let app = Harness::start(&store);
+    let html = app.html();
+    let nine = position(&html, "22:00");
+    let ten = position(&html, "23:00");
+    assert!(
+        nine < ten,
+        "the visits at 22:00 and 23:00, Auckland time:\n{html}"
+    );
+    assert!(
+        !html.contains("10:00"),
+        "no time on the phone's own clock: {html}"
+    );
 }
 
 #[tokio::test]

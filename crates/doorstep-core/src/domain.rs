@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{PupilId, SchoolId, StaffId, VisitId};
 use crate::policy::PolicyMinutes;
+pub use crate::zone::SchoolTimeZone;
 
 /// What a member of staff does in Doorstep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,6 +61,10 @@ pub struct School {
     pub name: String,
     /// The number staff ring, where reception hears the code phrase.
     pub office_phone: String,
+    /// The school's time zone: every time a person reads is on this clock. Phones from before it was
+    /// sent (and schools stored before it was kept) are in Europe/London.
+    #[serde(default)]
+    pub time_zone: SchoolTimeZone,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

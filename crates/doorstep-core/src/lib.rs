@@ -11,6 +11,7 @@
 //! - [`sync_plan`]: pure planning of what to send and what an answer means.
 //! - [`reconcile`]: the phone and the office comparing event ids by sequence range (lost events, restored
 //!   backups), planned as a pure function.
+//! - [`zone`]: the school's time zone (`SchoolTimeZone`), in which every time a person reads is said.
 //! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
 //! - `test_support` (feature `test-support`, for tests only): ids from text, times on a fixed school day.
 //! - [`sms`]: an alert as a compact, authenticated text message, for when there is no data.
@@ -32,3 +33,4 @@ pub mod sms;
 pub mod sync_plan;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod zone;

@@ -84,6 +84,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
             id: school.clone(),
             name: "Load Test School".into(),
             office_phone: "01632 960000".into(),
+            time_zone: Default::default(),
         },
         &policy,
     )?;

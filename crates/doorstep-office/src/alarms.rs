@@ -5,7 +5,7 @@
 //! transaction logs "nobody_to_tell".
 
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::Visit;
+use doorstep_core::domain::{School, Visit};
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, AlarmOutcome, LifecycleError, VisitState};
@@ -200,14 +200,22 @@ fn alarm_in(conn: &Connection, id: i64) -> Result<Alarm, StoreError> {
 
 /// The school and policy of a visit.
 fn visit_school(conn: &Connection, visit: &VisitId) -> Result<(SchoolId, Policy), StoreError> {
+    let (school, policy) = visit_school_and_policy(conn, visit)?;
+    Ok((school.id, policy))
+}
+
+/// The school (with its time zone, the clock the alarm log's words are on) and policy of a visit.
+fn visit_school_and_policy(
+    conn: &Connection,
+    visit: &VisitId,
+) -> Result<(School, Policy), StoreError> {
     let school: String = conn.query_row(
         "SELECT school_id FROM visits WHERE id = ?1",
         [visit.as_str()],
         |r| r.get(0),
     )?;
     let school: SchoolId = parse_id(&school)?;
-    let (_, policy) = school_and_policy(conn, &school)?;
-    Ok((school, policy))
+    school_and_policy(conn, &school)
 }
 
 /// Whether any live school-wide target wants alarms at `level`.
@@ -416,7 +424,10 @@ impl SqliteStore {
         if let (Some(who), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
             return Err(StoreError::Invalid(format!(
                 "alarm {id} was already acknowledged by {who} at {}",
-                at.format("%H:%M UTC")
+                visit_school_and_policy(&tx, &alarm.visit)?
+                    .0
+                    .time_zone
+                    .format(at, "%H:%M %Z")
             )));
         }
         acknowledge_in(&tx, id, by, now)?;
@@ -475,7 +486,10 @@ impl SqliteStore {
         if let (Some(who), Some(at)) = (&alarm.closed_by, alarm.closed_at) {
             return Err(StoreError::Invalid(format!(
                 "alarm {id} was already closed by {who} at {}",
-                at.format("%H:%M UTC")
+                visit_school_and_policy(&tx, &alarm.visit)?
+                    .0
+                    .time_zone
+                    .format(at, "%H:%M %Z")
             )));
         }
         if alarm.acknowledged_at.is_none() {
@@ -683,19 +697,16 @@ pub(crate) fn raise_alarm_in(
         return Ok(None);
     }
     let id = tx.last_insert_rowid();
-    let (school, policy) = visit_school(tx, visit)?;
+    let (school, policy) = visit_school_and_policy(tx, visit)?;
+    // Kept as words in the log, so written on the school's clock (with its zone's abbreviation).
+    let due = school.time_zone.format(due_at, "%H:%M:%S %Z");
+    let school = school.id;
     let mut detail = match kind {
-        AlarmKind::Overdue => format!(
-            "no {about} since it was due at {}",
-            due_at.format("%H:%M:%S UTC")
-        ),
+        AlarmKind::Overdue => format!("no {about} since it was due at {due}"),
         AlarmKind::Duress if about.starts_with(HEARD_BY_RECEPTION) => {
-            format!("duress: {about} at {}", due_at.format("%H:%M:%S UTC"))
+            format!("duress: {about} at {due}")
         }
-        AlarmKind::Duress => format!(
-            "duress raised by {about} at {}",
-            due_at.format("%H:%M:%S UTC")
-        ),
+        AlarmKind::Duress => format!("duress raised by {about} at {due}"),
     };
     if level != AlarmLevel::Board {
         detail.push_str(&format!(

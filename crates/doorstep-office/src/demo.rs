@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Local, NaiveDate, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use doorstep_core::domain::{
     Address, Briefing, DbsCheck, DbsLevel, Pupil, RiskAssessment, Role, School, StaffMember, Visit,
     VisitPurpose, VisitStaff,
@@ -123,6 +123,7 @@ fn seed_school_with_policy(
         id: school_id.clone(),
         name: "Oakfield Primary (demo)".into(),
         office_phone: "01632 960000".into(),
+        time_zone: Default::default(),
     };
     let mut policy = preset.policy();
     // The demo school's own code phrases, as its admin set them (the primary preset ships none).
@@ -252,7 +253,8 @@ fn seed_school_with_policy(
             requested_at: now,
             timing: timing(
                 &policy,
-                requested.agreed_time.with_timezone(&Local),
+                &school.time_zone,
+                requested.agreed_time,
                 requested.expected_length,
             ),
             responsible_contact: Some((office.name.clone(), office.phone.clone())),

@@ -62,6 +62,13 @@ enum Command {
     Targets(DataDir),
     /// Give a member of staff an office sign-in, or a new password, read from standard input.
     SetPassword(SetPasswordArgs),
+    /// Set the time zone a school's people read every time in (an IANA name such as Europe/London).
+    #[command(
+        after_help = "The board, the visit pages, the records, the alarm emails and the phones (at their next \
+                      sync) show times on this clock; school hours and evenings are judged on it. A new \
+                      school starts on Europe/London."
+    )]
+    SetTimeZone(SetTimeZoneArgs),
     /// Check that the audit log's hash chain holds: names the first entry altered or removed, and exits
     /// with status 1 if there is one.
     VerifyAudit(DataDir),
@@ -237,6 +244,18 @@ struct TargetAddress {
 }
 
 #[derive(Debug, Args)]
+struct SetTimeZoneArgs {
+    /// The school, by id.
+    #[arg(long, value_name = "ID")]
+    school: String,
+    /// The zone's IANA name, e.g. Europe/London or Pacific/Auckland.
+    #[arg(value_name = "ZONE")]
+    zone: String,
+    #[command(flatten)]
+    data_dir: DataDir,
+}
+
+#[derive(Debug, Args)]
 struct SetPasswordArgs {
     /// The member of staff, by id.
     #[arg(value_name = "STAFF_ID")]
@@ -377,9 +396,33 @@ async fn run() -> anyhow::Result<()> {
         Some(Command::AddTarget(args)) => add_target(&open_store(&args.data_dir)?, &args),
         Some(Command::Targets(data_dir)) => print_targets(&open_store(&data_dir)?),
         Some(Command::SetPassword(args)) => set_password(&open_store(&args.data_dir)?, &args.staff),
+        Some(Command::SetTimeZone(args)) => set_time_zone(&args),
         Some(Command::VerifyAudit(data_dir)) => verify_audit(&open_store(&data_dir)?),
         Some(Command::EnrolCode(args)) => enrol_code(&open_store(&args.data_dir)?, &args),
     }
+}
+
+fn set_time_zone(args: &SetTimeZoneArgs) -> anyhow::Result<()> {
+    // Both read before the database is opened: a wrong name changes nothing.
+    let zone: doorstep_core::domain::SchoolTimeZone = args
+        .zone
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{:?} is not a time zone: {e}", args.zone))?;
+    let school = args
+        .school
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{:?} is not a school id: {e}", args.school))?;
+    let store = open_store(&args.data_dir)?;
+    store
+        .set_school_time_zone(&school, zone)
+        .with_context(|| format!("setting {}'s time zone", args.school))?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{} now reads every time in {}.",
+        args.school,
+        args.zone
+    )?;
+    Ok(())
 }
 
 fn verify_audit(store: &SqliteStore) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ pub mod pdf;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::Visit;
+use doorstep_core::domain::{SchoolTimeZone, Visit};
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, CancelReason, DuressVia, VisitEvent, VisitState};
@@ -164,6 +164,9 @@ impl TimelineEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Timeline {
     pub visit: VisitId,
+    /// The school's clock, on which the entries' words and the text are written (the entries' own times
+    /// stay UTC instants).
+    pub time_zone: SchoolTimeZone,
     pub entries: Vec<TimelineEntry>,
 }
 
@@ -172,6 +175,7 @@ impl Timeline {
     /// ids into names; an id without a name is shown as the id.
     pub fn build(
         visit: VisitId,
+        zone: SchoolTimeZone,
         events: &[StoredEvent],
         alarms: &[Alarm],
         log: &[AlarmLogEntry],
@@ -187,7 +191,7 @@ impl Timeline {
         let mut written_up_before = false;
         for stored in events {
             let envelope = &stored.envelope;
-            let (what, note) = event_words(&envelope.event, &name, written_up_before);
+            let (what, note) = event_words(&zone, &envelope.event, &name, written_up_before);
             written_up_before |= matches!(envelope.event, VisitEvent::WrittenUp { .. });
             entries.push(TimelineEntry {
                 office_time: stored.received_at,
@@ -209,7 +213,7 @@ impl Timeline {
                 continue;
             };
             let kind_step = AlarmStep::from_log(&step.what);
-            let (who, what) = alarm_words(alarm, &kind_step, step, &name);
+            let (who, what) = alarm_words(&zone, alarm, &kind_step, step, &name);
             let note = match kind_step {
                 AlarmStep::Closed => alarm.close_note.clone(),
                 _ => None,
@@ -230,7 +234,11 @@ impl Timeline {
         }
         // Stable: equal office times keep events (in stored order) before alarm steps (in log order).
         entries.sort_by_key(|entry| entry.office_time);
-        Self { visit, entries }
+        Self {
+            visit,
+            time_zone: zone,
+            entries,
+        }
     }
 
     /// The visit events in the lifecycle's canonical order (device time, device, sequence).
@@ -247,14 +255,16 @@ impl Timeline {
     /// The timeline as plain text, one line per entry: office time, the phone's time when it differs, where
     /// it came from, and what happened.
     pub fn to_text(&self) -> String {
+        let zone = &self.time_zone;
         let mut out = format!(
-            "Timeline of visit {} (office receive time, UTC)\n",
-            self.visit
+            "Timeline of visit {} (office receive time, the school's clock: {})\n",
+            self.visit,
+            zone.name()
         );
         for entry in &self.entries {
             let device = match entry.device_time {
                 Some(at) if at != entry.office_time => {
-                    format!(" (phone clock {})", at.format("%Y-%m-%d %H:%M:%S"))
+                    format!(" (phone clock {})", zone.format(at, "%Y-%m-%d %H:%M:%S %Z"))
                 }
                 _ => String::new(),
             };
@@ -264,7 +274,7 @@ impl Timeline {
             };
             out.push_str(&format!(
                 "{}{device}  [{source}]  {}\n",
-                entry.office_time.format("%Y-%m-%d %H:%M:%S"),
+                zone.format(entry.office_time, "%Y-%m-%d %H:%M:%S %Z"),
                 entry.sentence()
             ));
             if let Some(note) = &entry.note {
@@ -287,8 +297,10 @@ fn source_of(envelope: &EventEnvelope) -> Source {
     }
 }
 
-pub(crate) fn clock(at: DateTime<Utc>) -> String {
-    at.format("%H:%M UTC").to_string()
+/// A time as the records write it, on the school's clock with its zone's abbreviation: "14:02 GMT",
+/// "13:45 NZDT" (a record is read far from the board, so it says which clock).
+pub(crate) fn clock(zone: &SchoolTimeZone, at: DateTime<Utc>) -> String {
+    zone.format(at, "%H:%M %Z")
 }
 
 fn names_list(staff: &[StaffId], name: &dyn Fn(&StaffId) -> String) -> String {
@@ -302,6 +314,7 @@ fn names_list(staff: &[StaffId], name: &dyn Fn(&StaffId) -> String) -> String {
 
 /// A visit event in plain words, and the free text that came with it.
 fn event_words(
+    zone: &SchoolTimeZone,
     event: &VisitEvent,
     name: &dyn Fn(&StaffId) -> String,
     written_up_before: bool,
@@ -325,7 +338,7 @@ fn event_words(
         }
         VisitEvent::CalledOff { reason, .. } => ("called the visit off".to_owned(), note(reason)),
         VisitEvent::Rescheduled { agreed_time, .. } => (
-            format!("moved the agreed time to {}", clock(*agreed_time)),
+            format!("moved the agreed time to {}", clock(zone, *agreed_time)),
             None,
         ),
         VisitEvent::BriefingUpdated { version, .. } => (
@@ -343,7 +356,10 @@ fn event_words(
         VisitEvent::RunningLate {
             expected_arrival, ..
         } => (
-            format!("is running late: expected at {}", clock(*expected_arrival)),
+            format!(
+                "is running late: expected at {}",
+                clock(zone, *expected_arrival)
+            ),
             None,
         ),
         VisitEvent::BriefingRead { ticked, .. } => (
@@ -361,8 +377,8 @@ fn event_words(
         } => (
             format!(
                 "left for the visit, expecting to arrive at {} and finish by {}",
-                clock(*expected_arrival),
-                clock(*expected_end)
+                clock(zone, *expected_arrival),
+                clock(zone, *expected_end)
             ),
             None,
         ),
@@ -376,7 +392,7 @@ fn event_words(
         }
         VisitEvent::CheckedIn { .. } => ("checked in".to_owned(), None),
         VisitEvent::CheckInMissed { due_at, .. } => (
-            format!("missed the check-in due at {}", clock(*due_at)),
+            format!("missed the check-in due at {}", clock(zone, *due_at)),
             None,
         ),
         VisitEvent::DuressRaised { via, .. } => (
@@ -447,6 +463,7 @@ fn alarm_name(alarm: &Alarm, name: &dyn Fn(&StaffId) -> String) -> String {
 /// An alarm step in plain words: who took it (for an acknowledgement or a close) and what the office did.
 /// Who was told is never said here except from a delivery's own line.
 fn alarm_words(
+    zone: &SchoolTimeZone,
     alarm: &Alarm,
     step: &AlarmStep,
     entry: &AlarmLogEntry,
@@ -458,9 +475,14 @@ fn alarm_words(
         AlarmStep::Raised => {
             let why = match alarm.kind {
                 AlarmKind::Overdue => {
-                    format!("nothing heard since it was due at {}", clock(alarm.due_at))
+                    format!(
+                        "nothing heard since it was due at {}",
+                        clock(zone, alarm.due_at)
+                    )
                 }
-                AlarmKind::Duress => format!("raised on the phone at {}", clock(alarm.due_at)),
+                AlarmKind::Duress => {
+                    format!("raised on the phone at {}", clock(zone, alarm.due_at))
+                }
             };
             let at_once = match entry.level {
                 Some(AlarmLevel::Authoriser) => "; at the authoriser's level at once",
@@ -522,7 +544,8 @@ fn capitalise(text: &str) -> String {
 }
 
 /// One visit with everything the records need: what was planned, its state, its timeline, its alarms and
-/// safeguarding notices, and who was told of each (from the deliveries, in the records' UTC words).
+/// safeguarding notices, and who was told of each (from the deliveries, in the records' words on the
+/// school's clock).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct VisitRecord {
     pub visit: Visit,
@@ -536,6 +559,8 @@ pub struct VisitRecord {
     /// Alarms that reached someone outside the board (a delivery accepted).
     pub alarms_delivered: Vec<i64>,
     pub notices: Vec<NoticeRecord>,
+    /// The school's time zone: the clock every time in the record's words is on.
+    pub time_zone: SchoolTimeZone,
     /// The school's record system, as its policy names it (`Policy::record_system`): the write-up's title
     /// says where it goes.
     pub record_system: String,
@@ -545,25 +570,24 @@ pub struct VisitRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct NoticeRecord {
     pub notice: Notice,
-    /// "Sent to the designated safeguarding lead (dsl@…) 14:02 UTC by email, delivered", or why not.
+    /// "Sent to the designated safeguarding lead (dsl@…) 14:02 GMT by email, delivered", or why not.
     pub told: Vec<String>,
     /// At least one delivery was accepted by its receiver.
     pub passed_on: bool,
 }
 
-/// A time as the records write it: "14:02 UTC".
-fn utc(at: DateTime<Utc>) -> String {
-    clock(at)
-}
-
 /// Who was told of an alarm, as the records say it.
-pub(crate) fn alarm_record_words(line: &reach::Line) -> String {
-    reach::words(line, &utc, "Nobody outside the board could be told")
+pub(crate) fn alarm_record_words(zone: &SchoolTimeZone, line: &reach::Line) -> String {
+    reach::words(
+        line,
+        &|at| clock(zone, at),
+        "Nobody outside the board could be told",
+    )
 }
 
 /// Where a notice went, as the records say it.
-pub(crate) fn notice_record_words(line: &reach::Line) -> String {
-    reach::words(line, &utc, "Not yet passed on")
+pub(crate) fn notice_record_words(zone: &SchoolTimeZone, line: &reach::Line) -> String {
+    reach::words(line, &|at| clock(zone, at), "Not yet passed on")
 }
 
 impl SqliteStore {
@@ -587,12 +611,13 @@ impl SqliteStore {
         let deliveries: Vec<Delivery> = self.deliveries_for_visit(visit)?;
         let events = self.events_for_visit(visit)?;
         let names = self.staff_names(&planned.school)?;
-        let record_system = self.policy(&planned.school)?.record_system;
+        let (school, policy) = school_and_policy(&self.conn(), &planned.school)?;
+        let (zone, record_system) = (school.time_zone, policy.record_system);
         let state = lifecycle::replay(
             VisitState::new(planned.staff_ids()),
             events.iter().map(|stored| &stored.envelope),
         );
-        let timeline = Timeline::build(visit.clone(), &events, &alarms, &log, &names);
+        let timeline = Timeline::build(visit.clone(), zone, &events, &alarms, &log, &names);
         let context = self.reach_context(&planned.school, Some(visit))?;
         let mut alarms_told = Vec::new();
         let (mut alarms_not_reached, mut alarms_delivered) = (Vec::new(), Vec::new());
@@ -607,7 +632,13 @@ impl SqliteStore {
             {
                 alarms_delivered.push(alarm.id);
             }
-            alarms_told.push((alarm.id, lines.iter().map(alarm_record_words).collect()));
+            alarms_told.push((
+                alarm.id,
+                lines
+                    .iter()
+                    .map(|line| alarm_record_words(&zone, line))
+                    .collect(),
+            ));
         }
         let notices = notices
             .into_iter()
@@ -621,9 +652,9 @@ impl SqliteStore {
                         .iter()
                         .map(|line| match line {
                             reach::Line::Told(_) => {
-                                format!("Passed on: {}", notice_record_words(line))
+                                format!("Passed on: {}", notice_record_words(&zone, line))
                             }
-                            _ => notice_record_words(line),
+                            _ => notice_record_words(&zone, line),
                         })
                         .collect(),
                     notice,
@@ -639,11 +670,13 @@ impl SqliteStore {
             alarms_not_reached,
             alarms_delivered,
             notices,
+            time_zone: zone,
             record_system,
         }))
     }
 
-    /// The visits of `school` whose agreed time falls in `month` (UTC), in agreed-time order.
+    /// The visits of `school` whose agreed time falls in `month` (on the school's clock), in agreed-time
+    /// order.
     pub fn visit_records_in_month(
         &self,
         school: &SchoolId,
@@ -678,7 +711,7 @@ impl SqliteStore {
         Ok(records)
     }
 
-    /// The monthly report for `school`: visits agreed in that month (UTC) and everything that happened to
+    /// The monthly report for `school`: visits agreed in that month (the school's month) and everything that happened to
     /// them. Refuses a month outside 1 to 12 or an unknown school.
     pub fn monthly_report(
         &self,
@@ -686,9 +719,9 @@ impl SqliteStore {
         year: i32,
         month: u32,
     ) -> Result<MonthlyReport, StoreError> {
-        let month =
-            ReportMonth::new(year, month).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let (school, _) = school_and_policy(&self.conn(), school)?;
+        let month = ReportMonth::new(year, month, &school.time_zone)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let records = self.visit_records_in_month(&school.id, month)?;
         Ok(MonthlyReport::compile(&school, month, &records))
     }

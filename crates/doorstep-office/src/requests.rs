@@ -4,14 +4,14 @@
 //! The rules are pure functions of the policy and the times given, so they are tested without a clock; the
 //! `impl SqliteStore` block only reads and writes the rows.
 //!
-//! Times: the office's local time zone is the school's (the board shows local times too), so school hours
-//! and "evening" are read on the office's local clock. School days are counted as weekdays (Monday to
+//! Times: school hours and "evening" are read on the school's own clock (`SchoolTimeZone`), whatever
+//! zone the server runs in; the pages show the same clock. School days are counted as weekdays (Monday to
 //! Friday): the store does not know term dates or bank holidays.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Datelike, Local, NaiveDate, TimeDelta, Utc, Weekday};
-use doorstep_core::domain::{Address, Pupil, Visit};
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc, Weekday};
+use doorstep_core::domain::{Address, Pupil, SchoolTimeZone, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -43,9 +43,16 @@ impl Timing {
     }
 }
 
-/// Where a visit starting at `start` (local time) and lasting `length` falls against the policy's day.
-pub fn timing(policy: &Policy, start: DateTime<Local>, length: PolicyMinutes) -> Timing {
-    let end = start + length.duration();
+/// Where a visit starting at `start` and lasting `length` falls against the policy's day, on the school's
+/// clock.
+pub fn timing(
+    policy: &Policy,
+    zone: &SchoolTimeZone,
+    start: DateTime<Utc>,
+    length: PolicyMinutes,
+) -> Timing {
+    let end = zone.local(start + length.duration());
+    let start = zone.local(start);
     let weekend = matches!(start.weekday(), Weekday::Sat | Weekday::Sun);
     // A visit running past midnight is certainly outside school hours and into the evening.
     let same_day = end.date_naive() == start.date_naive();
@@ -507,18 +514,25 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{NaiveTime, TimeZone};
+    use chrono::NaiveTime;
     use doorstep_core::policy::Preset;
 
-    fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Local> {
-        Local
-            .from_local_datetime(
-                &NaiveDate::from_ymd_opt(y, m, d)
-                    .unwrap()
-                    .and_time(NaiveTime::from_hms_opt(h, min, 0).unwrap()),
-            )
-            .earliest()
-            .unwrap()
+    fn auckland() -> SchoolTimeZone {
+        SchoolTimeZone::parse("Pacific/Auckland").unwrap()
+    }
+
+    /// A wall-clock time at a school in `zone`, as the instant it is.
+    fn at(zone: &SchoolTimeZone, y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        zone.instant(
+            NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_time(NaiveTime::from_hms_opt(h, min, 0).unwrap()),
+        )
+        .unwrap()
+    }
+
+    fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        at(&SchoolTimeZone::LONDON, y, m, d, h, min)
     }
 
     fn minutes(m: u32) -> PolicyMinutes {
@@ -541,7 +555,7 @@ mod tests {
             (local(2026, 11, 24, 23, 30), 60, true, true),
         ];
         for (start, length, out_of_hours, evening) in cases {
-            let t = timing(&primary, start, minutes(length));
+            let t = timing(&primary, &SchoolTimeZone::LONDON, start, minutes(length));
             assert_eq!(
                 t,
                 Timing {
@@ -553,10 +567,47 @@ mod tests {
             assert_eq!(t.needs_responsible_contact(&primary), out_of_hours);
             assert!(!t.needs_authoriser_override(&primary));
             assert_eq!(
-                timing(&academy, start, minutes(length)).needs_authoriser_override(&academy),
+                timing(&academy, &SchoolTimeZone::LONDON, start, minutes(length))
+                    .needs_authoriser_override(&academy),
                 evening
             );
         }
+    }
+
+    #[test]
+    fn school_hours_are_judged_on_the_schools_clock_not_the_servers() {
+        let policy = Preset::PrimaryHeadteacher.policy();
+        let auckland = auckland();
+        // 10:00 on a Tuesday in Auckland is 21:00 on Monday in London (and in UTC, where servers often
+        // run): a school-hours visit there, whatever the server's clock says.
+        let morning = at(&auckland, 2026, 11, 24, 10, 0);
+        assert_eq!(
+            timing(&policy, &auckland, morning, minutes(60)),
+            Timing {
+                out_of_hours: false,
+                evening: false
+            }
+        );
+        assert_eq!(
+            timing(&policy, &SchoolTimeZone::LONDON, morning, minutes(60)),
+            Timing {
+                out_of_hours: true,
+                evening: true
+            },
+            "the same instant is 21:00 in London"
+        );
+        // 19:00 in Auckland is evening there, though it is 06:00 in London.
+        let evening = at(&auckland, 2026, 11, 24, 19, 0);
+        assert_eq!(
+            timing(&policy, &auckland, evening, minutes(30)),
+            Timing {
+                out_of_hours: true,
+                evening: true
+            }
+        );
+        // Saturday morning in Auckland is Friday evening in London: a weekend there.
+        let saturday = at(&auckland, 2026, 11, 28, 10, 0);
+        assert!(timing(&policy, &auckland, saturday, minutes(30)).out_of_hours);
     }
 
     fn absence(pupil: &str, date: NaiveDate, code: &str, contact: bool) -> Absence {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use doorstep_core::domain::{Briefing, Pupil, School, StaffMember, Visit};
+use doorstep_core::domain::{Briefing, Pupil, School, SchoolTimeZone, StaffMember, Visit};
 use doorstep_core::event::{trusted_time, EventEnvelope, TrustedEvent};
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, VisitEvent, VisitState};
@@ -72,6 +72,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         include_str!("../migrations/V14__device_log.sql"),
     ),
     ("V15__sms", include_str!("../migrations/V15__sms.sql")),
+    (
+        "V16__school_time_zone",
+        include_str!("../migrations/V16__school_time_zone.sql"),
+    ),
 ];
 
 /// The most events one phone may record for one visit, apart from its alerts: a whole visit, with every
@@ -214,16 +218,38 @@ impl SqliteStore {
         policy
             .validate()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO schools (id, name, office_phone, policy) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
+        self.conn().execute(
+            "INSERT INTO schools (id, name, office_phone, policy, time_zone) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
                 school.id.as_str(),
                 school.name,
                 school.office_phone,
-                serde_json::to_string(policy)?
-            ])?;
+                serde_json::to_string(policy)?,
+                school.time_zone.name()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The school as it is stored (its name, office number and time zone).
+    pub fn school(&self, school: &SchoolId) -> Result<School, StoreError> {
+        Ok(school_and_policy(&self.conn(), school)?.0)
+    }
+
+    /// Moves a school to another time zone: every page, record and message reads its times on that clock
+    /// from the next request on (the stored instants do not change).
+    pub fn set_school_time_zone(
+        &self,
+        school: &SchoolId,
+        zone: SchoolTimeZone,
+    ) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE schools SET time_zone = ?2 WHERE id = ?1",
+            params![school.as_str(), zone.name()],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Invalid(format!("unknown school {school}")));
+        }
         Ok(())
     }
 
@@ -1153,18 +1179,23 @@ pub(crate) fn school_and_policy(
     conn: &Connection,
     school: &SchoolId,
 ) -> Result<(School, Policy), StoreError> {
-    let (name, phone, policy): (String, String, String) = conn
-        .prepare_cached("SELECT name, office_phone, policy FROM schools WHERE id = ?1")?
+    let (name, phone, policy, zone): (String, String, String, String) = conn
+        .prepare_cached("SELECT name, office_phone, policy, time_zone FROM schools WHERE id = ?1")?
         .query_row([school.as_str()], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })
         .optional()?
         .ok_or_else(|| StoreError::Invalid(format!("unknown school {school}")))?;
+    // Stored only from a parsed `SchoolTimeZone`; a name this build's database lacks (one removed from
+    // the IANA list) is a clear error, never a silent fall back to another clock.
+    let time_zone = SchoolTimeZone::parse(&zone)
+        .map_err(|e| StoreError::Invalid(format!("school {school}: {e}")))?;
     Ok((
         School {
             id: school.clone(),
             name,
             office_phone: phone,
+            time_zone,
         },
         serde_json::from_str(&policy)?,
     ))

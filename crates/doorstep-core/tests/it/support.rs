@@ -69,6 +69,7 @@ pub fn holdings() -> PhoneHoldings {
             id: school,
             name: "Test School".into(),
             office_phone: "0100 000000".into(),
+            time_zone: Default::default(),
         },
         policy: Preset::AcademySafeguardingLead.policy(),
         staff: staff("a"),

@@ -172,11 +172,14 @@ pub(crate) fn email_body(message: &AlarmMessage, delivery: &Uuid) -> String {
         visit = message.visit.id,
         detail = message.alarm_detail,
         now_text = step_words(step),
-        at = step.at.format("%H:%M:%S UTC"),
+        at = message.school.time_zone.format(step.at, "%H:%M:%S %Z"),
         level = message.alarm.level.name(),
         address = message.visit.address.one_line(),
         purpose = message.visit.purpose.label(),
-        agreed = message.visit.agreed_time.format("%Y-%m-%d %H:%M UTC"),
+        agreed = message
+            .school
+            .time_zone
+            .format(message.visit.agreed_time, "%Y-%m-%d %H:%M %Z"),
     );
     for member in &message.visit.staff {
         body.push_str(&format!("  {}: {}\n", member.name, member.phone));
@@ -224,6 +227,8 @@ pub(crate) fn notice_subject(message: &NoticeMessage) -> String {
 /// in the office's records: this travels through other people's mail servers.
 pub(crate) fn notice_body(message: &NoticeMessage, delivery: &Uuid) -> String {
     let notice = &message.notice;
+    // Times in the school's words: the reader is the school's, wherever the office's server runs.
+    let zone = &message.school.time_zone;
     let what = match notice.kind {
         NoticeKind::SafeguardingConcern => "flagged a safeguarding concern in the write-up of",
         NoticeKind::Incident => "reported an incident in the write-up of",
@@ -245,8 +250,8 @@ pub(crate) fn notice_body(message: &NoticeMessage, delivery: &Uuid) -> String {
         visit = message.visit.id,
         who = message.raised_by,
         purpose = message.visit.purpose.label(),
-        agreed = message.visit.agreed_time.format("%Y-%m-%d %H:%M UTC"),
-        at = notice.raised_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        agreed = zone.format(message.visit.agreed_time, "%Y-%m-%d %H:%M %Z"),
+        at = zone.format(notice.raised_at, "%Y-%m-%d %H:%M:%S %Z"),
         role = notice.role.label(),
         school = message.school.name,
         phone = message.school.office_phone,

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::Visit;
+use doorstep_core::domain::{SchoolTimeZone, Visit};
 use doorstep_core::lifecycle::{StaffProgress, VisitEvent, VisitState, WriteUp};
 
 use super::pdf::{self, Line, Style};
@@ -71,14 +71,14 @@ fn everyone_left(state: &VisitState) -> Option<DateTime<Utc>> {
 }
 
 /// How the visit ended, in one sentence (also the CSV's outcome column).
-pub fn outcome(state: &VisitState) -> String {
+pub fn outcome(zone: &SchoolTimeZone, state: &VisitState) -> String {
     if let Some((reason, _)) = state.cancelled {
         return format!("Cancelled before it began: {}.", reason.label());
     }
     if let Some(left) = everyone_left(state) {
         return format!(
             "The visit took place; everyone had left by {}.",
-            clock(left)
+            clock(zone, left)
         );
     }
     if state.started_at.is_some() {
@@ -126,11 +126,11 @@ fn free_text(lines: &mut Vec<Line>, label: &str, text: &str, when_empty: &str) {
     }
 }
 
-fn document_title(visit: &Visit) -> String {
+fn document_title(zone: &SchoolTimeZone, visit: &Visit) -> String {
     format!(
         "Home visit record: {}, {}",
         visit.pupil.name,
-        visit.agreed_time.format("%-d %B %Y")
+        zone.format(visit.agreed_time, "%-d %B %Y")
     )
 }
 
@@ -154,6 +154,7 @@ fn passed_on(lines: &mut Vec<Line>, notices: &[NoticeRecord], kind: NoticeKind) 
 /// The record as lines, for both renderings.
 fn cpoms_lines(record: &VisitRecord) -> Vec<Line> {
     let (visit, state, timeline) = (&record.visit, &record.state, &record.timeline);
+    let zone = &record.time_zone;
     let record_system = &record.record_system;
     let latest = latest_write_up(timeline);
     let mut lines = vec![Line::new(
@@ -174,14 +175,15 @@ fn cpoms_lines(record: &VisitRecord) -> Vec<Line> {
     lines.push(field(
         "Date and time",
         format!(
-            "{} (agreed time, UTC; expected to last {} minutes)",
-            visit.agreed_time.format("%A %-d %B %Y, %H:%M"),
+            "{} (agreed time, {}; expected to last {} minutes)",
+            zone.format(visit.agreed_time, "%A %-d %B %Y, %H:%M %Z"),
+            zone.name(),
             visit.expected_length.get()
         ),
     ));
     lines.push(field("Staff", staff_names(visit)));
     lines.push(field("Visit reference", visit.id.to_string()));
-    lines.push(field("Outcome", outcome(state)));
+    lines.push(field("Outcome", outcome(zone, state)));
     if state.cancelled.is_some() {
         if let Some(note) = cancel_note(timeline) {
             free_text(&mut lines, "Reason given for cancelling", note, "");
@@ -215,7 +217,7 @@ fn cpoms_lines(record: &VisitRecord) -> Vec<Line> {
                 format!(
                     "Write-up by {}, {}{corrections}",
                     latest.by,
-                    latest.written_at.format("%-d %B %Y %H:%M UTC")
+                    zone.format(latest.written_at, "%-d %B %Y %H:%M %Z")
                 ),
             ));
             let write_up = latest.write_up;
@@ -263,7 +265,7 @@ fn cpoms_lines(record: &VisitRecord) -> Vec<Line> {
     lines.push(Line::new(Style::Body, ""));
     lines.push(Line::new(
         Style::Heading,
-        "Timeline (times from the staff's phones, UTC)",
+        format!("Timeline (times from the staff's phones, {})", zone.name()),
     ));
     // The record says when things happened on the doorstep, so it uses the phones' times in the lifecycle's
     // order; the office's full timeline shows when each event arrived.
@@ -287,10 +289,10 @@ fn cpoms_lines(record: &VisitRecord) -> Vec<Line> {
         }
         any = true;
         let at = entry.device_time.unwrap_or(entry.office_time);
-        let when = if at.date_naive() == visit.agreed_time.date_naive() {
-            at.format("%H:%M").to_string()
+        let when = if zone.date(at) == zone.date(visit.agreed_time) {
+            zone.hm(at)
         } else {
-            at.format("%-d %b %H:%M").to_string()
+            zone.format(at, "%-d %b %H:%M")
         };
         lines.push(Line::new(
             Style::Body,
@@ -306,11 +308,15 @@ fn cpoms_lines(record: &VisitRecord) -> Vec<Line> {
 
 /// The visit's alarms: what each was, how it ended, and who was told (from the deliveries).
 fn alarm_lines(lines: &mut Vec<Line>, record: &VisitRecord) {
+    let zone = &record.time_zone;
     if record.alarms.is_empty() {
         return;
     }
     lines.push(Line::new(Style::Body, ""));
-    lines.push(Line::new(Style::Heading, "Alarms (office times, UTC)"));
+    lines.push(Line::new(
+        Style::Heading,
+        format!("Alarms (office times, {})", zone.name()),
+    ));
     for alarm in &record.alarms {
         let what = match alarm.kind {
             AlarmKind::Overdue => "Overdue alarm",
@@ -319,20 +325,26 @@ fn alarm_lines(lines: &mut Vec<Line>, record: &VisitRecord) {
         let ended = match (&alarm.closed_by, alarm.closed_at, alarm.outcome) {
             (Some(by), Some(at), Some(outcome)) => format!(
                 "closed by {by} at {}: {}",
-                clock(at),
+                clock(zone, at),
                 outcome.label().to_lowercase()
             ),
-            (Some(by), Some(at), None) => format!("closed by {by} at {}", clock(at)),
+            (Some(by), Some(at), None) => format!("closed by {by} at {}", clock(zone, at)),
             _ => match (&alarm.acknowledged_by, alarm.acknowledged_at) {
                 (Some(by), Some(at)) => {
-                    format!("acknowledged by {by} at {}, not yet closed", clock(at))
+                    format!(
+                        "acknowledged by {by} at {}, not yet closed",
+                        clock(zone, at)
+                    )
                 }
                 _ => "not acknowledged yet".to_owned(),
             },
         };
         lines.push(Line::new(
             Style::Body,
-            format!("{what} raised at {}; {ended}.", clock(alarm.raised_at)),
+            format!(
+                "{what} raised at {}; {ended}.",
+                clock(zone, alarm.raised_at)
+            ),
         ));
         if let Some(note) = &alarm.close_note {
             lines.push(Line::new(Style::Body, format!("  Note: {note}")));
@@ -372,13 +384,16 @@ pub fn cpoms_text(record: &VisitRecord) -> String {
 
 /// The same record as [`cpoms_text`], as a PDF document.
 pub fn cpoms_pdf(record: &VisitRecord) -> Result<Vec<u8>, pdf::PdfError> {
-    pdf::render(&document_title(&record.visit), &cpoms_lines(record))
+    pdf::render(
+        &document_title(&record.time_zone, &record.visit),
+        &cpoms_lines(record),
+    )
 }
 
 /// The CSV's columns, in order.
 pub const CSV_COLUMNS: [&str; 11] = [
     "visit id",
-    "date and time (UTC)",
+    "date and time (school's local time)",
     "purpose",
     "pupil",
     "staff",
@@ -434,11 +449,13 @@ pub fn write_ups_csv<'a>(records: impl IntoIterator<Item = &'a VisitRecord>) -> 
         let write_up = latest.write_up;
         Some([
             visit.id.to_string(),
-            visit.agreed_time.format("%Y-%m-%d %H:%M").to_string(),
+            record
+                .time_zone
+                .format(visit.agreed_time, "%Y-%m-%d %H:%M %Z"),
             visit.purpose.label().to_owned(),
             visit.pupil.name.clone(),
             staff_names(visit),
-            outcome(&record.state),
+            outcome(&record.time_zone, &record.state),
             write_up.seen.clone(),
             write_up.discussed.clone(),
             write_up.agreements.clone(),

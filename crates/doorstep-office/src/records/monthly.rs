@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use doorstep_core::domain::School;
+use doorstep_core::domain::{School, SchoolTimeZone};
 use doorstep_core::ids::{SchoolId, StaffId};
 use doorstep_core::lifecycle::{
     AlarmOutcome, AlertRef, CancelReason, StaffProgress, VisitEvent, VisitState,
@@ -22,7 +22,7 @@ pub const FALSE_ALARM_DEFINITION: &str =
 visit stood down with a note, or an overdue alarm whose staff were heard from again before anyone \
 acknowledged it.";
 
-/// A calendar month, in UTC.
+/// A calendar month on the school's clock: from its first midnight there to the next month's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ReportMonth {
     year: i32,
@@ -42,7 +42,7 @@ pub struct MonthError {
 }
 
 impl ReportMonth {
-    pub fn new(year: i32, month: u32) -> Result<Self, MonthError> {
+    pub fn new(year: i32, month: u32, zone: &SchoolTimeZone) -> Result<Self, MonthError> {
         let error = MonthError { year, month };
         let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or(error.clone())?;
         let next = first
@@ -51,8 +51,8 @@ impl ReportMonth {
         Ok(Self {
             year,
             month,
-            start: first.and_time(chrono::NaiveTime::MIN).and_utc(),
-            end: next.and_time(chrono::NaiveTime::MIN).and_utc(),
+            start: zone.start_of(first),
+            end: zone.start_of(next),
         })
     }
 
@@ -64,19 +64,22 @@ impl ReportMonth {
         self.month
     }
 
-    /// Midnight UTC on the first day: the first instant in the month.
+    /// Midnight on the school's clock on the first day: the first instant in the month.
     pub fn start(&self) -> DateTime<Utc> {
         self.start
     }
 
-    /// Midnight UTC on the first day of the next month: the first instant after it.
+    /// Midnight on the school's clock on the first day of the next month: the first instant after it.
     pub fn end(&self) -> DateTime<Utc> {
         self.end
     }
 
     /// "November 2026".
     pub fn label(&self) -> String {
-        self.start.format("%B %Y").to_string()
+        NaiveDate::from_ymd_opt(self.year, self.month, 1).map_or_else(
+            || format!("{}-{}", self.year, self.month),
+            |first| first.format("%B %Y").to_string(),
+        )
     }
 }
 
@@ -162,7 +165,7 @@ pub struct Acknowledgement {
 
 /// A school's month of home visits.
 ///
-/// Visits belong to the month of their agreed time, in UTC, and everything that happened to a visit (its
+/// Visits belong to the month of their agreed time, on the school's clock, and everything that happened to a visit (its
 /// check-ins, its alarms, however late) counts in that visit's month, so a month's numbers describe one set of
 /// visits.
 ///
@@ -370,7 +373,7 @@ impl MonthlyReport {
         );
         let _ = writeln!(
             out,
-            "Visits count in the month of their agreed time (UTC), with everything that happened to them."
+            "Visits count in the month of their agreed time (the school's clock), with everything that happened to them."
         );
         let _ = writeln!(out);
         let _ = writeln!(out, "Visits: {}", v.total);
@@ -472,12 +475,12 @@ mod tests {
 
     #[test]
     fn months_run_from_midnight_on_the_first_to_midnight_on_the_next_first() {
-        let december = ReportMonth::new(2026, 12).unwrap();
+        let december = ReportMonth::new(2026, 12, &SchoolTimeZone::LONDON).unwrap();
         assert_eq!(december.start().to_rfc3339(), "2026-12-01T00:00:00+00:00");
         assert_eq!(december.end().to_rfc3339(), "2027-01-01T00:00:00+00:00");
         assert_eq!(december.label(), "December 2026");
-        assert!(ReportMonth::new(2026, 0).is_err());
-        assert!(ReportMonth::new(2026, 13).is_err());
+        assert!(ReportMonth::new(2026, 0, &SchoolTimeZone::LONDON).is_err());
+        assert!(ReportMonth::new(2026, 13, &SchoolTimeZone::LONDON).is_err());
     }
 
     #[test]

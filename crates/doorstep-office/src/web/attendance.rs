@@ -4,14 +4,12 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Local;
 use doorstep_core::domain::VisitPurpose;
 use doorstep_core::ids::PupilId;
 use maud::{html, Markup};
 
 use super::extract::{BoardUser, CsrfForm};
 use super::forms::{wire, Fields};
-use super::words::hm;
 use super::{blocking, checked, pages, WebError};
 use crate::requests::visits_due;
 use crate::state::AppState;
@@ -36,7 +34,8 @@ pub async fn attendance(
     })
     .await?;
     let policy = &session.user.policy;
-    let today = state.now().with_timezone(&Local).date_naive();
+    let zone = &session.user.school.time_zone;
+    let today = zone.date(state.now());
     let due = visits_due(policy, &absences, &concerns, today);
     let name = |id: &PupilId| {
         pupils
@@ -84,7 +83,7 @@ pub async fn attendance(
                         @for concern in &noted {
                             tr id={ "concern-" (concern.pupil) } {
                                 td { (name(&concern.pupil)) }
-                                td { (concern.noted_at.with_timezone(&Local).format("%a %-d %b")) " " (hm(concern.noted_at)) }
+                                td { (zone.format(concern.noted_at, "%a %-d %b %H:%M")) }
                                 td { @match &concern.noted_by {
                                     Some(by) => (staff.iter().find(|m| &m.id == by).map_or(by.as_str(), |m| m.name.as_str())),
                                     None => "not on record",

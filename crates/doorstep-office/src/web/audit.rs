@@ -9,7 +9,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::extract::AuditReader;
-use super::words::{self, hms};
+use super::words;
 use super::{blocking, pages, WebError};
 use crate::state::AppState;
 
@@ -35,6 +35,7 @@ pub async fn audit_page(
         .iter()
         .map(|m| (m.id.as_str(), m.name.as_str()))
         .collect();
+    let zone = &session.user.school.time_zone;
     let body = html! {
         main {
             p { a href="/" { "← Back to the board" } }
@@ -63,7 +64,7 @@ pub async fn audit_page(
                         @for entry in &entries {
                             tr {
                                 td { (entry.seq) }
-                                td { (entry.at.with_timezone(&chrono::Local).format("%-d %b %Y")) " " (hms(entry.at)) }
+                                td { (zone.format(entry.at, "%-d %b %Y %H:%M:%S")) }
                                 td { (names.get(entry.actor.as_str()).copied().unwrap_or(entry.actor.as_str())) }
                                 td { (entry.what()) }
                                 td {
@@ -79,7 +80,7 @@ pub async fn audit_page(
                     }
                 }
             }
-            p.small { "Times are the office's local time (" (words::zone(state.now())) ")." }
+            p.small { (words::times_note(zone, state.now())) }
         }
     };
     Ok(pages::page("Audit log", Some(&session), body, None))

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::extract::{CsrfForm, SignedIn};
 use super::forms::Fields;
-use super::{blocking, pages, words, WebError};
+use super::{blocking, pages, WebError};
 use crate::audit::{Action, NewEntry};
 use crate::logins::{new_secret, MAX_PASSWORD_CHARS};
 use crate::state::AppState;
@@ -154,9 +154,10 @@ pub async fn login(
             })
             .await?;
             let message = format!(
-                "Too many failed sign-ins for this name or from this place. Try again after {}, or ask an \
-                 admin to reset your password.",
-                words::hm(until)
+                "Too many failed sign-ins for this name or from this place. Try again in {} minutes, or \
+                 ask an admin to reset your password.",
+                // Before signing in nobody's school (nor its clock) is known: a wait reads the same anywhere.
+                (until - now).num_seconds().max(1).saturating_add(59) / 60
             );
             return Ok(login_form(
                 &state,

@@ -8,7 +8,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Local;
 use doorstep_core::domain::{StaffMember, Visit};
 use doorstep_core::ids::{StaffId, VisitId};
 use doorstep_core::lifecycle::Command;
@@ -17,7 +16,7 @@ use maud::html;
 use super::briefing::{briefing_markup, fewer_than_policy, MAX_TEXT};
 use super::extract::{Authoriser, CsrfForm, VisitInPath};
 use super::forms::Fields;
-use super::{checked, pages, school_visit, words, WebError};
+use super::{checked, pages, school_visit, WebError};
 use crate::logins::Session;
 use crate::requests::{timing, RequestDetails, Timing};
 use crate::state::AppState;
@@ -36,13 +35,13 @@ async fn load_for_authorising(
     id: VisitId,
 ) -> Result<ToAuthorise, WebError> {
     let policy = session.user.policy.clone();
+    let zone = session.user.school.time_zone;
     school_visit(state, session, id, move |store, visit, visit_state| {
         // Worked out again from the visit itself, so a visit made before requests existed is judged too.
-        let start = visit.agreed_time.with_timezone(&Local);
         Ok(ToAuthorise {
             authorised: visit_state.authorised.is_some(),
             details: store.request_details(&visit.id)?,
-            timing: timing(&policy, start, visit.expected_length),
+            timing: timing(&policy, &zone, visit.agreed_time, visit.expected_length),
             staff: store.school_staff(&visit.school)?,
             visit,
         })
@@ -80,15 +79,16 @@ fn authorise_response(
     status: StatusCode,
 ) -> Response {
     let policy = &session.user.policy;
+    let zone = &session.user.school.time_zone;
     let visit = &found.visit;
     let assessment = visit.briefing.risk_assessment();
     let lone = fewer_than_policy(visit, policy);
     let body = html! {
         main {
             p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
-            h1 { "Authorise: " (words::hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
+            h1 { "Authorise: " (zone.hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
             @if let Some(problem) = problem { p.problem #authorise-problem role="alert" { (problem) } }
-            p { (visit.agreed_time.with_timezone(&Local).format("%A %-d %B %Y, %H:%M")) ", for "
+            p { (zone.format(visit.agreed_time, "%A %-d %B %Y, %H:%M")) ", for "
                 (visit.expected_length.get()) " minutes, at " (visit.address.one_line()) }
             p { "Staff: " @for (i, member) in visit.staff.iter().enumerate() { @if i > 0 { ", " } (member.name) } }
             @if lone {

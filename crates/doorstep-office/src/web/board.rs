@@ -16,8 +16,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Local, NaiveTime, TimeDelta, Utc};
-use doorstep_core::domain::{Role, Visit};
+use chrono::{DateTime, TimeDelta, Utc};
+use doorstep_core::domain::{Role, SchoolTimeZone, Visit};
 use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::lifecycle::{AlarmOutcome, VisitState};
 use doorstep_core::schedule::{next_deadline, Deadline};
@@ -30,7 +30,7 @@ use tokio::sync::{broadcast, watch};
 use super::assets::BOARD_JS;
 use super::auth::{cookie, SESSION_COOKIE};
 use super::extract::{BoardUser, CsrfForm, LiveBoardUser};
-use super::words::{self, hm};
+use super::words;
 use super::{blocking, checked, pages, read_path, WebError};
 use crate::alarms::{Alarm, AlarmKind};
 use crate::audit::{Action, NewEntry};
@@ -84,20 +84,13 @@ pub(crate) struct BoardData {
 /// How far back the board shows safeguarding notices.
 const NOTICES_SHOWN_FOR: TimeDelta = TimeDelta::hours(24);
 
-/// Local midnight to midnight around `now`, as UTC instants.
-fn today(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let day = now.with_timezone(&Local).date_naive();
-    let midnight = |date: chrono::NaiveDate| {
-        date.and_time(NaiveTime::MIN)
-            .and_local_timezone(Local)
-            .earliest()
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let start = midnight(day).unwrap_or(now - TimeDelta::hours(12));
+/// The school's midnight to midnight around `now`, as UTC instants.
+fn today(zone: &SchoolTimeZone, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let day = zone.date(now);
+    let start = zone.start_of(day);
     let end = day
         .succ_opt()
-        .and_then(midnight)
-        .unwrap_or(now + TimeDelta::hours(12));
+        .map_or(now + TimeDelta::hours(12), |next| zone.start_of(next));
     (start, end)
 }
 
@@ -108,7 +101,7 @@ pub(crate) async fn load_board(state: &AppState, session: &Session) -> Result<Bo
     let school = session.user.school.id.clone();
     let policy = session.user.policy.clone();
     let now = state.now();
-    let (from, to) = today(now);
+    let (from, to) = today(&session.user.school.time_zone, now);
     blocking(move || {
         let visits = store.visits_for_board(&school, from, to)?;
         let open = store.open_alarms()?;
@@ -238,12 +231,12 @@ pub(crate) fn close_form(alarm: &Alarm, session: &Session, back: &str) -> Markup
 }
 
 /// Who was told, line by line, each problem marked.
-pub(crate) fn told_list(lines: &[reach::Line]) -> Markup {
+pub(crate) fn told_list(zone: &SchoolTimeZone, lines: &[reach::Line]) -> Markup {
     html! {
         @if !lines.is_empty() {
             ul.told {
                 @for line in lines {
-                    li class=[reach::needs_action(line).then_some("act")] { (words::reach_line(line)) }
+                    li class=[reach::needs_action(line).then_some("act")] { (words::reach_line(zone, line)) }
                 }
             }
         }
@@ -263,6 +256,7 @@ pub(crate) fn alarm_card(
         AlarmKind::Overdue => "overdue",
         AlarmKind::Duress => "duress",
     };
+    let zone = &session.user.school.time_zone;
     let handled = if alarm.needs_someone() {
         ""
     } else {
@@ -272,23 +266,23 @@ pub(crate) fn alarm_card(
         div class={ "alarm open " (kind) (handled) } id={ "alarm-" (alarm.id) } data-alarm=(alarm.id) role="alert" {
             div.what {
                 strong { (kind.to_uppercase()) }
-                " · " (hm(visit.agreed_time)) " " (visit.purpose.label()) " · " (visit.address.postcode)
+                " · " (zone.hm(visit.agreed_time)) " " (visit.purpose.label()) " · " (visit.address.postcode)
             }
-            div.detail { (words::alarm_sentence(alarm, visit)) }
+            div.detail { (words::alarm_sentence(zone, alarm, visit)) }
             div.small {
-                "Raised " (hm(alarm.raised_at)) " (" (words::ago(alarm.raised_at, now)) ")"
-                @if let Some(level) = words::alarm_level(alarm, &session.user.policy) { " · " (level) }
-                @if let Some(at) = alarm.contact_resumed_at { " · staff heard from again at " (hm(at)) }
+                "Raised " (zone.hm(alarm.raised_at)) " (" (words::ago(alarm.raised_at, now)) ")"
+                @if let Some(level) = words::alarm_level(zone, alarm, &session.user.policy) { " · " (level) }
+                @if let Some(at) = alarm.contact_resumed_at { " · staff heard from again at " (zone.hm(at)) }
             }
             div.reach {
                 span.small { "Outside this board: " }
                 @if told.is_empty() {
                     span.small { "nothing sent for this alarm." }
                 }
-                (told_list(told))
+                (told_list(zone, told))
             }
             @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
-                div.handling { "Being handled by " strong { (by) } " since " (hm(at)) "." }
+                div.handling { "Being handled by " strong { (by) } " since " (zone.hm(at)) "." }
             }
             div.buttons {
                 @if alarm.needs_someone() {
@@ -324,6 +318,7 @@ pub(crate) fn fragment_markup(data: &BoardData, session: &Session, now: DateTime
     let sounding = alarms.iter().filter(|(a, _)| a.needs_someone()).count();
     let no_lines = Vec::new();
     let policy = &session.user.policy;
+    let zone = &session.user.school.time_zone;
     let admin = session.user.staff.roles.contains(&Role::Admin);
     let inner = html! {
         (no_targets_banner(data.targets, admin))
@@ -345,10 +340,10 @@ pub(crate) fn fragment_markup(data: &BoardData, session: &Session, now: DateTime
                 @for notice in &data.notices {
                     div.notice id={ "notice-" (notice.notice.id) } {
                         strong { (notice.notice.kind.label()) }
-                        " · " (hm(notice.notice.raised_at)) " · from " (notice.raised_by)
-                        " · visit " (hm(notice.visit.agreed_time)) " " (notice.visit.address.postcode)
+                        " · " (zone.hm(notice.notice.raised_at)) " · from " (notice.raised_by)
+                        " · visit " (zone.hm(notice.visit.agreed_time)) " " (notice.visit.address.postcode)
                         " · for the " (notice.notice.role.label())
-                        (told_list(&notice.told))
+                        (told_list(zone, &notice.told))
                     }
                 }
             }
@@ -360,10 +355,10 @@ pub(crate) fn fragment_markup(data: &BoardData, session: &Session, now: DateTime
                     @for missing in &data.missing_write_ups {
                         li id={ "write-up-missing-" (missing.visit.id) } {
                             a href={ "/visits/" (missing.visit.id) } {
-                                (missing.visit.agreed_time.with_timezone(&Local).format("%-d %b %H:%M")) " "
+                                (zone.format(missing.visit.agreed_time, "%-d %b %H:%M")) " "
                                 (missing.visit.purpose.label()) " · " (missing.visit.address.postcode)
                             }
-                            ": everyone left at " (hm(missing.left)) "; write-up missing since " (hm(missing.due))
+                            ": everyone left at " (zone.hm(missing.left)) "; write-up missing since " (zone.hm(missing.due))
                             " (" (words::ago(missing.due, now)) ")"
                         }
                     }
@@ -386,7 +381,7 @@ pub(crate) fn fragment_markup(data: &BoardData, session: &Session, now: DateTime
                             @let status = words::status(&row.state, &refs, row.deadline.as_ref(), policy, now);
                             tr id={ "visit-" (row.visit.id) } class=(status.class) {
                                 td.time {
-                                    (hm(row.visit.agreed_time))
+                                    (zone.hm(row.visit.agreed_time))
                                     div.small { (row.visit.expected_length.get()) " min" }
                                 }
                                 td { (row.visit.purpose.label()) }
@@ -404,11 +399,11 @@ pub(crate) fn fragment_markup(data: &BoardData, session: &Session, now: DateTime
                                 td.state {
                                     span.badge { (status.label) }
                                     @if let Some(since) = row.write_up_missing_since {
-                                        div.flag { "Write-up missing since " (hm(since)) }
+                                        div.flag { "Write-up missing since " (zone.hm(since)) }
                                     }
                                 }
-                                td.heard { (words::last_heard(&row.state, now)) }
-                                td.next { (words::next_contact(&row.visit, &row.state, row.deadline.as_ref(), now)) }
+                                td.heard { (words::last_heard(zone, &row.state, now)) }
+                                td.next { (words::next_contact(zone, &row.visit, &row.state, row.deadline.as_ref(), now)) }
                                 td.actions {
                                     a href={ "/visits/" (row.visit.id) } { "Visit and runbook" }
                                     form method="post" action={ "/visits/" (row.visit.id) "/duress-heard" } {
@@ -492,7 +487,7 @@ pub async fn board_page(
             p #board-problem .problem hidden role="alert" {}
             div #board { (fragment_markup(&data, &session, now)) }
             p.small {
-                "Times are the office's local time (" (words::zone(now)) "). The board updates by itself; there \
+                (words::times_note(&session.user.school.time_zone, now)) " The board updates by itself; there \
                  is no need to reload."
             }
         }
@@ -703,7 +698,7 @@ pub async fn acknowledge(
     if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
         return Err(WebError::Conflict(format!(
             "this alarm was already acknowledged by {by} at {}",
-            hm(at)
+            session.user.school.time_zone.hm(at)
         )));
     }
     let store = state.store.clone();

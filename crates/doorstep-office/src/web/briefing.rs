@@ -10,7 +10,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use doorstep_core::domain::{AssessedRisk, Briefing, Hazard, RiskAssessment, Visit};
 use doorstep_core::ids::StaffId;
 use doorstep_core::lifecycle::{self, Command, VisitState};
@@ -19,7 +19,7 @@ use maud::{html, Markup};
 
 use super::extract::{Authoriser, CsrfForm, VisitInPath};
 use super::forms::{wire, Fields};
-use super::{checked, pages, school_visit, words, WebError};
+use super::{checked, pages, school_visit, WebError};
 use crate::logins::Session;
 use crate::state::AppState;
 use crate::versions::VisitChange;
@@ -199,19 +199,19 @@ pub(crate) fn read_risks(
 }
 
 /// A briefing from the form: `risks`, the lone-visit assessment if any, and the free-text fields; assessed
-/// by `by` on today's date (the office's local date).
+/// by `by` on today's date (the school's date).
 pub(crate) fn briefing_from(
     fields: &Fields,
     risks: Vec<AssessedRisk>,
     lone_visit_assessment: Option<String>,
     by: &StaffId,
-    now: DateTime<Utc>,
+    today: NaiveDate,
 ) -> Briefing {
     let mut briefing = Briefing::new(RiskAssessment {
         risks,
         lone_visit_assessment,
         assessed_by: Some(by.clone()),
-        assessed_on: Some(now.with_timezone(&Local).date_naive()),
+        assessed_on: Some(today),
     });
     briefing.pets = fields.one("pets").to_owned();
     briefing.pupil_needs = fields.one("pupil_needs").to_owned();
@@ -333,11 +333,12 @@ fn update_page(
     status: StatusCode,
 ) -> Response {
     let policy = &session.user.policy;
+    let zone = &session.user.school.time_zone;
     let visit = &found.visit;
     let body = html! {
         main {
             p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
-            h1 { "Update the risk assessment and briefing: " (words::hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
+            h1 { "Update the risk assessment and briefing: " (zone.hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
             @if let Some(problem) = problem { p.problem #briefing-problem role="alert" { (problem) } }
             p.small {
                 "Saving makes a new version of the visit, with you as the assessor and today's date. The staff's phones \
@@ -421,7 +422,7 @@ pub async fn update_briefing(
         risks,
         lone.then(|| lone_assessment.to_owned()),
         &session.user.staff.id,
-        now,
+        session.user.school.time_zone.date(now),
     );
     let store = state.store.clone();
     let visit = found.visit.id.clone();

@@ -6,7 +6,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{Local, NaiveDateTime, TimeZone, Utc};
+use chrono::NaiveDateTime;
 use doorstep_core::domain::Visit;
 use doorstep_core::ids::VisitId;
 
@@ -130,17 +130,17 @@ pub async fn reschedule(
     }
     let naive = NaiveDateTime::parse_from_str(fields.one("date_time"), "%Y-%m-%dT%H:%M")
         .map_err(|_| bad("Enter the new date and time (for example 2026-11-24T14:00).".into()))?;
-    let start = Local.from_local_datetime(&naive).single().ok_or_else(|| {
+    let zone = session.user.school.time_zone;
+    let agreed_time = zone.instant(naive).ok_or_else(|| {
         bad("That time does not exist or happens twice on the clocks changing; choose another time."
             .into())
     })?;
-    let agreed_time = start.with_timezone(&Utc);
     if agreed_time <= state.now() {
         return Err(bad(
             "That time is in the past: choose a time still to come.".into(),
         ));
     }
-    let when = timing(policy, start, visit.expected_length);
+    let when = timing(policy, &zone, agreed_time, visit.expected_length);
     let given = (fields.one("contact_name"), fields.one("contact_phone"));
     let given = (!given.0.is_empty() && !given.1.is_empty())
         .then(|| (given.0.to_owned(), given.1.to_owned()));

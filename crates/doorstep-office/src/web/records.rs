@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use chrono::{Datelike, Local, NaiveDate, NaiveTime, TimeDelta};
+use chrono::{Datelike, NaiveDate, TimeDelta};
 use doorstep_core::ids::VisitId;
 use maud::html;
 
 use super::extract::{RecordsReader, VisitInPath};
-use super::words::{self, hms};
+use super::words;
 use super::{blocking, pages, school_visit, WebError};
 use crate::audit::{Action, NewEntry};
 use crate::logins::Session;
@@ -54,10 +54,11 @@ pub async fn timeline_page(
 ) -> Result<Response, WebError> {
     let record = record(&state, &session, id, Action::OpenedTimeline).await?;
     let visit = &record.visit;
+    let zone = &session.user.school.time_zone;
     let body = html! {
         main {
             p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
-            h1 { "Timeline: " (words::hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
+            h1 { "Timeline: " (zone.hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
             p {
                 a href={ "/visits/" (visit.id) "/cpoms.txt" } { "Write-up for " (session.user.policy.record_system) " (text)" } " · "
                 a href={ "/visits/" (visit.id) "/cpoms.pdf" } { "(PDF)" }
@@ -70,8 +71,8 @@ pub async fn timeline_page(
                     tbody {
                         @for entry in &record.timeline.entries {
                             tr {
-                                td { (hms(entry.office_time)) }
-                                td.small { @if let Some(at) = entry.device_time { (hms(at)) } }
+                                td { (zone.hms(entry.office_time)) }
+                                td.small { @if let Some(at) = entry.device_time { (zone.hms(at)) } }
                                 td { (words::capitalise(&entry.sentence())) }
                                 td { @if let Some(note) = &entry.note { (note) } }
                             }
@@ -82,7 +83,7 @@ pub async fn timeline_page(
             @if !record.alarms_told.is_empty() || !record.notices.is_empty() {
                 section #timeline-told {
                     h2 { "Who was told" }
-                    p.small { "From the deliveries alone (times in UTC)." }
+                    p.small { "From the deliveries alone." }
                     @for (alarm, lines) in &record.alarms_told {
                         h3 { "Alarm #" (alarm) }
                         @if lines.is_empty() { p.small { "Nothing was sent outside the board for it." } }
@@ -94,7 +95,7 @@ pub async fn timeline_page(
                     }
                 }
             }
-            p.small { "Times are the office's local time (" (words::zone(state.now())) ")." }
+            p.small { (words::times_note(zone, state.now())) }
         }
     };
     Ok(pages::page("Timeline", Some(&session), body, None))
@@ -196,14 +197,15 @@ fn date_param(
     })
 }
 
-/// `GET /reports/write-ups.csv?from=YYYY-MM-DD&to=YYYY-MM-DD`: visits agreed on those days (UTC),
-/// both included.
+/// `GET /reports/write-ups.csv?from=YYYY-MM-DD&to=YYYY-MM-DD`: visits agreed on those days (the school's
+/// days, midnight to midnight on its clock), both included.
 pub async fn write_ups(
     RecordsReader(session): RecordsReader,
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    let today = state.now().with_timezone(&Local).date_naive();
+    let zone = session.user.school.time_zone;
+    let today = zone.date(state.now());
     let from = date_param(&query, "from", today)?;
     let to = date_param(&query, "to", today)?;
     if to < from {
@@ -216,8 +218,8 @@ pub async fn write_ups(
             "one export covers at most {MAX_EXPORT_DAYS} days; choose a shorter range"
         )));
     }
-    let start = from.and_time(NaiveTime::MIN).and_utc();
-    let end = (to + TimeDelta::days(1)).and_time(NaiveTime::MIN).and_utc();
+    let start = zone.start_of(from);
+    let end = zone.start_of(to + TimeDelta::days(1));
     let store = state.store.clone();
     let school = session.user.school.id.clone();
     let exported = NewEntry::new(&school, &session.user.staff.id, Action::ExportedWriteUpsCsv)
@@ -251,7 +253,7 @@ pub async fn monthly(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    let today = state.now().date_naive();
+    let today = session.user.school.time_zone.date(state.now());
     let number = |name: &str, default: i64| -> Result<i64, WebError> {
         match query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
             None => Ok(default),
@@ -272,7 +274,8 @@ pub async fn monthly(
             "year {year} is outside the years the office keeps records for (2000 to 2200)"
         )));
     }
-    let month = ReportMonth::new(year, month).map_err(|e| WebError::BadInput(e.to_string()))?;
+    let month = ReportMonth::new(year, month, &session.user.school.time_zone)
+        .map_err(|e| WebError::BadInput(e.to_string()))?;
     let store = state.store.clone();
     let school = session.user.school.id.clone();
     let opened = NewEntry::new(&school, &session.user.staff.id, Action::OpenedMonthlyReport)

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use doorstep_core::domain::{Address, Pupil, Role, StaffMember, Visit, VisitStaff};
 use doorstep_core::ids::{PupilId, VisitId};
 use doorstep_core::policy::{Policy, PolicyMinutes};
@@ -120,7 +120,7 @@ fn request_page(
             p.small {
                 "The " (policy.authoriser.label()) " authorises every visit. " (staff_rule(wanted)) "; school hours are "
                 (policy.school_hours.start.format("%H:%M")) " to " (policy.school_hours.end.format("%H:%M"))
-                " on weekdays (the office's local time, " (words::zone(now)) ")."
+                " on weekdays (the school's local time, " (session.user.school.time_zone.describe(now)) ")."
             }
             form.request method="post" action="/visits/new" #request-form {
                 input type="hidden" name="csrf" value=(session.csrf_token);
@@ -245,10 +245,10 @@ fn check_request(
     }
     let naive = NaiveDateTime::parse_from_str(fields.one("date_time"), "%Y-%m-%dT%H:%M")
         .map_err(|_| "Enter the date and time of the visit (for example 2026-11-24T10:00).")?;
-    let start = Local.from_local_datetime(&naive).single().ok_or(
+    let zone = user.school.time_zone;
+    let agreed_time = zone.instant(naive).ok_or(
         "That time does not exist or happens twice on the clocks changing; choose another time.",
     )?;
-    let agreed_time = start.with_timezone(&Utc);
     if agreed_time <= now {
         return Err("That time is in the past: choose a time still to come.".into());
     }
@@ -319,7 +319,7 @@ fn check_request(
                 .into(),
         );
     }
-    let timing: Timing = timing(policy, start, length);
+    let timing: Timing = timing(policy, &zone, agreed_time, length);
     let contact = (fields.one("contact_name"), fields.one("contact_phone"));
     let responsible_contact = if timing.needs_responsible_contact(policy) {
         if contact.0.is_empty() || contact.1.is_empty() {
@@ -343,7 +343,7 @@ fn check_request(
         risks,
         fewer.then(|| lone_assessment.to_owned()),
         &user.staff.id,
-        now,
+        user.school.time_zone.date(now),
     );
     let id: VisitId = format!("visit-{}", uuid::Uuid::new_v4().simple())
         .parse()

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::{StaffMember, Visit};
+use doorstep_core::domain::{SchoolTimeZone, StaffMember, Visit};
 use doorstep_core::ids::{StaffId, VisitId};
 use doorstep_core::lifecycle::{self, Command, VisitEvent, VisitState};
 use doorstep_core::policy::Policy;
@@ -21,7 +21,7 @@ use super::board::{alarm_card, told_list};
 use super::briefing::briefing_markup;
 use super::extract::{may_authorise, BoardUser, CsrfForm, VisitInPath};
 use super::forms::Fields;
-use super::words::{self, hm, hms};
+use super::words;
 use super::{blocking, pages, school_visit, WebError};
 use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry, HEARD_BY_RECEPTION};
 use crate::logins::Session;
@@ -113,15 +113,17 @@ pub async fn visit_page(
     let view = load(&state, &session, id).await?;
     let now = state.now();
     let body = html! { main { (visit_markup(&view, &session, now)) } };
+    let zone = &session.user.school.time_zone;
     let title = format!(
         "{} {}",
-        hm(view.visit.agreed_time),
+        zone.hm(view.visit.agreed_time),
         view.visit.purpose.label()
     );
     Ok(pages::page(&title, Some(&session), body, None))
 }
 
 fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Markup {
+    let zone = &session.user.school.time_zone;
     let visit = &view.visit;
     let open: Vec<&Alarm> = view.alarms.iter().filter(|a| a.is_open()).collect();
     let deadline = next_deadline(visit, &view.state, &view.policy);
@@ -135,11 +137,11 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
     html! {
         p { a href="/" { "← Back to the board" } }
         h1 {
-            (hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) " "
+            (zone.hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) " "
             span class={ "badge " (status.class) } #visit-status { (status.label) }
         }
         p {
-            (words::last_heard(&view.state, now)) " · " (words::next_contact(visit, &view.state, deadline.as_ref(), now))
+            (words::last_heard(zone, &view.state, now)) " · " (words::next_contact(zone, visit, &view.state, deadline.as_ref(), now))
             " · expected to last " (visit.expected_length.get()) " min"
         }
         p #visit-records {
@@ -189,10 +191,10 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
                         @for stored in &view.events {
                             @let event = &stored.envelope.event;
                             tr {
-                                td { (hms(stored.envelope.recorded_at)) }
+                                td { (zone.hms(stored.envelope.recorded_at)) }
                                 td { (names.get(event.actor()).copied().unwrap_or(event.actor().as_str())) }
-                                td { (event_words(event)) }
-                                td.small { (hms(stored.received_at)) }
+                                td { (event_words(zone, event)) }
+                                td.small { (zone.hms(stored.received_at)) }
                             }
                         }
                     }
@@ -210,7 +212,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
                     tbody {
                         @for entry in &view.log {
                             tr {
-                                td { (hms(entry.at)) }
+                                td { (zone.hms(entry.at)) }
                                 td { "#" (entry.alarm) }
                                 td { (words::log_entry(entry)) }
                             }
@@ -219,7 +221,7 @@ fn visit_markup(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Mark
                 }
             }
         }
-        p.small { "Times are the office's local time (" (words::zone(now)) ")." }
+        p.small { (words::times_note(zone, now)) }
     }
 }
 
@@ -289,7 +291,7 @@ fn actions(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Markup {
             }
         }
     };
-    let local = visit.agreed_time.with_timezone(&chrono::Local);
+    let local = session.user.school.time_zone.local(visit.agreed_time);
     html! {
         @if decline || withdraw || reschedule || update || call_off {
             section #visit-actions {
@@ -324,6 +326,7 @@ fn actions(view: &VisitView, session: &Session, now: DateTime<Utc>) -> Markup {
 /// Every version of the visit: who changed what, and when. What changed is named, never shown (the board
 /// is reception's too); the reasons given are for those with a need to know.
 fn versions(view: &VisitView, session: &Session, names: &HashMap<&StaffId, &str>) -> Markup {
+    let zone = &session.user.school.time_zone;
     let readers = session.user.may_read_records();
     html! {
         section #versions {
@@ -339,12 +342,12 @@ fn versions(view: &VisitView, session: &Session, names: &HashMap<&StaffId, &str>
                         @let changed = before.map(|b| version.differences(b)).unwrap_or_default();
                         tr id={ "version-" (version.version) } {
                             td { (version.version) }
-                            td { @if let Some(at) = version.at { (at.with_timezone(&chrono::Local).format("%-d %b")) " " (hm(at)) } }
+                            td { @if let Some(at) = version.at { (zone.format(at, "%-d %b %H:%M")) } }
                             td { @match &version.by { Some(by) => (name(names, by)), None => "not on record" } }
                             td { (version.change.map_or("changed it", |c| c.label())) }
                             td {
                                 (changed.join(", "))
-                                @if changed.contains(&"agreed time") { " (now " (version.visit.agreed_time.with_timezone(&chrono::Local).format("%-d %b %H:%M")) ")" }
+                                @if changed.contains(&"agreed time") { " (now " (zone.format(version.visit.agreed_time, "%-d %b %H:%M")) ")" }
                                 @if version.visit.briefing.version > 0 && changed.iter().any(|c| *c != "agreed time") { " · briefing version " (version.visit.briefing.version) }
                             }
                             @if readers { td { (version.reason) } }
@@ -359,21 +362,22 @@ fn versions(view: &VisitView, session: &Session, names: &HashMap<&StaffId, &str>
 /// Each alarm of the visit (closed ones too) with how it ended and who was told, and each safeguarding
 /// notice with where it went (never its words).
 fn told_sections(view: &VisitView, session: &Session) -> Markup {
+    let zone = &session.user.school.time_zone;
     html! {
         @if !view.alarms.is_empty() {
             section #alarms-told {
                 h2 { "Alarms: who was told, and how each ended" }
                 @for alarm in &view.alarms {
                     div.alarm-record id={ "alarm-record-" (alarm.id) } {
-                        strong { "#" (alarm.id) " " (words::alarm_sentence(alarm, &view.visit)) }
+                        strong { "#" (alarm.id) " " (words::alarm_sentence(zone, alarm, &view.visit)) }
                         div.small {
-                            "Raised " (hm(alarm.raised_at))
-                            @if let Some(level) = words::alarm_level(alarm, &view.policy) { " · " (level) }
+                            "Raised " (zone.hm(alarm.raised_at))
+                            @if let Some(level) = words::alarm_level(zone, alarm, &view.policy) { " · " (level) }
                             @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
-                                " · acknowledged by " (by) " at " (hm(at))
+                                " · acknowledged by " (by) " at " (zone.hm(at))
                             }
                             @if let (Some(by), Some(at)) = (&alarm.closed_by, alarm.closed_at) {
-                                " · closed by " (by) " at " (hm(at))
+                                " · closed by " (by) " at " (zone.hm(at))
                                 @if let Some(outcome) = alarm.outcome { ": " (outcome.label().to_lowercase()) }
                             }
                         }
@@ -382,7 +386,7 @@ fn told_sections(view: &VisitView, session: &Session) -> Markup {
                         @if told.is_empty() {
                             p.small { "Nothing was sent outside this board for this alarm." }
                         }
-                        (told_list(told))
+                        (told_list(zone, told))
                     }
                 }
             }
@@ -393,8 +397,8 @@ fn told_sections(view: &VisitView, session: &Session) -> Markup {
                 h2 { "Safeguarding notices: where each went" }
                 @for (notice, lines) in &view.told.notices {
                     div.notice id={ "notice-" (notice.id) } {
-                        strong { (notice.kind.label()) } " · " (hm(notice.raised_at)) " · for the " (notice.role.label())
-                        (told_list(lines))
+                        strong { (notice.kind.label()) } " · " (zone.hm(notice.raised_at)) " · for the " (notice.role.label())
+                        (told_list(zone, lines))
                     }
                 }
             }
@@ -403,7 +407,7 @@ fn told_sections(view: &VisitView, session: &Session) -> Markup {
 }
 
 /// An event in a few words, never with free text (notes may name a family).
-fn event_words(event: &VisitEvent) -> String {
+fn event_words(zone: &SchoolTimeZone, event: &VisitEvent) -> String {
     match event {
         VisitEvent::Departed {
             expected_arrival,
@@ -411,14 +415,14 @@ fn event_words(event: &VisitEvent) -> String {
             ..
         } => format!(
             "left for the visit; expects to arrive {} and finish {}",
-            hm(*expected_arrival),
-            hm(*expected_end)
+            zone.hm(*expected_arrival),
+            zone.hm(*expected_end)
         ),
         VisitEvent::Cancelled { reason, .. } => {
             format!("cancelled: {}", reason.label().to_lowercase())
         }
         VisitEvent::CheckInMissed { due_at, .. } => {
-            format!("missed the check-in due {}", hm(*due_at))
+            format!("missed the check-in due {}", zone.hm(*due_at))
         }
         other => other.summary().to_owned(),
     }
@@ -528,7 +532,7 @@ pub async fn duress_heard(
     {
         return Err(WebError::Conflict(format!(
             "duress for this visit was already raised at {} ({}); it stays on the board until acknowledged",
-            hm(open.raised_at),
+            session.user.school.time_zone.hm(open.raised_at),
             open.about
         )));
     }

@@ -1,7 +1,7 @@
 //! The words the dashboard uses for times, visit states and alarms, so every page says them alike.
 
-use chrono::{DateTime, Local, TimeDelta, Utc};
-use doorstep_core::domain::Visit;
+use chrono::{DateTime, TimeDelta, Utc};
+use doorstep_core::domain::{SchoolTimeZone, Visit};
 use doorstep_core::ids::StaffId;
 use doorstep_core::lifecycle::VisitState;
 use doorstep_core::policy::Policy;
@@ -29,18 +29,12 @@ pub(crate) fn sentence(text: &str) -> String {
     }
 }
 
-/// A time of day in the office's own time zone.
-pub(crate) fn hm(at: DateTime<Utc>) -> String {
-    at.with_timezone(&Local).format("%H:%M").to_string()
-}
-
-pub(crate) fn hms(at: DateTime<Utc>) -> String {
-    at.with_timezone(&Local).format("%H:%M:%S").to_string()
-}
-
-/// The office's time zone as "UTC+01:00", for the footers.
-pub(crate) fn zone(now: DateTime<Utc>) -> String {
-    format!("UTC{}", now.with_timezone(&Local).format("%:z"))
+/// The footers' note on times: every time on a page is on the school's clock, whatever the server's.
+pub(crate) fn times_note(zone: &SchoolTimeZone, now: DateTime<Utc>) -> String {
+    format!(
+        "Times are the school's local time ({}).",
+        zone.describe(now)
+    )
 }
 
 /// "just now", "4 min ago", "1 h 20 min ago".
@@ -133,6 +127,7 @@ pub(crate) fn status(
 
 /// "next: check-in due 14:25", or how late it is.
 pub(crate) fn next_contact(
+    zone: &SchoolTimeZone,
     visit: &Visit,
     state: &VisitState,
     deadline: Option<&Deadline>,
@@ -156,23 +151,26 @@ pub(crate) fn next_contact(
         return if now < deadline.alarm_at {
             format!(
                 "{name} has not set off yet: due {}; not heard from at {}",
-                hm(deadline.due),
-                hm(deadline.alarm_at)
+                zone.hm(deadline.due),
+                zone.hm(deadline.alarm_at)
             )
         } else {
-            format!("not heard from {name}: due at {}", hm(deadline.due))
+            format!("not heard from {name}: due at {}", zone.hm(deadline.due))
         };
     }
     if now < deadline.due {
-        format!("next: {what}{who} due {}", hm(deadline.due))
+        format!("next: {what}{who} due {}", zone.hm(deadline.due))
     } else if now < deadline.overdue_at() {
         format!(
             "{what}{who} was due {}; overdue at {}",
-            hm(deadline.due),
-            hm(deadline.overdue_at())
+            zone.hm(deadline.due),
+            zone.hm(deadline.overdue_at())
         )
     } else {
-        format!("{what}{who} overdue since {}", hm(deadline.overdue_at()))
+        format!(
+            "{what}{who} overdue since {}",
+            zone.hm(deadline.overdue_at())
+        )
     }
 }
 
@@ -186,16 +184,16 @@ fn staff_name(visit: &Visit, id: &StaffId) -> String {
 }
 
 /// "last heard 4 min ago".
-pub(crate) fn last_heard(state: &VisitState, now: DateTime<Utc>) -> String {
+pub(crate) fn last_heard(zone: &SchoolTimeZone, state: &VisitState, now: DateTime<Utc>) -> String {
     match state.last_contact {
-        Some(at) => format!("last heard {} ({})", ago(at, now), hm(at)),
+        Some(at) => format!("last heard {} ({})", ago(at, now), zone.hm(at)),
         None => "not heard from yet".into(),
     }
 }
 
 /// One sentence saying what an alarm is about, naming people from the visit.
-pub(crate) fn alarm_sentence(alarm: &Alarm, visit: &Visit) -> String {
-    let due = hm(alarm.due_at);
+pub(crate) fn alarm_sentence(zone: &SchoolTimeZone, alarm: &Alarm, visit: &Visit) -> String {
+    let due = zone.hm(alarm.due_at);
     match alarm.kind {
         AlarmKind::Overdue => match parse_about(&alarm.about) {
             Some((Expecting::SetOff, Some(who))) => {
@@ -231,7 +229,7 @@ pub(crate) fn alarm_sentence(alarm: &Alarm, visit: &Visit) -> String {
 
 /// The level an alarm has reached, as the office's step: "reached the headteacher's level at 14:32". Never
 /// a claim that anyone was told: that comes only from deliveries ([`reach_line`]).
-pub(crate) fn alarm_level(alarm: &Alarm, policy: &Policy) -> Option<String> {
+pub(crate) fn alarm_level(zone: &SchoolTimeZone, alarm: &Alarm, policy: &Policy) -> Option<String> {
     use doorstep_core::schedule::AlarmLevel;
     if alarm.level == AlarmLevel::Board {
         return None;
@@ -240,13 +238,17 @@ pub(crate) fn alarm_level(alarm: &Alarm, policy: &Policy) -> Option<String> {
     Some(format!(
         "at the level of {} since {}",
         level_audience(alarm.level, policy),
-        hm(at)
+        zone.hm(at)
     ))
 }
 
-/// One line of who was (or could not be) told, in the board's local time.
-pub(crate) fn reach_line(line: &reach::Line) -> String {
-    reach::words(line, &hm, "Nobody outside this board can be told")
+/// One line of who was (or could not be) told, on the school's clock.
+pub(crate) fn reach_line(zone: &SchoolTimeZone, line: &reach::Line) -> String {
+    reach::words(
+        line,
+        &|at| zone.hm(at),
+        "Nobody outside this board can be told",
+    )
 }
 
 /// One line of an alarm's log, in words: what the office did, or how a delivery went.

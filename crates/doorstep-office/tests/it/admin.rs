@@ -250,6 +250,7 @@ async fn pupil_csv_imports_good_rows_and_reports_each_bad_row_by_line() {
                 id: other.clone(),
                 name: "Another school".into(),
                 office_phone: "01632 960999".into(),
+                time_zone: Default::default(),
             },
             &Preset::AcademySafeguardingLead.policy(),
         )

@@ -27,6 +27,7 @@ fn every_command_has_help_naming_its_options() {
                 "add-target",
                 "targets",
                 "set-password",
+                "set-time-zone",
                 "verify-audit",
                 "enrol-code",
                 "--listen",
@@ -361,4 +362,51 @@ fn a_cjk_font_that_cannot_be_used_stops_the_office_before_it_opens_anything() {
         assert!(text(&output.stderr).contains("--cjk-font"), "{output:?}");
     }
     assert!(!data_dir.exists());
+}
+
+#[test]
+fn a_schools_time_zone_is_set_by_its_iana_name_and_a_wrong_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // A demo office's database, then stopped.
+    let store = doorstep_office::SqliteStore::open(dir.path()).unwrap();
+    doorstep_office::demo::seed_school(&store, chrono::Utc::now()).unwrap();
+    drop(store);
+    let school: doorstep_core::ids::SchoolId = "demo-primary".parse().unwrap();
+    let zone = || {
+        doorstep_office::SqliteStore::open(dir.path())
+            .unwrap()
+            .school(&school)
+            .unwrap()
+            .time_zone
+            .to_string()
+    };
+    assert_eq!(zone(), "Europe/London");
+
+    let wrong = office(&[
+        "set-time-zone",
+        "--school",
+        "demo-primary",
+        "Mars/Olympus",
+        "--data-dir",
+        data,
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("not a time zone"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    assert_eq!(zone(), "Europe/London");
+
+    let set = office(&[
+        "set-time-zone",
+        "--school",
+        "demo-primary",
+        "Pacific/Auckland",
+        "--data-dir",
+        data,
+    ]);
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    assert_eq!(zone(), "Pacific/Auckland");
 }

@@ -31,4 +31,5 @@ mod serving;
 mod sms;
 mod smtp_relay;
 mod tidy;
+mod time_zone;
 mod web;

@@ -552,7 +552,7 @@ async fn an_overdue_alarm_tells_board_targets_and_its_escalation_only_authoriser
     assert_eq!(mail.to, [OFFICE]);
     assert_eq!(
         mail.subject(),
-        "Doorstep ALARM: overdue on visit visit-ava — no check_in since it was due at 10:25:00 UTC"
+        "Doorstep ALARM: overdue on visit visit-ava — no check_in since it was due at 10:25:00 GMT"
     );
     let post = next(&mut hook.requests).await;
     post.assert_signed();

@@ -5,8 +5,8 @@
 //! policy's role, a missing write-up flagged, closing a phone's duress standing it down, the admin page for
 //! targets and the command line's `add-target`, and a database from before all this brought up to date.
 
-use chrono::{DateTime, Local, TimeDelta, Utc};
-use doorstep_core::domain::{Role, StaffMember};
+use chrono::{DateTime, TimeDelta, Utc};
+use doorstep_core::domain::{Role, SchoolTimeZone, StaffMember};
 use doorstep_core::lifecycle::{AlarmOutcome, CancelReason, DuressVia, Phase, VisitEvent, WriteUp};
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::schedule::AlarmLevel;
@@ -30,9 +30,9 @@ fn email(address: &str, wants: WantedLevels) -> NewTarget {
     NewTarget::email(address, wants).expect("a valid target")
 }
 
-/// A time as the board writes it (the office's local time).
+/// A time as the board writes it (the demo school's clock, Europe/London).
 fn hm(at: DateTime<Utc>) -> String {
-    at.with_timezone(&Local).format("%H:%M").to_string()
+    SchoolTimeZone::LONDON.hm(at)
 }
 
 /// Lets the engine and the notifier finish whatever the last step set off, without moving the clock.
@@ -270,7 +270,7 @@ async fn the_board_the_visit_page_the_timeline_and_the_records_say_only_what_the
 
     // The full timeline is for those with a need to know: the headteacher (and the demo's DSL) reads it.
     let (_, timeline) = sim.page("head", "/visits/visit-ava/timeline").await;
-    let utc = |at: DateTime<Utc>| at.format("%H:%M UTC").to_string();
+    let utc = |at: DateTime<Utc>| at.format("%H:%M GMT").to_string();
     assert!(
         timeline.contains(&format!(
             "emailed the office, Olu Office (office@oakfield.example) {}, delivered",
@@ -586,7 +586,8 @@ async fn the_responsible_contact_is_emailed_their_visits_alarms_and_a_phone_only
                 requested_at: sim.now(),
                 timing: timing(
                     &policy,
-                    eve.agreed_time.with_timezone(&Local),
+                    &SchoolTimeZone::LONDON,
+                    eve.agreed_time,
                     eve.expected_length,
                 ),
                 responsible_contact: Some(("Jo Contact".into(), "07700 900777".into())),
@@ -764,7 +765,7 @@ async fn a_concern_an_incident_and_a_felt_unsafe_note_go_at_once_to_the_policys_
     let text = cpoms_text(&record);
     let sent_line = format!(
         "Passed on: emailed the designated safeguarding lead (dsl@oakfield.example) {}, delivered",
-        written.format("%H:%M UTC")
+        written.format("%H:%M GMT")
     );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[1], "*** SAFEGUARDING CONCERN ***");
@@ -849,7 +850,7 @@ async fn a_concern_nobody_could_be_sent_goes_to_a_contact_added_later_and_the_re
         .unwrap();
     assert!(cpoms_text(&record).contains(&format!(
         "Passed on: emailed the designated safeguarding lead (dsl@oakfield.example) {}, delivered",
-        added.format("%H:%M UTC")
+        added.format("%H:%M GMT")
     )));
 }
 

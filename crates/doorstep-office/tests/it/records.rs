@@ -208,12 +208,12 @@ fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them()
         sentences,
         [
             "Priya Head authorised the visit",
-            "Sam Taylor left for the visit, expecting to arrive at 10:15 UTC and finish by 11:00 UTC",
-            "Alex Morgan left for the visit, expecting to arrive at 10:15 UTC and finish by 11:00 UTC",
+            "Sam Taylor left for the visit, expecting to arrive at 10:15 GMT and finish by 11:00 GMT",
+            "Alex Morgan left for the visit, expecting to arrive at 10:15 GMT and finish by 11:00 GMT",
             "Sam Taylor arrived outside",
             "Alex Morgan arrived outside",
             "Sam Taylor went in: Sam Taylor and Alex Morgan",
-            "Overdue alarm (check-in) raised: nothing heard since it was due at 10:25 UTC",
+            "Overdue alarm (check-in) raised: nothing heard since it was due at 10:25 GMT",
             "Overdue alarm (check-in): not acknowledged at the level of the office within 5 minutes: \
              the alarm reached the level of the headteacher",
             "Overdue alarm (check-in): no contact is set up for the headteacher: nobody outside the board \
@@ -280,7 +280,7 @@ fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them()
 
     let text = timeline.to_text();
     assert!(text.contains(
-        "10:36:00 (phone clock 2026-11-23 10:24:00)  [phone phone-alex]  Alex Morgan checked in"
+        "10:36:00 GMT (phone clock 2026-11-23 10:24:00 GMT)  [phone phone-alex]  Alex Morgan checked in"
     ));
     assert!(office
         .store
@@ -334,7 +334,7 @@ fn the_timeline_shows_duress_its_stand_down_note_and_a_cancellation_with_its_rea
         sentences,
         [
             "Alex Morgan raised DURESS (duress PIN)",
-            "Duress alarm for Alex Morgan raised: raised on the phone at 10:20 UTC; at the authoriser's \
+            "Duress alarm for Alex Morgan raised: raised on the phone at 10:20 GMT; at the authoriser's \
              level at once",
             "Duress alarm for Alex Morgan: no contact is set up for the headteacher: nobody outside the \
              board can be told",
@@ -436,11 +436,11 @@ fn the_cpoms_text_carries_every_field_and_the_latest_write_up_wins() {
     for expected in [
         "Pupil: Ava B.",
         "Purpose: Safe and well check",
-        "Date and time: Monday 23 November 2026, 10:15 (agreed time, UTC; expected to last 45 minutes)",
+        "Date and time: Monday 23 November 2026, 10:15 GMT (agreed time, Europe/London; expected to last 45 minutes)",
         "Staff: Sam Taylor, Alex Morgan",
         "Visit reference: visit-ava",
-        "Outcome: The visit took place; everyone had left by 10:59 UTC.",
-        "Write-up by Alex Morgan, 23 November 2026 11:40 UTC; it corrects 1 earlier write-up",
+        "Outcome: The visit took place; everyone had left by 10:59 GMT.",
+        "Write-up by Alex Morgan, 23 November 2026 11:40 GMT; it corrects 1 earlier write-up",
         "Who was seen:",
         "Mum and Ava",
         "What was discussed:",
@@ -449,8 +449,8 @@ fn the_cpoms_text_carries_every_field_and_the_latest_write_up_wins() {
         "Ava back in school on Monday; Mum to ring the office by 9:00 if not",
         "Safeguarding concern: YES",
         "Incident: none reported",
-        "Timeline (times from the staff's phones, UTC)",
-        "10:01  Sam Taylor left for the visit, expecting to arrive at 10:15 UTC and finish by 11:00 UTC",
+        "Timeline (times from the staff's phones, Europe/London)",
+        "10:01  Sam Taylor left for the visit, expecting to arrive at 10:15 GMT and finish by 11:00 GMT",
         "10:13  Sam Taylor arrived outside",
         "10:15  Sam Taylor went in: Sam Taylor and Alex Morgan",
         "10:25  Alex Morgan checked in",
@@ -524,7 +524,7 @@ fn the_cpoms_text_says_plainly_when_there_is_no_write_up_and_why_a_visit_was_can
         "Raised voices from inside;",
         "we did not knock",
         "Not written up yet: no write-up has reached the office for this visit.",
-        "12:00  Sam Taylor left for the visit, expecting to arrive at 12:15 UTC and finish by 13:15 UTC",
+        "12:00  Sam Taylor left for the visit, expecting to arrive at 12:15 GMT and finish by 13:15 GMT",
         "12:10  Sam Taylor cancelled the visit: felt unsafe",
     ] {
         assert!(text.lines().any(|l| l == expected), "missing {expected:?} in\n{text}");
@@ -821,11 +821,11 @@ fn the_csv_has_one_row_per_written_up_visit_and_round_trips_awkward_text() {
         rows[1],
         [
             "visit-ava",
-            "2026-11-23 10:15",
+            "2026-11-23 10:15 GMT",
             "Safe and well check",
             "Ava B.",
             "Sam Taylor, Alex Morgan",
-            "The visit took place; everyone had left by 10:50 UTC.",
+            "The visit took place; everyone had left by 10:50 GMT.",
             "Mum, Ava and \"Nan\"",
             "Attendance, uniform and lunches,\nthen the bus pass \"problem\"\r\nand the form",
             "'=HYPERLINK(\"http://example.invalid\",\"click\")",

@@ -40,6 +40,7 @@ fn second_school(office: &TestOffice) -> SchoolId {
                 id: school.clone(),
                 name: "Riverside Academy".into(),
                 office_phone: "01632 960999".into(),
+                time_zone: Default::default(),
             },
             &policy,
         )

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::StaffMember;
+use doorstep_core::domain::{SchoolTimeZone, StaffMember};
 use doorstep_core::ids::{DeviceId, StaffId};
 use doorstep_core::protocol::{display_enrolment_code, EnrolmentLink};
 use maud::{html, Markup, PreEscaped};
@@ -20,7 +20,7 @@ use crate::logins::Session;
 use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::Fields;
-use crate::web::words::{ago, hm};
+use crate::web::words::ago;
 use crate::web::{blocking, checked, read_path, WebError};
 
 /// How many device log entries the page shows.
@@ -87,20 +87,19 @@ pub fn qr_svg(text: &str) -> Result<String, WebError> {
     })
 }
 
-fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    if at.date_naive() == now.date_naive() {
-        format!("today {}", hm(at))
+/// When something happened, on the school's clock: "today 13:45" or "3 Mar 2026 13:45".
+fn when(zone: &SchoolTimeZone, at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if zone.date(at) == zone.date(now) {
+        format!("today {}", zone.hm(at))
     } else {
-        at.with_timezone(&chrono::Local)
-            .format("%-d %b %Y %H:%M")
-            .to_string()
+        zone.format(at, "%-d %b %Y %H:%M")
     }
 }
 
-fn device_status(device: &DeviceRow, now: DateTime<Utc>) -> Markup {
+fn device_status(zone: &SchoolTimeZone, device: &DeviceRow, now: DateTime<Utc>) -> Markup {
     html! {
         @if let Some((at, by)) = &device.revoked {
-            strong { "Revoked" } " " (when(*at, now)) " by " (by)
+            strong { "Revoked" } " " (when(zone, *at, now)) " by " (by)
         } @else if device.credential_expires_at.is_none_or(|until| until <= now) {
             strong { "Credential expired" } ": enrol the phone again"
         } @else {
@@ -109,7 +108,7 @@ fn device_status(device: &DeviceRow, now: DateTime<Utc>) -> Markup {
         @if let Some((at, why)) = &device.clone_suspected {
             p.problem id=(format!("clone-{}", device.id)) {
                 strong { "Two phones may be using this phone's credential" }
-                " (seen " (when(*at, now)) ": " (why) "). "
+                " (seen " (when(zone, *at, now)) ": " (why) "). "
                 @if device.revoked.is_none() {
                     "Revoke it, then enrol the real phone again with a new code."
                 }
@@ -126,12 +125,13 @@ fn devices_page(
     now: DateTime<Utc>,
     status: StatusCode,
 ) -> Response {
+    let zone = &session.user.school.time_zone;
     let body = html! {
         @if let Some(notice) = notice { p.codephrase #notice role="status" { (notice) } }
         @if let Some((code, link, svg)) = issued {
             section #enrolment-code aria-label="Enrolment code" {
                 h2 { "Enrolment code for " (code.staff_name) }
-                p { "On " (code.staff_name) "'s phone, open Doorstep and scan this code, or type the office's address and the code. It works once, until " strong #code-expires { (hm(code.expires_at)) } ". It is shown only now: the office keeps no copy." }
+                p { "On " (code.staff_name) "'s phone, open Doorstep and scan this code, or type the office's address and the code. It works once, until " strong #code-expires { (zone.hm(code.expires_at)) } ". It is shown only now: the office keeps no copy." }
                 figure #qr aria-label="QR code of the enrolment link" { (PreEscaped(svg)) }
                 p { "Office: " code #code-office { (link_office(link)) } }
                 p { "Code: " strong #code-text { (display_enrolment_code(&code.code)) } }
@@ -155,7 +155,7 @@ fn devices_page(
             h3 { "Codes not yet used" }
             ul #pending-codes {
                 @for code in &listing.pending {
-                    li { (code.staff_name) ": issued " (when(code.issued_at, now)) " by " (code.issued_by) ", works until " (hm(code.expires_at)) }
+                    li { (code.staff_name) ": issued " (when(zone, code.issued_at, now)) " by " (code.issued_by) ", works until " (zone.hm(code.expires_at)) }
                 }
             }
         }
@@ -171,12 +171,12 @@ fn devices_page(
                             td { (device.staff_name) }
                             td { code { (device.id) } }
                             td {
-                                (when(device.enrolled_at, now))
+                                (when(zone, device.enrolled_at, now))
                                 @if let Some(by) = &device.enrolled_by { br; span.small { "code from " (by) } }
                             }
                             td { @match device.last_seen_at { Some(at) => (ago(at, now)), None => "never" } }
-                            td { @match device.credential_expires_at { Some(at) => (when(at, now)), None => "—" } }
-                            td { (device_status(device, now)) }
+                            td { @match device.credential_expires_at { Some(at) => (when(zone, at, now)), None => "—" } }
+                            td { (device_status(zone, device, now)) }
                             td {
                                 @if device.revoked.is_none() {
                                     form method="post" action=(format!("/admin/devices/{}/revoke", device.id)) {
@@ -200,7 +200,7 @@ fn devices_page(
                 tbody {
                     @for entry in &listing.log {
                         tr {
-                            td { (when(entry.at, now)) }
+                            td { (when(zone, entry.at, now)) }
                             td { (entry.actor) }
                             td { (entry.action.label()) }
                             td { (entry.staff) @if let Some(device) = &entry.device { " (" (device) ")" } }

@@ -18,7 +18,6 @@ use crate::notify::{NewTarget, NotificationTarget, WantedLevels};
 use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{from_wire, wire, Fields};
-use crate::web::words::hm;
 use crate::web::{blocking, checked, read_path, WebError};
 
 /// The levels a target may want, with the form's names and the page's words.
@@ -80,6 +79,7 @@ fn page(
     status: StatusCode,
 ) -> Response {
     let policy = &session.user.policy;
+    let zone = &session.user.school.time_zone;
     let live: Vec<&NotificationTarget> = targets
         .iter()
         .filter(|t| t.is_live() && t.visit.is_none())
@@ -122,7 +122,7 @@ fn page(
                                 td { (target.name) }
                                 td { (levels_words(target.wants)) }
                                 td { (roles_words(&target.roles)) }
-                                td.small { (target.created_at.format("%Y-%m-%d")) " " (hm(target.created_at)) }
+                                td.small { (zone.format(target.created_at, "%Y-%m-%d %H:%M")) }
                                 td {
                                     form method="post" action={ "/admin/notifications/" (target.id) "/remove" } {
                                         input type="hidden" name="csrf" value=(session.csrf_token);
@@ -145,7 +145,7 @@ fn page(
                 ul {
                     @for target in &removed {
                         li { (target.kind.as_str()) " " (target.shown_address())
-                            @if let Some(at) = target.removed_at { " — removed " (at.format("%Y-%m-%d")) " " (hm(at)) } }
+                            @if let Some(at) = target.removed_at { " — removed " (zone.format(at, "%Y-%m-%d %H:%M")) } }
                     }
                 }
             }
