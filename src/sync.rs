@@ -5,7 +5,9 @@
 //! `sync_plan::after_answer` decides. An event is marked delivered only from the office's per-event answer.
 //! [`run_sync_loop`] repeats that forever: at once after a new event, every 15 s when idle, and with a
 //! growing pause while the office cannot be reached, cut short by a probe that notices the office is
-//! reachable again.
+//! reachable again. An office past capacity answers `503` with `Retry-After` ([`Exchange::Busy`]): ordinary
+//! steps then wait at least that long (a new ordinary event does not cut the wait short), and an alert
+//! never waits for it.
 //!
 //! Why the exchange is more than one `send`: a kept-alive connection can die silently (a mobile network's
 //! NAT forgets it, the phone changes cell), and a request on it then hears nothing until a timeout. So an
@@ -128,6 +130,8 @@ pub enum SyncOutcome {
     Unreachable { error: String },
     /// The office refused the whole request (bad token, unknown device, ...).
     Refused { status: u16, message: String },
+    /// The office is past capacity and took nothing: ordinary steps wait at least `retry_after`.
+    Busy { retry_after: Duration },
     /// The phone's own database failed.
     StorageFailed { error: String },
 }
@@ -181,7 +185,15 @@ impl SyncReport {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Exchange {
     Accepted(Box<SyncResponse>),
-    Refused { status: u16, body: ErrorBody },
+    Refused {
+        status: u16,
+        body: ErrorBody,
+    },
+    /// `503` with `Retry-After`: the office is past capacity and took nothing; ask again after the wait
+    /// (at most [`MAX_BACK_OFF`], whatever the office said).
+    Busy {
+        retry_after: Duration,
+    },
     NoAnswer(String),
 }
 
@@ -235,7 +247,8 @@ impl Exchange {
                 status: *status,
                 body,
             },
-            Exchange::NoAnswer(_) => Answer::NoAnswer,
+            // Nothing was taken: for the outbox, the same as no answer (every event stays waiting).
+            Exchange::Busy { .. } | Exchange::NoAnswer(_) => Answer::NoAnswer,
         }
     }
 }
@@ -264,10 +277,31 @@ pub fn read_answer(status: u16, body: &[u8]) -> Exchange {
     }
 }
 
+/// Reads an answer with its `Retry-After` header (seconds): a `503` that carries one is
+/// [`Exchange::Busy`]; anything else is [`read_answer`]'s.
+pub fn read_answer_with_retry(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Exchange {
+    match (status, retry_after) {
+        (503, Some(wait)) => Exchange::Busy {
+            retry_after: wait.min(MAX_BACK_OFF),
+        },
+        _ => read_answer(status, body),
+    }
+}
+
 /// The pause after `failures` failed attempts in a row: 2, 4, 8, ... seconds, at most [`MAX_BACK_OFF`].
 pub fn back_off_delay(failures: u32) -> Duration {
     let seconds = 1u64.checked_shl(failures.clamp(1, 16)).unwrap_or(u64::MAX);
     Duration::from_secs(seconds).min(MAX_BACK_OFF)
+}
+
+/// The pause after a sync that ended with `outcome`: [`next_pause`], and at least the office's
+/// `Retry-After` when it was busy, unless an alert is waiting (an alert never waits for it).
+pub fn pause_after(outcome: &SyncOutcome, failures: u32, alert_waiting: bool) -> Duration {
+    let pause = next_pause(failures, alert_waiting);
+    match outcome {
+        SyncOutcome::Busy { retry_after } if !alert_waiting => pause.max(*retry_after),
+        _ => pause,
+    }
 }
 
 /// The pause before the next attempt: the idle tick after success, the back-off after `failures` failures,
@@ -437,6 +471,16 @@ impl SyncClient {
                     );
                     store.note_sync_refusal(answered_at, &error)
                 }
+                Exchange::Busy { retry_after } => {
+                    report.outcome = SyncOutcome::Busy {
+                        retry_after: *retry_after,
+                    };
+                    let error = format!(
+                        "the office is busy; trying again in {} s",
+                        retry_after.as_secs()
+                    );
+                    store.note_sync_failure(answered_at, &error)
+                }
                 Exchange::NoAnswer(error) => {
                     report.outcome = SyncOutcome::Unreachable {
                         error: error.clone(),
@@ -490,7 +534,7 @@ impl SyncClient {
             Err(error) => return ReconcileOutcome::Unreachable(error.to_string()),
         };
         let pace = Pace::for_request(false, body.len());
-        let (status, body) = match self.post_paced(RECONCILE_PATH, body, pace).await {
+        let (status, _, body) = match self.post_paced(RECONCILE_PATH, body, pace).await {
             Ok(answer) => answer,
             Err(error) => return ReconcileOutcome::Unreachable(error),
         };
@@ -539,7 +583,7 @@ impl SyncClient {
         let urgent = request.events.iter().any(|e| e.event.is_urgent());
         let pace = Pace::for_request(urgent, body.len());
         match self.post_paced(SYNC_PATH, body, pace).await {
-            Ok((status, body)) => read_answer(status, &body),
+            Ok((status, retry_after, body)) => read_answer_with_retry(status, retry_after, &body),
             Err(error) => Exchange::NoAnswer(error),
         }
     }
@@ -551,7 +595,7 @@ impl SyncClient {
         path: &'static str,
         body: bytes::Bytes,
         pace: Pace,
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
         let answer = self.attempts_paced(path, body, pace).await;
         if answer.is_err() {
             self.forget_connections();
@@ -565,7 +609,7 @@ impl SyncClient {
         path: &'static str,
         body: bytes::Bytes,
         pace: Pace,
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
         let started = Instant::now();
         let give_up = started + pace.give_up_after;
         let mut attempts: JoinSet<Result<reqwest::Response, reqwest::Error>> = JoinSet::new();
@@ -691,14 +735,23 @@ fn pooled_client() -> Result<reqwest::Client, ClientError> {
 }
 
 /// Reads an answer that has begun, for as long as its bytes keep coming.
-async fn read_response(mut response: reqwest::Response) -> Result<(u16, Vec<u8>), String> {
+async fn read_response(
+    mut response: reqwest::Response,
+) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
     let status = response.status().as_u16();
+    // Seconds only: the office never sends an HTTP date.
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let mut body = Vec::new();
     loop {
         match tokio::time::timeout(ANSWER_STALL, response.chunk()).await {
             Err(_) => return Err("the office's answer stopped arriving".to_owned()),
             Ok(Err(error)) => return Err(describe(&error)),
-            Ok(Ok(None)) => return Ok((status, body)),
+            Ok(Ok(None)) => return Ok((status, retry_after, body)),
             Ok(Ok(Some(chunk))) => {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_ANSWER_BYTES {
@@ -786,19 +839,29 @@ pub async fn run_sync_loop(client: SyncClient, store: AppStore, wake: Arc<Notify
             tracing::error!(%error, "cannot read the outbox");
             true
         });
-        let pause = next_pause(failures, alert_waiting);
+        let pause = pause_after(&report.outcome, failures, alert_waiting);
         let unreachable = matches!(report.outcome, SyncOutcome::Unreachable { .. });
+        let busy = matches!(report.outcome, SyncOutcome::Busy { .. });
         match &report.outcome {
             SyncOutcome::UpToDate => tracing::debug!(?report, "synced"),
             _ => tracing::warn!(?report, ?pause, "sync incomplete"),
         }
         // A wake-up that arrived while syncing is kept by `Notify`, so no new event waits a whole tick.
-        tokio::select! {
-            () = wake.notified() => {}
-            () = tokio::time::sleep(pause) => {}
-            () = client.wait_until_reachable(), if unreachable && pause > PROBE_EVERY => {
-                tracing::info!("the office answers again");
+        // While a busy office's `Retry-After` runs, only an alert ends the wait early.
+        let until = Instant::now() + pause;
+        loop {
+            tokio::select! {
+                () = wake.notified() => {
+                    if busy && !store.alert_waiting().unwrap_or(true) {
+                        continue;
+                    }
+                }
+                () = tokio::time::sleep_until(until) => {}
+                () = client.wait_until_reachable(), if unreachable && pause > PROBE_EVERY => {
+                    tracing::info!("the office answers again");
+                }
             }
+            break;
         }
     }
 }
@@ -826,6 +889,41 @@ mod tests {
         for failures in [1, 5, 50] {
             assert_eq!(next_pause(failures, true), ALERT_RETRY);
         }
+    }
+
+    #[test]
+    fn a_busy_office_is_waited_out_for_ordinary_steps_but_never_for_an_alert() {
+        let busy = read_answer_with_retry(503, Some(Duration::from_secs(7)), b"{}");
+        assert_eq!(
+            busy,
+            Exchange::Busy {
+                retry_after: Duration::from_secs(7)
+            }
+        );
+        assert_eq!(
+            read_answer_with_retry(503, Some(Duration::from_secs(86_400)), b"{}"),
+            Exchange::Busy {
+                retry_after: MAX_BACK_OFF
+            },
+            "an office cannot silence a phone for longer than its longest back-off"
+        );
+        assert!(
+            matches!(
+                read_answer_with_retry(503, None, b""),
+                Exchange::NoAnswer(_)
+            ),
+            "a 503 without Retry-After is no answer, as before"
+        );
+        let outcome = SyncOutcome::Busy {
+            retry_after: Duration::from_secs(7),
+        };
+        assert_eq!(pause_after(&outcome, 1, false), Duration::from_secs(7));
+        assert_eq!(
+            pause_after(&outcome, 5, false),
+            Duration::from_secs(32),
+            "a longer back-off stays longer"
+        );
+        assert_eq!(pause_after(&outcome, 1, true), ALERT_RETRY);
     }
 
     #[test]
@@ -867,6 +965,7 @@ mod tests {
             let got = match read_answer(*status, body) {
                 Exchange::Accepted(_) => "accepted",
                 Exchange::Refused { .. } => "refused",
+                Exchange::Busy { .. } => "busy",
                 Exchange::NoAnswer(_) => "no answer",
             };
             assert_eq!(

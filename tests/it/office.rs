@@ -16,7 +16,7 @@ use doorstep::sync::SyncClient;
 use doorstep::vault::{Vault, DATABASE_FILE};
 use doorstep_core::event_log::EventLog;
 use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
-use doorstep_office::SqliteStore;
+use doorstep_office::{OfficeSettings, SqliteStore};
 use tokio::sync::oneshot;
 
 /// The office running in this process on a fixed address, so it can be stopped and started again where the
@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 pub struct InProcessOffice {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    settings: OfficeSettings,
     stop: Option<(
         oneshot::Sender<()>,
         tokio::task::JoinHandle<std::io::Result<()>>,
@@ -48,6 +49,15 @@ impl InProcessOffice {
         data_dir: &Path,
         more: impl FnOnce(&SqliteStore),
     ) -> (Self, DemoPhones) {
+        Self::start_demo_settings(data_dir, more, OfficeSettings::default()).await
+    }
+
+    /// As [`Self::start_demo_with`], served with `settings` (kept for restarts).
+    pub async fn start_demo_settings(
+        data_dir: &Path,
+        more: impl FnOnce(&SqliteStore),
+        settings: OfficeSettings,
+    ) -> (Self, DemoPhones) {
         let listener = listener_on("127.0.0.1:0".parse().unwrap());
         let addr = listener.local_addr().unwrap();
         let store = SqliteStore::open(data_dir).expect("open office store");
@@ -56,6 +66,7 @@ impl InProcessOffice {
         let mut office = Self {
             addr,
             data_dir: data_dir.to_owned(),
+            settings,
             stop: None,
         };
         office.serve(listener, store);
@@ -64,9 +75,14 @@ impl InProcessOffice {
 
     fn serve(&mut self, listener: tokio::net::TcpListener, store: SqliteStore) {
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(doorstep_office::run(listener, Arc::new(store), async {
-            let _ = rx.await;
-        }));
+        let handle = tokio::spawn(doorstep_office::run_with(
+            listener,
+            Arc::new(store),
+            self.settings.clone(),
+            async {
+                let _ = rx.await;
+            },
+        ));
         self.stop = Some((tx, handle));
     }
 

@@ -539,3 +539,99 @@ async fn once_the_visit_is_over_and_synced_its_briefing_is_gone_from_the_phone()
     );
     office.stop().await;
 }
+
+/// An office past capacity answers ordinary syncs `503` with `Retry-After`: the app's loop waits at least
+/// that long before sending its ordinary steps again (new steps recorded meanwhile do not cut the wait
+/// short), while an alert goes at once, full office or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_office_is_waited_out_for_ordinary_steps_but_an_alert_goes_at_once() {
+    use doorstep_office::admission::SyncGate;
+    use std::time::Duration;
+    let office_dir = tempfile::tempdir().unwrap();
+    let phone_dir = tempfile::tempdir().unwrap();
+    // Five seconds: longer than the loop's own first back-off (2 s), so only honouring it explains a wait.
+    let gate = SyncGate::new(1, Duration::from_millis(50)).with_retry_after(5);
+    let (mut office, phones) = InProcessOffice::start_demo_settings(
+        office_dir.path(),
+        |_| (),
+        doorstep_office::OfficeSettings {
+            sync_gate: gate.clone(),
+            ..doorstep_office::OfficeSettings::default()
+        },
+    )
+    .await;
+    let (store, client) = phone(phone_dir.path(), &phones.me);
+    assert_eq!(
+        client.sync_once(&store, Utc::now).await.outcome,
+        SyncOutcome::UpToDate
+    );
+
+    // Full: every ordinary sync is turned away.
+    let full = gate.hold_all().await;
+    let looping = tokio::spawn(doorstep::sync::run_sync_loop(
+        client,
+        store.clone(),
+        store.wake_handle(),
+    ));
+    depart_and_arrive(&store, "sam");
+    let turned_away = wait_for(Duration::from_secs(5), || {
+        let status = store.status().unwrap();
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("busy"))
+            .then_some(status.failing_since)
+            .flatten()
+    })
+    .await
+    .expect("the office said it was busy");
+    drop(full);
+    wait_for(Duration::from_secs(15), || {
+        (office_count(office_dir.path(), "phone-sam") == 2).then_some(())
+    })
+    .await
+    .expect("the steps were sent once the office had room");
+    let waited = Utc::now() - turned_away;
+    assert!(
+        waited >= TimeDelta::seconds(5),
+        "the steps went again {waited} after the office said to wait 5 s"
+    );
+
+    // Full again: an alert is let in, and the phone does not wait out a Retry-After for it.
+    let full = gate.hold_all().await;
+    store
+        .perform(
+            &visit("visit-ava"),
+            Command::RaiseDuress {
+                staff: staff("sam"),
+                via: doorstep_core::lifecycle::DuressVia::CodePhraseButton,
+            },
+            Utc::now(),
+        )
+        .unwrap();
+    wait_for(Duration::from_secs(3), || {
+        (office_count(office_dir.path(), "phone-sam") == 3).then_some(())
+    })
+    .await
+    .expect("the alert reached the full office within 3 s");
+    drop(full);
+    looping.abort();
+    office.stop().await;
+}
+
+/// Polls `found` every 20 ms until it gives a value, or `None` after `limit`.
+async fn wait_for<T>(
+    limit: std::time::Duration,
+    mut found: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let began = std::time::Instant::now();
+    loop {
+        if let Some(value) = found() {
+            return Some(value);
+        }
+        if began.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -186,6 +186,9 @@ pub mod refusal {
     pub const CODE_UNKNOWN: &str = "enrolment_code_unknown";
     /// Enrolment: too many wrong codes from this address; try again later.
     pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
+    /// Sync: the office is past capacity and took nothing; send again after the answer's `Retry-After`
+    /// seconds (a sync carrying an alert is never turned away).
+    pub const BUSY: &str = "busy";
 }
 
 /// The letters an enrolment code is written in: Crockford's base 32 (no I, L, O or U, so nothing is

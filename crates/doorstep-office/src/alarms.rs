@@ -314,45 +314,11 @@ impl SqliteStore {
     ) -> Result<Option<Alarm>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                visit.as_str(),
-                kind.as_str(),
-                about,
-                due_at.to_rfc3339(),
-                now.to_rfc3339(),
-                level.name(),
-                (level != AlarmLevel::Board).then(|| now.to_rfc3339())
-            ],
-        )?;
-        if inserted == 0 {
-            return Ok(None);
+        let alarm = raise_alarm_in(&tx, visit, kind, about, due_at, level, now)?;
+        if alarm.is_some() {
+            tx.commit()?;
         }
-        let id = tx.last_insert_rowid();
-        let (school, policy) = visit_school_and_policy(&tx, visit)?;
-        // Kept as words in the log, so written on the school's clock (with its zone's abbreviation).
-        let due = school.time_zone.format(due_at, "%H:%M:%S %Z");
-        let school = school.id;
-        let mut detail = match kind {
-            AlarmKind::Overdue => format!("no {about} since it was due at {due}"),
-            AlarmKind::Duress if about.starts_with(HEARD_BY_RECEPTION) => {
-                format!("duress: {about} at {due}")
-            }
-            AlarmKind::Duress => format!("duress raised by {about} at {due}"),
-        };
-        if level != AlarmLevel::Board {
-            detail.push_str(&format!(
-                "; raised at the level of {} at once",
-                level_audience(level, &policy)
-            ));
-        }
-        log(&tx, id, now, step::RAISED, Some(level), &detail)?;
-        note_if_nobody_to_tell(&tx, id, &school, level, &policy, now)?;
-        let alarm = alarm_in(&tx, id)?;
-        tx.commit()?;
-        Ok(Some(alarm))
+        Ok(alarm)
     }
 
     /// Makes an unacknowledged alarm louder: it reaches the next level ([`AlarmLevel::next`]), or at the top
@@ -701,4 +667,54 @@ pub(crate) fn log(
         ],
     )?;
     Ok(())
+}
+
+/// [`SqliteStore::raise_alarm`] inside a transaction the caller holds and commits: `ingest` raises a phone's
+/// duress alarm in the transaction that stores the alert, so both reach the disk with one fsync.
+pub(crate) fn raise_alarm_in(
+    tx: &Transaction<'_>,
+    visit: &VisitId,
+    kind: AlarmKind,
+    about: &str,
+    due_at: DateTime<Utc>,
+    level: AlarmLevel,
+    now: DateTime<Utc>,
+) -> Result<Option<Alarm>, StoreError> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            visit.as_str(),
+            kind.as_str(),
+            about,
+            due_at.to_rfc3339(),
+            now.to_rfc3339(),
+            level.name(),
+            (level != AlarmLevel::Board).then(|| now.to_rfc3339())
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let id = tx.last_insert_rowid();
+    let (school, policy) = visit_school_and_policy(tx, visit)?;
+    // Kept as words in the log, so written on the school's clock (with its zone's abbreviation).
+    let due = school.time_zone.format(due_at, "%H:%M:%S %Z");
+    let school = school.id;
+    let mut detail = match kind {
+        AlarmKind::Overdue => format!("no {about} since it was due at {due}"),
+        AlarmKind::Duress if about.starts_with(HEARD_BY_RECEPTION) => {
+            format!("duress: {about} at {due}")
+        }
+        AlarmKind::Duress => format!("duress raised by {about} at {due}"),
+    };
+    if level != AlarmLevel::Board {
+        detail.push_str(&format!(
+            "; raised at the level of {} at once",
+            level_audience(level, &policy)
+        ));
+    }
+    log(tx, id, now, step::RAISED, Some(level), &detail)?;
+    note_if_nobody_to_tell(tx, id, &school, level, &policy, now)?;
+    Ok(Some(alarm_in(tx, id)?))
 }

@@ -17,6 +17,7 @@ use doorstep_core::protocol::{
 };
 use serde::Serialize;
 
+use crate::admission::Admission;
 use crate::devices::{RedeemError, TokenCheck};
 use crate::routes::{Access, DeviceToken, Guard};
 use crate::state::AppState;
@@ -28,6 +29,8 @@ use crate::throttle::{PeerAddress, Refusal};
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds the caller should wait before asking again (`Retry-After`), when the office is busy.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -39,6 +42,22 @@ impl ApiError {
                 message: message.into(),
                 rejected: Vec::new(),
             },
+            retry_after: None,
+        }
+    }
+
+    /// Past capacity: `503`, `busy`, and `Retry-After` in seconds. Nothing was stored.
+    pub(crate) fn busy(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                refusal::BUSY,
+                format!(
+                    "the office is busy and took nothing from this sync; send it again in \
+                     {retry_after_secs} s"
+                ),
+            )
         }
     }
 }
@@ -57,7 +76,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -94,6 +119,7 @@ impl From<IngestError> for ApiError {
                 );
                 ApiError {
                     status,
+                    retry_after: None,
                     body: ErrorBody {
                         error: code.to_owned(),
                         message,
@@ -259,6 +285,7 @@ pub fn decode_sync_request(
     if !rejected.is_empty() {
         return Err(ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
+            retry_after: None,
             body: ErrorBody {
                 error: "event_rejected".to_owned(),
                 message: format!(
@@ -300,26 +327,49 @@ pub(crate) async fn sync(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let request = decode_sync_request(content_type, &body)?;
+    // Past capacity an ordinary sync is turned away before it does any store work (the phone comes back
+    // after `Retry-After`); one carrying an alert is always let in.
+    let carries_alert = request.events.iter().any(|e| e.event.is_urgent());
+    let place = match state.syncs.admit(carries_alert).await {
+        Admission::Admitted(place) => place,
+        Admission::Busy => return Err(ApiError::busy(state.syncs.retry_after_secs())),
+    };
     let now = state.now();
     let store = state.store.clone();
+    let escalation = state.escalation.clone();
     let visits: std::collections::BTreeSet<_> =
         request.events.iter().map(|e| e.visit.clone()).collect();
     let response = blocking(move || -> Result<SyncResponse, IngestError> {
-        let results = match store.ingest(&device, &request.events, request.device_time, now) {
-            Ok(results) => results,
-            Err(IngestError::Rejected(rejections)) => {
-                // A sequence number this device already used, now with another event: two phones are
-                // numbering events from one copy of its data.
-                if let Some(taken) = rejections.iter().find(|r| r.seq_taken) {
-                    store.suspect_clone(&device, &taken.reason, now)?;
+        // The place is given back when this store work ends, even if the phone has stopped waiting.
+        let _place = place;
+        let ingested =
+            match store.ingest_raising(&device, &request.events, request.device_time, now) {
+                Ok(ingested) => ingested,
+                Err(IngestError::Rejected(rejections)) => {
+                    // A sequence number this device already used, now with another event: two phones are
+                    // numbering events from one copy of its data.
+                    if let Some(taken) = rejections.iter().find(|r| r.seq_taken) {
+                        store.suspect_clone(&device, &taken.reason, now)?;
+                    }
+                    return Err(IngestError::Rejected(rejections));
                 }
-                return Err(IngestError::Rejected(rejections));
-            }
-            Err(other) => return Err(other),
-        };
-        if request.events.iter().any(|e| e.event.is_urgent()) {
+                Err(other) => return Err(other),
+            };
+        if carries_alert {
             tracing::warn!(device = %device.id, "duress received");
         }
+        // Committed: the board and the engine hear of it now, before the answer is built. A duress alarm
+        // was raised in the ingest's own transaction; `raised` puts it on the board and before the
+        // notifier at once.
+        if let Some(escalation) = &escalation {
+            for alarm in ingested.alarms {
+                escalation.raised(alarm);
+            }
+            for visit in visits {
+                escalation.visit_changed(visit);
+            }
+        }
+        let results = ingested.results;
         let holdings = store.holdings_since(&device, now, request.holdings_cursor.as_deref())?;
         Ok(SyncResponse {
             protocol: PROTOCOL_VERSION,
@@ -334,11 +384,6 @@ pub(crate) async fn sync(
         })
     })
     .await?;
-    if let Some(escalation) = &state.escalation {
-        for visit in visits {
-            escalation.visit_changed(visit);
-        }
-    }
     Ok(Json(response))
 }
 

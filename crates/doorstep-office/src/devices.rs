@@ -518,41 +518,33 @@ impl SqliteStore {
     pub fn check_token(&self, token: &str, now: DateTime<Utc>) -> Result<TokenCheck, StoreError> {
         let hash = token_hash(token);
         let mut conn = self.conn();
+        // Most requests write nothing (a current token whose phone was seen within the last minute): they
+        // are answered from a plain read, without a write transaction. The rest are read again inside one.
+        match token_row(&conn, &hash)? {
+            None => return Ok(TokenCheck::Unknown),
+            Some(row) if row.revoked.is_none() && row.state == "current" => {
+                if time(&row.expires_at)? <= now {
+                    return Ok(TokenCheck::Expired);
+                }
+                if !seen_stale(row.seen.clone(), now)? {
+                    return Ok(TokenCheck::Accepted(row.device()?));
+                }
+            }
+            Some(_) => {}
+        }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row = tx
-            .query_row(
-                "SELECT t.device_id, t.state, t.issued_at, t.expires_at, t.replaced_at, d.staff_id,
-                        s.school_id, d.revoked_at, d.last_seen_at
-                 FROM device_tokens t JOIN devices d ON d.id = t.device_id
-                      JOIN staff s ON s.id = d.staff_id
-                 WHERE t.token_sha256 = ?1",
-                [&hash],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, Option<String>>(4)?,
-                        row.get::<_, String>(5)?,
-                        row.get::<_, String>(6)?,
-                        row.get::<_, Option<String>>(7)?,
-                        row.get::<_, Option<String>>(8)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((id, state, issued_at, expires_at, replaced_at, staff, school, revoked, seen)) =
-            row
-        else {
+        let Some(row) = token_row(&tx, &hash)? else {
             return Ok(TokenCheck::Unknown);
         };
-        let device = Device {
-            id: parse_id(&id)?,
-            staff: parse_id(&staff)?,
-            school: parse_id(&school)?,
-            credential_issued_at: time(&issued_at)?,
-        };
+        let device = row.device()?;
+        let TokenRow {
+            state,
+            expires_at,
+            replaced_at,
+            revoked,
+            seen,
+            ..
+        } = row;
         if revoked.is_some() {
             return Ok(TokenCheck::Revoked);
         }
@@ -579,20 +571,19 @@ impl SqliteStore {
                 return Ok(TokenCheck::Replaced { clone });
             }
             "offered" => {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE device_tokens SET state = 'replaced', replaced_at = ?2
                      WHERE device_id = ?1 AND state = 'current'",
-                    params![device.id.as_str(), now.to_rfc3339()],
-                )?;
-                tx.execute(
-                    "DELETE FROM device_tokens WHERE device_id = ?1
-                     AND ((state = 'offered' AND token_sha256 != ?2) OR (state = 'replaced' AND expires_at < ?3))",
+                )?
+                .execute(params![device.id.as_str(), now.to_rfc3339()])?;
+                tx.prepare_cached("DELETE FROM device_tokens WHERE device_id = ?1
+                     AND ((state = 'offered' AND token_sha256 != ?2) OR (state = 'replaced' AND expires_at < ?3))")?.execute(
                     params![device.id.as_str(), hash, now.to_rfc3339()],
                 )?;
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE device_tokens SET state = 'current' WHERE token_sha256 = ?1",
-                    [&hash],
-                )?;
+                )?
+                .execute([&hash])?;
                 log(
                     &tx,
                     now,
@@ -608,15 +599,9 @@ impl SqliteStore {
             }
             _ => {}
         }
-        let stale = match optional_time(seen)? {
-            Some(seen) => now - seen >= SEEN_GRANULARITY,
-            None => true,
-        };
-        if stale {
-            tx.execute(
-                "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
-                params![device.id.as_str(), now.to_rfc3339()],
-            )?;
+        if seen_stale(seen, now)? {
+            tx.prepare_cached("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1")?
+                .execute(params![device.id.as_str(), now.to_rfc3339()])?;
         }
         tx.commit()?;
         Ok(TokenCheck::Accepted(device))
@@ -634,12 +619,12 @@ impl SqliteStore {
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
+        tx.prepare_cached(
             "DELETE FROM device_tokens WHERE token_sha256 IN (
                  SELECT token_sha256 FROM device_tokens WHERE device_id = ?1 AND state = 'offered'
                  ORDER BY issued_at DESC LIMIT -1 OFFSET ?2)",
-            params![device.id.as_str(), MAX_OFFERED - 1],
-        )?;
+        )?
+        .execute(params![device.id.as_str(), MAX_OFFERED - 1])?;
         let credential = add_token(&tx, &device.id, "offered", now)?;
         tx.commit()?;
         Ok(Some(credential))
@@ -853,6 +838,64 @@ impl SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// A device token's row, with its device's.
+struct TokenRow {
+    device_id: String,
+    state: String,
+    issued_at: String,
+    expires_at: String,
+    replaced_at: Option<String>,
+    staff: String,
+    school: String,
+    revoked: Option<String>,
+    seen: Option<String>,
+}
+
+impl TokenRow {
+    fn device(&self) -> Result<Device, StoreError> {
+        Ok(Device {
+            id: parse_id(&self.device_id)?,
+            staff: parse_id(&self.staff)?,
+            school: parse_id(&self.school)?,
+            credential_issued_at: time(&self.issued_at)?,
+        })
+    }
+}
+
+/// The token with this hash, and its device (every sync asks: the statement is cached).
+fn token_row(conn: &Connection, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT t.device_id, t.state, t.issued_at, t.expires_at, t.replaced_at, d.staff_id,
+                    s.school_id, d.revoked_at, d.last_seen_at
+             FROM device_tokens t JOIN devices d ON d.id = t.device_id
+                  JOIN staff s ON s.id = d.staff_id
+             WHERE t.token_sha256 = ?1",
+        )?
+        .query_row([hash], |row| {
+            Ok(TokenRow {
+                device_id: row.get(0)?,
+                state: row.get(1)?,
+                issued_at: row.get(2)?,
+                expires_at: row.get(3)?,
+                replaced_at: row.get(4)?,
+                staff: row.get(5)?,
+                school: row.get(6)?,
+                revoked: row.get(7)?,
+                seen: row.get(8)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Whether "last seen" is due to be written again: never written, or [`SEEN_GRANULARITY`] old.
+fn seen_stale(seen: Option<String>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    Ok(match optional_time(seen)? {
+        Some(seen) => now - seen >= SEEN_GRANULARITY,
+        None => true,
+    })
 }
 
 #[cfg(test)]

@@ -217,8 +217,17 @@ pub fn evaluate(
     let mut events = Vec::new();
     let mut wakes = Vec::new();
 
-    // Duress goes straight to the top.
-    for alert in state.active_duress() {
+    let alarms = store.alarms_for_visit(visit_id)?;
+    // Duress goes straight to the top. The sync that stored the alert has usually raised its alarm already,
+    // in its own transaction (`SqliteStore::ingest_raising`): that one is recognised here by the same key
+    // (who raised it, and when), so the engine neither raises a second nor opens a write for nothing.
+    for alert in state.active_duress().filter(|alert| {
+        !alarms.iter().any(|alarm| {
+            alarm.kind == AlarmKind::Duress
+                && alarm.about == alert.raised_by.as_str()
+                && alarm.due_at == alert.raised_at
+        })
+    }) {
         let raised = store.raise_alarm(
             visit_id,
             AlarmKind::Duress,
@@ -233,7 +242,6 @@ pub fn evaluate(
     }
 
     let current = deadlines(&visit, &state, &policy);
-    let alarms = store.alarms_for_visit(visit_id)?;
     for deadline in &current {
         let watching = next_silence(deadline, &alarms, &policy);
         if now >= watching.alarm_at {

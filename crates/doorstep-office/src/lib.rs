@@ -3,7 +3,8 @@
 //! - [`routes`]: every route in one table, each with the role its handler requires; `router(state)` builds
 //!   the whole app from it so tests can call it without a socket.
 //! - [`state`]: [`AppState`], what every handler shares; [`clock`]: the one place the system time is read.
-//! - [`api`]: the phones' sync API, health and the OpenAPI document.
+//! - [`api`]: the phones' sync API, health and the OpenAPI document; [`admission`]: how many syncs do
+//!   store work at once, and the `503` with `Retry-After` for ordinary syncs past that.
 //! - [`escalation`]: the engine that holds every visit's deadlines and raises and escalates alarms.
 //! - [`alarms`]: alarms in the store, held until a named person acknowledges them.
 //! - [`audit`]: the append-only, hash-chained audit log (openings of write-ups and exports, the office's
@@ -30,6 +31,7 @@
 //!
 //! `main` only reads its arguments, opens the store and calls [`run_with`].
 
+pub mod admission;
 pub mod alarms;
 pub mod api;
 pub mod audit;
@@ -75,6 +77,8 @@ pub struct OfficeSettings {
     pub tls: Option<serve::Tls>,
     /// The SMS gateway whose signed texts the office takes in (`/api/v1/sms/inbound`); none, none taken.
     pub sms: Option<sms::SmsGateway>,
+    /// How many phone syncs do store work at once (by default two per core).
+    pub sync_gate: admission::SyncGate,
 }
 
 /// Serves the office API and dashboard on `listener` until `shutdown` completes, with `Secure` cookies and
@@ -108,6 +112,7 @@ pub async fn run_with(
         stopping,
         sign_ins: Arc::new(throttle::SignInThrottle::default()),
         enrolments: Arc::new(state::enrolment_throttle()),
+        syncs: settings.sync_gate,
     };
     let mut app = router(state);
     if let Some(gateway) = settings.sms {

@@ -365,8 +365,22 @@ fn notify_config(args: &SmtpArgs) -> anyhow::Result<NotifyConfig> {
     })
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Threads for blocking work (the store, password hashing). Without a bound tokio grows its pool to 512
+/// under overload, and the office spends its time switching between threads that all wait on the one
+/// store connection; with one, extra work queues instead (and the sync gate turns ordinary syncs away
+/// before they queue, see `admission`).
+const MAX_BLOCKING_THREADS: usize = 32;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -514,6 +528,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         limits,
         tls,
         sms,
+        sync_gate: doorstep_office::admission::SyncGate::for_this_machine(),
     };
     doorstep_office::run_with(listener, Arc::new(store), settings, shutdown_signal())
         .await

@@ -82,7 +82,8 @@ pub fn document() -> Value {
                         "413": error_response("The body or the batch is too large"),
                         "415": error_response("The body is not application/json"),
                         "422": error_response("An event is out of range or not for this device's visits; nothing stored"),
-                        "500": error_response("The office failed; nothing stored")
+                        "500": error_response("The office failed; nothing stored"),
+                        "503": error_response("The office is past capacity (busy): nothing stored; send again after the Retry-After header's seconds. A batch carrying an alert is never turned away")
                     }
                 }
             },

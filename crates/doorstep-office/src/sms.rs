@@ -345,7 +345,7 @@ pub async fn inbound(
     // A text does not say what the phone's clock read when it was sent, so no clock offset is measured:
     // the alert counts at its own recorded time (never later than it arrived).
     let ingested =
-        tokio::task::spawn_blocking(move || store.ingest(&device, &[envelope], now, now))
+        tokio::task::spawn_blocking(move || store.ingest_raising(&device, &[envelope], now, now))
             .await
             .map_err(|join| {
                 tracing::error!(error = %join, "store task failed");
@@ -357,8 +357,15 @@ pub async fn inbound(
             })?;
     let ids = Some((reference.device.clone(), event_id.clone()));
     match ingested {
-        Ok(results) => {
-            let stored = results
+        Ok(ingested) => {
+            // The alarm was raised with the alert, in one transaction: the board hears of it at once.
+            if let Some(escalation) = &state.escalation {
+                for alarm in ingested.alarms {
+                    escalation.raised(alarm);
+                }
+            }
+            let stored = ingested
+                .results
                 .iter()
                 .any(|r| r.outcome == doorstep_core::protocol::EventOutcome::Stored);
             let outcome = if stored {

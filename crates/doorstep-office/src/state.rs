@@ -1,5 +1,5 @@
 //! What every handler shares: [`AppState`] (the store, the clock, the escalation engine's handle, the
-//! dashboard's settings). The API, the dashboard and `lib.rs` import it; it imports no route module, only
+//! dashboard's settings, the throttles and the sync gate). The API, the dashboard and `lib.rs` import it; it imports no route module, only
 //! what it holds, so nothing circles back through the routes.
 
 use crate::throttle::{SignInThrottle, ThrottleRules};
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use crate::admission::SyncGate;
 use crate::clock::{self, Clock};
 use crate::escalation::Escalation;
 use crate::store::SqliteStore;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub sign_ins: Arc<SignInThrottle>,
     /// Bounds guessing enrolment codes, by address ([`enrolment_throttle`]).
     pub enrolments: Arc<SignInThrottle>,
+    /// Bounds the phone syncs doing store work at once; past it, ordinary syncs are told to come back.
+    pub syncs: SyncGate,
 }
 
 /// Ten wrong enrolment codes from one address lock it out for 15 minutes. With codes of 60 random bits,
@@ -65,6 +68,7 @@ impl AppState {
             stopping: watch::channel(false).1,
             sign_ins: Arc::new(SignInThrottle::default()),
             enrolments: Arc::new(enrolment_throttle()),
+            syncs: SyncGate::for_this_machine(),
         }
     }
 

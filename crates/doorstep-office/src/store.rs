@@ -19,9 +19,11 @@ use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{
     EventOutcome, EventResult, EventTime, HeldVisit, HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS,
 };
+use doorstep_core::schedule::AlarmLevel;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::alarms::{raise_alarm_in, Alarm, AlarmKind};
 use crate::{audit, versions};
 
 /// The store's schema, oldest first (see [`doorstep_core::migrate`]). V4 and V5 were once `0005_records`
@@ -157,6 +159,9 @@ impl StoredEvent {
     }
 }
 
+/// Prepared statements kept per connection: all of the sync path's, with room for the pages'.
+const STATEMENT_CACHE: usize = 128;
+
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -176,7 +181,12 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let integrity: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        // Every statement on the sync path is prepared once and kept (`prepare_cached`); rusqlite keeps 16
+        // by default, fewer than the sync path alone uses, so each would push out another.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let integrity: String = conn
+            .prepare_cached("PRAGMA integrity_check")?
+            .query_row([], |row| row.get(0))?;
         if integrity != "ok" {
             return Err(StoreError::Corrupt(integrity));
         }
@@ -244,23 +254,23 @@ impl SqliteStore {
     }
 
     pub fn add_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO staff (id, school_id, name, body) VALUES (?1, ?2, ?3, ?4)",
-            params![
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO staff (id, school_id, name, body) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
                 member.id.as_str(),
                 school.as_str(),
                 member.name,
                 serde_json::to_string(member)?
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     pub fn add_pupil(&self, school: &SchoolId, pupil: &Pupil) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO pupils (id, school_id, name) VALUES (?1, ?2, ?3)",
-            params![pupil.id.as_str(), school.as_str(), pupil.name],
-        )?;
+        self.conn()
+            .prepare_cached("INSERT INTO pupils (id, school_id, name) VALUES (?1, ?2, ?3)")?
+            .execute(params![pupil.id.as_str(), school.as_str(), pupil.name])?;
         Ok(())
     }
 
@@ -283,24 +293,28 @@ impl SqliteStore {
         let policy = school_policy(&tx, &visit.school)?;
         check_dbs(&tx, &policy, visit)?;
         let state = VisitState::new(visit.staff_ids());
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO visits (id, school_id, pupil_id, agreed_time, body, phase, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                visit.id.as_str(),
-                visit.school.as_str(),
-                visit.pupil.id.as_str(),
-                visit.agreed_time.to_rfc3339(),
-                serde_json::to_string(visit)?,
-                phase_name(&state),
-                serde_json::to_string(&state)?
-            ],
-        )?;
+        )?
+        .execute(params![
+            visit.id.as_str(),
+            visit.school.as_str(),
+            visit.pupil.id.as_str(),
+            visit.agreed_time.to_rfc3339(),
+            serde_json::to_string(visit)?,
+            phase_name(&state),
+            serde_json::to_string(&state)?
+        ])?;
         for (position, assigned) in visit.staff.iter().enumerate() {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO visit_staff (visit_id, staff_id, position) VALUES (?1, ?2, ?3)",
-                params![visit.id.as_str(), assigned.id.as_str(), position as i64],
-            )?;
+            )?
+            .execute(params![
+                visit.id.as_str(),
+                assigned.id.as_str(),
+                position as i64
+            ])?;
         }
         versions::add_version(
             &tx,
@@ -345,6 +359,8 @@ impl SqliteStore {
     /// Checks a batch from `device` and stores its new events, all or nothing. `device_time` is the phone's
     /// clock when it sent the batch: with `now` it gives the phone's clock offset, which corrects the times
     /// the office trusts for the batch's events.
+    ///
+    /// A phone's duress alarm is raised in the same transaction (see [`SqliteStore::ingest_raising`]).
     pub fn ingest(
         &self,
         device: &Device,
@@ -352,6 +368,27 @@ impl SqliteStore {
         device_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<EventResult>, IngestError> {
+        Ok(self
+            .ingest_raising(device, events, device_time, now)?
+            .results)
+    }
+
+    /// [`SqliteStore::ingest`], returning as well the duress alarms it raised: when the batch stores an
+    /// alert (`VisitEvent::is_urgent`), the visit's alarm for each duress still active is raised in the
+    /// ingest's own transaction, so the alert and its alarm reach the disk together with one fsync, and
+    /// the caller can announce them ([`crate::escalation::Escalation::raised`]) as soon as this returns,
+    /// before it builds its answer. The engine finds them already raised and raises none again. A batch
+    /// with no events opens no transaction at all.
+    pub fn ingest_raising(
+        &self,
+        device: &Device,
+        events: &[EventEnvelope],
+        device_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested, IngestError> {
+        if events.is_empty() {
+            return Ok(Ingested::default());
+        }
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -359,6 +396,7 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(events.len());
         let mut rejections = Vec::new();
         let mut touched = BTreeSet::new();
+        let mut alerted = BTreeSet::new();
         let policy = school_policy(&tx, &device.school)?;
         // How many events (and alerts) this phone holds per visit, counted once per batch.
         let mut held: HashMap<VisitId, (i64, i64)> = HashMap::new();
@@ -394,6 +432,9 @@ impl SqliteStore {
                 Ok(outcome) => {
                     if outcome == EventOutcome::Stored {
                         touched.insert(envelope.visit.clone());
+                        if urgent {
+                            alerted.insert(envelope.visit.clone());
+                        }
                         // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be
                         // passed on, in the same transaction as the event that carries it.
                         crate::notices::note_in(&tx, envelope, &policy, now)?;
@@ -415,20 +456,35 @@ impl SqliteStore {
             // Dropping the transaction rolls back anything this batch wrote.
             return Err(IngestError::Rejected(rejections));
         }
+        let mut alarms = Vec::new();
         for visit in &touched {
-            refresh_visit(&tx, visit)?;
+            let state = refresh_visit(&tx, visit)?;
+            if alerted.contains(visit) {
+                // As the escalation engine raises it (`escalation::evaluate`): straight to the top, one
+                // alarm per alert, keyed by who raised it and when, so neither raises it twice.
+                for alert in state.active_duress() {
+                    alarms.extend(raise_alarm_in(
+                        &tx,
+                        visit,
+                        AlarmKind::Duress,
+                        alert.raised_by.as_str(),
+                        alert.raised_at,
+                        AlarmLevel::Authoriser,
+                        now,
+                    )?);
+                }
+            }
         }
         tx.commit().map_err(StoreError::from)?;
-        Ok(results)
+        Ok(Ingested { results, alarms })
     }
 
     /// The highest sequence number stored from this device.
     pub fn acknowledged_through(&self, device: &DeviceId) -> Result<Option<DeviceSeq>, StoreError> {
-        let max: Option<i64> = self.conn().query_row(
-            "SELECT MAX(seq) FROM events WHERE device_id = ?1",
-            [device.as_str()],
-            |row| row.get(0),
-        )?;
+        let max: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT MAX(seq) FROM events WHERE device_id = ?1")?
+            .query_row([device.as_str()], |row| row.get(0))?;
         max.map(|seq| DeviceSeq::new(seq as u64).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
     }
@@ -465,10 +521,9 @@ impl SqliteStore {
             StoreError::Corrupt(format!("device's staff {} missing", device.staff))
         })?;
         let visits = held_visits(&conn, &device.staff, now)?;
-        let through: i64 =
-            conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM events", [], |row| {
-                row.get(0)
-            })?;
+        let through: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM events")?
+            .query_row([], |row| row.get(0))?;
         let basis = {
             let mut hash = Sha256::new();
             hash.update(serde_json::to_vec(&(
@@ -485,9 +540,8 @@ impl SqliteStore {
         };
         let event_at = |rowid: i64| -> Result<String, StoreError> {
             Ok(conn
-                .query_row("SELECT id FROM events WHERE rowid = ?1", [rowid], |row| {
-                    row.get::<_, String>(0)
-                })
+                .prepare_cached("SELECT id FROM events WHERE rowid = ?1")?
+                .query_row([rowid], |row| row.get::<_, String>(0))
                 .optional()?
                 .unwrap_or_default())
         };
@@ -559,11 +613,10 @@ impl SqliteStore {
     pub fn visit(&self, visit: &VisitId) -> Result<Option<(Visit, VisitState)>, StoreError> {
         let conn = self.conn();
         let row = conn
-            .query_row(
-                "SELECT body, state FROM visits WHERE id = ?1",
-                [visit.as_str()],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-            )
+            .prepare_cached("SELECT body, state FROM visits WHERE id = ?1")?
+            .query_row([visit.as_str()], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
             .optional()?;
         row.map(|(body, state)| Ok((serde_json::from_str(&body)?, serde_json::from_str(&state)?)))
             .transpose()
@@ -572,7 +625,7 @@ impl SqliteStore {
     /// Every visit's id, in agreed-time order.
     pub fn visit_ids(&self) -> Result<Vec<VisitId>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id FROM visits ORDER BY agreed_time, id")?;
+        let mut stmt = conn.prepare_cached("SELECT id FROM visits ORDER BY agreed_time, id")?;
         let ids = stmt.query_map([], |row| row.get::<_, String>(0))?;
         let mut out = Vec::new();
         for id in ids {
@@ -616,11 +669,8 @@ impl SqliteStore {
     pub fn school_of_visit(&self, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
         let school: Option<String> = self
             .conn()
-            .query_row(
-                "SELECT school_id FROM visits WHERE id = ?1",
-                [visit.as_str()],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT school_id FROM visits WHERE id = ?1")?
+            .query_row([visit.as_str()], |row| row.get(0))
             .optional()?;
         school.map(|s| parse_id(&s)).transpose()
     }
@@ -629,7 +679,8 @@ impl SqliteStore {
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         let count: i64 = self
             .conn()
-            .query_row("SELECT COUNT(*) FROM schools", [], |row| row.get(0))?;
+            .prepare_cached("SELECT COUNT(*) FROM schools")?
+            .query_row([], |row| row.get(0))?;
         Ok(count == 0)
     }
 }
@@ -717,11 +768,8 @@ fn check_and_store(
         ));
     }
     let existing: Option<String> = tx
-        .query_row(
-            "SELECT body FROM events WHERE id = ?1",
-            [envelope.id.to_string()],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT body FROM events WHERE id = ?1")?
+        .query_row([envelope.id.to_string()], |row| row.get(0))
         .optional()?;
     if let Some(body) = existing {
         let stored: EventEnvelope = serde_json::from_str(&body).map_err(StoreError::from)?;
@@ -739,11 +787,12 @@ fn check_and_store(
             }))
         };
     }
-    let seq_taken: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE device_id = ?1 AND seq = ?2)",
-        params![envelope.device.as_str(), envelope.seq.get() as i64],
-        |row| row.get(0),
-    )?;
+    let seq_taken: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE device_id = ?1 AND seq = ?2)")?
+        .query_row(
+            params![envelope.device.as_str(), envelope.seq.get() as i64],
+            |row| row.get(0),
+        )?;
     if seq_taken {
         return Err(Check::Refused(Rejection {
             id: envelope.id,
@@ -792,9 +841,8 @@ fn events_held(
     device: &DeviceId,
     visit: &VisitId,
 ) -> Result<(i64, i64), StoreError> {
-    Ok(tx.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(json_extract(body, '$.event.type') = 'duress_raised'), 0)
-         FROM events WHERE device_id = ?1 AND visit_id = ?2",
+    Ok(tx.prepare_cached("SELECT COUNT(*), COALESCE(SUM(json_extract(body, '$.event.type') = 'duress_raised'), 0)
+         FROM events WHERE device_id = ?1 AND visit_id = ?2")?.query_row(
         params![device.as_str(), visit.as_str()],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?)
@@ -802,11 +850,9 @@ fn events_held(
 
 /// Whether this very event is already stored (a resend is always acknowledged, over quota or not).
 fn already_stored(tx: &Transaction<'_>, envelope: &EventEnvelope) -> Result<bool, StoreError> {
-    Ok(tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1)",
-        [envelope.id.to_string()],
-        |row| row.get(0),
-    )?)
+    Ok(tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1)")?
+        .query_row([envelope.id.to_string()], |row| row.get(0))?)
 }
 
 fn insert_event(
@@ -815,9 +861,8 @@ fn insert_event(
     trusted_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    tx.prepare_cached("INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(
         params![
             envelope.id.to_string(),
             envelope.device.as_str(),
@@ -855,11 +900,8 @@ pub(crate) fn check_dbs(
 /// The school a visit belongs to.
 pub(crate) fn visit_school(conn: &Connection, visit: &VisitId) -> Result<SchoolId, StoreError> {
     let school: Option<String> = conn
-        .query_row(
-            "SELECT school_id FROM visits WHERE id = ?1",
-            [visit.as_str()],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT school_id FROM visits WHERE id = ?1")?
+        .query_row([visit.as_str()], |row| row.get(0))
         .optional()?;
     match school {
         Some(school) => parse_id(&school),
@@ -887,11 +929,9 @@ pub(crate) fn record_office_event_in(
     }
     let events = lifecycle::decide(&state, command, &policy, now)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let next_seq: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1",
-        [OFFICE_DEVICE],
-        |row| row.get(0),
-    )?;
+    let next_seq: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?1")?
+        .query_row([OFFICE_DEVICE], |row| row.get(0))?;
     let mut last = None;
     for (offset, event) in events.into_iter().enumerate() {
         let envelope = EventEnvelope {
@@ -938,20 +978,18 @@ fn decision_detail(event: &lifecycle::VisitEvent) -> String {
 }
 
 /// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
-fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<(), StoreError> {
+fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<VisitState, StoreError> {
     let staff = assigned_staff(tx, visit)?;
     let events = visit_events(tx, visit)?;
     let trusted: Vec<TrustedEvent<'_>> = events.iter().map(StoredEvent::trusted).collect();
     let state = lifecycle::replay(VisitState::new(staff), trusted.iter());
-    tx.execute(
-        "UPDATE visits SET phase = ?2, state = ?3 WHERE id = ?1",
-        params![
+    tx.prepare_cached("UPDATE visits SET phase = ?2, state = ?3 WHERE id = ?1")?
+        .execute(params![
             visit.as_str(),
             phase_name(&state),
             serde_json::to_string(&state)?
-        ],
-    )?;
-    Ok(())
+        ])?;
+    Ok(state)
 }
 
 pub(crate) fn visit_state(
@@ -959,16 +997,20 @@ pub(crate) fn visit_state(
     visit: &VisitId,
 ) -> Result<Option<VisitState>, StoreError> {
     let state: Option<String> = conn
-        .query_row(
-            "SELECT state FROM visits WHERE id = ?1",
-            [visit.as_str()],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT state FROM visits WHERE id = ?1")?
+        .query_row([visit.as_str()], |row| row.get(0))
         .optional()?;
     Ok(match state {
         Some(state) => Some(serde_json::from_str(&state)?),
         None => None,
     })
+}
+
+/// What [`SqliteStore::ingest_raising`] did: each event's outcome, and the duress alarms it raised.
+#[derive(Debug, Clone, Default)]
+pub struct Ingested {
+    pub results: Vec<EventResult>,
+    pub alarms: Vec<Alarm>,
 }
 
 /// What a phone should hold, with how it stands: see [`SqliteStore::holdings_since`].
@@ -1105,8 +1147,8 @@ fn visit_events_in(
 }
 
 fn assigned_staff(conn: &Connection, visit: &VisitId) -> Result<Vec<StaffId>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT staff_id FROM visit_staff WHERE visit_id = ?1 ORDER BY position")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT staff_id FROM visit_staff WHERE visit_id = ?1 ORDER BY position")?;
     let ids = stmt.query_map([visit.as_str()], |row| row.get::<_, String>(0))?;
     let mut out = Vec::new();
     for id in ids {
@@ -1120,11 +1162,8 @@ pub(crate) fn staff_member(
     staff: &StaffId,
 ) -> Result<Option<StaffMember>, StoreError> {
     let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM staff WHERE id = ?1",
-            [staff.as_str()],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT body FROM staff WHERE id = ?1")?
+        .query_row([staff.as_str()], |row| row.get(0))
         .optional()?;
     Ok(match body {
         Some(body) => Some(serde_json::from_str(&body)?),
@@ -1141,11 +1180,10 @@ pub(crate) fn school_and_policy(
     school: &SchoolId,
 ) -> Result<(School, Policy), StoreError> {
     let (name, phone, policy, zone): (String, String, String, String) = conn
-        .query_row(
-            "SELECT name, office_phone, policy, time_zone FROM schools WHERE id = ?1",
-            [school.as_str()],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
+        .prepare_cached("SELECT name, office_phone, policy, time_zone FROM schools WHERE id = ?1")?
+        .query_row([school.as_str()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
         .optional()?
         .ok_or_else(|| StoreError::Invalid(format!("unknown school {school}")))?;
     // Stored only from a parsed `SchoolTimeZone`; a name this build's database lacks (one removed from
@@ -1170,25 +1208,23 @@ fn phase_name(state: &VisitState) -> &'static str {
 /// Rebuilds every visit's stored phase and state when the lifecycle's rules changed since they were built
 /// (the events are the truth; phase and state are derived from them).
 fn rebuild_if_rules_changed(conn: &mut Connection) -> Result<(), StoreError> {
-    let built_with: i64 = conn.query_row("SELECT rules_version FROM derived_state", [], |row| {
-        row.get(0)
-    })?;
+    let built_with: i64 = conn
+        .prepare_cached("SELECT rules_version FROM derived_state")?
+        .query_row([], |row| row.get(0))?;
     if built_with == i64::from(lifecycle::RULES_VERSION) {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let ids: Vec<String> = {
-        let mut stmt = tx.prepare("SELECT id FROM visits")?;
+        let mut stmt = tx.prepare_cached("SELECT id FROM visits")?;
         let ids = stmt.query_map([], |row| row.get(0))?;
         ids.collect::<Result<_, _>>()?
     };
     for id in ids {
         refresh_visit(&tx, &parse_id(&id)?)?;
     }
-    tx.execute(
-        "UPDATE derived_state SET rules_version = ?1",
-        [i64::from(lifecycle::RULES_VERSION)],
-    )?;
+    tx.prepare_cached("UPDATE derived_state SET rules_version = ?1")?
+        .execute([i64::from(lifecycle::RULES_VERSION)])?;
     tx.commit()?;
     Ok(())
 }

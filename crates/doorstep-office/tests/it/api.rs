@@ -624,3 +624,147 @@ fn the_sync_fuzz_seed_is_a_request_the_decoder_reads() {
         .expect("the seed is read");
     assert_eq!(request.events.len(), 7);
 }
+
+/// A duress alarm is raised in the very transaction that stores the alert: once the sync is answered the
+/// alarm is on disk, the board's live stream has heard `alarm_raised`, and the engine, looking at the visit
+/// again, recognises it and raises no second one.
+#[tokio::test]
+async fn a_duress_alarm_is_committed_with_its_alert_and_reaches_the_board_once() {
+    let office = office_with_sign_ins(&["office"]).await;
+    let (client, _) = signed_in(&office, "office").await;
+    let mut stream = client
+        .get(format!("{}/board/events", office.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let sam = &office.phones.me;
+    let events = [
+        envelope(sam, 1, "visit-ava", departed("sam")),
+        envelope(
+            sam,
+            2,
+            "visit-ava",
+            VisitEvent::DuressRaised {
+                staff: staff("sam"),
+                via: doorstep_core::lifecycle::DuressVia::CodePhraseButton,
+            },
+        ),
+    ];
+    let (status, body) = office.post_sync(&sam.device_token, &batch(&events)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // On disk, read through a connection of its own: committed, not merely held by the office.
+    let duress_rows = || -> i64 {
+        rusqlite::Connection::open(office.store.path())
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM alarms WHERE visit_id = 'visit-ava' AND kind = 'duress'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(duress_rows(), 1, "the alarm was committed with the alert");
+
+    let mut seen = String::new();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !seen.contains("alarm_raised") {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no alarm_raised within 10 s: {seen}");
+    assert!(
+        seen.contains("duress") && seen.contains("visit-ava"),
+        "{seen}"
+    );
+
+    // The engine's own look at the visit finds the alarm already raised.
+    let (_, announced) = doorstep_office::escalation::evaluate(
+        &office.store,
+        &visit("visit-ava"),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    assert!(
+        !announced.iter().any(|e| matches!(
+            e,
+            doorstep_office::escalation::BoardEvent::AlarmRaised { .. }
+        )),
+        "{announced:?}"
+    );
+    assert_eq!(duress_rows(), 1, "raised exactly once");
+}
+
+/// Past capacity (every place for store work taken, as by slow syncs) an ordinary sync is turned away at
+/// once with `503`, `Retry-After` and a reason, and nothing of it stored; a sync carrying an alert is let in
+/// and stored all the same; once places free up, ordinary syncs go through again.
+#[tokio::test]
+async fn past_capacity_an_ordinary_sync_is_told_to_come_back_and_an_alert_is_stored() {
+    use doorstep_office::admission::SyncGate;
+    let gate = SyncGate::new(2, std::time::Duration::from_millis(50));
+    let office = spawn_office_settings(
+        doorstep_office::OfficeSettings {
+            sync_gate: gate.clone(),
+            ..doorstep_office::OfficeSettings::default()
+        },
+        chrono::Utc::now(),
+    )
+    .await;
+    let full = gate.hold_all().await;
+    let sam = &office.phones.me;
+    let ordinary = office
+        .http
+        .post(format!("{}/api/v1/sync", office.url))
+        .bearer_auth(&sam.device_token)
+        .json(&batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ordinary.status(), 503);
+    assert_eq!(ordinary.headers()["retry-after"], "2");
+    let body: serde_json::Value = ordinary.json().await.unwrap();
+    assert_eq!(body["error"], "busy", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("send it again in 2 s"),
+        "{body}"
+    );
+    assert_eq!(office.stored_event_count(), 0, "nothing of it was stored");
+
+    let alex = &office.phones.partner;
+    let alert = [
+        envelope(alex, 1, "visit-ava", departed("alex")),
+        envelope(
+            alex,
+            2,
+            "visit-ava",
+            VisitEvent::DuressRaised {
+                staff: staff("alex"),
+                via: doorstep_core::lifecycle::DuressVia::DuressPin,
+            },
+        ),
+    ];
+    let (status, body) = office.post_sync(&alex.device_token, &batch(&alert)).await;
+    assert_eq!(status, 200, "an alert is always let in: {body}");
+    assert_eq!(body["results"][1]["outcome"], "stored");
+    assert_eq!(office.stored_event_count(), 2);
+
+    drop(full);
+    let (status, body) = office
+        .post_sync(
+            &sam.device_token,
+            &batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(office.stored_event_count(), 3);
+}

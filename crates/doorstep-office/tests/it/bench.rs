@@ -90,7 +90,7 @@ impl DemoStore {
         recorded: DateTime<Utc>,
         received: DateTime<Utc>,
         event: VisitEvent,
-    ) {
+    ) -> Vec<Alarm> {
         let device = match who {
             "sam" => &self.sam,
             "alex" => &self.alex,
@@ -100,8 +100,9 @@ impl DemoStore {
         *seq += 1;
         let envelope = test_support::envelope(device.id.as_str(), *seq, visit_id, recorded, event);
         self.store
-            .ingest(device, &[envelope], received, received)
-            .expect("the office stores the event");
+            .ingest_raising(device, &[envelope], received, received)
+            .expect("the office stores the event")
+            .alarms
     }
 
     /// visit-ava's alarms, open or not.
@@ -216,7 +217,10 @@ impl Bench {
     /// handler does.
     pub fn send(&mut self, who: &str, event: VisitEvent) {
         let now = self.now();
-        self.demo.phone_sends(who, "visit-ava", now, now, event);
+        // As the sync handler does: the alarms the ingest raised are announced, then the engine poked.
+        for alarm in self.demo.phone_sends(who, "visit-ava", now, now, event) {
+            self.engine.raised(alarm);
+        }
         self.engine.visit_changed(visit("visit-ava"));
     }
 

@@ -193,6 +193,52 @@ async fn deadlines_survive_a_restart_of_the_office() {
     sim.engine_task.abort();
 }
 
+/// The alert and its alarm are written in one transaction: the alarm exists as soon as the ingest returns,
+/// before the engine has looked at anything, and the engine's own look raises no second one.
+#[tokio::test(start_paused = true)]
+async fn a_duress_alarm_is_raised_by_the_ingest_itself_and_the_engine_does_not_raise_it_again() {
+    let mut sim = Bench::paused(Preset::AcademySafeguardingLead).await;
+    let mut board = sim.engine.subscribe();
+    sim.start_visit().await;
+    sim.advance_to(minutes_after_agreed(3)).await;
+    while board.try_recv().is_ok() {}
+    let now = sim.now();
+    // Stored straight through the store, the engine not told: the alarm is there all the same.
+    let raised = sim.demo.phone_sends(
+        "alex",
+        "visit-ava",
+        now,
+        now,
+        VisitEvent::DuressRaised {
+            staff: staff("alex"),
+            via: DuressVia::CodePhraseButton,
+        },
+    );
+    let alarms = sim.alarms();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(
+        (alarms[0].kind, alarms[0].level, alarms[0].about.as_str()),
+        (AlarmKind::Duress, AlarmLevel::Authoriser, "alex")
+    );
+    assert_eq!(raised, alarms, "the ingest returns what it raised");
+
+    // Now the engine hears of the visit, as after any sync: it finds the alarm and raises nothing more.
+    sim.engine.visit_changed(visit("visit-ava"));
+    sim.advance_to(minutes_after_agreed(3) + TimeDelta::milliseconds(1))
+        .await;
+    assert_eq!(sim.alarms().len(), 1, "not raised twice");
+    while let Ok(event) = board.try_recv() {
+        assert!(
+            !matches!(
+                event,
+                doorstep_office::escalation::BoardEvent::AlarmRaised { .. }
+            ),
+            "the engine announced a second raise: {event:?}"
+        );
+    }
+    sim.engine_task.abort();
+}
+
 #[tokio::test(start_paused = true)]
 async fn duress_goes_straight_to_the_authoriser_level_and_an_acknowledgement_stops_the_escalation()
 {

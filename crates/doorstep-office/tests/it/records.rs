@@ -103,7 +103,8 @@ impl Office {
             .expect("a new alarm")
     }
 
-    /// A duress alarm as the escalation engine raises it: about who raised it, due at the phone's time.
+    /// The duress alarm the office raised with the alert (in the ingest's transaction): about who raised
+    /// it, due at the phone's time, raised when the office received it.
     fn duress(
         &self,
         visit_id: &str,
@@ -111,17 +112,18 @@ impl Office {
         on_phone: DateTime<Utc>,
         raised: DateTime<Utc>,
     ) -> Alarm {
-        self.store
-            .raise_alarm(
-                &visit(visit_id),
-                AlarmKind::Duress,
-                who,
-                on_phone,
-                AlarmLevel::Authoriser,
-                raised,
-            )
+        let alarm = self
+            .store
+            .alarms_for_visit(&visit(visit_id))
             .unwrap()
-            .expect("a new alarm")
+            .into_iter()
+            .find(|a| a.kind == AlarmKind::Duress && a.about == who && a.due_at == on_phone)
+            .expect("the duress alarm raised with the alert");
+        assert_eq!(
+            (alarm.raised_at, alarm.level),
+            (raised, AlarmLevel::Authoriser)
+        );
+        alarm
     }
 
     fn acknowledge(&self, alarm: &Alarm, when: DateTime<Utc>) {
