@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use strum::VariantArray;
 
+pub use crate::contact::{PhoneNumber, Postcode};
 use crate::ids::{PupilId, SchoolId, StaffId, VisitId};
 use crate::policy::PolicyMinutes;
 pub use crate::zone::SchoolTimeZone;

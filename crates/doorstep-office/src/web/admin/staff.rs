@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::NaiveDate;
-use doorstep_core::domain::{DbsCheck, DbsLevel, Role, StaffMember};
+use doorstep_core::domain::{DbsCheck, DbsLevel, PhoneNumber, Role, StaffMember};
 use doorstep_core::ids::StaffId;
 use maud::html;
 use serde::Deserialize;
@@ -82,19 +82,15 @@ impl StaffDraft {
                 "enter the person's name (at most 100 characters)".into(),
             );
         }
-        let digits = self.phone.chars().filter(char::is_ascii_digit).count();
-        let phone_chars_ok = self
-            .phone
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-()".contains(c));
-        if !phone_chars_ok || !(10..=15).contains(&digits) {
-            errors.insert(
-                "phone",
-                "enter a phone number of 10 to 15 digits (spaces, +, - and brackets allowed), so a partner \
-                 or the office can ring them on a visit"
-                    .into(),
-            );
-        }
+        // The phone's dialler parses with the same rule, so a number saved here is one it can ring.
+        let phone = PhoneNumber::parse(&self.phone)
+            .map_err(|e| {
+                errors.insert(
+                    "phone",
+                    format!("{e}, so a partner or the office can ring them on a visit"),
+                )
+            })
+            .ok();
         let mut roles = Vec::new();
         for role in &self.roles {
             match from_wire::<Role>(role) {
@@ -139,12 +135,12 @@ impl StaffDraft {
                 },
             },
         };
-        match id {
-            Some(id) if errors.is_empty() => Ok(StaffMember {
+        match (id, phone) {
+            (Some(id), Some(phone)) if errors.is_empty() => Ok(StaffMember {
                 id,
                 name: self.name.clone(),
                 roles,
-                phone: self.phone.clone(),
+                phone: phone.to_string(),
                 dbs,
             }),
             _ => Err(errors),
