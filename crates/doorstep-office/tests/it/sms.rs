@@ -245,3 +245,43 @@ async fn an_office_without_a_gateway_secret_takes_no_texts() {
     assert_eq!(body["error"], "sms_not_configured");
     assert_eq!(office.stored_event_count(), 0);
 }
+
+#[tokio::test]
+async fn a_phone_that_took_a_renewed_credential_offline_still_signs_and_a_revoked_one_does_not() {
+    let office = spawn_office_with_sms(SECRET).await;
+    let sam = &office.phones.me;
+    let school: doorstep_core::ids::SchoolId = "demo-primary".parse().unwrap();
+    // A week on, the office offers Sam's phone a fresh token; the phone keeps it, then loses signal
+    // before using it, so the office still counts it only as offered.
+    let now = Utc::now();
+    let device = office
+        .store
+        .authenticate(&sam.device_token, now)
+        .unwrap()
+        .unwrap();
+    let renewed = office
+        .store
+        .offer_renewal(&device, now + chrono::TimeDelta::days(8))
+        .unwrap()
+        .expect("a week-old token is renewed");
+    let first = alert(sam, 1);
+    let text = sms::message(WORDS, &first, &SmsKey::from_device_token(&renewed.token)).unwrap();
+    let (status, body) = post_text(&office, &text).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("stored")),
+        "{body}"
+    );
+
+    // Revoked, the phone's texts are refused like a stranger's, and nothing is stored.
+    assert!(office
+        .store
+        .revoke_device(&school, &device.id, &staff("head"), Utc::now())
+        .unwrap());
+    let second = alert(sam, 2);
+    let (status, body) = post_text(&office, &text_for(sam, &second)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "forged_text");
+    assert_eq!(copies(&office, &second.id.to_string()), 0);
+    assert_eq!(outcomes(&office).last().map(String::as_str), Some("forged"));
+}
