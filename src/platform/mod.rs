@@ -2,7 +2,8 @@
 //!
 //! - [`notice`]: [`Notice`], [`Pattern`], [`Urgency`]: the fixed, discreet messages and buzzes the app may
 //!   ask for. A notice cannot carry text, so no name, address or risk can reach a lock screen.
-//! - [`phone`]: [`PhoneNumber`] (validated) and the `tel:`/`sms:` links built from it.
+//! - [`PhoneNumber`] (from the core, parsed with the one rule the office's forms use too) builds the
+//!   `tel:`/`sms:` links the dialler and the message composer open.
 //! - [`lease`]: [`VisitTimerLease`] and [`LeaseSet`], keeping the visit timer alive in the background.
 //! - [`recording`]: [`CallLog`] and [`RecordingPlatform`], what tests and the desktop read back.
 //! - [`desktop`]: [`DesktopPlatform`], the workstation build (records, logs, optionally `xdg-open`; the data
@@ -28,17 +29,16 @@ mod ios;
 pub mod key_file;
 pub mod lease;
 pub mod notice;
-pub mod phone;
 pub mod recording;
 
 #[cfg(target_os = "android")]
 pub use android::AndroidPlatform;
 pub use desktop::{DesktopPlatform, OPEN_LINKS_ENV};
+pub use doorstep_core::contact::{PhoneNumber, PhoneNumberError};
 #[cfg(target_os = "ios")]
 pub use ios::IosPlatform;
 pub use lease::{LeaseChange, LeaseSet, VisitTimerLease};
 pub use notice::{Notice, Pattern, Urgency};
-pub use phone::{PhoneNumber, PhoneNumberError};
 pub use recording::{CallLog, PlatformCall, RecordingPlatform};
 
 /// Why the platform could not do what was asked. Every variant is something the caller can act on: show

@@ -3,13 +3,17 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use strum::VariantArray;
 
+pub use crate::contact::{PhoneNumber, Postcode};
 use crate::ids::{PupilId, SchoolId, StaffId, VisitId};
 use crate::policy::PolicyMinutes;
 pub use crate::zone::SchoolTimeZone;
 
 /// What a member of staff does in Doorstep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, VariantArray,
+)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -23,6 +27,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order they are declared (and forms offer them).
+    pub const ALL: &'static [Role] = <Role as VariantArray>::VARIANTS;
+
     pub fn label(self) -> &'static str {
         match self {
             Role::VisitingStaff => "visiting staff",
@@ -44,7 +51,7 @@ pub struct DbsCheck {
     pub checked_on: NaiveDate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, VariantArray)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DbsLevel {
@@ -52,6 +59,21 @@ pub enum DbsLevel {
     Standard,
     Enhanced,
     EnhancedWithBarredList,
+}
+
+impl DbsLevel {
+    /// Every level, lowest first (the order forms offer them).
+    pub const ALL: &'static [DbsLevel] = <DbsLevel as VariantArray>::VARIANTS;
+
+    /// The level in words, as it reads inside a sentence ("enhanced with barred list").
+    pub fn label(self) -> &'static str {
+        match self {
+            DbsLevel::Basic => "basic",
+            DbsLevel::Standard => "standard",
+            DbsLevel::Enhanced => "enhanced",
+            DbsLevel::EnhancedWithBarredList => "enhanced with barred list",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +111,7 @@ impl StaffMember {
 }
 
 /// Why a visit is made: the two policies' lists, merged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, VariantArray)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VisitPurpose {
@@ -117,6 +139,9 @@ pub enum VisitPurpose {
 }
 
 impl VisitPurpose {
+    /// Every purpose, in the order they are declared (and the policy form offers them).
+    pub const ALL: &'static [VisitPurpose] = <VisitPurpose as VariantArray>::VARIANTS;
+
     pub fn label(self) -> &'static str {
         match self {
             VisitPurpose::PreReceptionRelationship => "Pre-Reception visit",
@@ -164,7 +189,7 @@ impl VisitPurpose {
 }
 
 /// The hazards of the lone-working risk assessment table (seed 001), which seed 000's risk assessment covers too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, VariantArray)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Hazard {
@@ -176,13 +201,8 @@ pub enum Hazard {
 }
 
 impl Hazard {
-    pub const STANDARD: [Hazard; 5] = [
-        Hazard::AggressiveOrViolentPerson,
-        Hazard::Driving,
-        Hazard::PublicAreasAndCarParks,
-        Hazard::IllnessOrInjury,
-        Hazard::DogsAndOtherAnimals,
-    ];
+    /// Every hazard of the standard table, in its order.
+    pub const ALL: &'static [Hazard] = <Hazard as VariantArray>::VARIANTS;
 
     pub fn label(self) -> &'static str {
         match self {
@@ -252,7 +272,7 @@ impl RiskAssessment {
     /// An assessment with every standard hazard and its default controls, ready to edit.
     pub fn standard() -> Self {
         Self {
-            risks: Hazard::STANDARD
+            risks: Hazard::ALL
                 .iter()
                 .map(|&hazard| AssessedRisk {
                     hazard: Some(hazard),
@@ -410,4 +430,36 @@ pub struct VisitStaff {
     pub id: StaffId,
     pub name: String,
     pub phone: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+
+    /// Each list holds every value once, and every value's stored name reads back as itself.
+    fn listed_once_and_named<T>(all: &[T], expected: usize)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned,
+    {
+        assert_eq!(all.len(), expected);
+        for (i, value) in all.iter().enumerate() {
+            assert!(!all[..i].contains(value), "{value:?} is listed twice");
+            let name = serde_json::to_string(value).unwrap();
+            assert_eq!(serde_json::from_str::<T>(&name).unwrap(), *value);
+        }
+    }
+
+    #[test]
+    fn every_enum_list_holds_each_value_once_in_declaration_order() {
+        listed_once_and_named(Role::ALL, 6);
+        listed_once_and_named(VisitPurpose::ALL, 11);
+        listed_once_and_named(DbsLevel::ALL, 4);
+        listed_once_and_named(Hazard::ALL, 5);
+        // Forms offer them in the order they are declared.
+        assert_eq!(Role::ALL.first(), Some(&Role::VisitingStaff));
+        assert_eq!(Role::ALL.last(), Some(&Role::Admin));
+        assert_eq!(VisitPurpose::ALL.last(), Some(&VisitPurpose::HomeEducation));
+        assert_eq!(DbsLevel::ALL.first(), Some(&DbsLevel::Basic));
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`ids`]: validated identifiers (`VisitId`, `StaffId`, `EventId`, `DeviceSeq`, ...).
 //! - [`domain`]: staff, pupils, visits, risk assessments and briefings.
+//! - [`contact`]: `PhoneNumber` and `Postcode`, each parsed with one rule by the office and the phone.
 //! - [`policy`]: a school's home-visit policy as data, with the two shipped presets.
 //! - [`lifecycle`]: the visit state machine, `decide` and `apply`, pure and total.
 //! - [`event`]: the event envelope recorded on a device.
@@ -19,6 +20,7 @@
 //! Time is always passed in; nothing here reads a clock except `EventId::new_v7` (its timestamp bits only
 //! order ids and carry no meaning) and refinery's stamp on each row of the migration history.
 
+pub mod contact;
 pub mod domain;
 pub mod event;
 pub mod event_log;

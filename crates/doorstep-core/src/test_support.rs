@@ -80,3 +80,50 @@ pub fn envelope(
         event,
     }
 }
+
+/// Phone numbers by the one rule ([`crate::contact::PhoneNumber`]): the text, and the dialable number it
+/// stands for or `None` when it is refused. The office's forms and the phone's dialler are both tested
+/// against this table.
+pub const PHONE_NUMBERS: &[(&str, Option<&str>)] = &[
+    ("01632 960000", Some("01632960000")),
+    ("+353 1 234 5678", Some("+35312345678")),
+    ("0113 496 0000", Some("01134960000")),
+    ("+44 113 496 0000", Some("+441134960000")),
+    ("  07700900123 ", Some("07700900123")),
+    ("+123456789012345", Some("+123456789012345")),
+    ("", None),
+    ("+", None),
+    ("12", None),
+    ("999", None),
+    ("112", None),
+    ("0770", None),
+    ("0113 496 00", None),
+    ("1234567890123456", None),
+    ("++44 113 496 0000", None),
+    ("+ 44 113 496 0000", None),
+    ("0113  496 0000", None),
+    ("0113-496-0000", None),
+    ("(0113) 4960000", None),
+    ("44+113 496 0000", None),
+    ("0113 496 0000;ext=2", None),
+    ("0113?body=hi", None),
+    ("tel:01134960000", None),
+    ("٠١١٣٤٩٦٠٠٠٠", None),
+    ("0113 496\t0000", None),
+];
+
+/// Postcodes by the one rule ([`crate::contact::Postcode`]): the text, and the postcode it is kept as or
+/// `None` when it is refused.
+pub const POSTCODES: &[(&str, Option<&str>)] = &[
+    ("ok1 2ab", Some("OK1 2AB")),
+    ("SW1A1AA", Some("SW1A 1AA")),
+    ("M1 1AE", Some("M1 1AE")),
+    ("B33 8TH", Some("B33 8TH")),
+    ("EC1A 1BB", Some("EC1A 1BB")),
+    ("12345", None),
+    ("OK1", None),
+    ("OK1 2A1", None),
+    ("ABC1 2AB", None),
+    ("", None),
+    ("ÖK1 2AB", None),
+];

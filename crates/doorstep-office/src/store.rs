@@ -218,6 +218,9 @@ impl SqliteStore {
         policy
             .validate()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        // Staff's phones dial this number: it must be one their dialler takes.
+        doorstep_core::contact::PhoneNumber::parse(&school.office_phone)
+            .map_err(|e| StoreError::Invalid(format!("the office phone number: {e}")))?;
         self.conn().execute(
             "INSERT INTO schools (id, name, office_phone, policy, time_zone) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![

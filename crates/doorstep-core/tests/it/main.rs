@@ -2,6 +2,7 @@
 //! phone's SQLite event log (plain and sealed), the sync planner, holdings sent as changes, reconciliation
 //! and the alert as a text message.
 
+mod contact;
 mod enrolment;
 mod event_log;
 mod holdings;

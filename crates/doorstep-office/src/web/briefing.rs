@@ -70,7 +70,7 @@ fn confirm_field(hazard: Hazard) -> String {
 /// the assessment being updated) already carries, so an update never drops a row.
 fn hazards(policy: &Policy, fields: &Fields) -> Vec<Hazard> {
     let mut out = policy.standard_hazards.clone();
-    for hazard in Hazard::STANDARD {
+    for &hazard in Hazard::ALL {
         let present = fields.iter().any(|(key, _)| key == controls_field(hazard));
         if present && !out.contains(&hazard) {
             out.push(hazard);

@@ -10,7 +10,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use doorstep_core::domain::{Address, Pupil, Role, StaffMember, Visit, VisitStaff};
+use doorstep_core::domain::{
+    Address, PhoneNumber, Postcode, Pupil, Role, StaffMember, Visit, VisitStaff,
+};
 use doorstep_core::ids::{PupilId, VisitId};
 use doorstep_core::policy::{Policy, PolicyMinutes};
 use maud::html;
@@ -236,13 +238,17 @@ fn check_request(
         .find(|p| p.id.as_str() == fields.one("pupil"))
         .cloned()
         .ok_or("Choose a pupil of this school.")?;
-    let address = Address {
-        lines: lines(fields.one("address_lines")),
-        postcode: fields.one("postcode").to_owned(),
-    };
-    if address.lines.is_empty() || address.postcode.is_empty() {
+    let address_lines = lines(fields.one("address_lines"));
+    if address_lines.is_empty() || fields.one("postcode").is_empty() {
         return Err("Enter the address: at least one line and the postcode.".into());
     }
+    // The same rule as the pupils' import.
+    let postcode =
+        Postcode::parse(fields.one("postcode")).map_err(|e| words::capitalise(&e.to_string()))?;
+    let address = Address {
+        lines: address_lines,
+        postcode: postcode.to_string(),
+    };
     let naive = NaiveDateTime::parse_from_str(fields.one("date_time"), "%Y-%m-%dT%H:%M")
         .map_err(|_| "Enter the date and time of the visit (for example 2026-11-24T10:00).")?;
     let zone = user.school.time_zone;
@@ -321,6 +327,15 @@ fn check_request(
     }
     let timing: Timing = timing(policy, &zone, agreed_time, length);
     let contact = (fields.one("contact_name"), fields.one("contact_phone"));
+    // The contact's number by the one rule the staff form and the phone's dialler use too.
+    let contact_phone = if contact.1.is_empty() {
+        None
+    } else {
+        Some(
+            PhoneNumber::parse(contact.1)
+                .map_err(|e| format!("The responsible contact's phone: {e}."))?,
+        )
+    };
     let responsible_contact = if timing.needs_responsible_contact(policy) {
         if contact.0.is_empty() || contact.1.is_empty() {
             return Err(format!(
@@ -329,9 +344,9 @@ fn check_request(
                 policy.school_hours.end.format("%H:%M")
             ));
         }
-        Some((contact.0.to_owned(), contact.1.to_owned()))
-    } else if !contact.0.is_empty() && !contact.1.is_empty() {
-        Some((contact.0.to_owned(), contact.1.to_owned()))
+        contact_phone.map(|phone| (contact.0.to_owned(), phone.to_string()))
+    } else if !contact.0.is_empty() {
+        contact_phone.map(|phone| (contact.0.to_owned(), phone.to_string()))
     } else {
         None
     };

@@ -208,7 +208,7 @@ async fn pupil_csv_imports_good_rows_and_reports_each_bad_row_by_line() {
     );
     let stored = office.store.pupil_records(&school()).unwrap();
     let ben = stored.iter().find(|p| p.id.as_str() == "p-102").unwrap();
-    assert_eq!(ben.postcode, "OK2 7CD");
+    assert_eq!(ben.postcode.as_str(), "OK2 7CD");
     assert_eq!(ben.address_line_1, "Flat 2, 3 Mill Lane");
     assert_eq!(
         ben.date_of_birth,
@@ -731,4 +731,79 @@ async fn staff_without_an_enhanced_dbs_check_are_shown_as_unassignable_and_refus
         .unwrap()
         .unwrap();
     assert_eq!(sam.name, "Sam Taylor");
+}
+
+/// The shared table (`doorstep_core::test_support`), which the phone's dialler is tested against too: the
+/// staff form keeps exactly the numbers the dialler rings, and the pupil import exactly the postcodes of the
+/// one rule, as the rule writes them.
+#[tokio::test]
+async fn the_staff_form_and_the_pupil_import_follow_the_shared_phone_and_postcode_table() {
+    use doorstep_core::contact::PhoneNumber;
+    use doorstep_core::test_support::{PHONE_NUMBERS, POSTCODES};
+
+    let office = office_with_admin().await;
+    let (client, csrf) = signed_in(&office, "ada").await;
+    for (n, &(text, dialable)) in PHONE_NUMBERS.iter().enumerate() {
+        let id = format!("phone-{n}");
+        let (status, page) = post(
+            &office,
+            &client,
+            "/admin/staff",
+            &[
+                ("csrf", csrf.as_str()),
+                ("id", id.as_str()),
+                ("name", "Pat Phone"),
+                ("phone", text),
+                ("role", "office"),
+            ],
+        )
+        .await;
+        let stored = office
+            .store
+            .school_staff_member(&school(), &staff(&id))
+            .unwrap();
+        match dialable {
+            Some(dialable) => {
+                assert_eq!(status, 200, "{text:?}: {page}");
+                let stored = stored.unwrap_or_else(|| panic!("{text:?} saved"));
+                assert_eq!(stored.phone, text.trim(), "kept as typed");
+                assert_eq!(
+                    PhoneNumber::parse(&stored.phone).unwrap().dialable(),
+                    dialable
+                );
+            }
+            None => {
+                assert_eq!(status, 400, "{text:?}: {page}");
+                assert!(page.contains("id=\"error-phone\""), "{text:?}: {page}");
+                assert!(stored.is_none(), "{text:?} refused and nothing saved");
+            }
+        }
+    }
+
+    // One pupil per postcode, in one file: each row is kept or refused by the rule.
+    let mut csv = format!("{HEADER}\n");
+    for (n, (text, _)) in POSTCODES.iter().enumerate() {
+        csv.push_str(&format!(
+            "p-{n},Pupil {n},2016-01-02,1 Elm Row,,Oakfield,{text},,\n"
+        ));
+    }
+    let (status, page) = post(
+        &office,
+        &client,
+        "/admin/import/pupils",
+        &[("csrf", csrf.as_str()), ("csv", csv.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let conn = rusqlite::Connection::open(office.store.path()).expect("open");
+    for (n, &(text, kept)) in POSTCODES.iter().enumerate() {
+        let stored: Option<String> = conn
+            .query_row(
+                "SELECT postcode FROM pupils WHERE id = ?1",
+                [format!("p-{n}")],
+                |row| row.get(0),
+            )
+            .ok();
+        assert_eq!(stored.as_deref(), kept, "{text:?}");
+    }
 }

@@ -553,7 +553,7 @@ fn request(
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     form.push(("date_time".into(), next_weekday_at(10, 0)));
-    for hazard in Hazard::STANDARD {
+    for &hazard in Hazard::ALL {
         form.extend(controls(hazard));
     }
     form
@@ -573,7 +573,7 @@ async fn a_requests_controls_are_the_requesters_own_or_confirmed_never_the_sugge
     let (olu, csrf) = signed_in(&office, "office").await;
     // The form starts with every box empty: the suggestions are beside them, not in them.
     let (_, page) = get(&office, &olu, "/visits/new").await;
-    for hazard in Hazard::STANDARD {
+    for &hazard in Hazard::ALL {
         let open = format!("<textarea name=\"controls_{}\"", wire(hazard));
         let at = page.find(&open).unwrap_or_else(|| panic!("{open}"));
         let after = &page[at..];

@@ -16,38 +16,12 @@ pub mod staff;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use doorstep_core::domain::{Role, VisitPurpose};
 use maud::{html, Markup};
 
 pub use super::extract::Admin;
 use super::{pages, WebError};
 use crate::logins::Session;
 use crate::store::StoreError;
-
-/// Every role, in the order the forms offer them.
-const ALL_ROLES: [Role; 6] = [
-    Role::VisitingStaff,
-    Role::Office,
-    Role::Headteacher,
-    Role::SafeguardingLead,
-    Role::Dsl,
-    Role::Admin,
-];
-
-/// Every visit purpose, in the order the policy form offers them.
-const ALL_PURPOSES: [VisitPurpose; 11] = [
-    VisitPurpose::PreReceptionRelationship,
-    VisitPurpose::SafeAndWellCheck,
-    VisitPurpose::AttendanceSupport,
-    VisitPurpose::MeetParentAtHome,
-    VisitPurpose::TakePupilHome,
-    VisitPurpose::DropOffWork,
-    VisitPurpose::KeepInTouchDuringAbsence,
-    VisitPurpose::SuspectedTermTimeHoliday,
-    VisitPurpose::SchoolRefusal,
-    VisitPurpose::ContactFailedElsewhere,
-    VisitPurpose::HomeEducation,
-];
 
 /// A store refusal the person can act on becomes their message; anything else is an internal failure.
 fn refused(error: StoreError) -> WebError {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use doorstep_core::domain::Role;
 use maud::{html, Markup};
 
-use super::{admin_page, Admin, ALL_ROLES};
+use super::{admin_page, Admin};
 use crate::logins::Session;
 use crate::notify::{NewTarget, NotificationTarget, WantedLevels};
 use crate::state::AppState;
@@ -189,7 +189,7 @@ fn add_form(session: &Session, form: &Fields, problem: Option<&str>) -> Markup {
                 }
                 fieldset {
                     legend { "Whose contact it is (for safeguarding notices)" }
-                    @for role in ALL_ROLES {
+                    @for role in Role::ALL.iter().copied() {
                         @let value = wire(role);
                         label { input type="checkbox" name="role" value=(value) checked[form.all("role").contains(&value.as_str())]; " " (role.label()) } " "
                     }

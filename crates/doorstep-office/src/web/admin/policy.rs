@@ -14,7 +14,7 @@ use doorstep_core::policy::{
 };
 use maud::html;
 
-use super::{admin_page, refused, Admin, ALL_PURPOSES, ALL_ROLES};
+use super::{admin_page, refused, Admin};
 use crate::logins::Session;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -354,7 +354,7 @@ impl PolicyDraft {
             );
         }
         // In Doorstep's order, whatever order the form sent them in.
-        hazards.sort_by_key(|h| Hazard::STANDARD.iter().position(|s| s == h));
+        hazards.sort_by_key(|h| Hazard::ALL.iter().position(|s| s == h));
         policy.standard_hazards = hazards;
         // The whole-policy rules, placed beside the field a person would change.
         if let Err(error) = policy.validate() {
@@ -494,7 +494,7 @@ fn policy_page(
     let role_select = |key: &'static str| {
         html! {
             select id=(key) name=(key) {
-                @for role in ALL_ROLES {
+                @for role in Role::ALL.iter().copied() {
                     @let value = wire(role);
                     option value=(value) selected[draft.get(key) == value] { (words::capitalise(role.label())) }
                 }
@@ -567,13 +567,13 @@ fn policy_page(
                     tr { th { label for=(key) { (label) } } td { input id=(key) type="checkbox" name=(key) value="yes" checked[!draft.get(key).is_empty()]; } }
                 }
                 tr { th { "Visit purposes staff may choose" } td {
-                    @for purpose in ALL_PURPOSES {
+                    @for purpose in VisitPurpose::ALL.iter().copied() {
                         @let value = wire(purpose);
                         label { input type="checkbox" name="purpose" value=(value) checked[draft.purposes.contains(&value)]; " " (purpose.label()) } br;
                     }
                     (field_error(errors, "purposes")) } }
                 tr { th { "Hazards every risk assessment must address" } td {
-                    @for hazard in Hazard::STANDARD {
+                    @for hazard in Hazard::ALL.iter().copied() {
                         @let value = wire(hazard);
                         label { input type="checkbox" name="hazard" value=(value) checked[draft.hazards.contains(&value)]; " " (hazard.label()) } br;
                     }

@@ -6,19 +6,19 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::NaiveDate;
-use doorstep_core::domain::{DbsCheck, DbsLevel, Role, StaffMember};
+use doorstep_core::domain::{DbsCheck, DbsLevel, PhoneNumber, Role, StaffMember};
 use doorstep_core::ids::StaffId;
 use maud::html;
 use serde::Deserialize;
 
-use super::{admin_page, Admin, ALL_ROLES};
+use super::{admin_page, Admin};
 use crate::logins::Session;
 use crate::people::Saved;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{blocking, checked, WebError};
+use crate::web::{blocking, checked, words, WebError};
 
 /// The staff form as typed, so a refused form comes back unchanged.
 #[derive(Debug, Clone, Default)]
@@ -82,19 +82,15 @@ impl StaffDraft {
                 "enter the person's name (at most 100 characters)".into(),
             );
         }
-        let digits = self.phone.chars().filter(char::is_ascii_digit).count();
-        let phone_chars_ok = self
-            .phone
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-()".contains(c));
-        if !phone_chars_ok || !(10..=15).contains(&digits) {
-            errors.insert(
-                "phone",
-                "enter a phone number of 10 to 15 digits (spaces, +, - and brackets allowed), so a partner \
-                 or the office can ring them on a visit"
-                    .into(),
-            );
-        }
+        // The phone's dialler parses with the same rule, so a number saved here is one it can ring.
+        let phone = PhoneNumber::parse(&self.phone)
+            .map_err(|e| {
+                errors.insert(
+                    "phone",
+                    format!("{e}, so a partner or the office can ring them on a visit"),
+                )
+            })
+            .ok();
         let mut roles = Vec::new();
         for role in &self.roles {
             match from_wire::<Role>(role) {
@@ -139,12 +135,12 @@ impl StaffDraft {
                 },
             },
         };
-        match id {
-            Some(id) if errors.is_empty() => Ok(StaffMember {
+        match (id, phone) {
+            (Some(id), Some(phone)) if errors.is_empty() => Ok(StaffMember {
                 id,
                 name: self.name.clone(),
                 roles,
-                phone: self.phone.clone(),
+                phone: phone.to_string(),
                 dbs,
             }),
             _ => Err(errors),
@@ -156,13 +152,11 @@ fn dbs_words(member: &StaffMember) -> String {
     match &member.dbs {
         None => "none recorded".into(),
         Some(check) => {
-            let level = match check.level {
-                DbsLevel::Basic => "basic",
-                DbsLevel::Standard => "standard",
-                DbsLevel::Enhanced => "enhanced",
-                DbsLevel::EnhancedWithBarredList => "enhanced with barred list",
-            };
-            format!("{level}, checked {}", check.checked_on.format("%-d %B %Y"))
+            format!(
+                "{}, checked {}",
+                check.level.label(),
+                check.checked_on.format("%-d %B %Y")
+            )
         }
     }
 }
@@ -176,13 +170,12 @@ fn staff_page(
     notice: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let dbs_levels = [
-        ("none", "None recorded"),
-        ("basic", "Basic"),
-        ("standard", "Standard"),
-        ("enhanced", "Enhanced"),
-        ("enhanced_with_barred_list", "Enhanced with barred list"),
-    ];
+    // "None recorded" first, then every level the core knows.
+    let dbs_levels = std::iter::once(("none".to_owned(), "None recorded".to_owned())).chain(
+        DbsLevel::ALL
+            .iter()
+            .map(|&level| (wire(level), words::capitalise(level.label()))),
+    );
     let body = html! {
         @if let Some(notice) = notice { p.codephrase #notice role="status" { (notice) } }
         @if dbs_required {
@@ -227,7 +220,7 @@ fn staff_page(
                 tr { th { label for="name" { "Name" } } td { input #name type="text" name="name" value=(draft.name) required; (field_error(errors, "name")) } }
                 tr { th { label for="phone" { "Mobile phone" } } td { input #phone type="tel" name="phone" value=(draft.phone) required; (field_error(errors, "phone")) } }
                 tr { th { "Roles" } td {
-                    @for role in ALL_ROLES {
+                    @for role in Role::ALL.iter().copied() {
                         @let value = wire(role);
                         label { input type="checkbox" name="role" value=(value) checked[draft.roles.contains(&value)]; " " (role.label()) } " "
                     }

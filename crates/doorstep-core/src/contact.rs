@@ -1,0 +1,265 @@
+//! Phone numbers and postcodes, each with one rule that the office's forms and imports and the phone's
+//! dialler all parse with: [`PhoneNumber::parse`] and [`Postcode::parse`].
+//!
+//! A phone number the office accepts is one the phone can dial: the rule is the dialler's, so a link can
+//! never carry anything but digits and a leading `+` (no `?`, `#` or `;` that would let a stored value
+//! smuggle extra parameters into a `tel:`/`sms:` link). Serde reads each as its text and refuses one that
+//! breaks the rule.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why some text is not a phone number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneNumberError {
+    #[error("a phone number may only contain digits, single spaces and a leading +")]
+    BadCharacter,
+    #[error("a phone number needs between 10 and 15 digits")]
+    WrongLength,
+}
+
+/// A phone number as staff would type it: digits, single spaces between groups, an optional leading `+`.
+/// Between 10 digits (a UK number with its leading 0) and 15 (the longest international number, E.164):
+/// Doorstep keeps the numbers of people and offices, never a short code such as 999, which staff dial
+/// themselves. (The office once allowed 10 to 15 digits with `-` and brackets, the phone 3 to 15 without:
+/// this is what both allowed.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber {
+    /// As typed, trimmed: what a screen shows.
+    display: String,
+    /// Digits only, with the `+` if there was one: what goes in a link.
+    dialable: String,
+}
+
+impl PhoneNumber {
+    /// Parses a number, refusing anything a dialler would have to guess about.
+    pub fn parse(text: &str) -> Result<Self, PhoneNumberError> {
+        let display = text.trim();
+        let (plus, rest) = match display.strip_prefix('+') {
+            Some(rest) => ("+", rest),
+            None => ("", display),
+        };
+        if rest.starts_with(' ') || rest.contains("  ") {
+            return Err(PhoneNumberError::BadCharacter);
+        }
+        if !rest.chars().all(|c| c.is_ascii_digit() || c == ' ') {
+            return Err(PhoneNumberError::BadCharacter);
+        }
+        let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+        if !(10..=15).contains(&digits.len()) {
+            return Err(PhoneNumberError::WrongLength);
+        }
+        Ok(Self {
+            display: display.to_owned(),
+            dialable: format!("{plus}{digits}"),
+        })
+    }
+
+    /// The number as typed, for showing on screen.
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+
+    /// Digits and the optional leading `+`, without spaces.
+    pub fn dialable(&self) -> &str {
+        &self.dialable
+    }
+
+    /// The link that opens the dialler with this number filled in (RFC 3966); it does not place the call.
+    pub fn tel_uri(&self) -> String {
+        format!("tel:{}", self.dialable)
+    }
+
+    /// The link that opens the message composer to this number with `body` typed in (RFC 5724). The body
+    /// is percent-encoded, so any text is safe in it.
+    pub fn sms_uri(&self, body: &str) -> String {
+        if body.is_empty() {
+            format!("sms:{}", self.dialable)
+        } else {
+            format!("sms:{}?body={}", self.dialable, percent_encode(body))
+        }
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl std::str::FromStr for PhoneNumber {
+    type Err = PhoneNumberError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = PhoneNumberError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(number: PhoneNumber) -> Self {
+        number.display
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for PhoneNumber {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PhoneNumber".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "digits, single spaces and an optional leading +; 10 to 15 digits",
+            "pattern": r"^\s*\+?[0-9]+( [0-9]+)*\s*$"
+        })
+    }
+}
+
+/// Percent-encodes every byte of `text`'s UTF-8 except RFC 3986's unreserved characters. Ten lines rather
+/// than a crate: an `sms:` body is the only place it is needed.
+pub fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// Why some text is not a UK postcode; it says the text, so a form or an import row can show it as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("postcode “{0}” is not a UK postcode (like OK1 2AB)")]
+pub struct PostcodeError(pub String);
+
+/// A UK postcode by its shape, kept in capitals with one space before the last three characters. Only the
+/// shape is checked (outward code `A9`, `A99`, `AA9`, `AA99`, `A9A` or `AA9A`; inward `9AA`); whether the
+/// postcode exists is the MIS's business.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Postcode(String);
+
+impl Postcode {
+    /// Normalises a postcode as typed (any case, any spacing) or says why it is not one.
+    pub fn parse(text: &str) -> Result<Self, PostcodeError> {
+        let compact: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let bad = || PostcodeError(text.trim().to_owned());
+        if !(5..=7).contains(&compact.len()) || !compact.is_ascii() {
+            return Err(bad());
+        }
+        let (outward, inward) = compact.split_at(compact.len() - 3);
+        let inward_ok = {
+            let b = inward.as_bytes();
+            b[0].is_ascii_digit() && b[1].is_ascii_alphabetic() && b[2].is_ascii_alphabetic()
+        };
+        let outward_ok = {
+            let b = outward.as_bytes();
+            let letters = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+            let rest = &b[letters..];
+            (1..=2).contains(&letters)
+                && !rest.is_empty()
+                && rest[0].is_ascii_digit()
+                && rest.len() <= 2
+                && rest[1..].iter().all(|c| c.is_ascii_alphanumeric())
+        };
+        if inward_ok && outward_ok {
+            Ok(Self(format!("{outward} {inward}")))
+        } else {
+            Err(bad())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Postcode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Postcode {
+    type Err = PostcodeError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<String> for Postcode {
+    type Error = PostcodeError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<Postcode> for String {
+    fn from(postcode: Postcode) -> Self {
+        postcode.0
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Postcode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Postcode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "a UK postcode by its shape, in capitals with one space (OK1 2AB)",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_their_spacing_for_display_but_not_for_links() {
+        let number = PhoneNumber::parse(" +44 1632 960 001 ").unwrap();
+        assert_eq!(number.as_str(), "+44 1632 960 001");
+        assert_eq!(number.dialable(), "+441632960001");
+        assert_eq!(number.to_string(), "+44 1632 960 001");
+        assert_eq!(number.tel_uri(), "tel:+441632960001");
+        assert_eq!(
+            number.sms_uri("cover rota?"),
+            "sms:+441632960001?body=cover%20rota%3F"
+        );
+    }
+
+    #[test]
+    fn serde_reads_the_text_and_refuses_what_the_rule_refuses() {
+        let number: PhoneNumber = serde_json::from_str("\"01632 960000\"").unwrap();
+        assert_eq!(serde_json::to_string(&number).unwrap(), "\"01632 960000\"");
+        assert!(serde_json::from_str::<PhoneNumber>("\"0113?body=hi\"").is_err());
+        let postcode: Postcode = serde_json::from_str("\"OK1 2AB\"").unwrap();
+        assert_eq!(serde_json::to_string(&postcode).unwrap(), "\"OK1 2AB\"");
+        assert!(serde_json::from_str::<Postcode>("\"not a postcode\"").is_err());
+    }
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("aZ9-._~"), "aZ9-._~");
+        assert_eq!(percent_encode("a b&c=d?#+"), "a%20b%26c%3Dd%3F%23%2B");
+        assert_eq!(percent_encode("café"), "caf%C3%A9");
+    }
+}

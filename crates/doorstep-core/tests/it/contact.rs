@@ -1,0 +1,38 @@
+//! The one rule for phone numbers and postcodes, read from the shared table the office and the phone are
+//! tested against too.
+
+use doorstep_core::contact::{PhoneNumber, Postcode};
+use doorstep_core::test_support::{PHONE_NUMBERS, POSTCODES};
+
+#[test]
+fn phone_numbers_follow_the_table() {
+    for &(text, dialable) in PHONE_NUMBERS {
+        let parsed = PhoneNumber::parse(text).ok();
+        assert_eq!(
+            parsed.as_ref().map(PhoneNumber::dialable),
+            dialable,
+            "{text:?}"
+        );
+        // What serde reads is what the parse accepts.
+        let json = serde_json::to_string(text).unwrap();
+        assert_eq!(
+            serde_json::from_str::<PhoneNumber>(&json).ok(),
+            parsed,
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn postcodes_follow_the_table() {
+    for &(text, kept) in POSTCODES {
+        let parsed = Postcode::parse(text).ok();
+        assert_eq!(parsed.as_ref().map(Postcode::as_str), kept, "{text:?}");
+        let json = serde_json::to_string(text).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Postcode>(&json).ok(),
+            parsed,
+            "{text:?}"
+        );
+    }
+}
