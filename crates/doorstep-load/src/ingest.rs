@@ -33,6 +33,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         data_dir: dir.path().to_owned(),
         visits: 600,
         alarms_from: 60,
+        history: 0,
     })?;
     let store = SqliteStore::open(dir.path())?;
     let mut phones = read_phones(&crate::seed::phones_file(dir.path()))?;
@@ -124,6 +125,7 @@ fn plain_insert(dir: &std::path::Path, size: usize, for_how_long: Duration) -> a
         staff: "floor-staff".parse()?,
         visit: "floor-visit".parse()?,
         next_seq: 1,
+        cursor: None,
     };
     measure(for_how_long, |_| {
         let batch = batch_for(&mut phone, size);

@@ -4,6 +4,7 @@
 //! it stalled, not as a quiet pause (no coordinated omission).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,10 @@ pub struct SyncArgs {
     /// One sync in this many carries an alert (0: none). Alerts raise alarms at the office.
     #[arg(long, default_value_t = 0)]
     pub alerts_every: u64,
+    /// Send back each phone's holdings cursor from its last answer, as the app does, so the office answers
+    /// with only what changed; without it every answer carries everything.
+    #[arg(long)]
+    pub cursor: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +73,16 @@ enum Kind {
     Alert,
     Health,
 }
+
+/// The one field of a sync answer the load generator reads.
+#[derive(serde::Deserialize)]
+struct Answer {
+    holdings_cursor: Option<String>,
+}
+
+/// Idle syncs answered, and the bytes of their answers, for the mean size printed at the end.
+static IDLE_ANSWERS: AtomicU64 = AtomicU64::new(0);
+static IDLE_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// What one request came to.
 enum Outcome {
@@ -179,6 +194,15 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     let url = format!("{}/api/v1/sync", args.run.office);
     let http = client(&args.run)?;
     let (events_every, alerts_every) = (args.events_every.max(1), args.alerts_every);
+    let cursor = args.cursor;
+    println!(
+        "holdings: {}",
+        if cursor {
+            "each phone sends back its cursor (answers carry what changed)"
+        } else {
+            "no cursor (every answer carries everything)"
+        }
+    );
     run_loop(&args.run, move |n, due| {
         let phone = phones[(n % phones.len() as u64) as usize].clone();
         let kind = if alerts_every > 0 && n % alerts_every == alerts_every - 1 {
@@ -189,7 +213,12 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
             Kind::Idle
         };
         let (http, url) = (http.clone(), url.clone());
-        async move { (kind, sync_once(&http, &url, &phone, kind, due).await) }
+        async move {
+            (
+                kind,
+                sync_once(&http, &url, &phone, kind, cursor, due).await,
+            )
+        }
     })
     .await
 }
@@ -201,6 +230,7 @@ async fn sync_once(
     url: &str,
     phone: &Mutex<Phone>,
     kind: Kind,
+    cursor: bool,
     due: Instant,
 ) -> Outcome {
     let mut phone = phone.lock().await;
@@ -233,7 +263,7 @@ async fn sync_once(
         protocol: PROTOCOL_VERSION,
         device_time: now,
         events,
-        holdings_cursor: None,
+        holdings_cursor: if cursor { phone.cursor.clone() } else { None },
     }) {
         Ok(body) => body,
         Err(e) => return Outcome::Failed(e.to_string()),
@@ -253,11 +283,21 @@ async fn sync_once(
     // The whole answer is read: a phone waits for its holdings too.
     let body = response.bytes().await;
     match (status, body) {
-        (200, Ok(_)) => {
+        (200, Ok(body)) => {
+            let latency = due.elapsed();
             if kind != Kind::Idle {
                 phone.next_seq += 1;
             }
-            Outcome::Answered(due.elapsed())
+            if kind == Kind::Idle {
+                IDLE_ANSWERS.fetch_add(1, Ordering::Relaxed);
+                IDLE_BYTES.fetch_add(body.len() as u64, Ordering::Relaxed);
+            }
+            if cursor {
+                phone.cursor = serde_json::from_slice::<Answer>(&body)
+                    .ok()
+                    .and_then(|answer| answer.holdings_cursor);
+            }
+            Outcome::Answered(latency)
         }
         (503, _) => Outcome::Shed(due.elapsed()),
         (status, Ok(body)) => Outcome::Failed(format!(
@@ -324,6 +364,13 @@ where
         }
     );
     all.print("all");
+    let idle = IDLE_ANSWERS.load(Ordering::Relaxed);
+    if idle > 0 {
+        println!(
+            "idle answers: {idle}, mean {:.1} KB",
+            IDLE_BYTES.load(Ordering::Relaxed) as f64 / idle as f64 / 1024.0
+        );
+    }
     for (kind, figures) in &by_kind {
         let name = match kind {
             Kind::Idle => "idle",

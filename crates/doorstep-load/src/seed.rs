@@ -16,6 +16,7 @@ use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{Command, VisitEvent};
 use doorstep_core::policy::{CodePhrases, PolicyMinutes, Preset};
+use doorstep_core::protocol::MAX_BATCH_EVENTS;
 use doorstep_office::SqliteStore;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,10 @@ pub struct SeedArgs {
     /// follow evenly over the next ten minutes.
     #[arg(long, default_value_t = 5)]
     pub alarms_from: i64,
+    /// Check-ins each visit already holds besides its steps, split between its two phones (a history for
+    /// the idle sync to carry or not); at most 990, under the office's quota per phone and visit.
+    #[arg(long, default_value_t = 0)]
+    pub history: usize,
 }
 
 /// One enrolled phone, as `seed` writes it to `phones.jsonl` in the data folder.
@@ -42,6 +47,9 @@ pub struct Phone {
     pub visit: VisitId,
     /// The sequence number its next event takes.
     pub next_seq: u64,
+    /// The holdings cursor of the last answer, sent back by `sync --cursor` (never written to the file).
+    #[serde(skip)]
+    pub cursor: Option<String>,
 }
 
 /// Where `seed` writes the phones.
@@ -70,6 +78,9 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
             "{} already holds a school: seed an empty folder",
             args.data_dir.display()
         );
+    }
+    if args.history > 990 {
+        bail!("--history is at most 990: each phone may send a visit at most 500 events");
     }
     let began = std::time::Instant::now();
     let now = Utc::now();
@@ -165,6 +176,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
                 staff: m.id.clone(),
                 visit: visit.id.clone(),
                 next_seq: 1,
+                cursor: None,
             });
         }
         pairs.push(phones);
@@ -214,6 +226,21 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
                 ));
             }
             send_seeded(&store, phone, steps)?;
+            // The visit's history: check-ins just after going in (so the deadlines move by a second).
+            let mine = args.history / 2 + (side == 0 && args.history % 2 == 1) as usize;
+            let check_ins: Vec<_> = (0..mine)
+                .map(|_| {
+                    (
+                        went_in + TimeDelta::seconds(1),
+                        VisitEvent::CheckedIn {
+                            staff: phone.staff.clone(),
+                        },
+                    )
+                })
+                .collect();
+            for chunk in check_ins.chunks(MAX_BATCH_EVENTS) {
+                send_seeded(&store, phone, chunk.to_vec())?;
+            }
         }
     }
 
