@@ -13,10 +13,10 @@ use doorstep_core::ids::{StaffId, VisitId};
 use doorstep_core::lifecycle::Command;
 use maud::html;
 
-use super::briefing::{briefing_markup, fewer_than_policy, MAX_TEXT};
+use super::briefing::{briefing_markup, fewer_than_policy, visit_page, MAX_TEXT};
 use super::extract::{Authoriser, CsrfForm, VisitInPath};
 use super::forms::Fields;
-use super::{checked, pages, school_visit, WebError};
+use super::{checked, school_visit, WebError};
 use crate::logins::Session;
 use crate::requests::{timing, RequestDetails, Timing};
 use crate::state::AppState;
@@ -83,57 +83,58 @@ fn authorise_response(
     let visit = &found.visit;
     let assessment = visit.briefing.risk_assessment();
     let lone = fewer_than_policy(visit, policy);
-    let body = html! {
-        main {
-            p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
-            h1 { "Authorise: " (zone.hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
-            @if let Some(problem) = problem { p.problem #authorise-problem role="alert" { (problem) } }
-            p { (zone.format(visit.agreed_time, "%A %-d %B %Y, %H:%M")) ", for "
-                (visit.expected_length.get()) " minutes, at " (visit.address.one_line()) }
-            p { "Staff: " @for (i, member) in visit.staff.iter().enumerate() { @if i > 0 { ", " } (member.name) } }
-            @if lone {
-                section #lone-assessment {
-                    h2 { "Lone visit" }
-                    p { "One person is going. The policy asks for your explicit approval and the visit's own assessment:" }
-                    p.codephrase { (assessment.lone_visit_assessment.as_deref().unwrap_or("No lone-visit assessment was given.")) }
-                }
+    let content = html! {
+        @if let Some(problem) = problem { p.problem #authorise-problem role="alert" { (problem) } }
+        p { (zone.format(visit.agreed_time, "%A %-d %B %Y, %H:%M")) ", for "
+            (visit.expected_length.get()) " minutes, at " (visit.address.one_line()) }
+        p { "Staff: " @for (i, member) in visit.staff.iter().enumerate() { @if i > 0 { ", " } (member.name) } }
+        @if lone {
+            section #lone-assessment {
+                h2 { "Lone visit" }
+                p { "One person is going. The policy asks for your explicit approval and the visit's own assessment:" }
+                p.codephrase { (assessment.lone_visit_assessment.as_deref().unwrap_or("No lone-visit assessment was given.")) }
             }
-            @if found.timing.out_of_hours || found.timing.evening {
-                section #out-of-hours {
-                    h2 { "Outside school hours" }
-                    @match found.details.as_ref().and_then(|d| d.responsible_contact.as_ref()) {
-                        Some((name, phone)) => p { "Responsible contact checking on the staff: " strong { (name) } ", " (phone) },
-                        None => p.problem { "No responsible contact is on record for this visit." },
-                    }
-                    @if found.timing.needs_authoriser_override(policy) {
-                        p.problem { "This is an evening visit: the school's policy advises against evening visits. Authorising it needs your reason for overriding that advice." }
-                    }
+        }
+        @if found.timing.out_of_hours || found.timing.evening {
+            section #out-of-hours {
+                h2 { "Outside school hours" }
+                @match found.details.as_ref().and_then(|d| d.responsible_contact.as_ref()) {
+                    Some((name, phone)) => p { "Responsible contact checking on the staff: " strong { (name) } ", " (phone) },
+                    None => p.problem { "No responsible contact is on record for this visit." },
                 }
-            }
-            (briefing_markup(visit, &|id| name_of(&found.staff, id)))
-            @if found.authorised {
-                p #already-authorised { "This visit is already authorised." }
-            } @else if policy.code_phrases.is_none() {
-                p.problem #code-phrases-not-set role="alert" { (CODE_PHRASES_NOT_SET) }
-            } @else {
-                form method="post" action={ "/visits/" (visit.id) "/authorise" } #authorise-form {
-                    input type="hidden" name="csrf" value=(session.csrf_token);
-                    @if lone {
-                        p { label { input type="checkbox" name="lone_visit_approved" value="on" id="lone_visit_approved";
-                            " I approve this visit being made by one person, on the assessment above" } }
-                    }
-                    @if found.timing.needs_authoriser_override(policy) {
-                        p { label for="override_reason" { "Why this evening visit should go ahead against the policy's advice" } br;
-                            textarea name="override_reason" id="override_reason" rows="3" cols="60" {} }
-                    }
-                    p { button type="submit" #authorise-submit { "Authorise this visit" } }
+                @if found.timing.needs_authoriser_override(policy) {
+                    p.problem { "This is an evening visit: the school's policy advises against evening visits. Authorising it needs your reason for overriding that advice." }
                 }
             }
         }
+        (briefing_markup(visit, &|id| name_of(&found.staff, id)))
+        @if found.authorised {
+            p #already-authorised { "This visit is already authorised." }
+        } @else if policy.code_phrases.is_none() {
+            p.problem #code-phrases-not-set role="alert" { (CODE_PHRASES_NOT_SET) }
+        } @else {
+            form method="post" action={ "/visits/" (visit.id) "/authorise" } #authorise-form {
+                input type="hidden" name="csrf" value=(session.csrf_token);
+                @if lone {
+                    p { label { input type="checkbox" name="lone_visit_approved" value="on" id="lone_visit_approved";
+                        " I approve this visit being made by one person, on the assessment above" } }
+                }
+                @if found.timing.needs_authoriser_override(policy) {
+                    p { label for="override_reason" { "Why this evening visit should go ahead against the policy's advice" } br;
+                        textarea name="override_reason" id="override_reason" rows="3" cols="60" {} }
+                }
+                p { button type="submit" #authorise-submit { "Authorise this visit" } }
+            }
+        }
     };
-    let mut response = pages::page("Authorise a visit", Some(session), body, None);
-    *response.status_mut() = status;
-    response
+    visit_page(
+        session,
+        "Authorise a visit",
+        "Authorise",
+        visit,
+        content,
+        status,
+    )
 }
 
 /// `POST /visits/{id}/authorise`: records the authoriser's decision as an event of the visit.

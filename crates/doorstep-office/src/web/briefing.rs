@@ -325,6 +325,29 @@ fn may_update(found: &ToUpdate, session: &Session, now: DateTime<Utc>) -> Result
         .map_err(|e| e.to_string())
 }
 
+/// A page about one visit in the authoriser's hands, titled `title`: the way back to the visit, a heading
+/// naming the visit after `heading`, then `content`.
+pub(crate) fn visit_page(
+    session: &Session,
+    title: &str,
+    heading: &str,
+    visit: &Visit,
+    content: Markup,
+    status: StatusCode,
+) -> Response {
+    let zone = &session.user.school.time_zone;
+    let body = html! {
+        main {
+            p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
+            h1 { (heading) ": " (zone.hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
+            (content)
+        }
+    };
+    let mut response = pages::page(title, Some(session), body, None);
+    *response.status_mut() = status;
+    response
+}
+
 fn update_page(
     session: &Session,
     found: &ToUpdate,
@@ -333,39 +356,28 @@ fn update_page(
     status: StatusCode,
 ) -> Response {
     let policy = &session.user.policy;
-    let zone = &session.user.school.time_zone;
     let visit = &found.visit;
-    let body = html! {
-        main {
-            p { a href={ "/visits/" (visit.id) } { "← Back to the visit" } }
-            h1 { "Update the risk assessment and briefing: " (zone.hm(visit.agreed_time)) " · " (visit.purpose.label()) " · " (visit.pupil.name) }
-            @if let Some(problem) = problem { p.problem #briefing-problem role="alert" { (problem) } }
-            p.small {
-                "Saving makes a new version of the visit, with you as the assessor and today's date. The staff's phones \
-                 get it at their next sync and ask them to read it again, and tick the checklist again, before they set off."
+    let content = html! {
+        @if let Some(problem) = problem { p.problem #briefing-problem role="alert" { (problem) } }
+        p.small {
+            "Saving makes a new version of the visit, with you as the assessor and today's date. The staff's phones \
+             get it at their next sync and ask them to read it again, and tick the checklist again, before they set off."
+        }
+        form method="post" action={ "/visits/" (visit.id) "/briefing" } #briefing-form {
+            input type="hidden" name="csrf" value=(session.csrf_token);
+            h2 { "Risk assessment" }
+            (risk_table(policy, fields, Assessing::Update))
+            @if fewer_than_policy(visit, policy) {
+                p { label for="lone_assessment" { "Lone-visit risk assessment: why it is safe for fewer staff to go" } br;
+                    textarea name="lone_assessment" id="lone_assessment" rows="3" cols="60" { (fields.raw("lone_assessment")) } }
             }
-            form method="post" action={ "/visits/" (visit.id) "/briefing" } #briefing-form {
-                input type="hidden" name="csrf" value=(session.csrf_token);
-                h2 { "Risk assessment" }
-                (risk_table(policy, fields, Assessing::Update))
-                @if fewer_than_policy(visit, policy) {
-                    p { label for="lone_assessment" { "Lone-visit risk assessment: why it is safe for fewer staff to go" } br;
-                        textarea name="lone_assessment" id="lone_assessment" rows="3" cols="60" { (fields.raw("lone_assessment")) } }
-                }
-                h2 { "Briefing" }
-                (briefing_inputs(fields))
-                p { button type="submit" #briefing-submit { "Save as a new version" } }
-            }
+            h2 { "Briefing" }
+            (briefing_inputs(fields))
+            p { button type="submit" #briefing-submit { "Save as a new version" } }
         }
     };
-    let mut response = pages::page(
-        "Update the risk assessment and briefing",
-        Some(session),
-        body,
-        None,
-    );
-    *response.status_mut() = status;
-    response
+    let title = "Update the risk assessment and briefing";
+    visit_page(session, title, title, visit, content, status)
 }
 
 /// `GET /visits/{id}/briefing`: the current risk assessment and briefing, ready to change.

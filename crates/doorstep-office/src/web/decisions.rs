@@ -73,6 +73,21 @@ async fn make(
     }
 }
 
+/// A change that needs only a reason: the visit must be in the signed-in person's school and the form must
+/// say why (`what` finishes "say why …"), then `change` is made from the reason.
+async fn with_reason(
+    state: &AppState,
+    session: &Session,
+    id: VisitId,
+    fields: &Fields,
+    what: &str,
+    change: impl FnOnce(String) -> VisitChange,
+) -> Result<Response, WebError> {
+    load(state, session, id.clone()).await?;
+    let reason = reason(fields, what)?;
+    make(state, session, id, change(reason)).await
+}
+
 /// `POST /visits/{id}/decline`: the authoriser turns the request down, with the reason.
 pub async fn decline(
     Authoriser(session): Authoriser,
@@ -80,9 +95,15 @@ pub async fn decline(
     VisitInPath(id): VisitInPath,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    load(&state, &session, id.clone()).await?;
-    let reason = reason(&fields, "the visit is declined")?;
-    make(&state, &session, id, VisitChange::Decline { reason }).await
+    with_reason(
+        &state,
+        &session,
+        id,
+        &fields,
+        "the visit is declined",
+        |reason| VisitChange::Decline { reason },
+    )
+    .await
 }
 
 /// `POST /visits/{id}/withdraw`: the authoriser takes an authorisation back before anyone sets off.
@@ -92,9 +113,15 @@ pub async fn withdraw(
     VisitInPath(id): VisitInPath,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    load(&state, &session, id.clone()).await?;
-    let reason = reason(&fields, "the authorisation is withdrawn")?;
-    make(&state, &session, id, VisitChange::Withdraw { reason }).await
+    with_reason(
+        &state,
+        &session,
+        id,
+        &fields,
+        "the authorisation is withdrawn",
+        |reason| VisitChange::Withdraw { reason },
+    )
+    .await
 }
 
 /// `POST /visits/{id}/call-off`: the visit is not going ahead. Anyone at the board may say so (the family
@@ -106,9 +133,15 @@ pub async fn call_off(
     VisitInPath(id): VisitInPath,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    load(&state, &session, id.clone()).await?;
-    let reason = reason(&fields, "the visit is not going ahead")?;
-    make(&state, &session, id, VisitChange::CallOff { reason }).await
+    with_reason(
+        &state,
+        &session,
+        id,
+        &fields,
+        "the visit is not going ahead",
+        |reason| VisitChange::CallOff { reason },
+    )
+    .await
 }
 
 /// `POST /visits/{id}/reschedule`: the authoriser moves the agreed time, under the same rules as a
