@@ -432,6 +432,17 @@ pub struct VisitStaff {
     pub phone: String,
 }
 
+impl From<&StaffMember> for VisitStaff {
+    /// A member of staff as a visit names them.
+    fn from(member: &StaffMember) -> Self {
+        Self {
+            id: member.id.clone(),
+            name: member.name.clone(),
+            phone: member.phone.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,14 +142,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
             },
             agreed_time: now - TimeDelta::hours(1),
             expected_length: PolicyMinutes::new(24 * 60)?,
-            staff: staff
-                .iter()
-                .map(|m| VisitStaff {
-                    id: m.id.clone(),
-                    name: m.name.clone(),
-                    phone: m.phone.clone(),
-                })
-                .collect(),
+            staff: staff.iter().map(VisitStaff::from).collect(),
             briefing: Briefing::new(RiskAssessment::standard()),
         };
         store.add_visit(&visit)?;

@@ -37,6 +37,9 @@ pub struct DemoPhones {
     pub me: PhoneConfig,
     pub partner: PhoneConfig,
 }
+/// The demo school's id.
+const DEMO_SCHOOL: &str = "demo-primary";
+
 /// Where `--demo` writes the office board's demo sign-ins (names and generated passwords).
 pub const DEMO_LOGINS_FILE: &str = "demo-office-logins.txt";
 
@@ -70,6 +73,59 @@ fn staff(id_text: &str, name: &str, roles: &[Role], phone: &str) -> StaffMember 
             checked_on: NaiveDate::from_ymd_opt(2025, 9, 1).expect("valid date"),
         }),
     }
+}
+
+/// A visit of the demo school's to `pupil` at `home` (street, postcode) in Oakfield, on the standard risk
+/// assessment.
+fn demo_visit(
+    visit: &str,
+    purpose: VisitPurpose,
+    pupil: &Pupil,
+    (street, postcode): (&str, &str),
+    agreed_time: DateTime<Utc>,
+    minutes: u32,
+    staff: &[&StaffMember],
+) -> Visit {
+    Visit {
+        id: id(visit),
+        school: id(DEMO_SCHOOL),
+        purpose,
+        pupil: pupil.clone(),
+        address: Address {
+            lines: vec![street.into(), "Oakfield".into()],
+            postcode: postcode.into(),
+        },
+        agreed_time,
+        expected_length: PolicyMinutes::new(minutes).expect("the demo's lengths are in range"),
+        staff: staff.iter().copied().map(VisitStaff::from).collect(),
+        briefing: Briefing::new(RiskAssessment::standard()),
+    }
+}
+
+/// The headteacher authorises `visit` at `at`.
+fn authorise(store: &SqliteStore, visit: &VisitId, at: DateTime<Utc>) -> Result<(), StoreError> {
+    store.record_office_event(
+        visit,
+        &Command::Authorise {
+            by: id("head"),
+            lone_visit_approved: false,
+        },
+        at,
+    )?;
+    Ok(())
+}
+
+/// Adds `staff` and `pupil` to the demo school.
+fn add_people(
+    store: &SqliteStore,
+    staff: &[&StaffMember],
+    pupil: &Pupil,
+) -> Result<(), StoreError> {
+    let school: SchoolId = id(DEMO_SCHOOL);
+    for member in staff {
+        store.add_staff(&school, member)?;
+    }
+    store.add_pupil(&school, pupil)
 }
 
 /// The code phrases the demo school agreed: ordinary sentences about lesson cover.
@@ -108,7 +164,7 @@ pub fn seed_with_policy(
 pub fn seed_school(store: &SqliteStore, now: DateTime<Utc>) -> Result<(), StoreError> {
     seed_school_with_policy(store, now, Preset::PrimaryHeadteacher)?;
     store.add_staff(
-        &id("demo-primary"),
+        &id(DEMO_SCHOOL),
         &staff("admin", "Dee Admin", &[Role::Admin], "07700 900007"),
     )
 }
@@ -118,7 +174,7 @@ fn seed_school_with_policy(
     now: DateTime<Utc>,
     preset: Preset,
 ) -> Result<(), StoreError> {
-    let school_id: SchoolId = id("demo-primary");
+    let school_id: SchoolId = id(DEMO_SCHOOL);
     let school = School {
         id: school_id.clone(),
         name: "Oakfield Primary (demo)".into(),
@@ -172,20 +228,6 @@ fn seed_school_with_policy(
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(now)
         + TimeDelta::minutes(15 - i64::from(now.minute() % 15));
-    let pair = |a: &StaffMember, b: &StaffMember| {
-        vec![
-            VisitStaff {
-                id: a.id.clone(),
-                name: a.name.clone(),
-                phone: a.phone.clone(),
-            },
-            VisitStaff {
-                id: b.id.clone(),
-                name: b.name.clone(),
-                phone: b.phone.clone(),
-            },
-        ]
-    };
     let mut first_briefing = Briefing::new(RiskAssessment::standard());
     first_briefing.pets =
         "Large dog: the family have agreed to keep it in the garden during the visit.".into();
@@ -196,50 +238,42 @@ fn seed_school_with_policy(
     first_briefing.area = "Quiet residential street; limited parking.".into();
     first_briefing.parking = "Use the lit bays by the shops, facing the main road.".into();
 
-    let visits = [
-        Visit {
-            id: id("visit-ava"),
-            school: school_id.clone(),
-            purpose: VisitPurpose::SafeAndWellCheck,
-            pupil: pupils[0].clone(),
-            address: Address {
-                lines: vec!["12 Elm Row".into(), "Oakfield".into()],
-                postcode: "OK1 2AB".into(),
-            },
-            agreed_time: base,
-            expected_length: PolicyMinutes::new(45).expect("in range"),
-            staff: pair(&sam, &alex),
-            briefing: first_briefing,
-        },
-        Visit {
-            id: id("visit-leo"),
-            school: school_id.clone(),
-            purpose: VisitPurpose::AttendanceSupport,
-            pupil: pupils[1].clone(),
-            address: Address {
-                lines: vec!["3 Mill Lane".into(), "Oakfield".into()],
-                postcode: "OK2 7CD".into(),
-            },
-            agreed_time: base + TimeDelta::hours(2),
-            expected_length: PolicyMinutes::new(60).expect("in range"),
-            staff: pair(&sam, &jo),
-            briefing: Briefing::new(RiskAssessment::standard()),
-        },
-        Visit {
-            id: id("visit-mia"),
-            school: school_id.clone(),
-            purpose: VisitPurpose::DropOffWork,
-            pupil: pupils[2].clone(),
-            address: Address {
-                lines: vec!["Flat 5, 40 Station Road".into(), "Oakfield".into()],
-                postcode: "OK3 9EF".into(),
-            },
-            agreed_time: base + TimeDelta::hours(4),
-            expected_length: PolicyMinutes::new(30).expect("in range"),
-            staff: pair(&sam, &alex),
-            briefing: Briefing::new(RiskAssessment::standard()),
-        },
+    // Each: id, purpose, home (street, postcode), hours after `base`, minutes, Sam's partner.
+    let plans = [
+        (
+            "visit-ava",
+            VisitPurpose::SafeAndWellCheck,
+            ("12 Elm Row", "OK1 2AB"),
+            0,
+            45,
+            &alex,
+        ),
+        (
+            "visit-leo",
+            VisitPurpose::AttendanceSupport,
+            ("3 Mill Lane", "OK2 7CD"),
+            2,
+            60,
+            &jo,
+        ),
+        (
+            "visit-mia",
+            VisitPurpose::DropOffWork,
+            ("Flat 5, 40 Station Road", "OK3 9EF"),
+            4,
+            30,
+            &alex,
+        ),
     ];
+    let mut visits: Vec<Visit> = plans
+        .into_iter()
+        .zip(&pupils)
+        .map(|((visit, purpose, home, hours, minutes, partner), pupil)| {
+            let at = base + TimeDelta::hours(hours);
+            demo_visit(visit, purpose, pupil, home, at, minutes, &[&sam, partner])
+        })
+        .collect();
+    visits[0].briefing = first_briefing;
     for visit in &visits[..2] {
         store.add_visit(visit)?;
     }
@@ -264,14 +298,7 @@ fn seed_school_with_policy(
     )?;
     // The first two are authorised.
     for visit in &visits[..2] {
-        store.record_office_event(
-            &visit.id,
-            &Command::Authorise {
-                by: head.id.clone(),
-                lone_visit_approved: false,
-            },
-            now,
-        )?;
+        authorise(store, &visit.id, now)?;
     }
 
     Ok(())
@@ -300,7 +327,7 @@ fn enrol(
 
 /// Whether the store holds the demo school (so `--demo` may carry on with it).
 pub fn is_demo(store: &SqliteStore) -> Result<bool, StoreError> {
-    match store.policy(&id("demo-primary")) {
+    match store.policy(&id(DEMO_SCHOOL)) {
         Ok(_) => Ok(true),
         Err(StoreError::Invalid(_)) => Ok(false),
         Err(other) => Err(other),
@@ -313,7 +340,7 @@ pub fn add_office_logins(
     store: &SqliteStore,
     now: DateTime<Utc>,
 ) -> Result<Vec<DemoLogin>, StoreError> {
-    let school: SchoolId = id("demo-primary");
+    let school: SchoolId = id(DEMO_SCHOOL);
     let staff = store.school_staff(&school)?;
     let mut logins = Vec::new();
     for name in DEMO_OFFICE_STAFF {
@@ -390,49 +417,25 @@ pub fn seed_visit_nobody_set_off_for(
     store: &SqliteStore,
     now: DateTime<Utc>,
 ) -> Result<VisitId, StoreError> {
-    let school_id: SchoolId = id("demo-primary");
     let dee = staff("dee", "Dee Ward", &[Role::VisitingStaff], "07700 900007");
     let ola = staff("ola", "Ola Ade", &[Role::VisitingStaff], "07700 900008");
-    for member in [&dee, &ola] {
-        store.add_staff(&school_id, member)?;
-    }
     let pupil = Pupil {
         id: id("pupil-isla"),
         name: "Isla F.".into(),
     };
-    store.add_pupil(&school_id, &pupil)?;
-    let visit_id: VisitId = id("visit-isla");
-    let visit = Visit {
-        id: visit_id.clone(),
-        school: school_id,
-        purpose: VisitPurpose::SafeAndWellCheck,
-        pupil,
-        address: Address {
-            lines: vec!["10 Mill Lane".into(), "Oakfield".into()],
-            postcode: "OK5 3GH".into(),
-        },
-        agreed_time: now - TimeDelta::minutes(8),
-        expected_length: PolicyMinutes::new(45).expect("in range"),
-        staff: [&dee, &ola]
-            .iter()
-            .map(|m| VisitStaff {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                phone: m.phone.clone(),
-            })
-            .collect(),
-        briefing: Briefing::new(RiskAssessment::standard()),
-    };
+    add_people(store, &[&dee, &ola], &pupil)?;
+    let visit = demo_visit(
+        "visit-isla",
+        VisitPurpose::SafeAndWellCheck,
+        &pupil,
+        ("10 Mill Lane", "OK5 3GH"),
+        now - TimeDelta::minutes(8),
+        45,
+        &[&dee, &ola],
+    );
     store.add_visit(&visit)?;
-    store.record_office_event(
-        &visit_id,
-        &Command::Authorise {
-            by: id("head"),
-            lone_visit_approved: false,
-        },
-        now - TimeDelta::hours(3),
-    )?;
-    Ok(visit_id)
+    authorise(store, &visit.id, now - TimeDelta::hours(3))?;
+    Ok(visit.id)
 }
 
 /// Adds a visit already under way when the demo starts, so a newcomer sees the office raise an overdue by
@@ -443,50 +446,28 @@ pub fn seed_visit_under_way(
     store: &SqliteStore,
     now: DateTime<Utc>,
 ) -> Result<VisitId, StoreError> {
-    let school_id: SchoolId = id("demo-primary");
     let kim = staff("kim", "Kim Patel", &[Role::VisitingStaff], "07700 900006");
-    store.add_staff(&school_id, &kim)?;
     let pupil = Pupil {
         id: id("pupil-zac"),
         name: "Zac E.".into(),
     };
-    store.add_pupil(&school_id, &pupil)?;
-    let visit_id: VisitId = id("visit-zac");
+    add_people(store, &[&kim], &pupil)?;
+    let jo = store
+        .school_staff_member(&id(DEMO_SCHOOL), &id("jo"))?
+        .ok_or_else(|| StoreError::Invalid("the demo school has no staff jo".into()))?;
     let went_in = now - TimeDelta::minutes(12);
-    let visit = Visit {
-        id: visit_id.clone(),
-        school: school_id,
-        purpose: VisitPurpose::AttendanceSupport,
-        pupil,
-        address: Address {
-            lines: vec!["7 Brook Close".into(), "Oakfield".into()],
-            postcode: "OK4 1QC".into(),
-        },
-        agreed_time: went_in,
-        expected_length: PolicyMinutes::new(45).expect("in range"),
-        staff: vec![
-            VisitStaff {
-                id: id("jo"),
-                name: "Jo Rivers".into(),
-                phone: "07700 900005".into(),
-            },
-            VisitStaff {
-                id: kim.id.clone(),
-                name: kim.name.clone(),
-                phone: kim.phone.clone(),
-            },
-        ],
-        briefing: Briefing::new(RiskAssessment::standard()),
-    };
+    let visit = demo_visit(
+        "visit-zac",
+        VisitPurpose::AttendanceSupport,
+        &pupil,
+        ("7 Brook Close", "OK4 1QC"),
+        went_in,
+        45,
+        &[&jo, &kim],
+    );
+    let visit_id = visit.id.clone();
     store.add_visit(&visit)?;
-    store.record_office_event(
-        &visit_id,
-        &Command::Authorise {
-            by: id("head"),
-            lone_visit_approved: false,
-        },
-        now - TimeDelta::hours(2),
-    )?;
+    authorise(store, &visit_id, now - TimeDelta::hours(2))?;
     // Their phones' events, as those phones sent them before falling silent.
     for (who, device) in [("jo", "phone-jo"), ("kim", "phone-kim")] {
         let token = enrol(store, device, &id(who), "", now)?.device_token;

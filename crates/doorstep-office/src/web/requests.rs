@@ -372,14 +372,7 @@ fn check_request(
             address,
             agreed_time,
             expected_length: length,
-            staff: going
-                .iter()
-                .map(|m| VisitStaff {
-                    id: m.id.clone(),
-                    name: m.name.clone(),
-                    phone: m.phone.clone(),
-                })
-                .collect(),
+            staff: going.iter().copied().map(VisitStaff::from).collect(),
             briefing,
         },
         details: RequestDetails {
