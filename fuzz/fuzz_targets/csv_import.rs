@@ -1,6 +1,6 @@
 //! Fuzzes the CSV importers' parsing (`doorstep_office::people::parse_pupils_csv` and
-//! `parse_absences_csv`, what `SqliteStore::import_pupils_csv` and `import_absences_csv` run before they
-//! store anything): arbitrary text is refused whole or judged row by row, never a panic, and every row
+//! `parse_absences_csv`, what `SqliteStore::import_csv` runs before it
+//! stores anything): arbitrary text is refused whole or judged row by row, never a panic, and every row
 //! accepted obeys the rules the importer documents.
 #![no_main]
 

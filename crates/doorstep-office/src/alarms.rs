@@ -198,6 +198,34 @@ fn alarm_in(conn: &Connection, id: i64) -> Result<Alarm, StoreError> {
     Ok(conn.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)?)
 }
 
+/// Alarm `id`, or a refusal naming it when there is none.
+fn existing_alarm(conn: &Connection, id: i64) -> Result<Alarm, StoreError> {
+    conn.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::Invalid(format!("there is no alarm {id}")))
+}
+
+/// A refusal saying who already `done` the alarm and when (on the school's clock), if someone did.
+fn not_already(
+    conn: &Connection,
+    alarm: &Alarm,
+    done: &str,
+    who: &Option<String>,
+    at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let (Some(who), Some(at)) = (who, at) else {
+        return Ok(());
+    };
+    Err(StoreError::Invalid(format!(
+        "alarm {} was already {done} by {who} at {}",
+        alarm.id,
+        visit_school_and_policy(conn, &alarm.visit)?
+            .0
+            .time_zone
+            .format(at, "%H:%M %Z")
+    )))
+}
+
 /// The school and policy of a visit.
 fn visit_school(conn: &Connection, visit: &VisitId) -> Result<(SchoolId, Policy), StoreError> {
     let (school, policy) = visit_school_and_policy(conn, visit)?;
@@ -415,21 +443,14 @@ impl SqliteStore {
         let by = checked_name(by, "acknowledging")?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(alarm) = tx
-            .query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
-            .optional()?
-        else {
-            return Err(StoreError::Invalid(format!("there is no alarm {id}")));
-        };
-        if let (Some(who), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
-            return Err(StoreError::Invalid(format!(
-                "alarm {id} was already acknowledged by {who} at {}",
-                visit_school_and_policy(&tx, &alarm.visit)?
-                    .0
-                    .time_zone
-                    .format(at, "%H:%M %Z")
-            )));
-        }
+        let alarm = existing_alarm(&tx, id)?;
+        not_already(
+            &tx,
+            &alarm,
+            "acknowledged",
+            &alarm.acknowledged_by,
+            alarm.acknowledged_at,
+        )?;
         acknowledge_in(&tx, id, by, now)?;
         if let Some(entry) = audit {
             crate::audit::append(&tx, entry, now)?;
@@ -477,21 +498,8 @@ impl SqliteStore {
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(alarm) = tx
-            .query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
-            .optional()?
-        else {
-            return Err(StoreError::Invalid(format!("there is no alarm {id}")));
-        };
-        if let (Some(who), Some(at)) = (&alarm.closed_by, alarm.closed_at) {
-            return Err(StoreError::Invalid(format!(
-                "alarm {id} was already closed by {who} at {}",
-                visit_school_and_policy(&tx, &alarm.visit)?
-                    .0
-                    .time_zone
-                    .format(at, "%H:%M %Z")
-            )));
-        }
+        let alarm = existing_alarm(&tx, id)?;
+        not_already(&tx, &alarm, "closed", &alarm.closed_by, alarm.closed_at)?;
         if alarm.acknowledged_at.is_none() {
             return Err(StoreError::Invalid(
                 "acknowledge the alarm first (say who is handling it), then close it with how it ended"

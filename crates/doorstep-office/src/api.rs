@@ -15,6 +15,7 @@ use doorstep_core::protocol::{
     refusal, EnrolRequest, EnrolResponse, ErrorBody, RejectedEvent, SyncRequest, SyncResponse,
     MAX_BATCH_EVENTS, MAX_BODY_BYTES, MAX_CURSOR_LEN, PROTOCOL_VERSION,
 };
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::admission::Admission;
@@ -137,21 +138,54 @@ impl From<IngestError> for ApiError {
     }
 }
 
+/// Refuses a body not sent as JSON; `what` names the request ("the sync request").
+fn json_content(content_type: Option<&str>, what: &str) -> Result<(), ApiError> {
+    if content_type.is_some_and(|v| v.starts_with("application/json")) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "not_json",
+        format!("send {what} as application/json"),
+    ))
+}
+
+/// A phone's JSON request, or a 400 saying why `what` ("the sync request") could not be read.
+pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("{what} could not be read: {e}"),
+        )
+    })
+}
+
+/// Refuses a request in a protocol version (`sent`) other than this office's; `name` is how the refusal
+/// calls the protocol.
+pub(crate) fn same_protocol(sent: u32, name: &str) -> Result<(), ApiError> {
+    if sent == PROTOCOL_VERSION {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "unsupported_protocol",
+        format!("this office speaks {name} {PROTOCOL_VERSION}; the phone sent {sent}"),
+    ))
+}
+
 /// Runs blocking store work off the async threads.
 pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(join) => {
-            tracing::error!(error = %join, "store task failed");
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the office could not complete this request; nothing was stored",
-            ))
-        }
-    }
+    crate::store::off_async_threads(work, Into::into, || {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the office could not complete this request; nothing was stored",
+        )
+    })
+    .await
 }
 
 /// The enrolled phone whose device token the request carries (`Authorization: Bearer <token>`); anything
@@ -230,30 +264,9 @@ pub fn decode_sync_request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<SyncRequest, ApiError> {
-    if !content_type.is_some_and(|v| v.starts_with("application/json")) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not_json",
-            "send the sync request as application/json",
-        ));
-    }
-    let request: SyncRequest = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_json",
-            format!("the sync request could not be read: {e}"),
-        )
-    })?;
-    if request.protocol != PROTOCOL_VERSION {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_protocol",
-            format!(
-                "this office speaks sync protocol {PROTOCOL_VERSION}; the phone sent {}",
-                request.protocol
-            ),
-        ));
-    }
+    json_content(content_type, "the sync request")?;
+    let request: SyncRequest = json_body(body, "the sync request")?;
+    same_protocol(request.protocol, "sync protocol")?;
     if request
         .holdings_cursor
         .as_ref()
@@ -411,34 +424,12 @@ pub(crate) async fn enrol(
     let body = body.map_err(|rejection| {
         ApiError::new(rejection.status(), "bad_body", rejection.body_text())
     })?;
-    let is_json = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not_json",
-            "send the enrolment request as application/json",
-        ));
-    }
-    let request: EnrolRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_json",
-            format!("the enrolment request could not be read: {e}"),
-        )
-    })?;
-    if request.protocol != PROTOCOL_VERSION {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_protocol",
-            format!(
-                "this office speaks protocol {PROTOCOL_VERSION}; the phone sent {}",
-                request.protocol
-            ),
-        ));
-    }
+        .and_then(|v| v.to_str().ok());
+    json_content(content_type, "the enrolment request")?;
+    let request: EnrolRequest = json_body(&body, "the enrolment request")?;
+    same_protocol(request.protocol, "protocol")?;
     let store = state.store.clone();
     let redeemed =
         blocking(move || Ok::<_, StoreError>(store.redeem_enrolment_code(&request.code, now)))

@@ -28,7 +28,26 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::audit::{append, Action, NewEntry};
 use crate::logins::new_secret;
-use crate::store::{parse_id, staff_member, token_hash, Device, SqliteStore, StoreError};
+use crate::store::{
+    parse_id, staff_member, stored_time, token_hash, tuples, Device, SqliteStore, StoreError,
+};
+
+/// A phone's row as [`SqliteStore::school_devices`] reads it: its id, the staff id and name, when and by
+/// whom it was enrolled, last seen, revoked (when, by whom), suspected cloned (when, why), and when its
+/// current token expires.
+type DeviceColumns = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// How long an enrolment code can be redeemed.
 pub const ENROLMENT_CODE_MINUTES: i64 = 15;
@@ -208,14 +227,8 @@ fn new_device_id() -> Result<DeviceId, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("a made device id was refused: {e}")))
 }
 
-fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("bad time {text:?}: {e}")))
-}
-
 fn optional_time(text: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
-    text.as_deref().map(time).transpose()
+    text.as_deref().map(stored_time).transpose()
 }
 
 /// An entry for the device log, before it has its number and time.
@@ -397,21 +410,19 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        let row = tx
+        let row: Option<(
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        )> = tx
             .query_row(
                 "SELECT school_id, staff_id, issued_by, expires_at, used_at, withdrawn_at
                  FROM enrolment_codes WHERE code_sha256 = ?1",
                 [token_hash(&code)],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, Option<String>>(4)?,
-                        row.get::<_, Option<String>>(5)?,
-                    ))
-                },
+                |row| row.try_into(),
             )
             .optional()
             .map_err(StoreError::from)?;
@@ -421,7 +432,7 @@ impl SqliteStore {
         if used_at.is_some() {
             return Err(RedeemError::Used);
         }
-        if withdrawn_at.is_some() || time(&expires_at)? <= now {
+        if withdrawn_at.is_some() || stored_time(&expires_at)? <= now {
             return Err(RedeemError::Expired);
         }
         let school: SchoolId = parse_id(&school)?;
@@ -523,7 +534,7 @@ impl SqliteStore {
         match token_row(&conn, &hash)? {
             None => return Ok(TokenCheck::Unknown),
             Some(row) if row.revoked.is_none() && row.state == "current" => {
-                if time(&row.expires_at)? <= now {
+                if stored_time(&row.expires_at)? <= now {
                     return Ok(TokenCheck::Expired);
                 }
                 if !seen_stale(row.seen.clone(), now)? {
@@ -548,7 +559,7 @@ impl SqliteStore {
         if revoked.is_some() {
             return Ok(TokenCheck::Revoked);
         }
-        if time(&expires_at)? <= now {
+        if stored_time(&expires_at)? <= now {
             return Ok(TokenCheck::Expired);
         }
         match state.as_str() {
@@ -699,8 +710,8 @@ impl SqliteStore {
 
     /// The school's phones, newest first.
     pub fn school_devices(&self, school: &SchoolId) -> Result<Vec<DeviceRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let rows: Vec<DeviceColumns> = tuples(
+            &self.conn(),
             "SELECT d.id, d.staff_id, s.name, d.enrolled_at, d.enrolled_by, d.last_seen_at, d.revoked_at,
                     d.revoked_by, d.clone_suspected_at, d.clone_reason,
                     (SELECT MAX(t.expires_at) FROM device_tokens t
@@ -708,43 +719,29 @@ impl SqliteStore {
              FROM devices d JOIN staff s ON s.id = d.staff_id
              WHERE s.school_id = ?1
              ORDER BY d.enrolled_at DESC, d.id",
+            [school.as_str()],
         )?;
-        let rows = stmt.query_map([school.as_str()], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, Option<String>>(4)?,
-                row.get::<_, Option<String>>(5)?,
-                row.get::<_, Option<String>>(6)?,
-                row.get::<_, Option<String>>(7)?,
-                row.get::<_, Option<String>>(8)?,
-                row.get::<_, Option<String>>(9)?,
-                row.get::<_, Option<String>>(10)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (
-                id,
-                staff,
-                name,
-                enrolled,
-                by,
-                seen,
-                revoked,
-                revoked_by,
-                clone_at,
-                clone_why,
-                expires,
-            ) = row?;
+        for (
+            id,
+            staff,
+            name,
+            enrolled,
+            by,
+            seen,
+            revoked,
+            revoked_by,
+            clone_at,
+            clone_why,
+            expires,
+        ) in rows
+        {
             let revoked = optional_time(revoked)?.map(|at| (at, revoked_by.unwrap_or_default()));
             out.push(DeviceRow {
                 id: parse_id(&id)?,
                 staff: parse_id(&staff)?,
                 staff_name: name,
-                enrolled_at: time(&enrolled)?,
+                enrolled_at: stored_time(&enrolled)?,
                 enrolled_by: by,
                 last_seen_at: optional_time(seen)?,
                 credential_expires_at: if revoked.is_some() {
@@ -766,32 +763,23 @@ impl SqliteStore {
         school: &SchoolId,
         now: DateTime<Utc>,
     ) -> Result<Vec<PendingCode>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let rows: Vec<(String, String, String, String, String)> = tuples(
+            &self.conn(),
             "SELECT c.staff_id, s.name, c.issued_by, c.issued_at, c.expires_at
              FROM enrolment_codes c JOIN staff s ON s.id = c.staff_id
              WHERE c.school_id = ?1 AND c.used_at IS NULL AND c.withdrawn_at IS NULL
              ORDER BY c.issued_at DESC",
+            [school.as_str()],
         )?;
-        let rows = stmt.query_map([school.as_str()], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, String>(4)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (staff, name, by, issued, expires) = row?;
-            let expires_at = time(&expires)?;
+        for (staff, name, by, issued, expires) in rows {
+            let expires_at = stored_time(&expires)?;
             if expires_at > now {
                 out.push(PendingCode {
                     staff: parse_id(&staff)?,
                     staff_name: name,
                     issued_by: by,
-                    issued_at: time(&issued)?,
+                    issued_at: stored_time(&issued)?,
                     expires_at,
                 });
             }
@@ -826,7 +814,7 @@ impl SqliteStore {
             let (seq, at, actor, action, staff, device, detail) = row?;
             out.push(DeviceLogEntry {
                 seq,
-                at: time(&at)?,
+                at: stored_time(&at)?,
                 actor,
                 action: DeviceAction::from_name(&action).ok_or_else(|| {
                     StoreError::Corrupt(format!("unknown device log action {action:?}"))
@@ -859,7 +847,7 @@ impl TokenRow {
             id: parse_id(&self.device_id)?,
             staff: parse_id(&self.staff)?,
             school: parse_id(&self.school)?,
-            credential_issued_at: time(&self.issued_at)?,
+            credential_issued_at: stored_time(&self.issued_at)?,
         })
     }
 }

@@ -14,7 +14,7 @@ use doorstep_core::policy::Policy;
 use rusqlite::{params, OptionalExtension};
 
 use crate::store::{
-    parse_id, school_and_policy, staff_member, token_hash, SqliteStore, StoreError,
+    parse_id, school_and_policy, staff_member, stored_time, token_hash, SqliteStore, StoreError,
 };
 
 /// How long a sign-in lasts: a working day at the office desk, then sign in again.
@@ -118,12 +118,6 @@ fn password_matches(hash: &str, password: &str) -> bool {
     })
 }
 
-fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("bad time {text:?}: {e}")))
-}
-
 impl SqliteStore {
     /// Gives a member of staff an office sign-in, or a new password; their open sessions end. Slow on
     /// purpose (argon2): call it off the async threads.
@@ -161,16 +155,7 @@ impl SqliteStore {
         let Ok(staff) = name.trim().parse::<StaffId>() else {
             return Ok(());
         };
-        let school: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT school_id FROM staff WHERE id = ?1",
-                [staff.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if let Some(school) = school {
-            let school = crate::store::parse_id(&school)?;
+        if let Some(school) = self.school_of_staff(&staff)? {
             let entry =
                 crate::audit::NewEntry::new(&school, &staff, crate::audit::Action::SignInRefused)
                     .detail(why);
@@ -286,7 +271,7 @@ impl SqliteStore {
         let Some((staff, csrf_token, expires_at)) = row else {
             return Ok(None);
         };
-        let expires_at = time(&expires_at)?;
+        let expires_at = stored_time(&expires_at)?;
         if expires_at <= now {
             return Ok(None);
         }
@@ -332,7 +317,7 @@ fn expired_sessions(
     for row in rows {
         let (hash, expires_at) = row?;
         // An unreadable expiry is treated as expired: the session can only be safely thrown away.
-        if time(&expires_at).map_or(true, |at| at <= now) {
+        if stored_time(&expires_at).map_or(true, |at| at <= now) {
             out.push(hash);
         }
     }

@@ -12,10 +12,10 @@ use doorstep_core::contact::Postcode;
 use doorstep_core::domain::StaffMember;
 use doorstep_core::ids::{PupilId, SchoolId, StaffId};
 use doorstep_core::policy::Policy;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::audit;
-use crate::store::{staff_member, SqliteStore, StoreError};
+use crate::store::{staff_member, tuples, SqliteStore, StoreError};
 
 /// The pupil CSV's header row, in this order. Exported from the MIS; the header row is required.
 ///
@@ -67,14 +67,7 @@ pub struct PupilRecord {
     pub medical_needs: String,
 }
 
-/// One day a pupil was absent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Absence {
-    pub pupil: PupilId,
-    pub date: NaiveDate,
-    pub reason_code: String,
-    pub contact_made: bool,
-}
+pub use crate::requests::Absence;
 
 /// A CSV row that was not imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +104,13 @@ pub fn mis_date(text: &str) -> Option<NaiveDate> {
         .ok()
 }
 
+/// Which of the MIS's CSV files an import takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    Pupils,
+    Absences,
+}
+
 /// A row that passed its checks: its line, its `pupil_id` as written, and what it says.
 pub type Row<T> = (u64, String, T);
 
@@ -122,7 +122,7 @@ pub struct ParsedCsv<T> {
     pub rejected: Vec<RowProblem>,
 }
 
-/// Reads the MIS's pupil CSV (see [`PUPIL_CSV_COLUMNS`]) as [`SqliteStore::import_pupils_csv`] does, without
+/// Reads the MIS's pupil CSV (see [`PUPIL_CSV_COLUMNS`]) as [`SqliteStore::import_csv`] does, without
 /// the store: a file that is not CSV or has the wrong header is an `Err` with the reason (nothing imported).
 /// Pure, so the fuzz target (`fuzz/fuzz_targets/csv_import.rs`) exercises the importer's own parsing.
 pub fn parse_pupils_csv(text: &str, today: NaiveDate) -> Result<ParsedCsv<PupilRecord>, String> {
@@ -131,7 +131,7 @@ pub fn parse_pupils_csv(text: &str, today: NaiveDate) -> Result<ParsedCsv<PupilR
     Ok(ParsedCsv { rows, rejected })
 }
 
-/// Reads the MIS's absence CSV (see [`ABSENCE_CSV_COLUMNS`]) as [`SqliteStore::import_absences_csv`] does,
+/// Reads the MIS's absence CSV (see [`ABSENCE_CSV_COLUMNS`]) as [`SqliteStore::import_csv`] does,
 /// without the store (whether each pupil is the school's is the store's to say).
 pub fn parse_absences_csv(text: &str, today: NaiveDate) -> Result<ParsedCsv<Absence>, String> {
     let (rows, mut rejected) = read_rows(text, &ABSENCE_CSV_COLUMNS, |r| absence_row(r, today))?;
@@ -352,106 +352,178 @@ fn drop_repeats<T, K: std::hash::Hash + Eq>(
     out
 }
 
-/// Keeps the report in file order, whichever check refused a row.
-fn sorted(mut report: ImportReport) -> ImportReport {
-    report.rejected.sort_by_key(|p| p.line);
-    report
+/// What storing one imported row did.
+enum Stored {
+    Added,
+    Updated,
+    Refused(String),
+}
+
+/// Stores the rows of a parsed import together, each by `store`, and reports what happened to every row
+/// in file order, whichever check refused it. A file refused whole ([`StoreError::Invalid`]) stores
+/// nothing.
+fn import<T>(
+    conn: &mut Connection,
+    parsed: Result<ParsedCsv<T>, String>,
+    mut store: impl FnMut(&Transaction<'_>, T) -> Result<Stored, StoreError>,
+) -> Result<ImportReport, StoreError> {
+    let ParsedCsv { rows, mut rejected } = parsed.map_err(StoreError::Invalid)?;
+    let mut report = ImportReport::default();
+    let tx = conn.transaction()?;
+    for (line, pupil_id, row) in rows {
+        match store(&tx, row)? {
+            Stored::Added => report.imported += 1,
+            Stored::Updated => report.updated += 1,
+            Stored::Refused(reason) => rejected.push(RowProblem {
+                line,
+                pupil_id,
+                reason,
+            }),
+        }
+    }
+    tx.commit()?;
+    rejected.sort_by_key(|p| p.line);
+    report.rejected = rejected;
+    Ok(report)
+}
+
+/// Adds `pupil` to `school`, or updates the school's record of them; a pupil of another school is refused.
+fn store_pupil(
+    tx: &Transaction<'_>,
+    school: &SchoolId,
+    pupil: PupilRecord,
+) -> Result<Stored, StoreError> {
+    let owner: Option<String> = tx
+        .query_row(
+            "SELECT school_id FROM pupils WHERE id = ?1",
+            [pupil.id.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let born = pupil.date_of_birth.to_string();
+    let values = params![
+        pupil.id.as_str(),
+        school.as_str(),
+        pupil.name,
+        born,
+        pupil.address_line_1,
+        pupil.address_line_2,
+        pupil.town,
+        pupil.postcode.as_str(),
+        pupil.family_notes,
+        pupil.medical_needs
+    ];
+    Ok(match owner {
+        None => {
+            tx.execute(
+                "INSERT INTO pupils (id, school_id, name, date_of_birth, address_line_1,
+                     address_line_2, town, postcode, family_notes, medical_needs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                values,
+            )?;
+            Stored::Added
+        }
+        Some(owner) if owner == school.as_str() => {
+            tx.execute(
+                "UPDATE pupils SET name = ?3, date_of_birth = ?4, address_line_1 = ?5,
+                     address_line_2 = ?6, town = ?7, postcode = ?8, family_notes = ?9,
+                     medical_needs = ?10
+                 WHERE id = ?1 AND school_id = ?2",
+                values,
+            )?;
+            Stored::Updated
+        }
+        Some(_) => Stored::Refused("this pupil_id belongs to another school's pupil".into()),
+    })
+}
+
+/// Adds or updates a day of absence of a pupil of `school`; a pupil not (yet) at the school is refused.
+fn store_absence(
+    tx: &Transaction<'_>,
+    school: &SchoolId,
+    absence: Absence,
+) -> Result<Stored, StoreError> {
+    let known: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pupils WHERE id = ?1 AND school_id = ?2)",
+        params![absence.pupil.as_str(), school.as_str()],
+        |row| row.get(0),
+    )?;
+    if !known {
+        return Ok(Stored::Refused(format!(
+            "there is no pupil “{}” at this school: import the pupils first",
+            absence.pupil
+        )));
+    }
+    let date = absence.date.to_string();
+    let existed: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM absences WHERE pupil_id = ?1 AND date = ?2)",
+        params![absence.pupil.as_str(), date],
+        |row| row.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO absences (pupil_id, date, reason_code, contact_made)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (pupil_id, date) DO UPDATE
+         SET reason_code = excluded.reason_code, contact_made = excluded.contact_made",
+        params![
+            absence.pupil.as_str(),
+            date,
+            absence.reason_code,
+            absence.contact_made
+        ],
+    )?;
+    Ok(if existed {
+        Stored::Updated
+    } else {
+        Stored::Added
+    })
 }
 
 impl SqliteStore {
-    /// Imports pupils from the MIS's CSV (see [`PUPIL_CSV_COLUMNS`]) into `school`. A file without the
-    /// right header is refused whole ([`StoreError::Invalid`]); otherwise valid rows are stored together and
-    /// invalid ones reported.
-    pub fn import_pupils_csv(
+    /// Imports pupils (see [`PUPIL_CSV_COLUMNS`]) into `school`, or absences of its pupils (see
+    /// [`ABSENCE_CSV_COLUMNS`]), from the MIS's CSV. A file without the right header is refused whole
+    /// ([`StoreError::Invalid`]); otherwise valid rows are stored together and invalid ones reported.
+    pub fn import_csv(
         &self,
+        kind: ImportKind,
         school: &SchoolId,
         text: &str,
         today: NaiveDate,
     ) -> Result<ImportReport, StoreError> {
-        let ParsedCsv { rows, mut rejected } =
-            parse_pupils_csv(text, today).map_err(StoreError::Invalid)?;
-        let mut report = ImportReport::default();
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for (line, id, pupil) in rows {
-            let owner: Option<String> = tx
-                .query_row(
-                    "SELECT school_id FROM pupils WHERE id = ?1",
-                    [pupil.id.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let born = pupil.date_of_birth.to_string();
-            let values = params![
-                pupil.id.as_str(),
-                school.as_str(),
-                pupil.name,
-                born,
-                pupil.address_line_1,
-                pupil.address_line_2,
-                pupil.town,
-                pupil.postcode.as_str(),
-                pupil.family_notes,
-                pupil.medical_needs
-            ];
-            match owner {
-                None => {
-                    tx.execute(
-                        "INSERT INTO pupils (id, school_id, name, date_of_birth, address_line_1,
-                             address_line_2, town, postcode, family_notes, medical_needs)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                        values,
-                    )?;
-                    report.imported += 1;
-                }
-                Some(owner) if owner == school.as_str() => {
-                    tx.execute(
-                        "UPDATE pupils SET name = ?3, date_of_birth = ?4, address_line_1 = ?5,
-                             address_line_2 = ?6, town = ?7, postcode = ?8, family_notes = ?9,
-                             medical_needs = ?10
-                         WHERE id = ?1 AND school_id = ?2",
-                        values,
-                    )?;
-                    report.updated += 1;
-                }
-                Some(_) => rejected.push(RowProblem {
-                    line,
-                    pupil_id: id,
-                    reason: "this pupil_id belongs to another school's pupil".into(),
-                }),
+        match kind {
+            ImportKind::Pupils => import(&mut conn, parse_pupils_csv(text, today), |tx, pupil| {
+                store_pupil(tx, school, pupil)
+            }),
+            ImportKind::Absences => {
+                import(&mut conn, parse_absences_csv(text, today), |tx, day| {
+                    store_absence(tx, school, day)
+                })
             }
         }
-        tx.commit()?;
-        report.rejected = rejected;
-        Ok(sorted(report))
     }
 
     /// The school's pupils with their details, by name.
     pub fn pupil_records(&self, school: &SchoolId) -> Result<Vec<PupilRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        )> = tuples(
+            &self.conn(),
             "SELECT id, name, date_of_birth, address_line_1, address_line_2, town, postcode,
-                    family_notes, medical_needs
-             FROM pupils WHERE school_id = ?1 AND date_of_birth IS NOT NULL ORDER BY name, id",
+                        family_notes, medical_needs
+                 FROM pupils WHERE school_id = ?1 AND date_of_birth IS NOT NULL ORDER BY name, id",
+            [school.as_str()],
         )?;
-        let rows = stmt.query_map([school.as_str()], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                [
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, String>(6)?,
-                    row.get::<_, String>(7)?,
-                    row.get::<_, String>(8)?,
-                ],
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, name, born, [line_1, line_2, town, postcode, family, medical]) = row?;
+        for (id, name, born, line_1, line_2, town, postcode, family, medical) in rows {
             out.push(PupilRecord {
                 id: crate::store::parse_id(&id)?,
                 name,
@@ -469,65 +541,6 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Imports absences from the MIS's CSV (see [`ABSENCE_CSV_COLUMNS`]) for `school`'s pupils, as
-    /// [`SqliteStore::import_pupils_csv`] does pupils.
-    pub fn import_absences_csv(
-        &self,
-        school: &SchoolId,
-        text: &str,
-        today: NaiveDate,
-    ) -> Result<ImportReport, StoreError> {
-        let ParsedCsv { rows, mut rejected } =
-            parse_absences_csv(text, today).map_err(StoreError::Invalid)?;
-        let mut report = ImportReport::default();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for (line, id, absence) in rows {
-            let known: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM pupils WHERE id = ?1 AND school_id = ?2)",
-                params![absence.pupil.as_str(), school.as_str()],
-                |row| row.get(0),
-            )?;
-            if !known {
-                rejected.push(RowProblem {
-                    line,
-                    pupil_id: id,
-                    reason: format!(
-                        "there is no pupil “{}” at this school: import the pupils first",
-                        absence.pupil
-                    ),
-                });
-                continue;
-            }
-            let date = absence.date.to_string();
-            let existed: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM absences WHERE pupil_id = ?1 AND date = ?2)",
-                params![absence.pupil.as_str(), date],
-                |row| row.get(0),
-            )?;
-            tx.execute(
-                "INSERT INTO absences (pupil_id, date, reason_code, contact_made)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (pupil_id, date) DO UPDATE
-                 SET reason_code = excluded.reason_code, contact_made = excluded.contact_made",
-                params![
-                    absence.pupil.as_str(),
-                    date,
-                    absence.reason_code,
-                    absence.contact_made
-                ],
-            )?;
-            if existed {
-                report.updated += 1;
-            } else {
-                report.imported += 1;
-            }
-        }
-        tx.commit()?;
-        report.rejected = rejected;
-        Ok(sorted(report))
-    }
-
     /// The school's absences on days `from` to `to` (both included), by date then pupil.
     pub fn absences_for(
         &self,
@@ -535,35 +548,7 @@ impl SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<Absence>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT a.pupil_id, a.date, a.reason_code, a.contact_made
-             FROM absences a JOIN pupils p ON p.id = a.pupil_id
-             WHERE p.school_id = ?1 AND a.date >= ?2 AND a.date <= ?3
-             ORDER BY a.date, a.pupil_id",
-        )?;
-        let rows = stmt.query_map(
-            params![school.as_str(), from.to_string(), to.to_string()],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, bool>(3)?,
-                ))
-            },
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (pupil, date, reason_code, contact_made) = row?;
-            out.push(Absence {
-                pupil: crate::store::parse_id(&pupil)?,
-                date: stored_date(&date)?,
-                reason_code,
-                contact_made,
-            });
-        }
-        Ok(out)
+        absences_in(&self.conn(), school, Some((from, to)))
     }
 
     /// Adds a member of staff to `school`, or replaces the record of one already there. An id that belongs
@@ -619,18 +604,11 @@ impl SqliteStore {
         school: &SchoolId,
         staff: &doorstep_core::ids::StaffId,
     ) -> Result<Option<StaffMember>, StoreError> {
-        let conn = self.conn();
-        let owner: Option<String> = conn
-            .query_row(
-                "SELECT school_id FROM staff WHERE id = ?1",
-                [staff.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if owner.as_deref() != Some(school.as_str()) {
+        // A member of staff never moves school ([`SqliteStore::save_staff`] refuses another school's id).
+        if self.school_of_staff(staff)?.as_ref() != Some(school) {
             return Ok(None);
         }
-        staff_member(&conn, staff)
+        staff_member(&self.conn(), staff)
     }
 
     /// The school's policy.
@@ -641,17 +619,7 @@ impl SqliteStore {
     /// Replaces the school's policy, after [`Policy::validate`]: an invalid policy is never stored. Phones
     /// get it at their next sync.
     pub fn set_policy(&self, school: &SchoolId, policy: &Policy) -> Result<(), StoreError> {
-        policy
-            .validate()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let changed = self.conn().execute(
-            "UPDATE schools SET policy = ?2 WHERE id = ?1",
-            params![school.as_str(), serde_json::to_string(policy)?],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::Invalid(format!("unknown school {school}")));
-        }
-        Ok(())
+        store_policy(&self.conn(), school, policy)
     }
 
     /// [`SqliteStore::set_policy`] as `by` at `now`, with an audit log entry naming the settings that
@@ -665,16 +633,10 @@ impl SqliteStore {
         how: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        policy
-            .validate()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let before = crate::store::school_policy(&tx, school)?;
-        tx.execute(
-            "UPDATE schools SET policy = ?2 WHERE id = ?1",
-            params![school.as_str(), serde_json::to_string(policy)?],
-        )?;
+        store_policy(&tx, school, policy)?;
         let changed = changed_settings(&before, policy);
         let detail = if changed.is_empty() {
             format!("{how}; nothing changed")
@@ -690,6 +652,21 @@ impl SqliteStore {
     }
 }
 
+/// Stores `policy` as the school's, after [`Policy::validate`]: an invalid policy is never stored.
+fn store_policy(conn: &Connection, school: &SchoolId, policy: &Policy) -> Result<(), StoreError> {
+    policy
+        .validate()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let changed = conn.execute(
+        "UPDATE schools SET policy = ?2 WHERE id = ?1",
+        params![school.as_str(), serde_json::to_string(policy)?],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::Invalid(format!("unknown school {school}")));
+    }
+    Ok(())
+}
+
 /// The names of the policy's settings (as stored) whose values differ between `a` and `b`.
 pub fn changed_settings(a: &Policy, b: &Policy) -> Vec<String> {
     let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
@@ -703,6 +680,36 @@ pub fn changed_settings(a: &Policy, b: &Policy) -> Vec<String> {
     keys.into_iter()
         .filter(|key| a.get(*key) != b.get(*key))
         .cloned()
+        .collect()
+}
+
+/// The school's absences, by date then pupil: all of them, or those on the days `days` spans (both
+/// included).
+pub(crate) fn absences_in(
+    conn: &Connection,
+    school: &SchoolId,
+    days: Option<(NaiveDate, NaiveDate)>,
+) -> Result<Vec<Absence>, StoreError> {
+    let (from, to) = days
+        .map(|(from, to)| (from.to_string(), to.to_string()))
+        .unzip();
+    let rows: Vec<(String, String, String, bool)> = tuples(
+        conn,
+        "SELECT a.pupil_id, a.date, a.reason_code, a.contact_made
+         FROM absences a JOIN pupils p ON p.id = a.pupil_id
+         WHERE p.school_id = ?1 AND (?2 IS NULL OR a.date >= ?2) AND (?3 IS NULL OR a.date <= ?3)
+         ORDER BY a.date, a.pupil_id",
+        params![school.as_str(), from, to],
+    )?;
+    rows.into_iter()
+        .map(|(pupil, date, reason_code, contact_made)| {
+            Ok(Absence {
+                pupil: crate::store::parse_id(&pupil)?,
+                date: stored_date(&date)?,
+                reason_code,
+                contact_made,
+            })
+        })
         .collect()
 }
 

@@ -11,7 +11,7 @@ use doorstep_core::protocol::PROTOCOL_VERSION;
 use doorstep_core::reconcile::{HeldSeq, ReconcileRequest, ReconcileResponse, MAX_RECONCILE_SPAN};
 use rusqlite::params;
 
-use crate::api::{blocking, ApiError, PhoneDevice};
+use crate::api::{blocking, json_body, same_protocol, ApiError, PhoneDevice};
 use crate::state::AppState;
 use crate::store::{parse_id, SqliteStore, StoreError};
 
@@ -21,23 +21,8 @@ pub async fn reconcile(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<ReconcileResponse>, ApiError> {
-    let request: ReconcileRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_json",
-            format!("the reconcile request could not be read: {e}"),
-        )
-    })?;
-    if request.protocol != PROTOCOL_VERSION {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_protocol",
-            format!(
-                "this office speaks protocol {PROTOCOL_VERSION}; the phone sent {}",
-                request.protocol
-            ),
-        ));
-    }
+    let request: ReconcileRequest = json_body(&body, "the reconcile request")?;
+    same_protocol(request.protocol, "protocol")?;
     let (from, through) = (request.from_seq, request.through_seq);
     if from > through || through.get() - from.get() >= MAX_RECONCILE_SPAN {
         return Err(ApiError::new(

@@ -682,26 +682,7 @@ impl SqliteStore {
         school: &SchoolId,
         month: ReportMonth,
     ) -> Result<Vec<VisitRecord>, StoreError> {
-        let ids: Vec<VisitId> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare(
-                "SELECT id FROM visits WHERE school_id = ?1 AND agreed_time >= ?2 AND agreed_time < ?3
-                 ORDER BY agreed_time, id",
-            )?;
-            let rows = stmt.query_map(
-                rusqlite::params![
-                    school.as_str(),
-                    month.start().to_rfc3339(),
-                    month.end().to_rfc3339()
-                ],
-                |row| row.get::<_, String>(0),
-            )?;
-            let mut ids = Vec::new();
-            for id in rows {
-                ids.push(parse_id(&id?)?);
-            }
-            ids
-        };
+        let ids = self.visit_ids_between(school, month.start(), month.end())?;
         let mut records = Vec::with_capacity(ids.len());
         for id in &ids {
             if let Some(record) = self.visit_record(id)? {

@@ -17,7 +17,7 @@ use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::audit;
-use crate::store::{parse_id, SqliteStore, StoreError};
+use crate::store::{parse_id, stored_time, tuples, SqliteStore, StoreError};
 
 /// The longest visit the office accepts a request for, in minutes (a whole working day).
 pub const MAX_VISIT_MINUTES: u32 = 480;
@@ -281,34 +281,31 @@ impl SqliteStore {
     /// The office-only details of a visit requested through the dashboard; `None` for other visits (the
     /// demo's, or ones made before requests existed).
     pub fn request_details(&self, visit: &VisitId) -> Result<Option<RequestDetails>, StoreError> {
-        let row = self
+        #[allow(clippy::type_complexity)] // the columns of the row, in order
+        let row: Option<(
+            String,
+            String,
+            bool,
+            bool,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        )> = self
             .conn()
             .query_row(
                 "SELECT requested_by, requested_at, out_of_hours, evening, contact_name, contact_phone,
                      authoriser_override, contact_email
                  FROM visit_requests WHERE visit_id = ?1",
                 [visit.as_str()],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, bool>(2)?,
-                        row.get::<_, bool>(3)?,
-                        row.get::<_, Option<String>>(4)?,
-                        row.get::<_, Option<String>>(5)?,
-                        row.get::<_, Option<String>>(6)?,
-                        row.get::<_, Option<String>>(7)?,
-                    ))
-                },
+                |row| row.try_into(),
             )
             .optional()?;
         row.map(
             |(by, at, out_of_hours, evening, name, phone, reason, email)| {
                 Ok(RequestDetails {
                     requested_by: parse_id(&by)?,
-                    requested_at: DateTime::parse_from_rfc3339(&at)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                        .with_timezone(&Utc),
+                    requested_at: stored_time(&at)?,
                     timing: Timing {
                         out_of_hours,
                         evening,
@@ -373,30 +370,7 @@ impl SqliteStore {
         school: &SchoolId,
     ) -> Result<(Vec<Absence>, BTreeSet<PupilId>), StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT a.pupil_id, a.date, a.reason_code, a.contact_made FROM absences a
-             JOIN pupils p ON p.id = a.pupil_id WHERE p.school_id = ?1",
-        )?;
-        let rows = stmt.query_map([school.as_str()], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<String>>(2)?,
-                row.get::<_, Option<bool>>(3)?,
-            ))
-        })?;
-        let mut absences = Vec::new();
-        for row in rows {
-            let (pupil, date, reason_code, contact_made) = row?;
-            let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d")
-                .map_err(|e| StoreError::Corrupt(format!("absence date {date:?}: {e}")))?;
-            absences.push(Absence {
-                pupil: parse_id(&pupil)?,
-                date,
-                reason_code: reason_code.unwrap_or_default(),
-                contact_made: contact_made.unwrap_or(false),
-            });
-        }
+        let absences = crate::people::absences_in(&conn, school, None)?;
         let mut stmt = conn.prepare(
             "SELECT c.pupil_id FROM absence_concerns c JOIN pupils p ON p.id = c.pupil_id
              WHERE p.school_id = ?1",
@@ -411,26 +385,17 @@ impl SqliteStore {
 
     /// The pupils of the school with a concern noted: when, and by whom (when known).
     pub fn absence_concerns(&self, school: &SchoolId) -> Result<Vec<Concern>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let rows: Vec<(String, String, Option<String>)> = tuples(
+            &self.conn(),
             "SELECT c.pupil_id, c.noted_at, c.noted_by FROM absence_concerns c
              JOIN pupils p ON p.id = c.pupil_id WHERE p.school_id = ?1 ORDER BY c.noted_at",
+            [school.as_str()],
         )?;
-        let rows = stmt.query_map([school.as_str()], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<String>>(2)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (pupil, at, by) = row?;
+        for (pupil, at, by) in rows {
             out.push(Concern {
                 pupil: parse_id(&pupil)?,
-                noted_at: DateTime::parse_from_rfc3339(&at)
-                    .map_err(|e| StoreError::Corrupt(format!("concern time {at:?}: {e}")))?
-                    .with_timezone(&Utc),
+                noted_at: stored_time(&at)?,
                 noted_by: by.as_deref().map(parse_id).transpose()?,
             });
         }

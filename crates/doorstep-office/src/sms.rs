@@ -20,19 +20,18 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::DeviceId;
-use doorstep_core::protocol::ErrorBody;
 use doorstep_core::sms::{self, SmsKey};
 use hmac::{Hmac, Mac};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::api::ApiError;
 use crate::state::AppState;
-use crate::store::{parse_id, Device, IngestError, SqliteStore, StoreError};
+use crate::store::{parse_id, stored_time, Device, IngestError, SqliteStore, StoreError};
 
 /// The header with the gateway's signature.
 pub const SIGNATURE_HEADER: &str = "x-doorstep-signature";
@@ -177,39 +176,19 @@ pub struct SmsRecord {
     pub event_id: Option<String>,
 }
 
-/// A refusal: a 4xx with an [`ErrorBody`] (a 500 only if the office's own store failed).
-#[derive(Debug)]
-pub struct SmsRefusal {
-    status: StatusCode,
-    body: ErrorBody,
+/// The store failed while taking in a text: a 500 (details to the log), and the gateway sends it again.
+fn store_failure(error: StoreError) -> ApiError {
+    tracing::error!(%error, "store failure while taking in a text");
+    internal()
 }
 
-impl SmsRefusal {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody {
-                error: code.to_owned(),
-                message: message.into(),
-                rejected: Vec::new(),
-            },
-        }
-    }
-
-    fn store(error: StoreError) -> Self {
-        tracing::error!(%error, "store failure while taking in a text");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the office could not complete this request; send it again",
-        )
-    }
-}
-
-impl IntoResponse for SmsRefusal {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
-    }
+/// The office itself failed: nothing was taken in, and the gateway should send the text again.
+fn internal() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the office could not complete this request; send it again",
+    )
 }
 
 /// `POST /api/v1/sms/inbound`.
@@ -218,9 +197,9 @@ pub async fn inbound(
     gateway: Option<Extension<SmsGateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<InboundAnswer>, SmsRefusal> {
+) -> Result<Json<InboundAnswer>, ApiError> {
     let Some(Extension(gateway)) = gateway else {
-        return Err(SmsRefusal::new(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "sms_not_configured",
             format!("this office takes no texts: set {SECRET_ENV} to the SMS gateway's secret"),
@@ -231,14 +210,14 @@ pub async fn inbound(
     let timestamp: i64 = header(TIMESTAMP_HEADER)
         .and_then(|t| t.trim().parse().ok())
         .ok_or_else(|| {
-            SmsRefusal::new(
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unsigned",
                 format!("send {TIMESTAMP_HEADER} (Unix seconds) and {SIGNATURE_HEADER}"),
             )
         })?;
     if (now.timestamp() - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
-        return Err(SmsRefusal::new(
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "stale_signature",
             format!(
@@ -248,7 +227,7 @@ pub async fn inbound(
     }
     if !header(SIGNATURE_HEADER).is_some_and(|sig| gateway.verify(timestamp, &body, sig.trim())) {
         tracing::warn!("a text arrived with a wrong gateway signature; refused, not recorded");
-        return Err(SmsRefusal::new(
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_signature",
             "the gateway signature does not match this office's SMS secret",
@@ -257,40 +236,38 @@ pub async fn inbound(
     let sms: InboundSms = match serde_json::from_slice(&body) {
         Ok(sms) => sms,
         Err(error) => {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let detail = format!("not the gateway form: {error}");
-            record(
-                &state,
+            let text = String::from_utf8_lossy(&body);
+            let arrived = Arrived {
+                state: &state,
                 now,
-                "",
-                &text,
-                SmsOutcome::Unreadable,
-                &detail,
-                None,
-            )
-            .await?;
-            return Err(SmsRefusal::new(StatusCode::BAD_REQUEST, "bad_json", detail));
+                from: "",
+                text: &text,
+            };
+            let detail = format!("not the gateway form: {error}");
+            let refusal = ApiError::new(StatusCode::BAD_REQUEST, "bad_json", detail.clone());
+            return Err(arrived
+                .refuse(SmsOutcome::Unreadable, &detail, None, refusal)
+                .await);
         }
+    };
+    let arrived = Arrived {
+        state: &state,
+        now,
+        from: &sms.from,
+        text: &sms.text,
     };
     let reference = match sms::read(&sms.text) {
         Ok(reference) => reference,
         Err(error) => {
             let detail = error.to_string();
-            record(
-                &state,
-                now,
-                &sms.from,
-                &sms.text,
-                SmsOutcome::Unreadable,
-                &detail,
-                None,
-            )
-            .await?;
-            return Err(SmsRefusal::new(
+            let refusal = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "no_reference",
-                detail,
-            ));
+                detail.clone(),
+            );
+            return Err(arrived
+                .refuse(SmsOutcome::Unreadable, &detail, None, refusal)
+                .await);
         }
     };
     let device_id = reference.device.clone();
@@ -322,21 +299,14 @@ pub async fn inbound(
         Err(detail) => {
             tracing::warn!(device = %reference.device, "a forged or altered text was refused");
             let ids = Some((reference.device.clone(), reference.id.to_string()));
-            record(
-                &state,
-                now,
-                &sms.from,
-                &sms.text,
-                SmsOutcome::Forged,
-                &detail,
-                ids,
-            )
-            .await?;
-            return Err(SmsRefusal::new(
+            let refusal = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "forged_text",
                 format!("refused and recorded: {detail}"),
-            ));
+            );
+            return Err(arrived
+                .refuse(SmsOutcome::Forged, &detail, ids, refusal)
+                .await);
         }
     };
     let visit = envelope.visit.clone();
@@ -345,16 +315,7 @@ pub async fn inbound(
     // A text does not say what the phone's clock read when it was sent, so no clock offset is measured:
     // the alert counts at its own recorded time (never later than it arrived).
     let ingested =
-        tokio::task::spawn_blocking(move || store.ingest_raising(&device, &[envelope], now, now))
-            .await
-            .map_err(|join| {
-                tracing::error!(error = %join, "store task failed");
-                SmsRefusal::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the office could not complete this request; send it again",
-                )
-            })?;
+        blocking(move || Ok(store.ingest_raising(&device, &[envelope], now, now))).await?;
     let ids = Some((reference.device.clone(), event_id.clone()));
     match ingested {
         Ok(ingested) => {
@@ -374,7 +335,7 @@ pub async fn inbound(
                 SmsOutcome::Duplicate
             };
             let detail = "an alert by text";
-            record(&state, now, &sms.from, &sms.text, outcome, detail, ids).await?;
+            arrived.record(outcome, detail, ids).await?;
             if stored {
                 tracing::warn!(device = %reference.device, "duress received by text");
                 if let Some(escalation) = &state.escalation {
@@ -392,59 +353,69 @@ pub async fn inbound(
                 .map(|r| r.reason.as_str())
                 .collect::<Vec<_>>()
                 .join("; ");
-            record(
-                &state,
-                now,
-                &sms.from,
-                &sms.text,
-                SmsOutcome::Refused,
-                &detail,
-                ids,
-            )
-            .await?;
             let conflict = rejections.iter().any(|r| r.conflict);
-            Err(SmsRefusal::new(
+            let refusal = ApiError::new(
                 if conflict {
                     StatusCode::CONFLICT
                 } else {
                     StatusCode::UNPROCESSABLE_ENTITY
                 },
                 "event_rejected",
-                detail,
-            ))
+                detail.clone(),
+            );
+            Err(arrived
+                .refuse(SmsOutcome::Refused, &detail, ids, refusal)
+                .await)
         }
-        Err(IngestError::Store(error)) => Err(SmsRefusal::store(error)),
+        Err(IngestError::Store(error)) => Err(store_failure(error)),
     }
 }
 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, SmsRefusal> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(SmsRefusal::store),
-        Err(join) => {
-            tracing::error!(error = %join, "store task failed");
-            Err(SmsRefusal::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the office could not complete this request; send it again",
-            ))
-        }
-    }
+) -> Result<T, ApiError> {
+    crate::store::off_async_threads(work, store_failure, internal).await
 }
 
-async fn record(
-    state: &AppState,
+/// A text as it arrived, for the record kept of every text and what became of it.
+struct Arrived<'a> {
+    state: &'a AppState,
     now: DateTime<Utc>,
-    from: &str,
-    text: &str,
-    outcome: SmsOutcome,
-    detail: &str,
-    ids: Option<(DeviceId, String)>,
-) -> Result<(), SmsRefusal> {
-    let store = state.store.clone();
-    let (from, text, detail) = (from.to_owned(), text.to_owned(), detail.to_owned());
-    blocking(move || store.record_sms(now, &from, &text, outcome, &detail, ids)).await
+    from: &'a str,
+    text: &'a str,
+}
+
+impl Arrived<'_> {
+    /// Keeps the text with its `outcome` and `detail`, and the device and event it named when known.
+    async fn record(
+        &self,
+        outcome: SmsOutcome,
+        detail: &str,
+        ids: Option<(DeviceId, String)>,
+    ) -> Result<(), ApiError> {
+        let (store, now) = (self.state.store.clone(), self.now);
+        let (from, text, detail) = (
+            self.from.to_owned(),
+            self.text.to_owned(),
+            detail.to_owned(),
+        );
+        blocking(move || store.record_sms(now, &from, &text, outcome, &detail, ids)).await
+    }
+
+    /// Keeps the text as refused, then answers the gateway with `refusal` (or with the store's failure,
+    /// if the text could not be kept).
+    async fn refuse(
+        &self,
+        outcome: SmsOutcome,
+        detail: &str,
+        ids: Option<(DeviceId, String)>,
+        refusal: ApiError,
+    ) -> ApiError {
+        match self.record(outcome, detail, ids).await {
+            Ok(()) => refusal,
+            Err(failed) => failed,
+        }
+    }
 }
 
 /// A device and the SHA-256 of each token it may hold now (see [`SqliteStore::device_for_texts`]).
@@ -486,11 +457,7 @@ impl SqliteStore {
                 .and_then(|bytes| bytes.try_into().ok())
                 .ok_or_else(|| StoreError::Corrupt(format!("device {device}'s token hash")))?;
             if newest.is_none() {
-                newest = Some(
-                    DateTime::parse_from_rfc3339(&issued_at)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                        .with_timezone(&Utc),
-                );
+                newest = Some(stored_time(&issued_at)?);
             }
             hashes.push(hash);
         }
@@ -562,9 +529,7 @@ impl SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let (at, mut record) = row?;
-            record.received_at = DateTime::parse_from_rfc3339(&at)
-                .map_err(|e| StoreError::Corrupt(format!("bad time {at:?}: {e}")))?
-                .with_timezone(&Utc);
+            record.received_at = stored_time(&at)?;
             out.push(record);
         }
         Ok(out)

@@ -1125,22 +1125,17 @@ fn visit_events_in(
             row.get::<_, Option<String>>(3)?,
         ))
     })?;
-    let parse = |text: &str| {
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
-    };
     let mut out = Vec::new();
     for row in rows {
         let (rowid, body, received_at, trusted_at) = row?;
-        let received_at = parse(&received_at)?;
+        let received_at = stored_time(&received_at)?;
         out.push((
             rowid,
             StoredEvent {
                 envelope: serde_json::from_str(&body)?,
                 received_at,
                 trusted_at: match trusted_at {
-                    Some(text) => parse(&text)?,
+                    Some(text) => stored_time(&text)?,
                     None => received_at,
                 },
             },
@@ -1232,6 +1227,13 @@ fn rebuild_if_rules_changed(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A time as the store keeps it (RFC 3339), or the store's file was changed.
+pub(crate) fn stored_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad time {text:?}: {e}")))
+}
+
 pub(crate) fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
@@ -1245,4 +1247,35 @@ where
 pub fn token_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs blocking store work (SQLite, argon2) off the async threads. Its error becomes the caller's answer
+/// through `refusal`; a task that failed outright (a panic) is logged and answered with `failed()`.
+pub(crate) async fn off_async_threads<T: Send + 'static, E: Send + 'static, R>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    refusal: impl FnOnce(E) -> R,
+    failed: impl FnOnce() -> R,
+) -> Result<T, R> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(refusal),
+        Err(join) => {
+            tracing::error!(error = %join, "store task failed");
+            Err(failed())
+        }
+    }
+}
+
+/// Every row `sql` selects, each as a tuple of its columns in order (`(String, Option<String>, bool)`), for
+/// the caller to turn into its own type.
+pub(crate) fn tuples<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError>
+where
+    T: for<'a> TryFrom<&'a rusqlite::Row<'a>, Error = rusqlite::Error>,
+{
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, |row| T::try_from(row))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -17,8 +17,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::requests::Timing;
 use crate::store::{
-    check_dbs, parse_id, record_office_event_in, school_policy, visit_school, visit_state,
-    SqliteStore, StoreError,
+    check_dbs, parse_id, record_office_event_in, school_policy, stored_time, visit_school,
+    visit_state, SqliteStore, StoreError,
 };
 
 /// What a version changed. Stored by [`Change::name`].
@@ -352,13 +352,7 @@ impl SqliteStore {
             out.push(VisitVersion {
                 version: u32::try_from(version)
                     .map_err(|_| StoreError::Corrupt(format!("version {version} of {visit}")))?,
-                at: at
-                    .map(|at| {
-                        DateTime::parse_from_rfc3339(&at)
-                            .map(|t| t.with_timezone(&Utc))
-                            .map_err(|e| StoreError::Corrupt(format!("version time {at:?}: {e}")))
-                    })
-                    .transpose()?,
+                at: at.as_deref().map(stored_time).transpose()?,
                 by: by.as_deref().map(parse_id).transpose()?,
                 change: Change::from_name(&change),
                 reason,

@@ -128,13 +128,7 @@ impl From<StoreError> for WebError {
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, WebError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(join) => {
-            tracing::error!(error = %join, "dashboard store task failed");
-            Err(WebError::Internal)
-        }
-    }
+    crate::store::off_async_threads(work, Into::into, || WebError::Internal).await
 }
 
 /// Runs store work whose [`StoreError::Invalid`] (a rule the person broke, such as "already authorised")

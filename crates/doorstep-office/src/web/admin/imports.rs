@@ -9,7 +9,7 @@ use maud::{html, Markup};
 
 use super::{admin_page, Admin};
 use crate::logins::Session;
-use crate::people::{ImportReport, ABSENCE_CSV_COLUMNS, PUPIL_CSV_COLUMNS};
+use crate::people::{ImportKind, ImportReport, ABSENCE_CSV_COLUMNS, PUPIL_CSV_COLUMNS};
 use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::Fields;
@@ -18,13 +18,7 @@ use crate::web::{blocking, checked, read_path, words, WebError};
 /// The largest CSV accepted in one paste; the request body limit is larger, and a school's whole roll fits.
 const MAX_CSV_BYTES: usize = 1024 * 1024;
 
-/// Which CSV an import page takes, from the path: `/admin/import/pupils` or `/admin/import/absences`.
-#[derive(Debug, Clone, Copy)]
-pub enum ImportKind {
-    Pupils,
-    Absences,
-}
-
+/// Which CSV an import page takes comes from the path: `/admin/import/pupils` or `/admin/import/absences`.
 impl ImportKind {
     fn path(self) -> &'static str {
         match self {
@@ -200,11 +194,7 @@ pub async fn import(
         let school = session.user.school.id.clone();
         let today = state.now().date_naive();
         let text = csv.clone();
-        checked(move || match kind {
-            ImportKind::Pupils => store.import_pupils_csv(&school, &text, today),
-            ImportKind::Absences => store.import_absences_csv(&school, &text, today),
-        })
-        .await?
+        checked(move || store.import_csv(kind, &school, &text, today)).await?
     };
     if let Ok(report) = &outcome {
         tracing::info!(
