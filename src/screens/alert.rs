@@ -23,10 +23,9 @@ use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
 use doorstep_core::sms::{self, SmsKey};
 
-use super::{dial_digits, refusal_text, sms_body};
-use crate::app::{office_now, Clock, Ui};
+use super::{dial_digits, sms_body, use_shared};
 use crate::platform::{PhoneNumber, SharedPlatform};
-use crate::store::{AppStore, Me, VisitCard};
+use crate::store::{Me, VisitCard};
 
 /// How long an unconfirmed request waits before the phone offers a text as well as a call: a few seconds,
 /// about as long as the sync loop races new connections for an alert before it notes the office
@@ -35,16 +34,14 @@ pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(5);
 
 #[component]
 pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
-    let _ = ui.tick.read();
-    let _ = ui.revision.read();
+    let shared = use_shared();
+    let _ = shared.ui.tick.read();
+    let _ = shared.ui.revision.read();
     let mut asking = use_signal(|| false);
     let mut standing_down = use_signal(|| false);
     let mut note = use_signal(String::new);
-    let mut error = use_signal(|| None::<String>);
-    let now = office_now(&store, &clock);
+    let error = use_signal(|| None::<String>);
+    let now = shared.now();
     // Without the school's own phrase (visits are not authorised until an admin sets one) the button says
     // the ordinary thing it does.
     let phrase = policy.code_phrases.as_ref().map_or_else(
@@ -64,7 +61,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
 
     if let Some(alert) = mine {
         // The event behind the alert: mine, by the button, counted at the alert's time.
-        let recorded = store.own_steps(&visit_id).ok().and_then(|steps| {
+        let recorded = shared.store.own_steps(&visit_id).ok().and_then(|steps| {
             steps.into_iter().find(|step| {
                 matches!(step.envelope.event, VisitEvent::DuressRaised { ref staff, via: DuressVia::CodePhraseButton } if *staff == me.staff)
                     && step.at == alert.raised_at
@@ -73,7 +70,8 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
         });
         // The text carries the alert itself (its reference, signed with the key this phone's credential
         // gives), so the office can store it from the text alone; without a credential just the words.
-        let key = store
+        let key = shared
+            .store
             .credential()
             .map(|credential| SmsKey::from_device_token(&credential.token));
         let text = match (&recorded, key) {
@@ -151,15 +149,10 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                                 staff: staff.clone(),
                                 note: note.peek().clone(),
                             };
-                            match store.perform(&stand_down_visit, command, clock.now()) {
-                                Ok(_) => {
-                                    error.set(None);
-                                    standing_down.set(false);
-                                    note.set(String::new());
-                                }
-                                Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                            if shared.record(&stand_down_visit, command, error) {
+                                standing_down.set(false);
+                                note.set(String::new());
                             }
-                            ui.refresh(&store);
                         },
                         "Send"
                     }
@@ -198,12 +191,8 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                             staff: staff.clone(),
                             via: DuressVia::CodePhraseButton,
                         };
-                        match store.perform(&visit_id, command, clock.now()) {
-                            Ok(_) => error.set(None),
-                            Err(refusal) => error.set(Some(refusal_text(&refusal))),
-                        }
+                        shared.record(&visit_id, command, error);
                         asking.set(false);
-                        ui.refresh(&store);
                     },
                     "Send request"
                 }

@@ -46,11 +46,64 @@ pub(crate) use settings::SettingsScreen;
 pub(crate) use setup::SetUpScreen;
 pub(crate) use visit::VisitScreen;
 
-use crate::store::ActionError;
+use chrono::{DateTime, Utc};
+use dioxus::prelude::*;
+use doorstep_core::ids::VisitId;
+use doorstep_core::lifecycle::Command;
 
-/// The words a refused action shows on the screen.
-fn refusal_text(error: &ActionError) -> String {
-    error.to_string()
+use crate::app::{office_now, Clock, Ui};
+use crate::store::{ActionError, AppStore};
+
+/// What every part of a screen works with, taken from the app's context in one go: the store its buttons
+/// write to, the phone's clock, and the signals that redraw the screens.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub store: AppStore,
+    pub clock: Clock,
+    pub ui: Ui,
+}
+
+/// The [`Shared`] context, from inside a component (a hook: call it where the other hooks are).
+pub(super) fn use_shared() -> Shared {
+    Shared {
+        store: use_context(),
+        clock: use_context(),
+        ui: use_context(),
+    }
+}
+
+impl Shared {
+    /// The office's time now, as this phone best knows it.
+    pub fn now(&self) -> DateTime<Utc> {
+        office_now(&self.store, &self.clock)
+    }
+
+    /// Records the step a tap asked for on `visit`, at the phone's clock (see [`Shared::show`]).
+    pub fn record(&self, visit: &VisitId, command: Command, error: Signal<Option<String>>) -> bool {
+        let outcome = self.store.perform(visit, command, self.clock.now());
+        self.show(outcome, error)
+    }
+
+    /// Shows what came of a tap: a refusal's words in `error` (cleared when it was recorded), then every
+    /// screen redrawn from the store. True when it was recorded, so the caller can close its panel.
+    pub fn show<T>(
+        &self,
+        outcome: Result<T, ActionError>,
+        mut error: Signal<Option<String>>,
+    ) -> bool {
+        let recorded = match outcome {
+            Ok(_) => {
+                error.set(None);
+                true
+            }
+            Err(refusal) => {
+                error.set(Some(refusal.to_string()));
+                false
+            }
+        };
+        self.ui.refresh(&self.store);
+        recorded
+    }
 }
 
 /// A phone number as a `tel:`/`sms:` address: digits and a leading plus only.
