@@ -424,19 +424,9 @@ type Row = (
 const COLUMNS: &str =
     "seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash";
 
+/// An entry's columns, in [`COLUMNS`] order (rusqlite reads a row into a tuple of its columns).
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-        row.get(9)?,
-    ))
+    Row::try_from(row)
 }
 
 fn entry_of(row: Row) -> Result<Entry, StoreError> {

@@ -410,29 +410,23 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        let row: Option<(
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        )> = tx
+        let row: Option<(String, String, String, String, bool, bool)> = tx
             .query_row(
-                "SELECT school_id, staff_id, issued_by, expires_at, used_at, withdrawn_at
+                "SELECT school_id, staff_id, issued_by, expires_at, used_at IS NOT NULL,
+                        withdrawn_at IS NOT NULL
                  FROM enrolment_codes WHERE code_sha256 = ?1",
                 [token_hash(&code)],
                 |row| row.try_into(),
             )
             .optional()
             .map_err(StoreError::from)?;
-        let Some((school, staff, issued_by, expires_at, used_at, withdrawn_at)) = row else {
+        let Some((school, staff, issued_by, expires_at, used, withdrawn)) = row else {
             return Err(RedeemError::Unknown);
         };
-        if used_at.is_some() {
+        if used {
             return Err(RedeemError::Used);
         }
-        if withdrawn_at.is_some() || stored_time(&expires_at)? <= now {
+        if withdrawn || stored_time(&expires_at)? <= now {
             return Err(RedeemError::Expired);
         }
         let school: SchoolId = parse_id(&school)?;

@@ -4,10 +4,21 @@
 use doorstep_core::protocol::{EnrolRequest, EnrolResponse, ErrorBody, SyncRequest, SyncResponse};
 use doorstep_core::reconcile::{ReconcileRequest, ReconcileResponse};
 use schemars::generate::SchemaSettings;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::api::Health;
 use crate::sms::{InboundAnswer, InboundSms};
+
+/// A required request body of JSON in `schema`.
+fn json_request(schema: impl Serialize) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+/// An answer, `description`, with a body of JSON in `schema`.
+fn json_answer(description: &str, schema: impl Serialize) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
 
 /// Builds the document.
 pub fn document() -> Value {
@@ -27,7 +38,7 @@ pub fn document() -> Value {
     let inbound_answer = generator.subschema_for::<InboundAnswer>();
     let schemas = generator.take_definitions(true);
 
-    let error_response = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error } } });
+    let error_response = |description: &str| json_answer(description, &error);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -43,15 +54,9 @@ pub fn document() -> Value {
                 "post": {
                     "operationId": "enrol",
                     "summary": "Redeem a one-time enrolment code for this phone's own device id and credential",
-                    "requestBody": {
-                        "required": true,
-                        "content": { "application/json": { "schema": enrol_request } }
-                    },
+                    "requestBody": json_request(enrol_request),
                     "responses": {
-                        "200": {
-                            "description": "Enrolled: a new device id, its token and whose phone it is",
-                            "content": { "application/json": { "schema": enrol_response } }
-                        },
+                        "200": json_answer("Enrolled: a new device id, its token and whose phone it is", enrol_response),
                         "400": error_response("Malformed JSON, unknown or missing fields, or an unsupported protocol version"),
                         "404": error_response("No such code (enrolment_code_unknown)"),
                         "410": error_response("The code was already used (enrolment_code_used) or has expired (enrolment_code_expired)"),
@@ -66,15 +71,9 @@ pub fn document() -> Value {
                     "operationId": "sync",
                     "summary": "Send a batch of visit events; receive per-event outcomes and what the phone should hold",
                     "security": [{ "deviceToken": [] }],
-                    "requestBody": {
-                        "required": true,
-                        "content": { "application/json": { "schema": sync_request } }
-                    },
+                    "requestBody": json_request(sync_request),
                     "responses": {
-                        "200": {
-                            "description": "Every event stored or already stored",
-                            "content": { "application/json": { "schema": sync_response } }
-                        },
+                        "200": json_answer("Every event stored or already stored", sync_response),
                         "400": error_response("Malformed JSON, unknown or missing fields, or an unsupported protocol version"),
                         "401": error_response("No device token, one the office does not know (unknown_device), one past its expiry (credential_expired), or one replaced by a newer token (credential_replaced)"),
                         "403": error_response("This phone was revoked (device_revoked): it deletes what it holds"),
@@ -92,15 +91,9 @@ pub fn document() -> Value {
                     "operationId": "reconcile",
                     "summary": "Which of this phone's events, by sequence range, the office holds, and the highest number it holds from it",
                     "security": [{ "deviceToken": [] }],
-                    "requestBody": {
-                        "required": true,
-                        "content": { "application/json": { "schema": reconcile_request } }
-                    },
+                    "requestBody": json_request(reconcile_request),
                     "responses": {
-                        "200": {
-                            "description": "The events held in the range, and the highest sequence number held",
-                            "content": { "application/json": { "schema": reconcile_response } }
-                        },
+                        "200": json_answer("The events held in the range, and the highest sequence number held", reconcile_response),
                         "400": error_response("Malformed JSON, an unsupported protocol version, or a range that is reversed or wider than 2,000"),
                         "401": error_response("No device token, or one the office does not know"),
                         "500": error_response("The office failed")
@@ -117,15 +110,9 @@ pub fn document() -> Value {
                         { "name": "X-Doorstep-Signature", "in": "header", "required": true, "schema": { "type": "string" },
                           "description": "sha256= and the hex HMAC-SHA256, keyed with the gateway's secret, of the timestamp, '.', and the body" }
                     ],
-                    "requestBody": {
-                        "required": true,
-                        "content": { "application/json": { "schema": inbound_sms } }
-                    },
+                    "requestBody": json_request(inbound_sms),
                     "responses": {
-                        "200": {
-                            "description": "A genuine alert: stored now, or already stored (by data or an earlier text)",
-                            "content": { "application/json": { "schema": inbound_answer } }
-                        },
+                        "200": json_answer("A genuine alert: stored now, or already stored (by data or an earlier text)", inbound_answer),
                         "400": error_response("Signed, but not the gateway form; recorded"),
                         "401": error_response("No, an old or a wrong gateway signature; not recorded"),
                         "404": error_response("This office has no SMS gateway secret"),
@@ -140,10 +127,7 @@ pub fn document() -> Value {
                     "operationId": "health",
                     "summary": "Whether the office is up, and its clock",
                     "responses": {
-                        "200": {
-                            "description": "The office is up",
-                            "content": { "application/json": { "schema": health } }
-                        }
+                        "200": json_answer("The office is up", health)
                     }
                 }
             },
