@@ -44,12 +44,16 @@ pub fn summary(
         Some(latest) if gone.contains(&latest.id) => return Summary::AtOffice,
         Some(_) => {}
     }
-    let latest = LatestWriteUp::of(write_ups.iter().filter_map(|envelope| match &envelope.event {
-        VisitEvent::WrittenUp { staff, write_up } => {
-            Some((card.name_of(staff), envelope.recorded_at, write_up))
-        }
-        _ => None,
-    }));
+    let latest = LatestWriteUp::of(
+        write_ups
+            .iter()
+            .filter_map(|envelope| match &envelope.event {
+                VisitEvent::WrittenUp { staff, write_up } => {
+                    Some((card.name_of(staff), envelope.recorded_at, write_up))
+                }
+                _ => None,
+            }),
+    );
     let cancellations: Vec<(CancelReason, &str)> = own
         .iter()
         .filter_map(|(envelope, _)| match &envelope.event {

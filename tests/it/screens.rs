@@ -1113,9 +1113,9 @@ async fn after_everyone_left_the_write_up_flags_the_dsl_and_builds_the_cpoms_sum
         ),
         "{html}"
     );
-    assert!(html.contains(
-        "Agreements with parents:\nAva back on Monday; mother to ring the office\n"
-    ));
+    assert!(
+        html.contains("Agreements with parents:\nAva back on Monday; mother to ring the office\n")
+    );
     assert!(html.contains("Safeguarding concern: YES\nThe DSL must be told at once"));
     for never in ["passed to the DSL", "Passed on", "delivered"] {
         assert!(!html.contains(never), "the phone cannot know that: {html}");

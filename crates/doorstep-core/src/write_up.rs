@@ -153,7 +153,9 @@ pub struct OfficeFacts<'a> {
 pub enum KnownBy<'a> {
     /// A phone: it knows what was recorded, never whether anyone was told. `concerns_to` is the policy's
     /// `safeguarding_concerns_to`.
-    Phone { concerns_to: Role },
+    Phone {
+        concerns_to: Role,
+    },
     Office(OfficeFacts<'a>),
 }
 

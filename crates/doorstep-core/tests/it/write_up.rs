@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Role, SchoolTimeZone};
-use doorstep_core::lifecycle::{apply, AlarmOutcome, CancelReason, VisitEvent, VisitState, WriteUp};
+use doorstep_core::lifecycle::{
+    apply, AlarmOutcome, CancelReason, VisitEvent, VisitState, WriteUp,
+};
 use doorstep_core::write_up::{
     document, AlarmFacts, Facts, KnownBy, LatestWriteUp, NoticeAbout, NoticeTold, OfficeFacts,
     Style, TimelineStep, SAFEGUARDING_BANNER,
@@ -153,7 +155,10 @@ fn record(given: &Given) -> Vec<String> {
     let text = doc.to_text();
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
-        doc.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>()
+        doc.lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
     );
     doc.lines.into_iter().map(|l| l.text).collect()
 }
