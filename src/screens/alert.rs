@@ -23,10 +23,9 @@ use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
 use doorstep_core::sms::{self, SmsKey};
 
-use super::{dial_digits, refusal_text, sms_body};
-use crate::app::{office_now, Clock, Ui};
+use super::use_shared;
 use crate::platform::{PhoneNumber, SharedPlatform};
-use crate::store::{AppStore, Me, VisitCard};
+use crate::store::{Me, VisitCard};
 
 /// How long an unconfirmed request waits before the phone offers a text as well as a call: a few seconds,
 /// about as long as the sync loop races new connections for an alert before it notes the office
@@ -35,16 +34,14 @@ pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(5);
 
 #[component]
 pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
-    let _ = ui.tick.read();
-    let _ = ui.revision.read();
+    let shared = use_shared();
+    let _ = shared.ui.tick.read();
+    let _ = shared.ui.revision.read();
     let mut asking = use_signal(|| false);
     let mut standing_down = use_signal(|| false);
     let mut note = use_signal(String::new);
-    let mut error = use_signal(|| None::<String>);
-    let now = office_now(&store, &clock);
+    let error = use_signal(|| None::<String>);
+    let now = shared.now();
     // Without the school's own phrase (visits are not authorised until an admin sets one) the button says
     // the ordinary thing it does.
     let phrase = policy.code_phrases.as_ref().map_or_else(
@@ -60,11 +57,12 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
         .filter(|alert| alert.raised_by == me.staff && alert.via == DuressVia::CodePhraseButton)
         .max_by_key(|alert| alert.raised_at)
         .cloned();
-    let tel = format!("tel:{}", dial_digits(&me.office_phone));
+    let office = PhoneNumber::from_stored(&me.office_phone);
+    let tel = office.tel_uri();
 
     if let Some(alert) = mine {
         // The event behind the alert: mine, by the button, counted at the alert's time.
-        let recorded = store.own_steps(&visit_id).ok().and_then(|steps| {
+        let recorded = shared.store.own_steps(&visit_id).ok().and_then(|steps| {
             steps.into_iter().find(|step| {
                 matches!(step.envelope.event, VisitEvent::DuressRaised { ref staff, via: DuressVia::CodePhraseButton } if *staff == me.staff)
                     && step.at == alert.raised_at
@@ -73,7 +71,8 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
         });
         // The text carries the alert itself (its reference, signed with the key this phone's credential
         // gives), so the office can store it from the text alone; without a credential just the words.
-        let key = store
+        let key = shared
+            .store
             .credential()
             .map(|credential| SmsKey::from_device_token(&credential.token));
         let text = match (&recorded, key) {
@@ -82,11 +81,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
             }
             _ => phrase.clone(),
         };
-        let sms = format!(
-            "sms:{}?body={}",
-            dial_digits(&me.office_phone),
-            sms_body(&text)
-        );
+        let sms = office.sms_uri(&text);
         let delivery = recorded.map(|(_, delivery)| delivery);
         let confirmed = matches!(delivery, Some(Delivery::Confirmed { .. }));
         let standing = match &delivery {
@@ -111,7 +106,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                         href: "{tel}",
                         aria_label: "Call the office",
                         onclick: {
-                            let number = me.office_phone.clone();
+                            let number = office.clone();
                             move |event: MouseEvent| open_with_platform(&event, &number, None)
                         },
                         "Call the office"
@@ -123,7 +118,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                             href: "{sms}",
                             aria_label: "Text the office",
                             onclick: {
-                                let number = me.office_phone.clone();
+                                let number = office.clone();
                                 let text = text.clone();
                                 move |event: MouseEvent| open_with_platform(&event, &number, Some(&text))
                             },
@@ -151,15 +146,10 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                                 staff: staff.clone(),
                                 note: note.peek().clone(),
                             };
-                            match store.perform(&stand_down_visit, command, clock.now()) {
-                                Ok(_) => {
-                                    error.set(None);
-                                    standing_down.set(false);
-                                    note.set(String::new());
-                                }
-                                Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                            if shared.record(&stand_down_visit, command, error) {
+                                standing_down.set(false);
+                                note.set(String::new());
                             }
-                            ui.refresh(&store);
                         },
                         "Send"
                     }
@@ -198,12 +188,8 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                             staff: staff.clone(),
                             via: DuressVia::CodePhraseButton,
                         };
-                        match store.perform(&visit_id, command, clock.now()) {
-                            Ok(_) => error.set(None),
-                            Err(refusal) => error.set(Some(refusal_text(&refusal))),
-                        }
+                        shared.record(&visit_id, command, error);
                         asking.set(false);
-                        ui.refresh(&store);
                     },
                     "Send request"
                 }
@@ -226,21 +212,14 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
 /// A phone's webview hands only http(s) and mailto links to the system, so the dialler and the message
 /// composer are opened through the platform when there is one; without one (tests, a plain window) the
 /// link's own `tel:`/`sms:` address stays.
-fn open_with_platform(event: &MouseEvent, office_phone: &str, sms_body: Option<&str>) {
+fn open_with_platform(event: &MouseEvent, number: &PhoneNumber, sms_body: Option<&str>) {
     let Some(platform) = try_consume_context::<SharedPlatform>() else {
         return;
     };
-    let number = match PhoneNumber::parse(office_phone) {
-        Ok(number) => number,
-        Err(error) => {
-            tracing::warn!(%error, "the office number cannot be dialled");
-            return;
-        }
-    };
     event.prevent_default();
     let opened = match sms_body {
-        Some(body) => platform.open_sms(&number, body),
-        None => platform.open_dialler(&number),
+        Some(body) => platform.open_sms(number, body),
+        None => platform.open_dialler(number),
     };
     if let Err(error) = opened {
         tracing::warn!(%error, "the phone could not open the dialler or messages");

@@ -9,9 +9,8 @@ use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{BriefingCheck, Command};
 use doorstep_core::policy::Policy;
 
-use super::refusal_text;
-use crate::app::{Clock, Ui};
-use crate::store::{AppStore, Me};
+use super::use_shared;
+use crate::store::Me;
 
 #[component]
 pub(super) fn BriefingView(
@@ -98,11 +97,9 @@ pub(super) fn BriefingView(
 /// does the step above offer "Leaving now".
 #[component]
 pub(super) fn BriefingChecklist(visit_id: VisitId, me: Me, policy: Policy) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
+    let shared = use_shared();
     let mut ticked = use_signal(Vec::<BriefingCheck>::new);
-    let mut error = use_signal(|| None::<String>);
+    let error = use_signal(|| None::<String>);
     let required = BriefingCheck::required(&policy);
     let complete = required.iter().all(|check| ticked.read().contains(check));
     let done_class = if complete {
@@ -151,11 +148,7 @@ pub(super) fn BriefingChecklist(visit_id: VisitId, me: Me, policy: Policy) -> El
                         staff: me.staff.clone(),
                         ticked: ticked.read().clone(),
                     };
-                    match store.perform(&visit_id, command, clock.now()) {
-                        Ok(_) => error.set(None),
-                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
-                    }
-                    ui.refresh(&store);
+                    shared.record(&visit_id, command, error);
                 },
                 "Checklist done"
             }

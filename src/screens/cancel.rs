@@ -8,16 +8,13 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{CancelReason, Command};
 
-use super::refusal_text;
-use crate::app::{Clock, Ui};
+use super::use_shared;
 use crate::steps::not_going_ahead;
-use crate::store::{AppStore, Me};
+use crate::store::Me;
 
 #[component]
 pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
+    let shared = use_shared();
     let mut open = use_signal(|| false);
     let mut reason = use_signal(|| None::<CancelReason>);
     let mut note = use_signal(String::new);
@@ -81,14 +78,9 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
                         reason: chosen,
                         note: note.peek().clone(),
                     };
-                    match store.perform(&visit_id, command, clock.now()) {
-                        Ok(_) => {
-                            error.set(None);
-                            open.set(false);
-                        }
-                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                    if shared.record(&visit_id, command, error) {
+                        open.set(false);
                     }
-                    ui.refresh(&store);
                 },
                 "Cancel the visit"
             }
@@ -107,12 +99,10 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
 /// `Cancel` with `CancelReason::FamilyCancelled` (and an optional note).
 #[component]
 pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
+    let shared = use_shared();
     let mut open = use_signal(|| false);
     let mut note = use_signal(String::new);
-    let mut error = use_signal(|| None::<String>);
+    let error = use_signal(|| None::<String>);
     let label = CancelReason::FamilyCancelled.label();
     if !open() {
         return rsx! {
@@ -145,14 +135,9 @@ pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
                 aria_label: "Confirm: the visit is not going ahead",
                 onclick: move |_| {
                     let command = not_going_ahead(&me.staff, note.peek().clone());
-                    match store.perform(&visit_id, command, clock.now()) {
-                        Ok(_) => {
-                            error.set(None);
-                            open.set(false);
-                        }
-                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                    if shared.record(&visit_id, command, error) {
+                        open.set(false);
                     }
-                    ui.refresh(&store);
                 },
                 "Not going ahead"
             }

@@ -6,11 +6,10 @@ use dioxus::prelude::*;
 use doorstep_core::lifecycle::{CancelReason, Command};
 use doorstep_core::policy::Policy;
 
-use super::refusal_text;
-use crate::app::{office_now, Clock, Ui};
+use super::use_shared;
 use crate::notices::whereabouts;
 use crate::status::when;
-use crate::store::{AppStore, Me, VisitCard};
+use crate::store::{Me, VisitCard};
 use crate::timing::{clock_text, door_wait};
 
 /// Where each partner is (and who vouched for whom), once I have left for the visit or someone vouched for
@@ -33,12 +32,10 @@ pub(super) fn Partners(card: VisitCard, me: Me) -> Element {
 /// The wait at the door, redrawn every second.
 #[component]
 pub(super) fn DoorWaitView(card: VisitCard, me: Me, policy: Policy) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
-    let _ = ui.tick.read();
-    let mut error = use_signal(|| None::<String>);
-    let now = office_now(&store, &clock);
+    let shared = use_shared();
+    let _ = shared.ui.tick.read();
+    let error = use_signal(|| None::<String>);
+    let now = shared.now();
     let Some(wait) = door_wait(&card.state, &me.staff, &policy, now) else {
         return rsx! {};
     };
@@ -50,7 +47,7 @@ pub(super) fn DoorWaitView(card: VisitCard, me: Me, policy: Policy) -> Element {
                 p { class: "countdown", id: {"door-wait"}, role: "timer",
                     "Waiting at the door: "
                     strong { "{clock_text(left)}" }
-                    " left of {most} minutes (until {when(wait.ends_at, now, clock.offset(now))})"
+                    " left of {most} minutes (until {when(wait.ends_at, now, shared.clock.offset(now))})"
                 }
             } else {
                 p { class: "countdown over", id: {"door-wait"},
@@ -69,11 +66,7 @@ pub(super) fn DoorWaitView(card: VisitCard, me: Me, policy: Policy) -> Element {
                             reason: CancelReason::NoAnswerAfterWait,
                             note: String::new(),
                         };
-                        match store.perform(&visit_id, command, clock.now()) {
-                            Ok(_) => error.set(None),
-                            Err(refusal) => error.set(Some(refusal_text(&refusal))),
-                        }
-                        ui.refresh(&store);
+                        shared.record(&visit_id, command, error);
                     },
                     "No answer — cancel"
                 }

@@ -8,22 +8,19 @@ use doorstep_core::lifecycle::{Command, StaffProgress};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{self, Expecting};
 
-use super::refusal_text;
-use crate::app::{office_now, Clock, Ui};
+use super::use_shared;
 use crate::status::when;
 use crate::steps::Step;
-use crate::store::{AppStore, Me, VisitCard};
+use crate::store::{Me, VisitCard};
 use crate::timing::{check_in_prompt, clock_text, PromptLevel};
 
 #[component]
 pub(super) fn InVisit(card: VisitCard, me: Me, policy: Policy) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
-    let _ = ui.tick.read();
-    let mut error = use_signal(|| None::<String>);
-    let now = office_now(&store, &clock);
-    let offset = clock.offset(now);
+    let shared = use_shared();
+    let _ = shared.ui.tick.read();
+    let error = use_signal(|| None::<String>);
+    let now = shared.now();
+    let offset = shared.clock.offset(now);
     // Only while I am inside: after "I've left" a running timer would read as if I were still there.
     let (Some(started), Some(StaffProgress::Inside { .. })) =
         (card.state.started_at, card.state.progress(&me.staff))
@@ -79,11 +76,7 @@ pub(super) fn InVisit(card: VisitCard, me: Me, policy: Policy) -> Element {
                         aria_label: "{Step::ImOk.description()}",
                         onclick: move |_| {
                             let command = Command::CheckIn { staff: me.staff.clone() };
-                            match store.perform(&visit_id, command, clock.now()) {
-                                Ok(_) => error.set(None),
-                                Err(refusal) => error.set(Some(refusal_text(&refusal))),
-                            }
-                            ui.refresh(&store);
+                            shared.record(&visit_id, command, error);
                         },
                         "{Step::ImOk.label()}"
                     }

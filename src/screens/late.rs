@@ -5,18 +5,16 @@
 use dioxus::prelude::*;
 use doorstep_core::lifecycle::Command;
 
-use super::refusal_text;
-use crate::app::{office_now, Clock, Ui};
+use super::use_shared;
+use crate::app::office_now;
 use crate::status::when;
-use crate::store::{AppStore, Me, VisitCard};
+use crate::store::{Me, VisitCard};
 use crate::timing::{arrival_from_text, late_choices};
 
 #[component]
 pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
-    let _ = ui.tick.read();
+    let shared = use_shared();
+    let _ = shared.ui.tick.read();
     let mut open = use_signal(|| false);
     let mut typed = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
@@ -31,8 +29,8 @@ pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
             }
         };
     }
-    let now = office_now(&store, &clock);
-    let offset = clock.offset(now);
+    let now = shared.now();
+    let offset = shared.clock.offset(now);
     let choices: Vec<(i64, String, chrono::DateTime<chrono::Utc>)> =
         late_choices(&card, &me.staff, now)
             .into_iter()
@@ -40,21 +38,16 @@ pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
             .collect();
     let visit_id = card.visit.id.clone();
     let staff = me.staff.clone();
-    let (save_store, save_clock) = (store.clone(), clock.clone());
+    let (save_store, save_clock) = (shared.store.clone(), shared.clock.clone());
     let record = move |expected_arrival| {
         let command = Command::RunningLate {
             staff: staff.clone(),
             expected_arrival,
         };
-        match store.perform(&visit_id, command, clock.now()) {
-            Ok(_) => {
-                error.set(None);
-                open.set(false);
-                typed.set(String::new());
-            }
-            Err(refusal) => error.set(Some(refusal_text(&refusal))),
+        if shared.record(&visit_id, command, error) {
+            open.set(false);
+            typed.set(String::new());
         }
-        ui.refresh(&store);
     };
     let typed_record = record.clone();
     rsx! {

@@ -5,25 +5,22 @@
 use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 
-use super::refusal_text;
-use crate::app::{Clock, Ui};
-use crate::store::{AppStore, Me};
+use super::use_shared;
+use crate::store::Me;
 
 const PIN_LENGTH: usize = 4;
 
 #[component]
 pub(super) fn LeavePad(visit_id: VisitId, me: Me, open: Signal<bool>) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
+    let shared = use_shared();
     let mut pin = use_signal(String::new);
-    let mut error = use_signal(|| None::<String>);
+    let error = use_signal(|| None::<String>);
     let typed = pin.read().len();
     let dots: String = (0..PIN_LENGTH)
         .map(|i| if i < typed { '●' } else { '○' })
         .collect();
     let keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
-    let problem = store.pins_problem();
+    let problem = shared.store.pins_problem();
     rsx! {
         section { class: "pin", aria_label: "Confirm you have left",
             h2 { "Enter your PIN to confirm you've left" }
@@ -68,14 +65,9 @@ pub(super) fn LeavePad(visit_id: VisitId, me: Me, open: Signal<bool>) -> Element
                 onclick: move |_| {
                     let typed = pin.peek().clone();
                     pin.set(String::new());
-                    match store.leave_with_pin(&visit_id, &me.staff, &typed, clock.now()) {
-                        Ok(_) => {
-                            error.set(None);
-                            open.set(false);
-                        }
-                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
+                    if shared.show(shared.store.leave_with_pin(&visit_id, &me.staff, &typed, shared.clock.now()), error) {
+                        open.set(false);
                     }
-                    ui.refresh(&store);
                 },
                 "Confirm I've left"
             }

@@ -46,43 +46,62 @@ pub(crate) use settings::SettingsScreen;
 pub(crate) use setup::SetUpScreen;
 pub(crate) use visit::VisitScreen;
 
-use crate::store::ActionError;
+use chrono::{DateTime, Utc};
+use dioxus::prelude::*;
+use doorstep_core::ids::VisitId;
+use doorstep_core::lifecycle::Command;
 
-/// The words a refused action shows on the screen.
-fn refusal_text(error: &ActionError) -> String {
-    error.to_string()
+use crate::app::{office_now, Clock, Ui};
+use crate::store::{ActionError, AppStore};
+
+/// What every part of a screen works with, taken from the app's context in one go: the store its buttons
+/// write to, the phone's clock, and the signals that redraw the screens.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub store: AppStore,
+    pub clock: Clock,
+    pub ui: Ui,
 }
 
-/// A phone number as a `tel:`/`sms:` address: digits and a leading plus only.
-pub(crate) fn dial_digits(phone: &str) -> String {
-    phone
-        .chars()
-        .enumerate()
-        .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
-        .map(|(_, c)| c)
-        .collect()
+/// The [`Shared`] context, from inside a component (a hook: call it where the other hooks are).
+pub(super) fn use_shared() -> Shared {
+    Shared {
+        store: use_context(),
+        clock: use_context(),
+        ui: use_context(),
+    }
 }
 
-/// Percent-encodes text for the body of an `sms:` link.
-pub(crate) fn sms_body(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
+impl Shared {
+    /// The office's time now, as this phone best knows it.
+    pub fn now(&self) -> DateTime<Utc> {
+        office_now(&self.store, &self.clock)
+    }
+
+    /// Records the step a tap asked for on `visit`, at the phone's clock (see [`Shared::show`]).
+    pub fn record(&self, visit: &VisitId, command: Command, error: Signal<Option<String>>) -> bool {
+        let outcome = self.store.perform(visit, command, self.clock.now());
+        self.show(outcome, error)
+    }
+
+    /// Shows what came of a tap: a refusal's words in `error` (cleared when it was recorded), then every
+    /// screen redrawn from the store. True when it was recorded, so the caller can close its panel.
+    pub fn show<T>(
+        &self,
+        outcome: Result<T, ActionError>,
+        mut error: Signal<Option<String>>,
+    ) -> bool {
+        let recorded = match outcome {
+            Ok(_) => {
+                error.set(None);
+                true
             }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn office_links_carry_only_what_the_phone_dials() {
-        assert_eq!(dial_digits("01632 960000"), "01632960000");
-        assert_eq!(dial_digits("+44 113 496-0000"), "+441134960000");
-        assert_eq!(sms_body("cover rota?"), "cover%20rota%3F");
+            Err(refusal) => {
+                error.set(Some(refusal.to_string()));
+                false
+            }
+        };
+        self.ui.refresh(&self.store);
+        recorded
     }
 }

@@ -7,22 +7,19 @@ use dioxus::prelude::*;
 use doorstep_core::lifecycle::{Command, WriteUp};
 use doorstep_core::write_up::concerns_contact;
 
-use super::refusal_text;
-use crate::app::{Clock, Ui};
+use super::use_shared;
 use crate::cpoms::{from_store, Summary};
 use crate::store::{AppStore, Me, VisitCard};
 
 #[component]
 pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
-    let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let ui = use_context::<Ui>();
+    let shared = use_shared();
     let mut seen = use_signal(String::new);
     let mut discussed = use_signal(String::new);
     let mut agreements = use_signal(String::new);
     let mut concern = use_signal(|| false);
     let mut incident = use_signal(String::new);
-    let mut error = use_signal(|| None::<String>);
+    let error = use_signal(|| None::<String>);
     let visit_id = card.visit.id.clone();
     let contact = concerns_contact(card.policy.safeguarding_concerns_to);
     rsx! {
@@ -79,11 +76,7 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
                         incident: (!incident_text.is_empty()).then_some(incident_text),
                     };
                     let command = Command::WriteUp { staff: me.staff.clone(), write_up };
-                    match store.perform(&visit_id, command, clock.now()) {
-                        Ok(_) => error.set(None),
-                        Err(refusal) => error.set(Some(refusal_text(&refusal))),
-                    }
-                    ui.refresh(&store);
+                    shared.record(&visit_id, command, error);
                 },
                 "Save the write-up"
             }
