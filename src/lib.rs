@@ -21,7 +21,8 @@
 //! - [`notices`]: what the visit screen says beyond the next step (steps not accepted by the office,
 //!   partners vouched for, running late), pure.
 //! - [`timing`]: the clock-driven parts of a visit (timer, wait at the door, check-in prompt), pure.
-//! - [`cpoms`]: the write-up as text to paste into the school's record system, pure.
+//! - [`cpoms`]: the write-up as text to paste into the school's record system (the core's wording), from
+//!   what this phone knows.
 //! - [`app`]: the root component and Today; [`screens`]: the visit screen and its parts. They read the
 //!   store and call it; they never touch SQLite.
 //!

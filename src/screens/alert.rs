@@ -23,7 +23,7 @@ use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
 use doorstep_core::sms::{self, SmsKey};
 
-use super::{dial_digits, sms_body, use_shared};
+use super::use_shared;
 use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{Me, VisitCard};
 
@@ -57,7 +57,8 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
         .filter(|alert| alert.raised_by == me.staff && alert.via == DuressVia::CodePhraseButton)
         .max_by_key(|alert| alert.raised_at)
         .cloned();
-    let tel = format!("tel:{}", dial_digits(&me.office_phone));
+    let office = PhoneNumber::from_stored(&me.office_phone);
+    let tel = office.tel_uri();
 
     if let Some(alert) = mine {
         // The event behind the alert: mine, by the button, counted at the alert's time.
@@ -80,11 +81,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
             }
             _ => phrase.clone(),
         };
-        let sms = format!(
-            "sms:{}?body={}",
-            dial_digits(&me.office_phone),
-            sms_body(&text)
-        );
+        let sms = office.sms_uri(&text);
         let delivery = recorded.map(|(_, delivery)| delivery);
         let confirmed = matches!(delivery, Some(Delivery::Confirmed { .. }));
         let standing = match &delivery {
@@ -109,7 +106,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                         href: "{tel}",
                         aria_label: "Call the office",
                         onclick: {
-                            let number = me.office_phone.clone();
+                            let number = office.clone();
                             move |event: MouseEvent| open_with_platform(&event, &number, None)
                         },
                         "Call the office"
@@ -121,7 +118,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                             href: "{sms}",
                             aria_label: "Text the office",
                             onclick: {
-                                let number = me.office_phone.clone();
+                                let number = office.clone();
                                 let text = text.clone();
                                 move |event: MouseEvent| open_with_platform(&event, &number, Some(&text))
                             },
@@ -215,21 +212,14 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
 /// A phone's webview hands only http(s) and mailto links to the system, so the dialler and the message
 /// composer are opened through the platform when there is one; without one (tests, a plain window) the
 /// link's own `tel:`/`sms:` address stays.
-fn open_with_platform(event: &MouseEvent, office_phone: &str, sms_body: Option<&str>) {
+fn open_with_platform(event: &MouseEvent, number: &PhoneNumber, sms_body: Option<&str>) {
     let Some(platform) = try_consume_context::<SharedPlatform>() else {
         return;
     };
-    let number = match PhoneNumber::parse(office_phone) {
-        Ok(number) => number,
-        Err(error) => {
-            tracing::warn!(%error, "the office number cannot be dialled");
-            return;
-        }
-    };
     event.prevent_default();
     let opened = match sms_body {
-        Some(body) => platform.open_sms(&number, body),
-        None => platform.open_dialler(&number),
+        Some(body) => platform.open_sms(number, body),
+        None => platform.open_dialler(number),
     };
     if let Err(error) = opened {
         tracing::warn!(%error, "the phone could not open the dialler or messages");

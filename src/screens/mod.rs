@@ -105,37 +105,3 @@ impl Shared {
         recorded
     }
 }
-
-/// A phone number as a `tel:`/`sms:` address: digits and a leading plus only.
-pub(crate) fn dial_digits(phone: &str) -> String {
-    phone
-        .chars()
-        .enumerate()
-        .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
-        .map(|(_, c)| c)
-        .collect()
-}
-
-/// Percent-encodes text for the body of an `sms:` link.
-pub(crate) fn sms_body(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn office_links_carry_only_what_the_phone_dials() {
-        assert_eq!(dial_digits("01632 960000"), "01632960000");
-        assert_eq!(dial_digits("+44 113 496-0000"), "+441134960000");
-        assert_eq!(sms_body("cover rota?"), "cover%20rota%3F");
-    }
-}

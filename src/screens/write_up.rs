@@ -4,11 +4,11 @@
 //! text to paste into the school's record system (the policy's `record_system`).
 
 use dioxus::prelude::*;
-use doorstep_core::lifecycle::{Command, VisitEvent, WriteUp};
+use doorstep_core::lifecycle::{Command, WriteUp};
+use doorstep_core::write_up::concerns_contact;
 
 use super::use_shared;
-use crate::app::Clock;
-use crate::cpoms::{concerns_contact, cpoms_summary, Cancellation};
+use crate::cpoms::{from_store, Summary};
 use crate::store::{AppStore, Me, VisitCard};
 
 #[component]
@@ -88,46 +88,25 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
 #[component]
 pub(super) fn CpomsSummary(card: VisitCard) -> Element {
     let store = use_context::<AppStore>();
-    let clock = use_context::<Clock>();
-    let own = store.own_events(&card.visit.id).unwrap_or_default();
-    let gone = store.words_left_phone(&card.visit.id).unwrap_or_default();
-    let latest = own
-        .iter()
-        .rev()
-        .find_map(|(envelope, _)| match &envelope.event {
-            VisitEvent::WrittenUp { write_up, .. } => Some((envelope.id, write_up.clone())),
-            _ => None,
-        });
-    if latest.as_ref().is_some_and(|(id, _)| gone.contains(id)) {
-        let system = card.policy.record_system.clone();
-        return rsx! {
-            p { class: "notice", id: {"write-up-at-office"},
-                "The office has your write-up. Its words are no longer kept on this phone: the text for {system} is in the visit's record at the office."
-            }
-        };
-    }
-    let write_up = latest.map(|(_, write_up)| write_up);
-    let cancellation = own.iter().find_map(|(envelope, _)| match &envelope.event {
-        VisitEvent::Cancelled { reason, note, .. } => Some(Cancellation {
-            reason: *reason,
-            note: note.clone(),
-        }),
-        _ => None,
-    });
-    let Some(write_up) = write_up else {
-        return rsx! { p { class: "notice", "Written up on another phone." } };
-    };
-    let concern = write_up.safeguarding_concern;
-    let contact = concerns_contact(card.policy.safeguarding_concerns_to);
     let system = card.policy.record_system.clone();
-    let text = cpoms_summary(
-        &card.visit,
-        &card.state,
-        &write_up,
-        cancellation.as_ref(),
-        card.policy.safeguarding_concerns_to,
-        clock.offset(clock.now()),
-    );
+    let (text, concern) = match from_store(&store, &card) {
+        Ok(Summary::Ready { document, concern }) => (document.to_text(), concern),
+        Ok(Summary::AtOffice) => {
+            return rsx! {
+                p { class: "notice", id: {"write-up-at-office"},
+                    "The office has your write-up. Its words are no longer kept on this phone: the text for {system} is in the visit's record at the office."
+                }
+            };
+        }
+        Ok(Summary::NotWrittenUpHere) => {
+            return rsx! { p { class: "notice", "Written up on another phone." } };
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the write-up could not be read from the log");
+            return rsx! { p { class: "notice", "The write-up cannot be read on this phone just now." } };
+        }
+    };
+    let contact = concerns_contact(card.policy.safeguarding_concerns_to);
     rsx! {
         section { class: "cpoms", aria_label: "Summary for {system}",
             if concern {

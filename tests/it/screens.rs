@@ -1008,7 +1008,11 @@ async fn cancelling_because_of_feeling_unsafe_needs_a_note_then_the_write_up_giv
     ));
     assert!(html.contains("Ready to paste into CPOMS"), "{html}");
     assert!(
-        html.contains("Outcome: cancelled (Felt unsafe): Shouting from inside; we did not knock"),
+        html.contains(
+            "Outcome: Cancelled before it began: Felt unsafe.\nReason given for cancelling:\n\
+             Shouting from inside; we did not knock\n\
+             The DSL must be told at once (this phone cannot know whether they have been).\n"
+        ),
         "{html}"
     );
 }
@@ -1096,19 +1100,26 @@ async fn after_everyone_left_the_write_up_flags_the_dsl_and_builds_the_cpoms_sum
     let html = app.html();
     assert!(html.contains("id=\"cpoms-summary\""), "{html}");
     assert!(
-        html.contains("Home visit: Safe and well check\nPupil: Ava Smith"),
+        html.contains(
+            "Home visit record for CPOMS\n*** SAFEGUARDING CONCERN ***\n\
+             The DSL must be told at once (this phone cannot know whether they have been).\n\n\
+             Pupil: Ava Smith\nPurpose: Safe and well check\n"
+        ),
         "{html}"
     );
     assert!(
-        html.contains("Outcome: visit took place, 10:00 to 10:40"),
+        html.contains(
+            "Outcome: The visit took place from 10:00 GMT; everyone had left by 10:40 GMT."
+        ),
         "{html}"
     );
-    assert!(html.contains("Agreements with parents: Ava back on Monday; mother to ring the office"));
-    assert!(html.contains("Safeguarding concern: Yes (the DSL to be told at once)"));
     assert!(
-        !html.contains("passed to the DSL"),
-        "the phone cannot know that"
+        html.contains("Agreements with parents:\nAva back on Monday; mother to ring the office\n")
     );
+    assert!(html.contains("Safeguarding concern: YES\nThe DSL must be told at once"));
+    for never in ["passed to the DSL", "Passed on", "delivered"] {
+        assert!(!html.contains(never), "the phone cannot know that: {html}");
+    }
 }
 
 #[tokio::test]
@@ -1756,7 +1767,10 @@ async fn the_write_up_names_the_policys_record_system_and_safeguarding_contact()
     );
     assert!(!html.contains("CPOMS"), "{html}");
     assert!(
-        html.contains("Safeguarding concern: Yes (the safeguarding lead to be told at once)"),
+        html.contains(
+            "Safeguarding concern: YES\nThe safeguarding lead must be told at once (this phone \
+             cannot know whether they have been)."
+        ),
         "{html}"
     );
 }

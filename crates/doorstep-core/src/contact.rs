@@ -57,6 +57,26 @@ impl PhoneNumber {
         })
     }
 
+    /// A number read back from a record kept before numbers were checked where they are typed (a school's
+    /// office number a phone received from an older office, say). One that follows the rule is parsed as
+    /// ever; one that does not is still shown as it was kept, and its links carry its digits (and a leading
+    /// `+`), because a stored number nobody can dial from the screen helps no one.
+    pub fn from_stored(text: &str) -> Self {
+        Self::parse(text).unwrap_or_else(|_| {
+            let display = text.trim();
+            let dialable = display
+                .chars()
+                .enumerate()
+                .filter(|&(i, c)| c.is_ascii_digit() || (i == 0 && c == '+'))
+                .map(|(_, c)| c)
+                .collect();
+            Self {
+                display: display.to_owned(),
+                dialable,
+            }
+        })
+    }
+
     /// The number as typed, for showing on screen.
     pub fn as_str(&self) -> &str {
         &self.display

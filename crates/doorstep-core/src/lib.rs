@@ -16,6 +16,7 @@
 //! - [`schedule`]: when the office next expects to hear from a visit, and how alarms escalate.
 //! - `test_support` (feature `test-support`, for tests only): ids from text, times on a fixed school day.
 //! - [`sms`]: an alert as a compact, authenticated text message, for when there is no data.
+//! - [`write_up`]: the write-up's content model, one wording for the phone's text and the office's records.
 //!
 //! Time is always passed in; nothing here reads a clock except `EventId::new_v7` (its timestamp bits only
 //! order ids and carry no meaning) and refinery's stamp on each row of the migration history.
@@ -35,4 +36,5 @@ pub mod sms;
 pub mod sync_plan;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod write_up;
 pub mod zone;

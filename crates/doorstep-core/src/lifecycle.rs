@@ -1076,6 +1076,21 @@ impl VisitState {
         self.started_at.is_some() && self.watched().next().is_none()
     }
 
+    /// When the last person on the visit was done (left, or their part ended), once [`Self::everyone_left`]
+    /// holds; `None` before.
+    pub fn everyone_left_at(&self) -> Option<DateTime<Utc>> {
+        if !self.everyone_left() {
+            return None;
+        }
+        self.staff
+            .iter()
+            .filter_map(|(staff, progress)| match progress {
+                StaffProgress::Left { at } => Some(*at),
+                _ => self.part_ended(staff).map(|ended| ended.at),
+            })
+            .max()
+    }
+
     /// Over for this person: they left, their part ended, or the visit was cancelled or declined before they
     /// set off.
     pub fn over_for(&self, staff: &StaffId) -> bool {

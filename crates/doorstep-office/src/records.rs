@@ -298,10 +298,8 @@ fn source_of(envelope: &EventEnvelope) -> Source {
 }
 
 /// A time as the records write it, on the school's clock with its zone's abbreviation: "14:02 GMT",
-/// "13:45 NZDT" (a record is read far from the board, so it says which clock).
-pub(crate) fn clock(zone: &SchoolTimeZone, at: DateTime<Utc>) -> String {
-    zone.format(at, "%H:%M %Z")
-}
+/// "13:45 NZDT" (the write-up's own words for a time).
+pub(crate) use doorstep_core::write_up::clock;
 
 fn names_list(staff: &[StaffId], name: &dyn Fn(&StaffId) -> String) -> String {
     let names: Vec<String> = staff.iter().map(name).collect();

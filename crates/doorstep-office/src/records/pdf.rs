@@ -39,35 +39,8 @@ use rustybuzz::ttf_parser::{self, name_id};
 use rustybuzz::{Direction, UnicodeBuffer};
 use unicode_bidi::{BidiClass, Level, ParagraphBidiInfo};
 
-/// How a line is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    /// The document's title, large and bold.
-    Title,
-    /// A section heading, bold, with space above it.
-    Heading,
-    /// A field's label on a line of its own, bold.
-    Label,
-    Body,
-    /// Something a reader must not miss: bold, red, larger.
-    Flag,
-}
-
-/// One line of the document. Text longer than the page is wrapped; leading spaces indent every wrapped piece.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub style: Style,
-    pub text: String,
-}
-
-impl Line {
-    pub fn new(style: Style, text: impl Into<String>) -> Self {
-        Self {
-            style,
-            text: text.into(),
-        }
-    }
-}
+/// The lines a PDF sets are the core's write-up document's (its `Style` says how each is set).
+pub use doorstep_core::write_up::{Line, Style};
 
 /// Where Debian's `fonts-noto-cjk` puts Noto Sans CJK.
 pub const DEFAULT_CJK_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
