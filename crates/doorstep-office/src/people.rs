@@ -104,6 +104,20 @@ pub fn mis_date(text: &str) -> Option<NaiveDate> {
         .ok()
 }
 
+/// A pupil's row as [`SqliteStore::pupil_records`] reads it: id, name, date of birth, the two address lines,
+/// town, postcode, family notes and medical needs.
+type PupilColumns = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
 /// Which of the MIS's CSV files an import takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportKind {
@@ -505,17 +519,7 @@ impl SqliteStore {
 
     /// The school's pupils with their details, by name.
     pub fn pupil_records(&self, school: &SchoolId) -> Result<Vec<PupilRecord>, StoreError> {
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-        )> = tuples(
+        let rows: Vec<PupilColumns> = tuples(
             &self.conn(),
             "SELECT id, name, date_of_birth, address_line_1, address_line_2, town, postcode,
                         family_notes, medical_needs
