@@ -213,26 +213,10 @@ impl SqliteStore {
             if state.written_up_at.is_some() {
                 continue;
             }
-            if let Some(left) = last_left(&state) {
+            if let Some(left) = state.everyone_left_at() {
                 out.push((id, left));
             }
         }
         Ok(out)
     }
-}
-
-/// When the last person on the visit left, once everyone who went has left.
-pub fn last_left(state: &doorstep_core::lifecycle::VisitState) -> Option<DateTime<Utc>> {
-    use doorstep_core::lifecycle::StaffProgress;
-    if !state.everyone_left() {
-        return None;
-    }
-    state
-        .staff
-        .values()
-        .filter_map(|progress| match progress {
-            StaffProgress::Left { at } => Some(*at),
-            _ => None,
-        })
-        .max()
 }
