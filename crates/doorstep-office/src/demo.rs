@@ -222,12 +222,19 @@ fn seed_school_with_policy(
         store.add_pupil(&school_id, pupil)?;
     }
 
-    // Visits start on the next quarter hour so the demo always has something coming up today.
-    let base = now
+    // Visits start on the next quarter hour so the demo always has something coming up today; in the last
+    // quarter hour of the school's day that would be tomorrow, off today's board, so then they start now.
+    let this_minute = now
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(now)
-        + TimeDelta::minutes(15 - i64::from(now.minute() % 15));
+        .unwrap_or(now);
+    let next_quarter = this_minute + TimeDelta::minutes(15 - i64::from(now.minute() % 15));
+    let day = |at| school.time_zone.local(at).date_naive();
+    let base = if day(next_quarter) == day(now) {
+        next_quarter
+    } else {
+        this_minute
+    };
     let mut first_briefing = Briefing::new(RiskAssessment::standard());
     first_briefing.pets =
         "Large dog: the family have agreed to keep it in the garden during the visit.".into();
