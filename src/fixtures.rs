@@ -22,13 +22,13 @@ pub fn visit(visit_id: &str, time: DateTime<Utc>, alone: bool) -> Visit {
     let mut staff = vec![VisitStaff {
         id: id("sam"),
         name: "Sam Patel".into(),
-        phone: "07700 900001".into(),
+        phone: "07700 900001".parse().unwrap(),
     }];
     if !alone {
         staff.push(VisitStaff {
             id: id("alex"),
             name: "Alex Jones".into(),
-            phone: "07700 900002".into(),
+            phone: "07700 900002".parse().unwrap(),
         });
     }
     Visit {
@@ -41,7 +41,7 @@ pub fn visit(visit_id: &str, time: DateTime<Utc>, alone: bool) -> Visit {
         },
         address: Address {
             lines: vec!["1 High Street".into()],
-            postcode: "LS6 2AB".into(),
+            postcode: "LS6 2AB".parse().unwrap(),
         },
         agreed_time: time,
         expected_length: PolicyMinutes::new(45).unwrap(),
@@ -70,7 +70,7 @@ pub fn holdings(visits: Vec<HeldVisit>) -> PhoneHoldings {
         school: School {
             id: id("school"),
             name: "Hillside Primary".into(),
-            office_phone: "0113 496 0000".into(),
+            office_phone: "0113 496 0000".parse().unwrap(),
             time_zone: Default::default(),
         },
         policy: doorstep_core::policy::Policy {

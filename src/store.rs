@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::{Briefing, Role, SchoolTimeZone, Visit, VisitStaff};
+use doorstep_core::domain::{Briefing, PhoneNumber, Role, SchoolTimeZone, Visit, VisitStaff};
 use doorstep_core::event::{EnvelopeError, EventEnvelope, TrustedEvent};
 use doorstep_core::event_log::{Delivery, EventLog, LogError, OutboxStatus};
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, StaffId, VisitId};
@@ -122,7 +122,7 @@ pub struct Me {
     pub name: String,
     pub school_name: String,
     /// The number staff ring to reach reception.
-    pub office_phone: String,
+    pub office_phone: PhoneNumber,
     /// Who authorises visits under the school's policy.
     pub authoriser: Role,
 }
@@ -955,7 +955,7 @@ impl AppStore {
         let mut forgot = false;
         for held in &mut holdings.visits {
             let visit = &mut held.visit;
-            let area = crate::app::postcode_district(&visit.address.postcode);
+            let area = visit.address.postcode.only_district();
             if !visit.briefing.withdrawn
                 || !visit.address.lines.is_empty()
                 || visit.address.postcode != area

@@ -57,7 +57,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
         .filter(|alert| alert.raised_by == me.staff && alert.via == DuressVia::CodePhraseButton)
         .max_by_key(|alert| alert.raised_at)
         .cloned();
-    let office = PhoneNumber::from_stored(&me.office_phone);
+    let office = me.office_phone.clone();
     let tel = office.tel_uri();
 
     if let Some(alert) = mine {

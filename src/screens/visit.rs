@@ -19,9 +19,7 @@ use super::in_visit::InVisit;
 use super::late::RunningLate;
 use super::leave::LeavePad;
 use super::write_up::{CpomsSummary, WriteUpForm};
-use crate::app::{
-    delivery_label, office_now, partners_text, postcode_district, Clock, Screen, StatusLine, Ui,
-};
+use crate::app::{delivery_label, office_now, partners_text, Clock, Screen, StatusLine, Ui};
 use crate::notices::{first_name, not_accepted, running_late};
 use crate::status::when;
 use crate::steps::{
@@ -107,7 +105,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
     let visit = &card.visit;
     let time = when(visit.agreed_time, now, offset);
     let ends = when(visit.expected_end(), now, offset);
-    let area = postcode_district(&visit.address.postcode);
+    let area = visit.address.postcode.district();
     let partners = partners_text(visit, Some(&me.staff));
     // Neutral, for a screen a family may see: the time and the pupil's first name, never the purpose.
     let heading = format!("{time} · {}", first_name(&visit.pupil.name));

@@ -345,7 +345,7 @@ fn add_visit_starting_now(store: &SqliteStore, now: DateTime<Utc>) -> Visit {
         },
         address: Address {
             lines: vec![STREET.into(), "Oakfield".into()],
-            postcode: "OK9 4GH".into(),
+            postcode: "OK9 4GH".parse().unwrap(),
         },
         agreed_time: agreed,
         expected_length: PolicyMinutes::new(60).expect("in range"),
@@ -353,12 +353,12 @@ fn add_visit_starting_now(store: &SqliteStore, now: DateTime<Utc>) -> Visit {
             VisitStaff {
                 id: staff("sam"),
                 name: "Sam Taylor".into(),
-                phone: "07700 900003".into(),
+                phone: "07700 900003".parse().unwrap(),
             },
             VisitStaff {
                 id: staff("alex"),
                 name: "Alex Morgan".into(),
-                phone: "07700 900004".into(),
+                phone: "07700 900004".parse().unwrap(),
             },
         ],
         briefing,

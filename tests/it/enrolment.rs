@@ -519,7 +519,11 @@ async fn a_phone_out_of_touch_for_the_policys_days_deletes_its_briefings_by_itse
     assert!(card.visit.briefing.withdrawn);
     assert!(card.visit.briefing.pupil_needs.is_empty());
     assert!(card.visit.address.lines.is_empty());
-    assert_eq!(card.visit.address.postcode, "OK1", "only the area is kept");
+    assert_eq!(
+        card.visit.address.postcode.as_str(),
+        "OK1",
+        "only the area is kept"
+    );
     let holdings = sealed_log(dir.path(), &store.credential().unwrap().device_id)
         .holdings()
         .unwrap()

@@ -44,7 +44,7 @@ fn visit(id: &str, purpose: VisitPurpose, time: DateTime<Utc>) -> Visit {
         },
         address: Address {
             lines: vec!["1 High Street".into(), "Leeds".into()],
-            postcode: "LS6 2AB".into(),
+            postcode: "LS6 2AB".parse().unwrap(),
         },
         agreed_time: time,
         expected_length: PolicyMinutes::new(45).unwrap(),
@@ -52,12 +52,12 @@ fn visit(id: &str, purpose: VisitPurpose, time: DateTime<Utc>) -> Visit {
             VisitStaff {
                 id: "sam".parse().unwrap(),
                 name: "Sam Patel".into(),
-                phone: "07700 900001".into(),
+                phone: "07700 900001".parse().unwrap(),
             },
             VisitStaff {
                 id: "alex".parse().unwrap(),
                 name: "Alex Jones".into(),
-                phone: "07700 900002".into(),
+                phone: "07700 900002".parse().unwrap(),
             },
         ],
         briefing,
@@ -91,7 +91,7 @@ fn sams_phone_in(dir: &std::path::Path, with_holdings: bool, zone: SchoolTimeZon
             school: School {
                 id: "hillside".parse().unwrap(),
                 name: "Hillside Primary".into(),
-                office_phone: "0113 496 0000".into(),
+                office_phone: "0113 496 0000".parse().unwrap(),
                 time_zone: zone,
             },
             policy: doorstep_core::policy::Policy {

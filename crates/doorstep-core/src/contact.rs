@@ -144,6 +144,57 @@ impl schemars::JsonSchema for PhoneNumber {
     }
 }
 
+/// Serde readers for records the office kept and phones hold: each reads the text as
+/// [`PhoneNumber::from_stored`] or [`Postcode::from_stored`] do, so a visit whose number or postcode was kept
+/// before the rule existed still reaches the phone whole. What a person types is parsed strictly by the
+/// types' own `Deserialize` and `parse`; these are only for the domain's stored fields
+/// (`#[serde(deserialize_with = "crate::contact::stored::phone")]`).
+pub mod stored {
+    use serde::{Deserialize, Deserializer};
+
+    use super::{PhoneNumber, Postcode};
+
+    pub fn phone<'de, D: Deserializer<'de>>(reader: D) -> Result<PhoneNumber, D::Error> {
+        String::deserialize(reader).map(|text| PhoneNumber::from_stored(&text))
+    }
+
+    pub fn postcode<'de, D: Deserializer<'de>>(reader: D) -> Result<Postcode, D::Error> {
+        String::deserialize(reader).map(|text| Postcode::from_stored(&text))
+    }
+}
+
+/// A number or postcode goes into SQLite as its text, and comes out as a stored one: a row written before
+/// the rule existed is still read (see [`PhoneNumber::from_stored`]).
+mod sql {
+    use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+    use super::{PhoneNumber, Postcode};
+
+    impl ToSql for PhoneNumber {
+        fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+            Ok(ToSqlOutput::from(self.as_str()))
+        }
+    }
+
+    impl FromSql for PhoneNumber {
+        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+            value.as_str().map(PhoneNumber::from_stored)
+        }
+    }
+
+    impl ToSql for Postcode {
+        fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+            Ok(ToSqlOutput::from(self.as_str()))
+        }
+    }
+
+    impl FromSql for Postcode {
+        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+            value.as_str().map(Postcode::from_stored)
+        }
+    }
+}
+
 /// Percent-encodes every byte of `text`'s UTF-8 except RFC 3986's unreserved characters. Ten lines rather
 /// than a crate: an `sms:` body is the only place it is needed.
 pub fn percent_encode(text: &str) -> String {
@@ -204,8 +255,39 @@ impl Postcode {
         }
     }
 
+    /// A postcode read back from a record kept before postcodes were checked where they are typed. One
+    /// that has the shape is normalised as ever; one that does not is kept as it was (trimmed), because an
+    /// address with an odd postcode still has to reach the staff going there.
+    pub fn from_stored(text: &str) -> Self {
+        Self::parse(text).unwrap_or_else(|_| Self(text.trim().to_owned()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The postcode district (the outward code, "LS6" of "LS6 2AB"): enough to say where without the
+    /// street, for a list that may be seen over a shoulder. A postcode kept without its space still
+    /// loses its last three characters, the inward code.
+    pub fn district(&self) -> String {
+        let compact: String = self
+            .0
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase();
+        match self.0.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [outward, _inward] => outward.to_uppercase(),
+            _ if compact.chars().count() > 3 => {
+                compact.chars().take(compact.chars().count() - 3).collect()
+            }
+            _ => compact,
+        }
+    }
+
+    /// The same address's postcode cut to its district: what a phone keeps once it forgets a briefing.
+    pub fn only_district(&self) -> Self {
+        Self(self.district())
     }
 }
 
@@ -274,6 +356,47 @@ mod tests {
         let postcode: Postcode = serde_json::from_str("\"OK1 2AB\"").unwrap();
         assert_eq!(serde_json::to_string(&postcode).unwrap(), "\"OK1 2AB\"");
         assert!(serde_json::from_str::<Postcode>("\"not a postcode\"").is_err());
+    }
+
+    #[test]
+    fn stored_fields_read_what_was_kept_before_the_rule_and_normalise_what_follows_it() {
+        #[derive(serde::Deserialize)]
+        struct Kept {
+            #[serde(deserialize_with = "stored::phone")]
+            phone: PhoneNumber,
+            #[serde(deserialize_with = "stored::postcode")]
+            postcode: Postcode,
+        }
+        let old: Kept =
+            serde_json::from_str(r#"{"phone": "(01632) 960-001", "postcode": "Flat 2"}"#).unwrap();
+        assert_eq!(old.phone.as_str(), "(01632) 960-001");
+        assert_eq!(old.phone.dialable(), "01632960001");
+        assert_eq!(old.postcode.as_str(), "Flat 2");
+        let new: Kept =
+            serde_json::from_str(r#"{"phone": "01632 960001", "postcode": "ok12ab"}"#).unwrap();
+        assert_eq!(new.phone, PhoneNumber::parse("01632 960001").unwrap());
+        assert_eq!(new.postcode.as_str(), "OK1 2AB");
+    }
+
+    #[test]
+    fn the_area_is_the_postcode_district() {
+        let cases = [
+            ("LS6 2AB", "LS6"),
+            ("ls6 2ab", "LS6"),
+            ("SW1A 1AA", "SW1A"),
+            ("SW1A1AA", "SW1A"),
+            ("M1 1AE", "M1"),
+            ("M11AE", "M1"),
+            ("  B33 8TH ", "B33"),
+            ("", ""),
+            ("AB", "AB"),
+        ];
+        for (kept, district) in cases {
+            assert_eq!(Postcode::from_stored(kept).district(), district, "{kept:?}");
+        }
+        let forgotten = Postcode::parse("LS6 2AB").unwrap().only_district();
+        assert_eq!(forgotten.as_str(), "LS6");
+        assert_eq!(forgotten.district(), "LS6");
     }
 
     #[test]

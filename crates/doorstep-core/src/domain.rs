@@ -82,7 +82,8 @@ pub struct School {
     pub id: SchoolId,
     pub name: String,
     /// The number staff ring, where reception hears the code phrase.
-    pub office_phone: String,
+    #[serde(deserialize_with = "crate::contact::stored::phone")]
+    pub office_phone: PhoneNumber,
     /// The school's time zone: every time a person reads is on this clock. Phones from before it was
     /// sent (and schools stored before it was kept) are in Europe/London.
     #[serde(default)]
@@ -95,7 +96,8 @@ pub struct StaffMember {
     pub id: StaffId,
     pub name: String,
     pub roles: Vec<Role>,
-    pub phone: String,
+    #[serde(deserialize_with = "crate::contact::stored::phone")]
+    pub phone: PhoneNumber,
     pub dbs: Option<DbsCheck>,
 }
 
@@ -375,13 +377,14 @@ pub struct Pupil {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Address {
     pub lines: Vec<String>,
-    pub postcode: String,
+    #[serde(deserialize_with = "crate::contact::stored::postcode")]
+    pub postcode: Postcode,
 }
 
 impl Address {
     pub fn one_line(&self) -> String {
         let mut parts = self.lines.clone();
-        parts.push(self.postcode.clone());
+        parts.push(self.postcode.to_string());
         parts.join(", ")
     }
 }
@@ -429,7 +432,8 @@ impl Visit {
 pub struct VisitStaff {
     pub id: StaffId,
     pub name: String,
-    pub phone: String,
+    #[serde(deserialize_with = "crate::contact::stored::phone")]
+    pub phone: PhoneNumber,
 }
 
 impl From<&StaffMember> for VisitStaff {

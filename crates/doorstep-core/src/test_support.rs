@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
+use crate::contact::{PhoneNumber, Postcode};
 use crate::event::EventEnvelope;
 use crate::ids::{DeviceId, DeviceSeq, EventId, StaffId, VisitId};
 use crate::lifecycle::VisitEvent;
@@ -20,6 +21,16 @@ where
 {
     text.parse()
         .unwrap_or_else(|error| panic!("{text:?} does not parse: {error:?}"))
+}
+
+/// A phone number that follows the rule.
+pub fn phone(text: &str) -> PhoneNumber {
+    id(text)
+}
+
+/// A postcode that has the shape.
+pub fn postcode(text: &str) -> Postcode {
+    id(text)
 }
 
 pub fn staff(text: &str) -> StaffId {

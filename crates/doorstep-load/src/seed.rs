@@ -94,7 +94,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
         &School {
             id: school.clone(),
             name: "Load Test School".into(),
-            office_phone: "01632 960000".into(),
+            office_phone: "01632 960000".parse()?,
             time_zone: Default::default(),
         },
         &policy,
@@ -105,7 +105,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
             name: format!("Staff {id}"),
             id: id.parse()?,
             roles,
-            phone: "07700 900100".into(),
+            phone: "07700 900100".parse()?,
             dbs: Some(DbsCheck {
                 level: DbsLevel::EnhancedWithBarredList,
                 checked_on,
@@ -138,7 +138,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
             pupil,
             address: Address {
                 lines: vec![format!("{n} Load Street"), "Oakfield".into()],
-                postcode: "OK1 2AB".into(),
+                postcode: "OK1 2AB".parse()?,
             },
             agreed_time: now - TimeDelta::hours(1),
             expected_length: PolicyMinutes::new(24 * 60)?,

@@ -59,7 +59,8 @@ fn id<T: std::str::FromStr>(text: &str) -> T
 where
     T::Err: std::fmt::Debug,
 {
-    text.parse().expect("demo ids are valid")
+    text.parse()
+        .expect("the demo's ids, numbers and postcodes are valid")
 }
 
 fn staff(id_text: &str, name: &str, roles: &[Role], phone: &str) -> StaffMember {
@@ -67,7 +68,7 @@ fn staff(id_text: &str, name: &str, roles: &[Role], phone: &str) -> StaffMember 
         id: id(id_text),
         name: name.into(),
         roles: roles.to_vec(),
-        phone: phone.into(),
+        phone: id(phone),
         dbs: Some(DbsCheck {
             level: DbsLevel::EnhancedWithBarredList,
             checked_on: NaiveDate::from_ymd_opt(2025, 9, 1).expect("valid date"),
@@ -93,7 +94,7 @@ fn demo_visit(
         pupil: pupil.clone(),
         address: Address {
             lines: vec![street.into(), "Oakfield".into()],
-            postcode: postcode.into(),
+            postcode: id(postcode),
         },
         agreed_time,
         expected_length: PolicyMinutes::new(minutes).expect("the demo's lengths are in range"),
@@ -178,7 +179,7 @@ fn seed_school_with_policy(
     let school = School {
         id: school_id.clone(),
         name: "Oakfield Primary (demo)".into(),
-        office_phone: "01632 960000".into(),
+        office_phone: id("01632 960000"),
         time_zone: Default::default(),
     };
     let mut policy = preset.policy();

@@ -7,7 +7,7 @@
 //! so none of them can claim more than the deliveries show.
 
 use chrono::{DateTime, Utc};
-use doorstep_core::domain::{Role, StaffMember};
+use doorstep_core::domain::{PhoneNumber, Role, StaffMember};
 use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::AlarmLevel;
@@ -58,12 +58,12 @@ pub enum Line {
     Nobody {
         at: DateTime<Utc>,
         who: String,
-        ring: Vec<(String, String)>,
+        ring: Vec<(String, PhoneNumber)>,
     },
     /// The visit's responsible contact has only a phone number on record.
     RingContact {
         name: String,
-        phone: String,
+        phone: PhoneNumber,
     },
     /// A notice with targets for its role but no delivery recorded yet.
     NotYetPassedOn {
@@ -79,7 +79,7 @@ pub struct Context {
     pub staff: Vec<StaffMember>,
     pub policy: Policy,
     /// The visit's out-of-hours responsible contact: name, phone, email.
-    pub contact: Option<(String, String, Option<String>)>,
+    pub contact: Option<(String, PhoneNumber, Option<String>)>,
 }
 
 impl Context {
@@ -88,7 +88,7 @@ impl Context {
     }
 
     /// Who holds `role` in the staff records, with their phones.
-    fn holders(&self, role: Role) -> Vec<(String, String)> {
+    fn holders(&self, role: Role) -> Vec<(String, PhoneNumber)> {
         self.staff
             .iter()
             .filter(|m| m.roles.contains(&role))
@@ -221,7 +221,7 @@ impl Context {
     }
 }
 
-fn ring_words(ring: &[(String, String)], who: &str) -> String {
+fn ring_words(ring: &[(String, PhoneNumber)], who: &str) -> String {
     if ring.is_empty() {
         return format!("tell {who} yourself");
     }

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc, Weekday};
-use doorstep_core::domain::{Address, Pupil, SchoolTimeZone, Visit};
+use doorstep_core::domain::{Address, PhoneNumber, Pupil, SchoolTimeZone, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -75,7 +75,7 @@ pub struct RequestDetails {
     pub requested_at: DateTime<Utc>,
     pub timing: Timing,
     /// The person who checks on the staff outside school hours: name and phone.
-    pub responsible_contact: Option<(String, String)>,
+    pub responsible_contact: Option<(String, PhoneNumber)>,
     /// The responsible contact's email, checked (`notify::parse_email_address`): with one, they are told
     /// of the visit's alarms by email.
     pub contact_email: Option<String>,
@@ -288,7 +288,7 @@ impl SqliteStore {
             bool,
             bool,
             Option<String>,
-            Option<String>,
+            Option<PhoneNumber>,
             Option<String>,
             Option<String>,
         )> = self

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use doorstep_core::domain::{Briefing, Pupil, School, SchoolTimeZone, StaffMember, Visit};
+use doorstep_core::domain::{
+    Briefing, PhoneNumber, Pupil, School, SchoolTimeZone, StaffMember, Visit,
+};
 use doorstep_core::event::{trusted_time, EventEnvelope, TrustedEvent};
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, VisitEvent, VisitState};
@@ -218,8 +220,9 @@ impl SqliteStore {
         policy
             .validate()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        // Staff's phones dial this number: it must be one their dialler takes.
-        doorstep_core::contact::PhoneNumber::parse(&school.office_phone)
+        // Staff's phones dial this number: it must be one their dialler takes (a number read back from
+        // an older record may not be; it is never stored anew).
+        doorstep_core::contact::PhoneNumber::parse(school.office_phone.as_str())
             .map_err(|e| StoreError::Invalid(format!("the office phone number: {e}")))?;
         self.conn().execute(
             "INSERT INTO schools (id, name, office_phone, policy, time_zone) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1177,7 +1180,7 @@ pub(crate) fn school_and_policy(
     conn: &Connection,
     school: &SchoolId,
 ) -> Result<(School, Policy), StoreError> {
-    let (name, phone, policy, zone): (String, String, String, String) = conn
+    let (name, phone, policy, zone): (String, PhoneNumber, String, String) = conn
         .prepare_cached("SELECT name, office_phone, policy, time_zone FROM schools WHERE id = ?1")?
         .query_row([school.as_str()], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))

@@ -194,7 +194,7 @@ pub enum VisitChange {
     Reschedule {
         agreed_time: DateTime<Utc>,
         timing: Timing,
-        responsible_contact: Option<(String, String)>,
+        responsible_contact: Option<(String, doorstep_core::domain::PhoneNumber)>,
         override_reason: Option<String>,
     },
     /// A new risk assessment and briefing (its version number is set here).
@@ -373,7 +373,7 @@ fn set_times(
     by: &StaffId,
     now: DateTime<Utc>,
     timing: Timing,
-    contact: Option<(String, String)>,
+    contact: Option<(String, doorstep_core::domain::PhoneNumber)>,
     override_reason: Option<&str>,
 ) -> Result<(), StoreError> {
     let (name, phone) = contact.map_or((None, None), |(n, p)| (Some(n), Some(p)));

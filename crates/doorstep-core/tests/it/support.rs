@@ -46,7 +46,7 @@ pub fn holdings() -> PhoneHoldings {
         },
         address: Address {
             lines: vec!["1 Test Street".into(), "Testville".into()],
-            postcode: "TE1 1ST".into(),
+            postcode: "TE1 1ST".parse().unwrap(),
         },
         agreed_time: at_min(30),
         expected_length: PolicyMinutes::new(45).unwrap(),
@@ -54,12 +54,12 @@ pub fn holdings() -> PhoneHoldings {
             VisitStaff {
                 id: staff("a"),
                 name: "Staff A".into(),
-                phone: "07000 000001".into(),
+                phone: "07000 000001".parse().unwrap(),
             },
             VisitStaff {
                 id: staff("b"),
                 name: "Staff B".into(),
-                phone: "07000 000002".into(),
+                phone: "07000 000002".parse().unwrap(),
             },
         ],
         briefing: Briefing::new(RiskAssessment::standard()),
@@ -68,7 +68,7 @@ pub fn holdings() -> PhoneHoldings {
         school: School {
             id: school,
             name: "Test School".into(),
-            office_phone: "0100 000000".into(),
+            office_phone: "0100 000000".parse().unwrap(),
             time_zone: Default::default(),
         },
         policy: Preset::AcademySafeguardingLead.policy(),

@@ -460,7 +460,7 @@ pub(crate) fn webhook_body(
             .iter()
             .map(|s| StaffContact {
                 name: &s.name,
-                phone: &s.phone,
+                phone: s.phone.as_str(),
             })
             .collect(),
         sent_at: now,

@@ -174,14 +174,19 @@ pub async fn reschedule(
         ));
     }
     let when = timing(policy, &zone, agreed_time, visit.expected_length);
-    let given = (fields.one("contact_name"), fields.one("contact_phone"));
+    let (name, phone) = (fields.one("contact_name"), fields.one("contact_phone"));
     // The contact's number by the one rule the request form and the phone's dialler use.
-    if !given.1.is_empty() {
-        doorstep_core::contact::PhoneNumber::parse(given.1)
-            .map_err(|e| bad(format!("The responsible contact's phone: {e}.")))?;
-    }
-    let given = (!given.0.is_empty() && !given.1.is_empty())
-        .then(|| (given.0.to_owned(), given.1.trim().to_owned()));
+    let phone = if phone.is_empty() {
+        None
+    } else {
+        Some(
+            doorstep_core::contact::PhoneNumber::parse(phone)
+                .map_err(|e| bad(format!("The responsible contact's phone: {e}.")))?,
+        )
+    };
+    let given = phone
+        .filter(|_| !name.is_empty())
+        .map(|phone| (name.to_owned(), phone));
     let on_record = details.as_ref().and_then(|d| d.responsible_contact.clone());
     if when.needs_responsible_contact(policy) && given.is_none() && on_record.is_none() {
         return Err(bad(format!(

@@ -247,7 +247,7 @@ fn check_request(
         Postcode::parse(fields.one("postcode")).map_err(|e| words::capitalise(&e.to_string()))?;
     let address = Address {
         lines: address_lines,
-        postcode: postcode.to_string(),
+        postcode,
     };
     let naive = NaiveDateTime::parse_from_str(fields.one("date_time"), "%Y-%m-%dT%H:%M")
         .map_err(|_| "Enter the date and time of the visit (for example 2026-11-24T10:00).")?;
@@ -344,9 +344,9 @@ fn check_request(
                 policy.school_hours.end.format("%H:%M")
             ));
         }
-        contact_phone.map(|phone| (contact.0.to_owned(), phone.to_string()))
+        contact_phone.map(|phone| (contact.0.to_owned(), phone))
     } else if !contact.0.is_empty() {
-        contact_phone.map(|phone| (contact.0.to_owned(), phone.to_string()))
+        contact_phone.map(|phone| (contact.0.to_owned(), phone))
     } else {
         None
     };

@@ -479,7 +479,7 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
                     @for member in &visit.staff {
                         tr {
                             td { (member.name) }
-                            td { a.phone href={ "tel:" (member.phone.replace(' ', "")) } { (member.phone) } }
+                            td { a.phone href=(member.phone.tel_uri()) { (member.phone) } }
                             td { (view.state.progress(&member.id).map_or("not on record", |p| p.label())) }
                         }
                     }
@@ -491,7 +491,7 @@ fn runbook(view: &VisitView, open: &[&Alarm]) -> Markup {
             }
             ul {
                 @for member in &authorisers {
-                    li { (member.name) ": " a.phone href={ "tel:" (member.phone.replace(' ', "")) } { (member.phone) } }
+                    li { (member.name) ": " a.phone href=(member.phone.tel_uri()) { (member.phone) } }
                 }
             }
             h3 { "The school's code phrases" }

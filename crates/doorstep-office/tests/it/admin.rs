@@ -249,7 +249,7 @@ async fn pupil_csv_imports_good_rows_and_reports_each_bad_row_by_line() {
             &doorstep_core::domain::School {
                 id: other.clone(),
                 name: "Another school".into(),
-                office_phone: "01632 960999".into(),
+                office_phone: "01632 960999".parse().unwrap(),
                 time_zone: Default::default(),
             },
             &Preset::AcademySafeguardingLead.policy(),
@@ -673,7 +673,7 @@ async fn staff_without_an_enhanced_dbs_check_are_shown_as_unassignable_and_refus
     visit.staff[1] = VisitStaff {
         id: staff("pat"),
         name: "Pat Basic".into(),
-        phone: "07700 900011".into(),
+        phone: "07700 900011".parse().unwrap(),
     };
     let refused = office
         .store
@@ -738,7 +738,6 @@ async fn staff_without_an_enhanced_dbs_check_are_shown_as_unassignable_and_refus
 /// one rule, as the rule writes them.
 #[tokio::test]
 async fn the_staff_form_and_the_pupil_import_follow_the_shared_phone_and_postcode_table() {
-    use doorstep_core::contact::PhoneNumber;
     use doorstep_core::test_support::{PHONE_NUMBERS, POSTCODES};
 
     let office = office_with_admin().await;
@@ -766,11 +765,8 @@ async fn the_staff_form_and_the_pupil_import_follow_the_shared_phone_and_postcod
             Some(dialable) => {
                 assert_eq!(status, 200, "{text:?}: {page}");
                 let stored = stored.unwrap_or_else(|| panic!("{text:?} saved"));
-                assert_eq!(stored.phone, text.trim(), "kept as typed");
-                assert_eq!(
-                    PhoneNumber::parse(&stored.phone).unwrap().dialable(),
-                    dialable
-                );
+                assert_eq!(stored.phone.as_str(), text.trim(), "kept as typed");
+                assert_eq!(stored.phone.dialable(), dialable);
             }
             None => {
                 assert_eq!(status, 400, "{text:?}: {page}");
@@ -806,4 +802,34 @@ async fn the_staff_form_and_the_pupil_import_follow_the_shared_phone_and_postcod
             .ok();
         assert_eq!(stored.as_deref(), kept, "{text:?}");
     }
+}
+
+/// Numbers kept before the one rule existed (brackets and dashes) are still read: the visit page shows
+/// them as kept and its links ring their digits, where it used to put the brackets and dashes in the link.
+#[tokio::test]
+async fn a_number_kept_before_the_rule_still_shows_and_its_link_rings_its_digits() {
+    let office = office_with_sign_ins(&["office", "head"]).await;
+    let conn = rusqlite::Connection::open(office.store.path()).expect("open");
+    conn.execute(
+        "UPDATE visits SET body = json_set(body, '$.staff[0].phone', '(07700) 900-123')
+         WHERE id = 'visit-ava'",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE staff SET body = json_set(body, '$.phone', '(01632) 960-999') WHERE id = 'head'",
+        [],
+    )
+    .unwrap();
+    let (client, _) = signed_in(&office, "office").await;
+    let (status, page) = get(&office, &client, "/visits/visit-ava").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(r#"<a class="phone" href="tel:07700900123">(07700) 900-123</a>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<a class="phone" href="tel:01632960999">(01632) 960-999</a>"#),
+        "{page}"
+    );
 }

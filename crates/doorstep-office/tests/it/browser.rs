@@ -319,7 +319,7 @@ async fn the_board_updates_live_raises_an_overdue_without_a_reload_and_takes_an_
     quiet.id = visit("visit-quiet");
     quiet.purpose = VisitPurpose::AttendanceSupport;
     quiet.address.lines = vec!["7 Quiet Close".into(), "Oakfield".into()];
-    quiet.address.postcode = "OK4 1QC".into();
+    quiet.address.postcode = "OK4 1QC".parse().unwrap();
     quiet.agreed_time = agreed;
     office.store.add_visit(&quiet).unwrap();
     office

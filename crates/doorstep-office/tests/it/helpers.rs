@@ -268,7 +268,7 @@ impl TestOffice {
             id: staff(id),
             name: name.into(),
             roles: roles.to_vec(),
-            phone: "07700 900009".into(),
+            phone: "07700 900009".parse().unwrap(),
             dbs: None,
         };
         let school = "demo-primary".parse().expect("school id");

@@ -477,7 +477,7 @@ async fn a_visit_is_rescheduled_under_the_request_rules_and_the_phone_gets_the_n
     assert!(details.timing.out_of_hours);
     assert_eq!(
         details.responsible_contact,
-        Some(("Priya Head".into(), "07700 900001".into()))
+        Some(("Priya Head".into(), "07700 900001".parse().unwrap()))
     );
     // A time in the past is refused.
     let (status, _) = post(

@@ -210,7 +210,7 @@ fn add_admin(sim: &Bench) {
                 id: staff("ada"),
                 name: "Ada Admin".into(),
                 roles: vec![Role::Admin],
-                phone: "07700 900010".into(),
+                phone: "07700 900010".parse().unwrap(),
                 dbs: None,
             },
         )
@@ -590,7 +590,7 @@ async fn the_responsible_contact_is_emailed_their_visits_alarms_and_a_phone_only
                     eve.agreed_time,
                     eve.expected_length,
                 ),
-                responsible_contact: Some(("Jo Contact".into(), "07700 900777".into())),
+                responsible_contact: Some(("Jo Contact".into(), "07700 900777".parse().unwrap())),
                 contact_email: Some("jo@contact.example".into()),
                 authoriser_override: None,
             },

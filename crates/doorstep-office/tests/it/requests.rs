@@ -238,7 +238,7 @@ async fn every_broken_rule_is_refused_with_its_own_message_and_nothing_is_stored
     assert!(details.timing.out_of_hours);
     assert_eq!(
         details.responsible_contact,
-        Some(("Priya Head".into(), "07700 900001".into()))
+        Some(("Priya Head".into(), "07700 900001".parse().unwrap()))
     );
     assert_eq!(details.contact_email.as_deref(), Some("priya@home.example"));
     // With an email, the contact is told of this visit's alarms: a target of this visit alone.
@@ -732,7 +732,7 @@ async fn the_demos_requested_visit_names_a_responsible_contact_so_it_can_be_auth
     assert!(details.timing.out_of_hours && details.timing.evening);
     assert_eq!(
         details.responsible_contact,
-        Some(("Olu Office".to_owned(), "07700 900002".to_owned()))
+        Some(("Olu Office".to_owned(), "07700 900002".parse().unwrap()))
     );
 
     office.allow_sign_in("head");

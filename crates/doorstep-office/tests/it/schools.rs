@@ -39,7 +39,7 @@ fn second_school(office: &TestOffice) -> SchoolId {
             &School {
                 id: school.clone(),
                 name: "Riverside Academy".into(),
-                office_phone: "01632 960999".into(),
+                office_phone: "01632 960999".parse().unwrap(),
                 time_zone: Default::default(),
             },
             &policy,
@@ -53,7 +53,7 @@ fn second_school(office: &TestOffice) -> SchoolId {
                 id: staff("bea"),
                 name: "Bea Second".into(),
                 roles: vec![Role::Office, Role::SafeguardingLead, Role::Dsl, Role::Admin],
-                phone: "07700 900099".into(),
+                phone: "07700 900099".parse().unwrap(),
                 dbs: None,
             },
         )

@@ -38,7 +38,7 @@ impl StaffDraft {
         Self {
             id: member.id.to_string(),
             name: member.name.clone(),
-            phone: member.phone.clone(),
+            phone: member.phone.to_string(),
             roles: member.roles.iter().map(|r| wire(*r)).collect(),
             dbs_level: member
                 .dbs
@@ -140,7 +140,7 @@ impl StaffDraft {
                 id,
                 name: self.name.clone(),
                 roles,
-                phone: phone.to_string(),
+                phone,
                 dbs,
             }),
             _ => Err(errors),
