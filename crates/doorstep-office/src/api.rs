@@ -9,7 +9,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use doorstep_core::protocol::{
     refusal, EnrolRequest, EnrolResponse, ErrorBody, RejectedEvent, SyncRequest, SyncResponse,
@@ -320,6 +320,7 @@ pub fn decode_sync_request(
 pub(crate) async fn sync(
     PhoneDevice(device): PhoneDevice,
     State(state): State<AppState>,
+    overflow: Option<Extension<crate::serve::Overflow>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
@@ -343,6 +344,10 @@ pub(crate) async fn sync(
     // Past capacity an ordinary sync is turned away before it does any store work (the phone comes back
     // after `Retry-After`); one carrying an alert is always let in.
     let carries_alert = request.events.iter().any(|e| e.event.is_urgent());
+    // On a connection let in past the connection caps, only an alert goes on.
+    if overflow.is_some() && !carries_alert {
+        return Err(ApiError::busy(state.syncs.retry_after_secs()));
+    }
     let place = match state.syncs.admit(carries_alert).await {
         Admission::Admitted(place) => place,
         Admission::Busy => return Err(ApiError::busy(state.syncs.retry_after_secs())),

@@ -510,6 +510,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(
         max_connections = limits.max_connections,
         per_address = limits.max_connections_per_peer,
+        overflow = limits.overflow_connections,
         "connection limits"
     );
     let sms = match std::env::var(doorstep_office::sms::SECRET_ENV) {

@@ -4,8 +4,13 @@
 //! While the office is down nobody hears an alarm, so its availability is a safety property:
 //!
 //! - a cap on open connections in all, below the process's file-descriptor limit, and a smaller cap per peer
-//!   address, so one client's idle sockets cannot take every slot (a connection over a cap is closed at
-//!   once, never queued);
+//!   address, so one client's idle sockets cannot take every slot;
+//! - past either cap, a small reserve of overflow connections ([`Limits::overflow_connections`]) that each
+//!   carry one request, with a short wait for its head and body: a phone sync carrying an alert (or a text
+//!   from the SMS gateway) is served as ever, and anything else is answered at once with `503` and
+//!   `Retry-After`, which the phone honours, instead of a dropped connection. A phone's answer is never
+//!   decided before the office knows what it carries; only when the reserve is full too is a connection
+//!   closed unread (each open connection is a file descriptor, and those run out);
 //! - a header read timeout that also closes idle kept-alive connections (hyper starts it whenever a
 //!   connection waits for a request), and a TLS handshake bounded by the same time;
 //! - a deadline for reading a whole request body (`body_read_timeout`, for all of it, not between bytes),
@@ -50,6 +55,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open connections from one peer address.
     pub max_connections_per_peer: usize,
+    /// Connections let in past either cap, one request each (see the module's comment). Phones behind a
+    /// carrier's NAT share an address, so the per-address cap can be reached by many honest phones.
+    pub overflow_connections: usize,
     /// How long a client may take to send a request's headers, including the wait for the next request on
     /// a kept-alive connection (the idle timeout) and the TLS handshake.
     pub header_read_timeout: Duration,
@@ -64,6 +72,7 @@ impl Default for Limits {
         Self {
             max_connections: 4_096,
             max_connections_per_peer: 256,
+            overflow_connections: 1_024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -72,20 +81,22 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The defaults, with the connection cap kept well below this process's limit on open files (each
-    /// connection is one, and the store, the logs and outgoing notifications need theirs).
+    /// The defaults, with the connections (capped and overflow together) kept well below this process's
+    /// limit on open files (each connection is one, and the store, the logs and outgoing notifications
+    /// need theirs).
     pub fn for_this_process() -> Self {
         let defaults = Self::default();
-        let cap = match open_files_limit() {
-            Some(limit) => defaults
-                .max_connections
-                .min(limit.saturating_sub(128) / 2)
-                .max(16),
-            None => defaults.max_connections,
+        let all = defaults.max_connections + defaults.overflow_connections;
+        let budget = match open_files_limit() {
+            Some(limit) => all.min(limit.saturating_sub(128) / 2).max(20),
+            None => all,
         };
+        // Four fifths capped, one fifth overflow, as in the defaults.
+        let cap = budget * 4 / 5;
         Self {
             max_connections: cap,
             max_connections_per_peer: defaults.max_connections_per_peer.min(cap / 4).max(4),
+            overflow_connections: budget - cap,
             ..defaults
         }
     }
@@ -204,7 +215,9 @@ pub async fn serve(
         limits.body_read_timeout,
         body_within_deadline,
     ));
+    let app = app.layer(axum::middleware::from_fn(overflow_carries_only_alerts));
     let all = Arc::new(Semaphore::new(limits.max_connections));
+    let overflow = Arc::new(Semaphore::new(limits.overflow_connections));
     let peers = Arc::new(PeerSlots::default());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -222,20 +235,32 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = all.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: the office is at its connection limit");
-            continue;
-        };
-        let Some(slot) = PeerSlots::take(&peers, peer.ip(), limits.max_connections_per_peer) else {
-            tracing::warn!(%peer, "connection refused: this address has too many open");
-            continue;
+        let capped = all.clone().try_acquire_owned().ok().and_then(|permit| {
+            PeerSlots::take(&peers, peer.ip(), limits.max_connections_per_peer).map(|slot| {
+                Held::Capped {
+                    _all: permit,
+                    _peer: slot,
+                }
+            })
+        });
+        let held = match capped {
+            Some(held) => held,
+            None => match overflow.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tracing::debug!(%peer, "past a connection cap: one request, alerts only");
+                    Held::Overflow { _place: permit }
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "connection refused: the office is at its connection limits");
+                    continue;
+                }
+            },
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let held = (permit, slot);
             match tls {
                 Some(tls) => {
                     let handshake = tokio::time::timeout(
@@ -265,28 +290,71 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection, HTTP/1.1, with the peer's address in every request.
+/// What an open connection holds until it ends (each is given back when dropped): its place under both
+/// caps, or one of the overflow places.
+enum Held {
+    Capped {
+        _all: OwnedSemaphorePermit,
+        _peer: PeerSlot,
+    },
+    Overflow {
+        _place: OwnedSemaphorePermit,
+    },
+}
+
+/// Marks a request that came on an overflow connection: the sync handler serves it only if it carries an
+/// alert, and [`overflow_carries_only_alerts`] answers anything but a sync or an SMS with `503`.
+#[derive(Debug, Clone, Copy)]
+pub struct Overflow;
+
+/// How long an overflow connection waits for its request's head, and for its body: a phone sends both at
+/// once, and a slow sender must not hold the reserve.
+pub const OVERFLOW_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One connection, HTTP/1.1, with the peer's address in every request; an overflow connection carries one
+/// request, marked [`Overflow`], and closes.
 async fn connection<I>(
     io: I,
     peer: SocketAddr,
     app: Router,
     limits: Limits,
     watcher: hyper_util::server::graceful::Watcher,
-    _held: (OwnedSemaphorePermit, PeerSlot),
+    held: Held,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let overflow = matches!(held, Held::Overflow { .. });
     let service = app.map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if overflow {
+            request.extensions_mut().insert(Overflow);
+        }
         request
     });
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    http.timer(TokioTimer::new());
+    if overflow {
+        http.header_read_timeout(OVERFLOW_READ_TIMEOUT.min(limits.header_read_timeout))
+            .keep_alive(false);
+    } else {
+        http.header_read_timeout(limits.header_read_timeout);
+    }
     let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(error) = watcher.watch(connection).await {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
+    drop(held);
+}
+
+/// On an overflow connection, only a phone's sync (which the sync handler serves only if it carries an
+/// alert) and a text from the SMS gateway (every one is recorded) go on; anything else is told at once to
+/// come back, without its body being read.
+async fn overflow_carries_only_alerts(request: axum::extract::Request, next: Next) -> Response {
+    let may_carry_an_alert = matches!(request.uri().path(), "/api/v1/sync" | "/api/v1/sms/inbound");
+    if request.extensions().get::<Overflow>().is_none() || may_carry_an_alert {
+        return next.run(request).await;
+    }
+    crate::api::ApiError::busy(crate::admission::RETRY_AFTER_SECS).into_response()
 }
 
 /// Reads the whole request body within `deadline` before the handler sees it (bodies are small: at most
@@ -297,6 +365,10 @@ async fn body_within_deadline(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    let deadline = match parts.extensions.get::<Overflow>() {
+        Some(Overflow) => deadline.min(OVERFLOW_READ_TIMEOUT),
+        None => deadline,
+    };
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => {
             next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use doorstep_core::lifecycle::VisitEvent;
 use doorstep_office::serve::{Limits, Tls};
 use doorstep_office::{OfficeSettings, WebSettings};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -18,6 +19,7 @@ fn tight() -> Limits {
     Limits {
         max_connections: 200,
         max_connections_per_peer: 40,
+        overflow_connections: 40,
         header_read_timeout: Duration::from_secs(2),
         body_read_timeout: Duration::from_secs(2),
         shutdown_grace: Duration::from_secs(1),
@@ -96,6 +98,129 @@ async fn hundreds_of_idle_sockets_from_one_address_leave_the_office_answering_a_
         matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
         "the office closed the idle connection: {closed:?}"
     );
+}
+
+/// Many phones behind one carrier address, past the per-address cap: the office does not drop their
+/// connections unread. An ordinary sync is told to come back (`503`, `Retry-After`, nothing stored), a page
+/// too, and a sync carrying an alert is stored and answered; each such connection carries one request.
+#[tokio::test]
+async fn past_the_per_address_cap_an_alert_still_goes_through_and_an_ordinary_sync_is_told_to_come_back(
+) {
+    let office = spawn_office_settings(
+        OfficeSettings {
+            limits: Limits {
+                max_connections_per_peer: 2,
+                overflow_connections: 8,
+                header_read_timeout: Duration::from_secs(20),
+                ..tight()
+            },
+            ..OfficeSettings::default()
+        },
+        Utc::now(),
+    )
+    .await;
+    let carrier = Ipv4Addr::new(127, 0, 0, 5);
+    // Two connections from the carrier's address take its share: each has had an answer, so the office
+    // has let it in, and each stays open (kept alive) while this test runs.
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from(carrier, address(&office))
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: office\r\n\r\n")
+            .await
+            .expect("ask");
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await.expect("an answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        open.push(stream);
+    }
+    // Every request below opens a fresh connection from the same address.
+    let phone = || {
+        reqwest::Client::builder()
+            .local_address(IpAddr::V4(carrier))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("a client")
+    };
+
+    let sam = &office.phones.me;
+    let ordinary = phone()
+        .post(format!("{}/api/v1/sync", office.url))
+        .bearer_auth(&sam.device_token)
+        .json(&batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]))
+        .send()
+        .await
+        .expect("an answer, not a dropped connection");
+    assert_eq!(ordinary.status(), 503);
+    assert_eq!(ordinary.headers()["retry-after"], "2");
+    assert_eq!(ordinary.headers()["connection"], "close");
+    let body: serde_json::Value = ordinary.json().await.expect("a JSON reason");
+    assert_eq!(body["error"], "busy", "{body}");
+    assert_eq!(office.stored_event_count(), 0, "nothing of it was stored");
+
+    let page = phone()
+        .get(format!("{}/api/v1/health", office.url))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(page.status(), 503);
+
+    let alex = &office.phones.partner;
+    let alert = [
+        envelope(alex, 1, "visit-ava", departed("alex")),
+        envelope(
+            alex,
+            2,
+            "visit-ava",
+            VisitEvent::DuressRaised {
+                staff: staff("alex"),
+                via: doorstep_core::lifecycle::DuressVia::DuressPin,
+            },
+        ),
+    ];
+    let answer = phone()
+        .post(format!("{}/api/v1/sync", office.url))
+        .bearer_auth(&alex.device_token)
+        .json(&batch(&alert))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 200, "an alert is always let in");
+    assert_eq!(answer.headers()["connection"], "close");
+    let body: serde_json::Value = answer.json().await.expect("the sync's answer");
+    assert_eq!(body["results"][1]["outcome"], "stored", "{body}");
+    assert_eq!(office.stored_event_count(), 2);
+
+    // A phone on another address is served as ever.
+    let (status, body) = office.post_sync(&sam.device_token, &batch(&[])).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Once the carrier's connections close, its ordinary syncs go through again.
+    drop(open);
+    let mut stored = false;
+    for _ in 0..50 {
+        let again = phone()
+            .post(format!("{}/api/v1/sync", office.url))
+            .bearer_auth(&sam.device_token)
+            .json(&batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]))
+            .send()
+            .await
+            .expect("an answer");
+        if again.status() == 200 {
+            stored = true;
+            break;
+        }
+        // The office notices the closed sockets as soon as it reads from them; wait the Retry-After's
+        // tenth, as a phone would wait the whole of it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        stored,
+        "the carrier's ordinary sync went through once its share was free"
+    );
+    assert_eq!(office.stored_event_count(), 3);
 }
 
 #[tokio::test]
