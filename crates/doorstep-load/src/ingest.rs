@@ -1,7 +1,9 @@
 //! `ingest`: the office store's ingest (checks, the events stored, each touched visit's state rebuilt, one
 //! fsynced transaction a batch) beside the floor: a plain batched insert of the same rows, with the same
 //! table, keys and settings (WAL, `synchronous=FULL`), one transaction a batch. Both in this process, one
-//! after the other, on the same disk.
+//! after the other, on the same disk. With `--threads N` the office's store is driven by N threads at once,
+//! as N syncs arriving together would (its group commit then stores their batches in shared commits); the
+//! floor stays one writer, one transaction a batch.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,9 @@ pub struct IngestArgs {
     /// How long to measure each.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Threads driving the office's store at once (each with its own phones).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
@@ -46,21 +51,49 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     println!("filesystem: {}", filesystem_of(dir.path()));
+    let threads = args.threads.clamp(1, phones.len().max(1));
+    println!("office driven by {threads} thread(s) at once; the floor by one");
     println!(
         "{:>6}  {:>16}  {:>18}  {:>6}",
         "batch", "office events/s", "plain insert rows/s", "ratio"
     );
     let floor_dir = tempfile::tempdir()?;
     for &size in &args.batch {
-        let office = measure(Duration::from_secs(args.seconds), |round| {
-            let at = round % phones.len();
-            let batch = batch_for(&mut phones[at], size);
-            let now = Utc::now();
-            store
-                .ingest(&devices[at], &batch, now, now)
-                .map_err(|e| anyhow::anyhow!("ingest: {e}"))?;
-            Ok(size)
+        let for_how_long = Duration::from_secs(args.seconds);
+        let began = Instant::now();
+        let per_thread = phones.len().div_ceil(threads);
+        let stored = std::thread::scope(|scope| -> anyhow::Result<usize> {
+            let workers: Vec<_> = phones
+                .chunks_mut(per_thread)
+                .zip(devices.chunks(per_thread))
+                .map(|(phones, devices)| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let mut done = 0;
+                        let mut round = 0;
+                        while began.elapsed() < for_how_long {
+                            let at = round % phones.len();
+                            let batch = batch_for(&mut phones[at], size);
+                            let now = Utc::now();
+                            store
+                                .ingest(&devices[at], &batch, now, now)
+                                .map_err(|e| anyhow::anyhow!("ingest: {e}"))?;
+                            done += size;
+                            round += 1;
+                        }
+                        Ok::<_, anyhow::Error>(done)
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for worker in workers {
+                total += worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("an ingest thread panicked"))??;
+            }
+            Ok(total)
         })?;
+        let office = stored as f64 / began.elapsed().as_secs_f64();
         let floor = plain_insert(floor_dir.path(), size, Duration::from_secs(args.seconds))?;
         println!(
             "{size:>6}  {office:>16.0}  {floor:>18.0}  {:>6.2}",

@@ -270,7 +270,7 @@ fn level_has_target(
 /// Logs "nobody_to_tell" when the alarm has reached `level` and no target covers it. The board is the
 /// office's own level: an alarm on it is seen there, so only the levels beyond it are checked.
 fn note_if_nobody_to_tell(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     alarm: i64,
     school: &SchoolId,
     level: AlarmLevel,
@@ -657,7 +657,7 @@ fn acknowledge_in(
 }
 
 pub(crate) fn log(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     alarm: i64,
     at: DateTime<Utc>,
     what: &str,
@@ -680,7 +680,7 @@ pub(crate) fn log(
 /// [`SqliteStore::raise_alarm`] inside a transaction the caller holds and commits: `ingest` raises a phone's
 /// duress alarm in the transaction that stores the alert, so both reach the disk with one fsync.
 pub(crate) fn raise_alarm_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     visit: &VisitId,
     kind: AlarmKind,
     about: &str,

@@ -522,10 +522,10 @@ impl SqliteStore {
     /// request notes when the phone was last seen.
     pub fn check_token(&self, token: &str, now: DateTime<Utc>) -> Result<TokenCheck, StoreError> {
         let hash = token_hash(token);
-        let mut conn = self.conn();
         // Most requests write nothing (a current token whose phone was seen within the last minute): they
-        // are answered from a plain read, without a write transaction. The rest are read again inside one.
-        match token_row(&conn, &hash)? {
+        // are answered from a plain read on a read-only connection, without waiting for the writer. The
+        // rest are read again inside a write transaction.
+        match token_row(&self.reader(), &hash)? {
             None => return Ok(TokenCheck::Unknown),
             Some(row) if row.revoked.is_none() && row.state == "current" => {
                 if stored_time(&row.expires_at)? <= now {
@@ -537,6 +537,7 @@ impl SqliteStore {
             }
             Some(_) => {}
         }
+        let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let Some(row) = token_row(&tx, &hash)? else {
             return Ok(TokenCheck::Unknown);

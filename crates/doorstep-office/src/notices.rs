@@ -10,7 +10,7 @@ use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{CancelReason, VisitEvent};
 use doorstep_core::policy::Policy;
-use rusqlite::{params, Row, Transaction};
+use rusqlite::{params, Connection, Row};
 use serde::Serialize;
 
 use crate::alarms::time;
@@ -134,7 +134,7 @@ pub(crate) fn role_name(role: Role) -> String {
 /// Writes the notices `envelope` carries, for the policy's `safeguarding_concerns_to`, in the transaction
 /// that stores the event. Returns how many were new.
 pub(crate) fn note_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     envelope: &EventEnvelope,
     policy: &Policy,
     now: DateTime<Utc>,

@@ -2,8 +2,14 @@
 //! enrolled phones (their enrolment, tokens and revocation are in [`crate::devices`]) and every visit
 //! event, each event stored exactly once.
 //!
-//! A batch of events is checked and stored in one transaction: either every event is acceptable and the new
+//! A batch of events is checked and stored all or nothing: either every event is acceptable and the new
 //! ones are stored (with each affected visit's state rebuilt through the core lifecycle), or nothing changes.
+//! Batches that arrive together share one transaction and one fsync, each under its own savepoint
+//! ([`group_commit`]). One connection writes; the sync path's reads go to a few read-only ones
+//! ([`readers`]).
+
+mod group_commit;
+pub mod readers;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -109,6 +115,8 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("the write could not be committed: {0}")]
+    Commit(String),
 }
 
 /// An enrolled phone, as its token identifies it (see [`crate::devices`]).
@@ -167,6 +175,8 @@ const STATEMENT_CACHE: usize = 128;
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    readers: readers::Readers,
+    pending: group_commit::Pending,
     path: PathBuf,
 }
 
@@ -197,8 +207,11 @@ impl SqliteStore {
             other => StoreError::Migrate(other),
         })?;
         rebuild_if_rules_changed(&mut conn)?;
+        let readers = readers::Readers::open(&path, readers::readers_for_this_machine())?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers,
+            pending: group_commit::Pending::default(),
             path,
         })
     }
@@ -206,6 +219,12 @@ impl SqliteStore {
     /// The database file, for people who want to look inside.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A read-only connection: it sees every commit made before its read began, and never waits for the
+    /// writer.
+    pub(crate) fn reader(&self) -> readers::Reader<'_> {
+        self.readers.get()
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -385,6 +404,9 @@ impl SqliteStore {
     /// the caller can announce them ([`crate::escalation::Escalation::raised`]) as soon as this returns,
     /// before it builds its answer. The engine finds them already raised and raises none again. A batch
     /// with no events opens no transaction at all.
+    ///
+    /// Batches from syncs that arrive together are committed together ([`group_commit`]); this returns
+    /// once the commit holding this batch is on disk.
     pub fn ingest_raising(
         &self,
         device: &Device,
@@ -395,100 +417,15 @@ impl SqliteStore {
         if events.is_empty() {
             return Ok(Ingested::default());
         }
+        let ticket = self.pending.queue(device, events, device_time, now);
         let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let mut results = Vec::with_capacity(events.len());
-        let mut rejections = Vec::new();
-        let mut touched = BTreeSet::new();
-        let mut alerted = BTreeSet::new();
-        let policy = school_policy(&tx, &device.school)?;
-        // How many events (and alerts) this phone holds per visit, counted once per batch.
-        let mut held: HashMap<VisitId, (i64, i64)> = HashMap::new();
-        for envelope in events {
-            let trusted_at = trusted_time(envelope.recorded_at, device_time, now);
-            let counts = match held.get(&envelope.visit) {
-                Some(counts) => *counts,
-                None => {
-                    let counts = events_held(&tx, &device.id, &envelope.visit)?;
-                    held.insert(envelope.visit.clone(), counts);
-                    counts
-                }
-            };
-            let urgent = envelope.event.is_urgent();
-            let over_quota = if urgent {
-                counts.1 >= MAX_ALERTS_PER_DEVICE_AND_VISIT
-            } else {
-                counts.0 - counts.1 >= MAX_EVENTS_PER_DEVICE_AND_VISIT
-            };
-            let outcome = if over_quota && !already_stored(&tx, envelope)? {
-                Err(refuse(
-                    envelope,
-                    format!(
-                        "this phone has already recorded {} events for visit {}, more than any visit needs; \
-                         nothing more is taken for it (ring the office)",
-                        counts.0, envelope.visit
-                    ),
-                ))
-            } else {
-                check_and_store(&tx, device, envelope, trusted_at, now)
-            };
-            match outcome {
-                Ok(outcome) => {
-                    if outcome == EventOutcome::Stored {
-                        touched.insert(envelope.visit.clone());
-                        if urgent {
-                            alerted.insert(envelope.visit.clone());
-                        }
-                        // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be
-                        // passed on, in the same transaction as the event that carries it.
-                        crate::notices::note_in(&tx, envelope, &policy, now)?;
-                        if let Some(counts) = held.get_mut(&envelope.visit) {
-                            counts.0 += 1;
-                            counts.1 += i64::from(urgent);
-                        }
-                    }
-                    results.push(EventResult {
-                        id: envelope.id,
-                        outcome,
-                    });
-                }
-                Err(Check::Refused(rejection)) => rejections.push(rejection),
-                Err(Check::Store(e)) => return Err(e.into()),
-            }
-        }
-        if !rejections.is_empty() {
-            // Dropping the transaction rolls back anything this batch wrote.
-            return Err(IngestError::Rejected(rejections));
-        }
-        let mut alarms = Vec::new();
-        for visit in &touched {
-            let state = refresh_visit(&tx, visit)?;
-            if alerted.contains(visit) {
-                // As the escalation engine raises it (`escalation::evaluate`): straight to the top, one
-                // alarm per alert, keyed by who raised it and when, so neither raises it twice.
-                for alert in state.active_duress() {
-                    alarms.extend(raise_alarm_in(
-                        &tx,
-                        visit,
-                        AlarmKind::Duress,
-                        alert.raised_by.as_str(),
-                        alert.raised_at,
-                        AlarmLevel::Authoriser,
-                        now,
-                    )?);
-                }
-            }
-        }
-        tx.commit().map_err(StoreError::from)?;
-        Ok(Ingested { results, alarms })
+        self.pending.store_with(&mut conn, ticket)
     }
 
     /// The highest sequence number stored from this device.
     pub fn acknowledged_through(&self, device: &DeviceId) -> Result<Option<DeviceSeq>, StoreError> {
         let max: Option<i64> = self
-            .conn()
+            .reader()
             .prepare_cached("SELECT MAX(seq) FROM events WHERE device_id = ?1")?
             .query_row([device.as_str()], |row| row.get(0))?;
         max.map(|seq| DeviceSeq::new(seq as u64).map_err(|e| StoreError::Corrupt(e.to_string())))
@@ -521,7 +458,9 @@ impl SqliteStore {
         now: DateTime<Utc>,
         cursor: Option<&str>,
     ) -> Result<Holdings, StoreError> {
-        let conn = self.conn();
+        let reader = self.reader();
+        // One snapshot for every read below, so the cursor and the events it covers agree.
+        let conn = reader.unchecked_transaction()?;
         let (school, policy) = school_and_policy(&conn, &device.school)?;
         let member = staff_member(&conn, &device.staff)?.ok_or_else(|| {
             StoreError::Corrupt(format!("device's staff {} missing", device.staff))
@@ -718,7 +657,7 @@ fn refuse(envelope: &EventEnvelope, reason: impl Into<String>) -> Check {
 }
 
 fn check_and_store(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     device: &Device,
     envelope: &EventEnvelope,
     trusted_at: DateTime<Utc>,
@@ -843,7 +782,7 @@ fn keep_private(data_dir: &Path, database: &Path) -> std::io::Result<()> {
 
 /// How many events, and how many of them alerts, `device` has stored for `visit`.
 fn events_held(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     device: &DeviceId,
     visit: &VisitId,
 ) -> Result<(i64, i64), StoreError> {
@@ -855,14 +794,14 @@ fn events_held(
 }
 
 /// Whether this very event is already stored (a resend is always acknowledged, over quota or not).
-fn already_stored(tx: &Transaction<'_>, envelope: &EventEnvelope) -> Result<bool, StoreError> {
+fn already_stored(tx: &Connection, envelope: &EventEnvelope) -> Result<bool, StoreError> {
     Ok(tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1)")?
         .query_row([envelope.id.to_string()], |row| row.get(0))?)
 }
 
 fn insert_event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     envelope: &EventEnvelope,
     trusted_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -984,7 +923,7 @@ fn decision_detail(event: &lifecycle::VisitEvent) -> String {
 }
 
 /// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
-fn refresh_visit(tx: &Transaction<'_>, visit: &VisitId) -> Result<VisitState, StoreError> {
+fn refresh_visit(tx: &Connection, visit: &VisitId) -> Result<VisitState, StoreError> {
     let staff = assigned_staff(tx, visit)?;
     let events = visit_events(tx, visit)?;
     let trusted: Vec<TrustedEvent<'_>> = events.iter().map(StoredEvent::trusted).collect();
@@ -1281,4 +1220,99 @@ where
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map(params, |row| T::try_from(row))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Checks `events` from `device` and stores the new ones on `tx` (a savepoint of the group's transaction),
+/// raising the duress alarms they call for: see [`SqliteStore::ingest_raising`]. A refusal returns before
+/// anything is kept; the caller rolls back what was written.
+fn ingest_in(
+    tx: &Connection,
+    device: &Device,
+    events: &[EventEnvelope],
+    device_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Ingested, IngestError> {
+    let mut results = Vec::with_capacity(events.len());
+    let mut rejections = Vec::new();
+    let mut touched = BTreeSet::new();
+    let mut alerted = BTreeSet::new();
+    let policy = school_policy(tx, &device.school)?;
+    // How many events (and alerts) this phone holds per visit, counted once per batch.
+    let mut held: HashMap<VisitId, (i64, i64)> = HashMap::new();
+    for envelope in events {
+        let trusted_at = trusted_time(envelope.recorded_at, device_time, now);
+        let counts = match held.get(&envelope.visit) {
+            Some(counts) => *counts,
+            None => {
+                let counts = events_held(tx, &device.id, &envelope.visit)?;
+                held.insert(envelope.visit.clone(), counts);
+                counts
+            }
+        };
+        let urgent = envelope.event.is_urgent();
+        let over_quota = if urgent {
+            counts.1 >= MAX_ALERTS_PER_DEVICE_AND_VISIT
+        } else {
+            counts.0 - counts.1 >= MAX_EVENTS_PER_DEVICE_AND_VISIT
+        };
+        let outcome = if over_quota && !already_stored(tx, envelope)? {
+            Err(refuse(
+                envelope,
+                format!(
+                    "this phone has already recorded {} events for visit {}, more than any visit needs; \
+                     nothing more is taken for it (ring the office)",
+                    counts.0, envelope.visit
+                ),
+            ))
+        } else {
+            check_and_store(tx, device, envelope, trusted_at, now)
+        };
+        match outcome {
+            Ok(outcome) => {
+                if outcome == EventOutcome::Stored {
+                    touched.insert(envelope.visit.clone());
+                    if urgent {
+                        alerted.insert(envelope.visit.clone());
+                    }
+                    // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be
+                    // passed on, in the same transaction as the event that carries it.
+                    crate::notices::note_in(tx, envelope, &policy, now)?;
+                    if let Some(counts) = held.get_mut(&envelope.visit) {
+                        counts.0 += 1;
+                        counts.1 += i64::from(urgent);
+                    }
+                }
+                results.push(EventResult {
+                    id: envelope.id,
+                    outcome,
+                });
+            }
+            Err(Check::Refused(rejection)) => rejections.push(rejection),
+            Err(Check::Store(e)) => return Err(e.into()),
+        }
+    }
+    if !rejections.is_empty() {
+        // Dropping the transaction rolls back anything this batch wrote.
+        return Err(IngestError::Rejected(rejections));
+    }
+    let mut alarms = Vec::new();
+    for visit in &touched {
+        let state = refresh_visit(tx, visit)?;
+        if alerted.contains(visit) {
+            // As the escalation engine raises it (`escalation::evaluate`): straight to the top, one
+            // alarm per alert, keyed by who raised it and when, so neither raises it twice.
+            for alert in state.active_duress() {
+                alarms.extend(raise_alarm_in(
+                    tx,
+                    visit,
+                    AlarmKind::Duress,
+                    alert.raised_by.as_str(),
+                    alert.raised_at,
+                    AlarmLevel::Authoriser,
+                    now,
+                )?);
+            }
+        }
+    }
+    Ok(Ingested { results, alarms })
 }
