@@ -3,6 +3,8 @@
 //! `protocol::refusal`), and the mapping from every failure to a clear JSON answer. The routes themselves
 //! are in [`crate::routes`], beside the dashboard's.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, State};
@@ -17,6 +19,7 @@ use doorstep_core::protocol::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Admission;
 use crate::devices::{RedeemError, TokenCheck};
@@ -250,6 +253,80 @@ impl FromRequestParts<AppState> for PhoneDevice {
     }
 }
 
+/// A sync's place among those doing store work, taken by [`admit_syncs`] before the device token is
+/// checked; the handler takes it over (`None` inside: an alert let in without a place).
+#[derive(Debug, Clone)]
+pub(crate) struct Admitted(Arc<Mutex<Option<Option<OwnedSemaphorePermit>>>>);
+
+impl Admitted {
+    fn take(&self) -> Option<Option<OwnedSemaphorePermit>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Whether a sync may do store work now: on an overflow connection only one carrying an alert, and past
+/// capacity (the [`crate::admission::SyncGate`]) an ordinary one is told to come back.
+async fn admit(
+    state: &AppState,
+    overflow: bool,
+    carries_alert: bool,
+) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    let busy = || ApiError::busy(state.syncs.retry_after_secs());
+    if overflow && !carries_alert {
+        return Err(busy());
+    }
+    match state.syncs.admit(carries_alert).await {
+        Admission::Admitted(place) => Ok(place),
+        Admission::Busy => Err(busy()),
+    }
+}
+
+/// Admission for `POST /api/v1/sync` before anything else is done for it: the body is read (no store
+/// work), and past capacity an ordinary sync is turned away here, before its device token is checked, so
+/// the syncs turned away cost the store nothing and an alert's store work does not queue behind theirs.
+/// A body that does not decode goes on to the handler, which checks the token and then says what is wrong.
+pub(crate) async fn admit_syncs(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != axum::http::Method::POST || request.uri().path() != "/api/v1/sync" {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "a sync request is at most {MAX_BODY_BYTES} bytes; send fewer events at a time"
+            ),
+        )
+        .into_response();
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Ok(request) = decode_sync_request(content_type, &bytes) {
+        let carries_alert = request.events.iter().any(|e| e.event.is_urgent());
+        let overflow = parts.extensions.get::<crate::serve::Overflow>().is_some();
+        match admit(&state, overflow, carries_alert).await {
+            Ok(place) => {
+                parts
+                    .extensions
+                    .insert(Admitted(Arc::new(Mutex::new(Some(place)))));
+            }
+            Err(busy) => return busy.into_response(),
+        }
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
 /// Reads a sync request's body as the sync handler does, with every check that needs no store: the body
 /// is `application/json`, it parses as a [`SyncRequest`] (unknown fields, ids, sequence numbers and times
 /// refused by their types), the protocol is this office's, the batch carries at most [`MAX_BATCH_EVENTS`]
@@ -321,6 +398,7 @@ pub(crate) async fn sync(
     PhoneDevice(device): PhoneDevice,
     State(state): State<AppState>,
     overflow: Option<Extension<crate::serve::Overflow>>,
+    admitted: Option<Extension<Admitted>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
@@ -344,13 +422,10 @@ pub(crate) async fn sync(
     // Past capacity an ordinary sync is turned away before it does any store work (the phone comes back
     // after `Retry-After`); one carrying an alert is always let in.
     let carries_alert = request.events.iter().any(|e| e.event.is_urgent());
-    // On a connection let in past the connection caps, only an alert goes on.
-    if overflow.is_some() && !carries_alert {
-        return Err(ApiError::busy(state.syncs.retry_after_secs()));
-    }
-    let place = match state.syncs.admit(carries_alert).await {
-        Admission::Admitted(place) => place,
-        Admission::Busy => return Err(ApiError::busy(state.syncs.retry_after_secs())),
+    // Admitted already by `admit_syncs` (always, for a body that decodes), or here.
+    let place = match admitted.and_then(|Extension(admitted)| admitted.take()) {
+        Some(place) => place,
+        None => admit(&state, overflow.is_some(), carries_alert).await?,
     };
     let now = state.now();
     let store = state.store.clone();

@@ -305,6 +305,10 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::admit_syncs,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower::util::option_layer(hsts))
         .with_state(state)
