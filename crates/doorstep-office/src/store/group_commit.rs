@@ -81,7 +81,9 @@ impl Pending {
             return outcome;
         }
         let jobs = std::mem::take(&mut *self.jobs.lock().unwrap_or_else(PoisonError::into_inner));
-        self.groups.fetch_add(1, Ordering::Relaxed);
+        if !jobs.is_empty() {
+            self.groups.fetch_add(1, Ordering::Relaxed);
+        }
         commit_group(conn, jobs);
         // Every job taken was answered; ours was queued before we took the connection, so it was taken.
         ticket.0.try_recv().unwrap_or_else(|_| {
@@ -110,6 +112,9 @@ impl Pending {
 
 /// Stores `jobs` in one transaction, each under its own savepoint, and answers each after the commit.
 fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
+    if jobs.is_empty() {
+        return;
+    }
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return fail_all(jobs, &error),
