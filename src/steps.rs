@@ -460,6 +460,14 @@ mod visit_tests {
             .unwrap();
     }
 
+    /// The two visits, with Sam's briefing read and Sam on the way to `v-auth`.
+    fn sam_on_the_way(dir: &std::path::Path) -> AppStore {
+        let store = store_with_two_visits(dir);
+        read_briefing(&store, "v-auth");
+        take(&store, "v-auth", Step::LeavingNow);
+        store
+    }
+
     fn take(store: &AppStore, visit: &str, step: Step) {
         let card = store.visit(&visit_id(visit)).unwrap().unwrap();
         store
@@ -562,9 +570,7 @@ mod visit_tests {
     #[test]
     fn a_partners_write_up_leaves_me_my_ive_left_while_i_am_still_inside() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_two_visits(dir.path());
-        read_briefing(&store, "v-auth");
-        take(&store, "v-auth", Step::LeavingNow);
+        let store = sam_on_the_way(dir.path());
         // Alex set off too, as the office would relay it from Alex's phone.
         let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
         store
@@ -613,9 +619,7 @@ mod visit_tests {
     #[test]
     fn a_partner_saying_not_going_ahead_leaves_me_on_the_way_with_on_my_way_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_two_visits(dir.path());
-        read_briefing(&store, "v-auth");
-        take(&store, "v-auth", Step::LeavingNow);
+        let store = sam_on_the_way(dir.path());
         // Alex's phone, relayed by the office: the family rang Alex.
         store
             .perform(
@@ -660,9 +664,7 @@ mod visit_tests {
     #[test]
     fn someone_inside_can_always_leave_even_after_the_office_called_the_visit_off() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_two_visits(dir.path());
-        read_briefing(&store, "v-auth");
-        take(&store, "v-auth", Step::LeavingNow);
+        let store = sam_on_the_way(dir.path());
         take(&store, "v-auth", Step::ArrivedTogether);
         take(&store, "v-auth", Step::GoingIn);
         let mut card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
