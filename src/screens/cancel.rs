@@ -8,7 +8,7 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{CancelReason, Command};
 
-use super::use_shared;
+use super::{use_shared, Refusal};
 use crate::steps::not_going_ahead;
 use crate::store::Me;
 
@@ -61,9 +61,7 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
 
                 oninput: move |event| note.set(event.value()),
             }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"cancel-error"}, "{message}" }
-            }
+            Refusal { id: "cancel-error", error }
             button {
                 id: {"cancel-confirm"},
                 class: "step-button main",
@@ -126,9 +124,7 @@ pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
 
                 oninput: move |event| note.set(event.value()),
             }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"not-going-ahead-error"}, "{message}" }
-            }
+            Refusal { id: "not-going-ahead-error", error }
             button {
                 id: {"not-going-ahead-confirm"},
                 class: "step-button main",

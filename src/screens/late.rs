@@ -5,7 +5,7 @@
 use dioxus::prelude::*;
 use doorstep_core::lifecycle::Command;
 
-use super::use_shared;
+use super::{use_shared, Refusal};
 use crate::app::office_now;
 use crate::status::when;
 use crate::store::{Me, VisitCard};
@@ -78,9 +78,7 @@ pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
                 maxlength: "5",
                 oninput: move |event| typed.set(event.value()),
             }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"late-error"}, "{message}" }
-            }
+            Refusal { id: "late-error", error }
             button {
                 id: {"late-save"},
                 class: "step-button",

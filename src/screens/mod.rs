@@ -51,8 +51,33 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::Command;
 
-use crate::app::{office_now, Clock, Ui};
+use crate::app::{office_now, Clock, Screen, Ui};
 use crate::store::{ActionError, AppStore};
+
+/// The link back to Today at the top of a screen reached from it; `id` is how the tests find it.
+#[component]
+pub(super) fn BackToToday(id: &'static str) -> Element {
+    let mut ui = use_context::<Ui>();
+    rsx! {
+        button {
+            id: "{id}",
+            class: "link",
+            aria_label: "Back to Today",
+            onclick: move |_| ui.screen.set(Screen::Today),
+            "‹ Today"
+        }
+    }
+}
+
+/// A tap's refusal in words, while there is one; `id` is how the tests find it.
+#[component]
+pub(super) fn Refusal(id: &'static str, error: Signal<Option<String>>) -> Element {
+    rsx! {
+        if let Some(message) = error() {
+            p { class: "error", role: "alert", id: "{id}", "{message}" }
+        }
+    }
+}
 
 /// What every part of a screen works with, taken from the app's context in one go: the store its buttons
 /// write to, the phone's clock, and the signals that redraw the screens.

@@ -19,8 +19,9 @@ use super::in_visit::InVisit;
 use super::late::RunningLate;
 use super::leave::LeavePad;
 use super::write_up::{CpomsSummary, WriteUpForm};
+use super::BackToToday;
 use crate::app::{
-    delivery_label, office_now, partners_text, postcode_district, Clock, Screen, StatusLine, Ui,
+    delivery_label, office_now, partners_text, postcode_district, Clock, StatusLine, Ui,
 };
 use crate::notices::{first_name, not_accepted, running_late};
 use crate::status::when;
@@ -48,13 +49,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
 
     let back = rsx! {
         nav { class: "back",
-            button {
-                id: "{BACK_ID}",
-                class: "link",
-                aria_label: "Back to Today",
-                onclick: move |_| ui.screen.set(Screen::Today),
-                "‹ Today"
-            }
+            BackToToday { id: BACK_ID }
             button {
                 id: {"hide-screen"},
                 class: "link hide",

@@ -7,7 +7,7 @@ use dioxus::prelude::*;
 use doorstep_core::lifecycle::{Command, WriteUp};
 use doorstep_core::write_up::concerns_contact;
 
-use super::use_shared;
+use super::{use_shared, Refusal};
 use crate::cpoms::{from_store, Summary};
 use crate::store::{AppStore, Me, VisitCard};
 
@@ -59,9 +59,7 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
             }
             label { r#for: "writeup-incident", "Incident report (if anything happened)" }
             textarea { id: {"writeup-incident"}, rows: "2", oninput: move |e| incident.set(e.value()) }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"writeup-error"}, "{message}" }
-            }
+            Refusal { id: "writeup-error", error }
             button {
                 id: {"writeup-save"},
                 class: "step-button main",
