@@ -14,7 +14,9 @@ use doorstep_core::schedule::AlarmLevel;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::Serialize;
 
-use crate::store::{parse_id, record_office_event_in, school_and_policy, SqliteStore, StoreError};
+use crate::store::{
+    bad_column, parse_id, record_office_event_in, school_and_policy, SqliteStore, StoreError,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -156,11 +158,7 @@ pub(crate) fn time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc
 }
 
 fn bad(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("bad {what} in alarms").into(),
-    )
+    bad_column(what, "alarms")
 }
 
 pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {

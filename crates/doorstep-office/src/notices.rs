@@ -14,7 +14,7 @@ use rusqlite::{params, Row, Transaction};
 use serde::Serialize;
 
 use crate::alarms::time;
-use crate::store::{parse_id, SqliteStore, StoreError};
+use crate::store::{bad_column, parse_id, SqliteStore, StoreError};
 
 /// What a notice is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
@@ -99,11 +99,7 @@ pub struct Notice {
 }
 
 fn bad(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("bad {what} in notices").into(),
-    )
+    bad_column(what, "notices")
 }
 
 pub(crate) fn notice_from_row(row: &Row<'_>) -> rusqlite::Result<Notice> {

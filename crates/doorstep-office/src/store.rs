@@ -858,7 +858,9 @@ fn already_stored(tx: &Transaction<'_>, envelope: &EventEnvelope) -> Result<bool
         .query_row([envelope.id.to_string()], |row| row.get(0))?)
 }
 
-fn insert_event(
+/// Stores one event's row, as received at `now` and trusted from `trusted_at`. Public for the load
+/// crate's floor, which measures this very insert with nothing around it.
+pub fn insert_event(
     tx: &Transaction<'_>,
     envelope: &EventEnvelope,
     trusted_at: DateTime<Utc>,
@@ -1232,6 +1234,16 @@ pub(crate) fn stored_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("bad time {text:?}: {e}")))
+}
+
+/// A row's column that is not what the office writes there (`what` in `table`), as rusqlite's error for a
+/// row mapper.
+pub(crate) fn bad_column(what: &str, table: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("bad {what} in {table}").into(),
+    )
 }
 
 pub(crate) fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>

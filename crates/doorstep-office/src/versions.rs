@@ -15,6 +15,7 @@ use doorstep_core::ids::{EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::{Command, VisitEvent};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::audit::Action;
 use crate::requests::Timing;
 use crate::store::{
     check_dbs, parse_id, record_office_event_in, school_policy, stored_time, visit_school,
@@ -75,17 +76,10 @@ impl Change {
     }
 
     /// The version an office decision makes; `None` for decisions on a visit's alarms, which change
-    /// nothing about the visit itself.
+    /// nothing about the visit itself. Which events are office decisions is [`Action::for_office_event`]'s
+    /// rule; a decision's version is stored under the same name as its audit entry.
     pub fn for_event(event: &VisitEvent) -> Option<Change> {
-        Some(match event {
-            VisitEvent::Authorised { .. } => Change::Authorised,
-            VisitEvent::Declined { .. } => Change::Declined,
-            VisitEvent::AuthorisationWithdrawn { .. } => Change::AuthorisationWithdrawn,
-            VisitEvent::CalledOff { .. } => Change::CalledOff,
-            VisitEvent::Rescheduled { .. } => Change::Rescheduled,
-            VisitEvent::BriefingUpdated { .. } => Change::BriefingUpdated,
-            _ => return None,
-        })
+        Action::for_office_event(event).and_then(|action| Change::from_name(action.name()))
     }
 }
 

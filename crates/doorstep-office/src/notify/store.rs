@@ -16,7 +16,9 @@ use super::{
 };
 use crate::alarms::{alarm_from_row, log, step, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
-use crate::store::{parse_id, school_and_policy, staff_member, SqliteStore, StoreError};
+use crate::store::{
+    bad_column, parse_id, school_and_policy, staff_member, SqliteStore, StoreError,
+};
 
 /// The `From:` of email recorded while no SMTP server is configured (such email cannot go out anyway).
 const UNCONFIGURED_FROM: &str = "doorstep-office@localhost.invalid";
@@ -63,11 +65,7 @@ fn optional_time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>
 }
 
 fn bad(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("bad {what} in notification_targets").into(),
-    )
+    bad_column(what, "notification_targets")
 }
 
 fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
