@@ -15,7 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use serde::Serialize;
 
 use crate::store::{
-    bad_column, parse_id, record_office_event_in, school_and_policy, SqliteStore, StoreError,
+    bad_column, ids, parse_id, record_office_event_in, rows, school_and_policy, SqliteStore,
+    StoreError,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -301,12 +302,12 @@ fn minutes_words(delta: chrono::TimeDelta) -> String {
 impl SqliteStore {
     /// Every alarm of a visit, oldest first.
     pub fn alarms_for_visit(&self, visit: &VisitId) -> Result<Vec<Alarm>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT * FROM alarms WHERE visit_id = ?1 ORDER BY id")?;
-        let alarms = stmt
-            .query_map([visit.as_str()], alarm_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(alarms)
+        rows(
+            &self.conn(),
+            "SELECT * FROM alarms WHERE visit_id = ?1 ORDER BY id",
+            [visit.as_str()],
+            alarm_from_row,
+        )
     }
 
     /// One alarm by its id.
@@ -319,12 +320,12 @@ impl SqliteStore {
 
     /// Every alarm not yet closed (acknowledged or not), oldest first.
     pub fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT * FROM alarms WHERE closed_at IS NULL ORDER BY id")?;
-        let alarms = stmt
-            .query_map([], alarm_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(alarms)
+        rows(
+            &self.conn(),
+            "SELECT * FROM alarms WHERE closed_at IS NULL ORDER BY id",
+            [],
+            alarm_from_row,
+        )
     }
 
     /// Raises an alarm at `level` unless the same one (visit, kind, about, due) already exists. Returns it
@@ -596,17 +597,12 @@ impl SqliteStore {
 
     /// Visits the escalation engine must watch: under way, or with an alarm nobody has acknowledged yet.
     pub fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        ids(
+            &self.conn(),
             "SELECT id FROM visits WHERE phase IN ('authorised', 'departed', 'outside', 'in_visit', 'checked_in', 'duress')
              UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL AND closed_at IS NULL",
-        )?;
-        let ids = stmt.query_map([], |row| row.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for id in ids {
-            out.push(parse_id(&id?)?);
-        }
-        Ok(out)
+            [],
+        )
     }
 
     /// A visit, its state, and its school's policy.

@@ -627,14 +627,11 @@ impl SqliteStore {
 
     /// Every visit's id, in agreed-time order.
     pub fn visit_ids(&self) -> Result<Vec<VisitId>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT id FROM visits ORDER BY agreed_time, id")?;
-        let ids = stmt.query_map([], |row| row.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for id in ids {
-            out.push(parse_id(&id?)?);
-        }
-        Ok(out)
+        ids(
+            &self.conn(),
+            "SELECT id FROM visits ORDER BY agreed_time, id",
+            [],
+        )
     }
 
     /// The school's visits for the live board: those agreed in `[from, to)`, plus any under way or with an
@@ -1147,14 +1144,11 @@ fn visit_events_in(
 }
 
 fn assigned_staff(conn: &Connection, visit: &VisitId) -> Result<Vec<StaffId>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT staff_id FROM visit_staff WHERE visit_id = ?1 ORDER BY position")?;
-    let ids = stmt.query_map([visit.as_str()], |row| row.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for id in ids {
-        out.push(parse_id(&id?)?);
-    }
-    Ok(out)
+    ids(
+        conn,
+        "SELECT staff_id FROM visit_staff WHERE visit_id = ?1 ORDER BY position",
+        [visit.as_str()],
+    )
 }
 
 pub(crate) fn staff_member(
@@ -1275,6 +1269,36 @@ pub(crate) async fn off_async_threads<T: Send + 'static, E: Send + 'static, R>(
             Err(failed())
         }
     }
+}
+
+/// Every row `sql` selects, each read by `from_row` (a table's row mapper).
+pub(crate) fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The ids (visit, staff...) in the first column of every row `sql` selects, in its order.
+pub(crate) fn ids<T: std::str::FromStr>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let mut stmt = conn.prepare_cached(sql)?;
+    let ids = stmt.query_map(params, |row| row.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(parse_id(&id?)?);
+    }
+    Ok(out)
 }
 
 /// Every row `sql` selects, each as a tuple of its columns in order (`(String, Option<String>, bool)`), for

@@ -17,7 +17,7 @@ use super::{
 use crate::alarms::{alarm_from_row, log, step, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
 use crate::store::{
-    bad_column, parse_id, school_and_policy, staff_member, SqliteStore, StoreError,
+    bad_column, parse_id, rows, school_and_policy, staff_member, SqliteStore, StoreError,
 };
 
 /// The `From:` of email recorded while no SMTP server is configured (such email cannot go out anyway).
@@ -122,13 +122,12 @@ fn live_targets_of(
     conn: &Connection,
     school: &SchoolId,
 ) -> Result<Vec<NotificationTarget>, StoreError> {
-    let mut stmt = conn.prepare(
+    rows(
+        conn,
         "SELECT * FROM notification_targets WHERE school_id = ?1 AND removed_at IS NULL ORDER BY id",
-    )?;
-    let targets = stmt
-        .query_map([school.as_str()], target_from_row)?
-        .collect::<Result<_, _>>()?;
-    Ok(targets)
+        [school.as_str()],
+        target_from_row,
+    )
 }
 
 fn history(conn: &Connection, alarm: i64) -> Result<Vec<Step>, StoreError> {
@@ -291,12 +290,12 @@ impl SqliteStore {
 
     /// Every school's notification targets, removed ones included, oldest first.
     pub fn notification_targets(&self) -> Result<Vec<NotificationTarget>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT * FROM notification_targets ORDER BY id")?;
-        let targets = stmt
-            .query_map([], target_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(targets)
+        rows(
+            &self.conn(),
+            "SELECT * FROM notification_targets ORDER BY id",
+            [],
+            target_from_row,
+        )
     }
 
     /// A school's targets, its visits' contacts and removed ones included, oldest first.
@@ -304,13 +303,12 @@ impl SqliteStore {
         &self,
         school: &SchoolId,
     ) -> Result<Vec<NotificationTarget>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT * FROM notification_targets WHERE school_id = ?1 ORDER BY id")?;
-        let targets = stmt
-            .query_map([school.as_str()], target_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(targets)
+        rows(
+            &self.conn(),
+            "SELECT * FROM notification_targets WHERE school_id = ?1 ORDER BY id",
+            [school.as_str()],
+            target_from_row,
+        )
     }
 
     /// How many live school-wide targets a school has (its visits' own contacts not counted): none means
@@ -327,24 +325,22 @@ impl SqliteStore {
 
     /// Every notification of an alarm, in the order they were recorded.
     pub fn deliveries_for_alarm(&self, alarm: i64) -> Result<Vec<Delivery>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT * FROM deliveries WHERE alarm_id = ?1 ORDER BY rowid")?;
-        let deliveries = stmt
-            .query_map([alarm], delivery_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(deliveries)
+        rows(
+            &self.conn(),
+            "SELECT * FROM deliveries WHERE alarm_id = ?1 ORDER BY rowid",
+            [alarm],
+            delivery_from_row,
+        )
     }
 
     /// Every notification of a safeguarding notice, in the order they were recorded.
     pub fn deliveries_for_notice(&self, notice: i64) -> Result<Vec<Delivery>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT * FROM deliveries WHERE notice_id = ?1 ORDER BY rowid")?;
-        let deliveries = stmt
-            .query_map([notice], delivery_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(deliveries)
+        rows(
+            &self.conn(),
+            "SELECT * FROM deliveries WHERE notice_id = ?1 ORDER BY rowid",
+            [notice],
+            delivery_from_row,
+        )
     }
 
     /// Records a delivery, due at once and with its payload, for every step of an alarm nobody is handling
