@@ -460,6 +460,22 @@ mod visit_tests {
             .unwrap();
     }
 
+    /// Alex's phone says Alex set off for `v-auth` at `now`, as the office would relay it.
+    fn alex_sets_off(store: &AppStore, now: DateTime<Utc>) {
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        store
+            .perform(
+                &visit_id("v-auth"),
+                Command::Depart {
+                    staff: id("alex"),
+                    expected_arrival: card.visit.agreed_time,
+                    expected_end: card.visit.expected_end(),
+                },
+                now,
+            )
+            .unwrap();
+    }
+
     /// The two visits, with Sam's briefing read and Sam on the way to `v-auth`.
     fn sam_on_the_way(dir: &std::path::Path) -> AppStore {
         let store = store_with_two_visits(dir);
@@ -532,18 +548,7 @@ mod visit_tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_two_visits(dir.path());
         // Alex's departure, as the office would relay it from Alex's phone.
-        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
-        store
-            .perform(
-                &visit_id("v-auth"),
-                Command::Depart {
-                    staff: id("alex"),
-                    expected_arrival: card.visit.agreed_time,
-                    expected_end: card.visit.expected_end(),
-                },
-                at(9, 0),
-            )
-            .unwrap();
+        alex_sets_off(&store, at(9, 0));
         read_briefing(&store, "v-auth");
         take(&store, "v-auth", Step::LeavingNow);
         let got = steps(&store, "v-auth");
@@ -572,18 +577,7 @@ mod visit_tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sam_on_the_way(dir.path());
         // Alex set off too, as the office would relay it from Alex's phone.
-        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
-        store
-            .perform(
-                &visit_id("v-auth"),
-                Command::Depart {
-                    staff: id("alex"),
-                    expected_arrival: card.visit.agreed_time,
-                    expected_end: card.visit.expected_end(),
-                },
-                at(8, 55),
-            )
-            .unwrap();
+        alex_sets_off(&store, at(8, 55));
         take(&store, "v-auth", Step::ArrivedTogether);
         take(&store, "v-auth", Step::GoingIn);
         // Alex leaves first and writes up, as the office would relay it from Alex's phone.
