@@ -998,12 +998,25 @@ pub(crate) fn visit_state(
     conn: &Connection,
     visit: &VisitId,
 ) -> Result<Option<VisitState>, StoreError> {
-    let state: Option<String> = conn
-        .prepare_cached("SELECT state FROM visits WHERE id = ?1")?
-        .query_row([visit.as_str()], |row| row.get(0))
+    stored_json(
+        conn,
+        "SELECT state FROM visits WHERE id = ?1",
+        visit.as_str(),
+    )
+}
+
+/// The JSON column `sql` selects for `key`, read back; `None` when no row has that key.
+fn stored_json<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached(sql)?
+        .query_row([key], |row| row.get(0))
         .optional()?;
-    Ok(match state {
-        Some(state) => Some(serde_json::from_str(&state)?),
+    Ok(match text {
+        Some(text) => Some(serde_json::from_str(&text)?),
         None => None,
     })
 }
@@ -1155,14 +1168,7 @@ pub(crate) fn staff_member(
     conn: &Connection,
     staff: &StaffId,
 ) -> Result<Option<StaffMember>, StoreError> {
-    let body: Option<String> = conn
-        .prepare_cached("SELECT body FROM staff WHERE id = ?1")?
-        .query_row([staff.as_str()], |row| row.get(0))
-        .optional()?;
-    Ok(match body {
-        Some(body) => Some(serde_json::from_str(&body)?),
-        None => None,
-    })
+    stored_json(conn, "SELECT body FROM staff WHERE id = ?1", staff.as_str())
 }
 
 pub(crate) fn school_policy(conn: &Connection, school: &SchoolId) -> Result<Policy, StoreError> {
