@@ -40,7 +40,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use doorstep_core::domain::Visit;
-use doorstep_core::ids::VisitId;
+use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::lifecycle::VisitState;
 
 use crate::logins::Session;
@@ -142,6 +142,17 @@ pub(crate) async fn checked<T: Send + 'static>(
         Err(other) => Err(other),
     })
     .await
+}
+
+/// Runs store `work` off the async threads for the signed-in person's school.
+pub(crate) async fn for_school<T: Send + 'static>(
+    state: &AppState,
+    session: &Session,
+    work: impl FnOnce(&SqliteStore, &SchoolId) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, WebError> {
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    blocking(move || work(&store, &school)).await
 }
 
 /// Runs `load` off the async threads on visit `id` of the signed-in person's school. A visit that does

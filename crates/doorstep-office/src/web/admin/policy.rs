@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{blocking, checked, words, WebError};
+use crate::web::{blocking, checked, for_school, words, WebError};
 
 const MINUTE_FIELDS: [(&str, &str); 5] = [
     (
@@ -592,9 +592,7 @@ pub async fn policy_get(
     Admin(session): Admin,
     State(state): State<AppState>,
 ) -> Result<Response, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let current = blocking(move || store.policy(&school)).await?;
+    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
     Ok(policy_page(
         &session,
         &current,
