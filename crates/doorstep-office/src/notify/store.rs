@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::message::{self, AlarmMessage, NoticeMessage, Step};
 use super::{
-    Delivery, NewTarget, NotificationTarget, TargetKind, WantedLevels, NOTICE_WAITS_FOR_A_TARGET,
+    Delivery, NewTarget, NotificationTarget, Secret, TargetKind, WantedLevels,
+    NOTICE_WAITS_FOR_A_TARGET,
 };
 use crate::alarms::{alarm_from_row, log, step, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
@@ -82,7 +83,7 @@ fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
             _ => return Err(bad("kind")),
         },
         address: row.get("address")?,
-        secret: row.get("secret")?,
+        secret: row.get::<_, Option<String>>("secret")?.map(Secret),
         name: row.get("name")?,
         wants: WantedLevels {
             board: row.get("wants_board")?,
@@ -660,7 +661,7 @@ pub(crate) fn insert_target_in(
             school.as_str(),
             target.kind.as_str(),
             target.address,
-            target.secret,
+            target.secret.as_ref().map(Secret::expose),
             target.name,
             target.wants.board,
             target.wants.authoriser,
