@@ -10,7 +10,7 @@ use doorstep_core::ids::{SchoolId, VisitId};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::message::{self, AlarmMessage, NoticeMessage, Step};
+use super::message::{self, AlarmMessage, NoticeMessage, Step, Told};
 use super::{
     Delivery, NewTarget, NotificationTarget, Secret, TargetKind, WantedLevels,
     NOTICE_WAITS_FOR_A_TARGET,
@@ -423,12 +423,13 @@ impl SqliteStore {
                         school: school.clone(),
                     };
                     let id = Uuid::now_v7();
-                    let payload = match target.kind {
-                        TargetKind::Email => {
-                            message::email_message(&message, from, &target.address, &id, now)
-                        }
-                        TargetKind::Webhook => message::webhook_body(&message, &id, now)?,
-                    };
+                    let payload = Told::Alarm(&message).payload(
+                        target.kind,
+                        from,
+                        &target.address,
+                        &id,
+                        now,
+                    )?;
                     recorded += insert_delivery(
                         &tx,
                         &id,
@@ -744,12 +745,8 @@ fn record_notice_deliveries(
         let audience = format!("role:{}", role_name(notice.role));
         for target in waiting {
             let id = Uuid::now_v7();
-            let payload = match target.kind {
-                TargetKind::Email => {
-                    message::notice_email(&message, from, &target.address, &id, now)
-                }
-                TargetKind::Webhook => message::notice_webhook_body(&message, &id, now)?,
-            };
+            let payload =
+                Told::Notice(&message).payload(target.kind, from, &target.address, &id, now)?;
             recorded += insert_delivery(
                 conn,
                 &id,
