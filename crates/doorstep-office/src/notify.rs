@@ -173,8 +173,8 @@ impl WantedLevels {
     }
 }
 
-/// A webhook's signing secret. Its `Debug` says only that there is one, so no log or debug output of a
-/// target or a message shows it.
+/// A webhook's signing secret or the SMTP password. Its `Debug` says only that there is one, so no log
+/// or debug output of a target, a message or the SMTP login shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
