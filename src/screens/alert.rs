@@ -23,7 +23,7 @@ use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
 use doorstep_core::sms::{self, SmsKey};
 
-use super::use_shared;
+use super::{use_shared, Opens};
 use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{Me, VisitCard};
 
@@ -154,12 +154,12 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                         "Send"
                     }
                 } else {
-                    button {
-                        id: {"stand-down-open"},
+                    Opens {
+                        id: "stand-down-open",
                         class: "link",
-                        aria_label: "Cancel my request about cover",
-                        onclick: move |_| standing_down.set(true),
-                        "Cancel my request about cover"
+                        label: "Cancel my request about cover",
+                        text: "Cancel my request about cover",
+                        open: standing_down,
                     }
                 }
             }
@@ -194,12 +194,12 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                     "Send request"
                 }
             } else {
-                button {
-                    id: {"request-open"},
+                Opens {
+                    id: "request-open",
                     class: "plain",
-                    aria_label: "{phrase}",
-                    onclick: move |_| asking.set(true),
-                    "{phrase}"
+                    label: "{phrase}",
+                    text: "{phrase}",
+                    open: asking,
                 }
             }
             if let Some(message) = error() {

@@ -8,7 +8,7 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{CancelReason, Command};
 
-use super::{use_shared, Refusal};
+use super::{use_shared, Opens, Refusal};
 use crate::steps::not_going_ahead;
 use crate::store::Me;
 
@@ -21,12 +21,12 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
     let mut error = use_signal(|| None::<String>);
     if !open() {
         return rsx! {
-            button {
-                id: {"cancel-open"},
+            Opens {
+                id: "cancel-open",
                 class: "step-button secondary",
-                aria_label: "Cancel this visit before going in",
-                onclick: move |_| open.set(true),
-                "Cancel the visit"
+                label: "Cancel this visit before going in",
+                text: "Cancel the visit",
+                open,
             }
         };
     }
@@ -104,12 +104,12 @@ pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
     let label = CancelReason::FamilyCancelled.label();
     if !open() {
         return rsx! {
-            button {
-                id: {"not-going-ahead-open"},
+            Opens {
+                id: "not-going-ahead-open",
                 class: "step-button secondary",
-                aria_label: "{label}",
-                onclick: move |_| open.set(true),
-                "{label}"
+                label: "{label}",
+                text: "{label}",
+                open,
             }
         };
     }

@@ -5,7 +5,7 @@
 use dioxus::prelude::*;
 use doorstep_core::lifecycle::Command;
 
-use super::{use_shared, Refusal};
+use super::{use_shared, Opens, Refusal};
 use crate::app::office_now;
 use crate::status::when;
 use crate::store::{Me, VisitCard};
@@ -20,12 +20,12 @@ pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
     let mut error = use_signal(|| None::<String>);
     if !open() {
         return rsx! {
-            button {
-                id: {"late-open"},
+            Opens {
+                id: "late-open",
                 class: "step-button secondary",
-                aria_label: "Running late: give a new arrival time",
-                onclick: move |_| open.set(true),
-                "Running late"
+                label: "Running late: give a new arrival time",
+                text: "Running late",
+                open,
             }
         };
     }

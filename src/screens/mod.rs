@@ -69,6 +69,28 @@ pub(super) fn BackToToday(id: &'static str) -> Element {
     }
 }
 
+/// A button that only opens a panel (sets `open`): `label` is what a screen reader says, `text` what it
+/// shows.
+#[component]
+pub(super) fn Opens(
+    id: String,
+    class: &'static str,
+    label: String,
+    text: String,
+    open: Signal<bool>,
+) -> Element {
+    let mut open = open;
+    rsx! {
+        button {
+            id: "{id}",
+            class,
+            aria_label: "{label}",
+            onclick: move |_| open.set(true),
+            "{text}"
+        }
+    }
+}
+
 /// A tap's refusal in words, while there is one; `id` is how the tests find it.
 #[component]
 pub(super) fn Refusal(id: &'static str, error: Signal<Option<String>>) -> Element {
