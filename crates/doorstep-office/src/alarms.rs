@@ -29,11 +29,20 @@ pub enum AlarmKind {
 }
 
 impl AlarmKind {
+    const ALL: [AlarmKind; 2] = [AlarmKind::Overdue, AlarmKind::Duress];
+
     fn as_str(self) -> &'static str {
         match self {
             AlarmKind::Overdue => "overdue",
             AlarmKind::Duress => "duress",
         }
+    }
+
+    /// The kind stored as `name` ([`AlarmKind::as_str`]).
+    fn parse(name: &str) -> Option<AlarmKind> {
+        AlarmKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -170,11 +179,7 @@ pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
     Ok(Alarm {
         id: row.get("id")?,
         visit: visit.parse().map_err(|_| bad("visit id"))?,
-        kind: match kind.as_str() {
-            "overdue" => AlarmKind::Overdue,
-            "duress" => AlarmKind::Duress,
-            _ => return Err(bad("kind")),
-        },
+        kind: AlarmKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         about: row.get("about")?,
         due_at: time(Some(row.get("due_at")?))?.ok_or_else(|| bad("due_at"))?,
         raised_at: time(Some(row.get("raised_at")?))?.ok_or_else(|| bad("raised_at"))?,

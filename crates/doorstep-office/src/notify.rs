@@ -109,11 +109,20 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    const ALL: [TargetKind; 2] = [TargetKind::Email, TargetKind::Webhook];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::Email => "email",
             TargetKind::Webhook => "webhook",
         }
+    }
+
+    /// The kind stored as `name` ([`TargetKind::as_str`]).
+    pub(crate) fn parse(name: &str) -> Option<TargetKind> {
+        TargetKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 

@@ -77,11 +77,7 @@ fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
     Ok(NotificationTarget {
         id: row.get("id")?,
         school: school.parse().map_err(|_| bad("school id"))?,
-        kind: match kind.as_str() {
-            "email" => TargetKind::Email,
-            "webhook" => TargetKind::Webhook,
-            _ => return Err(bad("kind")),
-        },
+        kind: TargetKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         address: row.get("address")?,
         secret: row.get::<_, Option<String>>("secret")?.map(Secret),
         name: row.get("name")?,
