@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use doorstep_core::domain::{School, Visit};
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{SchoolId, StaffId, VisitId};
-use doorstep_core::lifecycle::{self, AlarmOutcome, LifecycleError, VisitState};
+use doorstep_core::lifecycle::{self, AlarmOutcome, Duress, LifecycleError, VisitState};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::AlarmLevel;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -43,6 +43,44 @@ impl AlarmKind {
         AlarmKind::ALL
             .into_iter()
             .find(|kind| kind.as_str() == name)
+    }
+}
+
+/// An alarm to raise: what it is about and the level it starts at. The same visit, kind, about and due
+/// make the same alarm, which is raised only once.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAlarm<'a> {
+    pub visit: &'a VisitId,
+    pub kind: AlarmKind,
+    /// Overdue: what the office was waiting for. Duress: who raised it.
+    pub about: &'a str,
+    /// Overdue: the missed deadline. Duress: when it was raised.
+    pub due_at: DateTime<Utc>,
+    pub level: AlarmLevel,
+}
+
+impl<'a> NewAlarm<'a> {
+    /// Silence past a deadline (`about` what the office waited for, due at `due_at`): on the board first.
+    pub fn overdue(visit: &'a VisitId, about: &'a str, due_at: DateTime<Utc>) -> Self {
+        Self {
+            visit,
+            kind: AlarmKind::Overdue,
+            about,
+            due_at,
+            level: AlarmLevel::Board,
+        }
+    }
+
+    /// A phone's duress alert: straight to the top, keyed by who raised it and when, so the sync that
+    /// stored it and the escalation engine never raise it twice.
+    pub fn duress(visit: &'a VisitId, alert: &'a Duress) -> Self {
+        Self {
+            visit,
+            kind: AlarmKind::Duress,
+            about: alert.raised_by.as_str(),
+            due_at: alert.raised_at,
+            level: AlarmLevel::Authoriser,
+        }
     }
 }
 
@@ -333,20 +371,16 @@ impl SqliteStore {
         )
     }
 
-    /// Raises an alarm at `level` unless the same one (visit, kind, about, due) already exists. Returns it
-    /// if new. An alarm raised above the board (duress) notes at once when nobody can be told there.
+    /// Raises an alarm at its level unless the same one (visit, kind, about, due) already exists. Returns
+    /// it if new. An alarm raised above the board (duress) notes at once when nobody can be told there.
     pub fn raise_alarm(
         &self,
-        visit: &VisitId,
-        kind: AlarmKind,
-        about: &str,
-        due_at: DateTime<Utc>,
-        level: AlarmLevel,
+        new: NewAlarm<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<Alarm>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let alarm = raise_alarm_in(&tx, visit, kind, about, due_at, level, now)?;
+        let alarm = raise_alarm_in(&tx, new, now)?;
         if alarm.is_some() {
             tx.commit()?;
         }
@@ -680,13 +714,16 @@ pub(crate) fn log(
 /// duress alarm in the transaction that stores the alert, so both reach the disk with one fsync.
 pub(crate) fn raise_alarm_in(
     tx: &Transaction<'_>,
-    visit: &VisitId,
-    kind: AlarmKind,
-    about: &str,
-    due_at: DateTime<Utc>,
-    level: AlarmLevel,
+    new: NewAlarm<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Alarm>, StoreError> {
+    let NewAlarm {
+        visit,
+        kind,
+        about,
+        due_at,
+        level,
+    } = new;
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -19,11 +19,10 @@ use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{
     EventOutcome, EventResult, EventTime, HeldVisit, HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS,
 };
-use doorstep_core::schedule::AlarmLevel;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::alarms::{raise_alarm_in, Alarm, AlarmKind};
+use crate::alarms::{raise_alarm_in, Alarm, NewAlarm};
 use crate::{audit, versions};
 
 /// The store's schema, oldest first (see [`doorstep_core::migrate`]). V4 and V5 were once `0005_records`
@@ -466,15 +465,7 @@ impl SqliteStore {
                 // As the escalation engine raises it (`escalation::evaluate`): straight to the top, one
                 // alarm per alert, keyed by who raised it and when, so neither raises it twice.
                 for alert in state.active_duress() {
-                    alarms.extend(raise_alarm_in(
-                        &tx,
-                        visit,
-                        AlarmKind::Duress,
-                        alert.raised_by.as_str(),
-                        alert.raised_at,
-                        AlarmLevel::Authoriser,
-                        now,
-                    )?);
+                    alarms.extend(raise_alarm_in(&tx, NewAlarm::duress(visit, alert), now)?);
                 }
             }
         }
