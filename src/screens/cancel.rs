@@ -82,13 +82,22 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
                 },
                 "Cancel the visit"
             }
-            button {
-                id: {"cancel-back"},
-                class: "link",
-                aria_label: "Keep the visit",
-                onclick: move |_| open.set(false),
-                "Keep the visit"
-            }
+            KeepTheVisit { id: "cancel-back", open }
+        }
+    }
+}
+
+/// "Keep the visit": closes a cancelling panel without recording anything.
+#[component]
+fn KeepTheVisit(id: &'static str, open: Signal<bool>) -> Element {
+    let mut open = open;
+    rsx! {
+        button {
+            id: "{id}",
+            class: "link",
+            aria_label: "Keep the visit",
+            onclick: move |_| open.set(false),
+            "Keep the visit"
         }
     }
 }
@@ -137,13 +146,7 @@ pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
                 },
                 "Not going ahead"
             }
-            button {
-                id: {"not-going-ahead-back"},
-                class: "link",
-                aria_label: "Keep the visit",
-                onclick: move |_| open.set(false),
-                "Keep the visit"
-            }
+            KeepTheVisit { id: "not-going-ahead-back", open }
         }
     }
 }
