@@ -8,7 +8,7 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{CancelReason, Command};
 
-use super::{use_shared, Opens, Refusal};
+use super::{use_shared, Opens, Refusal, Tick};
 use crate::steps::not_going_ahead;
 use crate::store::Me;
 
@@ -36,15 +36,13 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
             h2 { "Why are you cancelling?" }
             div { class: "reasons", role: "radiogroup",
                 for (index, option) in CancelReason::AT_THE_DOOR.into_iter().enumerate() {
-                    button {
+                    Tick {
                         key: "{index}",
                         id: "cancel-reason-{index}",
-                        class: if chosen == Some(option) { "tick on" } else { "tick" },
-                        role: "radio",
-                        aria_checked: "{chosen == Some(option)}",
-                        aria_label: "{option.label()}",
+                        on: chosen == Some(option),
+                        label: option.label(),
+                        text: option.label(),
                         onclick: move |_| reason.set(Some(option)),
-                        "{option.label()}"
                     }
                 }
             }

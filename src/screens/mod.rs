@@ -91,6 +91,29 @@ pub(super) fn Opens(
     }
 }
 
+/// One choice of a radio group, ticked when `on`: `label` is what a screen reader says, `text` what it
+/// shows.
+#[component]
+pub(super) fn Tick(
+    id: String,
+    on: bool,
+    label: String,
+    text: String,
+    onclick: EventHandler<MouseEvent>,
+) -> Element {
+    rsx! {
+        button {
+            id: "{id}",
+            class: if on { "tick on" } else { "tick" },
+            role: "radio",
+            aria_checked: "{on}",
+            aria_label: "{label}",
+            onclick: move |event| onclick.call(event),
+            "{text}"
+        }
+    }
+}
+
 /// A tap's refusal in words, while there is one; `id` is how the tests find it.
 #[component]
 pub(super) fn Refusal(id: &'static str, error: Signal<Option<String>>) -> Element {

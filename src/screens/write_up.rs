@@ -7,7 +7,7 @@ use dioxus::prelude::*;
 use doorstep_core::lifecycle::{Command, WriteUp};
 use doorstep_core::write_up::concerns_contact;
 
-use super::{use_shared, Refusal};
+use super::{use_shared, Refusal, Tick};
 use crate::cpoms::{from_store, Summary};
 use crate::store::{AppStore, Me, VisitCard};
 
@@ -38,23 +38,19 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
             textarea { id: {"writeup-agreements"}, rows: "2", oninput: move |e| agreements.set(e.value()) }
             p { class: "question", "Safeguarding concern?" }
             div { class: "row", role: "radiogroup",
-                button {
-                    id: {"writeup-concern-yes"},
-                    class: if concern() { "tick on" } else { "tick" },
-                    role: "radio",
-                    aria_checked: "{concern()}",
-                    aria_label: "Safeguarding concern: yes",
+                Tick {
+                    id: "writeup-concern-yes",
+                    on: concern(),
+                    label: "Safeguarding concern: yes",
+                    text: "Yes",
                     onclick: move |_| concern.set(true),
-                    "Yes"
                 }
-                button {
-                    id: {"writeup-concern-no"},
-                    class: if concern() { "tick" } else { "tick on" },
-                    role: "radio",
-                    aria_checked: "{!concern()}",
-                    aria_label: "Safeguarding concern: no",
+                Tick {
+                    id: "writeup-concern-no",
+                    on: !concern(),
+                    label: "Safeguarding concern: no",
+                    text: "No",
                     onclick: move |_| concern.set(false),
-                    "No"
                 }
             }
             label { r#for: "writeup-incident", "Incident report (if anything happened)" }
