@@ -460,6 +460,12 @@ mod visit_tests {
             .unwrap();
     }
 
+    /// The big button and the others beside it, for Sam on `v-auth`.
+    fn offered(store: &AppStore) -> (Option<Step>, Vec<Step>) {
+        let got = steps(store, "v-auth");
+        (got.main, got.others)
+    }
+
     /// Alex's phone says Alex set off for `v-auth` at `now`, as the office would relay it.
     fn alex_sets_off(store: &AppStore, now: DateTime<Utc>) {
         let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
@@ -526,9 +532,8 @@ mod visit_tests {
         );
 
         take(&store, "v-auth", Step::LeavingNow);
-        let got = steps(&store, "v-auth");
         assert_eq!(
-            (got.main, got.others),
+            offered(&store),
             (Some(Step::ImOutside), vec![Step::ArrivedTogether])
         );
 
@@ -551,20 +556,15 @@ mod visit_tests {
         alex_sets_off(&store, at(9, 0));
         read_briefing(&store, "v-auth");
         take(&store, "v-auth", Step::LeavingNow);
-        let got = steps(&store, "v-auth");
         assert_eq!(
-            (got.main, got.others.clone()),
+            offered(&store),
             (Some(Step::ImOutside), vec![Step::ArrivedTogether])
         );
 
         take(&store, "v-auth", Step::ArrivedTogether);
         assert_eq!(steps(&store, "v-auth").main, Some(Step::GoingIn));
         take(&store, "v-auth", Step::GoingIn);
-        let got = steps(&store, "v-auth");
-        assert_eq!(
-            (got.main, got.others.clone()),
-            (Some(Step::IveLeft), vec![Step::ImOk])
-        );
+        assert_eq!(offered(&store), (Some(Step::IveLeft), vec![Step::ImOk]));
         take(&store, "v-auth", Step::ImOk);
         take(&store, "v-auth", Step::IveLeft);
         let got = steps(&store, "v-auth");
@@ -598,11 +598,7 @@ mod visit_tests {
                 .perform(&visit_id("v-auth"), command, at(9, 5))
                 .unwrap();
         }
-        let got = steps(&store, "v-auth");
-        assert_eq!(
-            (got.main, got.others),
-            (Some(Step::IveLeft), vec![Step::ImOk])
-        );
+        assert_eq!(offered(&store), (Some(Step::IveLeft), vec![Step::ImOk]));
         take(&store, "v-auth", Step::IveLeft);
         assert_eq!(
             steps(&store, "v-auth").notice.as_deref(),
