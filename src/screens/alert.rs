@@ -23,7 +23,7 @@ use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
 use doorstep_core::sms::{self, SmsKey};
 
-use super::{use_shared, Opens};
+use super::{use_ticking, Opens};
 use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{Me, VisitCard};
 
@@ -34,8 +34,7 @@ pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(5);
 
 #[component]
 pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Element {
-    let shared = use_shared();
-    let _ = shared.ui.tick.read();
+    let shared = use_ticking();
     let _ = shared.ui.revision.read();
     let mut asking = use_signal(|| false);
     let mut standing_down = use_signal(|| false);

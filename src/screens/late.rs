@@ -5,7 +5,7 @@
 use dioxus::prelude::*;
 use doorstep_core::lifecycle::Command;
 
-use super::{use_shared, Opens, Refusal};
+use super::{use_ticking, Opens, Refusal};
 use crate::app::office_now;
 use crate::status::when;
 use crate::store::{Me, VisitCard};
@@ -13,8 +13,7 @@ use crate::timing::{arrival_from_text, late_choices};
 
 #[component]
 pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
-    let shared = use_shared();
-    let _ = shared.ui.tick.read();
+    let shared = use_ticking();
     let mut open = use_signal(|| false);
     let mut typed = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);

@@ -142,6 +142,14 @@ pub(super) fn use_shared() -> Shared {
     }
 }
 
+/// [`use_shared`] for a part that shows the time passing: it is drawn again on every tick of the app's
+/// clock.
+pub(super) fn use_ticking() -> Shared {
+    let shared = use_shared();
+    let _ = shared.ui.tick.read();
+    shared
+}
+
 impl Shared {
     /// The office's time now, as this phone best knows it.
     pub fn now(&self) -> DateTime<Utc> {
