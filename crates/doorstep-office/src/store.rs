@@ -658,12 +658,7 @@ impl SqliteStore {
 
     /// The school a visit belongs to, if the visit exists.
     pub fn school_of_visit(&self, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
-        let school: Option<String> = self
-            .conn()
-            .prepare_cached("SELECT school_id FROM visits WHERE id = ?1")?
-            .query_row([visit.as_str()], |row| row.get(0))
-            .optional()?;
-        school.map(|s| parse_id(&s)).transpose()
+        school_of_visit_in(&self.conn(), visit)
     }
 
     /// Whether the store holds a school yet (the demo seeds only an empty store).
@@ -890,16 +885,19 @@ pub(crate) fn check_dbs(
     Ok(())
 }
 
-/// The school a visit belongs to.
-pub(crate) fn visit_school(conn: &Connection, visit: &VisitId) -> Result<SchoolId, StoreError> {
+/// The school a visit belongs to, if the visit exists.
+fn school_of_visit_in(conn: &Connection, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
     let school: Option<String> = conn
         .prepare_cached("SELECT school_id FROM visits WHERE id = ?1")?
         .query_row([visit.as_str()], |row| row.get(0))
         .optional()?;
-    match school {
-        Some(school) => parse_id(&school),
-        None => Err(StoreError::Invalid(format!("unknown visit {visit}"))),
-    }
+    school.map(|s| parse_id(&s)).transpose()
+}
+
+/// The school a visit belongs to; an unknown visit is refused.
+pub(crate) fn visit_school(conn: &Connection, visit: &VisitId) -> Result<SchoolId, StoreError> {
+    school_of_visit_in(conn, visit)?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))
 }
 
 /// Checks an office decision against the visit's state and the school's policy, stores its event(s) and

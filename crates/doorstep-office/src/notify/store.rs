@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, SecondsFormat, Utc};
 use doorstep_core::domain::{StaffMember, Visit};
 use doorstep_core::ids::{SchoolId, VisitId};
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, Row, TransactionBehavior};
 use uuid::Uuid;
 
 use super::message::{self, AlarmMessage, NoticeMessage, Step, Told};
@@ -18,7 +18,8 @@ use super::{
 use crate::alarms::{alarm_from_row, log, step, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
 use crate::store::{
-    bad_column, parse_id, rows, school_and_policy, staff_member, SqliteStore, StoreError,
+    bad_column, parse_id, rows, school_and_policy, staff_member, visit_school, SqliteStore,
+    StoreError,
 };
 
 /// The `From:` of email recorded while no SMTP server is configured (such email cannot go out anyway).
@@ -221,17 +222,7 @@ impl SqliteStore {
         target: &NewTarget,
         now: DateTime<Utc>,
     ) -> Result<NotificationTarget, StoreError> {
-        let school: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT school_id FROM visits WHERE id = ?1",
-                [visit.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let school: SchoolId = parse_id(
-            &school.ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?,
-        )?;
+        let school = visit_school(&self.conn(), visit)?;
         let contact = NewTarget {
             wants: WantedLevels::NONE,
             roles: Vec::new(),
