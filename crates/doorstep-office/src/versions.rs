@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::audit::Action;
 use crate::requests::Timing;
 use crate::store::{
-    check_dbs, parse_id, record_office_event_in, school_policy, stored_time, visit_school,
+    check_dbs, parse_id, record_office_event_in, school_policy, stored_time, tuples, visit_school,
     visit_state, SqliteStore, StoreError,
 };
 
@@ -324,25 +324,23 @@ impl SqliteStore {
 
     /// Every version of a visit, oldest first.
     pub fn visit_versions(&self, visit: &VisitId) -> Result<Vec<VisitVersion>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        type Columns = (
+            i64,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+        );
+        let rows: Vec<Columns> = tuples(
+            &self.conn(),
             "SELECT version, at, by, change, reason, body, event_id FROM visit_versions
              WHERE visit_id = ?1 ORDER BY version",
+            [visit.as_str()],
         )?;
-        let rows = stmt.query_map([visit.as_str()], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, Option<String>>(1)?,
-                row.get::<_, Option<String>>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, String>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, Option<String>>(6)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (version, at, by, change, reason, body, event) = row?;
+        for (version, at, by, change, reason, body, event) in rows {
             out.push(VisitVersion {
                 version: u32::try_from(version)
                     .map_err(|_| StoreError::Corrupt(format!("version {version} of {visit}")))?,
