@@ -181,9 +181,18 @@ pub(crate) async fn school_visit<T: Send + 'static>(
 pub(crate) fn visit_in_path(
     path: Result<axum::extract::Path<String>, PathRejection>,
 ) -> Result<VisitId, WebError> {
+    id_in_path(path, "visit")
+}
+
+/// A path's `{id}` read as a `T`; text that is not one is "there is no {what} “…”" (404), as a missing
+/// one would be.
+pub(crate) fn id_in_path<T: std::str::FromStr>(
+    path: Result<axum::extract::Path<String>, PathRejection>,
+    what: &str,
+) -> Result<T, WebError> {
     let text = read_path(path)?;
     text.parse()
-        .map_err(|_| WebError::NotFound(format!("there is no visit “{text}”")))
+        .map_err(|_| WebError::NotFound(format!("there is no {what} “{text}”")))
 }
 
 /// The `{id}` of a path, or a clear message when it cannot be read.
