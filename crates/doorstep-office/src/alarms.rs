@@ -15,8 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use serde::Serialize;
 
 use crate::store::{
-    bad_column, ids, parse_id, record_office_event_in, rows, school_and_policy, SqliteStore,
-    StoreError,
+    bad_column, ids, record_office_event_in, rows, school_and_policy, SqliteStore, StoreError,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -279,13 +278,7 @@ fn visit_school_and_policy(
     conn: &Connection,
     visit: &VisitId,
 ) -> Result<(School, Policy), StoreError> {
-    let school: String = conn.query_row(
-        "SELECT school_id FROM visits WHERE id = ?1",
-        [visit.as_str()],
-        |r| r.get(0),
-    )?;
-    let school: SchoolId = parse_id(&school)?;
-    school_and_policy(conn, &school)
+    school_and_policy(conn, &crate::store::visit_school(conn, visit)?)
 }
 
 /// Whether any live school-wide target wants alarms at `level`.
