@@ -23,7 +23,7 @@ use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
 use doorstep_core::sms::{self, SmsKey};
 
-use super::{use_ticking, Opens};
+use super::{use_ticking, Opens, TextBox};
 use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{Me, VisitCard};
 
@@ -130,12 +130,7 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                 }
                 if standing_down() {
                     label { r#for: "stand-down-note", "A short note for the office" }
-                    textarea {
-                        id: {"stand-down-note"},
-                        rows: "2",
-
-                        oninput: move |event| note.set(event.value()),
-                    }
+                    TextBox { id: "stand-down-note", rows: "2", text: note }
                     button {
                         id: {"stand-down-send"},
                         class: "step-button",

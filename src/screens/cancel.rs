@@ -8,7 +8,7 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{CancelReason, Command};
 
-use super::{use_shared, Opens, Refusal, Tick};
+use super::{use_shared, Opens, Refusal, TextBox, Tick};
 use crate::steps::not_going_ahead;
 use crate::store::Me;
 
@@ -17,7 +17,7 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
     let shared = use_shared();
     let mut open = use_signal(|| false);
     let mut reason = use_signal(|| None::<CancelReason>);
-    let mut note = use_signal(String::new);
+    let note = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
     if !open() {
         return rsx! {
@@ -53,12 +53,7 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
                     "Note (optional)"
                 }
             }
-            textarea {
-                id: {"cancel-note"},
-                rows: "3",
-
-                oninput: move |event| note.set(event.value()),
-            }
+            TextBox { id: "cancel-note", rows: "3", text: note }
             Refusal { id: "cancel-error", error }
             button {
                 id: {"cancel-confirm"},
@@ -106,7 +101,7 @@ fn KeepTheVisit(id: &'static str, open: Signal<bool>) -> Element {
 pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
     let shared = use_shared();
     let mut open = use_signal(|| false);
-    let mut note = use_signal(String::new);
+    let note = use_signal(String::new);
     let error = use_signal(|| None::<String>);
     let label = CancelReason::FamilyCancelled.label();
     if !open() {
@@ -125,12 +120,7 @@ pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
             h2 { "The family cancelled?" }
             p { "This tells the office and your partners that the visit is not going ahead. Anyone already on the way stays watched until they say they are on their way back." }
             label { r#for: "not-going-ahead-note", "Note (optional)" }
-            textarea {
-                id: {"not-going-ahead-note"},
-                rows: "2",
-
-                oninput: move |event| note.set(event.value()),
-            }
+            TextBox { id: "not-going-ahead-note", rows: "2", text: note }
             Refusal { id: "not-going-ahead-error", error }
             button {
                 id: {"not-going-ahead-confirm"},

@@ -114,6 +114,16 @@ pub(super) fn Tick(
     }
 }
 
+/// A text box whose every keystroke is copied into `text` (uncontrolled, as said at the top of this
+/// module).
+#[component]
+pub(super) fn TextBox(id: &'static str, rows: &'static str, text: Signal<String>) -> Element {
+    let mut text = text;
+    rsx! {
+        textarea { id: "{id}", rows, oninput: move |event| text.set(event.value()) }
+    }
+}
+
 /// A tap's refusal in words, while there is one; `id` is how the tests find it.
 #[component]
 pub(super) fn Refusal(id: &'static str, error: Signal<Option<String>>) -> Element {
