@@ -129,8 +129,12 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                     p { class: "error", role: "alert", "{message}" }
                 }
                 if standing_down() {
-                    label { r#for: "stand-down-note", "A short note for the office" }
-                    TextBox { id: "stand-down-note", rows: "2", text: note }
+                    TextBox {
+                        id: "stand-down-note",
+                        label: "A short note for the office",
+                        rows: "2",
+                        text: note,
+                    }
                     button {
                         id: {"stand-down-send"},
                         class: "step-button",

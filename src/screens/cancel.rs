@@ -31,6 +31,11 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
         };
     }
     let chosen = reason();
+    let note_label = if chosen.is_some_and(CancelReason::needs_note) {
+        "Note for the authoriser (required)"
+    } else {
+        "Note (optional)"
+    };
     rsx! {
         section { class: "cancel", aria_label: "Cancel the visit",
             h2 { "Why are you cancelling?" }
@@ -46,14 +51,7 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
                     }
                 }
             }
-            label { r#for: "cancel-note",
-                if chosen.is_some_and(CancelReason::needs_note) {
-                    "Note for the authoriser (required)"
-                } else {
-                    "Note (optional)"
-                }
-            }
-            TextBox { id: "cancel-note", rows: "3", text: note }
+            TextBox { id: "cancel-note", label: note_label, rows: "3", text: note }
             Refusal { id: "cancel-error", error }
             button {
                 id: {"cancel-confirm"},
@@ -119,8 +117,7 @@ pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
         section { class: "cancel", aria_label: "{label}",
             h2 { "The family cancelled?" }
             p { "This tells the office and your partners that the visit is not going ahead. Anyone already on the way stays watched until they say they are on their way back." }
-            label { r#for: "not-going-ahead-note", "Note (optional)" }
-            TextBox { id: "not-going-ahead-note", rows: "2", text: note }
+            TextBox { id: "not-going-ahead-note", label: "Note (optional)", rows: "2", text: note }
             Refusal { id: "not-going-ahead-error", error }
             button {
                 id: {"not-going-ahead-confirm"},

@@ -114,12 +114,18 @@ pub(super) fn Tick(
     }
 }
 
-/// A text box whose every keystroke is copied into `text` (uncontrolled, as said at the top of this
-/// module).
+/// A text box under its label, whose every keystroke is copied into `text` (uncontrolled, as said at the
+/// top of this module).
 #[component]
-pub(super) fn TextBox(id: &'static str, rows: &'static str, text: Signal<String>) -> Element {
+pub(super) fn TextBox(
+    id: &'static str,
+    label: &'static str,
+    rows: &'static str,
+    text: Signal<String>,
+) -> Element {
     let mut text = text;
     rsx! {
+        label { r#for: "{id}", "{label}" }
         textarea { id: "{id}", rows, oninput: move |event| text.set(event.value()) }
     }
 }

@@ -30,12 +30,24 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
                     "Tell {contact} now — in person or by phone, before anything else."
                 }
             }
-            label { r#for: "writeup-seen", "Who was seen" }
-            TextBox { id: "writeup-seen", rows: "2", text: seen }
-            label { r#for: "writeup-discussed", "What was discussed" }
-            TextBox { id: "writeup-discussed", rows: "3", text: discussed }
-            label { r#for: "writeup-agreements", "Agreements made with parents" }
-            TextBox { id: "writeup-agreements", rows: "2", text: agreements }
+            TextBox {
+                id: "writeup-seen",
+                label: "Who was seen",
+                rows: "2",
+                text: seen,
+            }
+            TextBox {
+                id: "writeup-discussed",
+                label: "What was discussed",
+                rows: "3",
+                text: discussed,
+            }
+            TextBox {
+                id: "writeup-agreements",
+                label: "Agreements made with parents",
+                rows: "2",
+                text: agreements,
+            }
             p { class: "question", "Safeguarding concern?" }
             div { class: "row", role: "radiogroup",
                 Tick {
@@ -53,8 +65,12 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
                     onclick: move |_| concern.set(false),
                 }
             }
-            label { r#for: "writeup-incident", "Incident report (if anything happened)" }
-            TextBox { id: "writeup-incident", rows: "2", text: incident }
+            TextBox {
+                id: "writeup-incident",
+                label: "Incident report (if anything happened)",
+                rows: "2",
+                text: incident,
+            }
             Refusal { id: "writeup-error", error }
             button {
                 id: {"writeup-save"},
