@@ -24,3 +24,23 @@ pub fn matches(hash: &str, secret: &str) -> bool {
             .is_ok()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_matches_its_own_salted_hash_only() {
+        let first = hash("correct horse").unwrap();
+        let second = hash("correct horse").unwrap();
+        assert_ne!(first, second, "each hash has its own salt");
+        assert!(first.starts_with("$argon2id$"), "{first}");
+        assert!(matches(&first, "correct horse"));
+        assert!(matches(&second, "correct horse"));
+        assert!(!matches(&first, "correct horse "));
+        assert!(
+            !matches("not a hash", "correct horse"),
+            "an unreadable hash matches nothing"
+        );
+    }
+}
