@@ -11,6 +11,7 @@ use doorstep_core::policy::Policy;
 use doorstep_core::secret_hash;
 use rusqlite::{params, OptionalExtension};
 
+use crate::notify::store::live_school_target_count_in;
 use crate::store::{
     parse_id, school_and_policy, staff_member, stored_time, token_hash, SqliteStore, StoreError,
 };
@@ -193,17 +194,12 @@ impl SqliteStore {
         )?;
         let school: SchoolId = parse_id(&school)?;
         let (school, policy) = school_and_policy(&conn, &school)?;
-        let targets: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM notification_targets
-             WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
-            [school.id.as_str()],
-            |row| row.get(0),
-        )?;
+        let notification_targets = live_school_target_count_in(&conn, &school.id)?;
         Ok(Some(OfficeUser {
             staff: member,
             school,
             policy,
-            notification_targets: usize::try_from(targets).unwrap_or(0),
+            notification_targets,
         }))
     }
 

@@ -115,6 +115,20 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
+/// [`SqliteStore::live_school_target_count`] on a connection the caller holds.
+pub(crate) fn live_school_target_count_in(
+    conn: &Connection,
+    school: &SchoolId,
+) -> Result<usize, StoreError> {
+    let count: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM notification_targets
+         WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
+        [school.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
 /// A school's live targets: its own, and those of its visits.
 fn live_targets_of(
     conn: &Connection,
@@ -302,13 +316,7 @@ impl SqliteStore {
     /// How many live school-wide targets a school has (its visits' own contacts not counted): none means
     /// nobody outside the board can be told of anything, and the board and admin pages say so.
     pub fn live_school_target_count(&self, school: &SchoolId) -> Result<usize, StoreError> {
-        let count: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM notification_targets
-             WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
-            [school.as_str()],
-            |r| r.get(0),
-        )?;
-        Ok(usize::try_from(count).unwrap_or(0))
+        live_school_target_count_in(&self.conn(), school)
     }
 
     /// Every notification of an alarm, in the order they were recorded.
