@@ -11,6 +11,7 @@ use doorstep_core::policy::Policy;
 use doorstep_core::secret_hash;
 use rusqlite::{params, OptionalExtension};
 
+use crate::devices::school_of_staff_in;
 use crate::notify::store::live_school_target_count_in;
 use crate::store::{
     parse_id, school_and_policy, staff_member, stored_time, token_hash, SqliteStore, StoreError,
@@ -187,12 +188,9 @@ impl SqliteStore {
         let Some(member) = staff_member(&conn, staff)? else {
             return Ok(None);
         };
-        let school: String = conn.query_row(
-            "SELECT school_id FROM staff WHERE id = ?1",
-            [staff.as_str()],
-            |row| row.get(0),
-        )?;
-        let school: SchoolId = parse_id(&school)?;
+        let Some(school) = school_of_staff_in(&conn, staff)? else {
+            return Ok(None);
+        };
         let (school, policy) = school_and_policy(&conn, &school)?;
         let notification_targets = live_school_target_count_in(&conn, &school.id)?;
         Ok(Some(OfficeUser {
