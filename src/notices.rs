@@ -201,6 +201,18 @@ mod tests {
         store.perform(&visit_id("v-auth"), command, now).unwrap().id
     }
 
+    /// Sam's phone says Sam and Alex arrived outside together, at 9:55.
+    fn sam_says_both_arrived(store: &AppStore) -> EventId {
+        perform(
+            store,
+            Command::ArriveTogether {
+                by: id("sam"),
+                staff: vec![id("sam"), id("alex")],
+            },
+            at(9, 55),
+        )
+    }
+
     fn depart(store: &AppStore, who: &str, now: DateTime<Utc>) -> EventId {
         perform(
             store,
@@ -307,14 +319,7 @@ mod tests {
         let store = store_with_two_visits(dir.path());
         depart(&store, "sam", at(9, 30));
         // Alex's own phone has not said Alex set off: the vouch is pending.
-        perform(
-            &store,
-            Command::ArriveTogether {
-                by: id("sam"),
-                staff: vec![id("sam"), id("alex")],
-            },
-            at(9, 55),
-        );
+        sam_says_both_arrived(&store);
         let pending = card(&store);
         assert_eq!(
             whereabouts(&pending, &id("sam")),
@@ -342,14 +347,7 @@ mod tests {
         let store = store_with_two_visits(dir.path());
         depart(&store, "sam", at(9, 30));
         depart(&store, "alex", at(9, 31));
-        perform(
-            &store,
-            Command::ArriveTogether {
-                by: id("sam"),
-                staff: vec![id("sam"), id("alex")],
-            },
-            at(9, 55),
-        );
+        sam_says_both_arrived(&store);
         let vouched = card(&store);
         assert_eq!(
             whereabouts(&vouched, &id("sam")),

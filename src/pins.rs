@@ -10,9 +10,8 @@
 //! phone's data key (`vault::PINS_FILE`). Checking a PIN always hashes against both, so the time taken
 //! does not say which one was typed.
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::PasswordHash;
+use doorstep_core::secret_hash::{self, matches};
 use serde::{Deserialize, Serialize};
 
 /// Why a new pair of PINs was refused. Each message can be shown as it is.
@@ -133,19 +132,7 @@ impl PinHashes {
 }
 
 fn hash(pin: &str) -> Result<String, PinError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(pin.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| PinError::Save(format!("the PIN could not be hashed: {e}")))
-}
-
-fn matches(hash: &str, pin: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(pin.as_bytes(), &parsed)
-            .is_ok()
-    })
+    secret_hash::hash(pin).map_err(|e| PinError::Save(format!("the PIN could not be hashed: {e}")))
 }
 
 #[cfg(test)]

@@ -154,8 +154,39 @@ mod tests {
     use super::*;
     use crate::fixtures::store_with_two_visits;
     use crate::platform::recording::{PlatformCall, RecordingPlatform};
+    use crate::store::AppStore;
 
     use doorstep_core::test_support::{staff, visit};
+
+    /// Sam and Alex set off, arrive outside and Sam starts the visit at its agreed time, which is returned.
+    fn sam_and_alex_go_in(store: &AppStore, v: &VisitId) -> DateTime<Utc> {
+        let card = store.visit(v).unwrap().unwrap();
+        let agreed = card.visit.agreed_time;
+        for who in ["sam", "alex"] {
+            store
+                .perform(
+                    v,
+                    Command::Depart {
+                        staff: staff(who),
+                        expected_arrival: agreed,
+                        expected_end: card.visit.expected_end(),
+                    },
+                    agreed - TimeDelta::minutes(20),
+                )
+                .unwrap();
+            store
+                .perform(
+                    v,
+                    Command::ArriveOutside { staff: staff(who) },
+                    agreed - TimeDelta::minutes(2),
+                )
+                .unwrap();
+        }
+        store
+            .perform(v, Command::StartVisit { by: staff("sam") }, agreed)
+            .unwrap();
+        agreed
+    }
 
     #[test]
     fn a_due_check_in_sounds_once_then_louder_once_overdue_and_the_timer_runs_while_out() {
@@ -166,32 +197,8 @@ mod tests {
         let me = store.me().unwrap().unwrap().staff;
         let policy = store.policy().unwrap().unwrap();
         let v = visit("v-auth");
-        let card = store.visit(&v).unwrap().unwrap();
-        let agreed = card.visit.agreed_time;
-        let (sam, alex) = (staff("sam"), staff("alex"));
-        for who in [&sam, &alex] {
-            store
-                .perform(
-                    &v,
-                    Command::Depart {
-                        staff: who.clone(),
-                        expected_arrival: agreed,
-                        expected_end: card.visit.expected_end(),
-                    },
-                    agreed - TimeDelta::minutes(20),
-                )
-                .unwrap();
-            store
-                .perform(
-                    &v,
-                    Command::ArriveOutside { staff: who.clone() },
-                    agreed - TimeDelta::minutes(2),
-                )
-                .unwrap();
-        }
-        store
-            .perform(&v, Command::StartVisit { by: sam.clone() }, agreed)
-            .unwrap();
+        let agreed = sam_and_alex_go_in(&store, &v);
+        let sam = staff("sam");
 
         let mut announcer = Announcer::default();
         let sound = false;
@@ -261,31 +268,7 @@ mod tests {
         let store = store_with_two_visits(dir.path());
         let policy = store.policy().unwrap().unwrap();
         let v = visit("v-auth");
-        let card = store.visit(&v).unwrap().unwrap();
-        let agreed = card.visit.agreed_time;
-        for who in ["sam", "alex"] {
-            store
-                .perform(
-                    &v,
-                    Command::Depart {
-                        staff: staff(who),
-                        expected_arrival: agreed,
-                        expected_end: card.visit.expected_end(),
-                    },
-                    agreed - TimeDelta::minutes(20),
-                )
-                .unwrap();
-            store
-                .perform(
-                    &v,
-                    Command::ArriveOutside { staff: staff(who) },
-                    agreed - TimeDelta::minutes(2),
-                )
-                .unwrap();
-        }
-        store
-            .perform(&v, Command::StartVisit { by: staff("sam") }, agreed)
-            .unwrap();
+        let agreed = sam_and_alex_go_in(&store, &v);
         let cards = store.today(agreed).unwrap();
         let due = agreed + TimeDelta::minutes(10);
         let next = |clock| visits_out_on(&cards, &staff("sam"), &policy, &clock)[0].next_check_in;

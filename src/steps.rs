@@ -460,6 +460,36 @@ mod visit_tests {
             .unwrap();
     }
 
+    /// The big button and the others beside it, for Sam on `v-auth`.
+    fn offered(store: &AppStore) -> (Option<Step>, Vec<Step>) {
+        let got = steps(store, "v-auth");
+        (got.main, got.others)
+    }
+
+    /// Alex's phone says Alex set off for `v-auth` at `now`, as the office would relay it.
+    fn alex_sets_off(store: &AppStore, now: DateTime<Utc>) {
+        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
+        store
+            .perform(
+                &visit_id("v-auth"),
+                Command::Depart {
+                    staff: id("alex"),
+                    expected_arrival: card.visit.agreed_time,
+                    expected_end: card.visit.expected_end(),
+                },
+                now,
+            )
+            .unwrap();
+    }
+
+    /// The two visits, with Sam's briefing read and Sam on the way to `v-auth`.
+    fn sam_on_the_way(dir: &std::path::Path) -> AppStore {
+        let store = store_with_two_visits(dir);
+        read_briefing(&store, "v-auth");
+        take(&store, "v-auth", Step::LeavingNow);
+        store
+    }
+
     fn take(store: &AppStore, visit: &str, step: Step) {
         let card = store.visit(&visit_id(visit)).unwrap().unwrap();
         store
@@ -502,9 +532,8 @@ mod visit_tests {
         );
 
         take(&store, "v-auth", Step::LeavingNow);
-        let got = steps(&store, "v-auth");
         assert_eq!(
-            (got.main, got.others),
+            offered(&store),
             (Some(Step::ImOutside), vec![Step::ArrivedTogether])
         );
 
@@ -524,34 +553,18 @@ mod visit_tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_two_visits(dir.path());
         // Alex's departure, as the office would relay it from Alex's phone.
-        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
-        store
-            .perform(
-                &visit_id("v-auth"),
-                Command::Depart {
-                    staff: id("alex"),
-                    expected_arrival: card.visit.agreed_time,
-                    expected_end: card.visit.expected_end(),
-                },
-                at(9, 0),
-            )
-            .unwrap();
+        alex_sets_off(&store, at(9, 0));
         read_briefing(&store, "v-auth");
         take(&store, "v-auth", Step::LeavingNow);
-        let got = steps(&store, "v-auth");
         assert_eq!(
-            (got.main, got.others.clone()),
+            offered(&store),
             (Some(Step::ImOutside), vec![Step::ArrivedTogether])
         );
 
         take(&store, "v-auth", Step::ArrivedTogether);
         assert_eq!(steps(&store, "v-auth").main, Some(Step::GoingIn));
         take(&store, "v-auth", Step::GoingIn);
-        let got = steps(&store, "v-auth");
-        assert_eq!(
-            (got.main, got.others.clone()),
-            (Some(Step::IveLeft), vec![Step::ImOk])
-        );
+        assert_eq!(offered(&store), (Some(Step::IveLeft), vec![Step::ImOk]));
         take(&store, "v-auth", Step::ImOk);
         take(&store, "v-auth", Step::IveLeft);
         let got = steps(&store, "v-auth");
@@ -562,22 +575,9 @@ mod visit_tests {
     #[test]
     fn a_partners_write_up_leaves_me_my_ive_left_while_i_am_still_inside() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_two_visits(dir.path());
-        read_briefing(&store, "v-auth");
-        take(&store, "v-auth", Step::LeavingNow);
+        let store = sam_on_the_way(dir.path());
         // Alex set off too, as the office would relay it from Alex's phone.
-        let card = store.visit(&visit_id("v-auth")).unwrap().unwrap();
-        store
-            .perform(
-                &visit_id("v-auth"),
-                Command::Depart {
-                    staff: id("alex"),
-                    expected_arrival: card.visit.agreed_time,
-                    expected_end: card.visit.expected_end(),
-                },
-                at(8, 55),
-            )
-            .unwrap();
+        alex_sets_off(&store, at(8, 55));
         take(&store, "v-auth", Step::ArrivedTogether);
         take(&store, "v-auth", Step::GoingIn);
         // Alex leaves first and writes up, as the office would relay it from Alex's phone.
@@ -598,11 +598,7 @@ mod visit_tests {
                 .perform(&visit_id("v-auth"), command, at(9, 5))
                 .unwrap();
         }
-        let got = steps(&store, "v-auth");
-        assert_eq!(
-            (got.main, got.others),
-            (Some(Step::IveLeft), vec![Step::ImOk])
-        );
+        assert_eq!(offered(&store), (Some(Step::IveLeft), vec![Step::ImOk]));
         take(&store, "v-auth", Step::IveLeft);
         assert_eq!(
             steps(&store, "v-auth").notice.as_deref(),
@@ -613,9 +609,7 @@ mod visit_tests {
     #[test]
     fn a_partner_saying_not_going_ahead_leaves_me_on_the_way_with_on_my_way_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_two_visits(dir.path());
-        read_briefing(&store, "v-auth");
-        take(&store, "v-auth", Step::LeavingNow);
+        let store = sam_on_the_way(dir.path());
         // Alex's phone, relayed by the office: the family rang Alex.
         store
             .perform(
@@ -660,9 +654,7 @@ mod visit_tests {
     #[test]
     fn someone_inside_can_always_leave_even_after_the_office_called_the_visit_off() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_two_visits(dir.path());
-        read_briefing(&store, "v-auth");
-        take(&store, "v-auth", Step::LeavingNow);
+        let store = sam_on_the_way(dir.path());
         take(&store, "v-auth", Step::ArrivedTogether);
         take(&store, "v-auth", Step::GoingIn);
         let mut card = store.visit(&visit_id("v-auth")).unwrap().unwrap();

@@ -23,7 +23,7 @@ use doorstep_core::lifecycle::{Command, DuressVia, VisitEvent};
 use doorstep_core::policy::Policy;
 use doorstep_core::sms::{self, SmsKey};
 
-use super::use_shared;
+use super::{use_ticking, Opens, TextBox};
 use crate::platform::{PhoneNumber, SharedPlatform};
 use crate::store::{Me, VisitCard};
 
@@ -34,8 +34,7 @@ pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::seconds(5);
 
 #[component]
 pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Element {
-    let shared = use_shared();
-    let _ = shared.ui.tick.read();
+    let shared = use_ticking();
     let _ = shared.ui.revision.read();
     let mut asking = use_signal(|| false);
     let mut standing_down = use_signal(|| false);
@@ -130,12 +129,11 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                     p { class: "error", role: "alert", "{message}" }
                 }
                 if standing_down() {
-                    label { r#for: "stand-down-note", "A short note for the office" }
-                    textarea {
-                        id: {"stand-down-note"},
+                    TextBox {
+                        id: "stand-down-note",
+                        label: "A short note for the office",
                         rows: "2",
-
-                        oninput: move |event| note.set(event.value()),
+                        text: note,
                     }
                     button {
                         id: {"stand-down-send"},
@@ -154,12 +152,12 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                         "Send"
                     }
                 } else {
-                    button {
-                        id: {"stand-down-open"},
+                    Opens {
+                        id: "stand-down-open",
                         class: "link",
-                        aria_label: "Cancel my request about cover",
-                        onclick: move |_| standing_down.set(true),
-                        "Cancel my request about cover"
+                        label: "Cancel my request about cover",
+                        text: "Cancel my request about cover",
+                        open: standing_down,
                     }
                 }
             }
@@ -194,12 +192,12 @@ pub(super) fn DiscreetRequest(card: VisitCard, me: Me, policy: Policy) -> Elemen
                     "Send request"
                 }
             } else {
-                button {
-                    id: {"request-open"},
+                Opens {
+                    id: "request-open",
                     class: "plain",
-                    aria_label: "{phrase}",
-                    onclick: move |_| asking.set(true),
-                    "{phrase}"
+                    label: "{phrase}",
+                    text: "{phrase}",
+                    open: asking,
                 }
             }
             if let Some(message) = error() {

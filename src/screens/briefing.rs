@@ -9,8 +9,20 @@ use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{BriefingCheck, Command};
 use doorstep_core::policy::Policy;
 
-use super::use_shared;
+use super::{use_shared, Refusal};
 use crate::store::Me;
+
+/// A line of the briefing the school may leave empty: shown only when it says something.
+#[component]
+fn Noted(term: &'static str, text: String) -> Element {
+    if text.is_empty() {
+        return rsx! {};
+    }
+    rsx! {
+        dt { "{term}" }
+        dd { "{text}" }
+    }
+}
 
 #[component]
 pub(super) fn BriefingView(
@@ -38,14 +50,8 @@ pub(super) fn BriefingView(
                 dd { "{address}" }
                 dt { "Pupil" }
                 dd { "{pupil}" }
-                if !briefing.pupil_needs.is_empty() {
-                    dt { "Needs" }
-                    dd { "{briefing.pupil_needs}" }
-                }
-                if !briefing.family.is_empty() {
-                    dt { "Family" }
-                    dd { "{briefing.family}" }
-                }
+                Noted { term: "Needs", text: briefing.pupil_needs.clone() }
+                Noted { term: "Family", text: briefing.family.clone() }
                 dt { "Pets" }
                 if briefing.pets.is_empty() {
                     dd { "None known" }
@@ -57,14 +63,8 @@ pub(super) fn BriefingView(
                         }
                     }
                 }
-                if !briefing.area.is_empty() {
-                    dt { "Area" }
-                    dd { "{briefing.area}" }
-                }
-                if !briefing.parking.is_empty() {
-                    dt { "Parking" }
-                    dd { "{briefing.parking}" }
-                }
+                Noted { term: "Area", text: briefing.area.clone() }
+                Noted { term: "Parking", text: briefing.parking.clone() }
             }
             if let Some(lone) = &assessment.lone_visit_assessment {
                 h3 { "Lone visit" }
@@ -135,9 +135,7 @@ pub(super) fn BriefingChecklist(visit_id: VisitId, me: Me, policy: Policy) -> El
                     }
                 }
             }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"briefing-error"}, "{message}" }
-            }
+            Refusal { id: "briefing-error", error }
             button {
                 id: {"briefing-confirm"},
                 class: done_class,

@@ -8,7 +8,7 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{CancelReason, Command};
 
-use super::use_shared;
+use super::{use_shared, Opens, Refusal, TextBox, Tick};
 use crate::steps::not_going_ahead;
 use crate::store::Me;
 
@@ -17,53 +17,42 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
     let shared = use_shared();
     let mut open = use_signal(|| false);
     let mut reason = use_signal(|| None::<CancelReason>);
-    let mut note = use_signal(String::new);
+    let note = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
     if !open() {
         return rsx! {
-            button {
-                id: {"cancel-open"},
+            Opens {
+                id: "cancel-open",
                 class: "step-button secondary",
-                aria_label: "Cancel this visit before going in",
-                onclick: move |_| open.set(true),
-                "Cancel the visit"
+                label: "Cancel this visit before going in",
+                text: "Cancel the visit",
+                open,
             }
         };
     }
     let chosen = reason();
+    let note_label = if chosen.is_some_and(CancelReason::needs_note) {
+        "Note for the authoriser (required)"
+    } else {
+        "Note (optional)"
+    };
     rsx! {
         section { class: "cancel", aria_label: "Cancel the visit",
             h2 { "Why are you cancelling?" }
             div { class: "reasons", role: "radiogroup",
                 for (index, option) in CancelReason::AT_THE_DOOR.into_iter().enumerate() {
-                    button {
+                    Tick {
                         key: "{index}",
                         id: "cancel-reason-{index}",
-                        class: if chosen == Some(option) { "tick on" } else { "tick" },
-                        role: "radio",
-                        aria_checked: "{chosen == Some(option)}",
-                        aria_label: "{option.label()}",
+                        on: chosen == Some(option),
+                        label: option.label(),
+                        text: option.label(),
                         onclick: move |_| reason.set(Some(option)),
-                        "{option.label()}"
                     }
                 }
             }
-            label { r#for: "cancel-note",
-                if chosen.is_some_and(CancelReason::needs_note) {
-                    "Note for the authoriser (required)"
-                } else {
-                    "Note (optional)"
-                }
-            }
-            textarea {
-                id: {"cancel-note"},
-                rows: "3",
-
-                oninput: move |event| note.set(event.value()),
-            }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"cancel-error"}, "{message}" }
-            }
+            TextBox { id: "cancel-note", label: note_label, rows: "3", text: note }
+            Refusal { id: "cancel-error", error }
             button {
                 id: {"cancel-confirm"},
                 class: "step-button main",
@@ -84,13 +73,22 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
                 },
                 "Cancel the visit"
             }
-            button {
-                id: {"cancel-back"},
-                class: "link",
-                aria_label: "Keep the visit",
-                onclick: move |_| open.set(false),
-                "Keep the visit"
-            }
+            KeepTheVisit { id: "cancel-back", open }
+        }
+    }
+}
+
+/// "Keep the visit": closes a cancelling panel without recording anything.
+#[component]
+fn KeepTheVisit(id: &'static str, open: Signal<bool>) -> Element {
+    let mut open = open;
+    rsx! {
+        button {
+            id: "{id}",
+            class: "link",
+            aria_label: "Keep the visit",
+            onclick: move |_| open.set(false),
+            "Keep the visit"
         }
     }
 }
@@ -101,17 +99,17 @@ pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
 pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
     let shared = use_shared();
     let mut open = use_signal(|| false);
-    let mut note = use_signal(String::new);
+    let note = use_signal(String::new);
     let error = use_signal(|| None::<String>);
     let label = CancelReason::FamilyCancelled.label();
     if !open() {
         return rsx! {
-            button {
-                id: {"not-going-ahead-open"},
+            Opens {
+                id: "not-going-ahead-open",
                 class: "step-button secondary",
-                aria_label: "{label}",
-                onclick: move |_| open.set(true),
-                "{label}"
+                label: "{label}",
+                text: "{label}",
+                open,
             }
         };
     }
@@ -119,16 +117,8 @@ pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
         section { class: "cancel", aria_label: "{label}",
             h2 { "The family cancelled?" }
             p { "This tells the office and your partners that the visit is not going ahead. Anyone already on the way stays watched until they say they are on their way back." }
-            label { r#for: "not-going-ahead-note", "Note (optional)" }
-            textarea {
-                id: {"not-going-ahead-note"},
-                rows: "2",
-
-                oninput: move |event| note.set(event.value()),
-            }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"not-going-ahead-error"}, "{message}" }
-            }
+            TextBox { id: "not-going-ahead-note", label: "Note (optional)", rows: "2", text: note }
+            Refusal { id: "not-going-ahead-error", error }
             button {
                 id: {"not-going-ahead-confirm"},
                 class: "step-button main",
@@ -141,13 +131,7 @@ pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
                 },
                 "Not going ahead"
             }
-            button {
-                id: {"not-going-ahead-back"},
-                class: "link",
-                aria_label: "Keep the visit",
-                onclick: move |_| open.set(false),
-                "Keep the visit"
-            }
+            KeepTheVisit { id: "not-going-ahead-back", open }
         }
     }
 }

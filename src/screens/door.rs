@@ -6,7 +6,7 @@ use dioxus::prelude::*;
 use doorstep_core::lifecycle::{CancelReason, Command};
 use doorstep_core::policy::Policy;
 
-use super::use_shared;
+use super::use_ticking;
 use crate::notices::whereabouts;
 use crate::status::when;
 use crate::store::{Me, VisitCard};
@@ -32,8 +32,7 @@ pub(super) fn Partners(card: VisitCard, me: Me) -> Element {
 /// The wait at the door, redrawn every second.
 #[component]
 pub(super) fn DoorWaitView(card: VisitCard, me: Me, policy: Policy) -> Element {
-    let shared = use_shared();
-    let _ = shared.ui.tick.read();
+    let shared = use_ticking();
     let error = use_signal(|| None::<String>);
     let now = shared.now();
     let Some(wait) = door_wait(&card.state, &me.staff, &policy, now) else {

@@ -8,7 +8,7 @@ use doorstep_core::lifecycle::{Command, StaffProgress};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::{self, Expecting};
 
-use super::use_shared;
+use super::use_ticking;
 use crate::status::when;
 use crate::steps::Step;
 use crate::store::{Me, VisitCard};
@@ -16,8 +16,7 @@ use crate::timing::{check_in_prompt, clock_text, PromptLevel};
 
 #[component]
 pub(super) fn InVisit(card: VisitCard, me: Me, policy: Policy) -> Element {
-    let shared = use_shared();
-    let _ = shared.ui.tick.read();
+    let shared = use_ticking();
     let error = use_signal(|| None::<String>);
     let now = shared.now();
     let offset = shared.clock.offset(now);

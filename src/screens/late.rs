@@ -5,7 +5,7 @@
 use dioxus::prelude::*;
 use doorstep_core::lifecycle::Command;
 
-use super::use_shared;
+use super::{use_ticking, Opens, Refusal};
 use crate::app::office_now;
 use crate::status::when;
 use crate::store::{Me, VisitCard};
@@ -13,19 +13,18 @@ use crate::timing::{arrival_from_text, late_choices};
 
 #[component]
 pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
-    let shared = use_shared();
-    let _ = shared.ui.tick.read();
+    let shared = use_ticking();
     let mut open = use_signal(|| false);
     let mut typed = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
     if !open() {
         return rsx! {
-            button {
-                id: {"late-open"},
+            Opens {
+                id: "late-open",
                 class: "step-button secondary",
-                aria_label: "Running late: give a new arrival time",
-                onclick: move |_| open.set(true),
-                "Running late"
+                label: "Running late: give a new arrival time",
+                text: "Running late",
+                open,
             }
         };
     }
@@ -78,9 +77,7 @@ pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
                 maxlength: "5",
                 oninput: move |event| typed.set(event.value()),
             }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"late-error"}, "{message}" }
-            }
+            Refusal { id: "late-error", error }
             button {
                 id: {"late-save"},
                 class: "step-button",

@@ -5,7 +5,7 @@
 use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 
-use super::use_shared;
+use super::{use_shared, Refusal};
 use crate::store::Me;
 
 const PIN_LENGTH: usize = 4;
@@ -30,9 +30,7 @@ pub(super) fn LeavePad(visit_id: VisitId, me: Me, open: Signal<bool>) -> Element
                 }
             }
             p { class: "dots", id: {"pin-dots"}, aria_label: "{typed} of {PIN_LENGTH} digits entered", "{dots}" }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"pin-error"}, "{message}" }
-            }
+            Refusal { id: "pin-error", error }
             div { class: "keypad",
                 for key in keys {
                     button {

@@ -51,8 +51,94 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::Command;
 
-use crate::app::{office_now, Clock, Ui};
+use crate::app::{office_now, Clock, Screen, Ui};
 use crate::store::{ActionError, AppStore};
+
+/// The link back to Today at the top of a screen reached from it; `id` is how the tests find it.
+#[component]
+pub(super) fn BackToToday(id: &'static str) -> Element {
+    let mut ui = use_context::<Ui>();
+    rsx! {
+        button {
+            id: "{id}",
+            class: "link",
+            aria_label: "Back to Today",
+            onclick: move |_| ui.screen.set(Screen::Today),
+            "‹ Today"
+        }
+    }
+}
+
+/// A button that only opens a panel (sets `open`): `label` is what a screen reader says, `text` what it
+/// shows.
+#[component]
+pub(super) fn Opens(
+    id: String,
+    class: &'static str,
+    label: String,
+    text: String,
+    open: Signal<bool>,
+) -> Element {
+    let mut open = open;
+    rsx! {
+        button {
+            id: "{id}",
+            class,
+            aria_label: "{label}",
+            onclick: move |_| open.set(true),
+            "{text}"
+        }
+    }
+}
+
+/// One choice of a radio group, ticked when `on`: `label` is what a screen reader says, `text` what it
+/// shows.
+#[component]
+pub(super) fn Tick(
+    id: String,
+    on: bool,
+    label: String,
+    text: String,
+    onclick: EventHandler<MouseEvent>,
+) -> Element {
+    rsx! {
+        button {
+            id: "{id}",
+            class: if on { "tick on" } else { "tick" },
+            role: "radio",
+            aria_checked: "{on}",
+            aria_label: "{label}",
+            onclick: move |event| onclick.call(event),
+            "{text}"
+        }
+    }
+}
+
+/// A text box under its label, whose every keystroke is copied into `text` (uncontrolled, as said at the
+/// top of this module).
+#[component]
+pub(super) fn TextBox(
+    id: &'static str,
+    label: &'static str,
+    rows: &'static str,
+    text: Signal<String>,
+) -> Element {
+    let mut text = text;
+    rsx! {
+        label { r#for: "{id}", "{label}" }
+        textarea { id: "{id}", rows, oninput: move |event| text.set(event.value()) }
+    }
+}
+
+/// A tap's refusal in words, while there is one; `id` is how the tests find it.
+#[component]
+pub(super) fn Refusal(id: &'static str, error: Signal<Option<String>>) -> Element {
+    rsx! {
+        if let Some(message) = error() {
+            p { class: "error", role: "alert", id: "{id}", "{message}" }
+        }
+    }
+}
 
 /// What every part of a screen works with, taken from the app's context in one go: the store its buttons
 /// write to, the phone's clock, and the signals that redraw the screens.
@@ -70,6 +156,14 @@ pub(super) fn use_shared() -> Shared {
         clock: use_context(),
         ui: use_context(),
     }
+}
+
+/// [`use_shared`] for a part that shows the time passing: it is drawn again on every tick of the app's
+/// clock.
+pub(super) fn use_ticking() -> Shared {
+    let shared = use_shared();
+    let _ = shared.ui.tick.read();
+    shared
 }
 
 impl Shared {

@@ -5,14 +5,14 @@
 
 use dioxus::prelude::*;
 
-use crate::app::{Clock, Screen, Ui};
+use super::BackToToday;
+use crate::app::Clock;
 use crate::store::{AppStore, PinKind};
 
 #[component]
 pub(crate) fn PinsScreen() -> Element {
     let store = use_context::<AppStore>();
     let clock = use_context::<Clock>();
-    let mut ui = use_context::<Ui>();
     let problem = store.pins_problem();
     let mut current = use_signal(String::new);
     let mut normal = use_signal(String::new);
@@ -20,13 +20,7 @@ pub(crate) fn PinsScreen() -> Element {
     let mut message = use_signal(|| None::<Result<String, String>>);
     rsx! {
         nav { class: "back",
-            button {
-                id: {"pins-back"},
-                class: "link",
-                aria_label: "Back to Today",
-                onclick: move |_| ui.screen.set(Screen::Today),
-                "‹ Today"
-            }
+            BackToToday { id: "pins-back" }
         }
         section { class: "pins", aria_label: "Your PINs",
             h1 { "Your PINs" }

@@ -5,26 +5,21 @@
 
 use dioxus::prelude::*;
 
-use crate::app::{Screen, Ui};
+use super::BackToToday;
+use crate::app::Ui;
 use crate::store::AppStore;
 
 #[component]
 pub(crate) fn SettingsScreen() -> Element {
     let store = use_context::<AppStore>();
-    let mut ui = use_context::<Ui>();
+    let ui = use_context::<Ui>();
     let _ = ui.revision.read();
     let mut message = use_signal(|| None::<Result<String, String>>);
     let settings = store.phone_settings();
     let on = settings.sound_for_late_check_in;
     rsx! {
         nav { class: "back",
-            button {
-                id: {"settings-back"},
-                class: "link",
-                aria_label: "Back to Today",
-                onclick: move |_| ui.screen.set(Screen::Today),
-                "‹ Today"
-            }
+            BackToToday { id: "settings-back" }
         }
         section { class: "settings-screen", aria_label: "Check-in prompts",
             h1 { "Check-in prompts" }

@@ -19,7 +19,8 @@ use super::in_visit::InVisit;
 use super::late::RunningLate;
 use super::leave::LeavePad;
 use super::write_up::{CpomsSummary, WriteUpForm};
-use crate::app::{delivery_label, office_now, partners_text, Clock, Screen, StatusLine, Ui};
+use super::{BackToToday, Opens, Refusal};
+use crate::app::{delivery_label, office_now, partners_text, Clock, StatusLine, Ui};
 use crate::notices::{first_name, not_accepted, running_late};
 use crate::status::when;
 use crate::steps::{
@@ -37,7 +38,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
     let clock = use_context::<Clock>();
     let mut ui = use_context::<Ui>();
     let error = use_signal(|| None::<String>);
-    let mut leaving = use_signal(|| false);
+    let leaving = use_signal(|| false);
     // The briefing, once folded away at the door, opens only on a tap.
     let mut briefing_open = use_signal(|| false);
     let _ = ui.revision.read();
@@ -46,13 +47,7 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
 
     let back = rsx! {
         nav { class: "back",
-            button {
-                id: "{BACK_ID}",
-                class: "link",
-                aria_label: "Back to Today",
-                onclick: move |_| ui.screen.set(Screen::Today),
-                "‹ Today"
-            }
+            BackToToday { id: BACK_ID }
             button {
                 id: {"hide-screen"},
                 class: "link hide",
@@ -191,17 +186,15 @@ pub(crate) fn VisitScreen(visit_id: VisitId) -> Element {
             if let Some(notice) = &steps.notice {
                 p { class: "notice", id: {"step-notice"}, "{notice}" }
             }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"step-error"}, "{message}" }
-            }
+            Refusal { id: "step-error", error }
             if let Some(step) = main_button {
                 if step == Step::IveLeft {
-                    button {
+                    Opens {
                         id: "{step.element_id()}",
                         class: "step-button main biggest",
-                        aria_label: "{step.description()}",
-                        onclick: move |_| leaving.set(true),
-                        "{step.label()}"
+                        label: "{step.description()}",
+                        text: "{step.label()}",
+                        open: leaving,
                     }
                 } else {
                     StepButton { visit_id: visit_id.clone(), step, command: step.command(&card, &me.staff), main: true, error }

@@ -7,18 +7,18 @@ use dioxus::prelude::*;
 use doorstep_core::lifecycle::{Command, WriteUp};
 use doorstep_core::write_up::concerns_contact;
 
-use super::use_shared;
+use super::{use_shared, Refusal, TextBox, Tick};
 use crate::cpoms::{from_store, Summary};
 use crate::store::{AppStore, Me, VisitCard};
 
 #[component]
 pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
     let shared = use_shared();
-    let mut seen = use_signal(String::new);
-    let mut discussed = use_signal(String::new);
-    let mut agreements = use_signal(String::new);
+    let seen = use_signal(String::new);
+    let discussed = use_signal(String::new);
+    let agreements = use_signal(String::new);
     let mut concern = use_signal(|| false);
-    let mut incident = use_signal(String::new);
+    let incident = use_signal(String::new);
     let error = use_signal(|| None::<String>);
     let visit_id = card.visit.id.clone();
     let contact = concerns_contact(card.policy.safeguarding_concerns_to);
@@ -30,38 +30,48 @@ pub(super) fn WriteUpForm(card: VisitCard, me: Me) -> Element {
                     "Tell {contact} now — in person or by phone, before anything else."
                 }
             }
-            label { r#for: "writeup-seen", "Who was seen" }
-            textarea { id: {"writeup-seen"}, rows: "2", oninput: move |e| seen.set(e.value()) }
-            label { r#for: "writeup-discussed", "What was discussed" }
-            textarea { id: {"writeup-discussed"}, rows: "3", oninput: move |e| discussed.set(e.value()) }
-            label { r#for: "writeup-agreements", "Agreements made with parents" }
-            textarea { id: {"writeup-agreements"}, rows: "2", oninput: move |e| agreements.set(e.value()) }
+            TextBox {
+                id: "writeup-seen",
+                label: "Who was seen",
+                rows: "2",
+                text: seen,
+            }
+            TextBox {
+                id: "writeup-discussed",
+                label: "What was discussed",
+                rows: "3",
+                text: discussed,
+            }
+            TextBox {
+                id: "writeup-agreements",
+                label: "Agreements made with parents",
+                rows: "2",
+                text: agreements,
+            }
             p { class: "question", "Safeguarding concern?" }
             div { class: "row", role: "radiogroup",
-                button {
-                    id: {"writeup-concern-yes"},
-                    class: if concern() { "tick on" } else { "tick" },
-                    role: "radio",
-                    aria_checked: "{concern()}",
-                    aria_label: "Safeguarding concern: yes",
+                Tick {
+                    id: "writeup-concern-yes",
+                    on: concern(),
+                    label: "Safeguarding concern: yes",
+                    text: "Yes",
                     onclick: move |_| concern.set(true),
-                    "Yes"
                 }
-                button {
-                    id: {"writeup-concern-no"},
-                    class: if concern() { "tick" } else { "tick on" },
-                    role: "radio",
-                    aria_checked: "{!concern()}",
-                    aria_label: "Safeguarding concern: no",
+                Tick {
+                    id: "writeup-concern-no",
+                    on: !concern(),
+                    label: "Safeguarding concern: no",
+                    text: "No",
                     onclick: move |_| concern.set(false),
-                    "No"
                 }
             }
-            label { r#for: "writeup-incident", "Incident report (if anything happened)" }
-            textarea { id: {"writeup-incident"}, rows: "2", oninput: move |e| incident.set(e.value()) }
-            if let Some(message) = error() {
-                p { class: "error", role: "alert", id: {"writeup-error"}, "{message}" }
+            TextBox {
+                id: "writeup-incident",
+                label: "Incident report (if anything happened)",
+                rows: "2",
+                text: incident,
             }
+            Refusal { id: "writeup-error", error }
             button {
                 id: {"writeup-save"},
                 class: "step-button main",

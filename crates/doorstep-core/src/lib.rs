@@ -32,6 +32,7 @@ pub mod policy;
 pub mod protocol;
 pub mod reconcile;
 pub mod schedule;
+pub mod secret_hash;
 pub mod sms;
 pub mod sync_plan;
 #[cfg(feature = "test-support")]

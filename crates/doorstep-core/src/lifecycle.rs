@@ -1204,11 +1204,17 @@ impl VisitState {
         self.open_for_setting_off()
     }
 
-    fn first_out(&self) -> Option<&StaffId> {
-        self.staff
+    /// Nobody is out on the visit (set off and their part not ended), so the office may still change the
+    /// plan: otherwise the first one out is named.
+    fn nobody_out(&self) -> Result<(), LifecycleError> {
+        match self
+            .staff
             .iter()
             .find(|(staff, p)| p.is_out() && self.part_ended(staff).is_none())
-            .map(|(staff, _)| staff)
+        {
+            Some((out, _)) => Err(LifecycleError::SomeoneOut(out.clone())),
+            None => Ok(()),
+        }
     }
 
     fn first_inside(&self) -> Option<&StaffId> {
@@ -1261,9 +1267,7 @@ pub fn decide(
             if state.authorised.is_some() {
                 return Err(LifecycleError::AlreadyAuthorised);
             }
-            if let Some(out) = state.first_out() {
-                return Err(LifecycleError::SomeoneOut(out.clone()));
-            }
+            state.nobody_out()?;
             needs_words(reason)?;
             VisitEvent::Declined {
                 by: by.clone(),
@@ -1275,9 +1279,7 @@ pub fn decide(
             if state.authorised.is_none() {
                 return Err(LifecycleError::NotAuthorised);
             }
-            if let Some(out) = state.first_out() {
-                return Err(LifecycleError::SomeoneOut(out.clone()));
-            }
+            state.nobody_out()?;
             needs_words(reason)?;
             VisitEvent::AuthorisationWithdrawn {
                 by: by.clone(),
@@ -1297,9 +1299,7 @@ pub fn decide(
         }
         Command::Reschedule { by, agreed_time } => {
             state.open_for_setting_off()?;
-            if let Some(out) = state.first_out() {
-                return Err(LifecycleError::SomeoneOut(out.clone()));
-            }
+            state.nobody_out()?;
             VisitEvent::Rescheduled {
                 by: by.clone(),
                 agreed_time: *agreed_time,

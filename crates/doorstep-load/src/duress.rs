@@ -153,23 +153,27 @@ pub async fn run(args: DuressArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
     }
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    // One line per measurement, in microseconds recorded and milliseconds shown.
+    let line = |what: &str, h: &Histogram<u64>| {
+        println!(
+            "{what}{} trials  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            h.len(),
+            ms(h, 0.5),
+            ms(h, 0.99),
+            h.max() as f64 / 1000.0
+        );
+    };
     println!(
         "filesystem: {}",
         crate::ingest::filesystem_of(scratch.path())
     );
-    println!(
-        "duress, record on the phone to alarm_raised on the board's stream: {} trials  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        measured.len(),
-        ms(&measured, 0.5),
-        ms(&measured, 0.99),
-        measured.max() as f64 / 1000.0
+    line(
+        "duress, record on the phone to alarm_raised on the board's stream: ",
+        &measured,
     );
-    println!(
-        "floor, one fsynced insert + one HTTP round trip:                    {} trials  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        floor.len(),
-        ms(&floor, 0.5),
-        ms(&floor, 0.99),
-        floor.max() as f64 / 1000.0
+    line(
+        "floor, one fsynced insert + one HTTP round trip:                    ",
+        &floor,
     );
     println!(
         "ratio: p50 {:.1}x  p99 {:.1}x",

@@ -14,7 +14,7 @@ use doorstep_core::ids::{DeviceSeq, EventId};
 use doorstep_core::lifecycle::VisitEvent;
 use doorstep_office::store::Device;
 use doorstep_office::SqliteStore;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use crate::seed::{read_phones, run as seed, Phone, SeedArgs};
 
@@ -139,7 +139,8 @@ fn batch_for(phone: &mut Phone, size: usize) -> Vec<EventEnvelope> {
         .collect()
 }
 
-/// The floor: the same rows into the same table and keys, one transaction per batch, nothing else.
+/// The floor: the same rows into the same table and keys (written by the office's own insert), one
+/// transaction per batch, nothing else.
 fn plain_insert(dir: &std::path::Path, size: usize, for_how_long: Duration) -> anyhow::Result<f64> {
     let path = dir.join(format!("floor-{size}.sqlite3"));
     let mut conn = Connection::open(&path)?;
@@ -162,26 +163,11 @@ fn plain_insert(dir: &std::path::Path, size: usize, for_how_long: Duration) -> a
     };
     measure(for_how_long, |_| {
         let batch = batch_for(&mut phone, size);
-        let now = Utc::now().to_rfc3339();
+        let now = Utc::now();
         let tx = conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for envelope in &batch {
-                insert.execute(params![
-                    envelope.id.to_string(),
-                    envelope.device.as_str(),
-                    envelope.seq.get() as i64,
-                    envelope.visit.as_str(),
-                    envelope.event.actor().as_str(),
-                    envelope.recorded_at.to_rfc3339(),
-                    now,
-                    serde_json::to_string(envelope)?,
-                    now,
-                ])?;
-            }
+        for envelope in &batch {
+            // The office's own insert, so the floor cannot drift from what the office writes.
+            doorstep_office::store::insert_event(&tx, envelope, now, now)?;
         }
         tx.commit()?;
         Ok(size)

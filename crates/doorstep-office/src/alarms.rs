@@ -8,13 +8,15 @@ use chrono::{DateTime, Utc};
 use doorstep_core::domain::{School, Visit};
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{SchoolId, StaffId, VisitId};
-use doorstep_core::lifecycle::{self, AlarmOutcome, LifecycleError, VisitState};
+use doorstep_core::lifecycle::{self, AlarmOutcome, Duress, LifecycleError, VisitState};
 use doorstep_core::policy::Policy;
 use doorstep_core::schedule::AlarmLevel;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::Serialize;
 
-use crate::store::{parse_id, record_office_event_in, school_and_policy, SqliteStore, StoreError};
+use crate::store::{
+    bad_column, ids, record_office_event_in, rows, school_and_policy, SqliteStore, StoreError,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -26,10 +28,57 @@ pub enum AlarmKind {
 }
 
 impl AlarmKind {
+    const ALL: [AlarmKind; 2] = [AlarmKind::Overdue, AlarmKind::Duress];
+
     fn as_str(self) -> &'static str {
         match self {
             AlarmKind::Overdue => "overdue",
             AlarmKind::Duress => "duress",
+        }
+    }
+
+    /// The kind stored as `name` ([`AlarmKind::as_str`]).
+    fn parse(name: &str) -> Option<AlarmKind> {
+        AlarmKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+}
+
+/// An alarm to raise: what it is about and the level it starts at. The same visit, kind, about and due
+/// make the same alarm, which is raised only once.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAlarm<'a> {
+    pub visit: &'a VisitId,
+    pub kind: AlarmKind,
+    /// Overdue: what the office was waiting for. Duress: who raised it.
+    pub about: &'a str,
+    /// Overdue: the missed deadline. Duress: when it was raised.
+    pub due_at: DateTime<Utc>,
+    pub level: AlarmLevel,
+}
+
+impl<'a> NewAlarm<'a> {
+    /// Silence past a deadline (`about` what the office waited for, due at `due_at`): on the board first.
+    pub fn overdue(visit: &'a VisitId, about: &'a str, due_at: DateTime<Utc>) -> Self {
+        Self {
+            visit,
+            kind: AlarmKind::Overdue,
+            about,
+            due_at,
+            level: AlarmLevel::Board,
+        }
+    }
+
+    /// A phone's duress alert: straight to the top, keyed by who raised it and when, so the sync that
+    /// stored it and the escalation engine never raise it twice.
+    pub fn duress(visit: &'a VisitId, alert: &'a Duress) -> Self {
+        Self {
+            visit,
+            kind: AlarmKind::Duress,
+            about: alert.raised_by.as_str(),
+            due_at: alert.raised_at,
+            level: AlarmLevel::Authoriser,
         }
     }
 }
@@ -156,11 +205,7 @@ pub(crate) fn time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc
 }
 
 fn bad(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("bad {what} in alarms").into(),
-    )
+    bad_column(what, "alarms")
 }
 
 pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
@@ -171,11 +216,7 @@ pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
     Ok(Alarm {
         id: row.get("id")?,
         visit: visit.parse().map_err(|_| bad("visit id"))?,
-        kind: match kind.as_str() {
-            "overdue" => AlarmKind::Overdue,
-            "duress" => AlarmKind::Duress,
-            _ => return Err(bad("kind")),
-        },
+        kind: AlarmKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         about: row.get("about")?,
         due_at: time(Some(row.get("due_at")?))?.ok_or_else(|| bad("due_at"))?,
         raised_at: time(Some(row.get("raised_at")?))?.ok_or_else(|| bad("raised_at"))?,
@@ -237,13 +278,7 @@ fn visit_school_and_policy(
     conn: &Connection,
     visit: &VisitId,
 ) -> Result<(School, Policy), StoreError> {
-    let school: String = conn.query_row(
-        "SELECT school_id FROM visits WHERE id = ?1",
-        [visit.as_str()],
-        |r| r.get(0),
-    )?;
-    let school: SchoolId = parse_id(&school)?;
-    school_and_policy(conn, &school)
+    school_and_policy(conn, &crate::store::visit_school(conn, visit)?)
 }
 
 /// Whether any live school-wide target wants alarms at `level`.
@@ -303,12 +338,12 @@ fn minutes_words(delta: chrono::TimeDelta) -> String {
 impl SqliteStore {
     /// Every alarm of a visit, oldest first.
     pub fn alarms_for_visit(&self, visit: &VisitId) -> Result<Vec<Alarm>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT * FROM alarms WHERE visit_id = ?1 ORDER BY id")?;
-        let alarms = stmt
-            .query_map([visit.as_str()], alarm_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(alarms)
+        rows(
+            &self.conn(),
+            "SELECT * FROM alarms WHERE visit_id = ?1 ORDER BY id",
+            [visit.as_str()],
+            alarm_from_row,
+        )
     }
 
     /// One alarm by its id.
@@ -321,28 +356,24 @@ impl SqliteStore {
 
     /// Every alarm not yet closed (acknowledged or not), oldest first.
     pub fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT * FROM alarms WHERE closed_at IS NULL ORDER BY id")?;
-        let alarms = stmt
-            .query_map([], alarm_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(alarms)
+        rows(
+            &self.conn(),
+            "SELECT * FROM alarms WHERE closed_at IS NULL ORDER BY id",
+            [],
+            alarm_from_row,
+        )
     }
 
-    /// Raises an alarm at `level` unless the same one (visit, kind, about, due) already exists. Returns it
-    /// if new. An alarm raised above the board (duress) notes at once when nobody can be told there.
+    /// Raises an alarm at its level unless the same one (visit, kind, about, due) already exists. Returns
+    /// it if new. An alarm raised above the board (duress) notes at once when nobody can be told there.
     pub fn raise_alarm(
         &self,
-        visit: &VisitId,
-        kind: AlarmKind,
-        about: &str,
-        due_at: DateTime<Utc>,
-        level: AlarmLevel,
+        new: NewAlarm<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<Alarm>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let alarm = raise_alarm_in(&tx, visit, kind, about, due_at, level, now)?;
+        let alarm = raise_alarm_in(&tx, new, now)?;
         if alarm.is_some() {
             tx.commit()?;
         }
@@ -598,17 +629,12 @@ impl SqliteStore {
 
     /// Visits the escalation engine must watch: under way, or with an alarm nobody has acknowledged yet.
     pub fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        ids(
+            &self.conn(),
             "SELECT id FROM visits WHERE phase IN ('authorised', 'departed', 'outside', 'in_visit', 'checked_in', 'duress')
              UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL AND closed_at IS NULL",
-        )?;
-        let ids = stmt.query_map([], |row| row.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for id in ids {
-            out.push(parse_id(&id?)?);
-        }
-        Ok(out)
+            [],
+        )
     }
 
     /// A visit, its state, and its school's policy.
@@ -681,13 +707,16 @@ pub(crate) fn log(
 /// duress alarm in the transaction that stores the alert, so both reach the disk with one fsync.
 pub(crate) fn raise_alarm_in(
     tx: &Connection,
-    visit: &VisitId,
-    kind: AlarmKind,
-    about: &str,
-    due_at: DateTime<Utc>,
-    level: AlarmLevel,
+    new: NewAlarm<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Alarm>, StoreError> {
+    let NewAlarm {
+        visit,
+        kind,
+        about,
+        due_at,
+        level,
+    } = new;
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

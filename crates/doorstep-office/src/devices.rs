@@ -326,18 +326,25 @@ fn suspect_clone(
     )
 }
 
+/// [`SqliteStore::school_of_staff`] on a connection the caller holds.
+pub(crate) fn school_of_staff_in(
+    conn: &Connection,
+    staff: &StaffId,
+) -> Result<Option<SchoolId>, StoreError> {
+    let school: Option<String> = conn
+        .query_row(
+            "SELECT school_id FROM staff WHERE id = ?1",
+            [staff.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    school.as_deref().map(parse_id).transpose()
+}
+
 impl SqliteStore {
     /// The school a member of staff belongs to, if they exist.
     pub fn school_of_staff(&self, staff: &StaffId) -> Result<Option<SchoolId>, StoreError> {
-        let school: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT school_id FROM staff WHERE id = ?1",
-                [staff.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        school.as_deref().map(parse_id).transpose()
+        school_of_staff_in(&self.conn(), staff)
     }
 
     /// A one-time enrolment code for `staff` of `school`, issued by `by`. An unused earlier code for the

@@ -17,13 +17,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::policy::Policy;
-use doorstep_core::schedule::{
-    deadlines, next_escalation, next_missed_after, AlarmLevel, Deadline,
-};
+use doorstep_core::schedule::{deadlines, next_escalation, next_missed_after, Deadline};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::alarms::{Alarm, AlarmKind};
+use crate::alarms::{Alarm, AlarmKind, NewAlarm};
 use crate::clock::Clock;
 use crate::store::{SqliteStore, StoreError};
 
@@ -228,14 +226,7 @@ pub fn evaluate(
                 && alarm.due_at == alert.raised_at
         })
     }) {
-        let raised = store.raise_alarm(
-            visit_id,
-            AlarmKind::Duress,
-            alert.raised_by.as_str(),
-            alert.raised_at,
-            AlarmLevel::Authoriser,
-            now,
-        )?;
+        let raised = store.raise_alarm(NewAlarm::duress(visit_id, alert), now)?;
         if let Some(alarm) = raised {
             events.push(BoardEvent::AlarmRaised { alarm });
         }
@@ -245,14 +236,9 @@ pub fn evaluate(
     for deadline in &current {
         let watching = next_silence(deadline, &alarms, &policy);
         if now >= watching.alarm_at {
-            let raised = store.raise_alarm(
-                visit_id,
-                AlarmKind::Overdue,
-                &deadline.about(),
-                watching.due,
-                AlarmLevel::Board,
-                now,
-            )?;
+            let about = deadline.about();
+            let raised =
+                store.raise_alarm(NewAlarm::overdue(visit_id, &about, watching.due), now)?;
             if let Some(alarm) = raised {
                 events.push(BoardEvent::AlarmRaised { alarm });
             }

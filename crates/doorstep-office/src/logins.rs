@@ -4,15 +4,15 @@
 //! A session token is what the browser's cookie carries; a copy of the database therefore cannot be used to
 //! sign in. Each session also has its own CSRF token, which every form of that session must send back.
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use chrono::{DateTime, TimeDelta, Utc};
 use doorstep_core::domain::{Role, School, StaffMember};
 use doorstep_core::ids::{SchoolId, StaffId};
 use doorstep_core::policy::Policy;
+use doorstep_core::secret_hash;
 use rusqlite::{params, OptionalExtension};
 
+use crate::devices::school_of_staff_in;
+use crate::notify::store::live_school_target_count_in;
 use crate::store::{
     parse_id, school_and_policy, staff_member, stored_time, token_hash, SqliteStore, StoreError,
 };
@@ -103,19 +103,8 @@ fn hash_password(password: &str) -> Result<String, StoreError> {
             "a password is {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
         )));
     }
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
+    secret_hash::hash(password)
         .map_err(|e| StoreError::Invalid(format!("the password could not be hashed: {e}")))
-}
-
-fn password_matches(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
 }
 
 impl SqliteStore {
@@ -185,8 +174,8 @@ impl SqliteStore {
         };
         // Verified outside the lock: argon2 takes a while and the sync API must not wait for it.
         let matches = match stored.as_deref() {
-            Some(hash) => password_matches(hash, password),
-            None => password_matches(decoy_hash(), password),
+            Some(hash) => secret_hash::matches(hash, password),
+            None => secret_hash::matches(decoy_hash(), password),
         };
         match (staff, stored, matches) {
             (Some(staff), Some(_), true) => self.office_user(&staff),
@@ -199,24 +188,16 @@ impl SqliteStore {
         let Some(member) = staff_member(&conn, staff)? else {
             return Ok(None);
         };
-        let school: String = conn.query_row(
-            "SELECT school_id FROM staff WHERE id = ?1",
-            [staff.as_str()],
-            |row| row.get(0),
-        )?;
-        let school: SchoolId = parse_id(&school)?;
+        let Some(school) = school_of_staff_in(&conn, staff)? else {
+            return Ok(None);
+        };
         let (school, policy) = school_and_policy(&conn, &school)?;
-        let targets: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM notification_targets
-             WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
-            [school.id.as_str()],
-            |row| row.get(0),
-        )?;
+        let notification_targets = live_school_target_count_in(&conn, &school.id)?;
         Ok(Some(OfficeUser {
             staff: member,
             school,
             policy,
-            notification_targets: usize::try_from(targets).unwrap_or(0),
+            notification_targets,
         }))
     }
 

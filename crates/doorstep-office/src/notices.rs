@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, Row};
 use serde::Serialize;
 
 use crate::alarms::time;
-use crate::store::{parse_id, SqliteStore, StoreError};
+use crate::store::{bad_column, ids, rows, SqliteStore, StoreError};
 
 /// What a notice is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
@@ -99,11 +99,7 @@ pub struct Notice {
 }
 
 fn bad(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("bad {what} in notices").into(),
-    )
+    bad_column(what, "notices")
 }
 
 pub(crate) fn notice_from_row(row: &Row<'_>) -> rusqlite::Result<Notice> {
@@ -160,12 +156,12 @@ pub(crate) fn note_in(
 impl SqliteStore {
     /// A visit's notices, oldest first.
     pub fn notices_for_visit(&self, visit: &VisitId) -> Result<Vec<Notice>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT * FROM notices WHERE visit_id = ?1 ORDER BY id")?;
-        let notices = stmt
-            .query_map([visit.as_str()], notice_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(notices)
+        rows(
+            &self.conn(),
+            "SELECT * FROM notices WHERE visit_id = ?1 ORDER BY id",
+            [visit.as_str()],
+            notice_from_row,
+        )
     }
 
     /// A school's notices raised at or after `since`, newest first.
@@ -174,18 +170,13 @@ impl SqliteStore {
         school: &SchoolId,
         since: DateTime<Utc>,
     ) -> Result<Vec<Notice>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        rows(
+            &self.conn(),
             "SELECT n.* FROM notices n JOIN visits v ON v.id = n.visit_id
              WHERE v.school_id = ?1 AND n.raised_at >= ?2 ORDER BY n.raised_at DESC, n.id DESC",
-        )?;
-        let notices = stmt
-            .query_map(
-                params![school.as_str(), since.to_rfc3339()],
-                notice_from_row,
-            )?
-            .collect::<Result<_, _>>()?;
-        Ok(notices)
+            params![school.as_str(), since.to_rfc3339()],
+            notice_from_row,
+        )
     }
 
     /// The visits of a school whose staff have all left but whose write-up has not reached the office, with
@@ -194,17 +185,11 @@ impl SqliteStore {
         &self,
         school: &SchoolId,
     ) -> Result<Vec<(VisitId, DateTime<Utc>)>, StoreError> {
-        let ids: Vec<VisitId> = {
-            let conn = self.conn();
-            let mut stmt = conn
-                .prepare("SELECT id FROM visits WHERE school_id = ?1 AND phase = 'left' ORDER BY agreed_time")?;
-            let rows = stmt.query_map([school.as_str()], |row| row.get::<_, String>(0))?;
-            let mut ids = Vec::new();
-            for id in rows {
-                ids.push(parse_id(&id?)?);
-            }
-            ids
-        };
+        let ids: Vec<VisitId> = ids(
+            &self.conn(),
+            "SELECT id FROM visits WHERE school_id = ?1 AND phase = 'left' ORDER BY agreed_time",
+            [school.as_str()],
+        )?;
         let mut out = Vec::new();
         for id in ids {
             let Some((_, state)) = self.visit(&id)? else {

@@ -109,11 +109,20 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    const ALL: [TargetKind; 2] = [TargetKind::Email, TargetKind::Webhook];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::Email => "email",
             TargetKind::Webhook => "webhook",
         }
+    }
+
+    /// The kind stored as `name` ([`TargetKind::as_str`]).
+    pub(crate) fn parse(name: &str) -> Option<TargetKind> {
+        TargetKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -173,28 +182,34 @@ impl WantedLevels {
     }
 }
 
+/// A webhook's signing secret or the SMTP password. Its `Debug` says only that there is one, so no log
+/// or debug output of a target, a message or the SMTP login shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, to sign with and to store.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// A target to add, checked: build it with [`NewTarget::email`] or [`NewTarget::webhook`], then say whose
 /// it is with [`NewTarget::named`] and [`NewTarget::for_roles`].
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct NewTarget {
     kind: TargetKind,
     address: String,
-    secret: Option<String>,
+    secret: Option<Secret>,
     wants: WantedLevels,
     name: String,
     roles: Vec<Role>,
-}
-
-impl std::fmt::Debug for NewTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewTarget")
-            .field("kind", &self.kind)
-            .field("address", &self.address)
-            .field("wants", &self.wants)
-            .field("name", &self.name)
-            .field("roles", &self.roles)
-            .finish_non_exhaustive()
-    }
 }
 
 impl NewTarget {
@@ -255,7 +270,7 @@ impl NewTarget {
         Ok(Self {
             kind: TargetKind::Webhook,
             address: parsed.to_string(),
-            secret: Some(secret.to_owned()),
+            secret: Some(Secret(secret.to_owned())),
             wants,
             name: String::new(),
             roles: Vec::new(),
@@ -326,14 +341,14 @@ pub fn parse_email_address(text: &str) -> Result<String, NotifyError> {
 }
 
 /// A place a school's alarms (or one visit's) and safeguarding notices are sent to.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct NotificationTarget {
     pub id: i64,
     pub school: SchoolId,
     pub kind: TargetKind,
     /// The email address or webhook URL.
     pub address: String,
-    secret: Option<String>,
+    secret: Option<Secret>,
     /// Whose it is, in the admin's words; a responsible contact's name.
     pub name: String,
     pub wants: WantedLevels,
@@ -345,23 +360,6 @@ pub struct NotificationTarget {
     pub created_at: DateTime<Utc>,
     /// Removed: nothing more is sent to it.
     pub removed_at: Option<DateTime<Utc>>,
-}
-
-impl std::fmt::Debug for NotificationTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NotificationTarget")
-            .field("id", &self.id)
-            .field("school", &self.school)
-            .field("kind", &self.kind)
-            .field("address", &self.address)
-            .field("name", &self.name)
-            .field("wants", &self.wants)
-            .field("roles", &self.roles)
-            .field("visit", &self.visit)
-            .field("created_at", &self.created_at)
-            .field("removed_at", &self.removed_at)
-            .finish_non_exhaustive()
-    }
 }
 
 impl NotificationTarget {
@@ -455,7 +453,7 @@ pub struct Outgoing {
     /// The email address or webhook URL.
     pub address: String,
     /// The webhook's signing secret.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     pub payload: String,
 }
 
@@ -526,7 +524,7 @@ impl Transport for NetTransport {
                         .map_err(|e| e.to_string())
                 }
                 TargetKind::Webhook => {
-                    let secret = message.secret.as_deref().unwrap_or_default();
+                    let secret = message.secret.as_ref().map_or("", Secret::expose);
                     webhook::post(
                         &transport.http,
                         &message.address,

@@ -28,7 +28,7 @@ use crate::notices::Notice;
 use crate::notify::Delivery;
 use crate::reach;
 use crate::store::{
-    parse_id, school_and_policy, SqliteStore, StoreError, StoredEvent, OFFICE_DEVICE,
+    parse_id, school_and_policy, tuples, SqliteStore, StoreError, StoredEvent, OFFICE_DEVICE,
 };
 
 pub use cpoms::{cpoms_pdf, cpoms_text, latest_write_up, write_ups_csv, LatestWriteUp};
@@ -707,14 +707,13 @@ impl SqliteStore {
 
     /// Every member of staff of a school by id, for putting names on a timeline.
     fn staff_names(&self, school: &SchoolId) -> Result<BTreeMap<StaffId, String>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, name FROM staff WHERE school_id = ?1")?;
-        let rows = stmt.query_map([school.as_str()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?;
+        let rows: Vec<(String, String)> = tuples(
+            &self.conn(),
+            "SELECT id, name FROM staff WHERE school_id = ?1",
+            [school.as_str()],
+        )?;
         let mut names = BTreeMap::new();
-        for row in rows {
-            let (id, name) = row?;
+        for (id, name) in rows {
             names.insert(parse_id(&id)?, name);
         }
         Ok(names)

@@ -27,11 +27,10 @@ use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{
     EventOutcome, EventResult, EventTime, HeldVisit, HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS,
 };
-use doorstep_core::schedule::AlarmLevel;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::alarms::{raise_alarm_in, Alarm, AlarmKind};
+use crate::alarms::{raise_alarm_in, Alarm, NewAlarm};
 use crate::{audit, versions};
 
 /// The store's schema, oldest first (see [`doorstep_core::migrate`]). V4 and V5 were once `0005_records`
@@ -569,14 +568,11 @@ impl SqliteStore {
 
     /// Every visit's id, in agreed-time order.
     pub fn visit_ids(&self) -> Result<Vec<VisitId>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT id FROM visits ORDER BY agreed_time, id")?;
-        let ids = stmt.query_map([], |row| row.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for id in ids {
-            out.push(parse_id(&id?)?);
-        }
-        Ok(out)
+        ids(
+            &self.conn(),
+            "SELECT id FROM visits ORDER BY agreed_time, id",
+            [],
+        )
     }
 
     /// The school's visits for the live board: those agreed in `[from, to)`, plus any under way or with an
@@ -612,12 +608,7 @@ impl SqliteStore {
 
     /// The school a visit belongs to, if the visit exists.
     pub fn school_of_visit(&self, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
-        let school: Option<String> = self
-            .conn()
-            .prepare_cached("SELECT school_id FROM visits WHERE id = ?1")?
-            .query_row([visit.as_str()], |row| row.get(0))
-            .optional()?;
-        school.map(|s| parse_id(&s)).transpose()
+        school_of_visit_in(&self.conn(), visit)
     }
 
     /// Whether the store holds a school yet (the demo seeds only an empty store).
@@ -800,7 +791,9 @@ fn already_stored(tx: &Connection, envelope: &EventEnvelope) -> Result<bool, Sto
         .query_row([envelope.id.to_string()], |row| row.get(0))?)
 }
 
-fn insert_event(
+/// Stores one event's row, as received at `now` and trusted from `trusted_at`. Public for the load
+/// crate's floor, which measures this very insert with nothing around it.
+pub fn insert_event(
     tx: &Connection,
     envelope: &EventEnvelope,
     trusted_at: DateTime<Utc>,
@@ -842,16 +835,19 @@ pub(crate) fn check_dbs(
     Ok(())
 }
 
-/// The school a visit belongs to.
-pub(crate) fn visit_school(conn: &Connection, visit: &VisitId) -> Result<SchoolId, StoreError> {
+/// The school a visit belongs to, if the visit exists.
+fn school_of_visit_in(conn: &Connection, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
     let school: Option<String> = conn
         .prepare_cached("SELECT school_id FROM visits WHERE id = ?1")?
         .query_row([visit.as_str()], |row| row.get(0))
         .optional()?;
-    match school {
-        Some(school) => parse_id(&school),
-        None => Err(StoreError::Invalid(format!("unknown visit {visit}"))),
-    }
+    school.map(|s| parse_id(&s)).transpose()
+}
+
+/// The school a visit belongs to; an unknown visit is refused.
+pub(crate) fn visit_school(conn: &Connection, visit: &VisitId) -> Result<SchoolId, StoreError> {
+    school_of_visit_in(conn, visit)?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))
 }
 
 /// Checks an office decision against the visit's state and the school's policy, stores its event(s) and
@@ -941,12 +937,25 @@ pub(crate) fn visit_state(
     conn: &Connection,
     visit: &VisitId,
 ) -> Result<Option<VisitState>, StoreError> {
-    let state: Option<String> = conn
-        .prepare_cached("SELECT state FROM visits WHERE id = ?1")?
-        .query_row([visit.as_str()], |row| row.get(0))
+    stored_json(
+        conn,
+        "SELECT state FROM visits WHERE id = ?1",
+        visit.as_str(),
+    )
+}
+
+/// The JSON column `sql` selects for `key`, read back; `None` when no row has that key.
+fn stored_json<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached(sql)?
+        .query_row([key], |row| row.get(0))
         .optional()?;
-    Ok(match state {
-        Some(state) => Some(serde_json::from_str(&state)?),
+    Ok(match text {
+        Some(text) => Some(serde_json::from_str(&text)?),
         None => None,
     })
 }
@@ -1087,28 +1096,18 @@ fn visit_events_in(
 }
 
 fn assigned_staff(conn: &Connection, visit: &VisitId) -> Result<Vec<StaffId>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT staff_id FROM visit_staff WHERE visit_id = ?1 ORDER BY position")?;
-    let ids = stmt.query_map([visit.as_str()], |row| row.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for id in ids {
-        out.push(parse_id(&id?)?);
-    }
-    Ok(out)
+    ids(
+        conn,
+        "SELECT staff_id FROM visit_staff WHERE visit_id = ?1 ORDER BY position",
+        [visit.as_str()],
+    )
 }
 
 pub(crate) fn staff_member(
     conn: &Connection,
     staff: &StaffId,
 ) -> Result<Option<StaffMember>, StoreError> {
-    let body: Option<String> = conn
-        .prepare_cached("SELECT body FROM staff WHERE id = ?1")?
-        .query_row([staff.as_str()], |row| row.get(0))
-        .optional()?;
-    Ok(match body {
-        Some(body) => Some(serde_json::from_str(&body)?),
-        None => None,
-    })
+    stored_json(conn, "SELECT body FROM staff WHERE id = ?1", staff.as_str())
 }
 
 pub(crate) fn school_policy(conn: &Connection, school: &SchoolId) -> Result<Policy, StoreError> {
@@ -1176,6 +1175,16 @@ pub(crate) fn stored_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("bad time {text:?}: {e}")))
 }
 
+/// A row's column that is not what the office writes there (`what` in `table`), as rusqlite's error for a
+/// row mapper.
+pub(crate) fn bad_column(what: &str, table: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("bad {what} in {table}").into(),
+    )
+}
+
 pub(crate) fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
@@ -1205,6 +1214,36 @@ pub(crate) async fn off_async_threads<T: Send + 'static, E: Send + 'static, R>(
             Err(failed())
         }
     }
+}
+
+/// Every row `sql` selects, each read by `from_row` (a table's row mapper).
+pub(crate) fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The ids (visit, staff...) in the first column of every row `sql` selects, in its order.
+pub(crate) fn ids<T: std::str::FromStr>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let mut stmt = conn.prepare_cached(sql)?;
+    let ids = stmt.query_map(params, |row| row.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(parse_id(&id?)?);
+    }
+    Ok(out)
 }
 
 /// Every row `sql` selects, each as a tuple of its columns in order (`(String, Option<String>, bool)`), for
@@ -1302,15 +1341,7 @@ fn ingest_in(
             // As the escalation engine raises it (`escalation::evaluate`): straight to the top, one
             // alarm per alert, keyed by who raised it and when, so neither raises it twice.
             for alert in state.active_duress() {
-                alarms.extend(raise_alarm_in(
-                    tx,
-                    visit,
-                    AlarmKind::Duress,
-                    alert.raised_by.as_str(),
-                    alert.raised_at,
-                    AlarmLevel::Authoriser,
-                    now,
-                )?);
+                alarms.extend(raise_alarm_in(tx, NewAlarm::duress(visit, alert), now)?);
             }
         }
     }

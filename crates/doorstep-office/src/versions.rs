@@ -15,9 +15,10 @@ use doorstep_core::ids::{EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::{Command, VisitEvent};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::audit::Action;
 use crate::requests::Timing;
 use crate::store::{
-    check_dbs, parse_id, record_office_event_in, school_policy, stored_time, visit_school,
+    check_dbs, parse_id, record_office_event_in, school_policy, stored_time, tuples, visit_school,
     visit_state, SqliteStore, StoreError,
 };
 
@@ -75,17 +76,10 @@ impl Change {
     }
 
     /// The version an office decision makes; `None` for decisions on a visit's alarms, which change
-    /// nothing about the visit itself.
+    /// nothing about the visit itself. Which events are office decisions is [`Action::for_office_event`]'s
+    /// rule; a decision's version is stored under the same name as its audit entry.
     pub fn for_event(event: &VisitEvent) -> Option<Change> {
-        Some(match event {
-            VisitEvent::Authorised { .. } => Change::Authorised,
-            VisitEvent::Declined { .. } => Change::Declined,
-            VisitEvent::AuthorisationWithdrawn { .. } => Change::AuthorisationWithdrawn,
-            VisitEvent::CalledOff { .. } => Change::CalledOff,
-            VisitEvent::Rescheduled { .. } => Change::Rescheduled,
-            VisitEvent::BriefingUpdated { .. } => Change::BriefingUpdated,
-            _ => return None,
-        })
+        Action::for_office_event(event).and_then(|action| Change::from_name(action.name()))
     }
 }
 
@@ -330,25 +324,23 @@ impl SqliteStore {
 
     /// Every version of a visit, oldest first.
     pub fn visit_versions(&self, visit: &VisitId) -> Result<Vec<VisitVersion>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        type Columns = (
+            i64,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+        );
+        let rows: Vec<Columns> = tuples(
+            &self.conn(),
             "SELECT version, at, by, change, reason, body, event_id FROM visit_versions
              WHERE visit_id = ?1 ORDER BY version",
+            [visit.as_str()],
         )?;
-        let rows = stmt.query_map([visit.as_str()], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, Option<String>>(1)?,
-                row.get::<_, Option<String>>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, String>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, Option<String>>(6)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (version, at, by, change, reason, body, event) = row?;
+        for (version, at, by, change, reason, body, event) in rows {
             out.push(VisitVersion {
                 version: u32::try_from(version)
                     .map_err(|_| StoreError::Corrupt(format!("version {version} of {visit}")))?,

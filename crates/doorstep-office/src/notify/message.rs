@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use super::TargetKind;
 use crate::alarms::{step, Alarm, AlarmKind};
 use crate::notices::{Notice, NoticeKind};
 
@@ -291,40 +292,39 @@ pub(crate) fn email(
     format!("{}\r\n\r\n{body}", headers.join("\r\n"))
 }
 
-/// An alarm step's whole email message, as handed to the SMTP server.
-pub(crate) fn email_message(
-    message: &AlarmMessage,
-    from: &str,
-    to: &str,
-    delivery: &Uuid,
-    now: DateTime<Utc>,
-) -> String {
-    email(
-        &email_subject(message),
-        &email_body(message, delivery),
-        from,
-        to,
-        delivery,
-        now,
-    )
+/// What one delivery tells: an alarm step or a safeguarding notice.
+pub(crate) enum Told<'a> {
+    Alarm(&'a AlarmMessage),
+    Notice(&'a NoticeMessage),
 }
 
-/// A notice's whole email message.
-pub(crate) fn notice_email(
-    message: &NoticeMessage,
-    from: &str,
-    to: &str,
-    delivery: &Uuid,
-    now: DateTime<Utc>,
-) -> String {
-    email(
-        &notice_subject(message),
-        &notice_body(message, delivery),
-        from,
-        to,
-        delivery,
-        now,
-    )
+impl Told<'_> {
+    /// The exact bytes recorded for a target of `kind`: the whole email message, as handed to the SMTP
+    /// server, or the webhook's JSON body.
+    pub(crate) fn payload(
+        &self,
+        kind: TargetKind,
+        from: &str,
+        to: &str,
+        delivery: &Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<String, serde_json::Error> {
+        let (subject, body) = match (kind, self) {
+            (TargetKind::Webhook, Told::Alarm(message)) => {
+                return webhook_body(message, delivery, now)
+            }
+            (TargetKind::Webhook, Told::Notice(message)) => {
+                return notice_webhook_body(message, delivery, now)
+            }
+            (TargetKind::Email, Told::Alarm(message)) => {
+                (email_subject(message), email_body(message, delivery))
+            }
+            (TargetKind::Email, Told::Notice(message)) => {
+                (notice_subject(message), notice_body(message, delivery))
+            }
+        };
+        Ok(email(&subject, &body, from, to, delivery, now))
+    }
 }
 
 /// Every line break as CRLF, as SMTP wants; a stray CR or LF in stored text cannot start a header.

@@ -18,6 +18,8 @@ use lettre::transport::smtp::client::{
 };
 use lettre::transport::smtp::extension::ClientId;
 
+use super::Secret;
+
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpTls {
@@ -32,26 +34,18 @@ pub enum SmtpTls {
 }
 
 /// The account the office signs in to the SMTP server with. The password never shows in debug output.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SmtpLogin {
     pub username: String,
-    password: String,
+    password: Secret,
 }
 
 impl SmtpLogin {
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
         Self {
             username: username.into(),
-            password: password.into(),
+            password: Secret(password.into()),
         }
-    }
-}
-
-impl std::fmt::Debug for SmtpLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpLogin")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
     }
 }
 
@@ -187,10 +181,9 @@ impl Mailer {
             hello: ClientId::Domain(config.hello_name.clone()),
             tls,
             implicit_tls: config.tls == SmtpTls::Tls,
-            credentials: config
-                .login
-                .as_ref()
-                .map(|login| Credentials::new(login.username.clone(), login.password.clone())),
+            credentials: config.login.as_ref().map(|login| {
+                Credentials::new(login.username.clone(), login.password.expose().to_owned())
+            }),
         })
     }
 

@@ -7,16 +7,20 @@ use std::collections::HashSet;
 use chrono::{DateTime, SecondsFormat, Utc};
 use doorstep_core::domain::{StaffMember, Visit};
 use doorstep_core::ids::{SchoolId, VisitId};
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::message::{self, AlarmMessage, NoticeMessage, Step};
+use super::message::{self, AlarmMessage, NoticeMessage, Step, Told};
 use super::{
-    Delivery, NewTarget, NotificationTarget, TargetKind, WantedLevels, NOTICE_WAITS_FOR_A_TARGET,
+    Delivery, NewTarget, NotificationTarget, Secret, TargetKind, WantedLevels,
+    NOTICE_WAITS_FOR_A_TARGET,
 };
 use crate::alarms::{alarm_from_row, log, step, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
-use crate::store::{parse_id, school_and_policy, staff_member, SqliteStore, StoreError};
+use crate::store::{
+    bad_column, parse_id, rows, school_and_policy, staff_member, visit_school, SqliteStore,
+    StoreError,
+};
 
 /// The `From:` of email recorded while no SMTP server is configured (such email cannot go out anyway).
 const UNCONFIGURED_FROM: &str = "doorstep-office@localhost.invalid";
@@ -63,11 +67,7 @@ fn optional_time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>
 }
 
 fn bad(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("bad {what} in notification_targets").into(),
-    )
+    bad_column(what, "notification_targets")
 }
 
 fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
@@ -78,13 +78,9 @@ fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
     Ok(NotificationTarget {
         id: row.get("id")?,
         school: school.parse().map_err(|_| bad("school id"))?,
-        kind: match kind.as_str() {
-            "email" => TargetKind::Email,
-            "webhook" => TargetKind::Webhook,
-            _ => return Err(bad("kind")),
-        },
+        kind: TargetKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         address: row.get("address")?,
-        secret: row.get("secret")?,
+        secret: row.get::<_, Option<String>>("secret")?.map(Secret),
         name: row.get("name")?,
         wants: WantedLevels {
             board: row.get("wants_board")?,
@@ -119,18 +115,31 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
+/// [`SqliteStore::live_school_target_count`] on a connection the caller holds.
+pub(crate) fn live_school_target_count_in(
+    conn: &Connection,
+    school: &SchoolId,
+) -> Result<usize, StoreError> {
+    let count: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM notification_targets
+         WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
+        [school.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
 /// A school's live targets: its own, and those of its visits.
 fn live_targets_of(
     conn: &Connection,
     school: &SchoolId,
 ) -> Result<Vec<NotificationTarget>, StoreError> {
-    let mut stmt = conn.prepare(
+    rows(
+        conn,
         "SELECT * FROM notification_targets WHERE school_id = ?1 AND removed_at IS NULL ORDER BY id",
-    )?;
-    let targets = stmt
-        .query_map([school.as_str()], target_from_row)?
-        .collect::<Result<_, _>>()?;
-    Ok(targets)
+        [school.as_str()],
+        target_from_row,
+    )
 }
 
 fn history(conn: &Connection, alarm: i64) -> Result<Vec<Step>, StoreError> {
@@ -227,17 +236,7 @@ impl SqliteStore {
         target: &NewTarget,
         now: DateTime<Utc>,
     ) -> Result<NotificationTarget, StoreError> {
-        let school: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT school_id FROM visits WHERE id = ?1",
-                [visit.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let school: SchoolId = parse_id(
-            &school.ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?,
-        )?;
+        let school = visit_school(&self.conn(), visit)?;
         let contact = NewTarget {
             wants: WantedLevels::NONE,
             roles: Vec::new(),
@@ -293,12 +292,12 @@ impl SqliteStore {
 
     /// Every school's notification targets, removed ones included, oldest first.
     pub fn notification_targets(&self) -> Result<Vec<NotificationTarget>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT * FROM notification_targets ORDER BY id")?;
-        let targets = stmt
-            .query_map([], target_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(targets)
+        rows(
+            &self.conn(),
+            "SELECT * FROM notification_targets ORDER BY id",
+            [],
+            target_from_row,
+        )
     }
 
     /// A school's targets, its visits' contacts and removed ones included, oldest first.
@@ -306,47 +305,38 @@ impl SqliteStore {
         &self,
         school: &SchoolId,
     ) -> Result<Vec<NotificationTarget>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT * FROM notification_targets WHERE school_id = ?1 ORDER BY id")?;
-        let targets = stmt
-            .query_map([school.as_str()], target_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(targets)
+        rows(
+            &self.conn(),
+            "SELECT * FROM notification_targets WHERE school_id = ?1 ORDER BY id",
+            [school.as_str()],
+            target_from_row,
+        )
     }
 
     /// How many live school-wide targets a school has (its visits' own contacts not counted): none means
     /// nobody outside the board can be told of anything, and the board and admin pages say so.
     pub fn live_school_target_count(&self, school: &SchoolId) -> Result<usize, StoreError> {
-        let count: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM notification_targets
-             WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
-            [school.as_str()],
-            |r| r.get(0),
-        )?;
-        Ok(usize::try_from(count).unwrap_or(0))
+        live_school_target_count_in(&self.conn(), school)
     }
 
     /// Every notification of an alarm, in the order they were recorded.
     pub fn deliveries_for_alarm(&self, alarm: i64) -> Result<Vec<Delivery>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT * FROM deliveries WHERE alarm_id = ?1 ORDER BY rowid")?;
-        let deliveries = stmt
-            .query_map([alarm], delivery_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(deliveries)
+        rows(
+            &self.conn(),
+            "SELECT * FROM deliveries WHERE alarm_id = ?1 ORDER BY rowid",
+            [alarm],
+            delivery_from_row,
+        )
     }
 
     /// Every notification of a safeguarding notice, in the order they were recorded.
     pub fn deliveries_for_notice(&self, notice: i64) -> Result<Vec<Delivery>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT * FROM deliveries WHERE notice_id = ?1 ORDER BY rowid")?;
-        let deliveries = stmt
-            .query_map([notice], delivery_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(deliveries)
+        rows(
+            &self.conn(),
+            "SELECT * FROM deliveries WHERE notice_id = ?1 ORDER BY rowid",
+            [notice],
+            delivery_from_row,
+        )
     }
 
     /// Records a delivery, due at once and with its payload, for every step of an alarm nobody is handling
@@ -428,12 +418,13 @@ impl SqliteStore {
                         school: school.clone(),
                     };
                     let id = Uuid::now_v7();
-                    let payload = match target.kind {
-                        TargetKind::Email => {
-                            message::email_message(&message, from, &target.address, &id, now)
-                        }
-                        TargetKind::Webhook => message::webhook_body(&message, &id, now)?,
-                    };
+                    let payload = Told::Alarm(&message).payload(
+                        target.kind,
+                        from,
+                        &target.address,
+                        &id,
+                        now,
+                    )?;
                     recorded += insert_delivery(
                         &tx,
                         &id,
@@ -666,7 +657,7 @@ pub(crate) fn insert_target_in(
             school.as_str(),
             target.kind.as_str(),
             target.address,
-            target.secret,
+            target.secret.as_ref().map(Secret::expose),
             target.name,
             target.wants.board,
             target.wants.authoriser,
@@ -749,12 +740,8 @@ fn record_notice_deliveries(
         let audience = format!("role:{}", role_name(notice.role));
         for target in waiting {
             let id = Uuid::now_v7();
-            let payload = match target.kind {
-                TargetKind::Email => {
-                    message::notice_email(&message, from, &target.address, &id, now)
-                }
-                TargetKind::Webhook => message::notice_webhook_body(&message, &id, now)?,
-            };
+            let payload =
+                Told::Notice(&message).payload(target.kind, from, &target.address, &id, now)?;
             recorded += insert_delivery(
                 conn,
                 &id,

@@ -83,6 +83,15 @@ impl ReportMonth {
     }
 }
 
+/// Each kind (a reason, an outcome) with its count, in the kinds' order, leaving out those that never occurred.
+fn occurred<'a, K: Copy>(kinds: &'a [K], counts: &'a [u32]) -> impl Iterator<Item = (K, u32)> + 'a {
+    kinds
+        .iter()
+        .copied()
+        .zip(counts.iter().copied())
+        .filter(|(_, count)| *count > 0)
+}
+
 /// How many visits were cancelled for one reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CancelledFor {
@@ -323,23 +332,11 @@ impl MonthlyReport {
                 }
             }
         }
-        visits.cancelled_by_reason = CancelReason::ALL
-            .iter()
-            .zip(cancelled)
-            .filter(|(_, count)| *count > 0)
-            .map(|(reason, count)| CancelledFor {
-                reason: *reason,
-                count,
-            })
+        visits.cancelled_by_reason = occurred(&CancelReason::ALL, &cancelled)
+            .map(|(reason, count)| CancelledFor { reason, count })
             .collect();
-        reach.closed = AlarmOutcome::ALL
-            .iter()
-            .zip(outcomes)
-            .filter(|(_, count)| *count > 0)
-            .map(|(outcome, count)| ClosedWith {
-                outcome: *outcome,
-                count,
-            })
+        reach.closed = occurred(&AlarmOutcome::ALL, &outcomes)
+            .map(|(outcome, count)| ClosedWith { outcome, count })
             .collect();
         waits.sort_unstable();
         Self {

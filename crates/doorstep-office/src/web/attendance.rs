@@ -10,7 +10,7 @@ use maud::{html, Markup};
 
 use super::extract::{BoardUser, CsrfForm};
 use super::forms::{wire, Fields};
-use super::{blocking, checked, pages, WebError};
+use super::{checked, for_school, pages, WebError};
 use crate::requests::visits_due;
 use crate::state::AppState;
 
@@ -20,19 +20,18 @@ pub async fn attendance(
     BoardUser(session): BoardUser,
     State(state): State<AppState>,
 ) -> Result<Response, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let (absences, concerns, noted, pupils, staff) = blocking(move || {
-        let (absences, concerns) = store.absences(&school)?;
-        Ok((
-            absences,
-            concerns,
-            store.absence_concerns(&school)?,
-            store.school_pupils(&school)?,
-            store.school_staff(&school)?,
-        ))
-    })
-    .await?;
+    let (absences, concerns, noted, pupils, staff) =
+        for_school(&state, &session, |store, school| {
+            let (absences, concerns) = store.absences(school)?;
+            Ok((
+                absences,
+                concerns,
+                store.absence_concerns(school)?,
+                store.school_pupils(school)?,
+                store.school_staff(school)?,
+            ))
+        })
+        .await?;
     let policy = &session.user.policy;
     let zone = &session.user.school.time_zone;
     let today = zone.date(state.now());

@@ -10,7 +10,7 @@ use maud::html;
 
 use super::extract::AuditReader;
 use super::words;
-use super::{blocking, pages, WebError};
+use super::{for_school, pages, WebError};
 use crate::state::AppState;
 
 /// How many entries the page shows, newest first.
@@ -21,13 +21,11 @@ pub async fn audit_page(
     AuditReader(session): AuditReader,
     State(state): State<AppState>,
 ) -> Result<Response, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let (check, entries, staff) = blocking(move || {
+    let (check, entries, staff) = for_school(&state, &session, |store, school| {
         Ok((
             store.verify_audit_log()?,
-            store.audit_entries(&school, SHOWN)?,
-            store.school_staff(&school)?,
+            store.audit_entries(school, SHOWN)?,
+            store.school_staff(school)?,
         ))
     })
     .await?;

@@ -40,7 +40,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use doorstep_core::domain::Visit;
-use doorstep_core::ids::VisitId;
+use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::lifecycle::VisitState;
 
 use crate::logins::Session;
@@ -144,6 +144,17 @@ pub(crate) async fn checked<T: Send + 'static>(
     .await
 }
 
+/// Runs store `work` off the async threads for the signed-in person's school.
+pub(crate) async fn for_school<T: Send + 'static>(
+    state: &AppState,
+    session: &Session,
+    work: impl FnOnce(&SqliteStore, &SchoolId) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, WebError> {
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    blocking(move || work(&store, &school)).await
+}
+
 /// Runs `load` off the async threads on visit `id` of the signed-in person's school. A visit that does
 /// not exist and another school's visit are the same "there is no visit" (404), so nobody can learn which
 /// ids exist elsewhere.
@@ -170,9 +181,18 @@ pub(crate) async fn school_visit<T: Send + 'static>(
 pub(crate) fn visit_in_path(
     path: Result<axum::extract::Path<String>, PathRejection>,
 ) -> Result<VisitId, WebError> {
+    id_in_path(path, "visit")
+}
+
+/// A path's `{id}` read as a `T`; text that is not one is "there is no {what} “…”" (404), as a missing
+/// one would be.
+pub(crate) fn id_in_path<T: std::str::FromStr>(
+    path: Result<axum::extract::Path<String>, PathRejection>,
+    what: &str,
+) -> Result<T, WebError> {
     let text = read_path(path)?;
     text.parse()
-        .map_err(|_| WebError::NotFound(format!("there is no visit “{text}”")))
+        .map_err(|_| WebError::NotFound(format!("there is no {what} “{text}”")))
 }
 
 /// The `{id}` of a path, or a clear message when it cannot be read.

@@ -23,7 +23,7 @@ use super::extract::{may_authorise, BoardUser, CsrfForm, VisitInPath};
 use super::forms::Fields;
 use super::words;
 use super::{blocking, pages, school_visit, WebError};
-use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry, HEARD_BY_RECEPTION};
+use crate::alarms::{Alarm, AlarmKind, AlarmLogEntry, NewAlarm, HEARD_BY_RECEPTION};
 use crate::logins::Session;
 use crate::notices::Notice;
 use crate::reach;
@@ -547,14 +547,14 @@ pub async fn duress_heard(
     )
     .visit(&visit);
     let raised = blocking(move || {
-        let raised = store.raise_alarm(
-            &visit,
-            AlarmKind::Duress,
-            &about,
-            now,
-            AlarmLevel::Authoriser,
-            now,
-        )?;
+        let heard = NewAlarm {
+            visit: &visit,
+            kind: AlarmKind::Duress,
+            about: &about,
+            due_at: now,
+            level: AlarmLevel::Authoriser,
+        };
+        let raised = store.raise_alarm(heard, now)?;
         store.audit(&entry, now)?;
         Ok(raised)
     })

@@ -65,27 +65,24 @@ pub(crate) fn status(
 ) -> Status {
     use doorstep_core::lifecycle::Phase;
     let phase = state.phase();
-    let handled = |kind: AlarmKind| {
+    // The alarm's word, and "(being handled)" once someone is on every open alarm of its kind.
+    let word = |kind: AlarmKind, word: &str| {
         let of_kind: Vec<&&Alarm> = open_alarms.iter().filter(|a| a.kind == kind).collect();
-        !of_kind.is_empty() && of_kind.iter().all(|a| !a.needs_someone())
+        if !of_kind.is_empty() && of_kind.iter().all(|a| !a.needs_someone()) {
+            format!("{word} (being handled)")
+        } else {
+            word.to_owned()
+        }
     };
     if phase == Phase::Duress || open_alarms.iter().any(|a| a.kind == AlarmKind::Duress) {
         return Status {
-            label: if handled(AlarmKind::Duress) {
-                "DURESS (being handled)".into()
-            } else {
-                "DURESS".into()
-            },
+            label: word(AlarmKind::Duress, "DURESS"),
             class: "st-duress",
         };
     }
     if open_alarms.iter().any(|a| a.kind == AlarmKind::Overdue) {
         return Status {
-            label: if handled(AlarmKind::Overdue) {
-                "Overdue (being handled)".into()
-            } else {
-                "Overdue".into()
-            },
+            label: word(AlarmKind::Overdue, "Overdue"),
             class: "st-overdue",
         };
     }

@@ -11,7 +11,7 @@ use doorstep_core::lifecycle::{AlarmOutcome, CancelReason, DuressVia, Phase, Vis
 use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::schedule::AlarmLevel;
 use doorstep_core::test_support::{staff, visit};
-use doorstep_office::alarms::AlarmKind;
+use doorstep_office::alarms::{AlarmKind, NewAlarm};
 use doorstep_office::notify::{NewTarget, TargetKind, WantedLevels};
 use doorstep_office::records::cpoms_text;
 use doorstep_office::requests::{timing, RequestDetails};
@@ -634,11 +634,7 @@ async fn the_responsible_contact_is_emailed_their_visits_alarms_and_a_phone_only
     // visit-mia's contact has only a phone number: the page says to ring them, and claims nothing else.
     sim.store
         .raise_alarm(
-            &visit("visit-mia"),
-            AlarmKind::Overdue,
-            "check_in",
-            sim.now(),
-            AlarmLevel::Board,
+            NewAlarm::overdue(&visit("visit-mia"), "check_in", sim.now()),
             sim.now(),
         )
         .unwrap();

@@ -6,7 +6,7 @@ use doorstep_core::domain::Visit;
 use doorstep_core::ids::SchoolId;
 use doorstep_core::lifecycle::{AlertRef, CancelReason, DuressVia, VisitEvent, WriteUp};
 use doorstep_core::schedule::AlarmLevel;
-use doorstep_office::alarms::{Alarm, AlarmKind};
+use doorstep_office::alarms::{Alarm, AlarmKind, NewAlarm};
 use doorstep_office::records::{
     self, cpoms_pdf, cpoms_text, write_ups_csv, AlarmStep, Source, TimelineItem, VisitRecord,
     FALSE_ALARM_DEFINITION,
@@ -91,14 +91,7 @@ impl Office {
         raised: DateTime<Utc>,
     ) -> Alarm {
         self.store
-            .raise_alarm(
-                &visit(visit_id),
-                AlarmKind::Overdue,
-                about,
-                due,
-                AlarmLevel::Board,
-                raised,
-            )
+            .raise_alarm(NewAlarm::overdue(&visit(visit_id), about, due), raised)
             .unwrap()
             .expect("a new alarm")
     }

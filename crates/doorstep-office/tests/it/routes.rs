@@ -78,11 +78,11 @@ async fn every_route_refuses_the_signed_out_the_wrong_role_and_a_post_without_it
     let alarm = office
         .store
         .raise_alarm(
-            &visit("visit-ava"),
-            doorstep_office::alarms::AlarmKind::Overdue,
-            "check_in",
-            chrono::Utc::now(),
-            doorstep_core::schedule::AlarmLevel::Board,
+            doorstep_office::alarms::NewAlarm::overdue(
+                &visit("visit-ava"),
+                "check_in",
+                chrono::Utc::now(),
+            ),
             chrono::Utc::now(),
         )
         .expect("raise")

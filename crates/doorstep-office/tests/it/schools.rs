@@ -68,11 +68,11 @@ async fn a_second_school_sees_and_changes_nothing_of_the_first_on_any_route() {
     let alarm = office
         .store
         .raise_alarm(
-            &doorstep_core::test_support::visit("visit-ava"),
-            doorstep_office::alarms::AlarmKind::Overdue,
-            "check_in",
-            chrono::Utc::now(),
-            doorstep_core::schedule::AlarmLevel::Board,
+            doorstep_office::alarms::NewAlarm::overdue(
+                &doorstep_core::test_support::visit("visit-ava"),
+                "check_in",
+                chrono::Utc::now(),
+            ),
             chrono::Utc::now(),
         )
         .expect("raise")

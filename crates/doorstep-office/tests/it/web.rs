@@ -5,7 +5,7 @@
 use chrono::{TimeDelta, Utc};
 use doorstep_core::lifecycle::{AlarmOutcome, VisitEvent};
 use doorstep_core::schedule::AlarmLevel;
-use doorstep_office::alarms::{Alarm, AlarmKind};
+use doorstep_office::alarms::{Alarm, AlarmKind, NewAlarm};
 use reqwest::redirect::Policy;
 use reqwest::Client;
 
@@ -21,11 +21,7 @@ fn raise_overdue(office: &TestOffice, visit_id: &str) -> Alarm {
     office
         .store
         .raise_alarm(
-            &visit(visit_id),
-            AlarmKind::Overdue,
-            "check_in",
-            now - TimeDelta::minutes(5),
-            AlarmLevel::Board,
+            NewAlarm::overdue(&visit(visit_id), "check_in", now - TimeDelta::minutes(5)),
             now,
         )
         .unwrap()

@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::Fields;
 use crate::web::words::ago;
-use crate::web::{blocking, checked, read_path, WebError};
+use crate::web::{checked, for_school, id_in_path, WebError};
 
 /// How many device log entries the page shows.
 const LOG_ENTRIES: u32 = 50;
@@ -35,15 +35,13 @@ struct Listing {
 }
 
 async fn listing(state: &AppState, session: &Session) -> Result<Listing, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
     let now = state.now();
-    blocking(move || {
+    for_school(state, session, move |store, school| {
         Ok(Listing {
-            devices: store.school_devices(&school)?,
-            pending: store.pending_enrolment_codes(&school, now)?,
-            staff: store.school_staff(&school)?,
-            log: store.device_log(&school, LOG_ENTRIES)?,
+            devices: store.school_devices(school)?,
+            pending: store.pending_enrolment_codes(school, now)?,
+            staff: store.school_staff(school)?,
+            log: store.device_log(school, LOG_ENTRIES)?,
         })
     })
     .await
@@ -279,10 +277,7 @@ pub async fn revoke(
     path: Result<Path<String>, PathRejection>,
     CsrfForm(_fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let text = read_path(path)?;
-    let device: DeviceId = text
-        .parse()
-        .map_err(|_| WebError::NotFound(format!("there is no phone “{text}”")))?;
+    let device: DeviceId = id_in_path(path, "phone")?;
     let store = state.store.clone();
     let school = session.user.school.id.clone();
     let by = session.user.staff.id.clone();

@@ -13,7 +13,7 @@ use crate::people::{ImportKind, ImportReport, ABSENCE_CSV_COLUMNS, PUPIL_CSV_COL
 use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::Fields;
-use crate::web::{blocking, checked, read_path, words, WebError};
+use crate::web::{checked, for_school, read_path, words, WebError};
 
 /// The largest CSV accepted in one paste; the request body limit is larger, and a school's whole roll fits.
 const MAX_CSV_BYTES: usize = 1024 * 1024;
@@ -113,9 +113,7 @@ fn page(
 }
 
 async fn pupils_summary(state: &AppState, session: &Session) -> Result<Markup, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let pupils = blocking(move || store.pupil_records(&school)).await?;
+    let pupils = for_school(state, session, |store, school| store.pupil_records(school)).await?;
     Ok(html! {
         h2 { "Imported pupils (" (pupils.len()) ")" }
         @if !pupils.is_empty() {

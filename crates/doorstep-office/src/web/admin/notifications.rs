@@ -18,7 +18,7 @@ use crate::notify::{NewTarget, NotificationTarget, WantedLevels};
 use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{from_wire, wire, Fields};
-use crate::web::{blocking, checked, read_path, WebError};
+use crate::web::{checked, for_school, id_in_path, WebError};
 
 /// The levels a target may want, with the form's names and the page's words.
 fn level_choices(session: &Session) -> [(&'static str, String); 3] {
@@ -204,9 +204,10 @@ async fn load_targets(
     state: &AppState,
     session: &Session,
 ) -> Result<Vec<NotificationTarget>, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    blocking(move || store.school_notification_targets(&school)).await
+    for_school(state, session, |store, school| {
+        store.school_notification_targets(school)
+    })
+    .await
 }
 
 /// `GET /admin/notifications`.
@@ -301,10 +302,7 @@ pub async fn remove_target(
     path: Result<Path<String>, PathRejection>,
     _: CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let text = read_path(path)?;
-    let id: i64 = text
-        .parse()
-        .map_err(|_| WebError::NotFound(format!("there is no notification target “{text}”")))?;
+    let id: i64 = id_in_path(path, "notification target")?;
     let store = state.store.clone();
     let school = session.user.school.id.clone();
     let by = session.user.staff.name.clone();

@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{blocking, checked, words, WebError};
+use crate::web::{blocking, checked, for_school, words, WebError};
 
 const MINUTE_FIELDS: [(&str, &str); 5] = [
     (
@@ -326,27 +326,8 @@ impl PolicyDraft {
         policy.out_of_hours_needs_responsible_contact = !self.get(TICK_FIELDS[1].0).is_empty();
         policy.dbs_check_required = !self.get(TICK_FIELDS[2].0).is_empty();
         policy.animals_secured_or_cancel = !self.get(TICK_FIELDS[3].0).is_empty();
-        let mut purposes = Vec::new();
-        for purpose in &self.purposes {
-            match from_wire::<VisitPurpose>(purpose) {
-                Some(p) if !purposes.contains(&p) => purposes.push(p),
-                Some(_) => {}
-                None => {
-                    errors.insert("purposes", format!("“{purpose}” is not a visit purpose"));
-                }
-            }
-        }
-        policy.purposes = purposes;
-        let mut hazards = Vec::new();
-        for hazard in &self.hazards {
-            match from_wire::<Hazard>(hazard) {
-                Some(h) if !hazards.contains(&h) => hazards.push(h),
-                Some(_) => {}
-                None => {
-                    errors.insert("hazards", format!("“{hazard}” is not a hazard"));
-                }
-            }
-        }
+        policy.purposes = ticked(&self.purposes, "purposes", "a visit purpose", &mut errors);
+        let mut hazards: Vec<Hazard> = ticked(&self.hazards, "hazards", "a hazard", &mut errors);
         if hazards.is_empty() {
             errors.insert(
                 "hazards",
@@ -387,6 +368,27 @@ impl PolicyDraft {
             Err(errors)
         }
     }
+}
+
+/// The ticked values of a repeated field (`purposes`, `hazards`), each once, in the order sent; a value
+/// that is not `what` is a problem on the field.
+fn ticked<T: serde::de::DeserializeOwned + PartialEq>(
+    values: &[String],
+    field: &'static str,
+    what: &str,
+    errors: &mut Problems,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for value in values {
+        match from_wire::<T>(value) {
+            Some(v) if !out.contains(&v) => out.push(v),
+            Some(_) => {}
+            None => {
+                errors.insert(field, format!("“{value}” is not {what}"));
+            }
+        }
+    }
+    out
 }
 
 /// The policy the admin's policy form describes (its posted fields, in order, as name/value pairs), starting
@@ -590,9 +592,7 @@ pub async fn policy_get(
     Admin(session): Admin,
     State(state): State<AppState>,
 ) -> Result<Response, WebError> {
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
-    let current = blocking(move || store.policy(&school)).await?;
+    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
     Ok(policy_page(
         &session,
         &current,
