@@ -178,7 +178,7 @@ fn look(
     wakes: &mut HashMap<VisitId, DateTime<Utc>>,
     board: &broadcast::Sender<BoardEvent>,
 ) {
-    match evaluate(store, visit, now) {
+    match crate::store::engine_work(|| evaluate(store, visit, now)) {
         Ok((next, events)) => {
             match next {
                 Some(at) => wakes.insert(visit.clone(), at),

@@ -732,10 +732,17 @@ async fn run(
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         let now = clock();
-        if let Err(error) = notifier.record_deliveries(now) {
+        let (recorded, started, next_due) = crate::store::engine_work(|| {
+            (
+                notifier.record_deliveries(now),
+                notifier.start_due(now),
+                notifier.store.next_delivery_due(),
+            )
+        });
+        if let Err(error) = recorded {
             tracing::error!(%error, "could not record notifications; trying again in 1 s");
         }
-        let started = match notifier.start_due(now) {
+        let started = match started {
             Ok(sending) => {
                 if !sending.attempts.is_empty() {
                     let notifier = notifier.clone();
@@ -752,7 +759,7 @@ async fn run(
                 false
             }
         };
-        let next = match notifier.store.next_delivery_due() {
+        let next = match next_due {
             Ok(due) if started => due,
             Ok(_) => Some(now + TimeDelta::seconds(1)),
             Err(error) => {

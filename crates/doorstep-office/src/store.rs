@@ -176,6 +176,10 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     readers: readers::Readers,
     pending: group_commit::Pending,
+    /// The last alarm step (`alarm_log` id) whose deliveries are planned: the notifier's planning looks
+    /// only at alarms with a step after it (see `notify::store`). Zero when the store opens, so the first
+    /// planning looks at every open alarm.
+    pub(crate) alarm_steps_planned: std::sync::atomic::AtomicI64,
     path: PathBuf,
 }
 
@@ -211,6 +215,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             readers,
             pending: group_commit::Pending::default(),
+            alarm_steps_planned: std::sync::atomic::AtomicI64::new(0),
             path,
         })
     }
@@ -1213,6 +1218,17 @@ pub(crate) async fn off_async_threads<T: Send + 'static, E: Send + 'static, R>(
             tracing::error!(error = %join, "store task failed");
             Err(failed())
         }
+    }
+}
+
+/// Runs blocking store work from an engine's own task (the escalation engine, the notifier). On the
+/// office's multi-threaded runtime the thread first hands its other tasks to the rest
+/// (`block_in_place`), so requests are never left waiting behind an engine's burst of work (an alarm
+/// storm); on a single-threaded runtime, as in tests on a paused clock, the work simply runs.
+pub(crate) fn engine_work<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

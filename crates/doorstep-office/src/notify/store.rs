@@ -3,6 +3,7 @@
 //! attempt (in the alarm's log too, for an alarm step).
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use doorstep_core::domain::{StaffMember, Visit};
@@ -351,13 +352,25 @@ impl SqliteStore {
         let from = smtp_from.unwrap_or(UNCONFIGURED_FROM);
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A step is planned once, for the targets that existed when it happened, so only alarms with a
+        // step since the last planning need a look: with thousands of alarms open, planning costs what
+        // is new, not what is open. (Steps are never deleted, and this transaction holds the writer, so
+        // no step below `through` can appear after it.)
+        let planned = self.alarm_steps_planned.load(Ordering::Acquire);
+        let through: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM alarm_log")?
+            .query_row([], |row| row.get(0))?;
         let open: Vec<(Alarm, String)> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare_cached(
                 "SELECT a.*, v.school_id AS school_id FROM alarms a JOIN visits v ON v.id = a.visit_id
-                 WHERE a.acknowledged_at IS NULL AND a.closed_at IS NULL ORDER BY a.id",
+                 WHERE a.acknowledged_at IS NULL AND a.closed_at IS NULL
+                   AND a.id IN (SELECT alarm_id FROM alarm_log WHERE id > ?1)
+                 ORDER BY a.id",
             )?;
             let rows = stmt
-                .query_map([], |row| Ok((alarm_from_row(row)?, row.get("school_id")?)))?
+                .query_map([planned], |row| {
+                    Ok((alarm_from_row(row)?, row.get("school_id")?))
+                })?
                 .collect::<Result<_, _>>()?;
             rows
         };
@@ -442,6 +455,8 @@ impl SqliteStore {
         }
         recorded += record_notice_deliveries(&tx, now, from)?;
         tx.commit()?;
+        self.alarm_steps_planned
+            .fetch_max(through, Ordering::AcqRel);
         Ok(recorded)
     }
 
