@@ -33,10 +33,11 @@ pub struct IngestArgs {
 
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("a temporary folder")?;
-    // Enough visits that no phone reaches its per-visit quota while being measured.
+    // Enough visits that no phone reaches its per-visit quota while being measured: more threads store
+    // more events in the same time, so each thread has 600 visits of its own.
     seed(SeedArgs {
         data_dir: dir.path().to_owned(),
-        visits: 600,
+        visits: 600 * args.threads.max(1),
         alarms_from: 60,
         history: 0,
     })?;
