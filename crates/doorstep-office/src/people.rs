@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use doorstep_core::contact::Postcode;
-use doorstep_core::domain::StaffMember;
+use doorstep_core::domain::{SchoolTimeZone, StaffMember};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId};
 use doorstep_core::policy::Policy;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -650,6 +650,44 @@ impl SqliteStore {
         let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
             .record("policy")
             .detail(detail);
+        audit::append(&tx, &entry, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Puts the school on the clock of `zone` (an admin's change, from the policy page), with an audit
+    /// entry saying what it was before, in one transaction. Phones get it at their next sync.
+    pub fn change_time_zone(
+        &self,
+        school: &SchoolId,
+        zone: &SchoolTimeZone,
+        by: &StaffId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let before: Option<String> = tx
+            .query_row(
+                "SELECT time_zone FROM schools WHERE id = ?1",
+                [school.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(before) = before else {
+            return Err(StoreError::Invalid(format!("unknown school {school}")));
+        };
+        tx.execute(
+            "UPDATE schools SET time_zone = ?2 WHERE id = ?1",
+            params![school.as_str(), zone.name()],
+        )?;
+        let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
+            .record("time zone")
+            .detail(format!(
+                "the school's clock set to {} (was {before})",
+                zone.name()
+            ));
         audit::append(&tx, &entry, now)?;
         tx.commit()?;
         Ok(())

@@ -263,6 +263,7 @@ pub fn table() -> Vec<Route> {
         Route::post("/admin/import/{kind}", Admin, admin::imports::import),
         Route::get("/admin/policy", Admin, admin::policy::policy_get),
         Route::post("/admin/policy", Admin, admin::policy::policy_post),
+        Route::post("/admin/time-zone", Admin, admin::policy::time_zone_post),
         Route::get(
             "/admin/notifications",
             Admin,

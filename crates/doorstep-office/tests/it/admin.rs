@@ -833,3 +833,64 @@ async fn a_number_kept_before_the_rule_still_shows_and_its_link_rings_its_digits
         "{page}"
     );
 }
+
+/// An admin puts the school on another clock from the policy page: a name that is not a time zone is
+/// refused beside the field and changes nothing; a real one is kept, written in the audit log, and the
+/// board's times follow it.
+#[tokio::test]
+async fn an_admin_sets_the_schools_clock_on_the_policy_page_and_a_wrong_name_changes_nothing() {
+    let office = office_with_admin().await;
+    let (client, csrf) = signed_in(&office, "ada").await;
+    let (status, page) = get(&office, &client, "/admin/policy").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(r#"<input id="time_zone" name="time_zone" value="Europe/London">"#),
+        "{page}"
+    );
+
+    let (status, page) = post(
+        &office,
+        &client,
+        "/admin/time-zone",
+        &[("csrf", csrf.as_str()), ("time_zone", "Mars/Olympus")],
+    )
+    .await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains(r#"id="error-time_zone""#), "{page}");
+    assert_eq!(
+        office.store.school(&school()).unwrap().time_zone.name(),
+        "Europe/London",
+        "nothing changed"
+    );
+
+    let (status, page) = post(
+        &office,
+        &client,
+        "/admin/time-zone",
+        &[("csrf", csrf.as_str()), ("time_zone", " Pacific/Auckland ")],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("The school's clock is now Pacific/Auckland."),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<input id="time_zone" name="time_zone" value="Pacific/Auckland">"#),
+        "{page}"
+    );
+    assert_eq!(
+        office.store.school(&school()).unwrap().time_zone.name(),
+        "Pacific/Auckland"
+    );
+    let (_, board) = get(&office, &client, "/").await;
+    assert!(
+        board.contains("Times are the school's local time (Pacific/Auckland"),
+        "{board}"
+    );
+    let (_, audit) = get(&office, &client, "/audit").await;
+    assert!(
+        audit.contains("the school's clock set to Pacific/Auckland (was Europe/London)"),
+        "{audit}"
+    );
+}

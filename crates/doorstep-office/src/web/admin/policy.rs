@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::NaiveTime;
-use doorstep_core::domain::{Hazard, Role, VisitPurpose};
+use doorstep_core::domain::{Hazard, Role, SchoolTimeZone, VisitPurpose};
 use doorstep_core::policy::{
     CodePhrases, EveningVisits, Policy, PolicyError, PolicyMinutes, Preset, SchoolHours,
     MAX_DAYS_OFFLINE,
@@ -487,6 +487,7 @@ fn preset_name(preset: Preset) -> &'static str {
 
 fn policy_page(
     session: &Session,
+    zone: &str,
     current: &Policy,
     draft: &PolicyDraft,
     errors: &Problems,
@@ -539,6 +540,17 @@ fn policy_page(
             " "
             button #apply-preset type="submit" { "Use this preset (replaces every setting below)" }
         }
+        h2 { "The school's clock" }
+        form #time-zone-form method="post" action="/admin/time-zone" {
+            input type="hidden" name="csrf" value=(session.csrf_token);
+            label for="time_zone" { "Time zone (its IANA name, such as Europe/London)" }
+            " "
+            input #time_zone name="time_zone" value=(zone);
+            (field_error(errors, "time_zone"))
+            " "
+            button #set-time-zone type="submit" { "Set the clock" }
+        }
+        p { "Every time the board, the records, the messages and the phones show is on this clock." }
         h2 { "Edit the settings" }
         (nothing_saved(errors))
         form #policy-form method="post" action="/admin/policy" {
@@ -595,12 +607,63 @@ pub async fn policy_get(
     let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
     Ok(policy_page(
         &session,
+        session.user.school.time_zone.name(),
         &current,
         &PolicyDraft::of(&current),
         &Problems::new(),
         None,
         StatusCode::OK,
     ))
+}
+
+/// `POST /admin/time-zone`: puts the school on another clock (an IANA name, such as Europe/London). A name
+/// that is not one changes nothing and comes back with the reason beside the field.
+pub async fn time_zone_post(
+    Admin(session): Admin,
+    State(state): State<AppState>,
+    CsrfForm(fields): CsrfForm<Fields>,
+) -> Result<Response, WebError> {
+    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
+    let typed = fields.one("time_zone");
+    let zone = match SchoolTimeZone::parse(typed) {
+        Ok(zone) => zone,
+        Err(error) => {
+            let mut errors = Problems::new();
+            errors.insert("time_zone", words::capitalise(&error.to_string()));
+            return Ok(policy_page(
+                &session,
+                typed,
+                &current,
+                &PolicyDraft::of(&current),
+                &errors,
+                None,
+                StatusCode::BAD_REQUEST,
+            ));
+        }
+    };
+    let store = state.store.clone();
+    let school = session.user.school.id.clone();
+    let by = session.user.staff.id.clone();
+    let now = state.now();
+    match checked(move || store.change_time_zone(&school, &zone, &by, now)).await? {
+        Ok(()) => {
+            tracing::info!(by = %session.user.staff.id, zone = zone.name(), "school time zone changed");
+            let notice = format!(
+                "The school's clock is now {}. The board, records and messages use it from now on; phones at their next sync.",
+                zone.name()
+            );
+            Ok(policy_page(
+                &session,
+                zone.name(),
+                &current,
+                &PolicyDraft::of(&current),
+                &Problems::new(),
+                Some(&notice),
+                StatusCode::OK,
+            ))
+        }
+        Err(message) => Err(refused(StoreError::Invalid(message))),
+    }
 }
 
 /// `POST /admin/policy`: apply a preset (`apply_preset`), or save the edited settings.
@@ -642,6 +705,7 @@ pub async fn policy_post(
     match candidate {
         Err((draft, errors)) => Ok(policy_page(
             &session,
+            session.user.school.time_zone.name(),
             &current,
             &draft,
             &errors,
@@ -663,6 +727,7 @@ pub async fn policy_post(
                     tracing::info!(by = %session.user.staff.id, "school policy changed");
                     Ok(policy_page(
                         &session,
+                        session.user.school.time_zone.name(),
                         &policy,
                         &PolicyDraft::of(&policy),
                         &Problems::new(),
