@@ -668,25 +668,14 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let before: Option<String> = tx
-            .query_row(
-                "SELECT time_zone FROM schools WHERE id = ?1",
-                [school.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let Some(before) = before else {
-            return Err(StoreError::Invalid(format!("unknown school {school}")));
-        };
-        tx.execute(
-            "UPDATE schools SET time_zone = ?2 WHERE id = ?1",
-            params![school.as_str(), zone.name()],
-        )?;
+        let (before, _) = crate::store::school_and_policy(&tx, school)?;
+        crate::store::set_time_zone_in(&tx, school, *zone)?;
         let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
             .record("time zone")
             .detail(format!(
-                "the school's clock set to {} (was {before})",
-                zone.name()
+                "the school's clock set to {} (was {})",
+                zone.name(),
+                before.time_zone.name()
             ));
         audit::append(&tx, &entry, now)?;
         tx.commit()?;

@@ -272,14 +272,7 @@ impl SqliteStore {
         school: &SchoolId,
         zone: SchoolTimeZone,
     ) -> Result<(), StoreError> {
-        let changed = self.conn().execute(
-            "UPDATE schools SET time_zone = ?2 WHERE id = ?1",
-            params![school.as_str(), zone.name()],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::Invalid(format!("unknown school {school}")));
-        }
-        Ok(())
+        set_time_zone_in(&self.conn(), school, zone)
     }
 
     pub fn add_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<(), StoreError> {
@@ -1113,6 +1106,22 @@ pub(crate) fn staff_member(
     staff: &StaffId,
 ) -> Result<Option<StaffMember>, StoreError> {
     stored_json(conn, "SELECT body FROM staff WHERE id = ?1", staff.as_str())
+}
+
+/// Puts `school` on the clock of `zone`; an unknown school is refused.
+pub(crate) fn set_time_zone_in(
+    conn: &Connection,
+    school: &SchoolId,
+    zone: SchoolTimeZone,
+) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE schools SET time_zone = ?2 WHERE id = ?1",
+        params![school.as_str(), zone.name()],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::Invalid(format!("unknown school {school}")));
+    }
+    Ok(())
 }
 
 pub(crate) fn school_policy(conn: &Connection, school: &SchoolId) -> Result<Policy, StoreError> {
