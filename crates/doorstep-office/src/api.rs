@@ -253,13 +253,16 @@ impl FromRequestParts<AppState> for PhoneDevice {
     }
 }
 
-/// A sync's place among those doing store work, taken by [`admit_syncs`] before the device token is
-/// checked; the handler takes it over (`None` inside: an alert let in without a place).
+/// A sync admitted by [`admit_syncs`] before the device token is checked: its request, decoded once, and
+/// its place among those doing store work (`None`: an alert let in without a place). The handler takes
+/// both over.
 #[derive(Debug, Clone)]
-pub(crate) struct Admitted(Arc<Mutex<Option<Option<OwnedSemaphorePermit>>>>);
+pub(crate) struct Admitted(Arc<Mutex<Option<AdmittedSync>>>);
+
+type AdmittedSync = (SyncRequest, Option<OwnedSemaphorePermit>);
 
 impl Admitted {
-    fn take(&self) -> Option<Option<OwnedSemaphorePermit>> {
+    fn take(&self) -> Option<AdmittedSync> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
@@ -315,7 +318,7 @@ pub(crate) async fn admit_syncs(
             Ok(place) => {
                 parts
                     .extensions
-                    .insert(Admitted(Arc::new(Mutex::new(Some(place)))));
+                    .insert(Admitted(Arc::new(Mutex::new(Some((request, place))))));
             }
             Err(busy) => return busy.into_response(),
         }
@@ -402,31 +405,34 @@ pub(crate) async fn sync(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!(
-                    "a sync request is at most {MAX_BODY_BYTES} bytes; send fewer events at a time"
-                ),
-            )
-        } else {
-            ApiError::new(rejection.status(), "bad_body", rejection.body_text())
+    // Decoded and admitted already by `admit_syncs` (always, for a body that decodes); otherwise read
+    // here, which says what is wrong with it.
+    let (request, place) = match admitted.and_then(|Extension(admitted)| admitted.take()) {
+        Some(admitted) => admitted,
+        None => {
+            let body = body.map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!(
+                            "a sync request is at most {MAX_BODY_BYTES} bytes; send fewer events at a time"
+                        ),
+                    )
+                } else {
+                    ApiError::new(rejection.status(), "bad_body", rejection.body_text())
+                }
+            })?;
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let request = decode_sync_request(content_type, &body)?;
+            let carries_alert = request.events.iter().any(|e| e.event.is_urgent());
+            let place = admit(&state, overflow.is_some(), carries_alert).await?;
+            (request, place)
         }
-    })?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let request = decode_sync_request(content_type, &body)?;
-    // Past capacity an ordinary sync is turned away before it does any store work (the phone comes back
-    // after `Retry-After`); one carrying an alert is always let in.
-    let carries_alert = request.events.iter().any(|e| e.event.is_urgent());
-    // Admitted already by `admit_syncs` (always, for a body that decodes), or here.
-    let place = match admitted.and_then(|Extension(admitted)| admitted.take()) {
-        Some(place) => place,
-        None => admit(&state, overflow.is_some(), carries_alert).await?,
     };
+    let carries_alert = request.events.iter().any(|e| e.event.is_urgent());
     let now = state.now();
     let store = state.store.clone();
     let escalation = state.escalation.clone();

@@ -741,18 +741,7 @@ async fn past_capacity_an_ordinary_sync_is_told_to_come_back_and_an_alert_is_sto
     assert_eq!(office.stored_event_count(), 0, "nothing of it was stored");
 
     let alex = &office.phones.partner;
-    let alert = [
-        envelope(alex, 1, "visit-ava", departed("alex")),
-        envelope(
-            alex,
-            2,
-            "visit-ava",
-            VisitEvent::DuressRaised {
-                staff: staff("alex"),
-                via: doorstep_core::lifecycle::DuressVia::DuressPin,
-            },
-        ),
-    ];
+    let alert = set_off_then_duress(alex, "alex");
     let (status, body) = office.post_sync(&alex.device_token, &batch(&alert)).await;
     assert_eq!(status, 200, "an alert is always let in: {body}");
     assert_eq!(body["results"][1]["outcome"], "stored");

@@ -190,6 +190,23 @@ pub fn departed(who: &str) -> VisitEvent {
     }
 }
 
+/// `who` sets off for visit-ava on `phone` and then raises a duress alert with the second PIN: a sync that
+/// carries an alert, as the phone's first two events.
+pub fn set_off_then_duress(phone: &PhoneConfig, who: &str) -> [EventEnvelope; 2] {
+    [
+        envelope(phone, 1, "visit-ava", departed(who)),
+        envelope(
+            phone,
+            2,
+            "visit-ava",
+            VisitEvent::DuressRaised {
+                staff: staff(who),
+                via: doorstep_core::lifecycle::DuressVia::DuressPin,
+            },
+        ),
+    ]
+}
+
 pub fn batch(events: &[EventEnvelope]) -> serde_json::Value {
     batch_since(events, None)
 }

@@ -5,7 +5,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use doorstep_core::lifecycle::VisitEvent;
 use doorstep_office::serve::{Limits, Tls};
 use doorstep_office::{OfficeSettings, WebSettings};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -168,18 +167,7 @@ async fn past_the_per_address_cap_an_alert_still_goes_through_and_an_ordinary_sy
     assert_eq!(page.status(), 503);
 
     let alex = &office.phones.partner;
-    let alert = [
-        envelope(alex, 1, "visit-ava", departed("alex")),
-        envelope(
-            alex,
-            2,
-            "visit-ava",
-            VisitEvent::DuressRaised {
-                staff: staff("alex"),
-                via: doorstep_core::lifecycle::DuressVia::DuressPin,
-            },
-        ),
-    ];
+    let alert = set_off_then_duress(alex, "alex");
     let answer = phone()
         .post(format!("{}/api/v1/sync", office.url))
         .bearer_auth(&alex.device_token)
