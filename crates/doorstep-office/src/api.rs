@@ -454,9 +454,6 @@ pub(crate) async fn sync(
                 }
                 Err(other) => return Err(other),
             };
-        if carries_alert {
-            tracing::warn!(device = %device.id, "duress received");
-        }
         // Committed: the board and the engine hear of it now, before the answer is built. A duress alarm
         // was raised in the ingest's own transaction; `raised` puts it on the board and before the
         // notifier at once.
@@ -467,6 +464,9 @@ pub(crate) async fn sync(
             for visit in visits {
                 escalation.visit_changed(visit);
             }
+        }
+        if carries_alert {
+            tracing::warn!(device = %device.id, "duress received");
         }
         let results = ingested.results;
         let holdings = store.holdings_since(&device, now, request.holdings_cursor.as_deref())?;

@@ -101,8 +101,10 @@ impl Escalation {
     /// Announces an alarm raised outside the engine (reception heard the code phrase): the board redraws,
     /// the notifier hands it to its targets at once, and the engine starts escalating it.
     pub fn raised(&self, alarm: Alarm) {
-        let _ = self.pokes.send(alarm.visit.clone());
+        // The board first: the engine's look at the visit can wait the few microseconds it takes.
+        let visit = alarm.visit.clone();
         let _ = self.board.send(BoardEvent::AlarmRaised { alarm });
+        let _ = self.pokes.send(visit);
     }
 
     /// Announces that a school's notification targets were added or removed.
