@@ -29,7 +29,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use crate::audit::{append, Action, NewEntry};
 use crate::logins::new_secret;
 use crate::store::{
-    parse_id, staff_member, stored_time, token_hash, tuples, Device, SqliteStore, StoreError,
+    parse_id, staff_member, stored_time, token_hash, tuples, CachedSql, Device, SqliteStore,
+    StoreError,
 };
 
 /// A phone's row as [`SqliteStore::school_devices`] reads it: its id, the staff id and name, when and by
@@ -259,7 +260,7 @@ fn log(conn: &Connection, at: DateTime<Utc>, entry: Entry<'_>) -> Result<(), Sto
         audit_entry.actor = entry.actor.to_owned();
         append(conn, &audit_entry, at)?;
     }
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO device_log (at, school_id, actor, action, staff_id, device_id, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -286,7 +287,7 @@ fn add_token(
         token: new_secret(),
         expires_at: now + TimeDelta::days(CREDENTIAL_DAYS),
     };
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO device_tokens (token_sha256, device_id, state, issued_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -307,7 +308,7 @@ fn suspect_clone(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.execute_cached(
         "UPDATE devices SET clone_suspected_at = ?2, clone_reason = ?3
          WHERE id = ?1 AND clone_suspected_at IS NULL",
         params![device.id.as_str(), now.to_rfc3339(), reason],
@@ -332,7 +333,7 @@ pub(crate) fn school_of_staff_in(
     staff: &StaffId,
 ) -> Result<Option<SchoolId>, StoreError> {
     let school: Option<String> = conn
-        .query_row(
+        .query_row_cached(
             "SELECT school_id FROM staff WHERE id = ?1",
             [staff.as_str()],
             |row| row.get(0),
@@ -363,12 +364,12 @@ impl SqliteStore {
         let expires_at = now + TimeDelta::minutes(ENROLMENT_CODE_MINUTES);
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
+        tx.execute_cached(
             "UPDATE enrolment_codes SET withdrawn_at = ?2
              WHERE staff_id = ?1 AND used_at IS NULL AND withdrawn_at IS NULL",
             params![staff.as_str(), now.to_rfc3339()],
         )?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO enrolment_codes (code_sha256, school_id, staff_id, issued_by, issued_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -418,7 +419,7 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
         let row: Option<(String, String, String, String, bool, bool)> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT school_id, staff_id, issued_by, expires_at, used_at IS NOT NULL,
                         withdrawn_at IS NOT NULL
                  FROM enrolment_codes WHERE code_sha256 = ?1",
@@ -443,14 +444,14 @@ impl SqliteStore {
         })?;
         let (school_name, _) = crate::store::school_and_policy(&tx, &school)?;
         let device = new_device_id()?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO devices (id, staff_id, enrolled_at, enrolled_by, last_seen_at)
              VALUES (?1, ?2, ?3, ?4, ?3)",
             params![device.as_str(), staff.as_str(), now.to_rfc3339(), issued_by],
         )
         .map_err(StoreError::from)?;
         let credential = add_token(&tx, &device, "current", now)?;
-        tx.execute(
+        tx.execute_cached(
             "UPDATE enrolment_codes SET used_at = ?2, device_id = ?3 WHERE code_sha256 = ?1",
             params![token_hash(&code), now.to_rfc3339(), device.as_str()],
         )
@@ -492,11 +493,11 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO devices (id, staff_id, enrolled_at) VALUES (?1, ?2, ?3)",
             params![device.as_str(), staff.as_str(), now.to_rfc3339()],
         )?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO device_tokens (token_sha256, device_id, state, issued_at, expires_at)
              VALUES (?1, ?2, 'current', ?3, ?4)",
             params![
@@ -538,9 +539,12 @@ impl SqliteStore {
                 if stored_time(&row.expires_at)? <= now {
                     return Ok(TokenCheck::Expired);
                 }
-                if !seen_stale(row.seen.clone(), now)? {
-                    return Ok(TokenCheck::Accepted(row.device()?));
+                // "Last seen" is written with the next commit, not in a transaction of its own here.
+                let device = row.device()?;
+                if seen_stale(row.seen.clone(), now)? {
+                    self.seen.note(&device.id, now);
                 }
+                return Ok(TokenCheck::Accepted(device));
             }
             Some(_) => {}
         }
@@ -671,7 +675,7 @@ impl SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row: Option<(String, Option<String>)> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT d.staff_id, d.revoked_at FROM devices d JOIN staff s ON s.id = d.staff_id
                  WHERE d.id = ?1 AND s.school_id = ?2",
                 params![device.as_str(), school.as_str()],
@@ -686,11 +690,11 @@ impl SqliteStore {
                 "the phone “{device}” is already revoked"
             )));
         }
-        tx.execute(
+        tx.execute_cached(
             "UPDATE devices SET revoked_at = ?2, revoked_by = ?3 WHERE id = ?1",
             params![device.as_str(), now.to_rfc3339(), by.as_str()],
         )?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM device_tokens WHERE device_id = ?1 AND state = 'offered'",
             [device.as_str()],
         )?;
@@ -745,7 +749,8 @@ impl SqliteStore {
                 staff_name: name,
                 enrolled_at: stored_time(&enrolled)?,
                 enrolled_by: by,
-                last_seen_at: optional_time(seen)?,
+                // A time noted at a sync and not yet written is the newer one.
+                last_seen_at: optional_time(seen)?.max(self.seen.noted(&parse_id(&id)?)),
                 credential_expires_at: if revoked.is_some() {
                     None
                 } else {
@@ -796,7 +801,7 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<DeviceLogEntry>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT seq, at, actor, action, staff_id, device_id, detail FROM device_log
              WHERE school_id = ?1 ORDER BY seq DESC LIMIT ?2",
         )?;

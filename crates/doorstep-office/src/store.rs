@@ -8,8 +8,10 @@
 //! ([`group_commit`]). One connection writes; the sync path's reads go to a few read-only ones
 //! ([`readers`]).
 
+mod checkpoint;
 mod group_commit;
 pub mod readers;
+pub(crate) mod seen;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -116,6 +118,8 @@ pub enum StoreError {
     Invalid(String),
     #[error("the write could not be committed: {0}")]
     Commit(String),
+    #[error("could not start the store's checkpoint thread: {0}")]
+    Checkpointer(std::io::Error),
 }
 
 /// An enrolled phone, as its token identifies it (see [`crate::devices`]).
@@ -181,6 +185,10 @@ pub struct SqliteStore {
     /// planning looks at every open alarm.
     pub(crate) alarm_steps_planned: std::sync::atomic::AtomicI64,
     path: PathBuf,
+    /// Phones seen whose "last seen" is not written yet.
+    pub(crate) seen: std::sync::Arc<seen::Seen>,
+    // Declared last: dropped after the writer and readers, so its last checkpoint sees every commit.
+    checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -195,6 +203,8 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Checkpoints run on a thread of their own (`checkpoint`), not inside a sync's commit.
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Every statement on the sync path is prepared once and kept (`prepare_cached`); rusqlite keeps 16
         // by default, fewer than the sync path alone uses, so each would push out another.
@@ -211,13 +221,28 @@ impl SqliteStore {
         })?;
         rebuild_if_rules_changed(&mut conn)?;
         let readers = readers::Readers::open(&path, readers::readers_for_this_machine())?;
+        let seen = std::sync::Arc::new(seen::Seen::default());
+        let checkpointer = checkpoint::Checkpointer::start(&path, seen.clone())?;
+        let commits = checkpointer.commit_counter();
+        conn.commit_hook(Some(move || {
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false // never turns a commit into a rollback
+        }));
         Ok(Self {
             conn: Mutex::new(conn),
             readers,
             pending: group_commit::Pending::default(),
             alarm_steps_planned: std::sync::atomic::AtomicI64::new(0),
             path,
+            seen,
+            checkpointer,
         })
+    }
+
+    /// How many times the write-ahead log has been copied back into the database file since the store
+    /// opened (by the checkpoint thread, off the commit path).
+    pub fn checkpoints_done(&self) -> u64 {
+        self.checkpointer.done()
     }
 
     /// The database file, for people who want to look inside.
@@ -247,7 +272,7 @@ impl SqliteStore {
         // an older record may not be; it is never stored anew).
         doorstep_core::contact::PhoneNumber::parse(school.office_phone.as_str())
             .map_err(|e| StoreError::Invalid(format!("the office phone number: {e}")))?;
-        self.conn().execute(
+        self.conn().execute_cached(
             "INSERT INTO schools (id, name, office_phone, policy, time_zone) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 school.id.as_str(),
@@ -416,7 +441,7 @@ impl SqliteStore {
         }
         let ticket = self.pending.queue(device, events, device_time, now);
         let mut conn = self.conn();
-        self.pending.store_with(&mut conn, ticket)
+        self.pending.store_with(&mut conn, ticket, &self.seen)
     }
 
     /// The highest sequence number stored from this device.
@@ -582,7 +607,7 @@ impl SqliteStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<(Visit, VisitState)>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT body, state, agreed_time FROM visits WHERE school_id = ?1 AND (
                  (agreed_time >= ?2 AND agreed_time < ?3)
                  OR phase IN ('departed', 'outside', 'in_visit', 'checked_in', 'duress')
@@ -606,7 +631,9 @@ impl SqliteStore {
 
     /// The school a visit belongs to, if the visit exists.
     pub fn school_of_visit(&self, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
-        school_of_visit_in(&self.conn(), visit)
+        // A visit's school never changes, so a reader's snapshot answers as well as the writer would,
+        // without waiting behind a commit (the board's stream asks this before it shows a new alarm).
+        school_of_visit_in(&self.reader(), visit)
     }
 
     /// Whether the store holds a school yet (the demo seeds only an empty store).
@@ -1114,7 +1141,7 @@ pub(crate) fn set_time_zone_in(
     school: &SchoolId,
     zone: SchoolTimeZone,
 ) -> Result<(), StoreError> {
-    let changed = conn.execute(
+    let changed = conn.execute_cached(
         "UPDATE schools SET time_zone = ?2 WHERE id = ?1",
         params![school.as_str(), zone.name()],
     )?;
@@ -1241,6 +1268,34 @@ pub(crate) fn engine_work<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// `execute` and `query_row` through the connection's cache of prepared statements, so each SQL text is
+/// parsed once per connection and not at every call (rusqlite's own `Connection::execute` and
+/// `query_row` prepare afresh each time). Transactions and savepoints reach it through `Deref`.
+pub(crate) trait CachedSql {
+    fn execute_cached(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize>;
+    fn query_row_cached<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        from_row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl CachedSql for Connection {
+    fn execute_cached(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        from_row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, from_row)
+    }
+}
+
 /// Every row `sql` selects, each read by `from_row` (a table's row mapper).
 pub(crate) fn rows<T>(
     conn: &Connection,
@@ -1248,7 +1303,7 @@ pub(crate) fn rows<T>(
     params: impl rusqlite::Params,
     from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
-    let mut stmt = conn.prepare(sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -1281,7 +1336,7 @@ pub(crate) fn tuples<T>(
 where
     T: for<'a> TryFrom<&'a rusqlite::Row<'a>, Error = rusqlite::Error>,
 {
-    let mut stmt = conn.prepare(sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, |row| T::try_from(row))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use doorstep_core::event::EventEnvelope;
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::seen::Seen;
 use super::{ingest_in, Device, IngestError, Ingested, StoreError};
 
 /// One sync's batch, waiting to be stored.
@@ -70,12 +71,13 @@ impl Pending {
     }
 
     /// With the writer connection held: the ticket's outcome if an earlier leader stored its batch, or
-    /// else, as the leader, stores every batch queued (the ticket's own among them) in one transaction and
-    /// returns the ticket's outcome.
+    /// else, as the leader, stores every batch queued (the ticket's own among them) in one transaction,
+    /// with the "last seen" times noted meanwhile, and returns the ticket's outcome.
     pub fn store_with(
         &self,
         conn: &mut Connection,
         ticket: Ticket,
+        seen: &Seen,
     ) -> Result<Ingested, IngestError> {
         if let Ok(outcome) = ticket.0.try_recv() {
             return outcome;
@@ -84,7 +86,7 @@ impl Pending {
         if !jobs.is_empty() {
             self.groups.fetch_add(1, Ordering::Relaxed);
         }
-        commit_group(conn, jobs);
+        commit_group(conn, jobs, seen);
         // Every job taken was answered; ours was queued before we took the connection, so it was taken.
         ticket.0.try_recv().unwrap_or_else(|_| {
             Err(IngestError::Store(StoreError::Commit(
@@ -111,7 +113,7 @@ impl Pending {
 }
 
 /// Stores `jobs` in one transaction, each under its own savepoint, and answers each after the commit.
-fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>, seen: &Seen) {
     if jobs.is_empty() {
         return;
     }
@@ -156,6 +158,10 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
     if let Some(error) = broken {
         drop(tx);
         return fail_all(jobs, &error);
+    }
+    // Not a reason to refuse the group: a "last seen" time not written is noted again at the next sync.
+    if let Err(error) = seen.write_in(&tx) {
+        tracing::warn!(%error, "phones' last-seen times not written with this group");
     }
     if let Err(error) = tx.commit() {
         return fail_all(jobs, &error);

@@ -9,6 +9,7 @@ mod api;
 mod audit;
 mod bench;
 mod browser;
+mod checkpoints;
 mod cli;
 mod code_phrases;
 mod devices;
