@@ -15,7 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use serde::Serialize;
 
 use crate::store::{
-    bad_column, ids, record_office_event_in, rows, school_and_policy, SqliteStore, StoreError,
+    bad_column, ids, record_office_event_in, rows, school_and_policy, CachedSql, SqliteStore,
+    StoreError,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -236,12 +237,12 @@ pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
 }
 
 fn alarm_in(conn: &Connection, id: i64) -> Result<Alarm, StoreError> {
-    Ok(conn.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)?)
+    Ok(conn.query_row_cached("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)?)
 }
 
 /// Alarm `id`, or a refusal naming it when there is none.
 fn existing_alarm(conn: &Connection, id: i64) -> Result<Alarm, StoreError> {
-    conn.query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
+    conn.query_row_cached("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
         .optional()?
         .ok_or_else(|| StoreError::Invalid(format!("there is no alarm {id}")))
 }
@@ -292,7 +293,7 @@ fn level_has_target(
         AlarmLevel::Authoriser => "wants_authoriser",
         AlarmLevel::Further => "wants_further",
     };
-    Ok(conn.query_row(
+    Ok(conn.query_row_cached(
         &format!(
             "SELECT EXISTS (SELECT 1 FROM notification_targets WHERE school_id = ?1 AND visit_id IS NULL
                             AND removed_at IS NULL AND {column} = 1)"
@@ -350,7 +351,7 @@ impl SqliteStore {
     pub fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
+            .query_row_cached("SELECT * FROM alarms WHERE id = ?1", [id], alarm_from_row)
             .optional()?)
     }
 
@@ -388,7 +389,7 @@ impl SqliteStore {
         let before = alarm_in(&tx, id)?;
         let (school, policy) = visit_school(&tx, &before.visit)?;
         let level = before.level.next();
-        tx.execute(
+        tx.execute_cached(
             "UPDATE alarms SET level = ?2, escalated_at = ?3 WHERE id = ?1",
             params![id, level.name(), now.to_rfc3339()],
         )?;
@@ -433,7 +434,7 @@ impl SqliteStore {
     pub fn note_contact_resumed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let changed = tx.execute(
+        let changed = tx.execute_cached(
             "UPDATE alarms SET contact_resumed_at = ?2 WHERE id = ?1 AND contact_resumed_at IS NULL",
             params![id, now.to_rfc3339()],
         )?;
@@ -549,7 +550,7 @@ impl SqliteStore {
                 Ok(envelope) => {
                     if let lifecycle::VisitEvent::AlertsClosed { alerts, .. } = &envelope.event {
                         let others: Vec<Alarm> = {
-                            let mut stmt = tx.prepare(
+                            let mut stmt = tx.prepare_cached(
                                 "SELECT * FROM alarms WHERE visit_id = ?1 AND kind = 'duress'
                                  AND closed_at IS NULL AND id != ?2 ORDER BY id",
                             )?;
@@ -576,7 +577,7 @@ impl SqliteStore {
             if alarm.acknowledged_at.is_none() {
                 acknowledge_in(&tx, alarm.id, by_name, now)?;
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE alarms SET closed_by = ?2, closed_at = ?3, outcome = ?4, close_note = ?5
                  WHERE id = ?1",
                 params![
@@ -607,7 +608,7 @@ impl SqliteStore {
     /// The history of every alarm of a visit, in order.
     pub fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT l.id, l.alarm_id, l.at, l.what, l.level, l.detail FROM alarm_log l
              JOIN alarms a ON a.id = l.alarm_id WHERE a.visit_id = ?1 ORDER BY l.id",
         )?;
@@ -668,7 +669,7 @@ fn acknowledge_in(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE alarms SET acknowledged_by = ?2, acknowledged_at = ?3 WHERE id = ?1",
         params![id, by, now.to_rfc3339()],
     )?;
@@ -690,7 +691,7 @@ pub(crate) fn log(
     level: Option<AlarmLevel>,
     detail: &str,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO alarm_log (alarm_id, at, what, level, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             alarm,
@@ -717,7 +718,7 @@ pub(crate) fn raise_alarm_in(
         due_at,
         level,
     } = new;
-    let inserted = tx.execute(
+    let inserted = tx.execute_cached(
         "INSERT OR IGNORE INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![

@@ -17,7 +17,7 @@ use doorstep_core::lifecycle::VisitEvent;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{CachedSql, SqliteStore, StoreError};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -320,7 +320,7 @@ pub(crate) fn append(
     at: DateTime<Utc>,
 ) -> Result<Entry, StoreError> {
     let last: Option<(i64, String)> = conn
-        .query_row(
+        .query_row_cached(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
@@ -344,7 +344,7 @@ pub(crate) fn append(
         detail: &entry.detail,
         prev_hash: &prev_hash,
     });
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO audit_log (seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
@@ -450,7 +450,7 @@ fn entry_of(row: Row) -> Result<Entry, StoreError> {
 
 /// Walks the whole chain in order.
 pub(crate) fn verify(conn: &Connection) -> Result<ChainCheck, StoreError> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
     let rows = stmt.query_map([], read_row)?;
     let mut expected_seq = 1;
     let mut prev = GENESIS.to_owned();
@@ -519,7 +519,7 @@ impl SqliteStore {
     /// The school's newest `limit` entries, newest first.
     pub fn audit_entries(&self, school: &SchoolId, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM audit_log WHERE school_id = ?1 ORDER BY seq DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
@@ -536,7 +536,7 @@ impl SqliteStore {
     /// Every entry about one visit, oldest first.
     pub fn audit_entries_for_visit(&self, visit: &VisitId) -> Result<Vec<Entry>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM audit_log WHERE visit_id = ?1 ORDER BY seq"
         ))?;
         let rows = stmt.query_map([visit.as_str()], read_row)?;

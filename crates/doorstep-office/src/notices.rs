@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, Row};
 use serde::Serialize;
 
 use crate::alarms::time;
-use crate::store::{bad_column, ids, rows, SqliteStore, StoreError};
+use crate::store::{bad_column, ids, rows, CachedSql, SqliteStore, StoreError};
 
 /// What a notice is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
@@ -137,7 +137,7 @@ pub(crate) fn note_in(
 ) -> Result<usize, StoreError> {
     let mut noted = 0;
     for kind in NoticeKind::carried_by(&envelope.event) {
-        noted += tx.execute(
+        noted += tx.execute_cached(
             "INSERT OR IGNORE INTO notices (visit_id, kind, event_id, staff_id, role, raised_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![

@@ -19,8 +19,8 @@ use super::{
 use crate::alarms::{alarm_from_row, log, step, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
 use crate::store::{
-    bad_column, parse_id, rows, school_and_policy, staff_member, visit_school, SqliteStore,
-    StoreError,
+    bad_column, parse_id, rows, school_and_policy, staff_member, visit_school, CachedSql,
+    SqliteStore, StoreError,
 };
 
 /// The `From:` of email recorded while no SMTP server is configured (such email cannot go out anyway).
@@ -121,7 +121,7 @@ pub(crate) fn live_school_target_count_in(
     conn: &Connection,
     school: &SchoolId,
 ) -> Result<usize, StoreError> {
-    let count: i64 = conn.query_row(
+    let count: i64 = conn.query_row_cached(
         "SELECT COUNT(*) FROM notification_targets
          WHERE school_id = ?1 AND visit_id IS NULL AND removed_at IS NULL",
         [school.as_str()],
@@ -144,7 +144,7 @@ fn live_targets_of(
 }
 
 fn history(conn: &Connection, alarm: i64) -> Result<Vec<Step>, StoreError> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT id, at, what, level, detail FROM alarm_log WHERE alarm_id = ?1 ORDER BY id",
     )?;
     let steps = stmt
@@ -165,7 +165,7 @@ fn history(conn: &Connection, alarm: i64) -> Result<Vec<Step>, StoreError> {
 }
 
 fn visit_body(conn: &Connection, visit: &VisitId) -> Result<Visit, StoreError> {
-    let body: String = conn.query_row(
+    let body: String = conn.query_row_cached(
         "SELECT body FROM visits WHERE id = ?1",
         [visit.as_str()],
         |r| r.get(0),
@@ -197,7 +197,7 @@ fn insert_delivery(
         Tells::AlarmStep { alarm, step } => (Some(alarm), Some(step), None),
         Tells::Notice(notice) => (None, None, Some(notice)),
     };
-    Ok(conn.execute(
+    Ok(conn.execute_cached(
         "INSERT OR IGNORE INTO deliveries
              (id, alarm_id, alarm_log_id, notice_id, target_id, audience, created_at, attempts,
               next_attempt_at, payload)
@@ -272,7 +272,7 @@ impl SqliteStore {
     ) -> Result<NotificationTarget, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let changed = tx.execute(
+        let changed = tx.execute_cached(
             "UPDATE notification_targets SET removed_at = ?3, removed_by = ?4
              WHERE id = ?1 AND school_id = ?2 AND removed_at IS NULL",
             params![id, school.as_str(), stamp(now), by],
@@ -282,7 +282,7 @@ impl SqliteStore {
                 "there is no notification target {id} to remove"
             )));
         }
-        let removed = tx.query_row(
+        let removed = tx.query_row_cached(
             "SELECT * FROM notification_targets WHERE id = ?1",
             [id],
             target_from_row,
@@ -386,7 +386,7 @@ impl SqliteStore {
             }
             let history = history(&tx, alarm.id)?;
             let existing: HashSet<(i64, i64)> = {
-                let mut stmt = tx.prepare(
+                let mut stmt = tx.prepare_cached(
                     "SELECT alarm_log_id, target_id FROM deliveries WHERE alarm_id = ?1",
                 )?;
                 let pairs = stmt
@@ -469,7 +469,7 @@ impl SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let stopped: Vec<(String, Option<i64>, u32, NotificationTarget)> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare_cached(
                 "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, t.*
                  FROM deliveries d
                  LEFT JOIN alarms a ON a.id = d.alarm_id
@@ -491,7 +491,7 @@ impl SqliteStore {
             rows
         };
         for (id, alarm, attempts, target) in &stopped {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE deliveries SET next_attempt_at = NULL WHERE id = ?1",
                 [id],
             )?;
@@ -535,7 +535,7 @@ impl SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let due: Vec<DueDelivery> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare_cached(
                 "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, d.payload, t.*
                  FROM deliveries d
                  LEFT JOIN alarms a ON a.id = d.alarm_id
@@ -559,7 +559,7 @@ impl SqliteStore {
             rows
         };
         for delivery in &due {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1",
                 params![delivery.id.to_string(), stamp(until)],
             )?;
@@ -580,7 +580,7 @@ impl SqliteStore {
         let id = delivery.id.to_string();
         let (what, detail) = match attempt {
             Attempt::Delivered { detail } => {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE deliveries SET attempts = attempts + 1, delivered_at = ?2,
                          next_attempt_at = NULL
                      WHERE id = ?1",
@@ -595,7 +595,7 @@ impl SqliteStore {
             } => {
                 // An alarm acknowledged, or a target removed, while this attempt was under way gets no
                 // further try.
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2,
                          next_attempt_at = CASE
                              WHEN NOT EXISTS (SELECT 1 FROM alarms WHERE id = deliveries.alarm_id
@@ -618,7 +618,7 @@ impl SqliteStore {
 
     /// When the next waiting delivery is due.
     pub(crate) fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next: Option<String> = self.conn().query_row(
+        let next: Option<String> = self.conn().query_row_cached(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL",
             [],
             |r| r.get(0),
@@ -636,7 +636,7 @@ pub(crate) fn insert_target_in(
     target: &NewTarget,
     now: DateTime<Utc>,
 ) -> Result<NotificationTarget, StoreError> {
-    let known: bool = tx.query_row(
+    let known: bool = tx.query_row_cached(
         "SELECT EXISTS (SELECT 1 FROM schools WHERE id = ?1)",
         [school.as_str()],
         |r| r.get(0),
@@ -644,7 +644,7 @@ pub(crate) fn insert_target_in(
     if !known {
         return Err(StoreError::Invalid(format!("unknown school {school}")));
     }
-    let taken: bool = tx.query_row(
+    let taken: bool = tx.query_row_cached(
         "SELECT EXISTS (SELECT 1 FROM notification_targets
                         WHERE school_id = ?1 AND kind = ?2 AND address = ?3 AND removed_at IS NULL
                           AND COALESCE(visit_id, '') = ?4)",
@@ -663,7 +663,7 @@ pub(crate) fn insert_target_in(
         )));
     }
     let roles: Vec<String> = target.roles.iter().map(|r| role_name(*r)).collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO notification_targets
              (school_id, kind, address, secret, name, wants_board, wants_authoriser, wants_further,
               roles, visit_id, created_at)
@@ -683,7 +683,7 @@ pub(crate) fn insert_target_in(
         ],
     )?;
     let id = tx.last_insert_rowid();
-    let added = tx.query_row(
+    let added = tx.query_row_cached(
         "SELECT * FROM notification_targets WHERE id = ?1",
         [id],
         target_from_row,
@@ -700,7 +700,7 @@ fn record_notice_deliveries(
     from: &str,
 ) -> Result<usize, StoreError> {
     let recent: Vec<(Notice, String, bool)> = {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT n.*, v.school_id AS school_id,
                     EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = n.id) AS sent_any
              FROM notices n JOIN visits v ON v.id = n.visit_id
@@ -729,7 +729,8 @@ fn record_notice_deliveries(
             continue;
         }
         let existing: HashSet<i64> = {
-            let mut stmt = conn.prepare("SELECT target_id FROM deliveries WHERE notice_id = ?1")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT target_id FROM deliveries WHERE notice_id = ?1")?;
             let ids = stmt
                 .query_map([notice.id], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
