@@ -757,3 +757,63 @@ async fn past_capacity_an_ordinary_sync_is_told_to_come_back_and_an_alert_is_sto
     assert_eq!(status, 200, "{body}");
     assert_eq!(office.stored_event_count(), 3);
 }
+
+/// Past capacity with the line for places full, an ordinary sync is told to come back at once, not after
+/// the whole wait; the one already in line goes through when a place frees up, and an alert is let in
+/// regardless.
+#[tokio::test]
+async fn with_the_line_for_places_full_an_ordinary_sync_is_told_to_come_back_at_once() {
+    use doorstep_office::admission::SyncGate;
+    let gate = SyncGate::new(1, std::time::Duration::from_secs(20)).with_max_waiting(1);
+    let office = spawn_office_settings(
+        doorstep_office::OfficeSettings {
+            sync_gate: gate.clone(),
+            ..doorstep_office::OfficeSettings::default()
+        },
+        chrono::Utc::now(),
+    )
+    .await;
+    let full = gate.hold_all().await;
+    let sam = &office.phones.me;
+    let in_line = {
+        let request = office
+            .http
+            .post(format!("{}/api/v1/sync", office.url))
+            .bearer_auth(&sam.device_token)
+            .json(&batch(&[envelope(sam, 1, "visit-ava", departed("sam"))]));
+        tokio::spawn(async move { request.send().await.map(|answer| answer.status()) })
+    };
+    // The first sync is waiting for the only place before the second arrives.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gate.waiting() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first sync never got in line"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let began = std::time::Instant::now();
+    let (status, body) = office
+        .post_sync(&office.phones.partner.device_token, &batch(&[]))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "busy", "{body}");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(10),
+        "at once, not after the 20 s wait"
+    );
+
+    let alex = &office.phones.partner;
+    let (status, body) = office
+        .post_sync(
+            &alex.device_token,
+            &batch(&set_off_then_duress(alex, "alex")),
+        )
+        .await;
+    assert_eq!(status, 200, "an alert is always let in: {body}");
+
+    drop(full);
+    let status = in_line.await.unwrap().unwrap();
+    assert_eq!(status, 200, "the sync in line went through");
+    assert_eq!(office.stored_event_count(), 3);
+}
