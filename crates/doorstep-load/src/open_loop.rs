@@ -38,6 +38,11 @@ pub struct Loop {
     /// The office's process id: its peak memory and threads are sampled during the run.
     #[arg(long)]
     pub office_pid: Option<u32>,
+    /// Send from this many source addresses (127.0.0.2, 127.0.0.3 and on; only for an office on
+    /// loopback), each phone always from the same one, as phones on different networks come from
+    /// different addresses. 1: every request from the address the system picks, as one busy NAT would.
+    #[arg(long, default_value_t = 1)]
+    pub addresses: u8,
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,23 +146,37 @@ impl Figures {
     }
 }
 
-fn client(run: &Loop) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true);
-    builder = if run.fresh_connections {
-        builder.pool_max_idle_per_host(0)
-    } else {
-        builder.pool_max_idle_per_host(usize::MAX)
-    };
-    builder.build().context("an HTTP client")
+/// One HTTP client per source address (see [`Loop::addresses`]); request or phone `n` uses
+/// `clients[n % len]`.
+fn clients(run: &Loop) -> anyhow::Result<Vec<reqwest::Client>> {
+    if run.addresses == 0 {
+        bail!("--addresses is at least 1");
+    }
+    (0..run.addresses)
+        .map(|i| {
+            let mut builder = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .tcp_nodelay(true);
+            builder = if run.fresh_connections {
+                builder.pool_max_idle_per_host(0)
+            } else {
+                builder.pool_max_idle_per_host(usize::MAX)
+            };
+            if run.addresses > 1 {
+                let from = std::net::Ipv4Addr::new(127, 0, 0, 2u8.saturating_add(i));
+                builder = builder.local_address(std::net::IpAddr::V4(from));
+            }
+            builder.build().context("an HTTP client")
+        })
+        .collect()
 }
 
 pub async fn health(args: HealthArgs) -> anyhow::Result<()> {
     let url = format!("{}/api/v1/health", args.run.office);
-    let http = client(&args.run)?;
-    run_loop(&args.run, move |_, due| {
-        let (http, url) = (http.clone(), url.clone());
+    let clients = clients(&args.run)?;
+    run_loop(&args.run, move |n, due| {
+        let http = clients[(n % clients.len() as u64) as usize].clone();
+        let url = url.clone();
         async move {
             let outcome = match http.get(&url).send().await {
                 Ok(response) if response.status().is_success() => match response.bytes().await {
@@ -192,16 +211,19 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         }
     );
     let url = format!("{}/api/v1/sync", args.run.office);
-    let http = client(&args.run)?;
+    let clients = clients(&args.run)?;
+    // Each phone always from the same address.
+    let client_of = move |phone: usize| clients[phone % clients.len()].clone();
     let (events_every, alerts_every) = (args.events_every.max(1), args.alerts_every);
     let cursor = args.cursor;
     if cursor {
         // Untimed: each phone's first answer is everything; from then on it holds a cursor, as a phone
         // in use does. 64 at a time, under the office's cap on connections from one address.
-        for chunk in phones.chunks(64) {
+        for (c, chunk) in phones.chunks(64).enumerate() {
             let mut first = Vec::new();
-            for phone in chunk {
-                let (http, url, phone) = (http.clone(), url.clone(), phone.clone());
+            for (i, phone) in chunk.iter().enumerate() {
+                let http = client_of(c * 64 + i);
+                let (url, phone) = (url.clone(), phone.clone());
                 first.push(tokio::spawn(async move {
                     sync_once(&http, &url, &phone, Kind::Idle, true, Instant::now()).await
                 }));
@@ -225,7 +247,8 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         }
     );
     run_loop(&args.run, move |n, due| {
-        let phone = phones[(n % phones.len() as u64) as usize].clone();
+        let index = (n % phones.len() as u64) as usize;
+        let phone = phones[index].clone();
         let kind = if alerts_every > 0 && n % alerts_every == alerts_every - 1 {
             Kind::Alert
         } else if n % events_every == events_every - 1 {
@@ -233,7 +256,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         } else {
             Kind::Idle
         };
-        let (http, url) = (http.clone(), url.clone());
+        let (http, url) = (client_of(index), url.clone());
         async move {
             (
                 kind,
@@ -377,11 +400,16 @@ where
         finished.as_secs_f64()
     );
     println!(
-        "connections: {}",
+        "connections: {}, from {}",
         if run.fresh_connections {
             "a new one for every request"
         } else {
             "kept alive"
+        },
+        if run.addresses > 1 {
+            format!("{} addresses (127.0.0.2 and on)", run.addresses)
+        } else {
+            "one address".to_owned()
         }
     );
     all.print("all");
