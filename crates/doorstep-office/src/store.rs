@@ -239,10 +239,16 @@ impl SqliteStore {
         })
     }
 
-    /// How many times the write-ahead log has been copied back into the database file since the store
-    /// opened (by the checkpoint thread, off the commit path).
+    /// How many times the whole write-ahead log has been copied back into the database file since the
+    /// store opened (by the checkpoint thread, off the commit path).
     pub fn checkpoints_done(&self) -> u64 {
         self.checkpointer.done()
+    }
+
+    /// How many times the checkpoint thread has started the write-ahead log again in a quiet spell, so
+    /// that the next sync's commit need not.
+    pub fn log_restarts(&self) -> u64 {
+        self.checkpointer.restarts()
     }
 
     /// The database file, for people who want to look inside.

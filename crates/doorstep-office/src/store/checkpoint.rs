@@ -4,17 +4,25 @@
 //!
 //! SQLite's default is to checkpoint inside the commit that takes the log past 1,000 pages: that commit,
 //! and every sync grouped into it, then waits for the copy and its fsyncs (about a millisecond here, more
-//! on a busy disk). Here the writer counts its commits ([`Checkpointer::commit_counter`]) and, once
-//! [`COMMITS_PER_CHECKPOINT`] have gone into the log, a separate connection checkpoints in `PASSIVE` mode,
-//! which never blocks the writer or the readers. The writer keeps a far larger automatic threshold
-//! ([`BACKSTOP_PAGES`]) only as a bound on the log should this thread ever fall behind.
+//! on a busy disk). Here the writer counts its commits ([`Checkpointer::commit_counter`]) and a separate
+//! connection checkpoints in `PASSIVE` mode, which never blocks the writer or the readers:
 //!
-//! Why by commits and not every few hundred milliseconds: once a checkpoint has copied the whole log, the
-//! next commit starts the log again from its beginning and, with `synchronous=FULL`, fsyncs the log's new
-//! header as well as its own pages. Checkpointing on a timer would hand that second fsync to the first
-//! write after every quiet spell, which in a school office is most writes, a duress among them. Measured
-//! on the duress path (docs/performance.md): a checkpoint every 250 ms made the p99 worse than a
-//! checkpoint every 5 s.
+//! - once [`COMMITS_PER_CHECKPOINT`] commits have gathered in the log since the last checkpoint that
+//!   copied all of it;
+//! - and when the office has gone quiet (no commit since the thread's last look) with anything written
+//!   since the log last started again. Then, with the whole log copied, the thread starts the log again
+//!   itself ([`restart_log`]).
+//!
+//! Why that last step: once the whole log is copied, the next transaction to write starts the log again
+//! from its beginning and, with `synchronous=FULL`, fsyncs the log's new header as well as its own pages.
+//! Left to the next sync, that second fsync would fall on the first write after every quiet spell,
+//! which in a school office is most writes, a duress among them. Taken by this thread, nobody waits for
+//! it. (Measured on the duress path, docs/performance.md: a plain checkpoint every 250 ms made the p99
+//! worse than one every 5 s.)
+//!
+//! Under writes without pause a `PASSIVE` checkpoint rarely finds the log still, so the log may not start
+//! again between them; the writer's own automatic checkpoint ([`BACKSTOP_PAGES`]) then bounds it, with
+//! little left to copy because this thread has copied most of it already.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +54,18 @@ pub struct Checkpointer {
     thread: Option<JoinHandle<()>>,
     commits: Arc<AtomicU64>,
     done: Arc<AtomicU64>,
+    restarts: Arc<AtomicU64>,
+}
+
+/// What the thread remembers between looks, in counts of the writer's commits.
+#[derive(Debug, Default)]
+struct State {
+    /// The count at the last look.
+    looked_at: u64,
+    /// The count when the last checkpoint that copied the whole log began.
+    copied_up_to: u64,
+    /// The count when this thread last started the log again.
+    restarted_at: u64,
 }
 
 impl Checkpointer {
@@ -57,12 +77,12 @@ impl Checkpointer {
         let (stop, stopped) = sync_channel::<()>(0);
         let commits = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));
-        let (counted, copied) = (commits.clone(), done.clone());
+        let restarts = Arc::new(AtomicU64::new(0));
+        let (counted, copied, started) = (commits.clone(), done.clone(), restarts.clone());
         let thread = std::thread::Builder::new()
             .name("store-checkpoint".into())
             .spawn(move || {
-                // Commits already copied back (as counted when the last checkpoint began).
-                let mut copied_up_to = 0;
+                let mut state = State::default();
                 loop {
                     let last = !matches!(
                         stopped.recv_timeout(LOOK_EVERY),
@@ -80,18 +100,36 @@ impl Checkpointer {
                         }
                     }
                     let commits = counted.load(Ordering::Relaxed);
-                    if last || commits - copied_up_to >= COMMITS_PER_CHECKPOINT {
-                        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                            Ok(()) => {
-                                copied_up_to = commits;
-                                copied.fetch_add(1, Ordering::Relaxed);
-                            }
-                            // Nothing is lost: the log keeps every commit until a later checkpoint
-                            // copies it.
-                            Err(error) => {
-                                tracing::warn!(%error, "checkpoint failed; retrying later")
+                    let quiet = commits == state.looked_at;
+                    state.looked_at = commits;
+                    let gathered = commits - state.copied_up_to >= COMMITS_PER_CHECKPOINT;
+                    let written_since_restart = commits > state.restarted_at;
+                    if !(last || gathered || (quiet && written_since_restart)) {
+                        continue;
+                    }
+                    match checkpoint(&conn) {
+                        // Copied all of it, and nothing was committed meanwhile.
+                        Ok(true) if counted.load(Ordering::Relaxed) == commits => {
+                            state.copied_up_to = commits;
+                            copied.fetch_add(1, Ordering::Relaxed);
+                            if quiet && !last {
+                                match restart_log(&conn) {
+                                    Ok(()) => {
+                                        state.restarted_at = commits;
+                                        started.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Err(error) => tracing::warn!(
+                                        %error,
+                                        "the write-ahead log was not started again; the next write will"
+                                    ),
+                                }
                             }
                         }
+                        // Part of it: the rest at the next look.
+                        Ok(_) => {}
+                        // Nothing is lost: the log keeps every commit until a later checkpoint copies
+                        // it.
+                        Err(error) => tracing::warn!(%error, "checkpoint failed; retrying later"),
                     }
                     if last {
                         return;
@@ -104,6 +142,7 @@ impl Checkpointer {
             thread: Some(thread),
             commits,
             done,
+            restarts,
         })
     }
 
@@ -112,10 +151,34 @@ impl Checkpointer {
         self.commits.clone()
     }
 
-    /// How many checkpoints have run since the store opened.
+    /// How many checkpoints have copied the whole log since the store opened.
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
     }
+
+    /// How many times this thread has started the log again in a quiet spell.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+}
+
+/// A `PASSIVE` checkpoint: whether it copied the whole log.
+fn checkpoint(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    let (log, copied): (i64, i64) = conn
+        .prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?
+        .query_row([], |row| Ok((row.get(1)?, row.get(2)?)))?;
+    Ok(copied == log)
+}
+
+/// Starts the log again from its beginning (and pays the fsync of its new header) with a write that
+/// changes nothing: the database's `user_version` set to what it is. SQLite starts the log at the first
+/// write after a checkpoint that copied all of it, unless a reader still needs the old log; then this is
+/// an ordinary small write, and the next try is after the next quiet spell.
+fn restart_log(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    tx.pragma_update(None, "user_version", version)?;
+    tx.commit()
 }
 
 /// Writes the noted "last seen" times in a transaction of this thread's own (no sync's commit has

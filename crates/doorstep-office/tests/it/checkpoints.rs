@@ -26,16 +26,24 @@ fn add_staff(store: &SqliteStore, from: usize, count: usize) {
     }
 }
 
-/// Waits until the checkpoint thread has run at least once since `before` runs.
-fn wait_for_checkpoint_after(store: &SqliteStore, before: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.checkpoints_done() <= before {
+/// Waits until the checkpoint thread has started the log again since it had done so `before` times: the
+/// office has gone quiet after the writes, and the whole log was copied back.
+fn wait_for_restart_after(store: &SqliteStore, before: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.log_restarts() <= before {
         assert!(
             Instant::now() < deadline,
-            "no checkpoint within 10 s of 300 commits"
+            "the log was not started again within 20 s of the last write"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Frames in the write-ahead log now, as a `PASSIVE` checkpoint from another connection reports them.
+fn log_frames(store: &SqliteStore) -> i64 {
+    let conn = rusqlite::Connection::open(store.path()).expect("open");
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+        .expect("checkpoint")
 }
 
 fn log_bytes(store: &SqliteStore) -> u64 {
@@ -49,17 +57,17 @@ fn the_log_is_copied_back_between_writes_and_reused_not_grown() {
     let store = SqliteStore::open(dir.path()).expect("open store");
     demo::seed(&store, "http://127.0.0.1:1", Utc::now()).expect("seed");
 
-    // Each burst is more commits than the thread lets gather, and far fewer pages than the writer's own
-    // backstop, so only the checkpoint thread can have copied them back. Without it the log would hold
-    // the seed and all four bursts, well over twice what it holds after the first.
-    let before = store.checkpoints_done();
+    // Each burst is far fewer pages than the writer's own backstop, so only the checkpoint thread can
+    // have copied them back and started the log again. Without it the log would hold the seed and all
+    // four bursts, well over twice what it holds after the first.
+    let before = store.log_restarts();
     add_staff(&store, 0, 300);
-    wait_for_checkpoint_after(&store, before);
+    wait_for_restart_after(&store, before);
     let after_first = log_bytes(&store);
     for burst in 1..4 {
-        let before = store.checkpoints_done();
+        let before = store.log_restarts();
         add_staff(&store, burst * 300, 300);
-        wait_for_checkpoint_after(&store, before);
+        wait_for_restart_after(&store, before);
     }
     let after_four = log_bytes(&store);
     assert!(
@@ -76,20 +84,20 @@ fn the_log_is_copied_back_between_writes_and_reused_not_grown() {
 }
 
 #[test]
-fn a_quiet_office_does_not_checkpoint_after_every_write() {
+fn after_a_quiet_spell_the_next_write_finds_the_log_copied_and_started_again() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path()).expect("open store");
     demo::seed(&store, "http://127.0.0.1:1", Utc::now()).expect("seed");
-    // Whatever the seed's commits called for has run by now.
-    std::thread::sleep(Duration::from_millis(600));
-    let before = store.checkpoints_done();
-    // A few writes with pauses longer than the thread's look between them: nothing to copy yet, so the
-    // next write is not made to start the log again (and fsync its header) on top of its own fsync.
-    for n in 0..3 {
-        add_staff(&store, n, 1);
-        std::thread::sleep(Duration::from_millis(600));
-    }
-    assert_eq!(store.checkpoints_done(), before);
+    // A few writes, far fewer than the commits that call for a checkpoint on their own.
+    let before = store.log_restarts();
+    add_staff(&store, 0, 20);
+    assert!(log_frames(&store) >= 20, "the writes are in the log");
+    // The office goes quiet: the thread copies the log back and starts it again itself (one frame of
+    // its own), so the next sync's commit appends to a started log instead of fsyncing a new header.
+    wait_for_restart_after(&store, before);
+    assert!(log_frames(&store) <= 2, "{} frames", log_frames(&store));
+    add_staff(&store, 20, 1);
+    assert!(log_frames(&store) <= 4, "{} frames", log_frames(&store));
 }
 
 #[test]
