@@ -1,6 +1,8 @@
 //! Doorstep's core: everything the phone and the office share, and nothing that touches the network.
 //!
 //! - [`ids`]: validated identifiers (`VisitId`, `StaffId`, `EventId`, `DeviceSeq`, ...).
+//! - `newtype`: the conversions every validated newtype has, as macros ([`parsed_text!`],
+//!   [`checked_number!`]) the phone's own newtypes use too.
 //! - [`domain`]: staff, pupils, visits, risk assessments and briefings.
 //! - [`contact`]: `PhoneNumber` and `Postcode`, each parsed with one rule by the office and the phone.
 //! - [`policy`]: a school's home-visit policy as data, with the two shipped presets.
@@ -28,6 +30,7 @@ pub mod event_log;
 pub mod ids;
 pub mod lifecycle;
 pub mod migrate;
+mod newtype;
 pub mod policy;
 pub mod protocol;
 pub mod reconcile;
