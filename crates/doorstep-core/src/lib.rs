@@ -6,6 +6,7 @@
 //! - [`domain`]: staff, pupils, visits, risk assessments and briefings.
 //! - [`contact`]: `PhoneNumber` and `Postcode`, each parsed with one rule by the office and the phone.
 //! - [`policy`]: a school's home-visit policy as data, with the two shipped presets.
+//! - [`private_file`]: writing a file that holds a secret, owner-only and complete or not at all.
 //! - [`lifecycle`]: the visit state machine, `decide` and `apply`, pure and total.
 //! - [`event`]: the event envelope recorded on a device.
 //! - [`event_log`]: the phone's local SQLite event log and outbox.
@@ -32,6 +33,7 @@ pub mod lifecycle;
 pub mod migrate;
 mod newtype;
 pub mod policy;
+pub mod private_file;
 pub mod protocol;
 pub mod reconcile;
 pub mod schedule;
