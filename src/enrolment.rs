@@ -83,24 +83,7 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-impl TryFrom<String> for OfficeUrl {
-    type Error = OfficeUrlError;
-    fn try_from(text: String) -> Result<Self, OfficeUrlError> {
-        Self::parse(&text)
-    }
-}
-
-impl From<OfficeUrl> for String {
-    fn from(url: OfficeUrl) -> String {
-        url.0
-    }
-}
-
-impl std::fmt::Display for OfficeUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+doorstep_core::parsed_text!(OfficeUrl, OfficeUrlError, |url| url.as_str());
 
 /// What this phone needs to talk to its office, as the sealed credential file keeps it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

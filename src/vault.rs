@@ -15,7 +15,6 @@
 //! Deleting the phone's data ([`Vault::wipe`]) removes the files and then the key: on flash storage the old
 //! blocks may linger until reused, but without the key they are noise.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -347,34 +346,13 @@ fn delete_files(dir: &Path) -> Result<(), VaultError> {
     Ok(())
 }
 
-/// Writes `contents` to a new file beside `path` (readable only by its owner), syncs it, and renames it
-/// over `path`.
+/// Writes `contents` over `path` by the one rule for secret files
+/// ([`doorstep_core::private_file::write_replacing`]: owner-only, complete or not at all).
 pub fn write_replacing(path: &Path, contents: &[u8]) -> Result<(), VaultError> {
-    let io = |error| VaultError::Io {
+    doorstep_core::private_file::write_replacing(path, contents).map_err(|error| VaultError::Io {
         path: path.to_owned(),
         error,
-    };
-    let fresh = path.with_extension("new");
-    let _ = std::fs::remove_file(&fresh);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&fresh).map_err(io)?;
-    file.write_all(contents).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&fresh, path).map_err(io)?;
-    if let Some(parent) = path.parent() {
-        // The rename itself is on disk only once the folder is synced.
-        if let Ok(folder) = std::fs::File::open(parent) {
-            let _ = folder.sync_all();
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Makes the data folder readable only by its owner (on Unix; phones' app folders already are).

@@ -8,27 +8,23 @@ use dioxus::prelude::*;
 use doorstep_core::ids::VisitId;
 use doorstep_core::lifecycle::{CancelReason, Command};
 
-use super::{use_shared, Opens, Refusal, TextBox, Tick};
+use super::{use_shared, use_step_panel, Refusal, TextBox, Tick};
 use crate::steps::not_going_ahead;
 use crate::store::Me;
 
 #[component]
 pub(super) fn CancelPanel(visit_id: VisitId, me: Me) -> Element {
     let shared = use_shared();
-    let mut open = use_signal(|| false);
+    let (mut open, closed) = use_step_panel(
+        "cancel-open",
+        "Cancel this visit before going in",
+        "Cancel the visit",
+    );
     let mut reason = use_signal(|| None::<CancelReason>);
     let note = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
-    if !open() {
-        return rsx! {
-            Opens {
-                id: "cancel-open",
-                class: "step-button secondary",
-                label: "Cancel this visit before going in",
-                text: "Cancel the visit",
-                open,
-            }
-        };
+    if let Some(button) = closed {
+        return button;
     }
     let chosen = reason();
     let note_label = if chosen.is_some_and(CancelReason::needs_note) {
@@ -98,20 +94,12 @@ fn KeepTheVisit(id: &'static str, open: Signal<bool>) -> Element {
 #[component]
 pub(super) fn NotGoingAhead(visit_id: VisitId, me: Me) -> Element {
     let shared = use_shared();
-    let mut open = use_signal(|| false);
+    let label = CancelReason::FamilyCancelled.label();
+    let (mut open, closed) = use_step_panel("not-going-ahead-open", label, label);
     let note = use_signal(String::new);
     let error = use_signal(|| None::<String>);
-    let label = CancelReason::FamilyCancelled.label();
-    if !open() {
-        return rsx! {
-            Opens {
-                id: "not-going-ahead-open",
-                class: "step-button secondary",
-                label: "{label}",
-                text: "{label}",
-                open,
-            }
-        };
+    if let Some(button) = closed {
+        return button;
     }
     rsx! {
         section { class: "cancel", aria_label: "{label}",

@@ -5,7 +5,7 @@
 use dioxus::prelude::*;
 use doorstep_core::lifecycle::Command;
 
-use super::{use_ticking, Opens, Refusal};
+use super::{use_step_panel, use_ticking, Refusal};
 use crate::app::office_now;
 use crate::status::when;
 use crate::store::{Me, VisitCard};
@@ -14,19 +14,15 @@ use crate::timing::{arrival_from_text, late_choices};
 #[component]
 pub(super) fn RunningLate(card: VisitCard, me: Me) -> Element {
     let shared = use_ticking();
-    let mut open = use_signal(|| false);
+    let (mut open, closed) = use_step_panel(
+        "late-open",
+        "Running late: give a new arrival time",
+        "Running late",
+    );
     let mut typed = use_signal(String::new);
     let mut error = use_signal(|| None::<String>);
-    if !open() {
-        return rsx! {
-            Opens {
-                id: "late-open",
-                class: "step-button secondary",
-                label: "Running late: give a new arrival time",
-                text: "Running late",
-                open,
-            }
-        };
+    if let Some(button) = closed {
+        return button;
     }
     let now = shared.now();
     let offset = shared.clock.offset(now);

@@ -69,6 +69,25 @@ pub(super) fn BackToToday(id: &'static str) -> Element {
     }
 }
 
+/// A step's panel that opens from a secondary step button (cancelling, not going ahead, running late): its
+/// `open` signal, and while it is closed the button alone, which the screen shows instead of the panel.
+/// `id` is how the tests find the button, `label` what a screen reader says, `text` what it shows.
+pub(super) fn use_step_panel(id: &str, label: &str, text: &str) -> (Signal<bool>, Option<Element>) {
+    let open = use_signal(|| false);
+    let closed = (!open()).then(|| {
+        rsx! {
+            Opens {
+                id: "{id}",
+                class: "step-button secondary",
+                label: "{label}",
+                text: "{text}",
+                open,
+            }
+        }
+    });
+    (open, closed)
+}
+
 /// A button that only opens a panel (sets `open`): `label` is what a screen reader says, `text` what it
 /// shows.
 #[component]

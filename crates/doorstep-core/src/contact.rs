@@ -6,9 +6,9 @@
 //! smuggle extra parameters into a `tel:`/`sms:` link). Serde reads each as its text and refuses one that
 //! breaks the rule.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
+
+use crate::newtype::schema_of;
 
 /// Why some text is not a phone number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,46 +103,13 @@ impl PhoneNumber {
     }
 }
 
-impl fmt::Display for PhoneNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.display)
-    }
-}
+crate::parsed_text!(PhoneNumber, PhoneNumberError, |number| &number.display);
 
-impl std::str::FromStr for PhoneNumber {
-    type Err = PhoneNumberError;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)
-    }
-}
-
-impl TryFrom<String> for PhoneNumber {
-    type Error = PhoneNumberError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<PhoneNumber> for String {
-    fn from(number: PhoneNumber) -> Self {
-        number.display
-    }
-}
-
-#[cfg(feature = "schema")]
-impl schemars::JsonSchema for PhoneNumber {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "PhoneNumber".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "digits, single spaces and an optional leading +; 10 to 15 digits",
-            "pattern": r"^\s*\+?[0-9]+( [0-9]+)*\s*$"
-        })
-    }
-}
+schema_of!(PhoneNumber, {
+    "type": "string",
+    "description": "digits, single spaces and an optional leading +; 10 to 15 digits",
+    "pattern": r"^\s*\+?[0-9]+( [0-9]+)*\s*$"
+});
 
 /// Serde readers for records the office kept and phones hold: each reads the text as
 /// [`PhoneNumber::from_stored`] or [`Postcode::from_stored`] do, so a visit whose number or postcode was kept
@@ -170,29 +137,23 @@ mod sql {
 
     use super::{PhoneNumber, Postcode};
 
-    impl ToSql for PhoneNumber {
-        fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-            Ok(ToSqlOutput::from(self.as_str()))
-        }
+    macro_rules! stored_as_text {
+        ($($type:ident),*) => {$(
+            impl ToSql for $type {
+                fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                    Ok(ToSqlOutput::from(self.as_str()))
+                }
+            }
+
+            impl FromSql for $type {
+                fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                    value.as_str().map($type::from_stored)
+                }
+            }
+        )*};
     }
 
-    impl FromSql for PhoneNumber {
-        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-            value.as_str().map(PhoneNumber::from_stored)
-        }
-    }
-
-    impl ToSql for Postcode {
-        fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-            Ok(ToSqlOutput::from(self.as_str()))
-        }
-    }
-
-    impl FromSql for Postcode {
-        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-            value.as_str().map(Postcode::from_stored)
-        }
-    }
+    stored_as_text!(PhoneNumber, Postcode);
 }
 
 /// Percent-encodes every byte of `text`'s UTF-8 except RFC 3986's unreserved characters. Ten lines rather
@@ -291,45 +252,12 @@ impl Postcode {
     }
 }
 
-impl fmt::Display for Postcode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::parsed_text!(Postcode, PostcodeError, |postcode| &postcode.0);
 
-impl std::str::FromStr for Postcode {
-    type Err = PostcodeError;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)
-    }
-}
-
-impl TryFrom<String> for Postcode {
-    type Error = PostcodeError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<Postcode> for String {
-    fn from(postcode: Postcode) -> Self {
-        postcode.0
-    }
-}
-
-#[cfg(feature = "schema")]
-impl schemars::JsonSchema for Postcode {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Postcode".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "a UK postcode by its shape, in capitals with one space (OK1 2AB)",
-        })
-    }
-}
+schema_of!(Postcode, {
+    "type": "string",
+    "description": "a UK postcode by its shape, in capitals with one space (OK1 2AB)",
+});
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::newtype::schema_of;
+
 /// A name-like identifier made by the office (school, staff, pupil, visit, device): 1-64 characters of
 /// `[A-Za-z0-9_-]`, so it is safe in URLs, logs and file names.
 macro_rules! office_id {
@@ -17,16 +19,13 @@ macro_rules! office_id {
 
         // The schema states the parse rule ([`OFFICE_ID_PATTERN`]), so a client reading the OpenAPI
         // document knows what the office refuses.
-        #[cfg(feature = "schema")]
-        impl schemars::JsonSchema for $name {
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                stringify!($name).into()
-            }
-
-            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                office_id_schema()
-            }
-        }
+        schema_of!($name, {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": OFFICE_ID_MAX_LEN,
+            "pattern": OFFICE_ID_PATTERN,
+            "description": "1-64 letters, digits, '-' or '_'",
+        });
 
         impl $name {
             /// Parses an id, refusing empty, over-long or unsafe text.
@@ -39,31 +38,7 @@ macro_rules! office_id {
             }
         }
 
-        impl TryFrom<String> for $name {
-            type Error = IdError;
-            fn try_from(text: String) -> Result<Self, IdError> {
-                check_office_id(&text).map(|()| Self(text))
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = IdError;
-            fn from_str(text: &str) -> Result<Self, IdError> {
-                Self::parse(text)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        $crate::parsed_text!($name, IdError, |id| &id.0);
     };
 }
 
@@ -94,17 +69,6 @@ pub const OFFICE_ID_MAX_LEN: usize = 64;
 /// An office id's rule as a regular expression (ECMA-262, as JSON Schema uses): what
 /// [`VisitId::parse`] and its siblings accept, no more, no less.
 pub const OFFICE_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
-
-#[cfg(feature = "schema")]
-fn office_id_schema() -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "string",
-        "minLength": 1,
-        "maxLength": OFFICE_ID_MAX_LEN,
-        "pattern": OFFICE_ID_PATTERN,
-        "description": "1-64 letters, digits, '-' or '_'",
-    })
-}
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,20 +139,11 @@ impl FromStr for EventId {
 pub struct DeviceSeq(u64);
 
 // The schema states the range the office accepts.
-#[cfg(feature = "schema")]
-impl schemars::JsonSchema for DeviceSeq {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "DeviceSeq".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "integer",
-            "minimum": 1,
-            "maximum": DeviceSeq::MAX,
-        })
-    }
-}
+schema_of!(DeviceSeq, {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": DeviceSeq::MAX,
+});
 
 impl DeviceSeq {
     /// The largest sequence number accepted: SQLite stores integers as i64.
@@ -216,18 +171,7 @@ impl DeviceSeq {
 #[error("device sequence numbers run from 1 to {max}; got {0}", max = DeviceSeq::MAX)]
 pub struct SeqError(pub u64);
 
-impl TryFrom<u64> for DeviceSeq {
-    type Error = SeqError;
-    fn try_from(value: u64) -> Result<Self, SeqError> {
-        Self::new(value)
-    }
-}
-
-impl From<DeviceSeq> for u64 {
-    fn from(seq: DeviceSeq) -> u64 {
-        seq.0
-    }
-}
+crate::checked_number!(DeviceSeq, u64, SeqError);
 
 impl fmt::Display for DeviceSeq {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

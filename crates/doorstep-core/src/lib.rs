@@ -1,9 +1,12 @@
 //! Doorstep's core: everything the phone and the office share, and nothing that touches the network.
 //!
 //! - [`ids`]: validated identifiers (`VisitId`, `StaffId`, `EventId`, `DeviceSeq`, ...).
+//! - `newtype`: the conversions every validated newtype has, as macros ([`parsed_text!`],
+//!   [`checked_number!`]) the phone's own newtypes use too.
 //! - [`domain`]: staff, pupils, visits, risk assessments and briefings.
 //! - [`contact`]: `PhoneNumber` and `Postcode`, each parsed with one rule by the office and the phone.
 //! - [`policy`]: a school's home-visit policy as data, with the two shipped presets.
+//! - [`private_file`]: writing a file that holds a secret, owner-only and complete or not at all.
 //! - [`lifecycle`]: the visit state machine, `decide` and `apply`, pure and total.
 //! - [`event`]: the event envelope recorded on a device.
 //! - [`event_log`]: the phone's local SQLite event log and outbox.
@@ -28,7 +31,9 @@ pub mod event_log;
 pub mod ids;
 pub mod lifecycle;
 pub mod migrate;
+mod newtype;
 pub mod policy;
+pub mod private_file;
 pub mod protocol;
 pub mod reconcile;
 pub mod schedule;

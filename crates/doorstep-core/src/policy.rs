@@ -35,18 +35,7 @@ impl PolicyMinutes {
     }
 }
 
-impl TryFrom<u32> for PolicyMinutes {
-    type Error = PolicyError;
-    fn try_from(minutes: u32) -> Result<Self, PolicyError> {
-        Self::new(minutes)
-    }
-}
-
-impl From<PolicyMinutes> for u32 {
-    fn from(minutes: PolicyMinutes) -> u32 {
-        minutes.0
-    }
-}
+crate::checked_number!(PolicyMinutes, u32, PolicyError);
 
 /// Why a policy was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

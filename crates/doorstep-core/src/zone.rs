@@ -4,9 +4,6 @@
 //! zone; neither decides what "13:45" means to the school. Times are stored and sent as UTC instants; they
 //! become wall-clock words only through a [`SchoolTimeZone`].
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -108,31 +105,7 @@ impl Default for SchoolTimeZone {
     }
 }
 
-impl TryFrom<String> for SchoolTimeZone {
-    type Error = TimeZoneError;
-    fn try_from(name: String) -> Result<Self, TimeZoneError> {
-        Self::parse(&name)
-    }
-}
-
-impl From<SchoolTimeZone> for String {
-    fn from(zone: SchoolTimeZone) -> String {
-        zone.name().to_owned()
-    }
-}
-
-impl FromStr for SchoolTimeZone {
-    type Err = TimeZoneError;
-    fn from_str(name: &str) -> Result<Self, TimeZoneError> {
-        Self::parse(name)
-    }
-}
-
-impl fmt::Display for SchoolTimeZone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+crate::parsed_text!(SchoolTimeZone, TimeZoneError, |zone| zone.name());
 
 #[cfg(test)]
 mod tests {

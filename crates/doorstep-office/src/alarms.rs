@@ -190,19 +190,18 @@ pub struct Closing {
     pub stand_down: Option<EventEnvelope>,
 }
 
+/// A time column as the office writes it (RFC 3339); anything else is rusqlite's conversion error.
+pub(crate) fn column_time(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+/// A time column that may be empty ([`column_time`]).
 pub(crate) fn time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    text.map(|t| {
-        DateTime::parse_from_rfc3339(&t)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
-    })
-    .transpose()
+    text.as_deref().map(column_time).transpose()
 }
 
 fn bad(what: &str) -> rusqlite::Error {
@@ -219,8 +218,8 @@ pub(crate) fn alarm_from_row(row: &Row<'_>) -> rusqlite::Result<Alarm> {
         visit: visit.parse().map_err(|_| bad("visit id"))?,
         kind: AlarmKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         about: row.get("about")?,
-        due_at: time(Some(row.get("due_at")?))?.ok_or_else(|| bad("due_at"))?,
-        raised_at: time(Some(row.get("raised_at")?))?.ok_or_else(|| bad("raised_at"))?,
+        due_at: column_time(&row.get::<_, String>("due_at")?)?,
+        raised_at: column_time(&row.get::<_, String>("raised_at")?)?,
         level: AlarmLevel::parse(&level).ok_or_else(|| bad("level"))?,
         escalated_at: time(row.get("escalated_at")?)?,
         contact_resumed_at: time(row.get("contact_resumed_at")?)?,

@@ -392,28 +392,8 @@ pub fn write_office_logins(path: &Path, logins: &[DemoLogin]) -> std::io::Result
             login.name, login.password, login.who
         ));
     }
-    write_private(path, text.as_bytes())
-}
-
-/// Writes a file only its owner can read (on Unix), complete or not at all.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Created private, so the secret is never readable by others even for a moment.
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    // Renamed into place so a reader never sees half a file.
-    std::fs::rename(tmp, path)
+    // Owner-only from the moment it exists, so the passwords are never readable by others.
+    doorstep_core::private_file::write_replacing(path, text.as_bytes())
 }
 
 /// Adds an authorised visit nobody sets off for, so a newcomer sees the office notice by itself: Dee Ward

@@ -13,7 +13,7 @@ use doorstep_core::policy::Policy;
 use rusqlite::{params, Connection, Row};
 use serde::Serialize;
 
-use crate::alarms::time;
+use crate::alarms::column_time;
 use crate::store::{bad_column, ids, rows, CachedSql, SqliteStore, StoreError};
 
 /// What a notice is about.
@@ -114,7 +114,7 @@ pub(crate) fn notice_from_row(row: &Row<'_>) -> rusqlite::Result<Notice> {
         event: row.get("event_id")?,
         staff: staff.parse().map_err(|_| bad("staff id"))?,
         role: serde_json::from_value(serde_json::Value::String(role)).map_err(|_| bad("role"))?,
-        raised_at: time(Some(row.get("raised_at")?))?.ok_or_else(|| bad("raised_at"))?,
+        raised_at: column_time(&row.get::<_, String>("raised_at")?)?,
     })
 }
 

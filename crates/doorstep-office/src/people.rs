@@ -15,7 +15,8 @@ use doorstep_core::policy::Policy;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::audit;
-use crate::store::{staff_member, tuples, SqliteStore, StoreError};
+use crate::devices::school_of_staff_in;
+use crate::store::{parse_id, staff_member, tuples, SqliteStore, StoreError};
 
 /// The pupil CSV's header row, in this order. Exported from the MIS; the header row is required.
 ///
@@ -407,13 +408,7 @@ fn store_pupil(
     school: &SchoolId,
     pupil: PupilRecord,
 ) -> Result<Stored, StoreError> {
-    let owner: Option<String> = tx
-        .query_row(
-            "SELECT school_id FROM pupils WHERE id = ?1",
-            [pupil.id.as_str()],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let owner = school_of_pupil_in(tx, &pupil.id)?;
     let born = pupil.date_of_birth.to_string();
     let values = params![
         pupil.id.as_str(),
@@ -437,7 +432,7 @@ fn store_pupil(
             )?;
             Stored::Added
         }
-        Some(owner) if owner == school.as_str() => {
+        Some(owner) if &owner == school => {
             tx.execute(
                 "UPDATE pupils SET name = ?3, date_of_birth = ?4, address_line_1 = ?5,
                      address_line_2 = ?6, town = ?7, postcode = ?8, family_notes = ?9,
@@ -449,6 +444,22 @@ fn store_pupil(
         }
         Some(_) => Stored::Refused("this pupil_id belongs to another school's pupil".into()),
     })
+}
+
+/// The school whose pupil `pupil` is, if the id is known at all. A pupil id belongs to one school: another
+/// school's import or concern naming it is refused.
+pub(crate) fn school_of_pupil_in(
+    conn: &Connection,
+    pupil: &PupilId,
+) -> Result<Option<SchoolId>, StoreError> {
+    let school: Option<String> = conn
+        .query_row(
+            "SELECT school_id FROM pupils WHERE id = ?1",
+            [pupil.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    school.as_deref().map(parse_id).transpose()
 }
 
 /// Adds or updates a day of absence of a pupil of `school`; a pupil not (yet) at the school is refused.
@@ -560,14 +571,7 @@ impl SqliteStore {
     pub fn save_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<Saved, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let owner: Option<String> = tx
-            .query_row(
-                "SELECT school_id FROM staff WHERE id = ?1",
-                [member.id.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let saved = match owner {
+        let saved = match school_of_staff_in(&tx, &member.id)? {
             None => {
                 tx.execute(
                     "INSERT INTO staff (id, school_id, name, body) VALUES (?1, ?2, ?3, ?4)",
@@ -580,7 +584,7 @@ impl SqliteStore {
                 )?;
                 Saved::Added
             }
-            Some(owner) if owner == school.as_str() => {
+            Some(owner) if &owner == school => {
                 tx.execute(
                     "UPDATE staff SET name = ?2, body = ?3 WHERE id = ?1",
                     params![

@@ -415,14 +415,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let owner: Option<String> = tx
-            .query_row(
-                "SELECT school_id FROM pupils WHERE id = ?1",
-                [pupil.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if owner.as_deref() != Some(school.as_str()) {
+        if crate::people::school_of_pupil_in(&tx, pupil)?.as_ref() != Some(school) {
             return Err(StoreError::Invalid(format!(
                 "there is no pupil “{pupil}” at this school"
             )));

@@ -19,7 +19,7 @@ use crate::audit::Action;
 use crate::requests::Timing;
 use crate::store::{
     check_dbs, parse_id, record_office_event_in, school_policy, stored_time, tuples, visit_school,
-    visit_state, SqliteStore, StoreError,
+    visit_state, CachedSql, SqliteStore, StoreError,
 };
 
 /// What a version changed. Stored by [`Change::name`].
@@ -136,6 +136,20 @@ impl VisitVersion {
     }
 }
 
+/// The visit as stored (the JSON the phones receive), if there is one with this id.
+pub(crate) fn stored_body(
+    conn: &Connection,
+    visit: &VisitId,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row_cached(
+            "SELECT body FROM visits WHERE id = ?1",
+            [visit.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
 /// Adds the visit's next version: the visit as stored now, after `change`. The caller's transaction
 /// commits it with the change.
 pub(crate) fn add_version(
@@ -146,11 +160,7 @@ pub(crate) fn add_version(
     reason: &str,
     event: Option<EventId>,
 ) -> Result<u32, StoreError> {
-    let body: String = conn.query_row(
-        "SELECT body FROM visits WHERE id = ?1",
-        [visit.as_str()],
-        |row| row.get(0),
-    )?;
+    let body = stored_body(conn, visit)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     let next: i64 = conn.query_row(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM visit_versions WHERE visit_id = ?1",
         [visit.as_str()],
@@ -208,14 +218,7 @@ impl SqliteStore {
     ) -> Result<VisitVersion, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let body: Option<String> = tx
-            .query_row(
-                "SELECT body FROM visits WHERE id = ?1",
-                [visit.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let mut stored: Visit = match body {
+        let mut stored: Visit = match stored_body(&tx, visit)? {
             Some(body) => serde_json::from_str(&body)?,
             None => return Err(StoreError::Invalid(format!("unknown visit {visit}"))),
         };

@@ -16,12 +16,13 @@ use super::{
     Delivery, NewTarget, NotificationTarget, Secret, TargetKind, WantedLevels,
     NOTICE_WAITS_FOR_A_TARGET,
 };
-use crate::alarms::{alarm_from_row, log, step, Alarm};
+use crate::alarms::{alarm_from_row, column_time, log, step, time, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
 use crate::store::{
     bad_column, parse_id, rows, school_and_policy, staff_member, visit_school, CachedSql,
     SqliteStore, StoreError,
 };
+use crate::versions::stored_body;
 
 /// The `From:` of email recorded while no SMTP server is configured (such email cannot go out anyway).
 const UNCONFIGURED_FROM: &str = "doorstep-office@localhost.invalid";
@@ -55,18 +56,6 @@ fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn parse_time(text: &str) -> rusqlite::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
-}
-
-fn optional_time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    text.as_deref().map(parse_time).transpose()
-}
-
 fn bad(what: &str) -> rusqlite::Error {
     bad_column(what, "notification_targets")
 }
@@ -93,8 +82,8 @@ fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
             Some(visit) => Some(visit.parse().map_err(|_| bad("visit id"))?),
             None => None,
         },
-        created_at: parse_time(&row.get::<_, String>("created_at")?)?,
-        removed_at: optional_time(row.get("removed_at")?)?,
+        created_at: column_time(&row.get::<_, String>("created_at")?)?,
+        removed_at: time(row.get("removed_at")?)?,
     })
 }
 
@@ -107,10 +96,10 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         notice: row.get("notice_id")?,
         target: row.get("target_id")?,
         audience: row.get("audience")?,
-        created_at: parse_time(&row.get::<_, String>("created_at")?)?,
+        created_at: column_time(&row.get::<_, String>("created_at")?)?,
         attempts: row.get("attempts")?,
-        next_attempt_at: optional_time(row.get("next_attempt_at")?)?,
-        delivered_at: optional_time(row.get("delivered_at")?)?,
+        next_attempt_at: time(row.get("next_attempt_at")?)?,
+        delivered_at: time(row.get("delivered_at")?)?,
         last_error: row.get("last_error")?,
         payload: row.get("payload")?,
     })
@@ -152,7 +141,7 @@ fn history(conn: &Connection, alarm: i64) -> Result<Vec<Step>, StoreError> {
             let level: Option<String> = row.get(3)?;
             Ok(Step {
                 id: row.get(0)?,
-                at: parse_time(&row.get::<_, String>(1)?)?,
+                at: column_time(&row.get::<_, String>(1)?)?,
                 what: row.get(2)?,
                 level: level
                     .as_deref()
@@ -165,11 +154,7 @@ fn history(conn: &Connection, alarm: i64) -> Result<Vec<Step>, StoreError> {
 }
 
 fn visit_body(conn: &Connection, visit: &VisitId) -> Result<Visit, StoreError> {
-    let body: String = conn.query_row_cached(
-        "SELECT body FROM visits WHERE id = ?1",
-        [visit.as_str()],
-        |r| r.get(0),
-    )?;
+    let body = stored_body(conn, visit)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     Ok(serde_json::from_str(&body)?)
 }
 
@@ -623,7 +608,7 @@ impl SqliteStore {
             [],
             |r| r.get(0),
         )?;
-        Ok(optional_time(next)?)
+        Ok(time(next)?)
     }
 }
 

@@ -88,61 +88,50 @@ async fn with_reason(
     make(state, session, id, change(reason)).await
 }
 
-/// `POST /visits/{id}/decline`: the authoriser turns the request down, with the reason.
-pub async fn decline(
-    Authoriser(session): Authoriser,
-    State(state): State<AppState>,
-    VisitInPath(id): VisitInPath,
-    CsrfForm(fields): CsrfForm<Fields>,
-) -> Result<Response, WebError> {
-    with_reason(
-        &state,
-        &session,
-        id,
-        &fields,
-        "the visit is declined",
-        |reason| VisitChange::Decline { reason },
-    )
-    .await
+/// A handler for a change that needs only a reason ([`with_reason`]): who may make it (`$guard`), what it
+/// says when no reason is given (`$what`), and the change made from the reason.
+macro_rules! reason_handler {
+    ($(#[$doc:meta])* $name:ident, $guard:ident, $what:literal, $change:ident) => {
+        $(#[$doc])*
+        pub async fn $name(
+            $guard(session): $guard,
+            State(state): State<AppState>,
+            VisitInPath(id): VisitInPath,
+            CsrfForm(fields): CsrfForm<Fields>,
+        ) -> Result<Response, WebError> {
+            with_reason(&state, &session, id, &fields, $what, |reason| {
+                VisitChange::$change { reason }
+            })
+            .await
+        }
+    };
 }
 
-/// `POST /visits/{id}/withdraw`: the authoriser takes an authorisation back before anyone sets off.
-pub async fn withdraw(
-    Authoriser(session): Authoriser,
-    State(state): State<AppState>,
-    VisitInPath(id): VisitInPath,
-    CsrfForm(fields): CsrfForm<Fields>,
-) -> Result<Response, WebError> {
-    with_reason(
-        &state,
-        &session,
-        id,
-        &fields,
-        "the authorisation is withdrawn",
-        |reason| VisitChange::Withdraw { reason },
-    )
-    .await
-}
+reason_handler!(
+    /// `POST /visits/{id}/decline`: the authoriser turns the request down, with the reason.
+    decline,
+    Authoriser,
+    "the visit is declined",
+    Decline
+);
 
-/// `POST /visits/{id}/call-off`: the visit is not going ahead. Anyone at the board may say so (the family
-/// usually rings reception); staff already on the way stay watched until their own phones say they are
-/// coming back.
-pub async fn call_off(
-    BoardUser(session): BoardUser,
-    State(state): State<AppState>,
-    VisitInPath(id): VisitInPath,
-    CsrfForm(fields): CsrfForm<Fields>,
-) -> Result<Response, WebError> {
-    with_reason(
-        &state,
-        &session,
-        id,
-        &fields,
-        "the visit is not going ahead",
-        |reason| VisitChange::CallOff { reason },
-    )
-    .await
-}
+reason_handler!(
+    /// `POST /visits/{id}/withdraw`: the authoriser takes an authorisation back before anyone sets off.
+    withdraw,
+    Authoriser,
+    "the authorisation is withdrawn",
+    Withdraw
+);
+
+reason_handler!(
+    /// `POST /visits/{id}/call-off`: the visit is not going ahead. Anyone at the board may say so (the
+    /// family usually rings reception); staff already on the way stay watched until their own phones say
+    /// they are coming back.
+    call_off,
+    BoardUser,
+    "the visit is not going ahead",
+    CallOff
+);
 
 /// `POST /visits/{id}/reschedule`: the authoriser moves the agreed time, under the same rules as a
 /// request: outside school hours a responsible contact (the one on record, or one given here), and for an

@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{blocking, checked, for_school, words, WebError};
+use crate::web::{checked, for_school, words, WebError};
 
 const MINUTE_FIELDS: [(&str, &str); 5] = [
     (
@@ -599,21 +599,34 @@ fn policy_page(
     admin_page("Policy", "/admin/policy", session, status, body)
 }
 
+/// The page showing `policy` as stored (the form filled from it, nothing refused) on the clock named
+/// `zone`, with `notice` when a change was just made.
+fn stored_policy_page(
+    session: &Session,
+    zone: &str,
+    policy: &Policy,
+    notice: Option<&str>,
+) -> Response {
+    let draft = PolicyDraft::of(policy);
+    policy_page(
+        session,
+        zone,
+        policy,
+        &draft,
+        &Problems::new(),
+        notice,
+        StatusCode::OK,
+    )
+}
+
 /// `GET /admin/policy`.
 pub async fn policy_get(
     Admin(session): Admin,
     State(state): State<AppState>,
 ) -> Result<Response, WebError> {
     let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
-    Ok(policy_page(
-        &session,
-        session.user.school.time_zone.name(),
-        &current,
-        &PolicyDraft::of(&current),
-        &Problems::new(),
-        None,
-        StatusCode::OK,
-    ))
+    let zone = session.user.school.time_zone.name();
+    Ok(stored_policy_page(&session, zone, &current, None))
 }
 
 /// `POST /admin/time-zone`: puts the school on another clock (an IANA name, such as Europe/London). A name
@@ -652,14 +665,11 @@ pub async fn time_zone_post(
                 "The school's clock is now {}. The board, records and messages use it from now on; phones at their next sync.",
                 zone.name()
             );
-            Ok(policy_page(
+            Ok(stored_policy_page(
                 &session,
                 zone.name(),
                 &current,
-                &PolicyDraft::of(&current),
-                &Problems::new(),
                 Some(&notice),
-                StatusCode::OK,
             ))
         }
         Err(message) => Err(refused(StoreError::Invalid(message))),
@@ -672,12 +682,7 @@ pub async fn policy_post(
     State(state): State<AppState>,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let school = session.user.school.id.clone();
-    let store = state.store.clone();
-    let current = {
-        let school = school.clone();
-        blocking(move || store.policy(&school)).await?
-    };
+    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
     let (candidate, notice) = if fields.ticked("apply_preset") {
         let preset = from_wire::<Preset>(fields.one("apply_preset")).ok_or_else(|| {
             WebError::BadInput(format!(
@@ -714,6 +719,7 @@ pub async fn policy_post(
         )),
         Ok(policy) => {
             let store = state.store.clone();
+            let school = session.user.school.id.clone();
             let saved = policy.clone();
             let by = session.user.staff.id.clone();
             let how = if fields.ticked("apply_preset") {
@@ -725,15 +731,8 @@ pub async fn policy_post(
             match checked(move || store.change_policy(&school, &saved, &by, &how, now)).await? {
                 Ok(()) => {
                     tracing::info!(by = %session.user.staff.id, "school policy changed");
-                    Ok(policy_page(
-                        &session,
-                        session.user.school.time_zone.name(),
-                        &policy,
-                        &PolicyDraft::of(&policy),
-                        &Problems::new(),
-                        Some(&notice),
-                        StatusCode::OK,
-                    ))
+                    let zone = session.user.school.time_zone.name();
+                    Ok(stored_policy_page(&session, zone, &policy, Some(&notice)))
                 }
                 Err(message) => Err(refused(StoreError::Invalid(message))),
             }
