@@ -14,7 +14,8 @@ use rusqlite::{params, OptionalExtension};
 use crate::devices::school_of_staff_in;
 use crate::notify::store::live_school_target_count_in;
 use crate::store::{
-    parse_id, school_and_policy, staff_member, stored_time, token_hash, SqliteStore, StoreError,
+    parse_id, school_and_policy, staff_member, stored_time, token_hash, CachedSql, SqliteStore,
+    StoreError,
 };
 
 /// How long a sign-in lasts: a working day at the office desk, then sign in again.
@@ -122,13 +123,13 @@ impl SqliteStore {
         if staff_member(&tx, staff)?.is_none() {
             return Err(StoreError::Invalid(format!("unknown staff {staff}")));
         }
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO office_logins (staff_id, password_hash, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (staff_id) DO UPDATE SET password_hash = excluded.password_hash",
             params![staff.as_str(), hash, now.to_rfc3339()],
         )?;
         // A new password must lock out whoever knew the old one.
-        tx.execute("DELETE FROM sessions WHERE staff_id = ?1", [staff.as_str()])?;
+        tx.execute_cached("DELETE FROM sessions WHERE staff_id = ?1", [staff.as_str()])?;
         tx.commit()?;
         Ok(())
     }
@@ -164,7 +165,7 @@ impl SqliteStore {
         let stored: Option<String> = match &staff {
             Some(staff) => self
                 .conn()
-                .query_row(
+                .query_row_cached(
                     "SELECT password_hash FROM office_logins WHERE staff_id = ?1",
                     [staff.as_str()],
                     |row| row.get(0),
@@ -215,9 +216,9 @@ impl SqliteStore {
             let conn = self.conn();
             let expired = expired_sessions(&conn, now)?;
             for hash in expired {
-                conn.execute("DELETE FROM sessions WHERE token_sha256 = ?1", [hash])?;
+                conn.execute_cached("DELETE FROM sessions WHERE token_sha256 = ?1", [hash])?;
             }
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO sessions (token_sha256, staff_id, csrf_token, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -243,7 +244,7 @@ impl SqliteStore {
     pub fn session(&self, token: &str, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
         let row: Option<(String, String, String)> = self
             .conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT staff_id, csrf_token, expires_at FROM sessions WHERE token_sha256 = ?1",
                 [token_hash(token)],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
@@ -266,7 +267,7 @@ impl SqliteStore {
 
     /// Ends the session this token belongs to (signing out). Ending an unknown session is not an error.
     pub fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().execute_cached(
             "DELETE FROM sessions WHERE token_sha256 = ?1",
             [token_hash(token)],
         )?;
@@ -276,7 +277,8 @@ impl SqliteStore {
     /// Everyone at the school, by name: the runbook names the authoriser and the timeline names people.
     pub fn school_staff(&self, school: &SchoolId) -> Result<Vec<StaffMember>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT body FROM staff WHERE school_id = ?1 ORDER BY name")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT body FROM staff WHERE school_id = ?1 ORDER BY name")?;
         let bodies = stmt.query_map([school.as_str()], |row| row.get::<_, String>(0))?;
         let mut out = Vec::new();
         for body in bodies {
@@ -290,7 +292,7 @@ fn expired_sessions(
     conn: &rusqlite::Connection,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare("SELECT token_sha256, expires_at FROM sessions")?;
+    let mut stmt = conn.prepare_cached("SELECT token_sha256, expires_at FROM sessions")?;
     let rows = stmt.query_map([], |row| {
         Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
     })?;

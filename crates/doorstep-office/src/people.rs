@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::audit;
 use crate::devices::school_of_staff_in;
-use crate::store::{parse_id, staff_member, tuples, SqliteStore, StoreError};
+use crate::store::{parse_id, staff_member, tuples, CachedSql, SqliteStore, StoreError};
 
 /// The pupil CSV's header row, in this order. Exported from the MIS; the header row is required.
 ///
@@ -424,7 +424,7 @@ fn store_pupil(
     ];
     Ok(match owner {
         None => {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO pupils (id, school_id, name, date_of_birth, address_line_1,
                      address_line_2, town, postcode, family_notes, medical_needs)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -433,7 +433,7 @@ fn store_pupil(
             Stored::Added
         }
         Some(owner) if &owner == school => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE pupils SET name = ?3, date_of_birth = ?4, address_line_1 = ?5,
                      address_line_2 = ?6, town = ?7, postcode = ?8, family_notes = ?9,
                      medical_needs = ?10
@@ -453,7 +453,7 @@ pub(crate) fn school_of_pupil_in(
     pupil: &PupilId,
 ) -> Result<Option<SchoolId>, StoreError> {
     let school: Option<String> = conn
-        .query_row(
+        .query_row_cached(
             "SELECT school_id FROM pupils WHERE id = ?1",
             [pupil.as_str()],
             |row| row.get(0),
@@ -468,7 +468,7 @@ fn store_absence(
     school: &SchoolId,
     absence: Absence,
 ) -> Result<Stored, StoreError> {
-    let known: bool = tx.query_row(
+    let known: bool = tx.query_row_cached(
         "SELECT EXISTS (SELECT 1 FROM pupils WHERE id = ?1 AND school_id = ?2)",
         params![absence.pupil.as_str(), school.as_str()],
         |row| row.get(0),
@@ -480,12 +480,12 @@ fn store_absence(
         )));
     }
     let date = absence.date.to_string();
-    let existed: bool = tx.query_row(
+    let existed: bool = tx.query_row_cached(
         "SELECT EXISTS (SELECT 1 FROM absences WHERE pupil_id = ?1 AND date = ?2)",
         params![absence.pupil.as_str(), date],
         |row| row.get(0),
     )?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO absences (pupil_id, date, reason_code, contact_made)
          VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (pupil_id, date) DO UPDATE
@@ -573,7 +573,7 @@ impl SqliteStore {
         let tx = conn.transaction()?;
         let saved = match school_of_staff_in(&tx, &member.id)? {
             None => {
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO staff (id, school_id, name, body) VALUES (?1, ?2, ?3, ?4)",
                     params![
                         member.id.as_str(),
@@ -585,7 +585,7 @@ impl SqliteStore {
                 Saved::Added
             }
             Some(owner) if &owner == school => {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE staff SET name = ?2, body = ?3 WHERE id = ?1",
                     params![
                         member.id.as_str(),
@@ -692,7 +692,7 @@ fn store_policy(conn: &Connection, school: &SchoolId, policy: &Policy) -> Result
     policy
         .validate()
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let changed = conn.execute(
+    let changed = conn.execute_cached(
         "UPDATE schools SET policy = ?2 WHERE id = ?1",
         params![school.as_str(), serde_json::to_string(policy)?],
     )?;

@@ -59,7 +59,7 @@ impl SqliteStore {
         through: DeviceSeq,
     ) -> Result<Vec<HeldSeq>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT seq, id FROM events WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
         )?;
         let rows = stmt.query_map(

@@ -17,7 +17,7 @@ use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::audit;
-use crate::store::{parse_id, stored_time, tuples, SqliteStore, StoreError};
+use crate::store::{parse_id, stored_time, tuples, CachedSql, SqliteStore, StoreError};
 
 /// The longest visit the office accepts a request for, in minutes (a whole working day).
 pub const MAX_VISIT_MINUTES: u32 = 480;
@@ -126,7 +126,7 @@ fn insert_request_details(
         .responsible_contact
         .clone()
         .map_or((None, None), |(n, p)| (Some(n), Some(p)));
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO visit_requests (visit_id, requested_by, requested_at, out_of_hours, evening,
              contact_name, contact_phone, authoriser_override, contact_email)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -293,7 +293,7 @@ impl SqliteStore {
             Option<String>,
         )> = self
             .conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT requested_by, requested_at, out_of_hours, evening, contact_name, contact_phone,
                      authoriser_override, contact_email
                  FROM visit_requests WHERE visit_id = ?1",
@@ -321,7 +321,7 @@ impl SqliteStore {
 
     /// Keeps the authoriser's reason for overriding the policy's advice against an evening visit.
     pub fn set_authoriser_override(&self, visit: &VisitId, reason: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().execute_cached(
             "UPDATE visit_requests SET authoriser_override = ?2 WHERE visit_id = ?1",
             params![visit.as_str(), reason],
         )?;
@@ -331,8 +331,8 @@ impl SqliteStore {
     /// The school's pupils, by name.
     pub fn school_pupils(&self, school: &SchoolId) -> Result<Vec<Pupil>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id, name FROM pupils WHERE school_id = ?1 ORDER BY name, id")?;
+        let mut stmt = conn
+            .prepare_cached("SELECT id, name FROM pupils WHERE school_id = ?1 ORDER BY name, id")?;
         let rows = stmt.query_map([school.as_str()], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })?;
@@ -352,7 +352,7 @@ impl SqliteStore {
     pub fn last_known_address(&self, pupil: &PupilId) -> Result<Option<Address>, StoreError> {
         let body: Option<String> = self
             .conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT body FROM visits WHERE pupil_id = ?1 ORDER BY agreed_time DESC LIMIT 1",
                 [pupil.as_str()],
                 |row| row.get(0),
@@ -371,7 +371,7 @@ impl SqliteStore {
     ) -> Result<(Vec<Absence>, BTreeSet<PupilId>), StoreError> {
         let conn = self.conn();
         let absences = crate::people::absences_in(&conn, school, None)?;
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT c.pupil_id FROM absence_concerns c JOIN pupils p ON p.id = c.pupil_id
              WHERE p.school_id = ?1",
         )?;
@@ -421,13 +421,13 @@ impl SqliteStore {
             )));
         }
         let changed = if concern {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO absence_concerns (pupil_id, noted_at, noted_by) VALUES (?1, ?2, ?3)
                  ON CONFLICT (pupil_id) DO NOTHING",
                 params![pupil.as_str(), now.to_rfc3339(), by.as_str()],
             )?
         } else {
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM absence_concerns WHERE pupil_id = ?1",
                 [pupil.as_str()],
             )?
@@ -453,7 +453,7 @@ impl SqliteStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<VisitId>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT id FROM visits WHERE school_id = ?1 AND agreed_time >= ?2 AND agreed_time < ?3
              ORDER BY agreed_time, id",
         )?;

@@ -31,7 +31,9 @@ use sha2::Sha256;
 
 use crate::api::ApiError;
 use crate::state::AppState;
-use crate::store::{parse_id, stored_time, Device, IngestError, SqliteStore, StoreError};
+use crate::store::{
+    parse_id, stored_time, CachedSql, Device, IngestError, SqliteStore, StoreError,
+};
 
 /// The header with the gateway's signature.
 pub const SIGNATURE_HEADER: &str = "x-doorstep-signature";
@@ -432,7 +434,7 @@ impl SqliteStore {
     ) -> Result<Option<DeviceKeys>, StoreError> {
         let conn = self.conn();
         let row = conn
-            .query_row(
+            .query_row_cached(
                 "SELECT d.staff_id, s.school_id FROM devices d
                  JOIN staff s ON s.id = d.staff_id WHERE d.id = ?1 AND d.revoked_at IS NULL",
                 [device.as_str()],
@@ -442,7 +444,7 @@ impl SqliteStore {
         let Some((staff, school)) = row else {
             return Ok(None);
         };
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT token_sha256, issued_at FROM device_tokens
              WHERE device_id = ?1 AND expires_at > ?2 ORDER BY issued_at DESC",
         )?;
@@ -489,7 +491,7 @@ impl SqliteStore {
             Some((device, event)) => (Some(device.to_string()), Some(event)),
             None => (None, None),
         };
-        self.conn().execute(
+        self.conn().execute_cached(
             "INSERT INTO sms_messages (received_at, from_number, body, outcome, detail, device_id, event_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -508,7 +510,7 @@ impl SqliteStore {
     /// Every text recorded, oldest first.
     pub fn sms_messages(&self) -> Result<Vec<SmsRecord>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT received_at, from_number, body, outcome, detail, device_id, event_id
              FROM sms_messages ORDER BY id",
         )?;

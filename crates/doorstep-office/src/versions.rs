@@ -161,12 +161,12 @@ pub(crate) fn add_version(
     event: Option<EventId>,
 ) -> Result<u32, StoreError> {
     let body = stored_body(conn, visit)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    let next: i64 = conn.query_row(
+    let next: i64 = conn.query_row_cached(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM visit_versions WHERE visit_id = ?1",
         [visit.as_str()],
         |row| row.get(0),
     )?;
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO visit_versions (visit_id, version, at, by, change, reason, body, event_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -297,7 +297,7 @@ impl SqliteStore {
             }
         };
         let envelope = record_office_event_in(&tx, visit, &command, now)?;
-        tx.execute(
+        tx.execute_cached(
             "UPDATE visits SET body = ?2, agreed_time = ?3 WHERE id = ?1",
             params![
                 visit.as_str(),
@@ -372,7 +372,7 @@ fn set_times(
     override_reason: Option<&str>,
 ) -> Result<(), StoreError> {
     let (name, phone) = contact.map_or((None, None), |(n, p)| (Some(n), Some(p)));
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO visit_requests (visit_id, requested_by, requested_at, out_of_hours, evening,
              contact_name, contact_phone, authoriser_override)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)

@@ -34,7 +34,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::seen::Seen;
-use super::StoreError;
+use super::{CachedSql, StoreError};
 
 /// Commits gathered in the log before it is copied back: a group commit writes a few pages, so this
 /// is about SQLite's own default of 1,000 pages.
@@ -176,7 +176,7 @@ fn checkpoint(conn: &Connection) -> Result<bool, rusqlite::Error> {
 /// an ordinary small write, and the next try is after the next quiet spell.
 fn restart_log(conn: &Connection) -> Result<(), rusqlite::Error> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let version: i64 = tx.query_row_cached("PRAGMA user_version", [], |row| row.get(0))?;
     tx.pragma_update(None, "user_version", version)?;
     tx.commit()
 }
