@@ -743,14 +743,16 @@ impl SqliteStore {
         ) in rows
         {
             let revoked = optional_time(revoked)?.map(|at| (at, revoked_by.unwrap_or_default()));
+            let id: DeviceId = parse_id(&id)?;
+            // A time noted at a sync and not yet written is the newer one.
+            let last_seen_at = optional_time(seen)?.max(self.seen.noted(&id));
             out.push(DeviceRow {
-                id: parse_id(&id)?,
+                id,
                 staff: parse_id(&staff)?,
                 staff_name: name,
                 enrolled_at: stored_time(&enrolled)?,
                 enrolled_by: by,
-                // A time noted at a sync and not yet written is the newer one.
-                last_seen_at: optional_time(seen)?.max(self.seen.noted(&parse_id(&id)?)),
+                last_seen_at,
                 credential_expires_at: if revoked.is_some() {
                     None
                 } else {

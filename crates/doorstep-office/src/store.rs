@@ -223,11 +223,7 @@ impl SqliteStore {
         let readers = readers::Readers::open(&path, readers::readers_for_this_machine())?;
         let seen = std::sync::Arc::new(seen::Seen::default());
         let checkpointer = checkpoint::Checkpointer::start(&path, seen.clone())?;
-        let commits = checkpointer.commit_counter();
-        conn.commit_hook(Some(move || {
-            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            false // never turns a commit into a rollback
-        }));
+        conn.commit_hook(Some(checkpointer.commit_hook()));
         Ok(Self {
             conn: Mutex::new(conn),
             readers,

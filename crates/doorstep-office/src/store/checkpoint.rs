@@ -4,7 +4,7 @@
 //!
 //! SQLite's default is to checkpoint inside the commit that takes the log past 1,000 pages: that commit,
 //! and every sync grouped into it, then waits for the copy and its fsyncs (about a millisecond here, more
-//! on a busy disk). Here the writer counts its commits ([`Checkpointer::commit_counter`]) and a separate
+//! on a busy disk). Here the writer counts its commits ([`Checkpointer::commit_hook`]) and a separate
 //! connection checkpoints in `PASSIVE` mode, which never blocks the writer or the readers:
 //!
 //! - once [`COMMITS_PER_CHECKPOINT`] commits have gathered in the log since the last checkpoint that
@@ -26,7 +26,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -52,12 +52,21 @@ pub const BACKSTOP_PAGES: i64 = 10_000;
 pub struct Checkpointer {
     stop: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
-    commits: Arc<AtomicU64>,
-    done: Arc<AtomicU64>,
-    restarts: Arc<AtomicU64>,
+    counts: Arc<Counts>,
 }
 
-/// What the thread remembers between looks, in counts of the writer's commits.
+/// What the writer's commit hook, the thread and the store share.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Commits to the log: the writer's (its commit hook) and this thread's "last seen" writes.
+    commits: AtomicU64,
+    /// Checkpoints that copied the whole log.
+    copied: AtomicU64,
+    /// Times this thread started the log again in a quiet spell.
+    restarts: AtomicU64,
+}
+
+/// What the thread remembers between looks, in counts of commits.
 #[derive(Debug, Default)]
 struct State {
     /// The count at the last look.
@@ -70,95 +79,101 @@ struct State {
 
 impl Checkpointer {
     /// Starts checkpointing the database at `path`, which the writer has already opened in WAL mode.
-    /// The writer counts its commits in [`Self::commit_counter`].
+    /// The writer counts its commits with [`Self::commit_hook`].
     pub fn start(path: &Path, seen: Arc<Seen>) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let (stop, stopped) = sync_channel::<()>(0);
-        let commits = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicU64::new(0));
-        let restarts = Arc::new(AtomicU64::new(0));
-        let (counted, copied, started) = (commits.clone(), done.clone(), restarts.clone());
+        let counts = Arc::new(Counts::default());
+        let shared = counts.clone();
         let thread = std::thread::Builder::new()
             .name("store-checkpoint".into())
-            .spawn(move || {
-                let mut state = State::default();
-                loop {
-                    let last = !matches!(
-                        stopped.recv_timeout(LOOK_EVERY),
-                        Err(RecvTimeoutError::Timeout)
-                    );
-                    if seen.overdue() || last {
-                        match write_seen(&conn, &seen) {
-                            Ok(()) => {
-                                counted.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(error) => tracing::warn!(
-                                %error,
-                                "phones' last-seen times not written; retrying later"
-                            ),
-                        }
-                    }
-                    let commits = counted.load(Ordering::Relaxed);
-                    let quiet = commits == state.looked_at;
-                    state.looked_at = commits;
-                    let gathered = commits - state.copied_up_to >= COMMITS_PER_CHECKPOINT;
-                    let written_since_restart = commits > state.restarted_at;
-                    if !(last || gathered || (quiet && written_since_restart)) {
-                        continue;
-                    }
-                    match checkpoint(&conn) {
-                        // Copied all of it, and nothing was committed meanwhile.
-                        Ok(true) if counted.load(Ordering::Relaxed) == commits => {
-                            state.copied_up_to = commits;
-                            copied.fetch_add(1, Ordering::Relaxed);
-                            if quiet && !last {
-                                match restart_log(&conn) {
-                                    Ok(()) => {
-                                        state.restarted_at = commits;
-                                        started.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    Err(error) => tracing::warn!(
-                                        %error,
-                                        "the write-ahead log was not started again; the next write will"
-                                    ),
-                                }
-                            }
-                        }
-                        // Part of it: the rest at the next look.
-                        Ok(_) => {}
-                        // Nothing is lost: the log keeps every commit until a later checkpoint copies
-                        // it.
-                        Err(error) => tracing::warn!(%error, "checkpoint failed; retrying later"),
-                    }
-                    if last {
-                        return;
-                    }
-                }
-            })
+            .spawn(move || run(&conn, &seen, &stopped, &shared))
             .map_err(StoreError::Checkpointer)?;
         Ok(Self {
             stop: Some(stop),
             thread: Some(thread),
-            commits,
-            done,
-            restarts,
+            counts,
         })
     }
 
-    /// The count the writer adds one to at each commit (its commit hook).
-    pub fn commit_counter(&self) -> Arc<AtomicU64> {
-        self.commits.clone()
+    /// The writer's commit hook: counts each commit, and never turns one into a rollback.
+    pub fn commit_hook(&self) -> impl FnMut() -> bool + Send + 'static {
+        let counts = self.counts.clone();
+        move || {
+            counts.commits.fetch_add(1, Ordering::Relaxed);
+            false
+        }
     }
 
     /// How many checkpoints have copied the whole log since the store opened.
     pub fn done(&self) -> u64 {
-        self.done.load(Ordering::Relaxed)
+        self.counts.copied.load(Ordering::Relaxed)
     }
 
     /// How many times this thread has started the log again in a quiet spell.
     pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
+        self.counts.restarts.load(Ordering::Relaxed)
+    }
+}
+
+/// The thread: every [`LOOK_EVERY`] (and once more when told to stop), writes "last seen" times that
+/// have waited too long, and checkpoints when the module's comment says.
+fn run(conn: &Connection, seen: &Seen, stopped: &Receiver<()>, counts: &Counts) {
+    let mut state = State::default();
+    loop {
+        let last = !matches!(
+            stopped.recv_timeout(LOOK_EVERY),
+            Err(RecvTimeoutError::Timeout)
+        );
+        if seen.overdue() || last {
+            match write_seen(conn, seen) {
+                Ok(()) => {
+                    counts.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "phones' last-seen times not written; retrying later")
+                }
+            }
+        }
+        let commits = counts.commits.load(Ordering::Relaxed);
+        let quiet = commits == state.looked_at;
+        state.looked_at = commits;
+        let gathered = commits - state.copied_up_to >= COMMITS_PER_CHECKPOINT;
+        if last || gathered || (quiet && commits > state.restarted_at) {
+            look(conn, counts, &mut state, commits, quiet && !last);
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// Checkpoints, and when the whole log was copied with nothing committed meanwhile, notes it and (in a
+/// quiet spell, `restart`) starts the log again.
+fn look(conn: &Connection, counts: &Counts, state: &mut State, commits: u64, restart: bool) {
+    match checkpoint(conn) {
+        Ok(true) if counts.commits.load(Ordering::Relaxed) == commits => {
+            state.copied_up_to = commits;
+            counts.copied.fetch_add(1, Ordering::Relaxed);
+            if !restart {
+                return;
+            }
+            match restart_log(conn) {
+                Ok(()) => {
+                    state.restarted_at = commits;
+                    counts.restarts.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    "the write-ahead log was not started again; the next write will"
+                ),
+            }
+        }
+        // Part of it: the rest at the next look.
+        Ok(_) => {}
+        // Nothing is lost: the log keeps every commit until a later checkpoint copies it.
+        Err(error) => tracing::warn!(%error, "checkpoint failed; retrying later"),
     }
 }
 

@@ -709,14 +709,7 @@ async fn a_duress_alarm_is_committed_with_its_alert_and_reaches_the_board_once()
 async fn past_capacity_an_ordinary_sync_is_told_to_come_back_and_an_alert_is_stored() {
     use doorstep_office::admission::SyncGate;
     let gate = SyncGate::new(2, std::time::Duration::from_millis(50));
-    let office = spawn_office_settings(
-        doorstep_office::OfficeSettings {
-            sync_gate: gate.clone(),
-            ..doorstep_office::OfficeSettings::default()
-        },
-        chrono::Utc::now(),
-    )
-    .await;
+    let office = spawn_office_with_gate(gate.clone()).await;
     let full = gate.hold_all().await;
     let sam = &office.phones.me;
     let ordinary = office
@@ -765,14 +758,7 @@ async fn past_capacity_an_ordinary_sync_is_told_to_come_back_and_an_alert_is_sto
 async fn with_the_line_for_places_full_an_ordinary_sync_is_told_to_come_back_at_once() {
     use doorstep_office::admission::SyncGate;
     let gate = SyncGate::new(1, std::time::Duration::from_secs(20)).with_max_waiting(1);
-    let office = spawn_office_settings(
-        doorstep_office::OfficeSettings {
-            sync_gate: gate.clone(),
-            ..doorstep_office::OfficeSettings::default()
-        },
-        chrono::Utc::now(),
-    )
-    .await;
+    let office = spawn_office_with_gate(gate.clone()).await;
     let full = gate.hold_all().await;
     let sam = &office.phones.me;
     let in_line = {

@@ -51,6 +51,18 @@ pub async fn spawn_office_with_sms(secret: &str) -> TestOffice {
     .await
 }
 
+/// The office admitting syncs through `gate` (a test holds its places to make the office full).
+pub async fn spawn_office_with_gate(gate: doorstep_office::admission::SyncGate) -> TestOffice {
+    spawn_office_settings(
+        OfficeSettings {
+            sync_gate: gate,
+            ..OfficeSettings::default()
+        },
+        Utc::now(),
+    )
+    .await
+}
+
 /// The office over plain HTTP (no secure cookies), seeded at `hour` o'clock local time on the next weekday:
 /// the demo's visits then start at a quarter past that hour and every two hours after, in the future and on
 /// a school day, whatever hour and day the test runs (so none is yet overdue or "not heard from").
