@@ -31,7 +31,7 @@ pub enum AlarmKind {
 impl AlarmKind {
     const ALL: [AlarmKind; 2] = [AlarmKind::Overdue, AlarmKind::Duress];
 
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AlarmKind::Overdue => "overdue",
             AlarmKind::Duress => "duress",
@@ -39,7 +39,7 @@ impl AlarmKind {
     }
 
     /// The kind stored as `name` ([`AlarmKind::as_str`]).
-    fn parse(name: &str) -> Option<AlarmKind> {
+    pub(crate) fn parse(name: &str) -> Option<AlarmKind> {
         AlarmKind::ALL
             .into_iter()
             .find(|kind| kind.as_str() == name)
@@ -287,11 +287,7 @@ fn level_has_target(
     school: &SchoolId,
     level: AlarmLevel,
 ) -> Result<bool, StoreError> {
-    let column = match level {
-        AlarmLevel::Board => "wants_board",
-        AlarmLevel::Authoriser => "wants_authoriser",
-        AlarmLevel::Further => "wants_further",
-    };
+    let column = wants_level_column(level);
     Ok(conn.query_row_cached(
         &format!(
             "SELECT EXISTS (SELECT 1 FROM notification_targets WHERE school_id = ?1 AND visit_id IS NULL
@@ -321,10 +317,7 @@ fn note_if_nobody_to_tell(
         now,
         step::NOBODY_TO_TELL,
         Some(level),
-        &format!(
-            "no contact is set up for {}: nobody outside the board can be told",
-            level_audience(level, policy)
-        ),
+        &nobody_to_tell_detail(level, policy),
     )
 }
 
@@ -332,6 +325,95 @@ fn minutes_words(delta: chrono::TimeDelta) -> String {
     match delta.num_minutes() {
         1 => "1 minute".into(),
         m => format!("{m} minutes"),
+    }
+}
+
+/// One step louder for an unacknowledged alarm: the level it reaches, the log's name for the step, and
+/// the log's words. Both backends write exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationStep {
+    pub level: AlarmLevel,
+    pub what: &'static str,
+    pub detail: String,
+}
+
+/// The step an alarm at `from` takes when nobody acknowledged it in time: the next level, or, at the top,
+/// a reminder there.
+pub fn escalation_step(from: AlarmLevel, policy: &Policy) -> EscalationStep {
+    let level = from.next();
+    if level == from {
+        return EscalationStep {
+            level,
+            what: step::REMINDED,
+            detail: format!(
+                "still not acknowledged: sent again at the level of {}",
+                level_audience(level, policy)
+            ),
+        };
+    }
+    let waited = match from {
+        AlarmLevel::Board => policy.escalate_to_authoriser_after.duration(),
+        _ => policy.escalate_further_after.duration(),
+    };
+    EscalationStep {
+        level,
+        what: step::REACHED_LEVEL,
+        detail: format!(
+            "not acknowledged at the level of {} within {}: the alarm reached the level of {}",
+            level_audience(from, policy),
+            minutes_words(waited),
+            level_audience(level, policy)
+        ),
+    }
+}
+
+/// Whether an alarm as it is now is still as the engine saw it when it decided to escalate: same level,
+/// same last step, and still escalating.
+pub fn still_as_seen(now: &Alarm, seen: &Alarm) -> bool {
+    now.escalating() && now.level == seen.level && now.escalated_at == seen.escalated_at
+}
+
+/// The log's words for a new alarm, on the school's clock (`school`).
+pub fn raised_detail(new: &NewAlarm<'_>, school: &School, policy: &Policy) -> String {
+    let NewAlarm {
+        kind,
+        about,
+        due_at,
+        level,
+        ..
+    } = *new;
+    // Kept as words in the log, so written on the school's clock (with its zone's abbreviation).
+    let due = school.time_zone.format(due_at, "%H:%M:%S %Z");
+    let mut detail = match kind {
+        AlarmKind::Overdue => format!("no {about} since it was due at {due}"),
+        AlarmKind::Duress if about.starts_with(HEARD_BY_RECEPTION) => {
+            format!("duress: {about} at {due}")
+        }
+        AlarmKind::Duress => format!("duress raised by {about} at {due}"),
+    };
+    if level != AlarmLevel::Board {
+        detail.push_str(&format!(
+            "; raised at the level of {} at once",
+            level_audience(level, policy)
+        ));
+    }
+    detail
+}
+
+/// The log's words when an alarm reaches `level` and no notification target covers it.
+pub fn nobody_to_tell_detail(level: AlarmLevel, policy: &Policy) -> String {
+    format!(
+        "no contact is set up for {}: nobody outside the board can be told",
+        level_audience(level, policy)
+    )
+}
+
+/// The column of `notification_targets` saying a target wants alarms at `level`.
+pub fn wants_level_column(level: AlarmLevel) -> &'static str {
+    match level {
+        AlarmLevel::Board => "wants_board",
+        AlarmLevel::Authoriser => "wants_authoriser",
+        AlarmLevel::Further => "wants_further",
     }
 }
 
@@ -382,51 +464,31 @@ impl SqliteStore {
 
     /// Makes an unacknowledged alarm louder: it reaches the next level ([`AlarmLevel::next`]), or at the top
     /// level it is sent again there. The log says what the office did; deliveries say who was told.
-    pub fn escalate_alarm(&self, id: i64, now: DateTime<Utc>) -> Result<Alarm, StoreError> {
+    /// Nothing changes, and `None` comes back, when the alarm is no longer as `seen` (escalated, heard
+    /// from, acknowledged or closed since).
+    pub fn escalate_alarm(
+        &self,
+        seen: &Alarm,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Alarm>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let before = alarm_in(&tx, id)?;
-        let (school, policy) = visit_school(&tx, &before.visit)?;
-        let level = before.level.next();
+        if !still_as_seen(&alarm_in(&tx, seen.id)?, seen) {
+            return Ok(None);
+        }
+        let (school, policy) = visit_school(&tx, &seen.visit)?;
+        let step = escalation_step(seen.level, &policy);
         tx.execute_cached(
             "UPDATE alarms SET level = ?2, escalated_at = ?3 WHERE id = ?1",
-            params![id, level.name(), now.to_rfc3339()],
+            params![seen.id, step.level.name(), now.to_rfc3339()],
         )?;
-        if level == before.level {
-            log(
-                &tx,
-                id,
-                now,
-                step::REMINDED,
-                Some(level),
-                &format!(
-                    "still not acknowledged: sent again at the level of {}",
-                    level_audience(level, &policy)
-                ),
-            )?;
-        } else {
-            let waited = match before.level {
-                AlarmLevel::Board => policy.escalate_to_authoriser_after.duration(),
-                _ => policy.escalate_further_after.duration(),
-            };
-            log(
-                &tx,
-                id,
-                now,
-                step::REACHED_LEVEL,
-                Some(level),
-                &format!(
-                    "not acknowledged at the level of {} within {}: the alarm reached the level of {}",
-                    level_audience(before.level, &policy),
-                    minutes_words(waited),
-                    level_audience(level, &policy)
-                ),
-            )?;
-            note_if_nobody_to_tell(&tx, id, &school, level, &policy, now)?;
+        log(&tx, seen.id, now, step.what, Some(step.level), &step.detail)?;
+        if step.level != seen.level {
+            note_if_nobody_to_tell(&tx, seen.id, &school, step.level, &policy, now)?;
         }
-        let alarm = alarm_in(&tx, id)?;
+        let alarm = alarm_in(&tx, seen.id)?;
         tx.commit()?;
-        Ok(alarm)
+        Ok(Some(alarm))
     }
 
     /// Notes that the staff were heard from again; the alarm stops escalating but stays until closed.
@@ -735,22 +797,8 @@ pub(crate) fn raise_alarm_in(
     }
     let id = tx.last_insert_rowid();
     let (school, policy) = visit_school_and_policy(tx, visit)?;
-    // Kept as words in the log, so written on the school's clock (with its zone's abbreviation).
-    let due = school.time_zone.format(due_at, "%H:%M:%S %Z");
+    let detail = raised_detail(&new, &school, &policy);
     let school = school.id;
-    let mut detail = match kind {
-        AlarmKind::Overdue => format!("no {about} since it was due at {due}"),
-        AlarmKind::Duress if about.starts_with(HEARD_BY_RECEPTION) => {
-            format!("duress: {about} at {due}")
-        }
-        AlarmKind::Duress => format!("duress raised by {about} at {due}"),
-    };
-    if level != AlarmLevel::Board {
-        detail.push_str(&format!(
-            "; raised at the level of {} at once",
-            level_audience(level, &policy)
-        ));
-    }
     log(tx, id, now, step::RAISED, Some(level), &detail)?;
     note_if_nobody_to_tell(tx, id, &school, level, &policy, now)?;
     Ok(Some(alarm_in(tx, id)?))

@@ -23,7 +23,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::alarms::{Alarm, AlarmKind, NewAlarm};
 use crate::clock::Clock;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::backend::{Alarms, Visits};
+use crate::store::StoreError;
 
 /// Something the board should show now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -83,10 +84,34 @@ pub struct Escalation {
 
 impl Escalation {
     /// Starts the engine on the current tokio runtime, reading the time from `clock`.
-    pub fn spawn(store: Arc<SqliteStore>, clock: Clock) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn<S: Visits + Alarms>(
+        store: Arc<S>,
+        clock: Clock,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::start(store, clock, None)
+    }
+
+    /// Starts the engine for an office that shares its database with other offices (PostgreSQL): besides
+    /// its own pokes, it reads the visits to watch again every `rescan`, so a visit started or changed
+    /// through another office is watched here too. Each office's engine watches every visit; the store's
+    /// locks make each step once between them ([`Alarms`]), so any office left running keeps every
+    /// deadline when another stops.
+    pub fn spawn_sharing<S: Visits + Alarms>(
+        store: Arc<S>,
+        clock: Clock,
+        rescan: Duration,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::start(store, clock, Some(rescan))
+    }
+
+    fn start<S: Visits + Alarms>(
+        store: Arc<S>,
+        clock: Clock,
+        rescan: Option<Duration>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (pokes, rx) = mpsc::unbounded_channel();
         let (board, _) = broadcast::channel(1024);
-        let handle = tokio::spawn(run(store, clock, rx, board.clone()));
+        let handle = tokio::spawn(run(store, clock, rx, board.clone(), rescan));
         (Self { pokes, board }, handle)
     }
 
@@ -132,32 +157,33 @@ impl Escalation {
     }
 }
 
-/// The engine's loop: sleep until the earliest moment any watched visit needs a look, or until poked.
-async fn run(
-    store: Arc<SqliteStore>,
+/// The engine's loop: sleep until the earliest moment any watched visit needs a look, or until poked (or,
+/// for an office sharing its database, until the next read of every visit to watch).
+async fn run<S: Visits + Alarms>(
+    store: Arc<S>,
     clock: Clock,
     mut pokes: mpsc::UnboundedReceiver<VisitId>,
     board: broadcast::Sender<BoardEvent>,
+    rescan: Option<Duration>,
 ) {
     let mut wakes: HashMap<VisitId, DateTime<Utc>> = HashMap::new();
-    match store.visits_to_watch() {
-        Ok(visits) => {
-            for visit in visits {
-                look(&store, &visit, clock(), &mut wakes, &board);
-            }
-        }
-        Err(error) => tracing::error!(%error, "could not load the visits to watch"),
-    }
+    look_at_every_watched_visit(&*store, clock(), &mut wakes, &board).await;
+    let mut next_rescan = rescan.map(|every| tokio::time::Instant::now() + every);
     loop {
         let pause = match wakes.values().min() {
             Some(next) => (*next - clock()).to_std().unwrap_or(Duration::ZERO),
             None => Duration::from_secs(3600),
         };
+        let rescan_at = next_rescan.unwrap_or_else(|| tokio::time::Instant::now() + pause);
         tokio::select! {
             poke = pokes.recv() => match poke {
-                Some(visit) => look(&store, &visit, clock(), &mut wakes, &board),
+                Some(visit) => look(&*store, &visit, clock(), &mut wakes, &board).await,
                 None => return,
             },
+            () = tokio::time::sleep_until(rescan_at), if next_rescan.is_some() => {
+                look_at_every_watched_visit(&*store, clock(), &mut wakes, &board).await;
+                next_rescan = rescan.map(|every| tokio::time::Instant::now() + every);
+            }
             () = tokio::time::sleep(pause) => {
                 let now = clock();
                 let due: Vec<VisitId> = wakes
@@ -166,21 +192,39 @@ async fn run(
                     .map(|(visit, _)| visit.clone())
                     .collect();
                 for visit in due {
-                    look(&store, &visit, now, &mut wakes, &board);
+                    look(&*store, &visit, now, &mut wakes, &board).await;
                 }
             }
         }
     }
 }
 
-fn look(
-    store: &SqliteStore,
+/// Looks at every visit the store says needs watching: at start, so deadlines survive a restart, and at
+/// each rescan of an office that shares its database.
+async fn look_at_every_watched_visit<S: Visits + Alarms>(
+    store: &S,
+    now: DateTime<Utc>,
+    wakes: &mut HashMap<VisitId, DateTime<Utc>>,
+    board: &broadcast::Sender<BoardEvent>,
+) {
+    match store.visits_to_watch().await {
+        Ok(visits) => {
+            for visit in visits {
+                look(store, &visit, now, wakes, board).await;
+            }
+        }
+        Err(error) => tracing::error!(%error, "could not load the visits to watch"),
+    }
+}
+
+async fn look<S: Visits + Alarms>(
+    store: &S,
     visit: &VisitId,
     now: DateTime<Utc>,
     wakes: &mut HashMap<VisitId, DateTime<Utc>>,
     board: &broadcast::Sender<BoardEvent>,
 ) {
-    match crate::store::engine_work(|| evaluate(store, visit, now)) {
+    match evaluate(store, visit, now).await {
         Ok((next, events)) => {
             match next {
                 Some(at) => wakes.insert(visit.clone(), at),
@@ -206,18 +250,18 @@ fn look(
 /// off by the agreed time plus the first check-in, their arrival, the answer at the door, the check-ins and
 /// "I've left". An alarm the office has acknowledged does not end the watch: while the staff stay silent,
 /// the same silence raises a new alarm one check-in interval later (`schedule::next_missed_after`).
-pub fn evaluate(
-    store: &SqliteStore,
+pub async fn evaluate<S: Visits + Alarms>(
+    store: &S,
     visit_id: &VisitId,
     now: DateTime<Utc>,
 ) -> Result<(Option<DateTime<Utc>>, Vec<BoardEvent>), StoreError> {
-    let Some((visit, state, policy)) = store.visit_with_policy(visit_id)? else {
+    let Some((visit, state, policy)) = store.visit_with_policy(visit_id).await? else {
         return Ok((None, Vec::new()));
     };
     let mut events = Vec::new();
     let mut wakes = Vec::new();
 
-    let alarms = store.alarms_for_visit(visit_id)?;
+    let alarms = store.alarms_for_visit(visit_id).await?;
     // Duress goes straight to the top. The sync that stored the alert has usually raised its alarm already,
     // in its own transaction (`SqliteStore::ingest_raising`): that one is recognised here by the same key
     // (who raised it, and when), so the engine neither raises a second nor opens a write for nothing.
@@ -228,7 +272,9 @@ pub fn evaluate(
                 && alarm.due_at == alert.raised_at
         })
     }) {
-        let raised = store.raise_alarm(NewAlarm::duress(visit_id, alert), now)?;
+        let raised = store
+            .raise_alarm(NewAlarm::duress(visit_id, alert), now)
+            .await?;
         if let Some(alarm) = raised {
             events.push(BoardEvent::AlarmRaised { alarm });
         }
@@ -239,8 +285,9 @@ pub fn evaluate(
         let watching = next_silence(deadline, &alarms, &policy);
         if now >= watching.alarm_at {
             let about = deadline.about();
-            let raised =
-                store.raise_alarm(NewAlarm::overdue(visit_id, &about, watching.due), now)?;
+            let raised = store
+                .raise_alarm(NewAlarm::overdue(visit_id, &about, watching.due), now)
+                .await?;
             if let Some(alarm) = raised {
                 events.push(BoardEvent::AlarmRaised { alarm });
             }
@@ -250,7 +297,8 @@ pub fn evaluate(
     }
 
     for alarm in store
-        .alarms_for_visit(visit_id)?
+        .alarms_for_visit(visit_id)
+        .await?
         .into_iter()
         .filter(Alarm::escalating)
     {
@@ -266,7 +314,7 @@ pub fn evaluate(
                 .any(|d| d.raised_at == alarm.due_at && d.raised_by.as_str() == alarm.about),
         };
         if !still_silent {
-            store.note_contact_resumed(alarm.id, now)?;
+            store.note_contact_resumed(alarm.id, now).await?;
             events.push(BoardEvent::VisitChanged {
                 visit: visit_id.clone(),
             });
@@ -275,9 +323,15 @@ pub fn evaluate(
         let last = alarm.escalated_at.unwrap_or(alarm.raised_at);
         let next = next_escalation(alarm.level, alarm.raised_at, last, &policy);
         if now >= next {
-            let alarm = store.escalate_alarm(alarm.id, now)?;
-            wakes.push(next_escalation(alarm.level, alarm.raised_at, now, &policy));
-            events.push(BoardEvent::AlarmEscalated { alarm });
+            // `None`: another office escalated it first, or it was acknowledged meanwhile; the next look
+            // (at once, for this engine, when it was acknowledged here) reads it as it is now.
+            match store.escalate_alarm(&alarm, now).await? {
+                Some(alarm) => {
+                    wakes.push(next_escalation(alarm.level, alarm.raised_at, now, &policy));
+                    events.push(BoardEvent::AlarmEscalated { alarm });
+                }
+                None => wakes.push(now + chrono::TimeDelta::seconds(1)),
+            }
         } else {
             wakes.push(next);
         }

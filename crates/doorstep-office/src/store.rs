@@ -8,8 +8,11 @@
 //! ([`group_commit`]). One connection writes; the sync path's reads go to a few read-only ones
 //! ([`readers`]).
 
+pub mod backend;
 mod checkpoint;
+pub mod checks;
 mod group_commit;
+pub mod postgres;
 pub mod readers;
 pub(crate) mod seen;
 
@@ -120,6 +123,10 @@ pub enum StoreError {
     Commit(String),
     #[error("could not start the store's checkpoint thread: {0}")]
     Checkpointer(std::io::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no connection to PostgreSQL: {0}")]
+    Pool(String),
 }
 
 /// An enrolled phone, as its token identifies it (see [`crate::devices`]).
@@ -267,13 +274,7 @@ impl SqliteStore {
     }
 
     pub fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError> {
-        policy
-            .validate()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        // Staff's phones dial this number: it must be one their dialler takes (a number read back from
-        // an older record may not be; it is never stored anew).
-        doorstep_core::contact::PhoneNumber::parse(school.office_phone.as_str())
-            .map_err(|e| StoreError::Invalid(format!("the office phone number: {e}")))?;
+        check_new_school(school, policy)?;
         self.conn().execute_cached(
             "INSERT INTO schools (id, name, office_phone, policy, time_zone) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -444,6 +445,32 @@ impl SqliteStore {
         let ticket = self.pending.queue(device, events, device_time, now);
         let mut conn = self.conn();
         self.pending.store_with(&mut conn, ticket, &self.seen)
+    }
+
+    /// Stores events the ingest's checks have passed, each once, and rebuilds each visit they touch
+    /// ([`backend::Visits::store_checked_events`]). All or nothing, in one transaction.
+    pub fn store_checked_events(
+        &self,
+        events: &[EventEnvelope],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut touched = BTreeSet::new();
+        let mut new = 0;
+        for envelope in events {
+            if already_stored(&tx, envelope)? {
+                continue;
+            }
+            insert_event(&tx, envelope, now, now)?;
+            touched.insert(envelope.visit.clone());
+            new += 1;
+        }
+        for visit in &touched {
+            refresh_visit(&tx, visit)?;
+        }
+        tx.commit()?;
+        Ok(new)
     }
 
     /// The highest sequence number stored from this device.
@@ -681,94 +708,32 @@ fn check_and_store(
     trusted_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<EventOutcome, Check> {
-    if envelope.device != device.id {
-        return Err(refuse(
-            envelope,
-            format!(
-                "the event says it is from device {}, but this token is device {}",
-                envelope.device, device.id
-            ),
-        ));
-    }
-    if let Err(e) = envelope.validate() {
-        return Err(refuse(envelope, e.to_string()));
-    }
-    if envelope.event.is_office_only() {
-        return Err(refuse(
-            envelope,
-            format!(
-                "only the office can record \"{}\" for a visit",
-                envelope.event.summary()
-            ),
-        ));
-    }
-    if envelope.event.actor() != &device.staff {
-        return Err(refuse(
-            envelope,
-            format!(
-                "the event is by {}, but this phone belongs to {}",
-                envelope.event.actor(),
-                device.staff
-            ),
-        ));
-    }
     let assigned = assigned_staff(tx, &envelope.visit)?;
-    if !assigned.contains(&device.staff) {
-        return Err(refuse(
-            envelope,
-            format!("visit {} is not one of this phone's visits", envelope.visit),
-        ));
+    if let Some(reason) = checks::refusal(device, envelope, &assigned) {
+        return Err(refuse(envelope, reason));
     }
-    if let Some(stranger) = envelope
-        .event
-        .staff_named()
-        .into_iter()
-        .find(|s| !assigned.contains(*s))
-    {
-        return Err(refuse(
-            envelope,
-            format!("{stranger} is not on visit {}", envelope.visit),
-        ));
+    let stored: Option<EventEnvelope> = stored_json(
+        tx,
+        "SELECT body FROM events WHERE id = ?1",
+        &envelope.id.to_string(),
+    )?;
+    let seq_taken = stored.is_none()
+        && tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE device_id = ?1 AND seq = ?2)",
+            )?
+            .query_row(
+                params![envelope.device.as_str(), envelope.seq.get() as i64],
+                |row| row.get(0),
+            )?;
+    match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
+        Ok(Some(outcome)) => Ok(outcome),
+        Ok(None) => {
+            insert_event(tx, envelope, trusted_at, now)?;
+            Ok(EventOutcome::Stored)
+        }
+        Err(rejection) => Err(Check::Refused(rejection)),
     }
-    let existing: Option<String> = tx
-        .prepare_cached("SELECT body FROM events WHERE id = ?1")?
-        .query_row([envelope.id.to_string()], |row| row.get(0))
-        .optional()?;
-    if let Some(body) = existing {
-        let stored: EventEnvelope = serde_json::from_str(&body).map_err(StoreError::from)?;
-        return if &stored == envelope {
-            Ok(EventOutcome::Duplicate)
-        } else {
-            Err(Check::Refused(Rejection {
-                id: envelope.id,
-                reason: format!(
-                    "event {} is already stored with different content",
-                    envelope.id
-                ),
-                conflict: true,
-                seq_taken: false,
-            }))
-        };
-    }
-    let seq_taken: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE device_id = ?1 AND seq = ?2)")?
-        .query_row(
-            params![envelope.device.as_str(), envelope.seq.get() as i64],
-            |row| row.get(0),
-        )?;
-    if seq_taken {
-        return Err(Check::Refused(Rejection {
-            id: envelope.id,
-            reason: format!(
-                "sequence number {} of this device is already used by another event",
-                envelope.seq
-            ),
-            conflict: true,
-            seq_taken: true,
-        }));
-    }
-    insert_event(tx, envelope, trusted_at, now)?;
-    Ok(EventOutcome::Stored)
 }
 
 /// Creates the data folder readable only by the office's own user, and the database file likewise before
@@ -843,6 +808,17 @@ pub fn insert_event(
     Ok(())
 }
 
+/// What a new school must be: a valid policy, and an office number staff's phones can dial (a number read
+/// back from an older record may not be one; it is never stored anew). Both backends check it.
+pub(crate) fn check_new_school(school: &School, policy: &Policy) -> Result<(), StoreError> {
+    policy
+        .validate()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    doorstep_core::contact::PhoneNumber::parse(school.office_phone.as_str())
+        .map_err(|e| StoreError::Invalid(format!("the office phone number: {e}")))?;
+    Ok(())
+}
+
 /// Everyone assigned must be able to visit homes (an appropriate DBS check) when the policy requires it.
 pub(crate) fn check_dbs(
     conn: &Connection,
@@ -852,11 +828,8 @@ pub(crate) fn check_dbs(
     for assigned in &visit.staff {
         let member = staff_member(conn, &assigned.id)?
             .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
-        if policy.dbs_check_required && !member.may_visit_homes() {
-            return Err(StoreError::Invalid(format!(
-                "{} has no appropriate DBS check and cannot be assigned",
-                member.name
-            )));
+        if let Some(refusal) = backend::dbs_refusal(policy, &member) {
+            return Err(StoreError::Invalid(refusal));
         }
     }
     Ok(())
@@ -1371,22 +1344,13 @@ fn ingest_in(
             }
         };
         let urgent = envelope.event.is_urgent();
-        let over_quota = if urgent {
-            counts.1 >= MAX_ALERTS_PER_DEVICE_AND_VISIT
-        } else {
-            counts.0 - counts.1 >= MAX_EVENTS_PER_DEVICE_AND_VISIT
+        let over_quota = match checks::over_quota(envelope, counts) {
+            Some(reason) if !already_stored(tx, envelope)? => Some(reason),
+            _ => None,
         };
-        let outcome = if over_quota && !already_stored(tx, envelope)? {
-            Err(refuse(
-                envelope,
-                format!(
-                    "this phone has already recorded {} events for visit {}, more than any visit needs; \
-                     nothing more is taken for it (ring the office)",
-                    counts.0, envelope.visit
-                ),
-            ))
-        } else {
-            check_and_store(tx, device, envelope, trusted_at, now)
+        let outcome = match over_quota {
+            Some(reason) => Err(refuse(envelope, reason)),
+            None => check_and_store(tx, device, envelope, trusted_at, now),
         };
         match outcome {
             Ok(outcome) => {

@@ -687,10 +687,11 @@ async fn a_duress_alarm_is_committed_with_its_alert_and_reaches_the_board_once()
 
     // The engine's own look at the visit finds the alarm already raised.
     let (_, announced) = doorstep_office::escalation::evaluate(
-        &office.store,
+        &*office.store,
         &visit("visit-ava"),
         chrono::Utc::now(),
     )
+    .await
     .unwrap();
     assert!(
         !announced.iter().any(|e| matches!(

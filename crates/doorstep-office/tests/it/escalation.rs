@@ -318,9 +318,12 @@ async fn the_demo_visit_under_way_goes_overdue_three_minutes_into_the_demo_with_
 
     let (_, events) =
         doorstep_office::escalation::evaluate(&store, &zac, overdue_at - TimeDelta::seconds(1))
+            .await
             .unwrap();
     assert!(events.is_empty(), "nothing before the deadline plus grace");
-    let (_, events) = doorstep_office::escalation::evaluate(&store, &zac, overdue_at).unwrap();
+    let (_, events) = doorstep_office::escalation::evaluate(&store, &zac, overdue_at)
+        .await
+        .unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     let alarms = store.alarms_for_visit(&zac).unwrap();
     assert_eq!(
@@ -342,12 +345,16 @@ async fn the_demo_visit_nobody_set_off_for_raises_not_heard_from_two_minutes_int
     let due = seeded_at() - TimeDelta::minutes(8);
     let at = seeded_at() + TimeDelta::minutes(2);
     let (_, events) =
-        doorstep_office::escalation::evaluate(&store, &isla, at - TimeDelta::seconds(1)).unwrap();
+        doorstep_office::escalation::evaluate(&store, &isla, at - TimeDelta::seconds(1))
+            .await
+            .unwrap();
     assert!(
         events.is_empty(),
         "nothing before the agreed time plus the first check-in"
     );
-    let (_, events) = doorstep_office::escalation::evaluate(&store, &isla, at).unwrap();
+    let (_, events) = doorstep_office::escalation::evaluate(&store, &isla, at)
+        .await
+        .unwrap();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(
         overdue_abouts(&store.alarms_for_visit(&isla).unwrap()),

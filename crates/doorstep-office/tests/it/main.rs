@@ -7,6 +7,7 @@
 mod admin;
 mod api;
 mod audit;
+mod backends;
 mod bench;
 mod browser;
 mod checkpoints;
@@ -22,6 +23,7 @@ mod notify;
 mod office_decisions;
 mod openapi;
 mod policy_flips;
+mod postgres;
 mod reach;
 mod reconcile;
 mod records;

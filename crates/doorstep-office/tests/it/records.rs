@@ -156,7 +156,11 @@ fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them()
     let mut office = Office::seeded();
     office.go_in_to_ava();
     let alarm = office.overdue("visit-ava", "check_in", at(10, 25), at(10, 30));
-    office.store.escalate_alarm(alarm.id, at(10, 35)).unwrap();
+    office
+        .store
+        .escalate_alarm(&alarm, at(10, 35))
+        .unwrap()
+        .expect("still as seen");
     // Alex checked in at 10:24 with no signal; the office hears it at 10:36, after its alarm.
     office.phone(
         "alex",

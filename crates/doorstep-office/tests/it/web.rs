@@ -384,7 +384,9 @@ async fn duress_heard_raises_one_duress_alarm_for_the_authoriser_and_the_runbook
 
     // No phone can say this danger is over: the engine must not take the silence of phones as contact.
     let later = Utc::now() + TimeDelta::minutes(11);
-    doorstep_office::escalation::evaluate(&office.store, &visit("visit-ava"), later).unwrap();
+    doorstep_office::escalation::evaluate(&*office.store, &visit("visit-ava"), later)
+        .await
+        .unwrap();
     let alarm = alarm_now(&office, alarm.id);
     assert!(alarm.contact_resumed_at.is_none(), "{alarm:?}");
     assert_eq!(

@@ -1,0 +1,188 @@
+//! The store's areas as traits, so the office's engines can run on either backend: the embedded SQLite
+//! store ([`SqliteStore`], the default) or PostgreSQL ([`super::postgres::PgStore`], for a trust that
+//! outgrows one machine).
+//!
+//! Two areas are behind traits so far, as far as the escalation engine needs them: [`Visits`] (schools,
+//! staff, pupils, visits and their events, and which visits are being watched) and [`Alarms`] (raising,
+//! escalating and noting renewed contact, with the log of each step). The rest of the office (sign-ins,
+//! phones, deliveries, requests, the pages) still reads and writes SQLite directly.
+//!
+//! The methods return futures so a backend with an async driver can await its database; the SQLite store
+//! does its blocking work through [`engine_work`], as the engine always did.
+//!
+//! Rules both backends apply are pure functions called by each: the lifecycle's replay of a visit's events
+//! (`core::lifecycle::replay`), who may be assigned to a visit ([`dbs_refusal`]), and the words and levels
+//! of each alarm step ([`crate::alarms::raised_detail`], [`crate::alarms::escalation_step`]).
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use doorstep_core::domain::{Pupil, School, StaffMember, Visit};
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{SchoolId, VisitId};
+use doorstep_core::lifecycle::VisitState;
+use doorstep_core::policy::Policy;
+
+use super::{engine_work, SqliteStore, StoreError};
+use crate::alarms::{Alarm, AlarmLogEntry, NewAlarm};
+
+/// Schools, staff, pupils and visits with their events: what the escalation engine reads of a visit, and
+/// what a test or a seed writes first.
+pub trait Visits: Send + Sync + 'static {
+    fn add_school(
+        &self,
+        school: &School,
+        policy: &Policy,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn add_staff(
+        &self,
+        school: &SchoolId,
+        member: &StaffMember,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn add_pupil(
+        &self,
+        school: &SchoolId,
+        pupil: &Pupil,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a requested visit, refused when someone assigned may not visit homes ([`dbs_refusal`]).
+    fn add_visit(&self, visit: &Visit) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores events that the ingest's checks have passed, each once (a resent one is skipped), as
+    /// received and trusted at `now`, and rebuilds each visit they touch through the core lifecycle. Returns
+    /// how many were new.
+    fn store_checked_events(
+        &self,
+        events: &[EventEnvelope],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Visits the escalation engine must watch: under way, or with an alarm nobody has acknowledged.
+    fn visits_to_watch(&self) -> impl Future<Output = Result<Vec<VisitId>, StoreError>> + Send;
+
+    /// A visit, its state, and its school's policy.
+    fn visit_with_policy(
+        &self,
+        visit: &VisitId,
+    ) -> impl Future<Output = Result<Option<(Visit, VisitState, Policy)>, StoreError>> + Send;
+}
+
+/// Alarms as the escalation engine raises and escalates them. Each write is decided under the store's
+/// own lock on the alarm or its visit, so two offices sharing one database, both seeing the same moment
+/// come due, make each step once between them.
+pub trait Alarms: Send + Sync + 'static {
+    /// Every alarm of a visit, oldest first.
+    fn alarms_for_visit(
+        &self,
+        visit: &VisitId,
+    ) -> impl Future<Output = Result<Vec<Alarm>, StoreError>> + Send;
+
+    /// Raises an alarm unless the same one (visit, kind, about, due) exists; returns it if this call
+    /// raised it.
+    fn raise_alarm(
+        &self,
+        new: NewAlarm<'_>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Alarm>, StoreError>> + Send;
+
+    /// Takes an alarm, as `seen`, one step louder ([`crate::alarms::escalation_step`]); `None` when it is
+    /// no longer as seen (someone else escalated it, or it was acknowledged, closed or heard from since).
+    fn escalate_alarm(
+        &self,
+        seen: &Alarm,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Alarm>, StoreError>> + Send;
+
+    /// Notes that the staff were heard from again (once): the alarm stops escalating.
+    fn note_contact_resumed(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The history of every alarm of a visit, in order.
+    fn alarm_log(
+        &self,
+        visit: &VisitId,
+    ) -> impl Future<Output = Result<Vec<AlarmLogEntry>, StoreError>> + Send;
+}
+
+/// Why `member` may not be assigned to a visit under `policy`, if they may not: the policy asks for an
+/// appropriate DBS check and they have none.
+pub fn dbs_refusal(policy: &Policy, member: &StaffMember) -> Option<String> {
+    (policy.dbs_check_required && !member.may_visit_homes()).then(|| {
+        format!(
+            "{} has no appropriate DBS check and cannot be assigned",
+            member.name
+        )
+    })
+}
+
+impl Visits for SqliteStore {
+    async fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError> {
+        engine_work(|| SqliteStore::add_school(self, school, policy))
+    }
+
+    async fn add_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<(), StoreError> {
+        engine_work(|| SqliteStore::add_staff(self, school, member))
+    }
+
+    async fn add_pupil(&self, school: &SchoolId, pupil: &Pupil) -> Result<(), StoreError> {
+        engine_work(|| SqliteStore::add_pupil(self, school, pupil))
+    }
+
+    async fn add_visit(&self, visit: &Visit) -> Result<(), StoreError> {
+        engine_work(|| SqliteStore::add_visit(self, visit))
+    }
+
+    async fn store_checked_events(
+        &self,
+        events: &[EventEnvelope],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        engine_work(|| SqliteStore::store_checked_events(self, events, now))
+    }
+
+    async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
+        engine_work(|| SqliteStore::visits_to_watch(self))
+    }
+
+    async fn visit_with_policy(
+        &self,
+        visit: &VisitId,
+    ) -> Result<Option<(Visit, VisitState, Policy)>, StoreError> {
+        engine_work(|| SqliteStore::visit_with_policy(self, visit))
+    }
+}
+
+impl Alarms for SqliteStore {
+    async fn alarms_for_visit(&self, visit: &VisitId) -> Result<Vec<Alarm>, StoreError> {
+        engine_work(|| SqliteStore::alarms_for_visit(self, visit))
+    }
+
+    async fn raise_alarm(
+        &self,
+        new: NewAlarm<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Alarm>, StoreError> {
+        engine_work(|| SqliteStore::raise_alarm(self, new, now))
+    }
+
+    async fn escalate_alarm(
+        &self,
+        seen: &Alarm,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Alarm>, StoreError> {
+        engine_work(|| SqliteStore::escalate_alarm(self, seen, now))
+    }
+
+    async fn note_contact_resumed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        engine_work(|| SqliteStore::note_contact_resumed(self, id, now))
+    }
+
+    async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {
+        engine_work(|| SqliteStore::alarm_log(self, visit))
+    }
+}

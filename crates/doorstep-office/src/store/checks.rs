@@ -1,0 +1,101 @@
+//! The ingest's rules as pure functions, which both backends call with what they read in the batch's
+//! transaction: whether a phone may record an event at all ([`refusal`]), how an event stands against what
+//! is already stored under its id and sequence number ([`against_stored`]), and the per-visit quota
+//! ([`over_quota`]). The backends only read, call these, and write.
+
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::StaffId;
+use doorstep_core::protocol::EventOutcome;
+
+use super::{Device, Rejection, MAX_ALERTS_PER_DEVICE_AND_VISIT, MAX_EVENTS_PER_DEVICE_AND_VISIT};
+
+/// Why `device` may not record `envelope` on a visit whose staff are `assigned`, if it may not: the event
+/// must be from this phone, well formed, one a phone may record, by the phone's own holder, on one of their
+/// visits, and name only people on that visit.
+pub fn refusal(device: &Device, envelope: &EventEnvelope, assigned: &[StaffId]) -> Option<String> {
+    if envelope.device != device.id {
+        return Some(format!(
+            "the event says it is from device {}, but this token is device {}",
+            envelope.device, device.id
+        ));
+    }
+    if let Err(e) = envelope.validate() {
+        return Some(e.to_string());
+    }
+    if envelope.event.is_office_only() {
+        return Some(format!(
+            "only the office can record \"{}\" for a visit",
+            envelope.event.summary()
+        ));
+    }
+    if envelope.event.actor() != &device.staff {
+        return Some(format!(
+            "the event is by {}, but this phone belongs to {}",
+            envelope.event.actor(),
+            device.staff
+        ));
+    }
+    if !assigned.contains(&device.staff) {
+        return Some(format!(
+            "visit {} is not one of this phone's visits",
+            envelope.visit
+        ));
+    }
+    envelope
+        .event
+        .staff_named()
+        .into_iter()
+        .find(|s| !assigned.contains(*s))
+        .map(|stranger| format!("{stranger} is not on visit {}", envelope.visit))
+}
+
+/// How `envelope` stands against the event already stored under its id (`stored`) and whether its
+/// device's sequence number is taken by another event (`seq_taken`, read only when nothing is stored under
+/// the id): `Ok(Some(Duplicate))` for a resend, `Ok(None)` to store it, or a conflict.
+pub fn against_stored(
+    envelope: &EventEnvelope,
+    stored: Option<&EventEnvelope>,
+    seq_taken: bool,
+) -> Result<Option<EventOutcome>, Rejection> {
+    match stored {
+        Some(stored) if stored == envelope => Ok(Some(EventOutcome::Duplicate)),
+        Some(_) => Err(Rejection {
+            id: envelope.id,
+            reason: format!(
+                "event {} is already stored with different content",
+                envelope.id
+            ),
+            conflict: true,
+            seq_taken: false,
+        }),
+        None if seq_taken => Err(Rejection {
+            id: envelope.id,
+            reason: format!(
+                "sequence number {} of this device is already used by another event",
+                envelope.seq
+            ),
+            conflict: true,
+            seq_taken: true,
+        }),
+        None => Ok(None),
+    }
+}
+
+/// Why a new `envelope` is not taken when its phone already holds `held` events (`held.1` of them alerts)
+/// for its visit, if it is not: alerts and other events each have their own allowance, so a phone past
+/// its ordinary allowance can still raise an alert. A resend of a stored event is always answered.
+pub fn over_quota(envelope: &EventEnvelope, held: (i64, i64)) -> Option<String> {
+    let (events, alerts) = held;
+    let over = if envelope.event.is_urgent() {
+        alerts >= MAX_ALERTS_PER_DEVICE_AND_VISIT
+    } else {
+        events - alerts >= MAX_EVENTS_PER_DEVICE_AND_VISIT
+    };
+    over.then(|| {
+        format!(
+            "this phone has already recorded {events} events for visit {}, more than any visit needs; \
+             nothing more is taken for it (ring the office)",
+            envelope.visit
+        )
+    })
+}

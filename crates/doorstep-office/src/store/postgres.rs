@@ -1,0 +1,643 @@
+//! The office's store on PostgreSQL, for a trust or local authority that outgrows one machine: several
+//! office processes share one database, chosen by a database URL.
+//!
+//! **How far it goes.** It holds the two areas behind traits so far ([`Visits`] and [`Alarms`], see
+//! [`super::backend`]): enough for the escalation engine to watch every visit and raise and escalate its
+//! alarms. The rest of the office (phones' syncs, sign-ins, deliveries, requests and the pages) runs only
+//! on SQLite; `doorstep-office` does not yet accept a PostgreSQL URL.
+//!
+//! **Several offices, one database.** Every office's engine watches every visit
+//! ([`crate::escalation::Escalation::spawn_sharing`]), so each deadline comes due in all of them. Each
+//! write that could be made twice is decided inside a transaction holding the visit's advisory lock
+//! (`pg_advisory_xact_lock`, [`LOCK_VISIT`]), and checked there against what is stored: an alarm is raised
+//! only if the same one (visit, kind, about, due) is not there (the table's unique key says the same), and
+//! escalated only if it is still as the engine saw it ([`crate::alarms::still_as_seen`]). The second office
+//! waits for the first's commit and then finds the step made. An office that dies holding the lock loses its
+//! connection, PostgreSQL rolls its transaction back and frees the lock, and the next office makes the step.
+//!
+//! The driver is tokio-postgres, through a deadpool pool; the schema is `migrations-postgres/`, applied by
+//! refinery (the runner the SQLite store uses) under a session advisory lock, so offices starting together
+//! migrate once. Times are kept as the same RFC 3339 text the SQLite store keeps, so both backends compare
+//! the same instants to the nanosecond (a `timestamptz` keeps microseconds, and an alarm's due time must
+//! equal the deadline it was raised for).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use doorstep_core::contact::PhoneNumber;
+use doorstep_core::domain::{Pupil, School, SchoolTimeZone, StaffMember, Visit};
+use doorstep_core::event::{EventEnvelope, TrustedEvent};
+use doorstep_core::ids::{SchoolId, StaffId, VisitId};
+use doorstep_core::lifecycle::{self, VisitState};
+use doorstep_core::migrate::{MigrateError, MigrationFile};
+use doorstep_core::policy::Policy;
+use doorstep_core::schedule::AlarmLevel;
+use tokio_postgres::{NoTls, Row};
+
+use super::backend::{dbs_refusal, Alarms, Visits};
+use super::{check_new_school, parse_id, stored_time, StoreError, StoredEvent};
+use crate::alarms::{
+    escalation_step, nobody_to_tell_detail, raised_detail, step, still_as_seen, wants_level_column,
+    Alarm, AlarmKind, AlarmLogEntry, NewAlarm,
+};
+
+/// The PostgreSQL schema, oldest first (the folder `migrations-postgres/`).
+pub const MIGRATIONS: &[MigrationFile] = &[(
+    "V1__visits_and_alarms",
+    include_str!("../../migrations-postgres/V1__visits_and_alarms.sql"),
+)];
+
+/// The first key of the office's advisory locks on visits; the second is `hashtext` of the visit's id.
+pub const VISIT_LOCKS: i32 = 7_301;
+
+/// Takes visit `$1`'s advisory lock until the transaction ends: every write about a visit's events or
+/// alarms that two offices could both make is made under it.
+pub const LOCK_VISIT: &str = "SELECT pg_advisory_xact_lock(7301, hashtext($1))";
+
+/// The session advisory lock the migrations are applied under.
+const MIGRATION_LOCK: i64 = 7_300;
+
+/// The office's store on PostgreSQL (see the module's notes for what it holds so far).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("connections", &self.pool.status().size)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host/db` or `host=... dbname=...`), brings its
+    /// schema up to date, and keeps a pool of at most `connections`.
+    pub async fn connect(url: &str, connections: usize) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("the database URL: {e}")))?;
+        migrate(&config).await?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(connections.max(1))
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    /// Closes the pool: every connection is dropped and no more are made (an office stopping).
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+/// Applies the migrations not yet applied, under a session advisory lock so that offices starting together
+/// migrate once.
+async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
+    let (mut client, connection) = config.connect(NoTls).await?;
+    let connection = tokio::spawn(connection);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(name, sql)| refinery::Migration::unapplied(name, sql))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Migrate(MigrateError::Refinery(e)))?;
+    let applied = refinery::Runner::new(&migrations)
+        .set_grouped(true)
+        .run_async(&mut client)
+        .await
+        .map_err(|e| StoreError::Migrate(MigrateError::Refinery(e)));
+    // Dropping the client ends the session, and with it the lock.
+    drop(client);
+    let _ = connection.await;
+    applied.map(|_| ())
+}
+
+fn text(row: &Row, column: &str) -> Result<String, StoreError> {
+    Ok(row.try_get(column)?)
+}
+
+fn optional_time(row: &Row, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    row.try_get::<_, Option<String>>(column)?
+        .as_deref()
+        .map(stored_time)
+        .transpose()
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("bad {what} in alarms"))
+}
+
+fn alarm_from(row: &Row) -> Result<Alarm, StoreError> {
+    let outcome: Option<String> = row.try_get("outcome")?;
+    Ok(Alarm {
+        id: row.try_get("id")?,
+        visit: parse_id(&text(row, "visit_id")?)?,
+        kind: AlarmKind::parse(&text(row, "kind")?).ok_or_else(|| corrupt("kind"))?,
+        about: text(row, "about")?,
+        due_at: stored_time(&text(row, "due_at")?)?,
+        raised_at: stored_time(&text(row, "raised_at")?)?,
+        level: AlarmLevel::parse(&text(row, "level")?).ok_or_else(|| corrupt("level"))?,
+        escalated_at: optional_time(row, "escalated_at")?,
+        contact_resumed_at: optional_time(row, "contact_resumed_at")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        acknowledged_at: optional_time(row, "acknowledged_at")?,
+        closed_by: row.try_get("closed_by")?,
+        closed_at: optional_time(row, "closed_at")?,
+        outcome: match outcome {
+            Some(text) => {
+                Some(lifecycle::AlarmOutcome::parse(&text).ok_or_else(|| corrupt("outcome"))?)
+            }
+            None => None,
+        },
+        close_note: row.try_get("close_note")?,
+    })
+}
+
+async fn alarm_in(client: &impl GenericClient, id: i64) -> Result<Alarm, StoreError> {
+    let row = client
+        .query_one("SELECT * FROM alarms WHERE id = $1", &[&id])
+        .await?;
+    alarm_from(&row)
+}
+
+/// A visit's school (with its time zone) and policy; an unknown visit is refused.
+async fn school_of_visit(
+    client: &impl GenericClient,
+    visit: &VisitId,
+) -> Result<(School, Policy), StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT s.id, s.name, s.office_phone, s.policy, s.time_zone
+             FROM visits v JOIN schools s ON s.id = v.school_id WHERE v.id = $1",
+            &[&visit.as_str()],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
+    school_from(&row)
+}
+
+fn school_from(row: &Row) -> Result<(School, Policy), StoreError> {
+    let id: SchoolId = parse_id(&text(row, "id")?)?;
+    let time_zone = SchoolTimeZone::parse(&text(row, "time_zone")?)
+        .map_err(|e| StoreError::Invalid(format!("school {id}: {e}")))?;
+    Ok((
+        School {
+            name: text(row, "name")?,
+            office_phone: PhoneNumber::from_stored(&text(row, "office_phone")?),
+            time_zone,
+            id,
+        },
+        serde_json::from_str(&text(row, "policy")?)?,
+    ))
+}
+
+async fn school_policy(
+    client: &impl GenericClient,
+    school: &SchoolId,
+) -> Result<Policy, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT policy FROM schools WHERE id = $1",
+            &[&school.as_str()],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown school {school}")))?;
+    Ok(serde_json::from_str(&text(&row, "policy")?)?)
+}
+
+async fn lock_visit(client: &impl GenericClient, visit: &VisitId) -> Result<(), StoreError> {
+    client.execute(LOCK_VISIT, &[&visit.as_str()]).await?;
+    Ok(())
+}
+
+async fn log(
+    client: &impl GenericClient,
+    alarm: i64,
+    at: DateTime<Utc>,
+    what: &str,
+    level: Option<AlarmLevel>,
+    detail: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO alarm_log (alarm_id, at, what, level, detail) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &alarm,
+                &at.to_rfc3339(),
+                &what,
+                &level.map(AlarmLevel::name),
+                &detail,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Logs "nobody_to_tell" when the alarm has reached `level` beyond the board and no live school-wide
+/// target wants that level (as the SQLite store does).
+async fn note_if_nobody_to_tell(
+    client: &impl GenericClient,
+    alarm: i64,
+    school: &SchoolId,
+    level: AlarmLevel,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if level == AlarmLevel::Board {
+        return Ok(());
+    }
+    let column = wants_level_column(level);
+    let covered: bool = client
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM notification_targets WHERE school_id = $1
+                 AND visit_id IS NULL AND removed_at IS NULL AND {column} = 1)"
+            ),
+            &[&school.as_str()],
+        )
+        .await?
+        .try_get(0)?;
+    if covered {
+        return Ok(());
+    }
+    let detail = nobody_to_tell_detail(level, policy);
+    log(
+        client,
+        alarm,
+        now,
+        step::NOBODY_TO_TELL,
+        Some(level),
+        &detail,
+    )
+    .await
+}
+
+/// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
+async fn refresh_visit(client: &impl GenericClient, visit: &VisitId) -> Result<(), StoreError> {
+    let staff: Vec<StaffId> = client
+        .query(
+            "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
+            &[&visit.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|row| parse_id(&text(row, "staff_id")?))
+        .collect::<Result<_, _>>()?;
+    let mut events = Vec::new();
+    for row in client
+        .query(
+            "SELECT body, received_at, trusted_at FROM events WHERE visit_id = $1 ORDER BY position",
+            &[&visit.as_str()],
+        )
+        .await?
+    {
+        let received_at = stored_time(&text(&row, "received_at")?)?;
+        events.push(StoredEvent {
+            envelope: serde_json::from_str(&text(&row, "body")?)?,
+            received_at,
+            trusted_at: optional_time(&row, "trusted_at")?.unwrap_or(received_at),
+        });
+    }
+    let trusted: Vec<TrustedEvent<'_>> = events.iter().map(StoredEvent::trusted).collect();
+    let state = lifecycle::replay(VisitState::new(staff), trusted.iter());
+    client
+        .execute(
+            "UPDATE visits SET phase = $2, state = $3 WHERE id = $1",
+            &[
+                &visit.as_str(),
+                &state.phase().name(),
+                &serde_json::to_string(&state)?,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+impl Visits for PgStore {
+    async fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError> {
+        check_new_school(school, policy)?;
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO schools (id, name, office_phone, policy, time_zone) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &school.id.as_str(),
+                    &school.name,
+                    &school.office_phone.as_str(),
+                    &serde_json::to_string(policy)?,
+                    &school.time_zone.name(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn add_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO staff (id, school_id, name, body) VALUES ($1, $2, $3, $4)",
+                &[
+                    &member.id.as_str(),
+                    &school.as_str(),
+                    &member.name,
+                    &serde_json::to_string(member)?,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn add_pupil(&self, school: &SchoolId, pupil: &Pupil) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO pupils (id, school_id, name) VALUES ($1, $2, $3)",
+                &[&pupil.id.as_str(), &school.as_str(), &pupil.name],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn add_visit(&self, visit: &Visit) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let policy = school_policy(&tx, &visit.school).await?;
+        for assigned in &visit.staff {
+            let row = tx
+                .query_opt(
+                    "SELECT body FROM staff WHERE id = $1",
+                    &[&assigned.id.as_str()],
+                )
+                .await?
+                .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
+            let member: StaffMember = serde_json::from_str(&text(&row, "body")?)?;
+            if let Some(refusal) = dbs_refusal(&policy, &member) {
+                return Err(StoreError::Invalid(refusal));
+            }
+        }
+        let state = VisitState::new(visit.staff_ids());
+        tx.execute(
+            "INSERT INTO visits (id, school_id, pupil_id, agreed_time, body, phase, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &visit.id.as_str(),
+                &visit.school.as_str(),
+                &visit.pupil.id.as_str(),
+                &visit.agreed_time.to_rfc3339(),
+                &serde_json::to_string(visit)?,
+                &state.phase().name(),
+                &serde_json::to_string(&state)?,
+            ],
+        )
+        .await?;
+        for (position, assigned) in visit.staff.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO visit_staff (visit_id, staff_id, position) VALUES ($1, $2, $3)",
+                &[
+                    &visit.id.as_str(),
+                    &assigned.id.as_str(),
+                    &i32::try_from(position).unwrap_or(i32::MAX),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn store_checked_events(
+        &self,
+        events: &[EventEnvelope],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Each visit's lock first, in one order, so that two offices storing for the same visits never
+        // wait on each other in a circle; a visit's replay then sees every event stored before it.
+        let visits: BTreeSet<&VisitId> = events.iter().map(|e| &e.visit).collect();
+        for visit in &visits {
+            lock_visit(&tx, visit).await?;
+        }
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+            )
+            .await?;
+        let mut new = 0;
+        let mut touched = BTreeSet::new();
+        for envelope in events {
+            let seq = i64::try_from(envelope.seq.get())
+                .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
+            let stored = tx
+                .execute(
+                    &insert,
+                    &[
+                        &envelope.id.to_string(),
+                        &envelope.device.as_str(),
+                        &seq,
+                        &envelope.visit.as_str(),
+                        &envelope.event.actor().as_str(),
+                        &envelope.recorded_at.to_rfc3339(),
+                        &now.to_rfc3339(),
+                        &serde_json::to_string(envelope)?,
+                        &now.to_rfc3339(),
+                    ],
+                )
+                .await?;
+            if stored > 0 {
+                new += 1;
+                touched.insert(&envelope.visit);
+            }
+        }
+        for visit in touched {
+            refresh_visit(&tx, visit).await?;
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
+        self.client()
+            .await?
+            .query(
+                "SELECT id FROM visits WHERE phase IN ('authorised', 'departed', 'outside', 'in_visit', 'checked_in', 'duress')
+                 UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL AND closed_at IS NULL",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| parse_id(&text(row, "id")?))
+            .collect()
+    }
+
+    async fn visit_with_policy(
+        &self,
+        visit: &VisitId,
+    ) -> Result<Option<(Visit, VisitState, Policy)>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT v.body, v.state, s.policy FROM visits v JOIN schools s ON s.id = v.school_id
+                 WHERE v.id = $1",
+                &[&visit.as_str()],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            serde_json::from_str(&text(&row, "body")?)?,
+            serde_json::from_str(&text(&row, "state")?)?,
+            serde_json::from_str(&text(&row, "policy")?)?,
+        )))
+    }
+}
+
+impl Alarms for PgStore {
+    async fn alarms_for_visit(&self, visit: &VisitId) -> Result<Vec<Alarm>, StoreError> {
+        self.client()
+            .await?
+            .query(
+                "SELECT * FROM alarms WHERE visit_id = $1 ORDER BY id",
+                &[&visit.as_str()],
+            )
+            .await?
+            .iter()
+            .map(alarm_from)
+            .collect()
+    }
+
+    async fn raise_alarm(
+        &self,
+        new: NewAlarm<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Alarm>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_visit(&tx, new.visit).await?;
+        let Some(row) = tx
+            .query_opt(
+                "INSERT INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (visit_id, kind, about, due_at) DO NOTHING RETURNING id",
+                &[
+                    &new.visit.as_str(),
+                    &new.kind.as_str(),
+                    &new.about,
+                    &new.due_at.to_rfc3339(),
+                    &now.to_rfc3339(),
+                    &new.level.name(),
+                    &(new.level != AlarmLevel::Board).then(|| now.to_rfc3339()),
+                ],
+            )
+            .await?
+        else {
+            // Raised already (by this office or another): nothing to do.
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id")?;
+        let (school, policy) = school_of_visit(&tx, new.visit).await?;
+        let detail = raised_detail(&new, &school, &policy);
+        log(&tx, id, now, step::RAISED, Some(new.level), &detail).await?;
+        note_if_nobody_to_tell(&tx, id, &school.id, new.level, &policy, now).await?;
+        let alarm = alarm_in(&tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(alarm))
+    }
+
+    async fn escalate_alarm(
+        &self,
+        seen: &Alarm,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Alarm>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_visit(&tx, &seen.visit).await?;
+        if !still_as_seen(&alarm_in(&tx, seen.id).await?, seen) {
+            return Ok(None);
+        }
+        let (school, policy) = school_of_visit(&tx, &seen.visit).await?;
+        let step = escalation_step(seen.level, &policy);
+        tx.execute(
+            "UPDATE alarms SET level = $2, escalated_at = $3 WHERE id = $1",
+            &[&seen.id, &step.level.name(), &now.to_rfc3339()],
+        )
+        .await?;
+        log(&tx, seen.id, now, step.what, Some(step.level), &step.detail).await?;
+        if step.level != seen.level {
+            note_if_nobody_to_tell(&tx, seen.id, &school.id, step.level, &policy, now).await?;
+        }
+        let alarm = alarm_in(&tx, seen.id).await?;
+        tx.commit().await?;
+        Ok(Some(alarm))
+    }
+
+    async fn note_contact_resumed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let changed = tx
+            .execute(
+                "UPDATE alarms SET contact_resumed_at = $2 WHERE id = $1 AND contact_resumed_at IS NULL",
+                &[&id, &now.to_rfc3339()],
+            )
+            .await?;
+        if changed > 0 {
+            log(
+                &tx,
+                id,
+                now,
+                step::CONTACT_RESUMED,
+                None,
+                "the staff were heard from again",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {
+        self.client()
+            .await?
+            .query(
+                "SELECT l.id, l.alarm_id, l.at, l.what, l.level, l.detail FROM alarm_log l
+                 JOIN alarms a ON a.id = l.alarm_id WHERE a.visit_id = $1 ORDER BY l.id",
+                &[&visit.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let level: Option<String> = row.try_get("level")?;
+                Ok(AlarmLogEntry {
+                    id: row.try_get("id")?,
+                    alarm: row.try_get("alarm_id")?,
+                    at: stored_time(&text(row, "at")?)?,
+                    what: text(row, "what")?,
+                    level: level.as_deref().and_then(AlarmLevel::parse),
+                    detail: text(row, "detail")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,552 @@
+//! The store's areas behind traits ([`Visits`], [`Alarms`]), run the same against both backends: the
+//! embedded SQLite store and a real PostgreSQL server ([`crate::postgres`]). Then what only a shared
+//! database has: two offices' engines watching one visit make each alarm step once between them, an office
+//! that dies holding a visit's lock leaves the step to the other, and the one left keeps every deadline.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use doorstep_core::domain::{
+    Address, Briefing, DbsCheck, DbsLevel, Pupil, RiskAssessment, Role, School, StaffMember, Visit,
+    VisitPurpose, VisitStaff,
+};
+use doorstep_core::event::EventEnvelope;
+use doorstep_core::ids::{DeviceSeq, EventId};
+use doorstep_core::lifecycle::{self, Command, VisitEvent, VisitState};
+use doorstep_core::policy::{PolicyMinutes, Preset};
+use doorstep_core::schedule::AlarmLevel;
+use doorstep_core::test_support::{at, envelope, id, staff, visit};
+use doorstep_office::alarms::{Alarm, AlarmKind, NewAlarm};
+use doorstep_office::clock::Clock;
+use doorstep_office::demo::demo_code_phrases;
+use doorstep_office::escalation::{evaluate, Escalation};
+use doorstep_office::store::backend::{Alarms, Visits};
+use doorstep_office::store::postgres::{PgStore, LOCK_VISIT};
+use doorstep_office::store::StoreError;
+
+use crate::postgres::fresh_database;
+
+/// The visit's agreed start: 10:15. Its first check-in is due at 10:25; with five minutes' grace the
+/// office raises the alarm at 10:30, the authoriser's level comes at 10:35 and the further contacts' at
+/// 10:45 (the primary preset).
+fn agreed() -> DateTime<Utc> {
+    at(10, 15)
+}
+
+fn overdue_at() -> DateTime<Utc> {
+    at(10, 30)
+}
+
+fn authoriser_at() -> DateTime<Utc> {
+    at(10, 35)
+}
+
+fn member(name: &str, roles: &[Role], dbs: bool) -> StaffMember {
+    StaffMember {
+        id: staff(&name.to_lowercase()),
+        name: name.into(),
+        roles: roles.to_vec(),
+        phone: id("07700 900003"),
+        dbs: dbs.then(|| DbsCheck {
+            level: DbsLevel::EnhancedWithBarredList,
+            checked_on: chrono::NaiveDate::from_ymd_opt(2025, 9, 1).expect("a date"),
+        }),
+    }
+}
+
+fn a_visit(visit_id: &str, people: &[&StaffMember]) -> Visit {
+    Visit {
+        id: visit(visit_id),
+        school: id("school-1"),
+        purpose: VisitPurpose::SafeAndWellCheck,
+        pupil: Pupil {
+            id: id("pupil-ava"),
+            name: "Ava B.".into(),
+        },
+        address: Address {
+            lines: vec!["12 Elm Row".into(), "Oakfield".into()],
+            postcode: id("OK1 2AB"),
+        },
+        agreed_time: agreed(),
+        expected_length: PolicyMinutes::new(45).expect("in range"),
+        staff: people.iter().copied().map(VisitStaff::from).collect(),
+        briefing: Briefing::new(RiskAssessment::standard()),
+    }
+}
+
+/// A school on the primary preset with its head, Sam and Alex (both DBS-checked), Ava, and `visits`
+/// authorised at 10:00 for 10:15.
+async fn a_school<S: Visits>(store: &S, visits: &[&str]) {
+    let school = School {
+        id: id("school-1"),
+        name: "Oakfield Primary".into(),
+        office_phone: id("01632 960000"),
+        time_zone: Default::default(),
+    };
+    let mut policy = Preset::PrimaryHeadteacher.policy();
+    policy.code_phrases = Some(demo_code_phrases());
+    store.add_school(&school, &policy).await.expect("school");
+    let head = member("Head", &[Role::Headteacher, Role::Dsl], true);
+    let sam = member("Sam", &[Role::VisitingStaff], true);
+    let alex = member("Alex", &[Role::VisitingStaff], true);
+    for person in [&head, &sam, &alex] {
+        store.add_staff(&school.id, person).await.expect("staff");
+    }
+    let ava = a_visit("unused", &[]).pupil;
+    store.add_pupil(&school.id, &ava).await.expect("pupil");
+    for (n, visit_id) in visits.iter().enumerate() {
+        let planned = a_visit(visit_id, &[&sam, &alex]);
+        store.add_visit(&planned).await.expect("visit");
+        let state = VisitState::new(planned.staff_ids());
+        let command = Command::Authorise {
+            by: staff("head"),
+            lone_visit_approved: false,
+        };
+        let decided = lifecycle::decide(&state, &command, &policy, at(10, 0)).expect("authorise");
+        let events: Vec<EventEnvelope> = decided
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| EventEnvelope {
+                id: EventId::new_v7(),
+                device: id("office"),
+                seq: DeviceSeq::new((n * 10 + i + 1) as u64).expect("a sequence number"),
+                visit: planned.id.clone(),
+                recorded_at: at(10, 0),
+                event,
+            })
+            .collect();
+        store
+            .store_checked_events(&events, at(10, 0))
+            .await
+            .expect("store the authorisation");
+    }
+}
+
+/// Sam and Alex set off, arrive and go in to `visit_id` at 10:15, each from their own phone.
+async fn go_in<S: Visits>(store: &S, visit_id: &str, first_seq: u64) {
+    let steps = [
+        (
+            "phone-sam",
+            at(10, 1),
+            VisitEvent::Departed {
+                staff: staff("sam"),
+                expected_arrival: agreed(),
+                expected_end: at(11, 0),
+            },
+        ),
+        (
+            "phone-alex",
+            at(10, 1),
+            VisitEvent::Departed {
+                staff: staff("alex"),
+                expected_arrival: agreed(),
+                expected_end: at(11, 0),
+            },
+        ),
+        (
+            "phone-sam",
+            at(10, 13),
+            VisitEvent::ArrivedOutside {
+                staff: staff("sam"),
+            },
+        ),
+        (
+            "phone-alex",
+            at(10, 13),
+            VisitEvent::ArrivedOutside {
+                staff: staff("alex"),
+            },
+        ),
+        (
+            "phone-sam",
+            agreed(),
+            VisitEvent::VisitStarted {
+                by: staff("sam"),
+                staff: vec![staff("sam"), staff("alex")],
+            },
+        ),
+    ];
+    for (n, (phone, when, event)) in steps.into_iter().enumerate() {
+        let sent = envelope(phone, first_seq + n as u64, visit_id, when, event);
+        assert_eq!(
+            store
+                .store_checked_events(&[sent], when)
+                .await
+                .expect("store"),
+            1
+        );
+    }
+}
+
+async fn alarms<S: Alarms>(store: &S, visit_id: &str) -> Vec<Alarm> {
+    store
+        .alarms_for_visit(&visit(visit_id))
+        .await
+        .expect("read alarms")
+}
+
+async fn steps<S: Alarms>(store: &S, visit_id: &str) -> Vec<(String, Option<AlarmLevel>)> {
+    store
+        .alarm_log(&visit(visit_id))
+        .await
+        .expect("read the log")
+        .into_iter()
+        .map(|entry| (entry.what, entry.level))
+        .collect()
+}
+
+fn step(what: &str, level: Option<AlarmLevel>) -> (String, Option<AlarmLevel>) {
+    (what.to_owned(), level)
+}
+
+/// The same checks on each backend: `backends!(check)` runs `check` on a new SQLite store and on a new
+/// PostgreSQL database.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let store = doorstep_office::SqliteStore::open(dir.path()).expect("open");
+                    super::$check(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let url = crate::postgres::fresh_database().await;
+                    let store = doorstep_office::store::postgres::PgStore::connect(&url, 4)
+                        .await
+                        .expect("connect");
+                    super::$check(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    silence_raises_one_alarm_which_climbs_a_level_when_nobody_acknowledges,
+    an_escalation_decided_on_a_stale_look_changes_nothing,
+    events_are_stored_once_and_the_visit_is_watched_while_under_way,
+    someone_without_a_dbs_check_is_refused_and_nothing_is_stored,
+    contact_resumed_is_noted_once,
+);
+
+async fn silence_raises_one_alarm_which_climbs_a_level_when_nobody_acknowledges<
+    S: Visits + Alarms,
+>(
+    store: &S,
+) {
+    a_school(store, &["visit-ava"]).await;
+    go_in(store, "visit-ava", 1).await;
+    let ava = visit("visit-ava");
+
+    let (next, events) = evaluate(store, &ava, overdue_at() - TimeDelta::seconds(1))
+        .await
+        .expect("look");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(
+        next,
+        Some(overdue_at()),
+        "it wakes at the deadline plus grace"
+    );
+
+    let (_, events) = evaluate(store, &ava, overdue_at()).await.expect("look");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let raised = alarms(store, "visit-ava").await;
+    assert_eq!(raised.len(), 1);
+    assert_eq!(
+        (raised[0].kind, raised[0].level, raised[0].about.as_str()),
+        (AlarmKind::Overdue, AlarmLevel::Board, "check_in")
+    );
+    assert_eq!(raised[0].due_at, at(10, 25));
+
+    // A second look at the same moment raises nothing more.
+    let (_, events) = evaluate(store, &ava, overdue_at()).await.expect("look");
+    assert!(events.is_empty(), "{events:?}");
+
+    let (_, events) = evaluate(store, &ava, authoriser_at()).await.expect("look");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        alarms(store, "visit-ava").await[0].level,
+        AlarmLevel::Authoriser
+    );
+    assert_eq!(
+        steps(store, "visit-ava").await,
+        [
+            step("raised", Some(AlarmLevel::Board)),
+            step("reached_level", Some(AlarmLevel::Authoriser)),
+            // The school has no notification targets: nobody beyond the board can be told, and the log
+            // says so rather than claiming anyone was.
+            step("nobody_to_tell", Some(AlarmLevel::Authoriser)),
+        ]
+    );
+}
+
+async fn an_escalation_decided_on_a_stale_look_changes_nothing<S: Visits + Alarms>(store: &S) {
+    a_school(store, &["visit-ava"]).await;
+    let ava = visit("visit-ava");
+    let seen = store
+        .raise_alarm(
+            NewAlarm::overdue(&ava, "check_in", at(10, 25)),
+            overdue_at(),
+        )
+        .await
+        .expect("raise")
+        .expect("new");
+    assert!(store
+        .raise_alarm(
+            NewAlarm::overdue(&ava, "check_in", at(10, 25)),
+            overdue_at()
+        )
+        .await
+        .expect("raise again")
+        .is_none());
+
+    let louder = store
+        .escalate_alarm(&seen, authoriser_at())
+        .await
+        .expect("escalate")
+        .expect("as seen");
+    assert_eq!(louder.level, AlarmLevel::Authoriser);
+    // Another office (or this one, late) decided on the alarm as it was before: nothing happens.
+    assert!(store
+        .escalate_alarm(&seen, authoriser_at() + TimeDelta::seconds(1))
+        .await
+        .expect("escalate again")
+        .is_none());
+    assert_eq!(alarms(store, "visit-ava").await, [louder]);
+    let reached = steps(store, "visit-ava")
+        .await
+        .into_iter()
+        .filter(|(what, _)| what == "reached_level")
+        .count();
+    assert_eq!(reached, 1);
+}
+
+async fn events_are_stored_once_and_the_visit_is_watched_while_under_way<S: Visits + Alarms>(
+    store: &S,
+) {
+    a_school(store, &["visit-ava"]).await;
+    let ava = visit("visit-ava");
+    let departed = envelope(
+        "phone-sam",
+        1,
+        "visit-ava",
+        at(10, 1),
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: at(11, 0),
+        },
+    );
+    assert_eq!(
+        store
+            .store_checked_events(std::slice::from_ref(&departed), at(10, 1))
+            .await
+            .expect("store"),
+        1
+    );
+    // The phone sends it again (it never heard the answer): stored once.
+    assert_eq!(
+        store
+            .store_checked_events(&[departed], at(10, 2))
+            .await
+            .expect("store again"),
+        0
+    );
+    assert_eq!(
+        store.visits_to_watch().await.expect("watch"),
+        std::slice::from_ref(&ava)
+    );
+    let (_, state, _) = store
+        .visit_with_policy(&ava)
+        .await
+        .expect("read")
+        .expect("the visit");
+    assert_eq!(state.phase().name(), "departed");
+}
+
+async fn someone_without_a_dbs_check_is_refused_and_nothing_is_stored<S: Visits + Alarms>(
+    store: &S,
+) {
+    a_school(store, &[]).await;
+    let jo = member("Jo", &[Role::VisitingStaff], false);
+    store.add_staff(&id("school-1"), &jo).await.expect("staff");
+    let refused = store
+        .add_visit(&a_visit("visit-jo", &[&jo]))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&refused, StoreError::Invalid(why) if why.contains("Jo has no appropriate DBS check")),
+        "{refused}"
+    );
+    assert!(store
+        .visit_with_policy(&visit("visit-jo"))
+        .await
+        .expect("read")
+        .is_none());
+}
+
+async fn contact_resumed_is_noted_once<S: Visits + Alarms>(store: &S) {
+    a_school(store, &["visit-ava"]).await;
+    let ava = visit("visit-ava");
+    let alarm = store
+        .raise_alarm(
+            NewAlarm::overdue(&ava, "check_in", at(10, 25)),
+            overdue_at(),
+        )
+        .await
+        .expect("raise")
+        .expect("new");
+    store
+        .note_contact_resumed(alarm.id, at(10, 31))
+        .await
+        .expect("note");
+    store
+        .note_contact_resumed(alarm.id, at(10, 32))
+        .await
+        .expect("note again");
+    let now = &alarms(store, "visit-ava").await[0];
+    assert_eq!(now.contact_resumed_at, Some(at(10, 31)));
+    assert!(!now.escalating());
+    let resumed = steps(store, "visit-ava")
+        .await
+        .into_iter()
+        .filter(|(what, _)| what == "contact_resumed")
+        .count();
+    assert_eq!(resumed, 1);
+}
+
+/// A clock the test sets: both offices read the same one, as two machines synced by NTP would.
+fn hand_clock(start: DateTime<Utc>) -> (Clock, Arc<Mutex<DateTime<Utc>>>) {
+    let now = Arc::new(Mutex::new(start));
+    let read = now.clone();
+    let clock: Clock = Arc::new(move || *read.lock().unwrap_or_else(|p| p.into_inner()));
+    (clock, now)
+}
+
+/// Waits up to 20 s for `done` to hold of what `read` reads.
+async fn until<T, F: std::future::Future<Output = T>>(
+    mut read: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let value = read().await;
+        if done(&value) || Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_offices_on_one_database_make_each_alarm_step_once_and_the_one_left_keeps_the_deadlines(
+) {
+    let url = fresh_database().await;
+    let office_a = Arc::new(PgStore::connect(&url, 4).await.expect("office A"));
+    let office_b = Arc::new(PgStore::connect(&url, 4).await.expect("office B"));
+    let reader = PgStore::connect(&url, 2).await.expect("a reader");
+    // Ten visits under way, so the two offices race on many alarms at once.
+    let names: Vec<String> = (0..10).map(|n| format!("visit-{n}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    a_school(&*office_a, &names).await;
+    for (n, name) in names.iter().enumerate() {
+        go_in(&*office_b, name, 1 + 10 * n as u64).await;
+    }
+
+    let (clock, now) = hand_clock(at(10, 20));
+    let every = Duration::from_millis(100);
+    // (The handles are kept: an engine whose handle is dropped stops, as when its office stops.)
+    let (_handle_a, engine_a) = Escalation::spawn_sharing(office_a.clone(), clock.clone(), every);
+    let (_handle_b, engine_b) = Escalation::spawn_sharing(office_b.clone(), clock.clone(), every);
+
+    *now.lock().expect("clock") = overdue_at() + TimeDelta::seconds(1);
+    for name in &names {
+        let raised = until(|| alarms(&reader, name), |a| !a.is_empty()).await;
+        assert_eq!(raised.len(), 1, "{name}: one alarm between the two offices");
+    }
+    // Both engines have looked again since (several rescans): still one alarm and one "raised" each.
+    tokio::time::sleep(every * 5).await;
+    for name in &names {
+        assert_eq!(alarms(&reader, name).await.len(), 1, "{name}");
+        assert_eq!(
+            steps(&reader, name).await,
+            [step("raised", Some(AlarmLevel::Board))],
+            "{name}"
+        );
+    }
+
+    // Office A stops (its process killed): its engine ends and its connections close.
+    engine_a.abort();
+    let _ = engine_a.await;
+    office_a.close();
+
+    *now.lock().expect("clock") = authoriser_at() + TimeDelta::seconds(1);
+    for name in &names {
+        let climbed = until(
+            || alarms(&reader, name),
+            |a| a.first().map(|a| a.level) == Some(AlarmLevel::Authoriser),
+        )
+        .await;
+        assert_eq!(
+            climbed.first().map(|a| a.level),
+            Some(AlarmLevel::Authoriser),
+            "{name}: office B alone climbed the alarm"
+        );
+    }
+    tokio::time::sleep(every * 5).await;
+    for name in &names {
+        let reached = steps(&reader, name)
+            .await
+            .into_iter()
+            .filter(|(what, _)| what == "reached_level")
+            .count();
+        assert_eq!(reached, 1, "{name}");
+    }
+    engine_b.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_that_dies_while_raising_an_alarm_leaves_it_to_the_other() {
+    let url = fresh_database().await;
+    let office_b = Arc::new(PgStore::connect(&url, 4).await.expect("office B"));
+    a_school(&*office_b, &["visit-ava"]).await;
+    go_in(&*office_b, "visit-ava", 1).await;
+
+    // Office A is in the middle of raising visit-ava's alarm: it holds the visit's lock, uncommitted.
+    let (mut office_a, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("office A");
+    let connection_a = tokio::spawn(connection);
+    let raising = office_a.transaction().await.expect("begin");
+    raising
+        .execute(LOCK_VISIT, &[&"visit-ava"])
+        .await
+        .expect("take the visit's lock");
+
+    let (clock, _) = hand_clock(overdue_at() + TimeDelta::seconds(1));
+    let (_handle_b, engine_b) =
+        Escalation::spawn_sharing(office_b.clone(), clock, Duration::from_millis(100));
+    // Office B waits for A: it neither raises a second alarm nor gives up.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let reader = PgStore::connect(&url, 1).await.expect("a reader");
+    assert!(alarms(&reader, "visit-ava").await.is_empty());
+
+    // A dies before committing: its connection drops, PostgreSQL rolls its transaction back and frees
+    // the lock.
+    std::mem::forget(raising);
+    drop(office_a);
+    connection_a.abort();
+
+    let raised = until(|| alarms(&reader, "visit-ava"), |a| !a.is_empty()).await;
+    assert_eq!(raised.len(), 1, "office B raised it");
+    assert_eq!(raised[0].about, "check_in");
+    engine_b.abort();
+}
