@@ -1,4 +1,4 @@
--- Why: the part of the office's record that PostgreSQL holds so far (store/postgres.rs): schools, staff, pupils, visits with their events, and the alarms the escalation engine raises and escalates, with their log and the targets that say whether anyone can be told. The same tables and columns as the SQLite store's; times are kept as the same RFC 3339 text, so both backends compare the same instants to the nanosecond.
+-- Why: the part of the office's record that PostgreSQL holds so far (store/postgres.rs): schools, staff, pupils, visits with their events and the notices they carry, and the alarms the escalation engine raises and escalates, with their log and the targets that say whether anyone can be told. The same tables and columns as the SQLite store's; times are kept as the same RFC 3339 text, so both backends compare the same instants to the nanosecond.
 CREATE TABLE schools (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -120,3 +120,17 @@ CREATE TABLE notification_targets (
     removed_by TEXT,
     CHECK ((kind = 'webhook') = (secret IS NOT NULL))
 );
+
+-- Safeguarding concerns, incidents and "felt unsafe" notes, each recorded with the event that carries it.
+CREATE TABLE notices (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    visit_id TEXT NOT NULL REFERENCES visits (id),
+    kind TEXT NOT NULL CHECK (kind IN ('safeguarding_concern', 'incident', 'felt_unsafe')),
+    event_id TEXT NOT NULL,
+    staff_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    raised_at TEXT NOT NULL,
+    UNIQUE (event_id, kind)
+);
+
+CREATE INDEX notices_by_visit ON notices (visit_id);

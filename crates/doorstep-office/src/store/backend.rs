@@ -2,8 +2,9 @@
 //! store ([`SqliteStore`], the default) or PostgreSQL ([`super::postgres::PgStore`], for a trust that
 //! outgrows one machine).
 //!
-//! Two areas are behind traits so far, as far as the escalation engine needs them: [`Visits`] (schools,
-//! staff, pupils, visits and their events, and which visits are being watched) and [`Alarms`] (raising,
+//! Two areas are behind traits so far, as far as the escalation engine and the ingest need them:
+//! [`Visits`] (schools, staff, pupils, visits and their events, a phone's batch checked and stored, and
+//! which visits are being watched) and [`Alarms`] (raising,
 //! escalating and noting renewed contact, with the log of each step). The rest of the office (sign-ins,
 //! phones, deliveries, requests, the pages) still reads and writes SQLite directly.
 //!
@@ -23,7 +24,7 @@ use doorstep_core::ids::{SchoolId, VisitId};
 use doorstep_core::lifecycle::VisitState;
 use doorstep_core::policy::Policy;
 
-use super::{engine_work, SqliteStore, StoreError};
+use super::{engine_work, Device, IngestError, Ingested, SqliteStore, StoreError};
 use crate::alarms::{Alarm, AlarmLogEntry, NewAlarm};
 
 /// Schools, staff, pupils and visits with their events: what the escalation engine reads of a visit, and
@@ -58,6 +59,17 @@ pub trait Visits: Send + Sync + 'static {
         events: &[EventEnvelope],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Checks a batch from `device` (as its token identified it) with the ingest's rules
+    /// ([`super::checks`]) and stores its new events, all or nothing, raising in the same transaction
+    /// the duress alarms its alerts call for (see [`SqliteStore::ingest_raising`]).
+    fn ingest(
+        &self,
+        device: &Device,
+        events: &[EventEnvelope],
+        device_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Ingested, IngestError>> + Send;
 
     /// Visits the escalation engine must watch: under way, or with an alarm nobody has acknowledged.
     fn visits_to_watch(&self) -> impl Future<Output = Result<Vec<VisitId>, StoreError>> + Send;
@@ -143,6 +155,16 @@ impl Visits for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         engine_work(|| SqliteStore::store_checked_events(self, events, now))
+    }
+
+    async fn ingest(
+        &self,
+        device: &Device,
+        events: &[EventEnvelope],
+        device_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested, IngestError> {
+        engine_work(|| SqliteStore::ingest_raising(self, device, events, device_time, now))
     }
 
     async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {

@@ -99,3 +99,106 @@ pub fn over_quota(envelope: &EventEnvelope, held: (i64, i64)) -> Option<String> 
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use doorstep_core::lifecycle::{DuressVia, VisitEvent};
+    use doorstep_core::test_support::{at, device, envelope, id, staff};
+
+    use super::*;
+
+    fn sams_phone() -> Device {
+        Device {
+            id: device("phone-sam"),
+            staff: staff("sam"),
+            school: id("school-1"),
+            credential_issued_at: at(9, 0),
+        }
+    }
+
+    fn arrived(phone: &str, who: &str) -> EventEnvelope {
+        envelope(
+            phone,
+            1,
+            "visit-ava",
+            at(10, 0),
+            VisitEvent::ArrivedOutside { staff: staff(who) },
+        )
+    }
+
+    fn alert() -> EventEnvelope {
+        envelope(
+            "phone-sam",
+            2,
+            "visit-ava",
+            at(10, 0),
+            VisitEvent::DuressRaised {
+                staff: staff("sam"),
+                via: DuressVia::CodePhraseButton,
+            },
+        )
+    }
+
+    #[test]
+    fn a_phone_records_only_its_own_holders_events_on_their_own_visits() {
+        let pair = [staff("sam"), staff("alex")];
+        assert_eq!(
+            refusal(&sams_phone(), &arrived("phone-sam", "sam"), &pair),
+            None
+        );
+        let refusals = [
+            (
+                arrived("phone-alex", "sam"),
+                &pair[..],
+                "this token is device phone-sam",
+            ),
+            (
+                arrived("phone-sam", "alex"),
+                &pair[..],
+                "this phone belongs to sam",
+            ),
+            (
+                arrived("phone-sam", "sam"),
+                &pair[1..],
+                "not one of this phone's visits",
+            ),
+        ];
+        for (event, assigned, why) in refusals {
+            let refused = refusal(&sams_phone(), &event, assigned).expect("refused");
+            assert!(refused.contains(why), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_resend_is_a_duplicate_and_other_content_under_a_used_id_or_number_is_a_conflict() {
+        let event = arrived("phone-sam", "sam");
+        assert_eq!(against_stored(&event, None, false), Ok(None));
+        assert_eq!(
+            against_stored(&event, Some(&event), false),
+            Ok(Some(EventOutcome::Duplicate))
+        );
+        let mut changed = event.clone();
+        changed.recorded_at = at(10, 5);
+        let conflict = against_stored(&event, Some(&changed), false).expect_err("conflict");
+        assert!(conflict.conflict && !conflict.seq_taken);
+        let taken = against_stored(&event, None, true).expect_err("number taken");
+        assert!(taken.conflict && taken.seq_taken);
+    }
+
+    #[test]
+    fn a_phone_past_its_allowance_of_events_can_still_raise_an_alert() {
+        let ordinary = arrived("phone-sam", "sam");
+        let full = (MAX_EVENTS_PER_DEVICE_AND_VISIT, 0);
+        assert!(over_quota(&ordinary, full).is_some());
+        assert_eq!(over_quota(&alert(), full), None);
+        let alerts_full = (
+            MAX_EVENTS_PER_DEVICE_AND_VISIT + MAX_ALERTS_PER_DEVICE_AND_VISIT,
+            MAX_ALERTS_PER_DEVICE_AND_VISIT,
+        );
+        assert!(over_quota(&alert(), alerts_full).is_some());
+        assert_eq!(
+            over_quota(&ordinary, (MAX_EVENTS_PER_DEVICE_AND_VISIT - 1, 0)),
+            None
+        );
+    }
+}

@@ -21,26 +21,31 @@
 //! the same instants to the nanosecond (a `timestamptz` keeps microseconds, and an alarm's due time must
 //! equal the deadline it was raised for).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use doorstep_core::contact::PhoneNumber;
 use doorstep_core::domain::{Pupil, School, SchoolTimeZone, StaffMember, Visit};
-use doorstep_core::event::{EventEnvelope, TrustedEvent};
+use doorstep_core::event::{trusted_time, EventEnvelope, TrustedEvent};
 use doorstep_core::ids::{SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, VisitState};
 use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
+use doorstep_core::protocol::{EventOutcome, EventResult};
 use doorstep_core::schedule::AlarmLevel;
 use tokio_postgres::{NoTls, Row};
 
 use super::backend::{dbs_refusal, Alarms, Visits};
-use super::{check_new_school, parse_id, stored_time, StoreError, StoredEvent};
+use super::{
+    check_new_school, checks, parse_id, stored_time, Device, IngestError, Ingested, Rejection,
+    StoreError, StoredEvent,
+};
 use crate::alarms::{
     escalation_step, nobody_to_tell_detail, raised_detail, step, still_as_seen, wants_level_column,
     Alarm, AlarmKind, AlarmLogEntry, NewAlarm,
 };
+use crate::notices::{role_name, NoticeKind};
 
 /// The PostgreSQL schema, oldest first (the folder `migrations-postgres/`).
 pub const MIGRATIONS: &[MigrationFile] = &[(
@@ -292,7 +297,10 @@ async fn note_if_nobody_to_tell(
 }
 
 /// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
-async fn refresh_visit(client: &impl GenericClient, visit: &VisitId) -> Result<(), StoreError> {
+async fn refresh_visit(
+    client: &impl GenericClient,
+    visit: &VisitId,
+) -> Result<VisitState, StoreError> {
     let staff: Vec<StaffId> = client
         .query(
             "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
@@ -329,6 +337,178 @@ async fn refresh_visit(client: &impl GenericClient, visit: &VisitId) -> Result<(
             ],
         )
         .await?;
+    Ok(state)
+}
+
+/// Raises an alarm inside the caller's transaction, which holds the visit's lock (see
+/// [`Alarms::raise_alarm`]); `None` when the same alarm exists.
+async fn raise_alarm_in(
+    tx: &impl GenericClient,
+    new: NewAlarm<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Alarm>, StoreError> {
+    let Some(row) = tx
+        .query_opt(
+            "INSERT INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (visit_id, kind, about, due_at) DO NOTHING RETURNING id",
+            &[
+                &new.visit.as_str(),
+                &new.kind.as_str(),
+                &new.about,
+                &new.due_at.to_rfc3339(),
+                &now.to_rfc3339(),
+                &new.level.name(),
+                &(new.level != AlarmLevel::Board).then(|| now.to_rfc3339()),
+            ],
+        )
+        .await?
+    else {
+        // Raised already (by this office or another): nothing to do.
+        return Ok(None);
+    };
+    let id: i64 = row.try_get("id")?;
+    let (school, policy) = school_of_visit(tx, new.visit).await?;
+    let detail = raised_detail(&new, &school, &policy);
+    log(tx, id, now, step::RAISED, Some(new.level), &detail).await?;
+    note_if_nobody_to_tell(tx, id, &school.id, new.level, &policy, now).await?;
+    Ok(Some(alarm_in(tx, id).await?))
+}
+
+/// How many events, and how many of them alerts, `device` has stored for `visit`.
+async fn events_held(
+    tx: &impl GenericClient,
+    device: &Device,
+    visit: &VisitId,
+) -> Result<(i64, i64), StoreError> {
+    let row = tx
+        .query_one(
+            "SELECT COUNT(*) AS events,
+                    COALESCE(SUM(CASE WHEN body::jsonb #>> '{event,type}' = 'duress_raised' THEN 1 ELSE 0 END), 0)::BIGINT AS alerts
+             FROM events WHERE device_id = $1 AND visit_id = $2",
+            &[&device.id.as_str(), &visit.as_str()],
+        )
+        .await?;
+    Ok((row.try_get("events")?, row.try_get("alerts")?))
+}
+
+fn refused(envelope: &EventEnvelope, reason: String) -> Rejection {
+    Rejection {
+        id: envelope.id,
+        reason,
+        conflict: false,
+        seq_taken: false,
+    }
+}
+
+/// Checks one event of a batch with the ingest's rules ([`checks`]) against what the transaction reads,
+/// and stores it (with the notices it carries) if it is new: the outcome, or why it is refused.
+async fn check_and_store(
+    tx: &impl GenericClient,
+    device: &Device,
+    envelope: &EventEnvelope,
+    held: (i64, i64),
+    policy: &Policy,
+    (trusted_at, now): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Result<EventOutcome, Rejection>, StoreError> {
+    let stored: Option<EventEnvelope> = match tx
+        .query_opt(
+            "SELECT body FROM events WHERE id = $1",
+            &[&envelope.id.to_string()],
+        )
+        .await?
+    {
+        Some(row) => Some(serde_json::from_str(&text(&row, "body")?)?),
+        None => None,
+    };
+    if let Some(reason) = checks::over_quota(envelope, held).filter(|_| stored.is_none()) {
+        return Ok(Err(refused(envelope, reason)));
+    }
+    let assigned: Vec<StaffId> = tx
+        .query(
+            "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
+            &[&envelope.visit.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|row| parse_id(&text(row, "staff_id")?))
+        .collect::<Result<_, _>>()?;
+    if let Some(reason) = checks::refusal(device, envelope, &assigned) {
+        return Ok(Err(refused(envelope, reason)));
+    }
+    let seq = i64::try_from(envelope.seq.get())
+        .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
+    let seq_taken = stored.is_none()
+        && tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE device_id = $1 AND seq = $2)",
+                &[&envelope.device.as_str(), &seq],
+            )
+            .await?
+            .try_get::<_, bool>(0)?;
+    match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
+        Err(rejection) => Ok(Err(rejection)),
+        Ok(Some(outcome)) => Ok(Ok(outcome)),
+        Ok(None) => {
+            insert_event(tx, envelope, trusted_at, now).await?;
+            for kind in NoticeKind::carried_by(&envelope.event) {
+                tx.execute(
+                    "INSERT INTO notices (visit_id, kind, event_id, staff_id, role, raised_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id, kind) DO NOTHING",
+                    &[
+                        &envelope.visit.as_str(),
+                        &kind.as_str(),
+                        &envelope.id.to_string(),
+                        &envelope.event.actor().as_str(),
+                        &role_name(policy.safeguarding_concerns_to),
+                        &now.to_rfc3339(),
+                    ],
+                )
+                .await?;
+            }
+            Ok(Ok(EventOutcome::Stored))
+        }
+    }
+}
+
+/// Stores one event's row, as received at `now` and trusted from `trusted_at`; `false` when its id is
+/// stored already.
+async fn insert_event(
+    tx: &impl GenericClient,
+    envelope: &EventEnvelope,
+    trusted_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let seq = i64::try_from(envelope.seq.get())
+        .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
+    let stored = tx
+        .execute(
+            "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+            &[
+                &envelope.id.to_string(),
+                &envelope.device.as_str(),
+                &seq,
+                &envelope.visit.as_str(),
+                &envelope.event.actor().as_str(),
+                &envelope.recorded_at.to_rfc3339(),
+                &now.to_rfc3339(),
+                &serde_json::to_string(envelope)?,
+                &trusted_at.to_rfc3339(),
+            ],
+        )
+        .await?;
+    Ok(stored > 0)
+}
+
+/// Takes the advisory lock of every visit `events` touch, in one order, so that two offices storing for
+/// the same visits never wait on each other in a circle, and each visit's replay sees every event stored
+/// before it.
+async fn lock_visits(tx: &impl GenericClient, events: &[EventEnvelope]) -> Result<(), StoreError> {
+    let visits: BTreeSet<&VisitId> = events.iter().map(|e| &e.visit).collect();
+    for visit in visits {
+        lock_visit(tx, visit).await?;
+    }
     Ok(())
 }
 
@@ -432,40 +612,11 @@ impl Visits for PgStore {
     ) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // Each visit's lock first, in one order, so that two offices storing for the same visits never
-        // wait on each other in a circle; a visit's replay then sees every event stored before it.
-        let visits: BTreeSet<&VisitId> = events.iter().map(|e| &e.visit).collect();
-        for visit in &visits {
-            lock_visit(&tx, visit).await?;
-        }
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-            )
-            .await?;
+        lock_visits(&tx, events).await?;
         let mut new = 0;
         let mut touched = BTreeSet::new();
         for envelope in events {
-            let seq = i64::try_from(envelope.seq.get())
-                .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
-            let stored = tx
-                .execute(
-                    &insert,
-                    &[
-                        &envelope.id.to_string(),
-                        &envelope.device.as_str(),
-                        &seq,
-                        &envelope.visit.as_str(),
-                        &envelope.event.actor().as_str(),
-                        &envelope.recorded_at.to_rfc3339(),
-                        &now.to_rfc3339(),
-                        &serde_json::to_string(envelope)?,
-                        &now.to_rfc3339(),
-                    ],
-                )
-                .await?;
-            if stored > 0 {
+            if insert_event(&tx, envelope, now, now).await? {
                 new += 1;
                 touched.insert(&envelope.visit);
             }
@@ -475,6 +626,74 @@ impl Visits for PgStore {
         }
         tx.commit().await?;
         Ok(new)
+    }
+
+    async fn ingest(
+        &self,
+        device: &Device,
+        events: &[EventEnvelope],
+        device_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested, IngestError> {
+        if events.is_empty() {
+            return Ok(Ingested::default());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        lock_visits(&tx, events).await?;
+        let policy = school_policy(&tx, &device.school).await?;
+        let mut results = Vec::with_capacity(events.len());
+        let mut rejections = Vec::new();
+        let mut touched = BTreeSet::new();
+        let mut alerted = BTreeSet::new();
+        // How many events (and alerts) this phone holds per visit, counted once per batch.
+        let mut held: HashMap<&VisitId, (i64, i64)> = HashMap::new();
+        for envelope in events {
+            let counts = match held.get(&envelope.visit) {
+                Some(counts) => *counts,
+                None => *held
+                    .entry(&envelope.visit)
+                    .or_insert(events_held(&tx, device, &envelope.visit).await?),
+            };
+            let times = (trusted_time(envelope.recorded_at, device_time, now), now);
+            match check_and_store(&tx, device, envelope, counts, &policy, times).await? {
+                Ok(outcome) => {
+                    if outcome == EventOutcome::Stored {
+                        let urgent = envelope.event.is_urgent();
+                        touched.insert(&envelope.visit);
+                        if urgent {
+                            alerted.insert(&envelope.visit);
+                        }
+                        if let Some(counts) = held.get_mut(&envelope.visit) {
+                            counts.0 += 1;
+                            counts.1 += i64::from(urgent);
+                        }
+                    }
+                    results.push(EventResult {
+                        id: envelope.id,
+                        outcome,
+                    });
+                }
+                Err(rejection) => rejections.push(rejection),
+            }
+        }
+        if !rejections.is_empty() {
+            // Dropping the transaction rolls back anything this batch wrote.
+            return Err(IngestError::Rejected(rejections));
+        }
+        let mut alarms = Vec::new();
+        for visit in touched {
+            let state = refresh_visit(&tx, visit).await?;
+            if alerted.contains(visit) {
+                // As the SQLite store does: one alarm per alert, raised with the ingest, straight to the
+                // top, keyed by who raised it and when, so the engine never raises it twice.
+                for alert in state.active_duress() {
+                    alarms.extend(raise_alarm_in(&tx, NewAlarm::duress(visit, alert), now).await?);
+                }
+            }
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(Ingested { results, alarms })
     }
 
     async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
@@ -536,34 +755,11 @@ impl Alarms for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         lock_visit(&tx, new.visit).await?;
-        let Some(row) = tx
-            .query_opt(
-                "INSERT INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (visit_id, kind, about, due_at) DO NOTHING RETURNING id",
-                &[
-                    &new.visit.as_str(),
-                    &new.kind.as_str(),
-                    &new.about,
-                    &new.due_at.to_rfc3339(),
-                    &now.to_rfc3339(),
-                    &new.level.name(),
-                    &(new.level != AlarmLevel::Board).then(|| now.to_rfc3339()),
-                ],
-            )
-            .await?
-        else {
-            // Raised already (by this office or another): nothing to do.
-            return Ok(None);
-        };
-        let id: i64 = row.try_get("id")?;
-        let (school, policy) = school_of_visit(&tx, new.visit).await?;
-        let detail = raised_detail(&new, &school, &policy);
-        log(&tx, id, now, step::RAISED, Some(new.level), &detail).await?;
-        note_if_nobody_to_tell(&tx, id, &school.id, new.level, &policy, now).await?;
-        let alarm = alarm_in(&tx, id).await?;
-        tx.commit().await?;
-        Ok(Some(alarm))
+        let alarm = raise_alarm_in(&tx, new, now).await?;
+        if alarm.is_some() {
+            tx.commit().await?;
+        }
+        Ok(alarm)
     }
 
     async fn escalate_alarm(

@@ -13,17 +13,19 @@ use doorstep_core::domain::{
 };
 use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{DeviceSeq, EventId};
-use doorstep_core::lifecycle::{self, Command, VisitEvent, VisitState};
+use doorstep_core::lifecycle::{self, Command, DuressVia, VisitEvent, VisitState};
 use doorstep_core::policy::{PolicyMinutes, Preset};
+use doorstep_core::protocol::EventOutcome;
 use doorstep_core::schedule::AlarmLevel;
-use doorstep_core::test_support::{at, envelope, id, staff, visit};
+use doorstep_core::test_support::{at, device, envelope, id, staff, visit};
 use doorstep_office::alarms::{Alarm, AlarmKind, NewAlarm};
 use doorstep_office::clock::Clock;
 use doorstep_office::demo::demo_code_phrases;
+use doorstep_office::escalation::BoardEvent;
 use doorstep_office::escalation::{evaluate, Escalation};
 use doorstep_office::store::backend::{Alarms, Visits};
 use doorstep_office::store::postgres::{PgStore, LOCK_VISIT};
-use doorstep_office::store::StoreError;
+use doorstep_office::store::{Device, IngestError, StoreError};
 
 use crate::postgres::fresh_database;
 
@@ -235,6 +237,8 @@ on_both_backends!(
     events_are_stored_once_and_the_visit_is_watched_while_under_way,
     someone_without_a_dbs_check_is_refused_and_nothing_is_stored,
     contact_resumed_is_noted_once,
+    a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplicate,
+    a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it,
 );
 
 async fn silence_raises_one_alarm_which_climbs_a_level_when_nobody_acknowledges<
@@ -421,6 +425,169 @@ async fn contact_resumed_is_noted_once<S: Visits + Alarms>(store: &S) {
         .filter(|(what, _)| what == "contact_resumed")
         .count();
     assert_eq!(resumed, 1);
+}
+
+/// Sam's phone, as its token identifies it.
+fn sams_phone() -> Device {
+    Device {
+        id: device("phone-sam"),
+        staff: staff("sam"),
+        school: id("school-1"),
+        credential_issued_at: at(9, 0),
+    }
+}
+
+async fn phase<S: Visits>(store: &S, visit_id: &str) -> &'static str {
+    let (_, state, _) = store
+        .visit_with_policy(&visit(visit_id))
+        .await
+        .expect("read")
+        .expect("the visit");
+    state.phase().name()
+}
+
+async fn a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplicate<
+    S: Visits + Alarms,
+>(
+    store: &S,
+) {
+    a_school(store, &["visit-ava"]).await;
+    let departed = envelope(
+        "phone-sam",
+        1,
+        "visit-ava",
+        at(10, 1),
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: at(11, 0),
+        },
+    );
+    let for_alex = envelope(
+        "phone-sam",
+        2,
+        "visit-ava",
+        at(10, 1),
+        VisitEvent::ArrivedOutside {
+            staff: staff("alex"),
+        },
+    );
+    let refused = store
+        .ingest(
+            &sams_phone(),
+            &[departed.clone(), for_alex],
+            at(10, 1),
+            at(10, 1),
+        )
+        .await
+        .expect_err("refused");
+    let IngestError::Rejected(rejections) = refused else {
+        panic!("{refused}");
+    };
+    assert_eq!(rejections.len(), 1);
+    assert!(
+        rejections[0]
+            .reason
+            .contains("the event is by alex, but this phone belongs to sam"),
+        "{}",
+        rejections[0].reason
+    );
+    assert_eq!(
+        phase(store, "visit-ava").await,
+        "authorised",
+        "nothing stored"
+    );
+
+    let outcomes = |ingested: doorstep_office::store::Ingested| {
+        ingested
+            .results
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect::<Vec<_>>()
+    };
+    let stored = store
+        .ingest(
+            &sams_phone(),
+            std::slice::from_ref(&departed),
+            at(10, 1),
+            at(10, 1),
+        )
+        .await
+        .expect("stored");
+    assert_eq!(outcomes(stored), [EventOutcome::Stored]);
+    assert_eq!(phase(store, "visit-ava").await, "departed");
+    let again = store
+        .ingest(
+            &sams_phone(),
+            std::slice::from_ref(&departed),
+            at(10, 2),
+            at(10, 2),
+        )
+        .await
+        .expect("answered again");
+    assert_eq!(outcomes(again), [EventOutcome::Duplicate]);
+
+    // Another event under a sequence number already used: a conflict, never a silent overwrite.
+    let reused = envelope(
+        "phone-sam",
+        1,
+        "visit-ava",
+        at(10, 3),
+        VisitEvent::ArrivedOutside {
+            staff: staff("sam"),
+        },
+    );
+    let refused = store
+        .ingest(&sams_phone(), &[reused], at(10, 3), at(10, 3))
+        .await
+        .expect_err("a conflict");
+    let IngestError::Rejected(rejections) = refused else {
+        panic!("{refused}");
+    };
+    assert!(
+        rejections[0].conflict && rejections[0].seq_taken,
+        "{rejections:?}"
+    );
+    assert_eq!(phase(store, "visit-ava").await, "departed");
+}
+
+async fn a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it<S: Visits + Alarms>(
+    store: &S,
+) {
+    a_school(store, &["visit-ava"]).await;
+    go_in(store, "visit-ava", 1).await;
+    let alert = envelope(
+        "phone-sam",
+        10,
+        "visit-ava",
+        at(10, 20),
+        VisitEvent::DuressRaised {
+            staff: staff("sam"),
+            via: DuressVia::CodePhraseButton,
+        },
+    );
+    let ingested = store
+        .ingest(&sams_phone(), &[alert], at(10, 20), at(10, 20))
+        .await
+        .expect("stored");
+    assert_eq!(ingested.alarms.len(), 1, "{ingested:?}");
+    let alarm = &ingested.alarms[0];
+    assert_eq!(
+        (alarm.kind, alarm.level, alarm.about.as_str()),
+        (AlarmKind::Duress, AlarmLevel::Authoriser, "sam")
+    );
+    assert_eq!(alarms(store, "visit-ava").await, ingested.alarms);
+    // The engine's own look finds it raised and raises nothing more.
+    let (_, events) = evaluate(store, &visit("visit-ava"), at(10, 20))
+        .await
+        .expect("look");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, BoardEvent::AlarmRaised { .. })),
+        "{events:?}"
+    );
+    assert_eq!(alarms(store, "visit-ava").await.len(), 1);
 }
 
 /// A clock the test sets: both offices read the same one, as two machines synced by NTP would.
