@@ -114,6 +114,9 @@ pub struct Alarm {
 /// `about`; the name of the person who heard it follows in brackets.
 pub const HEARD_BY_RECEPTION: &str = "reception heard the code phrase";
 
+/// The log's words when the staff of an escalating alarm's visit are heard from again.
+pub const HEARD_FROM: &str = "the staff were heard from again";
+
 /// The alarm log's names for the office's steps.
 pub mod step {
     pub const RAISED: &str = "raised";
@@ -311,14 +314,8 @@ fn note_if_nobody_to_tell(
     if level == AlarmLevel::Board || level_has_target(tx, school, level)? {
         return Ok(());
     }
-    log(
-        tx,
-        alarm,
-        now,
-        step::NOBODY_TO_TELL,
-        Some(level),
-        &nobody_to_tell_detail(level, policy),
-    )
+    let detail = nobody_to_tell_detail(level, policy);
+    log(tx, alarm, now, step::NOBODY_TO_TELL, Some(level), &detail)
 }
 
 fn minutes_words(delta: chrono::TimeDelta) -> String {
@@ -500,14 +497,7 @@ impl SqliteStore {
             params![id, now.to_rfc3339()],
         )?;
         if changed > 0 {
-            log(
-                &tx,
-                id,
-                now,
-                step::CONTACT_RESUMED,
-                None,
-                "the staff were heard from again",
-            )?;
+            log(&tx, id, now, step::CONTACT_RESUMED, None, HEARD_FROM)?;
         }
         tx.commit()?;
         Ok(())

@@ -16,7 +16,7 @@ pub mod postgres;
 pub mod readers;
 pub(crate) mod seen;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -1326,24 +1326,17 @@ fn ingest_in(
     device_time: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Ingested, IngestError> {
-    let mut results = Vec::with_capacity(events.len());
-    let mut rejections = Vec::new();
-    let mut touched = BTreeSet::new();
-    let mut alerted = BTreeSet::new();
+    let mut tally = checks::Tally::default();
     let policy = school_policy(tx, &device.school)?;
-    // How many events (and alerts) this phone holds per visit, counted once per batch.
-    let mut held: HashMap<VisitId, (i64, i64)> = HashMap::new();
     for envelope in events {
         let trusted_at = trusted_time(envelope.recorded_at, device_time, now);
-        let counts = match held.get(&envelope.visit) {
-            Some(counts) => *counts,
-            None => {
-                let counts = events_held(tx, &device.id, &envelope.visit)?;
-                held.insert(envelope.visit.clone(), counts);
-                counts
-            }
+        let counts = match tally.held(&envelope.visit) {
+            Some(counts) => counts,
+            None => tally.read_held(
+                &envelope.visit,
+                events_held(tx, &device.id, &envelope.visit)?,
+            ),
         };
-        let urgent = envelope.event.is_urgent();
         let over_quota = match checks::over_quota(envelope, counts) {
             Some(reason) if !already_stored(tx, envelope)? => Some(reason),
             _ => None,
@@ -1352,38 +1345,26 @@ fn ingest_in(
             Some(reason) => Err(refuse(envelope, reason)),
             None => check_and_store(tx, device, envelope, trusted_at, now),
         };
-        match outcome {
-            Ok(outcome) => {
-                if outcome == EventOutcome::Stored {
-                    touched.insert(envelope.visit.clone());
-                    if urgent {
-                        alerted.insert(envelope.visit.clone());
-                    }
-                    // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be
-                    // passed on, in the same transaction as the event that carries it.
-                    crate::notices::note_in(tx, envelope, &policy, now)?;
-                    if let Some(counts) = held.get_mut(&envelope.visit) {
-                        counts.0 += 1;
-                        counts.1 += i64::from(urgent);
-                    }
-                }
-                results.push(EventResult {
-                    id: envelope.id,
-                    outcome,
-                });
-            }
-            Err(Check::Refused(rejection)) => rejections.push(rejection),
+        let outcome = match outcome {
+            Ok(outcome) => Ok(outcome),
+            Err(Check::Refused(rejection)) => Err(rejection),
             Err(Check::Store(e)) => return Err(e.into()),
+        };
+        if outcome == Ok(EventOutcome::Stored) {
+            // A safeguarding concern, an incident or a "felt unsafe" note is on disk, to be passed on, in
+            // the same transaction as the event that carries it.
+            crate::notices::note_in(tx, envelope, &policy, now)?;
         }
+        tally.answer(envelope, outcome);
     }
-    if !rejections.is_empty() {
+    if !tally.rejections.is_empty() {
         // Dropping the transaction rolls back anything this batch wrote.
-        return Err(IngestError::Rejected(rejections));
+        return Err(IngestError::Rejected(tally.rejections));
     }
     let mut alarms = Vec::new();
-    for visit in &touched {
+    for visit in tally.touched {
         let state = refresh_visit(tx, visit)?;
-        if alerted.contains(visit) {
+        if tally.alerted.contains(visit) {
             // As the escalation engine raises it (`escalation::evaluate`): straight to the top, one
             // alarm per alert, keyed by who raised it and when, so neither raises it twice.
             for alert in state.active_duress() {
@@ -1391,5 +1372,8 @@ fn ingest_in(
             }
         }
     }
-    Ok(Ingested { results, alarms })
+    Ok(Ingested {
+        results: tally.results,
+        alarms,
+    })
 }

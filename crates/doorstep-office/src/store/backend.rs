@@ -65,10 +65,7 @@ pub trait Visits: Send + Sync + 'static {
     /// the duress alarms its alerts call for (see [`SqliteStore::ingest_raising`]).
     fn ingest(
         &self,
-        device: &Device,
-        events: &[EventEnvelope],
-        device_time: DateTime<Utc>,
-        now: DateTime<Utc>,
+        batch: Batch<'_>,
     ) -> impl Future<Output = Result<Ingested, IngestError>> + Send;
 
     /// Visits the escalation engine must watch: under way, or with an alarm nobody has acknowledged.
@@ -121,6 +118,16 @@ pub trait Alarms: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<AlarmLogEntry>, StoreError>> + Send;
 }
 
+/// A phone's batch as the sync hands it to the store: from `device` (as its token identified it), its
+/// `events`, the phone's clock when it sent them, and the office's.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub device: &'a Device,
+    pub events: &'a [EventEnvelope],
+    pub device_time: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
 /// Why `member` may not be assigned to a visit under `policy`, if they may not: the policy asks for an
 /// appropriate DBS check and they have none.
 pub fn dbs_refusal(policy: &Policy, member: &StaffMember) -> Option<String> {
@@ -157,14 +164,9 @@ impl Visits for SqliteStore {
         engine_work(|| SqliteStore::store_checked_events(self, events, now))
     }
 
-    async fn ingest(
-        &self,
-        device: &Device,
-        events: &[EventEnvelope],
-        device_time: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Ingested, IngestError> {
-        engine_work(|| SqliteStore::ingest_raising(self, device, events, device_time, now))
+    async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
+        let (device, events) = (batch.device, batch.events);
+        engine_work(|| self.ingest_raising(device, events, batch.device_time, batch.now))
     }
 
     async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {

@@ -3,9 +3,11 @@
 //! is already stored under its id and sequence number ([`against_stored`]), and the per-visit quota
 //! ([`over_quota`]). The backends only read, call these, and write.
 
+use std::collections::{BTreeSet, HashMap};
+
 use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::StaffId;
-use doorstep_core::protocol::EventOutcome;
+use doorstep_core::ids::{StaffId, VisitId};
+use doorstep_core::protocol::{EventOutcome, EventResult};
 
 use super::{Device, Rejection, MAX_ALERTS_PER_DEVICE_AND_VISIT, MAX_EVENTS_PER_DEVICE_AND_VISIT};
 
@@ -98,6 +100,60 @@ pub fn over_quota(envelope: &EventEnvelope, held: (i64, i64)) -> Option<String> 
             envelope.visit
         )
     })
+}
+
+/// What a batch has come to so far, kept the same way by both backends: each event's answer or refusal,
+/// the visits it stored events for (and alerts), and how many events and alerts its phone holds per visit
+/// (read once per visit, then counted on as events are stored).
+#[derive(Debug, Default)]
+pub struct Tally<'a> {
+    held: HashMap<&'a VisitId, (i64, i64)>,
+    pub results: Vec<EventResult>,
+    pub rejections: Vec<Rejection>,
+    /// Visits the batch stored events for: each is replayed before the commit.
+    pub touched: BTreeSet<&'a VisitId>,
+    /// Visits it stored an alert for: their duress alarms are raised before the commit.
+    pub alerted: BTreeSet<&'a VisitId>,
+}
+
+impl<'a> Tally<'a> {
+    /// The phone's events and alerts on `visit`, if this batch has read them already.
+    pub fn held(&self, visit: &VisitId) -> Option<(i64, i64)> {
+        self.held.get(visit).copied()
+    }
+
+    /// Notes what the store read of the phone's events and alerts on `visit`.
+    pub fn read_held(&mut self, visit: &'a VisitId, held: (i64, i64)) -> (i64, i64) {
+        *self.held.entry(visit).or_insert(held)
+    }
+
+    /// Notes how `envelope` was answered.
+    pub fn answer(
+        &mut self,
+        envelope: &'a EventEnvelope,
+        outcome: Result<EventOutcome, Rejection>,
+    ) {
+        match outcome {
+            Ok(outcome) => {
+                if outcome == EventOutcome::Stored {
+                    let urgent = envelope.event.is_urgent();
+                    self.touched.insert(&envelope.visit);
+                    if urgent {
+                        self.alerted.insert(&envelope.visit);
+                    }
+                    if let Some(counts) = self.held.get_mut(&envelope.visit) {
+                        counts.0 += 1;
+                        counts.1 += i64::from(urgent);
+                    }
+                }
+                self.results.push(EventResult {
+                    id: envelope.id,
+                    outcome,
+                });
+            }
+            Err(rejection) => self.rejections.push(rejection),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! the same instants to the nanosecond (a `timestamptz` keeps microseconds, and an alarm's due time must
 //! equal the deadline it was raised for).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -32,18 +32,19 @@ use doorstep_core::ids::{SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, VisitState};
 use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
-use doorstep_core::protocol::{EventOutcome, EventResult};
+use doorstep_core::protocol::EventOutcome;
 use doorstep_core::schedule::AlarmLevel;
 use tokio_postgres::{NoTls, Row};
 
-use super::backend::{dbs_refusal, Alarms, Visits};
+use super::backend::{dbs_refusal, Alarms, Batch, Visits};
+use super::checks::{self, Tally};
 use super::{
-    check_new_school, checks, parse_id, stored_time, Device, IngestError, Ingested, Rejection,
-    StoreError, StoredEvent,
+    check_new_school, parse_id, stored_time, Device, IngestError, Ingested, Rejection, StoreError,
+    StoredEvent,
 };
 use crate::alarms::{
     escalation_step, nobody_to_tell_detail, raised_detail, step, still_as_seen, wants_level_column,
-    Alarm, AlarmKind, AlarmLogEntry, NewAlarm,
+    Alarm, AlarmKind, AlarmLogEntry, NewAlarm, HEARD_FROM,
 };
 use crate::notices::{role_name, NoticeKind};
 
@@ -97,6 +98,15 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         Ok(Self { pool })
+    }
+
+    /// Runs one statement on a connection of the pool, outside any transaction.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        Ok(self.client().await?.execute(sql, params).await?)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -234,13 +244,11 @@ async fn lock_visit(client: &impl GenericClient, visit: &VisitId) -> Result<(), 
     Ok(())
 }
 
+/// Adds a line to an alarm's log: the step (`what`), the level it concerns, and its words.
 async fn log(
     client: &impl GenericClient,
-    alarm: i64,
-    at: DateTime<Utc>,
-    what: &str,
-    level: Option<AlarmLevel>,
-    detail: &str,
+    (alarm, at): (i64, DateTime<Utc>),
+    (what, level, detail): (&str, Option<AlarmLevel>, &str),
 ) -> Result<(), StoreError> {
     client
         .execute(
@@ -258,13 +266,11 @@ async fn log(
 }
 
 /// Logs "nobody_to_tell" when the alarm has reached `level` beyond the board and no live school-wide
-/// target wants that level (as the SQLite store does).
+/// target of its school (`of`: the school and its policy) wants that level, as the SQLite store does.
 async fn note_if_nobody_to_tell(
     client: &impl GenericClient,
-    alarm: i64,
-    school: &SchoolId,
-    level: AlarmLevel,
-    policy: &Policy,
+    (alarm, level): (i64, AlarmLevel),
+    of: &(School, Policy),
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     if level == AlarmLevel::Board {
@@ -277,21 +283,18 @@ async fn note_if_nobody_to_tell(
                 "SELECT EXISTS (SELECT 1 FROM notification_targets WHERE school_id = $1
                  AND visit_id IS NULL AND removed_at IS NULL AND {column} = 1)"
             ),
-            &[&school.as_str()],
+            &[&of.0.id.as_str()],
         )
         .await?
         .try_get(0)?;
     if covered {
         return Ok(());
     }
-    let detail = nobody_to_tell_detail(level, policy);
+    let detail = nobody_to_tell_detail(level, &of.1);
     log(
         client,
-        alarm,
-        now,
-        step::NOBODY_TO_TELL,
-        Some(level),
-        &detail,
+        (alarm, now),
+        (step::NOBODY_TO_TELL, Some(level), &detail),
     )
     .await
 }
@@ -368,10 +371,10 @@ async fn raise_alarm_in(
         return Ok(None);
     };
     let id: i64 = row.try_get("id")?;
-    let (school, policy) = school_of_visit(tx, new.visit).await?;
-    let detail = raised_detail(&new, &school, &policy);
-    log(tx, id, now, step::RAISED, Some(new.level), &detail).await?;
-    note_if_nobody_to_tell(tx, id, &school.id, new.level, &policy, now).await?;
+    let school = school_of_visit(tx, new.visit).await?;
+    let detail = raised_detail(&new, &school.0, &school.1);
+    log(tx, (id, now), (step::RAISED, Some(new.level), &detail)).await?;
+    note_if_nobody_to_tell(tx, (id, new.level), &school, now).await?;
     Ok(Some(alarm_in(tx, id).await?))
 }
 
@@ -515,46 +518,31 @@ async fn lock_visits(tx: &impl GenericClient, events: &[EventEnvelope]) -> Resul
 impl Visits for PgStore {
     async fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError> {
         check_new_school(school, policy)?;
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO schools (id, name, office_phone, policy, time_zone) VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &school.id.as_str(),
-                    &school.name,
-                    &school.office_phone.as_str(),
-                    &serde_json::to_string(policy)?,
-                    &school.time_zone.name(),
-                ],
-            )
-            .await?;
+        let policy = serde_json::to_string(policy)?;
+        self.execute(
+            "INSERT INTO schools (id, name, office_phone, policy, time_zone) VALUES ($1, $2, $3, $4, $5)",
+            &[&school.id.as_str(), &school.name, &school.office_phone.as_str(), &policy, &school.time_zone.name()],
+        )
+        .await?;
         Ok(())
     }
 
     async fn add_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO staff (id, school_id, name, body) VALUES ($1, $2, $3, $4)",
-                &[
-                    &member.id.as_str(),
-                    &school.as_str(),
-                    &member.name,
-                    &serde_json::to_string(member)?,
-                ],
-            )
-            .await?;
+        let body = serde_json::to_string(member)?;
+        self.execute(
+            "INSERT INTO staff (id, school_id, name, body) VALUES ($1, $2, $3, $4)",
+            &[&member.id.as_str(), &school.as_str(), &member.name, &body],
+        )
+        .await?;
         Ok(())
     }
 
     async fn add_pupil(&self, school: &SchoolId, pupil: &Pupil) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO pupils (id, school_id, name) VALUES ($1, $2, $3)",
-                &[&pupil.id.as_str(), &school.as_str(), &pupil.name],
-            )
-            .await?;
+        self.execute(
+            "INSERT INTO pupils (id, school_id, name) VALUES ($1, $2, $3)",
+            &[&pupil.id.as_str(), &school.as_str(), &pupil.name],
+        )
+        .await?;
         Ok(())
     }
 
@@ -628,13 +616,13 @@ impl Visits for PgStore {
         Ok(new)
     }
 
-    async fn ingest(
-        &self,
-        device: &Device,
-        events: &[EventEnvelope],
-        device_time: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Ingested, IngestError> {
+    async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
+        let Batch {
+            device,
+            events,
+            device_time,
+            now,
+        } = batch;
         if events.is_empty() {
             return Ok(Ingested::default());
         }
@@ -642,49 +630,27 @@ impl Visits for PgStore {
         let tx = client.transaction().await.map_err(StoreError::from)?;
         lock_visits(&tx, events).await?;
         let policy = school_policy(&tx, &device.school).await?;
-        let mut results = Vec::with_capacity(events.len());
-        let mut rejections = Vec::new();
-        let mut touched = BTreeSet::new();
-        let mut alerted = BTreeSet::new();
-        // How many events (and alerts) this phone holds per visit, counted once per batch.
-        let mut held: HashMap<&VisitId, (i64, i64)> = HashMap::new();
+        let mut tally = Tally::default();
         for envelope in events {
-            let counts = match held.get(&envelope.visit) {
-                Some(counts) => *counts,
-                None => *held
-                    .entry(&envelope.visit)
-                    .or_insert(events_held(&tx, device, &envelope.visit).await?),
+            let counts = match tally.held(&envelope.visit) {
+                Some(counts) => counts,
+                None => {
+                    let held = events_held(&tx, device, &envelope.visit).await?;
+                    tally.read_held(&envelope.visit, held)
+                }
             };
             let times = (trusted_time(envelope.recorded_at, device_time, now), now);
-            match check_and_store(&tx, device, envelope, counts, &policy, times).await? {
-                Ok(outcome) => {
-                    if outcome == EventOutcome::Stored {
-                        let urgent = envelope.event.is_urgent();
-                        touched.insert(&envelope.visit);
-                        if urgent {
-                            alerted.insert(&envelope.visit);
-                        }
-                        if let Some(counts) = held.get_mut(&envelope.visit) {
-                            counts.0 += 1;
-                            counts.1 += i64::from(urgent);
-                        }
-                    }
-                    results.push(EventResult {
-                        id: envelope.id,
-                        outcome,
-                    });
-                }
-                Err(rejection) => rejections.push(rejection),
-            }
+            let outcome = check_and_store(&tx, device, envelope, counts, &policy, times).await?;
+            tally.answer(envelope, outcome);
         }
-        if !rejections.is_empty() {
+        if !tally.rejections.is_empty() {
             // Dropping the transaction rolls back anything this batch wrote.
-            return Err(IngestError::Rejected(rejections));
+            return Err(IngestError::Rejected(tally.rejections));
         }
         let mut alarms = Vec::new();
-        for visit in touched {
+        for visit in tally.touched {
             let state = refresh_visit(&tx, visit).await?;
-            if alerted.contains(visit) {
+            if tally.alerted.contains(visit) {
                 // As the SQLite store does: one alarm per alert, raised with the ingest, straight to the
                 // top, keyed by who raised it and when, so the engine never raises it twice.
                 for alert in state.active_duress() {
@@ -693,7 +659,10 @@ impl Visits for PgStore {
             }
         }
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(Ingested { results, alarms })
+        Ok(Ingested {
+            results: tally.results,
+            alarms,
+        })
     }
 
     async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
@@ -773,16 +742,21 @@ impl Alarms for PgStore {
         if !still_as_seen(&alarm_in(&tx, seen.id).await?, seen) {
             return Ok(None);
         }
-        let (school, policy) = school_of_visit(&tx, &seen.visit).await?;
-        let step = escalation_step(seen.level, &policy);
+        let school = school_of_visit(&tx, &seen.visit).await?;
+        let step = escalation_step(seen.level, &school.1);
         tx.execute(
             "UPDATE alarms SET level = $2, escalated_at = $3 WHERE id = $1",
             &[&seen.id, &step.level.name(), &now.to_rfc3339()],
         )
         .await?;
-        log(&tx, seen.id, now, step.what, Some(step.level), &step.detail).await?;
+        log(
+            &tx,
+            (seen.id, now),
+            (step.what, Some(step.level), &step.detail),
+        )
+        .await?;
         if step.level != seen.level {
-            note_if_nobody_to_tell(&tx, seen.id, &school.id, step.level, &policy, now).await?;
+            note_if_nobody_to_tell(&tx, (seen.id, step.level), &school, now).await?;
         }
         let alarm = alarm_in(&tx, seen.id).await?;
         tx.commit().await?;
@@ -799,15 +773,7 @@ impl Alarms for PgStore {
             )
             .await?;
         if changed > 0 {
-            log(
-                &tx,
-                id,
-                now,
-                step::CONTACT_RESUMED,
-                None,
-                "the staff were heard from again",
-            )
-            .await?;
+            log(&tx, (id, now), (step::CONTACT_RESUMED, None, HEARD_FROM)).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -23,7 +23,7 @@ use doorstep_office::clock::Clock;
 use doorstep_office::demo::demo_code_phrases;
 use doorstep_office::escalation::BoardEvent;
 use doorstep_office::escalation::{evaluate, Escalation};
-use doorstep_office::store::backend::{Alarms, Visits};
+use doorstep_office::store::backend::{Alarms, Batch, Visits};
 use doorstep_office::store::postgres::{PgStore, LOCK_VISIT};
 use doorstep_office::store::{Device, IngestError, StoreError};
 
@@ -427,6 +427,21 @@ async fn contact_resumed_is_noted_once<S: Visits + Alarms>(store: &S) {
     assert_eq!(resumed, 1);
 }
 
+/// A batch from Sam's phone, sent at `device_time` by its clock and received at `now`.
+fn batch<'a>(
+    events: &'a [EventEnvelope],
+    device_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Batch<'a> {
+    static SAMS_PHONE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    Batch {
+        device: SAMS_PHONE.get_or_init(sams_phone),
+        events,
+        device_time,
+        now,
+    }
+}
+
 /// Sam's phone, as its token identifies it.
 fn sams_phone() -> Device {
     Device {
@@ -473,12 +488,7 @@ async fn a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplica
         },
     );
     let refused = store
-        .ingest(
-            &sams_phone(),
-            &[departed.clone(), for_alex],
-            at(10, 1),
-            at(10, 1),
-        )
+        .ingest(batch(&[departed.clone(), for_alex], at(10, 1), at(10, 1)))
         .await
         .expect_err("refused");
     let IngestError::Rejected(rejections) = refused else {
@@ -506,23 +516,13 @@ async fn a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplica
             .collect::<Vec<_>>()
     };
     let stored = store
-        .ingest(
-            &sams_phone(),
-            std::slice::from_ref(&departed),
-            at(10, 1),
-            at(10, 1),
-        )
+        .ingest(batch(std::slice::from_ref(&departed), at(10, 1), at(10, 1)))
         .await
         .expect("stored");
     assert_eq!(outcomes(stored), [EventOutcome::Stored]);
     assert_eq!(phase(store, "visit-ava").await, "departed");
     let again = store
-        .ingest(
-            &sams_phone(),
-            std::slice::from_ref(&departed),
-            at(10, 2),
-            at(10, 2),
-        )
+        .ingest(batch(std::slice::from_ref(&departed), at(10, 2), at(10, 2)))
         .await
         .expect("answered again");
     assert_eq!(outcomes(again), [EventOutcome::Duplicate]);
@@ -538,7 +538,7 @@ async fn a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplica
         },
     );
     let refused = store
-        .ingest(&sams_phone(), &[reused], at(10, 3), at(10, 3))
+        .ingest(batch(&[reused], at(10, 3), at(10, 3)))
         .await
         .expect_err("a conflict");
     let IngestError::Rejected(rejections) = refused else {
@@ -567,7 +567,7 @@ async fn a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it<S: Visits 
         },
     );
     let ingested = store
-        .ingest(&sams_phone(), &[alert], at(10, 20), at(10, 20))
+        .ingest(batch(&[alert], at(10, 20), at(10, 20)))
         .await
         .expect("stored");
     assert_eq!(ingested.alarms.len(), 1, "{ingested:?}");
