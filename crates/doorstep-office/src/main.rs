@@ -13,6 +13,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use doorstep_core::domain::Role;
 use doorstep_core::protocol::{display_enrolment_code, EnrolmentLink};
 use doorstep_office::demo::{self, DEMO_LOGINS_FILE};
+use doorstep_office::escalation::Escalation;
 use doorstep_office::notify::{
     parse_email_address, NewTarget, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls, TargetKind,
     WantedLevels,
@@ -21,6 +22,7 @@ use doorstep_office::records::{
     self,
     pdf::{PdfFonts, DEFAULT_CJK_FONT},
 };
+use doorstep_office::store::postgres::PgStore;
 use doorstep_office::{OfficeSettings, SqliteStore, WebSettings};
 use tokio::net::TcpListener;
 
@@ -79,7 +81,32 @@ enum Command {
                       doorstep://enrol link printed with it."
     )]
     EnrolCode(EnrolCodeArgs),
+    /// Watch every visit's deadlines in a PostgreSQL database that other offices share, raising and
+    /// escalating alarms there, with nothing served.
+    #[command(
+        after_help = "The database's URL (postgres://user:password@host/db, or host=... dbname=...) is read \
+                      from the environment variable DOORSTEP_DATABASE_URL, so its password stays out of the \
+                      process list. Run one on each of several machines: each watches every visit, the \
+                      database's locks make each alarm step once between them, and any left running keeps \
+                      every deadline when another stops. Only the engine runs on PostgreSQL so far: the board, \
+                      the phones' sync and the alarm emails still need `serve` on SQLite."
+    )]
+    Watch(WatchArgs),
 }
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// How often to read the visits to watch again, so a visit started or changed through another office
+    /// is watched here too.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    rescan_ms: u64,
+    /// Connections to keep to the database.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    connections: u16,
+}
+
+/// The environment variable `watch` reads the PostgreSQL database's URL from.
+const DATABASE_URL_VARIABLE: &str = "DOORSTEP_DATABASE_URL";
 
 #[derive(Debug, Args)]
 struct DataDir {
@@ -399,6 +426,7 @@ async fn run() -> anyhow::Result<()> {
         Some(Command::SetTimeZone(args)) => set_time_zone(&args),
         Some(Command::VerifyAudit(data_dir)) => verify_audit(&open_store(&data_dir)?),
         Some(Command::EnrolCode(args)) => enrol_code(&open_store(&args.data_dir)?, &args),
+        Some(Command::Watch(args)) => watch(&args).await,
     }
 }
 
@@ -452,6 +480,31 @@ fn verify_audit(store: &SqliteStore) -> anyhow::Result<()> {
 fn open_store(data_dir: &DataDir) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(&data_dir.path)
         .with_context(|| format!("opening the office database in {}", data_dir.path.display()))
+}
+
+/// The escalation engine alone, on a PostgreSQL database other offices share, until stopped.
+async fn watch(args: &WatchArgs) -> anyhow::Result<()> {
+    let url = std::env::var(DATABASE_URL_VARIABLE)
+        .with_context(|| format!("set {DATABASE_URL_VARIABLE} to the PostgreSQL database's URL"))?;
+    let store = PgStore::connect(&url, usize::from(args.connections))
+        .await
+        .context("connecting to PostgreSQL")?;
+    let (engine, task) = Escalation::spawn_sharing(
+        Arc::new(store),
+        doorstep_office::clock::system(),
+        std::time::Duration::from_millis(args.rescan_ms),
+    );
+    // Said on standard output once the engine is running, for whoever started it.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "watching every visit's deadlines")?;
+    out.flush()?;
+    drop(out);
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped.context("waiting for Ctrl-C")?,
+        ended = task => ended.context("the escalation engine stopped")?,
+    }
+    drop(engine);
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

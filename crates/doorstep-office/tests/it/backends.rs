@@ -80,89 +80,129 @@ fn a_visit(visit_id: &str, people: &[&StaffMember]) -> Visit {
 /// A school on the primary preset with its head, Sam and Alex (both DBS-checked), Ava, and `visits`
 /// authorised at 10:00 for 10:15.
 async fn a_school<S: Visits>(store: &S, visits: &[&str]) {
+    the_school(store).await;
+    for (n, visit_id) in visits.iter().enumerate() {
+        an_authorised_visit(store, visit_id, 10 * n as u64, agreed()).await;
+    }
+}
+
+/// The school, its head, Sam, Alex and Ava.
+async fn the_school<S: Visits>(store: &S) {
     let school = School {
         id: id("school-1"),
         name: "Oakfield Primary".into(),
         office_phone: id("01632 960000"),
         time_zone: Default::default(),
     };
-    let mut policy = Preset::PrimaryHeadteacher.policy();
-    policy.code_phrases = Some(demo_code_phrases());
-    store.add_school(&school, &policy).await.expect("school");
-    let head = member("Head", &[Role::Headteacher, Role::Dsl], true);
-    let sam = member("Sam", &[Role::VisitingStaff], true);
-    let alex = member("Alex", &[Role::VisitingStaff], true);
-    for person in [&head, &sam, &alex] {
-        store.add_staff(&school.id, person).await.expect("staff");
+    store
+        .add_school(&school, &the_policy())
+        .await
+        .expect("school");
+    for person in [
+        member("Head", &[Role::Headteacher, Role::Dsl], true),
+        member("Sam", &[Role::VisitingStaff], true),
+        member("Alex", &[Role::VisitingStaff], true),
+    ] {
+        store.add_staff(&school.id, &person).await.expect("staff");
     }
     let ava = a_visit("unused", &[]).pupil;
     store.add_pupil(&school.id, &ava).await.expect("pupil");
-    for (n, visit_id) in visits.iter().enumerate() {
-        let planned = a_visit(visit_id, &[&sam, &alex]);
-        store.add_visit(&planned).await.expect("visit");
-        let state = VisitState::new(planned.staff_ids());
-        let command = Command::Authorise {
-            by: staff("head"),
-            lone_visit_approved: false,
-        };
-        let decided = lifecycle::decide(&state, &command, &policy, at(10, 0)).expect("authorise");
-        let events: Vec<EventEnvelope> = decided
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| EventEnvelope {
-                id: EventId::new_v7(),
-                device: id("office"),
-                seq: DeviceSeq::new((n * 10 + i + 1) as u64).expect("a sequence number"),
-                visit: planned.id.clone(),
-                recorded_at: at(10, 0),
-                event,
-            })
-            .collect();
-        store
-            .store_checked_events(&events, at(10, 0))
-            .await
-            .expect("store the authorisation");
-    }
+}
+
+/// The primary preset with the demo's code phrases.
+fn the_policy() -> doorstep_core::policy::Policy {
+    let mut policy = Preset::PrimaryHeadteacher.policy();
+    policy.code_phrases = Some(demo_code_phrases());
+    policy
+}
+
+/// Sam and Alex's visit `visit_id`, agreed for `agreed` and authorised by the head a quarter of an hour
+/// before (the office's events numbered from `seq_base` + 1).
+async fn an_authorised_visit<S: Visits>(
+    store: &S,
+    visit_id: &str,
+    seq_base: u64,
+    agreed: DateTime<Utc>,
+) {
+    let pair = [
+        member("Sam", &[Role::VisitingStaff], true),
+        member("Alex", &[Role::VisitingStaff], true),
+    ];
+    let mut planned = a_visit(visit_id, &[&pair[0], &pair[1]]);
+    planned.agreed_time = agreed;
+    store.add_visit(&planned).await.expect("visit");
+    let state = VisitState::new(planned.staff_ids());
+    let command = Command::Authorise {
+        by: staff("head"),
+        lone_visit_approved: false,
+    };
+    let decided_at = agreed - TimeDelta::minutes(15);
+    let decided =
+        lifecycle::decide(&state, &command, &the_policy(), decided_at).expect("authorise");
+    let events: Vec<EventEnvelope> = decided
+        .into_iter()
+        .zip(seq_base + 1..)
+        .map(|(event, seq)| EventEnvelope {
+            id: EventId::new_v7(),
+            device: id("office"),
+            seq: DeviceSeq::new(seq).expect("a sequence number"),
+            visit: planned.id.clone(),
+            recorded_at: decided_at,
+            event,
+        })
+        .collect();
+    store
+        .store_checked_events(&events, decided_at)
+        .await
+        .expect("store the authorisation");
 }
 
 /// Sam and Alex set off, arrive and go in to `visit_id` at 10:15, each from their own phone.
 async fn go_in<S: Visits>(store: &S, visit_id: &str, first_seq: u64) {
+    go_in_at(store, visit_id, first_seq, agreed()).await;
+}
+
+/// Sam and Alex set off 14 minutes before `agreed`, arrive 2 minutes before and go in on the minute.
+async fn go_in_at<S: Visits>(store: &S, visit_id: &str, first_seq: u64, agreed: DateTime<Utc>) {
+    let end = agreed + TimeDelta::minutes(45);
+    let set_off = agreed - TimeDelta::minutes(14);
+    let outside = agreed - TimeDelta::minutes(2);
     let steps = [
         (
             "phone-sam",
-            at(10, 1),
+            set_off,
             VisitEvent::Departed {
                 staff: staff("sam"),
-                expected_arrival: agreed(),
-                expected_end: at(11, 0),
+                expected_arrival: agreed,
+                expected_end: end,
             },
         ),
         (
             "phone-alex",
-            at(10, 1),
+            set_off,
             VisitEvent::Departed {
                 staff: staff("alex"),
-                expected_arrival: agreed(),
-                expected_end: at(11, 0),
+                expected_arrival: agreed,
+                expected_end: end,
             },
         ),
         (
             "phone-sam",
-            at(10, 13),
+            outside,
             VisitEvent::ArrivedOutside {
                 staff: staff("sam"),
             },
         ),
         (
             "phone-alex",
-            at(10, 13),
+            outside,
             VisitEvent::ArrivedOutside {
                 staff: staff("alex"),
             },
         ),
         (
             "phone-sam",
-            agreed(),
+            agreed,
             VisitEvent::VisitStarted {
                 by: staff("sam"),
                 staff: vec![staff("sam"), staff("alex")],
@@ -716,4 +756,90 @@ async fn an_office_that_dies_while_raising_an_alarm_leaves_it_to_the_other() {
     assert_eq!(raised.len(), 1, "office B raised it");
     assert_eq!(raised[0].about, "check_in");
     engine_b.abort();
+}
+
+/// A `doorstep-office watch` process on the database at `url`, killed (SIGKILL) when dropped.
+struct Watcher(std::process::Child);
+
+impl Watcher {
+    /// Starts one and waits until it says it is watching.
+    async fn start(url: &str) -> Watcher {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
+            .args(["watch", "--rescan-ms", "200"])
+            .env("DOORSTEP_DATABASE_URL", url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start doorstep-office watch");
+        let stdout = child.stdout.take().expect("its output");
+        let said = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .map(|_| line)
+        });
+        let said = tokio::time::timeout(Duration::from_secs(30), said)
+            .await
+            .expect("it starts within 30 s")
+            .expect("read its output")
+            .expect("read its output");
+        assert_eq!(said.trim(), "watching every visit's deadlines");
+        Watcher(child)
+    }
+
+    /// Kills it as a crash or a pulled plug would: no chance to finish anything.
+    fn kill(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reap it");
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.0.try_wait().expect("ask").is_none()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_office_processes_on_one_database_raise_an_alarm_once_and_one_killed_leaves_the_next_to_the_other(
+) {
+    let url = fresh_database().await;
+    let store = PgStore::connect(&url, 2).await.expect("connect");
+    the_school(&store).await;
+    let mut office_a = Watcher::start(&url).await;
+    let mut office_b = Watcher::start(&url).await;
+
+    // A visit whose first check-in (10 minutes in, with 5 minutes' grace) goes unanswered 3 s from now,
+    // on the offices' own clock: the system's.
+    let going_in =
+        |in_seconds: i64| Utc::now() + TimeDelta::seconds(in_seconds) - TimeDelta::minutes(15);
+    let first = going_in(3);
+    an_authorised_visit(&store, "visit-1", 0, first).await;
+    go_in_at(&store, "visit-1", 1, first).await;
+    let raised = until(|| alarms(&store, "visit-1"), |a| !a.is_empty()).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].about, "check_in");
+    // Both offices have looked again since (a rescan every 200 ms): still one alarm, raised once.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(alarms(&store, "visit-1").await.len(), 1);
+    assert_eq!(
+        steps(&store, "visit-1").await,
+        [step("raised", Some(AlarmLevel::Board))]
+    );
+
+    office_a.kill();
+    let second = going_in(2);
+    an_authorised_visit(&store, "visit-2", 10, second).await;
+    go_in_at(&store, "visit-2", 10, second).await;
+    let raised = until(|| alarms(&store, "visit-2"), |a| !a.is_empty()).await;
+    assert_eq!(
+        raised.len(),
+        1,
+        "office B alone raised visit-2's alarm: {raised:?}"
+    );
+    assert!(office_b.is_running());
 }
