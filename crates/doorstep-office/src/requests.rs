@@ -14,9 +14,10 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc, Weekday};
 use doorstep_core::domain::{Address, PhoneNumber, Pupil, SchoolTimeZone, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::audit;
+use crate::people::{school_of, Person};
 use crate::store::{parse_id, stored_time, tuples, CachedSql, SqliteStore, StoreError};
 
 /// The longest visit the office accepts a request for, in minutes (a whole working day).
@@ -413,36 +414,36 @@ impl SqliteStore {
         by: &StaffId,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if crate::people::school_of_pupil_in(&tx, pupil)?.as_ref() != Some(school) {
-            return Err(StoreError::Invalid(format!(
-                "there is no pupil “{pupil}” at this school"
-            )));
-        }
-        let changed = if concern {
-            tx.execute_cached(
-                "INSERT INTO absence_concerns (pupil_id, noted_at, noted_by) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (pupil_id) DO NOTHING",
-                params![pupil.as_str(), now.to_rfc3339(), by.as_str()],
-            )?
-        } else {
-            tx.execute_cached(
-                "DELETE FROM absence_concerns WHERE pupil_id = ?1",
-                [pupil.as_str()],
-            )?
-        };
-        if changed > 0 {
-            let action = if concern {
-                audit::Action::NotedAbsenceConcern
+        self.in_transaction(|tx| {
+            if school_of(tx, Person::Pupil(pupil))?.as_ref() != Some(school) {
+                return Err(StoreError::Invalid(format!(
+                    "there is no pupil “{pupil}” at this school"
+                )));
+            }
+            let changed = if concern {
+                tx.execute_cached(
+                    "INSERT INTO absence_concerns (pupil_id, noted_at, noted_by) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (pupil_id) DO NOTHING",
+                    params![pupil.as_str(), now.to_rfc3339(), by.as_str()],
+                )?
             } else {
-                audit::Action::ClearedAbsenceConcern
+                tx.execute_cached(
+                    "DELETE FROM absence_concerns WHERE pupil_id = ?1",
+                    [pupil.as_str()],
+                )?
             };
-            let entry = audit::NewEntry::new(school, by, action).record(format!("pupil {pupil}"));
-            audit::append(&tx, &entry, now)?;
-        }
-        tx.commit()?;
-        Ok(())
+            if changed > 0 {
+                let action = if concern {
+                    audit::Action::NotedAbsenceConcern
+                } else {
+                    audit::Action::ClearedAbsenceConcern
+                };
+                let entry =
+                    audit::NewEntry::new(school, by, action).record(format!("pupil {pupil}"));
+                audit::append(tx, &entry, now)?;
+            }
+            Ok(())
+        })
     }
 
     /// The school's visits agreed in `[from, to)`, in agreed-time order, for the write-ups export.

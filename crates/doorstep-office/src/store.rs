@@ -266,6 +266,21 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs `write` in one immediate transaction on the writer's connection and commits what it did when
+    /// it succeeds; an error leaves the store as it was.
+    pub(crate) fn in_transaction<T, E: From<StoreError>>(
+        &self,
+        write: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let done = write(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(done)
+    }
+
     pub fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError> {
         policy
             .validate()

@@ -451,62 +451,54 @@ impl SqliteStore {
         &self,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stopped: Vec<(String, Option<i64>, u32, NotificationTarget)> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, t.*
-                 FROM deliveries d
-                 LEFT JOIN alarms a ON a.id = d.alarm_id
-                 JOIN notification_targets t ON t.id = d.target_id
-                 WHERE d.next_attempt_at IS NOT NULL
-                   AND (a.acknowledged_at IS NOT NULL OR a.closed_at IS NOT NULL
-                        OR t.removed_at IS NOT NULL)",
-            )?;
-            let rows = stmt
-                .query_map([], |row| {
-                    Ok((
-                        row.get("delivery_id")?,
-                        row.get("alarm_id")?,
-                        row.get("attempts")?,
-                        target_from_row(row)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            rows
-        };
-        for (id, alarm, attempts, target) in &stopped {
-            tx.execute_cached(
-                "UPDATE deliveries SET next_attempt_at = NULL WHERE id = ?1",
-                [id],
-            )?;
-            let Some(alarm) = alarm else {
-                continue;
+        self.in_transaction(|tx| {
+            let stopped: Vec<(String, Option<i64>, u32, NotificationTarget)> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, t.*
+                     FROM deliveries d
+                     LEFT JOIN alarms a ON a.id = d.alarm_id
+                     JOIN notification_targets t ON t.id = d.target_id
+                     WHERE d.next_attempt_at IS NOT NULL
+                       AND (a.acknowledged_at IS NOT NULL OR a.closed_at IS NOT NULL
+                            OR t.removed_at IS NOT NULL)",
+                )?;
+                let rows = stmt
+                    .query_map([], |row| {
+                        Ok((
+                            row.get("delivery_id")?,
+                            row.get("alarm_id")?,
+                            row.get("attempts")?,
+                            target_from_row(row)?,
+                        ))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                rows
             };
-            let why = if target.removed_at.is_some() {
-                "the target was removed"
-            } else {
-                "the alarm was acknowledged"
-            };
-            let detail = if *attempts == 0 {
-                format!("{}: not sent, {why} first", target.label())
-            } else {
-                format!(
-                    "{}: no more tries after {attempts} failed, {why}",
-                    target.label()
-                )
-            };
-            log(
-                &tx,
-                *alarm,
-                now,
-                step::NOTIFICATION_CANCELLED,
-                None,
-                &detail,
-            )?;
-        }
-        tx.commit()?;
-        Ok(stopped.len())
+            for (id, alarm, attempts, target) in &stopped {
+                tx.execute_cached(
+                    "UPDATE deliveries SET next_attempt_at = NULL WHERE id = ?1",
+                    [id],
+                )?;
+                let Some(alarm) = alarm else {
+                    continue;
+                };
+                let why = if target.removed_at.is_some() {
+                    "the target was removed"
+                } else {
+                    "the alarm was acknowledged"
+                };
+                let detail = if *attempts == 0 {
+                    format!("{}: not sent, {why} first", target.label())
+                } else {
+                    format!(
+                        "{}: no more tries after {attempts} failed, {why}",
+                        target.label()
+                    )
+                };
+                log(tx, *alarm, now, step::NOTIFICATION_CANCELLED, None, &detail)?;
+            }
+            Ok(stopped.len())
+        })
     }
 
     /// Takes every delivery due at `now` (of an alarm nobody is handling yet, or of a notice) to a live
@@ -517,40 +509,39 @@ impl SqliteStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let due: Vec<DueDelivery> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, d.payload, t.*
-                 FROM deliveries d
-                 LEFT JOIN alarms a ON a.id = d.alarm_id
-                 JOIN notification_targets t ON t.id = d.target_id
-                 WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
-                   AND a.acknowledged_at IS NULL AND a.closed_at IS NULL AND t.removed_at IS NULL
-                 ORDER BY d.next_attempt_at, d.rowid",
-            )?;
-            let rows = stmt
-                .query_map([stamp(now)], |row| {
-                    let id: String = row.get("delivery_id")?;
-                    Ok(DueDelivery {
-                        id: id.parse().map_err(|_| bad("delivery id"))?,
-                        alarm: row.get("alarm_id")?,
-                        attempts: row.get("attempts")?,
-                        payload: row.get("payload")?,
-                        target: target_from_row(row)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            rows
-        };
-        for delivery in &due {
-            tx.execute_cached(
-                "UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1",
-                params![delivery.id.to_string(), stamp(until)],
-            )?;
-        }
-        tx.commit()?;
-        Ok(due)
+        self.in_transaction(|tx| {
+            let due: Vec<DueDelivery> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, d.payload, t.*
+                     FROM deliveries d
+                     LEFT JOIN alarms a ON a.id = d.alarm_id
+                     JOIN notification_targets t ON t.id = d.target_id
+                     WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
+                       AND a.acknowledged_at IS NULL AND a.closed_at IS NULL AND t.removed_at IS NULL
+                     ORDER BY d.next_attempt_at, d.rowid",
+                )?;
+                let rows = stmt
+                    .query_map([stamp(now)], |row| {
+                        let id: String = row.get("delivery_id")?;
+                        Ok(DueDelivery {
+                            id: id.parse().map_err(|_| bad("delivery id"))?,
+                            alarm: row.get("alarm_id")?,
+                            attempts: row.get("attempts")?,
+                            payload: row.get("payload")?,
+                            target: target_from_row(row)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                rows
+            };
+            for delivery in &due {
+                tx.execute_cached(
+                    "UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1",
+                    params![delivery.id.to_string(), stamp(until)],
+                )?;
+            }
+            Ok(due)
+        })
     }
 
     /// Writes down one attempt on the delivery, and for an alarm step in the alarm's log.
