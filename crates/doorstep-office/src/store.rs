@@ -1243,6 +1243,15 @@ pub(crate) fn bad_column(what: &str, table: &str) -> rusqlite::Error {
     )
 }
 
+/// The text in a row's `column`, parsed; text that does not parse is `bad()` (the reader's [`bad_column`]).
+pub(crate) fn parsed_column<T: std::str::FromStr>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+    bad: impl FnOnce() -> rusqlite::Error,
+) -> rusqlite::Result<T> {
+    row.get::<_, String>(column)?.parse().map_err(|_| bad())
+}
+
 pub(crate) fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,

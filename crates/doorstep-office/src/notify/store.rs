@@ -19,8 +19,8 @@ use super::{
 use crate::alarms::{alarm_from_row, column_time, log, step, time, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
 use crate::store::{
-    bad_column, parse_id, rows, school_and_policy, staff_member, visit_school, CachedSql,
-    SqliteStore, StoreError,
+    bad_column, parse_id, parsed_column, rows, school_and_policy, staff_member, visit_school,
+    CachedSql, SqliteStore, StoreError,
 };
 use crate::versions::stored_body;
 
@@ -61,13 +61,12 @@ fn bad(what: &str) -> rusqlite::Error {
 }
 
 fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
-    let school: String = row.get("school_id")?;
     let kind: String = row.get("kind")?;
     let roles: String = row.get("roles")?;
     let visit: Option<String> = row.get("visit_id")?;
     Ok(NotificationTarget {
         id: row.get("id")?,
-        school: school.parse().map_err(|_| bad("school id"))?,
+        school: parsed_column(row, "school_id", || bad("school id"))?,
         kind: TargetKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         address: row.get("address")?,
         secret: row.get::<_, Option<String>>("secret")?.map(Secret),
@@ -88,9 +87,8 @@ fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
 }
 
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let id: String = row.get("id")?;
     Ok(Delivery {
-        id: id.parse().map_err(|_| bad("delivery id"))?,
+        id: parsed_column(row, "id", || bad("delivery id"))?,
         alarm: row.get("alarm_id")?,
         step: row.get("alarm_log_id")?,
         notice: row.get("notice_id")?,
@@ -522,9 +520,8 @@ impl SqliteStore {
                 )?;
                 let rows = stmt
                     .query_map([stamp(now)], |row| {
-                        let id: String = row.get("delivery_id")?;
                         Ok(DueDelivery {
-                            id: id.parse().map_err(|_| bad("delivery id"))?,
+                            id: parsed_column(row, "delivery_id", || bad("delivery id"))?,
                             alarm: row.get("alarm_id")?,
                             attempts: row.get("attempts")?,
                             payload: row.get("payload")?,
