@@ -538,32 +538,25 @@ mod tests {
         let policy = Preset::PrimaryHeadteacher.policy();
         let auckland = auckland();
         // 10:00 on a Tuesday in Auckland is 21:00 on Monday in London (and in UTC, where servers often
-        // run): a school-hours visit there, whatever the server's clock says.
-        let morning = at(&auckland, 2026, 11, 24, 10, 0);
-        assert_eq!(
-            timing(&policy, &auckland, morning, minutes(60)),
-            Timing {
-                out_of_hours: false,
-                evening: false
-            }
-        );
-        assert_eq!(
-            timing(&policy, &SchoolTimeZone::LONDON, morning, minutes(60)),
-            Timing {
-                out_of_hours: true,
-                evening: true
-            },
-            "the same instant is 21:00 in London"
-        );
-        // 19:00 in Auckland is evening there, though it is 06:00 in London.
-        let evening = at(&auckland, 2026, 11, 24, 19, 0);
-        assert_eq!(
-            timing(&policy, &auckland, evening, minutes(30)),
-            Timing {
-                out_of_hours: true,
-                evening: true
-            }
-        );
+        // run): a school-hours visit there, whatever the server's clock says. 19:00 in Auckland is evening
+        // there, though it is 06:00 in London.
+        let ten_am = at(&auckland, 2026, 11, 24, 10, 0);
+        let seven_pm = at(&auckland, 2026, 11, 24, 19, 0);
+        let london = SchoolTimeZone::LONDON;
+        // (the school's clock, the start, minutes, out of hours, evening)
+        let cases = [
+            (&auckland, ten_am, 60, false, false),
+            (&london, ten_am, 60, true, true),
+            (&auckland, seven_pm, 30, true, true),
+        ];
+        for (zone, start, length, out_of_hours, evening) in cases {
+            let expected = Timing {
+                out_of_hours,
+                evening,
+            };
+            let t = timing(&policy, zone, start, minutes(length));
+            assert_eq!(t, expected, "{start} on {}'s clock", zone.name());
+        }
         // Saturday morning in Auckland is Friday evening in London: a weekend there.
         let saturday = at(&auckland, 2026, 11, 28, 10, 0);
         assert!(timing(&policy, &auckland, saturday, minutes(30)).out_of_hours);
