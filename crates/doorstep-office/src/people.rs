@@ -636,28 +636,40 @@ impl SqliteStore {
         store_policy(&self.conn(), school, policy)
     }
 
-    /// [`SqliteStore::set_policy`] as `by` at `now`, with an audit log entry naming the settings that
-    /// changed (never their values: a code phrase does not belong in a log), in one transaction. `how`
-    /// says how it was changed ("saved the settings", "applied the preset ...").
-    pub fn change_policy(
+    /// Makes an admin's `change` to the school's settings (from the policy page) as `by` at `now`, with its
+    /// audit log entry, in one transaction. Phones get it at their next sync.
+    pub fn change_settings(
         &self,
         school: &SchoolId,
-        policy: &Policy,
+        change: SettingsChange<'_>,
         by: &StaffId,
-        how: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.in_transaction(|tx| {
-            let before = crate::store::school_policy(tx, school)?;
-            store_policy(tx, school, policy)?;
-            let changed = changed_settings(&before, policy);
-            let detail = if changed.is_empty() {
-                format!("{how}; nothing changed")
-            } else {
-                format!("{how}; changed: {}", changed.join(", "))
+            let (before, before_policy) = crate::store::school_and_policy(tx, school)?;
+            let (record, detail) = match change {
+                SettingsChange::Policy { policy, how } => {
+                    store_policy(tx, school, policy)?;
+                    let changed = changed_settings(&before_policy, policy);
+                    let detail = if changed.is_empty() {
+                        format!("{how}; nothing changed")
+                    } else {
+                        format!("{how}; changed: {}", changed.join(", "))
+                    };
+                    ("policy", detail)
+                }
+                SettingsChange::TimeZone(zone) => {
+                    crate::store::set_time_zone_in(tx, school, zone)?;
+                    let detail = format!(
+                        "the school's clock set to {} (was {})",
+                        zone.name(),
+                        before.time_zone.name()
+                    );
+                    ("time zone", detail)
+                }
             };
             let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
-                .record("policy")
+                .record(record)
                 .detail(detail);
             audit::append(tx, &entry, now)?;
             Ok(())
@@ -665,30 +677,15 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Puts the school on the clock of `zone` (an admin's change, from the policy page), with an audit
-    /// entry saying what it was before, in one transaction. Phones get it at their next sync.
-    pub fn change_time_zone(
-        &self,
-        school: &SchoolId,
-        zone: &SchoolTimeZone,
-        by: &StaffId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.in_transaction(|tx| {
-            let (before, _) = crate::store::school_and_policy(tx, school)?;
-            crate::store::set_time_zone_in(tx, school, *zone)?;
-            let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
-                .record("time zone")
-                .detail(format!(
-                    "the school's clock set to {} (was {})",
-                    zone.name(),
-                    before.time_zone.name()
-                ));
-            audit::append(tx, &entry, now)?;
-            Ok(())
-        })
-    }
+/// A change an admin makes to the school's settings: [`SqliteStore::change_settings`].
+#[derive(Debug, Clone, Copy)]
+pub enum SettingsChange<'a> {
+    /// [`SqliteStore::set_policy`]; the audit entry names the settings that changed (never their values: a
+    /// code phrase does not belong in a log). `how` says how it was changed ("saved the settings",
+    /// "applied the preset ...").
+    Policy { policy: &'a Policy, how: &'a str },
+    /// Puts the school on this clock; the audit entry says what it was before.
+    TimeZone(SchoolTimeZone),
 }
 
 /// Stores `policy` as the school's, after [`Policy::validate`]: an invalid policy is never stored.

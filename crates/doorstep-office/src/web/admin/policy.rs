@@ -16,6 +16,7 @@ use maud::html;
 
 use super::{admin_page, refused, Admin};
 use crate::logins::Session;
+use crate::people::SettingsChange;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
@@ -658,7 +659,9 @@ pub async fn time_zone_post(
     let school = session.user.school.id.clone();
     let by = session.user.staff.id.clone();
     let now = state.now();
-    match checked(move || store.change_time_zone(&school, &zone, &by, now)).await? {
+    match checked(move || store.change_settings(&school, SettingsChange::TimeZone(zone), &by, now))
+        .await?
+    {
         Ok(()) => {
             tracing::info!(by = %session.user.staff.id, zone = zone.name(), "school time zone changed");
             let notice = format!(
@@ -728,7 +731,19 @@ pub async fn policy_post(
                 "saved the settings".to_owned()
             };
             let now = state.now();
-            match checked(move || store.change_policy(&school, &saved, &by, &how, now)).await? {
+            match checked(move || {
+                store.change_settings(
+                    &school,
+                    SettingsChange::Policy {
+                        policy: &saved,
+                        how: &how,
+                    },
+                    &by,
+                    now,
+                )
+            })
+            .await?
+            {
                 Ok(()) => {
                     tracing::info!(by = %session.user.staff.id, "school policy changed");
                     let zone = session.user.school.time_zone.name();
