@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{checked, for_school, words, WebError};
+use crate::web::{checked, words, WebError};
 
 const MINUTE_FIELDS: [(&str, &str); 5] = [
     (
@@ -621,13 +621,14 @@ fn stored_policy_page(
 }
 
 /// `GET /admin/policy`.
-pub async fn policy_get(
-    Admin(session): Admin,
-    State(state): State<AppState>,
-) -> Result<Response, WebError> {
-    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
+pub async fn policy_get(Admin(session): Admin) -> Result<Response, WebError> {
     let zone = session.user.school.time_zone.name();
-    Ok(stored_policy_page(&session, zone, &current, None))
+    Ok(stored_policy_page(
+        &session,
+        zone,
+        &session.user.policy,
+        None,
+    ))
 }
 
 /// `POST /admin/time-zone`: puts the school on another clock (an IANA name, such as Europe/London). A name
@@ -637,7 +638,6 @@ pub async fn time_zone_post(
     State(state): State<AppState>,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
     let typed = fields.one("time_zone");
     let zone = match SchoolTimeZone::parse(typed) {
         Ok(zone) => zone,
@@ -647,8 +647,8 @@ pub async fn time_zone_post(
             return Ok(policy_page(
                 &session,
                 typed,
-                &current,
-                &PolicyDraft::of(&current),
+                &session.user.policy,
+                &PolicyDraft::of(&session.user.policy),
                 &errors,
                 None,
                 StatusCode::BAD_REQUEST,
@@ -671,7 +671,7 @@ pub async fn time_zone_post(
             Ok(stored_policy_page(
                 &session,
                 zone.name(),
-                &current,
+                &session.user.policy,
                 Some(&notice),
             ))
         }
@@ -685,7 +685,7 @@ pub async fn policy_post(
     State(state): State<AppState>,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
+    let current = &session.user.policy;
     let (candidate, notice) = if fields.ticked("apply_preset") {
         let preset = from_wire::<Preset>(fields.one("apply_preset")).ok_or_else(|| {
             WebError::BadInput(format!(
@@ -705,7 +705,7 @@ pub async fn policy_post(
         )
     } else {
         let draft = PolicyDraft::from_fields(&fields);
-        match draft.parse(&current) {
+        match draft.parse(current) {
             Ok(policy) => (Ok(policy), "The policy was saved.".to_owned()),
             Err(errors) => (Err((draft, errors)), String::new()),
         }
@@ -714,7 +714,7 @@ pub async fn policy_post(
         Err((draft, errors)) => Ok(policy_page(
             &session,
             session.user.school.time_zone.name(),
-            &current,
+            current,
             &draft,
             &errors,
             None,
