@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{checked, words, WebError};
+use crate::web::{checked_for_school, words, WebError};
 
 const MINUTE_FIELDS: [(&str, &str); 5] = [
     (
@@ -655,12 +655,13 @@ pub async fn time_zone_post(
             ));
         }
     };
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
     let by = session.user.staff.id.clone();
     let now = state.now();
-    match checked(move || store.change_settings(&school, SettingsChange::TimeZone(zone), &by, now))
-        .await?
+    let change = SettingsChange::TimeZone(zone);
+    match checked_for_school(&state, &session, move |store, school| {
+        store.change_settings(school, change, &by, now)
+    })
+    .await?
     {
         Ok(()) => {
             tracing::info!(by = %session.user.staff.id, zone = zone.name(), "school time zone changed");
@@ -721,8 +722,6 @@ pub async fn policy_post(
             StatusCode::BAD_REQUEST,
         )),
         Ok(policy) => {
-            let store = state.store.clone();
-            let school = session.user.school.id.clone();
             let saved = policy.clone();
             let by = session.user.staff.id.clone();
             let how = if fields.ticked("apply_preset") {
@@ -731,9 +730,9 @@ pub async fn policy_post(
                 "saved the settings".to_owned()
             };
             let now = state.now();
-            match checked(move || {
+            match checked_for_school(&state, &session, move |store, school| {
                 store.change_settings(
-                    &school,
+                    school,
                     SettingsChange::Policy {
                         policy: &saved,
                         how: &how,
