@@ -78,7 +78,6 @@ fn page(
     problem: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let policy = &session.user.policy;
     let zone = &session.user.school.time_zone;
     let live: Vec<&NotificationTarget> = targets
         .iter()
@@ -92,7 +91,7 @@ fn page(
         .iter()
         .filter(|t| !t.is_live() && t.visit.is_none())
         .collect();
-    let safeguarding = policy.safeguarding_concerns_to;
+    let safeguarding = session.user.policy.safeguarding_concerns_to;
     let covers_safeguarding = live.iter().any(|t| t.roles.contains(&safeguarding));
     let body = html! {
         p {
