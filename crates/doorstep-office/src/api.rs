@@ -64,6 +64,19 @@ impl ApiError {
             )
         }
     }
+
+    /// A batch refused as a whole, nothing stored: `code` under `status`, with each refused event and
+    /// its reason (listed again, joined, in the message).
+    fn batch_refused(status: StatusCode, code: &str, rejected: Vec<RejectedEvent>) -> Self {
+        let reasons: Vec<&str> = rejected.iter().map(|r| r.reason.as_str()).collect();
+        let message = format!(
+            "the batch was refused and nothing was stored: {}",
+            reasons.join("; ")
+        );
+        let mut error = Self::new(status, code, message);
+        error.body.rejected = rejected;
+        error
+    }
 }
 
 impl ApiError {
@@ -113,29 +126,14 @@ impl From<IngestError> for ApiError {
                 } else {
                     (StatusCode::UNPROCESSABLE_ENTITY, "event_rejected")
                 };
-                let message = format!(
-                    "the batch was refused and nothing was stored: {}",
-                    rejections
-                        .iter()
-                        .map(|r| r.reason.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-                ApiError {
-                    status,
-                    retry_after: None,
-                    body: ErrorBody {
-                        error: code.to_owned(),
-                        message,
-                        rejected: rejections
-                            .into_iter()
-                            .map(|r| RejectedEvent {
-                                id: r.id,
-                                reason: r.reason,
-                            })
-                            .collect(),
-                    },
-                }
+                let rejected = rejections
+                    .into_iter()
+                    .map(|r| RejectedEvent {
+                        id: r.id,
+                        reason: r.reason,
+                    })
+                    .collect();
+                ApiError::batch_refused(status, code, rejected)
             }
         }
     }
@@ -376,22 +374,11 @@ pub fn decode_sync_request(
         })
         .collect();
     if !rejected.is_empty() {
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            retry_after: None,
-            body: ErrorBody {
-                error: "event_rejected".to_owned(),
-                message: format!(
-                    "the batch was refused and nothing was stored: {}",
-                    rejected
-                        .iter()
-                        .map(|r| r.reason.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-                rejected,
-            },
-        });
+        return Err(ApiError::batch_refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "event_rejected",
+            rejected,
+        ));
     }
     Ok(request)
 }

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::{SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::VisitEvent;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use crate::store::{CachedSql, SqliteStore, StoreError};
@@ -509,11 +509,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<ChainCheck, StoreError> {
 impl SqliteStore {
     /// Appends one entry to the audit log, in its own transaction, and returns it as stored.
     pub fn audit(&self, entry: &NewEntry, now: DateTime<Utc>) -> Result<Entry, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stored = append(&tx, entry, now)?;
-        tx.commit()?;
-        Ok(stored)
+        self.in_transaction(|tx| append(tx, entry, now))
     }
 
     /// The school's newest `limit` entries, newest first.

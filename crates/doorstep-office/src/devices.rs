@@ -28,6 +28,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::audit::{append, Action, NewEntry};
 use crate::logins::new_secret;
+use crate::people::{school_of, Person};
 use crate::store::{
     parse_id, staff_member, stored_time, token_hash, tuples, CachedSql, Device, SqliteStore,
     StoreError,
@@ -327,25 +328,10 @@ fn suspect_clone(
     )
 }
 
-/// [`SqliteStore::school_of_staff`] on a connection the caller holds.
-pub(crate) fn school_of_staff_in(
-    conn: &Connection,
-    staff: &StaffId,
-) -> Result<Option<SchoolId>, StoreError> {
-    let school: Option<String> = conn
-        .query_row_cached(
-            "SELECT school_id FROM staff WHERE id = ?1",
-            [staff.as_str()],
-            |row| row.get(0),
-        )
-        .optional()?;
-    school.as_deref().map(parse_id).transpose()
-}
-
 impl SqliteStore {
     /// The school a member of staff belongs to, if they exist.
     pub fn school_of_staff(&self, staff: &StaffId) -> Result<Option<SchoolId>, StoreError> {
-        school_of_staff_in(&self.conn(), staff)
+        school_of(&self.conn(), Person::Staff(staff))
     }
 
     /// A one-time enrolment code for `staff` of `school`, issued by `by`. An unused earlier code for the
@@ -362,47 +348,46 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::Invalid(format!("there is no member of staff “{staff}”")))?;
         let code = new_code();
         let expires_at = now + TimeDelta::minutes(ENROLMENT_CODE_MINUTES);
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_cached(
-            "UPDATE enrolment_codes SET withdrawn_at = ?2
-             WHERE staff_id = ?1 AND used_at IS NULL AND withdrawn_at IS NULL",
-            params![staff.as_str(), now.to_rfc3339()],
-        )?;
-        tx.execute_cached(
-            "INSERT INTO enrolment_codes (code_sha256, school_id, staff_id, issued_by, issued_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                token_hash(&code),
-                school.as_str(),
-                staff.as_str(),
-                by,
-                now.to_rfc3339(),
-                expires_at.to_rfc3339()
-            ],
-        )?;
-        log(
-            &tx,
-            now,
-            Entry {
-                school,
-                actor: by,
-                action: DeviceAction::CodeIssued,
-                staff,
-                device: None,
-                detail: &format!(
-                    "for {}, valid until {}",
-                    member.name,
-                    expires_at.format("%H:%M UTC")
-                ),
-            },
-        )?;
-        tx.commit()?;
-        Ok(IssuedCode {
-            code,
-            staff: member.id,
-            staff_name: member.name,
-            expires_at,
+        self.in_transaction(|tx| {
+            tx.execute_cached(
+                "UPDATE enrolment_codes SET withdrawn_at = ?2
+                 WHERE staff_id = ?1 AND used_at IS NULL AND withdrawn_at IS NULL",
+                params![staff.as_str(), now.to_rfc3339()],
+            )?;
+            tx.execute_cached(
+                "INSERT INTO enrolment_codes (code_sha256, school_id, staff_id, issued_by, issued_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    token_hash(&code),
+                    school.as_str(),
+                    staff.as_str(),
+                    by,
+                    now.to_rfc3339(),
+                    expires_at.to_rfc3339()
+                ],
+            )?;
+            log(
+                tx,
+                now,
+                Entry {
+                    school,
+                    actor: by,
+                    action: DeviceAction::CodeIssued,
+                    staff,
+                    device: None,
+                    detail: &format!(
+                        "for {}, valid until {}",
+                        member.name,
+                        expires_at.format("%H:%M UTC")
+                    ),
+                },
+            )?;
+            Ok(IssuedCode {
+                code,
+                staff: member.id,
+                staff_name: member.name,
+                expires_at,
+            })
         })
     }
 
@@ -414,71 +399,68 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Enrolled, RedeemError> {
         let code = normalise_enrolment_code(typed).ok_or(RedeemError::Unknown)?;
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let row: Option<(String, String, String, String, bool, bool)> = tx
-            .query_row_cached(
-                "SELECT school_id, staff_id, issued_by, expires_at, used_at IS NOT NULL,
-                        withdrawn_at IS NOT NULL
-                 FROM enrolment_codes WHERE code_sha256 = ?1",
-                [token_hash(&code)],
-                |row| row.try_into(),
+        self.in_transaction(|tx| {
+            let row: Option<(String, String, String, String, bool, bool)> = tx
+                .query_row_cached(
+                    "SELECT school_id, staff_id, issued_by, expires_at, used_at IS NOT NULL,
+                            withdrawn_at IS NOT NULL
+                     FROM enrolment_codes WHERE code_sha256 = ?1",
+                    [token_hash(&code)],
+                    |row| row.try_into(),
+                )
+                .optional()
+                .map_err(StoreError::from)?;
+            let Some((school, staff, issued_by, expires_at, used, withdrawn)) = row else {
+                return Err(RedeemError::Unknown);
+            };
+            if used {
+                return Err(RedeemError::Used);
+            }
+            if withdrawn || stored_time(&expires_at)? <= now {
+                return Err(RedeemError::Expired);
+            }
+            let school: SchoolId = parse_id(&school)?;
+            let staff: StaffId = parse_id(&staff)?;
+            let member = staff_member(tx, &staff)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("enrolment code for missing staff {staff}"))
+            })?;
+            let (school_name, _) = crate::store::school_and_policy(tx, &school)?;
+            let device = new_device_id()?;
+            tx.execute_cached(
+                "INSERT INTO devices (id, staff_id, enrolled_at, enrolled_by, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?3)",
+                params![device.as_str(), staff.as_str(), now.to_rfc3339(), issued_by],
             )
-            .optional()
             .map_err(StoreError::from)?;
-        let Some((school, staff, issued_by, expires_at, used, withdrawn)) = row else {
-            return Err(RedeemError::Unknown);
-        };
-        if used {
-            return Err(RedeemError::Used);
-        }
-        if withdrawn || stored_time(&expires_at)? <= now {
-            return Err(RedeemError::Expired);
-        }
-        let school: SchoolId = parse_id(&school)?;
-        let staff: StaffId = parse_id(&staff)?;
-        let member = staff_member(&tx, &staff)?.ok_or_else(|| {
-            StoreError::Corrupt(format!("enrolment code for missing staff {staff}"))
-        })?;
-        let (school_name, _) = crate::store::school_and_policy(&tx, &school)?;
-        let device = new_device_id()?;
-        tx.execute_cached(
-            "INSERT INTO devices (id, staff_id, enrolled_at, enrolled_by, last_seen_at)
-             VALUES (?1, ?2, ?3, ?4, ?3)",
-            params![device.as_str(), staff.as_str(), now.to_rfc3339(), issued_by],
-        )
-        .map_err(StoreError::from)?;
-        let credential = add_token(&tx, &device, "current", now)?;
-        tx.execute_cached(
-            "UPDATE enrolment_codes SET used_at = ?2, device_id = ?3 WHERE code_sha256 = ?1",
-            params![token_hash(&code), now.to_rfc3339(), device.as_str()],
-        )
-        .map_err(StoreError::from)?;
-        log(
-            &tx,
-            now,
-            Entry {
-                school: &school,
-                actor: staff.as_str(),
-                action: DeviceAction::Enrolled,
-                staff: &staff,
-                device: Some(&device),
-                detail: &format!("with a code issued by {issued_by}"),
-            },
-        )?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(Enrolled {
-            device: Device {
-                id: device,
-                staff,
-                school: school.clone(),
-                credential_issued_at: now,
-            },
-            credential,
-            staff_name: member.name,
-            school_name: school_name.name,
+            let credential = add_token(tx, &device, "current", now)?;
+            tx.execute_cached(
+                "UPDATE enrolment_codes SET used_at = ?2, device_id = ?3 WHERE code_sha256 = ?1",
+                params![token_hash(&code), now.to_rfc3339(), device.as_str()],
+            )
+            .map_err(StoreError::from)?;
+            log(
+                tx,
+                now,
+                Entry {
+                    school: &school,
+                    actor: staff.as_str(),
+                    action: DeviceAction::Enrolled,
+                    staff: &staff,
+                    device: Some(&device),
+                    detail: &format!("with a code issued by {issued_by}"),
+                },
+            )?;
+            Ok(Enrolled {
+                device: Device {
+                    id: device,
+                    staff,
+                    school: school.clone(),
+                    credential_issued_at: now,
+                },
+                credential,
+                staff_name: member.name,
+                school_name: school_name.name,
+            })
         })
     }
 
@@ -491,24 +473,23 @@ impl SqliteStore {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_cached(
-            "INSERT INTO devices (id, staff_id, enrolled_at) VALUES (?1, ?2, ?3)",
-            params![device.as_str(), staff.as_str(), now.to_rfc3339()],
-        )?;
-        tx.execute_cached(
-            "INSERT INTO device_tokens (token_sha256, device_id, state, issued_at, expires_at)
-             VALUES (?1, ?2, 'current', ?3, ?4)",
-            params![
-                token_hash(token),
-                device.as_str(),
-                now.to_rfc3339(),
-                (now + TimeDelta::days(CREDENTIAL_DAYS)).to_rfc3339()
-            ],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.in_transaction(|tx| {
+            tx.execute_cached(
+                "INSERT INTO devices (id, staff_id, enrolled_at) VALUES (?1, ?2, ?3)",
+                params![device.as_str(), staff.as_str(), now.to_rfc3339()],
+            )?;
+            tx.execute_cached(
+                "INSERT INTO device_tokens (token_sha256, device_id, state, issued_at, expires_at)
+                 VALUES (?1, ?2, 'current', ?3, ?4)",
+                params![
+                    token_hash(token),
+                    device.as_str(),
+                    now.to_rfc3339(),
+                    (now + TimeDelta::days(CREDENTIAL_DAYS)).to_rfc3339()
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     /// The enrolled phone this bearer token belongs to, if it is one the office accepts now (a current
@@ -634,17 +615,16 @@ impl SqliteStore {
         if now - device.credential_issued_at < TimeDelta::days(RENEW_AFTER_DAYS) {
             return Ok(None);
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
-            "DELETE FROM device_tokens WHERE token_sha256 IN (
-                 SELECT token_sha256 FROM device_tokens WHERE device_id = ?1 AND state = 'offered'
-                 ORDER BY issued_at DESC LIMIT -1 OFFSET ?2)",
-        )?
-        .execute(params![device.id.as_str(), MAX_OFFERED - 1])?;
-        let credential = add_token(&tx, &device.id, "offered", now)?;
-        tx.commit()?;
-        Ok(Some(credential))
+        self.in_transaction(|tx| {
+            tx.prepare_cached(
+                "DELETE FROM device_tokens WHERE token_sha256 IN (
+                     SELECT token_sha256 FROM device_tokens WHERE device_id = ?1 AND state = 'offered'
+                     ORDER BY issued_at DESC LIMIT -1 OFFSET ?2)",
+            )?
+            .execute(params![device.id.as_str(), MAX_OFFERED - 1])?;
+            let credential = add_token(tx, &device.id, "offered", now)?;
+            Ok(Some(credential))
+        })
     }
 
     /// Notes that `device` sent an event under a sequence number it had already used for another: two
@@ -655,11 +635,7 @@ impl SqliteStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        suspect_clone(&tx, device, reason, now)?;
-        tx.commit()?;
-        Ok(())
+        self.in_transaction(|tx| suspect_clone(tx, device, reason, now))
     }
 
     /// Revokes `device` of `school`: its next request is refused with `device_revoked`, and the phone then
@@ -672,46 +648,45 @@ impl SqliteStore {
         by: &StaffId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(String, Option<String>)> = tx
-            .query_row_cached(
-                "SELECT d.staff_id, d.revoked_at FROM devices d JOIN staff s ON s.id = d.staff_id
-                 WHERE d.id = ?1 AND s.school_id = ?2",
-                params![device.as_str(), school.as_str()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        let Some((staff, revoked)) = row else {
-            return Ok(false);
-        };
-        if revoked.is_some() {
-            return Err(StoreError::Invalid(format!(
-                "the phone “{device}” is already revoked"
-            )));
-        }
-        tx.execute_cached(
-            "UPDATE devices SET revoked_at = ?2, revoked_by = ?3 WHERE id = ?1",
-            params![device.as_str(), now.to_rfc3339(), by.as_str()],
-        )?;
-        tx.execute_cached(
-            "DELETE FROM device_tokens WHERE device_id = ?1 AND state = 'offered'",
-            [device.as_str()],
-        )?;
-        log(
-            &tx,
-            now,
-            Entry {
-                school,
-                actor: by.as_str(),
-                action: DeviceAction::Revoked,
-                staff: &parse_id(&staff)?,
-                device: Some(device),
-                detail: "its next request is refused and it deletes what it holds",
-            },
-        )?;
-        tx.commit()?;
-        Ok(true)
+        self.in_transaction(|tx| {
+            let row: Option<(String, Option<String>)> = tx
+                .query_row_cached(
+                    "SELECT d.staff_id, d.revoked_at FROM devices d JOIN staff s ON s.id = d.staff_id
+                     WHERE d.id = ?1 AND s.school_id = ?2",
+                    params![device.as_str(), school.as_str()],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let Some((staff, revoked)) = row else {
+                return Ok(false);
+            };
+            if revoked.is_some() {
+                return Err(StoreError::Invalid(format!(
+                    "the phone “{device}” is already revoked"
+                )));
+            }
+            tx.execute_cached(
+                "UPDATE devices SET revoked_at = ?2, revoked_by = ?3 WHERE id = ?1",
+                params![device.as_str(), now.to_rfc3339(), by.as_str()],
+            )?;
+            tx.execute_cached(
+                "DELETE FROM device_tokens WHERE device_id = ?1 AND state = 'offered'",
+                [device.as_str()],
+            )?;
+            log(
+                tx,
+                now,
+                Entry {
+                    school,
+                    actor: by.as_str(),
+                    action: DeviceAction::Revoked,
+                    staff: &parse_id(&staff)?,
+                    device: Some(device),
+                    detail: "its next request is refused and it deletes what it holds",
+                },
+            )?;
+            Ok(true)
+        })
     }
 
     /// The school's phones, newest first.

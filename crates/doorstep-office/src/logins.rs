@@ -11,8 +11,8 @@ use doorstep_core::policy::Policy;
 use doorstep_core::secret_hash;
 use rusqlite::{params, OptionalExtension};
 
-use crate::devices::school_of_staff_in;
 use crate::notify::store::live_school_target_count_in;
+use crate::people::{school_of, Person};
 use crate::store::{
     parse_id, school_and_policy, staff_member, stored_time, token_hash, CachedSql, SqliteStore,
     StoreError,
@@ -189,7 +189,7 @@ impl SqliteStore {
         let Some(member) = staff_member(&conn, staff)? else {
             return Ok(None);
         };
-        let Some(school) = school_of_staff_in(&conn, staff)? else {
+        let Some(school) = school_of(&conn, Person::Staff(staff))? else {
             return Ok(None);
         };
         let (school, policy) = school_and_policy(&conn, &school)?;

@@ -135,23 +135,8 @@ struct ServeArgs {
     /// machine; a real office is served over HTTPS.
     #[arg(long)]
     insecure_cookies: bool,
-    /// Serve HTTPS with this certificate chain (PEM). Without it the office speaks plain HTTP, which is for a
-    /// demo on this machine or behind a reverse proxy that terminates TLS (docs/security.md).
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        help_heading = "HTTPS"
-    )]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_cert",
-        help_heading = "HTTPS"
-    )]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     smtp: SmtpArgs,
     /// The font CJK (Chinese, Japanese, Korean) names are printed in, in PDF records: a font or collection
@@ -159,6 +144,18 @@ struct ServeArgs {
     /// Latin, Greek, Cyrillic and Arabic need nothing: their fonts are compiled in.
     #[arg(long, value_name = "FILE", help_heading = "Records")]
     cjk_font: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "HTTPS")]
+struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM). Without it the office speaks plain HTTP, which is for a
+    /// demo on this machine or behind a reverse proxy that terminates TLS (docs/security.md).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -540,7 +537,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
+    let tls = match (&args.tls.tls_cert, &args.tls.tls_key) {
         (Some(cert), Some(key)) => Some(
             doorstep_office::serve::Tls::from_pem_files(cert, key)
                 .context("setting up HTTPS from --tls-cert and --tls-key")?,

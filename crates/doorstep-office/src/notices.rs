@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, Row};
 use serde::Serialize;
 
 use crate::alarms::column_time;
-use crate::store::{bad_column, ids, rows, CachedSql, SqliteStore, StoreError};
+use crate::store::{bad_column, ids, parsed_column, rows, CachedSql, SqliteStore, StoreError};
 
 /// What a notice is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
@@ -103,16 +103,14 @@ fn bad(what: &str) -> rusqlite::Error {
 }
 
 pub(crate) fn notice_from_row(row: &Row<'_>) -> rusqlite::Result<Notice> {
-    let visit: String = row.get("visit_id")?;
     let kind: String = row.get("kind")?;
-    let staff: String = row.get("staff_id")?;
     let role: String = row.get("role")?;
     Ok(Notice {
         id: row.get("id")?,
-        visit: visit.parse().map_err(|_| bad("visit id"))?,
+        visit: parsed_column(row, "visit_id", || bad("visit id"))?,
         kind: NoticeKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         event: row.get("event_id")?,
-        staff: staff.parse().map_err(|_| bad("staff id"))?,
+        staff: parsed_column(row, "staff_id", || bad("staff id"))?,
         role: serde_json::from_value(serde_json::Value::String(role)).map_err(|_| bad("role"))?,
         raised_at: column_time(&row.get::<_, String>("raised_at")?)?,
     })

@@ -61,6 +61,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use doorstep_core::domain::Role;
 use doorstep_core::ids::{SchoolId, VisitId};
+use doorstep_core::schedule::AlarmLevel;
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
@@ -144,36 +145,28 @@ impl WantedLevels {
         authoriser: false,
         further: false,
     };
-    pub const BOARD: Self = Self {
-        board: true,
-        ..Self::NONE
-    };
-    pub const AUTHORISER: Self = Self {
-        authoriser: true,
-        ..Self::NONE
-    };
-    pub const FURTHER: Self = Self {
-        further: true,
-        ..Self::NONE
-    };
-    pub const BOTH: Self = Self {
-        board: true,
-        authoriser: true,
-        further: false,
-    };
-    pub const ALL: Self = Self {
-        board: true,
-        authoriser: true,
-        further: true,
-    };
+    pub const BOARD: Self = Self::NONE.with(AlarmLevel::Board);
+    pub const AUTHORISER: Self = Self::NONE.with(AlarmLevel::Authoriser);
+    pub const FURTHER: Self = Self::NONE.with(AlarmLevel::Further);
+    pub const BOTH: Self = Self::BOARD.with(AlarmLevel::Authoriser);
+    pub const ALL: Self = Self::BOTH.with(AlarmLevel::Further);
+
+    /// These levels and `level`: what [`WantedLevels::wants`] then says yes to.
+    pub const fn with(mut self, level: AlarmLevel) -> Self {
+        match level {
+            AlarmLevel::Board => self.board = true,
+            AlarmLevel::Authoriser => self.authoriser = true,
+            AlarmLevel::Further => self.further = true,
+        }
+        self
+    }
 
     pub fn any(self) -> bool {
         self.board || self.authoriser || self.further
     }
 
     /// Whether it wants alarms at `level`.
-    pub fn wants(self, level: doorstep_core::schedule::AlarmLevel) -> bool {
-        use doorstep_core::schedule::AlarmLevel;
+    pub fn wants(self, level: AlarmLevel) -> bool {
         match level {
             AlarmLevel::Board => self.board,
             AlarmLevel::Authoriser => self.authoriser,

@@ -12,10 +12,9 @@ use doorstep_core::contact::Postcode;
 use doorstep_core::domain::{SchoolTimeZone, StaffMember};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId};
 use doorstep_core::policy::Policy;
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::audit;
-use crate::devices::school_of_staff_in;
 use crate::store::{parse_id, staff_member, tuples, CachedSql, SqliteStore, StoreError};
 
 /// The pupil CSV's header row, in this order. Exported from the MIS; the header row is required.
@@ -408,7 +407,7 @@ fn store_pupil(
     school: &SchoolId,
     pupil: PupilRecord,
 ) -> Result<Stored, StoreError> {
-    let owner = school_of_pupil_in(tx, &pupil.id)?;
+    let owner = school_of(tx, Person::Pupil(&pupil.id))?;
     let born = pupil.date_of_birth.to_string();
     let values = params![
         pupil.id.as_str(),
@@ -446,18 +445,25 @@ fn store_pupil(
     })
 }
 
-/// The school whose pupil `pupil` is, if the id is known at all. A pupil id belongs to one school: another
-/// school's import or concern naming it is refused.
-pub(crate) fn school_of_pupil_in(
+/// Someone who belongs to one school: a member of staff, or a pupil.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Person<'a> {
+    Staff(&'a StaffId),
+    Pupil(&'a PupilId),
+}
+
+/// The school `person` belongs to, if the id is known at all. An id belongs to one school: another
+/// school's form, import or concern naming it is refused.
+pub(crate) fn school_of(
     conn: &Connection,
-    pupil: &PupilId,
+    person: Person<'_>,
 ) -> Result<Option<SchoolId>, StoreError> {
+    let (sql, id) = match person {
+        Person::Staff(staff) => ("SELECT school_id FROM staff WHERE id = ?1", staff.as_str()),
+        Person::Pupil(pupil) => ("SELECT school_id FROM pupils WHERE id = ?1", pupil.as_str()),
+    };
     let school: Option<String> = conn
-        .query_row_cached(
-            "SELECT school_id FROM pupils WHERE id = ?1",
-            [pupil.as_str()],
-            |row| row.get(0),
-        )
+        .query_row_cached(sql, [id], |row| row.get(0))
         .optional()?;
     school.as_deref().map(parse_id).transpose()
 }
@@ -571,7 +577,7 @@ impl SqliteStore {
     pub fn save_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<Saved, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let saved = match school_of_staff_in(&tx, &member.id)? {
+        let saved = match school_of(&tx, Person::Staff(&member.id))? {
             None => {
                 tx.execute_cached(
                     "INSERT INTO staff (id, school_id, name, body) VALUES (?1, ?2, ?3, ?4)",
@@ -630,61 +636,56 @@ impl SqliteStore {
         store_policy(&self.conn(), school, policy)
     }
 
-    /// [`SqliteStore::set_policy`] as `by` at `now`, with an audit log entry naming the settings that
-    /// changed (never their values: a code phrase does not belong in a log), in one transaction. `how`
-    /// says how it was changed ("saved the settings", "applied the preset ...").
-    pub fn change_policy(
+    /// Makes an admin's `change` to the school's settings (from the policy page) as `by` at `now`, with its
+    /// audit log entry, in one transaction. Phones get it at their next sync.
+    pub fn change_settings(
         &self,
         school: &SchoolId,
-        policy: &Policy,
+        change: SettingsChange<'_>,
         by: &StaffId,
-        how: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let before = crate::store::school_policy(&tx, school)?;
-        store_policy(&tx, school, policy)?;
-        let changed = changed_settings(&before, policy);
-        let detail = if changed.is_empty() {
-            format!("{how}; nothing changed")
-        } else {
-            format!("{how}; changed: {}", changed.join(", "))
-        };
-        let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
-            .record("policy")
-            .detail(detail);
-        audit::append(&tx, &entry, now)?;
-        tx.commit()?;
-        Ok(())
+        self.in_transaction(|tx| {
+            let (before, before_policy) = crate::store::school_and_policy(tx, school)?;
+            let (record, detail) = match change {
+                SettingsChange::Policy { policy, how } => {
+                    store_policy(tx, school, policy)?;
+                    let changed = changed_settings(&before_policy, policy);
+                    let detail = if changed.is_empty() {
+                        format!("{how}; nothing changed")
+                    } else {
+                        format!("{how}; changed: {}", changed.join(", "))
+                    };
+                    ("policy", detail)
+                }
+                SettingsChange::TimeZone(zone) => {
+                    crate::store::set_time_zone_in(tx, school, zone)?;
+                    let detail = format!(
+                        "the school's clock set to {} (was {})",
+                        zone.name(),
+                        before.time_zone.name()
+                    );
+                    ("time zone", detail)
+                }
+            };
+            let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
+                .record(record)
+                .detail(detail);
+            audit::append(tx, &entry, now)?;
+            Ok(())
+        })
     }
 }
 
-impl SqliteStore {
-    /// Puts the school on the clock of `zone` (an admin's change, from the policy page), with an audit
-    /// entry saying what it was before, in one transaction. Phones get it at their next sync.
-    pub fn change_time_zone(
-        &self,
-        school: &SchoolId,
-        zone: &SchoolTimeZone,
-        by: &StaffId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (before, _) = crate::store::school_and_policy(&tx, school)?;
-        crate::store::set_time_zone_in(&tx, school, *zone)?;
-        let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
-            .record("time zone")
-            .detail(format!(
-                "the school's clock set to {} (was {})",
-                zone.name(),
-                before.time_zone.name()
-            ));
-        audit::append(&tx, &entry, now)?;
-        tx.commit()?;
-        Ok(())
-    }
+/// A change an admin makes to the school's settings: [`SqliteStore::change_settings`].
+#[derive(Debug, Clone, Copy)]
+pub enum SettingsChange<'a> {
+    /// [`SqliteStore::set_policy`]; the audit entry names the settings that changed (never their values: a
+    /// code phrase does not belong in a log). `how` says how it was changed ("saved the settings",
+    /// "applied the preset ...").
+    Policy { policy: &'a Policy, how: &'a str },
+    /// Puts the school on this clock; the audit entry says what it was before.
+    TimeZone(SchoolTimeZone),
 }
 
 /// Stores `policy` as the school's, after [`Policy::validate`]: an invalid policy is never stored.

@@ -14,9 +14,10 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc, Weekday};
 use doorstep_core::domain::{Address, PhoneNumber, Pupil, SchoolTimeZone, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 use doorstep_core::policy::{EveningVisits, Policy, PolicyMinutes};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::audit;
+use crate::people::{school_of, Person};
 use crate::store::{parse_id, stored_time, tuples, CachedSql, SqliteStore, StoreError};
 
 /// The longest visit the office accepts a request for, in minutes (a whole working day).
@@ -413,36 +414,36 @@ impl SqliteStore {
         by: &StaffId,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if crate::people::school_of_pupil_in(&tx, pupil)?.as_ref() != Some(school) {
-            return Err(StoreError::Invalid(format!(
-                "there is no pupil “{pupil}” at this school"
-            )));
-        }
-        let changed = if concern {
-            tx.execute_cached(
-                "INSERT INTO absence_concerns (pupil_id, noted_at, noted_by) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (pupil_id) DO NOTHING",
-                params![pupil.as_str(), now.to_rfc3339(), by.as_str()],
-            )?
-        } else {
-            tx.execute_cached(
-                "DELETE FROM absence_concerns WHERE pupil_id = ?1",
-                [pupil.as_str()],
-            )?
-        };
-        if changed > 0 {
-            let action = if concern {
-                audit::Action::NotedAbsenceConcern
+        self.in_transaction(|tx| {
+            if school_of(tx, Person::Pupil(pupil))?.as_ref() != Some(school) {
+                return Err(StoreError::Invalid(format!(
+                    "there is no pupil “{pupil}” at this school"
+                )));
+            }
+            let changed = if concern {
+                tx.execute_cached(
+                    "INSERT INTO absence_concerns (pupil_id, noted_at, noted_by) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (pupil_id) DO NOTHING",
+                    params![pupil.as_str(), now.to_rfc3339(), by.as_str()],
+                )?
             } else {
-                audit::Action::ClearedAbsenceConcern
+                tx.execute_cached(
+                    "DELETE FROM absence_concerns WHERE pupil_id = ?1",
+                    [pupil.as_str()],
+                )?
             };
-            let entry = audit::NewEntry::new(school, by, action).record(format!("pupil {pupil}"));
-            audit::append(&tx, &entry, now)?;
-        }
-        tx.commit()?;
-        Ok(())
+            if changed > 0 {
+                let action = if concern {
+                    audit::Action::NotedAbsenceConcern
+                } else {
+                    audit::Action::ClearedAbsenceConcern
+                };
+                let entry =
+                    audit::NewEntry::new(school, by, action).record(format!("pupil {pupil}"));
+                audit::append(tx, &entry, now)?;
+            }
+            Ok(())
+        })
     }
 
     /// The school's visits agreed in `[from, to)`, in agreed-time order, for the write-ups export.
@@ -537,32 +538,25 @@ mod tests {
         let policy = Preset::PrimaryHeadteacher.policy();
         let auckland = auckland();
         // 10:00 on a Tuesday in Auckland is 21:00 on Monday in London (and in UTC, where servers often
-        // run): a school-hours visit there, whatever the server's clock says.
-        let morning = at(&auckland, 2026, 11, 24, 10, 0);
-        assert_eq!(
-            timing(&policy, &auckland, morning, minutes(60)),
-            Timing {
-                out_of_hours: false,
-                evening: false
-            }
-        );
-        assert_eq!(
-            timing(&policy, &SchoolTimeZone::LONDON, morning, minutes(60)),
-            Timing {
-                out_of_hours: true,
-                evening: true
-            },
-            "the same instant is 21:00 in London"
-        );
-        // 19:00 in Auckland is evening there, though it is 06:00 in London.
-        let evening = at(&auckland, 2026, 11, 24, 19, 0);
-        assert_eq!(
-            timing(&policy, &auckland, evening, minutes(30)),
-            Timing {
-                out_of_hours: true,
-                evening: true
-            }
-        );
+        // run): a school-hours visit there, whatever the server's clock says. 19:00 in Auckland is evening
+        // there, though it is 06:00 in London.
+        let ten_am = at(&auckland, 2026, 11, 24, 10, 0);
+        let seven_pm = at(&auckland, 2026, 11, 24, 19, 0);
+        let london = SchoolTimeZone::LONDON;
+        // (the school's clock, the start, minutes, out of hours, evening)
+        let cases = [
+            (&auckland, ten_am, 60, false, false),
+            (&london, ten_am, 60, true, true),
+            (&auckland, seven_pm, 30, true, true),
+        ];
+        for (zone, start, length, out_of_hours, evening) in cases {
+            let expected = Timing {
+                out_of_hours,
+                evening,
+            };
+            let t = timing(&policy, zone, start, minutes(length));
+            assert_eq!(t, expected, "{start} on {}'s clock", zone.name());
+        }
         // Saturday morning in Auckland is Friday evening in London: a weekend there.
         let saturday = at(&auckland, 2026, 11, 28, 10, 0);
         assert!(timing(&policy, &auckland, saturday, minutes(30)).out_of_hours);

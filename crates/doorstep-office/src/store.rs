@@ -273,6 +273,21 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs `write` in one immediate transaction on the writer's connection and commits what it did when
+    /// it succeeds; an error leaves the store as it was.
+    pub(crate) fn in_transaction<T, E: From<StoreError>>(
+        &self,
+        write: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let done = write(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(done)
+    }
+
     pub fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError> {
         check_new_school(school, policy)?;
         self.conn().execute_cached(
@@ -1199,6 +1214,15 @@ pub(crate) fn bad_column(what: &str, table: &str) -> rusqlite::Error {
         rusqlite::types::Type::Text,
         format!("bad {what} in {table}").into(),
     )
+}
+
+/// The text in a row's `column`, parsed; text that does not parse is `bad()` (the reader's [`bad_column`]).
+pub(crate) fn parsed_column<T: std::str::FromStr>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+    bad: impl FnOnce() -> rusqlite::Error,
+) -> rusqlite::Result<T> {
+    row.get::<_, String>(column)?.parse().map_err(|_| bad())
 }
 
 pub(crate) fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>

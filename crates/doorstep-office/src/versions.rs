@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Briefing, Visit};
 use doorstep_core::ids::{EventId, StaffId, VisitId};
 use doorstep_core::lifecycle::{Command, VisitEvent};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::audit::Action;
 use crate::requests::Timing;
@@ -216,112 +216,111 @@ impl SqliteStore {
         change: VisitChange,
         now: DateTime<Utc>,
     ) -> Result<VisitVersion, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut stored: Visit = match stored_body(&tx, visit)? {
-            Some(body) => serde_json::from_str(&body)?,
-            None => return Err(StoreError::Invalid(format!("unknown visit {visit}"))),
-        };
-        let by = by.clone();
-        let (command, kind, reason) = match change {
-            VisitChange::Decline { reason } => (
-                Command::Decline {
-                    by,
-                    reason: reason.clone(),
-                },
-                Change::Declined,
-                reason,
-            ),
-            VisitChange::Withdraw { reason } => (
-                Command::WithdrawAuthorisation {
-                    by,
-                    reason: reason.clone(),
-                },
-                Change::AuthorisationWithdrawn,
-                reason,
-            ),
-            VisitChange::CallOff { reason } => (
-                Command::CallOff {
-                    by,
-                    reason: reason.clone(),
-                },
-                Change::CalledOff,
-                reason,
-            ),
-            VisitChange::Reschedule {
-                agreed_time,
-                timing,
-                responsible_contact,
-                override_reason,
-            } => {
-                if agreed_time <= now {
-                    return Err(StoreError::Invalid(
-                        "that time is in the past: choose a time still to come".into(),
-                    ));
-                }
-                let school = visit_school(&tx, visit)?;
-                check_dbs(&tx, &school_policy(&tx, &school)?, &stored)?;
-                set_times(
-                    &tx,
-                    visit,
-                    &by,
-                    now,
+        self.in_transaction(|tx| {
+            let mut stored: Visit = match stored_body(tx, visit)? {
+                Some(body) => serde_json::from_str(&body)?,
+                None => return Err(StoreError::Invalid(format!("unknown visit {visit}"))),
+            };
+            let by = by.clone();
+            let (command, kind, reason) = match change {
+                VisitChange::Decline { reason } => (
+                    Command::Decline {
+                        by,
+                        reason: reason.clone(),
+                    },
+                    Change::Declined,
+                    reason,
+                ),
+                VisitChange::Withdraw { reason } => (
+                    Command::WithdrawAuthorisation {
+                        by,
+                        reason: reason.clone(),
+                    },
+                    Change::AuthorisationWithdrawn,
+                    reason,
+                ),
+                VisitChange::CallOff { reason } => (
+                    Command::CallOff {
+                        by,
+                        reason: reason.clone(),
+                    },
+                    Change::CalledOff,
+                    reason,
+                ),
+                VisitChange::Reschedule {
+                    agreed_time,
                     timing,
                     responsible_contact,
-                    override_reason.as_deref(),
-                )?;
-                stored.agreed_time = agreed_time;
-                (
-                    Command::Reschedule { by, agreed_time },
-                    Change::Rescheduled,
-                    override_reason.unwrap_or_default(),
-                )
-            }
-            VisitChange::UpdateBriefing { mut briefing } => {
-                let state = visit_state(&tx, visit)?
-                    .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
-                let version = stored
-                    .briefing
-                    .version
-                    .max(state.briefing_version)
-                    .checked_add(1)
-                    .ok_or_else(|| StoreError::Invalid("too many briefing versions".into()))?;
-                briefing.version = version;
-                briefing.withdrawn = false;
-                stored.briefing = briefing;
-                (
-                    Command::UpdateBriefing { by, version },
-                    Change::BriefingUpdated,
-                    String::new(),
-                )
-            }
-        };
-        let envelope = record_office_event_in(&tx, visit, &command, now)?;
-        tx.execute_cached(
-            "UPDATE visits SET body = ?2, agreed_time = ?3 WHERE id = ?1",
-            params![
-                visit.as_str(),
-                serde_json::to_string(&stored)?,
-                stored.agreed_time.to_rfc3339()
-            ],
-        )?;
-        let version = add_version(
-            &tx,
-            visit,
-            Some((envelope.event.actor(), now)),
-            kind,
-            &reason,
-            Some(envelope.id),
-        )?;
-        tx.commit()?;
-        Ok(VisitVersion {
-            version,
-            at: Some(now),
-            by: Some(envelope.event.actor().clone()),
-            change: Some(kind),
-            reason,
-            visit: stored,
-            event: Some(envelope.id),
+                    override_reason,
+                } => {
+                    if agreed_time <= now {
+                        return Err(StoreError::Invalid(
+                            "that time is in the past: choose a time still to come".into(),
+                        ));
+                    }
+                    let school = visit_school(tx, visit)?;
+                    check_dbs(tx, &school_policy(tx, &school)?, &stored)?;
+                    set_times(
+                        tx,
+                        visit,
+                        &by,
+                        now,
+                        timing,
+                        responsible_contact,
+                        override_reason.as_deref(),
+                    )?;
+                    stored.agreed_time = agreed_time;
+                    (
+                        Command::Reschedule { by, agreed_time },
+                        Change::Rescheduled,
+                        override_reason.unwrap_or_default(),
+                    )
+                }
+                VisitChange::UpdateBriefing { mut briefing } => {
+                    let state = visit_state(tx, visit)?
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
+                    let version = stored
+                        .briefing
+                        .version
+                        .max(state.briefing_version)
+                        .checked_add(1)
+                        .ok_or_else(|| StoreError::Invalid("too many briefing versions".into()))?;
+                    briefing.version = version;
+                    briefing.withdrawn = false;
+                    stored.briefing = briefing;
+                    (
+                        Command::UpdateBriefing { by, version },
+                        Change::BriefingUpdated,
+                        String::new(),
+                    )
+                }
+            };
+            let envelope = record_office_event_in(tx, visit, &command, now)?;
+            tx.execute_cached(
+                "UPDATE visits SET body = ?2, agreed_time = ?3 WHERE id = ?1",
+                params![
+                    visit.as_str(),
+                    serde_json::to_string(&stored)?,
+                    stored.agreed_time.to_rfc3339()
+                ],
+            )?;
+            let version = add_version(
+                tx,
+                visit,
+                Some((envelope.event.actor(), now)),
+                kind,
+                &reason,
+                Some(envelope.id),
+            )?;
+            Ok(VisitVersion {
+                version,
+                at: Some(now),
+                by: Some(envelope.event.actor().clone()),
+                change: Some(kind),
+                reason,
+                visit: stored,
+                event: Some(envelope.id),
+            })
         })
     }
 

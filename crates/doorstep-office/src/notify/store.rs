@@ -19,8 +19,8 @@ use super::{
 use crate::alarms::{alarm_from_row, column_time, log, step, time, Alarm};
 use crate::notices::{notice_from_row, role_name, Notice};
 use crate::store::{
-    bad_column, parse_id, rows, school_and_policy, staff_member, visit_school, CachedSql,
-    SqliteStore, StoreError,
+    bad_column, parse_id, parsed_column, rows, school_and_policy, staff_member, visit_school,
+    CachedSql, SqliteStore, StoreError,
 };
 use crate::versions::stored_body;
 
@@ -61,13 +61,12 @@ fn bad(what: &str) -> rusqlite::Error {
 }
 
 fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
-    let school: String = row.get("school_id")?;
     let kind: String = row.get("kind")?;
     let roles: String = row.get("roles")?;
     let visit: Option<String> = row.get("visit_id")?;
     Ok(NotificationTarget {
         id: row.get("id")?,
-        school: school.parse().map_err(|_| bad("school id"))?,
+        school: parsed_column(row, "school_id", || bad("school id"))?,
         kind: TargetKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         address: row.get("address")?,
         secret: row.get::<_, Option<String>>("secret")?.map(Secret),
@@ -88,9 +87,8 @@ fn target_from_row(row: &Row<'_>) -> rusqlite::Result<NotificationTarget> {
 }
 
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let id: String = row.get("id")?;
     Ok(Delivery {
-        id: id.parse().map_err(|_| bad("delivery id"))?,
+        id: parsed_column(row, "id", || bad("delivery id"))?,
         alarm: row.get("alarm_id")?,
         step: row.get("alarm_log_id")?,
         notice: row.get("notice_id")?,
@@ -451,62 +449,54 @@ impl SqliteStore {
         &self,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stopped: Vec<(String, Option<i64>, u32, NotificationTarget)> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, t.*
-                 FROM deliveries d
-                 LEFT JOIN alarms a ON a.id = d.alarm_id
-                 JOIN notification_targets t ON t.id = d.target_id
-                 WHERE d.next_attempt_at IS NOT NULL
-                   AND (a.acknowledged_at IS NOT NULL OR a.closed_at IS NOT NULL
-                        OR t.removed_at IS NOT NULL)",
-            )?;
-            let rows = stmt
-                .query_map([], |row| {
-                    Ok((
-                        row.get("delivery_id")?,
-                        row.get("alarm_id")?,
-                        row.get("attempts")?,
-                        target_from_row(row)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            rows
-        };
-        for (id, alarm, attempts, target) in &stopped {
-            tx.execute_cached(
-                "UPDATE deliveries SET next_attempt_at = NULL WHERE id = ?1",
-                [id],
-            )?;
-            let Some(alarm) = alarm else {
-                continue;
+        self.in_transaction(|tx| {
+            let stopped: Vec<(String, Option<i64>, u32, NotificationTarget)> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, t.*
+                     FROM deliveries d
+                     LEFT JOIN alarms a ON a.id = d.alarm_id
+                     JOIN notification_targets t ON t.id = d.target_id
+                     WHERE d.next_attempt_at IS NOT NULL
+                       AND (a.acknowledged_at IS NOT NULL OR a.closed_at IS NOT NULL
+                            OR t.removed_at IS NOT NULL)",
+                )?;
+                let rows = stmt
+                    .query_map([], |row| {
+                        Ok((
+                            row.get("delivery_id")?,
+                            row.get("alarm_id")?,
+                            row.get("attempts")?,
+                            target_from_row(row)?,
+                        ))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                rows
             };
-            let why = if target.removed_at.is_some() {
-                "the target was removed"
-            } else {
-                "the alarm was acknowledged"
-            };
-            let detail = if *attempts == 0 {
-                format!("{}: not sent, {why} first", target.label())
-            } else {
-                format!(
-                    "{}: no more tries after {attempts} failed, {why}",
-                    target.label()
-                )
-            };
-            log(
-                &tx,
-                *alarm,
-                now,
-                step::NOTIFICATION_CANCELLED,
-                None,
-                &detail,
-            )?;
-        }
-        tx.commit()?;
-        Ok(stopped.len())
+            for (id, alarm, attempts, target) in &stopped {
+                tx.execute_cached(
+                    "UPDATE deliveries SET next_attempt_at = NULL WHERE id = ?1",
+                    [id],
+                )?;
+                let Some(alarm) = alarm else {
+                    continue;
+                };
+                let why = if target.removed_at.is_some() {
+                    "the target was removed"
+                } else {
+                    "the alarm was acknowledged"
+                };
+                let detail = if *attempts == 0 {
+                    format!("{}: not sent, {why} first", target.label())
+                } else {
+                    format!(
+                        "{}: no more tries after {attempts} failed, {why}",
+                        target.label()
+                    )
+                };
+                log(tx, *alarm, now, step::NOTIFICATION_CANCELLED, None, &detail)?;
+            }
+            Ok(stopped.len())
+        })
     }
 
     /// Takes every delivery due at `now` (of an alarm nobody is handling yet, or of a notice) to a live
@@ -517,40 +507,38 @@ impl SqliteStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let due: Vec<DueDelivery> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, d.payload, t.*
-                 FROM deliveries d
-                 LEFT JOIN alarms a ON a.id = d.alarm_id
-                 JOIN notification_targets t ON t.id = d.target_id
-                 WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
-                   AND a.acknowledged_at IS NULL AND a.closed_at IS NULL AND t.removed_at IS NULL
-                 ORDER BY d.next_attempt_at, d.rowid",
-            )?;
-            let rows = stmt
-                .query_map([stamp(now)], |row| {
-                    let id: String = row.get("delivery_id")?;
-                    Ok(DueDelivery {
-                        id: id.parse().map_err(|_| bad("delivery id"))?,
-                        alarm: row.get("alarm_id")?,
-                        attempts: row.get("attempts")?,
-                        payload: row.get("payload")?,
-                        target: target_from_row(row)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            rows
-        };
-        for delivery in &due {
-            tx.execute_cached(
-                "UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1",
-                params![delivery.id.to_string(), stamp(until)],
-            )?;
-        }
-        tx.commit()?;
-        Ok(due)
+        self.in_transaction(|tx| {
+            let due: Vec<DueDelivery> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT d.id AS delivery_id, d.alarm_id, d.attempts, d.payload, t.*
+                     FROM deliveries d
+                     LEFT JOIN alarms a ON a.id = d.alarm_id
+                     JOIN notification_targets t ON t.id = d.target_id
+                     WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
+                       AND a.acknowledged_at IS NULL AND a.closed_at IS NULL AND t.removed_at IS NULL
+                     ORDER BY d.next_attempt_at, d.rowid",
+                )?;
+                let rows = stmt
+                    .query_map([stamp(now)], |row| {
+                        Ok(DueDelivery {
+                            id: parsed_column(row, "delivery_id", || bad("delivery id"))?,
+                            alarm: row.get("alarm_id")?,
+                            attempts: row.get("attempts")?,
+                            payload: row.get("payload")?,
+                            target: target_from_row(row)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                rows
+            };
+            for delivery in &due {
+                tx.execute_cached(
+                    "UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1",
+                    params![delivery.id.to_string(), stamp(until)],
+                )?;
+            }
+            Ok(due)
+        })
     }
 
     /// Writes down one attempt on the delivery, and for an alarm step in the alarm's log.

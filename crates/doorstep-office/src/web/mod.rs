@@ -136,12 +136,16 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub(crate) async fn checked<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<Result<T, String>, WebError> {
-    blocking(move || match work() {
+    blocking(move || theirs_to_read(work())).await
+}
+
+/// A [`StoreError::Invalid`] as `Ok(Err(message))`, for the person to read: see [`checked`].
+fn theirs_to_read<T>(result: Result<T, StoreError>) -> Result<Result<T, String>, StoreError> {
+    match result {
         Ok(value) => Ok(Ok(value)),
         Err(StoreError::Invalid(message)) => Ok(Err(message)),
         Err(other) => Err(other),
-    })
-    .await
+    }
 }
 
 /// Runs store `work` off the async threads for the signed-in person's school.
@@ -153,6 +157,18 @@ pub(crate) async fn for_school<T: Send + 'static>(
     let store = state.store.clone();
     let school = session.user.school.id.clone();
     blocking(move || work(&store, &school)).await
+}
+
+/// [`checked`] store `work` for the signed-in person's school, as [`for_school`] runs it.
+pub(crate) async fn checked_for_school<T: Send + 'static>(
+    state: &AppState,
+    session: &Session,
+    work: impl FnOnce(&SqliteStore, &SchoolId) -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, String>, WebError> {
+    for_school(state, session, move |store, school| {
+        theirs_to_read(work(store, school))
+    })
+    .await
 }
 
 /// Runs `load` off the async threads on visit `id` of the signed-in person's school. A visit that does

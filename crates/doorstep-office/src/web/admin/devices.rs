@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::Fields;
 use crate::web::words::ago;
-use crate::web::{checked, for_school, id_in_path, WebError};
+use crate::web::{checked_for_school, for_school, id_in_path, WebError};
 
 /// How many device log entries the page shows.
 const LOG_ENTRIES: u32 = 50;
@@ -115,18 +115,39 @@ fn device_status(zone: &SchoolTimeZone, device: &DeviceRow, now: DateTime<Utc>) 
     }
 }
 
+/// What the page shows above its forms: nothing, the code just issued (with its link and the link's QR
+/// code as SVG), or a notice.
+enum Shown<'a> {
+    Nothing,
+    Issued {
+        code: &'a IssuedCode,
+        link: &'a str,
+        svg: &'a str,
+    },
+    Notice(String),
+}
+
+/// The page, listed afresh, showing `shown`.
+async fn show(
+    state: &AppState,
+    session: &Session,
+    shown: Shown<'_>,
+    now: DateTime<Utc>,
+) -> Result<Response, WebError> {
+    let listing = listing(state, session).await?;
+    Ok(devices_page(session, &listing, shown, now))
+}
+
 fn devices_page(
     session: &Session,
     listing: &Listing,
-    issued: Option<(&IssuedCode, &str, &str)>,
-    notice: Option<String>,
+    shown: Shown<'_>,
     now: DateTime<Utc>,
-    status: StatusCode,
 ) -> Response {
     let zone = &session.user.school.time_zone;
     let body = html! {
-        @if let Some(notice) = notice { p.codephrase #notice role="status" { (notice) } }
-        @if let Some((code, link, svg)) = issued {
+        @if let Shown::Notice(notice) = &shown { p.codephrase #notice role="status" { (notice) } }
+        @if let Shown::Issued { code, link, svg } = shown {
             section #enrolment-code aria-label="Enrolment code" {
                 h2 { "Enrolment code for " (code.staff_name) }
                 p { "On " (code.staff_name) "'s phone, open Doorstep and scan this code, or type the office's address and the code. It works once, until " strong #code-expires { (zone.hm(code.expires_at)) } ". It is shown only now: the office keeps no copy." }
@@ -209,7 +230,7 @@ fn devices_page(
             }
         }
     };
-    admin_page("Phones", "/admin/devices", session, status, body)
+    admin_page("Phones", "/admin/devices", session, StatusCode::OK, body)
 }
 
 fn link_office(link: &str) -> String {
@@ -223,15 +244,7 @@ pub async fn devices_list(
     Admin(session): Admin,
     State(state): State<AppState>,
 ) -> Result<Response, WebError> {
-    let listing = listing(&state, &session).await?;
-    Ok(devices_page(
-        &session,
-        &listing,
-        None,
-        None,
-        state.now(),
-        StatusCode::OK,
-    ))
+    show(&state, &session, Shown::Nothing, state.now()).await
 }
 
 /// `POST /admin/devices/codes`: a one-time code for the chosen member of staff, shown once.
@@ -245,13 +258,13 @@ pub async fn issue_code(
         .one("staff")
         .parse()
         .map_err(|_| WebError::BadInput("choose whose phone it is".into()))?;
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
     let by = session.user.staff.id.to_string();
     let now = state.now();
-    let issued = checked(move || store.issue_enrolment_code(&school, &staff, &by, now))
-        .await?
-        .map_err(WebError::BadInput)?;
+    let issued = checked_for_school(&state, &session, move |store, school| {
+        store.issue_enrolment_code(school, &staff, &by, now)
+    })
+    .await?
+    .map_err(WebError::BadInput)?;
     tracing::info!(staff = %issued.staff, by = %session.user.staff.id, "enrolment code issued");
     let link = EnrolmentLink {
         office_url: office_url(&state, &headers),
@@ -259,15 +272,12 @@ pub async fn issue_code(
     }
     .to_uri();
     let svg = qr_svg(&link)?;
-    let listing = listing(&state, &session).await?;
-    Ok(devices_page(
-        &session,
-        &listing,
-        Some((&issued, &link, &svg)),
-        None,
-        now,
-        StatusCode::OK,
-    ))
+    let shown = Shown::Issued {
+        code: &issued,
+        link: &link,
+        svg: &svg,
+    };
+    show(&state, &session, shown, now).await
 }
 
 /// `POST /admin/devices/{id}/revoke`.
@@ -278,26 +288,21 @@ pub async fn revoke(
     CsrfForm(_fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
     let device: DeviceId = id_in_path(path, "phone")?;
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
     let by = session.user.staff.id.clone();
     let now = state.now();
     let revoked = device.clone();
-    match checked(move || store.revoke_device(&school, &revoked, &by, now)).await? {
+    match checked_for_school(&state, &session, move |store, school| {
+        store.revoke_device(school, &revoked, &by, now)
+    })
+    .await?
+    {
         Ok(true) => {}
         Ok(false) => return Err(WebError::NotFound(format!("there is no phone “{device}”"))),
         Err(message) => return Err(WebError::Conflict(message)),
     }
     tracing::info!(%device, by = %session.user.staff.id, "phone revoked");
-    let listing = listing(&state, &session).await?;
-    Ok(devices_page(
-        &session,
-        &listing,
-        None,
-        Some(format!(
-            "Phone {device} is revoked: the office refuses it from its next contact, and it then deletes what it holds."
-        )),
-        now,
-        StatusCode::OK,
-    ))
+    let notice = format!(
+        "Phone {device} is revoked: the office refuses it from its next contact, and it then deletes what it holds."
+    );
+    show(&state, &session, Shown::Notice(notice), now).await
 }

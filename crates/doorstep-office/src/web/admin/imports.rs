@@ -13,7 +13,7 @@ use crate::people::{ImportKind, ImportReport, ABSENCE_CSV_COLUMNS, PUPIL_CSV_COL
 use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::Fields;
-use crate::web::{checked, for_school, read_path, words, WebError};
+use crate::web::{checked_for_school, for_school, read_path, words, WebError};
 
 /// The largest CSV accepted in one paste; the request body limit is larger, and a school's whole roll fits.
 const MAX_CSV_BYTES: usize = 1024 * 1024;
@@ -188,11 +188,12 @@ pub async fn import(
             MAX_CSV_BYTES / 1024
         ))
     } else {
-        let store = state.store.clone();
-        let school = session.user.school.id.clone();
         let today = state.now().date_naive();
         let text = csv.clone();
-        checked(move || store.import_csv(kind, &school, &text, today)).await?
+        checked_for_school(&state, &session, move |store, school| {
+            store.import_csv(kind, school, &text, today)
+        })
+        .await?
     };
     if let Ok(report) = &outcome {
         tracing::info!(

@@ -18,7 +18,7 @@ use crate::notify::{NewTarget, NotificationTarget, WantedLevels};
 use crate::state::AppState;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{from_wire, wire, Fields};
-use crate::web::{checked, for_school, id_in_path, WebError};
+use crate::web::{checked_for_school, for_school, id_in_path, WebError};
 
 /// The levels a target may want, with the form's names and the page's words.
 fn level_choices(session: &Session) -> [(&'static str, String); 3] {
@@ -78,7 +78,6 @@ fn page(
     problem: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let policy = &session.user.policy;
     let zone = &session.user.school.time_zone;
     let live: Vec<&NotificationTarget> = targets
         .iter()
@@ -92,7 +91,7 @@ fn page(
         .iter()
         .filter(|t| !t.is_live() && t.visit.is_none())
         .collect();
-    let safeguarding = policy.safeguarding_concerns_to;
+    let safeguarding = session.user.policy.safeguarding_concerns_to;
     let covers_safeguarding = live.iter().any(|t| t.roles.contains(&safeguarding));
     let body = html! {
         p {
@@ -273,10 +272,11 @@ pub async fn add_target(
             ));
         }
     };
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
     let now = state.now();
-    let added = checked(move || store.add_notification_target(&school, &target, now)).await?;
+    let added = checked_for_school(&state, &session, move |store, school| {
+        store.add_notification_target(school, &target, now)
+    })
+    .await?;
     match added {
         Ok(added) => {
             tracing::info!(id = added.id, target = %added.label(), by = %session.user.staff.id, "notification target added");
@@ -303,14 +303,14 @@ pub async fn remove_target(
     _: CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
     let id: i64 = id_in_path(path, "notification target")?;
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
     let by = session.user.staff.name.clone();
     let now = state.now();
     // Another school's target, or one already removed, is "there is no target", as a missing one.
-    let target = checked(move || store.remove_notification_target(&school, id, &by, now))
-        .await?
-        .map_err(WebError::NotFound)?;
+    let target = checked_for_school(&state, &session, move |store, school| {
+        store.remove_notification_target(school, id, &by, now)
+    })
+    .await?
+    .map_err(WebError::NotFound)?;
     tracing::info!(id, target = %target.label(), by = %session.user.staff.id, "notification target removed");
     if let Some(escalation) = &state.escalation {
         escalation.targets_changed(session.user.school.id.clone());

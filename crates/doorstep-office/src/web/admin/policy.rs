@@ -16,11 +16,12 @@ use maud::html;
 
 use super::{admin_page, refused, Admin};
 use crate::logins::Session;
+use crate::people::SettingsChange;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::extract::CsrfForm;
 use crate::web::forms::{field_error, from_wire, nothing_saved, wire, Fields, Problems};
-use crate::web::{checked, for_school, words, WebError};
+use crate::web::{checked_for_school, words, WebError};
 
 const MINUTE_FIELDS: [(&str, &str); 5] = [
     (
@@ -620,13 +621,14 @@ fn stored_policy_page(
 }
 
 /// `GET /admin/policy`.
-pub async fn policy_get(
-    Admin(session): Admin,
-    State(state): State<AppState>,
-) -> Result<Response, WebError> {
-    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
+pub async fn policy_get(Admin(session): Admin) -> Result<Response, WebError> {
     let zone = session.user.school.time_zone.name();
-    Ok(stored_policy_page(&session, zone, &current, None))
+    Ok(stored_policy_page(
+        &session,
+        zone,
+        &session.user.policy,
+        None,
+    ))
 }
 
 /// `POST /admin/time-zone`: puts the school on another clock (an IANA name, such as Europe/London). A name
@@ -636,7 +638,6 @@ pub async fn time_zone_post(
     State(state): State<AppState>,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
     let typed = fields.one("time_zone");
     let zone = match SchoolTimeZone::parse(typed) {
         Ok(zone) => zone,
@@ -646,19 +647,22 @@ pub async fn time_zone_post(
             return Ok(policy_page(
                 &session,
                 typed,
-                &current,
-                &PolicyDraft::of(&current),
+                &session.user.policy,
+                &PolicyDraft::of(&session.user.policy),
                 &errors,
                 None,
                 StatusCode::BAD_REQUEST,
             ));
         }
     };
-    let store = state.store.clone();
-    let school = session.user.school.id.clone();
     let by = session.user.staff.id.clone();
     let now = state.now();
-    match checked(move || store.change_time_zone(&school, &zone, &by, now)).await? {
+    let change = SettingsChange::TimeZone(zone);
+    match checked_for_school(&state, &session, move |store, school| {
+        store.change_settings(school, change, &by, now)
+    })
+    .await?
+    {
         Ok(()) => {
             tracing::info!(by = %session.user.staff.id, zone = zone.name(), "school time zone changed");
             let notice = format!(
@@ -668,7 +672,7 @@ pub async fn time_zone_post(
             Ok(stored_policy_page(
                 &session,
                 zone.name(),
-                &current,
+                &session.user.policy,
                 Some(&notice),
             ))
         }
@@ -682,7 +686,7 @@ pub async fn policy_post(
     State(state): State<AppState>,
     CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let current = for_school(&state, &session, |store, school| store.policy(school)).await?;
+    let current = &session.user.policy;
     let (candidate, notice) = if fields.ticked("apply_preset") {
         let preset = from_wire::<Preset>(fields.one("apply_preset")).ok_or_else(|| {
             WebError::BadInput(format!(
@@ -702,7 +706,7 @@ pub async fn policy_post(
         )
     } else {
         let draft = PolicyDraft::from_fields(&fields);
-        match draft.parse(&current) {
+        match draft.parse(current) {
             Ok(policy) => (Ok(policy), "The policy was saved.".to_owned()),
             Err(errors) => (Err((draft, errors)), String::new()),
         }
@@ -711,15 +715,13 @@ pub async fn policy_post(
         Err((draft, errors)) => Ok(policy_page(
             &session,
             session.user.school.time_zone.name(),
-            &current,
+            current,
             &draft,
             &errors,
             None,
             StatusCode::BAD_REQUEST,
         )),
         Ok(policy) => {
-            let store = state.store.clone();
-            let school = session.user.school.id.clone();
             let saved = policy.clone();
             let by = session.user.staff.id.clone();
             let how = if fields.ticked("apply_preset") {
@@ -728,7 +730,19 @@ pub async fn policy_post(
                 "saved the settings".to_owned()
             };
             let now = state.now();
-            match checked(move || store.change_policy(&school, &saved, &by, &how, now)).await? {
+            match checked_for_school(&state, &session, move |store, school| {
+                store.change_settings(
+                    school,
+                    SettingsChange::Policy {
+                        policy: &saved,
+                        how: &how,
+                    },
+                    &by,
+                    now,
+                )
+            })
+            .await?
+            {
                 Ok(()) => {
                     tracing::info!(by = %session.user.staff.id, "school policy changed");
                     let zone = session.user.school.time_zone.name();
