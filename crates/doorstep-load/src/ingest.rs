@@ -120,7 +120,7 @@ fn measure(
 }
 
 /// `size` check-ins from `phone`, stamped now.
-fn batch_for(phone: &mut Phone, size: usize) -> Vec<EventEnvelope> {
+pub(crate) fn batch_for(phone: &mut Phone, size: usize) -> Vec<EventEnvelope> {
     let now = Utc::now() - TimeDelta::milliseconds(1);
     (0..size)
         .map(|_| {
@@ -142,7 +142,11 @@ fn batch_for(phone: &mut Phone, size: usize) -> Vec<EventEnvelope> {
 
 /// The floor: the same rows into the same table and keys (written by the office's own insert), one
 /// transaction per batch, nothing else.
-fn plain_insert(dir: &std::path::Path, size: usize, for_how_long: Duration) -> anyhow::Result<f64> {
+pub(crate) fn plain_insert(
+    dir: &std::path::Path,
+    size: usize,
+    for_how_long: Duration,
+) -> anyhow::Result<f64> {
     let path = dir.join(format!("floor-{size}.sqlite3"));
     let mut conn = Connection::open(&path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -9,6 +9,8 @@
 //!   `sync`: the same loop on the cheapest endpoint.
 //! - `ingest`: in this process, the office store's ingest of batches of 1, 10 and 100 events beside a plain
 //!   batched SQLite insert of the same rows into a file with the same settings (the floor).
+//! - `backends`: in this process, a phone's batch ingested through the store's trait on SQLite and on
+//!   PostgreSQL by the same concurrent tasks, each beside its own plain batched insert.
 //! - `duress`: from a phone's fsynced record of an alert to the alarm on the office board's live stream,
 //!   beside its floor (one fsynced insert and one HTTP round trip).
 //! - `deadlines`: how late the office raised each overdue alarm, read from its database after a run.
@@ -20,6 +22,7 @@
 // It stamps events with the real time, as a phone would (the office may not read the clock: clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod backends;
 mod deadlines;
 mod duress;
 mod ingest;
@@ -52,6 +55,9 @@ enum Cmd {
     Ingest(ingest::IngestArgs),
     /// From a phone's alert to the alarm on the board's live stream, beside its floor.
     Duress(duress::DuressArgs),
+    /// A phone's batch ingested on the SQLite store and on PostgreSQL side by side, each beside its floor
+    /// (in this process).
+    Backends(backends::BackendsArgs),
     /// How late the office raised overdue alarms, from its database.
     Deadlines {
         /// The office's data folder (it holds office.sqlite3).
@@ -71,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Health(args) => open_loop::health(args).await,
         Cmd::Ingest(args) => ingest::run(args),
         Cmd::Duress(args) => duress::run(args).await,
+        Cmd::Backends(args) => backends::run(args).await,
         Cmd::Deadlines { data_dir, since } => deadlines::report(&data_dir, since),
     }
 }
