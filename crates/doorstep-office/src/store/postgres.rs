@@ -3,8 +3,9 @@
 //!
 //! **How far it goes.** It holds the two areas behind traits so far ([`Visits`] and [`Alarms`], see
 //! [`super::backend`]): enough for the escalation engine to watch every visit and raise and escalate its
-//! alarms. The rest of the office (phones' syncs, sign-ins, deliveries, requests and the pages) runs only
-//! on SQLite; `doorstep-office` does not yet accept a PostgreSQL URL.
+//! alarms, and for a phone's batch to be checked and stored. The rest of the office (the sync's answer,
+//! sign-ins and phones, deliveries, requests and the pages) runs only on SQLite: of the office's commands
+//! only `doorstep-office watch` (the engine alone) takes a PostgreSQL database.
 //!
 //! **Several offices, one database.** Every office's engine watches every visit
 //! ([`crate::escalation::Escalation::spawn_sharing`]), so each deadline comes due in all of them. Each
@@ -54,11 +55,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[(
     include_str!("../../migrations-postgres/V1__visits_and_alarms.sql"),
 )];
 
-/// The first key of the office's advisory locks on visits; the second is `hashtext` of the visit's id.
-pub const VISIT_LOCKS: i32 = 7_301;
-
 /// Takes visit `$1`'s advisory lock until the transaction ends: every write about a visit's events or
-/// alarms that two offices could both make is made under it.
+/// alarms that two offices could both make is made under it. The lock's first key, 7301, is the office's
+/// for visits; the second is `hashtext` of the visit's id (two visits that share a hash only wait for each
+/// other).
 pub const LOCK_VISIT: &str = "SELECT pg_advisory_xact_lock(7301, hashtext($1))";
 
 /// The session advisory lock the migrations are applied under.
@@ -106,7 +106,7 @@ impl PgStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        Ok(self.client().await?.execute(sql, params).await?)
+        execute(&self.client().await?, sql, params).await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -144,6 +144,47 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
     drop(client);
     let _ = connection.await;
     applied.map(|_| ())
+}
+
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+// Every statement goes through the connection's cache of prepared statements (deadpool's
+// `prepare_cached`): a statement is parsed once per connection, and each use is one round trip.
+
+async fn query(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+async fn query_opt(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_opt(&statement, params).await?)
+}
+
+async fn query_one(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Row, StoreError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_one(&statement, params).await?)
+}
+
+async fn execute(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<u64, StoreError> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
 }
 
 fn text(row: &Row, column: &str) -> Result<String, StoreError> {
@@ -188,9 +229,7 @@ fn alarm_from(row: &Row) -> Result<Alarm, StoreError> {
 }
 
 async fn alarm_in(client: &impl GenericClient, id: i64) -> Result<Alarm, StoreError> {
-    let row = client
-        .query_one("SELECT * FROM alarms WHERE id = $1", &[&id])
-        .await?;
+    let row = query_one(client, "SELECT * FROM alarms WHERE id = $1", &[&id]).await?;
     alarm_from(&row)
 }
 
@@ -199,14 +238,14 @@ async fn school_of_visit(
     client: &impl GenericClient,
     visit: &VisitId,
 ) -> Result<(School, Policy), StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT s.id, s.name, s.office_phone, s.policy, s.time_zone
+    let row = query_opt(
+        client,
+        "SELECT s.id, s.name, s.office_phone, s.policy, s.time_zone
              FROM visits v JOIN schools s ON s.id = v.school_id WHERE v.id = $1",
-            &[&visit.as_str()],
-        )
-        .await?
-        .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
+        &[&visit.as_str()],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
     school_from(&row)
 }
 
@@ -229,18 +268,18 @@ async fn school_policy(
     client: &impl GenericClient,
     school: &SchoolId,
 ) -> Result<Policy, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT policy FROM schools WHERE id = $1",
-            &[&school.as_str()],
-        )
-        .await?
-        .ok_or_else(|| StoreError::Invalid(format!("unknown school {school}")))?;
+    let row = query_opt(
+        client,
+        "SELECT policy FROM schools WHERE id = $1",
+        &[&school.as_str()],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Invalid(format!("unknown school {school}")))?;
     Ok(serde_json::from_str(&text(&row, "policy")?)?)
 }
 
 async fn lock_visit(client: &impl GenericClient, visit: &VisitId) -> Result<(), StoreError> {
-    client.execute(LOCK_VISIT, &[&visit.as_str()]).await?;
+    execute(client, LOCK_VISIT, &[&visit.as_str()]).await?;
     Ok(())
 }
 
@@ -250,18 +289,18 @@ async fn log(
     (alarm, at): (i64, DateTime<Utc>),
     (what, level, detail): (&str, Option<AlarmLevel>, &str),
 ) -> Result<(), StoreError> {
-    client
-        .execute(
-            "INSERT INTO alarm_log (alarm_id, at, what, level, detail) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &alarm,
-                &at.to_rfc3339(),
-                &what,
-                &level.map(AlarmLevel::name),
-                &detail,
-            ],
-        )
-        .await?;
+    execute(
+        client,
+        "INSERT INTO alarm_log (alarm_id, at, what, level, detail) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &alarm,
+            &at.to_rfc3339(),
+            &what,
+            &level.map(AlarmLevel::name),
+            &detail,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -277,16 +316,16 @@ async fn note_if_nobody_to_tell(
         return Ok(());
     }
     let column = wants_level_column(level);
-    let covered: bool = client
-        .query_one(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM notification_targets WHERE school_id = $1
+    let covered: bool = query_one(
+        client,
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM notification_targets WHERE school_id = $1
                  AND visit_id IS NULL AND removed_at IS NULL AND {column} = 1)"
-            ),
-            &[&of.0.id.as_str()],
-        )
-        .await?
-        .try_get(0)?;
+        ),
+        &[&of.0.id.as_str()],
+    )
+    .await?
+    .try_get(0)?;
     if covered {
         return Ok(());
     }
@@ -304,22 +343,22 @@ async fn refresh_visit(
     client: &impl GenericClient,
     visit: &VisitId,
 ) -> Result<VisitState, StoreError> {
-    let staff: Vec<StaffId> = client
-        .query(
-            "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
-            &[&visit.as_str()],
-        )
-        .await?
-        .iter()
-        .map(|row| parse_id(&text(row, "staff_id")?))
-        .collect::<Result<_, _>>()?;
+    let staff: Vec<StaffId> = query(
+        client,
+        "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
+        &[&visit.as_str()],
+    )
+    .await?
+    .iter()
+    .map(|row| parse_id(&text(row, "staff_id")?))
+    .collect::<Result<_, _>>()?;
     let mut events = Vec::new();
-    for row in client
-        .query(
-            "SELECT body, received_at, trusted_at FROM events WHERE visit_id = $1 ORDER BY position",
-            &[&visit.as_str()],
-        )
-        .await?
+    for row in query(
+        client,
+        "SELECT body, received_at, trusted_at FROM events WHERE visit_id = $1 ORDER BY position",
+        &[&visit.as_str()],
+    )
+    .await?
     {
         let received_at = stored_time(&text(&row, "received_at")?)?;
         events.push(StoredEvent {
@@ -330,16 +369,16 @@ async fn refresh_visit(
     }
     let trusted: Vec<TrustedEvent<'_>> = events.iter().map(StoredEvent::trusted).collect();
     let state = lifecycle::replay(VisitState::new(staff), trusted.iter());
-    client
-        .execute(
-            "UPDATE visits SET phase = $2, state = $3 WHERE id = $1",
-            &[
-                &visit.as_str(),
-                &state.phase().name(),
-                &serde_json::to_string(&state)?,
-            ],
-        )
-        .await?;
+    execute(
+        client,
+        "UPDATE visits SET phase = $2, state = $3 WHERE id = $1",
+        &[
+            &visit.as_str(),
+            &state.phase().name(),
+            &serde_json::to_string(&state)?,
+        ],
+    )
+    .await?;
     Ok(state)
 }
 
@@ -350,22 +389,22 @@ async fn raise_alarm_in(
     new: NewAlarm<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Alarm>, StoreError> {
-    let Some(row) = tx
-        .query_opt(
-            "INSERT INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
+    let Some(row) = query_opt(
+        tx,
+        "INSERT INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (visit_id, kind, about, due_at) DO NOTHING RETURNING id",
-            &[
-                &new.visit.as_str(),
-                &new.kind.as_str(),
-                &new.about,
-                &new.due_at.to_rfc3339(),
-                &now.to_rfc3339(),
-                &new.level.name(),
-                &(new.level != AlarmLevel::Board).then(|| now.to_rfc3339()),
-            ],
-        )
-        .await?
+        &[
+            &new.visit.as_str(),
+            &new.kind.as_str(),
+            &new.about,
+            &new.due_at.to_rfc3339(),
+            &now.to_rfc3339(),
+            &new.level.name(),
+            &(new.level != AlarmLevel::Board).then(|| now.to_rfc3339()),
+        ],
+    )
+    .await?
     else {
         // Raised already (by this office or another): nothing to do.
         return Ok(None);
@@ -384,9 +423,7 @@ async fn events_held(
     device: &Device,
     visit: &VisitId,
 ) -> Result<(i64, i64), StoreError> {
-    let row = tx
-        .query_one(
-            "SELECT COUNT(*) AS events,
+    let row = query_one(tx, "SELECT COUNT(*) AS events,
                     COALESCE(SUM(CASE WHEN body::jsonb #>> '{event,type}' = 'duress_raised' THEN 1 ELSE 0 END), 0)::BIGINT AS alerts
              FROM events WHERE device_id = $1 AND visit_id = $2",
             &[&device.id.as_str(), &visit.as_str()],
@@ -414,12 +451,12 @@ async fn check_and_store(
     policy: &Policy,
     (trusted_at, now): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Result<EventOutcome, Rejection>, StoreError> {
-    let stored: Option<EventEnvelope> = match tx
-        .query_opt(
-            "SELECT body FROM events WHERE id = $1",
-            &[&envelope.id.to_string()],
-        )
-        .await?
+    let stored: Option<EventEnvelope> = match query_opt(
+        tx,
+        "SELECT body FROM events WHERE id = $1",
+        &[&envelope.id.to_string()],
+    )
+    .await?
     {
         Some(row) => Some(serde_json::from_str(&text(&row, "body")?)?),
         None => None,
@@ -427,35 +464,36 @@ async fn check_and_store(
     if let Some(reason) = checks::over_quota(envelope, held).filter(|_| stored.is_none()) {
         return Ok(Err(refused(envelope, reason)));
     }
-    let assigned: Vec<StaffId> = tx
-        .query(
-            "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
-            &[&envelope.visit.as_str()],
-        )
-        .await?
-        .iter()
-        .map(|row| parse_id(&text(row, "staff_id")?))
-        .collect::<Result<_, _>>()?;
+    let assigned: Vec<StaffId> = query(
+        tx,
+        "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
+        &[&envelope.visit.as_str()],
+    )
+    .await?
+    .iter()
+    .map(|row| parse_id(&text(row, "staff_id")?))
+    .collect::<Result<_, _>>()?;
     if let Some(reason) = checks::refusal(device, envelope, &assigned) {
         return Ok(Err(refused(envelope, reason)));
     }
     let seq = i64::try_from(envelope.seq.get())
         .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
     let seq_taken = stored.is_none()
-        && tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE device_id = $1 AND seq = $2)",
-                &[&envelope.device.as_str(), &seq],
-            )
-            .await?
-            .try_get::<_, bool>(0)?;
+        && query_one(
+            tx,
+            "SELECT EXISTS (SELECT 1 FROM events WHERE device_id = $1 AND seq = $2)",
+            &[&envelope.device.as_str(), &seq],
+        )
+        .await?
+        .try_get::<_, bool>(0)?;
     match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
         Err(rejection) => Ok(Err(rejection)),
         Ok(Some(outcome)) => Ok(Ok(outcome)),
         Ok(None) => {
             insert_event(tx, envelope, trusted_at, now).await?;
             for kind in NoticeKind::carried_by(&envelope.event) {
-                tx.execute(
+                execute(
+                    tx,
                     "INSERT INTO notices (visit_id, kind, event_id, staff_id, role, raised_at)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id, kind) DO NOTHING",
                     &[
@@ -484,9 +522,7 @@ async fn insert_event(
 ) -> Result<bool, StoreError> {
     let seq = i64::try_from(envelope.seq.get())
         .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
-    let stored = tx
-        .execute(
-            "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
+    let stored = execute(tx, "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
             &[
                 &envelope.id.to_string(),
@@ -551,20 +587,21 @@ impl Visits for PgStore {
         let tx = client.transaction().await?;
         let policy = school_policy(&tx, &visit.school).await?;
         for assigned in &visit.staff {
-            let row = tx
-                .query_opt(
-                    "SELECT body FROM staff WHERE id = $1",
-                    &[&assigned.id.as_str()],
-                )
-                .await?
-                .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
+            let row = query_opt(
+                &tx,
+                "SELECT body FROM staff WHERE id = $1",
+                &[&assigned.id.as_str()],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
             let member: StaffMember = serde_json::from_str(&text(&row, "body")?)?;
             if let Some(refusal) = dbs_refusal(&policy, &member) {
                 return Err(StoreError::Invalid(refusal));
             }
         }
         let state = VisitState::new(visit.staff_ids());
-        tx.execute(
+        execute(
+            &tx,
             "INSERT INTO visits (id, school_id, pupil_id, agreed_time, body, phase, state)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
@@ -579,7 +616,8 @@ impl Visits for PgStore {
         )
         .await?;
         for (position, assigned) in visit.staff.iter().enumerate() {
-            tx.execute(
+            execute(
+                &tx,
                 "INSERT INTO visit_staff (visit_id, staff_id, position) VALUES ($1, $2, $3)",
                 &[
                     &visit.id.as_str(),
@@ -666,9 +704,8 @@ impl Visits for PgStore {
     }
 
     async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
-        self.client()
-            .await?
-            .query(
+        query(
+                &self.client().await?,
                 "SELECT id FROM visits WHERE phase IN ('authorised', 'departed', 'outside', 'in_visit', 'checked_in', 'duress')
                  UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL AND closed_at IS NULL",
                 &[],
@@ -684,13 +721,13 @@ impl Visits for PgStore {
         visit: &VisitId,
     ) -> Result<Option<(Visit, VisitState, Policy)>, StoreError> {
         let client = self.client().await?;
-        let Some(row) = client
-            .query_opt(
-                "SELECT v.body, v.state, s.policy FROM visits v JOIN schools s ON s.id = v.school_id
+        let Some(row) = query_opt(
+            &client,
+            "SELECT v.body, v.state, s.policy FROM visits v JOIN schools s ON s.id = v.school_id
                  WHERE v.id = $1",
-                &[&visit.as_str()],
-            )
-            .await?
+            &[&visit.as_str()],
+        )
+        .await?
         else {
             return Ok(None);
         };
@@ -704,16 +741,15 @@ impl Visits for PgStore {
 
 impl Alarms for PgStore {
     async fn alarms_for_visit(&self, visit: &VisitId) -> Result<Vec<Alarm>, StoreError> {
-        self.client()
-            .await?
-            .query(
-                "SELECT * FROM alarms WHERE visit_id = $1 ORDER BY id",
-                &[&visit.as_str()],
-            )
-            .await?
-            .iter()
-            .map(alarm_from)
-            .collect()
+        query(
+            &self.client().await?,
+            "SELECT * FROM alarms WHERE visit_id = $1 ORDER BY id",
+            &[&visit.as_str()],
+        )
+        .await?
+        .iter()
+        .map(alarm_from)
+        .collect()
     }
 
     async fn raise_alarm(
@@ -744,7 +780,8 @@ impl Alarms for PgStore {
         }
         let school = school_of_visit(&tx, &seen.visit).await?;
         let step = escalation_step(seen.level, &school.1);
-        tx.execute(
+        execute(
+            &tx,
             "UPDATE alarms SET level = $2, escalated_at = $3 WHERE id = $1",
             &[&seen.id, &step.level.name(), &now.to_rfc3339()],
         )
@@ -766,9 +803,7 @@ impl Alarms for PgStore {
     async fn note_contact_resumed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let changed = tx
-            .execute(
-                "UPDATE alarms SET contact_resumed_at = $2 WHERE id = $1 AND contact_resumed_at IS NULL",
+        let changed = execute(&tx, "UPDATE alarms SET contact_resumed_at = $2 WHERE id = $1 AND contact_resumed_at IS NULL",
                 &[&id, &now.to_rfc3339()],
             )
             .await?;
@@ -780,26 +815,25 @@ impl Alarms for PgStore {
     }
 
     async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {
-        self.client()
-            .await?
-            .query(
-                "SELECT l.id, l.alarm_id, l.at, l.what, l.level, l.detail FROM alarm_log l
+        query(
+            &self.client().await?,
+            "SELECT l.id, l.alarm_id, l.at, l.what, l.level, l.detail FROM alarm_log l
                  JOIN alarms a ON a.id = l.alarm_id WHERE a.visit_id = $1 ORDER BY l.id",
-                &[&visit.as_str()],
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                let level: Option<String> = row.try_get("level")?;
-                Ok(AlarmLogEntry {
-                    id: row.try_get("id")?,
-                    alarm: row.try_get("alarm_id")?,
-                    at: stored_time(&text(row, "at")?)?,
-                    what: text(row, "what")?,
-                    level: level.as_deref().and_then(AlarmLevel::parse),
-                    detail: text(row, "detail")?,
-                })
+            &[&visit.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            let level: Option<String> = row.try_get("level")?;
+            Ok(AlarmLogEntry {
+                id: row.try_get("id")?,
+                alarm: row.try_get("alarm_id")?,
+                at: stored_time(&text(row, "at")?)?,
+                what: text(row, "what")?,
+                level: level.as_deref().and_then(AlarmLevel::parse),
+                detail: text(row, "detail")?,
             })
-            .collect()
+        })
+        .collect()
     }
 }
