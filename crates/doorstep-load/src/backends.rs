@@ -2,8 +2,9 @@
 //! store's `Visits` trait (the ingest's checks, the events stored, each touched visit rebuilt, one
 //! transaction a batch) on the embedded SQLite store and on PostgreSQL, by the same number of concurrent
 //! tasks, each beside its own floor: a plain batched insert of the same rows into the same table, one
-//! transaction a batch, on the same database (SQLite WAL with `synchronous=FULL`; PostgreSQL as the server
-//! is configured, which `scripts/bench-backends` starts with `fsync` and `synchronous_commit` on).
+//! transaction a batch, on the same database (SQLite WAL with `synchronous=FULL`, one writer, as SQLite
+//! takes one at a time; PostgreSQL by as many connections as the tasks, as the server is configured, which
+//! `scripts/bench-backends` starts with `fsync` and `synchronous_commit` on).
 //!
 //! Each batch's time is measured from the call to its answer; the rate counts every event stored.
 
@@ -60,7 +61,10 @@ pub async fn run(args: BackendsArgs) -> anyhow::Result<()> {
         crate::ingest::filesystem_of(dir.path()),
         args.postgres
     );
-    println!("{tasks} task(s) ingesting at once; the floors one writer, one transaction a batch");
+    println!(
+        "{tasks} task(s) ingesting at once; floors one transaction a batch: SQLite's one writer (SQLite \
+         takes one at a time), PostgreSQL's {tasks} at once"
+    );
     println!(
         "{:>10}  {:>5}  {:>10}  {:>8}  {:>8}  {:>12}  {:>5}",
         "backend", "batch", "events/s", "p50 ms", "p99 ms", "floor rows/s", "ratio"
@@ -76,7 +80,7 @@ pub async fn run(args: BackendsArgs) -> anyhow::Result<()> {
         report("SQLite", size, rate, &latency, floor);
         let (rate, latency) =
             ingest(&postgres, &mut postgres_phones, size, tasks, for_how_long).await?;
-        let floor = postgres_floor(&args.postgres, size, for_how_long).await?;
+        let floor = postgres_floor(&args.postgres, size, tasks, for_how_long).await?;
         report("PostgreSQL", size, rate, &latency, floor);
     }
     Ok(())
@@ -213,11 +217,17 @@ async fn ingest<S: Visits + Alarms>(
 }
 
 /// PostgreSQL's floor: the same rows, into a table with the same columns and keys, one transaction a
-/// batch, nothing else.
-async fn postgres_floor(url: &str, size: usize, for_how_long: Duration) -> anyhow::Result<f64> {
-    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    let connection = tokio::spawn(connection);
+/// batch, nothing else, by as many connections at once as the office's tasks (PostgreSQL, unlike SQLite,
+/// takes concurrent writers, and shares its log's flushes between their commits).
+async fn postgres_floor(
+    url: &str,
+    size: usize,
+    tasks: usize,
+    for_how_long: Duration,
+) -> anyhow::Result<f64> {
     let table = format!("floor_{size}");
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let connection = tokio::spawn(connection);
     client
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS {table};
@@ -228,48 +238,64 @@ async fn postgres_floor(url: &str, size: usize, for_how_long: Duration) -> anyho
              CREATE INDEX {table}_by_visit ON {table} (visit_id);"
         ))
         .await?;
-    let insert = client
-        .prepare(&format!(
-            "INSERT INTO {table} (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ))
-        .await?;
-    let mut phone = Phone {
-        device: "floor-phone".parse()?,
-        token: String::new(),
-        staff: "floor-staff".parse()?,
-        visit: "floor-visit".parse()?,
-        next_seq: 1,
-        cursor: None,
-    };
-    let began = Instant::now();
-    let mut done = 0;
-    while began.elapsed() < for_how_long {
-        let batch: Vec<EventEnvelope> = batch_for(&mut phone, size);
-        let now = Utc::now().to_rfc3339();
-        let tx = client.transaction().await?;
-        for envelope in &batch {
-            let seq = i64::try_from(envelope.seq.get())?;
-            tx.execute(
-                &insert,
-                &[
-                    &envelope.id.to_string(),
-                    &envelope.device.as_str(),
-                    &seq,
-                    &envelope.visit.as_str(),
-                    &envelope.event.actor().as_str(),
-                    &envelope.recorded_at.to_rfc3339(),
-                    &now,
-                    &serde_json::to_string(envelope)?,
-                    &now,
-                ],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        done += size;
-    }
     drop(client);
     let _ = connection.await;
+    let began = Instant::now();
+    let mut writers = Vec::new();
+    for writer in 0..tasks {
+        let (url, table) = (url.to_owned(), table.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut client, connection) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            let connection = tokio::spawn(connection);
+            let insert = client
+                .prepare(&format!(
+                    "INSERT INTO {table} (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body, trusted_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ))
+                .await?;
+            let mut phone = Phone {
+                device: format!("floor-phone-{writer}").parse()?,
+                token: String::new(),
+                staff: "floor-staff".parse()?,
+                visit: "floor-visit".parse()?,
+                next_seq: 1,
+                cursor: None,
+            };
+            let mut done = 0;
+            while began.elapsed() < for_how_long {
+                let batch: Vec<EventEnvelope> = batch_for(&mut phone, size);
+                let now = Utc::now().to_rfc3339();
+                let tx = client.transaction().await?;
+                for envelope in &batch {
+                    let seq = i64::try_from(envelope.seq.get())?;
+                    tx.execute(
+                        &insert,
+                        &[
+                            &envelope.id.to_string(),
+                            &envelope.device.as_str(),
+                            &seq,
+                            &envelope.visit.as_str(),
+                            &envelope.event.actor().as_str(),
+                            &envelope.recorded_at.to_rfc3339(),
+                            &now,
+                            &serde_json::to_string(envelope)?,
+                            &now,
+                        ],
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                done += size;
+            }
+            drop(client);
+            let _ = connection.await;
+            Ok::<_, anyhow::Error>(done)
+        }));
+    }
+    let mut done = 0;
+    for writer in writers {
+        done += writer.await??;
+    }
     Ok(done as f64 / began.elapsed().as_secs_f64())
 }

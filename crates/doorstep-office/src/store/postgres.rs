@@ -22,7 +22,7 @@
 //! the same instants to the nanosecond (a `timestamptz` keeps microseconds, and an alarm's due time must
 //! equal the deadline it was raised for).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -338,12 +338,12 @@ async fn note_if_nobody_to_tell(
     .await
 }
 
-/// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
-async fn refresh_visit(
+/// Everyone on a visit, in the order the office listed them.
+async fn assigned_staff(
     client: &impl GenericClient,
     visit: &VisitId,
-) -> Result<VisitState, StoreError> {
-    let staff: Vec<StaffId> = query(
+) -> Result<Vec<StaffId>, StoreError> {
+    query(
         client,
         "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
         &[&visit.as_str()],
@@ -351,7 +351,15 @@ async fn refresh_visit(
     .await?
     .iter()
     .map(|row| parse_id(&text(row, "staff_id")?))
-    .collect::<Result<_, _>>()?;
+    .collect()
+}
+
+/// Rebuilds a visit's state from all its events through the core lifecycle and stores it.
+async fn refresh_visit(
+    client: &impl GenericClient,
+    visit: &VisitId,
+) -> Result<VisitState, StoreError> {
+    let staff = assigned_staff(client, visit).await?;
     let mut events = Vec::new();
     for row in query(
         client,
@@ -447,45 +455,31 @@ async fn check_and_store(
     tx: &impl GenericClient,
     device: &Device,
     envelope: &EventEnvelope,
-    held: (i64, i64),
+    (held, assigned): ((i64, i64), &[StaffId]),
     policy: &Policy,
     (trusted_at, now): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Result<EventOutcome, Rejection>, StoreError> {
-    let stored: Option<EventEnvelope> = match query_opt(
+    let seq = i64::try_from(envelope.seq.get())
+        .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
+    // What is stored under the event's id, and whether its device's number is taken, in one round trip.
+    let row = query_one(
         tx,
-        "SELECT body FROM events WHERE id = $1",
-        &[&envelope.id.to_string()],
+        "SELECT (SELECT body FROM events WHERE id = $1) AS body,
+                EXISTS (SELECT 1 FROM events WHERE device_id = $2 AND seq = $3) AS seq_taken",
+        &[&envelope.id.to_string(), &envelope.device.as_str(), &seq],
     )
-    .await?
-    {
-        Some(row) => Some(serde_json::from_str(&text(&row, "body")?)?),
+    .await?;
+    let stored: Option<EventEnvelope> = match row.try_get::<_, Option<String>>("body")? {
+        Some(body) => Some(serde_json::from_str(&body)?),
         None => None,
     };
     if let Some(reason) = checks::over_quota(envelope, held).filter(|_| stored.is_none()) {
         return Ok(Err(refused(envelope, reason)));
     }
-    let assigned: Vec<StaffId> = query(
-        tx,
-        "SELECT staff_id FROM visit_staff WHERE visit_id = $1 ORDER BY position",
-        &[&envelope.visit.as_str()],
-    )
-    .await?
-    .iter()
-    .map(|row| parse_id(&text(row, "staff_id")?))
-    .collect::<Result<_, _>>()?;
-    if let Some(reason) = checks::refusal(device, envelope, &assigned) {
+    if let Some(reason) = checks::refusal(device, envelope, assigned) {
         return Ok(Err(refused(envelope, reason)));
     }
-    let seq = i64::try_from(envelope.seq.get())
-        .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
-    let seq_taken = stored.is_none()
-        && query_one(
-            tx,
-            "SELECT EXISTS (SELECT 1 FROM events WHERE device_id = $1 AND seq = $2)",
-            &[&envelope.device.as_str(), &seq],
-        )
-        .await?
-        .try_get::<_, bool>(0)?;
+    let seq_taken = stored.is_none() && row.try_get::<_, bool>("seq_taken")?;
     match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
         Err(rejection) => Ok(Err(rejection)),
         Ok(Some(outcome)) => Ok(Ok(outcome)),
@@ -669,16 +663,21 @@ impl Visits for PgStore {
         lock_visits(&tx, events).await?;
         let policy = school_policy(&tx, &device.school).await?;
         let mut tally = Tally::default();
+        // Everyone on each visit of the batch, read once.
+        let mut staff: HashMap<&VisitId, Vec<StaffId>> = HashMap::new();
         for envelope in events {
-            let counts = match tally.held(&envelope.visit) {
+            let visit = &envelope.visit;
+            let counts = match tally.held(visit) {
                 Some(counts) => counts,
                 None => {
-                    let held = events_held(&tx, device, &envelope.visit).await?;
-                    tally.read_held(&envelope.visit, held)
+                    let held = events_held(&tx, device, visit).await?;
+                    staff.insert(visit, assigned_staff(&tx, visit).await?);
+                    tally.read_held(visit, held)
                 }
             };
+            let facts = (counts, staff.get(visit).map_or(&[][..], Vec::as_slice));
             let times = (trusted_time(envelope.recorded_at, device_time, now), now);
-            let outcome = check_and_store(&tx, device, envelope, counts, &policy, times).await?;
+            let outcome = check_and_store(&tx, device, envelope, facts, &policy, times).await?;
             tally.answer(envelope, outcome);
         }
         if !tally.rejections.is_empty() {
