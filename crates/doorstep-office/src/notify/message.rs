@@ -100,6 +100,54 @@ pub(crate) fn notifying_steps(history: &[Step]) -> Vec<(&Step, Audience)> {
         .collect()
 }
 
+/// One delivery an alarm's history calls for: a notifying step, to one target, with the levels of its
+/// audience that target wants (as stored with the delivery, "board,authoriser"; "contact" for a visit's own
+/// responsible contact).
+#[derive(Debug, Clone)]
+pub(crate) struct Planned<'a> {
+    pub step: &'a Step,
+    pub audience: Audience,
+    pub target: &'a super::NotificationTarget,
+    pub audience_text: String,
+    pub to_contact: bool,
+}
+
+/// The deliveries an alarm's history calls for (the delivery planning, a pure function whichever store
+/// holds the history): each notifying step ([`notifying_steps`]), to each of `targets` (the alarm's live
+/// school-wide targets and its visit's own contacts) that wants the step's audience (a visit's contact
+/// hears every step), that existed when the step happened, and that has no delivery for the step yet
+/// (`made`: (step id, target id) pairs).
+pub(crate) fn plan_alarm_deliveries<'a>(
+    history: &'a [Step],
+    targets: &'a [super::NotificationTarget],
+    made: &std::collections::HashSet<(i64, i64)>,
+) -> Vec<Planned<'a>> {
+    let mut plan = Vec::new();
+    for (step, audience) in notifying_steps(history) {
+        for target in targets {
+            let (audience_text, to_contact) = if target.visit.is_some() {
+                ("contact".to_owned(), true)
+            } else {
+                match audience.for_target(target.wants) {
+                    Some(text) => (text, false),
+                    None => continue,
+                }
+            };
+            if step.at < target.created_at || made.contains(&(step.id, target.id)) {
+                continue;
+            }
+            plan.push(Planned {
+                step,
+                audience,
+                target,
+                audience_text,
+                to_contact,
+            });
+        }
+    }
+    plan
+}
+
 /// Everything an alarm step's notification is made from.
 #[derive(Debug, Clone)]
 pub(crate) struct AlarmMessage {
@@ -534,6 +582,61 @@ mod tests {
             at: Utc.with_ymd_and_hms(2026, 11, 23, 10, minute, 0).unwrap(),
             detail: String::new(),
         }
+    }
+
+    fn target(
+        id: i64,
+        wants: (bool, bool),
+        visit: Option<&str>,
+        minute: u32,
+    ) -> super::super::NotificationTarget {
+        super::super::NotificationTarget {
+            id,
+            school: "school-1".parse().unwrap(),
+            kind: TargetKind::Email,
+            address: format!("target-{id}@example.org"),
+            secret: None,
+            name: String::new(),
+            wants: super::super::WantedLevels {
+                board: wants.0,
+                authoriser: wants.1,
+                further: false,
+            },
+            roles: Vec::new(),
+            visit: visit.map(|v| v.parse().unwrap()),
+            created_at: Utc.with_ymd_and_hms(2026, 11, 23, 10, minute, 0).unwrap(),
+            removed_at: None,
+        }
+    }
+
+    #[test]
+    fn each_notifying_step_goes_once_to_each_target_that_wants_it_and_existed_when_it_happened() {
+        let history = [
+            step(1, "raised", Some(AlarmLevel::Board), 30),
+            step(2, "nobody_to_tell", Some(AlarmLevel::Authoriser), 35),
+            step(3, "reached_level", Some(AlarmLevel::Authoriser), 35),
+        ];
+        let targets = [
+            target(1, (true, false), None, 0),
+            target(2, (false, true), None, 0),
+            target(3, (false, false), Some("visit-ava"), 0),
+            // Added after the alarm was raised: hears only of what came after.
+            target(4, (true, true), None, 32),
+        ];
+        // The board's target was told of the raise already.
+        let made = std::collections::HashSet::from([(1, 1)]);
+        let plan: Vec<(i64, i64, String)> = plan_alarm_deliveries(&history, &targets, &made)
+            .into_iter()
+            .map(|p| (p.step.id, p.target.id, p.audience_text))
+            .collect();
+        let expected = [
+            (1, 3, "contact"),
+            (3, 2, "authoriser"),
+            (3, 3, "contact"),
+            (3, 4, "authoriser"),
+        ]
+        .map(|(step, target, levels)| (step, target, levels.to_owned()));
+        assert_eq!(plan, expected);
     }
 
     #[test]

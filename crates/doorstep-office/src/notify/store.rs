@@ -382,58 +382,38 @@ impl SqliteStore {
                 .find(|s| s.what == step::RAISED)
                 .map(|s| s.detail.clone())
                 .unwrap_or_default();
-            let mut context = None;
-            for (step, audience) in message::notifying_steps(&history) {
-                for target in &targets {
-                    let (audience_text, to_contact) = if target.visit.is_some() {
-                        ("contact".to_owned(), true)
-                    } else {
-                        match audience.for_target(target.wants) {
-                            Some(text) => (text, false),
-                            None => continue,
-                        }
-                    };
-                    if step.at < target.created_at || existing.contains(&(step.id, target.id)) {
-                        continue;
-                    }
-                    if context.is_none() {
-                        let visit = visit_body(&tx, &alarm.visit)?;
-                        let (school, _) = school_and_policy(&tx, &school)?;
-                        context = Some((visit, school));
-                    }
-                    let Some((visit, school)) = &context else {
-                        continue;
-                    };
-                    let message = AlarmMessage {
-                        alarm: alarm.clone(),
-                        alarm_detail: alarm_detail.clone(),
-                        step: step.clone(),
-                        audience,
-                        to_contact,
-                        visit: visit.clone(),
-                        school: school.clone(),
-                    };
-                    let id = Uuid::now_v7();
-                    let payload = Told::Alarm(&message).payload(
-                        target.kind,
-                        from,
-                        &target.address,
-                        &id,
-                        now,
-                    )?;
-                    recorded += insert_delivery(
-                        &tx,
-                        &id,
-                        Tells::AlarmStep {
-                            alarm: alarm.id,
-                            step: step.id,
-                        },
-                        target.id,
-                        &audience_text,
-                        &payload,
-                        now,
-                    )?;
-                }
+            let plan = message::plan_alarm_deliveries(&history, &targets, &existing);
+            if plan.is_empty() {
+                continue;
+            }
+            let visit = visit_body(&tx, &alarm.visit)?;
+            let (school, _) = school_and_policy(&tx, &school)?;
+            for planned in plan {
+                let message = AlarmMessage {
+                    alarm: alarm.clone(),
+                    alarm_detail: alarm_detail.clone(),
+                    step: planned.step.clone(),
+                    audience: planned.audience,
+                    to_contact: planned.to_contact,
+                    visit: visit.clone(),
+                    school: school.clone(),
+                };
+                let target = planned.target;
+                let id = Uuid::now_v7();
+                let payload =
+                    Told::Alarm(&message).payload(target.kind, from, &target.address, &id, now)?;
+                recorded += insert_delivery(
+                    &tx,
+                    &id,
+                    Tells::AlarmStep {
+                        alarm: alarm.id,
+                        step: planned.step.id,
+                    },
+                    target.id,
+                    &planned.audience_text,
+                    &payload,
+                    now,
+                )?;
             }
         }
         recorded += record_notice_deliveries(&tx, now, from)?;
