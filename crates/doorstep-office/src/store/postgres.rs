@@ -148,43 +148,27 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
 
-// Every statement goes through the connection's cache of prepared statements (deadpool's
-// `prepare_cached`): a statement is parsed once per connection, and each use is one round trip.
-
-async fn query(
-    client: &impl GenericClient,
-    sql: &str,
-    params: Params<'_>,
-) -> Result<Vec<Row>, StoreError> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query(&statement, params).await?)
+/// Every statement goes through the connection's cache of prepared statements (deadpool's
+/// `prepare_cached`): a statement is parsed once per connection, and each use is one round trip. Each
+/// function is the driver's method of the same name, with the SQL prepared through the cache.
+macro_rules! through_the_cache {
+    ($($name:ident -> $out:ty;)*) => {$(
+        async fn $name(
+            client: &impl GenericClient,
+            sql: &str,
+            params: Params<'_>,
+        ) -> Result<$out, StoreError> {
+            let statement = client.prepare_cached(sql).await?;
+            Ok(client.$name(&statement, params).await?)
+        }
+    )*};
 }
 
-async fn query_opt(
-    client: &impl GenericClient,
-    sql: &str,
-    params: Params<'_>,
-) -> Result<Option<Row>, StoreError> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query_opt(&statement, params).await?)
-}
-
-async fn query_one(
-    client: &impl GenericClient,
-    sql: &str,
-    params: Params<'_>,
-) -> Result<Row, StoreError> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query_one(&statement, params).await?)
-}
-
-async fn execute(
-    client: &impl GenericClient,
-    sql: &str,
-    params: Params<'_>,
-) -> Result<u64, StoreError> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.execute(&statement, params).await?)
+through_the_cache! {
+    query -> Vec<Row>;
+    query_opt -> Option<Row>;
+    query_one -> Row;
+    execute -> u64;
 }
 
 fn text(row: &Row, column: &str) -> Result<String, StoreError> {
