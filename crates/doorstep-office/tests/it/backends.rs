@@ -27,7 +27,7 @@ use doorstep_office::store::backend::{Alarms, Batch, Visits};
 use doorstep_office::store::postgres::{PgStore, LOCK_VISIT};
 use doorstep_office::store::{Device, IngestError, StoreError};
 
-use crate::postgres::fresh_database;
+use crate::postgres::{fresh_database, on_both_backends};
 
 /// The visit's agreed start: 10:15. Its first check-in is due at 10:25; with five minutes' grace the
 /// office raises the alarm at 10:30, the authoriser's level comes at 10:35 and the further contacts' at
@@ -240,35 +240,6 @@ async fn steps<S: Alarms>(store: &S, visit_id: &str) -> Vec<(String, Option<Alar
 
 fn step(what: &str, level: Option<AlarmLevel>) -> (String, Option<AlarmLevel>) {
     (what.to_owned(), level)
-}
-
-/// The same checks on each backend: `backends!(check)` runs `check` on a new SQLite store and on a new
-/// PostgreSQL database.
-macro_rules! on_both_backends {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let dir = tempfile::tempdir().expect("temp dir");
-                    let store = doorstep_office::SqliteStore::open(dir.path()).expect("open");
-                    super::$check(&store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let url = crate::postgres::fresh_database().await;
-                    let store = doorstep_office::store::postgres::PgStore::connect(&url, 4)
-                        .await
-                        .expect("connect");
-                    super::$check(&store).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

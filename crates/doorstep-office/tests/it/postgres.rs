@@ -16,6 +16,36 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// The same checks on each backend: `on_both_backends!(check, ...)`, invoked in a test module, runs each
+/// `check` on a new SQLite store and on a new PostgreSQL database.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let store = doorstep_office::SqliteStore::open(dir.path()).expect("open");
+                    super::$check(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let url = crate::postgres::fresh_database().await;
+                    let store = doorstep_office::store::postgres::PgStore::connect(&url, 4)
+                        .await
+                        .expect("connect");
+                    super::$check(&store).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
 /// The server's admin connection string (to its `postgres` database).
 fn server() -> &'static str {
     static SERVER: OnceLock<String> = OnceLock::new();
