@@ -257,17 +257,34 @@ fn not_already(
     who: &Option<String>,
     at: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
+    if who.is_none() || at.is_none() {
+        return Ok(());
+    }
+    let school = visit_school_and_policy(conn, &alarm.visit)?.0;
+    already_done(alarm, done, (who, at), &school)
+}
+
+/// The refusal of a step someone has `done` already (`who` at `at`), in the words both stores use; `Ok`
+/// when nobody has.
+pub(crate) fn already_done(
+    alarm: &Alarm,
+    done: &str,
+    (who, at): (&Option<String>, Option<DateTime<Utc>>),
+    school: &School,
+) -> Result<(), StoreError> {
     let (Some(who), Some(at)) = (who, at) else {
         return Ok(());
     };
     Err(StoreError::Invalid(format!(
         "alarm {} was already {done} by {who} at {}",
         alarm.id,
-        visit_school_and_policy(conn, &alarm.visit)?
-            .0
-            .time_zone
-            .format(at, "%H:%M %Z")
+        school.time_zone.format(at, "%H:%M %Z")
     )))
+}
+
+/// The alarm log's words when `by` acknowledges an alarm.
+pub(crate) fn acknowledged_detail(by: &str) -> String {
+    format!("{by} is handling it")
 }
 
 /// The school and policy of a visit.
@@ -704,7 +721,7 @@ impl SqliteStore {
 }
 
 /// A person's name as given for acknowledging or closing: 1 to 100 characters.
-fn checked_name<'a>(name: &'a str, doing: &str) -> Result<&'a str, StoreError> {
+pub(crate) fn checked_name<'a>(name: &'a str, doing: &str) -> Result<&'a str, StoreError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(StoreError::Invalid(format!(
@@ -730,7 +747,7 @@ fn acknowledge_in(
         now,
         step::ACKNOWLEDGED,
         None,
-        &format!("{by} is handling it"),
+        &acknowledged_detail(by),
     )
 }
 

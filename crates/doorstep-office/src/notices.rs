@@ -37,7 +37,7 @@ impl NoticeKind {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         [
             NoticeKind::SafeguardingConcern,
             NoticeKind::Incident,

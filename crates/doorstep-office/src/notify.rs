@@ -48,7 +48,7 @@
 //! Deliberately absent for now: SMTPUTF8 (addresses are ASCII), OAuth2 sign-in to the relay (XOAUTH2), and
 //! editing a target in place (remove it and add it again).
 
-mod message;
+pub(crate) mod message;
 mod smtp;
 pub(crate) mod store;
 mod webhook;
@@ -67,10 +67,12 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::escalation::BoardEvent;
+use crate::store::deliveries::Deliveries;
 use crate::store::{SqliteStore, StoreError};
 
 pub use message::sign_webhook_body;
 pub use smtp::{SmtpConfig, SmtpLogin, SmtpSetupError, SmtpTls, SMTP_TIMEOUT};
+pub use store::{Attempt, DueDelivery};
 
 /// Where notifications leave from. Targets live in the store; this is only how to reach the outside.
 #[derive(Debug, Clone, Default)]
@@ -178,7 +180,7 @@ impl WantedLevels {
 /// A webhook's signing secret or the SMTP password. Its `Debug` says only that there is one, so no log
 /// or debug output of a target, a message or the SMTP login shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(pub(crate) String);
 
 impl Secret {
     /// The secret itself, to sign with and to store.
@@ -197,12 +199,12 @@ impl std::fmt::Debug for Secret {
 /// it is with [`NewTarget::named`] and [`NewTarget::for_roles`].
 #[derive(Debug, Clone)]
 pub struct NewTarget {
-    kind: TargetKind,
-    address: String,
-    secret: Option<Secret>,
-    wants: WantedLevels,
-    name: String,
-    roles: Vec<Role>,
+    pub(crate) kind: TargetKind,
+    pub(crate) address: String,
+    pub(crate) secret: Option<Secret>,
+    pub(crate) wants: WantedLevels,
+    pub(crate) name: String,
+    pub(crate) roles: Vec<Role>,
 }
 
 impl NewTarget {
@@ -293,7 +295,7 @@ impl NewTarget {
     }
 
     /// Refused when it would hear of nothing: no alarm level and no role.
-    fn checked(&self) -> Result<(), NotifyError> {
+    pub(crate) fn checked(&self) -> Result<(), NotifyError> {
         if self.wants.any() || !self.roles.is_empty() {
             Ok(())
         } else {
@@ -341,7 +343,7 @@ pub struct NotificationTarget {
     pub kind: TargetKind,
     /// The email address or webhook URL.
     pub address: String,
-    secret: Option<Secret>,
+    pub(crate) secret: Option<Secret>,
     /// Whose it is, in the admin's words; a responsible contact's name.
     pub name: String,
     pub wants: WantedLevels,
@@ -535,15 +537,24 @@ impl Transport for NetTransport {
 }
 
 /// Records and sends notifications for one store.
-#[derive(Clone)]
-pub struct Notifier {
-    store: Arc<SqliteStore>,
+pub struct Notifier<S = SqliteStore> {
+    store: Arc<S>,
     /// The `From:` recorded in email payloads.
     email_from: Option<String>,
     transport: Arc<dyn Transport>,
 }
 
-impl std::fmt::Debug for Notifier {
+impl<S> Clone for Notifier<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            email_from: self.email_from.clone(),
+            transport: self.transport.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Notifier<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Notifier")
             .field("email_from", &self.email_from)
@@ -564,9 +575,9 @@ impl NotifierHandle {
     }
 }
 
-impl Notifier {
+impl<S: Deliveries> Notifier<S> {
     /// A notifier sending through the network as `config` says.
-    pub fn new(store: Arc<SqliteStore>, config: NotifyConfig) -> Result<Self, NotifyError> {
+    pub fn new(store: Arc<S>, config: NotifyConfig) -> Result<Self, NotifyError> {
         let transport = NetTransport::new(config)?;
         let from = transport.email_from().map(str::to_owned);
         Ok(Self::with_transport(store, from, Arc::new(transport)))
@@ -574,7 +585,7 @@ impl Notifier {
 
     /// A notifier handing its messages to `transport`; `email_from` is the `From:` of the email it records.
     pub fn with_transport(
-        store: Arc<SqliteStore>,
+        store: Arc<S>,
         email_from: Option<String>,
         transport: Arc<dyn Transport>,
     ) -> Self {
@@ -589,24 +600,25 @@ impl Notifier {
     /// safeguarding notice, and every matching target that has none yet (only steps no older than the
     /// target; a notice nobody could be sent yet also goes to a target added after it). Returns how many
     /// were recorded.
-    pub fn record_deliveries(&self, now: DateTime<Utc>) -> Result<usize, NotifyError> {
+    pub async fn record_deliveries(&self, now: DateTime<Utc>) -> Result<usize, NotifyError> {
         Ok(self
             .store
-            .record_deliveries(now, self.email_from.as_deref())?)
+            .record_deliveries(now, self.email_from.as_deref())
+            .await?)
     }
 
     /// One step of the worker: sends every delivery due at `now` (all at once, each in its own task) and
     /// records how each went; drops those whose alarm has been acknowledged.
     pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryOutcome, NotifyError> {
-        let sending = self.start_due(now)?;
+        let sending = self.start_due(now).await?;
         self.finish(sending).await
     }
 
     /// The first half of [`Notifier::deliver_due`]: drops the deliveries of acknowledged alarms, claims the
     /// due ones and starts sending them.
-    fn start_due(&self, now: DateTime<Utc>) -> Result<Sending, NotifyError> {
-        let cancelled = self.store.cancel_acknowledged_deliveries(now)?;
-        let due = self.store.claim_due_deliveries(now, now + CLAIM)?;
+    async fn start_due(&self, now: DateTime<Utc>) -> Result<Sending, NotifyError> {
+        let cancelled = self.store.cancel_acknowledged_deliveries(now).await?;
+        let due = self.store.claim_due_deliveries(now, now + CLAIM).await?;
         let mut attempts = tokio::task::JoinSet::new();
         for delivery in due {
             let notifier = self.clone();
@@ -643,40 +655,44 @@ impl Notifier {
             match result {
                 Ok(answer) => {
                     tracing::info!(delivery = %delivery.id, %label, attempt, "notification delivered");
-                    self.store.record_attempt(
-                        &delivery,
-                        now,
-                        store::Attempt::Delivered {
-                            detail: format!("{label}: {answer} (attempt {attempt})"),
-                        },
-                    )?;
+                    self.store
+                        .record_attempt(
+                            &delivery,
+                            now,
+                            Attempt::Delivered {
+                                detail: format!("{label}: {answer} (attempt {attempt})"),
+                            },
+                        )
+                        .await?;
                     outcome.delivered += 1;
                 }
                 Err(error) => {
                     let next = now + retry_delay(attempt);
                     tracing::warn!(delivery = %delivery.id, %label, attempt, %error, "notification failed");
-                    self.store.record_attempt(
-                        &delivery,
-                        now,
-                        store::Attempt::Failed {
-                            error: error.clone(),
-                            next_attempt_at: next,
-                            detail: format!(
-                                "{label} failed (attempt {attempt}): {error}; next try at {}",
-                                next.format("%H:%M:%S UTC")
-                            ),
-                        },
-                    )?;
+                    self.store
+                        .record_attempt(
+                            &delivery,
+                            now,
+                            Attempt::Failed {
+                                error: error.clone(),
+                                next_attempt_at: next,
+                                detail: format!(
+                                    "{label} failed (attempt {attempt}): {error}; next try at {}",
+                                    next.format("%H:%M:%S UTC")
+                                ),
+                            },
+                        )
+                        .await?;
                     outcome.failed += 1;
                 }
             }
         }
-        outcome.next_due = self.store.next_delivery_due()?;
+        outcome.next_due = self.store.next_delivery_due().await?;
         Ok(outcome)
     }
 
     /// Sends one delivery through the transport; `Ok` says what the receiver answered.
-    async fn send(&self, delivery: &store::DueDelivery) -> Result<String, String> {
+    async fn send(&self, delivery: &DueDelivery) -> Result<String, String> {
         self.transport
             .send(Outgoing {
                 delivery: delivery.id,
@@ -708,13 +724,13 @@ impl Notifier {
 struct Sending {
     now: DateTime<Utc>,
     cancelled: usize,
-    attempts: tokio::task::JoinSet<(store::DueDelivery, Result<String, String>)>,
+    attempts: tokio::task::JoinSet<(DueDelivery, Result<String, String>)>,
 }
 
 /// The worker's loop. Sending runs beside it, so a receiver that is slow to answer (an SMTP server may
 /// take up to [`SMTP_TIMEOUT`] to fail) never holds up the notifications of the next alarm.
-async fn run(
-    notifier: Notifier,
+async fn run<S: Deliveries>(
+    notifier: Notifier<S>,
     clock: Clock,
     board: broadcast::Receiver<BoardEvent>,
     wake: Arc<Notify>,
@@ -725,13 +741,9 @@ async fn run(
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         let now = clock();
-        let (recorded, started, next_due) = crate::store::engine_work(|| {
-            (
-                notifier.record_deliveries(now),
-                notifier.start_due(now),
-                notifier.store.next_delivery_due(),
-            )
-        });
+        let recorded = notifier.record_deliveries(now).await;
+        let started = notifier.start_due(now).await;
+        let next_due = notifier.store.next_delivery_due().await;
         if let Err(error) = recorded {
             tracing::error!(%error, "could not record notifications; trying again in 1 s");
         }

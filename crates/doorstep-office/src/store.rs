@@ -11,6 +11,7 @@
 pub mod backend;
 mod checkpoint;
 pub mod checks;
+pub mod deliveries;
 mod group_commit;
 pub mod postgres;
 pub mod readers;

@@ -148,6 +148,141 @@ pub(crate) fn plan_alarm_deliveries<'a>(
     plan
 }
 
+/// What a delivery tells of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tells {
+    /// A step of an alarm's history.
+    AlarmStep {
+        alarm: i64,
+        step: i64,
+    },
+    Notice(i64),
+}
+
+/// A delivery planned and written out, as both stores record it: due at once, with its exact payload.
+#[derive(Debug, Clone)]
+pub(crate) struct NewDelivery {
+    /// The UUID a receiver can drop a repeat by (the webhook's header, the email's Message-ID).
+    pub id: Uuid,
+    pub tells: Tells,
+    pub target: i64,
+    /// Who it is sent to as ("board,authoriser", "contact", "role:dsl").
+    pub audience: String,
+    pub payload: String,
+}
+
+/// Writes out the deliveries `plan` holds for `alarm` (whose history is `history`, of a visit of `school`),
+/// as sent by `from` at `now`: a pure function, so both stores record the same words.
+pub(crate) fn alarm_deliveries(
+    alarm: &Alarm,
+    history: &[Step],
+    plan: Vec<Planned<'_>>,
+    (visit, school): (&Visit, &School),
+    from: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewDelivery>, serde_json::Error> {
+    let alarm_detail = history
+        .iter()
+        .find(|s| s.what == step::RAISED)
+        .map(|s| s.detail.clone())
+        .unwrap_or_default();
+    plan.into_iter()
+        .map(|planned| {
+            let message = AlarmMessage {
+                alarm: alarm.clone(),
+                alarm_detail: alarm_detail.clone(),
+                step: planned.step.clone(),
+                audience: planned.audience,
+                to_contact: planned.to_contact,
+                visit: visit.clone(),
+                school: school.clone(),
+            };
+            let target = planned.target;
+            let id = Uuid::now_v7();
+            Ok(NewDelivery {
+                payload: Told::Alarm(&message).payload(
+                    target.kind,
+                    from,
+                    &target.address,
+                    &id,
+                    now,
+                )?,
+                id,
+                tells: Tells::AlarmStep {
+                    alarm: alarm.id,
+                    step: planned.step.id,
+                },
+                target: target.id,
+                audience: planned.audience_text,
+            })
+        })
+        .collect()
+}
+
+/// Which of a school's live `targets` a safeguarding notice goes to: school-wide targets whose roles include
+/// the notice's, that existed when it was raised (or, while nobody has been sent it yet (`sent_any`), any
+/// added since, so the concern still reaches someone), and that have no delivery of it yet (`made`).
+pub(crate) fn plan_notice_deliveries<'a>(
+    notice: &Notice,
+    sent_any: bool,
+    targets: &'a [super::NotificationTarget],
+    made: &std::collections::HashSet<i64>,
+) -> Vec<&'a super::NotificationTarget> {
+    targets
+        .iter()
+        .filter(|t| t.visit.is_none() && t.roles.contains(&notice.role))
+        .filter(|t| !sent_any || t.created_at <= notice.raised_at)
+        .filter(|t| !made.contains(&t.id))
+        .collect()
+}
+
+/// Writes out a notice's deliveries to `targets` ([`plan_notice_deliveries`]), as sent by `from` at `now`.
+pub(crate) fn notice_deliveries(
+    message: &NoticeMessage,
+    targets: &[&super::NotificationTarget],
+    from: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewDelivery>, serde_json::Error> {
+    let audience = format!("role:{}", crate::notices::role_name(message.notice.role));
+    targets
+        .iter()
+        .map(|target| {
+            let id = Uuid::now_v7();
+            Ok(NewDelivery {
+                payload: Told::Notice(message).payload(
+                    target.kind,
+                    from,
+                    &target.address,
+                    &id,
+                    now,
+                )?,
+                id,
+                tells: Tells::Notice(message.notice.id),
+                target: target.id,
+                audience: audience.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The alarm log's words for a delivery to `target` stopped after `attempts` tries, because the alarm was
+/// acknowledged or closed or the target removed.
+pub(crate) fn cancelled_detail(target: &super::NotificationTarget, attempts: u32) -> String {
+    let why = if target.removed_at.is_some() {
+        "the target was removed"
+    } else {
+        "the alarm was acknowledged"
+    };
+    if attempts == 0 {
+        format!("{}: not sent, {why} first", target.label())
+    } else {
+        format!(
+            "{}: no more tries after {attempts} failed, {why}",
+            target.label()
+        )
+    }
+}
+
 /// Everything an alarm step's notification is made from.
 #[derive(Debug, Clone)]
 pub(crate) struct AlarmMessage {

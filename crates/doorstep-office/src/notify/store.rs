@@ -11,7 +11,7 @@ use doorstep_core::ids::{SchoolId, VisitId};
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::message::{self, AlarmMessage, NoticeMessage, Step, Told};
+use super::message::{self, NewDelivery, NoticeMessage, Step, Tells};
 use super::{
     Delivery, NewTarget, NotificationTarget, Secret, TargetKind, WantedLevels,
     NOTICE_WAITS_FOR_A_TARGET,
@@ -25,11 +25,11 @@ use crate::store::{
 use crate::versions::stored_body;
 
 /// The `From:` of email recorded while no SMTP server is configured (such email cannot go out anyway).
-const UNCONFIGURED_FROM: &str = "doorstep-office@localhost.invalid";
+pub(crate) const UNCONFIGURED_FROM: &str = "doorstep-office@localhost.invalid";
 
 /// A delivery claimed for sending, with its target.
 #[derive(Debug, Clone)]
-pub(crate) struct DueDelivery {
+pub struct DueDelivery {
     pub id: Uuid,
     /// The alarm it tells of; `None` for a safeguarding notice.
     pub alarm: Option<i64>,
@@ -40,7 +40,8 @@ pub(crate) struct DueDelivery {
 }
 
 /// How one attempt went, with the alarm log's line for it.
-pub(crate) enum Attempt {
+#[derive(Debug, Clone)]
+pub enum Attempt {
     Delivered {
         detail: String,
     },
@@ -52,7 +53,7 @@ pub(crate) enum Attempt {
 }
 
 /// Fixed-width UTC, so times in the deliveries table compare correctly as text.
-fn stamp(at: DateTime<Utc>) -> String {
+pub(crate) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -156,27 +157,14 @@ fn visit_body(conn: &Connection, visit: &VisitId) -> Result<Visit, StoreError> {
     Ok(serde_json::from_str(&body)?)
 }
 
-/// What a delivery tells of.
-#[derive(Debug, Clone, Copy)]
-enum Tells {
-    /// A step of an alarm's history.
-    AlarmStep {
-        alarm: i64,
-        step: i64,
-    },
-    Notice(i64),
-}
-
+/// Records a delivery written out by [`message::alarm_deliveries`] or [`message::notice_deliveries`]: due at
+/// once, with no attempt yet. Returns 1, or 0 when the same step or notice is already on its way to the target.
 fn insert_delivery(
     conn: &Connection,
-    id: &Uuid,
-    tells: Tells,
-    target: i64,
-    audience: &str,
-    payload: &str,
+    new: &NewDelivery,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let (alarm, step, notice) = match tells {
+    let (alarm, step, notice) = match new.tells {
         Tells::AlarmStep { alarm, step } => (Some(alarm), Some(step), None),
         Tells::Notice(notice) => (None, None, Some(notice)),
     };
@@ -186,14 +174,14 @@ fn insert_delivery(
               next_attempt_at, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?7, ?8)",
         params![
-            id.to_string(),
+            new.id.to_string(),
             alarm,
             step,
             notice,
-            target,
-            audience,
+            new.target,
+            new.audience,
             stamp(now),
-            payload
+            new.payload
         ],
     )?)
 }
@@ -377,43 +365,16 @@ impl SqliteStore {
                     .collect::<Result<_, _>>()?;
                 pairs
             };
-            let alarm_detail = history
-                .iter()
-                .find(|s| s.what == step::RAISED)
-                .map(|s| s.detail.clone())
-                .unwrap_or_default();
             let plan = message::plan_alarm_deliveries(&history, &targets, &existing);
             if plan.is_empty() {
                 continue;
             }
             let visit = visit_body(&tx, &alarm.visit)?;
             let (school, _) = school_and_policy(&tx, &school)?;
-            for planned in plan {
-                let message = AlarmMessage {
-                    alarm: alarm.clone(),
-                    alarm_detail: alarm_detail.clone(),
-                    step: planned.step.clone(),
-                    audience: planned.audience,
-                    to_contact: planned.to_contact,
-                    visit: visit.clone(),
-                    school: school.clone(),
-                };
-                let target = planned.target;
-                let id = Uuid::now_v7();
-                let payload =
-                    Told::Alarm(&message).payload(target.kind, from, &target.address, &id, now)?;
-                recorded += insert_delivery(
-                    &tx,
-                    &id,
-                    Tells::AlarmStep {
-                        alarm: alarm.id,
-                        step: planned.step.id,
-                    },
-                    target.id,
-                    &planned.audience_text,
-                    &payload,
-                    now,
-                )?;
+            let written =
+                message::alarm_deliveries(&alarm, &history, plan, (&visit, &school), from, now)?;
+            for new in &written {
+                recorded += insert_delivery(&tx, new, now)?;
             }
         }
         recorded += record_notice_deliveries(&tx, now, from)?;
@@ -460,19 +421,7 @@ impl SqliteStore {
                 let Some(alarm) = alarm else {
                     continue;
                 };
-                let why = if target.removed_at.is_some() {
-                    "the target was removed"
-                } else {
-                    "the alarm was acknowledged"
-                };
-                let detail = if *attempts == 0 {
-                    format!("{}: not sent, {why} first", target.label())
-                } else {
-                    format!(
-                        "{}: no more tries after {attempts} failed, {why}",
-                        target.label()
-                    )
-                };
+                let detail = message::cancelled_detail(target, *attempts);
                 log(tx, *alarm, now, step::NOTIFICATION_CANCELLED, None, &detail)?;
             }
             Ok(stopped.len())
@@ -673,14 +622,7 @@ fn record_notice_deliveries(
     let mut recorded = 0;
     for (notice, school, sent_any) in recent {
         let school: SchoolId = parse_id(&school)?;
-        let targets: Vec<NotificationTarget> = live_targets_of(conn, &school)?
-            .into_iter()
-            .filter(|t| t.visit.is_none() && t.roles.contains(&notice.role))
-            .filter(|t| !sent_any || t.created_at <= notice.raised_at)
-            .collect();
-        if targets.is_empty() {
-            continue;
-        }
+        let targets = live_targets_of(conn, &school)?;
         let existing: HashSet<i64> = {
             let mut stmt =
                 conn.prepare_cached("SELECT target_id FROM deliveries WHERE notice_id = ?1")?;
@@ -689,10 +631,7 @@ fn record_notice_deliveries(
                 .collect::<Result<_, _>>()?;
             ids
         };
-        let waiting: Vec<&NotificationTarget> = targets
-            .iter()
-            .filter(|t| !existing.contains(&t.id))
-            .collect();
+        let waiting = message::plan_notice_deliveries(&notice, sent_any, &targets, &existing);
         if waiting.is_empty() {
             continue;
         }
@@ -701,25 +640,13 @@ fn record_notice_deliveries(
         let raised_by = staff_member(conn, &notice.staff)?
             .map_or_else(|| notice.staff.to_string(), |m: StaffMember| m.name);
         let message = NoticeMessage {
-            notice: notice.clone(),
+            notice,
             raised_by,
             visit,
             school,
         };
-        let audience = format!("role:{}", role_name(notice.role));
-        for target in waiting {
-            let id = Uuid::now_v7();
-            let payload =
-                Told::Notice(&message).payload(target.kind, from, &target.address, &id, now)?;
-            recorded += insert_delivery(
-                conn,
-                &id,
-                Tells::Notice(notice.id),
-                target.id,
-                &audience,
-                &payload,
-                now,
-            )?;
+        for new in message::notice_deliveries(&message, &waiting, from, now)? {
+            recorded += insert_delivery(conn, &new, now)?;
         }
     }
     Ok(recorded)

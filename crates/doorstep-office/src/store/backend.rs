@@ -111,6 +111,16 @@ pub trait Alarms: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// A named person says they are handling an alarm: it stops escalating and its waiting notifications
+    /// are dropped. Refused, changing nothing, when there is no such alarm, the name is empty, or someone
+    /// acknowledged it already.
+    fn acknowledge_alarm(
+        &self,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Alarm, StoreError>> + Send;
+
     /// The history of every alarm of a visit, in order.
     fn alarm_log(
         &self,
@@ -204,6 +214,15 @@ impl Alarms for SqliteStore {
 
     async fn note_contact_resumed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         engine_work(|| SqliteStore::note_contact_resumed(self, id, now))
+    }
+
+    async fn acknowledge_alarm(
+        &self,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Alarm, StoreError> {
+        engine_work(|| SqliteStore::acknowledge_alarm(self, id, by, now))
     }
 
     async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {

@@ -37,6 +37,8 @@ use doorstep_core::protocol::EventOutcome;
 use doorstep_core::schedule::AlarmLevel;
 use tokio_postgres::{NoTls, Row};
 
+mod deliveries;
+
 use super::backend::{dbs_refusal, Alarms, Batch, Visits};
 use super::checks::{self, Tally};
 use super::{
@@ -44,16 +46,23 @@ use super::{
     StoredEvent,
 };
 use crate::alarms::{
-    escalation_step, nobody_to_tell_detail, raised_detail, step, still_as_seen, wants_level_column,
-    Alarm, AlarmKind, AlarmLogEntry, NewAlarm, HEARD_FROM,
+    acknowledged_detail, already_done, checked_name, escalation_step, nobody_to_tell_detail,
+    raised_detail, step, still_as_seen, wants_level_column, Alarm, AlarmKind, AlarmLogEntry,
+    NewAlarm, HEARD_FROM,
 };
 use crate::notices::{role_name, NoticeKind};
 
 /// The PostgreSQL schema, oldest first (the folder `migrations-postgres/`).
-pub const MIGRATIONS: &[MigrationFile] = &[(
-    "V1__visits_and_alarms",
-    include_str!("../../migrations-postgres/V1__visits_and_alarms.sql"),
-)];
+pub const MIGRATIONS: &[MigrationFile] = &[
+    (
+        "V1__visits_and_alarms",
+        include_str!("../../migrations-postgres/V1__visits_and_alarms.sql"),
+    ),
+    (
+        "V2__deliveries",
+        include_str!("../../migrations-postgres/V2__deliveries.sql"),
+    ),
+];
 
 /// Takes visit `$1`'s advisory lock until the transaction ends: every write about a visit's events or
 /// alarms that two offices could both make is made under it. The lock's first key, 7301, is the office's
@@ -795,6 +804,40 @@ impl Alarms for PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn acknowledge_alarm(
+        &self,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Alarm, StoreError> {
+        let by = checked_name(by, "acknowledging")?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let visit: VisitId =
+            match query_opt(&tx, "SELECT visit_id FROM alarms WHERE id = $1", &[&id]).await? {
+                Some(row) => parse_id(&text(&row, "visit_id")?)?,
+                None => return Err(StoreError::Invalid(format!("there is no alarm {id}"))),
+            };
+        // Under the visit's lock, as the engine escalates: an escalation decided on the alarm before this
+        // acknowledgement finds it changed, and one after finds it acknowledged.
+        lock_visit(&tx, &visit).await?;
+        let alarm = alarm_in(&tx, id).await?;
+        let (school, _) = school_of_visit(&tx, &visit).await?;
+        let already = (&alarm.acknowledged_by, alarm.acknowledged_at);
+        already_done(&alarm, "acknowledged", already, &school)?;
+        execute(
+            &tx,
+            "UPDATE alarms SET acknowledged_by = $2, acknowledged_at = $3 WHERE id = $1",
+            &[&id, &by, &now.to_rfc3339()],
+        )
+        .await?;
+        let detail = acknowledged_detail(by);
+        log(&tx, (id, now), (step::ACKNOWLEDGED, None, &detail)).await?;
+        let alarm = alarm_in(&tx, id).await?;
+        tx.commit().await?;
+        Ok(alarm)
     }
 
     async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {

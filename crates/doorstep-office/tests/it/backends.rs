@@ -18,7 +18,7 @@ use doorstep_core::policy::{PolicyMinutes, Preset};
 use doorstep_core::protocol::EventOutcome;
 use doorstep_core::schedule::AlarmLevel;
 use doorstep_core::test_support::{at, device, envelope, id, staff, visit};
-use doorstep_office::alarms::{Alarm, AlarmKind, NewAlarm};
+use doorstep_office::alarms::{step, Alarm, AlarmKind, NewAlarm};
 use doorstep_office::clock::Clock;
 use doorstep_office::demo::demo_code_phrases;
 use doorstep_office::escalation::BoardEvent;
@@ -28,6 +28,8 @@ use doorstep_office::store::postgres::{PgStore, LOCK_VISIT};
 use doorstep_office::store::{Device, IngestError, StoreError};
 
 use crate::postgres::{fresh_database, on_both_backends};
+use doorstep_office::notify::{Attempted, NewTarget, Notifier, Outgoing, Transport, WantedLevels};
+use doorstep_office::store::deliveries::Deliveries;
 
 /// The visit's agreed start: 10:15. Its first check-in is due at 10:25; with five minutes' grace the
 /// office raises the alarm at 10:30, the authoriser's level comes at 10:35 and the further contacts' at
@@ -250,6 +252,11 @@ on_both_backends!(
     contact_resumed_is_noted_once,
     a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplicate,
     a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it,
+);
+
+on_both_backends!(
+    shared: an_alarm_is_told_to_those_who_want_it_once_a_refused_message_is_retried_and_acknowledging_stops_it,
+    a_visit_called_off_as_unsafe_is_told_to_the_dsl_once,
 );
 
 async fn silence_raises_one_alarm_which_climbs_a_level_when_nobody_acknowledges<
@@ -817,4 +824,275 @@ async fn two_office_processes_on_one_database_raise_an_alarm_once_and_one_killed
     );
     assert_eq!(raised[0].about, "check_in");
     assert!(office_b.is_running());
+}
+
+/// A mail relay that accepts every message but those to `refused`, and keeps each it was handed.
+#[derive(Default)]
+struct Relay {
+    handed: Mutex<Vec<Outgoing>>,
+    refused: Vec<String>,
+}
+
+impl Relay {
+    fn refusing(address: &str) -> Arc<Relay> {
+        Arc::new(Relay {
+            refused: vec![address.to_owned()],
+            ..Relay::default()
+        })
+    }
+
+    /// The messages handed over for `address`.
+    fn to(&self, address: &str) -> Vec<Outgoing> {
+        let handed = self.handed.lock().expect("the relay's messages");
+        handed
+            .iter()
+            .filter(|m| m.address == address)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Transport for Relay {
+    fn send(&self, message: Outgoing) -> Attempted {
+        let refused = self.refused.contains(&message.address);
+        self.handed
+            .lock()
+            .expect("the relay's messages")
+            .push(message);
+        Box::pin(async move {
+            if refused {
+                Err("550 mailbox unavailable".to_owned())
+            } else {
+                Ok("250 accepted".to_owned())
+            }
+        })
+    }
+}
+
+fn email(address: &str, wants: WantedLevels) -> NewTarget {
+    NewTarget::email(address, wants).expect("an address")
+}
+
+async fn an_alarm_is_told_to_those_who_want_it_once_a_refused_message_is_retried_and_acknowledging_stops_it<
+    S: Visits + Alarms + Deliveries,
+>(
+    store: Arc<S>,
+) {
+    a_school(&*store, &["visit-ava"]).await;
+    go_in(&*store, "visit-ava", 1).await;
+    let school = id("school-1");
+    for target in [
+        email("office@oakfield.example", WantedLevels::BOARD),
+        email("head@oakfield.example", WantedLevels::AUTHORISER),
+    ] {
+        store
+            .add_notification_target(&school, &target, at(9, 0))
+            .await
+            .expect("a target");
+    }
+    let duplicate = store
+        .add_notification_target(
+            &school,
+            &email("head@oakfield.example", WantedLevels::ALL),
+            at(9, 1),
+        )
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Invalid(_))),
+        "{duplicate:?}"
+    );
+    let relay = Relay::refusing("head@oakfield.example");
+    let notifier = Notifier::with_transport(
+        store.clone(),
+        Some("doorstep@oakfield.example".into()),
+        relay.clone(),
+    );
+
+    // Raised at the board's level: the office hears, the head (who wants the authoriser's level) not yet.
+    let silence = visit("visit-ava");
+    let raised = store
+        .raise_alarm(
+            NewAlarm::overdue(&silence, "check-in", overdue_at()),
+            overdue_at(),
+        )
+        .await
+        .expect("raise")
+        .expect("a new alarm");
+    assert_eq!(
+        notifier
+            .record_deliveries(overdue_at())
+            .await
+            .expect("plan"),
+        1
+    );
+    assert_eq!(
+        notifier
+            .record_deliveries(overdue_at())
+            .await
+            .expect("plan"),
+        0,
+        "once"
+    );
+    let sent = notifier.deliver_due(overdue_at()).await.expect("send");
+    assert_eq!((sent.delivered, sent.failed), (1, 0), "{sent:?}");
+    let to_office = relay.to("office@oakfield.example");
+    assert_eq!(to_office.len(), 1);
+    assert!(
+        to_office[0].payload.contains("Oakfield Primary"),
+        "{}",
+        to_office[0].payload
+    );
+    assert!(relay.to("head@oakfield.example").is_empty());
+
+    // At the authoriser's level the head is told; the relay refuses, and it is tried again 10 s later.
+    let escalated = store
+        .escalate_alarm(&raised, authoriser_at())
+        .await
+        .expect("escalate")
+        .expect("as seen");
+    assert_eq!(escalated.level, AlarmLevel::Authoriser);
+    assert!(
+        notifier
+            .record_deliveries(authoriser_at())
+            .await
+            .expect("plan")
+            >= 1
+    );
+    let sent = notifier.deliver_due(authoriser_at()).await.expect("send");
+    assert_eq!(sent.failed, 1, "{sent:?}");
+    assert_eq!(
+        sent.next_due,
+        Some(authoriser_at() + TimeDelta::seconds(10))
+    );
+    let to_head = |deliveries: &[doorstep_office::notify::Delivery]| {
+        let head = deliveries
+            .iter()
+            .filter(|d| d.payload.contains("head@oakfield.example"));
+        head.cloned().collect::<Vec<_>>()
+    };
+    let waiting = to_head(&store.deliveries_for_alarm(raised.id).await.expect("read"));
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].attempts, 1);
+    assert_eq!(
+        waiting[0].last_error.as_deref(),
+        Some("550 mailbox unavailable")
+    );
+    let early = notifier
+        .deliver_due(authoriser_at() + TimeDelta::seconds(5))
+        .await
+        .expect("send");
+    assert_eq!(early.attempted(), 0, "not due yet: {early:?}");
+    let retried = notifier
+        .deliver_due(authoriser_at() + TimeDelta::seconds(10))
+        .await
+        .expect("send");
+    assert_eq!(retried.failed, 1, "{retried:?}");
+    assert_eq!(relay.to("head@oakfield.example").len(), 2);
+
+    // Someone is handling it: what still waits is dropped, and the log says so.
+    store
+        .acknowledge_alarm(
+            raised.id,
+            "Olu Office",
+            authoriser_at() + TimeDelta::seconds(20),
+        )
+        .await
+        .expect("acknowledge");
+    let again = store
+        .acknowledge_alarm(
+            raised.id,
+            "Kim Office",
+            authoriser_at() + TimeDelta::seconds(21),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Invalid(ref why)) if why.contains("Olu Office")),
+        "{again:?}"
+    );
+    let stopped = notifier
+        .deliver_due(authoriser_at() + TimeDelta::minutes(5))
+        .await
+        .expect("send");
+    assert_eq!(
+        (stopped.cancelled, stopped.attempted()),
+        (1, 0),
+        "{stopped:?}"
+    );
+    assert_eq!(stopped.next_due, None);
+    assert_eq!(relay.to("head@oakfield.example").len(), 2);
+    let waiting = to_head(&store.deliveries_for_alarm(raised.id).await.expect("read"));
+    assert_eq!((waiting[0].attempts, waiting[0].next_attempt_at), (2, None));
+    let log = steps(&*store, "visit-ava").await;
+    for what in [
+        step::NOTIFIED,
+        step::NOTIFICATION_FAILED,
+        step::ACKNOWLEDGED,
+        step::NOTIFICATION_CANCELLED,
+    ] {
+        assert!(log.iter().any(|(w, _)| w == what), "no {what} in {log:?}");
+    }
+    assert_eq!(
+        notifier
+            .record_deliveries(authoriser_at() + TimeDelta::minutes(6))
+            .await
+            .expect("plan"),
+        0
+    );
+}
+
+async fn a_visit_called_off_as_unsafe_is_told_to_the_dsl_once<S: Visits + Alarms + Deliveries>(
+    store: Arc<S>,
+) {
+    a_school(&*store, &["visit-ava"]).await;
+    let dsl = email("dsl@oakfield.example", WantedLevels::NONE).for_roles(&[Role::Dsl]);
+    store
+        .add_notification_target(&id("school-1"), &dsl, at(9, 0))
+        .await
+        .expect("a target");
+    let departed = envelope(
+        "phone-sam",
+        1,
+        "visit-ava",
+        at(10, 1),
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: at(11, 0),
+        },
+    );
+    let called_off = envelope(
+        "phone-sam",
+        2,
+        "visit-ava",
+        at(10, 14),
+        VisitEvent::Cancelled {
+            staff: staff("sam"),
+            reason: lifecycle::CancelReason::FeltUnsafe,
+            note: "shouting from inside as we reached the door".into(),
+        },
+    );
+    store
+        .ingest(batch(&[departed, called_off], at(10, 14), at(10, 14)))
+        .await
+        .expect("stored");
+    let relay = Arc::new(Relay::default());
+    let notifier = Notifier::with_transport(store.clone(), None, relay.clone());
+    assert_eq!(
+        notifier.record_deliveries(at(10, 15)).await.expect("plan"),
+        1
+    );
+    let sent = notifier.deliver_due(at(10, 15)).await.expect("send");
+    assert_eq!(sent.delivered, 1, "{sent:?}");
+    let told = relay.to("dsl@oakfield.example");
+    assert_eq!(told.len(), 1);
+    assert!(
+        told[0].payload.contains("Oakfield Primary"),
+        "{}",
+        told[0].payload
+    );
+    assert_eq!(
+        notifier.record_deliveries(at(10, 16)).await.expect("plan"),
+        0,
+        "once"
+    );
 }

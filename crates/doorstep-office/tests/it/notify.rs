@@ -542,7 +542,7 @@ async fn an_overdue_alarm_tells_board_targets_and_its_escalation_only_authoriser
     let alarm = bench.overdue().await;
     assert_eq!(alarm.level, AlarmLevel::Board);
     let now = bench.now();
-    assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 2);
+    assert_eq!(bench.notifier.record_deliveries(now).await.unwrap(), 2);
     let outcome = bench.notifier.deliver_due(now).await.unwrap();
     assert_eq!(
         (outcome.delivered, outcome.failed, outcome.next_due),
@@ -569,7 +569,7 @@ async fn an_overdue_alarm_tells_board_targets_and_its_escalation_only_authoriser
     let escalated = bench.escalated().await;
     assert_eq!(escalated.level, AlarmLevel::Authoriser);
     let now = bench.now();
-    assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 3);
+    assert_eq!(bench.notifier.record_deliveries(now).await.unwrap(), 3);
     let outcome = bench.notifier.deliver_due(now).await.unwrap();
     assert_eq!((outcome.delivered, outcome.failed), (3, 0));
     let mut mails = [next(&mut smtp.mail).await, next(&mut smtp.mail).await];
@@ -657,7 +657,7 @@ async fn a_receiver_that_fails_twice_gets_the_same_signed_delivery_on_the_third_
         t0 + TimeDelta::seconds(seconds) + TimeDelta::milliseconds(millis)
     };
     let notifier = &bench.notifier;
-    assert_eq!(notifier.record_deliveries(t0).unwrap(), 1);
+    assert_eq!(notifier.record_deliveries(t0).await.unwrap(), 1);
 
     // (when the step runs, failed, delivered, next due)
     let table = [
@@ -732,8 +732,12 @@ async fn a_step_is_never_delivered_twice_by_two_workers_or_after_a_restart() {
     let now = bench.now();
 
     let other = Notifier::new(bench.store.clone(), bench.config.clone()).unwrap();
-    assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 2);
-    assert_eq!(other.record_deliveries(now).unwrap(), 0, "already recorded");
+    assert_eq!(bench.notifier.record_deliveries(now).await.unwrap(), 2);
+    assert_eq!(
+        other.record_deliveries(now).await.unwrap(),
+        0,
+        "already recorded"
+    );
     let (a, b) = tokio::join!(bench.notifier.deliver_due(now), other.deliver_due(now));
     assert_eq!(a.unwrap().delivered + b.unwrap().delivered, 2);
     next(&mut smtp.mail).await;
@@ -743,7 +747,7 @@ async fn a_step_is_never_delivered_twice_by_two_workers_or_after_a_restart() {
     drop(other);
     let restarted = Notifier::new(bench.store.clone(), bench.config.clone()).unwrap();
     let later = now + TimeDelta::hours(1);
-    assert_eq!(restarted.record_deliveries(later).unwrap(), 0);
+    assert_eq!(restarted.record_deliveries(later).await.unwrap(), 0);
     assert_eq!(restarted.deliver_due(later).await.unwrap().attempted(), 0);
     assert!(smtp.mail.try_recv().is_err() && hook.requests.try_recv().is_err());
     let deliveries = bench.store.deliveries_for_alarm(alarm.id).unwrap();
@@ -763,7 +767,7 @@ async fn without_an_smtp_server_email_fails_in_the_log_until_the_alarm_is_acknow
     bench.start_visit().await;
     let alarm = bench.overdue().await;
     let t0 = bench.now();
-    assert_eq!(bench.notifier.record_deliveries(t0).unwrap(), 1);
+    assert_eq!(bench.notifier.record_deliveries(t0).await.unwrap(), 1);
     let outcome = bench.notifier.deliver_due(t0).await.unwrap();
     assert_eq!(outcome.failed, 1);
     let (what, detail) = bench.log().pop().unwrap();
@@ -811,7 +815,7 @@ async fn an_smtp_refusal_is_a_failed_attempt_with_the_servers_words() {
     bench.start_visit().await;
     let alarm = bench.overdue().await;
     let now = bench.now();
-    bench.notifier.record_deliveries(now).unwrap();
+    bench.notifier.record_deliveries(now).await.unwrap();
     let outcome = bench.notifier.deliver_due(now).await.unwrap();
     assert_eq!((outcome.delivered, outcome.failed), (0, 1));
     let delivery = &bench.store.deliveries_for_alarm(alarm.id).unwrap()[0];
@@ -913,7 +917,7 @@ async fn one_email_attempt(config: NotifyConfig) -> (Bench, DeliveryOutcome, Del
     bench.start_visit().await;
     let alarm = bench.overdue().await;
     let now = bench.now();
-    assert_eq!(bench.notifier.record_deliveries(now).unwrap(), 1);
+    assert_eq!(bench.notifier.record_deliveries(now).await.unwrap(), 1);
     let outcome = bench.notifier.deliver_due(now).await.unwrap();
     let delivery = bench
         .store

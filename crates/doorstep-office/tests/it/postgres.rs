@@ -17,31 +17,39 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The same checks on each backend: `on_both_backends!(check, ...)`, invoked in a test module, runs each
-/// `check` on a new SQLite store and on a new PostgreSQL database.
+/// `check(&store)` on a new SQLite store and on a new PostgreSQL database (in modules `sqlite` and
+/// `postgres`); `on_both_backends!(shared: check, ...)` hands each an `Arc` of the store instead, for a check
+/// that starts something holding it (a notifier), in modules `sqlite_shared` and `postgres_shared`.
 macro_rules! on_both_backends {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
+    (shared: $($check:ident),* $(,)?) => {
+        on_both_backends!(@modules sqlite_shared, postgres_shared, |store| std::sync::Arc::new(store); $($check),*);
+    };
+    (@modules $sqlite:ident, $postgres:ident, |$store:ident| $handed:expr; $($check:ident),*) => {
+        mod $sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
                     let dir = tempfile::tempdir().expect("temp dir");
-                    let store = doorstep_office::SqliteStore::open(dir.path()).expect("open");
-                    super::$check(&store).await;
+                    let $store = doorstep_office::SqliteStore::open(dir.path()).expect("open");
+                    super::$check($handed).await;
                 }
             )*
         }
-        mod postgres {
+        mod $postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
                     let url = crate::postgres::fresh_database().await;
-                    let store = doorstep_office::store::postgres::PgStore::connect(&url, 4)
+                    let $store = doorstep_office::store::postgres::PgStore::connect(&url, 4)
                         .await
                         .expect("connect");
-                    super::$check(&store).await;
+                    super::$check($handed).await;
                 }
             )*
         }
+    };
+    ($($check:ident),* $(,)?) => {
+        on_both_backends!(@modules sqlite, postgres, |store| &store; $($check),*);
     };
 }
 pub(crate) use on_both_backends;
