@@ -15,8 +15,8 @@ use doorstep_core::protocol::{display_enrolment_code, EnrolmentLink};
 use doorstep_office::demo::{self, DEMO_LOGINS_FILE};
 use doorstep_office::escalation::Escalation;
 use doorstep_office::notify::{
-    parse_email_address, NewTarget, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls, TargetKind,
-    WantedLevels,
+    parse_email_address, NewTarget, Notifier, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls,
+    TargetKind, WantedLevels,
 };
 use doorstep_office::records::{
     self,
@@ -88,8 +88,10 @@ enum Command {
                       from the environment variable DOORSTEP_DATABASE_URL, so its password stays out of the \
                       process list. Run one on each of several machines: each watches every visit, the \
                       database's locks make each alarm step once between them, and any left running keeps \
-                      every deadline when another stops. Only the engine runs on PostgreSQL so far: the board, \
-                      the phones' sync and the alarm emails still need `serve` on SQLite."
+                      every deadline when another stops. Each also tells the schools' notification targets of \
+                      every alarm step and safeguarding notice (email through --smtp, and webhooks), each message \
+                      sent by one office. Only the engine and the notifier run on PostgreSQL so far: the board \
+                      and the phones' sync still need `serve` on SQLite."
     )]
     Watch(WatchArgs),
 }
@@ -103,6 +105,8 @@ struct WatchArgs {
     /// Connections to keep to the database.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     connections: u16,
+    #[command(flatten)]
+    smtp: SmtpArgs,
 }
 
 /// The environment variable `watch` reads the PostgreSQL database's URL from.
@@ -481,16 +485,30 @@ fn open_store(data_dir: &DataDir) -> anyhow::Result<SqliteStore> {
 
 /// The escalation engine alone, on a PostgreSQL database other offices share, until stopped.
 async fn watch(args: &WatchArgs) -> anyhow::Result<()> {
+    let config = notify_config(&args.smtp)?;
+    if let Some(smtp) = &config.smtp {
+        smtp.check().context("--smtp")?;
+    }
     let url = std::env::var(DATABASE_URL_VARIABLE)
         .with_context(|| format!("set {DATABASE_URL_VARIABLE} to the PostgreSQL database's URL"))?;
-    let store = PgStore::connect(&url, usize::from(args.connections))
-        .await
-        .context("connecting to PostgreSQL")?;
-    let (engine, task) = Escalation::spawn_sharing(
-        Arc::new(store),
-        doorstep_office::clock::system(),
-        std::time::Duration::from_millis(args.rescan_ms),
+    let store = Arc::new(
+        PgStore::connect(&url, usize::from(args.connections))
+            .await
+            .context("connecting to PostgreSQL")?,
     );
+    let clock = doorstep_office::clock::system();
+    let rescan = std::time::Duration::from_millis(args.rescan_ms);
+    let (engine, task) = Escalation::spawn_sharing(store.clone(), clock.clone(), rescan);
+    let notifier = Notifier::new(store, config).context("setting up notifications")?;
+    let (notifier, notifier_task) = notifier.spawn(clock, engine.subscribe());
+    // A step made by another office, which died before telling anyone, is planned here at the next look.
+    let looks = tokio::spawn(async move {
+        let mut every = tokio::time::interval(rescan);
+        loop {
+            every.tick().await;
+            notifier.wake();
+        }
+    });
     // Said on standard output once the engine is running, for whoever started it.
     let mut out = std::io::stdout().lock();
     writeln!(out, "watching every visit's deadlines")?;
@@ -499,7 +517,9 @@ async fn watch(args: &WatchArgs) -> anyhow::Result<()> {
     tokio::select! {
         stopped = tokio::signal::ctrl_c() => stopped.context("waiting for Ctrl-C")?,
         ended = task => ended.context("the escalation engine stopped")?,
+        ended = notifier_task => ended.context("the notifier stopped")?,
     }
+    looks.abort();
     drop(engine);
     Ok(())
 }

@@ -28,6 +28,7 @@ use doorstep_office::store::postgres::{PgStore, LOCK_VISIT};
 use doorstep_office::store::{Device, IngestError, StoreError};
 
 use crate::postgres::{fresh_database, on_both_backends};
+use crate::smtp_relay::{self, RelaySettings};
 use doorstep_office::notify::{Attempted, NewTarget, Notifier, Outgoing, Transport, WantedLevels};
 use doorstep_office::store::deliveries::Deliveries;
 
@@ -740,11 +741,17 @@ async fn an_office_that_dies_while_raising_an_alarm_leaves_it_to_the_other() {
 struct Watcher(std::process::Child);
 
 impl Watcher {
-    /// Starts one and waits until it says it is watching.
-    async fn start(url: &str) -> Watcher {
+    /// Starts one, handing its email to the relay on `smtp_port` (trusting the CA in `ca_file`), and
+    /// waits until it says it is watching.
+    async fn start(url: &str, smtp_port: u16, ca_file: &std::path::Path) -> Watcher {
+        let smtp = format!("127.0.0.1:{smtp_port}");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
-            .args(["watch", "--rescan-ms", "200"])
+            .args(["watch", "--rescan-ms", "200", "--smtp", &smtp])
+            .args(["--smtp-from", "doorstep@oakfield.example"])
+            .args(["--smtp-user", smtp_relay::USER, "--smtp-ca-file"])
+            .arg(ca_file)
             .env("DOORSTEP_DATABASE_URL", url)
+            .env("DOORSTEP_SMTP_PASSWORD", smtp_relay::PASSWORD)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -788,6 +795,17 @@ async fn two_office_processes_on_one_database_raise_an_alarm_once_and_one_killed
     let url = fresh_database().await;
     let store = PgStore::connect(&url, 2).await.expect("connect");
     the_school(&store).await;
+    store
+        .add_notification_target(
+            &id("school-1"),
+            &email("office@oakfield.example", WantedLevels::BOARD),
+            Utc::now(),
+        )
+        .await
+        .expect("a target");
+    let mut relay = smtp_relay::relay(RelaySettings::default()).await;
+    let ca = tempfile::NamedTempFile::new().expect("a file for the CA");
+    std::fs::write(ca.path(), &relay.ca_pem).expect("write the CA");
     // Two visits under way whose first check-in (10 minutes in, with 5 minutes' grace) goes unanswered 5 s
     // and 15 s from now, on the offices' own clock: the system's. Both are in the database before either
     // office starts, so neither sees a visit half stored.
@@ -798,8 +816,8 @@ async fn two_office_processes_on_one_database_raise_an_alarm_once_and_one_killed
         an_authorised_visit(&store, name, 10 * n as u64, agreed).await;
         go_in_at(&store, name, 1 + 10 * n as u64, agreed).await;
     }
-    let mut office_a = Watcher::start(&url).await;
-    let mut office_b = Watcher::start(&url).await;
+    let mut office_a = Watcher::start(&url, relay.port, ca.path()).await;
+    let mut office_b = Watcher::start(&url, relay.port, ca.path()).await;
 
     let raised = until(|| alarms(&store, "visit-1"), |a| !a.is_empty()).await;
     assert_eq!(raised.len(), 1, "{raised:?}");
@@ -807,9 +825,18 @@ async fn two_office_processes_on_one_database_raise_an_alarm_once_and_one_killed
     // Both offices have looked again since (a rescan every 200 ms): still one alarm, raised once.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(alarms(&store, "visit-1").await.len(), 1);
+    // The office is emailed once, by one of them, and the log says it was.
+    let emailed = one_email(&mut relay).await;
+    assert!(emailed.contains("Oakfield Primary"), "{emailed}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(relay.sessions.try_recv().is_err(), "a second email");
+    let log = steps(&store, "visit-1").await;
     assert_eq!(
-        steps(&store, "visit-1").await,
-        [step("raised", Some(AlarmLevel::Board))]
+        log,
+        [
+            step("raised", Some(AlarmLevel::Board)),
+            step("notified", None)
+        ]
     );
 
     // Office A dies before visit-2's moment (were the machine so slow that it had come already, the test
@@ -824,6 +851,19 @@ async fn two_office_processes_on_one_database_raise_an_alarm_once_and_one_killed
     );
     assert_eq!(raised[0].about, "check_in");
     assert!(office_b.is_running());
+    let emailed = one_email(&mut relay).await;
+    assert!(emailed.contains("Oakfield Primary"), "{emailed}");
+}
+
+/// The next message the relay accepts (within 30 s), signed in and over TLS.
+async fn one_email(relay: &mut smtp_relay::Relay) -> String {
+    let session = tokio::time::timeout(Duration::from_secs(30), relay.sessions.recv())
+        .await
+        .expect("an email within 30 s")
+        .expect("the relay runs");
+    assert!(session.encrypted, "{session:?}");
+    assert_eq!(session.to, ["office@oakfield.example"], "{session:?}");
+    session.data.expect("a message")
 }
 
 /// A mail relay that accepts every message but those to `refused`, and keeps each it was handed.
