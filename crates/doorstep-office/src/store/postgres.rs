@@ -368,8 +368,19 @@ async fn refresh_visit(
             trusted_at: optional_time(&row, "trusted_at")?.unwrap_or(received_at),
         });
     }
+    store_replayed(client, visit, &staff, &events).await
+}
+
+/// Replays a visit's whole history (`events`, in the order stored) through the core lifecycle, from the
+/// state of a visit with `staff` assigned, and stores the state it comes to.
+async fn store_replayed(
+    client: &impl GenericClient,
+    visit: &VisitId,
+    staff: &[StaffId],
+    events: &[StoredEvent],
+) -> Result<VisitState, StoreError> {
     let trusted: Vec<TrustedEvent<'_>> = events.iter().map(StoredEvent::trusted).collect();
-    let state = lifecycle::replay(VisitState::new(staff), trusted.iter());
+    let state = lifecycle::replay(VisitState::new(staff.to_vec()), trusted.iter());
     execute(
         client,
         "UPDATE visits SET phase = $2, state = $3 WHERE id = $1",
@@ -418,19 +429,170 @@ async fn raise_alarm_in(
     Ok(Some(alarm_in(tx, id).await?))
 }
 
-/// How many events, and how many of them alerts, `device` has stored for `visit`.
-async fn events_held(
-    tx: &impl GenericClient,
-    device: &Device,
-    visit: &VisitId,
-) -> Result<(i64, i64), StoreError> {
-    let row = query_one(tx, "SELECT COUNT(*) AS events,
-                    COALESCE(SUM(CASE WHEN body::jsonb #>> '{event,type}' = 'duress_raised' THEN 1 ELSE 0 END), 0)::BIGINT AS alerts
-             FROM events WHERE device_id = $1 AND visit_id = $2",
-            &[&device.id.as_str(), &visit.as_str()],
+/// What a batch's checks read of each visit it names, in one statement: the school's policy, everyone on
+/// the visit in order, and how many events (and alerts) the phone holds there.
+struct BatchFacts {
+    policy: Policy,
+    visits: HashMap<String, (Vec<StaffId>, (i64, i64))>,
+}
+
+impl BatchFacts {
+    async fn read(
+        tx: &impl GenericClient,
+        device: &Device,
+        events: &[EventEnvelope],
+    ) -> Result<Self, StoreError> {
+        let visits: Vec<&str> = events
+            .iter()
+            .map(|e| e.visit.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let rows = query(
+            tx,
+            "SELECT v.id, s.policy,
+                    ARRAY(SELECT staff_id FROM visit_staff vs WHERE vs.visit_id = v.id ORDER BY position)
+                        AS staff,
+                    h.events, h.alerts
+                 FROM unnest($1::text[]) AS v(id)
+                 LEFT JOIN schools s ON s.id = $2
+                 CROSS JOIN LATERAL (
+                     SELECT COUNT(*) AS events,
+                            COUNT(*) FILTER (WHERE e.body::jsonb #>> '{event,type}' = 'duress_raised')
+                                AS alerts
+                         FROM events e WHERE e.device_id = $3 AND e.visit_id = v.id) h",
+            &[&visits, &device.school.as_str(), &device.id.as_str()],
         )
         .await?;
-    Ok((row.try_get("events")?, row.try_get("alerts")?))
+        let mut policy = None;
+        let mut facts = HashMap::new();
+        for row in &rows {
+            let Some(stored_policy) = row.try_get::<_, Option<String>>("policy")? else {
+                return Err(StoreError::Invalid(format!(
+                    "unknown school {}",
+                    device.school
+                )));
+            };
+            if policy.is_none() {
+                policy = Some(serde_json::from_str(&stored_policy)?);
+            }
+            let staff = row
+                .try_get::<_, Vec<String>>("staff")?
+                .iter()
+                .map(|id| parse_id(id))
+                .collect::<Result<_, _>>()?;
+            let held = (row.try_get("events")?, row.try_get("alerts")?);
+            facts.insert(text(row, "id")?, (staff, held));
+        }
+        Ok(Self {
+            policy: policy.ok_or_else(|| StoreError::Invalid("an empty batch".into()))?,
+            visits: facts,
+        })
+    }
+
+    fn staff(&self, visit: &VisitId) -> &[StaffId] {
+        self.visits
+            .get(visit.as_str())
+            .map_or(&[], |(staff, _)| staff)
+    }
+
+    fn held(&self, visit: &VisitId) -> (i64, i64) {
+        self.visits
+            .get(visit.as_str())
+            .map_or((0, 0), |(_, held)| *held)
+    }
+}
+
+/// The stored events a batch's checks and replay need, read in one statement: every event of the visits
+/// it names (for the replay), and any stored under its events' ids or its phone's sequence numbers (for
+/// the checks); then what the batch itself adds, as it is checked.
+struct StoredRows {
+    rows: Vec<Row>,
+    device: String,
+    /// Events of this batch already taken, by id, and the phone's numbers they use.
+    added: HashMap<String, EventEnvelope>,
+    added_seqs: BTreeSet<i64>,
+}
+
+impl StoredRows {
+    async fn read(
+        tx: &impl GenericClient,
+        device: &Device,
+        events: &[EventEnvelope],
+    ) -> Result<Self, StoreError> {
+        let visits: Vec<&str> = events.iter().map(|e| e.visit.as_str()).collect();
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        let seqs: Vec<i64> = events.iter().map(seq_of).collect::<Result<_, _>>()?;
+        let rows = query(
+            tx,
+            "SELECT id, visit_id, device_id, seq, body, received_at, trusted_at FROM events
+                 WHERE visit_id = ANY($1) OR id = ANY($2) OR (device_id = $3 AND seq = ANY($4))
+                 ORDER BY position",
+            &[&visits, &ids, &device.id.as_str(), &seqs],
+        )
+        .await?;
+        Ok(Self {
+            rows,
+            device: device.id.to_string(),
+            added: HashMap::new(),
+            added_seqs: BTreeSet::new(),
+        })
+    }
+
+    /// What is stored (or was taken earlier in this batch) under `envelope`'s id.
+    fn stored(&self, envelope: &EventEnvelope) -> Result<Option<EventEnvelope>, StoreError> {
+        let id = envelope.id.to_string();
+        if let Some(added) = self.added.get(&id) {
+            return Ok(Some(added.clone()));
+        }
+        for row in &self.rows {
+            if row.try_get::<_, &str>("id")? == id {
+                return Ok(Some(serde_json::from_str(row.try_get("body")?)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the phone's sequence number of `envelope` is used by an event stored or taken already.
+    fn seq_taken(&self, envelope: &EventEnvelope) -> bool {
+        let Ok(seq) = seq_of(envelope) else {
+            return false;
+        };
+        self.added_seqs.contains(&seq)
+            || self.rows.iter().any(|row| {
+                row.try_get::<_, &str>("device_id").ok() == Some(self.device.as_str())
+                    && row.try_get::<_, i64>("seq").ok() == Some(seq)
+            })
+    }
+
+    fn note_new(&mut self, envelope: &EventEnvelope) {
+        if let Ok(seq) = seq_of(envelope) {
+            self.added_seqs.insert(seq);
+        }
+        self.added.insert(envelope.id.to_string(), envelope.clone());
+    }
+
+    /// The events stored for `visit` before this batch, in the order they were stored.
+    fn history(&self, visit: &VisitId) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = Vec::new();
+        for row in &self.rows {
+            if row.try_get::<_, &str>("visit_id")? != visit.as_str() {
+                continue;
+            }
+            let received_at = stored_time(row.try_get("received_at")?)?;
+            events.push(StoredEvent {
+                envelope: serde_json::from_str(row.try_get("body")?)?,
+                received_at,
+                trusted_at: optional_time(row, "trusted_at")?.unwrap_or(received_at),
+            });
+        }
+        Ok(events)
+    }
+}
+
+fn seq_of(envelope: &EventEnvelope) -> Result<i64, StoreError> {
+    i64::try_from(envelope.seq.get())
+        .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))
 }
 
 fn refused(envelope: &EventEnvelope, reason: String) -> Rejection {
@@ -442,61 +604,81 @@ fn refused(envelope: &EventEnvelope, reason: String) -> Rejection {
     }
 }
 
-/// Checks one event of a batch with the ingest's rules ([`checks`]) against what the transaction reads,
-/// and stores it (with the notices it carries) if it is new: the outcome, or why it is refused.
-async fn check_and_store(
+/// Stores a batch's new events, each with the time it is trusted from, as received at `now`: one statement
+/// for them all.
+async fn insert_events(
     tx: &impl GenericClient,
-    device: &Device,
-    envelope: &EventEnvelope,
-    (held, assigned): ((i64, i64), &[StaffId]),
-    policy: &Policy,
-    (trusted_at, now): (DateTime<Utc>, DateTime<Utc>),
-) -> Result<Result<EventOutcome, Rejection>, StoreError> {
-    let seq = i64::try_from(envelope.seq.get())
-        .map_err(|_| StoreError::Invalid("a sequence number past i64".into()))?;
-    // What is stored under the event's id, and whether its device's number is taken, in one round trip.
-    let row = query_one(
+    new: &[(&EventEnvelope, DateTime<Utc>)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&EventEnvelope, DateTime<Utc>) -> String| -> Vec<String> {
+        new.iter().map(|(e, t)| f(e, *t)).collect()
+    };
+    let ids = column(&|e, _| e.id.to_string());
+    let devices = column(&|e, _| e.device.to_string());
+    let seqs: Vec<i64> = new
+        .iter()
+        .map(|(e, _)| seq_of(e))
+        .collect::<Result<_, _>>()?;
+    let visits = column(&|e, _| e.visit.to_string());
+    let staff = column(&|e, _| e.event.actor().to_string());
+    let recorded = column(&|e, _| e.recorded_at.to_rfc3339());
+    let bodies = new
+        .iter()
+        .map(|(e, _)| serde_json::to_string(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let trusted = column(&|_, t| t.to_rfc3339());
+    execute(
         tx,
-        "SELECT (SELECT body FROM events WHERE id = $1) AS body,
-                EXISTS (SELECT 1 FROM events WHERE device_id = $2 AND seq = $3) AS seq_taken",
-        &[&envelope.id.to_string(), &envelope.device.as_str(), &seq],
+        "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body,
+                             trusted_at)
+             SELECT id, device_id, seq, visit_id, staff_id, recorded_at, $7, body, trusted_at
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                         $8::text[], $9::text[])
+                 AS n(id, device_id, seq, visit_id, staff_id, recorded_at, body, trusted_at)",
+        &[
+            &ids,
+            &devices,
+            &seqs,
+            &visits,
+            &staff,
+            &recorded,
+            &now.to_rfc3339(),
+            &bodies,
+            &trusted,
+        ],
     )
     .await?;
-    let stored: Option<EventEnvelope> = match row.try_get::<_, Option<String>>("body")? {
-        Some(body) => Some(serde_json::from_str(&body)?),
-        None => None,
-    };
-    if let Some(reason) = checks::over_quota(envelope, held).filter(|_| stored.is_none()) {
-        return Ok(Err(refused(envelope, reason)));
+    Ok(())
+}
+
+/// Writes the notices `envelope` carries, for the policy's `safeguarding_concerns_to`.
+async fn insert_notices(
+    tx: &impl GenericClient,
+    envelope: &EventEnvelope,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for kind in NoticeKind::carried_by(&envelope.event) {
+        execute(
+            tx,
+            "INSERT INTO notices (visit_id, kind, event_id, staff_id, role, raised_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id, kind) DO NOTHING",
+            &[
+                &envelope.visit.as_str(),
+                &kind.as_str(),
+                &envelope.id.to_string(),
+                &envelope.event.actor().as_str(),
+                &role_name(policy.safeguarding_concerns_to),
+                &now.to_rfc3339(),
+            ],
+        )
+        .await?;
     }
-    if let Some(reason) = checks::refusal(device, envelope, assigned) {
-        return Ok(Err(refused(envelope, reason)));
-    }
-    let seq_taken = stored.is_none() && row.try_get::<_, bool>("seq_taken")?;
-    match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
-        Err(rejection) => Ok(Err(rejection)),
-        Ok(Some(outcome)) => Ok(Ok(outcome)),
-        Ok(None) => {
-            insert_event(tx, envelope, trusted_at, now).await?;
-            for kind in NoticeKind::carried_by(&envelope.event) {
-                execute(
-                    tx,
-                    "INSERT INTO notices (visit_id, kind, event_id, staff_id, role, raised_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id, kind) DO NOTHING",
-                    &[
-                        &envelope.visit.as_str(),
-                        &kind.as_str(),
-                        &envelope.id.to_string(),
-                        &envelope.event.actor().as_str(),
-                        &role_name(policy.safeguarding_concerns_to),
-                        &now.to_rfc3339(),
-                    ],
-                )
-                .await?;
-            }
-            Ok(Ok(EventOutcome::Stored))
-        }
-    }
+    Ok(())
 }
 
 /// Stores one event's row, as received at `now` and trusted from `trusted_at`; `false` when its id is
@@ -654,32 +836,63 @@ impl Visits for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
         lock_visits(&tx, events).await?;
-        let policy = school_policy(&tx, &device.school).await?;
+        // Everything the checks and the replay need, read in two statements sent together: a batch costs
+        // the same few round trips whatever its size.
+        let (facts, mut read) = tokio::try_join!(
+            BatchFacts::read(&tx, device, events),
+            StoredRows::read(&tx, device, events)
+        )?;
         let mut tally = Tally::default();
-        // Everyone on each visit of the batch, read once.
-        let mut staff: HashMap<&VisitId, Vec<StaffId>> = HashMap::new();
+        let mut new: Vec<(&EventEnvelope, DateTime<Utc>)> = Vec::new();
         for envelope in events {
             let visit = &envelope.visit;
             let counts = match tally.held(visit) {
                 Some(counts) => counts,
-                None => {
-                    let held = events_held(&tx, device, visit).await?;
-                    staff.insert(visit, assigned_staff(&tx, visit).await?);
-                    tally.read_held(visit, held)
+                None => tally.read_held(visit, facts.held(visit)),
+            };
+            let stored = read.stored(envelope)?;
+            let outcome = if let Some(reason) =
+                checks::over_quota(envelope, counts).filter(|_| stored.is_none())
+            {
+                Err(refused(envelope, reason))
+            } else if let Some(reason) = checks::refusal(device, envelope, facts.staff(visit)) {
+                Err(refused(envelope, reason))
+            } else {
+                let seq_taken = stored.is_none() && read.seq_taken(envelope);
+                match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
+                    Err(rejection) => Err(rejection),
+                    Ok(Some(outcome)) => Ok(outcome),
+                    Ok(None) => {
+                        read.note_new(envelope);
+                        new.push((
+                            envelope,
+                            trusted_time(envelope.recorded_at, device_time, now),
+                        ));
+                        Ok(EventOutcome::Stored)
+                    }
                 }
             };
-            let facts = (counts, staff.get(visit).map_or(&[][..], Vec::as_slice));
-            let times = (trusted_time(envelope.recorded_at, device_time, now), now);
-            let outcome = check_and_store(&tx, device, envelope, facts, &policy, times).await?;
             tally.answer(envelope, outcome);
         }
         if !tally.rejections.is_empty() {
-            // Dropping the transaction rolls back anything this batch wrote.
+            // Nothing is written before every event has passed: dropping the transaction ends it.
             return Err(IngestError::Rejected(tally.rejections));
+        }
+        insert_events(&tx, &new, now).await?;
+        for (envelope, _) in &new {
+            insert_notices(&tx, envelope, &facts.policy, now).await?;
         }
         let mut alarms = Vec::new();
         for visit in tally.touched {
-            let state = refresh_visit(&tx, visit).await?;
+            let mut history = read.history(visit)?;
+            history.extend(new.iter().filter(|(e, _)| &e.visit == visit).map(
+                |(envelope, trusted_at)| StoredEvent {
+                    envelope: (*envelope).clone(),
+                    received_at: now,
+                    trusted_at: *trusted_at,
+                },
+            ));
+            let state = store_replayed(&tx, visit, facts.staff(visit), &history).await?;
             if tally.alerted.contains(visit) {
                 // As the SQLite store does: one alarm per alert, raised with the ingest, straight to the
                 // top, keyed by who raised it and when, so the engine never raises it twice.
