@@ -13,6 +13,7 @@ mod checkpoint;
 pub mod checks;
 pub mod deliveries;
 mod group_commit;
+mod holdings;
 pub mod postgres;
 pub mod readers;
 pub(crate) mod seen;
@@ -22,16 +23,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use doorstep_core::domain::{
-    Briefing, PhoneNumber, Pupil, School, SchoolTimeZone, StaffMember, Visit,
-};
+use doorstep_core::domain::{PhoneNumber, Pupil, School, SchoolTimeZone, StaffMember, Visit};
 use doorstep_core::event::{trusted_time, EventEnvelope, TrustedEvent};
 use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitId};
-use doorstep_core::lifecycle::{self, VisitEvent, VisitState};
+use doorstep_core::lifecycle::{self, VisitState};
 use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
 use doorstep_core::protocol::{
-    EventOutcome, EventResult, EventTime, HeldVisit, HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS,
+    EventOutcome, EventResult, HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
@@ -536,20 +535,7 @@ impl SqliteStore {
         let through: i64 = conn
             .prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM events")?
             .query_row([], |row| row.get(0))?;
-        let basis = {
-            let mut hash = Sha256::new();
-            hash.update(serde_json::to_vec(&(
-                &school,
-                &policy,
-                &member.id,
-                &member.name,
-                &visits,
-            ))?);
-            hash.finalize()[..12]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let basis = holdings::basis(&school, &policy, &member, &visits)?;
         let event_at = |rowid: i64| -> Result<String, StoreError> {
             Ok(conn
                 .prepare_cached("SELECT id FROM events WHERE rowid = ?1")?
@@ -591,7 +577,7 @@ impl SqliteStore {
             if since.is_some() && events.is_empty() {
                 continue;
             }
-            visits.push(held_visit(visit, events));
+            visits.push(holdings::held_visit(visit, events));
         }
         let last = if sent_through == 0 {
             String::new()
@@ -1026,43 +1012,9 @@ fn held_visits(
     let mut visits = Vec::new();
     for row in rows {
         let (body, phase) = row?;
-        let mut visit: Visit = serde_json::from_str(&body)?;
-        if matches!(phase.as_str(), "written_up" | "cancelled" | "declined") {
-            visit.briefing = Briefing::withdrawn();
-        }
-        visits.push(visit);
+        visits.push(holdings::as_held(serde_json::from_str(&body)?, &phase));
     }
     Ok(visits)
-}
-
-/// A held visit with `events` as a phone is sent them: a write-up's words go to no phone (the writer's
-/// own leave it once confirmed, and a partner has no need to know them); what a replay reads (who, the
-/// concern) is kept.
-fn held_visit(visit: Visit, stored: Vec<StoredEvent>) -> HeldVisit {
-    let times = stored
-        .iter()
-        .map(|event| EventTime {
-            id: event.envelope.id,
-            at: event.trusted_at,
-        })
-        .collect();
-    let events = stored
-        .into_iter()
-        .map(|event| {
-            let mut envelope = event.envelope;
-            if let VisitEvent::WrittenUp { .. } = envelope.event {
-                if let Some(without) = envelope.event.without_free_text() {
-                    envelope.event = without;
-                }
-            }
-            envelope
-        })
-        .collect();
-    HeldVisit {
-        visit,
-        events,
-        times,
-    }
 }
 
 fn visit_events(conn: &Connection, visit: &VisitId) -> Result<Vec<StoredEvent>, StoreError> {

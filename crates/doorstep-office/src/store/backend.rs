@@ -20,11 +20,11 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Pupil, School, StaffMember, Visit};
 use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::{SchoolId, VisitId};
+use doorstep_core::ids::{DeviceId, DeviceSeq, SchoolId, VisitId};
 use doorstep_core::lifecycle::VisitState;
 use doorstep_core::policy::Policy;
 
-use super::{engine_work, Device, IngestError, Ingested, SqliteStore, StoreError};
+use super::{engine_work, Device, Holdings, IngestError, Ingested, SqliteStore, StoreError};
 use crate::alarms::{Alarm, AlarmLogEntry, NewAlarm};
 
 /// Schools, staff, pupils and visits with their events: what the escalation engine reads of a visit, and
@@ -67,6 +67,21 @@ pub trait Visits: Send + Sync + 'static {
         &self,
         batch: Batch<'_>,
     ) -> impl Future<Output = Result<Ingested, IngestError>> + Send;
+
+    /// The highest sequence number stored from `device`: what its phone may stop resending.
+    fn acknowledged_through(
+        &self,
+        device: &DeviceId,
+    ) -> impl Future<Output = Result<Option<DeviceSeq>, StoreError>> + Send;
+
+    /// What `device`'s phone should hold at `now`: everything, or only what changed since `cursor` (one this
+    /// store gave the phone) when nothing but events changed (see [`SqliteStore::holdings_since`]).
+    fn holdings_since(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Holdings, StoreError>> + Send;
 
     /// Visits the escalation engine must watch: under way, or with an alarm nobody has acknowledged.
     fn visits_to_watch(&self) -> impl Future<Output = Result<Vec<VisitId>, StoreError>> + Send;
@@ -177,6 +192,22 @@ impl Visits for SqliteStore {
     async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
         let (device, events) = (batch.device, batch.events);
         engine_work(|| self.ingest_raising(device, events, batch.device_time, batch.now))
+    }
+
+    async fn acknowledged_through(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<DeviceSeq>, StoreError> {
+        engine_work(|| SqliteStore::acknowledged_through(self, device))
+    }
+
+    async fn holdings_since(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<Holdings, StoreError> {
+        engine_work(|| SqliteStore::holdings_since(self, device, now, cursor))
     }
 
     async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {

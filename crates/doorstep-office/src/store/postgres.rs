@@ -29,7 +29,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use doorstep_core::contact::PhoneNumber;
 use doorstep_core::domain::{Pupil, School, SchoolTimeZone, StaffMember, Visit};
 use doorstep_core::event::{trusted_time, EventEnvelope, TrustedEvent};
-use doorstep_core::ids::{SchoolId, StaffId, VisitId};
+use doorstep_core::ids::{DeviceId, DeviceSeq, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::{self, VisitState};
 use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
@@ -38,12 +38,13 @@ use doorstep_core::schedule::AlarmLevel;
 use tokio_postgres::{NoTls, Row};
 
 mod deliveries;
+mod holdings;
 
 use super::backend::{dbs_refusal, Alarms, Batch, Visits};
 use super::checks::{self, Tally};
 use super::{
-    check_new_school, parse_id, stored_time, Device, IngestError, Ingested, Rejection, StoreError,
-    StoredEvent,
+    check_new_school, parse_id, stored_time, Device, Holdings, IngestError, Ingested, Rejection,
+    StoreError, StoredEvent,
 };
 use crate::alarms::{
     acknowledged_detail, already_done, checked_name, escalation_step, nobody_to_tell_detail,
@@ -91,10 +92,18 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host/db` or `host=... dbname=...`), brings its
     /// schema up to date, and keeps a pool of at most `connections`.
     pub async fn connect(url: &str, connections: usize) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("the database URL: {e}")))?;
         migrate(&config).await?;
+        // Every statement is planned for its own values. A prepared statement's generic plan is made
+        // once, from what the tables held then: for a new office's empty tables that is a full scan, kept
+        // however large they grow, until the next ANALYZE.
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c plan_cache_mode=force_custom_plan"),
+            None => "-c plan_cache_mode=force_custom_plan".to_owned(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -379,19 +388,34 @@ async fn store_replayed(
     staff: &[StaffId],
     events: &[StoredEvent],
 ) -> Result<VisitState, StoreError> {
+    let state = replay(staff, events);
+    store_state(client, visit, &state).await?;
+    Ok(state)
+}
+
+/// The state a visit with `staff` assigned comes to through its whole history (`events`, in the order
+/// stored), by the core lifecycle.
+fn replay(staff: &[StaffId], events: &[StoredEvent]) -> VisitState {
     let trusted: Vec<TrustedEvent<'_>> = events.iter().map(StoredEvent::trusted).collect();
-    let state = lifecycle::replay(VisitState::new(staff.to_vec()), trusted.iter());
+    lifecycle::replay(VisitState::new(staff.to_vec()), trusted.iter())
+}
+
+async fn store_state(
+    client: &impl GenericClient,
+    visit: &VisitId,
+    state: &VisitState,
+) -> Result<(), StoreError> {
     execute(
         client,
         "UPDATE visits SET phase = $2, state = $3 WHERE id = $1",
         &[
             &visit.as_str(),
             &state.phase().name(),
-            &serde_json::to_string(&state)?,
+            &serde_json::to_string(state)?,
         ],
     )
     .await?;
-    Ok(state)
+    Ok(())
 }
 
 /// Raises an alarm inside the caller's transaction, which holds the visit's lock (see
@@ -520,7 +544,14 @@ impl StoredRows {
         device: &Device,
         events: &[EventEnvelope],
     ) -> Result<Self, StoreError> {
-        let visits: Vec<&str> = events.iter().map(|e| e.visit.as_str()).collect();
+        // Each visit once: PostgreSQL estimates `= ANY` by the array's length, and a batch's hundred events
+        // on one visit would look like a hundred visits' events, planned as a scan of the whole table.
+        let visits: Vec<&str> = events
+            .iter()
+            .map(|e| e.visit.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
         let seqs: Vec<i64> = events.iter().map(seq_of).collect::<Result<_, _>>()?;
         let rows = query(
@@ -878,21 +909,34 @@ impl Visits for PgStore {
             // Nothing is written before every event has passed: dropping the transaction ends it.
             return Err(IngestError::Rejected(tally.rejections));
         }
-        insert_events(&tx, &new, now).await?;
-        for (envelope, _) in &new {
-            insert_notices(&tx, envelope, &facts.policy, now).await?;
-        }
-        let mut alarms = Vec::new();
-        for visit in tally.touched {
+        // Each touched visit replayed in memory from what was read and what this batch adds; the events,
+        // their notices and the visits' new states are then written by statements sent together.
+        let mut replayed = Vec::new();
+        for visit in &tally.touched {
             let mut history = read.history(visit)?;
-            history.extend(new.iter().filter(|(e, _)| &e.visit == visit).map(
+            history.extend(new.iter().filter(|(e, _)| &e.visit == *visit).map(
                 |(envelope, trusted_at)| StoredEvent {
                     envelope: (*envelope).clone(),
                     received_at: now,
                     trusted_at: *trusted_at,
                 },
             ));
-            let state = store_replayed(&tx, visit, facts.staff(visit), &history).await?;
+            replayed.push((*visit, replay(facts.staff(visit), &history)));
+        }
+        let notices = async {
+            for (envelope, _) in &new {
+                insert_notices(&tx, envelope, &facts.policy, now).await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        let states = futures_util::future::try_join_all(
+            replayed
+                .iter()
+                .map(|(visit, state)| store_state(&tx, visit, state)),
+        );
+        tokio::try_join!(insert_events(&tx, &new, now), notices, states)?;
+        let mut alarms = Vec::new();
+        for (visit, state) in &replayed {
             if tally.alerted.contains(visit) {
                 // As the SQLite store does: one alarm per alert, raised with the ingest, straight to the
                 // top, keyed by who raised it and when, so the engine never raises it twice.
@@ -906,6 +950,22 @@ impl Visits for PgStore {
             results: tally.results,
             alarms,
         })
+    }
+
+    async fn acknowledged_through(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<DeviceSeq>, StoreError> {
+        self.acknowledged_through_pg(device).await
+    }
+
+    async fn holdings_since(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<Holdings, StoreError> {
+        self.holdings_since_pg(device, now, cursor).await
     }
 
     async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {

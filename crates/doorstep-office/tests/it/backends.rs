@@ -15,7 +15,7 @@ use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{DeviceSeq, EventId};
 use doorstep_core::lifecycle::{self, Command, DuressVia, VisitEvent, VisitState};
 use doorstep_core::policy::{PolicyMinutes, Preset};
-use doorstep_core::protocol::EventOutcome;
+use doorstep_core::protocol::{EventOutcome, HoldScope};
 use doorstep_core::schedule::AlarmLevel;
 use doorstep_core::test_support::{at, device, envelope, id, staff, visit};
 use doorstep_office::alarms::{step, Alarm, AlarmKind, NewAlarm};
@@ -253,6 +253,7 @@ on_both_backends!(
     contact_resumed_is_noted_once,
     a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplicate,
     a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it,
+    a_phone_is_sent_everything_then_only_what_changed_since_its_cursor,
 );
 
 on_both_backends!(
@@ -1135,4 +1136,75 @@ async fn a_visit_called_off_as_unsafe_is_told_to_the_dsl_once<S: Visits + Alarms
         0,
         "once"
     );
+}
+
+async fn a_phone_is_sent_everything_then_only_what_changed_since_its_cursor<S: Visits + Alarms>(
+    store: &S,
+) {
+    a_school(store, &["visit-ava"]).await;
+    let phone = sams_phone();
+    let first = store
+        .holdings_since(&phone, at(10, 0), None)
+        .await
+        .expect("hold");
+    assert_eq!(first.scope, HoldScope::Full);
+    assert_eq!(first.hold.staff_name, "Sam");
+    assert_eq!(first.hold.visits.len(), 1);
+    let authorised = first.hold.visits[0].events.len();
+    assert!(authorised >= 1, "the head's authorisation");
+    assert_eq!(
+        store.acknowledged_through(&phone.id).await.expect("read"),
+        None
+    );
+
+    // Nothing new: nothing sent, and the same cursor back.
+    let idle = store
+        .holdings_since(&phone, at(10, 0), Some(&first.cursor))
+        .await
+        .expect("hold");
+    assert_eq!(idle.scope, HoldScope::ChangesOnly);
+    assert!(idle.hold.visits.is_empty(), "{:?}", idle.hold.visits);
+    assert_eq!(idle.cursor, first.cursor);
+
+    // Sam sets off: only that event is sent.
+    let departed = envelope(
+        "phone-sam",
+        1,
+        "visit-ava",
+        at(10, 1),
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: at(11, 0),
+        },
+    );
+    store
+        .ingest(batch(std::slice::from_ref(&departed), at(10, 1), at(10, 1)))
+        .await
+        .expect("stored");
+    let changed = store
+        .holdings_since(&phone, at(10, 2), Some(&idle.cursor))
+        .await
+        .expect("hold");
+    assert_eq!(changed.scope, HoldScope::ChangesOnly);
+    let sent: Vec<_> = changed.hold.visits[0].events.iter().map(|e| e.id).collect();
+    assert_eq!(sent, [departed.id]);
+    assert_ne!(changed.cursor, idle.cursor);
+    assert_eq!(
+        store.acknowledged_through(&phone.id).await.expect("read"),
+        Some(DeviceSeq::new(1).expect("a number"))
+    );
+    let after = store
+        .holdings_since(&phone, at(10, 3), Some(&changed.cursor))
+        .await
+        .expect("hold");
+    assert!(after.hold.visits.is_empty(), "sent once");
+
+    // A cursor the store cannot read, and the phone is sent everything again.
+    let again = store
+        .holdings_since(&phone, at(10, 3), Some("not a cursor"))
+        .await
+        .expect("hold");
+    assert_eq!(again.scope, HoldScope::Full);
+    assert_eq!(again.hold.visits[0].events.len(), authorised + 1);
 }
