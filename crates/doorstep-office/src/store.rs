@@ -18,7 +18,7 @@ pub mod postgres;
 pub mod readers;
 pub(crate) mod seen;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -707,27 +707,28 @@ fn check_and_store(
     tx: &Connection,
     device: &Device,
     envelope: &EventEnvelope,
-    trusted_at: DateTime<Utc>,
-    now: DateTime<Utc>,
+    assigned: &[StaffId],
+    (trusted_at, now): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<EventOutcome, Check> {
-    let assigned = assigned_staff(tx, &envelope.visit)?;
-    if let Some(reason) = checks::refusal(device, envelope, &assigned) {
+    if let Some(reason) = checks::refusal(device, envelope, assigned) {
         return Err(refuse(envelope, reason));
     }
-    let stored: Option<EventEnvelope> = stored_json(
-        tx,
-        "SELECT body FROM events WHERE id = ?1",
-        &envelope.id.to_string(),
+    // What is stored under the event's id, and whether its device's number is taken, in one statement.
+    let (body, seq_taken): (Option<String>, bool) = tx.query_row_cached(
+        "SELECT (SELECT body FROM events WHERE id = ?1),
+                EXISTS (SELECT 1 FROM events WHERE device_id = ?2 AND seq = ?3)",
+        params![
+            envelope.id.to_string(),
+            envelope.device.as_str(),
+            envelope.seq.get() as i64
+        ],
+        |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
-    let seq_taken = stored.is_none()
-        && tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE device_id = ?1 AND seq = ?2)",
-            )?
-            .query_row(
-                params![envelope.device.as_str(), envelope.seq.get() as i64],
-                |row| row.get(0),
-            )?;
+    let stored: Option<EventEnvelope> = body
+        .map(|body| serde_json::from_str(&body))
+        .transpose()
+        .map_err(StoreError::from)?;
+    let seq_taken = stored.is_none() && seq_taken;
     match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
         Ok(Some(outcome)) => Ok(outcome),
         Ok(None) => {
@@ -1305,22 +1306,28 @@ fn ingest_in(
 ) -> Result<Ingested, IngestError> {
     let mut tally = checks::Tally::default();
     let policy = school_policy(tx, &device.school)?;
+    // Everyone on each visit of the batch, read once.
+    let mut staff: HashMap<&VisitId, Vec<StaffId>> = HashMap::new();
     for envelope in events {
         let trusted_at = trusted_time(envelope.recorded_at, device_time, now);
         let counts = match tally.held(&envelope.visit) {
             Some(counts) => counts,
-            None => tally.read_held(
-                &envelope.visit,
-                events_held(tx, &device.id, &envelope.visit)?,
-            ),
+            None => {
+                staff.insert(&envelope.visit, assigned_staff(tx, &envelope.visit)?);
+                tally.read_held(
+                    &envelope.visit,
+                    events_held(tx, &device.id, &envelope.visit)?,
+                )
+            }
         };
+        let assigned = staff.get(&envelope.visit).map_or(&[][..], Vec::as_slice);
         let over_quota = match checks::over_quota(envelope, counts) {
             Some(reason) if !already_stored(tx, envelope)? => Some(reason),
             _ => None,
         };
         let outcome = match over_quota {
             Some(reason) => Err(refuse(envelope, reason)),
-            None => check_and_store(tx, device, envelope, trusted_at, now),
+            None => check_and_store(tx, device, envelope, assigned, (trusted_at, now)),
         };
         let outcome = match outcome {
             Ok(outcome) => Ok(outcome),
