@@ -1,12 +1,12 @@
-//! The store's areas as traits, so the office's engines can run on either backend: the embedded SQLite
+//! The store's areas as traits, so the office's engines run on either backend: the embedded SQLite
 //! store ([`SqliteStore`], the default) or PostgreSQL ([`super::postgres::PgStore`], for a trust that
 //! outgrows one machine).
 //!
-//! Two areas are behind traits so far, as far as the escalation engine and the ingest need them:
-//! [`Visits`] (schools, staff, pupils, visits and their events, a phone's batch checked and stored, and
-//! which visits are being watched) and [`Alarms`] (raising,
-//! escalating and noting renewed contact, with the log of each step). The rest of the office (sign-ins,
-//! phones, deliveries, requests, the pages) still reads and writes SQLite directly.
+//! Here: [`Visits`] (schools, staff, pupils, visits and their events, a phone's batch checked and stored,
+//! what a phone is sent back at its sync, and which visits are being watched) and [`Alarms`] (raising,
+//! escalating, noting renewed contact and acknowledging, with the log of each step); beside them
+//! [`super::deliveries::Deliveries`] (what the notifier needs). The rest of the office (sign-ins, phones,
+//! requests, people, the audit log, office decisions, the pages) still reads and writes SQLite directly.
 //!
 //! The methods return futures so a backend with an async driver can await its database; the SQLite store
 //! does its blocking work through [`engine_work`], as the engine always did.

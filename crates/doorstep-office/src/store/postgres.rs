@@ -1,11 +1,12 @@
 //! The office's store on PostgreSQL, for a trust or local authority that outgrows one machine: several
 //! office processes share one database, chosen by a database URL.
 //!
-//! **How far it goes.** It holds the two areas behind traits so far ([`Visits`] and [`Alarms`], see
-//! [`super::backend`]): enough for the escalation engine to watch every visit and raise and escalate its
-//! alarms, and for a phone's batch to be checked and stored. The rest of the office (the sync's answer,
-//! sign-ins and phones, deliveries, requests and the pages) runs only on SQLite: of the office's commands
-//! only `doorstep-office watch` (the engine alone) takes a PostgreSQL database.
+//! **How far it goes.** It holds the areas behind traits so far ([`Visits`], [`Alarms`] and
+//! [`super::deliveries::Deliveries`]): enough for the escalation engine to watch every visit and raise and
+//! escalate its alarms, for the notifier to pass every step on, and for a phone's batch to be checked and
+//! stored and its sync answered. Sign-ins and phones, requests, people, the audit log, office decisions and
+//! the pages run only on SQLite: of the office's commands only `doorstep-office watch` (the engine and the
+//! notifier) takes a PostgreSQL database.
 //!
 //! **Several offices, one database.** Every office's engine watches every visit
 //! ([`crate::escalation::Escalation::spawn_sharing`]), so each deadline comes due in all of them. Each
