@@ -326,16 +326,42 @@ pub(crate) fn append(
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
+    let next = next_entry(last, entry, at);
+    conn.execute_cached(
+        "INSERT INTO audit_log (seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            next.seq,
+            stamp(next.at),
+            next.school,
+            next.actor,
+            next.action_name,
+            next.visit,
+            next.record,
+            next.detail,
+            next.prev_hash,
+            next.hash
+        ],
+    )?;
+    Ok(next)
+}
+
+/// The entry `entry` becomes when appended at `at` after the log's last entry (its number and hash, if the
+/// log has any): its number, the hash it follows, and its own. Both stores append what this returns.
+pub(crate) fn next_entry(
+    last: Option<(i64, String)>,
+    entry: &NewEntry,
+    at: DateTime<Utc>,
+) -> Entry {
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
     };
-    let at_text = stamp(at);
     let school = entry.school.as_ref().map(|s| s.as_str().to_owned());
     let visit = entry.visit.as_ref().map(|v| v.as_str().to_owned());
     let hash = entry_hash(&Fields {
         seq,
-        at: &at_text,
+        at: &stamp(at),
         school: school.as_deref().unwrap_or(""),
         actor: &entry.actor,
         action: entry.action.name(),
@@ -344,23 +370,7 @@ pub(crate) fn append(
         detail: &entry.detail,
         prev_hash: &prev_hash,
     });
-    conn.execute_cached(
-        "INSERT INTO audit_log (seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            seq,
-            at_text,
-            school,
-            entry.actor,
-            entry.action.name(),
-            visit,
-            entry.record,
-            entry.detail,
-            prev_hash,
-            hash
-        ],
-    )?;
-    Ok(Entry {
+    Entry {
         seq,
         at,
         school,
@@ -371,11 +381,11 @@ pub(crate) fn append(
         detail: entry.detail.clone(),
         prev_hash,
         hash,
-    })
+    }
 }
 
 /// Times are stored to the nanosecond, always in the same shape, so the stored text is the hashed text.
-fn stamp(at: DateTime<Utc>) -> String {
+pub(crate) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
@@ -408,7 +418,8 @@ impl std::fmt::Display for BrokenLink {
     }
 }
 
-type Row = (
+/// An entry's columns as stored, in [`COLUMNS`] order.
+pub(crate) type StoredRow = (
     i64,
     String,
     Option<String>,
@@ -421,15 +432,15 @@ type Row = (
     String,
 );
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash";
 
 /// An entry's columns, in [`COLUMNS`] order (rusqlite reads a row into a tuple of its columns).
-fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Row::try_from(row)
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    StoredRow::try_from(row)
 }
 
-fn entry_of(row: Row) -> Result<Entry, StoreError> {
+pub(crate) fn entry_of(row: StoredRow) -> Result<Entry, StoreError> {
     let (seq, at, school, actor, action_name, visit, record, detail, prev_hash, hash) = row;
     let at = DateTime::parse_from_rfc3339(&at)
         .map_err(|e| StoreError::Corrupt(format!("audit entry {seq}: bad time {at:?}: {e}")))?
@@ -451,13 +462,21 @@ fn entry_of(row: Row) -> Result<Entry, StoreError> {
 /// Walks the whole chain in order.
 pub(crate) fn verify(conn: &Connection) -> Result<ChainCheck, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
-    let rows = stmt.query_map([], read_row)?;
+    let rows = stmt
+        .query_map([], read_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(walk(rows))
+}
+
+/// Whether `rows` (the whole log, by number) hold together, and the first place they do not: a pure
+/// function, so both stores check their chain alike.
+pub(crate) fn walk(rows: impl IntoIterator<Item = StoredRow>) -> ChainCheck {
     let mut expected_seq = 1;
     let mut prev = GENESIS.to_owned();
     let mut entries = 0;
     let mut broken = None;
     for row in rows {
-        let (seq, at, school, actor, action, visit, record, detail, prev_hash, hash) = row?;
+        let (seq, at, school, actor, action, visit, record, detail, prev_hash, hash) = row;
         entries += 1;
         if broken.is_some() {
             continue;
@@ -503,7 +522,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<ChainCheck, StoreError> {
             }
         }
     }
-    Ok(ChainCheck { entries, broken })
+    ChainCheck { entries, broken }
 }
 
 impl SqliteStore {

@@ -8,6 +8,7 @@
 //! ([`group_commit`]). One connection writes; the sync path's reads go to a few read-only ones
 //! ([`readers`]).
 
+pub mod audit_trail;
 pub mod backend;
 mod checkpoint;
 pub mod checks;

@@ -38,6 +38,7 @@ use doorstep_core::protocol::EventOutcome;
 use doorstep_core::schedule::AlarmLevel;
 use tokio_postgres::{NoTls, Row};
 
+mod audit;
 mod deliveries;
 mod holdings;
 
@@ -63,6 +64,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[
     (
         "V2__deliveries",
         include_str!("../../migrations-postgres/V2__deliveries.sql"),
+    ),
+    (
+        "V6__audit",
+        include_str!("../../migrations-postgres/V6__audit.sql"),
     ),
 ];
 

@@ -29,7 +29,9 @@ use doorstep_office::store::{Device, IngestError, StoreError};
 
 use crate::postgres::{fresh_database, on_both_backends};
 use crate::smtp_relay::{self, RelaySettings};
+use doorstep_office::audit::{Action, NewEntry};
 use doorstep_office::notify::{Attempted, NewTarget, Notifier, Outgoing, Transport, WantedLevels};
+use doorstep_office::store::audit_trail::AuditTrail;
 use doorstep_office::store::deliveries::Deliveries;
 
 /// The visit's agreed start: 10:15. Its first check-in is due at 10:25; with five minutes' grace the
@@ -254,6 +256,7 @@ on_both_backends!(
     a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplicate,
     a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it,
     a_phone_is_sent_everything_then_only_what_changed_since_its_cursor,
+    the_audit_log_is_one_chain_and_each_entry_follows_the_one_before,
 );
 
 on_both_backends!(
@@ -1207,4 +1210,90 @@ async fn a_phone_is_sent_everything_then_only_what_changed_since_its_cursor<S: V
         .expect("hold");
     assert_eq!(again.scope, HoldScope::Full);
     assert_eq!(again.hold.visits[0].events.len(), authorised + 1);
+}
+
+async fn the_audit_log_is_one_chain_and_each_entry_follows_the_one_before<
+    S: Visits + AuditTrail,
+>(
+    store: &S,
+) {
+    a_school(store, &["visit-ava"]).await;
+    let intact = store.verify_audit_log().await.expect("walk");
+    assert!(intact.is_intact() && intact.entries == 0, "{intact:?}");
+    let school = id("school-1");
+    let about_ava =
+        |action| NewEntry::new(&school, &staff("head"), action).visit(&visit("visit-ava"));
+    let opened = store
+        .audit(&about_ava(Action::OpenedTimeline), at(11, 0))
+        .await
+        .expect("append");
+    let exported = store
+        .audit(&about_ava(Action::ExportedWriteUpPdf), at(11, 5))
+        .await
+        .expect("append");
+    store
+        .audit(
+            &NewEntry::new(&school, &staff("head"), Action::OpenedMonthlyReport).record("2026-11"),
+            at(11, 6),
+        )
+        .await
+        .expect("append");
+    assert_eq!((opened.seq, exported.seq), (1, 2));
+    assert_eq!(exported.prev_hash, opened.hash);
+    assert_eq!(exported.computed_hash(), exported.hash);
+    let ava = store
+        .audit_entries_for_visit(&visit("visit-ava"))
+        .await
+        .expect("read");
+    assert_eq!(ava, [opened, exported]);
+    assert_eq!(ava[1].action(), Some(Action::ExportedWriteUpPdf));
+    let check = store.verify_audit_log().await.expect("walk");
+    assert!(check.is_intact(), "{check:?}");
+    assert_eq!(check.entries, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_offices_appending_at_once_keep_one_unbroken_audit_chain_which_nobody_can_edit() {
+    let url = fresh_database().await;
+    let (a, b) = (
+        Arc::new(PgStore::connect(&url, 2).await.expect("connect")),
+        Arc::new(PgStore::connect(&url, 2).await.expect("connect")),
+    );
+    the_school(&*a).await;
+    let appending = |store: Arc<PgStore>, who: &'static str| {
+        tokio::spawn(async move {
+            for n in 0..20 {
+                let entry =
+                    NewEntry::new(&id("school-1"), &staff(who), Action::OpenedMonthlyReport)
+                        .record(format!("2026-{n:02}"));
+                store.audit(&entry, at(11, 0)).await.expect("append");
+            }
+        })
+    };
+    let (one, two) = (appending(a.clone(), "head"), appending(b.clone(), "sam"));
+    one.await.expect("office A");
+    two.await.expect("office B");
+    let check = a.verify_audit_log().await.expect("walk");
+    assert!(check.is_intact(), "{check:?}");
+    assert_eq!(check.entries, 40);
+
+    // The database itself refuses to change or remove an entry.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let connection = tokio::spawn(connection);
+    for sql in [
+        "UPDATE audit_log SET actor = 'someone else' WHERE seq = 3",
+        "DELETE FROM audit_log WHERE seq = 40",
+    ] {
+        let refused = client.execute(sql, &[]).await.expect_err("refused");
+        assert!(
+            refused.to_string().contains("append-only")
+                || format!("{refused:?}").contains("append-only"),
+            "{refused:?}"
+        );
+    }
+    drop(client);
+    let _ = connection.await;
+    assert!(b.verify_audit_log().await.expect("walk").is_intact());
 }
