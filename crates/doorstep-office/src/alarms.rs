@@ -282,6 +282,63 @@ pub(crate) fn already_done(
     )))
 }
 
+/// The closer's name and note as stored: a name of 1 to 100 characters, a note of at most 2,000.
+pub(crate) fn checked_closing<'a>(
+    by_name: &'a str,
+    note: &'a str,
+) -> Result<(&'a str, &'a str), StoreError> {
+    let by_name = checked_name(by_name, "closing")?;
+    let note = note.trim();
+    if note.chars().count() > 2000 {
+        return Err(StoreError::Invalid(
+            "the note is at most 2000 characters".into(),
+        ));
+    }
+    Ok((by_name, note))
+}
+
+/// An alarm is closed only once someone has said they are handling it.
+pub(crate) fn not_acknowledged_yet(alarm: &Alarm) -> Result<(), StoreError> {
+    if alarm.acknowledged_at.is_none() {
+        return Err(StoreError::Invalid(
+            "acknowledge the alarm first (say who is handling it), then close it with how it ended"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The visit's other open phone alarms that the office's stand-down (`stand_down`, an `AlertsClosed`)
+/// ends: one for each alert it closes, matched by who raised it and when.
+pub(crate) fn ended_by(stand_down: &EventEnvelope, others: Vec<Alarm>) -> Vec<Alarm> {
+    let lifecycle::VisitEvent::AlertsClosed { alerts, .. } = &stand_down.event else {
+        return Vec::new();
+    };
+    others
+        .into_iter()
+        .filter(|other| {
+            alerts
+                .iter()
+                .any(|a| a.raised_by.as_str() == other.about && a.raised_at == other.due_at)
+        })
+        .collect()
+}
+
+/// Whether a refused stand-down only says the raiser stood the alert down from their phone already, so
+/// there is nothing left to end there.
+pub(crate) fn nothing_to_stand_down(why: &str) -> bool {
+    why == LifecycleError::NoDuress.to_string()
+}
+
+/// The alarm log's words when `by_name` closes an alarm with `outcome`.
+pub(crate) fn closed_detail(by_name: &str, outcome: AlarmOutcome, stood_down: bool) -> String {
+    let mut detail = format!("closed by {by_name}: {}", outcome.label().to_lowercase());
+    if stood_down {
+        detail.push_str("; the alert is stood down on the phones");
+    }
+    detail
+}
+
 /// The alarm log's words when `by` acknowledges an alarm.
 pub(crate) fn acknowledged_detail(by: &str) -> String {
     format!("{by} is handling it")
@@ -589,23 +646,12 @@ impl SqliteStore {
         audit: Option<&crate::audit::NewEntry>,
         now: DateTime<Utc>,
     ) -> Result<Closing, StoreError> {
-        let by_name = checked_name(by_name, "closing")?;
-        let note = note.trim();
-        if note.chars().count() > 2000 {
-            return Err(StoreError::Invalid(
-                "the note is at most 2000 characters".into(),
-            ));
-        }
+        let (by_name, note) = checked_closing(by_name, note)?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let alarm = existing_alarm(&tx, id)?;
         not_already(&tx, &alarm, "closed", &alarm.closed_by, alarm.closed_at)?;
-        if alarm.acknowledged_at.is_none() {
-            return Err(StoreError::Invalid(
-                "acknowledge the alarm first (say who is handling it), then close it with how it ended"
-                    .into(),
-            ));
-        }
+        not_acknowledged_yet(&alarm)?;
         let mut closing = vec![alarm.clone()];
         let mut stand_down = None;
         if alarm.from_a_phone() {
@@ -616,27 +662,21 @@ impl SqliteStore {
             };
             match record_office_event_in(&tx, &alarm.visit, &command, now) {
                 Ok(envelope) => {
-                    if let lifecycle::VisitEvent::AlertsClosed { alerts, .. } = &envelope.event {
-                        let others: Vec<Alarm> = {
-                            let mut stmt = tx.prepare_cached(
-                                "SELECT * FROM alarms WHERE visit_id = ?1 AND kind = 'duress'
-                                 AND closed_at IS NULL AND id != ?2 ORDER BY id",
-                            )?;
-                            let rows = stmt
-                                .query_map(params![alarm.visit.as_str(), id], alarm_from_row)?
-                                .collect::<Result<_, _>>()?;
-                            rows
-                        };
-                        closing.extend(others.into_iter().filter(|other| {
-                            alerts.iter().any(|a| {
-                                a.raised_by.as_str() == other.about && a.raised_at == other.due_at
-                            })
-                        }));
-                    }
+                    let others: Vec<Alarm> = {
+                        let mut stmt = tx.prepare_cached(
+                            "SELECT * FROM alarms WHERE visit_id = ?1 AND kind = 'duress'
+                             AND closed_at IS NULL AND id != ?2 ORDER BY id",
+                        )?;
+                        let rows = stmt
+                            .query_map(params![alarm.visit.as_str(), id], alarm_from_row)?
+                            .collect::<Result<_, _>>()?;
+                        rows
+                    };
+                    closing.extend(ended_by(&envelope, others));
                     stand_down = Some(envelope);
                 }
                 // The raiser stood it down from their phone already: there is nothing left to end there.
-                Err(StoreError::Invalid(why)) if why == LifecycleError::NoDuress.to_string() => {}
+                Err(StoreError::Invalid(why)) if nothing_to_stand_down(&why) => {}
                 Err(other) => return Err(other),
             }
         }
@@ -656,10 +696,7 @@ impl SqliteStore {
                     (!note.is_empty()).then_some(note)
                 ],
             )?;
-            let mut detail = format!("closed by {by_name}: {}", outcome.label().to_lowercase());
-            if stand_down.is_some() {
-                detail.push_str("; the alert is stood down on the phones");
-            }
+            let detail = closed_detail(by_name, outcome, stand_down.is_some());
             log(&tx, alarm.id, now, step::CLOSED, None, &detail)?;
             closed.push(alarm_in(&tx, alarm.id)?);
         }

@@ -903,7 +903,7 @@ pub(crate) fn record_office_event_in(
 
 /// The audit entry's detail for a decision: facts only. Reasons and notes are free text that may name a
 /// family; they stay with the visit (its events and versions), not in a log nobody can ever change.
-fn decision_detail(event: &lifecycle::VisitEvent) -> String {
+pub(crate) fn decision_detail(event: &lifecycle::VisitEvent) -> String {
     use lifecycle::VisitEvent;
     match event {
         VisitEvent::Authorised {

@@ -20,12 +20,13 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Pupil, School, StaffMember, Visit};
 use doorstep_core::event::EventEnvelope;
-use doorstep_core::ids::{DeviceId, DeviceSeq, SchoolId, VisitId};
+use doorstep_core::ids::{DeviceId, DeviceSeq, SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::VisitState;
+use doorstep_core::lifecycle::{AlarmOutcome, Command};
 use doorstep_core::policy::Policy;
 
 use super::{engine_work, Device, Holdings, IngestError, Ingested, SqliteStore, StoreError};
-use crate::alarms::{Alarm, AlarmLogEntry, NewAlarm};
+use crate::alarms::{Alarm, AlarmLogEntry, Closing, NewAlarm};
 
 /// Schools, staff, pupils and visits with their events: what the escalation engine reads of a visit, and
 /// what a test or a seed writes first.
@@ -67,6 +68,17 @@ pub trait Visits: Send + Sync + 'static {
         &self,
         batch: Batch<'_>,
     ) -> impl Future<Output = Result<Ingested, IngestError>> + Send;
+
+    /// Records an office decision on `visit` (`command`: authorise, decline, withdraw, call off,
+    /// reschedule, update the briefing) as the office's own events, with its audit entry and, for a change
+    /// to the visit itself, a new version of it, all or nothing. Refused as the lifecycle refuses it, and
+    /// authorising while the school has no code phrases.
+    fn record_office_event(
+        &self,
+        visit: &VisitId,
+        command: &Command,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<EventEnvelope, StoreError>> + Send;
 
     /// The highest sequence number stored from `device`: what its phone may stop resending.
     fn acknowledged_through(
@@ -136,6 +148,19 @@ pub trait Alarms: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Alarm, StoreError>> + Send;
 
+    /// Closes an acknowledged alarm with how it ended (and a note, if given); a phone's duress alarm is
+    /// stood down on the phones in the same transaction (with every phone alarm that ends). Refused,
+    /// changing nothing, when it is not acknowledged yet or already closed.
+    fn close_alarm(
+        &self,
+        id: i64,
+        by: &StaffId,
+        by_name: &str,
+        outcome: AlarmOutcome,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Closing, StoreError>> + Send;
+
     /// The history of every alarm of a visit, in order.
     fn alarm_log(
         &self,
@@ -192,6 +217,15 @@ impl Visits for SqliteStore {
     async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
         let (device, events) = (batch.device, batch.events);
         engine_work(|| self.ingest_raising(device, events, batch.device_time, batch.now))
+    }
+
+    async fn record_office_event(
+        &self,
+        visit: &VisitId,
+        command: &Command,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, StoreError> {
+        engine_work(|| SqliteStore::record_office_event(self, visit, command, now))
     }
 
     async fn acknowledged_through(
@@ -254,6 +288,18 @@ impl Alarms for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Alarm, StoreError> {
         engine_work(|| SqliteStore::acknowledge_alarm(self, id, by, now))
+    }
+
+    async fn close_alarm(
+        &self,
+        id: i64,
+        by: &StaffId,
+        by_name: &str,
+        outcome: AlarmOutcome,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Closing, StoreError> {
+        engine_work(|| SqliteStore::close_alarm(self, id, by, by_name, outcome, note, now))
     }
 
     async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {

@@ -39,6 +39,7 @@ use doorstep_core::schedule::AlarmLevel;
 use tokio_postgres::{NoTls, Row};
 
 mod audit;
+mod decisions;
 mod deliveries;
 mod holdings;
 
@@ -51,9 +52,10 @@ use super::{
 use crate::alarms::{
     acknowledged_detail, already_done, checked_name, escalation_step, nobody_to_tell_detail,
     raised_detail, step, still_as_seen, wants_level_column, Alarm, AlarmKind, AlarmLogEntry,
-    NewAlarm, HEARD_FROM,
+    Closing, NewAlarm, HEARD_FROM,
 };
 use crate::notices::{role_name, NoticeKind};
+use crate::versions::Change;
 
 /// The PostgreSQL schema, oldest first (the folder `migrations-postgres/`).
 pub const MIGRATIONS: &[MigrationFile] = &[
@@ -68,6 +70,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[
     (
         "V6__audit",
         include_str!("../../migrations-postgres/V6__audit.sql"),
+    ),
+    (
+        "V7__visit_versions",
+        include_str!("../../migrations-postgres/V7__visit_versions.sql"),
     ),
 ];
 
@@ -833,6 +839,7 @@ impl Visits for PgStore {
             )
             .await?;
         }
+        decisions::add_version(&tx, &visit.id, None, Change::Requested, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -956,6 +963,15 @@ impl Visits for PgStore {
             results: tally.results,
             alarms,
         })
+    }
+
+    async fn record_office_event(
+        &self,
+        visit: &VisitId,
+        command: &lifecycle::Command,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, StoreError> {
+        self.record_office_event_pg(visit, command, now).await
     }
 
     async fn acknowledged_through(
@@ -1117,6 +1133,19 @@ impl Alarms for PgStore {
         let alarm = alarm_in(&tx, id).await?;
         tx.commit().await?;
         Ok(alarm)
+    }
+
+    async fn close_alarm(
+        &self,
+        id: i64,
+        by: &StaffId,
+        by_name: &str,
+        outcome: lifecycle::AlarmOutcome,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Closing, StoreError> {
+        self.close_alarm_pg(id, (by, by_name), (outcome, note), now)
+            .await
     }
 
     async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {

@@ -257,6 +257,7 @@ on_both_backends!(
     a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it,
     a_phone_is_sent_everything_then_only_what_changed_since_its_cursor,
     the_audit_log_is_one_chain_and_each_entry_follows_the_one_before,
+    an_office_decision_and_a_closed_alert_are_recorded_with_their_audit_entries,
 );
 
 on_both_backends!(
@@ -1296,4 +1297,118 @@ async fn two_offices_appending_at_once_keep_one_unbroken_audit_chain_which_nobod
     drop(client);
     let _ = connection.await;
     assert!(b.verify_audit_log().await.expect("walk").is_intact());
+}
+
+async fn an_office_decision_and_a_closed_alert_are_recorded_with_their_audit_entries<
+    S: Visits + Alarms + AuditTrail,
+>(
+    store: &S,
+) {
+    a_school(store, &["visit-ava"]).await;
+    let audited = |visit_id: &'static str| async move {
+        store
+            .audit_entries_for_visit(&visit(visit_id))
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| e.action())
+            .collect::<Vec<_>>()
+    };
+
+    // The head authorises a second visit from the office's pages.
+    let pair = [
+        member("Sam", &[Role::VisitingStaff], true),
+        member("Alex", &[Role::VisitingStaff], true),
+    ];
+    store
+        .add_visit(&a_visit("visit-ben", &[&pair[0], &pair[1]]))
+        .await
+        .expect("visit");
+    let authorise = Command::Authorise {
+        by: staff("head"),
+        lone_visit_approved: false,
+    };
+    let recorded = store
+        .record_office_event(&visit("visit-ben"), &authorise, at(9, 0))
+        .await
+        .expect("authorised");
+    assert!(
+        matches!(recorded.event, VisitEvent::Authorised { .. }),
+        "{recorded:?}"
+    );
+    assert_eq!(recorded.device.as_str(), "office");
+    assert_eq!(phase(store, "visit-ben").await, "authorised");
+    assert_eq!(audited("visit-ben").await, [Some(Action::Authorised)]);
+    // Deciding again what is decided is refused, and changes nothing.
+    let again = store
+        .record_office_event(&visit("visit-ben"), &authorise, at(9, 1))
+        .await;
+    assert!(matches!(again, Err(StoreError::Invalid(_))), "{again:?}");
+    assert_eq!(audited("visit-ben").await, [Some(Action::Authorised)]);
+
+    // Sam raises an alert inside; the office closes it once someone is handling it.
+    go_in(store, "visit-ava", 1).await;
+    let alert = envelope(
+        "phone-sam",
+        10,
+        "visit-ava",
+        at(10, 20),
+        VisitEvent::DuressRaised {
+            staff: staff("sam"),
+            via: DuressVia::CodePhraseButton,
+        },
+    );
+    let ingested = store
+        .ingest(batch(&[alert], at(10, 20), at(10, 20)))
+        .await
+        .expect("stored");
+    let alarm = ingested.alarms[0].clone();
+    assert_eq!(phase(store, "visit-ava").await, "duress");
+    let head = staff("head");
+    let close = |when| {
+        store.close_alarm(
+            alarm.id,
+            &head,
+            "Head",
+            lifecycle::AlarmOutcome::SpokeToStaff,
+            "rang Sam, who is safe",
+            when,
+        )
+    };
+    let early = close(at(10, 22)).await;
+    assert!(
+        matches!(early, Err(StoreError::Invalid(ref why)) if why.contains("acknowledge the alarm first")),
+        "{early:?}"
+    );
+    store
+        .acknowledge_alarm(alarm.id, "Head", at(10, 23))
+        .await
+        .expect("acknowledge");
+    let closing = close(at(10, 25)).await.expect("closed");
+    assert_eq!(closing.alarms.len(), 1);
+    assert_eq!(
+        closing.alarms[0].outcome,
+        Some(lifecycle::AlarmOutcome::SpokeToStaff)
+    );
+    assert_eq!(
+        closing.alarms[0].close_note.as_deref(),
+        Some("rang Sam, who is safe")
+    );
+    let stood_down = closing.stand_down.expect("stood down on the phones");
+    assert!(
+        matches!(stood_down.event, VisitEvent::AlertsClosed { .. }),
+        "{stood_down:?}"
+    );
+    assert_ne!(phase(store, "visit-ava").await, "duress");
+    assert!(audited("visit-ava")
+        .await
+        .contains(&Some(Action::AlertsClosed)));
+    let log = steps(store, "visit-ava").await;
+    assert_eq!(log.last(), Some(&step("closed", None)), "{log:?}");
+    let twice = close(at(10, 26)).await;
+    assert!(
+        matches!(twice, Err(StoreError::Invalid(ref why)) if why.contains("already closed by Head")),
+        "{twice:?}"
+    );
+    assert!(store.verify_audit_log().await.expect("walk").is_intact());
 }
