@@ -1,12 +1,13 @@
 //! The office's store on PostgreSQL, for a trust or local authority that outgrows one machine: several
 //! office processes share one database, chosen by a database URL.
 //!
-//! **How far it goes.** It holds the areas behind traits so far ([`Visits`], [`Alarms`] and
-//! [`super::deliveries::Deliveries`]): enough for the escalation engine to watch every visit and raise and
-//! escalate its alarms, for the notifier to pass every step on, and for a phone's batch to be checked and
-//! stored and its sync answered. Sign-ins and phones, requests, people, the audit log, office decisions and
-//! the pages run only on SQLite: of the office's commands only `doorstep-office watch` (the engine and the
-//! notifier) takes a PostgreSQL database.
+//! **How far it goes.** It holds the areas behind traits so far ([`Visits`], [`Alarms`],
+//! [`super::deliveries::Deliveries`] and [`super::audit_trail::AuditTrail`]): enough for the escalation
+//! engine to watch every visit and raise and escalate its alarms, for the notifier to pass every step on,
+//! for a phone's batch to be checked and stored and its sync answered, and for the office's decisions,
+//! closing an alarm and the audit log. Phones, requests, people, SMS, records and the pages run only on
+//! SQLite: of the office's commands only `doorstep-office watch` (the engine and the notifier) takes a
+//! PostgreSQL database.
 //!
 //! **Several offices, one database.** Every office's engine watches every visit
 //! ([`crate::escalation::Escalation::spawn_sharing`]), so each deadline comes due in all of them. Each
