@@ -97,7 +97,38 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password(&new_secret()).unwrap_or_default())
 }
 
-fn hash_password(password: &str) -> Result<String, StoreError> {
+/// Whether `password` is the one `stored` (an argon2 hash) was made from; with nothing stored (an unknown
+/// name) the decoy is checked instead, so the answer takes as long either way. Slow on purpose.
+pub(crate) fn password_matches(stored: Option<&str>, password: &str) -> bool {
+    match stored {
+        Some(hash) => secret_hash::matches(hash, password),
+        None => secret_hash::matches(decoy_hash(), password),
+    }
+}
+
+/// When a session stored with `expires_at` ends, or `None` once it has ended at `now`.
+pub(crate) fn live_until(
+    expires_at: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let expires_at = stored_time(expires_at)?;
+    Ok((expires_at > now).then_some(expires_at))
+}
+
+/// The token hashes among stored sessions (hash, expiry) that have ended at `now`. An unreadable expiry
+/// counts as ended: such a session can only be safely thrown away.
+pub(crate) fn ended_sessions(
+    sessions: impl IntoIterator<Item = (String, String)>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    sessions
+        .into_iter()
+        .filter(|(_, expires_at)| stored_time(expires_at).map_or(true, |at| at <= now))
+        .map(|(hash, _)| hash)
+        .collect()
+}
+
+pub(crate) fn hash_password(password: &str) -> Result<String, StoreError> {
     let chars = password.chars().count();
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
         return Err(StoreError::Invalid(format!(
@@ -174,10 +205,7 @@ impl SqliteStore {
             None => None,
         };
         // Verified outside the lock: argon2 takes a while and the sync API must not wait for it.
-        let matches = match stored.as_deref() {
-            Some(hash) => secret_hash::matches(hash, password),
-            None => secret_hash::matches(decoy_hash(), password),
-        };
+        let matches = password_matches(stored.as_deref(), password);
         match (staff, stored, matches) {
             (Some(staff), Some(_), true) => self.office_user(&staff),
             _ => Ok(None),
@@ -253,10 +281,9 @@ impl SqliteStore {
         let Some((staff, csrf_token, expires_at)) = row else {
             return Ok(None);
         };
-        let expires_at = stored_time(&expires_at)?;
-        if expires_at <= now {
+        let Some(expires_at) = live_until(&expires_at, now)? else {
             return Ok(None);
-        }
+        };
         let staff: StaffId = parse_id(&staff)?;
         Ok(self.office_user(&staff)?.map(|user| Session {
             user,
@@ -296,13 +323,5 @@ fn expired_sessions(
     let rows = stmt.query_map([], |row| {
         Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (hash, expires_at) = row?;
-        // An unreadable expiry is treated as expired: the session can only be safely thrown away.
-        if stored_time(&expires_at).map_or(true, |at| at <= now) {
-            out.push(hash);
-        }
-    }
-    Ok(out)
+    Ok(ended_sessions(rows.collect::<Result<Vec<_>, _>>()?, now))
 }

@@ -18,6 +18,7 @@ mod holdings;
 pub mod postgres;
 pub mod readers;
 pub(crate) mod seen;
+pub mod sign_ins;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -2,12 +2,13 @@
 //! office processes share one database, chosen by a database URL.
 //!
 //! **How far it goes.** It holds the areas behind traits so far ([`Visits`], [`Alarms`],
-//! [`super::deliveries::Deliveries`] and [`super::audit_trail::AuditTrail`]): enough for the escalation
-//! engine to watch every visit and raise and escalate its alarms, for the notifier to pass every step on,
-//! for a phone's batch to be checked and stored and its sync answered, and for the office's decisions,
-//! closing an alarm and the audit log. Phones, requests, people, SMS, records and the pages run only on
-//! SQLite: of the office's commands only `doorstep-office watch` (the engine and the notifier) takes a
-//! PostgreSQL database.
+//! [`super::deliveries::Deliveries`], [`super::audit_trail::AuditTrail`] and
+//! [`super::sign_ins::SignIns`]): enough for the escalation engine to watch every visit and raise and
+//! escalate its alarms, for the notifier to pass every step on, for a phone's batch to be checked and
+//! stored and its sync answered, and for the office's decisions, closing an alarm, the audit log and
+//! office sign-ins. Phones, requests, people, SMS, records and the pages run only on SQLite: of the
+//! office's commands only `doorstep-office watch` (the engine and the notifier) takes a PostgreSQL
+//! database.
 //!
 //! **Several offices, one database.** Every office's engine watches every visit
 //! ([`crate::escalation::Escalation::spawn_sharing`]), so each deadline comes due in all of them. Each
@@ -43,6 +44,7 @@ mod audit;
 mod decisions;
 mod deliveries;
 mod holdings;
+mod sign_ins;
 
 use super::backend::{dbs_refusal, Alarms, Batch, Visits};
 use super::checks::{self, Tally};
@@ -67,6 +69,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[
     (
         "V2__deliveries",
         include_str!("../../migrations-postgres/V2__deliveries.sql"),
+    ),
+    (
+        "V4__office_sign_ins",
+        include_str!("../../migrations-postgres/V4__office_sign_ins.sql"),
     ),
     (
         "V6__audit",

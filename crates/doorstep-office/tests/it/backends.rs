@@ -33,6 +33,7 @@ use doorstep_office::audit::{Action, NewEntry};
 use doorstep_office::notify::{Attempted, NewTarget, Notifier, Outgoing, Transport, WantedLevels};
 use doorstep_office::store::audit_trail::AuditTrail;
 use doorstep_office::store::deliveries::Deliveries;
+use doorstep_office::store::sign_ins::SignIns;
 
 /// The visit's agreed start: 10:15. Its first check-in is due at 10:25; with five minutes' grace the
 /// office raises the alarm at 10:30, the authoriser's level comes at 10:35 and the further contacts' at
@@ -258,6 +259,7 @@ on_both_backends!(
     a_phone_is_sent_everything_then_only_what_changed_since_its_cursor,
     the_audit_log_is_one_chain_and_each_entry_follows_the_one_before,
     an_office_decision_and_a_closed_alert_are_recorded_with_their_audit_entries,
+    an_office_sign_in_takes_the_right_password_and_its_session_ends_when_it_should,
 );
 
 on_both_backends!(
@@ -1411,4 +1413,152 @@ async fn an_office_decision_and_a_closed_alert_are_recorded_with_their_audit_ent
         "{twice:?}"
     );
     assert!(store.verify_audit_log().await.expect("walk").is_intact());
+}
+
+async fn an_office_sign_in_takes_the_right_password_and_its_session_ends_when_it_should<
+    S: Visits + SignIns + AuditTrail + Deliveries,
+>(
+    store: &S,
+) {
+    the_school(store).await;
+    let head = staff("head");
+    let password = "correct horse battery";
+    let refused = |result: Result<(), StoreError>| matches!(result, Err(StoreError::Invalid(_)));
+    assert!(refused(
+        store
+            .set_office_password(&head, "too short", at(8, 0))
+            .await
+    ));
+    assert!(refused(
+        store
+            .set_office_password(&staff("nobody"), password, at(8, 0))
+            .await
+    ));
+    assert_eq!(
+        store
+            .check_office_password("head", password)
+            .await
+            .expect("check"),
+        None
+    );
+
+    store
+        .set_office_password(&head, password, at(8, 0))
+        .await
+        .expect("password");
+    for (name, tried) in [
+        ("head", "correct horse batter"),
+        ("nobody", password),
+        ("", password),
+    ] {
+        let user = store
+            .check_office_password(name, tried)
+            .await
+            .expect("check");
+        assert_eq!(user, None, "{name} with {tried}");
+    }
+    let user = store
+        .check_office_password(" head ", password)
+        .await
+        .expect("check")
+        .expect("the head signs in");
+    assert_eq!(
+        (
+            user.staff.name.as_str(),
+            user.school.name.as_str(),
+            user.notification_targets
+        ),
+        ("Head", "Oakfield Primary", 0)
+    );
+    assert_eq!(user.policy, the_policy());
+    assert!(user.may_use_board() && user.may_read_records());
+
+    let wants = WantedLevels {
+        board: true,
+        authoriser: true,
+        further: false,
+    };
+    store
+        .add_notification_target(
+            &id("school-1"),
+            &email("office@example.org", wants),
+            at(8, 5),
+        )
+        .await
+        .expect("target");
+    let session = store
+        .start_session(&head, "token-1", at(9, 0))
+        .await
+        .expect("session");
+    assert_eq!(
+        session.user.notification_targets, 1,
+        "the board says someone can be told"
+    );
+    assert_eq!(session.csrf_token.len(), 64);
+    assert_eq!(session.expires_at, at(21, 0));
+    assert_eq!(
+        store.session("token-1", at(20, 59)).await.expect("read"),
+        Some(session)
+    );
+    assert_eq!(
+        store.session("token-2", at(9, 1)).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store.session("token-1", at(21, 0)).await.expect("read"),
+        None,
+        "twelve hours"
+    );
+
+    store
+        .start_session(&head, "token-3", at(10, 0))
+        .await
+        .expect("session");
+    store.end_session("token-3").await.expect("sign out");
+    store
+        .end_session("never-issued")
+        .await
+        .expect("an unknown session");
+    assert_eq!(
+        store.session("token-3", at(10, 1)).await.expect("read"),
+        None
+    );
+
+    store
+        .start_session(&head, "token-4", at(10, 0))
+        .await
+        .expect("session");
+    store
+        .set_office_password(&head, "a new password entirely", at(10, 30))
+        .await
+        .expect("new password");
+    assert_eq!(
+        store.session("token-4", at(10, 31)).await.expect("read"),
+        None,
+        "locked out"
+    );
+    assert_eq!(
+        store
+            .check_office_password("head", password)
+            .await
+            .expect("check"),
+        None
+    );
+
+    let before = store.verify_audit_log().await.expect("walk").entries;
+    store
+        .audit_refused_sign_in("head", "wrong password", at(11, 0))
+        .await
+        .expect("audit");
+    store
+        .audit_refused_sign_in("nobody", "wrong password", at(11, 0))
+        .await
+        .expect("audit");
+    let after = store.verify_audit_log().await.expect("walk");
+    assert!(after.is_intact(), "{after:?}");
+    assert_eq!(
+        after.entries,
+        before + 1,
+        "only a real person's refusal is in a school's log"
+    );
 }
