@@ -37,7 +37,7 @@ use crate::store::{
 /// A phone's row as [`SqliteStore::school_devices`] reads it: its id, the staff id and name, when and by
 /// whom it was enrolled, last seen, revoked (when, by whom), suspected cloned (when, why), and when its
 /// current token expires.
-type DeviceColumns = (
+pub(crate) type DeviceColumns = (
     String,
     String,
     String,
@@ -193,7 +193,7 @@ impl DeviceAction {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|action| action.name() == name)
     }
 }
@@ -212,7 +212,7 @@ pub struct DeviceLogEntry {
 
 /// A new enrolment code: [`ENROLMENT_CODE_LEN`] characters of Crockford's base 32 from the system's random
 /// source (each byte's low five bits: 256 is a multiple of 32, so every letter is equally likely).
-fn new_code() -> String {
+pub(crate) fn new_code() -> String {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     let mut bytes = [0u8; ENROLMENT_CODE_LEN];
     OsRng.fill_bytes(&mut bytes);
@@ -223,42 +223,91 @@ fn new_code() -> String {
 }
 
 /// A new device id: `phone-` and 64 random bits in hex.
-fn new_device_id() -> Result<DeviceId, StoreError> {
+pub(crate) fn new_device_id() -> Result<DeviceId, StoreError> {
     let secret = new_secret();
     DeviceId::parse(&format!("phone-{}", &secret[..16]))
         .map_err(|e| StoreError::Corrupt(format!("a made device id was refused: {e}")))
 }
 
-fn optional_time(text: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(crate) fn optional_time(text: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
     text.as_deref().map(stored_time).transpose()
 }
 
 /// An entry for the device log, before it has its number and time.
-struct Entry<'a> {
-    school: &'a SchoolId,
-    actor: &'a str,
-    action: DeviceAction,
-    staff: &'a StaffId,
-    device: Option<&'a DeviceId>,
-    detail: &'a str,
+pub(crate) struct Entry<'a> {
+    pub school: &'a SchoolId,
+    pub actor: &'a str,
+    pub action: DeviceAction,
+    pub staff: &'a StaffId,
+    pub device: Option<&'a DeviceId>,
+    pub detail: &'a str,
 }
 
-/// Appends an entry to the device log, and issuing a code, enrolling, revoking and a suspected clone to
-/// the audit log too (renewals only here: they happen every week a phone is in use). `conn` must be
+impl Entry<'_> {
+    /// Its entry in the audit log too: issuing a code, enrolling, revoking and a suspected clone (renewals
+    /// only in the device log: they happen every week a phone is in use).
+    pub(crate) fn audited(&self) -> Option<NewEntry> {
+        let action = match self.action {
+            DeviceAction::CodeIssued => Action::IssuedEnrolmentCode,
+            DeviceAction::Enrolled => Action::EnrolledPhone,
+            DeviceAction::Revoked => Action::RevokedPhone,
+            DeviceAction::CloneSuspected => Action::SuspectedClonedPhone,
+            DeviceAction::Renewed => return None,
+        };
+        let mut entry = NewEntry::new(self.school, self.staff, action)
+            .record(self.device.map(DeviceId::as_str).unwrap_or_default())
+            .detail(format!("for {}", self.staff));
+        entry.actor = self.actor.to_owned();
+        Some(entry)
+    }
+}
+
+/// The device log's words for a code issued to `name`, valid until `expires_at`.
+pub(crate) fn code_issued_detail(name: &str, expires_at: DateTime<Utc>) -> String {
+    format!("for {name}, valid until {}", expires_at.format("%H:%M UTC"))
+}
+
+/// The device log's words for a phone enrolled with a code `issued_by` issued.
+pub(crate) fn enrolled_detail(issued_by: &str) -> String {
+    format!("with a code issued by {issued_by}")
+}
+
+/// The device log's words for a revoked phone.
+pub(crate) const REVOKED_DETAIL: &str = "its next request is refused and it deletes what it holds";
+
+/// Whether a code (used, withdrawn, expiring at `expires_at`) can be redeemed at `now`.
+pub(crate) fn redeemable(
+    used: bool,
+    withdrawn: bool,
+    expires_at: &str,
+    now: DateTime<Utc>,
+) -> Result<(), RedeemError> {
+    if used {
+        return Err(RedeemError::Used);
+    }
+    if withdrawn || stored_time(expires_at)? <= now {
+        return Err(RedeemError::Expired);
+    }
+    Ok(())
+}
+
+/// Whether `device`'s current credential is old enough at `now` for a sync answer to offer a fresh one.
+pub(crate) fn renewal_due(device: &Device, now: DateTime<Utc>) -> bool {
+    now - device.credential_issued_at >= TimeDelta::days(RENEW_AFTER_DAYS)
+}
+
+/// A fresh credential made at `now`, to be stored as its hash.
+pub(crate) fn new_credential(now: DateTime<Utc>) -> DeviceCredential {
+    DeviceCredential {
+        token: new_secret(),
+        expires_at: now + TimeDelta::days(CREDENTIAL_DAYS),
+    }
+}
+
+/// Appends an entry to the device log, and to the audit log what [`Entry::audited`] says. `conn` must be
 /// inside a transaction that can write.
 fn log(conn: &Connection, at: DateTime<Utc>, entry: Entry<'_>) -> Result<(), StoreError> {
-    let audited = match entry.action {
-        DeviceAction::CodeIssued => Some(Action::IssuedEnrolmentCode),
-        DeviceAction::Enrolled => Some(Action::EnrolledPhone),
-        DeviceAction::Revoked => Some(Action::RevokedPhone),
-        DeviceAction::CloneSuspected => Some(Action::SuspectedClonedPhone),
-        DeviceAction::Renewed => None,
-    };
-    if let Some(action) = audited {
-        let mut audit_entry = NewEntry::new(entry.school, entry.staff, action)
-            .record(entry.device.map(DeviceId::as_str).unwrap_or_default())
-            .detail(format!("for {}", entry.staff));
-        audit_entry.actor = entry.actor.to_owned();
+    if let Some(audit_entry) = entry.audited() {
         append(conn, &audit_entry, at)?;
     }
     conn.execute_cached(
@@ -284,10 +333,7 @@ fn add_token(
     state: &str,
     now: DateTime<Utc>,
 ) -> Result<DeviceCredential, StoreError> {
-    let credential = DeviceCredential {
-        token: new_secret(),
-        expires_at: now + TimeDelta::days(CREDENTIAL_DAYS),
-    };
+    let credential = new_credential(now);
     tx.execute_cached(
         "INSERT INTO device_tokens (token_sha256, device_id, state, issued_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -375,11 +421,7 @@ impl SqliteStore {
                     action: DeviceAction::CodeIssued,
                     staff,
                     device: None,
-                    detail: &format!(
-                        "for {}, valid until {}",
-                        member.name,
-                        expires_at.format("%H:%M UTC")
-                    ),
+                    detail: &code_issued_detail(&member.name, expires_at),
                 },
             )?;
             Ok(IssuedCode {
@@ -413,12 +455,7 @@ impl SqliteStore {
             let Some((school, staff, issued_by, expires_at, used, withdrawn)) = row else {
                 return Err(RedeemError::Unknown);
             };
-            if used {
-                return Err(RedeemError::Used);
-            }
-            if withdrawn || stored_time(&expires_at)? <= now {
-                return Err(RedeemError::Expired);
-            }
+            redeemable(used, withdrawn, &expires_at, now)?;
             let school: SchoolId = parse_id(&school)?;
             let staff: StaffId = parse_id(&staff)?;
             let member = staff_member(tx, &staff)?.ok_or_else(|| {
@@ -447,7 +484,7 @@ impl SqliteStore {
                     action: DeviceAction::Enrolled,
                     staff: &staff,
                     device: Some(&device),
-                    detail: &format!("with a code issued by {issued_by}"),
+                    detail: &enrolled_detail(&issued_by),
                 },
             )?;
             Ok(Enrolled {
@@ -514,20 +551,20 @@ impl SqliteStore {
         // Most requests write nothing (a current token whose phone was seen within the last minute): they
         // are answered from a plain read on a read-only connection, without waiting for the writer. The
         // rest are read again inside a write transaction.
-        match token_row(&self.reader(), &hash)? {
-            None => return Ok(TokenCheck::Unknown),
-            Some(row) if row.revoked.is_none() && row.state == "current" => {
-                if stored_time(&row.expires_at)? <= now {
-                    return Ok(TokenCheck::Expired);
-                }
+        let Some(row) = token_row(&self.reader(), &hash)? else {
+            return Ok(TokenCheck::Unknown);
+        };
+        match row.verdict(now)? {
+            Verdict::Settled(check) => return Ok(check),
+            Verdict::Current { seen_due } => {
                 // "Last seen" is written with the next commit, not in a transaction of its own here.
                 let device = row.device()?;
-                if seen_stale(row.seen.clone(), now)? {
+                if seen_due {
                     self.seen.note(&device.id, now);
                 }
                 return Ok(TokenCheck::Accepted(device));
             }
-            Some(_) => {}
+            Verdict::FirstUse { .. } | Verdict::Replaced { .. } => {}
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -535,40 +572,18 @@ impl SqliteStore {
             return Ok(TokenCheck::Unknown);
         };
         let device = row.device()?;
-        let TokenRow {
-            state,
-            expires_at,
-            replaced_at,
-            revoked,
-            seen,
-            ..
-        } = row;
-        if revoked.is_some() {
-            return Ok(TokenCheck::Revoked);
-        }
-        if stored_time(&expires_at)? <= now {
-            return Ok(TokenCheck::Expired);
-        }
-        match state.as_str() {
-            "replaced" => {
-                let replaced_at = optional_time(replaced_at)?.unwrap_or(now);
-                let clone = now - replaced_at > REPLACED_GRACE;
-                if clone {
-                    suspect_clone(
-                        &tx,
-                        &device,
-                        &format!(
-                            "a credential this phone replaced at {} was used again at {}",
-                            replaced_at.format("%Y-%m-%d %H:%M UTC"),
-                            now.format("%Y-%m-%d %H:%M UTC")
-                        ),
-                        now,
-                    )?;
-                    tx.commit()?;
-                }
-                return Ok(TokenCheck::Replaced { clone });
+        let seen_due = match row.verdict(now)? {
+            Verdict::Settled(check) => return Ok(check),
+            Verdict::Replaced { clone: None } => return Ok(TokenCheck::Replaced { clone: false }),
+            Verdict::Replaced {
+                clone: Some(reason),
+            } => {
+                suspect_clone(&tx, &device, &reason, now)?;
+                tx.commit()?;
+                return Ok(TokenCheck::Replaced { clone: true });
             }
-            "offered" => {
+            Verdict::Current { seen_due } => seen_due,
+            Verdict::FirstUse { seen_due } => {
                 tx.prepare_cached(
                     "UPDATE device_tokens SET state = 'replaced', replaced_at = ?2
                      WHERE device_id = ?1 AND state = 'current'",
@@ -591,13 +606,13 @@ impl SqliteStore {
                         action: DeviceAction::Renewed,
                         staff: &device.staff,
                         device: Some(&device.id),
-                        detail: &format!("valid until {}", expires_at),
+                        detail: &renewed_detail(&row.expires_at),
                     },
                 )?;
+                seen_due
             }
-            _ => {}
-        }
-        if seen_stale(seen, now)? {
+        };
+        if seen_due {
             tx.prepare_cached("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1")?
                 .execute(params![device.id.as_str(), now.to_rfc3339()])?;
         }
@@ -612,7 +627,7 @@ impl SqliteStore {
         device: &Device,
         now: DateTime<Utc>,
     ) -> Result<Option<DeviceCredential>, StoreError> {
-        if now - device.credential_issued_at < TimeDelta::days(RENEW_AFTER_DAYS) {
+        if !renewal_due(device, now) {
             return Ok(None);
         }
         self.in_transaction(|tx| {
@@ -682,7 +697,7 @@ impl SqliteStore {
                     action: DeviceAction::Revoked,
                     staff: &parse_id(&staff)?,
                     device: Some(device),
-                    detail: "its next request is refused and it deletes what it holds",
+                    detail: REVOKED_DETAIL,
                 },
             )?;
             Ok(true)
@@ -693,52 +708,18 @@ impl SqliteStore {
     pub fn school_devices(&self, school: &SchoolId) -> Result<Vec<DeviceRow>, StoreError> {
         let rows: Vec<DeviceColumns> = tuples(
             &self.conn(),
-            "SELECT d.id, d.staff_id, s.name, d.enrolled_at, d.enrolled_by, d.last_seen_at, d.revoked_at,
-                    d.revoked_by, d.clone_suspected_at, d.clone_reason,
-                    (SELECT MAX(t.expires_at) FROM device_tokens t
-                     WHERE t.device_id = d.id AND t.state = 'current')
-             FROM devices d JOIN staff s ON s.id = d.staff_id
-             WHERE s.school_id = ?1
-             ORDER BY d.enrolled_at DESC, d.id",
+            concat!(
+                school_devices_sql!(),
+                "?1 ORDER BY d.enrolled_at DESC, d.id"
+            ),
             [school.as_str()],
         )?;
-        let mut out = Vec::new();
-        for (
-            id,
-            staff,
-            name,
-            enrolled,
-            by,
-            seen,
-            revoked,
-            revoked_by,
-            clone_at,
-            clone_why,
-            expires,
-        ) in rows
-        {
-            let revoked = optional_time(revoked)?.map(|at| (at, revoked_by.unwrap_or_default()));
-            let id: DeviceId = parse_id(&id)?;
-            // A time noted at a sync and not yet written is the newer one.
-            let last_seen_at = optional_time(seen)?.max(self.seen.noted(&id));
-            out.push(DeviceRow {
-                id,
-                staff: parse_id(&staff)?,
-                staff_name: name,
-                enrolled_at: stored_time(&enrolled)?,
-                enrolled_by: by,
-                last_seen_at,
-                credential_expires_at: if revoked.is_some() {
-                    None
-                } else {
-                    optional_time(expires)?
-                },
-                revoked,
-                clone_suspected: optional_time(clone_at)?
-                    .map(|at| (at, clone_why.unwrap_or_default())),
-            });
-        }
-        Ok(out)
+        rows.into_iter()
+            .map(|columns| {
+                // A time noted at a sync and not yet written is the newer one.
+                device_row(columns, |id| self.seen.noted(id))
+            })
+            .collect()
     }
 
     /// The school's codes that can still be redeemed at `now`.
@@ -755,20 +736,7 @@ impl SqliteStore {
              ORDER BY c.issued_at DESC",
             [school.as_str()],
         )?;
-        let mut out = Vec::new();
-        for (staff, name, by, issued, expires) in rows {
-            let expires_at = stored_time(&expires)?;
-            if expires_at > now {
-                out.push(PendingCode {
-                    staff: parse_id(&staff)?,
-                    staff_name: name,
-                    issued_by: by,
-                    issued_at: stored_time(&issued)?,
-                    expires_at,
-                });
-            }
-        }
-        Ok(out)
+        pending_codes(rows, now)
     }
 
     /// The school's device log, newest first, at most `limit` entries.
@@ -793,40 +761,126 @@ impl SqliteStore {
                 row.get::<_, String>(6)?,
             ))
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, at, actor, action, staff, device, detail) = row?;
-            out.push(DeviceLogEntry {
-                seq,
-                at: stored_time(&at)?,
-                actor,
-                action: DeviceAction::from_name(&action).ok_or_else(|| {
-                    StoreError::Corrupt(format!("unknown device log action {action:?}"))
-                })?,
-                staff: parse_id(&staff)?,
-                device: device.as_deref().map(parse_id).transpose()?,
-                detail,
-            });
-        }
-        Ok(out)
+        rows.map(|row| log_entry(row?)).collect()
     }
 }
 
+/// The SQL both stores run for [`DeviceColumns`], a school's phones, ending where each puts its
+/// placeholder for the school.
+macro_rules! school_devices_sql {
+    () => {
+        "SELECT d.id, d.staff_id, s.name, d.enrolled_at, d.enrolled_by, d.last_seen_at, d.revoked_at,
+                d.revoked_by, d.clone_suspected_at, d.clone_reason,
+                (SELECT MAX(t.expires_at) FROM device_tokens t
+                 WHERE t.device_id = d.id AND t.state = 'current')
+         FROM devices d JOIN staff s ON s.id = d.staff_id
+         WHERE s.school_id = "
+    };
+}
+pub(crate) use school_devices_sql;
+
+/// A phone for the admin's page from its stored columns; `noted` is a "last seen" noted and not yet
+/// written, if the store keeps one.
+pub(crate) fn device_row(
+    columns: DeviceColumns,
+    noted: impl FnOnce(&DeviceId) -> Option<DateTime<Utc>>,
+) -> Result<DeviceRow, StoreError> {
+    let (id, staff, name, enrolled, by, seen, revoked, revoked_by, clone_at, clone_why, expires) =
+        columns;
+    let revoked = optional_time(revoked)?.map(|at| (at, revoked_by.unwrap_or_default()));
+    let id: DeviceId = parse_id(&id)?;
+    let last_seen_at = optional_time(seen)?.max(noted(&id));
+    Ok(DeviceRow {
+        id,
+        staff: parse_id(&staff)?,
+        staff_name: name,
+        enrolled_at: stored_time(&enrolled)?,
+        enrolled_by: by,
+        last_seen_at,
+        credential_expires_at: if revoked.is_some() {
+            None
+        } else {
+            optional_time(expires)?
+        },
+        revoked,
+        clone_suspected: optional_time(clone_at)?.map(|at| (at, clone_why.unwrap_or_default())),
+    })
+}
+
+/// The codes among stored ones (staff, name, issued by, issued at, expires at; neither used nor
+/// withdrawn) that can still be redeemed at `now`.
+pub(crate) fn pending_codes(
+    rows: Vec<(String, String, String, String, String)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<PendingCode>, StoreError> {
+    let mut out = Vec::new();
+    for (staff, name, by, issued, expires) in rows {
+        let expires_at = stored_time(&expires)?;
+        if expires_at > now {
+            out.push(PendingCode {
+                staff: parse_id(&staff)?,
+                staff_name: name,
+                issued_by: by,
+                issued_at: stored_time(&issued)?,
+                expires_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A device log entry's stored columns (seq, at, actor, action, staff, device, detail).
+pub(crate) type LogColumns = (i64, String, String, String, String, Option<String>, String);
+
+/// A device log entry from its stored columns.
+pub(crate) fn log_entry(columns: LogColumns) -> Result<DeviceLogEntry, StoreError> {
+    let (seq, at, actor, action, staff, device, detail) = columns;
+    Ok(DeviceLogEntry {
+        seq,
+        at: stored_time(&at)?,
+        actor,
+        action: DeviceAction::from_name(&action)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown device log action {action:?}")))?,
+        staff: parse_id(&staff)?,
+        device: device.as_deref().map(parse_id).transpose()?,
+        detail,
+    })
+}
+
 /// A device token's row, with its device's.
-struct TokenRow {
-    device_id: String,
-    state: String,
-    issued_at: String,
-    expires_at: String,
-    replaced_at: Option<String>,
-    staff: String,
-    school: String,
-    revoked: Option<String>,
-    seen: Option<String>,
+pub(crate) struct TokenRow {
+    pub device_id: String,
+    pub state: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub replaced_at: Option<String>,
+    pub staff: String,
+    pub school: String,
+    pub revoked: Option<String>,
+    pub seen: Option<String>,
+}
+
+/// What a token's row says at `now`, before anything is written.
+pub(crate) enum Verdict {
+    /// The answer, with nothing to write: unknown, revoked or expired.
+    Settled(TokenCheck),
+    /// A current token, accepted; `seen_due` when "last seen" is due to be written.
+    Current { seen_due: bool },
+    /// An offered token's first use: it becomes current, the phone's old one is replaced and the other
+    /// offers dropped, and the renewal is logged; then accepted.
+    FirstUse { seen_due: bool },
+    /// A replaced token used again: within [`REPLACED_GRACE`] a request already on its way; later another
+    /// phone holding a copy, with the reason the device is then suspected.
+    Replaced { clone: Option<String> },
+}
+
+/// The device log's words for a renewal to a credential that lasts until `expires_at`.
+pub(crate) fn renewed_detail(expires_at: &str) -> String {
+    format!("valid until {expires_at}")
 }
 
 impl TokenRow {
-    fn device(&self) -> Result<Device, StoreError> {
+    pub(crate) fn device(&self) -> Result<Device, StoreError> {
         Ok(Device {
             id: parse_id(&self.device_id)?,
             staff: parse_id(&self.staff)?,
@@ -834,18 +888,52 @@ impl TokenRow {
             credential_issued_at: stored_time(&self.issued_at)?,
         })
     }
+
+    /// What this token is worth at `now`: the rule both stores apply.
+    pub(crate) fn verdict(&self, now: DateTime<Utc>) -> Result<Verdict, StoreError> {
+        if self.revoked.is_some() {
+            return Ok(Verdict::Settled(TokenCheck::Revoked));
+        }
+        if stored_time(&self.expires_at)? <= now {
+            return Ok(Verdict::Settled(TokenCheck::Expired));
+        }
+        let seen_due = seen_stale(self.seen.clone(), now)?;
+        Ok(match self.state.as_str() {
+            "replaced" => {
+                let replaced_at = optional_time(self.replaced_at.clone())?.unwrap_or(now);
+                Verdict::Replaced {
+                    clone: (now - replaced_at > REPLACED_GRACE).then(|| {
+                        format!(
+                            "a credential this phone replaced at {} was used again at {}",
+                            replaced_at.format("%Y-%m-%d %H:%M UTC"),
+                            now.format("%Y-%m-%d %H:%M UTC")
+                        )
+                    }),
+                }
+            }
+            "offered" => Verdict::FirstUse { seen_due },
+            _ => Verdict::Current { seen_due },
+        })
+    }
 }
+
+/// The SQL both stores run for a [`TokenRow`], ending where each puts its placeholder for the token's
+/// hash.
+macro_rules! token_row_sql {
+    () => {
+        "SELECT t.device_id, t.state, t.issued_at, t.expires_at, t.replaced_at, d.staff_id,
+                s.school_id, d.revoked_at, d.last_seen_at
+         FROM device_tokens t JOIN devices d ON d.id = t.device_id
+              JOIN staff s ON s.id = d.staff_id
+         WHERE t.token_sha256 = "
+    };
+}
+pub(crate) use token_row_sql;
 
 /// The token with this hash, and its device (every sync asks: the statement is cached).
 fn token_row(conn: &Connection, hash: &str) -> Result<Option<TokenRow>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT t.device_id, t.state, t.issued_at, t.expires_at, t.replaced_at, d.staff_id,
-                    s.school_id, d.revoked_at, d.last_seen_at
-             FROM device_tokens t JOIN devices d ON d.id = t.device_id
-                  JOIN staff s ON s.id = d.staff_id
-             WHERE t.token_sha256 = ?1",
-        )?
+        .prepare_cached(concat!(token_row_sql!(), "?1"))?
         .query_row([hash], |row| {
             Ok(TokenRow {
                 device_id: row.get(0)?,

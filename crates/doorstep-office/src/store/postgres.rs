@@ -2,11 +2,11 @@
 //! office processes share one database, chosen by a database URL.
 //!
 //! **How far it goes.** It holds the areas behind traits so far ([`Visits`], [`Alarms`],
-//! [`super::deliveries::Deliveries`], [`super::audit_trail::AuditTrail`] and
-//! [`super::sign_ins::SignIns`]): enough for the escalation engine to watch every visit and raise and
-//! escalate its alarms, for the notifier to pass every step on, for a phone's batch to be checked and
-//! stored and its sync answered, and for the office's decisions, closing an alarm, the audit log and
-//! office sign-ins. Phones, requests, people, SMS, records and the pages run only on SQLite: of the
+//! [`super::deliveries::Deliveries`], [`super::audit_trail::AuditTrail`], [`super::sign_ins::SignIns`]
+//! and [`super::phones::Phones`]): enough for the escalation engine to watch every visit and raise and
+//! escalate its alarms, for the notifier to pass every step on, for a phone to enrol, its token to be
+//! checked and its batch stored and its sync answered, and for the office's sign-ins, decisions, closing
+//! an alarm and the audit log. Requests, people, SMS, records and the pages run only on SQLite: of the
 //! office's commands only `doorstep-office watch` (the engine and the notifier) takes a PostgreSQL
 //! database.
 //!
@@ -44,6 +44,7 @@ mod audit;
 mod decisions;
 mod deliveries;
 mod holdings;
+mod phones;
 mod sign_ins;
 
 use super::backend::{dbs_refusal, Alarms, Batch, Visits};
@@ -71,16 +72,20 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         include_str!("../../migrations-postgres/V2__deliveries.sql"),
     ),
     (
-        "V4__office_sign_ins",
-        include_str!("../../migrations-postgres/V4__office_sign_ins.sql"),
-    ),
-    (
         "V6__audit",
         include_str!("../../migrations-postgres/V6__audit.sql"),
     ),
     (
         "V7__visit_versions",
         include_str!("../../migrations-postgres/V7__visit_versions.sql"),
+    ),
+    (
+        "V8__office_sign_ins",
+        include_str!("../../migrations-postgres/V8__office_sign_ins.sql"),
+    ),
+    (
+        "V9__phones",
+        include_str!("../../migrations-postgres/V9__phones.sql"),
     ),
 ];
 

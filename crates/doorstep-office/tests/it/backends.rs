@@ -30,9 +30,11 @@ use doorstep_office::store::{Device, IngestError, StoreError};
 use crate::postgres::{fresh_database, on_both_backends};
 use crate::smtp_relay::{self, RelaySettings};
 use doorstep_office::audit::{Action, NewEntry};
+use doorstep_office::devices::{DeviceAction, RedeemError, TokenCheck};
 use doorstep_office::notify::{Attempted, NewTarget, Notifier, Outgoing, Transport, WantedLevels};
 use doorstep_office::store::audit_trail::AuditTrail;
 use doorstep_office::store::deliveries::Deliveries;
+use doorstep_office::store::phones::Phones;
 use doorstep_office::store::sign_ins::SignIns;
 
 /// The visit's agreed start: 10:15. Its first check-in is due at 10:25; with five minutes' grace the
@@ -260,6 +262,7 @@ on_both_backends!(
     the_audit_log_is_one_chain_and_each_entry_follows_the_one_before,
     an_office_decision_and_a_closed_alert_are_recorded_with_their_audit_entries,
     an_office_sign_in_takes_the_right_password_and_its_session_ends_when_it_should,
+    a_phone_enrols_once_with_its_code_renews_its_credential_and_is_refused_once_revoked,
 );
 
 on_both_backends!(
@@ -1561,4 +1564,205 @@ async fn an_office_sign_in_takes_the_right_password_and_its_session_ends_when_it
         before + 1,
         "only a real person's refusal is in a school's log"
     );
+}
+
+async fn a_phone_enrols_once_with_its_code_renews_its_credential_and_is_refused_once_revoked<
+    S: Visits + Phones + AuditTrail,
+>(
+    store: &S,
+) {
+    the_school(store).await;
+    let school = id("school-1");
+    let sam = staff("sam");
+    let refused = store
+        .issue_enrolment_code(&school, &staff("nobody"), "head", at(9, 0))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+
+    let first = store
+        .issue_enrolment_code(&school, &sam, "head", at(9, 0))
+        .await
+        .expect("code");
+    let code = store
+        .issue_enrolment_code(&school, &sam, "head", at(9, 1))
+        .await
+        .expect("code");
+    assert_eq!(
+        (code.staff_name.as_str(), code.expires_at),
+        ("Sam", at(9, 16))
+    );
+    let pending = store
+        .pending_enrolment_codes(&school, at(9, 2))
+        .await
+        .expect("pending");
+    assert_eq!(
+        pending.len(),
+        1,
+        "the newer code withdrew the older: {pending:?}"
+    );
+    assert_eq!(
+        (pending[0].staff.clone(), pending[0].issued_at),
+        (sam.clone(), at(9, 1))
+    );
+    assert!(store
+        .pending_enrolment_codes(&school, at(9, 16))
+        .await
+        .expect("pending")
+        .is_empty());
+
+    let redeem =
+        |typed: String, when| async move { store.redeem_enrolment_code(&typed, when).await };
+    assert!(matches!(
+        redeem(first.code.clone(), at(9, 2)).await,
+        Err(RedeemError::Expired)
+    ));
+    assert!(matches!(
+        redeem("0000-0000-0000".into(), at(9, 2)).await,
+        Err(RedeemError::Unknown)
+    ));
+    assert!(matches!(
+        redeem(code.code.clone(), at(9, 16)).await,
+        Err(RedeemError::Expired)
+    ));
+    let typed = doorstep_core::protocol::display_enrolment_code(&code.code).to_lowercase();
+    let enrolled = redeem(typed.clone(), at(9, 5)).await.expect("enrolled");
+    assert!(matches!(
+        redeem(typed, at(9, 6)).await,
+        Err(RedeemError::Used)
+    ));
+    assert_eq!(
+        (enrolled.staff_name.as_str(), enrolled.school_name.as_str()),
+        ("Sam", "Oakfield Primary")
+    );
+    let phone = enrolled.device.clone();
+    assert_eq!(
+        (phone.staff.clone(), phone.school.clone()),
+        (sam.clone(), school.clone())
+    );
+    assert_eq!(
+        enrolled.credential.expires_at,
+        at(9, 5) + TimeDelta::days(30)
+    );
+
+    let token = enrolled.credential.token.clone();
+    let check =
+        |token: String, when| async move { store.check_token(&token, when).await.expect("check") };
+    assert_eq!(
+        check(token.clone(), at(10, 0)).await,
+        TokenCheck::Accepted(phone.clone())
+    );
+    assert_eq!(
+        check("not-a-token".into(), at(10, 0)).await,
+        TokenCheck::Unknown
+    );
+    assert_eq!(
+        store.offer_renewal(&phone, at(10, 0)).await.expect("offer"),
+        None,
+        "too new"
+    );
+    let devices = store.school_devices(&school).await.expect("devices");
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].last_seen_at, Some(at(10, 0)));
+    assert_eq!(devices[0].enrolled_by.as_deref(), Some("head"));
+
+    // A week on, each sync offers a fresh credential; the phone's first use of one makes it current.
+    let week = TimeDelta::days(8);
+    let offered = store
+        .offer_renewal(&phone, at(10, 0) + week)
+        .await
+        .expect("offer")
+        .expect("due");
+    assert_eq!(
+        check(token.clone(), at(10, 1) + week).await,
+        TokenCheck::Accepted(phone.clone())
+    );
+    let renewed = check(offered.token.clone(), at(10, 2) + week).await;
+    let TokenCheck::Accepted(renewed) = renewed else {
+        panic!("{renewed:?}")
+    };
+    assert_eq!(renewed.credential_issued_at, at(10, 0) + week);
+    assert_eq!(
+        check(token.clone(), at(10, 3) + week).await,
+        TokenCheck::Replaced { clone: false }
+    );
+    assert_eq!(
+        check(token.clone(), at(10, 10) + week).await,
+        TokenCheck::Replaced { clone: true }
+    );
+    let devices = store.school_devices(&school).await.expect("devices");
+    let (suspected_at, why) = devices[0].clone_suspected.clone().expect("clone suspected");
+    assert_eq!(suspected_at, at(10, 10) + week);
+    assert!(why.contains("used again"), "{why}");
+    assert_eq!(devices[0].credential_expires_at, Some(offered.expires_at));
+    assert_eq!(
+        check(offered.token.clone(), at(10, 0) + TimeDelta::days(39)).await,
+        TokenCheck::Expired
+    );
+
+    assert!(store
+        .revoke_device(&school, &phone.id, &staff("head"), at(11, 0) + week)
+        .await
+        .expect("revoke"));
+    assert_eq!(
+        check(offered.token.clone(), at(11, 1) + week).await,
+        TokenCheck::Revoked
+    );
+    let again = store
+        .revoke_device(&school, &phone.id, &staff("head"), at(11, 2) + week)
+        .await;
+    assert!(matches!(again, Err(StoreError::Invalid(_))), "{again:?}");
+    let elsewhere = store
+        .revoke_device(&id("school-2"), &phone.id, &staff("head"), at(11, 2) + week)
+        .await;
+    assert!(
+        !elsewhere.expect("another school's"),
+        "another school cannot revoke it"
+    );
+    let devices = store.school_devices(&school).await.expect("devices");
+    assert_eq!(
+        devices[0].revoked.clone().map(|(at, _)| at),
+        Some(at(11, 0) + week)
+    );
+    assert_eq!(devices[0].credential_expires_at, None);
+
+    let log: Vec<DeviceAction> = store
+        .device_log(&school, 10)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect();
+    use DeviceAction::*;
+    assert_eq!(
+        log,
+        [
+            Revoked,
+            CloneSuspected,
+            Renewed,
+            Enrolled,
+            CodeIssued,
+            CodeIssued
+        ]
+    );
+    assert_eq!(store.device_log(&school, 2).await.expect("log").len(), 2);
+    let audit = store.verify_audit_log().await.expect("walk");
+    assert!(audit.is_intact(), "{audit:?}");
+    assert_eq!(
+        audit.entries, 5,
+        "two codes, the enrolment, the suspicion and the revocation"
+    );
+
+    // The demo's phones enrol with a token the caller made.
+    let demo = device("phone-demo");
+    store
+        .enrol_device(&demo, &staff("alex"), "demo-token", at(8, 0))
+        .await
+        .expect("enrol");
+    let TokenCheck::Accepted(alex) = check("demo-token".into(), at(8, 30)).await else {
+        panic!("the demo phone is refused")
+    };
+    assert_eq!((alex.id, alex.staff), (demo, staff("alex")));
 }

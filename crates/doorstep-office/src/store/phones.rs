@@ -1,0 +1,177 @@
+//! The school's phones as a store area ([`Phones`]): enrolment codes issued and redeemed, each phone's
+//! tokens checked, offered afresh and replaced, a phone revoked or suspected cloned, and the device log.
+//! Both stores decide with the same functions ([`crate::devices`]: what a token is worth at a moment,
+//! whether a code can be redeemed, when a renewal is due, the log's and the audit log's words).
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use doorstep_core::ids::{DeviceId, SchoolId, StaffId};
+use doorstep_core::protocol::DeviceCredential;
+
+use super::{engine_work, Device, SqliteStore, StoreError};
+use crate::devices::{
+    DeviceLogEntry, DeviceRow, Enrolled, IssuedCode, PendingCode, RedeemError, TokenCheck,
+};
+
+/// The school's phones and their credentials.
+pub trait Phones: Send + Sync + 'static {
+    /// A one-time enrolment code for `staff` of `school`, issued by `by`; an unused earlier code for the
+    /// same person is withdrawn.
+    fn issue_enrolment_code(
+        &self,
+        school: &SchoolId,
+        staff: &StaffId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<IssuedCode, StoreError>> + Send;
+
+    /// Redeems a code as typed: a new phone for the code's member of staff with its first token, the code
+    /// used up in the same transaction.
+    fn redeem_enrolment_code(
+        &self,
+        typed: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Enrolled, RedeemError>> + Send;
+
+    /// Enrols a phone with a token the caller made (the demo, benchmarks and tests).
+    fn enrol_device(
+        &self,
+        device: &DeviceId,
+        staff: &StaffId,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What a bearer token is worth at `now` (see [`SqliteStore::check_token`]).
+    fn check_token(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<TokenCheck, StoreError>> + Send;
+
+    /// A fresh token for `device` once its current one is old enough, or `None`.
+    fn offer_renewal(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<DeviceCredential>, StoreError>> + Send;
+
+    /// Marks `device` clone suspected (the first reason stays) and logs it.
+    fn suspect_clone(
+        &self,
+        device: &Device,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Revokes `device` of `school`: `false` if the school has no such phone, refused if already revoked.
+    fn revoke_device(
+        &self,
+        school: &SchoolId,
+        device: &DeviceId,
+        by: &StaffId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The school's phones, newest first.
+    fn school_devices(
+        &self,
+        school: &SchoolId,
+    ) -> impl Future<Output = Result<Vec<DeviceRow>, StoreError>> + Send;
+
+    /// The school's codes that can still be redeemed at `now`.
+    fn pending_enrolment_codes(
+        &self,
+        school: &SchoolId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<PendingCode>, StoreError>> + Send;
+
+    /// The school's device log, newest first, at most `limit` entries.
+    fn device_log(
+        &self,
+        school: &SchoolId,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<DeviceLogEntry>, StoreError>> + Send;
+}
+
+impl Phones for SqliteStore {
+    async fn issue_enrolment_code(
+        &self,
+        school: &SchoolId,
+        staff: &StaffId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedCode, StoreError> {
+        engine_work(|| SqliteStore::issue_enrolment_code(self, school, staff, by, now))
+    }
+
+    async fn redeem_enrolment_code(
+        &self,
+        typed: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Enrolled, RedeemError> {
+        engine_work(|| SqliteStore::redeem_enrolment_code(self, typed, now))
+    }
+
+    async fn enrol_device(
+        &self,
+        device: &DeviceId,
+        staff: &StaffId,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        engine_work(|| SqliteStore::enrol_device(self, device, staff, token, now))
+    }
+
+    async fn check_token(&self, token: &str, now: DateTime<Utc>) -> Result<TokenCheck, StoreError> {
+        engine_work(|| SqliteStore::check_token(self, token, now))
+    }
+
+    async fn offer_renewal(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DeviceCredential>, StoreError> {
+        engine_work(|| SqliteStore::offer_renewal(self, device, now))
+    }
+
+    async fn suspect_clone(
+        &self,
+        device: &Device,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        engine_work(|| SqliteStore::suspect_clone(self, device, reason, now))
+    }
+
+    async fn revoke_device(
+        &self,
+        school: &SchoolId,
+        device: &DeviceId,
+        by: &StaffId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        engine_work(|| SqliteStore::revoke_device(self, school, device, by, now))
+    }
+
+    async fn school_devices(&self, school: &SchoolId) -> Result<Vec<DeviceRow>, StoreError> {
+        engine_work(|| SqliteStore::school_devices(self, school))
+    }
+
+    async fn pending_enrolment_codes(
+        &self,
+        school: &SchoolId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingCode>, StoreError> {
+        engine_work(|| SqliteStore::pending_enrolment_codes(self, school, now))
+    }
+
+    async fn device_log(
+        &self,
+        school: &SchoolId,
+        limit: u32,
+    ) -> Result<Vec<DeviceLogEntry>, StoreError> {
+        engine_work(|| SqliteStore::device_log(self, school, limit))
+    }
+}
