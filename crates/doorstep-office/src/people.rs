@@ -106,7 +106,7 @@ pub fn mis_date(text: &str) -> Option<NaiveDate> {
 
 /// A pupil's row as [`SqliteStore::pupil_records`] reads it: id, name, date of birth, the two address lines,
 /// town, postcode, family notes and medical needs.
-type PupilColumns = (
+pub(crate) type PupilColumns = (
     String,
     String,
     String,
@@ -367,10 +367,71 @@ fn drop_repeats<T, K: std::hash::Hash + Eq>(
 }
 
 /// What storing one imported row did.
-enum Stored {
+pub(crate) enum Stored {
     Added,
     Updated,
     Refused(String),
+}
+
+/// Whose an id is, seen from the school saving a record under it.
+pub(crate) enum Ownership {
+    /// Nobody's yet: the record is added.
+    New,
+    /// This school's: the record is updated.
+    Ours,
+    /// Another school's: refused (an id belongs to one school).
+    Theirs,
+}
+
+/// Whose an id is that belongs to `owner` (if anyone), seen from `school`.
+pub(crate) fn ownership(owner: Option<SchoolId>, school: &SchoolId) -> Ownership {
+    match owner {
+        None => Ownership::New,
+        Some(owner) if &owner == school => Ownership::Ours,
+        Some(_) => Ownership::Theirs,
+    }
+}
+
+/// The refusal of a pupil row whose id is another school's pupil's.
+pub(crate) const ANOTHER_SCHOOLS_PUPIL: &str = "this pupil_id belongs to another school's pupil";
+
+/// The refusal of an absence of a pupil not (yet) at the school.
+pub(crate) fn unknown_pupil(pupil: &PupilId) -> Stored {
+    Stored::Refused(format!(
+        "there is no pupil “{pupil}” at this school: import the pupils first"
+    ))
+}
+
+/// The refusal of a member of staff whose id is another school's.
+pub(crate) fn another_schools_staff(member: &StaffMember) -> StoreError {
+    StoreError::Invalid(format!(
+        "the id “{}” is already used by another school's staff; choose another",
+        member.id
+    ))
+}
+
+/// The report of an import: the rows the parse refused and those each store refused, in file order, and
+/// how many were added and updated (`stored`: each parsed row's line, id as written, and what storing it
+/// did).
+pub(crate) fn import_report(
+    mut rejected: Vec<RowProblem>,
+    stored: Vec<(u64, String, Stored)>,
+) -> ImportReport {
+    let mut report = ImportReport::default();
+    for (line, pupil_id, outcome) in stored {
+        match outcome {
+            Stored::Added => report.imported += 1,
+            Stored::Updated => report.updated += 1,
+            Stored::Refused(reason) => rejected.push(RowProblem {
+                line,
+                pupil_id,
+                reason,
+            }),
+        }
+    }
+    rejected.sort_by_key(|p| p.line);
+    report.rejected = rejected;
+    report
 }
 
 /// Stores the rows of a parsed import together, each by `store`, and reports what happened to every row
@@ -381,24 +442,14 @@ fn import<T>(
     parsed: Result<ParsedCsv<T>, String>,
     mut store: impl FnMut(&Transaction<'_>, T) -> Result<Stored, StoreError>,
 ) -> Result<ImportReport, StoreError> {
-    let ParsedCsv { rows, mut rejected } = parsed.map_err(StoreError::Invalid)?;
-    let mut report = ImportReport::default();
+    let ParsedCsv { rows, rejected } = parsed.map_err(StoreError::Invalid)?;
     let tx = conn.transaction()?;
+    let mut stored = Vec::with_capacity(rows.len());
     for (line, pupil_id, row) in rows {
-        match store(&tx, row)? {
-            Stored::Added => report.imported += 1,
-            Stored::Updated => report.updated += 1,
-            Stored::Refused(reason) => rejected.push(RowProblem {
-                line,
-                pupil_id,
-                reason,
-            }),
-        }
+        stored.push((line, pupil_id, store(&tx, row)?));
     }
     tx.commit()?;
-    rejected.sort_by_key(|p| p.line);
-    report.rejected = rejected;
-    Ok(report)
+    Ok(import_report(rejected, stored))
 }
 
 /// Adds `pupil` to `school`, or updates the school's record of them; a pupil of another school is refused.
@@ -421,8 +472,8 @@ fn store_pupil(
         pupil.family_notes,
         pupil.medical_needs
     ];
-    Ok(match owner {
-        None => {
+    Ok(match ownership(owner, school) {
+        Ownership::New => {
             tx.execute_cached(
                 "INSERT INTO pupils (id, school_id, name, date_of_birth, address_line_1,
                      address_line_2, town, postcode, family_notes, medical_needs)
@@ -431,7 +482,7 @@ fn store_pupil(
             )?;
             Stored::Added
         }
-        Some(owner) if &owner == school => {
+        Ownership::Ours => {
             tx.execute_cached(
                 "UPDATE pupils SET name = ?3, date_of_birth = ?4, address_line_1 = ?5,
                      address_line_2 = ?6, town = ?7, postcode = ?8, family_notes = ?9,
@@ -441,7 +492,7 @@ fn store_pupil(
             )?;
             Stored::Updated
         }
-        Some(_) => Stored::Refused("this pupil_id belongs to another school's pupil".into()),
+        Ownership::Theirs => Stored::Refused(ANOTHER_SCHOOLS_PUPIL.into()),
     })
 }
 
@@ -480,10 +531,7 @@ fn store_absence(
         |row| row.get(0),
     )?;
     if !known {
-        return Ok(Stored::Refused(format!(
-            "there is no pupil “{}” at this school: import the pupils first",
-            absence.pupil
-        )));
+        return Ok(unknown_pupil(&absence.pupil));
     }
     let date = absence.date.to_string();
     let existed: bool = tx.query_row_cached(
@@ -543,23 +591,7 @@ impl SqliteStore {
                  FROM pupils WHERE school_id = ?1 AND date_of_birth IS NOT NULL ORDER BY name, id",
             [school.as_str()],
         )?;
-        let mut out = Vec::new();
-        for (id, name, born, line_1, line_2, town, postcode, family, medical) in rows {
-            out.push(PupilRecord {
-                id: crate::store::parse_id(&id)?,
-                name,
-                date_of_birth: stored_date(&born)?,
-                address_line_1: line_1,
-                address_line_2: line_2,
-                town,
-                // Stored only after the same parse, so a refusal here means the file was changed.
-                postcode: Postcode::parse(&postcode)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                family_notes: family,
-                medical_needs: medical,
-            });
-        }
-        Ok(out)
+        rows.into_iter().map(pupil_record).collect()
     }
 
     /// The school's absences on days `from` to `to` (both included), by date then pupil.
@@ -577,8 +609,8 @@ impl SqliteStore {
     pub fn save_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<Saved, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let saved = match school_of(&tx, Person::Staff(&member.id))? {
-            None => {
+        let saved = match ownership(school_of(&tx, Person::Staff(&member.id))?, school) {
+            Ownership::New => {
                 tx.execute_cached(
                     "INSERT INTO staff (id, school_id, name, body) VALUES (?1, ?2, ?3, ?4)",
                     params![
@@ -590,7 +622,7 @@ impl SqliteStore {
                 )?;
                 Saved::Added
             }
-            Some(owner) if &owner == school => {
+            Ownership::Ours => {
                 tx.execute_cached(
                     "UPDATE staff SET name = ?2, body = ?3 WHERE id = ?1",
                     params![
@@ -601,12 +633,7 @@ impl SqliteStore {
                 )?;
                 Saved::Updated
             }
-            Some(_) => {
-                return Err(StoreError::Invalid(format!(
-                    "the id “{}” is already used by another school's staff; choose another",
-                    member.id
-                )))
-            }
+            Ownership::Theirs => return Err(another_schools_staff(member)),
         };
         tx.commit()?;
         Ok(saved)
@@ -647,30 +674,11 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         self.in_transaction(|tx| {
             let (before, before_policy) = crate::store::school_and_policy(tx, school)?;
-            let (record, detail) = match change {
-                SettingsChange::Policy { policy, how } => {
-                    store_policy(tx, school, policy)?;
-                    let changed = changed_settings(&before_policy, policy);
-                    let detail = if changed.is_empty() {
-                        format!("{how}; nothing changed")
-                    } else {
-                        format!("{how}; changed: {}", changed.join(", "))
-                    };
-                    ("policy", detail)
-                }
-                SettingsChange::TimeZone(zone) => {
-                    crate::store::set_time_zone_in(tx, school, zone)?;
-                    let detail = format!(
-                        "the school's clock set to {} (was {})",
-                        zone.name(),
-                        before.time_zone.name()
-                    );
-                    ("time zone", detail)
-                }
-            };
-            let entry = audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
-                .record(record)
-                .detail(detail);
+            match change {
+                SettingsChange::Policy { policy, .. } => store_policy(tx, school, policy)?,
+                SettingsChange::TimeZone(zone) => crate::store::set_time_zone_in(tx, school, zone)?,
+            }
+            let entry = change.audit_entry(school, by, &before.time_zone, &before_policy);
             audit::append(tx, &entry, now)?;
             Ok(())
         })
@@ -688,11 +696,50 @@ pub enum SettingsChange<'a> {
     TimeZone(SchoolTimeZone),
 }
 
-/// Stores `policy` as the school's, after [`Policy::validate`]: an invalid policy is never stored.
-fn store_policy(conn: &Connection, school: &SchoolId, policy: &Policy) -> Result<(), StoreError> {
+impl SettingsChange<'_> {
+    /// Its audit log entry, made by `by`, against the school's clock and policy before it.
+    pub(crate) fn audit_entry(
+        &self,
+        school: &SchoolId,
+        by: &StaffId,
+        before_zone: &SchoolTimeZone,
+        before_policy: &Policy,
+    ) -> audit::NewEntry {
+        let (record, detail) = match self {
+            SettingsChange::Policy { policy, how } => {
+                let changed = changed_settings(before_policy, policy);
+                let detail = if changed.is_empty() {
+                    format!("{how}; nothing changed")
+                } else {
+                    format!("{how}; changed: {}", changed.join(", "))
+                };
+                ("policy", detail)
+            }
+            SettingsChange::TimeZone(zone) => (
+                "time zone",
+                format!(
+                    "the school's clock set to {} (was {})",
+                    zone.name(),
+                    before_zone.name()
+                ),
+            ),
+        };
+        audit::NewEntry::new(school, by, audit::Action::ChangedPolicy)
+            .record(record)
+            .detail(detail)
+    }
+}
+
+/// [`Policy::validate`], as the store's refusal: an invalid policy is never stored.
+pub(crate) fn checked_policy(policy: &Policy) -> Result<(), StoreError> {
     policy
         .validate()
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// Stores `policy` as the school's, after [`Policy::validate`]: an invalid policy is never stored.
+fn store_policy(conn: &Connection, school: &SchoolId, policy: &Policy) -> Result<(), StoreError> {
+    checked_policy(policy)?;
     let changed = conn.execute_cached(
         "UPDATE schools SET policy = ?2 WHERE id = ?1",
         params![school.as_str(), serde_json::to_string(policy)?],
@@ -737,16 +784,37 @@ pub(crate) fn absences_in(
          ORDER BY a.date, a.pupil_id",
         params![school.as_str(), from, to],
     )?;
-    rows.into_iter()
-        .map(|(pupil, date, reason_code, contact_made)| {
-            Ok(Absence {
-                pupil: crate::store::parse_id(&pupil)?,
-                date: stored_date(&date)?,
-                reason_code,
-                contact_made,
-            })
-        })
-        .collect()
+    rows.into_iter().map(absence_from).collect()
+}
+
+/// An absence from its stored columns (pupil, date, reason code, contact made).
+pub(crate) fn absence_from(
+    (pupil, date, reason_code, contact_made): (String, String, String, bool),
+) -> Result<Absence, StoreError> {
+    Ok(Absence {
+        pupil: crate::store::parse_id(&pupil)?,
+        date: stored_date(&date)?,
+        reason_code,
+        contact_made,
+    })
+}
+
+/// A pupil's record from its stored columns.
+pub(crate) fn pupil_record(
+    (id, name, born, line_1, line_2, town, postcode, family, medical): PupilColumns,
+) -> Result<PupilRecord, StoreError> {
+    Ok(PupilRecord {
+        id: crate::store::parse_id(&id)?,
+        name,
+        date_of_birth: stored_date(&born)?,
+        address_line_1: line_1,
+        address_line_2: line_2,
+        town,
+        // Stored only after the same parse, so a refusal here means the file was changed.
+        postcode: Postcode::parse(&postcode).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        family_notes: family,
+        medical_needs: medical,
+    })
 }
 
 fn stored_date(text: &str) -> Result<NaiveDate, StoreError> {

@@ -15,6 +15,7 @@ pub mod checks;
 pub mod deliveries;
 mod group_commit;
 mod holdings;
+pub mod people;
 pub mod phones;
 pub mod postgres;
 pub mod readers;

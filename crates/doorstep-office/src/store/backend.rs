@@ -7,8 +7,9 @@
 //! [`Alarms`] (raising, escalating, noting renewed contact, acknowledging and closing, with the log of each
 //! step); beside them [`super::deliveries::Deliveries`] (what the notifier needs),
 //! [`super::audit_trail::AuditTrail`] (the audit log), [`super::sign_ins::SignIns`] (office sign-ins and
-//! sessions) and [`super::phones::Phones`] (enrolment and each phone's credentials). The rest of the
-//! office (requests, people, SMS, records, the pages) still reads and writes SQLite directly.
+//! sessions), [`super::phones::Phones`] (enrolment and each phone's credentials) and
+//! [`super::people::People`] (staff, pupils, absences and the school's settings). The rest of the office
+//! (requests, SMS, records, the pages) still reads and writes SQLite directly.
 //!
 //! The methods return futures so a backend with an async driver can await its database; the SQLite store
 //! does its blocking work through [`engine_work`], as the engine always did.

@@ -1,14 +1,13 @@
 //! The office's store on PostgreSQL, for a trust or local authority that outgrows one machine: several
 //! office processes share one database, chosen by a database URL.
 //!
-//! **How far it goes.** It holds the areas behind traits so far ([`Visits`], [`Alarms`],
-//! [`super::deliveries::Deliveries`], [`super::audit_trail::AuditTrail`], [`super::sign_ins::SignIns`]
-//! and [`super::phones::Phones`]): enough for the escalation engine to watch every visit and raise and
-//! escalate its alarms, for the notifier to pass every step on, for a phone to enrol, its token to be
-//! checked and its batch stored and its sync answered, and for the office's sign-ins, decisions, closing
-//! an alarm and the audit log. Requests, people, SMS, records and the pages run only on SQLite: of the
-//! office's commands only `doorstep-office watch` (the engine and the notifier) takes a PostgreSQL
-//! database.
+//! **How far it goes.** It holds every area behind a trait so far ([`Visits`], [`Alarms`],
+//! [`super::deliveries::Deliveries`], [`super::audit_trail::AuditTrail`], [`super::sign_ins::SignIns`],
+//! [`super::phones::Phones`] and [`super::people::People`]): the escalation engine and the notifier, a
+//! phone enrolling, its token checked, its batch stored and its sync answered, office sign-ins and
+//! decisions, closing an alarm, the audit log, and the school's people and settings. Requests, SMS,
+//! records and the pages run only on SQLite: of the office's commands only `doorstep-office watch` (the
+//! engine and the notifier) takes a PostgreSQL database.
 //!
 //! **Several offices, one database.** Every office's engine watches every visit
 //! ([`crate::escalation::Escalation::spawn_sharing`]), so each deadline comes due in all of them. Each
@@ -44,6 +43,7 @@ mod audit;
 mod decisions;
 mod deliveries;
 mod holdings;
+mod people;
 mod phones;
 mod sign_ins;
 
@@ -86,6 +86,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[
     (
         "V9__phones",
         include_str!("../../migrations-postgres/V9__phones.sql"),
+    ),
+    (
+        "V10__people",
+        include_str!("../../migrations-postgres/V10__people.sql"),
     ),
 ];
 

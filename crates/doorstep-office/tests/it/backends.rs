@@ -32,8 +32,10 @@ use crate::smtp_relay::{self, RelaySettings};
 use doorstep_office::audit::{Action, NewEntry};
 use doorstep_office::devices::{DeviceAction, RedeemError, TokenCheck};
 use doorstep_office::notify::{Attempted, NewTarget, Notifier, Outgoing, Transport, WantedLevels};
+use doorstep_office::people::{ImportKind, Saved, SettingsChange};
 use doorstep_office::store::audit_trail::AuditTrail;
 use doorstep_office::store::deliveries::Deliveries;
+use doorstep_office::store::people::People;
 use doorstep_office::store::phones::Phones;
 use doorstep_office::store::sign_ins::SignIns;
 
@@ -263,6 +265,7 @@ on_both_backends!(
     an_office_decision_and_a_closed_alert_are_recorded_with_their_audit_entries,
     an_office_sign_in_takes_the_right_password_and_its_session_ends_when_it_should,
     a_phone_enrols_once_with_its_code_renews_its_credential_and_is_refused_once_revoked,
+    pupils_absences_and_staff_are_saved_row_by_row_and_each_setting_changed_is_audited,
 );
 
 on_both_backends!(
@@ -1765,4 +1768,220 @@ async fn a_phone_enrols_once_with_its_code_renews_its_credential_and_is_refused_
         panic!("the demo phone is refused")
     };
     assert_eq!((alex.id, alex.staff), (demo, staff("alex")));
+}
+
+async fn pupils_absences_and_staff_are_saved_row_by_row_and_each_setting_changed_is_audited<
+    S: Visits + People + SignIns + AuditTrail,
+>(
+    store: &S,
+) {
+    the_school(store).await;
+    let school = id("school-1");
+    let other = School {
+        id: id("school-2"),
+        name: "Elmwood Academy".into(),
+        office_phone: id("01632 960001"),
+        time_zone: Default::default(),
+    };
+    store
+        .add_school(&other, &the_policy())
+        .await
+        .expect("school");
+    let theirs = doorstep_core::domain::Pupil {
+        id: id("pupil-x"),
+        name: "Xan".into(),
+    };
+    store.add_pupil(&other.id, &theirs).await.expect("pupil");
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).expect("a date");
+    let header = doorstep_office::people::PUPIL_CSV_COLUMNS.join(",");
+    let pupils = format!(
+        "{header}\n\
+         pupil-bo,Bo Example,2016-05-01,1 Long Lane,,Oakton,OK1 2AB,Dog in the garden,\n\
+         pupil-cy,Cy Example,02/03/2017,2 Short St,Flat 1,Oakton,ok1 3cd,,Asthma\n\
+         pupil-dee,Dee Example,2016-01-01,3 Lane,,Oakton,not a postcode,,\n\
+         pupil-x,Xan Example,2016-01-01,4 Lane,,Oakton,OK1 4EF,,\n"
+    );
+    let report = store
+        .import_csv(ImportKind::Pupils, &school, &pupils, today)
+        .await
+        .expect("import");
+    assert_eq!((report.imported, report.updated), (2, 0));
+    let refused: Vec<(u64, &str)> = report
+        .rejected
+        .iter()
+        .map(|p| (p.line, p.pupil_id.as_str()))
+        .collect();
+    assert_eq!(refused, [(4, "pupil-dee"), (5, "pupil-x")]);
+    assert!(
+        report.rejected[1].reason.contains("another school"),
+        "{:?}",
+        report.rejected
+    );
+
+    let renamed =
+        format!("{header}\npupil-bo,Bo Renamed,2016-05-01,1 Long Lane,,Oakton,OK1 2AB,,\n");
+    let report = store
+        .import_csv(ImportKind::Pupils, &school, &renamed, today)
+        .await
+        .expect("import");
+    assert_eq!(
+        (report.imported, report.updated, report.rejected.len()),
+        (0, 1, 0)
+    );
+    let wrong = store
+        .import_csv(ImportKind::Pupils, &school, "id,name\np-9,Nine\n", today)
+        .await;
+    assert!(matches!(wrong, Err(StoreError::Invalid(_))), "{wrong:?}");
+
+    let records = store.pupil_records(&school).await.expect("records");
+    let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Bo Renamed", "Cy Example"],
+        "Ava came with no MIS record"
+    );
+    assert_eq!(records[1].postcode.as_str(), "OK1 3CD");
+    assert_eq!(
+        records[1].date_of_birth,
+        chrono::NaiveDate::from_ymd_opt(2017, 3, 2).expect("a date")
+    );
+    let pupils = store.school_pupils(&school).await.expect("pupils");
+    let names: Vec<&str> = pupils.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Ava B.", "Bo Renamed", "Cy Example"]);
+
+    let absences = "pupil_id,date,reason_code,contact_made\n\
+                    pupil-bo,2026-11-23,N,no\n\
+                    pupil-bo,20/11/2026,O,no\n\
+                    pupil-x,2026-11-23,N,no\n";
+    let report = store
+        .import_csv(ImportKind::Absences, &school, absences, today)
+        .await
+        .expect("import");
+    assert_eq!(
+        (report.imported, report.updated, report.rejected.len()),
+        (2, 0, 1)
+    );
+    assert!(
+        report.rejected[0].reason.contains("no pupil"),
+        "{:?}",
+        report.rejected
+    );
+    let again = "pupil_id,date,reason_code,contact_made\npupil-bo,2026-11-23,I,yes\n";
+    let report = store
+        .import_csv(ImportKind::Absences, &school, again, today)
+        .await
+        .expect("import");
+    assert_eq!((report.imported, report.updated), (0, 1));
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 11, d).expect("a date");
+    let held = store
+        .absences_for(&school, day(20), day(23))
+        .await
+        .expect("absences");
+    let held: Vec<(u32, &str, bool)> = held
+        .iter()
+        .map(|a| {
+            (
+                chrono::Datelike::day(&a.date),
+                a.reason_code.as_str(),
+                a.contact_made,
+            )
+        })
+        .collect();
+    assert_eq!(held, [(20, "O", false), (23, "I", true)]);
+    assert_eq!(
+        store
+            .absences_for(&school, day(21), day(22))
+            .await
+            .expect("absences"),
+        []
+    );
+
+    let newcomer = member("Nia", &[Role::VisitingStaff], true);
+    assert_eq!(
+        store.save_staff(&school, &newcomer).await.expect("save"),
+        Saved::Added
+    );
+    assert_eq!(
+        store.save_staff(&school, &newcomer).await.expect("save"),
+        Saved::Updated
+    );
+    let taken = store
+        .save_staff(&other.id, &member("Sam", &[Role::Office], true))
+        .await;
+    assert!(matches!(taken, Err(StoreError::Invalid(_))), "{taken:?}");
+    assert_eq!(
+        store
+            .school_staff_member(&other.id, &staff("sam"))
+            .await
+            .expect("read"),
+        None
+    );
+    let sam = store
+        .school_staff_member(&school, &staff("sam"))
+        .await
+        .expect("read")
+        .expect("Sam");
+    assert_eq!(
+        sam.roles,
+        [Role::VisitingStaff],
+        "the other school's save changed nothing"
+    );
+    let everyone = store.school_staff(&school).await.expect("staff");
+    let names: Vec<&str> = everyone.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["Alex", "Head", "Nia", "Sam"]);
+
+    assert_eq!(store.policy(&school).await.expect("policy"), the_policy());
+    let entries = store.verify_audit_log().await.expect("walk").entries;
+    let mut later = the_policy();
+    later.staff_per_visit = 3;
+    let change = SettingsChange::Policy {
+        policy: &later,
+        how: "saved the settings",
+    };
+    store
+        .change_settings(&school, change, &staff("head"), at(12, 0))
+        .await
+        .expect("change");
+    assert_eq!(store.policy(&school).await.expect("policy"), later);
+    let mut broken = later.clone();
+    broken.staff_per_visit = 9;
+    let change = SettingsChange::Policy {
+        policy: &broken,
+        how: "saved the settings",
+    };
+    let refused = store
+        .change_settings(&school, change, &staff("head"), at(12, 1))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.policy(&school).await.expect("policy"),
+        later,
+        "nothing stored"
+    );
+    let auckland =
+        doorstep_core::domain::SchoolTimeZone::parse("Pacific/Auckland").expect("a zone");
+    let change = SettingsChange::TimeZone(auckland);
+    store
+        .change_settings(&school, change, &staff("head"), at(12, 2))
+        .await
+        .expect("change");
+    store
+        .set_office_password(&staff("head"), "correct horse battery", at(12, 3))
+        .await
+        .expect("pw");
+    let head = store
+        .check_office_password("head", "correct horse battery")
+        .await
+        .expect("check");
+    assert_eq!(head.expect("signed in").school.time_zone, auckland);
+    let audit = store.verify_audit_log().await.expect("walk");
+    assert!(audit.is_intact(), "{audit:?}");
+    assert_eq!(
+        audit.entries,
+        entries + 2,
+        "each change made, and not the refused one"
+    );
 }
