@@ -147,29 +147,100 @@ fn insert_request_details(
 }
 
 /// The visit's responsible contact as a notification target of that visit alone, when an email for them
-/// is known: they are then told of every alarm of the visit. Nothing without an email (the board then says
-/// to ring them). On the caller's transaction, so the visit and its contact's target go in together.
+/// is known: they are then told of every alarm of the visit. `None` without an email (the board then says
+/// to ring them).
+pub(crate) fn responsible_contact_target(
+    details: &RequestDetails,
+) -> Result<Option<crate::notify::NewTarget>, StoreError> {
+    let (Some((name, _)), Some(email)) = (&details.responsible_contact, &details.contact_email)
+    else {
+        return Ok(None);
+    };
+    // No levels and no roles: a visit's contact is told of that visit's alarms only.
+    crate::notify::NewTarget::email(email, crate::notify::WantedLevels::NONE)
+        .and_then(|t| t.named(name))
+        .map(Some)
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// [`responsible_contact_target`] stored on the caller's transaction, so the visit and its contact's
+/// target go in together.
 fn add_responsible_contact_target(
     conn: &Connection,
     visit: &Visit,
     details: &RequestDetails,
 ) -> Result<(), StoreError> {
-    let (Some((name, _)), Some(email)) = (&details.responsible_contact, &details.contact_email)
-    else {
-        return Ok(());
-    };
-    // No levels and no roles: a visit's contact is told of that visit's alarms only.
-    let contact = crate::notify::NewTarget::email(email, crate::notify::WantedLevels::NONE)
-        .and_then(|t| t.named(name))
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    crate::notify::store::insert_target_in(
-        conn,
-        &visit.school,
-        Some(&visit.id),
-        &contact,
-        details.requested_at,
-    )?;
+    if let Some(contact) = responsible_contact_target(details)? {
+        crate::notify::store::insert_target_in(
+            conn,
+            &visit.school,
+            Some(&visit.id),
+            &contact,
+            details.requested_at,
+        )?;
+    }
     Ok(())
+}
+
+/// A request's stored columns: requested by, at, out of hours, evening, the contact's name and phone,
+/// the authoriser's override and the contact's email.
+pub(crate) type RequestColumns = (
+    String,
+    String,
+    bool,
+    bool,
+    Option<String>,
+    Option<PhoneNumber>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A request's details from its stored columns.
+pub(crate) fn request_details_from(
+    (by, at, out_of_hours, evening, name, phone, reason, email): RequestColumns,
+) -> Result<RequestDetails, StoreError> {
+    Ok(RequestDetails {
+        requested_by: parse_id(&by)?,
+        requested_at: stored_time(&at)?,
+        timing: Timing {
+            out_of_hours,
+            evening,
+        },
+        responsible_contact: name.zip(phone),
+        contact_email: email,
+        authoriser_override: reason,
+    })
+}
+
+/// A concern from its stored columns (pupil, noted at, noted by).
+pub(crate) fn concern_from(
+    (pupil, at, by): (String, String, Option<String>),
+) -> Result<Concern, StoreError> {
+    Ok(Concern {
+        pupil: parse_id(&pupil)?,
+        noted_at: stored_time(&at)?,
+        noted_by: by.as_deref().map(parse_id).transpose()?,
+    })
+}
+
+/// The refusal of a concern about a pupil who is not the school's.
+pub(crate) fn no_such_pupil(pupil: &PupilId) -> StoreError {
+    StoreError::Invalid(format!("there is no pupil “{pupil}” at this school"))
+}
+
+/// The audit entry of a concern noted (`concern`) or taken off by `by`.
+pub(crate) fn concern_entry(
+    school: &SchoolId,
+    pupil: &PupilId,
+    concern: bool,
+    by: &StaffId,
+) -> audit::NewEntry {
+    let action = if concern {
+        audit::Action::NotedAbsenceConcern
+    } else {
+        audit::Action::ClearedAbsenceConcern
+    };
+    audit::NewEntry::new(school, by, action).record(format!("pupil {pupil}"))
 }
 
 /// A concern noted about a pupil: their visit is due on the policy's concern day, contact made or not.
@@ -282,17 +353,7 @@ impl SqliteStore {
     /// The office-only details of a visit requested through the dashboard; `None` for other visits (the
     /// demo's, or ones made before requests existed).
     pub fn request_details(&self, visit: &VisitId) -> Result<Option<RequestDetails>, StoreError> {
-        #[allow(clippy::type_complexity)] // the columns of the row, in order
-        let row: Option<(
-            String,
-            String,
-            bool,
-            bool,
-            Option<String>,
-            Option<PhoneNumber>,
-            Option<String>,
-            Option<String>,
-        )> = self
+        let row: Option<RequestColumns> = self
             .conn()
             .query_row_cached(
                 "SELECT requested_by, requested_at, out_of_hours, evening, contact_name, contact_phone,
@@ -302,22 +363,7 @@ impl SqliteStore {
                 |row| row.try_into(),
             )
             .optional()?;
-        row.map(
-            |(by, at, out_of_hours, evening, name, phone, reason, email)| {
-                Ok(RequestDetails {
-                    requested_by: parse_id(&by)?,
-                    requested_at: stored_time(&at)?,
-                    timing: Timing {
-                        out_of_hours,
-                        evening,
-                    },
-                    responsible_contact: name.zip(phone),
-                    contact_email: email,
-                    authoriser_override: reason,
-                })
-            },
-        )
-        .transpose()
+        row.map(request_details_from).transpose()
     }
 
     /// Keeps the authoriser's reason for overriding the policy's advice against an evening visit.
@@ -392,15 +438,7 @@ impl SqliteStore {
              JOIN pupils p ON p.id = c.pupil_id WHERE p.school_id = ?1 ORDER BY c.noted_at",
             [school.as_str()],
         )?;
-        let mut out = Vec::new();
-        for (pupil, at, by) in rows {
-            out.push(Concern {
-                pupil: parse_id(&pupil)?,
-                noted_at: stored_time(&at)?,
-                noted_by: by.as_deref().map(parse_id).transpose()?,
-            });
-        }
-        Ok(out)
+        rows.into_iter().map(concern_from).collect()
     }
 
     /// Notes (`concern` true) or takes off a concern about a pupil of `school` as `by`, with its audit log
@@ -416,9 +454,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         self.in_transaction(|tx| {
             if school_of(tx, Person::Pupil(pupil))?.as_ref() != Some(school) {
-                return Err(StoreError::Invalid(format!(
-                    "there is no pupil “{pupil}” at this school"
-                )));
+                return Err(no_such_pupil(pupil));
             }
             let changed = if concern {
                 tx.execute_cached(
@@ -433,14 +469,7 @@ impl SqliteStore {
                 )?
             };
             if changed > 0 {
-                let action = if concern {
-                    audit::Action::NotedAbsenceConcern
-                } else {
-                    audit::Action::ClearedAbsenceConcern
-                };
-                let entry =
-                    audit::NewEntry::new(school, by, action).record(format!("pupil {pupil}"));
-                audit::append(tx, &entry, now)?;
+                audit::append(tx, &concern_entry(school, pupil, concern, by), now)?;
             }
             Ok(())
         })

@@ -19,6 +19,7 @@ pub mod people;
 pub mod phones;
 pub mod postgres;
 pub mod readers;
+pub mod requests;
 pub(crate) mod seen;
 pub mod sign_ins;
 

@@ -8,8 +8,9 @@
 //! step); beside them [`super::deliveries::Deliveries`] (what the notifier needs),
 //! [`super::audit_trail::AuditTrail`] (the audit log), [`super::sign_ins::SignIns`] (office sign-ins and
 //! sessions), [`super::phones::Phones`] (enrolment and each phone's credentials) and
-//! [`super::people::People`] (staff, pupils, absences and the school's settings). The rest of the office
-//! (requests, SMS, records, the pages) still reads and writes SQLite directly.
+//! [`super::people::People`] (staff, pupils, absences and the school's settings) and
+//! [`super::requests::Requests`] (requested visits, concerns). The rest of the office (SMS, records, and
+//! the pages, which call [`SqliteStore`] directly) still reads and writes SQLite only.
 //!
 //! The methods return futures so a backend with an async driver can await its database; the SQLite store
 //! does its blocking work through [`engine_work`], as the engine always did.

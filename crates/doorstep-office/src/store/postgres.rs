@@ -3,11 +3,12 @@
 //!
 //! **How far it goes.** It holds every area behind a trait so far ([`Visits`], [`Alarms`],
 //! [`super::deliveries::Deliveries`], [`super::audit_trail::AuditTrail`], [`super::sign_ins::SignIns`],
-//! [`super::phones::Phones`] and [`super::people::People`]): the escalation engine and the notifier, a
-//! phone enrolling, its token checked, its batch stored and its sync answered, office sign-ins and
-//! decisions, closing an alarm, the audit log, and the school's people and settings. Requests, SMS,
-//! records and the pages run only on SQLite: of the office's commands only `doorstep-office watch` (the
-//! engine and the notifier) takes a PostgreSQL database.
+//! [`super::phones::Phones`], [`super::people::People`] and [`super::requests::Requests`]): the
+//! escalation engine and the notifier, a phone enrolling, its token checked, its batch stored and its
+//! sync answered, office sign-ins and decisions, closing an alarm, the audit log, the school's people and
+//! settings, and requested visits. SMS, records and reports run only on SQLite, and the pages call the
+//! SQLite store directly: of the office's commands only `doorstep-office watch` (the engine and the
+//! notifier) takes a PostgreSQL database.
 //!
 //! **Several offices, one database.** Every office's engine watches every visit
 //! ([`crate::escalation::Escalation::spawn_sharing`]), so each deadline comes due in all of them. Each
@@ -45,6 +46,7 @@ mod deliveries;
 mod holdings;
 mod people;
 mod phones;
+mod requests;
 mod sign_ins;
 
 use super::backend::{dbs_refusal, Alarms, Batch, Visits};
@@ -90,6 +92,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[
     (
         "V10__people",
         include_str!("../../migrations-postgres/V10__people.sql"),
+    ),
+    (
+        "V11__requests",
+        include_str!("../../migrations-postgres/V11__requests.sql"),
     ),
 ];
 
@@ -771,6 +777,59 @@ async fn insert_event(
 /// Takes the advisory lock of every visit `events` touch, in one order, so that two offices storing for
 /// the same visits never wait on each other in a circle, and each visit's replay sees every event stored
 /// before it.
+/// Stores a visit inside the caller's transaction, refused when someone assigned may not visit homes
+/// ([`dbs_refusal`]); `requested` (who asked, when) is kept as its first version's author.
+async fn add_visit_in(
+    tx: &impl GenericClient,
+    visit: &Visit,
+    requested: Option<(&StaffId, DateTime<Utc>)>,
+) -> Result<(), StoreError> {
+    let policy = school_policy(tx, &visit.school).await?;
+    for assigned in &visit.staff {
+        let row = query_opt(
+            tx,
+            "SELECT body FROM staff WHERE id = $1",
+            &[&assigned.id.as_str()],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
+        let member: StaffMember = serde_json::from_str(&text(&row, "body")?)?;
+        if let Some(refusal) = dbs_refusal(&policy, &member) {
+            return Err(StoreError::Invalid(refusal));
+        }
+    }
+    let state = VisitState::new(visit.staff_ids());
+    execute(
+        tx,
+        "INSERT INTO visits (id, school_id, pupil_id, agreed_time, body, phase, state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &visit.id.as_str(),
+            &visit.school.as_str(),
+            &visit.pupil.id.as_str(),
+            &visit.agreed_time.to_rfc3339(),
+            &serde_json::to_string(visit)?,
+            &state.phase().name(),
+            &serde_json::to_string(&state)?,
+        ],
+    )
+    .await?;
+    for (position, assigned) in visit.staff.iter().enumerate() {
+        execute(
+            tx,
+            "INSERT INTO visit_staff (visit_id, staff_id, position) VALUES ($1, $2, $3)",
+            &[
+                &visit.id.as_str(),
+                &assigned.id.as_str(),
+                &i32::try_from(position).unwrap_or(i32::MAX),
+            ],
+        )
+        .await?;
+    }
+    decisions::add_version(tx, &visit.id, requested, Change::Requested, None).await?;
+    Ok(())
+}
+
 async fn lock_visits(tx: &impl GenericClient, events: &[EventEnvelope]) -> Result<(), StoreError> {
     let visits: BTreeSet<&VisitId> = events.iter().map(|e| &e.visit).collect();
     for visit in visits {
@@ -813,49 +872,7 @@ impl Visits for PgStore {
     async fn add_visit(&self, visit: &Visit) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let policy = school_policy(&tx, &visit.school).await?;
-        for assigned in &visit.staff {
-            let row = query_opt(
-                &tx,
-                "SELECT body FROM staff WHERE id = $1",
-                &[&assigned.id.as_str()],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
-            let member: StaffMember = serde_json::from_str(&text(&row, "body")?)?;
-            if let Some(refusal) = dbs_refusal(&policy, &member) {
-                return Err(StoreError::Invalid(refusal));
-            }
-        }
-        let state = VisitState::new(visit.staff_ids());
-        execute(
-            &tx,
-            "INSERT INTO visits (id, school_id, pupil_id, agreed_time, body, phase, state)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &visit.id.as_str(),
-                &visit.school.as_str(),
-                &visit.pupil.id.as_str(),
-                &visit.agreed_time.to_rfc3339(),
-                &serde_json::to_string(visit)?,
-                &state.phase().name(),
-                &serde_json::to_string(&state)?,
-            ],
-        )
-        .await?;
-        for (position, assigned) in visit.staff.iter().enumerate() {
-            execute(
-                &tx,
-                "INSERT INTO visit_staff (visit_id, staff_id, position) VALUES ($1, $2, $3)",
-                &[
-                    &visit.id.as_str(),
-                    &assigned.id.as_str(),
-                    &i32::try_from(position).unwrap_or(i32::MAX),
-                ],
-            )
-            .await?;
-        }
-        decisions::add_version(&tx, &visit.id, None, Change::Requested, None).await?;
+        add_visit_in(&tx, visit, None).await?;
         tx.commit().await?;
         Ok(())
     }

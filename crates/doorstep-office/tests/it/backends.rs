@@ -33,10 +33,12 @@ use doorstep_office::audit::{Action, NewEntry};
 use doorstep_office::devices::{DeviceAction, RedeemError, TokenCheck};
 use doorstep_office::notify::{Attempted, NewTarget, Notifier, Outgoing, Transport, WantedLevels};
 use doorstep_office::people::{ImportKind, Saved, SettingsChange};
+use doorstep_office::requests::{RequestDetails, Timing};
 use doorstep_office::store::audit_trail::AuditTrail;
 use doorstep_office::store::deliveries::Deliveries;
 use doorstep_office::store::people::People;
 use doorstep_office::store::phones::Phones;
+use doorstep_office::store::requests::Requests;
 use doorstep_office::store::sign_ins::SignIns;
 
 /// The visit's agreed start: 10:15. Its first check-in is due at 10:25; with five minutes' grace the
@@ -266,6 +268,7 @@ on_both_backends!(
     an_office_sign_in_takes_the_right_password_and_its_session_ends_when_it_should,
     a_phone_enrols_once_with_its_code_renews_its_credential_and_is_refused_once_revoked,
     pupils_absences_and_staff_are_saved_row_by_row_and_each_setting_changed_is_audited,
+    a_requested_visit_keeps_its_details_all_or_nothing_and_each_concern_is_audited,
 );
 
 on_both_backends!(
@@ -1983,5 +1986,166 @@ async fn pupils_absences_and_staff_are_saved_row_by_row_and_each_setting_changed
         audit.entries,
         entries + 2,
         "each change made, and not the refused one"
+    );
+}
+
+async fn a_requested_visit_keeps_its_details_all_or_nothing_and_each_concern_is_audited<
+    S: Visits + Requests + AuditTrail,
+>(
+    store: &S,
+) {
+    the_school(store).await;
+    let school = id("school-1");
+    let (sam, alex) = (
+        member("Sam", &[Role::VisitingStaff], true),
+        member("Alex", &[Role::VisitingStaff], true),
+    );
+    let details = RequestDetails {
+        requested_by: staff("head"),
+        requested_at: at(9, 0),
+        timing: Timing {
+            out_of_hours: true,
+            evening: true,
+        },
+        responsible_contact: Some(("Head".into(), id("07700 900001"))),
+        contact_email: Some("head@example.org".into()),
+        authoriser_override: None,
+    };
+    let mut later = a_visit("visit-later", &[&sam, &alex]);
+    later.agreed_time = at(18, 30);
+    later.address.lines = vec!["3 New Road".into(), "Oakfield".into()];
+    store
+        .add_requested_visit(&later, &details)
+        .await
+        .expect("request");
+    let earlier = a_visit("visit-earlier", &[&sam, &alex]);
+    store
+        .add_requested_visit(&earlier, &details)
+        .await
+        .expect("request");
+    assert_eq!(
+        store
+            .request_details(&visit("visit-later"))
+            .await
+            .expect("read"),
+        Some(details.clone())
+    );
+
+    let mut bad_email = details.clone();
+    bad_email.contact_email = Some("not an address".into());
+    let refused = store
+        .add_requested_visit(&a_visit("visit-bad", &[&sam]), &bad_email)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    let jo = member("Jo", &[Role::VisitingStaff], false);
+    store.add_staff(&school, &jo).await.expect("staff");
+    let refused = store
+        .add_requested_visit(&a_visit("visit-jo", &[&jo]), &details)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    for nothing in ["visit-bad", "visit-jo"] {
+        assert_eq!(
+            store.request_details(&visit(nothing)).await.expect("read"),
+            None,
+            "{nothing}"
+        );
+        assert!(
+            store
+                .visit_with_policy(&visit(nothing))
+                .await
+                .expect("read")
+                .is_none(),
+            "{nothing}"
+        );
+    }
+
+    store
+        .set_authoriser_override(
+            &visit("visit-later"),
+            "the family can only be seen after work",
+        )
+        .await
+        .expect("override");
+    let kept = store
+        .request_details(&visit("visit-later"))
+        .await
+        .expect("read")
+        .expect("details");
+    assert_eq!(
+        kept.authoriser_override.as_deref(),
+        Some("the family can only be seen after work")
+    );
+    assert_eq!(
+        store
+            .request_details(&visit("visit-none"))
+            .await
+            .expect("read"),
+        None
+    );
+    let address = store
+        .last_known_address(&id("pupil-ava"))
+        .await
+        .expect("read")
+        .expect("known");
+    assert_eq!(
+        address.lines,
+        ["3 New Road", "Oakfield"],
+        "the latest visit's"
+    );
+    let day = store
+        .visit_ids_between(&school, at(0, 0), at(23, 59))
+        .await
+        .expect("visits");
+    assert_eq!(day, [visit("visit-earlier"), visit("visit-later")]);
+    assert_eq!(
+        store
+            .visit_ids_between(&school, at(10, 16), at(18, 30))
+            .await
+            .expect("visits"),
+        []
+    );
+
+    let entries = store.verify_audit_log().await.expect("walk").entries;
+    let ava: doorstep_core::ids::PupilId = id("pupil-ava");
+    store
+        .set_absence_concern(&school, &ava, true, &staff("head"), at(11, 0))
+        .await
+        .expect("note");
+    store
+        .set_absence_concern(&school, &ava, true, &staff("sam"), at(11, 5))
+        .await
+        .expect("again");
+    let concerns = store.absence_concerns(&school).await.expect("concerns");
+    assert_eq!(concerns.len(), 1);
+    assert_eq!(
+        (concerns[0].noted_at, concerns[0].noted_by.clone()),
+        (at(11, 0), Some(staff("head")))
+    );
+    let (_, with_concern) = store.absences(&school).await.expect("absences");
+    assert!(with_concern.contains(&ava));
+    let unknown = store
+        .set_absence_concern(&id("school-2"), &ava, true, &staff("head"), at(11, 6))
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::Invalid(_))),
+        "{unknown:?}"
+    );
+    store
+        .set_absence_concern(&school, &ava, false, &staff("head"), at(12, 0))
+        .await
+        .expect("clear");
+    assert_eq!(store.absence_concerns(&school).await.expect("concerns"), []);
+    let audit = store.verify_audit_log().await.expect("walk");
+    assert!(audit.is_intact(), "{audit:?}");
+    assert_eq!(
+        audit.entries,
+        entries + 2,
+        "noted and cleared, not the repeat"
     );
 }

@@ -304,9 +304,6 @@ pub(crate) async fn insert_target_in(
     target: &NewTarget,
     now: DateTime<Utc>,
 ) -> Result<NotificationTarget, StoreError> {
-    target
-        .checked()
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let known: bool = query_one(
         tx,
         "SELECT EXISTS (SELECT 1 FROM schools WHERE id = $1)",
@@ -356,6 +353,10 @@ impl Deliveries for PgStore {
         target: &NewTarget,
         now: DateTime<Utc>,
     ) -> Result<NotificationTarget, StoreError> {
+        // A school's own target must want something; a visit's contact wants nothing but that visit.
+        target
+            .checked()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         insert_target_in(&self.client().await?, school, None, target, now).await
     }
 
