@@ -1,7 +1,9 @@
-//! The store's areas behind traits ([`Visits`], [`Alarms`]), run the same against both backends: the
-//! embedded SQLite store and a real PostgreSQL server ([`crate::postgres`]). Then what only a shared
-//! database has: two offices' engines watching one visit make each alarm step once between them, an office
-//! that dies holding a visit's lock leaves the step to the other, and the one left keeps every deadline.
+//! The store's areas behind traits ([`Visits`], [`Alarms`], [`Deliveries`], [`AuditTrail`],
+//! [`SignIns`], [`Phones`], [`People`], [`Requests`]), run the same against both backends: the embedded
+//! SQLite store and a real PostgreSQL server ([`crate::postgres`]). Then what only a shared database has:
+//! two offices' engines watching one visit make each alarm step once between them, an office that dies
+//! holding a visit's lock leaves the step to the other, the one left keeps every deadline, and two
+//! offices racing one enrolment code or one renewal make it once.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -2148,4 +2150,69 @@ async fn a_requested_visit_keeps_its_details_all_or_nothing_and_each_concern_is_
         entries + 2,
         "noted and cleared, not the repeat"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_offices_racing_one_code_and_one_renewal_enrol_one_phone_and_renew_it_once() {
+    let url = fresh_database().await;
+    let (a, b) = (
+        Arc::new(PgStore::connect(&url, 2).await.expect("connect")),
+        Arc::new(PgStore::connect(&url, 2).await.expect("connect")),
+    );
+    the_school(&*a).await;
+    let school = id("school-1");
+    for round in 0..10 {
+        let code = a
+            .issue_enrolment_code(&school, &staff("sam"), "head", at(9, round))
+            .await
+            .expect("code")
+            .code;
+        let redeeming = |store: Arc<PgStore>, code: String| {
+            tokio::spawn(async move { store.redeem_enrolment_code(&code, at(9, round + 1)).await })
+        };
+        let (one, two) = (
+            redeeming(a.clone(), code.clone()),
+            redeeming(b.clone(), code),
+        );
+        let results = [one.await.expect("office A"), two.await.expect("office B")];
+        let enrolled: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(enrolled.len(), 1, "round {round}: {results:?}");
+        assert!(
+            results.iter().any(|r| matches!(r, Err(RedeemError::Used))),
+            "round {round}: {results:?}"
+        );
+
+        // Eight days on, both offices see the phone's first use of its fresh credential at once.
+        let phone = enrolled[0].device.clone();
+        let later = at(10, 0) + TimeDelta::days(8);
+        let offered = a
+            .offer_renewal(&phone, later)
+            .await
+            .expect("offer")
+            .expect("due");
+        let checking = |store: Arc<PgStore>, token: String| {
+            tokio::spawn(async move { store.check_token(&token, later).await.expect("check") })
+        };
+        let (one, two) = (
+            checking(a.clone(), offered.token.clone()),
+            checking(b.clone(), offered.token.clone()),
+        );
+        for check in [one.await.expect("office A"), two.await.expect("office B")] {
+            assert!(
+                matches!(check, TokenCheck::Accepted(_)),
+                "round {round}: {check:?}"
+            );
+        }
+        let renewals = a
+            .device_log(&school, 100)
+            .await
+            .expect("log")
+            .iter()
+            .filter(|entry| entry.device.as_ref() == Some(&phone.id))
+            .filter(|entry| entry.action == DeviceAction::Renewed)
+            .count();
+        assert_eq!(renewals, 1, "round {round}: one renewal between them");
+    }
+    let phones = b.school_devices(&school).await.expect("devices");
+    assert_eq!(phones.len(), 10, "one phone a code");
 }
