@@ -223,6 +223,37 @@ through_the_cache! {
     execute -> u64;
 }
 
+/// A row's columns, in order, as a tuple: what the readers both stores share take (for example
+/// [`crate::devices::device_row`]).
+trait Columns: Sized {
+    fn of(row: &Row) -> Result<Self, StoreError>;
+}
+
+/// [`Columns`] for tuples of the given arity.
+macro_rules! columns_of_tuples {
+    ($(($($kind:ident $index:tt),+))*) => {$(
+        impl<$($kind: tokio_postgres::types::FromSqlOwned),+> Columns for ($($kind,)+) {
+            fn of(row: &Row) -> Result<Self, StoreError> {
+                Ok(($(row.try_get::<_, $kind>($index)?,)+))
+            }
+        }
+    )*};
+}
+
+columns_of_tuples! {
+    (A 0, B 1, C 2)
+    (A 0, B 1, C 2, D 3)
+    (A 0, B 1, C 2, D 3, E 4)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10)
+}
+
+/// A row's columns as the tuple `T`.
+fn columns<T: Columns>(row: &Row) -> Result<T, StoreError> {
+    T::of(row)
+}
+
 fn text(row: &Row, column: &str) -> Result<String, StoreError> {
     Ok(row.try_get(column)?)
 }

@@ -10,7 +10,9 @@ use doorstep_core::policy::Policy;
 use tokio_postgres::Row;
 
 use super::audit::append_in;
-use super::{execute, query, query_one, query_opt, school_from, school_policy, text, PgStore};
+use super::{
+    columns, execute, query, query_one, query_opt, school_from, school_policy, text, PgStore,
+};
 use crate::people::{
     absence_from, another_schools_staff, checked_policy, import_report, ownership,
     parse_absences_csv, parse_pupils_csv, pupil_record, unknown_pupil, Absence, ImportKind,
@@ -180,19 +182,7 @@ impl People for PgStore {
         )
         .await?
         .iter()
-        .map(|row| {
-            pupil_record((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-                row.try_get(6)?,
-                row.try_get(7)?,
-                row.try_get(8)?,
-            ))
-        })
+        .map(|row| pupil_record(columns(row)?))
         .collect()
     }
 
@@ -229,14 +219,7 @@ impl People for PgStore {
         )
         .await?
         .iter()
-        .map(|row| {
-            absence_from((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-            ))
-        })
+        .map(|row| absence_from(columns(row)?))
         .collect()
     }
 

@@ -8,10 +8,9 @@ use deadpool_postgres::GenericClient;
 use doorstep_core::domain::StaffMember;
 use doorstep_core::ids::{DeviceId, SchoolId, StaffId};
 use doorstep_core::protocol::{normalise_enrolment_code, DeviceCredential};
-use tokio_postgres::Row;
 
 use super::audit::append_in;
-use super::{execute, query, query_opt, school_from, text, PgStore};
+use super::{columns, execute, query, query_opt, school_from, text, PgStore};
 use crate::devices::{
     code_issued_detail, device_row, enrolled_detail, log_entry, new_code, new_credential,
     new_device_id, pending_codes, redeemable, renewal_due, renewed_detail, school_devices_sql,
@@ -246,22 +245,6 @@ async fn staff_of_school(
         Some(row) => Ok(Some(serde_json::from_str(&text(&row, "body")?)?)),
         None => Ok(None),
     }
-}
-
-fn device_columns(row: &Row) -> Result<crate::devices::DeviceColumns, StoreError> {
-    Ok((
-        row.try_get(0)?,
-        row.try_get(1)?,
-        row.try_get(2)?,
-        row.try_get(3)?,
-        row.try_get(4)?,
-        row.try_get(5)?,
-        row.try_get(6)?,
-        row.try_get(7)?,
-        row.try_get(8)?,
-        row.try_get(9)?,
-        row.try_get(10)?,
-    ))
 }
 
 impl Phones for PgStore {
@@ -549,7 +532,7 @@ impl Phones for PgStore {
         )
         .await?
         .iter()
-        .map(|row| device_row(device_columns(row)?, |_| None))
+        .map(|row| device_row(columns(row)?, |_| None))
         .collect()
     }
 
@@ -568,15 +551,7 @@ impl Phones for PgStore {
         )
         .await?
         .iter()
-        .map(|row| {
-            Ok((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-            ))
-        })
+        .map(columns)
         .collect::<Result<Vec<_>, StoreError>>()?;
         pending_codes(rows, now)
     }
@@ -594,17 +569,7 @@ impl Phones for PgStore {
         )
         .await?
         .iter()
-        .map(|row| {
-            log_entry((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-                row.try_get(6)?,
-            ))
-        })
+        .map(|row| log_entry(columns(row)?))
         .collect()
     }
 }

@@ -11,7 +11,7 @@ use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 
 use super::audit::append_in;
 use super::deliveries::insert_target_in;
-use super::{add_visit_in, execute, query, query_opt, text, PgStore};
+use super::{add_visit_in, columns, execute, query, query_opt, text, PgStore};
 use crate::people::absence_from;
 use crate::requests::{
     concern_entry, concern_from, no_such_pupil, request_details_from, responsible_contact_target,
@@ -140,14 +140,7 @@ impl Requests for PgStore {
         )
         .await?
         .iter()
-        .map(|row| {
-            absence_from((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-            ))
-        })
+        .map(|row| absence_from(columns(row)?))
         .collect::<Result<Vec<_>, StoreError>>()?;
         let concerns = query(
             &client,
@@ -171,7 +164,7 @@ impl Requests for PgStore {
         )
         .await?
         .iter()
-        .map(|row| concern_from((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .map(|row| concern_from(columns(row)?))
         .collect()
     }
 
