@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Local, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Local, Offset, TimeDelta, Timelike, Utc};
 use doorstep::enrolment::Credential;
 use doorstep::platform::DesktopPlatform;
 use doorstep::store::AppStore;
@@ -377,11 +377,17 @@ fn add_visit_starting_now(store: &SqliteStore, now: DateTime<Utc>) -> Visit {
     visit
 }
 
+/// A time as the app shows it now: "23:59" today, "3 Dec 23:59" once midnight has passed.
+fn shown(at: DateTime<Utc>) -> String {
+    let now = Utc::now();
+    doorstep::status::when(at, now, now.with_timezone(&Local).offset().fix())
+}
+
 /// The button on Today that opens `visit`, as a screen reader names it.
 fn open_button(visit: &Visit) -> String {
     format!(
         "Open the visit at {}: {}",
-        visit.agreed_time.with_timezone(&Local).format("%H:%M"),
+        shown(visit.agreed_time),
         visit.purpose.label()
     )
 }
@@ -640,10 +646,7 @@ async fn a_whole_pair_visit_on_the_desktop_app_reaches_the_office_exactly_once()
     .await;
     walk.brief_and_leave();
     walk.app().wait_for(
-        &format!(
-            "Alex is running late: expected {}",
-            alex_expected.with_timezone(&Local).format("%H:%M")
-        ),
+        &format!("Alex is running late: expected {}", shown(alex_expected)),
         Duration::from_secs(30),
     );
 
