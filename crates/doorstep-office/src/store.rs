@@ -22,6 +22,7 @@ pub mod readers;
 pub mod requests;
 pub(crate) mod seen;
 pub mod sign_ins;
+mod sqlite;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,8 @@
+//! The SQLite store's rows for the areas whose rules live beside their types (sign-ins, phones, people,
+//! requests): each file is the `impl SqliteStore` of one area, its SQL and nothing else, beside the
+//! area's trait (`store/<area>.rs`) and its PostgreSQL rows (`store/postgres/<area>.rs`).
+
+pub(crate) mod people;
+pub(crate) mod phones;
+pub(crate) mod requests;
+pub(crate) mod sign_ins;
