@@ -4,20 +4,19 @@
 //!
 //! Each entry keeps when, who, what, which visit or record, and the SHA-256 of the entry before it; its own
 //! hash covers all of that ([`entry_hash`]). SQLite triggers refuse to update or delete an entry, and
-//! [`SqliteStore::verify_audit_log`] walks the chain and names the first entry that does not fit, so an
-//! entry altered (or removed) by someone with the database file in hand shows where it happened. Removing
+//! [`crate::SqliteStore::verify_audit_log`] walks the chain and names the first entry that does not fit, so
+//! an entry altered (or removed) by someone with the database file in hand shows where it happened. Removing
 //! the newest entries leaves a shorter, intact chain: that is what a copy of the head hash kept elsewhere
-//! would catch, and the log does not claim to.
-//!
-//! Later kinds of entry (sign-ins, enrolling and revoking phones) are new [`Action`]s on the same chain.
+//! would catch, and the log does not claim to. Later kinds of entry (sign-ins, enrolling and revoking
+//! phones) are new [`Action`]s on the same chain.
 
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::{SchoolId, StaffId, VisitId};
 use doorstep_core::lifecycle::VisitEvent;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::store::{CachedSql, SqliteStore, StoreError};
+pub(crate) use crate::store::sqlite::audit::append;
+use crate::store::StoreError;
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -312,40 +311,6 @@ fn entry_hash(fields: &Fields<'_>) -> String {
         .collect()
 }
 
-/// Appends `entry` at `at` on `conn`, which must be inside a transaction that can write (so the entry
-/// before cannot change between reading its hash and writing this one). The caller commits.
-pub(crate) fn append(
-    conn: &Connection,
-    entry: &NewEntry,
-    at: DateTime<Utc>,
-) -> Result<Entry, StoreError> {
-    let last: Option<(i64, String)> = conn
-        .query_row_cached(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
-    let next = next_entry(last, entry, at);
-    conn.execute_cached(
-        "INSERT INTO audit_log (seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            next.seq,
-            stamp(next.at),
-            next.school,
-            next.actor,
-            next.action_name,
-            next.visit,
-            next.record,
-            next.detail,
-            next.prev_hash,
-            next.hash
-        ],
-    )?;
-    Ok(next)
-}
-
 /// The entry `entry` becomes when appended at `at` after the log's last entry (its number and hash, if the
 /// log has any): its number, the hash it follows, and its own. Both stores append what this returns.
 pub(crate) fn next_entry(
@@ -389,7 +354,7 @@ pub(crate) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// What [`SqliteStore::verify_audit_log`] found.
+/// What [`crate::SqliteStore::verify_audit_log`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainCheck {
     /// How many entries the log holds.
@@ -435,11 +400,6 @@ pub(crate) type StoredRow = (
 pub(crate) const COLUMNS: &str =
     "seq, at, school_id, actor, action, visit_id, record, detail, prev_hash, hash";
 
-/// An entry's columns, in [`COLUMNS`] order (rusqlite reads a row into a tuple of its columns).
-fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
-    StoredRow::try_from(row)
-}
-
 pub(crate) fn entry_of(row: StoredRow) -> Result<Entry, StoreError> {
     let (seq, at, school, actor, action_name, visit, record, detail, prev_hash, hash) = row;
     let at = DateTime::parse_from_rfc3339(&at)
@@ -457,15 +417,6 @@ pub(crate) fn entry_of(row: StoredRow) -> Result<Entry, StoreError> {
         prev_hash,
         hash,
     })
-}
-
-/// Walks the whole chain in order.
-pub(crate) fn verify(conn: &Connection) -> Result<ChainCheck, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
-    let rows = stmt
-        .query_map([], read_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(walk(rows))
 }
 
 /// Whether `rows` (the whole log, by number) hold together, and the first place they do not: a pure
@@ -523,50 +474,6 @@ pub(crate) fn walk(rows: impl IntoIterator<Item = StoredRow>) -> ChainCheck {
         }
     }
     ChainCheck { entries, broken }
-}
-
-impl SqliteStore {
-    /// Appends one entry to the audit log, in its own transaction, and returns it as stored.
-    pub fn audit(&self, entry: &NewEntry, now: DateTime<Utc>) -> Result<Entry, StoreError> {
-        self.in_transaction(|tx| append(tx, entry, now))
-    }
-
-    /// The school's newest `limit` entries, newest first.
-    pub fn audit_entries(&self, school: &SchoolId, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE school_id = ?1 ORDER BY seq DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(
-            params![school.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
-            read_row,
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(entry_of(row?)?);
-        }
-        Ok(out)
-    }
-
-    /// Every entry about one visit, oldest first.
-    pub fn audit_entries_for_visit(&self, visit: &VisitId) -> Result<Vec<Entry>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE visit_id = ?1 ORDER BY seq"
-        ))?;
-        let rows = stmt.query_map([visit.as_str()], read_row)?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(entry_of(row?)?);
-        }
-        Ok(out)
-    }
-
-    /// Walks the whole log and says whether every entry follows the one before, naming the first that
-    /// does not.
-    pub fn verify_audit_log(&self) -> Result<ChainCheck, StoreError> {
-        verify(&self.conn())
-    }
 }
 
 #[cfg(test)]

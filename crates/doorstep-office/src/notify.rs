@@ -50,7 +50,7 @@
 
 pub(crate) mod message;
 mod smtp;
-pub(crate) mod store;
+pub(crate) use crate::store::sqlite::deliveries as store;
 mod webhook;
 
 use std::future::Future;

@@ -6,14 +6,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use doorstep_core::ids::{DeviceId, DeviceSeq};
 use doorstep_core::protocol::PROTOCOL_VERSION;
-use doorstep_core::reconcile::{HeldSeq, ReconcileRequest, ReconcileResponse, MAX_RECONCILE_SPAN};
-use rusqlite::params;
+use doorstep_core::reconcile::{ReconcileRequest, ReconcileResponse, MAX_RECONCILE_SPAN};
 
 use crate::api::{blocking, json_body, same_protocol, ApiError, PhoneDevice};
 use crate::state::AppState;
-use crate::store::{parse_id, SqliteStore, StoreError};
+use crate::store::StoreError;
 
 /// `POST /api/v1/reconcile`, for an enrolled phone (the [`PhoneDevice`] guard refuses any other).
 pub async fn reconcile(
@@ -48,32 +46,4 @@ pub async fn reconcile(
         highest_seq,
         server_time: now,
     }))
-}
-
-impl SqliteStore {
-    /// The events from `device` numbered `from..=through`, by number.
-    pub fn held_in_range(
-        &self,
-        device: &DeviceId,
-        from: DeviceSeq,
-        through: DeviceSeq,
-    ) -> Result<Vec<HeldSeq>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, id FROM events WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(
-            params![device.as_str(), from.get() as i64, through.get() as i64],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-        )?;
-        let mut held = Vec::new();
-        for row in rows {
-            let (seq, id) = row?;
-            held.push(HeldSeq {
-                seq: DeviceSeq::new(seq as u64).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                id: parse_id(&id)?,
-            });
-        }
-        Ok(held)
-    }
 }

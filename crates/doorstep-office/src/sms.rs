@@ -25,15 +25,12 @@ use chrono::{DateTime, Utc};
 use doorstep_core::ids::DeviceId;
 use doorstep_core::sms::{self, SmsKey};
 use hmac::{Hmac, Mac};
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::api::ApiError;
 use crate::state::AppState;
-use crate::store::{
-    parse_id, stored_time, CachedSql, Device, IngestError, SqliteStore, StoreError,
-};
+use crate::store::{Device, IngestError, StoreError};
 
 /// The header with the gateway's signature.
 pub const SIGNATURE_HEADER: &str = "x-doorstep-signature";
@@ -106,7 +103,7 @@ impl SmsGateway {
     }
 }
 
-fn from_hex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn from_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -420,120 +417,5 @@ impl Arrived<'_> {
     }
 }
 
-/// A device and the SHA-256 of each token it may hold now (see [`SqliteStore::device_for_texts`]).
+/// A device and the SHA-256 of each token it may hold now (see [`crate::SqliteStore::device_for_texts`]).
 pub type DeviceKeys = (Device, Vec<[u8; 32]>);
-
-impl SqliteStore {
-    /// The enrolled, unrevoked device `device` and the SHA-256 of each token it may hold now (its current
-    /// one, one offered in a sync answer, a replaced one not yet expired), from which its texts' key is
-    /// derived: a phone offline since its credential was renewed still signs with the token it has.
-    pub fn device_for_texts(
-        &self,
-        device: &DeviceId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DeviceKeys>, StoreError> {
-        let conn = self.conn();
-        let row = conn
-            .query_row_cached(
-                "SELECT d.staff_id, s.school_id FROM devices d
-                 JOIN staff s ON s.id = d.staff_id WHERE d.id = ?1 AND d.revoked_at IS NULL",
-                [device.as_str()],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-            )
-            .optional()?;
-        let Some((staff, school)) = row else {
-            return Ok(None);
-        };
-        let mut stmt = conn.prepare_cached(
-            "SELECT token_sha256, issued_at FROM device_tokens
-             WHERE device_id = ?1 AND expires_at > ?2 ORDER BY issued_at DESC",
-        )?;
-        let rows = stmt.query_map(params![device.as_str(), now.to_rfc3339()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?;
-        let mut hashes = Vec::new();
-        let mut newest = None;
-        for row in rows {
-            let (hash, issued_at) = row?;
-            let hash: [u8; 32] = from_hex(&hash)
-                .and_then(|bytes| bytes.try_into().ok())
-                .ok_or_else(|| StoreError::Corrupt(format!("device {device}'s token hash")))?;
-            if newest.is_none() {
-                newest = Some(stored_time(&issued_at)?);
-            }
-            hashes.push(hash);
-        }
-        let Some(credential_issued_at) = newest else {
-            return Ok(None);
-        };
-        Ok(Some((
-            Device {
-                id: device.clone(),
-                staff: parse_id(&staff)?,
-                school: parse_id(&school)?,
-                credential_issued_at,
-            },
-            hashes,
-        )))
-    }
-
-    /// Records a text the gateway handed over and what became of it.
-    pub fn record_sms(
-        &self,
-        now: DateTime<Utc>,
-        from: &str,
-        text: &str,
-        outcome: SmsOutcome,
-        detail: &str,
-        ids: Option<(DeviceId, String)>,
-    ) -> Result<(), StoreError> {
-        let (device, event) = match ids {
-            Some((device, event)) => (Some(device.to_string()), Some(event)),
-            None => (None, None),
-        };
-        self.conn().execute_cached(
-            "INSERT INTO sms_messages (received_at, from_number, body, outcome, detail, device_id, event_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                now.to_rfc3339(),
-                from,
-                text,
-                outcome.as_str(),
-                detail,
-                device,
-                event
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Every text recorded, oldest first.
-    pub fn sms_messages(&self) -> Result<Vec<SmsRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT received_at, from_number, body, outcome, detail, device_id, event_id
-             FROM sms_messages ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                SmsRecord {
-                    received_at: DateTime::<Utc>::MIN_UTC,
-                    from: row.get(1)?,
-                    text: row.get(2)?,
-                    outcome: row.get(3)?,
-                    detail: row.get(4)?,
-                    device: row.get(5)?,
-                    event_id: row.get(6)?,
-                },
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (at, mut record) = row?;
-            record.received_at = stored_time(&at)?;
-            out.push(record);
-        }
-        Ok(out)
-    }
-}

@@ -22,7 +22,7 @@ pub mod readers;
 pub mod requests;
 pub(crate) mod seen;
 pub mod sign_ins;
-mod sqlite;
+pub(crate) mod sqlite;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -175,3 +175,30 @@ impl Phones for SqliteStore {
         engine_work(|| SqliteStore::device_log(self, school, limit))
     }
 }
+
+/// The SQL both stores run for [`crate::devices::DeviceColumns`], a school's phones, ending where each puts its
+/// placeholder for the school.
+macro_rules! school_devices_sql {
+    () => {
+        "SELECT d.id, d.staff_id, s.name, d.enrolled_at, d.enrolled_by, d.last_seen_at, d.revoked_at,
+                d.revoked_by, d.clone_suspected_at, d.clone_reason,
+                (SELECT MAX(t.expires_at) FROM device_tokens t
+                 WHERE t.device_id = d.id AND t.state = 'current')
+         FROM devices d JOIN staff s ON s.id = d.staff_id
+         WHERE s.school_id = "
+    };
+}
+pub(crate) use school_devices_sql;
+
+/// The SQL both stores run for a [`crate::devices::TokenRow`], ending where each puts its placeholder for the token's
+/// hash.
+macro_rules! token_row_sql {
+    () => {
+        "SELECT t.device_id, t.state, t.issued_at, t.expires_at, t.replaced_at, d.staff_id,
+                s.school_id, d.revoked_at, d.last_seen_at
+         FROM device_tokens t JOIN devices d ON d.id = t.device_id
+              JOIN staff s ON s.id = d.staff_id
+         WHERE t.token_sha256 = "
+    };
+}
+pub(crate) use token_row_sql;

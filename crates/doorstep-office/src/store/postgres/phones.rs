@@ -13,12 +13,11 @@ use super::audit::append_in;
 use super::{columns, execute, query, query_opt, school_from, text, PgStore};
 use crate::devices::{
     code_issued_detail, device_row, enrolled_detail, log_entry, new_code, new_credential,
-    new_device_id, pending_codes, redeemable, renewal_due, renewed_detail, school_devices_sql,
-    token_row_sql, DeviceAction, DeviceLogEntry, DeviceRow, Enrolled, Entry, IssuedCode,
-    PendingCode, RedeemError, TokenCheck, TokenRow, Verdict, CREDENTIAL_DAYS, MAX_OFFERED,
-    OFFICE_ACTOR, REVOKED_DETAIL,
+    new_device_id, pending_codes, redeemable, renewal_due, renewed_detail, DeviceAction,
+    DeviceLogEntry, DeviceRow, Enrolled, Entry, IssuedCode, PendingCode, RedeemError, TokenCheck,
+    TokenRow, Verdict, CREDENTIAL_DAYS, MAX_OFFERED, OFFICE_ACTOR, REVOKED_DETAIL,
 };
-use crate::store::phones::Phones;
+use crate::store::phones::{school_devices_sql, token_row_sql, Phones};
 use crate::store::{parse_id, token_hash, Device, StoreError};
 
 /// Appends an entry to the device log, and to the audit log what [`Entry::audited`] says, inside the

@@ -9,12 +9,13 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use crate::audit::append;
 use crate::devices::{
     code_issued_detail, device_row, enrolled_detail, log_entry, new_code, new_credential,
-    new_device_id, pending_codes, redeemable, renewal_due, renewed_detail, school_devices_sql,
-    token_row_sql, DeviceAction, DeviceColumns, DeviceLogEntry, DeviceRow, Enrolled, Entry,
-    IssuedCode, PendingCode, RedeemError, TokenCheck, TokenRow, Verdict, CREDENTIAL_DAYS,
-    ENROLMENT_CODE_MINUTES, MAX_OFFERED, OFFICE_ACTOR, REVOKED_DETAIL,
+    new_device_id, pending_codes, redeemable, renewal_due, renewed_detail, DeviceAction,
+    DeviceColumns, DeviceLogEntry, DeviceRow, Enrolled, Entry, IssuedCode, PendingCode,
+    RedeemError, TokenCheck, TokenRow, Verdict, CREDENTIAL_DAYS, ENROLMENT_CODE_MINUTES,
+    MAX_OFFERED, OFFICE_ACTOR, REVOKED_DETAIL,
 };
 use crate::people::Person;
+use crate::store::phones::{school_devices_sql, token_row_sql};
 use crate::store::sqlite::people::school_of;
 use crate::store::{
     parse_id, staff_member, token_hash, tuples, CachedSql, Device, SqliteStore, StoreError,

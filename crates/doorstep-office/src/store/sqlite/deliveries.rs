@@ -1,6 +1,7 @@
-//! Notification targets and deliveries in the office's SQLite store: adding and removing targets, recording
-//! deliveries for new alarm steps and safeguarding notices, claiming the due ones, and writing down each
-//! attempt (in the alarm's log too, for an alarm step).
+//! Notification targets and deliveries on SQLite (the rows behind [`crate::store::deliveries::Deliveries`],
+//! reached as `notify::store`): adding and removing targets, recording deliveries for new alarm steps and
+//! safeguarding notices, claiming the due ones, and writing down each attempt (in the alarm's log too, for
+//! an alarm step).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -11,13 +12,13 @@ use doorstep_core::ids::{SchoolId, VisitId};
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::message::{self, NewDelivery, NoticeMessage, Step, Tells};
-use super::{
+use crate::alarms::{alarm_from_row, column_time, log, step, time, Alarm};
+use crate::notices::{notice_from_row, role_name, Notice};
+use crate::notify::message::{self, NewDelivery, NoticeMessage, Step, Tells};
+use crate::notify::{
     Delivery, NewTarget, NotificationTarget, Secret, TargetKind, WantedLevels,
     NOTICE_WAITS_FOR_A_TARGET,
 };
-use crate::alarms::{alarm_from_row, column_time, log, step, time, Alarm};
-use crate::notices::{notice_from_row, role_name, Notice};
 use crate::store::{
     bad_column, parse_id, parsed_column, rows, school_and_policy, staff_member, visit_school,
     CachedSql, SqliteStore, StoreError,
