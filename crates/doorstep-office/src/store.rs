@@ -1,6 +1,8 @@
 //! The office's store: one embedded SQLite file (WAL, `synchronous=FULL`) holding the school, staff, visits,
 //! enrolled phones (their enrolment, tokens and revocation are in [`crate::devices`]) and every visit
-//! event, each event stored exactly once.
+//! event, each event stored exactly once. Every area's SQL is here: visits and events in this file, the
+//! other areas' rows in [`sqlite`], their traits beside them ([`backend`], [`people`], [`phones`], ...)
+//! and the same traits on PostgreSQL in [`postgres`].
 //!
 //! A batch of events is checked and stored all or nothing: either every event is acceptable and the new
 //! ones are stored (with each affected visit's state rebuilt through the core lifecycle), or nothing changes.

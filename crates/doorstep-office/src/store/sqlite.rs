@@ -1,6 +1,7 @@
-//! The SQLite store's rows for the areas whose rules live beside their types (sign-ins, phones, people,
-//! requests): each file is the `impl SqliteStore` of one area, its SQL and nothing else, beside the
-//! area's trait (`store/<area>.rs`) and its PostgreSQL rows (`store/postgres/<area>.rs`).
+//! The SQLite store's rows, area by area: each file is the `impl SqliteStore` of one area and its SQL,
+//! beside the area's trait (`store/<area>.rs`, where there is one) and its PostgreSQL rows
+//! (`store/postgres/<area>.rs`). The area's own module (`crate::alarms`, `crate::devices`, ...) keeps its
+//! types, rules and words.
 
 pub(crate) mod alarms;
 pub(crate) mod audit;
