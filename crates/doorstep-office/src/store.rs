@@ -1229,6 +1229,17 @@ pub(crate) fn engine_work<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The SQLite store's side of a store trait (`impl Visits for SqliteStore` and the others): each method
+/// listed runs the store's own method of the same name with the same arguments, through [`engine_work`].
+macro_rules! on_the_engine {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $out:ty;)*) => {$(
+        async fn $name(&self $(, $arg: $ty)*) -> $out {
+            $crate::store::engine_work(|| SqliteStore::$name(self $(, $arg)*))
+        }
+    )*};
+}
+pub(crate) use on_the_engine;
+
 /// `execute` and `query_row` through the connection's cache of prepared statements, so each SQL text is
 /// parsed once per connection and not at every call (rusqlite's own `Connection::execute` and
 /// `query_row` prepare afresh each time). Transactions and savepoints reach it through `Deref`.

@@ -7,7 +7,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::VisitId;
 
-use super::{engine_work, SqliteStore, StoreError};
+use super::{on_the_engine, SqliteStore, StoreError};
 use crate::audit::{ChainCheck, Entry, NewEntry};
 
 /// The append-only, hash-chained record of who opened what and every decision the office made.
@@ -31,15 +31,9 @@ pub trait AuditTrail: Send + Sync + 'static {
 }
 
 impl AuditTrail for SqliteStore {
-    async fn audit(&self, entry: &NewEntry, now: DateTime<Utc>) -> Result<Entry, StoreError> {
-        engine_work(|| SqliteStore::audit(self, entry, now))
-    }
-
-    async fn audit_entries_for_visit(&self, visit: &VisitId) -> Result<Vec<Entry>, StoreError> {
-        engine_work(|| SqliteStore::audit_entries_for_visit(self, visit))
-    }
-
-    async fn verify_audit_log(&self) -> Result<ChainCheck, StoreError> {
-        engine_work(|| SqliteStore::verify_audit_log(self))
+    on_the_engine! {
+        fn audit(&self, entry: &NewEntry, now: DateTime<Utc>) -> Result<Entry, StoreError>;
+        fn audit_entries_for_visit(&self, visit: &VisitId) -> Result<Vec<Entry>, StoreError>;
+        fn verify_audit_log(&self) -> Result<ChainCheck, StoreError>;
     }
 }

@@ -29,7 +29,9 @@ use doorstep_core::lifecycle::VisitState;
 use doorstep_core::lifecycle::{AlarmOutcome, Command};
 use doorstep_core::policy::Policy;
 
-use super::{engine_work, Device, Holdings, IngestError, Ingested, SqliteStore, StoreError};
+use super::{
+    engine_work, on_the_engine, Device, Holdings, IngestError, Ingested, SqliteStore, StoreError,
+};
 use crate::alarms::{Alarm, AlarmLogEntry, Closing, NewAlarm};
 
 /// Schools, staff, pupils and visits with their events: what the escalation engine reads of a visit, and
@@ -194,119 +196,58 @@ pub fn dbs_refusal(policy: &Policy, member: &StaffMember) -> Option<String> {
 }
 
 impl Visits for SqliteStore {
-    async fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::add_school(self, school, policy))
-    }
-
-    async fn add_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::add_staff(self, school, member))
-    }
-
-    async fn add_pupil(&self, school: &SchoolId, pupil: &Pupil) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::add_pupil(self, school, pupil))
-    }
-
-    async fn add_visit(&self, visit: &Visit) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::add_visit(self, visit))
-    }
-
-    async fn store_checked_events(
-        &self,
-        events: &[EventEnvelope],
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        engine_work(|| SqliteStore::store_checked_events(self, events, now))
+    on_the_engine! {
+        fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError>;
+        fn add_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<(), StoreError>;
+        fn add_pupil(&self, school: &SchoolId, pupil: &Pupil) -> Result<(), StoreError>;
+        fn add_visit(&self, visit: &Visit) -> Result<(), StoreError>;
+        fn store_checked_events(
+            &self,
+            events: &[EventEnvelope],
+            now: DateTime<Utc>,
+        ) -> Result<usize, StoreError>;
+        fn record_office_event(
+            &self,
+            visit: &VisitId,
+            command: &Command,
+            now: DateTime<Utc>,
+        ) -> Result<EventEnvelope, StoreError>;
+        fn acknowledged_through(&self, device: &DeviceId) -> Result<Option<DeviceSeq>, StoreError>;
+        fn holdings_since(
+            &self,
+            device: &Device,
+            now: DateTime<Utc>,
+            cursor: Option<&str>,
+        ) -> Result<Holdings, StoreError>;
+        fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError>;
+        fn visit_with_policy(
+            &self,
+            visit: &VisitId,
+        ) -> Result<Option<(Visit, VisitState, Policy)>, StoreError>;
     }
 
     async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
         let (device, events) = (batch.device, batch.events);
         engine_work(|| self.ingest_raising(device, events, batch.device_time, batch.now))
     }
-
-    async fn record_office_event(
-        &self,
-        visit: &VisitId,
-        command: &Command,
-        now: DateTime<Utc>,
-    ) -> Result<EventEnvelope, StoreError> {
-        engine_work(|| SqliteStore::record_office_event(self, visit, command, now))
-    }
-
-    async fn acknowledged_through(
-        &self,
-        device: &DeviceId,
-    ) -> Result<Option<DeviceSeq>, StoreError> {
-        engine_work(|| SqliteStore::acknowledged_through(self, device))
-    }
-
-    async fn holdings_since(
-        &self,
-        device: &Device,
-        now: DateTime<Utc>,
-        cursor: Option<&str>,
-    ) -> Result<Holdings, StoreError> {
-        engine_work(|| SqliteStore::holdings_since(self, device, now, cursor))
-    }
-
-    async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
-        engine_work(|| SqliteStore::visits_to_watch(self))
-    }
-
-    async fn visit_with_policy(
-        &self,
-        visit: &VisitId,
-    ) -> Result<Option<(Visit, VisitState, Policy)>, StoreError> {
-        engine_work(|| SqliteStore::visit_with_policy(self, visit))
-    }
 }
 
 impl Alarms for SqliteStore {
-    async fn alarms_for_visit(&self, visit: &VisitId) -> Result<Vec<Alarm>, StoreError> {
-        engine_work(|| SqliteStore::alarms_for_visit(self, visit))
-    }
-
-    async fn raise_alarm(
-        &self,
-        new: NewAlarm<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Alarm>, StoreError> {
-        engine_work(|| SqliteStore::raise_alarm(self, new, now))
-    }
-
-    async fn escalate_alarm(
-        &self,
-        seen: &Alarm,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Alarm>, StoreError> {
-        engine_work(|| SqliteStore::escalate_alarm(self, seen, now))
-    }
-
-    async fn note_contact_resumed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::note_contact_resumed(self, id, now))
-    }
-
-    async fn acknowledge_alarm(
-        &self,
-        id: i64,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Alarm, StoreError> {
-        engine_work(|| SqliteStore::acknowledge_alarm(self, id, by, now))
-    }
-
-    async fn close_alarm(
-        &self,
-        id: i64,
-        by: &StaffId,
-        by_name: &str,
-        outcome: AlarmOutcome,
-        note: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Closing, StoreError> {
-        engine_work(|| SqliteStore::close_alarm(self, id, by, by_name, outcome, note, now))
-    }
-
-    async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {
-        engine_work(|| SqliteStore::alarm_log(self, visit))
+    on_the_engine! {
+        fn alarms_for_visit(&self, visit: &VisitId) -> Result<Vec<Alarm>, StoreError>;
+        fn raise_alarm(&self, new: NewAlarm<'_>, now: DateTime<Utc>) -> Result<Option<Alarm>, StoreError>;
+        fn escalate_alarm(&self, seen: &Alarm, now: DateTime<Utc>) -> Result<Option<Alarm>, StoreError>;
+        fn note_contact_resumed(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+        fn acknowledge_alarm(&self, id: i64, by: &str, now: DateTime<Utc>) -> Result<Alarm, StoreError>;
+        fn close_alarm(
+            &self,
+            id: i64,
+            by: &StaffId,
+            by_name: &str,
+            outcome: AlarmOutcome,
+            note: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Closing, StoreError>;
+        fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError>;
     }
 }

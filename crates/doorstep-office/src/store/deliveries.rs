@@ -13,7 +13,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::SchoolId;
 
-use super::{engine_work, SqliteStore, StoreError};
+use super::{on_the_engine, SqliteStore, StoreError};
 use crate::notify::{Attempt, Delivery, DueDelivery, NewTarget, NotificationTarget};
 
 /// Where a school's alarms and notices are sent, and each delivery's life: recorded, claimed, attempted,
@@ -74,52 +74,27 @@ pub trait Deliveries: Send + Sync + 'static {
 }
 
 impl Deliveries for SqliteStore {
-    async fn add_notification_target(
-        &self,
-        school: &SchoolId,
-        target: &NewTarget,
-        now: DateTime<Utc>,
-    ) -> Result<NotificationTarget, StoreError> {
-        engine_work(|| SqliteStore::add_notification_target(self, school, target, now))
-    }
-
-    async fn deliveries_for_alarm(&self, alarm: i64) -> Result<Vec<Delivery>, StoreError> {
-        engine_work(|| SqliteStore::deliveries_for_alarm(self, alarm))
-    }
-
-    async fn record_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        smtp_from: Option<&str>,
-    ) -> Result<usize, StoreError> {
-        engine_work(|| SqliteStore::record_deliveries(self, now, smtp_from))
-    }
-
-    async fn cancel_acknowledged_deliveries(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        engine_work(|| SqliteStore::cancel_acknowledged_deliveries(self, now))
-    }
-
-    async fn claim_due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Vec<DueDelivery>, StoreError> {
-        engine_work(|| SqliteStore::claim_due_deliveries(self, now, until))
-    }
-
-    async fn record_attempt(
-        &self,
-        delivery: &DueDelivery,
-        now: DateTime<Utc>,
-        attempt: Attempt,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::record_attempt(self, delivery, now, attempt))
-    }
-
-    async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        engine_work(|| SqliteStore::next_delivery_due(self))
+    on_the_engine! {
+        fn add_notification_target(
+            &self,
+            school: &SchoolId,
+            target: &NewTarget,
+            now: DateTime<Utc>,
+        ) -> Result<NotificationTarget, StoreError>;
+        fn deliveries_for_alarm(&self, alarm: i64) -> Result<Vec<Delivery>, StoreError>;
+        fn record_deliveries(&self, now: DateTime<Utc>, smtp_from: Option<&str>) -> Result<usize, StoreError>;
+        fn cancel_acknowledged_deliveries(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
+        fn claim_due_deliveries(
+            &self,
+            now: DateTime<Utc>,
+            until: DateTime<Utc>,
+        ) -> Result<Vec<DueDelivery>, StoreError>;
+        fn record_attempt(
+            &self,
+            delivery: &DueDelivery,
+            now: DateTime<Utc>,
+            attempt: Attempt,
+        ) -> Result<(), StoreError>;
+        fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     }
 }

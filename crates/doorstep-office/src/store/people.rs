@@ -10,7 +10,7 @@ use doorstep_core::domain::{Pupil, StaffMember};
 use doorstep_core::ids::{SchoolId, StaffId};
 use doorstep_core::policy::Policy;
 
-use super::{engine_work, SqliteStore, StoreError};
+use super::{on_the_engine, SqliteStore, StoreError};
 use crate::people::{Absence, ImportKind, ImportReport, PupilRecord, Saved, SettingsChange};
 
 /// The school's staff, pupils, absences and settings.
@@ -81,64 +81,36 @@ pub trait People: Send + Sync + 'static {
 }
 
 impl People for SqliteStore {
-    async fn import_csv(
-        &self,
-        kind: ImportKind,
-        school: &SchoolId,
-        text: &str,
-        today: NaiveDate,
-    ) -> Result<ImportReport, StoreError> {
-        engine_work(|| SqliteStore::import_csv(self, kind, school, text, today))
-    }
-
-    async fn pupil_records(&self, school: &SchoolId) -> Result<Vec<PupilRecord>, StoreError> {
-        engine_work(|| SqliteStore::pupil_records(self, school))
-    }
-
-    async fn school_pupils(&self, school: &SchoolId) -> Result<Vec<Pupil>, StoreError> {
-        engine_work(|| SqliteStore::school_pupils(self, school))
-    }
-
-    async fn absences_for(
-        &self,
-        school: &SchoolId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<Absence>, StoreError> {
-        engine_work(|| SqliteStore::absences_for(self, school, from, to))
-    }
-
-    async fn save_staff(
-        &self,
-        school: &SchoolId,
-        member: &StaffMember,
-    ) -> Result<Saved, StoreError> {
-        engine_work(|| SqliteStore::save_staff(self, school, member))
-    }
-
-    async fn school_staff_member(
-        &self,
-        school: &SchoolId,
-        staff: &StaffId,
-    ) -> Result<Option<StaffMember>, StoreError> {
-        engine_work(|| SqliteStore::school_staff_member(self, school, staff))
-    }
-
-    async fn school_staff(&self, school: &SchoolId) -> Result<Vec<StaffMember>, StoreError> {
-        engine_work(|| SqliteStore::school_staff(self, school))
-    }
-
-    async fn policy(&self, school: &SchoolId) -> Result<Policy, StoreError> {
-        engine_work(|| SqliteStore::policy(self, school))
-    }
-
-    async fn change_settings(
-        &self,
-        school: &SchoolId,
-        change: SettingsChange<'_>,
-        by: &StaffId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::change_settings(self, school, change, by, now))
+    on_the_engine! {
+        fn import_csv(
+            &self,
+            kind: ImportKind,
+            school: &SchoolId,
+            text: &str,
+            today: NaiveDate,
+        ) -> Result<ImportReport, StoreError>;
+        fn pupil_records(&self, school: &SchoolId) -> Result<Vec<PupilRecord>, StoreError>;
+        fn school_pupils(&self, school: &SchoolId) -> Result<Vec<Pupil>, StoreError>;
+        fn absences_for(
+            &self,
+            school: &SchoolId,
+            from: NaiveDate,
+            to: NaiveDate,
+        ) -> Result<Vec<Absence>, StoreError>;
+        fn save_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<Saved, StoreError>;
+        fn school_staff_member(
+            &self,
+            school: &SchoolId,
+            staff: &StaffId,
+        ) -> Result<Option<StaffMember>, StoreError>;
+        fn school_staff(&self, school: &SchoolId) -> Result<Vec<StaffMember>, StoreError>;
+        fn policy(&self, school: &SchoolId) -> Result<Policy, StoreError>;
+        fn change_settings(
+            &self,
+            school: &SchoolId,
+            change: SettingsChange<'_>,
+            by: &StaffId,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError>;
     }
 }

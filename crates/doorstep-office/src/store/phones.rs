@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use doorstep_core::ids::{DeviceId, SchoolId, StaffId};
 use doorstep_core::protocol::DeviceCredential;
 
-use super::{engine_work, Device, SqliteStore, StoreError};
+use super::{on_the_engine, Device, SqliteStore, StoreError};
 use crate::devices::{
     DeviceLogEntry, DeviceRow, Enrolled, IssuedCode, PendingCode, RedeemError, TokenCheck,
 };
@@ -96,88 +96,48 @@ pub trait Phones: Send + Sync + 'static {
 }
 
 impl Phones for SqliteStore {
-    async fn issue_enrolment_code(
-        &self,
-        school: &SchoolId,
-        staff: &StaffId,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<IssuedCode, StoreError> {
-        engine_work(|| SqliteStore::issue_enrolment_code(self, school, staff, by, now))
-    }
-
-    async fn redeem_enrolment_code(
-        &self,
-        typed: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Enrolled, RedeemError> {
-        engine_work(|| SqliteStore::redeem_enrolment_code(self, typed, now))
-    }
-
-    async fn enrol_device(
-        &self,
-        device: &DeviceId,
-        staff: &StaffId,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::enrol_device(self, device, staff, token, now))
-    }
-
-    async fn check_token(&self, token: &str, now: DateTime<Utc>) -> Result<TokenCheck, StoreError> {
-        engine_work(|| SqliteStore::check_token(self, token, now))
-    }
-
-    async fn offer_renewal(
-        &self,
-        device: &Device,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DeviceCredential>, StoreError> {
-        engine_work(|| SqliteStore::offer_renewal(self, device, now))
-    }
-
-    async fn suspect_clone(
-        &self,
-        device: &Device,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::suspect_clone(self, device, reason, now))
-    }
-
-    async fn revoke_device(
-        &self,
-        school: &SchoolId,
-        device: &DeviceId,
-        by: &StaffId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        engine_work(|| SqliteStore::revoke_device(self, school, device, by, now))
-    }
-
-    async fn school_devices(&self, school: &SchoolId) -> Result<Vec<DeviceRow>, StoreError> {
-        engine_work(|| SqliteStore::school_devices(self, school))
-    }
-
-    async fn pending_enrolment_codes(
-        &self,
-        school: &SchoolId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<PendingCode>, StoreError> {
-        engine_work(|| SqliteStore::pending_enrolment_codes(self, school, now))
-    }
-
-    async fn device_log(
-        &self,
-        school: &SchoolId,
-        limit: u32,
-    ) -> Result<Vec<DeviceLogEntry>, StoreError> {
-        engine_work(|| SqliteStore::device_log(self, school, limit))
+    on_the_engine! {
+        fn issue_enrolment_code(
+            &self,
+            school: &SchoolId,
+            staff: &StaffId,
+            by: &str,
+            now: DateTime<Utc>,
+        ) -> Result<IssuedCode, StoreError>;
+        fn redeem_enrolment_code(&self, typed: &str, now: DateTime<Utc>) -> Result<Enrolled, RedeemError>;
+        fn enrol_device(
+            &self,
+            device: &DeviceId,
+            staff: &StaffId,
+            token: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError>;
+        fn check_token(&self, token: &str, now: DateTime<Utc>) -> Result<TokenCheck, StoreError>;
+        fn offer_renewal(
+            &self,
+            device: &Device,
+            now: DateTime<Utc>,
+        ) -> Result<Option<DeviceCredential>, StoreError>;
+        fn suspect_clone(&self, device: &Device, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+        fn revoke_device(
+            &self,
+            school: &SchoolId,
+            device: &DeviceId,
+            by: &StaffId,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError>;
+        fn school_devices(&self, school: &SchoolId) -> Result<Vec<DeviceRow>, StoreError>;
+        fn pending_enrolment_codes(
+            &self,
+            school: &SchoolId,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<PendingCode>, StoreError>;
+        fn device_log(&self, school: &SchoolId, limit: u32) -> Result<Vec<DeviceLogEntry>, StoreError>;
     }
 }
 
-/// The SQL both stores run for [`crate::devices::DeviceColumns`], a school's phones, ending where each puts its
-/// placeholder for the school.
+/// The SQL both stores run for [`crate::devices::DeviceColumns`], a school's phones, ending where each
+/// puts its placeholder for the school.
 macro_rules! school_devices_sql {
     () => {
         "SELECT d.id, d.staff_id, s.name, d.enrolled_at, d.enrolled_by, d.last_seen_at, d.revoked_at,
@@ -190,8 +150,8 @@ macro_rules! school_devices_sql {
 }
 pub(crate) use school_devices_sql;
 
-/// The SQL both stores run for a [`crate::devices::TokenRow`], ending where each puts its placeholder for the token's
-/// hash.
+/// The SQL both stores run for a [`crate::devices::TokenRow`], ending where each puts its placeholder for
+/// the token's hash.
 macro_rules! token_row_sql {
     () => {
         "SELECT t.device_id, t.state, t.issued_at, t.expires_at, t.replaced_at, d.staff_id,

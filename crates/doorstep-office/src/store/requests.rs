@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Address, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 
-use super::{engine_work, SqliteStore, StoreError};
+use super::{on_the_engine, SqliteStore, StoreError};
 use crate::requests::{Absence, Concern, RequestDetails};
 
 /// Visits requested at the office, and the attendance records that say which are due.
@@ -75,58 +75,26 @@ pub trait Requests: Send + Sync + 'static {
 }
 
 impl Requests for SqliteStore {
-    async fn add_requested_visit(
-        &self,
-        visit: &Visit,
-        details: &RequestDetails,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::add_requested_visit(self, visit, details))
-    }
-
-    async fn request_details(&self, visit: &VisitId) -> Result<Option<RequestDetails>, StoreError> {
-        engine_work(|| SqliteStore::request_details(self, visit))
-    }
-
-    async fn set_authoriser_override(
-        &self,
-        visit: &VisitId,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::set_authoriser_override(self, visit, reason))
-    }
-
-    async fn last_known_address(&self, pupil: &PupilId) -> Result<Option<Address>, StoreError> {
-        engine_work(|| SqliteStore::last_known_address(self, pupil))
-    }
-
-    async fn absences(
-        &self,
-        school: &SchoolId,
-    ) -> Result<(Vec<Absence>, BTreeSet<PupilId>), StoreError> {
-        engine_work(|| SqliteStore::absences(self, school))
-    }
-
-    async fn absence_concerns(&self, school: &SchoolId) -> Result<Vec<Concern>, StoreError> {
-        engine_work(|| SqliteStore::absence_concerns(self, school))
-    }
-
-    async fn set_absence_concern(
-        &self,
-        school: &SchoolId,
-        pupil: &PupilId,
-        concern: bool,
-        by: &StaffId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::set_absence_concern(self, school, pupil, concern, by, now))
-    }
-
-    async fn visit_ids_between(
-        &self,
-        school: &SchoolId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<VisitId>, StoreError> {
-        engine_work(|| SqliteStore::visit_ids_between(self, school, from, to))
+    on_the_engine! {
+        fn add_requested_visit(&self, visit: &Visit, details: &RequestDetails) -> Result<(), StoreError>;
+        fn request_details(&self, visit: &VisitId) -> Result<Option<RequestDetails>, StoreError>;
+        fn set_authoriser_override(&self, visit: &VisitId, reason: &str) -> Result<(), StoreError>;
+        fn last_known_address(&self, pupil: &PupilId) -> Result<Option<Address>, StoreError>;
+        fn absences(&self, school: &SchoolId) -> Result<(Vec<Absence>, BTreeSet<PupilId>), StoreError>;
+        fn absence_concerns(&self, school: &SchoolId) -> Result<Vec<Concern>, StoreError>;
+        fn set_absence_concern(
+            &self,
+            school: &SchoolId,
+            pupil: &PupilId,
+            concern: bool,
+            by: &StaffId,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError>;
+        fn visit_ids_between(
+            &self,
+            school: &SchoolId,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> Result<Vec<VisitId>, StoreError>;
     }
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::StaffId;
 
-use super::{engine_work, SqliteStore, StoreError};
+use super::{on_the_engine, SqliteStore, StoreError};
 use crate::logins::{OfficeUser, Session};
 
 /// Who may sign in to the office's pages, and the sessions they hold.
@@ -60,50 +60,22 @@ pub trait SignIns: Send + Sync + 'static {
 }
 
 impl SignIns for SqliteStore {
-    async fn set_office_password(
-        &self,
-        staff: &StaffId,
-        password: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::set_office_password(self, staff, password, now))
-    }
-
-    async fn check_office_password(
-        &self,
-        name: &str,
-        password: &str,
-    ) -> Result<Option<OfficeUser>, StoreError> {
-        engine_work(|| SqliteStore::check_office_password(self, name, password))
-    }
-
-    async fn audit_refused_sign_in(
-        &self,
-        name: &str,
-        why: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::audit_refused_sign_in(self, name, why, now))
-    }
-
-    async fn start_session(
-        &self,
-        staff: &StaffId,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Session, StoreError> {
-        engine_work(|| SqliteStore::start_session(self, staff, token, now))
-    }
-
-    async fn session(
-        &self,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError> {
-        engine_work(|| SqliteStore::session(self, token, now))
-    }
-
-    async fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        engine_work(|| SqliteStore::end_session(self, token))
+    on_the_engine! {
+        fn set_office_password(
+            &self,
+            staff: &StaffId,
+            password: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError>;
+        fn check_office_password(&self, name: &str, password: &str) -> Result<Option<OfficeUser>, StoreError>;
+        fn audit_refused_sign_in(&self, name: &str, why: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+        fn start_session(
+            &self,
+            staff: &StaffId,
+            token: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Session, StoreError>;
+        fn session(&self, token: &str, now: DateTime<Utc>) -> Result<Option<Session>, StoreError>;
+        fn end_session(&self, token: &str) -> Result<(), StoreError>;
     }
 }
