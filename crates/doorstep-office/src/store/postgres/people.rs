@@ -16,21 +16,20 @@ use super::{
 use crate::people::{
     absence_from, another_schools_staff, checked_policy, import_report, ownership,
     parse_absences_csv, parse_pupils_csv, pupil_record, unknown_pupil, Absence, ImportKind,
-    ImportReport, Ownership, ParsedCsv, PupilRecord, Saved, SettingsChange, Stored,
+    ImportReport, Ownership, ParsedCsv, Person, PupilRecord, Saved, SettingsChange, Stored,
     ANOTHER_SCHOOLS_PUPIL,
 };
 use crate::store::people::People;
 use crate::store::{parse_id, StoreError};
 
-/// The school a pupil (`pupils`) or member of staff (`staff`) belongs to, if the id is known at all.
-async fn owner(
+/// The school `person` belongs to, if the id is known at all (as the SQLite store's `school_of`).
+pub(super) async fn school_of(
     client: &impl GenericClient,
-    table: Table,
-    id: &str,
+    person: Person<'_>,
 ) -> Result<Option<SchoolId>, StoreError> {
-    let sql = match table {
-        Table::Pupils => "SELECT school_id FROM pupils WHERE id = $1",
-        Table::Staff => "SELECT school_id FROM staff WHERE id = $1",
+    let (sql, id) = match person {
+        Person::Staff(staff) => ("SELECT school_id FROM staff WHERE id = $1", staff.as_str()),
+        Person::Pupil(pupil) => ("SELECT school_id FROM pupils WHERE id = $1", pupil.as_str()),
     };
     match query_opt(client, sql, &[&id]).await? {
         Some(row) => Ok(Some(parse_id(&text(&row, "school_id")?)?)),
@@ -38,10 +37,21 @@ async fn owner(
     }
 }
 
-#[derive(Clone, Copy)]
-enum Table {
-    Pupils,
-    Staff,
+/// A member of staff of `school`, if there is one with this id.
+pub(super) async fn staff_of_school(
+    client: &impl GenericClient,
+    school: &SchoolId,
+    staff: &StaffId,
+) -> Result<Option<StaffMember>, StoreError> {
+    query_opt(
+        client,
+        "SELECT body FROM staff WHERE id = $1 AND school_id = $2",
+        &[&staff.as_str(), &school.as_str()],
+    )
+    .await?
+    .as_ref()
+    .map(staff_from)
+    .transpose()
 }
 
 async fn store_pupil(
@@ -49,8 +59,7 @@ async fn store_pupil(
     school: &SchoolId,
     pupil: PupilRecord,
 ) -> Result<Stored, StoreError> {
-    let (sql, stored) = match ownership(owner(tx, Table::Pupils, pupil.id.as_str()).await?, school)
-    {
+    let (sql, stored) = match ownership(school_of(tx, Person::Pupil(&pupil.id)).await?, school) {
         Ownership::Theirs => return Ok(Stored::Refused(ANOTHER_SCHOOLS_PUPIL.into())),
         Ownership::New => (
             "INSERT INTO pupils (id, school_id, name, date_of_birth, address_line_1,
@@ -91,11 +100,7 @@ async fn store_absence(
     school: &SchoolId,
     absence: Absence,
 ) -> Result<Stored, StoreError> {
-    if owner(tx, Table::Pupils, absence.pupil.as_str())
-        .await?
-        .as_ref()
-        != Some(school)
-    {
+    if school_of(tx, Person::Pupil(&absence.pupil)).await?.as_ref() != Some(school) {
         return Ok(unknown_pupil(&absence.pupil));
     }
     // `xmax = 0` on the returned row: the row was inserted, not updated.
@@ -231,7 +236,7 @@ impl People for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let body = serde_json::to_string(member)?;
-        let saved = match ownership(owner(&tx, Table::Staff, member.id.as_str()).await?, school) {
+        let saved = match ownership(school_of(&tx, Person::Staff(&member.id)).await?, school) {
             Ownership::New => {
                 execute(
                     &tx,
@@ -261,15 +266,7 @@ impl People for PgStore {
         school: &SchoolId,
         staff: &StaffId,
     ) -> Result<Option<StaffMember>, StoreError> {
-        query_opt(
-            &self.client().await?,
-            "SELECT body FROM staff WHERE id = $1 AND school_id = $2",
-            &[&staff.as_str(), &school.as_str()],
-        )
-        .await?
-        .as_ref()
-        .map(staff_from)
-        .transpose()
+        staff_of_school(&self.client().await?, school, staff).await
     }
 
     async fn school_staff(&self, school: &SchoolId) -> Result<Vec<StaffMember>, StoreError> {

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use deadpool_postgres::GenericClient;
-use doorstep_core::domain::StaffMember;
 use doorstep_core::ids::{DeviceId, SchoolId, StaffId};
 use doorstep_core::protocol::{normalise_enrolment_code, DeviceCredential};
 
 use super::audit::append_in;
+use super::people::staff_of_school;
 use super::{columns, execute, query, query_opt, school_from, text, PgStore};
 use crate::devices::{
     code_issued_detail, device_row, enrolled_detail, log_entry, new_code, new_credential,
@@ -111,6 +111,18 @@ async fn token_row(
         revoked: row.try_get(7)?,
         seen: row.try_get(8)?,
     }))
+}
+
+/// Holds phone `device`'s row until the transaction ends, so two offices deciding about one phone
+/// decide one after the other.
+async fn lock_device(tx: &impl GenericClient, device: &str) -> Result<(), StoreError> {
+    execute(
+        tx,
+        "SELECT 1 FROM devices WHERE id = $1 FOR UPDATE",
+        &[&device],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Marks `device` clone suspected (the first reason stays) and logs it, inside the caller's transaction.
@@ -228,24 +240,6 @@ async fn redeem_in(
     }))
 }
 
-/// A member of staff of `school`, if they are one.
-async fn staff_of_school(
-    client: &impl GenericClient,
-    school: &SchoolId,
-    staff: &StaffId,
-) -> Result<Option<StaffMember>, StoreError> {
-    match query_opt(
-        client,
-        "SELECT body FROM staff WHERE id = $1 AND school_id = $2",
-        &[&staff.as_str(), &school.as_str()],
-    )
-    .await?
-    {
-        Some(row) => Ok(Some(serde_json::from_str(&text(&row, "body")?)?)),
-        None => Ok(None),
-    }
-}
-
 impl Phones for PgStore {
     async fn issue_enrolment_code(
         &self,
@@ -352,12 +346,7 @@ impl Phones for PgStore {
             _ => {}
         }
         let tx = client.transaction().await?;
-        execute(
-            &tx,
-            "SELECT 1 FROM devices WHERE id = $1 FOR UPDATE",
-            &[&row.device_id],
-        )
-        .await?;
+        lock_device(&tx, &row.device_id).await?;
         let Some(row) = token_row(&tx, &hash).await? else {
             return Ok(TokenCheck::Unknown);
         };
@@ -434,12 +423,7 @@ impl Phones for PgStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        execute(
-            &tx,
-            "SELECT 1 FROM devices WHERE id = $1 FOR UPDATE",
-            &[&device.id.as_str()],
-        )
-        .await?;
+        lock_device(&tx, device.id.as_str()).await?;
         execute(
             &tx,
             "DELETE FROM device_tokens WHERE token_sha256 IN (

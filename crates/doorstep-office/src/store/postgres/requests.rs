@@ -11,8 +11,9 @@ use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 
 use super::audit::append_in;
 use super::deliveries::insert_target_in;
+use super::people::school_of;
 use super::{add_visit_in, columns, execute, query, query_opt, text, PgStore};
-use crate::people::absence_from;
+use crate::people::{absence_from, Person};
 use crate::requests::{
     concern_entry, concern_from, no_such_pupil, request_details_from, responsible_contact_target,
     Absence, Concern, RequestDetails,
@@ -178,19 +179,7 @@ impl Requests for PgStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let owner = query_opt(
-            &tx,
-            "SELECT school_id FROM pupils WHERE id = $1 FOR UPDATE",
-            &[&pupil.as_str()],
-        )
-        .await?;
-        if owner
-            .as_ref()
-            .map(|row| text(row, "school_id"))
-            .transpose()?
-            .as_deref()
-            != Some(school.as_str())
-        {
+        if school_of(&tx, Person::Pupil(pupil)).await?.as_ref() != Some(school) {
             return Err(no_such_pupil(pupil));
         }
         let changed = if concern {

@@ -102,10 +102,9 @@ impl SignIns for PgStore {
         password: &str,
     ) -> Result<Option<OfficeUser>, StoreError> {
         let staff: Option<StaffId> = name.trim().parse().ok();
-        let client = self.client().await?;
         let stored: Option<String> = match &staff {
             Some(staff) => match query_opt(
-                &client,
+                &self.client().await?,
                 "SELECT password_hash FROM office_logins WHERE staff_id = $1",
                 &[&staff.as_str()],
             )
@@ -116,9 +115,10 @@ impl SignIns for PgStore {
             },
             None => None,
         };
+        // Verified holding no connection: argon2 takes a while, and the pool serves the phones too.
         let matches = engine_work(|| password_matches(stored.as_deref(), password));
         match (staff, stored, matches) {
-            (Some(staff), Some(_), true) => office_user(&client, &staff).await,
+            (Some(staff), Some(_), true) => office_user(&self.client().await?, &staff).await,
             _ => Ok(None),
         }
     }
