@@ -35,7 +35,7 @@ pub fn office_binary() -> Result<PathBuf, String> {
 /// `phone_url`, the proxy).
 pub fn seed(dir: &Path, phone_url: &str) -> PhoneConfig {
     let store = SqliteStore::open(dir).expect("open the office store to seed it");
-    demo::seed(&store, phone_url, Utc::now())
+    demo::seed(&store.into(), phone_url, Utc::now())
         .expect("seed the demo school")
         .me
 }

@@ -16,7 +16,7 @@ use doorstep::sync::SyncClient;
 use doorstep::vault::{Vault, DATABASE_FILE};
 use doorstep_core::event_log::EventLog;
 use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
-use doorstep_office::{OfficeSettings, SqliteStore};
+use doorstep_office::{OfficeSettings, OfficeStore, SqliteStore};
 use tokio::sync::oneshot;
 
 /// The office running in this process on a fixed address, so it can be stopped and started again where the
@@ -60,9 +60,11 @@ impl InProcessOffice {
     ) -> (Self, DemoPhones) {
         let listener = listener_on("127.0.0.1:0".parse().unwrap());
         let addr = listener.local_addr().unwrap();
-        let store = SqliteStore::open(data_dir).expect("open office store");
+        let store: OfficeStore = SqliteStore::open(data_dir)
+            .expect("open office store")
+            .into();
         let phones = demo::seed(&store, &format!("http://{addr}"), Utc::now()).expect("seed");
-        more(&store);
+        more(store.sqlite().expect("the office here runs on SQLite"));
         let mut office = Self {
             addr,
             data_dir: data_dir.to_owned(),
@@ -73,11 +75,11 @@ impl InProcessOffice {
         (office, phones)
     }
 
-    fn serve(&mut self, listener: tokio::net::TcpListener, store: SqliteStore) {
+    fn serve(&mut self, listener: tokio::net::TcpListener, store: OfficeStore) {
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(doorstep_office::run_with(
             listener,
-            Arc::new(store),
+            store,
             self.settings.clone(),
             async {
                 let _ = rx.await;
@@ -100,7 +102,7 @@ impl InProcessOffice {
     pub fn restart(&mut self) {
         assert!(self.stop.is_none(), "stop the office first");
         let store = SqliteStore::open(&self.data_dir).expect("reopen office store");
-        self.serve(listener_on(self.addr), store);
+        self.serve(listener_on(self.addr), store.into());
     }
 }
 

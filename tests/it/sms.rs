@@ -33,7 +33,9 @@ async fn office_taking_texts() -> Office {
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let sam = demo::seed(&store, &url, Utc::now()).unwrap().me;
+    let sam = demo::seed(&store.clone().into(), &url, Utc::now())
+        .unwrap()
+        .me;
     let (stop, stopped) = oneshot::channel::<()>();
     let settings = OfficeSettings {
         sms: Some(SmsGateway::new(SECRET).unwrap()),
@@ -41,7 +43,7 @@ async fn office_taking_texts() -> Office {
     };
     tokio::spawn(doorstep_office::run_with(
         listener,
-        store.clone(),
+        store.clone().into(),
         settings,
         async {
             let _ = stopped.await;

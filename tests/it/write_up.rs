@@ -89,8 +89,7 @@ async fn the_phones_text_and_the_offices_record_say_the_same_lines_as_far_as_the
         SyncOutcome::UpToDate
     );
     let phone = phone_text(&store);
-    let record = SqliteStore::open(office_dir.path())
-        .unwrap()
+    let record = doorstep_office::OfficeStore::from(SqliteStore::open(office_dir.path()).unwrap())
         .visit_record(&ava)
         .unwrap()
         .expect("the office holds visit-ava");

@@ -20,8 +20,9 @@ use doorstep_core::lifecycle::{Command, VisitEvent};
 use doorstep_core::policy::{CodePhrases, PolicyMinutes, Preset};
 use serde::{Deserialize, Serialize};
 
+use crate::devices::TokenCheck;
 use crate::requests::{timing, RequestDetails};
-use crate::store::{IngestError, SqliteStore, StoreError};
+use crate::store::{IngestError, OfficeStore, StoreError};
 
 /// What a phone needs to talk to this office, for tests that drive a phone without enrolling it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +105,7 @@ fn demo_visit(
 }
 
 /// The headteacher authorises `visit` at `at`.
-fn authorise(store: &SqliteStore, visit: &VisitId, at: DateTime<Utc>) -> Result<(), StoreError> {
+fn authorise(store: &OfficeStore, visit: &VisitId, at: DateTime<Utc>) -> Result<(), StoreError> {
     store.record_office_event(
         visit,
         &Command::Authorise {
@@ -118,7 +119,7 @@ fn authorise(store: &SqliteStore, visit: &VisitId, at: DateTime<Utc>) -> Result<
 
 /// Adds `staff` and `pupil` to the demo school.
 fn add_people(
-    store: &SqliteStore,
+    store: &OfficeStore,
     staff: &[&StaffMember],
     pupil: &Pupil,
 ) -> Result<(), StoreError> {
@@ -140,7 +141,7 @@ pub fn demo_code_phrases() -> CodePhrases {
 /// Fills an empty store with the demo school and enrols Sam's and Alex's phones directly, returning their
 /// credentials (for `office_url`): for tests.
 pub fn seed(
-    store: &SqliteStore,
+    store: &OfficeStore,
     office_url: &str,
     now: DateTime<Utc>,
 ) -> Result<DemoPhones, StoreError> {
@@ -149,7 +150,7 @@ pub fn seed(
 
 /// [`seed`] on the given policy preset.
 pub fn seed_with_policy(
-    store: &SqliteStore,
+    store: &OfficeStore,
     office_url: &str,
     now: DateTime<Utc>,
     preset: Preset,
@@ -162,7 +163,7 @@ pub fn seed_with_policy(
 
 /// Fills an empty store with the demo school, its staff (an admin among them), pupils and visits, and no
 /// phones: what the demo office starts with (its phones enrol themselves).
-pub fn seed_school(store: &SqliteStore, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub fn seed_school(store: &OfficeStore, now: DateTime<Utc>) -> Result<(), StoreError> {
     seed_school_with_policy(store, now, Preset::PrimaryHeadteacher)?;
     store.add_staff(
         &id(DEMO_SCHOOL),
@@ -171,7 +172,7 @@ pub fn seed_school(store: &SqliteStore, now: DateTime<Utc>) -> Result<(), StoreE
 }
 
 fn seed_school_with_policy(
-    store: &SqliteStore,
+    store: &OfficeStore,
     now: DateTime<Utc>,
     preset: Preset,
 ) -> Result<(), StoreError> {
@@ -313,7 +314,7 @@ fn seed_school_with_policy(
 }
 
 fn enrol(
-    store: &SqliteStore,
+    store: &OfficeStore,
     device: &str,
     staff: &StaffId,
     office_url: &str,
@@ -334,7 +335,7 @@ fn enrol(
 }
 
 /// Whether the store holds the demo school (so `--demo` may carry on with it).
-pub fn is_demo(store: &SqliteStore) -> Result<bool, StoreError> {
+pub fn is_demo(store: &OfficeStore) -> Result<bool, StoreError> {
     match store.policy(&id(DEMO_SCHOOL)) {
         Ok(_) => Ok(true),
         Err(StoreError::Invalid(_)) => Ok(false),
@@ -345,7 +346,7 @@ pub fn is_demo(store: &SqliteStore) -> Result<bool, StoreError> {
 /// Gives the demo's office staff sign-ins with fresh random passwords (replacing any earlier ones) and
 /// returns them. Nothing here is a fixed password: each run of a new demo makes its own.
 pub fn add_office_logins(
-    store: &SqliteStore,
+    store: &OfficeStore,
     now: DateTime<Utc>,
 ) -> Result<Vec<DemoLogin>, StoreError> {
     let school: SchoolId = id(DEMO_SCHOOL);
@@ -402,7 +403,7 @@ pub fn write_office_logins(path: &Path, logins: &[DemoLogin]) -> std::io::Result
 /// agreed time plus the policy's first check-in (10 minutes), so 2 minutes after `now` the board says
 /// "Not heard from Dee Ward" and "Not heard from Ola Ade". Returns the visit's id.
 pub fn seed_visit_nobody_set_off_for(
-    store: &SqliteStore,
+    store: &OfficeStore,
     now: DateTime<Utc>,
 ) -> Result<VisitId, StoreError> {
     let dee = staff("dee", "Dee Ward", &[Role::VisitingStaff], "07700 900007");
@@ -431,7 +432,7 @@ pub fn seed_visit_nobody_set_off_for(
 /// for them). The first check-in was due 10 minutes after they went in, so with the policy's 5 minutes' grace
 /// the board shows OVERDUE 3 minutes after `now`. Returns the visit's id.
 pub fn seed_visit_under_way(
-    store: &SqliteStore,
+    store: &OfficeStore,
     now: DateTime<Utc>,
 ) -> Result<VisitId, StoreError> {
     let kim = staff("kim", "Kim Patel", &[Role::VisitingStaff], "07700 900006");
@@ -459,9 +460,11 @@ pub fn seed_visit_under_way(
     // Their phones' events, as those phones sent them before falling silent.
     for (who, device) in [("jo", "phone-jo"), ("kim", "phone-kim")] {
         let token = enrol(store, device, &id(who), "", now)?.device_token;
-        let phone = store
-            .authenticate(&token, now)?
-            .ok_or_else(|| StoreError::Invalid(format!("demo device {device} did not enrol")))?;
+        let TokenCheck::Accepted(phone) = store.check_token(&token, now)? else {
+            return Err(StoreError::Invalid(format!(
+                "demo device {device} did not enrol"
+            )));
+        };
         let mut events = vec![
             (
                 went_in - TimeDelta::minutes(20),
@@ -498,7 +501,7 @@ pub fn seed_visit_under_way(
             })
             .collect();
         store
-            .ingest(&phone, &envelopes, now, now)
+            .ingest_raising(&phone, &envelopes, now, now)
             .map_err(|e| match e {
                 IngestError::Store(e) => e,
                 IngestError::Rejected(r) => {

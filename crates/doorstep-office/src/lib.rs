@@ -67,7 +67,7 @@ use tokio::net::TcpListener;
 pub use notify::NotifyConfig;
 pub use routes::router;
 pub use state::{AppState, WebSettings};
-pub use store::SqliteStore;
+pub use store::{OfficeStore, SqliteStore};
 
 /// How the office serves: where notifications go, the dashboard's cookie settings, the connection limits
 /// and timeouts, and HTTPS when the office terminates TLS itself.
@@ -87,7 +87,7 @@ pub struct OfficeSettings {
 /// no SMTP server for email.
 pub async fn run(
     listener: TcpListener,
-    store: Arc<SqliteStore>,
+    store: OfficeStore,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     run_with(listener, store, OfficeSettings::default(), shutdown).await
@@ -96,20 +96,20 @@ pub async fn run(
 /// [`run`] with the settings chosen (a plain-HTTP demo needs cookies without `Secure`; email needs SMTP).
 pub async fn run_with(
     listener: TcpListener,
-    store: Arc<SqliteStore>,
+    store: OfficeStore,
     settings: OfficeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let clock = clock::system();
-    let notifier =
-        notify::Notifier::new(store.clone(), settings.notify).map_err(std::io::Error::other)?;
-    let (escalation, engine) = escalation::Escalation::spawn(store.clone(), clock.clone());
-    let (_notifier, notifier_task) = notifier.spawn(clock.clone(), escalation.subscribe());
+    // On PostgreSQL other offices may share the database: each watches every visit and looks again often.
+    let shared = store.sqlite().is_none().then_some(SHARED_RESCAN);
+    let engines = Engines::start(Arc::new(store.clone()), settings.notify, &clock, shared)
+        .map_err(std::io::Error::other)?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         store,
         clock,
-        escalation: Some(escalation),
+        escalation: Some(engines.escalation.clone()),
         web: settings.web,
         stopping,
         sign_ins: Arc::new(throttle::SignInThrottle::default()),
@@ -126,7 +126,64 @@ pub async fn run_with(
         let _ = stop.send(true);
     })
     .await;
-    engine.abort();
-    notifier_task.abort();
+    engines.stop();
     served
+}
+
+/// How often an office sharing its database with others reads the visits to watch and the deliveries to
+/// plan again, to see what another office changed.
+pub const SHARED_RESCAN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The office's engines: the escalation engine watching every visit's deadlines, and the notifier telling
+/// each school's targets of every alarm step and safeguarding notice.
+pub struct Engines {
+    pub escalation: escalation::Escalation,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Engines {
+    /// Starts both on `store`, on the current runtime. `shared`: the database is shared with other
+    /// offices, so every `shared` the engine reads the visits to watch again
+    /// ([`escalation::Escalation::spawn_sharing`]) and the notifier plans again (a step made by another
+    /// office that died before telling anyone is planned here).
+    pub fn start<S>(
+        store: Arc<S>,
+        config: NotifyConfig,
+        clock: &clock::Clock,
+        shared: Option<std::time::Duration>,
+    ) -> Result<Self, notify::NotifyError>
+    where
+        S: store::backend::Visits + store::backend::Alarms + store::deliveries::Deliveries,
+    {
+        let notifier = notify::Notifier::new(store.clone(), config)?;
+        let (escalation, engine) = match shared {
+            Some(rescan) => escalation::Escalation::spawn_sharing(store, clock.clone(), rescan),
+            None => escalation::Escalation::spawn(store, clock.clone()),
+        };
+        let (notifier, notifier_task) = notifier.spawn(clock.clone(), escalation.subscribe());
+        let mut tasks = vec![engine, notifier_task];
+        if let Some(rescan) = shared {
+            tasks.push(tokio::spawn(async move {
+                let mut every = tokio::time::interval(rescan);
+                loop {
+                    every.tick().await;
+                    notifier.wake();
+                }
+            }));
+        }
+        Ok(Self { escalation, tasks })
+    }
+
+    /// Waits until the engine or the notifier stops (neither does unless it fails).
+    pub async fn stopped(&mut self) -> Result<(), tokio::task::JoinError> {
+        let (ended, _, _) = futures_util::future::select_all(self.tasks.iter_mut()).await;
+        ended
+    }
+
+    /// Stops both.
+    pub fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
 }

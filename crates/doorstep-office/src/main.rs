@@ -13,17 +13,16 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use doorstep_core::domain::Role;
 use doorstep_core::protocol::{display_enrolment_code, EnrolmentLink};
 use doorstep_office::demo::{self, DEMO_LOGINS_FILE};
-use doorstep_office::escalation::Escalation;
 use doorstep_office::notify::{
-    parse_email_address, NewTarget, Notifier, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls,
-    TargetKind, WantedLevels,
+    parse_email_address, NewTarget, NotifyConfig, SmtpConfig, SmtpLogin, SmtpTls, TargetKind,
+    WantedLevels,
 };
 use doorstep_office::records::{
     self,
     pdf::{PdfFonts, DEFAULT_CJK_FONT},
 };
 use doorstep_office::store::postgres::PgStore;
-use doorstep_office::{OfficeSettings, SqliteStore, WebSettings};
+use doorstep_office::{Engines, OfficeSettings, OfficeStore, SqliteStore, WebSettings};
 use tokio::net::TcpListener;
 
 /// Doorstep's office server: the sync API the phones talk to and the office board that watches over visits.
@@ -34,6 +33,10 @@ use tokio::net::TcpListener;
     // `doorstep-office --demo` serves; a command's own flags go after the command, never before it.
     args_conflicts_with_subcommands = true,
     after_help = "Without a command, it serves (as `doorstep-office serve`). \
+                  The office keeps its data in office.sqlite3 in --data-dir, or, when the environment \
+                  variable DOORSTEP_DATABASE_URL holds a PostgreSQL database's URL \
+                  (postgres://user:password@host/db), in that database, which several offices may share; \
+                  every command reads it. \
                   Alerts sent by text are taken in at /api/v1/sms/inbound when the SMS gateway's \
                   secret (16 to 256 characters) is in the environment variable \
                   DOORSTEP_SMS_GATEWAY_SECRET (docs/sms.md). \
@@ -90,8 +93,8 @@ enum Command {
                       database's locks make each alarm step once between them, and any left running keeps \
                       every deadline when another stops. Each also tells the schools' notification targets of \
                       every alarm step and safeguarding notice (email through --smtp, and webhooks), each message \
-                      sent by one office. Only the engine and the notifier run on PostgreSQL so far: the board \
-                      and the phones' sync still need `serve` on SQLite."
+                      sent by one office. `serve` with the same variable serves the board and the phones' sync \
+                      from the same database, and watches as well."
     )]
     Watch(WatchArgs),
 }
@@ -114,7 +117,7 @@ const DATABASE_URL_VARIABLE: &str = "DOORSTEP_DATABASE_URL";
 
 #[derive(Debug, Args)]
 struct DataDir {
-    /// Where office.sqlite3 lives.
+    /// Where office.sqlite3 lives (unless DOORSTEP_DATABASE_URL names a PostgreSQL database).
     #[arg(
         long = "data-dir",
         value_name = "DIR",
@@ -420,18 +423,20 @@ async fn run() -> anyhow::Result<()> {
     match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
-        Some(Command::Timeline(data_dir)) => print_timeline(&open_store(&data_dir)?),
-        Some(Command::AddTarget(args)) => add_target(&open_store(&args.data_dir)?, &args),
-        Some(Command::Targets(data_dir)) => print_targets(&open_store(&data_dir)?),
-        Some(Command::SetPassword(args)) => set_password(&open_store(&args.data_dir)?, &args.staff),
-        Some(Command::SetTimeZone(args)) => set_time_zone(&args),
-        Some(Command::VerifyAudit(data_dir)) => verify_audit(&open_store(&data_dir)?),
-        Some(Command::EnrolCode(args)) => enrol_code(&open_store(&args.data_dir)?, &args),
+        Some(Command::Timeline(data_dir)) => print_timeline(&open_store(&data_dir).await?),
+        Some(Command::AddTarget(args)) => add_target(&open_store(&args.data_dir).await?, &args),
+        Some(Command::Targets(data_dir)) => print_targets(&open_store(&data_dir).await?),
+        Some(Command::SetPassword(args)) => {
+            set_password(&open_store(&args.data_dir).await?, &args.staff)
+        }
+        Some(Command::SetTimeZone(args)) => set_time_zone(&args).await,
+        Some(Command::VerifyAudit(data_dir)) => verify_audit(&open_store(&data_dir).await?),
+        Some(Command::EnrolCode(args)) => enrol_code(&open_store(&args.data_dir).await?, &args),
         Some(Command::Watch(args)) => watch(&args).await,
     }
 }
 
-fn set_time_zone(args: &SetTimeZoneArgs) -> anyhow::Result<()> {
+async fn set_time_zone(args: &SetTimeZoneArgs) -> anyhow::Result<()> {
     // Both read before the database is opened: a wrong name changes nothing.
     let zone: doorstep_core::domain::SchoolTimeZone = args
         .zone
@@ -441,7 +446,7 @@ fn set_time_zone(args: &SetTimeZoneArgs) -> anyhow::Result<()> {
         .school
         .parse()
         .map_err(|e| anyhow::anyhow!("{:?} is not a school id: {e}", args.school))?;
-    let store = open_store(&args.data_dir)?;
+    let store = open_store(&args.data_dir).await?;
     store
         .set_school_time_zone(&school, zone)
         .with_context(|| format!("setting {}'s time zone", args.school))?;
@@ -454,7 +459,7 @@ fn set_time_zone(args: &SetTimeZoneArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verify_audit(store: &SqliteStore) -> anyhow::Result<()> {
+fn verify_audit(store: &OfficeStore) -> anyhow::Result<()> {
     let check = store.verify_audit_log().context("reading the audit log")?;
     let mut out = std::io::stdout().lock();
     match check.broken {
@@ -478,10 +483,23 @@ fn verify_audit(store: &SqliteStore) -> anyhow::Result<()> {
     }
 }
 
-fn open_store(data_dir: &DataDir) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&data_dir.path)
-        .with_context(|| format!("opening the office database in {}", data_dir.path.display()))
+/// The office's store: the PostgreSQL database whose URL is in [`DATABASE_URL_VARIABLE`] when it is set,
+/// otherwise office.sqlite3 in `data_dir`.
+async fn open_store(data_dir: &DataDir) -> anyhow::Result<OfficeStore> {
+    match std::env::var(DATABASE_URL_VARIABLE) {
+        Ok(url) if !url.trim().is_empty() => Ok(PgStore::connect(&url, SERVE_CONNECTIONS)
+            .await
+            .context("connecting to PostgreSQL (DOORSTEP_DATABASE_URL)")?
+            .into()),
+        _ => Ok(SqliteStore::open(&data_dir.path)
+            .with_context(|| format!("opening the office database in {}", data_dir.path.display()))?
+            .into()),
+    }
 }
+
+/// Connections an office keeps to a PostgreSQL database: a request waits for its store work on one
+/// (see [`doorstep_office::admission`] for how many syncs do store work at once).
+const SERVE_CONNECTIONS: usize = 16;
 
 /// The escalation engine alone, on a PostgreSQL database other offices share, until stopped.
 async fn watch(args: &WatchArgs) -> anyhow::Result<()> {
@@ -498,17 +516,8 @@ async fn watch(args: &WatchArgs) -> anyhow::Result<()> {
     );
     let clock = doorstep_office::clock::system();
     let rescan = std::time::Duration::from_millis(args.rescan_ms);
-    let (engine, task) = Escalation::spawn_sharing(store.clone(), clock.clone(), rescan);
-    let notifier = Notifier::new(store, config).context("setting up notifications")?;
-    let (notifier, notifier_task) = notifier.spawn(clock, engine.subscribe());
-    // A step made by another office, which died before telling anyone, is planned here at the next look.
-    let looks = tokio::spawn(async move {
-        let mut every = tokio::time::interval(rescan);
-        loop {
-            every.tick().await;
-            notifier.wake();
-        }
-    });
+    let mut engines =
+        Engines::start(store, config, &clock, Some(rescan)).context("setting up notifications")?;
     // Said on standard output once the engine is running, for whoever started it.
     let mut out = std::io::stdout().lock();
     writeln!(out, "watching every visit's deadlines")?;
@@ -516,11 +525,9 @@ async fn watch(args: &WatchArgs) -> anyhow::Result<()> {
     drop(out);
     tokio::select! {
         stopped = tokio::signal::ctrl_c() => stopped.context("waiting for Ctrl-C")?,
-        ended = task => ended.context("the escalation engine stopped")?,
-        ended = notifier_task => ended.context("the notifier stopped")?,
+        ended = engines.stopped() => ended.context("the escalation engine or the notifier stopped")?,
     }
-    looks.abort();
-    drop(engine);
+    engines.stop();
     Ok(())
 }
 
@@ -542,7 +549,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })?,
     };
     records::pdf::use_fonts(fonts);
-    let store = open_store(&args.data_dir)?;
+    let store = open_store(&args.data_dir).await?;
     let email_targets = store
         .notification_targets()?
         .iter()
@@ -575,7 +582,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !web.secure_cookies {
         tracing::warn!("sign-in cookies are sent over plain HTTP (--insecure-cookies or --demo): demo use only");
     }
-    tracing::info!(%url, database = %store.path().display(), "office listening; the board is at /");
+    tracing::info!(%url, database = %store.describe(), "office listening; the board is at /");
     let limits = doorstep_office::serve::Limits::for_this_process();
     tracing::info!(
         max_connections = limits.max_connections,
@@ -601,12 +608,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sms,
         sync_gate: doorstep_office::admission::SyncGate::for_this_machine(),
     };
-    doorstep_office::run_with(listener, Arc::new(store), settings, shutdown_signal())
+    doorstep_office::run_with(listener, store, settings, shutdown_signal())
         .await
         .context("serving the office API")
 }
 
-fn prepare_demo(store: &SqliteStore, data_dir: &Path) -> anyhow::Result<()> {
+fn prepare_demo(store: &OfficeStore, data_dir: &Path) -> anyhow::Result<()> {
     if store.is_empty()? {
         demo::seed_school(store, now()).context("adding the demo school")?;
         demo::seed_visit_under_way(store, now()).context("adding the demo visit under way")?;
@@ -623,6 +630,9 @@ fn prepare_demo(store: &SqliteStore, data_dir: &Path) -> anyhow::Result<()> {
     }
     let logins = data_dir.join(DEMO_LOGINS_FILE);
     if !logins.exists() {
+        // On PostgreSQL nothing else has made the data folder.
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("making the data folder {}", data_dir.display()))?;
         let made = demo::add_office_logins(store, now()).context("adding the demo sign-ins")?;
         demo::write_office_logins(&logins, &made)
             .with_context(|| format!("writing {}", logins.display()))?;
@@ -631,7 +641,7 @@ fn prepare_demo(store: &SqliteStore, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn enrol_code(store: &SqliteStore, args: &EnrolCodeArgs) -> anyhow::Result<()> {
+fn enrol_code(store: &OfficeStore, args: &EnrolCodeArgs) -> anyhow::Result<()> {
     let staff = args
         .staff
         .parse()
@@ -662,7 +672,7 @@ fn enrol_code(store: &SqliteStore, args: &EnrolCodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn set_password(store: &SqliteStore, staff: &str) -> anyhow::Result<()> {
+fn set_password(store: &OfficeStore, staff: &str) -> anyhow::Result<()> {
     let staff = staff
         .parse()
         .map_err(|e| anyhow::anyhow!("{staff:?} is not a staff id: {e}"))?;
@@ -705,7 +715,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn add_target(store: &SqliteStore, args: &AddTargetArgs) -> anyhow::Result<()> {
+fn add_target(store: &OfficeStore, args: &AddTargetArgs) -> anyhow::Result<()> {
     let school = args
         .school
         .parse()
@@ -733,7 +743,7 @@ fn add_target(store: &SqliteStore, args: &AddTargetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_targets(store: &SqliteStore) -> anyhow::Result<()> {
+fn print_targets(store: &OfficeStore) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for target in store.notification_targets()? {
         if target.removed_at.is_some() {
@@ -769,7 +779,7 @@ fn print_targets(store: &SqliteStore) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_timeline(store: &SqliteStore) -> anyhow::Result<()> {
+fn print_timeline(store: &OfficeStore) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for visit_id in store.visit_ids()? {
         let Some((visit, state)) = store.visit(&visit_id)? else {

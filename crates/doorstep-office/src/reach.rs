@@ -15,7 +15,7 @@ use doorstep_core::schedule::AlarmLevel;
 use crate::alarms::{level_audience, step, Alarm, AlarmLogEntry};
 use crate::notices::Notice;
 use crate::notify::{Delivery, NotificationTarget, TargetKind};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{OfficeStore, StoreError};
 
 /// How one delivery stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,7 +289,7 @@ pub fn needs_action(line: &Line) -> bool {
     }
 }
 
-impl SqliteStore {
+impl OfficeStore {
     /// What [`Context`] needs for one visit of `school` (or for the school's board, without a visit).
     pub fn reach_context(
         &self,

@@ -30,7 +30,7 @@ use sha2::Sha256;
 
 use crate::api::ApiError;
 use crate::state::AppState;
-use crate::store::{Device, IngestError, StoreError};
+use crate::store::{parse_id, stored_time, Device, IngestError, StoreError};
 
 /// The header with the gateway's signature.
 pub const SIGNATURE_HEADER: &str = "x-doorstep-signature";
@@ -417,5 +417,38 @@ impl Arrived<'_> {
     }
 }
 
-/// A device and the SHA-256 of each token it may hold now (see [`crate::SqliteStore::device_for_texts`]).
+/// A device and the SHA-256 of each token it may hold now (see
+/// [`crate::store::phones::Phones::device_for_texts`]).
 pub type DeviceKeys = (Device, Vec<[u8; 32]>);
+
+/// `device`'s keys as both stores read them: its member of staff and school (the ids as stored), and the
+/// hex SHA-256 and issue time of each token it may hold, newest first. `None` when it may hold none.
+pub(crate) fn device_keys(
+    device: &DeviceId,
+    (staff, school): (&str, &str),
+    tokens: Vec<(String, String)>,
+) -> Result<Option<DeviceKeys>, StoreError> {
+    let mut hashes = Vec::with_capacity(tokens.len());
+    let mut newest = None;
+    for (hash, issued_at) in tokens {
+        let hash: [u8; 32] = from_hex(&hash)
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("device {device}'s token hash")))?;
+        if newest.is_none() {
+            newest = Some(stored_time(&issued_at)?);
+        }
+        hashes.push(hash);
+    }
+    let Some(credential_issued_at) = newest else {
+        return Ok(None);
+    };
+    Ok(Some((
+        Device {
+            id: device.clone(),
+            staff: parse_id(staff)?,
+            school: parse_id(school)?,
+            credential_issued_at,
+        },
+        hashes,
+    )))
+}

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::admission::SyncGate;
 use crate::clock::{self, Clock};
 use crate::escalation::Escalation;
-use crate::store::SqliteStore;
+use crate::store::OfficeStore;
 
 /// How the web pages are served.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ impl Default for WebSettings {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<SqliteStore>,
+    pub store: OfficeStore,
     pub clock: Clock,
     /// The escalation engine to poke when events arrive (absent in tests that exercise only the API).
     pub escalation: Option<Escalation>,
@@ -59,7 +59,7 @@ pub fn enrolment_throttle() -> SignInThrottle {
 
 impl AppState {
     /// The store with the system clock, no escalation engine and `Secure` cookies.
-    pub fn new(store: Arc<SqliteStore>) -> Self {
+    pub fn new(store: OfficeStore) -> Self {
         Self {
             store,
             clock: clock::system(),

@@ -17,14 +17,18 @@ pub mod checks;
 pub mod deliveries;
 mod group_commit;
 mod holdings;
+mod office_store;
 pub mod people;
 pub mod phones;
 pub mod postgres;
 pub mod readers;
+mod records;
 pub mod requests;
 pub(crate) mod seen;
 pub mod sign_ins;
 pub(crate) mod sqlite;
+
+pub use office_store::OfficeStore;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -1229,16 +1233,61 @@ pub(crate) fn engine_work<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-/// The SQLite store's side of a store trait (`impl Visits for SqliteStore` and the others): each method
-/// listed runs the store's own method of the same name with the same arguments, through [`engine_work`].
-macro_rules! on_the_engine {
-    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $out:ty;)*) => {$(
-        async fn $name(&self $(, $arg: $ty)*) -> $out {
-            $crate::store::engine_work(|| SqliteStore::$name(self $(, $arg)*))
+/// One store area's methods on both stores, written once: `store_area! { impl Area { fn ...; } }` makes
+/// - `impl Area for SqliteStore`, each method running the SQLite store's own method of the same name with
+///   the same arguments through [`engine_work`];
+/// - `impl Area for OfficeStore`, each method the trait's method of the store the office runs on;
+/// - the same methods on [`OfficeStore`], synchronous, for a request's blocking work: on SQLite the store's
+///   own method, on PostgreSQL the trait's, waited for ([`postgres::PgStore::wait`]).
+///
+/// A method whose SQLite side is written by hand follows the list as `sqlite { items }` and
+/// `office { items }`, joining those two impls as written.
+macro_rules! store_area {
+    (
+        impl $area:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $out:ty;)* }
+        $(sqlite { $($sqlite:tt)* } office { $($office:tt)* })?
+    ) => {
+        impl $area for $crate::store::SqliteStore {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $out {
+                    $crate::store::engine_work(|| $crate::store::SqliteStore::$name(self $(, $arg)*))
+                }
+            )*
+            $($($sqlite)*)?
         }
-    )*};
+
+        impl $area for $crate::store::OfficeStore {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $out {
+                    match self {
+                        Self::Sqlite(store) => {
+                            <$crate::store::SqliteStore as $area>::$name(store $(, $arg)*).await
+                        }
+                        Self::Postgres(store) => {
+                            <$crate::store::postgres::PgStore as $area>::$name(store $(, $arg)*).await
+                        }
+                    }
+                }
+            )*
+            $($($office)*)?
+        }
+
+        impl $crate::store::OfficeStore {
+            $(
+                #[allow(clippy::too_many_arguments)]
+                pub fn $name(&self $(, $arg: $ty)*) -> $out {
+                    match self {
+                        Self::Sqlite(store) => $crate::store::SqliteStore::$name(store $(, $arg)*),
+                        Self::Postgres(store) => store.wait(
+                            <$crate::store::postgres::PgStore as $area>::$name(store $(, $arg)*),
+                        ),
+                    }
+                }
+            )*
+        }
+    };
 }
-pub(crate) use on_the_engine;
+pub(crate) use store_area;
 
 /// `execute` and `query_row` through the connection's cache of prepared statements, so each SQL text is
 /// parsed once per connection and not at every call (rusqlite's own `Connection::execute` and

@@ -11,12 +11,14 @@
 
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Briefing, Visit};
+use doorstep_core::event::EventEnvelope;
 use doorstep_core::ids::{EventId, StaffId};
-use doorstep_core::lifecycle::VisitEvent;
+use doorstep_core::lifecycle::{Command, VisitEvent, VisitState};
 
 use crate::audit::Action;
 use crate::requests::Timing;
 pub(crate) use crate::store::sqlite::versions::{add_version, stored_body};
+use crate::store::StoreError;
 
 /// What a version changed. Stored by [`Change::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,4 +154,115 @@ pub enum VisitChange {
     },
     /// A new risk assessment and briefing (its version number is set here).
     UpdateBriefing { briefing: Briefing },
+}
+
+impl VisitChange {
+    /// What the store does for this change: a decline, a withdrawal or a call-off is decided here; a
+    /// reschedule or a new briefing is handed back for the store to check against what it holds.
+    pub(crate) fn plan(self, by: &StaffId) -> Plan {
+        let by = by.clone();
+        match self {
+            VisitChange::Decline { reason } => Plan::Decided(
+                Command::Decline {
+                    by,
+                    reason: reason.clone(),
+                },
+                Change::Declined,
+                reason,
+            ),
+            VisitChange::Withdraw { reason } => Plan::Decided(
+                Command::WithdrawAuthorisation {
+                    by,
+                    reason: reason.clone(),
+                },
+                Change::AuthorisationWithdrawn,
+                reason,
+            ),
+            VisitChange::CallOff { reason } => Plan::Decided(
+                Command::CallOff {
+                    by,
+                    reason: reason.clone(),
+                },
+                Change::CalledOff,
+                reason,
+            ),
+            VisitChange::Reschedule {
+                agreed_time,
+                timing,
+                responsible_contact,
+                override_reason,
+            } => Plan::Reschedule {
+                agreed_time,
+                timing,
+                responsible_contact,
+                override_reason,
+            },
+            VisitChange::UpdateBriefing { briefing } => Plan::Briefing(briefing),
+        }
+    }
+}
+
+/// How a store makes a change ([`VisitChange::plan`]).
+pub(crate) enum Plan {
+    /// Decided already: the lifecycle's command, the version's name and the reason kept with it.
+    Decided(Command, Change, String),
+    /// Checked against the assigned staff's DBS under the school's policy, and kept beside the visit.
+    Reschedule {
+        agreed_time: DateTime<Utc>,
+        timing: Timing,
+        responsible_contact: Option<(String, doorstep_core::domain::PhoneNumber)>,
+        override_reason: Option<String>,
+    },
+    /// Numbered after the stored briefing and the one the visit's state last saw.
+    Briefing(Briefing),
+}
+
+/// A reschedule to `agreed_time` refused when it is not still to come at `now`.
+pub(crate) fn check_reschedule(
+    agreed_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if agreed_time <= now {
+        return Err(StoreError::Invalid(
+            "that time is in the past: choose a time still to come".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `briefing` made the visit's next one: numbered one past both the stored visit's and the one the
+/// visit's state last saw, and not withdrawn. Returns its number.
+pub(crate) fn next_briefing(
+    stored: &Visit,
+    state: &VisitState,
+    briefing: &mut Briefing,
+) -> Result<u32, StoreError> {
+    let version = stored
+        .briefing
+        .version
+        .max(state.briefing_version)
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Invalid("too many briefing versions".into()))?;
+    briefing.version = version;
+    briefing.withdrawn = false;
+    Ok(version)
+}
+
+/// The version a change just made, as [`VisitVersion`] says it.
+pub(crate) fn made_version(
+    version: u32,
+    now: DateTime<Utc>,
+    envelope: &EventEnvelope,
+    (change, reason): (Change, String),
+    visit: Visit,
+) -> VisitVersion {
+    VisitVersion {
+        version,
+        at: Some(now),
+        by: Some(envelope.event.actor().clone()),
+        change: Some(change),
+        reason,
+        visit,
+        event: Some(envelope.id),
+    }
 }

@@ -5,9 +5,9 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use doorstep_core::ids::VisitId;
+use doorstep_core::ids::{SchoolId, VisitId};
 
-use super::{on_the_engine, SqliteStore, StoreError};
+use super::{store_area, StoreError};
 use crate::audit::{ChainCheck, Entry, NewEntry};
 
 /// The append-only, hash-chained record of who opened what and every decision the office made.
@@ -28,12 +28,20 @@ pub trait AuditTrail: Send + Sync + 'static {
     /// Walks the whole log and says whether every entry follows the one before, naming the first that
     /// does not.
     fn verify_audit_log(&self) -> impl Future<Output = Result<ChainCheck, StoreError>> + Send;
+
+    /// The school's newest `limit` entries, newest first.
+    fn audit_entries(
+        &self,
+        school: &SchoolId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
 }
 
-impl AuditTrail for SqliteStore {
-    on_the_engine! {
+store_area! {
+    impl AuditTrail {
         fn audit(&self, entry: &NewEntry, now: DateTime<Utc>) -> Result<Entry, StoreError>;
         fn audit_entries_for_visit(&self, visit: &VisitId) -> Result<Vec<Entry>, StoreError>;
         fn verify_audit_log(&self) -> Result<ChainCheck, StoreError>;
+        fn audit_entries(&self, school: &SchoolId, limit: usize) -> Result<Vec<Entry>, StoreError>;
     }
 }

@@ -29,10 +29,16 @@ use doorstep_core::lifecycle::VisitState;
 use doorstep_core::lifecycle::{AlarmOutcome, Command};
 use doorstep_core::policy::Policy;
 
+use doorstep_core::reconcile::HeldSeq;
+
+use super::postgres::PgStore;
 use super::{
-    engine_work, on_the_engine, Device, Holdings, IngestError, Ingested, SqliteStore, StoreError,
+    engine_work, store_area, Device, Holdings, IngestError, Ingested, SqliteStore, StoreError,
+    StoredEvent,
 };
 use crate::alarms::{Alarm, AlarmLogEntry, Closing, NewAlarm};
+use crate::audit::NewEntry;
+use crate::versions::{VisitChange, VisitVersion};
 
 /// Schools, staff, pupils and visits with their events: what the escalation engine reads of a visit, and
 /// what a test or a seed writes first.
@@ -109,6 +115,71 @@ pub trait Visits: Send + Sync + 'static {
         &self,
         visit: &VisitId,
     ) -> impl Future<Output = Result<Option<(Visit, VisitState, Policy)>, StoreError>> + Send;
+
+    /// A visit and its state as the office knows it.
+    fn visit(
+        &self,
+        visit: &VisitId,
+    ) -> impl Future<Output = Result<Option<(Visit, VisitState)>, StoreError>> + Send;
+
+    /// Every visit's id, in agreed-time order.
+    fn visit_ids(&self) -> impl Future<Output = Result<Vec<VisitId>, StoreError>> + Send;
+
+    /// Every event of a visit, in the order the office received them.
+    fn events_for_visit(
+        &self,
+        visit: &VisitId,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The school's visits for the live board: those agreed in `[from, to)`, plus any under way or with an
+    /// alarm nobody has acknowledged whatever their date, in agreed-time order.
+    fn visits_for_board(
+        &self,
+        school: &SchoolId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(Visit, VisitState)>, StoreError>> + Send;
+
+    /// The school a visit belongs to, if the visit exists.
+    fn school_of_visit(
+        &self,
+        visit: &VisitId,
+    ) -> impl Future<Output = Result<Option<SchoolId>, StoreError>> + Send;
+
+    /// The visits of a school whose staff have all left but whose write-up has not reached the office,
+    /// with when the last of them left.
+    fn visits_left_without_write_up(
+        &self,
+        school: &SchoolId,
+    ) -> impl Future<Output = Result<Vec<(VisitId, DateTime<Utc>)>, StoreError>> + Send;
+
+    /// Makes `change` to `visit` as `by` at `now`: checked by the lifecycle, recorded as the office's
+    /// event with its audit entry, the visit the phones receive rewritten, and kept as a new version, all
+    /// or nothing. A refusal is [`StoreError::Invalid`] with words for the person.
+    fn change_visit(
+        &self,
+        visit: &VisitId,
+        by: &StaffId,
+        change: VisitChange,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<VisitVersion, StoreError>> + Send;
+
+    /// Every version of a visit, oldest first.
+    fn visit_versions(
+        &self,
+        visit: &VisitId,
+    ) -> impl Future<Output = Result<Vec<VisitVersion>, StoreError>> + Send;
+
+    /// The events from `device` numbered `from..=through`, by number: what a restored phone asks.
+    fn held_in_range(
+        &self,
+        device: &DeviceId,
+        from: DeviceSeq,
+        through: DeviceSeq,
+    ) -> impl Future<Output = Result<Vec<HeldSeq>, StoreError>> + Send;
+
+    /// Whether the store holds no school yet.
+    fn is_empty(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Alarms as the escalation engine raises and escalates them. Each write is decided under the store's
@@ -172,6 +243,34 @@ pub trait Alarms: Send + Sync + 'static {
         &self,
         visit: &VisitId,
     ) -> impl Future<Output = Result<Vec<AlarmLogEntry>, StoreError>> + Send;
+
+    /// One alarm, if there is one with that id.
+    fn alarm(&self, id: i64) -> impl Future<Output = Result<Option<Alarm>, StoreError>> + Send;
+
+    /// Every alarm not yet closed (acknowledged or not), oldest first.
+    fn open_alarms(&self) -> impl Future<Output = Result<Vec<Alarm>, StoreError>> + Send;
+
+    /// [`Alarms::acknowledge_alarm`], with `audit` appended to the audit log in the same transaction.
+    fn acknowledge_alarm_audited(
+        &self,
+        id: i64,
+        by: &str,
+        audit: Option<&NewEntry>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Alarm, StoreError>> + Send;
+
+    /// [`Alarms::close_alarm`], with `audit` appended to the audit log in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn close_alarm_audited(
+        &self,
+        id: i64,
+        by: &StaffId,
+        by_name: &str,
+        outcome: AlarmOutcome,
+        note: &str,
+        audit: Option<&NewEntry>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Closing, StoreError>> + Send;
 }
 
 /// A phone's batch as the sync hands it to the store: from `device` (as its token identified it), its
@@ -195,8 +294,8 @@ pub fn dbs_refusal(policy: &Policy, member: &StaffMember) -> Option<String> {
     })
 }
 
-impl Visits for SqliteStore {
-    on_the_engine! {
+store_area! {
+    impl Visits {
         fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError>;
         fn add_staff(&self, school: &SchoolId, member: &StaffMember) -> Result<(), StoreError>;
         fn add_pupil(&self, school: &SchoolId, pupil: &Pupil) -> Result<(), StoreError>;
@@ -224,16 +323,54 @@ impl Visits for SqliteStore {
             &self,
             visit: &VisitId,
         ) -> Result<Option<(Visit, VisitState, Policy)>, StoreError>;
+        fn visit(&self, visit: &VisitId) -> Result<Option<(Visit, VisitState)>, StoreError>;
+        fn visit_ids(&self) -> Result<Vec<VisitId>, StoreError>;
+        fn events_for_visit(&self, visit: &VisitId) -> Result<Vec<StoredEvent>, StoreError>;
+        fn visits_for_board(
+            &self,
+            school: &SchoolId,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> Result<Vec<(Visit, VisitState)>, StoreError>;
+        fn school_of_visit(&self, visit: &VisitId) -> Result<Option<SchoolId>, StoreError>;
+        fn visits_left_without_write_up(
+            &self,
+            school: &SchoolId,
+        ) -> Result<Vec<(VisitId, DateTime<Utc>)>, StoreError>;
+        fn change_visit(
+            &self,
+            visit: &VisitId,
+            by: &StaffId,
+            change: VisitChange,
+            now: DateTime<Utc>,
+        ) -> Result<VisitVersion, StoreError>;
+        fn visit_versions(&self, visit: &VisitId) -> Result<Vec<VisitVersion>, StoreError>;
+        fn held_in_range(
+            &self,
+            device: &DeviceId,
+            from: DeviceSeq,
+            through: DeviceSeq,
+        ) -> Result<Vec<HeldSeq>, StoreError>;
+        fn is_empty(&self) -> Result<bool, StoreError>;
     }
-
-    async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
-        let (device, events) = (batch.device, batch.events);
-        engine_work(|| self.ingest_raising(device, events, batch.device_time, batch.now))
+    sqlite {
+        async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
+            let (device, events) = (batch.device, batch.events);
+            engine_work(|| self.ingest_raising(device, events, batch.device_time, batch.now))
+        }
+    }
+    office {
+        async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
+            match self {
+                Self::Sqlite(store) => <SqliteStore as Visits>::ingest(store, batch).await,
+                Self::Postgres(store) => <PgStore as Visits>::ingest(store, batch).await,
+            }
+        }
     }
 }
 
-impl Alarms for SqliteStore {
-    on_the_engine! {
+store_area! {
+    impl Alarms {
         fn alarms_for_visit(&self, visit: &VisitId) -> Result<Vec<Alarm>, StoreError>;
         fn raise_alarm(&self, new: NewAlarm<'_>, now: DateTime<Utc>) -> Result<Option<Alarm>, StoreError>;
         fn escalate_alarm(&self, seen: &Alarm, now: DateTime<Utc>) -> Result<Option<Alarm>, StoreError>;
@@ -249,5 +386,24 @@ impl Alarms for SqliteStore {
             now: DateTime<Utc>,
         ) -> Result<Closing, StoreError>;
         fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError>;
+        fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError>;
+        fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError>;
+        fn acknowledge_alarm_audited(
+            &self,
+            id: i64,
+            by: &str,
+            audit: Option<&NewEntry>,
+            now: DateTime<Utc>,
+        ) -> Result<Alarm, StoreError>;
+        fn close_alarm_audited(
+            &self,
+            id: i64,
+            by: &StaffId,
+            by_name: &str,
+            outcome: AlarmOutcome,
+            note: &str,
+            audit: Option<&NewEntry>,
+            now: DateTime<Utc>,
+        ) -> Result<Closing, StoreError>;
     }
 }

@@ -11,9 +11,10 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use doorstep_core::ids::SchoolId;
+use doorstep_core::ids::{SchoolId, VisitId};
 
-use super::{on_the_engine, SqliteStore, StoreError};
+use super::{store_area, StoreError};
+use crate::notices::Notice;
 use crate::notify::{Attempt, Delivery, DueDelivery, NewTarget, NotificationTarget};
 
 /// Where a school's alarms and notices are sent, and each delivery's life: recorded, claimed, attempted,
@@ -71,10 +72,56 @@ pub trait Deliveries: Send + Sync + 'static {
     fn next_delivery_due(
         &self,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    /// Every notification of a safeguarding notice, in the order they were recorded.
+    fn deliveries_for_notice(
+        &self,
+        notice: i64,
+    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
+
+    /// A visit's safeguarding notices, oldest first.
+    fn notices_for_visit(
+        &self,
+        visit: &VisitId,
+    ) -> impl Future<Output = Result<Vec<Notice>, StoreError>> + Send;
+
+    /// A school's notices raised at or after `since`, newest first.
+    fn notices_since(
+        &self,
+        school: &SchoolId,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Notice>, StoreError>> + Send;
+
+    /// Every school's notification targets, removed ones included, oldest first.
+    fn notification_targets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<NotificationTarget>, StoreError>> + Send;
+
+    /// A school's targets, its visits' contacts and removed ones included, oldest first.
+    fn school_notification_targets(
+        &self,
+        school: &SchoolId,
+    ) -> impl Future<Output = Result<Vec<NotificationTarget>, StoreError>> + Send;
+
+    /// Removes a school's target, by `by` at `now`: nothing more is sent to it, and its past deliveries
+    /// stay readable. Refused for another school's target or one already removed.
+    fn remove_notification_target(
+        &self,
+        school: &SchoolId,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<NotificationTarget, StoreError>> + Send;
+
+    /// How many live school-wide targets a school has (its visits' own contacts not counted).
+    fn live_school_target_count(
+        &self,
+        school: &SchoolId,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
-impl Deliveries for SqliteStore {
-    on_the_engine! {
+store_area! {
+    impl Deliveries {
         fn add_notification_target(
             &self,
             school: &SchoolId,
@@ -96,5 +143,21 @@ impl Deliveries for SqliteStore {
             attempt: Attempt,
         ) -> Result<(), StoreError>;
         fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+        fn deliveries_for_notice(&self, notice: i64) -> Result<Vec<Delivery>, StoreError>;
+        fn notices_for_visit(&self, visit: &VisitId) -> Result<Vec<Notice>, StoreError>;
+        fn notices_since(&self, school: &SchoolId, since: DateTime<Utc>) -> Result<Vec<Notice>, StoreError>;
+        fn notification_targets(&self) -> Result<Vec<NotificationTarget>, StoreError>;
+        fn school_notification_targets(
+            &self,
+            school: &SchoolId,
+        ) -> Result<Vec<NotificationTarget>, StoreError>;
+        fn remove_notification_target(
+            &self,
+            school: &SchoolId,
+            id: i64,
+            by: &str,
+            now: DateTime<Utc>,
+        ) -> Result<NotificationTarget, StoreError>;
+        fn live_school_target_count(&self, school: &SchoolId) -> Result<usize, StoreError>;
     }
 }

@@ -197,9 +197,10 @@ mod tests {
     #[test]
     fn syncs_waiting_together_share_one_commit_and_a_refused_batch_is_undone_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
         let now = doorstep_core::test_support::t0();
-        let phones = crate::demo::seed(&store, "http://office.invalid", now).unwrap();
+        let phones =
+            crate::demo::seed(&store.clone().into(), "http://office.invalid", now).unwrap();
         let sam = store
             .authenticate(&phones.me.device_token, now)
             .unwrap()

@@ -6,11 +6,11 @@
 use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use doorstep_core::domain::{Pupil, StaffMember};
+use doorstep_core::domain::{Pupil, School, SchoolTimeZone, StaffMember};
 use doorstep_core::ids::{SchoolId, StaffId};
 use doorstep_core::policy::Policy;
 
-use super::{on_the_engine, SqliteStore, StoreError};
+use super::{store_area, StoreError};
 use crate::people::{Absence, ImportKind, ImportReport, PupilRecord, Saved, SettingsChange};
 
 /// The school's staff, pupils, absences and settings.
@@ -78,10 +78,33 @@ pub trait People: Send + Sync + 'static {
         by: &StaffId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The school as it is stored (its name, office number and time zone); an unknown school is refused.
+    fn school(&self, school: &SchoolId) -> impl Future<Output = Result<School, StoreError>> + Send;
+
+    /// Replaces the school's policy, after [`Policy::validate`]: an invalid policy is never stored.
+    fn set_policy(
+        &self,
+        school: &SchoolId,
+        policy: &Policy,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves a school to another time zone (the stored instants do not change).
+    fn set_school_time_zone(
+        &self,
+        school: &SchoolId,
+        zone: SchoolTimeZone,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The school a member of staff belongs to, if they exist.
+    fn school_of_staff(
+        &self,
+        staff: &StaffId,
+    ) -> impl Future<Output = Result<Option<SchoolId>, StoreError>> + Send;
 }
 
-impl People for SqliteStore {
-    on_the_engine! {
+store_area! {
+    impl People {
         fn import_csv(
             &self,
             kind: ImportKind,
@@ -112,5 +135,9 @@ impl People for SqliteStore {
             by: &StaffId,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError>;
+        fn school(&self, school: &SchoolId) -> Result<School, StoreError>;
+        fn set_policy(&self, school: &SchoolId, policy: &Policy) -> Result<(), StoreError>;
+        fn set_school_time_zone(&self, school: &SchoolId, zone: SchoolTimeZone) -> Result<(), StoreError>;
+        fn school_of_staff(&self, staff: &StaffId) -> Result<Option<SchoolId>, StoreError>;
     }
 }

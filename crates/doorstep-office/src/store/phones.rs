@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use doorstep_core::ids::{DeviceId, SchoolId, StaffId};
 use doorstep_core::protocol::DeviceCredential;
 
-use super::{on_the_engine, Device, SqliteStore, StoreError};
+use super::{store_area, Device, StoreError};
 use crate::devices::{
     DeviceLogEntry, DeviceRow, Enrolled, IssuedCode, PendingCode, RedeemError, TokenCheck,
 };
+use crate::sms::{DeviceKeys, SmsOutcome, SmsRecord};
 
 /// The school's phones and their credentials.
 pub trait Phones: Send + Sync + 'static {
@@ -93,10 +94,32 @@ pub trait Phones: Send + Sync + 'static {
         school: &SchoolId,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<DeviceLogEntry>, StoreError>> + Send;
+
+    /// The enrolled, unrevoked device and the SHA-256 of each token it may hold at `now`, from which its
+    /// texts' key is derived ([`crate::sms`]).
+    fn device_for_texts(
+        &self,
+        device: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<DeviceKeys>, StoreError>> + Send;
+
+    /// Records a text the SMS gateway handed over and what became of it.
+    fn record_sms(
+        &self,
+        now: DateTime<Utc>,
+        from: &str,
+        text: &str,
+        outcome: SmsOutcome,
+        detail: &str,
+        ids: Option<(DeviceId, String)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every text recorded, oldest first.
+    fn sms_messages(&self) -> impl Future<Output = Result<Vec<SmsRecord>, StoreError>> + Send;
 }
 
-impl Phones for SqliteStore {
-    on_the_engine! {
+store_area! {
+    impl Phones {
         fn issue_enrolment_code(
             &self,
             school: &SchoolId,
@@ -133,6 +156,17 @@ impl Phones for SqliteStore {
             now: DateTime<Utc>,
         ) -> Result<Vec<PendingCode>, StoreError>;
         fn device_log(&self, school: &SchoolId, limit: u32) -> Result<Vec<DeviceLogEntry>, StoreError>;
+        fn device_for_texts(&self, device: &DeviceId, now: DateTime<Utc>) -> Result<Option<DeviceKeys>, StoreError>;
+        fn record_sms(
+            &self,
+            now: DateTime<Utc>,
+            from: &str,
+            text: &str,
+            outcome: SmsOutcome,
+            detail: &str,
+            ids: Option<(DeviceId, String)>,
+        ) -> Result<(), StoreError>;
+        fn sms_messages(&self) -> Result<Vec<SmsRecord>, StoreError>;
     }
 }
 

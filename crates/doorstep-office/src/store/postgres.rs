@@ -26,6 +26,7 @@
 //! equal the deadline it was raised for).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -48,6 +49,7 @@ mod people;
 mod phones;
 mod requests;
 mod sign_ins;
+mod visits;
 
 use super::backend::{dbs_refusal, Alarms, Batch, Visits};
 use super::checks::{self, Tally};
@@ -60,8 +62,10 @@ use crate::alarms::{
     raised_detail, step, still_as_seen, wants_level_column, Alarm, AlarmKind, AlarmLogEntry,
     Closing, NewAlarm, HEARD_FROM,
 };
+use crate::audit::NewEntry;
 use crate::notices::{role_name, NoticeKind};
-use crate::versions::Change;
+use crate::versions::{Change, VisitChange, VisitVersion};
+use doorstep_core::reconcile::HeldSeq;
 
 /// The PostgreSQL schema, oldest first (the folder `migrations-postgres/`).
 pub const MIGRATIONS: &[MigrationFile] = &[
@@ -97,6 +101,10 @@ pub const MIGRATIONS: &[MigrationFile] = &[
         "V11__requests",
         include_str!("../../migrations-postgres/V11__requests.sql"),
     ),
+    (
+        "V12__sms",
+        include_str!("../../migrations-postgres/V12__sms.sql"),
+    ),
 ];
 
 /// Takes visit `$1`'s advisory lock until the transaction ends: every write about a visit's events or
@@ -112,6 +120,86 @@ const MIGRATION_LOCK: i64 = 7_300;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// The store's own runtime, which makes and drives every connection of the pool (see [`Driver`]).
+    driver: Arc<Driver>,
+}
+
+/// A small runtime of the store's own: every connection of the pool is made and driven on it, so a query
+/// goes on whichever thread waits for it, whether an async task on the office's runtime or a request's
+/// blocking work through [`PgStore::wait`], on a runtime of any flavour (a test's single thread too).
+struct Driver {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Driver {
+    fn start() -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("doorstep-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Pool(format!("starting the database's thread: {e}")))?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("the driver's runtime lives until it is dropped")
+            .handle()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Dropped from async code as often as not, where waiting for the runtime's tasks is not allowed.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Makes each of the pool's connections on the [`Driver`]'s runtime and drives it there until it ends.
+/// It holds the driver, so the runtime outlives every connection the pool makes.
+struct ConnectOnDriver {
+    driver: Arc<Driver>,
+}
+
+impl deadpool_postgres::Connect for ConnectOnDriver {
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        let config = config.clone();
+        let (made, client) = tokio::sync::oneshot::channel();
+        let task = self.driver.handle().spawn(async move {
+            match config.connect(NoTls).await {
+                Ok((client, connection)) => {
+                    if made.send(Ok(client)).is_ok() {
+                        if let Err(error) = connection.await {
+                            tracing::warn!(%error, "a database connection ended");
+                        }
+                    }
+                }
+                Err(error) => {
+                    let _ = made.send(Err(error));
+                }
+            }
+        });
+        Box::pin(async move {
+            match client.await {
+                Ok(made) => made.map(|client| (client, task)),
+                // Only if the task panicked (the driver outlives the pool): the driver's own
+                // "could not connect in time" is the nearest error it has a constructor for.
+                Err(_) => Err(tokio_postgres::Error::__private_api_timeout()),
+            }
+        })
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -138,9 +226,12 @@ impl PgStore {
             None => "-c plan_cache_mode=force_custom_plan".to_owned(),
         };
         config.options(&options);
-        let manager = Manager::from_config(
+        let driver = Arc::new(Driver::start()?);
+        let manager = Manager::from_connect(
             config,
-            NoTls,
+            ConnectOnDriver {
+                driver: driver.clone(),
+            },
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -149,7 +240,16 @@ impl PgStore {
             .max_size(connections.max(1))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, driver })
+    }
+
+    /// Waits on this thread for `work` (one of the store's methods) to finish: how a request's blocking
+    /// work, and a test's own thread, use the store as they use the SQLite one. Never from an async task,
+    /// whose thread it would hold.
+    pub fn wait<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        // Anything `work` starts (argon2's blocking hash, a timer) starts on the store's own runtime.
+        let _on_the_driver = self.driver.handle().enter();
+        futures_executor::block_on(work)
     }
 
     /// Runs one statement on a connection of the pool, outside any transaction.
@@ -241,6 +341,7 @@ macro_rules! columns_of_tuples {
 }
 
 columns_of_tuples! {
+    (A 0, B 1)
     (A 0, B 1, C 2)
     (A 0, B 1, C 2, D 3)
     (A 0, B 1, C 2, D 3, E 4)
@@ -805,9 +906,6 @@ async fn insert_event(
     Ok(stored > 0)
 }
 
-/// Takes the advisory lock of every visit `events` touch, in one order, so that two offices storing for
-/// the same visits never wait on each other in a circle, and each visit's replay sees every event stored
-/// before it.
 /// Stores a visit inside the caller's transaction, refused when someone assigned may not visit homes
 /// ([`dbs_refusal`]); `requested` (who asked, when) is kept as its first version's author.
 async fn add_visit_in(
@@ -815,20 +913,7 @@ async fn add_visit_in(
     visit: &Visit,
     requested: Option<(&StaffId, DateTime<Utc>)>,
 ) -> Result<(), StoreError> {
-    let policy = school_policy(tx, &visit.school).await?;
-    for assigned in &visit.staff {
-        let row = query_opt(
-            tx,
-            "SELECT body FROM staff WHERE id = $1",
-            &[&assigned.id.as_str()],
-        )
-        .await?
-        .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
-        let member: StaffMember = serde_json::from_str(&text(&row, "body")?)?;
-        if let Some(refusal) = dbs_refusal(&policy, &member) {
-            return Err(StoreError::Invalid(refusal));
-        }
-    }
+    check_dbs(tx, &school_policy(tx, &visit.school).await?, visit).await?;
     let state = VisitState::new(visit.staff_ids());
     execute(
         tx,
@@ -857,7 +942,29 @@ async fn add_visit_in(
         )
         .await?;
     }
-    decisions::add_version(tx, &visit.id, requested, Change::Requested, None).await?;
+    decisions::add_version(tx, &visit.id, requested, (Change::Requested, ""), None).await?;
+    Ok(())
+}
+
+/// Refuses `visit` when someone assigned may not visit homes under `policy` ([`dbs_refusal`]).
+async fn check_dbs(
+    tx: &impl GenericClient,
+    policy: &Policy,
+    visit: &Visit,
+) -> Result<(), StoreError> {
+    for assigned in &visit.staff {
+        let row = query_opt(
+            tx,
+            "SELECT body FROM staff WHERE id = $1",
+            &[&assigned.id.as_str()],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown staff {}", assigned.id)))?;
+        let member: StaffMember = serde_json::from_str(&text(&row, "body")?)?;
+        if let Some(refusal) = dbs_refusal(policy, &member) {
+            return Err(StoreError::Invalid(refusal));
+        }
+    }
     Ok(())
 }
 
@@ -1114,6 +1221,65 @@ impl Visits for PgStore {
             serde_json::from_str(&text(&row, "policy")?)?,
         )))
     }
+
+    async fn visit(&self, visit: &VisitId) -> Result<Option<(Visit, VisitState)>, StoreError> {
+        self.visit_pg(visit).await
+    }
+
+    async fn visit_ids(&self) -> Result<Vec<VisitId>, StoreError> {
+        self.visit_ids_pg().await
+    }
+
+    async fn events_for_visit(&self, visit: &VisitId) -> Result<Vec<StoredEvent>, StoreError> {
+        self.events_for_visit_pg(visit).await
+    }
+
+    async fn visits_for_board(
+        &self,
+        school: &SchoolId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(Visit, VisitState)>, StoreError> {
+        self.visits_for_board_pg(school, from, to).await
+    }
+
+    async fn school_of_visit(&self, visit: &VisitId) -> Result<Option<SchoolId>, StoreError> {
+        self.school_of_visit_pg(visit).await
+    }
+
+    async fn visits_left_without_write_up(
+        &self,
+        school: &SchoolId,
+    ) -> Result<Vec<(VisitId, DateTime<Utc>)>, StoreError> {
+        self.visits_left_without_write_up_pg(school).await
+    }
+
+    async fn change_visit(
+        &self,
+        visit: &VisitId,
+        by: &StaffId,
+        change: VisitChange,
+        now: DateTime<Utc>,
+    ) -> Result<VisitVersion, StoreError> {
+        self.change_visit_pg(visit, by, change, now).await
+    }
+
+    async fn visit_versions(&self, visit: &VisitId) -> Result<Vec<VisitVersion>, StoreError> {
+        self.visit_versions_pg(visit).await
+    }
+
+    async fn held_in_range(
+        &self,
+        device: &DeviceId,
+        from: DeviceSeq,
+        through: DeviceSeq,
+    ) -> Result<Vec<HeldSeq>, StoreError> {
+        self.held_in_range_pg(device, from, through).await
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.is_empty_pg().await
+    }
 }
 
 impl Alarms for PgStore {
@@ -1197,6 +1363,16 @@ impl Alarms for PgStore {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Alarm, StoreError> {
+        self.acknowledge_alarm_audited(id, by, None, now).await
+    }
+
+    async fn acknowledge_alarm_audited(
+        &self,
+        id: i64,
+        by: &str,
+        audit: Option<&NewEntry>,
+        now: DateTime<Utc>,
+    ) -> Result<Alarm, StoreError> {
         let by = checked_name(by, "acknowledging")?;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -1220,6 +1396,9 @@ impl Alarms for PgStore {
         .await?;
         let detail = acknowledged_detail(by);
         log(&tx, (id, now), (step::ACKNOWLEDGED, None, &detail)).await?;
+        if let Some(entry) = audit {
+            audit::append_in(&tx, entry, now).await?;
+        }
         let alarm = alarm_in(&tx, id).await?;
         tx.commit().await?;
         Ok(alarm)
@@ -1234,8 +1413,46 @@ impl Alarms for PgStore {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<Closing, StoreError> {
-        self.close_alarm_pg(id, (by, by_name), (outcome, note), now)
+        self.close_alarm_pg(id, (by, by_name), (outcome, note), None, now)
             .await
+    }
+
+    async fn close_alarm_audited(
+        &self,
+        id: i64,
+        by: &StaffId,
+        by_name: &str,
+        outcome: lifecycle::AlarmOutcome,
+        note: &str,
+        audit: Option<&NewEntry>,
+        now: DateTime<Utc>,
+    ) -> Result<Closing, StoreError> {
+        self.close_alarm_pg(id, (by, by_name), (outcome, note), audit, now)
+            .await
+    }
+
+    async fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError> {
+        query_opt(
+            &self.client().await?,
+            "SELECT * FROM alarms WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(alarm_from)
+        .transpose()
+    }
+
+    async fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        query(
+            &self.client().await?,
+            "SELECT * FROM alarms WHERE closed_at IS NULL ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(alarm_from)
+        .collect()
     }
 
     async fn alarm_log(&self, visit: &VisitId) -> Result<Vec<AlarmLogEntry>, StoreError> {

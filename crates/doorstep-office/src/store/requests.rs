@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Address, Visit};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId, VisitId};
 
-use super::{on_the_engine, SqliteStore, StoreError};
+use super::{store_area, StoreError};
 use crate::requests::{Absence, Concern, RequestDetails};
 
 /// Visits requested at the office, and the attendance records that say which are due.
@@ -74,8 +74,8 @@ pub trait Requests: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<VisitId>, StoreError>> + Send;
 }
 
-impl Requests for SqliteStore {
-    on_the_engine! {
+store_area! {
+    impl Requests {
         fn add_requested_visit(&self, visit: &Visit, details: &RequestDetails) -> Result<(), StoreError>;
         fn request_details(&self, visit: &VisitId) -> Result<Option<RequestDetails>, StoreError>;
         fn set_authoriser_override(&self, visit: &VisitId, reason: &str) -> Result<(), StoreError>;

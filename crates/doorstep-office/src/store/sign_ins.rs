@@ -8,7 +8,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use doorstep_core::ids::StaffId;
 
-use super::{on_the_engine, SqliteStore, StoreError};
+use super::{store_area, StoreError};
 use crate::logins::{OfficeUser, Session};
 
 /// Who may sign in to the office's pages, and the sessions they hold.
@@ -59,8 +59,8 @@ pub trait SignIns: Send + Sync + 'static {
     fn end_session(&self, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-impl SignIns for SqliteStore {
-    on_the_engine! {
+store_area! {
+    impl SignIns {
         fn set_office_password(
             &self,
             staff: &StaffId,

@@ -10,7 +10,6 @@ pub(crate) mod notices;
 pub(crate) mod people;
 pub(crate) mod phones;
 pub(crate) mod reconcile;
-pub(crate) mod records;
 pub(crate) mod requests;
 pub(crate) mod sign_ins;
 pub(crate) mod sms;

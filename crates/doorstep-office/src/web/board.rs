@@ -582,7 +582,7 @@ async fn next_board_event(
 
 /// The signed-in person's school, and the school of each visit heard of so far.
 struct SchoolScope {
-    store: std::sync::Arc<crate::store::SqliteStore>,
+    store: crate::store::OfficeStore,
     school: SchoolId,
     schools: std::collections::HashMap<VisitId, Option<SchoolId>>,
 }

@@ -46,7 +46,7 @@ use doorstep_core::lifecycle::VisitState;
 use crate::logins::Session;
 use crate::state::AppState;
 pub use crate::state::WebSettings;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{OfficeStore, StoreError};
 
 /// Why a dashboard request was refused. Each becomes a page that says what to do next; internals go only to
 /// the log.
@@ -152,7 +152,7 @@ fn theirs_to_read<T>(result: Result<T, StoreError>) -> Result<Result<T, String>,
 pub(crate) async fn for_school<T: Send + 'static>(
     state: &AppState,
     session: &Session,
-    work: impl FnOnce(&SqliteStore, &SchoolId) -> Result<T, StoreError> + Send + 'static,
+    work: impl FnOnce(&OfficeStore, &SchoolId) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, WebError> {
     let store = state.store.clone();
     let school = session.user.school.id.clone();
@@ -163,7 +163,7 @@ pub(crate) async fn for_school<T: Send + 'static>(
 pub(crate) async fn checked_for_school<T: Send + 'static>(
     state: &AppState,
     session: &Session,
-    work: impl FnOnce(&SqliteStore, &SchoolId) -> Result<T, StoreError> + Send + 'static,
+    work: impl FnOnce(&OfficeStore, &SchoolId) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<Result<T, String>, WebError> {
     for_school(state, session, move |store, school| {
         theirs_to_read(work(store, school))
@@ -178,7 +178,7 @@ pub(crate) async fn school_visit<T: Send + 'static>(
     state: &AppState,
     session: &Session,
     id: VisitId,
-    load: impl FnOnce(&SqliteStore, Visit, VisitState) -> Result<T, StoreError> + Send + 'static,
+    load: impl FnOnce(&OfficeStore, Visit, VisitState) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, WebError> {
     let store = state.store.clone();
     let school = session.user.school.id.clone();

@@ -28,7 +28,7 @@ use crate::logins::Session;
 use crate::notices::Notice;
 use crate::reach;
 use crate::state::AppState;
-use crate::store::{SqliteStore, StoreError, StoredEvent};
+use crate::store::{OfficeStore, StoreError, StoredEvent};
 use crate::versions::VisitVersion;
 
 /// Everything the visit page shows.
@@ -61,7 +61,7 @@ impl Told {
 
 /// Who was told of each of a visit's alarms and notices.
 fn told_of_visit(
-    store: &SqliteStore,
+    store: &OfficeStore,
     visit: &Visit,
     alarms: &[Alarm],
     log: &[AlarmLogEntry],

@@ -656,14 +656,9 @@ async fn a_duress_alarm_is_committed_with_its_alert_and_reaches_the_board_once()
 
     // On disk, read through a connection of its own: committed, not merely held by the office.
     let duress_rows = || -> i64 {
-        rusqlite::Connection::open(office.store.path())
-            .unwrap()
-            .query_row(
-                "SELECT COUNT(*) FROM alarms WHERE visit_id = 'visit-ava' AND kind = 'duress'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap()
+        office.sql_count(
+            "SELECT COUNT(*) FROM alarms WHERE visit_id = 'visit-ava' AND kind = 'duress'",
+        )
     };
     assert_eq!(duress_rows(), 1, "the alarm was committed with the alert");
 
@@ -687,7 +682,7 @@ async fn a_duress_alarm_is_committed_with_its_alert_and_reaches_the_board_once()
 
     // The engine's own look at the visit finds the alarm already raised.
     let (_, announced) = doorstep_office::escalation::evaluate(
-        &*office.store,
+        &office.store,
         &visit("visit-ava"),
         chrono::Utc::now(),
     )

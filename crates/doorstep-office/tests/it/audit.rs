@@ -24,10 +24,6 @@ async fn office_with_entries(extra: usize) -> TestOffice {
     office
 }
 
-fn db(office: &TestOffice) -> rusqlite::Connection {
-    rusqlite::Connection::open(office.store.path()).unwrap()
-}
-
 #[tokio::test]
 async fn office_decisions_are_in_the_log_with_who_and_when_and_the_chain_holds() {
     let office = office_with_entries(0).await;
@@ -73,24 +69,24 @@ async fn office_decisions_are_in_the_log_with_who_and_when_and_the_chain_holds()
 #[tokio::test]
 async fn the_database_refuses_to_change_or_delete_an_entry() {
     let office = office_with_entries(2).await;
-    let conn = db(&office);
-    let update = conn.execute(
-        "UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 1",
-        [],
+    let update = office.try_sql("UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 1");
+    assert!(update.unwrap_err().contains("append-only"));
+    let delete = office.try_sql("DELETE FROM audit_log WHERE seq = 1");
+    let refused = delete.unwrap_err();
+    assert!(
+        refused.contains("never") && refused.contains("deleted"),
+        "{refused}"
     );
-    assert!(update.unwrap_err().to_string().contains("append-only"));
-    let delete = conn.execute("DELETE FROM audit_log WHERE seq = 1", []);
-    assert!(delete.unwrap_err().to_string().contains("never deleted"));
     assert!(office.store.verify_audit_log().unwrap().is_intact());
 }
 
-/// Someone with the database file drops the triggers and edits the log.
+/// Someone with the database drops the triggers and edits the log.
 fn tamper(office: &TestOffice, sql: &str) {
-    let conn = db(office);
-    conn.execute_batch(&format!(
-        "DROP TRIGGER audit_log_is_append_only; DROP TRIGGER audit_log_is_kept; {sql}"
-    ))
-    .unwrap();
+    let drop_triggers = match office.database_url {
+        Some(_) => "DROP TRIGGER audit_log_is_append_only ON audit_log",
+        None => "DROP TRIGGER audit_log_is_append_only; DROP TRIGGER audit_log_is_kept",
+    };
+    office.sql(&format!("{drop_triggers}; {sql}"));
 }
 
 #[tokio::test]
@@ -156,13 +152,18 @@ async fn verify_names_a_removed_entry() {
 async fn the_verify_audit_command_says_the_chain_holds_or_names_the_first_broken_entry() {
     let mut office = office_with_entries(3).await;
     office.stop();
-    let data_dir = office.store.path().parent().unwrap().to_owned();
+    // The command reads the same store: the SQLite file's folder, or the PostgreSQL database.
     let verify = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_doorstep-office"))
-            .args(["verify-audit", "--data-dir"])
-            .arg(&data_dir)
-            .output()
-            .expect("run the office binary")
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_doorstep-office"));
+        command.arg("verify-audit");
+        match &office.database_url {
+            Some(url) => command.env("DOORSTEP_DATABASE_URL", url),
+            None => command
+                .env_remove("DOORSTEP_DATABASE_URL")
+                .arg("--data-dir")
+                .arg(office.sqlite_file().parent().unwrap()),
+        };
+        command.output().expect("run the office binary")
     };
     let intact = verify();
     assert!(intact.status.success(), "{intact:?}");

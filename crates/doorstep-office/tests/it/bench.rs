@@ -31,7 +31,7 @@ use doorstep_office::notify::{
     Attempted, NewTarget, NotificationTarget, Notifier, Outgoing, Transport,
 };
 use doorstep_office::store::Device;
-use doorstep_office::{AppState, SqliteStore};
+use doorstep_office::{AppState, OfficeStore, SqliteStore};
 use tokio::sync::broadcast;
 
 /// When the demo is seeded: 10:00 on the tests' school day.
@@ -60,12 +60,22 @@ pub struct DemoStore {
 }
 
 impl DemoStore {
+    /// The store as the office's pages use it (records, reports).
+    pub fn office(&self) -> OfficeStore {
+        self.store.clone().into()
+    }
+
     /// The demo school on `preset`, seeded at [`seeded_at`].
     pub fn seeded(preset: Preset) -> DemoStore {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
-        let phones = demo::seed_with_policy(&store, "http://127.0.0.1:1", seeded_at(), preset)
-            .expect("seed the demo");
+        let phones = demo::seed_with_policy(
+            &store.clone().into(),
+            "http://127.0.0.1:1",
+            seeded_at(),
+            preset,
+        )
+        .expect("seed the demo");
         let device = |token: &str| {
             store
                 .authenticate(token, seeded_at())
@@ -362,7 +372,7 @@ impl Bench {
 
     /// The real router on this bench's store, clock and engine.
     fn router(&self) -> axum::Router {
-        let mut state = AppState::new(self.store.clone());
+        let mut state = AppState::new(self.store.clone().into());
         state.clock = self.clock.clone();
         state.escalation = Some(self.engine.clone());
         doorstep_office::router(state)

@@ -388,7 +388,7 @@ async fn the_board_updates_live_raises_an_overdue_without_a_reload_and_takes_an_
             .unwrap();
         office
             .store
-            .ingest(&device, events, Utc::now(), Utc::now())
+            .ingest_raising(&device, events, Utc::now(), Utc::now())
             .unwrap();
     };
     stored(&alex, &alex_events);

@@ -2,6 +2,7 @@
 //! inside a sync's commit, and so it is reused instead of growing.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -54,8 +55,8 @@ fn log_bytes(store: &SqliteStore) -> u64 {
 #[test]
 fn the_log_is_copied_back_between_writes_and_reused_not_grown() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path()).expect("open store");
-    demo::seed(&store, "http://127.0.0.1:1", Utc::now()).expect("seed");
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
+    demo::seed(&store.clone().into(), "http://127.0.0.1:1", Utc::now()).expect("seed");
 
     // Each burst is far fewer pages than the writer's own backstop, so only the checkpoint thread can
     // have copied them back and started the log again. Without it the log would hold the seed and all
@@ -86,8 +87,8 @@ fn the_log_is_copied_back_between_writes_and_reused_not_grown() {
 #[test]
 fn after_a_quiet_spell_the_next_write_finds_the_log_copied_and_started_again() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path()).expect("open store");
-    demo::seed(&store, "http://127.0.0.1:1", Utc::now()).expect("seed");
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
+    demo::seed(&store.clone().into(), "http://127.0.0.1:1", Utc::now()).expect("seed");
     // A few writes, far fewer than the commits that call for a checkpoint on their own.
     let before = store.log_restarts();
     add_staff(&store, 0, 20);
@@ -103,8 +104,8 @@ fn after_a_quiet_spell_the_next_write_finds_the_log_copied_and_started_again() {
 #[test]
 fn a_phone_seen_at_a_sync_is_still_shown_as_seen_after_the_office_restarts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path()).expect("open store");
-    demo::seed(&store, "http://127.0.0.1:1", Utc::now()).expect("seed");
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
+    demo::seed(&store.clone().into(), "http://127.0.0.1:1", Utc::now()).expect("seed");
     let school = "demo-primary".parse().expect("school id");
     let device = "phone-extra".parse().expect("device id");
     let token = "extra-token-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";

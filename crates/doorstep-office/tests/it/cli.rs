@@ -369,7 +369,9 @@ fn a_schools_time_zone_is_set_by_its_iana_name_and_a_wrong_one_changes_nothing()
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     // A demo office's database, then stopped.
-    let store = doorstep_office::SqliteStore::open(dir.path()).unwrap();
+    let store: doorstep_office::OfficeStore = doorstep_office::SqliteStore::open(dir.path())
+        .unwrap()
+        .into();
     doorstep_office::demo::seed_school(&store, chrono::Utc::now()).unwrap();
     drop(store);
     let school: doorstep_core::ids::SchoolId = "demo-primary".parse().unwrap();

@@ -114,15 +114,12 @@ async fn an_admin_issues_a_code_as_a_qr_code_and_text_and_a_phone_redeems_it_onc
     assert_eq!(again["error"], refusal::CODE_USED);
 
     // The office keeps only hashes of codes and tokens.
-    let conn = rusqlite::Connection::open(office.store.path()).unwrap();
-    let dump: String = conn
-        .query_row(
-            "SELECT group_concat(code_sha256) || (SELECT group_concat(token_sha256) FROM device_tokens)
-             FROM enrolment_codes",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let dump: String = office
+        .sql("SELECT code_sha256 FROM enrolment_codes UNION ALL SELECT token_sha256 FROM device_tokens")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
     assert!(!dump.contains(&parsed.code) && !dump.contains(&token));
 
     let (_, listed) = get(&office, &admin, "/admin/devices").await;

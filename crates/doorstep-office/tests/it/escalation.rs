@@ -11,7 +11,7 @@ use doorstep_core::schedule::AlarmLevel;
 use doorstep_core::test_support::{staff, visit};
 use doorstep_office::alarms::{Alarm, AlarmKind};
 use doorstep_office::demo;
-use doorstep_office::SqliteStore;
+use doorstep_office::{OfficeStore, SqliteStore};
 
 use crate::bench::{agreed, minutes_after_agreed, seeded_at, Bench};
 
@@ -311,7 +311,7 @@ async fn duress_goes_straight_to_the_authoriser_level_and_an_acknowledgement_sto
 #[tokio::test]
 async fn the_demo_visit_under_way_goes_overdue_three_minutes_into_the_demo_with_no_phone_running() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store: OfficeStore = SqliteStore::open(dir.path()).unwrap().into();
     demo::seed(&store, "http://127.0.0.1:1", seeded_at()).unwrap();
     let zac = demo::seed_visit_under_way(&store, seeded_at()).unwrap();
     let overdue_at = seeded_at() + TimeDelta::minutes(3);
@@ -339,7 +339,7 @@ async fn the_demo_visit_under_way_goes_overdue_three_minutes_into_the_demo_with_
 #[tokio::test]
 async fn the_demo_visit_nobody_set_off_for_raises_not_heard_from_two_minutes_into_the_demo() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store: OfficeStore = SqliteStore::open(dir.path()).unwrap().into();
     demo::seed(&store, "http://127.0.0.1:1", seeded_at()).unwrap();
     let isla = demo::seed_visit_nobody_set_off_for(&store, seeded_at()).unwrap();
     let due = seeded_at() - TimeDelta::minutes(8);

@@ -1,7 +1,10 @@
 //! `spawn_office()`: the real office on port 0 with a fresh demo database; the one way tests sign in to
 //! it (`office_with_sign_ins`, `signed_in`, `session_for`); and event builders for tests.
-
-use std::sync::Arc;
+//!
+//! The office runs on SQLite in a temporary folder, or, with `DOORSTEP_TEST_STORE=postgres`, on a fresh
+//! PostgreSQL database ([`crate::postgres::fresh_database`]): the same tests then run against the other
+//! store. A test that reads or alters the SQLite file itself asks for [`TestOffice::sqlite_file`], which
+//! refuses on PostgreSQL; `scripts/test` skips those there, by name.
 
 use chrono::{DateTime, Local, TimeDelta, Utc};
 use doorstep_core::domain::{Role, StaffMember};
@@ -10,13 +13,16 @@ use doorstep_core::lifecycle::VisitEvent;
 use doorstep_core::protocol::{SyncRequest, PROTOCOL_VERSION};
 use doorstep_core::test_support;
 use doorstep_office::demo::{self, DemoPhones, PhoneConfig};
-use doorstep_office::{NotifyConfig, OfficeSettings, SqliteStore, WebSettings};
+use doorstep_office::store::postgres::PgStore;
+use doorstep_office::{NotifyConfig, OfficeSettings, OfficeStore, SqliteStore, WebSettings};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub struct TestOffice {
     pub url: String,
-    pub store: Arc<SqliteStore>,
+    pub store: OfficeStore,
+    /// The PostgreSQL database's connection string, when the office runs on one.
+    pub database_url: Option<String>,
     pub phones: DemoPhones,
     pub http: reqwest::Client,
     pub _dir: TempDir,
@@ -104,7 +110,7 @@ pub async fn spawn_office_settings(
     seeded_at: DateTime<Utc>,
 ) -> TestOffice {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
+    let (store, database_url) = test_store(dir.path()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -122,6 +128,7 @@ pub async fn spawn_office_settings(
     TestOffice {
         url,
         store,
+        database_url,
         phones,
         http: reqwest::Client::new(),
         _dir: dir,
@@ -129,7 +136,59 @@ pub async fn spawn_office_settings(
     }
 }
 
+/// Whether the tests run the office on PostgreSQL (`DOORSTEP_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("DOORSTEP_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// A new, empty store for an office under test: SQLite in `dir`, or a fresh PostgreSQL database (with
+/// its connection string).
+pub async fn test_store(dir: &std::path::Path) -> (OfficeStore, Option<String>) {
+    if on_postgres() {
+        let url = crate::postgres::fresh_database().await;
+        let store = PgStore::connect(&url, 8).await.expect("connect").into();
+        (store, Some(url))
+    } else {
+        (SqliteStore::open(dir).expect("open store").into(), None)
+    }
+}
+
 impl TestOffice {
+    /// The office's SQLite file, for a test that reads or alters it directly; such a test runs on SQLite
+    /// only (`scripts/test` skips it on PostgreSQL, and this refuses there).
+    pub fn sqlite_file(&self) -> std::path::PathBuf {
+        self.store
+            .sqlite()
+            .expect("this test reads the SQLite file itself: it runs on SQLite only")
+            .path()
+            .to_owned()
+    }
+
+    /// Runs `sql` on the office's database behind the office's back, as a test looks at or changes what
+    /// is stored: SQL both stores speak, its values written in (no parameters). Returns each row's columns
+    /// as text (`None` for NULL).
+    pub fn sql(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        self.try_sql(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`Self::sql`], with the database's refusal as its words.
+    pub fn try_sql(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+        match &self.database_url {
+            Some(url) => postgres_sql(url, sql),
+            None => sqlite_sql(&self.sqlite_file(), sql),
+        }
+    }
+
+    /// The number a counting `sql` (`SELECT COUNT(*) ...`) answers.
+    pub fn sql_count(&self, sql: &str) -> i64 {
+        let rows = self.sql(sql);
+        rows.first()
+            .and_then(|row| row.first().cloned().flatten())
+            .unwrap_or_else(|| panic!("{sql} answered no number"))
+            .parse()
+            .expect("a count")
+    }
+
     /// Stops the server as a Ctrl-C would (the store stays readable).
     pub fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -155,20 +214,83 @@ impl TestOffice {
         (status, body)
     }
 
-    /// How many events the office's database holds, read straight from the SQLite file.
-    pub fn stored_event_count(&self) -> i64 {
-        let conn = rusqlite_count_conn(self.store.path());
-        conn.query_row(
-            "SELECT COUNT(*) FROM events WHERE device_id != 'office'",
-            [],
-            |row| row.get(0),
-        )
-        .expect("count")
+    /// How many events from phones the office's store holds (the office's own decisions not counted).
+    pub fn stored_event_count(&self) -> usize {
+        let mut count = 0;
+        for visit in self.store.visit_ids().expect("visit ids") {
+            let events = self.store.events_for_visit(&visit).expect("events");
+            count += events
+                .iter()
+                .filter(|e| e.envelope.device.as_str() != "office")
+                .count();
+        }
+        count
     }
 }
 
-fn rusqlite_count_conn(path: &std::path::Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(path).expect("open office database")
+type Rows = Vec<Vec<Option<String>>>;
+
+fn sqlite_sql(file: &std::path::Path, sql: &str) -> Result<Rows, String> {
+    let conn = rusqlite::Connection::open(file).expect("open the office's SQLite file");
+    if !sql.trim_start().to_uppercase().starts_with("SELECT") {
+        conn.execute_batch(sql).map_err(|e| e.to_string())?;
+        return Ok(Vec::new());
+    }
+    let mut statement = conn.prepare(sql).map_err(|e| e.to_string())?;
+    let columns = statement.column_count();
+    let mut rows = statement.query([]).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+        out.push(
+            (0..columns)
+                .map(|i| match row.get_ref(i).expect("a column") {
+                    rusqlite::types::ValueRef::Null => None,
+                    rusqlite::types::ValueRef::Integer(n) => Some(n.to_string()),
+                    rusqlite::types::ValueRef::Real(x) => Some(x.to_string()),
+                    rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into()),
+                    rusqlite::types::ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into()),
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+/// `sql` on PostgreSQL, from a thread of its own (a test may call it from the runtime's own thread).
+fn postgres_sql(url: &str, sql: &str) -> Result<Rows, String> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test database");
+            let connection = tokio::spawn(connection);
+            let answered = client.simple_query(&sql).await;
+            drop(client);
+            let _ = connection.await;
+            let messages = answered.map_err(|e| match e.as_db_error() {
+                Some(refusal) => refusal.message().to_owned(),
+                None => e.to_string(),
+            })?;
+            Ok(messages
+                .iter()
+                .filter_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).map(str::to_owned))
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect())
+        })
+    })
+    .join()
+    .expect("the query's thread")
 }
 
 pub use doorstep_core::test_support::{staff, visit};

@@ -133,7 +133,7 @@ fn an_office_database_from_the_user_version_runner_opens_at_any_version_and_ends
 fn a_demo_office_from_before_refinery_keeps_its_visits_and_its_phones_keep_working() {
     // The demo school as a current office makes it, to copy from.
     let made = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(made.path()).unwrap();
+    let store: doorstep_office::OfficeStore = SqliteStore::open(made.path()).unwrap().into();
     demo::seed(&store, "http://127.0.0.1:1", chrono::Utc::now()).unwrap();
     let visits = store.visit_ids().unwrap();
     assert!(!visits.is_empty());

@@ -352,20 +352,19 @@ fn weekdays_up_to_today(count: usize) -> Vec<chrono::NaiveDate> {
 async fn absence_visit_days_decide_who_the_attendance_page_lists() {
     let office = crate::requests::office().await;
     {
-        let conn = rusqlite::Connection::open(office.store.path()).unwrap();
         // Ava: two school days unexplained, no contact. Leo: one day, and his family were reached.
         for date in weekdays_up_to_today(2) {
-            conn.execute(
-                "INSERT INTO absences (pupil_id, date, reason_code, contact_made) VALUES ('pupil-ava', ?1, 'N', 0)",
-                [date.format("%Y-%m-%d").to_string()],
-            )
-            .unwrap();
+            office.sql(&format!(
+                "INSERT INTO absences (pupil_id, date, reason_code, contact_made)
+                 VALUES ('pupil-ava', '{}', 'N', FALSE)",
+                date.format("%Y-%m-%d")
+            ));
         }
-        conn.execute(
-            "INSERT INTO absences (pupil_id, date, reason_code, contact_made) VALUES ('pupil-leo', ?1, 'N', 1)",
-            [weekdays_up_to_today(1)[0].format("%Y-%m-%d").to_string()],
-        )
-        .unwrap();
+        office.sql(&format!(
+            "INSERT INTO absences (pupil_id, date, reason_code, contact_made)
+             VALUES ('pupil-leo', '{}', 'N', TRUE)",
+            weekdays_up_to_today(1)[0].format("%Y-%m-%d")
+        ));
     }
     let (olu, csrf) = signed_in(&office, "office").await;
     let listed = |page: &str, pupil: &str| page.contains(&format!("id=\"due-{pupil}\""));

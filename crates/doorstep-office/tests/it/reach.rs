@@ -187,7 +187,7 @@ async fn with_no_targets_the_board_and_admin_pages_say_so_and_no_alarm_claims_an
     );
     assert!(!page.contains("was told at") && !page.contains("emailed the"));
     let record = sim
-        .store
+        .office()
         .visit_record(&visit("visit-ava"))
         .unwrap()
         .unwrap();
@@ -282,7 +282,7 @@ async fn the_board_the_visit_page_the_timeline_and_the_records_say_only_what_the
         .contains("Overdue alarm (check-in): delivery failed: email to head@oakfield.example"));
 
     let report = sim
-        .store
+        .office()
         .monthly_report(&demo_school(), 2026, 11)
         .unwrap()
         .to_text();
@@ -300,7 +300,7 @@ async fn the_board_the_visit_page_the_timeline_and_the_records_say_only_what_the
     settle().await;
     assert_eq!(addresses(&handed_off(&mut sent)), [HEAD]);
     let record = sim
-        .store
+        .office()
         .visit_record(&visit("visit-ava"))
         .unwrap()
         .unwrap();
@@ -754,7 +754,7 @@ async fn a_concern_an_incident_and_a_felt_unsafe_note_go_at_once_to_the_policys_
     }
     // The record says where it went, never "passed to the DSL" unless it was.
     let record = sim
-        .store
+        .office()
         .visit_record(&visit("visit-ava"))
         .unwrap()
         .unwrap();
@@ -771,7 +771,7 @@ async fn a_concern_an_incident_and_a_felt_unsafe_note_go_at_once_to_the_policys_
         "under the banner, the concern and the incident: {text}"
     );
     let report = sim
-        .store
+        .office()
         .monthly_report(&demo_school(), 2026, 11)
         .unwrap()
         .to_text();
@@ -812,7 +812,7 @@ async fn a_concern_nobody_could_be_sent_goes_to_a_contact_added_later_and_the_re
     );
     settle().await;
     let record = sim
-        .store
+        .office()
         .visit_record(&visit("visit-ava"))
         .unwrap()
         .unwrap();
@@ -840,7 +840,7 @@ async fn a_concern_nobody_could_be_sent_goes_to_a_contact_added_later_and_the_re
         "sent as soon as there is somewhere to send it"
     );
     let record = sim
-        .store
+        .office()
         .visit_record(&visit("visit-ava"))
         .unwrap()
         .unwrap();
@@ -1027,7 +1027,9 @@ async fn an_admin_adds_and_removes_targets_and_a_bad_one_is_refused_with_nothing
 fn the_command_line_adds_a_further_contact_and_a_safeguarding_contact() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = doorstep_office::SqliteStore::open(dir.path()).unwrap();
+        let store: doorstep_office::OfficeStore = doorstep_office::SqliteStore::open(dir.path())
+            .unwrap()
+            .into();
         doorstep_office::demo::seed(&store, "http://127.0.0.1:1", Utc::now()).unwrap();
     }
     let office = env!("CARGO_BIN_EXE_doorstep-office");

@@ -126,7 +126,7 @@ impl Office {
     }
 
     fn record(&self, visit_id: &str) -> VisitRecord {
-        self.store
+        self.office()
             .visit_record(&visit(visit_id))
             .unwrap()
             .expect("a stored visit")
@@ -196,7 +196,7 @@ fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them()
     );
 
     let timeline = office
-        .store
+        .office()
         .timeline(&visit("visit-ava"))
         .unwrap()
         .expect("visit-ava exists");
@@ -280,7 +280,7 @@ fn the_timeline_merges_events_and_alarm_steps_in_the_order_the_office_saw_them()
         "10:36:00 GMT (phone clock 2026-11-23 10:24:00 GMT)  [phone phone-alex]  Alex Morgan checked in"
     ));
     assert!(office
-        .store
+        .office()
         .timeline(&visit("visit-nobody"))
         .unwrap()
         .is_none());
@@ -952,7 +952,7 @@ fn the_monthly_report_counts_visits_check_ins_alarms_waits_and_false_alarms() {
     office.acknowledge(&october, last_of_october + TimeDelta::minutes(115));
 
     let school: SchoolId = "demo-primary".parse().unwrap();
-    let report = office.store.monthly_report(&school, 2026, 11).unwrap();
+    let report = office.office().monthly_report(&school, 2026, 11).unwrap();
     let v = &report.visits;
     assert_eq!(
         (v.total, v.completed, v.cancelled, v.not_completed),
@@ -1011,19 +1011,19 @@ fn the_monthly_report_counts_visits_check_ins_alarms_waits_and_false_alarms() {
     }
     assert!(text.contains(FALSE_ALARM_DEFINITION));
 
-    let october = office.store.monthly_report(&school, 2026, 10).unwrap();
+    let october = office.office().monthly_report(&school, 2026, 10).unwrap();
     assert_eq!(october.visits.total, 1);
     assert_eq!(october.acknowledgement.worst_seconds, Some(100 * 60));
-    let december = office.store.monthly_report(&school, 2026, 12).unwrap();
+    let december = office.office().monthly_report(&school, 2026, 12).unwrap();
     assert_eq!(december.visits.cancelled, 1);
     assert_eq!(december.acknowledgement.median_seconds, None);
     assert!(december
         .to_text()
         .contains("Time from alarm to acknowledgement: none acknowledged"));
 
-    assert!(office.store.monthly_report(&school, 2026, 13).is_err());
+    assert!(office.office().monthly_report(&school, 2026, 13).is_err());
     let nowhere: SchoolId = "no-such-school".parse().unwrap();
-    assert!(office.store.monthly_report(&nowhere, 2026, 11).is_err());
+    assert!(office.office().monthly_report(&nowhere, 2026, 11).is_err());
 }
 
 /// How an alarm ended, for the false-alarm table.
@@ -1107,7 +1107,7 @@ fn false_alarms_follow_the_written_definition() {
             }
         }
         let school: SchoolId = "demo-primary".parse().unwrap();
-        let report = office.store.monthly_report(&school, 2026, 11).unwrap();
+        let report = office.office().monthly_report(&school, 2026, 11).unwrap();
         assert_eq!(
             report.false_alarms,
             u32::from(expected),

@@ -19,9 +19,7 @@ pub(crate) async fn office() -> TestOffice {
 }
 
 pub(crate) fn visit_count(office: &TestOffice) -> i64 {
-    let conn = rusqlite::Connection::open(office.store.path()).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM visits", [], |row| row.get(0))
-        .unwrap()
+    office.sql_count("SELECT COUNT(*) FROM visits")
 }
 
 /// The next weekday after today, at `hour:minute` local time, as a datetime-local value.
@@ -414,14 +412,13 @@ async fn the_attendance_view_lists_three_days_unexplained_and_not_when_contact_w
     }
     {
         // The absences table is filled by the admin pages' import; here rows go in directly.
-        let conn = rusqlite::Connection::open(office.store.path()).unwrap();
         for date in weekdays_up_to_today(3) {
-            for (pupil, contact) in [("pupil-ava", 0), ("pupil-leo", 1)] {
-                conn.execute(
-                    "INSERT INTO absences (pupil_id, date, reason_code, contact_made) VALUES (?1, ?2, 'N', ?3)",
-                    rusqlite::params![pupil, date.format("%Y-%m-%d").to_string(), contact],
-                )
-                .unwrap();
+            for (pupil, contact) in [("pupil-ava", "FALSE"), ("pupil-leo", "TRUE")] {
+                office.sql(&format!(
+                    "INSERT INTO absences (pupil_id, date, reason_code, contact_made)
+                     VALUES ('{pupil}', '{}', 'N', {contact})",
+                    date.format("%Y-%m-%d")
+                ));
             }
         }
     }
@@ -607,14 +604,9 @@ async fn an_evening_visit_the_policy_advises_against_needs_the_authorisers_reaso
     let office = office().await;
     // The academy's policy: the safeguarding lead authorises and evening visits are advised against.
     {
-        let conn = rusqlite::Connection::open(office.store.path()).unwrap();
         let policy = doorstep_core::policy::Preset::AcademySafeguardingLead.policy();
-        conn.execute(
-            "UPDATE schools SET policy = ?1",
-            [serde_json::to_string(&policy).unwrap()],
-        )
-        .unwrap();
         let school = "demo-primary".parse().unwrap();
+        office.store.set_policy(&school, &policy).unwrap();
         let mut head = office
             .store
             .school_staff(&school)
@@ -623,11 +615,7 @@ async fn an_evening_visit_the_policy_advises_against_needs_the_authorisers_reaso
             .find(|m| m.id == staff("head"))
             .unwrap();
         head.roles.push(Role::SafeguardingLead);
-        conn.execute(
-            "UPDATE staff SET body = ?1 WHERE id = 'head'",
-            [serde_json::to_string(&head).unwrap()],
-        )
-        .unwrap();
+        office.store.save_staff(&school, &head).unwrap();
     }
     let (client, csrf) = signed_in(&office, "office").await;
     let evening = with(

@@ -45,7 +45,6 @@ fn allowed(access: Access, who: &str) -> bool {
 /// Row counts of the tables a dashboard request could change. (Not the alarm log: the escalation engine
 /// writes to it on its own, by the clock; the alarm itself is checked instead.)
 fn snapshot(office: &TestOffice) -> Vec<i64> {
-    let conn = rusqlite::Connection::open(office.store.path()).expect("open office database");
     [
         "visits",
         "events",
@@ -62,12 +61,7 @@ fn snapshot(office: &TestOffice) -> Vec<i64> {
         "device_log",
     ]
     .iter()
-    .map(|table| {
-        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .expect("count")
-    })
+    .map(|table| office.sql_count(&format!("SELECT COUNT(*) FROM {table}")))
     .collect()
 }
 

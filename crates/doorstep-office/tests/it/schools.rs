@@ -79,11 +79,7 @@ async fn a_second_school_sees_and_changes_nothing_of_the_first_on_any_route() {
         .expect("a new alarm");
     let (cookie, csrf) = office.session_for("bea");
     let client = Client::builder().redirect(Policy::none()).build().unwrap();
-    let count = |table: &str| -> i64 {
-        let conn = rusqlite::Connection::open(office.store.path()).unwrap();
-        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap()
-    };
+    let count = |table: &str| -> i64 { office.sql_count(&format!("SELECT COUNT(*) FROM {table}")) };
     let before: Vec<i64> = [
         "visits",
         "events",

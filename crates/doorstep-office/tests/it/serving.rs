@@ -428,7 +428,7 @@ async fn the_offices_files_are_readable_only_by_its_own_user() {
     let office = spawn_office().await;
     // A sync writes through the write-ahead log, so all three files exist.
     a_phones_sync_takes(&office).await;
-    let database = office.store.path().to_owned();
+    let database = office.sqlite_file().to_owned();
     let folder = database.parent().expect("the data folder").to_owned();
     let mode = |path: &std::path::Path| {
         std::fs::metadata(path)

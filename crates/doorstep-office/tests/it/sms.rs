@@ -71,12 +71,7 @@ async fn post_text(office: &TestOffice, text: &str) -> (u16, Value) {
 
 /// How many times the office holds event `id`, read from its database file.
 fn copies(office: &TestOffice, id: &str) -> i64 {
-    rusqlite::Connection::open(office.store.path())
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM events WHERE id = ?1", [id], |row| {
-            row.get(0)
-        })
-        .unwrap()
+    office.sql_count(&format!("SELECT COUNT(*) FROM events WHERE id = '{id}'"))
 }
 
 fn outcomes(office: &TestOffice) -> Vec<String> {

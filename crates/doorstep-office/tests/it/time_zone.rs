@@ -60,7 +60,7 @@ async fn a_school_in_auckland_reads_the_board_its_alarm_emails_and_its_record_on
     assert!(!email.contains("UTC"), "{email}");
 
     let record = sim
-        .store
+        .office()
         .visit_record(&visit("visit-ava"))
         .unwrap()
         .unwrap();

@@ -384,7 +384,7 @@ async fn duress_heard_raises_one_duress_alarm_for_the_authoriser_and_the_runbook
 
     // No phone can say this danger is over: the engine must not take the silence of phones as contact.
     let later = Utc::now() + TimeDelta::minutes(11);
-    doorstep_office::escalation::evaluate(&*office.store, &visit("visit-ava"), later)
+    doorstep_office::escalation::evaluate(&office.store, &visit("visit-ava"), later)
         .await
         .unwrap();
     let alarm = alarm_now(&office, alarm.id);
@@ -568,24 +568,17 @@ async fn the_session_cookie_is_http_only_same_site_strict_and_secure_by_default(
         .split(';')
         .next()
         .unwrap();
-    let stored: Vec<String> = rusqlite::Connection::open(office.store.path())
-        .unwrap()
-        .prepare("SELECT token_sha256 FROM sessions")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let stored: Vec<String> = office
+        .sql("SELECT token_sha256 FROM sessions")
+        .into_iter()
+        .filter_map(|row| row[0].clone())
+        .collect();
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0], token, "only a hash of the token is stored");
-    let hash: String = rusqlite::Connection::open(office.store.path())
-        .unwrap()
-        .query_row(
-            "SELECT password_hash FROM office_logins WHERE staff_id = 'office'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let hash = office.sql("SELECT password_hash FROM office_logins WHERE staff_id = 'office'")[0]
+        [0]
+    .clone()
+    .expect("a hash");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 }
 

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use doorstep_core::ids::VisitId;
+use doorstep_core::ids::{SchoolId, VisitId};
 use tokio_postgres::Row;
 
 use super::{execute, query, query_opt, PgStore};
@@ -84,6 +84,24 @@ impl AuditTrail for PgStore {
             &self.client().await?,
             &format!("SELECT {COLUMNS} FROM audit_log WHERE visit_id = $1 ORDER BY seq"),
             &[&visit.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|row| audit::entry_of(stored_row(row)?))
+        .collect()
+    }
+
+    async fn audit_entries(
+        &self,
+        school: &SchoolId,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        query(
+            &self.client().await?,
+            &format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE school_id = $1 ORDER BY seq DESC LIMIT $2"
+            ),
+            &[&school.as_str(), &i64::try_from(limit).unwrap_or(i64::MAX)],
         )
         .await?
         .iter()

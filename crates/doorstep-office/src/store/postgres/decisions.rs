@@ -92,25 +92,28 @@ pub(super) async fn add_version(
     tx: &impl GenericClient,
     visit: &VisitId,
     by_at: Option<(&StaffId, DateTime<Utc>)>,
-    change: Change,
+    (change, reason): (Change, &str),
     event: Option<EventId>,
-) -> Result<(), StoreError> {
-    execute(
+) -> Result<u32, StoreError> {
+    let row = query_one(
         tx,
         "INSERT INTO visit_versions (visit_id, version, at, by, change, reason, body, event_id)
              SELECT id, (SELECT COALESCE(MAX(version), 0) + 1 FROM visit_versions WHERE visit_id = $1),
-                    $2, $3, $4, '', body, $5
-             FROM visits WHERE id = $1",
+                    $2, $3, $4, $5, body, $6
+             FROM visits WHERE id = $1
+         RETURNING version",
         &[
             &visit.as_str(),
             &by_at.map(|(_, at)| at.to_rfc3339()),
             &by_at.map(|(by, _)| by.as_str()),
             &change.name(),
+            &reason,
             &event.map(|id| id.to_string()),
         ],
     )
     .await?;
-    Ok(())
+    let version: i32 = row.try_get("version")?;
+    u32::try_from(version).map_err(|_| StoreError::Corrupt(format!("version {version} of {visit}")))
 }
 
 impl PgStore {
@@ -126,7 +129,7 @@ impl PgStore {
         let envelope = record_office_event_in(&tx, visit, command, now).await?;
         if let Some(change) = Change::for_event(&envelope.event) {
             let by_at = Some((envelope.event.actor(), now));
-            add_version(&tx, visit, by_at, change, Some(envelope.id)).await?;
+            add_version(&tx, visit, by_at, (change, ""), Some(envelope.id)).await?;
         }
         tx.commit().await?;
         Ok(envelope)
@@ -137,6 +140,7 @@ impl PgStore {
         id: i64,
         (by, by_name): (&StaffId, &str),
         (outcome, note): (AlarmOutcome, &str),
+        audit: Option<&NewEntry>,
         now: DateTime<Utc>,
     ) -> Result<Closing, StoreError> {
         let (by_name, note) = checked_closing(by_name, note)?;
@@ -213,6 +217,9 @@ impl PgStore {
             let detail = closed_detail(by_name, outcome, stand_down.is_some());
             log(&tx, (alarm.id, now), (step::CLOSED, None, &detail)).await?;
             closed.push(alarm_in(&tx, alarm.id).await?);
+        }
+        if let Some(entry) = audit {
+            append_in(&tx, entry, now).await?;
         }
         tx.commit().await?;
         Ok(Closing {

@@ -502,6 +502,109 @@ impl Deliveries for PgStore {
         Ok(())
     }
 
+    async fn deliveries_for_notice(&self, notice: i64) -> Result<Vec<Delivery>, StoreError> {
+        query(
+            &self.client().await?,
+            "SELECT * FROM deliveries WHERE notice_id = $1 ORDER BY position",
+            &[&notice],
+        )
+        .await?
+        .iter()
+        .map(delivery_from)
+        .collect()
+    }
+
+    async fn notices_for_visit(&self, visit: &VisitId) -> Result<Vec<Notice>, StoreError> {
+        query(
+            &self.client().await?,
+            "SELECT * FROM notices WHERE visit_id = $1 ORDER BY id",
+            &[&visit.as_str()],
+        )
+        .await?
+        .iter()
+        .map(notice_from)
+        .collect()
+    }
+
+    async fn notices_since(
+        &self,
+        school: &SchoolId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Notice>, StoreError> {
+        query(
+            &self.client().await?,
+            "SELECT n.* FROM notices n JOIN visits v ON v.id = n.visit_id
+                 WHERE v.school_id = $1 AND (n.raised_at COLLATE \"C\") >= $2
+                 ORDER BY n.raised_at COLLATE \"C\" DESC, n.id DESC",
+            &[&school.as_str(), &since.to_rfc3339()],
+        )
+        .await?
+        .iter()
+        .map(notice_from)
+        .collect()
+    }
+
+    async fn notification_targets(&self) -> Result<Vec<NotificationTarget>, StoreError> {
+        query(
+            &self.client().await?,
+            "SELECT * FROM notification_targets ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(target_from)
+        .collect()
+    }
+
+    async fn school_notification_targets(
+        &self,
+        school: &SchoolId,
+    ) -> Result<Vec<NotificationTarget>, StoreError> {
+        query(
+            &self.client().await?,
+            "SELECT * FROM notification_targets WHERE school_id = $1 ORDER BY id",
+            &[&school.as_str()],
+        )
+        .await?
+        .iter()
+        .map(target_from)
+        .collect()
+    }
+
+    async fn remove_notification_target(
+        &self,
+        school: &SchoolId,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<NotificationTarget, StoreError> {
+        query_opt(
+            &self.client().await?,
+            "UPDATE notification_targets SET removed_at = $3, removed_by = $4
+                 WHERE id = $1 AND school_id = $2 AND removed_at IS NULL RETURNING *",
+            &[&id, &school.as_str(), &stamp(now), &by],
+        )
+        .await?
+        .as_ref()
+        .map(target_from)
+        .transpose()?
+        .ok_or_else(|| {
+            StoreError::Invalid(format!("there is no notification target {id} to remove"))
+        })
+    }
+
+    async fn live_school_target_count(&self, school: &SchoolId) -> Result<usize, StoreError> {
+        let count: i64 = query_one(
+            &self.client().await?,
+            "SELECT COUNT(*) AS live FROM notification_targets
+                 WHERE school_id = $1 AND visit_id IS NULL AND removed_at IS NULL",
+            &[&school.as_str()],
+        )
+        .await?
+        .try_get("live")?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
     async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = query_one(
             &self.client().await?,

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
-use doorstep_core::domain::{Pupil, StaffMember};
+use doorstep_core::domain::{Pupil, School, SchoolTimeZone, StaffMember};
 use doorstep_core::ids::{PupilId, SchoolId, StaffId};
 use doorstep_core::policy::Policy;
 use tokio_postgres::Row;
@@ -151,6 +151,44 @@ fn rows_of<T>(
     })
 }
 
+/// Replaces the school's policy, after [`checked_policy`]; an unknown school is refused.
+async fn store_policy(
+    client: &impl GenericClient,
+    school: &SchoolId,
+    policy: &Policy,
+) -> Result<(), StoreError> {
+    checked_policy(policy)?;
+    let changed = execute(
+        client,
+        "UPDATE schools SET policy = $2 WHERE id = $1",
+        &[&school.as_str(), &serde_json::to_string(policy)?],
+    )
+    .await?;
+    known_school(changed, school)
+}
+
+/// Moves the school to another time zone; an unknown school is refused.
+async fn store_time_zone(
+    client: &impl GenericClient,
+    school: &SchoolId,
+    zone: SchoolTimeZone,
+) -> Result<(), StoreError> {
+    let changed = execute(
+        client,
+        "UPDATE schools SET time_zone = $2 WHERE id = $1",
+        &[&school.as_str(), &zone.name()],
+    )
+    .await?;
+    known_school(changed, school)
+}
+
+fn known_school(changed: u64, school: &SchoolId) -> Result<(), StoreError> {
+    if changed == 0 {
+        return Err(StoreError::Invalid(format!("unknown school {school}")));
+    }
+    Ok(())
+}
+
 impl People for PgStore {
     async fn import_csv(
         &self,
@@ -285,6 +323,33 @@ impl People for PgStore {
         school_policy(&self.client().await?, school).await
     }
 
+    async fn school(&self, school: &SchoolId) -> Result<School, StoreError> {
+        let row = query_opt(
+            &self.client().await?,
+            "SELECT id, name, office_phone, policy, time_zone FROM schools WHERE id = $1",
+            &[&school.as_str()],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown school {school}")))?;
+        Ok(school_from(&row)?.0)
+    }
+
+    async fn set_policy(&self, school: &SchoolId, policy: &Policy) -> Result<(), StoreError> {
+        store_policy(&self.client().await?, school, policy).await
+    }
+
+    async fn set_school_time_zone(
+        &self,
+        school: &SchoolId,
+        zone: SchoolTimeZone,
+    ) -> Result<(), StoreError> {
+        store_time_zone(&self.client().await?, school, zone).await
+    }
+
+    async fn school_of_staff(&self, staff: &StaffId) -> Result<Option<SchoolId>, StoreError> {
+        school_of(&self.client().await?, Person::Staff(staff)).await
+    }
+
     async fn change_settings(
         &self,
         school: &SchoolId,
@@ -303,23 +368,8 @@ impl People for PgStore {
         .ok_or_else(|| StoreError::Invalid(format!("unknown school {school}")))?;
         let (before, before_policy) = school_from(&row)?;
         match change {
-            SettingsChange::Policy { policy, .. } => {
-                checked_policy(policy)?;
-                execute(
-                    &tx,
-                    "UPDATE schools SET policy = $2 WHERE id = $1",
-                    &[&school.as_str(), &serde_json::to_string(policy)?],
-                )
-                .await?;
-            }
-            SettingsChange::TimeZone(zone) => {
-                execute(
-                    &tx,
-                    "UPDATE schools SET time_zone = $2 WHERE id = $1",
-                    &[&school.as_str(), &zone.name()],
-                )
-                .await?;
-            }
+            SettingsChange::Policy { policy, .. } => store_policy(&tx, school, policy).await?,
+            SettingsChange::TimeZone(zone) => store_time_zone(&tx, school, zone).await?,
         }
         let entry = change.audit_entry(school, by, &before.time_zone, &before_policy);
         append_in(&tx, &entry, now).await?;

@@ -17,8 +17,9 @@ use crate::devices::{
     DeviceLogEntry, DeviceRow, Enrolled, Entry, IssuedCode, PendingCode, RedeemError, TokenCheck,
     TokenRow, Verdict, CREDENTIAL_DAYS, MAX_OFFERED, OFFICE_ACTOR, REVOKED_DETAIL,
 };
+use crate::sms::{device_keys, DeviceKeys, SmsOutcome, SmsRecord};
 use crate::store::phones::{school_devices_sql, token_row_sql, Phones};
-use crate::store::{parse_id, token_hash, Device, StoreError};
+use crate::store::{parse_id, stored_time, token_hash, Device, StoreError};
 
 /// Appends an entry to the device log, and to the audit log what [`Entry::audited`] says, inside the
 /// caller's transaction.
@@ -241,6 +242,83 @@ async fn redeem_in(
 }
 
 impl Phones for PgStore {
+    async fn device_for_texts(
+        &self,
+        device: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DeviceKeys>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = query_opt(
+            &client,
+            "SELECT d.staff_id, s.school_id FROM devices d
+                 JOIN staff s ON s.id = d.staff_id WHERE d.id = $1 AND d.revoked_at IS NULL",
+            &[&device.as_str()],
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        let (staff, school) = (text(&row, "staff_id")?, text(&row, "school_id")?);
+        let tokens = query(
+            &client,
+            "SELECT token_sha256, issued_at FROM device_tokens
+                 WHERE device_id = $1 AND (expires_at COLLATE \"C\") > $2
+                 ORDER BY issued_at COLLATE \"C\" DESC",
+            &[&device.as_str(), &now.to_rfc3339()],
+        )
+        .await?
+        .iter()
+        .map(columns)
+        .collect::<Result<Vec<(String, String)>, _>>()?;
+        device_keys(device, (&staff, &school), tokens)
+    }
+
+    async fn record_sms(
+        &self,
+        now: DateTime<Utc>,
+        from: &str,
+        text: &str,
+        outcome: SmsOutcome,
+        detail: &str,
+        ids: Option<(DeviceId, String)>,
+    ) -> Result<(), StoreError> {
+        let (device, event) = match ids {
+            Some((device, event)) => (Some(device.to_string()), Some(event)),
+            None => (None, None),
+        };
+        execute(
+            &self.client().await?,
+            "INSERT INTO sms_messages (received_at, from_number, body, outcome, detail, device_id, event_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&now.to_rfc3339(), &from, &text, &outcome.as_str(), &detail, &device, &event],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn sms_messages(&self) -> Result<Vec<SmsRecord>, StoreError> {
+        query(
+            &self.client().await?,
+            "SELECT received_at, from_number, body, outcome, detail, device_id, event_id
+                 FROM sms_messages ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SmsRecord {
+                received_at: stored_time(&text(row, "received_at")?)?,
+                from: text(row, "from_number")?,
+                text: text(row, "body")?,
+                outcome: text(row, "outcome")?,
+                detail: text(row, "detail")?,
+                device: row.try_get("device_id")?,
+                event_id: row.try_get("event_id")?,
+            })
+        })
+        .collect()
+    }
+
     async fn issue_enrolment_code(
         &self,
         school: &SchoolId,

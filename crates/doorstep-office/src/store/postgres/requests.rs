@@ -213,8 +213,9 @@ impl Requests for PgStore {
     ) -> Result<Vec<VisitId>, StoreError> {
         query(
             &self.client().await?,
-            "SELECT id FROM visits WHERE school_id = $1 AND agreed_time >= $2 AND agreed_time < $3
-             ORDER BY agreed_time, id",
+            "SELECT id FROM visits WHERE school_id = $1
+                 AND (agreed_time COLLATE \"C\") >= $2 AND (agreed_time COLLATE \"C\") < $3
+             ORDER BY agreed_time COLLATE \"C\", id",
             &[&school.as_str(), &from.to_rfc3339(), &to.to_rfc3339()],
         )
         .await?

@@ -1,6 +1,6 @@
 //! Office sign-ins on PostgreSQL ([`SignIns`]): the same rows as the SQLite store's, hashed, verified and
-//! timed out by the same functions ([`crate::logins`]). Argon2 runs off the async threads
-//! ([`engine_work`]), as on SQLite.
+//! timed out by the same functions ([`crate::logins`]). Argon2 runs on a blocking thread
+//! ([`argon2_work`]), holding neither an async thread nor a pooled connection.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -15,7 +15,17 @@ use crate::logins::{
 };
 use crate::store::audit_trail::AuditTrail;
 use crate::store::sign_ins::SignIns;
-use crate::store::{engine_work, parse_id, token_hash, StoreError};
+use crate::store::{parse_id, token_hash, StoreError};
+
+/// Runs argon2's deliberately slow hash on a blocking thread of the runtime the caller is on (the
+/// office's, or the store's own when a request's blocking work waits on it).
+async fn argon2_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Pool(format!("the password check stopped: {e}")))
+}
 
 /// A member of staff and their school's id, if they exist.
 async fn staff_and_school(
@@ -72,7 +82,8 @@ impl SignIns for PgStore {
         password: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let hash = engine_work(|| hash_password(password))?;
+        let password = password.to_owned();
+        let hash = argon2_work(move || hash_password(&password)).await??;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if staff_and_school(&tx, staff).await?.is_none() {
@@ -116,7 +127,8 @@ impl SignIns for PgStore {
             None => None,
         };
         // Verified holding no connection: argon2 takes a while, and the pool serves the phones too.
-        let matches = engine_work(|| password_matches(stored.as_deref(), password));
+        let (hash, password) = (stored.clone(), password.to_owned());
+        let matches = argon2_work(move || password_matches(hash.as_deref(), &password)).await?;
         match (staff, stored, matches) {
             (Some(staff), Some(_), true) => office_user(&self.client().await?, &staff).await,
             _ => Ok(None),

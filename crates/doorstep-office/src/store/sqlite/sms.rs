@@ -6,7 +6,7 @@ use doorstep_core::ids::DeviceId;
 use rusqlite::{params, OptionalExtension};
 
 use crate::sms::*;
-use crate::store::{parse_id, stored_time, CachedSql, Device, SqliteStore, StoreError};
+use crate::store::{stored_time, tuples, CachedSql, SqliteStore, StoreError};
 
 impl SqliteStore {
     /// The enrolled, unrevoked device `device` and the SHA-256 of each token it may hold now (its current
@@ -29,37 +29,13 @@ impl SqliteStore {
         let Some((staff, school)) = row else {
             return Ok(None);
         };
-        let mut stmt = conn.prepare_cached(
+        let tokens: Vec<(String, String)> = tuples(
+            &conn,
             "SELECT token_sha256, issued_at FROM device_tokens
              WHERE device_id = ?1 AND expires_at > ?2 ORDER BY issued_at DESC",
+            params![device.as_str(), now.to_rfc3339()],
         )?;
-        let rows = stmt.query_map(params![device.as_str(), now.to_rfc3339()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?;
-        let mut hashes = Vec::new();
-        let mut newest = None;
-        for row in rows {
-            let (hash, issued_at) = row?;
-            let hash: [u8; 32] = from_hex(&hash)
-                .and_then(|bytes| bytes.try_into().ok())
-                .ok_or_else(|| StoreError::Corrupt(format!("device {device}'s token hash")))?;
-            if newest.is_none() {
-                newest = Some(stored_time(&issued_at)?);
-            }
-            hashes.push(hash);
-        }
-        let Some(credential_issued_at) = newest else {
-            return Ok(None);
-        };
-        Ok(Some((
-            Device {
-                id: device.clone(),
-                staff: parse_id(&staff)?,
-                school: parse_id(&school)?,
-                credential_issued_at,
-            },
-            hashes,
-        )))
+        device_keys(device, (&staff, &school), tokens)
     }
 
     /// Records a text the gateway handed over and what became of it.

@@ -77,75 +77,44 @@ impl SqliteStore {
                 Some(body) => serde_json::from_str(&body)?,
                 None => return Err(StoreError::Invalid(format!("unknown visit {visit}"))),
             };
-            let by = by.clone();
-            let (command, kind, reason) = match change {
-                VisitChange::Decline { reason } => (
-                    Command::Decline {
-                        by,
-                        reason: reason.clone(),
-                    },
-                    Change::Declined,
-                    reason,
-                ),
-                VisitChange::Withdraw { reason } => (
-                    Command::WithdrawAuthorisation {
-                        by,
-                        reason: reason.clone(),
-                    },
-                    Change::AuthorisationWithdrawn,
-                    reason,
-                ),
-                VisitChange::CallOff { reason } => (
-                    Command::CallOff {
-                        by,
-                        reason: reason.clone(),
-                    },
-                    Change::CalledOff,
-                    reason,
-                ),
-                VisitChange::Reschedule {
+            let (command, kind, reason) = match change.plan(by) {
+                Plan::Decided(command, kind, reason) => (command, kind, reason),
+                Plan::Reschedule {
                     agreed_time,
                     timing,
                     responsible_contact,
                     override_reason,
                 } => {
-                    if agreed_time <= now {
-                        return Err(StoreError::Invalid(
-                            "that time is in the past: choose a time still to come".into(),
-                        ));
-                    }
+                    check_reschedule(agreed_time, now)?;
                     let school = visit_school(tx, visit)?;
                     check_dbs(tx, &school_policy(tx, &school)?, &stored)?;
                     set_times(
                         tx,
                         visit,
-                        &by,
+                        by,
                         now,
                         timing,
                         responsible_contact,
                         override_reason.as_deref(),
                     )?;
                     stored.agreed_time = agreed_time;
+                    let by = by.clone();
                     (
                         Command::Reschedule { by, agreed_time },
                         Change::Rescheduled,
                         override_reason.unwrap_or_default(),
                     )
                 }
-                VisitChange::UpdateBriefing { mut briefing } => {
+                Plan::Briefing(mut briefing) => {
                     let state = visit_state(tx, visit)?
                         .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
-                    let version = stored
-                        .briefing
-                        .version
-                        .max(state.briefing_version)
-                        .checked_add(1)
-                        .ok_or_else(|| StoreError::Invalid("too many briefing versions".into()))?;
-                    briefing.version = version;
-                    briefing.withdrawn = false;
+                    let version = next_briefing(&stored, &state, &mut briefing)?;
                     stored.briefing = briefing;
                     (
-                        Command::UpdateBriefing { by, version },
+                        Command::UpdateBriefing {
+                            by: by.clone(),
+                            version,
+                        },
                         Change::BriefingUpdated,
                         String::new(),
                     )
@@ -168,15 +137,13 @@ impl SqliteStore {
                 &reason,
                 Some(envelope.id),
             )?;
-            Ok(VisitVersion {
+            Ok(made_version(
                 version,
-                at: Some(now),
-                by: Some(envelope.event.actor().clone()),
-                change: Some(kind),
-                reason,
-                visit: stored,
-                event: Some(envelope.id),
-            })
+                now,
+                &envelope,
+                (kind, reason),
+                stored,
+            ))
         })
     }
 

@@ -1,5 +1,5 @@
-//! Visit records on SQLite: each visit's timeline, write-up and month read from the store (see
-//! [`crate::records`] for how a record is worded and compiled).
+//! Visit records gathered from either store through its areas' methods: each visit's timeline, write-up
+//! and month (see [`crate::records`] for how a record is worded and compiled).
 
 use std::collections::BTreeMap;
 
@@ -9,9 +9,9 @@ use doorstep_core::lifecycle::{self, VisitState};
 use crate::notify::Delivery;
 use crate::reach;
 use crate::records::*;
-use crate::store::{parse_id, school_and_policy, tuples, SqliteStore, StoreError};
+use crate::store::{OfficeStore, StoreError};
 
-impl SqliteStore {
+impl OfficeStore {
     /// A visit's timeline, or `None` for an unknown visit.
     pub fn timeline(&self, visit: &VisitId) -> Result<Option<Timeline>, StoreError> {
         Ok(self.visit_record(visit)?.map(|record| record.timeline))
@@ -32,8 +32,8 @@ impl SqliteStore {
         let deliveries: Vec<Delivery> = self.deliveries_for_visit(visit)?;
         let events = self.events_for_visit(visit)?;
         let names = self.staff_names(&planned.school)?;
-        let (school, policy) = school_and_policy(&self.conn(), &planned.school)?;
-        let (zone, record_system) = (school.time_zone, policy.record_system);
+        let zone = self.school(&planned.school)?.time_zone;
+        let record_system = self.policy(&planned.school)?.record_system;
         let state = lifecycle::replay(
             VisitState::new(planned.staff_ids()),
             events.iter().map(|stored| &stored.envelope),
@@ -121,7 +121,7 @@ impl SqliteStore {
         year: i32,
         month: u32,
     ) -> Result<MonthlyReport, StoreError> {
-        let (school, _) = school_and_policy(&self.conn(), school)?;
+        let school = self.school(school)?;
         let month = ReportMonth::new(year, month, &school.time_zone)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let records = self.visit_records_in_month(&school.id, month)?;
@@ -130,15 +130,10 @@ impl SqliteStore {
 
     /// Every member of staff of a school by id, for putting names on a timeline.
     fn staff_names(&self, school: &SchoolId) -> Result<BTreeMap<StaffId, String>, StoreError> {
-        let rows: Vec<(String, String)> = tuples(
-            &self.conn(),
-            "SELECT id, name FROM staff WHERE school_id = ?1",
-            [school.as_str()],
-        )?;
-        let mut names = BTreeMap::new();
-        for (id, name) in rows {
-            names.insert(parse_id(&id)?, name);
-        }
-        Ok(names)
+        Ok(self
+            .school_staff(school)?
+            .into_iter()
+            .map(|member| (member.id, member.name))
+            .collect())
     }
 }
