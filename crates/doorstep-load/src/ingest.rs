@@ -16,7 +16,7 @@ use doorstep_office::store::Device;
 use doorstep_office::SqliteStore;
 use rusqlite::Connection;
 
-use crate::seed::{read_phones, run as seed, Phone, SeedArgs};
+use crate::seed::{read_phones, seed, Phone, SeedArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
@@ -35,12 +35,13 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("a temporary folder")?;
     // Enough visits that no phone reaches its per-visit quota while being measured: more threads store
     // more events in the same time, so each thread has 600 visits of its own.
-    seed(SeedArgs {
+    let seeding = SeedArgs {
         data_dir: dir.path().to_owned(),
         visits: 600 * args.threads.max(1),
         alarms_from: 60,
         history: 0,
-    })?;
+    };
+    seed(&SqliteStore::open(dir.path())?.into(), &seeding)?;
     let store = SqliteStore::open(dir.path())?;
     let mut phones = read_phones(&crate::seed::phones_file(dir.path()))?;
     let devices: Vec<Device> = phones

@@ -72,12 +72,12 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Cmd::Seed(args) => seed::run(args),
+        Cmd::Seed(args) => seed::run(args).await,
         Cmd::Sync(args) => open_loop::sync(args).await,
         Cmd::Health(args) => open_loop::health(args).await,
         Cmd::Ingest(args) => ingest::run(args),
         Cmd::Duress(args) => duress::run(args).await,
         Cmd::Backends(args) => backends::run(args).await,
-        Cmd::Deadlines { data_dir, since } => deadlines::report(&data_dir, since),
+        Cmd::Deadlines { data_dir, since } => deadlines::report(&data_dir, since).await,
     }
 }

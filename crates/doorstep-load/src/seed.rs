@@ -1,4 +1,5 @@
-//! `seed`: an office data folder with one school, its staff in pairs, a phone enrolled for each, and visits
+//! `seed`: an office data folder (or, with `DOORSTEP_DATABASE_URL` set, the PostgreSQL database it
+//! names, as the office reads it; the phones' credentials still go in the folder) with one school, its staff in pairs, a phone enrolled for each, and visits
 //! in progress: each pair went in at a time spread so that, left silent, their first check-ins fall due one
 //! after another over the ten minutes after `--alarms-from`. Writes the phones' credentials (one JSON
 //! object a line) for `sync` and `duress`, and a board session for `duress`.
@@ -17,7 +18,8 @@ use doorstep_core::ids::{DeviceId, DeviceSeq, EventId, SchoolId, StaffId, VisitI
 use doorstep_core::lifecycle::{Command, VisitEvent};
 use doorstep_core::policy::{CodePhrases, PolicyMinutes, Preset};
 use doorstep_core::protocol::MAX_BATCH_EVENTS;
-use doorstep_office::SqliteStore;
+use doorstep_office::store::postgres::PgStore;
+use doorstep_office::{OfficeStore, SqliteStore};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, clap::Args)]
@@ -71,13 +73,31 @@ pub fn read_phones(file: &Path) -> anyhow::Result<Vec<Phone>> {
         .collect()
 }
 
-pub fn run(args: SeedArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&args.data_dir).context("opening the office store")?;
+/// The office's store as `doorstep-office` opens it: the PostgreSQL database `DOORSTEP_DATABASE_URL` names,
+/// or office.sqlite3 in `data_dir`.
+pub async fn open_store(data_dir: &Path) -> anyhow::Result<OfficeStore> {
+    match std::env::var("DOORSTEP_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Ok(PgStore::connect(&url, 4)
+            .await
+            .context("connecting to PostgreSQL")?
+            .into()),
+        _ => Ok(SqliteStore::open(data_dir)
+            .context("opening the office store")?
+            .into()),
+    }
+}
+
+pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.data_dir).await?;
+    std::fs::create_dir_all(&args.data_dir)?;
+    // Seeding waits on the store from this thread, as a request's blocking work does.
+    tokio::task::block_in_place(|| seed(&store, &args))
+}
+
+/// Seeds `store` as `args` say, writing the phones and the board's cookie into `args.data_dir`.
+pub fn seed(store: &OfficeStore, args: &SeedArgs) -> anyhow::Result<()> {
     if !store.is_empty()? {
-        bail!(
-            "{} already holds a school: seed an empty folder",
-            args.data_dir.display()
-        );
+        bail!("the office's store already holds a school: seed an empty one");
     }
     if args.history > 990 {
         bail!("--history is at most 990: each phone may send a visit at most 500 events");
@@ -218,7 +238,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
                     },
                 ));
             }
-            send_seeded(&store, phone, steps)?;
+            send_seeded(store, phone, steps)?;
             // The visit's history: check-ins just after going in (so the deadlines move by a second).
             let mine = args.history / 2 + (side == 0 && args.history % 2 == 1) as usize;
             let check_ins: Vec<_> = (0..mine)
@@ -232,7 +252,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
                 })
                 .collect();
             for chunk in check_ins.chunks(MAX_BATCH_EVENTS) {
-                send_seeded(&store, phone, chunk.to_vec())?;
+                send_seeded(store, phone, chunk.to_vec())?;
             }
         }
     }
@@ -259,7 +279,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
 }
 
 fn send_seeded(
-    store: &SqliteStore,
+    store: &OfficeStore,
     phone: &mut Phone,
     steps: Vec<(DateTime<Utc>, VisitEvent)>,
 ) -> anyhow::Result<()> {
@@ -280,7 +300,7 @@ fn send_seeded(
     }
     let now = Utc::now();
     store
-        .ingest(&device, &envelopes, now, now)
+        .ingest_raising(&device, &envelopes, now, now)
         .map_err(|e| anyhow::anyhow!("seeding a phone's steps: {e}"))?;
     Ok(())
 }

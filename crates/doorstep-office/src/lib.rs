@@ -19,8 +19,8 @@
 //!   use, revoking a phone, noticing a cloned one, and the device log.
 //! - [`logins`]: office sign-ins (argon2 password hashes) and sessions in the store.
 //! - [`store`]: the embedded SQLite store (the default), and the store's areas behind traits
-//!   ([`store::backend`]) with a PostgreSQL backend ([`store::postgres`]) that so far holds only what the
-//!   escalation engine and the ingest need; the office itself still runs on SQLite only.
+//!   ([`store::backend`]) with a PostgreSQL backend ([`store::postgres`]); [`OfficeStore`] is whichever
+//!   the office runs on.
 //! - [`records`]: each visit's timeline, the write-up for CPOMS (text, PDF, CSV) and the monthly report.
 //! - [`versions`]: the office's changes to a visit (decline, withdraw, call off, reschedule, a new
 //!   briefing), each kept as a new version.

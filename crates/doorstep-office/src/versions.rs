@@ -2,12 +2,12 @@
 //! authorisation, call off, reschedule, update the risk assessment and briefing), each kept as a new
 //! version of the visit with who, when and the visit as it then stood.
 //!
-//! [`crate::SqliteStore::change_visit`] (its rows in `store/sqlite/versions.rs`) does one change in one
-//! transaction: the lifecycle checks the office's command ([`doorstep_core::lifecycle::Command`]) against the
+//! [`crate::store::backend::Visits::change_visit`] (its rows in `store/sqlite/versions.rs` and
+//! `store/postgres/visits.rs`, both following [`VisitChange::plan`]) does one change in one transaction: the lifecycle checks the office's command ([`doorstep_core::lifecycle::Command`]) against the
 //! visit's state, its event is stored with its audit entry ([`crate::audit`]), the visit the phones receive
 //! is rewritten (a new agreed time, or a briefing whose [`Briefing::version`] is one more, so the phone asks
 //! for it to be read again), and the new version is added. Nothing is half done: a refusal leaves the store
-//! as it was. Versions, like events, are never changed or deleted (SQLite triggers).
+//! as it was. Versions, like events, are never changed or deleted (triggers in both stores).
 
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::{Briefing, Visit};

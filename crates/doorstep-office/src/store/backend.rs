@@ -9,8 +9,8 @@
 //! [`super::audit_trail::AuditTrail`] (the audit log), [`super::sign_ins::SignIns`] (office sign-ins and
 //! sessions), [`super::phones::Phones`] (enrolment and each phone's credentials) and
 //! [`super::people::People`] (staff, pupils, absences and the school's settings) and
-//! [`super::requests::Requests`] (requested visits, concerns). The rest of the office (SMS, records, and
-//! the pages, which call [`SqliteStore`] directly) still reads and writes SQLite only.
+//! [`super::requests::Requests`] (requested visits, concerns). The office's pages and sync reach them
+//! through [`super::OfficeStore`], whichever store it runs on.
 //!
 //! The methods return futures so a backend with an async driver can await its database; the SQLite store
 //! does its blocking work through [`engine_work`], as the engine always did.

@@ -5,9 +5,8 @@
 //! handler's store work runs off the async threads as one closure (`blocking(move || ...)`) whichever the
 //! store, and on PostgreSQL each call waits on that thread for the query ([`PgStore::wait`]). The escalation
 //! engine and the notifier take it through the traits, which it implements too (each method the trait's
-//! method of the store inside).
-//! What several areas make together (a visit's record, the month's report, who was told) is written here
-//! once, from the areas' methods.
+//! method of the store inside). What several areas make together (a visit's record, the month's report,
+//! who was told) is written once on it, from the areas' methods (`store/records.rs`, `crate::reach`).
 
 use std::sync::Arc;
 

@@ -1,14 +1,15 @@
 //! The office's store on PostgreSQL, for a trust or local authority that outgrows one machine: several
 //! office processes share one database, chosen by a database URL.
 //!
-//! **How far it goes.** It holds every area behind a trait so far ([`Visits`], [`Alarms`],
-//! [`super::deliveries::Deliveries`], [`super::audit_trail::AuditTrail`], [`super::sign_ins::SignIns`],
-//! [`super::phones::Phones`], [`super::people::People`] and [`super::requests::Requests`]): the
-//! escalation engine and the notifier, a phone enrolling, its token checked, its batch stored and its
-//! sync answered, office sign-ins and decisions, closing an alarm, the audit log, the school's people and
-//! settings, and requested visits. SMS, records and reports run only on SQLite, and the pages call the
-//! SQLite store directly: of the office's commands only `doorstep-office watch` (the engine and the
-//! notifier) takes a PostgreSQL database.
+//! **What it holds.** Every area of the office, behind the same traits as the SQLite store ([`Visits`],
+//! [`Alarms`], [`super::deliveries::Deliveries`], [`super::audit_trail::AuditTrail`],
+//! [`super::sign_ins::SignIns`], [`super::phones::Phones`], [`super::people::People`] and
+//! [`super::requests::Requests`]): every command of the office, `serve` included, runs on it when
+//! `DOORSTEP_DATABASE_URL` names the database ([`super::OfficeStore`]).
+//!
+//! **Its own thread.** The pool's connections are made and driven on a one-thread runtime the store owns
+//! ([`Driver`]), so a query can be awaited from the office's runtime or waited for from any other thread
+//! ([`PgStore::wait`]): a request's blocking work, or a test's thread.
 //!
 //! **Several offices, one database.** Every office's engine watches every visit
 //! ([`crate::escalation::Escalation::spawn_sharing`]), so each deadline comes due in all of them. Each
