@@ -169,6 +169,7 @@ async fn run<S: Visits + Alarms>(
     let mut wakes: HashMap<VisitId, DateTime<Utc>> = HashMap::new();
     look_at_every_watched_visit(&*store, clock(), &mut wakes, &board).await;
     let mut next_rescan = rescan.map(|every| tokio::time::Instant::now() + every);
+    let mut refresh_from = 0;
     loop {
         let pause = match wakes.values().min() {
             Some(next) => (*next - clock()).to_std().unwrap_or(Duration::ZERO),
@@ -181,7 +182,8 @@ async fn run<S: Visits + Alarms>(
                 None => return,
             },
             () = tokio::time::sleep_until(rescan_at), if next_rescan.is_some() => {
-                look_at_every_watched_visit(&*store, clock(), &mut wakes, &board).await;
+                refresh_from =
+                    look_at_new_and_some_known(&*store, clock(), &mut wakes, &board, refresh_from).await;
                 next_rescan = rescan.map(|every| tokio::time::Instant::now() + every);
             }
             () = tokio::time::sleep(pause) => {
@@ -215,6 +217,45 @@ async fn look_at_every_watched_visit<S: Visits + Alarms>(
         }
         Err(error) => tracing::error!(%error, "could not load the visits to watch"),
     }
+}
+
+/// How many rescans of a shared database it takes to look again at every visit this engine watches.
+const REFRESH_ROUNDS: usize = 60;
+
+/// One rescan of a database other offices share: the visits to watch this engine does not know yet
+/// (started or alarmed through another office) are looked at now, and of those it knows, the next
+/// `1/REFRESH_ROUNDS` of them in turn (from `refresh_from`; returns where the next rescan goes on). A visit
+/// this engine knows it looks at again when its own next deadline comes, reading the store afresh then;
+/// the turns bound how stale its plan can be when another office moved a deadline earlier and then died
+/// before keeping it (with a rescan each second, a minute). So a rescan costs one read and a few looks,
+/// not a look at every visit.
+async fn look_at_new_and_some_known<S: Visits + Alarms>(
+    store: &S,
+    now: DateTime<Utc>,
+    wakes: &mut HashMap<VisitId, DateTime<Utc>>,
+    board: &broadcast::Sender<BoardEvent>,
+    refresh_from: usize,
+) -> usize {
+    let visits = match store.visits_to_watch().await {
+        Ok(visits) => visits,
+        Err(error) => {
+            tracing::error!(%error, "could not load the visits to watch");
+            return refresh_from;
+        }
+    };
+    let (new, known): (Vec<_>, Vec<_>) = visits.into_iter().partition(|v| !wakes.contains_key(v));
+    for visit in &new {
+        look(store, visit, now, wakes, board).await;
+    }
+    if known.is_empty() {
+        return 0;
+    }
+    let turn = known.len().div_ceil(REFRESH_ROUNDS);
+    for offset in 0..turn {
+        let visit = &known[(refresh_from + offset) % known.len()];
+        look(store, visit, now, wakes, board).await;
+    }
+    (refresh_from + turn) % known.len()
 }
 
 async fn look<S: Visits + Alarms>(

@@ -1191,8 +1191,10 @@ impl Visits for PgStore {
     async fn visits_to_watch(&self) -> Result<Vec<VisitId>, StoreError> {
         query(
                 &self.client().await?,
+                // In the order of their ids, so an engine's turns through them (escalation.rs) go round.
                 "SELECT id FROM visits WHERE phase IN ('authorised', 'departed', 'outside', 'in_visit', 'checked_in', 'duress')
-                 UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL AND closed_at IS NULL",
+                 UNION SELECT visit_id FROM alarms WHERE acknowledged_at IS NULL AND closed_at IS NULL
+                 ORDER BY id",
                 &[],
             )
             .await?
