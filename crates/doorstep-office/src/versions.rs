@@ -230,13 +230,33 @@ pub(crate) fn check_reschedule(
     Ok(())
 }
 
-/// `briefing` made the visit's next one: numbered one past both the stored visit's and the one the
-/// visit's state last saw, and not withdrawn. Returns its number.
-pub(crate) fn next_briefing(
-    stored: &Visit,
+/// What a store records for a reschedule it has checked and kept the times of: the visit moves to
+/// `agreed_time`, and the authoriser's reason (for an evening visit) is the version's.
+pub(crate) fn rescheduled(
+    stored: &mut Visit,
+    agreed_time: DateTime<Utc>,
+    by: &StaffId,
+    override_reason: Option<String>,
+) -> (Command, Change, String) {
+    stored.agreed_time = agreed_time;
+    (
+        Command::Reschedule {
+            by: by.clone(),
+            agreed_time,
+        },
+        Change::Rescheduled,
+        override_reason.unwrap_or_default(),
+    )
+}
+
+/// What a store records for a new briefing: numbered one past both the stored visit's and the one the
+/// visit's state last saw, not withdrawn, it becomes the visit's.
+pub(crate) fn briefed(
+    stored: &mut Visit,
     state: &VisitState,
-    briefing: &mut Briefing,
-) -> Result<u32, StoreError> {
+    mut briefing: Briefing,
+    by: &StaffId,
+) -> Result<(Command, Change, String), StoreError> {
     let version = stored
         .briefing
         .version
@@ -245,7 +265,15 @@ pub(crate) fn next_briefing(
         .ok_or_else(|| StoreError::Invalid("too many briefing versions".into()))?;
     briefing.version = version;
     briefing.withdrawn = false;
-    Ok(version)
+    stored.briefing = briefing;
+    Ok((
+        Command::UpdateBriefing {
+            by: by.clone(),
+            version,
+        },
+        Change::BriefingUpdated,
+        String::new(),
+    ))
 }
 
 /// The version a change just made, as [`VisitVersion`] says it.

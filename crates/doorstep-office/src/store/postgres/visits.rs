@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use doorstep_core::domain::Visit;
 use doorstep_core::ids::{DeviceId, DeviceSeq, SchoolId, StaffId, VisitId};
-use doorstep_core::lifecycle::{Command, VisitState};
+use doorstep_core::lifecycle::VisitState;
 use doorstep_core::reconcile::HeldSeq;
 use tokio_postgres::Row;
 
@@ -18,7 +18,7 @@ use super::{
 use crate::requests::Timing;
 use crate::store::{parse_id, stored_time, StoreError, StoredEvent};
 use crate::versions::{
-    check_reschedule, made_version, next_briefing, Change, Plan, VisitChange, VisitVersion,
+    briefed, check_reschedule, made_version, rescheduled, Change, Plan, VisitChange, VisitVersion,
 };
 
 /// A visit and its state from a row with `body` and `state`.
@@ -222,28 +222,9 @@ impl PgStore {
                     override_reason: override_reason.as_deref(),
                 };
                 set_times(&tx, visit, (by, now), times).await?;
-                stored.agreed_time = agreed_time;
-                (
-                    Command::Reschedule {
-                        by: by.clone(),
-                        agreed_time,
-                    },
-                    Change::Rescheduled,
-                    override_reason.unwrap_or_default(),
-                )
+                rescheduled(&mut stored, agreed_time, by, override_reason)
             }
-            Plan::Briefing(mut briefing) => {
-                let version = next_briefing(&stored, &state, &mut briefing)?;
-                stored.briefing = briefing;
-                (
-                    Command::UpdateBriefing {
-                        by: by.clone(),
-                        version,
-                    },
-                    Change::BriefingUpdated,
-                    String::new(),
-                )
-            }
+            Plan::Briefing(briefing) => briefed(&mut stored, &state, briefing, by)?,
         };
         let envelope = record_office_event_in(&tx, visit, &command, now).await?;
         execute(

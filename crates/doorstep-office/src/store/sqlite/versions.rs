@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use doorstep_core::domain::Visit;
 use doorstep_core::ids::{EventId, StaffId, VisitId};
-use doorstep_core::lifecycle::Command;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::requests::Timing;
@@ -97,27 +96,12 @@ impl SqliteStore {
                         responsible_contact,
                         override_reason.as_deref(),
                     )?;
-                    stored.agreed_time = agreed_time;
-                    let by = by.clone();
-                    (
-                        Command::Reschedule { by, agreed_time },
-                        Change::Rescheduled,
-                        override_reason.unwrap_or_default(),
-                    )
+                    rescheduled(&mut stored, agreed_time, by, override_reason)
                 }
-                Plan::Briefing(mut briefing) => {
+                Plan::Briefing(briefing) => {
                     let state = visit_state(tx, visit)?
                         .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))?;
-                    let version = next_briefing(&stored, &state, &mut briefing)?;
-                    stored.briefing = briefing;
-                    (
-                        Command::UpdateBriefing {
-                            by: by.clone(),
-                            version,
-                        },
-                        Change::BriefingUpdated,
-                        String::new(),
-                    )
+                    briefed(&mut stored, &state, briefing, by)?
                 }
             };
             let envelope = record_office_event_in(tx, visit, &command, now)?;
