@@ -20,7 +20,6 @@ use doorstep_core::lifecycle::{Command, VisitEvent};
 use doorstep_core::policy::{CodePhrases, PolicyMinutes, Preset};
 use serde::{Deserialize, Serialize};
 
-use crate::devices::TokenCheck;
 use crate::requests::{timing, RequestDetails};
 use crate::store::{IngestError, OfficeStore, StoreError};
 
@@ -460,11 +459,9 @@ pub fn seed_visit_under_way(
     // Their phones' events, as those phones sent them before falling silent.
     for (who, device) in [("jo", "phone-jo"), ("kim", "phone-kim")] {
         let token = enrol(store, device, &id(who), "", now)?.device_token;
-        let TokenCheck::Accepted(phone) = store.check_token(&token, now)? else {
-            return Err(StoreError::Invalid(format!(
-                "demo device {device} did not enrol"
-            )));
-        };
+        let phone = store
+            .authenticate(&token, now)?
+            .ok_or_else(|| StoreError::Invalid(format!("demo device {device} did not enrol")))?;
         let mut events = vec![
             (
                 went_in - TimeDelta::minutes(20),

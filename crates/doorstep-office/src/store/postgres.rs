@@ -529,22 +529,34 @@ async fn refresh_visit(
     visit: &VisitId,
 ) -> Result<VisitState, StoreError> {
     let staff = assigned_staff(client, visit).await?;
-    let mut events = Vec::new();
-    for row in query(
+    let events = events_of(client, visit).await?;
+    store_replayed(client, visit, &staff, &events).await
+}
+
+/// A stored event from a row with `body`, `received_at` and `trusted_at`.
+pub(super) fn stored_event(row: &Row) -> Result<StoredEvent, StoreError> {
+    let received_at = stored_time(&text(row, "received_at")?)?;
+    Ok(StoredEvent {
+        envelope: serde_json::from_str(&text(row, "body")?)?,
+        received_at,
+        trusted_at: optional_time(row, "trusted_at")?.unwrap_or(received_at),
+    })
+}
+
+/// Every event of a visit, in the order the office received them.
+pub(super) async fn events_of(
+    client: &impl GenericClient,
+    visit: &VisitId,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    query(
         client,
         "SELECT body, received_at, trusted_at FROM events WHERE visit_id = $1 ORDER BY position",
         &[&visit.as_str()],
     )
     .await?
-    {
-        let received_at = stored_time(&text(&row, "received_at")?)?;
-        events.push(StoredEvent {
-            envelope: serde_json::from_str(&text(&row, "body")?)?,
-            received_at,
-            trusted_at: optional_time(&row, "trusted_at")?.unwrap_or(received_at),
-        });
-    }
-    store_replayed(client, visit, &staff, &events).await
+    .iter()
+    .map(stored_event)
+    .collect()
 }
 
 /// Replays a visit's whole history (`events`, in the order stored) through the core lifecycle, from the
@@ -777,12 +789,7 @@ impl StoredRows {
             if row.try_get::<_, &str>("visit_id")? != visit.as_str() {
                 continue;
             }
-            let received_at = stored_time(row.try_get("received_at")?)?;
-            events.push(StoredEvent {
-                envelope: serde_json::from_str(row.try_get("body")?)?,
-                received_at,
-                trusted_at: optional_time(row, "trusted_at")?.unwrap_or(received_at),
-            });
+            events.push(stored_event(row)?);
         }
         Ok(events)
     }

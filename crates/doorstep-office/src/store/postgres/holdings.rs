@@ -17,9 +17,9 @@ use doorstep_core::ids::{DeviceId, DeviceSeq};
 use doorstep_core::protocol::{HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS};
 use tokio_postgres::IsolationLevel;
 
-use super::{optional_time, query, query_one, query_opt, school_from, text, PgStore};
+use super::{query, query_one, query_opt, school_from, stored_event, text, PgStore};
 use crate::store::holdings::{self, as_held, held_visit};
-use crate::store::{stored_time, Device, Holdings, StoreError, StoredEvent};
+use crate::store::{Device, Holdings, StoreError, StoredEvent};
 
 /// The positions a cursor says were sent, one per held visit, if it is this store's, for this basis and as
 /// many visits.
@@ -140,16 +140,11 @@ impl PgStore {
         .await?
         {
             let position: i64 = row.try_get("position")?;
-            let received_at = stored_time(&text(&row, "received_at")?)?;
             positions.push(position);
-            changed.entry(text(&row, "visit_id")?).or_default().push((
-                position,
-                StoredEvent {
-                    envelope: serde_json::from_str(&text(&row, "body")?)?,
-                    received_at,
-                    trusted_at: optional_time(&row, "trusted_at")?.unwrap_or(received_at),
-                },
-            ));
+            changed
+                .entry(text(&row, "visit_id")?)
+                .or_default()
+                .push((position, stored_event(&row)?));
         }
         tx.commit().await?;
         // At most MAX_CHANGED_EVENTS changes in one answer: those stored first; the rest next time.

@@ -12,11 +12,11 @@ use tokio_postgres::Row;
 
 use super::decisions::{add_version, record_office_event_in};
 use super::{
-    check_dbs, execute, lock_visit, optional_time, query, query_one, query_opt, school_policy,
-    text, PgStore,
+    check_dbs, events_of, execute, lock_visit, optional_time, query, query_one, query_opt,
+    school_policy, text, PgStore,
 };
 use crate::requests::Timing;
-use crate::store::{parse_id, stored_time, StoreError, StoredEvent};
+use crate::store::{parse_id, StoreError, StoredEvent};
 use crate::versions::{
     briefed, check_reschedule, made_version, rescheduled, Change, Plan, VisitChange, VisitVersion,
 };
@@ -27,32 +27,6 @@ fn visit_from(row: &Row) -> Result<(Visit, VisitState), StoreError> {
         serde_json::from_str(&text(row, "body")?)?,
         serde_json::from_str(&text(row, "state")?)?,
     ))
-}
-
-/// A stored event from a row with `body`, `received_at` and `trusted_at`.
-pub(super) fn stored_event(row: &Row) -> Result<StoredEvent, StoreError> {
-    let received_at = stored_time(&text(row, "received_at")?)?;
-    Ok(StoredEvent {
-        envelope: serde_json::from_str(&text(row, "body")?)?,
-        received_at,
-        trusted_at: optional_time(row, "trusted_at")?.unwrap_or(received_at),
-    })
-}
-
-/// Every event of a visit, in the order the office received them.
-pub(super) async fn events_of(
-    client: &impl GenericClient,
-    visit: &VisitId,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    query(
-        client,
-        "SELECT body, received_at, trusted_at FROM events WHERE visit_id = $1 ORDER BY position",
-        &[&visit.as_str()],
-    )
-    .await?
-    .iter()
-    .map(stored_event)
-    .collect()
 }
 
 impl PgStore {
