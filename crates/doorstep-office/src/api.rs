@@ -460,7 +460,7 @@ pub(crate) async fn sync(
         Ok(SyncResponse {
             protocol: PROTOCOL_VERSION,
             results,
-            acknowledged_through: store.acknowledged_through(&device.id)?,
+            acknowledged_through: holdings.acknowledged_through,
             server_time: now,
             hold: holdings.hold,
             hold_scope: holdings.scope,

@@ -502,12 +502,7 @@ impl SqliteStore {
 
     /// The highest sequence number stored from this device.
     pub fn acknowledged_through(&self, device: &DeviceId) -> Result<Option<DeviceSeq>, StoreError> {
-        let max: Option<i64> = self
-            .reader()
-            .prepare_cached("SELECT MAX(seq) FROM events WHERE device_id = ?1")?
-            .query_row([device.as_str()], |row| row.get(0))?;
-        max.map(|seq| DeviceSeq::new(seq as u64).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()
+        acknowledged_through(&self.reader(), device)
     }
 
     /// What this device's phone should hold: its school and policy, and its user's visits from a day ago on
@@ -544,6 +539,7 @@ impl SqliteStore {
             StoreError::Corrupt(format!("device's staff {} missing", device.staff))
         })?;
         let visits = held_visits(&conn, &device.staff, now)?;
+        let acknowledged = acknowledged_through(&conn, &device.id)?;
         let through: i64 = conn
             .prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM events")?
             .query_row([], |row| row.get(0))?;
@@ -611,6 +607,7 @@ impl SqliteStore {
             },
             cursor: format!("{basis}.{sent_through}.{last}"),
             more,
+            acknowledged_through: acknowledged,
         })
     }
 
@@ -991,6 +988,20 @@ pub struct Holdings {
     pub cursor: String,
     /// More changes wait: the phone should sync again at once.
     pub more: bool,
+    /// The highest sequence number stored from the phone, read in the same snapshot.
+    pub acknowledged_through: Option<DeviceSeq>,
+}
+
+/// The highest sequence number stored from `device`.
+fn acknowledged_through(
+    conn: &Connection,
+    device: &DeviceId,
+) -> Result<Option<DeviceSeq>, StoreError> {
+    let max: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM events WHERE device_id = ?1")?
+        .query_row([device.as_str()], |row| row.get(0))?;
+    max.map(|seq| DeviceSeq::new(seq as u64).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
 }
 
 fn parse_cursor(text: &str) -> Option<(&str, i64, &str)> {

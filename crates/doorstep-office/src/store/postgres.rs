@@ -40,7 +40,9 @@ use doorstep_core::migrate::{MigrateError, MigrationFile};
 use doorstep_core::policy::Policy;
 use doorstep_core::protocol::EventOutcome;
 use doorstep_core::schedule::AlarmLevel;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
+
+use pipelined::{Begin, Pipelined};
 
 mod audit;
 mod decisions;
@@ -48,6 +50,7 @@ mod deliveries;
 mod holdings;
 mod people;
 mod phones;
+mod pipelined;
 mod requests;
 mod sign_ins;
 mod visits;
@@ -597,39 +600,117 @@ async fn store_state(
     Ok(())
 }
 
+/// What raising an alarm on a visit writes beside it, read before: the visit's school with its policy (the
+/// log's words) and the alarm levels its live school-wide targets want (whether anyone can be told).
+struct AlarmFacts {
+    school: (School, Policy),
+    /// Board, authoriser, further.
+    wanted: [bool; 3],
+}
+
+impl AlarmFacts {
+    /// The facts of each visit in `visits` that exists, by its id, in one statement.
+    async fn read(
+        client: &impl GenericClient,
+        visits: &[&str],
+    ) -> Result<HashMap<String, Self>, StoreError> {
+        let rows = query(
+            client,
+            "SELECT v.id AS visit_id, s.id, s.name, s.office_phone, s.policy, s.time_zone,
+                    COALESCE(bool_or(t.wants_board = 1), false) AS board,
+                    COALESCE(bool_or(t.wants_authoriser = 1), false) AS authoriser,
+                    COALESCE(bool_or(t.wants_further = 1), false) AS further
+                 FROM visits v JOIN schools s ON s.id = v.school_id
+                 LEFT JOIN notification_targets t
+                     ON t.school_id = s.id AND t.visit_id IS NULL AND t.removed_at IS NULL
+                 WHERE v.id = ANY($1)
+                 GROUP BY v.id, s.id",
+            &[&visits],
+        )
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let facts = Self {
+                    school: school_from(row)?,
+                    wanted: [
+                        row.try_get("board")?,
+                        row.try_get("authoriser")?,
+                        row.try_get("further")?,
+                    ],
+                };
+                Ok((text(row, "visit_id")?, facts))
+            })
+            .collect()
+    }
+
+    /// The facts of `visit`, read with [`Self::read`]; an unknown visit is refused.
+    fn of<'f>(facts: &'f HashMap<String, Self>, visit: &VisitId) -> Result<&'f Self, StoreError> {
+        facts
+            .get(visit.as_str())
+            .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))
+    }
+
+    /// Whether a live school-wide target wants alarms at `level`.
+    fn wanted(&self, level: AlarmLevel) -> bool {
+        match level {
+            AlarmLevel::Board => self.wanted[0],
+            AlarmLevel::Authoriser => self.wanted[1],
+            AlarmLevel::Further => self.wanted[2],
+        }
+    }
+}
+
+/// Raises an alarm and writes its log lines, in one statement: `$1`..`$7` the alarm, `$8`/`$9` its log
+/// lines' steps and words, in order. Nothing is written when the same alarm (visit, kind, about, due) is
+/// there already.
+const RAISE_ALARM: &str = "WITH raised AS (
+         INSERT INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (visit_id, kind, about, due_at) DO NOTHING RETURNING *),
+     logged AS (
+         INSERT INTO alarm_log (alarm_id, at, what, level, detail)
+             SELECT raised.id, $5, line.what, $6, line.detail
+             FROM raised, unnest($8::text[], $9::text[]) WITH ORDINALITY AS line(what, detail, n)
+             ORDER BY line.n)
+     SELECT * FROM raised";
+
 /// Raises an alarm inside the caller's transaction, which holds the visit's lock (see
-/// [`Alarms::raise_alarm`]); `None` when the same alarm exists.
-async fn raise_alarm_in(
+/// [`Alarms::raise_alarm`]), by [`RAISE_ALARM`] (`raise`, prepared) with the log lines the SQLite store
+/// writes: "raised", and "nobody to tell" when it reaches a level beyond the board that no live school-wide
+/// target wants. `None` when the same alarm exists.
+async fn raise_alarm_with(
     tx: &impl GenericClient,
+    raise: &Statement,
     new: NewAlarm<'_>,
     now: DateTime<Utc>,
+    facts: &AlarmFacts,
 ) -> Result<Option<Alarm>, StoreError> {
-    let Some(row) = query_opt(
-        tx,
-        "INSERT INTO alarms (visit_id, kind, about, due_at, raised_at, level, escalated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (visit_id, kind, about, due_at) DO NOTHING RETURNING id",
+    let (school, policy) = &facts.school;
+    let mut steps = vec![step::RAISED.to_owned()];
+    let mut details = vec![raised_detail(&new, school, policy)];
+    if new.level != AlarmLevel::Board && !facts.wanted(new.level) {
+        steps.push(step::NOBODY_TO_TELL.to_owned());
+        details.push(nobody_to_tell_detail(new.level, policy));
+    }
+    let now_text = now.to_rfc3339();
+    tx.query_opt(
+        raise,
         &[
             &new.visit.as_str(),
             &new.kind.as_str(),
             &new.about,
             &new.due_at.to_rfc3339(),
-            &now.to_rfc3339(),
+            &now_text,
             &new.level.name(),
-            &(new.level != AlarmLevel::Board).then(|| now.to_rfc3339()),
+            &(new.level != AlarmLevel::Board).then_some(&now_text),
+            &steps,
+            &details,
         ],
     )
     .await?
-    else {
-        // Raised already (by this office or another): nothing to do.
-        return Ok(None);
-    };
-    let id: i64 = row.try_get("id")?;
-    let school = school_of_visit(tx, new.visit).await?;
-    let detail = raised_detail(&new, &school.0, &school.1);
-    log(tx, (id, now), (step::RAISED, Some(new.level), &detail)).await?;
-    note_if_nobody_to_tell(tx, (id, new.level), &school, now).await?;
-    Ok(Some(alarm_in(tx, id).await?))
+    .as_ref()
+    .map(alarm_from)
+    .transpose()
 }
 
 /// What a batch's checks read of each visit it names, in one statement: the school's policy, everyone on
@@ -809,16 +890,24 @@ fn refused(envelope: &EventEnvelope, reason: String) -> Rejection {
     }
 }
 
-/// Stores a batch's new events, each with the time it is trusted from, as received at `now`: one statement
-/// for them all.
+/// Stores a batch's new events (`$1`..`$9`, arrays but for the time received, `$7`): one statement for them
+/// all.
+const INSERT_EVENTS: &str =
+    "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at,
+                                   received_at, body, trusted_at)
+     SELECT id, device_id, seq, visit_id, staff_id, recorded_at, $7, body, trusted_at
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                 $8::text[], $9::text[])
+         AS n(id, device_id, seq, visit_id, staff_id, recorded_at, body, trusted_at)";
+
+/// Stores a batch's new events, each with the time it is trusted from, as received at `now`, by
+/// [`INSERT_EVENTS`] (`insert`, prepared).
 async fn insert_events(
     tx: &impl GenericClient,
+    insert: &Statement,
     new: &[(&EventEnvelope, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if new.is_empty() {
-        return Ok(());
-    }
     let column = |f: &dyn Fn(&EventEnvelope, DateTime<Utc>) -> String| -> Vec<String> {
         new.iter().map(|(e, t)| f(e, *t)).collect()
     };
@@ -836,14 +925,8 @@ async fn insert_events(
         .map(|(e, _)| serde_json::to_string(e))
         .collect::<Result<Vec<_>, _>>()?;
     let trusted = column(&|_, t| t.to_rfc3339());
-    execute(
-        tx,
-        "INSERT INTO events (id, device_id, seq, visit_id, staff_id, recorded_at, received_at, body,
-                             trusted_at)
-             SELECT id, device_id, seq, visit_id, staff_id, recorded_at, $7, body, trusted_at
-             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                         $8::text[], $9::text[])
-                 AS n(id, device_id, seq, visit_id, staff_id, recorded_at, body, trusted_at)",
+    tx.execute(
+        insert,
         &[
             &ids,
             &devices,
@@ -860,29 +943,74 @@ async fn insert_events(
     Ok(())
 }
 
-/// Writes the notices `envelope` carries, for the policy's `safeguarding_concerns_to`.
+/// Writes the notices a batch's events carry (`$1`..`$4` arrays: visit, kind, event, staff), for the role
+/// `$5` (the policy's `safeguarding_concerns_to`) at `$6`: one statement for them all.
+const INSERT_NOTICES: &str =
+    "INSERT INTO notices (visit_id, kind, event_id, staff_id, role, raised_at)
+     SELECT visit_id, kind, event_id, staff_id, $5, $6
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         WITH ORDINALITY AS n(visit_id, kind, event_id, staff_id, position)
+     ORDER BY position
+     ON CONFLICT (event_id, kind) DO NOTHING";
+
+/// Writes the notices `new` events carry by [`INSERT_NOTICES`] (`insert`, prepared); nothing is sent when
+/// they carry none.
 async fn insert_notices(
     tx: &impl GenericClient,
-    envelope: &EventEnvelope,
+    insert: &Statement,
+    new: &[(&EventEnvelope, DateTime<Utc>)],
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for kind in NoticeKind::carried_by(&envelope.event) {
-        execute(
-            tx,
-            "INSERT INTO notices (visit_id, kind, event_id, staff_id, role, raised_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id, kind) DO NOTHING",
-            &[
-                &envelope.visit.as_str(),
-                &kind.as_str(),
-                &envelope.id.to_string(),
-                &envelope.event.actor().as_str(),
-                &role_name(policy.safeguarding_concerns_to),
-                &now.to_rfc3339(),
-            ],
-        )
-        .await?;
+    let mut columns: [Vec<String>; 4] = Default::default();
+    for (envelope, _) in new {
+        for kind in NoticeKind::carried_by(&envelope.event) {
+            columns[0].push(envelope.visit.to_string());
+            columns[1].push(kind.as_str().to_owned());
+            columns[2].push(envelope.id.to_string());
+            columns[3].push(envelope.event.actor().to_string());
+        }
     }
+    if columns[0].is_empty() {
+        return Ok(());
+    }
+    let [visits, kinds, events, staff] = &columns;
+    tx.execute(
+        insert,
+        &[
+            visits,
+            kinds,
+            events,
+            staff,
+            &role_name(policy.safeguarding_concerns_to),
+            &now.to_rfc3339(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores visits' new states (`$1`..`$3` arrays: id, phase, state): one statement for them all.
+const STORE_STATES: &str = "UPDATE visits SET phase = n.phase, state = n.state
+     FROM unnest($1::text[], $2::text[], $3::text[]) AS n(id, phase, state)
+     WHERE visits.id = n.id";
+
+/// Stores the states the visits in `replayed` came to, by [`STORE_STATES`] (`update`, prepared).
+async fn store_states(
+    tx: &impl GenericClient,
+    update: &Statement,
+    replayed: &[(&VisitId, VisitState)],
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = replayed.iter().map(|(visit, _)| visit.as_str()).collect();
+    let phases: Vec<&str> = replayed
+        .iter()
+        .map(|(_, state)| state.phase().name())
+        .collect();
+    let states = replayed
+        .iter()
+        .map(|(_, state)| serde_json::to_string(state))
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.execute(update, &[&ids, &phases, &states]).await?;
     Ok(())
 }
 
@@ -997,6 +1125,157 @@ async fn lock_visits(tx: &impl GenericClient, events: &[EventEnvelope]) -> Resul
     Ok(())
 }
 
+/// A phone's batch checked and stored in `tx`, all or nothing, in three round trips: `START TRANSACTION`
+/// with the visits' locks and every read the checks, the replay and any alarm need; the events, their
+/// notices, the visits' new states and the duress alarms their alerts call for, with `COMMIT`
+/// ([`Pipelined`]); and, only the first time a connection meets a statement, its preparation.
+async fn ingest_in(tx: &Pipelined, batch: Batch<'_>) -> Result<Ingested, IngestError> {
+    let Batch {
+        device,
+        events,
+        device_time,
+        now,
+    } = batch;
+    let client = tx.client();
+    // The server runs a connection's statements in the order sent, so every read sees what was committed
+    // before the locks were granted. The lock's statement is prepared first (from the cache: no round
+    // trip), so its first poll sends it ahead of the reads.
+    let visits = visit_ids(events);
+    let alerted: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event.is_urgent())
+        .map(|e| e.visit.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let lock = tx.prepare(LOCK_VISITS).await?;
+    let locked = async {
+        client
+            .execute(&lock, &[&visits])
+            .await
+            .map_err(StoreError::from)
+    };
+    let alarm_facts = async {
+        if alerted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        AlarmFacts::read(client, &alerted).await
+    };
+    let (_, _, facts, mut read, alarm_facts) = tokio::try_join!(
+        biased;
+        tx.begin(Begin::ReadWrite),
+        locked,
+        BatchFacts::read(client, device, events),
+        StoredRows::read(client, device, events),
+        alarm_facts
+    )?;
+    let mut tally = Tally::default();
+    let mut new: Vec<(&EventEnvelope, DateTime<Utc>)> = Vec::new();
+    for envelope in events {
+        let visit = &envelope.visit;
+        let counts = match tally.held(visit) {
+            Some(counts) => counts,
+            None => tally.read_held(visit, facts.held(visit)),
+        };
+        let stored = read.stored(envelope)?;
+        let outcome = if let Some(reason) =
+            checks::over_quota(envelope, counts).filter(|_| stored.is_none())
+        {
+            Err(refused(envelope, reason))
+        } else if let Some(reason) = checks::refusal(device, envelope, facts.staff(visit)) {
+            Err(refused(envelope, reason))
+        } else {
+            let seq_taken = stored.is_none() && read.seq_taken(envelope);
+            match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
+                Err(rejection) => Err(rejection),
+                Ok(Some(outcome)) => Ok(outcome),
+                Ok(None) => {
+                    read.note_new(envelope);
+                    new.push((
+                        envelope,
+                        trusted_time(envelope.recorded_at, device_time, now),
+                    ));
+                    Ok(EventOutcome::Stored)
+                }
+            }
+        };
+        tally.answer(envelope, outcome);
+    }
+    if !tally.rejections.is_empty() {
+        // Nothing is written before every event has passed; the caller rolls back.
+        return Err(IngestError::Rejected(tally.rejections));
+    }
+    // Each touched visit replayed in memory from what was read and what this batch adds.
+    let mut replayed = Vec::new();
+    for visit in &tally.touched {
+        let mut history = read.history(visit)?;
+        history.extend(new.iter().filter(|(e, _)| &e.visit == *visit).map(
+            |(envelope, trusted_at)| StoredEvent {
+                envelope: (*envelope).clone(),
+                received_at: now,
+                trusted_at: *trusted_at,
+            },
+        ));
+        replayed.push((*visit, replay(facts.staff(visit), &history)));
+    }
+    // As the SQLite store does: one alarm per alert, raised with the ingest, straight to the top, keyed by
+    // who raised it and when, so the engine never raises it twice.
+    let mut duress = Vec::new();
+    for (visit, state) in &replayed {
+        if tally.alerted.contains(visit) {
+            let facts = AlarmFacts::of(&alarm_facts, visit)?;
+            duress.extend(
+                state
+                    .active_duress()
+                    .map(|alert| (NewAlarm::duress(visit, alert), facts)),
+            );
+        }
+    }
+    // Every write prepared first, so that each goes out ahead of the `COMMIT` joined after them.
+    let insert_events_sql = tx.prepare(INSERT_EVENTS).await?;
+    let insert_notices_sql = tx.prepare(INSERT_NOTICES).await?;
+    let store_states_sql = tx.prepare(STORE_STATES).await?;
+    let raise = tx.prepare(RAISE_ALARM).await?;
+    let events_stored = async {
+        if new.is_empty() {
+            return Ok(());
+        }
+        insert_events(client, &insert_events_sql, &new, now).await
+    };
+    let states = async {
+        if replayed.is_empty() {
+            return Ok(());
+        }
+        store_states(client, &store_states_sql, &replayed).await
+    };
+    let alarms = futures_util::future::try_join_all(
+        duress
+            .iter()
+            .map(|(alarm, facts)| raise_alarm_with(client, &raise, *alarm, now, facts)),
+    );
+    // With the writes when at most one alarm is raised (each statement above is sent on its first
+    // poll, in the order joined); after them, on its own round trip, when several are (the caller's
+    // `end`), so that no order among the alarms' statements need be relied on.
+    let commit = async {
+        if duress.len() > 1 {
+            return Ok(());
+        }
+        tx.commit().await
+    };
+    let (_, _, _, alarms, ()) = tokio::try_join!(
+        biased;
+        events_stored,
+        insert_notices(client, &insert_notices_sql, &new, &facts.policy, now),
+        states,
+        alarms,
+        commit
+    )?;
+    Ok(Ingested {
+        results: tally.results,
+        alarms: alarms.into_iter().flatten().collect(),
+    })
+}
+
 impl Visits for PgStore {
     async fn add_school(&self, school: &School, policy: &Policy) -> Result<(), StoreError> {
         check_new_school(school, policy)?;
@@ -1060,114 +1339,12 @@ impl Visits for PgStore {
     }
 
     async fn ingest(&self, batch: Batch<'_>) -> Result<Ingested, IngestError> {
-        let Batch {
-            device,
-            events,
-            device_time,
-            now,
-        } = batch;
-        if events.is_empty() {
+        if batch.events.is_empty() {
             return Ok(Ingested::default());
         }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(StoreError::from)?;
-        // The visits' locks, then everything the checks and the replay need, in three statements sent
-        // together: the server runs them in the order sent, so both reads see what was committed before
-        // the locks were granted, and a batch costs the same few round trips whatever its size. The lock's
-        // statement is prepared first (from the cache: no round trip), so its first poll sends it ahead
-        // of the reads.
-        let visits = visit_ids(events);
-        let lock = tx
-            .prepare_cached(LOCK_VISITS)
-            .await
-            .map_err(StoreError::from)?;
-        let locked = async {
-            tx.execute(&lock, &[&visits])
-                .await
-                .map_err(StoreError::from)
-        };
-        let (_, facts, mut read) = tokio::try_join!(
-            locked,
-            BatchFacts::read(&tx, device, events),
-            StoredRows::read(&tx, device, events)
-        )?;
-        let mut tally = Tally::default();
-        let mut new: Vec<(&EventEnvelope, DateTime<Utc>)> = Vec::new();
-        for envelope in events {
-            let visit = &envelope.visit;
-            let counts = match tally.held(visit) {
-                Some(counts) => counts,
-                None => tally.read_held(visit, facts.held(visit)),
-            };
-            let stored = read.stored(envelope)?;
-            let outcome = if let Some(reason) =
-                checks::over_quota(envelope, counts).filter(|_| stored.is_none())
-            {
-                Err(refused(envelope, reason))
-            } else if let Some(reason) = checks::refusal(device, envelope, facts.staff(visit)) {
-                Err(refused(envelope, reason))
-            } else {
-                let seq_taken = stored.is_none() && read.seq_taken(envelope);
-                match checks::against_stored(envelope, stored.as_ref(), seq_taken) {
-                    Err(rejection) => Err(rejection),
-                    Ok(Some(outcome)) => Ok(outcome),
-                    Ok(None) => {
-                        read.note_new(envelope);
-                        new.push((
-                            envelope,
-                            trusted_time(envelope.recorded_at, device_time, now),
-                        ));
-                        Ok(EventOutcome::Stored)
-                    }
-                }
-            };
-            tally.answer(envelope, outcome);
-        }
-        if !tally.rejections.is_empty() {
-            // Nothing is written before every event has passed: dropping the transaction ends it.
-            return Err(IngestError::Rejected(tally.rejections));
-        }
-        // Each touched visit replayed in memory from what was read and what this batch adds; the events,
-        // their notices and the visits' new states are then written by statements sent together.
-        let mut replayed = Vec::new();
-        for visit in &tally.touched {
-            let mut history = read.history(visit)?;
-            history.extend(new.iter().filter(|(e, _)| &e.visit == *visit).map(
-                |(envelope, trusted_at)| StoredEvent {
-                    envelope: (*envelope).clone(),
-                    received_at: now,
-                    trusted_at: *trusted_at,
-                },
-            ));
-            replayed.push((*visit, replay(facts.staff(visit), &history)));
-        }
-        let notices = async {
-            for (envelope, _) in &new {
-                insert_notices(&tx, envelope, &facts.policy, now).await?;
-            }
-            Ok::<_, StoreError>(())
-        };
-        let states = futures_util::future::try_join_all(
-            replayed
-                .iter()
-                .map(|(visit, state)| store_state(&tx, visit, state)),
-        );
-        tokio::try_join!(insert_events(&tx, &new, now), notices, states)?;
-        let mut alarms = Vec::new();
-        for (visit, state) in &replayed {
-            if tally.alerted.contains(visit) {
-                // As the SQLite store does: one alarm per alert, raised with the ingest, straight to the
-                // top, keyed by who raised it and when, so the engine never raises it twice.
-                for alert in state.active_duress() {
-                    alarms.extend(raise_alarm_in(&tx, NewAlarm::duress(visit, alert), now).await?);
-                }
-            }
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(Ingested {
-            results: tally.results,
-            alarms,
-        })
+        let tx = Pipelined::new(self.client().await?);
+        let ingested = ingest_in(&tx, batch).await;
+        tx.end(ingested).await
     }
 
     async fn record_office_event(
@@ -1310,14 +1487,35 @@ impl Alarms for PgStore {
         new: NewAlarm<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<Alarm>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        lock_visit(&tx, new.visit).await?;
-        let alarm = raise_alarm_in(&tx, new, now).await?;
-        if alarm.is_some() {
-            tx.commit().await?;
+        let tx = Pipelined::new(self.client().await?);
+        let raised = async {
+            let lock = tx.prepare(LOCK_VISIT).await?;
+            let raise = tx.prepare(RAISE_ALARM).await?;
+            // Two round trips: the lock and the facts (after `START TRANSACTION`), then the alarm with
+            // its log lines (before `COMMIT`).
+            let locked = async {
+                tx.client()
+                    .execute(&lock, &[&new.visit.as_str()])
+                    .await
+                    .map_err(StoreError::from)
+            };
+            let visit = [new.visit.as_str()];
+            let (_, _, facts) = tokio::try_join!(
+                biased;
+                tx.begin(Begin::ReadWrite),
+                locked,
+                AlarmFacts::read(tx.client(), &visit)
+            )?;
+            let facts = AlarmFacts::of(&facts, new.visit)?;
+            let (alarm, ()) = tokio::try_join!(
+                biased;
+                raise_alarm_with(tx.client(), &raise, new, now, facts),
+                tx.commit()
+            )?;
+            Ok(alarm)
         }
-        Ok(alarm)
+        .await;
+        tx.end(raised).await
     }
 
     async fn escalate_alarm(

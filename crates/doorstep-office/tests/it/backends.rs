@@ -264,6 +264,7 @@ on_both_backends!(
     contact_resumed_is_noted_once,
     a_batch_with_one_refused_event_stores_nothing_and_a_resend_is_a_duplicate,
     a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it,
+    alerts_on_two_visits_in_one_batch_raise_an_alarm_each,
     a_phone_is_sent_everything_then_only_what_changed_since_its_cursor,
     the_audit_log_is_one_chain_and_each_entry_follows_the_one_before,
     an_office_decision_and_a_closed_alert_are_recorded_with_their_audit_entries,
@@ -627,6 +628,43 @@ async fn a_duress_alert_raises_its_alarm_in_the_ingest_that_stores_it<S: Visits 
     assert_eq!(alarms(store, "visit-ava").await.len(), 1);
 }
 
+async fn alerts_on_two_visits_in_one_batch_raise_an_alarm_each<S: Visits + Alarms>(store: &S) {
+    a_school(store, &["visit-ava", "visit-ben"]).await;
+    go_in(store, "visit-ava", 1).await;
+    go_in(store, "visit-ben", 20).await;
+    let alert = |seq, visit_id| {
+        envelope(
+            "phone-sam",
+            seq,
+            visit_id,
+            at(10, 20),
+            VisitEvent::DuressRaised {
+                staff: staff("sam"),
+                via: DuressVia::CodePhraseButton,
+            },
+        )
+    };
+    let ingested = store
+        .ingest(batch(
+            &[alert(40, "visit-ava"), alert(41, "visit-ben")],
+            at(10, 20),
+            at(10, 20),
+        ))
+        .await
+        .expect("stored");
+    assert_eq!(ingested.alarms.len(), 2, "{ingested:?}");
+    for visit_id in ["visit-ava", "visit-ben"] {
+        let raised = alarms(store, visit_id).await;
+        assert_eq!(raised.len(), 1, "{visit_id}");
+        assert_eq!(
+            (raised[0].kind, raised[0].level),
+            (AlarmKind::Duress, AlarmLevel::Authoriser)
+        );
+        assert!(ingested.alarms.contains(&raised[0]), "{visit_id}");
+        assert_eq!(phase(store, visit_id).await, "duress");
+    }
+}
+
 /// A clock the test sets: both offices read the same one, as two machines synced by NTP would.
 fn hand_clock(start: DateTime<Utc>) -> (Clock, Arc<Mutex<DateTime<Utc>>>) {
     let now = Arc::new(Mutex::new(start));
@@ -753,6 +791,133 @@ async fn an_office_that_dies_while_raising_an_alarm_leaves_it_to_the_other() {
     assert_eq!(raised.len(), 1, "office B raised it");
     assert_eq!(raised[0].about, "check_in");
     engine_b.abort();
+}
+
+/// A phone's ingest on PostgreSQL sends `START TRANSACTION` and `COMMIT` with its statements rather than
+/// waiting for each: a refused batch, and one whose request is abandoned half way, must still leave no
+/// transaction open, no visit locked and nothing half written, on a pool of one connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_or_abandoned_batch_leaves_no_transaction_open_and_the_visit_free() {
+    let url = fresh_database().await;
+    let office = PgStore::connect(&url, 1).await.expect("office");
+    let other_office = PgStore::connect(&url, 1).await.expect("another office");
+    a_school(&office, &["visit-ava"]).await;
+    let departed = envelope(
+        "phone-sam",
+        1,
+        "visit-ava",
+        at(10, 1),
+        VisitEvent::Departed {
+            staff: staff("sam"),
+            expected_arrival: agreed(),
+            expected_end: at(11, 0),
+        },
+    );
+    let for_alex = envelope(
+        "phone-sam",
+        2,
+        "visit-ava",
+        at(10, 2),
+        VisitEvent::ArrivedOutside {
+            staff: staff("alex"),
+        },
+    );
+    let refused = office
+        .ingest(batch(&[departed.clone(), for_alex], at(10, 2), at(10, 2)))
+        .await;
+    assert!(
+        matches!(refused, Err(IngestError::Rejected(_))),
+        "{refused:?}"
+    );
+    // The visit is not left locked (the other office would wait for ever behind it) and nothing of the
+    // batch is stored: the other office stores the event the refused batch carried; this office's one
+    // connection then answers it as a duplicate.
+    let stored = tokio::time::timeout(
+        Duration::from_secs(10),
+        other_office.ingest(batch(std::slice::from_ref(&departed), at(10, 2), at(10, 2))),
+    )
+    .await
+    .expect("the visit is not left locked after a refusal")
+    .expect("stored by the other office");
+    assert_eq!(stored.results[0].outcome, EventOutcome::Stored);
+    let again = office
+        .ingest(batch(std::slice::from_ref(&departed), at(10, 3), at(10, 3)))
+        .await
+        .expect("answered after a refusal");
+    assert_eq!(again.results[0].outcome, EventOutcome::Duplicate);
+    assert_eq!(phase(&office, "visit-ava").await, "departed");
+
+    // A request abandoned once its transaction is open (its first statements sent, the visit's lock
+    // asked for): polled once, then dropped.
+    let outside = envelope(
+        "phone-sam",
+        3,
+        "visit-ava",
+        at(10, 13),
+        VisitEvent::ArrivedOutside {
+            staff: staff("sam"),
+        },
+    );
+    let mut abandoned = Box::pin(office.ingest(batch(
+        std::slice::from_ref(&outside),
+        at(10, 13),
+        at(10, 13),
+    )));
+    let _ = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(abandoned.as_mut(), cx))
+    })
+    .await;
+    drop(abandoned);
+    // Whether the server had its `COMMIT` before the request was dropped is a race (on a busy machine the
+    // whole ingest can be done within that one poll); either way the batch is stored whole or not at
+    // all, and the visit is not left locked: the other office answers the same event (it would wait for
+    // ever behind a lock left held), as stored or as a duplicate.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        other_office.ingest(batch(
+            std::slice::from_ref(&outside),
+            at(10, 13),
+            at(10, 13),
+        )),
+    )
+    .await
+    .expect("the visit is not left locked after an abandoned batch")
+    .expect("answered by the other office");
+    assert!(
+        matches!(
+            answered.results[0].outcome,
+            EventOutcome::Stored | EventOutcome::Duplicate
+        ),
+        "{answered:?}"
+    );
+    assert_eq!(phase(&other_office, "visit-ava").await, "outside");
+    let again = office
+        .ingest(batch(
+            std::slice::from_ref(&outside),
+            at(10, 14),
+            at(10, 14),
+        ))
+        .await
+        .expect("answered on a fresh connection");
+    assert_eq!(again.results[0].outcome, EventOutcome::Duplicate);
+    assert_eq!(phase(&office, "visit-ava").await, "outside");
+
+    // And no session of either office is left inside a transaction.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("an observer");
+    tokio::spawn(connection);
+    let open: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid != pg_backend_pid()
+                   AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(open, 0);
 }
 
 /// A `doorstep-office watch` process on the database at `url`, killed (SIGKILL) when dropped.

@@ -11,12 +11,14 @@
 
 use std::collections::HashMap;
 
+use deadpool_postgres::GenericClient;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use doorstep_core::domain::{StaffMember, Visit};
 use doorstep_core::ids::{DeviceId, DeviceSeq};
 use doorstep_core::protocol::{HoldScope, PhoneHoldings, MAX_CHANGED_EVENTS};
-use tokio_postgres::IsolationLevel;
 
+use super::pipelined::{Begin, Pipelined};
 use super::{query, query_one, query_opt, school_from, stored_event, text, PgStore};
 use crate::store::holdings::{self, as_held, held_visit};
 use crate::store::{Device, Holdings, StoreError, StoredEvent};
@@ -49,18 +51,7 @@ impl PgStore {
         &self,
         device: &DeviceId,
     ) -> Result<Option<DeviceSeq>, StoreError> {
-        let row = query_one(
-            &self.client().await?,
-            "SELECT MAX(seq) AS seq FROM events WHERE device_id = $1",
-            &[&device.as_str()],
-        )
-        .await?;
-        row.try_get::<_, Option<i64>>("seq")?
-            .map(|seq| {
-                let seq = u64::try_from(seq).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                DeviceSeq::new(seq).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .transpose()
+        acknowledged_through(&self.client().await?, device).await
     }
 
     pub(super) async fn holdings_since_pg(
@@ -69,50 +60,78 @@ impl PgStore {
         now: DateTime<Utc>,
         cursor: Option<&str>,
     ) -> Result<Holdings, StoreError> {
-        let mut client = self.client().await?;
-        // One snapshot for every read below, so the cursor and the events it covers agree.
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let school = query_opt(
-            &tx,
+        let tx = Pipelined::new(self.client().await?);
+        let answer = answer(&tx, device, now, cursor).await;
+        tx.end(answer).await
+    }
+}
+
+/// The highest sequence number stored from `device`.
+async fn acknowledged_through(
+    client: &impl GenericClient,
+    device: &DeviceId,
+) -> Result<Option<DeviceSeq>, StoreError> {
+    let row = query_one(
+        client,
+        "SELECT MAX(seq) AS seq FROM events WHERE device_id = $1",
+        &[&device.as_str()],
+    )
+    .await?;
+    row.try_get::<_, Option<i64>>("seq")?
+        .map(|seq| {
+            let seq = u64::try_from(seq).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            DeviceSeq::new(seq).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .transpose()
+}
+
+/// A phone's answer, read in one snapshot in two round trips: `START TRANSACTION` with
+/// the school, the staff member, their visits and the phone's last event stored; then the events changed since the cursor, with `COMMIT`
+/// ([`Pipelined`]).
+async fn answer(
+    tx: &Pipelined,
+    device: &Device,
+    now: DateTime<Utc>,
+    cursor: Option<&str>,
+) -> Result<Holdings, StoreError> {
+    let client = tx.client();
+    let school = async {
+        let row = query_opt(
+            client,
             "SELECT id, name, office_phone, policy, time_zone FROM schools WHERE id = $1",
             &[&device.school.as_str()],
         )
         .await?
         .ok_or_else(|| StoreError::Invalid(format!("unknown school {}", device.school)))?;
-        let (school, policy) = school_from(&school)?;
-        let member: StaffMember = match query_opt(
-            &tx,
+        school_from(&row)
+    };
+    let member = async {
+        match query_opt(
+            client,
             "SELECT body FROM staff WHERE id = $1",
             &[&device.staff.as_str()],
         )
         .await?
         {
-            Some(row) => serde_json::from_str(&text(&row, "body")?)?,
-            None => {
-                return Err(StoreError::Corrupt(format!(
-                    "device's staff {} missing",
-                    device.staff
-                )))
-            }
-        };
-        // From a day ago to a week ahead, and any not yet over; times compare as text, byte by byte.
-        let visits: Vec<Visit> = query(
-            &tx,
+            Some(row) => Ok::<StaffMember, StoreError>(serde_json::from_str(&text(&row, "body")?)?),
+            None => Err(StoreError::Corrupt(format!(
+                "device's staff {} missing",
+                device.staff
+            ))),
+        }
+    };
+    // From a day ago to a week ahead, and any not yet over; times compare as text, byte by byte.
+    let from = (now - TimeDelta::days(1)).to_rfc3339();
+    let to = (now + TimeDelta::days(7)).to_rfc3339();
+    let visits = async {
+        query(
+            client,
             "SELECT v.body, v.phase FROM visits v JOIN visit_staff vs ON vs.visit_id = v.id
                  WHERE vs.staff_id = $1 AND (v.agreed_time COLLATE \"C\") <= $3
                    AND ((v.agreed_time COLLATE \"C\") >= $2
                         OR v.phase NOT IN ('written_up', 'cancelled', 'declined'))
                  ORDER BY v.agreed_time COLLATE \"C\"",
-            &[
-                &device.staff.as_str(),
-                &(now - TimeDelta::days(1)).to_rfc3339(),
-                &(now + TimeDelta::days(7)).to_rfc3339(),
-            ],
+            &[&device.staff.as_str(), &from, &to],
         )
         .await?
         .iter()
@@ -122,73 +141,88 @@ impl PgStore {
                 &text(row, "phase")?,
             ))
         })
-        .collect::<Result<_, StoreError>>()?;
-        let basis = holdings::basis(&school, &policy, &member, &visits)?;
-        let since = sent_before(cursor, &basis, visits.len());
-        let after = since.clone().unwrap_or_else(|| vec![0; visits.len()]);
-        let ids: Vec<&str> = visits.iter().map(|v| v.id.as_str()).collect();
-        let mut changed: HashMap<String, Vec<(i64, StoredEvent)>> = HashMap::new();
-        let mut positions = Vec::new();
-        for row in query(
-            &tx,
+        .collect::<Result<Vec<Visit>, StoreError>>()
+    };
+    let (_, (school, policy), member, visits, acknowledged) = tokio::try_join!(
+        biased;
+        tx.begin(Begin::ReadOnlySnapshot),
+        school,
+        member,
+        visits,
+        acknowledged_through(client, &device.id)
+    )?;
+    let basis = holdings::basis(&school, &policy, &member, &visits)?;
+    let since = sent_before(cursor, &basis, visits.len());
+    let after = since.clone().unwrap_or_else(|| vec![0; visits.len()]);
+    let ids: Vec<&str> = visits.iter().map(|v| v.id.as_str()).collect();
+    // Prepared first, so that it goes out ahead of the `COMMIT` joined after it.
+    let changed_since = tx
+        .prepare(
             "SELECT e.visit_id, e.position, e.body, e.received_at, e.trusted_at FROM events e
                  JOIN unnest($1::text[], $2::bigint[]) AS c(visit_id, after)
                      ON e.visit_id = c.visit_id AND e.position > c.after
                  ORDER BY e.position",
-            &[&ids, &after],
         )
-        .await?
-        {
-            let position: i64 = row.try_get("position")?;
-            positions.push(position);
-            changed
-                .entry(text(&row, "visit_id")?)
-                .or_default()
-                .push((position, stored_event(&row)?));
-        }
-        tx.commit().await?;
-        // At most MAX_CHANGED_EVENTS changes in one answer: those stored first; the rest next time.
-        let (through, more) = match since {
-            Some(_) if positions.len() > MAX_CHANGED_EVENTS => {
-                (positions[MAX_CHANGED_EVENTS - 1], true)
-            }
-            _ => (i64::MAX, false),
-        };
-        let mut sent = after;
-        let mut held = Vec::new();
-        for (n, visit) in visits.into_iter().enumerate() {
-            let events: Vec<StoredEvent> = changed
-                .remove(visit.id.as_str())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(position, _)| *position <= through)
-                .map(|(position, event)| {
-                    sent[n] = position;
-                    event
-                })
-                .collect();
-            if since.is_some() && events.is_empty() {
-                continue;
-            }
-            held.push(held_visit(visit, events));
-        }
-        Ok(Holdings {
-            hold: PhoneHoldings {
-                school,
-                policy,
-                staff: member.id,
-                staff_name: member.name,
-                visits: held,
-            },
-            scope: if since.is_some() {
-                HoldScope::ChangesOnly
-            } else {
-                HoldScope::Full
-            },
-            cursor: cursor_of(&basis, &sent),
-            more,
-        })
+        .await?;
+    let changes = async {
+        client
+            .query(&changed_since, &[&ids, &after])
+            .await
+            .map_err(StoreError::from)
+    };
+    let (rows, ()) = tokio::try_join!(biased; changes, tx.commit())?;
+    let mut changed: HashMap<String, Vec<(i64, StoredEvent)>> = HashMap::new();
+    let mut positions = Vec::new();
+    for row in rows {
+        let position: i64 = row.try_get("position")?;
+        positions.push(position);
+        changed
+            .entry(text(&row, "visit_id")?)
+            .or_default()
+            .push((position, stored_event(&row)?));
     }
+    // At most MAX_CHANGED_EVENTS changes in one answer: those stored first; the rest next time.
+    let (through, more) = match since {
+        Some(_) if positions.len() > MAX_CHANGED_EVENTS => {
+            (positions[MAX_CHANGED_EVENTS - 1], true)
+        }
+        _ => (i64::MAX, false),
+    };
+    let mut sent = after;
+    let mut held = Vec::new();
+    for (n, visit) in visits.into_iter().enumerate() {
+        let events: Vec<StoredEvent> = changed
+            .remove(visit.id.as_str())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(position, _)| *position <= through)
+            .map(|(position, event)| {
+                sent[n] = position;
+                event
+            })
+            .collect();
+        if since.is_some() && events.is_empty() {
+            continue;
+        }
+        held.push(held_visit(visit, events));
+    }
+    Ok(Holdings {
+        hold: PhoneHoldings {
+            school,
+            policy,
+            staff: member.id,
+            staff_name: member.name,
+            visits: held,
+        },
+        scope: if since.is_some() {
+            HoldScope::ChangesOnly
+        } else {
+            HoldScope::Full
+        },
+        cursor: cursor_of(&basis, &sent),
+        more,
+        acknowledged_through: acknowledged,
+    })
 }
 
 #[cfg(test)]
