@@ -183,20 +183,10 @@ async fn run<S: Visits + Alarms>(
             },
             () = tokio::time::sleep_until(rescan_at), if next_rescan.is_some() => {
                 refresh_from =
-                    look_at_new_and_some_known(&*store, clock(), &mut wakes, &board, refresh_from).await;
+                    look_at_new_and_some_known(&*store, &clock, &mut wakes, &board, refresh_from).await;
                 next_rescan = rescan.map(|every| tokio::time::Instant::now() + every);
             }
-            () = tokio::time::sleep(pause) => {
-                let now = clock();
-                let due: Vec<VisitId> = wakes
-                    .iter()
-                    .filter(|(_, at)| **at <= now)
-                    .map(|(visit, _)| visit.clone())
-                    .collect();
-                for visit in due {
-                    look(&*store, &visit, now, &mut wakes, &board).await;
-                }
-            }
+            () = tokio::time::sleep(pause) => look_at_due(&*store, clock(), &mut wakes, &board).await,
         }
     }
 }
@@ -229,9 +219,12 @@ const REFRESH_ROUNDS: usize = 60;
 /// the turns bound how stale its plan can be when another office moved a deadline earlier and then died
 /// before keeping it (with a rescan each second, a minute). So a rescan costs one read and a few looks,
 /// not a look at every visit.
+///
+/// A rescan can take a while on a busy database (a look at each of a few hundred visits), so before each
+/// look the visits whose time has come are looked at first: a deadline never waits behind the rescan.
 async fn look_at_new_and_some_known<S: Visits + Alarms>(
     store: &S,
-    now: DateTime<Utc>,
+    clock: &Clock,
     wakes: &mut HashMap<VisitId, DateTime<Utc>>,
     board: &broadcast::Sender<BoardEvent>,
     refresh_from: usize,
@@ -245,7 +238,8 @@ async fn look_at_new_and_some_known<S: Visits + Alarms>(
     };
     let (new, known): (Vec<_>, Vec<_>) = visits.into_iter().partition(|v| !wakes.contains_key(v));
     for visit in &new {
-        look(store, visit, now, wakes, board).await;
+        look_at_due(store, clock(), wakes, board).await;
+        look(store, visit, clock(), wakes, board).await;
     }
     if known.is_empty() {
         return 0;
@@ -253,9 +247,27 @@ async fn look_at_new_and_some_known<S: Visits + Alarms>(
     let turn = known.len().div_ceil(REFRESH_ROUNDS);
     for offset in 0..turn {
         let visit = &known[(refresh_from + offset) % known.len()];
-        look(store, visit, now, wakes, board).await;
+        look_at_due(store, clock(), wakes, board).await;
+        look(store, visit, clock(), wakes, board).await;
     }
     (refresh_from + turn) % known.len()
+}
+
+/// Looks at every visit whose next look has come by `now`.
+async fn look_at_due<S: Visits + Alarms>(
+    store: &S,
+    now: DateTime<Utc>,
+    wakes: &mut HashMap<VisitId, DateTime<Utc>>,
+    board: &broadcast::Sender<BoardEvent>,
+) {
+    let due: Vec<VisitId> = wakes
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(visit, _)| visit.clone())
+        .collect();
+    for visit in due {
+        look(store, &visit, now, wakes, board).await;
+    }
 }
 
 async fn look<S: Visits + Alarms>(
