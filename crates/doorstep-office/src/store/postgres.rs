@@ -63,8 +63,8 @@ use super::{
 };
 use crate::alarms::{
     acknowledged_detail, already_done, checked_name, escalation_step, nobody_to_tell_detail,
-    raised_detail, step, still_as_seen, wants_level_column, Alarm, AlarmKind, AlarmLogEntry,
-    Closing, NewAlarm, HEARD_FROM,
+    raised_detail, step, still_as_seen, Alarm, AlarmKind, AlarmLogEntry, Closing, NewAlarm,
+    HEARD_FROM,
 };
 use crate::audit::NewEntry;
 use crate::notices::{role_name, NoticeKind};
@@ -476,40 +476,6 @@ async fn log(
     Ok(())
 }
 
-/// Logs "nobody_to_tell" when the alarm has reached `level` beyond the board and no live school-wide
-/// target of its school (`of`: the school and its policy) wants that level, as the SQLite store does.
-async fn note_if_nobody_to_tell(
-    client: &impl GenericClient,
-    (alarm, level): (i64, AlarmLevel),
-    of: &(School, Policy),
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    if level == AlarmLevel::Board {
-        return Ok(());
-    }
-    let column = wants_level_column(level);
-    let covered: bool = query_one(
-        client,
-        &format!(
-            "SELECT EXISTS (SELECT 1 FROM notification_targets WHERE school_id = $1
-                 AND visit_id IS NULL AND removed_at IS NULL AND {column} = 1)"
-        ),
-        &[&of.0.id.as_str()],
-    )
-    .await?
-    .try_get(0)?;
-    if covered {
-        return Ok(());
-    }
-    let detail = nobody_to_tell_detail(level, &of.1);
-    log(
-        client,
-        (alarm, now),
-        (step::NOBODY_TO_TELL, Some(level), &detail),
-    )
-    .await
-}
-
 /// Everyone on a visit, in the order the office listed them.
 async fn assigned_staff(
     client: &impl GenericClient,
@@ -601,11 +567,12 @@ async fn store_state(
 }
 
 /// What raising an alarm on a visit writes beside it, read before: the visit's school with its policy (the
-/// log's words) and the alarm levels its live school-wide targets want (whether anyone can be told).
+/// log's words) and the levels beyond the board its live school-wide targets want (whether anyone can be
+/// told).
 struct AlarmFacts {
     school: (School, Policy),
-    /// Board, authoriser, further.
-    wanted: [bool; 3],
+    /// Whether a live school-wide target wants the authoriser's level, and the further contacts'.
+    wanted: [bool; 2],
 }
 
 impl AlarmFacts {
@@ -617,7 +584,6 @@ impl AlarmFacts {
         let rows = query(
             client,
             "SELECT v.id AS visit_id, s.id, s.name, s.office_phone, s.policy, s.time_zone,
-                    COALESCE(bool_or(t.wants_board = 1), false) AS board,
                     COALESCE(bool_or(t.wants_authoriser = 1), false) AS authoriser,
                     COALESCE(bool_or(t.wants_further = 1), false) AS further
                  FROM visits v JOIN schools s ON s.id = v.school_id
@@ -632,11 +598,7 @@ impl AlarmFacts {
             .map(|row| {
                 let facts = Self {
                     school: school_from(row)?,
-                    wanted: [
-                        row.try_get("board")?,
-                        row.try_get("authoriser")?,
-                        row.try_get("further")?,
-                    ],
+                    wanted: [row.try_get("authoriser")?, row.try_get("further")?],
                 };
                 Ok((text(row, "visit_id")?, facts))
             })
@@ -650,13 +612,15 @@ impl AlarmFacts {
             .ok_or_else(|| StoreError::Invalid(format!("unknown visit {visit}")))
     }
 
-    /// Whether a live school-wide target wants alarms at `level`.
-    fn wanted(&self, level: AlarmLevel) -> bool {
-        match level {
-            AlarmLevel::Board => self.wanted[0],
-            AlarmLevel::Authoriser => self.wanted[1],
-            AlarmLevel::Further => self.wanted[2],
-        }
+    /// The words of a "nobody_to_tell" log line, as the SQLite store writes it, when an alarm reaching
+    /// `level` goes beyond the board and no live school-wide target wants that level.
+    fn nobody_to_tell(&self, level: AlarmLevel) -> Option<String> {
+        let wanted = match level {
+            AlarmLevel::Board => return None,
+            AlarmLevel::Authoriser => self.wanted[0],
+            AlarmLevel::Further => self.wanted[1],
+        };
+        (!wanted).then(|| nobody_to_tell_detail(level, &self.school.1))
     }
 }
 
@@ -688,9 +652,9 @@ async fn raise_alarm_with(
     let (school, policy) = &facts.school;
     let mut steps = vec![step::RAISED.to_owned()];
     let mut details = vec![raised_detail(&new, school, policy)];
-    if new.level != AlarmLevel::Board && !facts.wanted(new.level) {
+    if let Some(detail) = facts.nobody_to_tell(new.level) {
         steps.push(step::NOBODY_TO_TELL.to_owned());
-        details.push(nobody_to_tell_detail(new.level, policy));
+        details.push(detail);
     }
     let now_text = now.to_rfc3339();
     tx.query_opt(
@@ -1529,8 +1493,9 @@ impl Alarms for PgStore {
         if !still_as_seen(&alarm_in(&tx, seen.id).await?, seen) {
             return Ok(None);
         }
-        let school = school_of_visit(&tx, &seen.visit).await?;
-        let step = escalation_step(seen.level, &school.1);
+        let facts = AlarmFacts::read(&tx, &[seen.visit.as_str()]).await?;
+        let facts = AlarmFacts::of(&facts, &seen.visit)?;
+        let step = escalation_step(seen.level, &facts.school.1);
         execute(
             &tx,
             "UPDATE alarms SET level = $2, escalated_at = $3 WHERE id = $1",
@@ -1544,7 +1509,14 @@ impl Alarms for PgStore {
         )
         .await?;
         if step.level != seen.level {
-            note_if_nobody_to_tell(&tx, (seen.id, step.level), &school, now).await?;
+            if let Some(detail) = facts.nobody_to_tell(step.level) {
+                log(
+                    &tx,
+                    (seen.id, now),
+                    (step::NOBODY_TO_TELL, Some(step.level), &detail),
+                )
+                .await?;
+            }
         }
         let alarm = alarm_in(&tx, seen.id).await?;
         tx.commit().await?;
